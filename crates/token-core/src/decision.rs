@@ -1,0 +1,117 @@
+//! The outcome of a verification.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::TokenFormatError;
+use crate::format::TokenId;
+use crate::role::PrincipalId;
+
+/// Why a presented token was refused.
+///
+/// Reasons after [`DenyReason::BadSecret`] are only ever given to a presenter who holds the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// Not a well-formed token of this issuer.
+    Malformed(TokenFormatError),
+    /// Well formed, but no token has this id.
+    Unknown,
+    /// The id exists but the secret does not match.
+    BadSecret,
+    /// The digest was made under a key the verifier does not hold.
+    UnknownDigestKey {
+        /// The key id in the record.
+        key_id: u32,
+    },
+    /// Revoked (directly or with its parent).
+    Revoked {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Not valid yet.
+    NotYetValid {
+        /// From when it is.
+        from: DateTime<Utc>,
+    },
+    /// Past its expiry.
+    Expired {
+        /// When it expired.
+        at: DateTime<Utc>,
+    },
+    /// Valid, but its scopes do not allow the request.
+    OutOfScope,
+    /// Its use limit is spent.
+    UsesExhausted {
+        /// The limit.
+        max_uses: u64,
+    },
+    /// Unused for longer than its idle timeout.
+    IdleTimeout {
+        /// Last used (or issued, if never used).
+        since: DateTime<Utc>,
+    },
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed token: {e}"),
+            Self::Unknown => f.write_str("unknown token"),
+            Self::BadSecret => f.write_str("token secret does not match"),
+            Self::UnknownDigestKey { key_id } => {
+                write!(f, "token digest key {key_id} is not held by this verifier")
+            }
+            Self::Revoked { at } => write!(f, "token was revoked at {}", at.to_rfc3339()),
+            Self::NotYetValid { from } => write!(f, "token is not valid before {}", from.to_rfc3339()),
+            Self::Expired { at } => write!(f, "token expired at {}", at.to_rfc3339()),
+            Self::OutOfScope => f.write_str("token scopes do not allow this request"),
+            Self::UsesExhausted { max_uses } => {
+                write!(f, "token has been used its maximum of {max_uses} times")
+            }
+            Self::IdleTimeout { since } => write!(f, "token has been idle since {}", since.to_rfc3339()),
+        }
+    }
+}
+
+/// A verification's outcome. Check it: it is `#[must_use]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a verification decision must be checked"]
+pub enum Decision {
+    /// The request may proceed on behalf of this token's principal.
+    Allowed {
+        /// The token.
+        id: TokenId,
+        /// Its holder.
+        principal: PrincipalId,
+    },
+    /// Refused, with the reason (for logs and audit; tell the caller less).
+    Denied(DenyReason),
+}
+
+impl Decision {
+    /// Whether the request may proceed.
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allowed { .. })
+    }
+
+    /// The reason, if denied.
+    #[must_use]
+    pub fn reason(&self) -> Option<&DenyReason> {
+        match self {
+            Self::Denied(r) => Some(r),
+            Self::Allowed { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Allowed { id, principal } => write!(f, "allowed: token {id} of {principal}"),
+            Self::Denied(r) => write!(f, "denied: {r}"),
+        }
+    }
+}

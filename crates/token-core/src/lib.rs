@@ -1,0 +1,83 @@
+//! # token-core
+//!
+//! Tokenward's token model: the presented token format, secrets, scopes, roles, the issuing
+//! policy, expiry, and verification.
+//!
+//! A token looks like `acme_prod_3fQm…`: an issuer prefix a scanner recognises, a public id
+//! (the lookup key, safe to log), a 256-bit secret, and a CRC-32 checksum that lets a scanner
+//! confirm a match offline. The issuer stores only an HMAC-SHA256 digest of the secret under a
+//! server-side key and compares it in constant time; the plaintext is handed out once, at issue.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chrono::{TimeDelta, Utc};
+//! use token_core::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A role grants scopes, with a cap on token lifetime; a principal holds roles.
+//! let policy = Policy::builder()
+//!     .role(Role::parse("log-reader", "s3:bucket/prod-logs/**:read", TimeDelta::hours(1))?)
+//!     .build()?;
+//! let principal = Principal::parse("billing-api", ["log-reader"])?;
+//!
+//! let format = TokenFormat::new(TokenPrefix::new("acme_prod")?);
+//! let keys = DigestKeyring::new(DigestKey::generate(1)?);
+//! let issuer = Issuer::new(format.clone(), keys.clone(), policy);
+//! let tokens = Arc::new(MemoryTokens::new());
+//!
+//! // Issue a least-privilege token: one scope, 15 minutes.
+//! let request = IssueRequest::parse("read-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?;
+//! let now = Utc::now();
+//! let token = tokens.issue_at(&issuer, &principal, &request, now)?;
+//!
+//! let verifier = Verifier::new(format, keys, Arc::clone(&tokens));
+//! let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
+//! assert!(verifier.verify_at(token.expose_secret(), &read, now).is_allowed());
+//!
+//! let write = Request::parse("s3:bucket/prod-logs/app.log:write")?;
+//! assert_eq!(verifier.verify_at(token.expose_secret(), &write, now).reason(), Some(&DenyReason::OutOfScope));
+//!
+//! let later = now + TimeDelta::minutes(16);
+//! assert!(matches!(
+//!     verifier.verify_at(token.expose_secret(), &read, later).reason(),
+//!     Some(DenyReason::Expired { .. })
+//! ));
+//! # Ok(()) }
+//! ```
+//!
+//! Secrets never appear in `Debug` or `Display` output, nor in any error.
+
+#![deny(missing_docs)]
+
+mod base62;
+mod clock;
+mod decision;
+mod error;
+mod format;
+mod issue;
+mod memory;
+mod policy;
+mod record;
+mod role;
+mod scope;
+mod secret;
+mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{Decision, DenyReason};
+pub use error::{ScopeError, TokenFormatError};
+pub use format::{
+    BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, ParsedToken, SECRET_LEN, TokenFormat,
+    TokenId, TokenPrefix,
+};
+pub use issue::{IssueError, Issuer};
+pub use memory::MemoryTokens;
+pub use policy::{Approval, ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
+pub use record::{TokenRecord, TokenStatus, UseLimits};
+pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};
+pub use scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS, Request, Scope, ScopeSet};
+pub use secret::{DigestKey, IssuedToken, TokenDigest, ct_eq_32};
+pub use verify::{DigestKeyring, TokenLookup, Verifier};
+
+pub use chrono;
+pub use secrecy;

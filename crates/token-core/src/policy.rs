@@ -1,0 +1,457 @@
+//! The issuing policy: roles, TTL caps, wildcard rule, one active token per purpose, use limits.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::error::ScopeError;
+use crate::format::TokenId;
+use crate::record::{TokenRecord, TokenStatus, UseLimits};
+use crate::role::{NameError, Principal, Purpose, Role, RoleName};
+use crate::scope::{Scope, ScopeSet};
+
+/// A policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A malformed name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A malformed scope.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    /// Two roles share a name.
+    #[error("role `{0}` is defined twice")]
+    DuplicateRole(RoleName),
+    /// A role grants a bare wildcard while the policy forbids them.
+    #[error("role `{role}` grants `{scope}`, a bare wildcard, and the policy forbids them")]
+    RoleGrantsBareWildcard {
+        /// The role.
+        role: RoleName,
+        /// The grant.
+        scope: Scope,
+    },
+    /// A TTL that is zero or negative.
+    #[error("{what} must be positive")]
+    NotPositive {
+        /// Which setting.
+        what: &'static str,
+    },
+}
+
+/// A rule of the policy refused an issue. Each variant names the rule and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyViolation {
+    /// Mandatory expiry: the TTL must be positive.
+    #[error("mandatory expiry: the requested TTL must be positive")]
+    TtlNotPositive,
+    /// The TTL is above what the justifying roles (or the policy) allow.
+    #[error("max TTL: requested {requested_secs}s but at most {max_secs}s is allowed ({limited_by})")]
+    TtlTooLong {
+        /// Requested, in seconds.
+        requested_secs: i64,
+        /// Allowed, in seconds.
+        max_secs: i64,
+        /// What sets the cap: a role, or the policy.
+        limited_by: String,
+    },
+    /// Least privilege: a token must name at least one scope.
+    #[error("least privilege: a token needs at least one scope")]
+    NoScopes,
+    /// A scope is a bare wildcard.
+    #[error("no bare wildcards: `{scope}` puts a wildcard alone in a position, and this policy forbids that")]
+    BareWildcard {
+        /// The scope.
+        scope: Scope,
+    },
+    /// No role of the principal grants a scope.
+    #[error("RBAC: no role of principal `{principal}` grants `{scope}`")]
+    ScopeNotGranted {
+        /// The principal.
+        principal: String,
+        /// The scope.
+        scope: Scope,
+    },
+    /// The principal holds a role the policy does not define.
+    #[error("RBAC: principal holds role `{0}`, which this policy does not define")]
+    UnknownRole(RoleName),
+    /// One active token per (principal, purpose), except while rotating the one that is.
+    #[error(
+        "one active token per purpose: `{purpose}` already has active token {existing}; issue its replacement with `replacing` during a rotation"
+    )]
+    ActiveTokenExists {
+        /// The purpose.
+        purpose: Purpose,
+        /// The active token.
+        existing: TokenId,
+    },
+    /// A use limit of zero, or an idle timeout that is not positive or exceeds the policy's.
+    #[error("use limits: {0}")]
+    BadLimit(&'static str),
+    /// Attenuation: a child may only narrow its parent's scopes.
+    #[error("attenuation: child scope `{scope}` is not within the parent's scopes")]
+    ChildScopeNotSubset {
+        /// The scope.
+        scope: Scope,
+    },
+    /// Attenuation: a child may not outlive its parent.
+    #[error("attenuation: a child may not expire after its parent ({parent_expires})")]
+    ChildOutlivesParent {
+        /// The parent's expiry.
+        parent_expires: DateTime<Utc>,
+    },
+    /// The parent is not active, or the presented parent token is not it.
+    #[error("attenuation: the parent token is not active or was not proven ({0})")]
+    ParentNotUsable(String),
+}
+
+/// The issuing policy. Build it with [`Policy::builder`].
+#[derive(Clone, Debug)]
+pub struct Policy {
+    roles: BTreeMap<RoleName, Role>,
+    max_ttl: TimeDelta,
+    allow_bare_wildcards: bool,
+    one_active_per_purpose: bool,
+    idle_timeout: Option<TimeDelta>,
+}
+
+/// Builds a [`Policy`]. Defaults: a 90-day hard cap, no bare wildcards, one active token per
+/// purpose, no idle timeout.
+#[derive(Debug)]
+pub struct PolicyBuilder {
+    roles: Vec<Role>,
+    max_ttl: TimeDelta,
+    allow_bare_wildcards: bool,
+    one_active_per_purpose: bool,
+    idle_timeout: Option<TimeDelta>,
+}
+
+impl Policy {
+    /// A builder with the defaults.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder {
+            roles: Vec::new(),
+            max_ttl: TimeDelta::days(90),
+            allow_bare_wildcards: false,
+            one_active_per_purpose: true,
+            idle_timeout: None,
+        }
+    }
+
+    /// A role by name.
+    pub fn role(&self, name: &RoleName) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    /// The hard cap on any token's lifetime.
+    pub fn max_ttl(&self) -> TimeDelta {
+        self.max_ttl
+    }
+
+    /// Checks a request to issue a token to `principal` at `now`, given the ids of its currently
+    /// active tokens for the same purpose. Returns the validity window and limits to record.
+    ///
+    /// TTL cap: each scope must be covered by a role of the principal; the cap for that scope is the
+    /// largest `max_ttl` among the roles covering it, and the token's cap is the smallest over its
+    /// scopes, and never above the policy's hard cap.
+    pub fn check_issue(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest,
+        active_for_purpose: &[TokenId],
+        now: DateTime<Utc>,
+    ) -> Result<Approval, PolicyViolation> {
+        self.check_shape(&request.scopes, request.ttl)?;
+        let mut held = Vec::new();
+        for name in principal.roles() {
+            held.push(self.roles.get(name).ok_or_else(|| PolicyViolation::UnknownRole(name.clone()))?);
+        }
+        let (mut cap, mut limited_by) = (self.max_ttl, String::from("the policy's hard cap"));
+        for scope in &request.scopes {
+            let best =
+                held.iter().filter(|r| r.covers(scope)).max_by_key(|r| r.max_ttl()).ok_or_else(|| {
+                    PolicyViolation::ScopeNotGranted {
+                        principal: principal.id().to_string(),
+                        scope: scope.clone(),
+                    }
+                })?;
+            if best.max_ttl() < cap {
+                cap = best.max_ttl();
+                limited_by = format!("role `{}`", best.name());
+            }
+        }
+        if request.ttl > cap {
+            return Err(PolicyViolation::TtlTooLong {
+                requested_secs: request.ttl.num_seconds(),
+                max_secs: cap.num_seconds(),
+                limited_by,
+            });
+        }
+        if self.one_active_per_purpose {
+            match (active_for_purpose, request.replaces) {
+                ([], _) => {}
+                ([only], Some(old)) if *only == old => {}
+                ([first, ..], _) => {
+                    return Err(PolicyViolation::ActiveTokenExists {
+                        purpose: request.purpose.clone(),
+                        existing: *first,
+                    });
+                }
+            }
+        }
+        let limits = self.limits(request.max_uses, request.idle_timeout)?;
+        let not_before = request.not_before.unwrap_or(now).max(now);
+        Ok(Approval { not_before, expires_at: not_before + request.ttl, limits })
+    }
+
+    /// Checks minting a child of `parent` at `now` (the caller has proven possession of the parent).
+    pub fn check_child(
+        &self,
+        parent: &TokenRecord,
+        request: &ChildRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Approval, PolicyViolation> {
+        if parent.status_at(now) != TokenStatus::Active {
+            return Err(PolicyViolation::ParentNotUsable(format!("{:?}", parent.status_at(now))));
+        }
+        self.check_shape(&request.scopes, request.ttl)?;
+        if let Some(scope) = request.scopes.iter().find(|s| !parent.scopes.iter().any(|p| s.is_subset(p))) {
+            return Err(PolicyViolation::ChildScopeNotSubset { scope: scope.clone() });
+        }
+        let expires_at = now + request.ttl;
+        if expires_at > parent.expires_at {
+            return Err(PolicyViolation::ChildOutlivesParent { parent_expires: parent.expires_at });
+        }
+        let mut limits = self.limits(request.max_uses, request.idle_timeout)?;
+        // A child is never less limited than its parent.
+        limits.max_uses = match (limits.max_uses, parent.limits.max_uses) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limits.idle_timeout = match (limits.idle_timeout, parent.limits.idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(Approval { not_before: now, expires_at, limits })
+    }
+
+    fn check_shape(&self, scopes: &ScopeSet, ttl: TimeDelta) -> Result<(), PolicyViolation> {
+        if ttl <= TimeDelta::zero() {
+            return Err(PolicyViolation::TtlNotPositive);
+        }
+        if scopes.is_empty() {
+            return Err(PolicyViolation::NoScopes);
+        }
+        if !self.allow_bare_wildcards {
+            if let Some(scope) = scopes.iter().find(|s| s.has_bare_wildcard()) {
+                return Err(PolicyViolation::BareWildcard { scope: scope.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    fn limits(&self, max_uses: Option<u64>, idle: Option<TimeDelta>) -> Result<UseLimits, PolicyViolation> {
+        if max_uses == Some(0) {
+            return Err(PolicyViolation::BadLimit("max uses must be at least 1"));
+        }
+        if idle.is_some_and(|d| d <= TimeDelta::zero()) {
+            return Err(PolicyViolation::BadLimit("idle timeout must be positive"));
+        }
+        if let (Some(req), Some(pol)) = (idle, self.idle_timeout) {
+            if req > pol {
+                return Err(PolicyViolation::BadLimit("idle timeout exceeds the policy's"));
+            }
+        }
+        Ok(UseLimits { max_uses, idle_timeout: idle.or(self.idle_timeout) })
+    }
+}
+
+impl PolicyBuilder {
+    /// Adds a role.
+    pub fn role(mut self, role: Role) -> Self {
+        self.roles.push(role);
+        self
+    }
+
+    /// The hard cap on every token's lifetime, whatever its roles allow (default 90 days).
+    pub fn max_ttl(mut self, ttl: TimeDelta) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// Whether scopes with a wildcard alone in a position (`*:…`, `…:**:…`, `…:*`) may be granted
+    /// and issued (default: no).
+    pub fn allow_bare_wildcards(mut self, allow: bool) -> Self {
+        self.allow_bare_wildcards = allow;
+        self
+    }
+
+    /// Whether a principal may hold only one active token per purpose, except during a rotation
+    /// overlap (default: yes).
+    pub fn one_active_per_purpose(mut self, on: bool) -> Self {
+        self.one_active_per_purpose = on;
+        self
+    }
+
+    /// An idle timeout applied to every token (a request may ask for a shorter one).
+    pub fn idle_timeout(mut self, idle: TimeDelta) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// Checks and builds the policy.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        if self.max_ttl <= TimeDelta::zero() {
+            return Err(PolicyError::NotPositive { what: "the policy's max TTL" });
+        }
+        if self.idle_timeout.is_some_and(|d| d <= TimeDelta::zero()) {
+            return Err(PolicyError::NotPositive { what: "the idle timeout" });
+        }
+        let mut roles = BTreeMap::new();
+        for role in self.roles {
+            if role.max_ttl() <= TimeDelta::zero() {
+                return Err(PolicyError::NotPositive { what: "a role's max TTL" });
+            }
+            if !self.allow_bare_wildcards {
+                if let Some(scope) = role.grants().iter().find(|s| s.has_bare_wildcard()) {
+                    return Err(PolicyError::RoleGrantsBareWildcard {
+                        role: role.name().clone(),
+                        scope: scope.clone(),
+                    });
+                }
+            }
+            let name = role.name().clone();
+            if roles.insert(name.clone(), role).is_some() {
+                return Err(PolicyError::DuplicateRole(name));
+            }
+        }
+        Ok(Policy {
+            roles,
+            max_ttl: self.max_ttl,
+            allow_bare_wildcards: self.allow_bare_wildcards,
+            one_active_per_purpose: self.one_active_per_purpose,
+            idle_timeout: self.idle_timeout,
+        })
+    }
+}
+
+/// What the policy approved: the validity window and limits to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Approval {
+    /// Valid from.
+    pub not_before: DateTime<Utc>,
+    /// Valid until (exclusive).
+    pub expires_at: DateTime<Utc>,
+    /// Use limits.
+    pub limits: UseLimits,
+}
+
+/// A request to issue a token. Expiry is mandatory: there is no constructor without a TTL.
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    purpose: Purpose,
+    scopes: ScopeSet,
+    ttl: TimeDelta,
+    not_before: Option<DateTime<Utc>>,
+    max_uses: Option<u64>,
+    idle_timeout: Option<TimeDelta>,
+    replaces: Option<TokenId>,
+}
+
+impl IssueRequest {
+    /// A token for `purpose`, with `scopes`, living `ttl`.
+    pub fn new(purpose: Purpose, scopes: ScopeSet, ttl: TimeDelta) -> Self {
+        Self { purpose, scopes, ttl, not_before: None, max_uses: None, idle_timeout: None, replaces: None }
+    }
+
+    /// Parses the purpose and scopes from text.
+    pub fn parse(purpose: &str, scopes: &str, ttl: TimeDelta) -> Result<Self, PolicyError> {
+        Ok(Self::new(Purpose::new(purpose)?, ScopeSet::parse(scopes)?, ttl))
+    }
+
+    /// Valid only from `at` (its expiry counts from then).
+    pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
+        self.not_before = Some(at);
+        self
+    }
+
+    /// Allows at most `n` successful verifications.
+    pub fn max_uses(mut self, n: u64) -> Self {
+        self.max_uses = Some(n);
+        self
+    }
+
+    /// Denied once unused for `idle`.
+    pub fn idle_timeout(mut self, idle: TimeDelta) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// Issued as the replacement of `old` during a rotation: both may be active until `old` is
+    /// revoked or expires.
+    pub fn replacing(mut self, old: TokenId) -> Self {
+        self.replaces = Some(old);
+        self
+    }
+
+    /// The purpose.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
+    /// The token it replaces, if any.
+    pub fn replaces(&self) -> Option<TokenId> {
+        self.replaces
+    }
+}
+
+/// A request to mint a child of a token: narrower scopes, no later expiry.
+#[derive(Clone, Debug)]
+pub struct ChildRequest {
+    purpose: Purpose,
+    scopes: ScopeSet,
+    ttl: TimeDelta,
+    max_uses: Option<u64>,
+    idle_timeout: Option<TimeDelta>,
+}
+
+impl ChildRequest {
+    /// A child for `purpose` with `scopes`, living `ttl` (but never past its parent).
+    pub fn new(purpose: Purpose, scopes: ScopeSet, ttl: TimeDelta) -> Self {
+        Self { purpose, scopes, ttl, max_uses: None, idle_timeout: None }
+    }
+
+    /// Parses the purpose and scopes from text.
+    pub fn parse(purpose: &str, scopes: &str, ttl: TimeDelta) -> Result<Self, PolicyError> {
+        Ok(Self::new(Purpose::new(purpose)?, ScopeSet::parse(scopes)?, ttl))
+    }
+
+    /// Allows at most `n` successful verifications.
+    pub fn max_uses(mut self, n: u64) -> Self {
+        self.max_uses = Some(n);
+        self
+    }
+
+    /// Denied once unused for `idle`.
+    pub fn idle_timeout(mut self, idle: TimeDelta) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// The purpose.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+}

@@ -1,0 +1,567 @@
+//! Least-privilege scopes: `<service>:<resource path>:<action>`, with explicit wildcards.
+//!
+//! - **service**: `[a-z0-9][a-z0-9-]*` or `*`.
+//! - **resource path**: segments separated by `/`, each of `[A-Za-z0-9._@+=-]` (not `.` or `..`),
+//!   or a wildcard that is a whole segment: `*` matches exactly one segment; `**`, only as the last
+//!   segment, matches one or more segments.
+//! - **action**: `[A-Za-z0-9._-]` or `*`.
+//!
+//! `s3:bucket/prod-logs/*:read` allows reading `bucket/prod-logs/app.log` but not
+//! `bucket/prod-logs/2026/app.log` (one segment) nor `bucket/prod-logs` itself;
+//! `s3:bucket/prod-logs/**:read` allows both of the first two.
+//!
+//! A [`Request`] names a concrete service, resource and action: no wildcards.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ScopeError;
+
+/// Longest scope or request string accepted.
+pub const MAX_SCOPE_LEN: usize = 512;
+/// Most resource path segments.
+pub const MAX_SEGMENTS: usize = 32;
+/// Most scopes in one set.
+pub const MAX_SCOPES: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Part {
+    Literal(Box<str>),
+    Any,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Segment {
+    Literal(Box<str>),
+    /// `*`: exactly one segment.
+    One,
+    /// `**`: one or more segments; last only.
+    Rest,
+}
+
+/// One grant of least privilege: a service, a resource pattern, an action.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Scope {
+    service: Part,
+    resource: Vec<Segment>,
+    action: Part,
+}
+
+/// A concrete operation to authorise: service, resource path, action; no wildcards.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Request {
+    service: Box<str>,
+    resource: Vec<Box<str>>,
+    action: Box<str>,
+}
+
+fn is_service_char(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'
+}
+fn is_segment_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'@' | b'+' | b'=' | b'-')
+}
+fn is_action_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')
+}
+
+/// Splits and checks the common shape; returns the three parts with their byte offsets.
+fn split(s: &str) -> Result<[(usize, &str); 3], ScopeError> {
+    if s.len() > MAX_SCOPE_LEN {
+        return Err(ScopeError::TooLong { max: MAX_SCOPE_LEN });
+    }
+    let mut parts = s.splitn(4, ':');
+    let (Some(a), Some(b), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(ScopeError::WrongShape { found: s.split(':').count().min(MAX_SCOPE_LEN) });
+    };
+    Ok([(0, a), (a.len() + 1, b), (a.len() + b.len() + 2, c)])
+}
+
+fn parse_part(
+    (offset, text): (usize, &str),
+    part: &'static str,
+    allowed: fn(u8) -> bool,
+    first_allowed: fn(u8) -> bool,
+    wildcards: bool,
+) -> Result<Part, ScopeError> {
+    if text.is_empty() {
+        return Err(ScopeError::Empty { part });
+    }
+    if text == "*" {
+        return if wildcards { Ok(Part::Any) } else { Err(ScopeError::WildcardInRequest) };
+    }
+    for (i, &c) in text.as_bytes().iter().enumerate() {
+        if c == b'*' {
+            return Err(if wildcards {
+                ScopeError::MisplacedWildcard { wildcard: "*", why: "a wildcard must stand alone" }
+            } else {
+                ScopeError::WildcardInRequest
+            });
+        }
+        let ok = if i == 0 { first_allowed(c) } else { allowed(c) };
+        if !ok {
+            return Err(ScopeError::BadCharacter { part, position: offset + i });
+        }
+    }
+    Ok(Part::Literal(text.into()))
+}
+
+fn parse_resource((offset, text): (usize, &str), wildcards: bool) -> Result<Vec<Segment>, ScopeError> {
+    if text.is_empty() {
+        return Err(ScopeError::Empty { part: "resource" });
+    }
+    let count = text.split('/').count();
+    if count > MAX_SEGMENTS {
+        return Err(ScopeError::TooDeep { max: MAX_SEGMENTS });
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut pos = offset;
+    for (index, seg) in text.split('/').enumerate() {
+        let parsed = match seg {
+            "" | "." | ".." => return Err(ScopeError::BadSegment { index }),
+            "*" | "**" if !wildcards => return Err(ScopeError::WildcardInRequest),
+            "*" => Segment::One,
+            "**" if index + 1 == count => Segment::Rest,
+            "**" => {
+                return Err(ScopeError::MisplacedWildcard {
+                    wildcard: "**",
+                    why: "`**` may only be the last path segment",
+                });
+            }
+            _ => {
+                for (i, &c) in seg.as_bytes().iter().enumerate() {
+                    if c == b'*' {
+                        return Err(if wildcards {
+                            ScopeError::MisplacedWildcard {
+                                wildcard: "*",
+                                why: "a wildcard must be a whole path segment",
+                            }
+                        } else {
+                            ScopeError::WildcardInRequest
+                        });
+                    }
+                    if !is_segment_char(c) {
+                        return Err(ScopeError::BadCharacter { part: "resource", position: pos + i });
+                    }
+                }
+                Segment::Literal(seg.into())
+            }
+        };
+        out.push(parsed);
+        pos += seg.len() + 1;
+    }
+    Ok(out)
+}
+
+impl Scope {
+    /// Parses `service:resource:action`.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let [svc, res, act] = split(s)?;
+        Ok(Self {
+            service: parse_part(
+                svc,
+                "service",
+                is_service_char,
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+                true,
+            )?,
+            resource: parse_resource(res, true)?,
+            action: parse_part(act, "action", is_action_char, is_action_char, true)?,
+        })
+    }
+
+    /// Whether this scope allows `request`.
+    #[must_use]
+    #[inline]
+    pub fn allows(&self, request: &Request) -> bool {
+        part_allows(&self.service, &request.service)
+            && part_allows(&self.action, &request.action)
+            && resource_allows(&self.resource, &request.resource)
+    }
+
+    /// Whether every request this scope allows is also allowed by `other` (attenuation).
+    ///
+    /// Sound: it never claims a subset that is not one (property-tested).
+    #[must_use]
+    pub fn is_subset(&self, other: &Scope) -> bool {
+        part_subset(&self.service, &other.service)
+            && part_subset(&self.action, &other.action)
+            && resource_subset(&self.resource, &other.resource)
+    }
+
+    /// Whether a wildcard stands alone in a position: a `*` service or action, or a resource path
+    /// made only of wildcards. Policies refuse these unless told otherwise.
+    #[must_use]
+    pub fn has_bare_wildcard(&self) -> bool {
+        self.service == Part::Any
+            || self.action == Part::Any
+            || self.resource.iter().all(|s| !matches!(s, Segment::Literal(_)))
+    }
+}
+
+#[inline]
+fn part_allows(p: &Part, v: &str) -> bool {
+    match p {
+        Part::Any => true,
+        Part::Literal(l) => **l == *v,
+    }
+}
+
+fn part_subset(a: &Part, b: &Part) -> bool {
+    match (a, b) {
+        (_, Part::Any) => true,
+        (Part::Literal(x), Part::Literal(y)) => x == y,
+        (Part::Any, Part::Literal(_)) => false,
+    }
+}
+
+#[inline]
+fn resource_allows(pattern: &[Segment], path: &[Box<str>]) -> bool {
+    for (i, seg) in pattern.iter().enumerate() {
+        match seg {
+            Segment::Rest => return path.len() > i,
+            Segment::One => {
+                if i >= path.len() {
+                    return false;
+                }
+            }
+            Segment::Literal(l) => match path.get(i) {
+                Some(p) if **p == **l => {}
+                _ => return false,
+            },
+        }
+    }
+    path.len() == pattern.len()
+}
+
+fn segment_subset(a: &Segment, b: &Segment) -> bool {
+    match (a, b) {
+        (Segment::Literal(x), Segment::Literal(y)) => x == y,
+        (Segment::Literal(_) | Segment::One, Segment::One) => true,
+        _ => false,
+    }
+}
+
+fn resource_subset(a: &[Segment], b: &[Segment]) -> bool {
+    let a_rest = matches!(a.last(), Some(Segment::Rest));
+    let b_rest = matches!(b.last(), Some(Segment::Rest));
+    match (a_rest, b_rest) {
+        // Both fixed length: same length, segment by segment.
+        (false, false) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| segment_subset(x, y)),
+        // `a` is unbounded, `b` is not.
+        (true, false) => false,
+        // `b` = prefix ‖ `**`: `a` must fix at least prefix.len() + 1 segments (its own `**`
+        // counts as one or more), the first prefix.len() of them within the prefix.
+        (_, true) => {
+            let prefix = &b[..b.len() - 1];
+            a.len() > prefix.len() && a.iter().zip(prefix).all(|(x, y)| segment_subset(x, y))
+        }
+    }
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Any => f.write_str("*"),
+            Part::Literal(l) => f.write_str(l),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.service)?;
+        for (i, seg) in self.resource.iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            match seg {
+                Segment::Literal(l) => f.write_str(l)?,
+                Segment::One => f.write_str("*")?,
+                Segment::Rest => f.write_str("**")?,
+            }
+        }
+        write!(f, ":{}", self.action)
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope({self})")
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = ScopeError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Scope> for String {
+    fn from(s: Scope) -> String {
+        s.to_string()
+    }
+}
+
+impl Request {
+    /// Parses a concrete `service:resource:action`; wildcards are refused.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let [svc, res, act] = split(s)?;
+        let service = match parse_part(
+            svc,
+            "service",
+            is_service_char,
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+            false,
+        )? {
+            Part::Literal(l) => l,
+            Part::Any => return Err(ScopeError::WildcardInRequest),
+        };
+        let action = match parse_part(act, "action", is_action_char, is_action_char, false)? {
+            Part::Literal(l) => l,
+            Part::Any => return Err(ScopeError::WildcardInRequest),
+        };
+        let resource = parse_resource(res, false)?
+            .into_iter()
+            .map(|s| match s {
+                Segment::Literal(l) => Ok(l),
+                Segment::One | Segment::Rest => Err(ScopeError::WildcardInRequest),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { service, resource, action })
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.service, self.resource.join("/"), self.action)
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Request({self})")
+    }
+}
+
+impl FromStr for Request {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// A set of scopes, kept sorted and without duplicates. Text form: scopes separated by spaces.
+///
+/// Immutable and shared: cloning is a reference-count increment.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Scope>", into = "Vec<Scope>")]
+pub struct ScopeSet(Arc<[Scope]>);
+
+impl ScopeSet {
+    /// A set from scopes; at most [`MAX_SCOPES`].
+    pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Result<Self, ScopeError> {
+        let mut v: Vec<Scope> = scopes.into_iter().take(MAX_SCOPES + 1).collect();
+        if v.len() > MAX_SCOPES {
+            return Err(ScopeError::TooMany { max: MAX_SCOPES });
+        }
+        v.sort();
+        v.dedup();
+        Ok(Self(v.into()))
+    }
+
+    /// Parses scopes separated by whitespace.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        if s.len() > MAX_SCOPE_LEN * MAX_SCOPES {
+            return Err(ScopeError::TooLong { max: MAX_SCOPE_LEN * MAX_SCOPES });
+        }
+        let mut scopes = Vec::new();
+        for part in s.split_ascii_whitespace() {
+            if scopes.len() == MAX_SCOPES {
+                return Err(ScopeError::TooMany { max: MAX_SCOPES });
+            }
+            scopes.push(Scope::parse(part)?);
+        }
+        Self::new(scopes)
+    }
+
+    /// Whether any scope allows `request`.
+    #[must_use]
+    #[inline]
+    pub fn allows(&self, request: &Request) -> bool {
+        self.0.iter().any(|s| s.allows(request))
+    }
+
+    /// Whether every scope here lies within some scope of `other`: a token or grant with this set
+    /// may do nothing that `other` may not (attenuation). Sound, property-tested.
+    #[must_use]
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.iter().all(|a| other.0.iter().any(|b| a.is_subset(b)))
+    }
+
+    /// The scopes, sorted.
+    pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
+        self.0.iter()
+    }
+
+    /// How many scopes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty (allows nothing).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for ScopeSet {
+    fn default() -> Self {
+        Self(Arc::from(Vec::new()))
+    }
+}
+
+impl<'a> IntoIterator for &'a ScopeSet {
+    type Item = &'a Scope;
+    type IntoIter = std::slice::Iter<'a, Scope>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopeSet[{self}]")
+    }
+}
+
+impl FromStr for ScopeSet {
+    type Err = ScopeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<Vec<Scope>> for ScopeSet {
+    type Error = ScopeError;
+    fn try_from(v: Vec<Scope>) -> Result<Self, Self::Error> {
+        Self::new(v)
+    }
+}
+
+impl From<ScopeSet> for Vec<Scope> {
+    fn from(s: ScopeSet) -> Vec<Scope> {
+        s.0.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Scope {
+        Scope::parse(x).unwrap_or_else(|e| panic!("{x}: {e}"))
+    }
+    fn r(x: &str) -> Request {
+        Request::parse(x).unwrap_or_else(|e| panic!("{x}: {e}"))
+    }
+
+    #[test]
+    fn the_documented_examples_hold() {
+        let one = s("s3:bucket/prod-logs/*:read");
+        assert!(one.allows(&r("s3:bucket/prod-logs/app.log:read")));
+        assert!(!one.allows(&r("s3:bucket/prod-logs/2026/app.log:read")));
+        assert!(!one.allows(&r("s3:bucket/prod-logs:read")));
+        assert!(!one.allows(&r("s3:bucket/prod-logs/app.log:write")));
+        assert!(!one.allows(&r("ec2:bucket/prod-logs/app.log:read")));
+        let rest = s("s3:bucket/prod-logs/**:read");
+        assert!(rest.allows(&r("s3:bucket/prod-logs/app.log:read")));
+        assert!(rest.allows(&r("s3:bucket/prod-logs/2026/app.log:read")));
+        assert!(!rest.allows(&r("s3:bucket/prod-logs:read")));
+        assert!(one.is_subset(&rest));
+        assert!(!rest.is_subset(&one));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for x in
+            ["s3:bucket/prod-logs/*:read", "*:**:*", "kms:key/k-1@eu=1+x:Decrypt", "svc-2:a/b/c/**:write"]
+        {
+            assert_eq!(s(x).to_string(), x);
+        }
+        let set = ScopeSet::parse("b:x:r  a:y:w\na:y:w").expect("set");
+        assert_eq!(set.to_string(), "a:y:w b:x:r");
+    }
+
+    #[test]
+    fn malformed_scopes_are_typed_errors() {
+        type Check = fn(&ScopeError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("s3:bucket", |e| matches!(e, ScopeError::WrongShape { .. })),
+            ("s3:a:b:c", |e| matches!(e, ScopeError::WrongShape { .. })),
+            (":a:r", |e| matches!(e, ScopeError::Empty { part: "service" })),
+            ("s3::r", |e| matches!(e, ScopeError::Empty { part: "resource" })),
+            ("s3:a:", |e| matches!(e, ScopeError::Empty { part: "action" })),
+            ("S3:a:r", |e| matches!(e, ScopeError::BadCharacter { part: "service", position: 0 })),
+            ("s3:a b:r", |e| matches!(e, ScopeError::BadCharacter { part: "resource", position: 4 })),
+            ("s3:a/../b:r", |e| matches!(e, ScopeError::BadSegment { index: 1 })),
+            ("s3:a//b:r", |e| matches!(e, ScopeError::BadSegment { index: 1 })),
+            ("s3:prod-*:r", |e| matches!(e, ScopeError::MisplacedWildcard { .. })),
+            ("s3:**/a:r", |e| matches!(e, ScopeError::MisplacedWildcard { wildcard: "**", .. })),
+            ("s*:a:r", |e| matches!(e, ScopeError::MisplacedWildcard { .. })),
+            ("s3:a:re*d", |e| matches!(e, ScopeError::MisplacedWildcard { .. })),
+            ("s3:é:r", |e| matches!(e, ScopeError::BadCharacter { .. })),
+        ];
+        for (input, check) in cases {
+            let e = Scope::parse(input).expect_err(input);
+            assert!(check(&e), "{input}: {e:?}");
+        }
+        let deep = format!("s3:{}:r", vec!["a"; 33].join("/"));
+        assert!(matches!(Scope::parse(&deep), Err(ScopeError::TooDeep { .. })));
+        let long = format!("s3:{}:r", "a".repeat(600));
+        assert!(matches!(Scope::parse(&long), Err(ScopeError::TooLong { .. })));
+        for wild in ["*:a:r", "s3:*:r", "s3:a/**:r", "s3:a:*"] {
+            assert_eq!(Request::parse(wild), Err(ScopeError::WildcardInRequest), "{wild}");
+        }
+    }
+
+    #[test]
+    fn bare_wildcards_are_recognised() {
+        for bare in ["*:a:r", "s3:*:r", "s3:**:r", "s3:*/**:r", "s3:a:*"] {
+            assert!(s(bare).has_bare_wildcard(), "{bare}");
+        }
+        for narrow in ["s3:a/*:r", "s3:a/**:r", "s3:*/a:r"] {
+            assert!(!s(narrow).has_bare_wildcard(), "{narrow}");
+        }
+    }
+
+    #[test]
+    fn scope_set_limits() {
+        let many = (0..65).map(|i| format!("s:r{i}:a")).collect::<Vec<_>>().join(" ");
+        assert!(matches!(ScopeSet::parse(&many), Err(ScopeError::TooMany { .. })));
+    }
+}

@@ -44,6 +44,12 @@ impl DigestKey {
         self.id
     }
 
+    /// The digest of a parsed token's secret, as a store keeps it.
+    #[inline]
+    pub fn digest_token(&self, token: &crate::ParsedToken<'_>) -> TokenDigest {
+        self.digest(token.secret_chars())
+    }
+
     /// Digests a token's secret characters.
     #[inline]
     pub(crate) fn digest(&self, secret_chars: &[u8]) -> TokenDigest {

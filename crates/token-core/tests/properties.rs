@@ -1,5 +1,7 @@
 //! Property tests: scope attenuation is sound, parsers round-trip and never panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use token_core::*;
 

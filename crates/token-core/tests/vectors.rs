@@ -1,6 +1,8 @@
 //! The token format agrees with the vectors in `tests/vectors/token-format.json`, which an
 //! independent Python implementation (`scripts/gen_token_vectors.py`) wrote.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use token_core::secrecy::SecretBox;
 use token_core::*;
 

@@ -1,1 +1,18 @@
-//! tmp
+//! # Tokenward
+//!
+//! Least-privilege, expiring, rotatable API tokens for cloud infrastructure, as embeddable Rust
+//! libraries. This crate re-exports the workspace's crates under short names:
+//!
+//! - [`core`] (`token-core`): token format, secrets, scopes, roles, expiry policy, verification.
+//!
+//! ```
+//! use tokenward::core::{Scope, Request};
+//! let scope = Scope::parse("s3:bucket/prod-logs/*:read")?;
+//! assert!(scope.allows(&Request::parse("s3:bucket/prod-logs/app.log:read")?));
+//! # Ok::<(), tokenward::core::ScopeError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub use token_core as core;
+pub use token_core::secrecy;

@@ -19,10 +19,16 @@ const DIGITS: [u8; 256] = {
 };
 
 /// The digit value of `c`, if it is in the alphabet.
-#[inline]
+#[cfg(test)]
 pub(crate) fn digit(c: u8) -> Option<u8> {
     let d = DIGITS[c as usize];
     (d != INVALID).then_some(d)
+}
+
+/// Whether every byte is in the alphabet; branch-free so that it vectorises.
+#[inline]
+pub(crate) fn all_valid(s: &[u8]) -> bool {
+    s.iter().fold(true, |ok, &c| ok & c.is_ascii_alphanumeric())
 }
 
 /// Index of the first byte of `s` outside the alphabet.
@@ -42,13 +48,42 @@ pub(crate) fn encode_fixed(mut v: u128, out: &mut [u8]) -> bool {
 }
 
 /// Reads a fixed-width number; `None` on a bad digit or overflow of `u128`.
-#[inline]
+#[cfg(test)]
 pub(crate) fn decode_fixed(s: &[u8]) -> Option<u128> {
     let mut v: u128 = 0;
     for &c in s {
         v = v.checked_mul(62)?.checked_add(u128::from(digit(c)?))?;
     }
     Some(v)
+}
+
+/// Reads up to 10 digits into a `u64` (62^10 < 2^64); `None` on a bad digit.
+#[inline]
+fn decode_u64(s: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut bad = false;
+    for &c in s {
+        let d = DIGITS[c as usize];
+        bad |= d == INVALID;
+        v = v.wrapping_mul(62).wrapping_add(u64::from(d));
+    }
+    (!bad).then_some(v)
+}
+
+/// Reads a 17-digit id as two independent `u64` halves (short dependency chains), then joins
+/// them: `high · 62^9 + low`. 62^17 < 2^128, so it never overflows.
+#[inline]
+pub(crate) fn decode_17(s: &[u8; 17]) -> Option<u128> {
+    const P9: u128 = 62u128.pow(9);
+    let high = decode_u64(&s[..8])?;
+    let low = decode_u64(&s[8..])?;
+    Some(u128::from(high) * P9 + u128::from(low))
+}
+
+/// Reads a 6-digit checksum.
+#[inline]
+pub(crate) fn decode_6(s: &[u8; 6]) -> Option<u64> {
+    decode_u64(s)
 }
 
 /// Fills `out` with uniformly random alphabet characters from `rng`
@@ -83,6 +118,13 @@ mod tests {
         }
         let mut out = [0u8; 17];
         assert!(!encode_fixed(max17 + 1, &mut out), "62^17 does not fit in 17 digits");
+        for v in [0, 1, 62u128.pow(9) - 1, 62u128.pow(9), 62u128.pow(16) * 61 + 7, max17] {
+            let mut out = [0u8; 17];
+            assert!(encode_fixed(v, &mut out));
+            assert_eq!(decode_17(&out), Some(v), "{v}");
+        }
+        assert_eq!(decode_17(b"0000000000000000-"), None);
+        assert_eq!(decode_6(b"zzzzzz"), Some(62u64.pow(6) - 1));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The outcome of a verification.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::error::TokenFormatError;
 use crate::format::TokenId;
+use crate::record::{TokenEntry, TokenRecord};
 use crate::role::PrincipalId;
 
 /// Why a presented token was refused.
@@ -75,26 +77,70 @@ impl fmt::Display for DenyReason {
     }
 }
 
+/// What an allowed verification grants: the token's entry, shared with the lookup (no copy).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    entry: Arc<TokenEntry>,
+}
+
+impl Grant {
+    pub(crate) fn new(entry: Arc<TokenEntry>) -> Self {
+        Self { entry }
+    }
+
+    /// The token's id.
+    pub fn id(&self) -> TokenId {
+        self.entry.record().id
+    }
+
+    /// Its holder.
+    pub fn principal(&self) -> &PrincipalId {
+        &self.entry.record().principal
+    }
+
+    /// Its whole record.
+    pub fn record(&self) -> &TokenRecord {
+        self.entry.record()
+    }
+}
+
 /// A verification's outcome. Check it: it is `#[must_use]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[must_use = "a verification decision must be checked"]
 pub enum Decision {
     /// The request may proceed on behalf of this token's principal.
-    Allowed {
-        /// The token.
-        id: TokenId,
-        /// Its holder.
-        principal: PrincipalId,
-    },
+    Allowed(Grant),
     /// Refused, with the reason (for logs and audit; tell the caller less).
     Denied(DenyReason),
 }
+
+/// Two decisions are equal when both allow the same token or both deny for the same reason.
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Allowed(a), Self::Allowed(b)) => a.id() == b.id(),
+            (Self::Denied(a), Self::Denied(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Decision {}
 
 impl Decision {
     /// Whether the request may proceed.
     #[must_use]
     pub fn is_allowed(&self) -> bool {
-        matches!(self, Self::Allowed { .. })
+        matches!(self, Self::Allowed(_))
+    }
+
+    /// The grant, if allowed.
+    #[must_use]
+    pub fn grant(&self) -> Option<&Grant> {
+        match self {
+            Self::Allowed(g) => Some(g),
+            Self::Denied(_) => None,
+        }
     }
 
     /// The reason, if denied.
@@ -102,7 +148,7 @@ impl Decision {
     pub fn reason(&self) -> Option<&DenyReason> {
         match self {
             Self::Denied(r) => Some(r),
-            Self::Allowed { .. } => None,
+            Self::Allowed(_) => None,
         }
     }
 }
@@ -110,7 +156,7 @@ impl Decision {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Allowed { id, principal } => write!(f, "allowed: token {id} of {principal}"),
+            Self::Allowed(g) => write!(f, "allowed: token {} of {}", g.id(), g.principal()),
             Self::Denied(r) => write!(f, "denied: {r}"),
         }
     }

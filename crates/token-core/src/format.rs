@@ -113,11 +113,9 @@ impl TokenId {
         out
     }
 
+    #[inline]
     pub(crate) fn from_chars(chars: &[u8]) -> Option<Self> {
-        if chars.len() != ID_LEN {
-            return None;
-        }
-        base62::decode_fixed(chars).map(Self)
+        base62::decode_17(chars.try_into().ok()?).map(Self)
     }
 }
 
@@ -180,30 +178,33 @@ impl<'a> ParsedToken<'a> {
         if bytes.len() > MAX_TOKEN_LEN {
             return Err(TokenFormatError::TooLong { max: MAX_TOKEN_LEN });
         }
-        if !bytes.is_ascii() {
-            return Err(TokenFormatError::NonAscii);
-        }
-        let Some(sep) = bytes.iter().rposition(|&c| c == b'_') else {
-            return Err(TokenFormatError::MissingSeparator);
+        // Fast path: the body has a fixed length, so the separator's place is known.
+        let sep = match bytes.len().checked_sub(BODY_LEN + 1) {
+            Some(sep) if bytes[sep] == b'_' => sep,
+            _ => return Err(classify(bytes)),
         };
         let (prefix, body) = (&bytes[..sep], &bytes[sep + 1..]);
         if !is_valid_prefix(prefix) {
-            return Err(TokenFormatError::BadPrefix);
+            return Err(classify(bytes));
         }
-        if body.len() != BODY_LEN {
-            return Err(TokenFormatError::BadLength { expected: BODY_LEN, found: body.len() });
-        }
-        if let Some(i) = base62::first_invalid(body) {
-            return Err(TokenFormatError::BadCharacter { position: sep + 1 + i });
+        if !base62::all_valid(body) {
+            return Err(if bytes.is_ascii() {
+                TokenFormatError::BadCharacter {
+                    position: sep + 1 + base62::first_invalid(body).unwrap_or(0),
+                }
+            } else {
+                TokenFormatError::NonAscii
+            });
         }
         let (checked, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        match base62::decode_fixed(sum) {
-            Some(s) if s == u128::from(crc32fast::hash(checked)) => {}
+        let sum: &[u8; CHECKSUM_LEN] = sum.try_into().map_err(|_| TokenFormatError::BadChecksum)?;
+        match base62::decode_6(sum) {
+            Some(s) if s == u64::from(crc32fast::hash(checked)) => {}
             _ => return Err(TokenFormatError::BadChecksum),
         }
         let id = TokenId::from_chars(&body[..ID_LEN]).ok_or(TokenFormatError::BadChecksum)?;
         Ok(Self {
-            // ASCII was checked above, so the split is on a char boundary.
+            // `bytes[sep]` is the ASCII `_`, so the split is on a char boundary.
             prefix: &input[..sep],
             id,
             secret: &body[ID_LEN..ID_LEN + SECRET_LEN],
@@ -233,6 +234,21 @@ impl fmt::Debug for ParsedToken<'_> {
             .field("secret", &"[REDACTED]")
             .finish()
     }
+}
+
+/// The error for a token whose separator is not where the body length puts it (cold path).
+#[cold]
+fn classify(bytes: &[u8]) -> TokenFormatError {
+    if !bytes.is_ascii() {
+        return TokenFormatError::NonAscii;
+    }
+    let Some(sep) = bytes.iter().rposition(|&c| c == b'_') else {
+        return TokenFormatError::MissingSeparator;
+    };
+    if !is_valid_prefix(&bytes[..sep]) {
+        return TokenFormatError::BadPrefix;
+    }
+    TokenFormatError::BadLength { expected: BODY_LEN, found: bytes.len() - sep - 1 }
 }
 
 /// The format of one issuer's tokens: parsing also checks the prefix.

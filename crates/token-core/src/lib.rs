@@ -63,8 +63,8 @@ mod scope;
 mod secret;
 mod verify;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use decision::{Decision, DenyReason};
+pub use clock::{CachedClock, Clock, ManualClock, SystemClock};
+pub use decision::{Decision, DenyReason, Grant};
 pub use error::{ScopeError, TokenFormatError};
 pub use format::{
     BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, ParsedToken, SECRET_LEN, TokenFormat,
@@ -73,7 +73,7 @@ pub use format::{
 pub use issue::{IssueError, Issuer};
 pub use memory::MemoryTokens;
 pub use policy::{Approval, ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
-pub use record::{TokenRecord, TokenStatus, UseLimits};
+pub use record::{TokenEntry, TokenRecord, TokenStatus, UseCounter, UseLimits};
 pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};
 pub use scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS, Request, Scope, ScopeSet};
 pub use secret::{DigestKey, IssuedToken, TokenDigest, ct_eq_32};

@@ -1,31 +1,21 @@
 //! An in-memory token registry: for tests, examples and single-process services.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::decision::DenyReason;
 use crate::format::TokenId;
 use crate::issue::{IssueError, Issuer};
 use crate::policy::{ChildRequest, IssueRequest, PolicyViolation};
-use crate::record::{TokenRecord, TokenStatus};
+use crate::record::{TokenEntry, TokenRecord, TokenStatus, UseCounter};
 use crate::role::{Principal, PrincipalId, Purpose};
 use crate::secret::IssuedToken;
 use crate::verify::TokenLookup;
 
-const NEVER: i64 = i64::MIN;
-
-struct Entry {
-    record: Arc<TokenRecord>,
-    uses: AtomicU64,
-    last_used_ms: AtomicI64,
-}
-
 #[derive(Default)]
 struct Inner {
-    tokens: HashMap<TokenId, Entry>,
+    tokens: HashMap<TokenId, Arc<TokenEntry>>,
     by_purpose: HashMap<(PrincipalId, Purpose), Vec<TokenId>>,
     children: HashMap<TokenId, Vec<TokenId>>,
 }
@@ -96,7 +86,7 @@ impl MemoryTokens {
         let parent = inner
             .tokens
             .get(&parent_id)
-            .map(|e| Arc::clone(&e.record))
+            .map(|e| e.record().clone())
             .ok_or_else(|| PolicyViolation::ParentNotUsable("unknown parent".into()))?;
         let (token, record) = issuer.issue_child_at(parent_token, &parent, request, now)?;
         inner.insert(record);
@@ -109,8 +99,8 @@ impl MemoryTokens {
     }
 
     /// The record with this id.
-    pub fn get(&self, id: TokenId) -> Option<Arc<TokenRecord>> {
-        self.read().tokens.get(&id).map(|e| Arc::clone(&e.record))
+    pub fn get(&self, id: TokenId) -> Option<TokenRecord> {
+        self.read().tokens.get(&id).map(|e| e.record().clone())
     }
 
     /// Ids of the principal's tokens for `purpose` that are active at `now`.
@@ -126,10 +116,11 @@ impl MemoryTokens {
         let mut stack = vec![id];
         while let Some(next) = stack.pop() {
             if let Some(entry) = inner.tokens.get_mut(&next) {
-                if entry.record.revoked_at.is_none() {
-                    let mut r = (*entry.record).clone();
+                if entry.record().revoked_at.is_none() {
+                    let mut r = entry.record().clone();
                     r.revoked_at = Some(now);
-                    entry.record = Arc::new(r);
+                    let usage = UseCounter::new(entry.usage().uses(), entry.usage().last_used());
+                    *entry = Arc::new(TokenEntry::with_usage(r, usage));
                     revoked.push(next);
                 }
             }
@@ -142,7 +133,7 @@ impl MemoryTokens {
 
     /// Successful uses recorded for `id`.
     pub fn uses(&self, id: TokenId) -> u64 {
-        self.read().tokens.get(&id).map_or(0, |e| e.uses.load(Ordering::Relaxed))
+        self.read().tokens.get(&id).map_or(0, |e| e.usage().uses())
     }
 }
 
@@ -154,7 +145,7 @@ impl Inner {
             .flatten()
             .filter(|id| {
                 self.tokens.get(id).is_some_and(|e| {
-                    matches!(e.record.status_at(now), TokenStatus::Active | TokenStatus::NotYetValid)
+                    matches!(e.record().status_at(now), TokenStatus::Active | TokenStatus::NotYetValid)
                 })
             })
             .copied()
@@ -169,44 +160,13 @@ impl Inner {
         if let Some(parent) = record.parent {
             self.children.entry(parent).or_default().push(id);
         }
-        self.tokens.insert(
-            id,
-            Entry { record: Arc::new(record), uses: AtomicU64::new(0), last_used_ms: AtomicI64::new(NEVER) },
-        );
+        self.tokens.insert(id, Arc::new(TokenEntry::new(record)));
     }
 }
 
 impl TokenLookup for MemoryTokens {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenRecord>> {
-        self.get(id)
-    }
-
-    fn record_use(&self, record: &TokenRecord, at: DateTime<Utc>) -> Result<(), DenyReason> {
-        let inner = self.read();
-        let Some(entry) = inner.tokens.get(&record.id) else {
-            return Err(DenyReason::Unknown);
-        };
-        let at_ms = at.timestamp_millis();
-        if let Some(idle) = record.limits.idle_timeout {
-            let last = entry.last_used_ms.load(Ordering::Acquire);
-            let since = if last == NEVER {
-                record.not_before
-            } else {
-                DateTime::from_timestamp_millis(last).unwrap_or(record.not_before)
-            };
-            if at - since > idle {
-                return Err(DenyReason::IdleTimeout { since });
-            }
-        }
-        if let Some(max_uses) = record.limits.max_uses {
-            if entry.uses.fetch_add(1, Ordering::AcqRel) >= max_uses {
-                return Err(DenyReason::UsesExhausted { max_uses });
-            }
-        } else {
-            entry.uses.fetch_add(1, Ordering::Relaxed);
-        }
-        entry.last_used_ms.fetch_max(at_ms, Ordering::AcqRel);
-        Ok(())
+    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
+        self.read().tokens.get(&id).cloned()
     }
 }

@@ -111,3 +111,95 @@ pub(crate) mod opt_delta_secs {
         }
     }
 }
+
+const NEVER: i64 = i64::MIN;
+
+/// In-memory use counters of one token: successful uses and the last use, updated atomically on
+/// the verification path without any I/O. A store persists them coarsely in the background.
+#[derive(Debug)]
+pub struct UseCounter {
+    uses: std::sync::atomic::AtomicU64,
+    last_used_ms: std::sync::atomic::AtomicI64,
+}
+
+impl UseCounter {
+    /// Counters starting from `uses` uses, last at `last_used`.
+    pub fn new(uses: u64, last_used: Option<DateTime<Utc>>) -> Self {
+        Self { uses: uses.into(), last_used_ms: last_used.map_or(NEVER, |t| t.timestamp_millis()).into() }
+    }
+
+    /// Successful uses so far: exact for a token with `max_uses`, otherwise a statistic that may
+    /// miss uses made at the same instant on several threads.
+    pub fn uses(&self) -> u64 {
+        self.uses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The last successful use.
+    pub fn last_used(&self) -> Option<DateTime<Utc>> {
+        match self.last_used_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            NEVER => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// Counts a use at `at` under `limits`: refuses (without counting) a token idle too long, and
+    /// refuses once `max_uses` is spent.
+    #[inline]
+    pub(crate) fn try_use(
+        &self,
+        limits: &UseLimits,
+        idle_since_default: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), crate::DenyReason> {
+        use std::sync::atomic::Ordering;
+        if let Some(idle) = limits.idle_timeout {
+            let since = self.last_used().unwrap_or(idle_since_default);
+            if at - since > idle {
+                return Err(crate::DenyReason::IdleTimeout { since });
+            }
+        }
+        if let Some(max_uses) = limits.max_uses {
+            if self.uses.fetch_add(1, Ordering::AcqRel) >= max_uses {
+                return Err(crate::DenyReason::UsesExhausted { max_uses });
+            }
+        } else {
+            // Statistics only: a plain load and store, which may miss a concurrent use.
+            self.uses.store(self.uses.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+        let at_ms = at.timestamp_millis();
+        // Skip the write when the stored value is already as recent: readers are many.
+        if self.last_used_ms.load(Ordering::Relaxed) < at_ms {
+            self.last_used_ms.fetch_max(at_ms, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+}
+
+/// What a [`crate::TokenLookup`] hands the verifier: the record and its use counters.
+#[derive(Debug)]
+pub struct TokenEntry {
+    record: TokenRecord,
+    usage: UseCounter,
+}
+
+impl TokenEntry {
+    /// An entry for a record that has not been used.
+    pub fn new(record: TokenRecord) -> Self {
+        Self { record, usage: UseCounter::new(0, None) }
+    }
+
+    /// An entry with counters carried over (say, from a store or a previous entry).
+    pub fn with_usage(record: TokenRecord, usage: UseCounter) -> Self {
+        Self { record, usage }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &TokenRecord {
+        &self.record
+    }
+
+    /// The use counters.
+    pub fn usage(&self) -> &UseCounter {
+        &self.usage
+    }
+}

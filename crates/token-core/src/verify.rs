@@ -6,45 +6,33 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
-use crate::decision::{Decision, DenyReason};
+use crate::decision::{Decision, DenyReason, Grant};
 use crate::format::{TokenFormat, TokenId};
-use crate::record::{TokenRecord, TokenStatus};
+use crate::record::{TokenEntry, TokenStatus};
 use crate::scope::Request;
 use crate::secret::DigestKey;
 
 /// Where a verifier finds token records: the small trait a store implements.
 ///
-/// Implementations must be cheap and must not block on I/O: the verifier calls them on every
-/// request. A store puts a cache in front of its database.
+/// Implementations must be cheap and must not block on I/O: the verifier calls `lookup` once per
+/// request. A store puts a cache in front of its database. Use limits are enforced on the entry's
+/// in-memory [`crate::UseCounter`], so `max_uses` is counted per process.
 pub trait TokenLookup: Send + Sync {
-    /// The record with this id, if any.
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenRecord>>;
-
-    /// Records a successful use of `record` at `at`, enforcing its use limits atomically:
-    /// refuses with [`DenyReason::IdleTimeout`] (without recording) if it has been idle too long,
-    /// or [`DenyReason::UsesExhausted`] once its maximum is spent.
-    fn record_use(&self, record: &TokenRecord, at: DateTime<Utc>) -> Result<(), DenyReason>;
+    /// The entry with this id, if any.
+    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>>;
 }
 
 impl<T: TokenLookup + ?Sized> TokenLookup for Arc<T> {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenRecord>> {
+    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
         (**self).lookup(id)
-    }
-    #[inline]
-    fn record_use(&self, record: &TokenRecord, at: DateTime<Utc>) -> Result<(), DenyReason> {
-        (**self).record_use(record, at)
     }
 }
 
 impl<T: TokenLookup + ?Sized> TokenLookup for &T {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenRecord>> {
+    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
         (**self).lookup(id)
-    }
-    #[inline]
-    fn record_use(&self, record: &TokenRecord, at: DateTime<Utc>) -> Result<(), DenyReason> {
-        (**self).record_use(record, at)
     }
 }
 
@@ -122,30 +110,32 @@ impl<L: TokenLookup> Verifier<L> {
     pub fn verify_at(&self, token: &str, request: &Request, now: DateTime<Utc>) -> Decision {
         match self.authenticate_at(token, now) {
             Err(reason) => Decision::Denied(reason),
-            Ok(record) => {
+            Ok(entry) => {
+                let record = entry.record();
                 if !record.scopes.allows(request) {
                     return Decision::Denied(DenyReason::OutOfScope);
                 }
-                if let Err(reason) = self.lookup.record_use(&record, now) {
+                if let Err(reason) = entry.usage().try_use(&record.limits, record.not_before, now) {
                     return Decision::Denied(reason);
                 }
-                Decision::Allowed { id: record.id, principal: record.principal.clone() }
+                Decision::Allowed(Grant::new(entry))
             }
         }
     }
 
-    /// Checks that `token` is genuine and active at `now`, whatever it may do; returns its record.
+    /// Checks that `token` is genuine and active at `now`, whatever it may do; returns its entry.
     /// Does not count as a use.
-    pub fn authenticate_at(&self, token: &str, now: DateTime<Utc>) -> Result<Arc<TokenRecord>, DenyReason> {
+    pub fn authenticate_at(&self, token: &str, now: DateTime<Utc>) -> Result<Arc<TokenEntry>, DenyReason> {
         let parsed = self.format.parse(token).map_err(DenyReason::Malformed)?;
-        let record = self.lookup.lookup(parsed.id()).ok_or(DenyReason::Unknown)?;
+        let entry = self.lookup.lookup(parsed.id()).ok_or(DenyReason::Unknown)?;
+        let record = entry.record();
         let key_id = record.digest.key_id();
         let key = self.keys.get(key_id).ok_or(DenyReason::UnknownDigestKey { key_id })?;
         if !bool::from(key.digest(parsed.secret_chars()).ct_eq(&record.digest)) {
             return Err(DenyReason::BadSecret);
         }
         match record.status_at(now) {
-            TokenStatus::Active => Ok(record),
+            TokenStatus::Active => Ok(entry),
             TokenStatus::Revoked => Err(DenyReason::Revoked { at: record.revoked_at.unwrap_or(now) }),
             TokenStatus::NotYetValid => Err(DenyReason::NotYetValid { from: record.not_before }),
             TokenStatus::Expired => Err(DenyReason::Expired { at: record.expires_at }),

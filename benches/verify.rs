@@ -19,7 +19,15 @@ use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::secrecy::SecretBox;
 use tokenward::core::*;
 
-const SAMPLE: usize = 4096;
+const SAMPLE_MAX: usize = 4096;
+
+fn sample_size() -> usize {
+    std::env::var("TOKENWARD_BENCH_SAMPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SAMPLE_MAX)
+        .clamp(1, SAMPLE_MAX)
+}
 
 fn stored_tokens() -> usize {
     std::env::var("TOKENWARD_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
@@ -44,11 +52,11 @@ fn ours(key_bytes: [u8; 32]) -> Ours {
     let tokens = Arc::new(MemoryTokens::new());
     let now = Utc::now();
     let n = stored_tokens();
-    let mut sample = Vec::with_capacity(SAMPLE);
-    let stride = (n / SAMPLE).max(1);
+    let mut sample = Vec::with_capacity(SAMPLE_MAX);
+    let stride = (n / SAMPLE_MAX).max(1);
     for i in 0..n {
         let (token, record) = issuer.issue_at(&principal, &request, &[], now).unwrap();
-        if i % stride == 0 && sample.len() < SAMPLE {
+        if i % stride == 0 && sample.len() < SAMPLE_MAX {
             sample.push(token.expose_secret().to_owned());
         }
         tokens.insert(record);
@@ -60,6 +68,7 @@ fn ours(key_bytes: [u8; 32]) -> Ours {
 
 fn bench(c: &mut Criterion) {
     let key = [42u8; 32];
+    let sample = sample_size();
     let setup = std::time::Instant::now();
     let o = ours(key);
     println!("stored {} tokens in {:.1?}", o.verifier.lookup().len(), setup.elapsed());
@@ -69,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
     let n = stored_tokens();
     let mut floor_map: HashMap<u128, [u8; 32]> = HashMap::with_capacity(n);
-    let mut floor_sample = Vec::with_capacity(SAMPLE);
+    let mut floor_sample = Vec::with_capacity(SAMPLE_MAX);
     for t in &o.sample {
         let p = ParsedToken::parse(t).unwrap();
         let secret = t.as_bytes()[t.len() - CHECKSUM_LEN - SECRET_LEN..t.len() - CHECKSUM_LEN].to_vec();
@@ -94,7 +103,7 @@ fn bench(c: &mut Criterion) {
     let jwt_enc = jsonwebtoken::EncodingKey::from_secret(&key);
     let jwt_dec = jsonwebtoken::DecodingKey::from_secret(&key);
     let jwt_validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    let jwts: Vec<String> = (0..SAMPLE)
+    let jwts: Vec<String> = (0..SAMPLE_MAX)
         .map(|i| {
             let claims = Claims { sub: format!("svc-{i}"), exp, scope: "s3:bucket/prod-logs/*:read".into() };
             jsonwebtoken::encode(
@@ -112,7 +121,7 @@ fn bench(c: &mut Criterion) {
     use pasetors::version4::V4;
     use pasetors::{Local, local};
     let pk = SymmetricKey::<V4>::from(&key).unwrap();
-    let pasetos: Vec<String> = (0..SAMPLE)
+    let pasetos: Vec<String> = (0..SAMPLE_MAX)
         .map(|i| {
             let mut claims = PClaims::new_expires_in(&Duration::from_secs(12 * 3600)).unwrap();
             claims.subject(&format!("svc-{i}")).unwrap();
@@ -145,14 +154,14 @@ fn bench(c: &mut Criterion) {
     let mut i = 0usize;
     g.bench_function("tokenward_verify_1M", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             let d = o.verifier.verify(black_box(&o.sample[i]), &o.request);
             assert!(d.is_allowed());
         })
     });
     g.bench_function("floor_hmac_plus_hashmap_1M", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             let (id, secret) = &floor_sample[i];
             let d: [u8; 32] = mac.clone().chain_update(black_box(secret)).finalize().into_bytes().into();
             let stored = floor_map.get(black_box(id)).unwrap();
@@ -161,14 +170,14 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("jsonwebtoken_hs256", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             let t = jsonwebtoken::decode::<Claims>(black_box(&jwts[i]), &jwt_dec, &jwt_validation).unwrap();
             assert!(t.claims.scope.starts_with("s3:"));
         })
     });
     g.bench_function("pasetors_v4_local", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             let u = UntrustedToken::<Local, V4>::try_from(black_box(&pasetos[i])).unwrap();
             let t = local::decrypt(&pk, &u, &paseto_rules, None, None).unwrap();
             assert!(t.payload_claims().is_some());
@@ -197,7 +206,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(100).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     g.bench_function("parse", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             black_box(ParsedToken::parse(black_box(&o.sample[i])).unwrap().id())
         })
     });
@@ -211,21 +220,23 @@ fn bench(c: &mut Criterion) {
     );
     g.bench_function("verify_system_clock", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             assert!(system_verifier.verify(black_box(&o.sample[i]), &o.request).is_allowed());
         })
     });
     let ids: Vec<TokenId> = o.sample.iter().map(|t| ParsedToken::parse(t).unwrap().id()).collect();
     g.bench_function("lookup", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
-            black_box(o.verifier.lookup().lookup(black_box(ids[i])).unwrap())
+            i = (i + 1) % sample;
+            assert!(o.verifier.lookup().with_token(black_box(ids[i]), &mut |v| {
+                black_box(v.digest());
+            }));
         })
     });
     let now = Utc::now();
     g.bench_function("verify_at_fixed_now", |b| {
         b.iter(|| {
-            i = (i + 1) % SAMPLE;
+            i = (i + 1) % sample;
             assert!(o.verifier.verify_at(black_box(&o.sample[i]), &o.request, now).is_allowed());
         })
     });

@@ -9,6 +9,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Now.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Now, in milliseconds since the Unix epoch (what the verifier reads).
+    #[inline]
+    fn now_millis(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
 }
 
 /// The system's wall clock.
@@ -61,8 +67,12 @@ impl CachedClock {
 impl Clock for CachedClock {
     #[inline]
     fn now(&self) -> DateTime<Utc> {
-        let ms = self.shared.millis.load(Ordering::Acquire);
-        DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        DateTime::from_timestamp_millis(self.now_millis()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    #[inline]
+    fn now_millis(&self) -> i64 {
+        self.shared.millis.load(Ordering::Acquire)
     }
 }
 
@@ -100,5 +110,10 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     #[inline]
     fn now(&self) -> DateTime<Utc> {
         (**self).now()
+    }
+
+    #[inline]
+    fn now_millis(&self) -> i64 {
+        (**self).now_millis()
     }
 }

@@ -1,13 +1,11 @@
 //! The outcome of a verification.
 
 use std::fmt;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::error::TokenFormatError;
 use crate::format::TokenId;
-use crate::record::{TokenEntry, TokenRecord};
 use crate::role::PrincipalId;
 
 /// Why a presented token was refused.
@@ -77,30 +75,26 @@ impl fmt::Display for DenyReason {
     }
 }
 
-/// What an allowed verification grants: the token's entry, shared with the lookup (no copy).
-#[derive(Clone, Debug)]
+/// What an allowed verification grants: the token and its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
-    entry: Arc<TokenEntry>,
+    id: TokenId,
+    principal: PrincipalId,
 }
 
 impl Grant {
-    pub(crate) fn new(entry: Arc<TokenEntry>) -> Self {
-        Self { entry }
+    pub(crate) fn new(id: TokenId, principal: PrincipalId) -> Self {
+        Self { id, principal }
     }
 
     /// The token's id.
     pub fn id(&self) -> TokenId {
-        self.entry.record().id
+        self.id
     }
 
     /// Its holder.
     pub fn principal(&self) -> &PrincipalId {
-        &self.entry.record().principal
-    }
-
-    /// Its whole record.
-    pub fn record(&self) -> &TokenRecord {
-        self.entry.record()
+        &self.principal
     }
 }
 

@@ -183,10 +183,17 @@ impl<'a> ParsedToken<'a> {
             Some(sep) if bytes[sep] == b'_' => sep,
             _ => return Err(classify(bytes)),
         };
-        let (prefix, body) = (&bytes[..sep], &bytes[sep + 1..]);
-        if !is_valid_prefix(prefix) {
+        if !is_valid_prefix(&bytes[..sep]) {
             return Err(classify(bytes));
         }
+        Self::parse_body(input, sep)
+    }
+
+    /// The checks after the prefix, whose `_` is at `sep` and which is known to be valid.
+    #[inline]
+    fn parse_body(input: &'a str, sep: usize) -> Result<Self, TokenFormatError> {
+        let bytes = input.as_bytes();
+        let body = &bytes[sep + 1..];
         if !base62::all_valid(body) {
             return Err(if bytes.is_ascii() {
                 TokenFormatError::BadCharacter {
@@ -269,9 +276,17 @@ impl TokenFormat {
     }
 
     /// Parses `input` and checks that it carries this format's prefix.
+    #[inline]
     pub fn parse<'a>(&self, input: &'a str) -> Result<ParsedToken<'a>, TokenFormatError> {
+        let p = self.prefix.as_str();
+        let bytes = input.as_bytes();
+        // Fast path: exactly `<our prefix>_<66 characters>`; our prefix was validated once.
+        if bytes.len() == p.len() + 1 + BODY_LEN && bytes.starts_with(p.as_bytes()) && bytes[p.len()] == b'_'
+        {
+            return ParsedToken::parse_body(input, p.len());
+        }
         let parsed = ParsedToken::parse(input)?;
-        if parsed.prefix != self.prefix.as_str() {
+        if parsed.prefix != p {
             return Err(TokenFormatError::WrongPrefix { expected: self.prefix.clone() });
         }
         Ok(parsed)

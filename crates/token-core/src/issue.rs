@@ -65,6 +65,7 @@ impl Issuer {
         active_for_purpose: &[TokenId],
         now: DateTime<Utc>,
     ) -> Result<(IssuedToken, TokenRecord), IssueError> {
+        let now = whole_millis(now);
         let approval = self.policy.check_issue(principal, request, active_for_purpose, now)?;
         self.mint(approval, |id, digest| TokenRecord {
             id,
@@ -103,6 +104,7 @@ impl Issuer {
                 PolicyViolation::ParentNotUsable("the presented token is not the parent".into()).into()
             );
         }
+        let now = whole_millis(now);
         let approval = self.policy.check_child(parent, request, now)?;
         self.mint(approval, |id, digest| TokenRecord {
             id,
@@ -135,6 +137,11 @@ impl Issuer {
         };
         Ok((IssuedToken::new(id, text, approval.expires_at), record(id, digest)))
     }
+}
+
+/// Records keep whole milliseconds, the resolution the verifier decides at.
+fn whole_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 impl fmt::Debug for Issuer {

@@ -62,6 +62,7 @@ mod role;
 mod scope;
 mod secret;
 mod verify;
+mod view;
 
 pub use clock::{CachedClock, Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DenyReason, Grant};
@@ -73,11 +74,12 @@ pub use format::{
 pub use issue::{IssueError, Issuer};
 pub use memory::MemoryTokens;
 pub use policy::{Approval, ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
-pub use record::{TokenEntry, TokenRecord, TokenStatus, UseCounter, UseLimits};
+pub use record::{TokenRecord, TokenStatus, UseLimits};
 pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};
 pub use scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS, Request, Scope, ScopeSet};
 pub use secret::{DigestKey, IssuedToken, TokenDigest, ct_eq_32};
 pub use verify::{DigestKeyring, TokenLookup, Verifier};
+pub use view::TokenView;
 
 pub use chrono;
 pub use secrecy;

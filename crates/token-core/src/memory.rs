@@ -1,21 +1,24 @@
 //! An in-memory token registry: for tests, examples and single-process services.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 
 use crate::format::TokenId;
 use crate::issue::{IssueError, Issuer};
 use crate::policy::{ChildRequest, IssueRequest, PolicyViolation};
-use crate::record::{TokenEntry, TokenRecord, TokenStatus, UseCounter};
+use crate::record::{TokenRecord, TokenStatus};
 use crate::role::{Principal, PrincipalId, Purpose};
 use crate::secret::IssuedToken;
 use crate::verify::TokenLookup;
+use crate::view::TokenView;
 
 #[derive(Default)]
 struct Inner {
-    tokens: HashMap<TokenId, Arc<TokenEntry>>,
+    tokens: HashMap<TokenId, TokenView>,
+    /// Full records, apart from the views so the hot path touches only views.
+    records: HashMap<TokenId, TokenRecord>,
     by_purpose: HashMap<(PrincipalId, Purpose), Vec<TokenId>>,
     children: HashMap<TokenId, Vec<TokenId>>,
 }
@@ -84,9 +87,9 @@ impl MemoryTokens {
         let parent_id = issuer.format().parse(parent_token)?.id();
         let mut inner = self.write();
         let parent = inner
-            .tokens
+            .records
             .get(&parent_id)
-            .map(|e| e.record().clone())
+            .cloned()
             .ok_or_else(|| PolicyViolation::ParentNotUsable("unknown parent".into()))?;
         let (token, record) = issuer.issue_child_at(parent_token, &parent, request, now)?;
         inner.insert(record);
@@ -100,7 +103,7 @@ impl MemoryTokens {
 
     /// The record with this id.
     pub fn get(&self, id: TokenId) -> Option<TokenRecord> {
-        self.read().tokens.get(&id).map(|e| e.record().clone())
+        self.read().records.get(&id).cloned()
     }
 
     /// Ids of the principal's tokens for `purpose` that are active at `now`.
@@ -115,12 +118,11 @@ impl MemoryTokens {
         let mut revoked = Vec::new();
         let mut stack = vec![id];
         while let Some(next) = stack.pop() {
-            if let Some(entry) = inner.tokens.get_mut(&next) {
-                if entry.record().revoked_at.is_none() {
-                    let mut r = entry.record().clone();
-                    r.revoked_at = Some(now);
-                    let usage = UseCounter::new(entry.usage().uses(), entry.usage().last_used());
-                    *entry = Arc::new(TokenEntry::with_usage(r, usage));
+            let Inner { tokens, records, .. } = &mut *inner;
+            if let (Some(record), Some(view)) = (records.get_mut(&next), tokens.get_mut(&next)) {
+                if record.revoked_at.is_none() {
+                    record.revoked_at = Some(now);
+                    view.revoke(now);
                     revoked.push(next);
                 }
             }
@@ -133,7 +135,7 @@ impl MemoryTokens {
 
     /// Successful uses recorded for `id`.
     pub fn uses(&self, id: TokenId) -> u64 {
-        self.read().tokens.get(&id).map_or(0, |e| e.usage().uses())
+        self.read().tokens.get(&id).map_or(0, TokenView::uses)
     }
 }
 
@@ -144,8 +146,8 @@ impl Inner {
             .into_iter()
             .flatten()
             .filter(|id| {
-                self.tokens.get(id).is_some_and(|e| {
-                    matches!(e.record().status_at(now), TokenStatus::Active | TokenStatus::NotYetValid)
+                self.records.get(id).is_some_and(|r| {
+                    matches!(r.status_at(now), TokenStatus::Active | TokenStatus::NotYetValid)
                 })
             })
             .copied()
@@ -160,13 +162,20 @@ impl Inner {
         if let Some(parent) = record.parent {
             self.children.entry(parent).or_default().push(id);
         }
-        self.tokens.insert(id, Arc::new(TokenEntry::new(record)));
+        self.tokens.insert(id, TokenView::from_record(&record));
+        self.records.insert(id, record);
     }
 }
 
 impl TokenLookup for MemoryTokens {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
-        self.read().tokens.get(&id).cloned()
+    fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
+        match self.read().tokens.get(&id) {
+            Some(view) => {
+                visit(view);
+                true
+            }
+            None => false,
+        }
     }
 }

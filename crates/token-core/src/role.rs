@@ -28,13 +28,13 @@ macro_rules! name_type {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(Arc<str>);
+        pub struct $name(Arc<String>);
 
         impl $name {
             /// Validates and wraps a name: 1 to 128 characters of `[A-Za-z0-9._:@-]`.
             pub fn new(s: &str) -> Result<Self, NameError> {
                 check_name($kind, s)?;
-                Ok(Self(s.into()))
+                Ok(Self(Arc::new(s.to_owned())))
             }
 
             /// The name as text.
@@ -71,7 +71,7 @@ macro_rules! name_type {
 
         impl From<$name> for String {
             fn from(n: $name) -> String {
-                n.0.as_ref().to_owned()
+                n.0.as_ref().clone()
             }
         }
     };

@@ -7,32 +7,34 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, DenyReason, Grant};
-use crate::format::{TokenFormat, TokenId};
-use crate::record::{TokenEntry, TokenStatus};
+use crate::format::{ParsedToken, TokenFormat, TokenId};
 use crate::scope::Request;
 use crate::secret::DigestKey;
+use crate::view::TokenView;
 
-/// Where a verifier finds token records: the small trait a store implements.
+/// Where a verifier finds tokens: the small trait a store implements.
 ///
-/// Implementations must be cheap and must not block on I/O: the verifier calls `lookup` once per
-/// request. A store puts a cache in front of its database. Use limits are enforced on the entry's
-/// in-memory [`crate::UseCounter`], so `max_uses` is counted per process.
+/// The verifier hands `with_token` a closure that it must call with the token's [`TokenView`]
+/// (if it has one) while it holds it, so a lookup can keep views inline and lend them without
+/// copying or reference counting. Implementations must be cheap and must not block on I/O: the
+/// verifier calls this once per request (a store puts a cache in front of its database). Use limits
+/// are enforced on the view's in-memory counters, so `max_uses` is counted per process.
 pub trait TokenLookup: Send + Sync {
-    /// The entry with this id, if any.
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>>;
+    /// Calls `visit` once with the view of `id`, if there is one; returns whether there was.
+    fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool;
 }
 
 impl<T: TokenLookup + ?Sized> TokenLookup for Arc<T> {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
-        (**self).lookup(id)
+    fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
+        (**self).with_token(id, visit)
     }
 }
 
 impl<T: TokenLookup + ?Sized> TokenLookup for &T {
     #[inline]
-    fn lookup(&self, id: TokenId) -> Option<Arc<TokenEntry>> {
-        (**self).lookup(id)
+    fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
+        (**self).with_token(id, visit)
     }
 }
 
@@ -100,7 +102,7 @@ impl<L: TokenLookup> Verifier<L> {
     /// Verifies `token` for `request` now.
     #[inline]
     pub fn verify(&self, token: &str, request: &Request) -> Decision {
-        self.verify_at(token, request, self.clock.now())
+        self.decide(token, Some(request), self.clock.now_millis())
     }
 
     /// Verifies `token` for `request` at `now`.
@@ -108,38 +110,54 @@ impl<L: TokenLookup> Verifier<L> {
     /// The secret is checked (in constant time) before anything about the token's state is told,
     /// so only its holder learns that it is revoked, expired or out of scope.
     pub fn verify_at(&self, token: &str, request: &Request, now: DateTime<Utc>) -> Decision {
-        match self.authenticate_at(token, now) {
-            Err(reason) => Decision::Denied(reason),
-            Ok(entry) => {
-                let record = entry.record();
-                if !record.scopes.allows(request) {
-                    return Decision::Denied(DenyReason::OutOfScope);
-                }
-                if let Err(reason) = entry.usage().try_use(&record.limits, record.not_before, now) {
-                    return Decision::Denied(reason);
-                }
-                Decision::Allowed(Grant::new(entry))
-            }
-        }
+        self.decide(token, Some(request), now.timestamp_millis())
     }
 
-    /// Checks that `token` is genuine and active at `now`, whatever it may do; returns its entry.
-    /// Does not count as a use.
-    pub fn authenticate_at(&self, token: &str, now: DateTime<Utc>) -> Result<Arc<TokenEntry>, DenyReason> {
-        let parsed = self.format.parse(token).map_err(DenyReason::Malformed)?;
-        let entry = self.lookup.lookup(parsed.id()).ok_or(DenyReason::Unknown)?;
-        let record = entry.record();
-        let key_id = record.digest.key_id();
-        let key = self.keys.get(key_id).ok_or(DenyReason::UnknownDigestKey { key_id })?;
-        if !bool::from(key.digest(parsed.secret_chars()).ct_eq(&record.digest)) {
-            return Err(DenyReason::BadSecret);
+    /// Checks that `token` is genuine and active at `now`, whatever it may do. Does not count as a
+    /// use.
+    pub fn authenticate_at(&self, token: &str, now: DateTime<Utc>) -> Decision {
+        self.decide(token, None, now.timestamp_millis())
+    }
+
+    #[inline]
+    fn decide(&self, token: &str, request: Option<&Request>, now_ms: i64) -> Decision {
+        let parsed = match self.format.parse(token) {
+            Ok(p) => p,
+            Err(e) => return Decision::Denied(DenyReason::Malformed(e)),
+        };
+        let mut decision = Decision::Denied(DenyReason::Unknown);
+        self.lookup
+            .with_token(parsed.id(), &mut |view| decision = self.judge(&parsed, view, request, now_ms));
+        decision
+    }
+
+    #[inline]
+    fn judge(
+        &self,
+        parsed: &ParsedToken<'_>,
+        view: &TokenView,
+        request: Option<&Request>,
+        now_ms: i64,
+    ) -> Decision {
+        let key_id = view.digest().key_id();
+        let Some(key) = self.keys.get(key_id) else {
+            return Decision::Denied(DenyReason::UnknownDigestKey { key_id });
+        };
+        if !bool::from(key.digest_token(parsed).ct_eq(view.digest())) {
+            return Decision::Denied(DenyReason::BadSecret);
         }
-        match record.status_at(now) {
-            TokenStatus::Active => Ok(entry),
-            TokenStatus::Revoked => Err(DenyReason::Revoked { at: record.revoked_at.unwrap_or(now) }),
-            TokenStatus::NotYetValid => Err(DenyReason::NotYetValid { from: record.not_before }),
-            TokenStatus::Expired => Err(DenyReason::Expired { at: record.expires_at }),
+        if let Some(reason) = view.lifecycle_at(now_ms) {
+            return Decision::Denied(reason);
         }
+        if let Some(request) = request {
+            if !view.scopes().allows(request) {
+                return Decision::Denied(DenyReason::OutOfScope);
+            }
+            if let Err(reason) = view.try_use(now_ms) {
+                return Decision::Denied(reason);
+            }
+        }
+        Decision::Allowed(Grant::new(parsed.id(), view.principal().clone()))
     }
 }
 

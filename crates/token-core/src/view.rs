@@ -1,0 +1,160 @@
+//! The compact, verification-only view of a token that a lookup keeps inline, with its use counters.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::decision::DenyReason;
+use crate::record::{TokenRecord, UseLimits};
+use crate::role::PrincipalId;
+use crate::scope::ScopeSet;
+use crate::secret::TokenDigest;
+
+const NEVER: i64 = i64::MIN;
+const NONE: i64 = i64::MAX;
+
+/// What the verifier needs of a token, in 112 bytes, so a lookup can keep millions inline
+/// (no pointer to chase on the hot path but the shared scope set). Built from a [`TokenRecord`];
+/// times are whole milliseconds, rounded so that a token is never valid for longer than its record
+/// says.
+#[derive(Debug)]
+pub struct TokenView {
+    digest: TokenDigest,
+    not_before_ms: i64,
+    expires_ms: i64,
+    revoked_ms: i64,
+    max_uses: u64,
+    idle_ms: i64,
+    scopes: ScopeSet,
+    principal: PrincipalId,
+    uses: AtomicU64,
+    last_used_ms: AtomicI64,
+}
+
+fn ceil_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis() + i64::from(t.timestamp_subsec_nanos() % 1_000_000 != 0)
+}
+
+impl TokenView {
+    /// The view of `record`, with no recorded use.
+    pub fn from_record(record: &TokenRecord) -> Self {
+        Self::with_usage(record, 0, None)
+    }
+
+    /// The view of `record`, with counters carried over (say, from a store or a previous view).
+    pub fn with_usage(record: &TokenRecord, uses: u64, last_used: Option<DateTime<Utc>>) -> Self {
+        Self {
+            digest: record.digest,
+            not_before_ms: ceil_ms(record.not_before),
+            expires_ms: record.expires_at.timestamp_millis(),
+            revoked_ms: record.revoked_at.map_or(NONE, |t| t.timestamp_millis()),
+            max_uses: record.limits.max_uses.unwrap_or(u64::MAX),
+            idle_ms: record.limits.idle_timeout.map_or(NONE, |d| d.num_milliseconds()),
+            scopes: record.scopes.clone(),
+            principal: record.principal.clone(),
+            uses: AtomicU64::new(uses),
+            last_used_ms: AtomicI64::new(last_used.map_or(NEVER, |t| t.timestamp_millis())),
+        }
+    }
+
+    /// Marks the view revoked at `at` (a lookup does this on revocation).
+    pub fn revoke(&mut self, at: DateTime<Utc>) {
+        self.revoked_ms = self.revoked_ms.min(at.timestamp_millis());
+    }
+
+    /// The stored digest.
+    #[inline]
+    pub fn digest(&self) -> &TokenDigest {
+        &self.digest
+    }
+
+    /// The token's scopes.
+    #[inline]
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
+    /// Its holder.
+    #[inline]
+    pub fn principal(&self) -> &PrincipalId {
+        &self.principal
+    }
+
+    /// Its use limits.
+    pub fn limits(&self) -> UseLimits {
+        UseLimits {
+            max_uses: (self.max_uses != u64::MAX).then_some(self.max_uses),
+            idle_timeout: (self.idle_ms != NONE).then(|| chrono::TimeDelta::milliseconds(self.idle_ms)),
+        }
+    }
+
+    /// Successful uses so far: exact for a token with `max_uses`, otherwise a statistic that may
+    /// miss uses made in the same instant on several threads.
+    pub fn uses(&self) -> u64 {
+        self.uses.load(Ordering::Relaxed)
+    }
+
+    /// The last successful use.
+    pub fn last_used(&self) -> Option<DateTime<Utc>> {
+        match self.last_used_ms.load(Ordering::Relaxed) {
+            NEVER => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// Revoked, not yet valid or expired at `now_ms`: the reason; active: `None`.
+    /// Revocation wins over everything.
+    #[inline]
+    pub(crate) fn lifecycle_at(&self, now_ms: i64) -> Option<DenyReason> {
+        if self.revoked_ms <= now_ms {
+            Some(DenyReason::Revoked { at: ms_time(self.revoked_ms) })
+        } else if now_ms < self.not_before_ms {
+            Some(DenyReason::NotYetValid { from: ms_time(self.not_before_ms) })
+        } else if now_ms >= self.expires_ms {
+            Some(DenyReason::Expired { at: ms_time(self.expires_ms) })
+        } else {
+            None
+        }
+    }
+
+    /// Counts a use at `now_ms`: refuses (without counting) a token idle too long, and refuses
+    /// once `max_uses` is spent.
+    #[inline]
+    pub(crate) fn try_use(&self, now_ms: i64) -> Result<(), DenyReason> {
+        if self.idle_ms != NONE {
+            let last = self.last_used_ms.load(Ordering::Acquire);
+            let since = if last == NEVER { self.not_before_ms } else { last };
+            if now_ms.saturating_sub(since) > self.idle_ms {
+                return Err(DenyReason::IdleTimeout { since: ms_time(since) });
+            }
+        }
+        if self.max_uses != u64::MAX {
+            if self.uses.fetch_add(1, Ordering::AcqRel) >= self.max_uses {
+                return Err(DenyReason::UsesExhausted { max_uses: self.max_uses });
+            }
+        } else {
+            // Statistics only: a plain load and store, which may miss a concurrent use.
+            self.uses.store(self.uses.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+        // Skip the write when the stored value is already as recent: readers are many.
+        if self.last_used_ms.load(Ordering::Relaxed) < now_ms {
+            self.last_used_ms.fetch_max(now_ms, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+fn ms_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_is_compact() {
+        assert!(std::mem::size_of::<TokenView>() <= 112, "{}", std::mem::size_of::<TokenView>());
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test and doctest, and the quickstart.
+# Usage: scripts/test.sh            (what CI runs, through .ci/run)
+#
+# Tests that need real servers (PostgreSQL, OpenBao) get them from scripts/services.sh, which
+# starts them on loopback ports for the length of this script and exports their addresses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, integration, property and doc tests)"
+cargo test --workspace
+
+step "quickstart"
+cargo run --quiet --example quickstart

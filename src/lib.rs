@@ -4,6 +4,7 @@
 //! libraries. This crate re-exports the workspace's crates under short names:
 //!
 //! - [`core`] (`token-core`): token format, secrets, scopes, roles, expiry policy, verification.
+//! - [`store`] (`token-store`): storage trait, envelope encryption, key providers, backends.
 //!
 //! ```
 //! use tokenward::core::{Scope, Request};
@@ -15,4 +16,5 @@
 #![deny(missing_docs)]
 
 pub use token_core as core;
+pub use token_store as store;
 pub use token_core::secrecy;

@@ -1,0 +1,77 @@
+//! The storage trait a backend implements: small, async, object-safe. It sees only sealed data.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use token_core::{TokenId, TokenRecord};
+
+use crate::error::Result;
+use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+
+/// Durable storage for token records, sealed secret versions with staging labels, and store
+/// metadata. Every method is one atomic, durable step: when it returns `Ok`, what it wrote survives
+/// a crash. Run `token_store::testing` against an implementation to check it.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    // --- tokens ---
+
+    /// Inserts a new token record, atomically checking the one-active-per-purpose rule: for a root
+    /// token (no parent), the ids of the principal's active tokens for the purpose at
+    /// `record.created_at` must be exactly `expected_active` (in any order), else
+    /// [`crate::StoreError::TokenRejected`]. A reused id is also rejected.
+    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> Result<()>;
+
+    /// A token by id.
+    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>>;
+
+    /// Tokens answering a query, in no particular order.
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>>;
+
+    /// Revokes `id` and all its descendants at `at`, in one durable step. Returns the ids newly
+    /// revoked (already-revoked ones keep their time). Unknown id: [`crate::StoreError::NotFound`].
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>>;
+
+    /// Records uses in bulk: for each token, last use becomes the later of the stored and given
+    /// times, and `uses` grows by the given count. Called coarsely, never per verification.
+    async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()>;
+
+    // --- secrets ---
+
+    /// Adds a version. It must be `latest + 1` (1 for a new secret), else
+    /// [`crate::StoreError::Conflict`].
+    async fn insert_version(&self, version: &SecretVersion) -> Result<()>;
+
+    /// A version of a secret.
+    async fn version(&self, name: &SecretName, version: u64) -> Result<Option<SecretVersion>>;
+
+    /// The highest version of a secret, if any.
+    async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>>;
+
+    /// Where the secret's labels point.
+    async fn labels(&self, name: &SecretName) -> Result<Labels>;
+
+    /// Applies all label changes or none: each label must point where `expect` says, and every
+    /// `set` version must exist; else [`crate::StoreError::Conflict`].
+    async fn update_labels(&self, name: &SecretName, changes: &[LabelChange]) -> Result<()>;
+
+    /// Up to `limit` versions whose data key is not wrapped under `kek_id` (for KEK rotation).
+    async fn versions_not_under(&self, kek_id: &str, limit: usize) -> Result<Vec<(SecretName, u64)>>;
+
+    /// Replaces a version's wrapped data key if it is still under `expect_kek`; else
+    /// [`crate::StoreError::Conflict`]. The ciphertext is untouched.
+    async fn rewrap_version(
+        &self,
+        name: &SecretName,
+        version: u64,
+        expect_kek: &str,
+        new_kek: &str,
+        wrapped_key: &crate::Sealed,
+    ) -> Result<()>;
+
+    // --- metadata ---
+
+    /// A metadata value.
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Sets a metadata value if it is currently `expect`; else [`crate::StoreError::Conflict`].
+    async fn set_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<()>;
+}

@@ -1,0 +1,46 @@
+//! # token-store
+//!
+//! Storage for Tokenward: a small async [`Backend`] trait (token records, versioned secrets with
+//! staging labels and compare-and-swap, metadata), envelope encryption at rest ([`SecretStore`]:
+//! AES-256-GCM per version, data keys wrapped by a key-encryption key), and [`KeyProvider`]s
+//! (a passphrase through Argon2id, a raw 256-bit key from a file or the environment).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), token_store::StoreError> {
+//! use std::sync::Arc;
+//! use token_store::*;
+//! use token_store::secrecy::{ExposeSecret, SecretString};
+//!
+//! let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+//! let pass = SecretString::from("correct horse battery staple");
+//! let store = SecretStore::open_with_passphrase(backend, &pass, None).await?;
+//! let name = SecretName::new("billing-api/aws-key")?;
+//! let v = store.put(&name, b"AKIA...").await?;
+//! store.update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }]).await?;
+//! let (_, secret) = store.get_labeled(&name, Label::Current).await?.expect("labelled");
+//! assert_eq!(secret.expose_secret().as_slice(), b"AKIA...");
+//! # Ok(()) }
+//! ```
+//!
+//! Backends see only sealed bytes. Plaintext exists only in `secrecy` boxes, zeroized on drop.
+
+#![deny(missing_docs)]
+
+mod backend;
+mod envelope;
+mod error;
+mod keys;
+mod memory;
+mod model;
+mod store;
+pub mod testing;
+
+pub use backend::Backend;
+pub use envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
+pub use error::{Result, StoreError};
+pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
+pub use memory::MemoryBackend;
+pub use model::{Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+pub use store::{PASSPHRASE_KEK_ID, RewrapReport, SecretStore, secret_text};
+
+pub use secrecy;

@@ -1,0 +1,228 @@
+//! The in-memory backend, for tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use token_core::{TokenId, TokenRecord};
+
+use crate::backend::Backend;
+use crate::envelope::Sealed;
+use crate::error::{Result, StoreError};
+use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, id_text};
+
+#[derive(Default)]
+struct State {
+    tokens: HashMap<TokenId, StoredToken>,
+    children: HashMap<TokenId, Vec<TokenId>>,
+    versions: BTreeMap<(SecretName, u64), SecretVersion>,
+    labels: HashMap<SecretName, Labels>,
+    meta: HashMap<String, Vec<u8>>,
+}
+
+/// Everything in one mutex-guarded map; durable only as long as the process.
+#[derive(Default)]
+pub struct MemoryBackend {
+    state: Mutex<State>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend").finish_non_exhaustive()
+    }
+}
+
+/// The one-active rule, shared by backends that check it in memory.
+pub(crate) fn check_active(found: &[TokenId], expected: &[TokenId]) -> Result<()> {
+    let mut a = found.to_vec();
+    let mut b = expected.to_vec();
+    a.sort();
+    b.sort();
+    if a == b {
+        Ok(())
+    } else {
+        Err(StoreError::TokenRejected(format!(
+            "the active tokens for this purpose changed: expected {}, found {}",
+            b.len(),
+            a.len()
+        )))
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> Result<()> {
+        let mut s = self.lock();
+        if s.tokens.contains_key(&record.id) {
+            return Err(StoreError::TokenRejected(format!("token id {} already exists", id_text(record.id))));
+        }
+        if record.parent.is_none() {
+            let q = TokenQuery::Active {
+                principal: record.principal.clone(),
+                purpose: record.purpose.clone(),
+                at: record.created_at,
+            };
+            let found: Vec<TokenId> =
+                s.tokens.values().filter(|t| q.matches(t)).map(|t| t.record.id).collect();
+            check_active(&found, expected_active)?;
+        }
+        if let Some(parent) = record.parent {
+            s.children.entry(parent).or_default().push(record.id);
+        }
+        s.tokens.insert(record.id, StoredToken { record: record.clone(), last_used: None, uses: 0 });
+        Ok(())
+    }
+
+    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+        Ok(self.lock().tokens.get(&id).cloned())
+    }
+
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+        Ok(self.lock().tokens.values().filter(|t| query.matches(t)).cloned().collect())
+    }
+
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
+        let mut s = self.lock();
+        if !s.tokens.contains_key(&id) {
+            return Err(StoreError::NotFound(format!("token {}", id_text(id))));
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![id];
+        while let Some(next) = stack.pop() {
+            if let Some(t) = s.tokens.get_mut(&next) {
+                if t.record.revoked_at.is_none() {
+                    t.record.revoked_at = Some(at);
+                    out.push(next);
+                }
+            }
+            if let Some(kids) = s.children.get(&next) {
+                stack.extend_from_slice(kids);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {
+        let mut s = self.lock();
+        for (id, at, n) in uses {
+            if let Some(t) = s.tokens.get_mut(id) {
+                t.last_used = Some(t.last_used.map_or(*at, |u| u.max(*at)));
+                t.uses = t.uses.saturating_add(*n);
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_version(&self, v: &SecretVersion) -> Result<()> {
+        let mut s = self.lock();
+        let latest =
+            s.versions.range((v.name.clone(), 0)..=(v.name.clone(), u64::MAX)).next_back().map(|(k, _)| k.1);
+        if v.version != latest.unwrap_or(0) + 1 {
+            return Err(StoreError::Conflict(format!(
+                "secret {} version {} is not the next (latest is {})",
+                v.name,
+                v.version,
+                latest.unwrap_or(0)
+            )));
+        }
+        s.versions.insert((v.name.clone(), v.version), v.clone());
+        Ok(())
+    }
+
+    async fn version(&self, name: &SecretName, version: u64) -> Result<Option<SecretVersion>> {
+        Ok(self.lock().versions.get(&(name.clone(), version)).cloned())
+    }
+
+    async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>> {
+        Ok(self
+            .lock()
+            .versions
+            .range((name.clone(), 0)..=(name.clone(), u64::MAX))
+            .next_back()
+            .map(|(k, _)| k.1))
+    }
+
+    async fn labels(&self, name: &SecretName) -> Result<Labels> {
+        Ok(self.lock().labels.get(name).cloned().unwrap_or_default())
+    }
+
+    async fn update_labels(&self, name: &SecretName, changes: &[LabelChange]) -> Result<()> {
+        let mut s = self.lock();
+        let mut labels = s.labels.get(name).cloned().unwrap_or_default();
+        for c in changes {
+            if labels.get(&c.label).copied() != c.expect {
+                return Err(StoreError::Conflict(format!("label {} of {name} moved", c.label.as_str())));
+            }
+            if let Some(v) = c.set {
+                if !s.versions.contains_key(&(name.clone(), v)) {
+                    return Err(StoreError::Conflict(format!("{name} has no version {v}")));
+                }
+            }
+            match c.set {
+                Some(v) => labels.insert(c.label, v),
+                None => labels.remove(&c.label),
+            };
+        }
+        s.labels.insert(name.clone(), labels);
+        Ok(())
+    }
+
+    async fn versions_not_under(&self, kek_id: &str, limit: usize) -> Result<Vec<(SecretName, u64)>> {
+        Ok(self
+            .lock()
+            .versions
+            .values()
+            .filter(|v| v.kek_id != kek_id)
+            .take(limit)
+            .map(|v| (v.name.clone(), v.version))
+            .collect())
+    }
+
+    async fn rewrap_version(
+        &self,
+        name: &SecretName,
+        version: u64,
+        expect_kek: &str,
+        new_kek: &str,
+        wrapped_key: &Sealed,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let v = s
+            .versions
+            .get_mut(&(name.clone(), version))
+            .ok_or_else(|| StoreError::NotFound(format!("{name} version {version}")))?;
+        if v.kek_id != expect_kek {
+            return Err(StoreError::Conflict(format!(
+                "{name} version {version} is no longer under {expect_kek}"
+            )));
+        }
+        v.kek_id = new_kek.to_owned();
+        v.wrapped_key = wrapped_key.clone();
+        Ok(())
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+
+    async fn set_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<()> {
+        let mut s = self.lock();
+        if s.meta.get(key).map(Vec::as_slice) != expect {
+            return Err(StoreError::Conflict(format!("metadata {key} changed")));
+        }
+        s.meta.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! What backends store: sealed secret versions, staging labels, token records with usage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use token_core::{PrincipalId, Purpose, TokenId, TokenRecord};
+
+use crate::envelope::Sealed;
+use crate::error::{Result, StoreError};
+
+/// The name of a versioned secret, such as `billing-api/aws-access-key`: 1 to 256 characters of
+/// `[A-Za-z0-9._:/@+=-]`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SecretName(String);
+
+impl SecretName {
+    /// Validates a name.
+    pub fn new(name: &str) -> Result<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= 256
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:/@+=-".contains(&c));
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(StoreError::Invalid("a secret name is 1 to 256 characters of [A-Za-z0-9._:/@+=-]".into()))
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretName({})", self.0)
+    }
+}
+
+impl TryFrom<String> for SecretName {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(&s)
+    }
+}
+
+impl From<SecretName> for String {
+    fn from(n: SecretName) -> String {
+        n.0
+    }
+}
+
+/// A staging label: which version is in use, which is being rolled out, which was in use before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// In use.
+    Current,
+    /// Created and being deployed and tested; not yet in use.
+    Pending,
+    /// In use before the last promotion; kept for the overlap window.
+    Previous,
+}
+
+impl Label {
+    /// All labels.
+    pub const ALL: [Label; 3] = [Label::Current, Label::Pending, Label::Previous];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Current => "current",
+            Label::Pending => "pending",
+            Label::Previous => "previous",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupted { what: "label", detail: "unknown label name".into() })
+    }
+}
+
+/// Where each label points. A label points to at most one version.
+pub type Labels = BTreeMap<Label, u64>;
+
+/// One compare-and-swap on a label: it must point at `expect` (None: nowhere), and will point at
+/// `set` (None: nowhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LabelChange {
+    /// The label.
+    pub label: Label,
+    /// What it must point at now.
+    pub expect: Option<u64>,
+    /// What it will point at.
+    pub set: Option<u64>,
+}
+
+/// One sealed version of a secret, as a backend stores it. Holds no plaintext.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    /// The secret.
+    pub name: SecretName,
+    /// Its version, from 1, never reused.
+    pub version: u64,
+    /// The KEK that wrapped the data key.
+    pub kek_id: String,
+    /// The data key, wrapped.
+    pub wrapped_key: Sealed,
+    /// The payload, sealed under the data key.
+    pub ciphertext: Sealed,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token record with what the store knows of its use.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredToken {
+    /// The record.
+    pub record: TokenRecord,
+    /// Last use, as recorded (coarsely) by verifiers.
+    pub last_used: Option<DateTime<Utc>>,
+    /// Uses recorded by verifiers.
+    pub uses: u64,
+}
+
+/// Which token records to list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenQuery {
+    /// Every token of a principal.
+    Principal(PrincipalId),
+    /// The principal's root tokens for a purpose that are active or not yet valid at `at`.
+    Active {
+        /// Holder.
+        principal: PrincipalId,
+        /// Purpose.
+        purpose: Purpose,
+        /// Instant.
+        at: DateTime<Utc>,
+    },
+    /// Unrevoked tokens expiring in `[from, until)`.
+    ExpiringBetween {
+        /// From.
+        from: DateTime<Utc>,
+        /// Until.
+        until: DateTime<Utc>,
+    },
+    /// Unrevoked, unexpired-at-`since` tokens not used since `since` (never-used ones included).
+    UnusedSince {
+        /// Instant.
+        since: DateTime<Utc>,
+    },
+    /// Revoked tokens.
+    Revoked,
+}
+
+impl TokenQuery {
+    /// Whether `t` answers this query (what an in-memory backend filters with).
+    pub fn matches(&self, t: &StoredToken) -> bool {
+        let r = &t.record;
+        match self {
+            TokenQuery::Principal(p) => r.principal == *p,
+            TokenQuery::Active { principal, purpose, at } => {
+                r.parent.is_none()
+                    && r.principal == *principal
+                    && r.purpose == *purpose
+                    && r.revoked_at.is_none_or(|x| x > *at)
+                    && r.expires_at > *at
+            }
+            TokenQuery::ExpiringBetween { from, until } => {
+                r.revoked_at.is_none() && r.expires_at >= *from && r.expires_at < *until
+            }
+            TokenQuery::UnusedSince { since } => {
+                r.revoked_at.is_none() && r.expires_at > *since && t.last_used.is_none_or(|u| u < *since)
+            }
+            TokenQuery::Revoked => r.revoked_at.is_some(),
+        }
+    }
+}
+
+/// A token id, checked to exist; used in errors.
+pub(crate) fn id_text(id: TokenId) -> String {
+    id.to_string()
+}

@@ -16,5 +16,5 @@
 #![deny(missing_docs)]
 
 pub use token_core as core;
-pub use token_store as store;
 pub use token_core::secrecy;
+pub use token_store as store;

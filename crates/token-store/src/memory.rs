@@ -101,11 +101,11 @@ impl Backend for MemoryBackend {
         let mut out = Vec::new();
         let mut stack = vec![id];
         while let Some(next) = stack.pop() {
-            if let Some(t) = s.tokens.get_mut(&next) {
-                if t.record.revoked_at.is_none() {
-                    t.record.revoked_at = Some(at);
-                    out.push(next);
-                }
+            if let Some(t) = s.tokens.get_mut(&next)
+                && t.record.revoked_at.is_none()
+            {
+                t.record.revoked_at = Some(at);
+                out.push(next);
             }
             if let Some(kids) = s.children.get(&next) {
                 stack.extend_from_slice(kids);
@@ -165,10 +165,10 @@ impl Backend for MemoryBackend {
             if labels.get(&c.label).copied() != c.expect {
                 return Err(StoreError::Conflict(format!("label {} of {name} moved", c.label.as_str())));
             }
-            if let Some(v) = c.set {
-                if !s.versions.contains_key(&(name.clone(), v)) {
-                    return Err(StoreError::Conflict(format!("{name} has no version {v}")));
-                }
+            if let Some(v) = c.set
+                && !s.versions.contains_key(&(name.clone(), v))
+            {
+                return Err(StoreError::Conflict(format!("{name} has no version {v}")));
             }
             match c.set {
                 Some(v) => labels.insert(c.label, v),

@@ -373,10 +373,19 @@ pub async fn kek_rotation(b: Arc<dyn Backend>) {
         }
         v
     };
-    let both = Arc::new(LocalKeyring::new(k2()).with_older(k1()));
-    let s2 = SecretStore::open(Arc::clone(&b), both).await.expect("open with both");
+    let both = || Arc::new(LocalKeyring::new(k2()).with_older(k1()));
+    // Interrupt the rotation after two re-wraps: the error surfaces, two versions are done.
+    let flaky = Arc::new(FailAfter { inner: Arc::clone(&b), rewraps_left: std::sync::Mutex::new(2) });
+    let interrupted = SecretStore::open(flaky, both()).await.expect("open with both");
+    assert!(
+        matches!(interrupted.rotate_kek(1).await, Err(StoreError::Backend(_))),
+        "the interruption surfaces"
+    );
+    assert_eq!(b.versions_not_under("k2", 100).await.expect("list").len(), 3, "two of five re-wrapped");
+    // Resuming finishes the other three.
+    let s2 = SecretStore::open(Arc::clone(&b), both()).await.expect("open with both");
     let report = s2.rotate_kek(2).await.expect("rotate");
-    assert_eq!(report.rewrapped, 5);
+    assert_eq!(report.rewrapped, 3);
     assert_eq!(
         s2.rotate_kek(2).await.expect("again").rewrapped,
         0,
@@ -396,4 +405,70 @@ pub async fn kek_rotation(b: Arc<dyn Backend>) {
         );
     }
     assert!(SecretStore::open(b, Arc::new(k1())).await.is_err(), "the old KEK no longer opens the store");
+}
+
+/// A backend that fails every re-wrap after the first `rewraps_left`: an interrupted rotation.
+struct FailAfter {
+    inner: Arc<dyn Backend>,
+    rewraps_left: std::sync::Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl Backend for FailAfter {
+    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> crate::Result<()> {
+        self.inner.insert_token(record, expected_active).await
+    }
+    async fn token(&self, id: TokenId) -> crate::Result<Option<crate::StoredToken>> {
+        self.inner.token(id).await
+    }
+    async fn tokens(&self, query: &TokenQuery) -> crate::Result<Vec<crate::StoredToken>> {
+        self.inner.tokens(query).await
+    }
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> crate::Result<Vec<TokenId>> {
+        self.inner.revoke_tree(id, at).await
+    }
+    async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> crate::Result<()> {
+        self.inner.record_uses(uses).await
+    }
+    async fn insert_version(&self, version: &SecretVersion) -> crate::Result<()> {
+        self.inner.insert_version(version).await
+    }
+    async fn version(&self, name: &SecretName, version: u64) -> crate::Result<Option<SecretVersion>> {
+        self.inner.version(name, version).await
+    }
+    async fn latest_version(&self, name: &SecretName) -> crate::Result<Option<u64>> {
+        self.inner.latest_version(name).await
+    }
+    async fn labels(&self, name: &SecretName) -> crate::Result<crate::Labels> {
+        self.inner.labels(name).await
+    }
+    async fn update_labels(&self, name: &SecretName, changes: &[LabelChange]) -> crate::Result<()> {
+        self.inner.update_labels(name, changes).await
+    }
+    async fn versions_not_under(&self, kek_id: &str, limit: usize) -> crate::Result<Vec<(SecretName, u64)>> {
+        self.inner.versions_not_under(kek_id, limit).await
+    }
+    async fn rewrap_version(
+        &self,
+        name: &SecretName,
+        version: u64,
+        expect_kek: &str,
+        new_kek: &str,
+        wrapped_key: &Sealed,
+    ) -> crate::Result<()> {
+        {
+            let mut left = self.rewraps_left.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *left == 0 {
+                return Err(StoreError::Backend("injected failure: the process died mid-rotation".into()));
+            }
+            *left -= 1;
+        }
+        self.inner.rewrap_version(name, version, expect_kek, new_kek, wrapped_key).await
+    }
+    async fn meta(&self, key: &str) -> crate::Result<Option<Vec<u8>>> {
+        self.inner.meta(key).await
+    }
+    async fn set_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> crate::Result<()> {
+        self.inner.set_meta(key, expect, value).await
+    }
 }

@@ -12,11 +12,16 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --workspace --all-targets -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets --all-features -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test --workspace (unit, integration, property and doc tests)"
-cargo test --workspace
+step "start real servers"
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+start_postgres
+
+step "cargo test --workspace --all-features (unit, integration, property and doc tests)"
+cargo test --workspace --all-features
 
 step "quickstart"
 cargo run --quiet --example quickstart

@@ -32,6 +32,8 @@ mod error;
 mod keys;
 mod memory;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -43,6 +45,8 @@ pub use error::{Result, StoreError};
 pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
 pub use memory::MemoryBackend;
 pub use model::{Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{PASSPHRASE_KEK_ID, RewrapReport, SecretStore, secret_text};

@@ -102,6 +102,12 @@ impl TokenView {
         }
     }
 
+    /// Whether it has expired at `now_ms` (milliseconds since the epoch).
+    #[inline]
+    pub fn is_expired_at(&self, now_ms: i64) -> bool {
+        now_ms >= self.expires_ms
+    }
+
     /// Revoked, not yet valid or expired at `now_ms`: the reason; active: `None`.
     /// Revocation wins over everything.
     #[inline]

@@ -38,6 +38,10 @@ impl SecretKey {
         Self(bytes)
     }
 
+    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+
     pub(crate) fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.0.expose_secret()))
     }

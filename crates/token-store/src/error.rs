@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A token insert broke the one-active-per-purpose rule or reused an id.
     #[error("token rejected: {0}")]
     TokenRejected(String),
+    /// The issuing policy refused, or a token was malformed.
+    #[error(transparent)]
+    Issue(#[from] token_core::IssueError),
     /// Bad input or parameters.
     #[error("invalid: {0}")]
     Invalid(String),

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod cache;
 mod envelope;
 mod error;
 mod keys;
@@ -38,8 +39,10 @@ mod postgres;
 mod sqlite;
 mod store;
 pub mod testing;
+mod tokens;
 
 pub use backend::Backend;
+pub use cache::VerifierCache;
 pub use envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 pub use error::{Result, StoreError};
 pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
@@ -50,5 +53,6 @@ pub use postgres::{PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{PASSPHRASE_KEK_ID, RewrapReport, SecretStore, secret_text};
+pub use tokens::{DIGEST_KEY_SECRET, Tokens};
 
 pub use secrecy;

@@ -166,6 +166,11 @@ pub enum TokenQuery {
     },
     /// Revoked tokens.
     Revoked,
+    /// Tokens neither revoked nor expired at `at` (what a verifier cache loads).
+    Valid {
+        /// Instant.
+        at: DateTime<Utc>,
+    },
 }
 
 impl TokenQuery {
@@ -188,6 +193,7 @@ impl TokenQuery {
                 r.revoked_at.is_none() && r.expires_at > *since && t.last_used.is_none_or(|u| u < *since)
             }
             TokenQuery::Revoked => r.revoked_at.is_some(),
+            TokenQuery::Valid { at } => r.revoked_at.is_none() && r.expires_at > *at,
         }
     }
 }

@@ -228,6 +228,9 @@ fn query_sql(query: &TokenQuery) -> (String, Vec<QueryArg>) {
             vec![QueryArg::Int(ms(*since))],
         ),
         TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
+        TokenQuery::Valid { at } => {
+            (format!("{base} revoked_ms IS NULL AND expires_ms > $1"), vec![QueryArg::Int(ms(*at))])
+        }
     }
 }
 

@@ -90,7 +90,7 @@ impl SqliteBackend {
     fn init(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
         if version > SCHEMA_VERSION {
@@ -196,6 +196,9 @@ fn query_sql(query: &TokenQuery) -> (String, Vec<rusqlite::types::Value>) {
             vec![Value::Integer(ms(*since))],
         ),
         TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
+        TokenQuery::Valid { at } => {
+            (format!("{base} revoked_ms IS NULL AND expires_ms > ?1"), vec![Value::Integer(ms(*at))])
+        }
     }
 }
 
@@ -272,46 +275,11 @@ impl Backend for SqliteBackend {
 
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let exists: Option<i64> = tx
-                .query_row("SELECT 1 FROM tokens WHERE id = ?1", [id.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(db)?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("token {id}")));
-            }
-            let mut to_revoke = Vec::new();
-            {
-                let mut stmt = tx
-                    .prepare(
-                        "WITH RECURSIVE tree(id) AS (
-                            SELECT ?1 UNION SELECT tokens.id FROM tokens JOIN tree ON tokens.parent = tree.id)
-                         SELECT tokens.id, tokens.record FROM tokens JOIN tree ON tokens.id = tree.id
-                         WHERE tokens.revoked_ms IS NULL",
-                    )
-                    .map_err(db)?;
-                let rows = stmt
-                    .query_map([id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .map_err(db)?;
-                for row in rows {
-                    to_revoke.push(row.map_err(db)?);
-                }
-            }
-            let mut out = Vec::with_capacity(to_revoke.len());
-            for (tid, json) in to_revoke {
-                let mut record: TokenRecord =
-                    serde_json::from_str(&json).map_err(|e| corrupt("token record")(e.to_string()))?;
-                record.revoked_at = Some(at);
-                let json = serde_json::to_string(&record).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                tx.execute(
-                    "UPDATE tokens SET revoked_ms = ?2, record = ?3 WHERE id = ?1",
-                    params![tid, ms(at), json],
-                )
-                .map_err(db)?;
-                out.push(record.id);
-            }
-            tx.commit().map_err(db)?;
-            Ok(out)
+            // A revocation is acknowledged only once fsynced: FULL for this transaction.
+            conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+            let result = revoke_tree_tx(conn, id, at);
+            conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+            result
         })
         .await
     }
@@ -553,5 +521,48 @@ fn read_labels(conn: &Connection, name: &SecretName) -> Result<Labels> {
         let (l, v) = row.map_err(db)?;
         out.insert(Label::parse(&l)?, u64::try_from(v).unwrap_or(0));
     }
+    Ok(out)
+}
+
+fn revoke_tree_tx(conn: &mut Connection, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let exists: Option<i64> = tx
+        .query_row("SELECT 1 FROM tokens WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("token {id}")));
+    }
+    let mut to_revoke = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare(
+                "WITH RECURSIVE tree(id) AS (
+                            SELECT ?1 UNION SELECT tokens.id FROM tokens JOIN tree ON tokens.parent = tree.id)
+                         SELECT tokens.id, tokens.record FROM tokens JOIN tree ON tokens.id = tree.id
+                         WHERE tokens.revoked_ms IS NULL",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            to_revoke.push(row.map_err(db)?);
+        }
+    }
+    let mut out = Vec::with_capacity(to_revoke.len());
+    for (tid, json) in to_revoke {
+        let mut record: TokenRecord =
+            serde_json::from_str(&json).map_err(|e| corrupt("token record")(e.to_string()))?;
+        record.revoked_at = Some(at);
+        let json = serde_json::to_string(&record).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        tx.execute(
+            "UPDATE tokens SET revoked_ms = ?2, record = ?3 WHERE id = ?1",
+            params![tid, ms(at), json],
+        )
+        .map_err(db)?;
+        out.push(record.id);
+    }
+    tx.commit().map_err(db)?;
     Ok(out)
 }

@@ -121,3 +121,48 @@ async fn revocations_reach_other_connections() {
     assert_eq!(seen, want);
     eprintln!("revocation seen by a listening connection {:?} after the revoke call started", t.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_in_one_instance_is_denied_by_another() {
+    let Some(url) = pg_url() else { return };
+    let backend = fresh(&url).await;
+    let open = async |b: &PostgresBackend| {
+        let b = Arc::new(b.clone()) as Arc<dyn Backend>;
+        let key = LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([9u8; 32]))).unwrap();
+        let secrets = SecretStore::open(Arc::clone(&b), Arc::new(key)).await.unwrap();
+        let policy = Policy::builder()
+            .role(Role::parse("r", "svc:data/**:read", TimeDelta::days(1)).unwrap())
+            .build()
+            .unwrap();
+        Tokens::open(b, &secrets, TokenFormat::new(TokenPrefix::new("pg").unwrap()), policy, 10_000)
+            .await
+            .unwrap()
+    };
+    let a = open(&backend).await;
+    let principal = Principal::parse("svc-a", ["r"]).unwrap();
+    let now = Utc::now();
+    let t = a
+        .issue_at(&principal, &IssueRequest::parse("p", "svc:data/x:read", TimeDelta::hours(1)).unwrap(), now)
+        .await
+        .unwrap();
+    // Instance B starts after the issue, shares the digest key through the secret store.
+    let b = open(&backend).await;
+    let _follow = b.follow_revocations(backend.listen_revocations().await.unwrap());
+    let vb = b.verifier();
+    let read = Request::parse("svc:data/x:read").unwrap();
+    assert!(vb.verify_at(t.expose_secret(), &read, now).is_allowed());
+    let start = std::time::Instant::now();
+    a.revoke_at(t.id(), Utc::now()).await.unwrap();
+    let acked = start.elapsed();
+    while vb.verify_at(t.expose_secret(), &read, now).is_allowed() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "instance B never heard of the revocation"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    eprintln!(
+        "revoke acknowledged after {acked:?}; denied by the other instance after {:?}",
+        start.elapsed()
+    );
+}

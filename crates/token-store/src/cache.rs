@@ -1,0 +1,139 @@
+//! The verifier cache: every valid token's compact [`TokenView`] in memory, so verification never
+//! touches the database and needs no async runtime.
+//!
+//! **Revocation guarantee.** [`crate::Tokens::revoke_at`] returns only after the backend has made
+//! the revocation durable (fsynced) *and* this process's cache has dropped the tokens, so from
+//! then on this process denies them. Other processes drop them when they hear of it: through
+//! PostgreSQL's `NOTIFY` (milliseconds, see the README), and in any case at their next
+//! [`VerifierCache::resync`] (call it every few seconds as a backstop for lost notifications). A
+//! token unknown to the cache is denied as unknown, never looked up on the hot path.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use token_core::{TokenId, TokenLookup, TokenRecord, TokenView};
+
+use crate::error::{Result, StoreError};
+
+/// Views of valid tokens, bounded by a capacity.
+pub struct VerifierCache {
+    views: RwLock<HashMap<TokenId, TokenView>>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for VerifierCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierCache")
+            .field("tokens", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl VerifierCache {
+    /// An empty cache holding at most `capacity` tokens.
+    pub fn new(capacity: usize) -> Self {
+        Self { views: RwLock::new(HashMap::with_capacity(capacity.min(1 << 20))), capacity }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TokenId, TokenView>> {
+        self.views.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TokenId, TokenView>> {
+        self.views.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds (or replaces) a token's view. Revoked tokens are not added. Refuses with
+    /// [`StoreError::Invalid`] when full: evict expired tokens, or raise the capacity.
+    pub fn insert(&self, record: &TokenRecord, uses: u64, last_used: Option<DateTime<Utc>>) -> Result<()> {
+        let mut views = self.write();
+        if record.revoked_at.is_some() {
+            views.remove(&record.id);
+            return Ok(());
+        }
+        if views.len() >= self.capacity && !views.contains_key(&record.id) {
+            return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
+        }
+        views.insert(record.id, TokenView::with_usage(record, uses, last_used));
+        Ok(())
+    }
+
+    /// Replaces the whole content with `records` (their valid ones), in one swap.
+    pub fn replace_all<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a TokenRecord, u64, Option<DateTime<Utc>>)>,
+    ) -> Result<()> {
+        let mut fresh = HashMap::new();
+        for (r, uses, last) in records {
+            if r.revoked_at.is_none() {
+                if fresh.len() >= self.capacity {
+                    return Err(StoreError::Invalid(format!(
+                        "verifier cache is full ({} tokens)",
+                        self.capacity
+                    )));
+                }
+                fresh.insert(r.id, TokenView::with_usage(r, uses, last));
+            }
+        }
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    /// Drops revoked tokens at once.
+    pub fn revoke(&self, ids: &[TokenId]) {
+        let mut views = self.write();
+        for id in ids {
+            views.remove(id);
+        }
+    }
+
+    /// Drops tokens expired at `now`; returns how many.
+    pub fn evict_expired(&self, now: DateTime<Utc>) -> usize {
+        let now_ms = now.timestamp_millis();
+        let mut views = self.write();
+        let before = views.len();
+        views.retain(|_, v| !v.is_expired_at(now_ms));
+        before - views.len()
+    }
+
+    /// Use counters to persist: `(id, last use, uses)` for every token used since `since`.
+    pub fn usage_since(&self, since: DateTime<Utc>) -> Vec<(TokenId, DateTime<Utc>, u64)> {
+        self.read()
+            .iter()
+            .filter_map(|(id, v)| v.last_used().filter(|t| *t >= since).map(|t| (*id, t, v.uses())))
+            .collect()
+    }
+
+    /// Reloads every valid token from `backend` and swaps it in (the backstop for missed
+    /// revocation notices, and how a process starts).
+    pub async fn resync(&self, backend: &dyn crate::Backend, now: DateTime<Utc>) -> Result<usize> {
+        let tokens = backend.tokens(&crate::TokenQuery::Valid { at: now }).await?;
+        self.replace_all(tokens.iter().map(|t| (&t.record, t.uses, t.last_used)))?;
+        Ok(tokens.len())
+    }
+}
+
+impl TokenLookup for VerifierCache {
+    #[inline]
+    fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
+        match self.read().get(&id) {
+            Some(view) => {
+                visit(view);
+                true
+            }
+            None => false,
+        }
+    }
+}

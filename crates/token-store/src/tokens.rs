@@ -1,0 +1,181 @@
+//! `Tokens`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretBox};
+use token_core::{
+    ChildRequest, DigestKey, DigestKeyring, IssueRequest, IssuedToken, Issuer, Policy, Principal,
+    TokenFormat, TokenId, Verifier,
+};
+
+use crate::backend::Backend;
+use crate::cache::VerifierCache;
+use crate::error::{Result, StoreError};
+use crate::model::{Label, LabelChange, SecretName, TokenQuery};
+use crate::store::SecretStore;
+
+/// Where the digest key (the verifier's HMAC pepper) is kept, sealed, in the secret store.
+pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
+
+/// Tokens in a backend: issue (durably, under the one-active rule), revoke trees (durably, then
+/// out of the cache), and verify through the in-memory [`VerifierCache`].
+pub struct Tokens {
+    backend: Arc<dyn Backend>,
+    issuer: Issuer,
+    cache: Arc<VerifierCache>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn digest_keys(secrets: &SecretStore) -> Result<DigestKeyring> {
+    let name = SecretName::new(DIGEST_KEY_SECRET)?;
+    let (version, bytes) = match secrets.get_labeled(&name, Label::Current).await? {
+        Some(found) => found,
+        None => {
+            let key = crate::envelope::SecretKey::generate()?;
+            let v = secrets.put(&name, key.expose_bytes()).await?;
+            match secrets
+                .update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict(_)) => {} // another instance won: use its key
+                Err(e) => return Err(e),
+            }
+            secrets
+                .get_labeled(&name, Label::Current)
+                .await?
+                .ok_or_else(|| StoreError::NotFound("digest key after creating it".into()))?
+        }
+    };
+    let key: [u8; 32] = bytes
+        .expose_secret()
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupted { what: "digest key", detail: "not 32 bytes".into() })?;
+    let id = u32::try_from(version)
+        .map_err(|_| StoreError::Corrupted { what: "digest key", detail: "version".into() })?;
+    Ok(DigestKeyring::new(DigestKey::from_bytes(id, &SecretBox::new(Box::new(key)))))
+}
+
+impl Tokens {
+    /// Opens the token service on `backend`: the digest key comes from `secrets` (created on first
+    /// use, sealed like any secret), and the cache is loaded with every valid token.
+    pub async fn open(
+        backend: Arc<dyn Backend>,
+        secrets: &SecretStore,
+        format: TokenFormat,
+        policy: Policy,
+        cache_capacity: usize,
+    ) -> Result<Self> {
+        let keys = digest_keys(secrets).await?;
+        let cache = Arc::new(VerifierCache::new(cache_capacity));
+        cache.resync(backend.as_ref(), Utc::now()).await?;
+        Ok(Self { backend, issuer: Issuer::new(format, keys, policy), cache })
+    }
+
+    /// A verifier reading this service's cache (on the system clock; see `Verifier::with_clock`).
+    pub fn verifier(&self) -> Verifier<Arc<VerifierCache>> {
+        Verifier::new(self.issuer.format().clone(), self.issuer.keys().clone(), Arc::clone(&self.cache))
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Arc<VerifierCache> {
+        &self.cache
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The issuer (format, keys, policy).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// Issues a token at `now` and stores its record; returns the token text, once. The one-active
+    /// rule is checked by the policy and again, atomically, by the backend; a lost race is retried.
+    pub async fn issue_at(
+        &self,
+        principal: &Principal,
+        request: &IssueRequest,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken> {
+        let query = TokenQuery::Active {
+            principal: principal.id().clone(),
+            purpose: request.purpose().clone(),
+            at: now,
+        };
+        let mut attempt = 0;
+        loop {
+            let active: Vec<TokenId> =
+                self.backend.tokens(&query).await?.into_iter().map(|t| t.record.id).collect();
+            let (token, record) = self.issuer.issue_at(principal, request, &active, now)?;
+            match self.backend.insert_token(&record, &active).await {
+                Ok(()) => {
+                    self.cache.insert(&record, 0, None)?;
+                    return Ok(token);
+                }
+                Err(StoreError::TokenRejected(_)) if attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Mints a child of the token `parent_token` (which proves possession) and stores it.
+    pub async fn issue_child_at(
+        &self,
+        parent_token: &str,
+        request: &ChildRequest,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken> {
+        let parent_id = self.issuer.format().parse(parent_token).map_err(token_core::IssueError::from)?.id();
+        let parent = self
+            .backend
+            .token(parent_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("parent token {parent_id}")))?;
+        let (token, record) = self.issuer.issue_child_at(parent_token, &parent.record, request, now)?;
+        self.backend.insert_token(&record, &[]).await?;
+        self.cache.insert(&record, 0, None)?;
+        Ok(token)
+    }
+
+    /// Revokes `id` and its descendants: durable in the backend first, then out of this process's
+    /// cache, then returns. Other processes follow through notices or their next resync.
+    pub async fn revoke_at(&self, id: TokenId, now: DateTime<Utc>) -> Result<Vec<TokenId>> {
+        let revoked = self.backend.revoke_tree(id, now).await?;
+        self.cache.revoke(&revoked);
+        Ok(revoked)
+    }
+
+    /// Persists use counters gathered in the cache since `since` (call it every few seconds, not
+    /// per verification). Returns how many tokens it updated.
+    pub async fn flush_usage(&self, since: DateTime<Utc>) -> Result<usize> {
+        let usage = self.cache.usage_since(since);
+        self.backend.record_uses(&usage).await?;
+        Ok(usage.len())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Tokens {
+    /// Applies revocations announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a
+    /// task of its own, until the feed ends.
+    pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
+        let cache = Arc::clone(&self.cache);
+        tokio::spawn(async move {
+            while let Some(id) = feed.recv().await {
+                cache.revoke(&[id]);
+            }
+        })
+    }
+}

@@ -1,5 +1,7 @@
-//! The Tokenward quickstart: define a role, issue a least-privilege token, verify it, watch it be
-//! denied out of scope and after expiry. Exits non-zero if any step does not behave.
+//! The Tokenward quickstart: define a role, issue a least-privilege token into the embedded store,
+//! verify it, watch it be denied out of scope and after expiry, seal a cloud credential, revoke a
+//! token, reopen the store under its passphrase, and check the file holds no secret.
+//! Exits non-zero if any step does not behave.
 //!
 //! `cargo run --release --example quickstart`
 
@@ -10,6 +12,8 @@ use std::sync::Arc;
 
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::*;
+use tokenward::store::secrecy::{ExposeSecret, SecretString};
+use tokenward::store::{Backend, Label, LabelChange, SecretName, SecretStore, SqliteBackend, Tokens};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -17,26 +21,41 @@ fn check(ok: bool, what: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(format!("step did not behave: {what}").into()) }
 }
 
-fn run() -> Result<()> {
-    // 1. A role grants least privilege with a cap on token lifetime; a principal holds the role.
-    let policy = Policy::builder()
+fn policy() -> Result<Policy> {
+    Ok(Policy::builder()
         .role(Role::parse("log-reader", "s3:bucket/prod-logs/**:read", TimeDelta::hours(1))?)
         .max_ttl(TimeDelta::days(30))
-        .build()?;
-    let principal = Principal::parse("billing-api", ["log-reader"])?;
-    println!(
-        "1. role `log-reader` grants s3:bucket/prod-logs/**:read for at most 1h; `billing-api` holds it"
-    );
+        .build()?)
+}
 
-    // 2. Issue a token for one purpose: narrower than the role, 15 minutes.
+async fn open(path: &std::path::Path, pass: &SecretString) -> Result<(Tokens, SecretStore)> {
+    let backend = Arc::new(SqliteBackend::open(path)?) as Arc<dyn Backend>;
+    let secrets = SecretStore::open_with_passphrase(Arc::clone(&backend), pass, None).await?;
     let format = TokenFormat::new(TokenPrefix::new("acme_prod")?);
-    let keys = DigestKeyring::new(DigestKey::generate(1)?);
-    let issuer = Issuer::new(format.clone(), keys.clone(), policy);
-    let tokens = Arc::new(MemoryTokens::new());
-    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let tokens = Tokens::open(backend, &secrets, format, policy()?, 100_000).await?;
+    Ok((tokens, secrets))
+}
+
+async fn run(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join("tokenward.db");
+    let pass = SecretString::from(
+        std::env::var("TOKENWARD_PASSPHRASE").unwrap_or_else(|_| "demo passphrase, change me".into()),
+    );
+    let (tokens, secrets) = open(&path, &pass).await?;
+    println!(
+        "1. opened the embedded store {} under a passphrase (Argon2id → AES-256-GCM key)",
+        path.display()
+    );
+    println!(
+        "   role `log-reader` grants s3:bucket/prod-logs/**:read for at most 1h; `billing-api` holds it"
+    );
+    let principal = Principal::parse("billing-api", ["log-reader"])?;
+
+    // Issue a token for one purpose: narrower than the role, 15 minutes.
+    let now = Utc::now();
     let request = IssueRequest::parse("read-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?;
-    let token = tokens.issue_at(&issuer, &principal, &request, clock.now())?;
-    let text = token.expose_secret();
+    let token = tokens.issue_at(&principal, &request, now).await?;
+    let text = token.expose_secret().to_owned();
     let shown =
         format!("{}…{}", &text[..text.len() - SECRET_LEN - CHECKSUM_LEN], &text[text.len() - CHECKSUM_LEN..]);
     println!(
@@ -44,43 +63,115 @@ fn run() -> Result<()> {
         token.id(),
         token.expires_at().format("%H:%M:%S")
     );
-    let record = tokens.get(token.id()).ok_or("issued token not stored")?;
-    check(
-        !format!("{record:?}").contains(&text[text.len() - SECRET_LEN - CHECKSUM_LEN..]),
-        "record holds no secret",
-    )?;
-    println!("   the store keeps only {:?}", record.digest);
+    let stored = tokens.backend().token(token.id()).await?.ok_or("issued token not stored")?;
+    println!("   the store keeps only {:?}", stored.record.digest);
 
-    // 3. Verify: allowed for the scope it carries.
-    let verifier = Verifier::new(format, keys, Arc::clone(&tokens)).with_clock(clock.clone());
+    // Verify: allowed for its scope, denied outside it, refused when mistyped, denied after expiry.
+    let clock = Arc::new(ManualClock::new(now));
+    let verifier = tokens.verifier().with_clock(clock.clone());
     let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
-    let d = verifier.verify(text, &read);
+    let d = verifier.verify(&text, &read);
     println!("3. {read} → {d}");
     check(d.is_allowed(), "in-scope read allowed")?;
-
-    // 4. Out of scope: denied, with its reason.
     let write = Request::parse("s3:bucket/prod-logs/app.log:write")?;
-    let d = verifier.verify(text, &write);
+    let d = verifier.verify(&text, &write);
     println!("4. {write} → {d}");
     check(d.reason() == Some(&DenyReason::OutOfScope), "out-of-scope write denied")?;
-
-    // 5. A forged or mistyped token is refused before any lookup.
     let typo = format!("{}x", &text[..text.len() - 1]);
     let d = verifier.verify(&typo, &read);
-    println!("5. a token with its last character changed → {d}");
+    println!("5. the token with its last character changed → {d}");
     check(matches!(d.reason(), Some(DenyReason::Malformed(_))), "mistyped token refused")?;
-
-    // 6. Move the clock past expiry: denied.
     clock.advance(TimeDelta::minutes(16));
-    let d = verifier.verify(text, &read);
-    println!("6. 16 minutes later, {read} → {d}");
+    let d = verifier.verify(&text, &read);
+    println!("6. 16 minutes later → {d}");
     check(matches!(d.reason(), Some(DenyReason::Expired { .. })), "expired token denied")?;
+
+    // Seal a cloud credential the service must present upstream, and label it current.
+    let cloud_key = "AKIAQUICKSTART0EXAMPLE/wJalrXUtnFEMI/K7MDENG";
+    let name = SecretName::new("billing-api/aws-access-key")?;
+    let v = secrets.put(&name, cloud_key.as_bytes()).await?;
+    secrets
+        .update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
+        .await?;
+    println!(
+        "7. sealed the service's cloud key as {name} v{v} (own data key, wrapped by the passphrase key)"
+    );
+
+    // Revoke a second token (and its child) durably.
+    let deploy =
+        IssueRequest::parse("deploy", "s3:bucket/prod-logs/releases/*:read", TimeDelta::minutes(30))?;
+    let doomed = tokens.issue_at(&principal, &deploy, now).await?;
+    let child = tokens
+        .issue_child_at(
+            doomed.expose_secret(),
+            &ChildRequest::parse(
+                "one-release",
+                "s3:bucket/prod-logs/releases/v1:read",
+                TimeDelta::minutes(5),
+            )?,
+            now,
+        )
+        .await?;
+    let revoked = tokens.revoke_at(doomed.id(), now).await?;
+    println!(
+        "8. revoked token {} and its child: {} tokens, fsynced before the call returned",
+        doomed.id(),
+        revoked.len()
+    );
+    check(revoked.len() == 2, "revoking a parent revokes its child")?;
+    let (doomed, child) = (doomed.into_secret(), child.into_secret());
+    drop((tokens, secrets));
+
+    // Reopen under the passphrase: the revoked stay denied, the good token still verifies, the
+    // sealed key opens, and no secret is in the store's files.
+    let (tokens, secrets) = open(&path, &pass).await?;
+    let verifier = tokens.verifier();
+    let release = Request::parse("s3:bucket/prod-logs/releases/v1:read")?;
+    let d1 = verifier.verify_at(doomed.expose_secret(), &release, now);
+    let d2 = verifier.verify_at(child.expose_secret(), &release, now);
+    println!("9. reopened: the revoked token → {d1}; its child → {d2}");
+    check(!d1.is_allowed() && !d2.is_allowed(), "revoked tokens denied after reopening")?;
+    check(
+        verifier.verify_at(&text, &read, now).is_allowed(),
+        "the good token still verifies after reopening",
+    )?;
+    let (_, opened) = secrets.get_labeled(&name, Label::Current).await?.ok_or("sealed key missing")?;
+    check(opened.expose_secret().as_slice() == cloud_key.as_bytes(), "sealed key opens after reopening")?;
+    let wrong =
+        SecretStore::open_with_passphrase(tokens.backend().clone(), &SecretString::from("wrong"), None).await;
+    println!("   a wrong passphrase → {}", wrong.err().map(|e| e.to_string()).unwrap_or_default());
+    drop((tokens, secrets));
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let data = std::fs::read(entry?.path())?;
+        bytes += data.len();
+        for (what, needle) in [
+            ("token", text.as_bytes()),
+            ("cloud key", cloud_key.as_bytes()),
+            ("secret part", &text.as_bytes()[text.len() - 49..text.len() - 6]),
+        ] {
+            check(
+                !data.windows(needle.len()).any(|w| w == needle),
+                &format!("no plaintext {what} in the store's files"),
+            )?;
+        }
+    }
+    println!(
+        "10. searched the store's files ({bytes} bytes): no token, no token secret, no cloud key in plaintext"
+    );
     Ok(())
 }
 
-fn main() -> ExitCode {
-    println!("Tokenward quickstart: least privilege, mandatory expiry, clear denials\n");
-    match run() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    println!("Tokenward quickstart: least privilege, mandatory expiry, sealed at rest, durable revocation\n");
+    let dir = std::env::temp_dir().join(format!("tokenward-quickstart-{}", std::process::id()));
+    let result = match std::fs::create_dir_all(&dir) {
+        Ok(()) => run(&dir).await,
+        Err(e) => Err(e.into()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
         Ok(()) => {
             println!("\nquickstart: every step behaved");
             ExitCode::SUCCESS

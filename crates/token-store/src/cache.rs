@@ -1,4 +1,4 @@
-//! The verifier cache: every valid token's compact [`TokenView`] in memory, so verification never
+//! The verifier cache: every unexpired token's compact [`TokenView`] in memory, so verification never
 //! touches the database and needs no async runtime.
 //!
 //! **Revocation guarantee.** [`crate::Tokens::revoke_at`] returns only after the backend has made
@@ -6,7 +6,8 @@
 //! then on this process denies them. Other processes drop them when they hear of it: through
 //! PostgreSQL's `NOTIFY` (milliseconds, see the README), and in any case at their next
 //! [`VerifierCache::resync`] (call it every few seconds as a backstop for lost notifications). A
-//! token unknown to the cache is denied as unknown, never looked up on the hot path.
+//! token unknown to the cache is denied as unknown, never looked up on the hot path; a revoked one
+//! stays in the cache, marked, until it expires, so it is denied as revoked.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -16,7 +17,7 @@ use token_core::{TokenId, TokenLookup, TokenRecord, TokenView};
 
 use crate::error::{Result, StoreError};
 
-/// Views of valid tokens, bounded by a capacity.
+/// Views of unexpired tokens (revoked ones included, marked), bounded by a capacity.
 pub struct VerifierCache {
     views: RwLock<HashMap<TokenId, TokenView>>,
     capacity: usize,
@@ -55,14 +56,11 @@ impl VerifierCache {
         self.len() == 0
     }
 
-    /// Adds (or replaces) a token's view. Revoked tokens are not added. Refuses with
-    /// [`StoreError::Invalid`] when full: evict expired tokens, or raise the capacity.
+    /// Adds (or replaces) a token's view; a revoked token is kept (until it expires) so that it is
+    /// denied as revoked. Refuses with [`StoreError::Invalid`] when full: evict expired tokens, or
+    /// raise the capacity.
     pub fn insert(&self, record: &TokenRecord, uses: u64, last_used: Option<DateTime<Utc>>) -> Result<()> {
         let mut views = self.write();
-        if record.revoked_at.is_some() {
-            views.remove(&record.id);
-            return Ok(());
-        }
         if views.len() >= self.capacity && !views.contains_key(&record.id) {
             return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
         }
@@ -70,32 +68,32 @@ impl VerifierCache {
         Ok(())
     }
 
-    /// Replaces the whole content with `records` (their valid ones), in one swap.
+    /// Replaces the whole content with `records`, in one swap.
     pub fn replace_all<'a>(
         &self,
         records: impl IntoIterator<Item = (&'a TokenRecord, u64, Option<DateTime<Utc>>)>,
     ) -> Result<()> {
         let mut fresh = HashMap::new();
         for (r, uses, last) in records {
-            if r.revoked_at.is_none() {
-                if fresh.len() >= self.capacity {
-                    return Err(StoreError::Invalid(format!(
-                        "verifier cache is full ({} tokens)",
-                        self.capacity
-                    )));
-                }
-                fresh.insert(r.id, TokenView::with_usage(r, uses, last));
+            if fresh.len() >= self.capacity {
+                return Err(StoreError::Invalid(format!(
+                    "verifier cache is full ({} tokens)",
+                    self.capacity
+                )));
             }
+            fresh.insert(r.id, TokenView::with_usage(r, uses, last));
         }
         *self.write() = fresh;
         Ok(())
     }
 
-    /// Drops revoked tokens at once.
-    pub fn revoke(&self, ids: &[TokenId]) {
+    /// Marks tokens revoked at `at`: from now on they are denied as revoked.
+    pub fn revoke(&self, ids: &[TokenId], at: DateTime<Utc>) {
         let mut views = self.write();
         for id in ids {
-            views.remove(id);
+            if let Some(v) = views.get_mut(id) {
+                v.revoke(at);
+            }
         }
     }
 
@@ -119,7 +117,7 @@ impl VerifierCache {
     /// Reloads every valid token from `backend` and swaps it in (the backstop for missed
     /// revocation notices, and how a process starts).
     pub async fn resync(&self, backend: &dyn crate::Backend, now: DateTime<Utc>) -> Result<usize> {
-        let tokens = backend.tokens(&crate::TokenQuery::Valid { at: now }).await?;
+        let tokens = backend.tokens(&crate::TokenQuery::Unexpired { at: now }).await?;
         self.replace_all(tokens.iter().map(|t| (&t.record, t.uses, t.last_used)))?;
         Ok(tokens.len())
     }

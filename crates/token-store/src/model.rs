@@ -166,8 +166,9 @@ pub enum TokenQuery {
     },
     /// Revoked tokens.
     Revoked,
-    /// Tokens neither revoked nor expired at `at` (what a verifier cache loads).
-    Valid {
+    /// Tokens not expired at `at`, revoked or not (what a verifier cache loads, so that it can
+    /// say "revoked" rather than "unknown").
+    Unexpired {
         /// Instant.
         at: DateTime<Utc>,
     },
@@ -193,7 +194,7 @@ impl TokenQuery {
                 r.revoked_at.is_none() && r.expires_at > *since && t.last_used.is_none_or(|u| u < *since)
             }
             TokenQuery::Revoked => r.revoked_at.is_some(),
-            TokenQuery::Valid { at } => r.revoked_at.is_none() && r.expires_at > *at,
+            TokenQuery::Unexpired { at } => r.expires_at > *at,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{Result, StoreError};
 use crate::memory::check_active;
 use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
 
-/// The channel revocations are announced on; the payload is the revoked ids, comma-separated.
+/// The channel revocations are announced on; the payload is `id@millis` items, comma-separated.
 pub const REVOCATION_CHANNEL: &str = "tokenward_revocations";
 
 const SCHEMA_VERSION: i32 = 1;
@@ -167,8 +167,13 @@ impl PostgresBackend {
             while let Some(msg) = poll_fn(|cx| connection.poll_message(cx)).await {
                 match msg {
                     Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                        for id in n.payload().split(',').filter_map(|id| id.parse::<TokenId>().ok()) {
-                            if tx.send(id).is_err() {
+                        for item in n.payload().split(',') {
+                            let Some((id, at)) = item.split_once('@') else { continue };
+                            let (Ok(id), Ok(at)) = (id.parse::<TokenId>(), at.parse::<i64>()) else {
+                                continue;
+                            };
+                            let Some(at) = DateTime::from_timestamp_millis(at) else { continue };
+                            if tx.send((id, at)).is_err() {
                                 return;
                             }
                         }
@@ -185,13 +190,13 @@ impl PostgresBackend {
 
 /// Revoked token ids announced by any instance sharing the database.
 pub struct RevocationFeed {
-    rx: tokio::sync::mpsc::UnboundedReceiver<TokenId>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<(TokenId, DateTime<Utc>)>,
     _client: tokio_postgres::Client,
 }
 
 impl RevocationFeed {
-    /// The next revoked id; `None` once the listening connection is gone.
-    pub async fn recv(&mut self) -> Option<TokenId> {
+    /// The next revoked id with its revocation time; `None` once the listening connection is gone.
+    pub async fn recv(&mut self) -> Option<(TokenId, DateTime<Utc>)> {
         self.rx.recv().await
     }
 }
@@ -228,9 +233,7 @@ fn query_sql(query: &TokenQuery) -> (String, Vec<QueryArg>) {
             vec![QueryArg::Int(ms(*since))],
         ),
         TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
-        TokenQuery::Valid { at } => {
-            (format!("{base} revoked_ms IS NULL AND expires_ms > $1"), vec![QueryArg::Int(ms(*at))])
-        }
+        TokenQuery::Unexpired { at } => (format!("{base} expires_ms > $1"), vec![QueryArg::Int(ms(*at))]),
     }
 }
 
@@ -355,7 +358,7 @@ impl Backend for PostgresBackend {
             })?);
         }
         // Announce in the same transaction: delivered on commit, never for a rolled-back revoke.
-        let ids: Vec<String> = out.iter().map(TokenId::to_string).collect();
+        let ids: Vec<String> = out.iter().map(|id| format!("{id}@{}", ms(at))).collect();
         for chunk in ids.chunks(400) {
             tx.execute("SELECT pg_notify($1, $2)", &[&REVOCATION_CHANNEL, &chunk.join(",")])
                 .await

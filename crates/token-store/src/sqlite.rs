@@ -196,9 +196,7 @@ fn query_sql(query: &TokenQuery) -> (String, Vec<rusqlite::types::Value>) {
             vec![Value::Integer(ms(*since))],
         ),
         TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
-        TokenQuery::Valid { at } => {
-            (format!("{base} revoked_ms IS NULL AND expires_ms > ?1"), vec![Value::Integer(ms(*at))])
-        }
+        TokenQuery::Unexpired { at } => (format!("{base} expires_ms > ?1"), vec![Value::Integer(ms(*at))]),
     }
 }
 

@@ -153,7 +153,7 @@ impl Tokens {
     /// cache, then returns. Other processes follow through notices or their next resync.
     pub async fn revoke_at(&self, id: TokenId, now: DateTime<Utc>) -> Result<Vec<TokenId>> {
         let revoked = self.backend.revoke_tree(id, now).await?;
-        self.cache.revoke(&revoked);
+        self.cache.revoke(&revoked, now);
         Ok(revoked)
     }
 
@@ -173,8 +173,9 @@ impl Tokens {
     pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
         let cache = Arc::clone(&self.cache);
         tokio::spawn(async move {
-            while let Some(id) = feed.recv().await {
-                cache.revoke(&[id]);
+            while let Some((id, at)) = feed.recv().await {
+                // Deny from now on even if this host's clock is behind the revoker's.
+                cache.revoke(&[id], at.min(Utc::now()));
             }
         })
     }

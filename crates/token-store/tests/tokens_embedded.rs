@@ -81,8 +81,14 @@ async fn issue_verify_revoke_and_reopen() {
         ));
         let ids = tokens.revoke_at(gone.id(), now).await.unwrap();
         assert_eq!(ids.len(), 2, "parent and child");
-        assert_eq!(v.verify_at(gone.expose_secret(), &read, now), Decision::Denied(DenyReason::Unknown));
-        assert_eq!(v.verify_at(child.expose_secret(), &read, now), Decision::Denied(DenyReason::Unknown));
+        assert_eq!(
+            v.verify_at(gone.expose_secret(), &read, now),
+            Decision::Denied(DenyReason::Revoked { at: now_ms(now) })
+        );
+        assert_eq!(
+            v.verify_at(child.expose_secret(), &read, now),
+            Decision::Denied(DenyReason::Revoked { at: now_ms(now) })
+        );
         tokens.flush_usage(now - TimeDelta::seconds(1)).await.unwrap();
         (kept.into_secret(), gone.into_secret(), child.into_secret())
     };
@@ -90,10 +96,20 @@ async fn issue_verify_revoke_and_reopen() {
     let tokens = open(&path).await;
     let v = tokens.verifier();
     assert!(v.verify_at(kept.expose_secret(), &read, now).is_allowed(), "the digest key survived the reopen");
-    assert!(!v.verify_at(revoked.expose_secret(), &read, now).is_allowed(), "a revoked token stays denied");
-    assert!(!v.verify_at(child.expose_secret(), &read, now).is_allowed());
+    assert!(
+        matches!(v.verify_at(revoked.expose_secret(), &read, now).reason(), Some(DenyReason::Revoked { .. })),
+        "a revoked token stays denied, as revoked"
+    );
+    assert!(matches!(
+        v.verify_at(child.expose_secret(), &read, now).reason(),
+        Some(DenyReason::Revoked { .. })
+    ));
     let kept_id = TokenFormat::new(TokenPrefix::new("tw").unwrap()).parse(kept.expose_secret()).unwrap().id();
     let stored = tokens.backend().token(kept_id).await.unwrap().unwrap();
     assert_eq!(stored.uses, 1, "use counters were flushed");
     assert_eq!(tokens.backend().tokens(&TokenQuery::Revoked).await.unwrap().len(), 2);
+}
+
+fn now_ms(t: token_core::chrono::DateTime<Utc>) -> token_core::chrono::DateTime<Utc> {
+    token_core::chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
 }

@@ -46,6 +46,13 @@ impl VerifierCache {
         self.views.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Bytes the cache's table takes: its capacity times one entry (id + view) plus hashbrown's
+    /// control byte. Scope sets and principal names are shared between tokens and not counted.
+    pub fn memory_bytes(&self) -> usize {
+        let views = self.read();
+        views.capacity() * (std::mem::size_of::<(TokenId, TokenView)>() + 1)
+    }
+
     /// Tokens held.
     pub fn len(&self) -> usize {
         self.read().len()

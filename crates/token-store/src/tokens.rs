@@ -114,17 +114,21 @@ impl Tokens {
             purpose: request.purpose().clone(),
             at: now,
         };
+        // Optimistic first try: assume the purpose's active set is what the request implies (none,
+        // or the token it replaces); the backend's atomic check corrects us, and then we ask.
+        let mut active: Vec<TokenId> = request.replaces().into_iter().collect();
         let mut attempt = 0;
         loop {
-            let active: Vec<TokenId> =
-                self.backend.tokens(&query).await?.into_iter().map(|t| t.record.id).collect();
             let (token, record) = self.issuer.issue_at(principal, request, &active, now)?;
             match self.backend.insert_token(&record, &active).await {
                 Ok(()) => {
                     self.cache.insert(&record, 0, None)?;
                     return Ok(token);
                 }
-                Err(StoreError::TokenRejected(_)) if attempt < 3 => attempt += 1,
+                Err(StoreError::TokenRejected(_)) if attempt < 3 => {
+                    attempt += 1;
+                    active = self.backend.tokens(&query).await?.into_iter().map(|t| t.record.id).collect();
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -57,6 +57,39 @@ impl TokenView {
         }
     }
 
+    /// A view from its parts, as a store that keeps them in columns loads it (times in
+    /// milliseconds since the epoch; `revoked_ms` `None` when not revoked).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        digest: TokenDigest,
+        not_before_ms: i64,
+        expires_ms: i64,
+        revoked_ms: Option<i64>,
+        limits: UseLimits,
+        scopes: ScopeSet,
+        principal: PrincipalId,
+        uses: u64,
+        last_used_ms: Option<i64>,
+    ) -> Self {
+        Self {
+            digest,
+            not_before_ms,
+            expires_ms,
+            revoked_ms: revoked_ms.unwrap_or(NONE),
+            max_uses: limits.max_uses.unwrap_or(u64::MAX),
+            idle_ms: limits.idle_timeout.map_or(NONE, |d| d.num_milliseconds()),
+            scopes,
+            principal,
+            uses: AtomicU64::new(uses),
+            last_used_ms: AtomicI64::new(last_used_ms.unwrap_or(NEVER)),
+        }
+    }
+
+    /// The not-before time in milliseconds, rounded up (what [`TokenView::from_record`] keeps).
+    pub fn not_before_ms_of(record: &TokenRecord) -> i64 {
+        ceil_ms(record.not_before)
+    }
+
     /// Marks the view revoked at `at` (a lookup does this on revocation).
     pub fn revoke(&mut self, at: DateTime<Utc>) {
         self.revoked_ms = self.revoked_ms.min(at.timestamp_millis());

@@ -26,6 +26,18 @@ pub trait Backend: Send + Sync {
     /// Tokens answering a query, in no particular order.
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>>;
 
+    /// Verification views of every token not expired at `at` (revoked ones included), for loading a
+    /// verifier cache. The default builds them from [`Backend::tokens`]; a backend that keeps the
+    /// view's fields in columns can answer faster.
+    async fn views(&self, at: DateTime<Utc>) -> Result<Vec<(TokenId, token_core::TokenView)>> {
+        Ok(self
+            .tokens(&TokenQuery::Unexpired { at })
+            .await?
+            .into_iter()
+            .map(|t| (t.record.id, token_core::TokenView::with_usage(&t.record, t.uses, t.last_used)))
+            .collect())
+    }
+
     /// Revokes `id` and all its descendants at `at`, in one durable step. Returns the ids newly
     /// revoked (already-revoked ones keep their time). Unknown id: [`crate::StoreError::NotFound`].
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>>;

@@ -124,9 +124,14 @@ impl VerifierCache {
     /// Reloads every valid token from `backend` and swaps it in (the backstop for missed
     /// revocation notices, and how a process starts).
     pub async fn resync(&self, backend: &dyn crate::Backend, now: DateTime<Utc>) -> Result<usize> {
-        let tokens = backend.tokens(&crate::TokenQuery::Unexpired { at: now }).await?;
-        self.replace_all(tokens.iter().map(|t| (&t.record, t.uses, t.last_used)))?;
-        Ok(tokens.len())
+        let views = backend.views(now).await?;
+        if views.len() > self.capacity {
+            return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
+        }
+        let n = views.len();
+        let fresh: HashMap<TokenId, TokenView> = views.into_iter().collect();
+        *self.write() = fresh;
+        Ok(n)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::error::{Result, StoreError};
 use crate::memory::check_active;
 use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE tokens (
@@ -60,6 +60,74 @@ CREATE TABLE labels (
 ) STRICT;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
 ";
+
+/// Version 2 keeps a token's verification view in columns, so a cache loads without parsing JSON.
+const MIGRATION_2: &str = "
+ALTER TABLE tokens ADD COLUMN digest BLOB;
+ALTER TABLE tokens ADD COLUMN not_before_ms INTEGER;
+ALTER TABLE tokens ADD COLUMN scopes TEXT;
+ALTER TABLE tokens ADD COLUMN max_uses INTEGER;
+ALTER TABLE tokens ADD COLUMN idle_ms INTEGER;
+";
+
+const INSERT_TOKEN: &str = "INSERT INTO tokens
+    (id, principal, purpose, parent, expires_ms, revoked_ms, record, digest, not_before_ms, scopes, max_uses, idle_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+fn digest_bytes(d: &token_core::TokenDigest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36);
+    out.extend_from_slice(&d.key_id().to_be_bytes());
+    out.extend_from_slice(d.mac());
+    out
+}
+
+fn insert_token_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    record: &TokenRecord,
+) -> rusqlite::Result<usize> {
+    let json =
+        serde_json::to_string(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    stmt.execute(params![
+        record.id.to_string(),
+        record.principal.as_str(),
+        record.purpose.as_str(),
+        record.parent.map(|p| p.to_string()),
+        ms(record.expires_at),
+        record.revoked_at.map(ms),
+        json,
+        digest_bytes(&record.digest),
+        token_core::TokenView::not_before_ms_of(record),
+        record.scopes.to_string(),
+        record.limits.max_uses.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        record.limits.idle_timeout.map(|d| d.num_milliseconds()),
+    ])
+}
+
+/// Fills the view columns of rows written before schema version 2.
+fn backfill_view_columns(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT id, record FROM tokens WHERE digest IS NULL").map_err(db)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db)?
+    };
+    for (id, json) in rows {
+        let record: TokenRecord =
+            serde_json::from_str(&json).map_err(|e| corrupt("token record")(e.to_string()))?;
+        tx.execute(
+            "UPDATE tokens SET digest = ?2, not_before_ms = ?3, scopes = ?4, max_uses = ?5, idle_ms = ?6 WHERE id = ?1",
+            params![
+                id,
+                digest_bytes(&record.digest),
+                token_core::TokenView::not_before_ms_of(&record),
+                record.scopes.to_string(),
+                record.limits.max_uses.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+                record.limits.idle_timeout.map(|d| d.num_milliseconds()),
+            ],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
 
 /// A store in one local SQLite file.
 #[derive(Clone)]
@@ -110,6 +178,13 @@ impl SqliteBackend {
             tx.pragma_update(None, "user_version", 1).map_err(db)?;
             tx.commit().map_err(db)?;
         }
+        if version < 2 {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(db)?;
+            tx.execute_batch(MIGRATION_2).map_err(db)?;
+            backfill_view_columns(&tx)?;
+            tx.pragma_update(None, "user_version", 2).map_err(db)?;
+            tx.commit().map_err(db)?;
+        }
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -119,24 +194,9 @@ impl SqliteBackend {
         let mut conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
         {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(db)?;
+            let mut stmt = tx.prepare_cached(INSERT_TOKEN).map_err(db)?;
             for record in records {
-                let json = serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                stmt.execute(params![
-                    record.id.to_string(),
-                    record.principal.as_str(),
-                    record.purpose.as_str(),
-                    record.parent.map(|p| p.to_string()),
-                    ms(record.expires_at),
-                    record.revoked_at.map(ms),
-                    json
-                ])
-                .map_err(db)?;
+                insert_token_row(&mut stmt, record).map_err(db)?;
             }
         }
         tx.commit().map_err(db)
@@ -270,27 +330,12 @@ impl Backend for SqliteBackend {
         let record = record.clone();
         let expected = expected_active.to_vec();
         self.inline(move |conn| {
-            let json = serde_json::to_string(&record).map_err(|e| StoreError::Invalid(e.to_string()))?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             if record.parent.is_none() {
                 check_active(&active_ids(&tx, &record)?, &expected)?;
             }
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        record.id.to_string(),
-                        record.principal.as_str(),
-                        record.purpose.as_str(),
-                        record.parent.map(|p| p.to_string()),
-                        ms(record.expires_at),
-                        record.revoked_at.map(ms),
-                        json
-                    ])
-                });
+            let inserted =
+                tx.prepare_cached(INSERT_TOKEN).and_then(|mut stmt| insert_token_row(&mut stmt, &record));
             match inserted {
                 Ok(_) => tx.commit().map_err(db),
                 Err(rusqlite::Error::SqliteFailure(e, _))
@@ -336,6 +381,10 @@ impl Backend for SqliteBackend {
             Ok(out)
         })
         .await
+    }
+
+    async fn views(&self, at: DateTime<Utc>) -> Result<Vec<(TokenId, token_core::TokenView)>> {
+        self.with(move |conn| load_views(conn, ms(at))).await
     }
 
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
@@ -623,5 +672,79 @@ fn revoke_tree_tx(conn: &mut Connection, id: TokenId, at: DateTime<Utc>) -> Resu
         out.push(record.id);
     }
     tx.commit().map_err(db)?;
+    Ok(out)
+}
+
+/// Every unexpired token's view, straight from the columns: scope sets and principals are parsed
+/// once per distinct value and shared.
+fn load_views(conn: &mut Connection, at_ms: i64) -> Result<Vec<(TokenId, token_core::TokenView)>> {
+    use std::collections::HashMap;
+    use token_core::{PrincipalId, ScopeSet, TokenDigest, TokenView, UseLimits};
+    let mut scopes: HashMap<String, ScopeSet> = HashMap::new();
+    let mut principals: HashMap<String, PrincipalId> = HashMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, principal, scopes, digest, not_before_ms, expires_ms, revoked_ms, max_uses, idle_ms,
+                    uses, last_used_ms
+             FROM tokens WHERE expires_ms > ?1",
+        )
+        .map_err(db)?;
+    let mut rows = stmt.query([at_ms]).map_err(db)?;
+    let mut out = Vec::new();
+    let bad = |what: &'static str| move |e: String| StoreError::Corrupted { what, detail: e };
+    while let Some(r) = rows.next().map_err(db)? {
+        let id: TokenId = r
+            .get_ref(0)
+            .map_err(db)?
+            .as_str()
+            .map_err(|e| bad("token id")(e.to_string()))?
+            .parse()
+            .map_err(|e: token_core::TokenFormatError| bad("token id")(e.to_string()))?;
+        let principal_text =
+            r.get_ref(1).map_err(db)?.as_str().map_err(|e| bad("principal")(e.to_string()))?;
+        let principal = match principals.get(principal_text) {
+            Some(p) => p.clone(),
+            None => {
+                let p = PrincipalId::new(principal_text).map_err(|e| bad("principal")(e.to_string()))?;
+                principals.insert(principal_text.to_owned(), p.clone());
+                p
+            }
+        };
+        let scope_text = r.get_ref(2).map_err(db)?.as_str().map_err(|e| bad("scopes")(e.to_string()))?;
+        let scope_set = match scopes.get(scope_text) {
+            Some(s) => s.clone(),
+            None => {
+                let s = ScopeSet::parse(scope_text).map_err(|e| bad("scopes")(e.to_string()))?;
+                scopes.insert(scope_text.to_owned(), s.clone());
+                s
+            }
+        };
+        let digest = r.get_ref(3).map_err(db)?.as_blob().map_err(|e| bad("digest")(e.to_string()))?;
+        let (key_id, mac): ([u8; 4], [u8; 32]) = match (digest.get(..4), digest.get(4..)) {
+            (Some(k), Some(m)) if digest.len() == 36 => (
+                k.try_into().map_err(|_| bad("digest")("length".into()))?,
+                m.try_into().map_err(|_| bad("digest")("length".into()))?,
+            ),
+            _ => return Err(bad("digest")(format!("{} bytes, expected 36", digest.len()))),
+        };
+        let max_uses: Option<i64> = r.get(7).map_err(db)?;
+        let idle_ms: Option<i64> = r.get(8).map_err(db)?;
+        let uses: i64 = r.get(9).map_err(db)?;
+        let view = TokenView::from_parts(
+            TokenDigest::from_parts(u32::from_be_bytes(key_id), mac),
+            r.get(4).map_err(db)?,
+            r.get(5).map_err(db)?,
+            r.get(6).map_err(db)?,
+            UseLimits {
+                max_uses: max_uses.map(|m| u64::try_from(m).unwrap_or(0)),
+                idle_timeout: idle_ms.map(chrono::TimeDelta::milliseconds),
+            },
+            scope_set,
+            principal,
+            u64::try_from(uses).unwrap_or(0),
+            r.get(10).map_err(db)?,
+        );
+        out.push((id, view));
+    }
     Ok(out)
 }

@@ -75,6 +75,7 @@ where
     token_queries(make().await.as_ref()).await;
     revoke_tree(make().await.as_ref()).await;
     record_uses(make().await.as_ref()).await;
+    views_match_records(make().await.as_ref()).await;
     versions_and_labels(make().await.as_ref()).await;
     rewrap_and_meta(make().await.as_ref()).await;
     envelope_through_store(make().await).await;
@@ -191,6 +192,41 @@ pub async fn revoke_tree(b: &dyn Backend) {
     );
     let stranger = record(&f, "stranger", TimeDelta::hours(1), t0(), None);
     assert!(matches!(b.revoke_tree(stranger.id, at).await, Err(StoreError::NotFound(_))));
+}
+
+/// The views a cache loads say what the records say.
+pub async fn views_match_records(b: &dyn Backend) {
+    let f = fixture();
+    let live = record(&f, "live", TimeDelta::hours(1), t0(), None);
+    let mut limited = record(&f, "limited", TimeDelta::hours(1), t0(), None);
+    limited.limits = token_core::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
+    let revoked = record(&f, "revoked", TimeDelta::hours(1), t0(), None);
+    let expired = record(&f, "expired", TimeDelta::minutes(1), t0(), None);
+    for r in [&live, &limited, &revoked, &expired] {
+        b.insert_token(r, &[]).await.expect("insert");
+    }
+    b.revoke_tree(revoked.id, t0()).await.expect("revoke");
+    b.record_uses(&[(live.id, t0() + TimeDelta::seconds(1), 2)]).await.expect("uses");
+    let views = b.views(t0() + TimeDelta::minutes(2)).await.expect("views");
+    let mut ids: Vec<TokenId> = views.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    let mut want = vec![live.id, limited.id, revoked.id];
+    want.sort();
+    assert_eq!(ids, want, "unexpired tokens, revoked included");
+    for (id, v) in &views {
+        let r = [&live, &limited, &revoked].into_iter().find(|r| r.id == *id).expect("known");
+        assert!(bool::from(v.digest().ct_eq(&r.digest)), "digest");
+        assert_eq!(v.scopes(), &r.scopes);
+        assert_eq!(v.principal(), &r.principal);
+        assert_eq!(v.limits(), r.limits, "limits");
+        if *id == live.id {
+            assert_eq!((v.uses(), v.last_used()), (2, Some(t0() + TimeDelta::seconds(1))));
+        }
+    }
+    // Through a verifier: revoked says revoked.
+    let cache = crate::VerifierCache::new(10);
+    cache.resync(b, t0()).await.expect("resync");
+    assert_eq!(cache.len(), 4, "at t0 nothing has expired yet");
 }
 
 /// Recorded uses add up; last use only moves forward.

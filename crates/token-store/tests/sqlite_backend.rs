@@ -86,3 +86,73 @@ async fn flipped_bytes_in_the_file_fail_with_typed_errors() {
     }
     assert!(tried > 30);
 }
+
+/// A store written by schema version 1 (view fields only in the JSON record) opens, migrates to
+/// version 2, and its tokens load into a cache with the right digests.
+#[tokio::test]
+async fn a_version_1_store_migrates() {
+    use token_core::chrono::{TimeDelta, Utc};
+    use token_core::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let policy = Policy::builder()
+        .role(Role::parse("r", "svc:data/**:read", TimeDelta::days(1)).unwrap())
+        .build()
+        .unwrap();
+    let issuer = Issuer::new(
+        TokenFormat::new(TokenPrefix::new("mig").unwrap()),
+        DigestKeyring::new(DigestKey::generate(4).unwrap()),
+        policy,
+    );
+    let principal = Principal::parse("p", ["r"]).unwrap();
+    let now = Utc::now();
+    let (token, record) = issuer
+        .issue_at(
+            &principal,
+            &IssueRequest::parse("u", "svc:data/x:read", TimeDelta::hours(1)).unwrap(),
+            &[],
+            now,
+        )
+        .unwrap();
+    {
+        // The version-1 schema, as it shipped.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tokens (id TEXT PRIMARY KEY, principal TEXT NOT NULL, purpose TEXT NOT NULL, parent TEXT,
+                expires_ms INTEGER NOT NULL, revoked_ms INTEGER, last_used_ms INTEGER, uses INTEGER NOT NULL DEFAULT 0,
+                record TEXT NOT NULL) STRICT;
+             CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, kek_id TEXT NOT NULL,
+                wrapped_key BLOB NOT NULL, ciphertext BLOB NOT NULL, created_ms INTEGER NOT NULL,
+                PRIMARY KEY (name, version)) STRICT;
+             CREATE TABLE labels (name TEXT NOT NULL, label TEXT NOT NULL, version INTEGER NOT NULL,
+                PRIMARY KEY (name, label)) STRICT;
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record) VALUES (?1, ?2, ?3, NULL, ?4, NULL, ?5)",
+            rusqlite::params![
+                record.id.to_string(),
+                record.principal.as_str(),
+                record.purpose.as_str(),
+                record.expires_at.timestamp_millis(),
+                serde_json::to_string(&record).unwrap()
+            ],
+        )
+        .unwrap();
+    }
+    let backend = SqliteBackend::open(&path).unwrap();
+    let cache = Arc::new(VerifierCache::new(10));
+    assert_eq!(cache.resync(&backend, now).await.unwrap(), 1);
+    let verifier = Verifier::new(issuer.format().clone(), issuer.keys().clone(), cache);
+    assert!(
+        verifier
+            .verify_at(token.expose_secret(), &Request::parse("svc:data/x:read").unwrap(), now)
+            .is_allowed()
+    );
+    drop(backend);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, 2);
+}

@@ -9,17 +9,17 @@
 //! token unknown to the cache is denied as unknown, never looked up on the hot path; a revoked one
 //! stays in the cache, marked, until it expires, so it is denied as revoked.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 use token_core::{TokenId, TokenLookup, TokenRecord, TokenView};
 
 use crate::error::{Result, StoreError};
+use crate::table::ViewTable;
 
 /// Views of unexpired tokens (revoked ones included, marked), bounded by a capacity.
 pub struct VerifierCache {
-    views: RwLock<HashMap<TokenId, TokenView>>,
+    views: RwLock<ViewTable>,
     capacity: usize,
 }
 
@@ -33,24 +33,24 @@ impl std::fmt::Debug for VerifierCache {
 }
 
 impl VerifierCache {
-    /// An empty cache holding at most `capacity` tokens.
-    pub fn new(capacity: usize) -> Self {
-        Self { views: RwLock::new(HashMap::with_capacity(capacity.min(1 << 20))), capacity }
+    /// An empty cache holding at most `capacity` tokens. Fails only if the OS random number
+    /// generator does (the table's hash keys come from it).
+    pub fn new(capacity: usize) -> Result<Self> {
+        Ok(Self { views: RwLock::new(ViewTable::with_capacity(capacity.min(1024))?), capacity })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TokenId, TokenView>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ViewTable> {
         self.views.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TokenId, TokenView>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ViewTable> {
         self.views.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes the cache's table takes: its capacity times one entry (id + view) plus hashbrown's
-    /// control byte. Scope sets and principal names are shared between tokens and not counted.
+    /// Bytes the cache's table takes (its slots: id and view inline). Scope sets and principal
+    /// names are shared between tokens and not counted.
     pub fn memory_bytes(&self) -> usize {
-        let views = self.read();
-        views.capacity() * (std::mem::size_of::<(TokenId, TokenView)>() + 1)
+        self.read().memory_bytes()
     }
 
     /// Tokens held.
@@ -68,7 +68,7 @@ impl VerifierCache {
     /// raise the capacity.
     pub fn insert(&self, record: &TokenRecord, uses: u64, last_used: Option<DateTime<Utc>>) -> Result<()> {
         let mut views = self.write();
-        if views.len() >= self.capacity && !views.contains_key(&record.id) {
+        if views.len() >= self.capacity && views.get(record.id).is_none() {
             return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
         }
         views.insert(record.id, TokenView::with_usage(record, uses, last_used));
@@ -80,15 +80,18 @@ impl VerifierCache {
         &self,
         records: impl IntoIterator<Item = (&'a TokenRecord, u64, Option<DateTime<Utc>>)>,
     ) -> Result<()> {
-        let mut fresh = HashMap::new();
-        for (r, uses, last) in records {
-            if fresh.len() >= self.capacity {
-                return Err(StoreError::Invalid(format!(
-                    "verifier cache is full ({} tokens)",
-                    self.capacity
-                )));
-            }
-            fresh.insert(r.id, TokenView::with_usage(r, uses, last));
+        let views: Vec<(TokenId, TokenView)> =
+            records.into_iter().map(|(r, uses, last)| (r.id, TokenView::with_usage(r, uses, last))).collect();
+        self.swap_in(views)
+    }
+
+    fn swap_in(&self, views: Vec<(TokenId, TokenView)>) -> Result<()> {
+        if views.len() > self.capacity {
+            return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
+        }
+        let mut fresh = ViewTable::with_capacity(views.len())?;
+        for (id, view) in views {
+            fresh.insert(id, view);
         }
         *self.write() = fresh;
         Ok(())
@@ -98,7 +101,7 @@ impl VerifierCache {
     pub fn revoke(&self, ids: &[TokenId], at: DateTime<Utc>) {
         let mut views = self.write();
         for id in ids {
-            if let Some(v) = views.get_mut(id) {
+            if let Some(v) = views.get_mut(*id) {
                 v.revoke(at);
             }
         }
@@ -107,10 +110,7 @@ impl VerifierCache {
     /// Drops tokens expired at `now`; returns how many.
     pub fn evict_expired(&self, now: DateTime<Utc>) -> usize {
         let now_ms = now.timestamp_millis();
-        let mut views = self.write();
-        let before = views.len();
-        views.retain(|_, v| !v.is_expired_at(now_ms));
-        before - views.len()
+        self.write().retain(|v| !v.is_expired_at(now_ms))
     }
 
     /// Use counters to persist: `(id, last use, uses)` for every token used since `since`.
@@ -125,12 +125,8 @@ impl VerifierCache {
     /// revocation notices, and how a process starts).
     pub async fn resync(&self, backend: &dyn crate::Backend, now: DateTime<Utc>) -> Result<usize> {
         let views = backend.views(now).await?;
-        if views.len() > self.capacity {
-            return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
-        }
         let n = views.len();
-        let fresh: HashMap<TokenId, TokenView> = views.into_iter().collect();
-        *self.write() = fresh;
+        self.swap_in(views)?;
         Ok(n)
     }
 }
@@ -138,7 +134,7 @@ impl VerifierCache {
 impl TokenLookup for VerifierCache {
     #[inline]
     fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
-        match self.read().get(&id) {
+        match self.read().get(id) {
             Some(view) => {
                 visit(view);
                 true

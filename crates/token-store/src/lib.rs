@@ -38,6 +38,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod table;
 pub mod testing;
 mod tokens;
 

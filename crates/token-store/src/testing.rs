@@ -224,7 +224,7 @@ pub async fn views_match_records(b: &dyn Backend) {
         }
     }
     // Through a verifier: revoked says revoked.
-    let cache = crate::VerifierCache::new(10);
+    let cache = crate::VerifierCache::new(10).expect("cache");
     cache.resync(b, t0()).await.expect("resync");
     assert_eq!(cache.len(), 4, "at t0 nothing has expired yet");
 }

@@ -76,7 +76,7 @@ impl Tokens {
         cache_capacity: usize,
     ) -> Result<Self> {
         let keys = digest_keys(secrets).await?;
-        let cache = Arc::new(VerifierCache::new(cache_capacity));
+        let cache = Arc::new(VerifierCache::new(cache_capacity)?);
         cache.resync(backend.as_ref(), Utc::now()).await?;
         Ok(Self { backend, issuer: Issuer::new(format, keys, policy), cache })
     }

@@ -143,7 +143,7 @@ async fn a_version_1_store_migrates() {
         .unwrap();
     }
     let backend = SqliteBackend::open(&path).unwrap();
-    let cache = Arc::new(VerifierCache::new(10));
+    let cache = Arc::new(VerifierCache::new(10).unwrap());
     assert_eq!(cache.resync(&backend, now).await.unwrap(), 1);
     let verifier = Verifier::new(issuer.format().clone(), issuer.keys().clone(), cache);
     assert!(

@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
                 &secrets,
                 TokenFormat::new(TokenPrefix::new("tw").unwrap()),
                 policy(),
-                n + 10_000,
+                n + 50_000,
             ))
             .unwrap();
         // Bulk-load through the issuer and the backend (one transaction per token would take
@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
             &secrets,
             TokenFormat::new(TokenPrefix::new("tw").unwrap()),
             policy(),
-            n + 10_000,
+            n + 50_000,
         ))
         .unwrap();
     let open_time = open_start.elapsed();
@@ -185,7 +185,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // Issue rate: durable issues one after another on the embedded store.
-    let issue_n = 3000;
+    let issue_n = 20_000;
     let now = Utc::now();
     let start = Instant::now();
     for k in 0..issue_n {

@@ -154,5 +154,5 @@ async fn a_version_1_store_migrates() {
     drop(backend);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
 }

@@ -13,9 +13,13 @@ use token_core::{TokenId, TokenView};
 
 use crate::error::{Result, StoreError};
 
-/// Slots per entry at most: a load factor of 7/8.
+/// A table is sized for a load factor of 7/8 and grows (by half) only past 15/16: Robin Hood
+/// ordering keeps probes short even there, and a freshly loaded table takes a good many inserts
+/// before it must rebuild (which it does under its owner's write lock).
 const LOAD_NUM: usize = 7;
 const LOAD_DEN: usize = 8;
+const GROW_NUM: usize = 15;
+const GROW_DEN: usize = 16;
 
 type Slot = Option<(TokenId, TokenView)>;
 
@@ -108,7 +112,7 @@ impl ViewTable {
             *v = view;
             return;
         }
-        if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
+        if (self.len + 1) * GROW_DEN > self.slots.len() * GROW_NUM {
             self.grow(slots_for(self.len + self.len / 2 + 1));
         }
         self.place(id, view);

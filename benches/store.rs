@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use criterion::{Criterion, criterion_group};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use support::median_ns;
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::*;
 use tokenward::store::secrecy::SecretBox;
@@ -206,16 +209,6 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-
-fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).or_else(|| {
-        let exe = std::env::current_exe().ok()?;
-        Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-    })?;
-    let path = target.join("criterion").join(group).join(id).join("new").join("estimates.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
 
 fn main() {
     benches();

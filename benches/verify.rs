@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -255,13 +257,13 @@ fn main() {
         ("pasetors_v4_local", "pasetors v4.local / verify", 0.0, true),
         ("biscuit_one_check", "biscuit / verify", 100.0, true),
     ];
-    let Some(ours_ns) = tokenward_bench_support::median_ns("verify", ours) else {
+    let Some(ours_ns) = support::median_ns("verify", ours) else {
         return;
     };
     println!("\nverify summary (criterion medians, this run)");
     println!("  {:<32} {:>10.1} ns", ours, ours_ns);
     for (id, label, target, peer) in rows {
-        if let Some(ns) = tokenward_bench_support::median_ns("verify", id) {
+        if let Some(ns) = support::median_ns("verify", id) {
             let ratio = if peer { ns / ours_ns } else { ours_ns / ns };
             let verdict = match (target > 0.0, peer) {
                 (false, _) => String::new(),
@@ -274,18 +276,5 @@ fn main() {
             };
             println!("  {:<32} {:>10.1} ns   {:<30} {:>7.2}×  {}", id, ns, label, ratio, verdict);
         }
-    }
-}
-
-mod tokenward_bench_support {
-    /// Median (ns) of a benchmark from criterion's estimates of this run.
-    pub(crate) fn median_ns(group: &str, id: &str) -> Option<f64> {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.parent()?.to_path_buf())
-        })?;
-        let path = target.join("criterion").join(group).join(id).join("new").join("estimates.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        v["median"]["point_estimate"].as_f64()
     }
 }

@@ -207,47 +207,10 @@ impl std::fmt::Debug for RevocationFeed {
     }
 }
 
-fn query_sql(query: &TokenQuery) -> (String, Vec<QueryArg>) {
-    let base = "SELECT record, last_used_ms, uses FROM tokens WHERE ";
-    match query {
-        TokenQuery::Principal(p) => (format!("{base} principal = $1"), vec![QueryArg::Text(p.to_string())]),
-        TokenQuery::Active { principal, purpose, at } => (
-            format!(
-                "{base} principal = $1 AND purpose = $2 AND parent IS NULL AND expires_ms > $3
-                 AND (revoked_ms IS NULL OR revoked_ms > $3)"
-            ),
-            vec![
-                QueryArg::Text(principal.to_string()),
-                QueryArg::Text(purpose.to_string()),
-                QueryArg::Int(ms(*at)),
-            ],
-        ),
-        TokenQuery::ExpiringBetween { from, until } => (
-            format!("{base} revoked_ms IS NULL AND expires_ms >= $1 AND expires_ms < $2"),
-            vec![QueryArg::Int(ms(*from)), QueryArg::Int(ms(*until))],
-        ),
-        TokenQuery::UnusedSince { since } => (
-            format!(
-                "{base} revoked_ms IS NULL AND expires_ms > $1 AND (last_used_ms IS NULL OR last_used_ms < $1)"
-            ),
-            vec![QueryArg::Int(ms(*since))],
-        ),
-        TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
-        TokenQuery::Unexpired { at } => (format!("{base} expires_ms > $1"), vec![QueryArg::Int(ms(*at))]),
-    }
-}
-
-enum QueryArg {
-    Text(String),
-    Int(i64),
-}
-
-impl QueryArg {
-    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
-        match self {
-            QueryArg::Text(s) => s,
-            QueryArg::Int(i) => i,
-        }
+fn as_sql(arg: &crate::sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+    match arg {
+        crate::sql::SqlArg::Text(s) => s,
+        crate::sql::SqlArg::Int(i) => i,
     }
 }
 
@@ -320,9 +283,8 @@ impl Backend for PostgresBackend {
     }
 
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
-        let (sql, args) = query_sql(query);
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            args.iter().map(QueryArg::as_sql).collect();
+        let (sql, args) = crate::sql::token_query(query);
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
         let client = self.pool.get().await.map_err(pool_err)?;
         let rows = client.query(&sql, &params).await.map_err(pg)?;
         rows.iter().map(row_token).collect()

@@ -382,33 +382,15 @@ fn active_ids(conn: &Connection, record: &TokenRecord) -> Result<Vec<TokenId>> {
 
 fn query_sql(query: &TokenQuery) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
-    let base = "SELECT record, last_used_ms, uses FROM tokens WHERE ";
-    match query {
-        TokenQuery::Principal(p) => (format!("{base} principal = ?1"), vec![Value::Text(p.to_string())]),
-        TokenQuery::Active { principal, purpose, at } => (
-            format!(
-                "{base} principal = ?1 AND purpose = ?2 AND parent IS NULL AND expires_ms > ?3
-                 AND (revoked_ms IS NULL OR revoked_ms > ?3)"
-            ),
-            vec![
-                Value::Text(principal.to_string()),
-                Value::Text(purpose.to_string()),
-                Value::Integer(ms(*at)),
-            ],
-        ),
-        TokenQuery::ExpiringBetween { from, until } => (
-            format!("{base} revoked_ms IS NULL AND expires_ms >= ?1 AND expires_ms < ?2"),
-            vec![Value::Integer(ms(*from)), Value::Integer(ms(*until))],
-        ),
-        TokenQuery::UnusedSince { since } => (
-            format!(
-                "{base} revoked_ms IS NULL AND expires_ms > ?1 AND (last_used_ms IS NULL OR last_used_ms < ?1)"
-            ),
-            vec![Value::Integer(ms(*since))],
-        ),
-        TokenQuery::Revoked => (format!("{base} revoked_ms IS NOT NULL"), vec![]),
-        TokenQuery::Unexpired { at } => (format!("{base} expires_ms > ?1"), vec![Value::Integer(ms(*at))]),
-    }
+    let (sql, args) = crate::sql::token_query(query);
+    let args = args
+        .into_iter()
+        .map(|a| match a {
+            crate::sql::SqlArg::Text(t) => Value::Text(t),
+            crate::sql::SqlArg::Int(i) => Value::Integer(i),
+        })
+        .collect();
+    (sql, args)
 }
 
 #[async_trait]
@@ -789,23 +771,13 @@ fn load_views(conn: &mut Connection, at_ms: i64) -> Result<Vec<(TokenId, token_c
             .map_err(|e: token_core::TokenFormatError| bad("token id")(e.to_string()))?;
         let principal_text =
             r.get_ref(1).map_err(db)?.as_str().map_err(|e| bad("principal")(e.to_string()))?;
-        let principal = match principals.get(principal_text) {
-            Some(p) => p.clone(),
-            None => {
-                let p = PrincipalId::new(principal_text).map_err(|e| bad("principal")(e.to_string()))?;
-                principals.insert(principal_text.to_owned(), p.clone());
-                p
-            }
-        };
+        let principal = intern(&mut principals, principal_text, |t| {
+            PrincipalId::new(t).map_err(|e| bad("principal")(e.to_string()))
+        })?;
         let scope_text = r.get_ref(2).map_err(db)?.as_str().map_err(|e| bad("scopes")(e.to_string()))?;
-        let scope_set = match scopes.get(scope_text) {
-            Some(s) => s.clone(),
-            None => {
-                let s = ScopeSet::parse(scope_text).map_err(|e| bad("scopes")(e.to_string()))?;
-                scopes.insert(scope_text.to_owned(), s.clone());
-                s
-            }
-        };
+        let scope_set = intern(&mut scopes, scope_text, |t| {
+            ScopeSet::parse(t).map_err(|e| bad("scopes")(e.to_string()))
+        })?;
         let digest = r.get_ref(3).map_err(db)?.as_blob().map_err(|e| bad("digest")(e.to_string()))?;
         let (key_id, mac): ([u8; 4], [u8; 32]) = match (digest.get(..4), digest.get(4..)) {
             (Some(k), Some(m)) if digest.len() == 36 => (
@@ -834,4 +806,19 @@ fn load_views(conn: &mut Connection, at_ms: i64) -> Result<Vec<(TokenId, token_c
         out.push((id, view));
     }
     Ok(out)
+}
+
+/// The value parsed from `text`, parsed once per distinct text and shared (cloning is a reference
+/// count).
+fn intern<T: Clone>(
+    seen: &mut std::collections::HashMap<String, T>,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    if let Some(v) = seen.get(text) {
+        return Ok(v.clone());
+    }
+    let v = parse(text)?;
+    seen.insert(text.to_owned(), v.clone());
+    Ok(v)
 }

@@ -15,6 +15,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets --all-features -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --quiet
+
 step "start real servers"
 # shellcheck source=scripts/services.sh
 source scripts/services.sh

@@ -189,7 +189,8 @@ impl Checkpointer {
                 {
                     checkpoint("PASSIVE");
                 }
-                checkpoint("PASSIVE");
+                // On close, the whole WAL goes into the main file and the WAL is emptied.
+                checkpoint("TRUNCATE");
             })
             .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
         Ok(Self { stop: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })

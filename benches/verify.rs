@@ -203,6 +203,26 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // Ours and the floor interleaved, for a ratio both measured under the same conditions.
+    let (mut ia, mut ib) = (0usize, 0usize);
+    let (ours_ns, floor_ns, ratio) = support::paired_ratio(
+        400,
+        2000,
+        || {
+            ia = (ia + 1) % sample;
+            assert!(o.verifier.verify(black_box(&o.sample[ia]), &o.request).is_allowed());
+        },
+        || {
+            ib = (ib + 1) % sample;
+            let (id, secret) = &floor_sample[ib];
+            let d: [u8; 32] = mac.clone().chain_update(black_box(secret)).finalize().into_bytes().into();
+            assert!(bool::from(ct_eq_32(&d, floor_map.get(black_box(id)).unwrap())));
+        },
+    );
+    println!(
+        "verify paired with the floor: {ours_ns:.1} ns vs {floor_ns:.1} ns, median paired ratio {ratio:.2}× (target ≤ 1.5×)"
+    );
+
     // Where the time goes: the parts of a verification, one by one.
     let mut g = c.benchmark_group("verify_parts");
     g.sample_size(100).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));

@@ -30,7 +30,7 @@ def entry_hash(seq, prev, canon):
     return hashlib.sha256(b"tokenward-audit-v1\n" + seq.to_bytes(8, "big") + prev + canon).digest()
 
 events = [
-    {"schema": 1, "time": "2026-11-28T03:00:00Z", "_time_canonical": "2026-11-28T03:00:00.000Z", "_millis": 0,
+    {"schema": 1, "time": "2026-11-28T03:00:00.000Z", "_time_canonical": "2026-11-28T03:00:00.000Z", "_millis": 0,
      "actor": {"kind": "principal", "name": "billing-api"}, "action": {"kind": "issue"},
      "token": "CZb3chKVwr199cDHd", "subject_hmac": None, "outcome": {"kind": "success"}, "source": None, "attrs": {}},
     {"schema": 1, "time": "2026-11-28T03:00:01.250Z", "_time_canonical": "2026-11-28T03:00:01.250Z", "_millis": 250,
@@ -41,7 +41,7 @@ events = [
      "actor": {"kind": "operator", "name": "alice@example"}, "action": {"kind": "revoke"},
      "token": "CZb3chKVwr199cDHd", "subject_hmac": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
      "outcome": {"kind": "success"}, "source": None, "attrs": {}},
-    {"schema": 1, "time": "2026-11-28T03:06:00Z", "_time_canonical": "2026-11-28T03:06:00.000Z", "_millis": 0,
+    {"schema": 1, "time": "2026-11-28T03:06:00.000Z", "_time_canonical": "2026-11-28T03:06:00.000Z", "_millis": 0,
      "actor": {"kind": "system"}, "action": {"kind": "rotate", "detail": "promote"},
      "token": None, "subject_hmac": None, "outcome": {"kind": "success"}, "source": None, "attrs": {"secret": "svc/aws"}},
 ]

@@ -60,6 +60,7 @@ impl From<ChainHash> for String {
 
 /// One link of the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Position, from 0, gap-free.
     pub seq: u64,

@@ -80,12 +80,15 @@ pub enum Outcome {
     Failure(String),
 }
 
-/// One audited event.
+/// One audited event. Reading refuses unknown fields and non-canonical times, so that no byte of a
+/// stored entry can change without changing what it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     /// Schema version ([`SCHEMA_VERSION`]).
     pub schema: u16,
-    /// When (kept to the millisecond).
+    /// When (kept to the millisecond; stored as `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly).
+    #[serde(with = "canonical_time")]
     pub time: DateTime<Utc>,
     /// Who.
     pub actor: Actor,
@@ -156,7 +159,7 @@ impl AuditEvent {
             None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
         };
         field(Some(&self.schema.to_string()));
-        field(Some(&self.time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()));
+        field(Some(&canonical_time::format(&self.time)));
         let actor = match &self.actor {
             Actor::Principal(p) => format!("principal:{p}"),
             Actor::Operator(o) => format!("operator:{o}"),
@@ -200,5 +203,30 @@ impl fmt::Display for AuditEvent {
             Outcome::Success => Ok(()),
             Outcome::Failure(r) => write!(f, " failed: {r}"),
         }
+    }
+}
+
+/// The one accepted text form of an event time: every byte of a stored time matters.
+mod canonical_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn format(t: &DateTime<Utc>) -> String {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        let t = DateTime::parse_from_rfc3339(&text).map_err(serde::de::Error::custom)?.with_timezone(&Utc);
+        if format(&t) != text {
+            return Err(serde::de::Error::custom(
+                "event time is not in canonical form (YYYY-MM-DDTHH:MM:SS.mmmZ)",
+            ));
+        }
+        Ok(t)
     }
 }

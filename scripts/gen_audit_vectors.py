@@ -12,7 +12,7 @@ def field(v):
 
 def canonical(e):
     actor = e["actor"]
-    actor_s = {"principal": f"principal:{actor.get('name')}", "operator": f"operator:{actor.get('name')}", "system": "system"}[actor["kind"]]
+    actor_s = {"principal": f"principal:{actor.get('name')}", "operator": f"operator:{actor.get('name')}", "system": "system", "anonymous": "anonymous"}[actor["kind"]]
     ms = e["_millis"]
     out = field(str(e["schema"])) + field(e["_time_canonical"]) + field(actor_s)
     out += field(e["action"]["kind"]) + field(e["action"].get("detail"))
@@ -44,6 +44,11 @@ events = [
     {"schema": 1, "time": "2026-11-28T03:06:00.000Z", "_time_canonical": "2026-11-28T03:06:00.000Z", "_millis": 0,
      "actor": {"kind": "system"}, "action": {"kind": "rotate", "detail": "promote"},
      "token": None, "subject_hmac": None, "outcome": {"kind": "success"}, "source": None, "attrs": {"secret": "svc/aws"}},
+    {"schema": 1, "time": "2026-11-28T03:07:00.999Z", "_time_canonical": "2026-11-28T03:07:00.999Z", "_millis": 999,
+     "actor": {"kind": "anonymous"}, "action": {"kind": "verify_denied", "detail": "malformed"},
+     "token": None, "subject_hmac": "0b5d3c1bd2bb2e4f29a5c6f4e03c1a3e1f0f6d2b7e6a3c7d9e1f2a3b4c5d6e7f",
+     "outcome": {"kind": "failure", "reason": "malformed token: \"quoted\"\ttab\u0001 é"}, "source": "2001:db8::1",
+     "attrs": {"request": "kv:teams/a/b:read"}},
 ]
 prev = bytes(32)
 entries = []

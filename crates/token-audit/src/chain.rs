@@ -41,14 +41,9 @@ impl TryFrom<String> for ChainHash {
     fn try_from(s: String) -> Result<Self, String> {
         // Canonical form only: 64 lowercase hex characters, so no byte of a stored hash can change
         // without changing its value.
-        if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-            return Err("a chain hash is 64 lowercase hex characters".into());
-        }
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or("bad hex")?, 16).map_err(|_| "bad hex")?;
-        }
-        Ok(Self(out))
+        crate::checkpoint::hex_decode(&s)
+            .map(Self)
+            .ok_or_else(|| "a chain hash is 64 lowercase hex characters".into())
     }
 }
 
@@ -74,12 +69,57 @@ pub struct Entry {
 
 /// The hash an entry must carry.
 pub fn entry_hash(seq: u64, prev: &ChainHash, event: &AuditEvent) -> ChainHash {
-    let mut h = Sha256::new();
-    h.update(DOMAIN);
-    h.update(seq.to_be_bytes());
-    h.update(prev.0);
-    h.update(event.canonical());
-    ChainHash(h.finalize().into())
+    let mut scratch = Vec::with_capacity(256);
+    entry_hash_with(seq, prev, event, &mut scratch)
+}
+
+/// [`entry_hash`] with a caller's scratch buffer (no allocation once it has grown).
+pub(crate) fn entry_hash_with(
+    seq: u64,
+    prev: &ChainHash,
+    event: &AuditEvent,
+    scratch: &mut Vec<u8>,
+) -> ChainHash {
+    scratch.clear();
+    scratch.extend_from_slice(DOMAIN);
+    scratch.extend_from_slice(&seq.to_be_bytes());
+    scratch.extend_from_slice(&prev.0);
+    event.canonical_into(scratch);
+    ChainHash(Sha256::digest(&scratch[..]).into())
+}
+
+impl Entry {
+    /// Appends the entry's stored form, one JSON object and a newline, to `out`: the bytes
+    /// `serde_json` writes for it, produced without serde.
+    pub fn json_line_into(&self, out: &mut Vec<u8>) {
+        write_json_line(out, self.seq, &self.prev, &self.hash, &self.event);
+    }
+}
+
+pub(crate) fn write_json_line(
+    out: &mut Vec<u8>,
+    seq: u64,
+    prev: &ChainHash,
+    hash: &ChainHash,
+    event: &AuditEvent,
+) {
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.extend_from_slice(b",\"prev\":\"");
+    hex_into(out, &prev.0);
+    out.extend_from_slice(b"\",\"hash\":\"");
+    hex_into(out, &hash.0);
+    out.extend_from_slice(b"\",\"event\":");
+    event.json_into(out);
+    out.extend_from_slice(b"}\n");
+}
+
+fn hex_into(out: &mut Vec<u8>, b: &[u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.push(HEX[usize::from(x >> 4)]);
+        out.push(HEX[usize::from(x & 0xf)]);
+    }
 }
 
 /// Where a chain stands: how many entries, and the last one's hash. Exported and kept elsewhere, it
@@ -92,6 +132,12 @@ pub struct ChainHead {
     pub head: ChainHash,
 }
 
+impl Default for ChainHead {
+    fn default() -> Self {
+        ChainHead::EMPTY
+    }
+}
+
 impl ChainHead {
     /// An empty chain.
     pub const EMPTY: ChainHead = ChainHead { len: 0, head: GENESIS };
@@ -99,6 +145,17 @@ impl ChainHead {
     /// Links `event` as the next entry and advances.
     pub fn append(&mut self, event: AuditEvent) -> Entry {
         let hash = entry_hash(self.len, &self.head, &event);
+        self.link(event, hash)
+    }
+
+    /// [`ChainHead::append`] with a caller's scratch buffer.
+    pub(crate) fn append_with(&mut self, event: AuditEvent, scratch: &mut Vec<u8>) -> Entry {
+        let hash = entry_hash_with(self.len, &self.head, &event, scratch);
+        self.link(event, hash)
+    }
+
+    /// Advances over an event whose hash was computed (and returns the entry).
+    fn link(&mut self, event: AuditEvent, hash: ChainHash) -> Entry {
         let entry = Entry { seq: self.len, prev: self.head, hash, event };
         self.len += 1;
         self.head = hash;
@@ -148,41 +205,110 @@ pub enum ChainError {
     },
 }
 
+/// Verifies a log one entry at a time (so a log of any size streams through it), optionally
+/// against checkpoints taken earlier and kept elsewhere.
+///
+/// Each entry must carry the next sequence number, link to the previous entry's hash and hash to
+/// its own; at each checkpoint's position the entry must be the one the checkpoint saw; and at the
+/// end the log must reach every checkpoint (else it was truncated).
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    at: ChainHead,
+    index: usize,
+    checkpoints: Vec<ChainHead>,
+    next_checkpoint: usize,
+    scratch: Vec<u8>,
+}
+
+impl ChainVerifier {
+    /// Verifies entries that start after `from` ([`ChainHead::EMPTY`] for a whole log).
+    pub fn new(from: ChainHead) -> Self {
+        Self {
+            at: from,
+            index: 0,
+            checkpoints: Vec::new(),
+            next_checkpoint: 0,
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    /// Also checks these checkpoints (any order). One at `from`'s own position must equal it;
+    /// earlier ones cannot be checked from here and are ignored.
+    pub fn with_checkpoints(mut self, checkpoints: impl IntoIterator<Item = ChainHead>) -> Self {
+        self.checkpoints.extend(checkpoints.into_iter().filter(|c| c.len >= self.at.len));
+        self.checkpoints.sort_by_key(|c| c.len);
+        self.checkpoints.dedup();
+        self
+    }
+
+    /// Where the verified prefix ends.
+    pub fn head(&self) -> ChainHead {
+        self.at
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, e: &Entry) -> Result<(), ChainError> {
+        self.check_checkpoints()?;
+        let index = self.index;
+        if e.seq != self.at.len {
+            return Err(ChainError::SequenceGap { index, expected: self.at.len, found: e.seq });
+        }
+        if e.prev != self.at.head {
+            return Err(ChainError::BrokenLink { seq: e.seq });
+        }
+        if entry_hash_with(e.seq, &e.prev, &e.event, &mut self.scratch) != e.hash {
+            return Err(ChainError::HashMismatch { seq: e.seq });
+        }
+        self.at = ChainHead { len: self.at.len + 1, head: e.hash };
+        self.index += 1;
+        self.check_checkpoints()
+    }
+
+    fn check_checkpoints(&mut self) -> Result<(), ChainError> {
+        while let Some(c) = self.checkpoints.get(self.next_checkpoint) {
+            if c.len != self.at.len {
+                break;
+            }
+            if c.head != self.at.head {
+                return Err(ChainError::CheckpointMismatch { seq: c.len.saturating_sub(1) });
+            }
+            self.next_checkpoint += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends verification: every checkpoint must have been reached.
+    pub fn finish(mut self) -> Result<ChainHead, ChainError> {
+        self.check_checkpoints()?;
+        if let Some(c) = self.checkpoints.last()
+            && c.len > self.at.len
+        {
+            return Err(ChainError::Truncated { expected: c.len, found: self.at.len });
+        }
+        Ok(self.at)
+    }
+}
+
 /// Verifies entries that start at `from` (use [`ChainHead::EMPTY`] for a whole log) and returns
 /// where they end. Reports the first bad entry and why.
 pub fn verify<'a>(
     from: ChainHead,
     entries: impl IntoIterator<Item = &'a Entry>,
 ) -> Result<ChainHead, ChainError> {
-    let mut at = from;
-    for (index, e) in entries.into_iter().enumerate() {
-        if e.seq != at.len {
-            return Err(ChainError::SequenceGap { index, expected: at.len, found: e.seq });
-        }
-        if e.prev != at.head {
-            return Err(ChainError::BrokenLink { seq: e.seq });
-        }
-        if entry_hash(e.seq, &e.prev, &e.event) != e.hash {
-            return Err(ChainError::HashMismatch { seq: e.seq });
-        }
-        at = ChainHead { len: at.len + 1, head: e.hash };
+    let mut v = ChainVerifier::new(from);
+    for e in entries {
+        v.push(e)?;
     }
-    Ok(at)
+    v.finish()
 }
 
 /// Verifies a whole log and checks it against a checkpoint taken earlier (and kept elsewhere): the
 /// log must be at least as long, and its entry at the checkpoint's position must be the one the
 /// checkpoint saw.
 pub fn verify_against(entries: &[Entry], checkpoint: &ChainHead) -> Result<ChainHead, ChainError> {
-    let end = verify(ChainHead::EMPTY, entries)?;
-    if end.len < checkpoint.len {
-        return Err(ChainError::Truncated { expected: checkpoint.len, found: end.len });
+    let mut v = ChainVerifier::new(ChainHead::EMPTY).with_checkpoints([*checkpoint]);
+    for e in entries {
+        v.push(e)?;
     }
-    if checkpoint.len > 0 {
-        let idx = usize::try_from(checkpoint.len - 1).unwrap_or(usize::MAX);
-        if entries.get(idx).map(|e| e.hash) != Some(checkpoint.head) {
-            return Err(ChainError::CheckpointMismatch { seq: checkpoint.len - 1 });
-        }
-    }
-    Ok(end)
+    v.finish()
 }

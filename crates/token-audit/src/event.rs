@@ -21,6 +21,8 @@ pub enum Actor {
     Operator(String),
     /// Tokenward itself (scheduler, scanner).
     System,
+    /// Someone not (yet) authenticated: the presenter of a token that was denied.
+    Anonymous,
 }
 
 /// What happened.
@@ -150,49 +152,144 @@ impl AuditEvent {
     /// order, each as a 4-byte big-endian length and its UTF-8 bytes, an absent field as length
     /// `0xFFFF_FFFF`; attributes as a count, then key and value pairs in key order.
     pub fn canonical(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
-        let mut field = |v: Option<&str>| match v {
-            Some(s) => {
-                out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX - 1).to_be_bytes());
-                out.extend_from_slice(s.as_bytes());
+        let mut out = Vec::with_capacity(160);
+        self.canonical_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical bytes to `out` (the allocation-free form of [`AuditEvent::canonical`]).
+    pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        fn field(out: &mut Vec<u8>, v: Option<&[u8]>) {
+            match v {
+                Some(s) => {
+                    out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX - 1).to_be_bytes());
+                    out.extend_from_slice(s);
+                }
+                None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
             }
-            None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
-        };
-        field(Some(&self.schema.to_string()));
-        field(Some(&canonical_time::format(&self.time)));
-        let actor = match &self.actor {
+        }
+        fn prefixed(out: &mut Vec<u8>, prefix: &str, name: &str) {
+            let len = prefix.len() + name.len();
+            out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX - 1).to_be_bytes());
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
+        let mut num = itoa::Buffer::new();
+        field(out, Some(num.format(self.schema).as_bytes()));
+        let mut time = [0u8; 32];
+        field(out, Some(canonical_time::format_into(&self.time, &mut time)));
+        match &self.actor {
+            Actor::Principal(p) => prefixed(out, "principal:", p),
+            Actor::Operator(o) => prefixed(out, "operator:", o),
+            Actor::System => field(out, Some(b"system")),
+            Actor::Anonymous => field(out, Some(b"anonymous")),
+        }
+        field(out, Some(self.action.name().as_bytes()));
+        field(out, self.action.detail().map(str::as_bytes));
+        match self.token {
+            Some(t) => field(out, Some(&t.to_chars())),
+            None => field(out, None),
+        }
+        field(out, self.subject_hmac.as_deref().map(str::as_bytes));
+        match &self.outcome {
+            Outcome::Success => {
+                field(out, Some(b"success"));
+                field(out, None);
+            }
+            Outcome::Failure(r) => {
+                field(out, Some(b"failure"));
+                field(out, Some(r.as_bytes()));
+            }
+        }
+        field(out, self.source.as_deref().map(str::as_bytes));
+        field(out, Some(num.format(self.attrs.len()).as_bytes()));
+        for (k, v) in &self.attrs {
+            field(out, Some(k.as_bytes()));
+            field(out, Some(v.as_bytes()));
+        }
+    }
+
+    /// Appends the event's JSON form to `out`: the same bytes as `serde_json` writes for it, without
+    /// going through serde (the file sink writes one per entry).
+    pub(crate) fn json_into(&self, out: &mut Vec<u8>) {
+        use crate::json::{opt_string, string};
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"schema\":");
+        out.extend_from_slice(num.format(self.schema).as_bytes());
+        out.extend_from_slice(b",\"time\":\"");
+        let mut time = [0u8; 32];
+        out.extend_from_slice(canonical_time::format_into(&self.time, &mut time));
+        out.extend_from_slice(b"\",\"actor\":{\"kind\":");
+        match &self.actor {
+            Actor::Principal(p) => {
+                out.extend_from_slice(b"\"principal\",\"name\":");
+                string(out, p);
+            }
+            Actor::Operator(o) => {
+                out.extend_from_slice(b"\"operator\",\"name\":");
+                string(out, o);
+            }
+            Actor::System => out.extend_from_slice(b"\"system\""),
+            Actor::Anonymous => out.extend_from_slice(b"\"anonymous\""),
+        }
+        out.extend_from_slice(b"},\"action\":{\"kind\":\"");
+        out.extend_from_slice(self.action.name().as_bytes());
+        out.push(b'"');
+        if let Some(d) = self.action.detail() {
+            out.extend_from_slice(b",\"detail\":");
+            string(out, d);
+        }
+        out.extend_from_slice(b"},\"token\":");
+        match self.token {
+            Some(t) => {
+                out.push(b'"');
+                out.extend_from_slice(&t.to_chars());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"subject_hmac\":");
+        opt_string(out, self.subject_hmac.as_deref());
+        out.extend_from_slice(b",\"outcome\":{\"kind\":");
+        match &self.outcome {
+            Outcome::Success => out.extend_from_slice(b"\"success\"}"),
+            Outcome::Failure(r) => {
+                out.extend_from_slice(b"\"failure\",\"reason\":");
+                string(out, r);
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b",\"source\":");
+        opt_string(out, self.source.as_deref());
+        out.extend_from_slice(b",\"attrs\":{");
+        for (i, (k, v)) in self.attrs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, k);
+            out.push(b':');
+            string(out, v);
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+impl Actor {
+    /// The actor as the canonical encoding writes it (`principal:NAME`, `operator:NAME`,
+    /// `system`, `anonymous`); the PostgreSQL log indexes it.
+    pub fn key(&self) -> String {
+        match self {
             Actor::Principal(p) => format!("principal:{p}"),
             Actor::Operator(o) => format!("operator:{o}"),
             Actor::System => "system".to_owned(),
-        };
-        field(Some(&actor));
-        field(Some(self.action.name()));
-        field(self.action.detail());
-        field(self.token.map(|t| t.to_string()).as_deref());
-        field(self.subject_hmac.as_deref());
-        match &self.outcome {
-            Outcome::Success => {
-                field(Some("success"));
-                field(None);
-            }
-            Outcome::Failure(r) => {
-                field(Some("failure"));
-                field(Some(r));
-            }
+            Actor::Anonymous => "anonymous".to_owned(),
         }
-        field(self.source.as_deref());
-        field(Some(&self.attrs.len().to_string()));
-        for (k, v) in &self.attrs {
-            field(Some(k));
-            field(Some(v));
-        }
-        out
     }
 }
 
 impl fmt::Display for AuditEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?} {}", self.time.format("%Y-%m-%dT%H:%M:%S%.3fZ"), self.actor, self.action.name())?;
+        write!(f, "{} {:?} {}", canonical_time::format(&self.time), self.actor, self.action.name())?;
         if let Some(d) = self.action.detail() {
             write!(f, " ({d})")?;
         }
@@ -207,19 +304,65 @@ impl fmt::Display for AuditEvent {
 }
 
 /// The one accepted text form of an event time: every byte of a stored time matters.
-mod canonical_time {
+pub(crate) mod canonical_time {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn format(t: &DateTime<Utc>) -> String {
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    pub(crate) fn format(t: &DateTime<Utc>) -> String {
+        let mut buf = [0u8; 32];
+        String::from_utf8_lossy(format_into(t, &mut buf)).into_owned()
     }
 
-    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` without chrono's formatting machinery (years 0–9999; others, which
+    /// the parser refuses anyway, go through chrono).
+    pub(crate) fn format_into<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 32]) -> &'b [u8] {
+        let ms = t.timestamp_millis();
+        let days = ms.div_euclid(86_400_000);
+        let in_day = ms.rem_euclid(86_400_000);
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            let s = t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let n = s.len().min(buf.len());
+            buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+            return &buf[..n];
+        }
+        let put = |buf: &mut [u8; 32], at: usize, v: i64, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        *buf = *b"0000-00-00T00:00:00.000Z00000000";
+        put(buf, 0, y, 4);
+        put(buf, 5, m, 2);
+        put(buf, 8, d, 2);
+        put(buf, 11, in_day / 3_600_000, 2);
+        put(buf, 14, in_day / 60_000 % 60, 2);
+        put(buf, 17, in_day / 1000 % 60, 2);
+        put(buf, 20, in_day % 1000, 3);
+        &buf[..24]
+    }
+
+    /// Howard Hinnant's days-from-civil inverse: (year, month, day) of a day count from 1970-01-01.
+    fn civil_from_days(z: i64) -> (i64, i64, i64) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        (y, m, d)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(t))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         let t = DateTime::parse_from_rfc3339(&text).map_err(serde::de::Error::custom)?.with_timezone(&Utc);
         if format(&t) != text {

@@ -1,27 +1,83 @@
 //! # token-audit
 //!
-//! Tokenward's tamper-evident audit trail: an event model that holds ids and keyed HMACs but never a
-//! secret, and a SHA-256 hash chain over a canonical encoding (`docs/audit-format.md`, vectors in
-//! `tests/vectors/audit-chain.json`). A [`ChainHead`] exported elsewhere lets [`verify_against`]
-//! detect truncation and rollback as well as edits.
+//! Tokenward's tamper-evident audit trail.
+//!
+//! - **Events** ([`AuditEvent`]) hold ids and keyed HMACs ([`SubjectKey`]), never a secret.
+//! - **A SHA-256 hash chain** over a canonical encoding (`docs/audit-format.md`, vectors in
+//!   `tests/vectors/audit-chain.json`): gap-free sequence numbers, each entry committing to the one
+//!   before it. [`ChainVerifier`] reports the first bad entry and why.
+//! - **Signed checkpoints** ([`CheckpointSigner`], Ed25519) of `(length, head)`, exported and kept
+//!   elsewhere, so that truncation and rollback are detected, not only edits.
+//! - **Storage** ([`LogStorage`]): an append-only file of JSON lines ([`FileLog`]: fsynced batches,
+//!   torn tails cut on open, one writer at a time), PostgreSQL (feature `postgres`: many processes,
+//!   one chain), memory; a streaming [`JsonlExporter`] for SIEM pipelines; [`Query`] for "what did
+//!   this token do?".
+//! - **Emitting** through one [`AuditSink`] trait: the batched [`AuditWriter`] (group commit) and an
+//!   [`Auditor`] applying a [`FailureMode`]; [`AuditedVerifier`] records every verification.
 //!
 //! ```
+//! use std::sync::Arc;
 //! use token_audit::*;
 //! use token_core::chrono::Utc;
 //!
-//! let mut chain = ChainHead::EMPTY;
-//! let log: Vec<Entry> = (0..3)
-//!     .map(|i| chain.append(AuditEvent::new(Utc::now(), Actor::System, Action::Issue).attr("n", i.to_string())))
-//!     .collect();
-//! let checkpoint = chain; // keep this elsewhere
-//! assert_eq!(verify_against(&log, &checkpoint), Ok(checkpoint));
-//! assert!(matches!(verify_against(&log[..2], &checkpoint), Err(ChainError::Truncated { .. })));
+//! # fn main() -> Result<(), AuditError> {
+//! let dir = tempfile::tempdir().map_err(|e| AuditError::Io { what: "tempdir", source: e })?;
+//! let log = Arc::new(FileLog::open(dir.path().join("audit.jsonl"))?);
+//! let writer = AuditWriter::start(log.clone(), WriterConfig::default())?;
+//! for i in 0..3 {
+//!     writer.record(AuditEvent::new(Utc::now(), Actor::System, Action::Issue).attr("n", i.to_string()))?;
+//! }
+//! writer.flush_blocking()?;
+//!
+//! // A checkpoint, signed and kept elsewhere, pins the log's length and head.
+//! let signer = CheckpointSigner::generate()?;
+//! let checkpoint = signer.sign("example", writer.head(), Utc::now());
+//! let trusted = signer.public_key();
+//! let pinned = trusted.verify_for(&checkpoint, "example")?.chain_head();
+//! assert_eq!(verify_file(log.path(), &[pinned])?.len, 3);
+//! # Ok(())
+//! # }
 //! ```
 
 #![deny(missing_docs)]
 
+mod audited;
 mod chain;
+mod checkpoint;
+mod error;
 mod event;
+mod export;
+mod file;
+mod json;
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod query;
+mod sink;
+mod storage;
+mod subject;
+mod writer;
 
-pub use chain::{ChainError, ChainHash, ChainHead, Entry, GENESIS, entry_hash, verify, verify_against};
+pub use audited::AuditedVerifier;
+pub use chain::{
+    ChainError, ChainHash, ChainHead, ChainVerifier, Entry, GENESIS, entry_hash, verify, verify_against,
+};
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointKey, CheckpointSigner, SignedCheckpoint};
+pub use error::AuditError;
 pub use event::{Action, Actor, AuditEvent, Outcome, SCHEMA_VERSION};
+pub use export::JsonlExporter;
+pub use file::{FileLog, FileSync, LogReader, verify_file};
+pub use memory::MemoryLog;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresLog;
+pub use query::Query;
+pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
+pub use storage::LogStorage;
+pub use subject::SubjectKey;
+pub use writer::{AuditWriter, WriterConfig};
+
+/// Parses one stored entry (a line of a [`FileLog`], with or without its newline) strictly: it
+/// must be exactly the bytes this crate writes for the entry it holds. For tools and fuzzing.
+pub fn parse_entry(line: &[u8]) -> Result<Entry, AuditError> {
+    file::parse_line(line, 1)
+}

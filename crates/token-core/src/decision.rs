@@ -52,6 +52,28 @@ pub enum DenyReason {
         /// Last used (or issued, if never used).
         since: DateTime<Utc>,
     },
+    /// The verification's audit entry could not be recorded, and auditing fails closed.
+    AuditUnavailable,
+}
+
+impl DenyReason {
+    /// A stable, short name for the reason (`"expired"`, `"out_of_scope"`, ...), for audit
+    /// entries and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::Unknown => "unknown",
+            Self::BadSecret => "bad_secret",
+            Self::UnknownDigestKey { .. } => "unknown_digest_key",
+            Self::Revoked { .. } => "revoked",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::Expired { .. } => "expired",
+            Self::OutOfScope => "out_of_scope",
+            Self::UsesExhausted { .. } => "uses_exhausted",
+            Self::IdleTimeout { .. } => "idle_timeout",
+            Self::AuditUnavailable => "audit_unavailable",
+        }
+    }
 }
 
 impl fmt::Display for DenyReason {
@@ -71,6 +93,7 @@ impl fmt::Display for DenyReason {
                 write!(f, "token has been used its maximum of {max_uses} times")
             }
             Self::IdleTimeout { since } => write!(f, "token has been idle since {}", since.to_rfc3339()),
+            Self::AuditUnavailable => f.write_str("the audit log cannot record this verification"),
         }
     }
 }

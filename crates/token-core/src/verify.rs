@@ -94,7 +94,17 @@ impl<L: TokenLookup> Verifier<L> {
         self
     }
 
-    /// The lookup it uses.
+    /// The token format it accepts.
+    pub fn format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    /// The clock it reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The lookup it reads.
     pub fn lookup(&self) -> &L {
         &self.lookup
     }

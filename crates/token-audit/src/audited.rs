@@ -1,0 +1,82 @@
+//! A verifier that records every decision.
+
+use token_core::{Decision, DenyReason, Request, TokenLookup, Verifier};
+
+use crate::event::{Action, Actor, AuditEvent, Outcome};
+use crate::sink::{Auditor, FailureMode};
+use crate::subject::SubjectKey;
+
+/// Wraps a [`Verifier`]: every verification becomes one event (`verify_allowed` by the token's
+/// principal, or `verify_denied` with the reason's code, by an anonymous presenter), with the token
+/// id, the request and the source. A malformed presentation is recorded by its keyed hash only (it
+/// may be a mistyped real token). In fail-closed mode a verification whose event cannot be
+/// recorded is denied ([`DenyReason::AuditUnavailable`]).
+pub struct AuditedVerifier<L> {
+    inner: Verifier<L>,
+    auditor: Auditor,
+    subjects: Option<SubjectKey>,
+}
+
+impl<L> std::fmt::Debug for AuditedVerifier<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditedVerifier").field("auditor", &self.auditor).finish_non_exhaustive()
+    }
+}
+
+impl<L: TokenLookup> AuditedVerifier<L> {
+    /// Records `inner`'s decisions through `auditor`.
+    pub fn new(inner: Verifier<L>, auditor: Auditor) -> Self {
+        Self { inner, auditor, subjects: None }
+    }
+
+    /// Records malformed presentations by their HMAC under `key` (without it, not at all).
+    pub fn with_subject_key(mut self, key: SubjectKey) -> Self {
+        self.subjects = Some(key);
+        self
+    }
+
+    /// The wrapped verifier.
+    pub fn inner(&self) -> &Verifier<L> {
+        &self.inner
+    }
+
+    /// Verifies `token` for `request` now, and records it.
+    pub fn verify(&self, token: &str, request: &Request) -> Decision {
+        self.verify_from(token, request, None)
+    }
+
+    /// Verifies `token` for `request` now, and records it with the request's `source` (address or host).
+    pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
+        let now = self.inner.clock().now();
+        let decision = self.inner.verify_at(token, request, now);
+        let mut event = match &decision {
+            Decision::Allowed(grant) => AuditEvent::new(
+                now,
+                Actor::Principal(grant.principal().as_str().to_owned()),
+                Action::VerifyAllowed,
+            )
+            .token(grant.id()),
+            Decision::Denied(reason) => {
+                let mut e =
+                    AuditEvent::new(now, Actor::Anonymous, Action::VerifyDenied(reason.code().to_owned()))
+                        .outcome(Outcome::Failure(reason.to_string()));
+                match self.inner.format().parse(token) {
+                    Ok(parsed) => e = e.token(parsed.id()),
+                    Err(_) => e.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
+                }
+                e
+            }
+        };
+        event = event.attr("request", request.to_string());
+        if let Some(s) = source {
+            event = event.source(s);
+        }
+        match self.auditor.emit(event) {
+            Ok(_) => decision,
+            Err(_) if self.auditor.mode() == FailureMode::FailClosed => {
+                Decision::Denied(DenyReason::AuditUnavailable)
+            }
+            Err(_) => decision,
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The append-only file log: one JSON object per line, written in batches, fsynced before a batch
+//! is acknowledged, locked against a second writer, and cut back cleanly after a torn write.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::chain::{ChainHead, ChainVerifier, Entry, entry_hash_with, write_json_line};
+use crate::error::AuditError;
+use crate::event::AuditEvent;
+use crate::query::Query;
+use crate::storage::LogStorage;
+
+/// How the file log makes appends durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileSync {
+    /// `fdatasync` after every appended batch, before it is acknowledged (the default). With the
+    /// batched writer's group commit this is "fsync every N ms or N entries".
+    Data,
+    /// Leave it to the operating system: survives a process crash, not a power loss.
+    Os,
+}
+
+/// An append-only audit log in a file of JSON lines (`docs/audit-format.md`).
+///
+/// Opening takes an exclusive lock on the file (a second writer gets [`AuditError::Locked`]),
+/// cuts an incomplete last line — a write torn by a crash, never acknowledged — and checks that the
+/// last entry hashes to itself. Verify the whole file with [`FileLog::verify`] or [`verify_file`].
+#[derive(Debug)]
+pub struct FileLog {
+    path: PathBuf,
+    sync: FileSync,
+    torn_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    /// Bytes of complete, acknowledged entries.
+    len: u64,
+    head: ChainHead,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Set when an fsync failed: what reached the disk is unknown, so no more appends until reopened.
+    poisoned: bool,
+}
+
+impl FileLog {
+    /// Opens (or creates) the log at `path`, fsyncing every batch.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        Self::open_with(path, FileSync::Data)
+    }
+
+    /// Opens (or creates) the log at `path` with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, sync: FileSync) -> Result<Self, AuditError> {
+        let path = path.as_ref().to_path_buf();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(AuditError::io("open"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditError::Locked(format!("{} is open for writing elsewhere", path.display())));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io("lock")(e)),
+        }
+        let size = file.metadata().map_err(AuditError::io("stat"))?.len();
+        let (complete, last_line) = last_line(&mut file, size)?;
+        let torn_bytes = size - complete;
+        if torn_bytes > 0 {
+            file.set_len(complete).map_err(AuditError::io("cut the torn tail"))?;
+            file.sync_all().map_err(AuditError::io("cut the torn tail"))?;
+        }
+        let head = match last_line {
+            None => ChainHead::EMPTY,
+            Some(bytes) => {
+                let entry = parse_line(&bytes, 0)?;
+                let mut scratch = Vec::new();
+                if entry_hash_with(entry.seq, &entry.prev, &entry.event, &mut scratch) != entry.hash {
+                    return Err(AuditError::Corrupt {
+                        line: entry.seq + 1,
+                        detail: "the last entry does not match its hash (edited)".into(),
+                    });
+                }
+                ChainHead { len: entry.seq + 1, head: entry.hash }
+            }
+        };
+        Ok(Self {
+            path,
+            sync,
+            torn_bytes,
+            inner: Mutex::new(Inner {
+                file,
+                len: complete,
+                head,
+                buf: Vec::with_capacity(1 << 16),
+                scratch: Vec::with_capacity(256),
+                poisoned: false,
+            }),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of an incomplete last line cut when the log was opened (0 after a clean shutdown).
+    pub fn torn_bytes_cut(&self) -> u64 {
+        self.torn_bytes
+    }
+
+    /// Appends `events` as the next entries, synchronously; durable per [`FileSync`] on return.
+    /// On error nothing of the batch remains in the file.
+    pub fn append_now(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *g;
+        if inner.poisoned {
+            return Err(AuditError::Unavailable(
+                "an earlier fsync of the audit log failed; reopen it to recover".into(),
+            ));
+        }
+        inner.buf.clear();
+        let mut head = inner.head;
+        for e in events {
+            let hash = entry_hash_with(head.len, &head.head, e, &mut inner.scratch);
+            write_json_line(&mut inner.buf, head.len, &head.head, &hash, e);
+            head = ChainHead { len: head.len + 1, head: hash };
+        }
+        if let Err(e) = inner.file.write_all(&inner.buf) {
+            // Take back whatever part of the batch reached the file.
+            if inner.file.set_len(inner.len).is_err() {
+                inner.poisoned = true;
+            }
+            return Err(AuditError::io("append")(e));
+        }
+        if self.sync == FileSync::Data
+            && let Err(e) = inner.file.sync_data()
+        {
+            inner.poisoned = true;
+            let _ = inner.file.set_len(inner.len);
+            return Err(AuditError::io("fsync")(e));
+        }
+        inner.len += inner.buf.len() as u64;
+        inner.head = head;
+        Ok(head)
+    }
+
+    /// Where the log stands.
+    pub fn head_now(&self) -> ChainHead {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).head
+    }
+
+    /// Reads the entries from the start (a separate handle; appends may go on).
+    pub fn reader(&self) -> Result<LogReader, AuditError> {
+        LogReader::open(&self.path)
+    }
+
+    /// Verifies the whole file, and against `checkpoints`.
+    pub fn verify(&self, checkpoints: &[ChainHead]) -> Result<ChainHead, AuditError> {
+        verify_file(&self.path, checkpoints)
+    }
+}
+
+#[async_trait]
+impl LogStorage for FileLog {
+    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        self.append_now(events)
+    }
+
+    async fn head(&self) -> Result<ChainHead, AuditError> {
+        Ok(self.head_now())
+    }
+
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        let mut out = Vec::new();
+        for e in self.reader()? {
+            let e = e?;
+            if e.seq >= from {
+                if out.len() >= limit {
+                    break;
+                }
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
+        let mut out = Vec::new();
+        for e in self.reader()? {
+            let e = e?;
+            if query.matches(&e) {
+                out.push(e);
+                if query.limit_value().is_some_and(|l| out.len() >= l) {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Verifies the log file at `path` from its first entry, and against `checkpoints`; reports the
+/// first bad entry and why. Does not need the writer's lock.
+pub fn verify_file(path: impl AsRef<Path>, checkpoints: &[ChainHead]) -> Result<ChainHead, AuditError> {
+    let mut v = ChainVerifier::new(ChainHead::EMPTY).with_checkpoints(checkpoints.iter().copied());
+    for e in LogReader::open(path.as_ref())? {
+        v.push(&e?)?;
+    }
+    Ok(v.finish()?)
+}
+
+/// The entries of a log file, in order, each parsed strictly: a line must be exactly the bytes this
+/// crate writes for the entry it holds. An incomplete last line (a torn write that a writer has not
+/// yet cut) is an error.
+#[derive(Debug)]
+pub struct LogReader {
+    r: BufReader<File>,
+    line: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl LogReader {
+    /// Reads the log at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        let f = File::open(path).map_err(AuditError::io("open for reading"))?;
+        Ok(Self {
+            r: BufReader::with_capacity(1 << 16, f),
+            line: 0,
+            buf: Vec::with_capacity(512),
+            done: false,
+        })
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Entry, AuditError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.buf.clear();
+        match self.r.read_until(b'\n', &mut self.buf) {
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(_) => {
+                self.line += 1;
+                if self.buf.last() != Some(&b'\n') {
+                    self.done = true;
+                    return Some(Err(AuditError::Corrupt {
+                        line: self.line,
+                        detail: "incomplete last line (a torn write; opening the log for writing cuts it)"
+                            .into(),
+                    }));
+                }
+                let r = parse_line(&self.buf, self.line);
+                if r.is_err() {
+                    self.done = true;
+                }
+                Some(r)
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(AuditError::io("read")(e)))
+            }
+        }
+    }
+}
+
+/// Parses one stored line (with or without its newline) strictly.
+pub(crate) fn parse_line(line: &[u8], line_no: u64) -> Result<Entry, AuditError> {
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    let entry: Entry = serde_json::from_slice(body)
+        .map_err(|e| AuditError::Corrupt { line: line_no, detail: format!("not a valid entry: {e}") })?;
+    let mut again = Vec::with_capacity(line.len() + 1);
+    entry.json_line_into(&mut again);
+    if again.strip_suffix(b"\n") != Some(body) {
+        return Err(AuditError::Corrupt { line: line_no, detail: "entry is not in canonical form".into() });
+    }
+    Ok(entry)
+}
+
+/// Finds the end of the last complete line and that line's bytes, reading backwards.
+fn last_line(file: &mut File, size: u64) -> Result<(u64, Option<Vec<u8>>), AuditError> {
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = size.saturating_sub(window);
+        let mut buf = Vec::with_capacity(usize::try_from(size - start).unwrap_or(0));
+        file.seek(SeekFrom::Start(start)).map_err(AuditError::io("read the tail"))?;
+        Read::by_ref(file)
+            .take(size - start)
+            .read_to_end(&mut buf)
+            .map_err(AuditError::io("read the tail"))?;
+        let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+            if start == 0 {
+                return Ok((0, None)); // no complete line at all
+            }
+            window *= 4;
+            continue;
+        };
+        let complete = start + last_nl as u64 + 1;
+        match buf[..last_nl].iter().rposition(|&b| b == b'\n') {
+            Some(prev_nl) => return Ok((complete, Some(buf[prev_nl + 1..=last_nl].to_vec()))),
+            None if start == 0 => return Ok((complete, Some(buf[..=last_nl].to_vec()))),
+            None => window *= 4,
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The batched writer: emitters hand events to an in-memory queue (a lock, a push) and a thread of
+//! its own chains them into the log in batches — group commit: one append and one fsync per
+//! `max_batch` events or per `max_delay`, whichever comes first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::chain::ChainHead;
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
+use crate::error::AuditError;
+use crate::event::AuditEvent;
+use crate::sink::{AuditSink, Ticket};
+use crate::storage::LogStorage;
+
+/// How the writer batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterConfig {
+    max_batch: usize,
+    max_delay: Duration,
+    queue_capacity: usize,
+    full_queue_wait: Duration,
+}
+
+impl Default for WriterConfig {
+    /// Group commit every 1,000 events or 5 ms; 65,536 events may wait; a full queue refuses at once.
+    fn default() -> Self {
+        Self::group_commit(1000, Duration::from_millis(5))
+    }
+}
+
+impl WriterConfig {
+    /// One append (and fsync, for a file log) per `max_entries` events or per `max_delay` after the
+    /// first event of a batch arrived, whichever comes first.
+    pub fn group_commit(max_entries: usize, max_delay: Duration) -> Self {
+        Self {
+            max_batch: max_entries.max(1),
+            max_delay,
+            queue_capacity: 65_536,
+            full_queue_wait: Duration::ZERO,
+        }
+    }
+
+    /// One append (and fsync) per event.
+    pub fn per_entry() -> Self {
+        Self::group_commit(1, Duration::ZERO)
+    }
+
+    /// At most `n` events waiting.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// When the queue is full, wait up to `d` for room before refusing (default: refuse at once).
+    pub fn full_queue_wait(mut self, d: Duration) -> Self {
+        self.full_queue_wait = d;
+        self
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    committed: u64,
+    failure: Option<Arc<str>>,
+    closed: bool,
+}
+
+struct State {
+    queue: Vec<AuditEvent>,
+    submitted: u64,
+    failure: Option<Arc<str>>,
+    closing: bool,
+}
+
+struct Shared {
+    config: WriterConfig,
+    state: Mutex<State>,
+    /// Wakes the writer thread.
+    wake: Condvar,
+    /// Wakes emitters waiting for room or for a commit.
+    room: Condvar,
+    committed: AtomicU64,
+    batches: AtomicU64,
+    progress: watch::Sender<Progress>,
+    head: Mutex<ChainHead>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The batched, asynchronous audit writer: an [`AuditSink`] over any [`LogStorage`].
+///
+/// Recording an event costs the caller a lock and a push. A thread of the writer's own (with a
+/// private single-threaded runtime for async storages such as PostgreSQL) appends batches; a
+/// failed append is retried with backoff, and while it fails the writer refuses new events, so a
+/// fail-closed emitter refuses operations instead of stalling. Dropping the writer (or
+/// [`AuditWriter::close`]) writes what is queued and stops.
+pub struct AuditWriter {
+    shared: Arc<Shared>,
+    storage: Arc<dyn LogStorage>,
+    thread: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter")
+            .field("config", &self.shared.config)
+            .field("committed", &self.shared.committed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditWriter {
+    /// Starts a writer appending to `storage`. Reads the storage's head first (so a checkpoint
+    /// before any append is right).
+    pub fn start(storage: Arc<dyn LogStorage>, config: WriterConfig) -> Result<Self, AuditError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(AuditError::io("start the writer's runtime"))?;
+        let head = std::thread::scope(|s| s.spawn(|| rt.block_on(storage.head())).join())
+            .map_err(|_| AuditError::Unavailable("reading the log's head panicked".into()))??;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State { queue: Vec::new(), submitted: 0, failure: None, closing: false }),
+            wake: Condvar::new(),
+            room: Condvar::new(),
+            committed: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress::default()),
+            head: Mutex::new(head),
+        });
+        let thread = std::thread::Builder::new()
+            .name("tokenward-audit".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                let storage = Arc::clone(&storage);
+                move || run(&shared, storage.as_ref(), &rt)
+            })
+            .map_err(AuditError::io("start the writer thread"))?;
+        Ok(Self { shared, storage, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// The storage written to (for reads and queries).
+    pub fn storage(&self) -> &Arc<dyn LogStorage> {
+        &self.storage
+    }
+
+    /// Waits until every event recorded so far is durable; returns the head after them.
+    pub async fn flush(&self) -> Result<ChainHead, AuditError> {
+        let ticket = Ticket(self.shared.lock().submitted);
+        self.committed(ticket).await?;
+        Ok(self.head())
+    }
+
+    /// Like [`AuditWriter::flush`], blocking the calling thread (not for async tasks).
+    pub fn flush_blocking(&self) -> Result<ChainHead, AuditError> {
+        let mut st = self.shared.lock();
+        let target = st.submitted;
+        loop {
+            if self.shared.committed.load(Ordering::Acquire) >= target {
+                return Ok(self.head());
+            }
+            if let Some(f) = &st.failure {
+                return Err(AuditError::Unavailable(f.to_string()));
+            }
+            st = self.shared.room.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The head after the last committed batch.
+    pub fn head(&self) -> ChainHead {
+        *self.shared.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Events committed, and batches (appends) it took.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.shared.committed.load(Ordering::Relaxed), self.shared.batches.load(Ordering::Relaxed))
+    }
+
+    /// Flushes, then signs a checkpoint of the head (on demand; see
+    /// [`AuditWriter::spawn_checkpoints`] for a schedule).
+    pub async fn checkpoint(
+        &self,
+        signer: &CheckpointSigner,
+        log: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SignedCheckpoint, AuditError> {
+        let head = self.flush().await?;
+        Ok(signer.sign(log, head, now))
+    }
+
+    /// Signs a checkpoint every `every` (when the log has grown) on a task of the current tokio
+    /// runtime and hands it to `export` (which should keep it away from the log).
+    pub fn spawn_checkpoints(
+        self: &Arc<Self>,
+        signer: Arc<CheckpointSigner>,
+        log: String,
+        every: Duration,
+        mut export: impl FnMut(SignedCheckpoint) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let writer = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(w) = writer.upgrade() else { return };
+                let head = w.head();
+                if last != Some(head) {
+                    export(signer.sign(&log, head, Utc::now()));
+                    last = Some(head);
+                }
+            }
+        })
+    }
+
+    /// Writes what is queued and stops; reports the last failure if the queue could not be
+    /// written. Later records are refused.
+    pub fn close(&self) -> Result<(), AuditError> {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match handle {
+            Some(h) => h.join().map_err(|_| AuditError::Unavailable("the audit writer panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+#[async_trait]
+impl AuditSink for AuditWriter {
+    fn record(&self, event: AuditEvent) -> Result<Ticket, AuditError> {
+        let c = &self.shared.config;
+        let mut st = self.shared.lock();
+        let mut deadline = None;
+        loop {
+            if st.closing {
+                return Err(AuditError::Unavailable("the audit writer has shut down".into()));
+            }
+            if let Some(f) = &st.failure {
+                return Err(AuditError::Unavailable(f.to_string()));
+            }
+            if st.queue.len() < c.queue_capacity {
+                break;
+            }
+            let until = *deadline.get_or_insert_with(|| Instant::now() + c.full_queue_wait);
+            let now = Instant::now();
+            if now >= until {
+                return Err(AuditError::QueueFull { capacity: c.queue_capacity });
+            }
+            st = self.shared.room.wait_timeout(st, until - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        let was_empty = st.queue.is_empty();
+        st.queue.push(event);
+        st.submitted += 1;
+        let ticket = Ticket(st.submitted);
+        let full = st.queue.len() == c.max_batch;
+        drop(st);
+        if was_empty || full {
+            self.shared.wake.notify_one();
+        }
+        Ok(ticket)
+    }
+
+    async fn committed(&self, ticket: Ticket) -> Result<(), AuditError> {
+        if self.shared.committed.load(Ordering::Acquire) >= ticket.0 {
+            return Ok(());
+        }
+        let mut rx = self.shared.progress.subscribe();
+        let p = rx
+            .wait_for(|p| p.committed >= ticket.0 || p.failure.is_some() || p.closed)
+            .await
+            .map_err(|_| AuditError::Unavailable("the audit writer has shut down".into()))?
+            .clone();
+        if p.committed >= ticket.0 {
+            Ok(())
+        } else if let Some(f) = p.failure {
+            Err(AuditError::Unavailable(f.to_string()))
+        } else {
+            Err(AuditError::Unavailable("the audit writer has shut down".into()))
+        }
+    }
+}
+
+/// The writer thread.
+fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) -> Result<(), AuditError> {
+    let c = shared.config;
+    let mut batch: Vec<AuditEvent> = Vec::new();
+    let mut last_error = None;
+    loop {
+        let last_ticket;
+        {
+            let mut st = shared.lock();
+            while st.queue.is_empty() && !st.closing {
+                st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.queue.is_empty() {
+                break; // closing, nothing left
+            }
+            // Group commit: give the batch until `max_delay` to fill up.
+            let deadline = Instant::now() + c.max_delay;
+            while st.queue.len() < c.max_batch && !st.closing {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = shared.wake.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            std::mem::swap(&mut st.queue, &mut batch);
+            last_ticket = st.submitted;
+        }
+        shared.room.notify_all();
+        // Append, retrying with backoff; meanwhile the writer refuses new events.
+        let mut backoff = Duration::from_millis(20);
+        let mut attempts = 0u32;
+        loop {
+            match rt.block_on(storage.append(&batch)) {
+                Ok(head) => {
+                    *shared.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
+                    let mut st = shared.lock();
+                    st.failure = None;
+                    shared.committed.store(last_ticket, Ordering::Release);
+                    drop(st);
+                    shared.batches.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    attempts += 1;
+                    let msg: Arc<str> = format!("appending to the audit log failed (retrying): {e}").into();
+                    let closing = {
+                        let mut st = shared.lock();
+                        st.failure = Some(Arc::clone(&msg));
+                        st.closing
+                    };
+                    shared.progress.send_modify(|p| p.failure = Some(Arc::clone(&msg)));
+                    shared.room.notify_all();
+                    if closing && attempts >= 5 {
+                        last_error = Some(e);
+                        break;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        batch.clear();
+        let committed = shared.committed.load(Ordering::Acquire);
+        shared.progress.send_modify(|p| {
+            p.committed = committed;
+            p.failure = None;
+        });
+        shared.room.notify_all();
+        if last_error.is_some() {
+            break;
+        }
+    }
+    {
+        let mut st = shared.lock();
+        st.closing = true;
+    }
+    shared.progress.send_modify(|p| p.closed = true);
+    shared.room.notify_all();
+    match last_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -96,7 +96,7 @@ pub enum CheckpointError {
 /// An Ed25519 public key that verifies checkpoints (shown as 64 lowercase hex characters).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct CheckpointKey(VerifyingKey);
+pub struct CheckpointKey([u8; 32]);
 
 impl CheckpointKey {
     /// Checks that `signed` is signed by this key and returns what it attests.
@@ -107,7 +107,8 @@ impl CheckpointKey {
         let bytes: [u8; 64] =
             hex_decode(&signed.signature).ok_or(CheckpointError::Malformed("checkpoint signature"))?;
         let sig = Signature::from_bytes(&bytes);
-        self.0
+        VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CheckpointError::Malformed("checkpoint key"))?
             .verify_strict(&signed.checkpoint.message(), &sig)
             .map_err(|_| CheckpointError::BadSignature)?;
         Ok(&signed.checkpoint)
@@ -129,7 +130,7 @@ impl CheckpointKey {
 
 impl fmt::Display for CheckpointKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex_encode(self.0.as_bytes()))
+        f.write_str(&hex_encode(&self.0))
     }
 }
 
@@ -143,7 +144,8 @@ impl FromStr for CheckpointKey {
     type Err = CheckpointError;
     fn from_str(s: &str) -> Result<Self, CheckpointError> {
         let bytes: [u8; 32] = hex_decode(s).ok_or(CheckpointError::Malformed("checkpoint key"))?;
-        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| CheckpointError::Malformed("checkpoint key"))
+        VerifyingKey::from_bytes(&bytes).map_err(|_| CheckpointError::Malformed("checkpoint key"))?;
+        Ok(Self(bytes))
     }
 }
 
@@ -188,7 +190,7 @@ impl CheckpointSigner {
 
     /// The public key that verifies this signer's checkpoints.
     pub fn public_key(&self) -> CheckpointKey {
-        CheckpointKey(self.key.verifying_key())
+        CheckpointKey(self.key.verifying_key().to_bytes())
     }
 
     /// Signs `head` of the log named `log` at `time` (kept to the millisecond).

@@ -252,7 +252,7 @@ impl LogStorage for PostgresLog {
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
-        let (token, actor, action, from, until) = query.parts();
+        let Query { token, actor, action, from, until, .. } = query;
         let mut sql = String::from("SELECT seq, line FROM tokenward_audit WHERE true");
         let mut params = Vec::new();
         let mut add = |sql: &mut String, cond: &str, p: Param| {
@@ -266,7 +266,7 @@ impl LogStorage for PostgresLog {
             add(&mut sql, "actor =", Param::Text(a.key()));
         }
         if let Some(a) = action {
-            add(&mut sql, "action =", Param::Text(a.to_owned()));
+            add(&mut sql, "action =", Param::Text(a.clone()));
         }
         if let Some(f) = from {
             add(&mut sql, "time_ms >=", Param::I64(f.timestamp_millis()));

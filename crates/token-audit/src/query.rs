@@ -15,12 +15,12 @@ use crate::event::Actor;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
-    token: Option<TokenId>,
-    actor: Option<Actor>,
-    action: Option<String>,
-    from: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    limit: Option<usize>,
+    pub(crate) token: Option<TokenId>,
+    pub(crate) actor: Option<Actor>,
+    pub(crate) action: Option<String>,
+    pub(crate) from: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl Query {
@@ -72,11 +72,5 @@ impl Query {
 
     pub(crate) fn limit_value(&self) -> Option<usize> {
         self.limit
-    }
-
-    pub(crate) fn parts(
-        &self,
-    ) -> (Option<TokenId>, Option<&Actor>, Option<&str>, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.token, self.actor.as_ref(), self.action.as_deref(), self.from, self.until)
     }
 }

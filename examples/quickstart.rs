@@ -1,6 +1,7 @@
 //! The Tokenward quickstart: define a role, issue a least-privilege token into the embedded store,
 //! verify it, watch it be denied out of scope and after expiry, seal a cloud credential, revoke a
-//! token, reopen the store under its passphrase, and check the file holds no secret.
+//! token, reopen the store under its passphrase, check the files hold no secret, and print what the
+//! hash-chained audit log says the token did.
 //! Exits non-zero if any step does not behave.
 //!
 //! `cargo run --release --example quickstart`
@@ -10,6 +11,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tokenward::audit::{
+    Action, AuditWriter, AuditedVerifier, Auditor, CheckpointSigner, FailureMode, FileLog, LogStorage, Query,
+    SubjectKey, WriterConfig, verify_file,
+};
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::*;
 use tokenward::store::secrecy::{ExposeSecret, SecretString};
@@ -28,12 +33,19 @@ fn policy() -> Result<Policy> {
         .build()?)
 }
 
-async fn open(path: &std::path::Path, pass: &SecretString) -> Result<(Tokens, SecretStore)> {
+async fn open(path: &std::path::Path, pass: &SecretString, audit: &Auditor) -> Result<(Tokens, SecretStore)> {
     let backend = Arc::new(SqliteBackend::open(path)?) as Arc<dyn Backend>;
     let secrets = SecretStore::open_with_passphrase(Arc::clone(&backend), pass, None).await?;
     let format = TokenFormat::new(TokenPrefix::new("acme_prod")?);
-    let tokens = Tokens::open(backend, &secrets, format, policy()?, 100_000).await?;
+    let tokens = Tokens::open(backend, &secrets, format, policy()?, 100_000).await?.with_audit(audit.clone());
     Ok((tokens, secrets))
+}
+
+/// The audit log: a file of hash-chained JSON lines, group-committed, failing closed.
+fn audit_log(path: &std::path::Path) -> Result<(Arc<AuditWriter>, Auditor)> {
+    let writer = Arc::new(AuditWriter::start(Arc::new(FileLog::open(path)?), WriterConfig::default())?);
+    let auditor = Auditor::new(writer.clone(), FailureMode::FailClosed);
+    Ok((writer, auditor))
 }
 
 async fn run(dir: &std::path::Path) -> Result<()> {
@@ -41,7 +53,9 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     let pass = SecretString::from(
         std::env::var("TOKENWARD_PASSPHRASE").unwrap_or_else(|_| "demo passphrase, change me".into()),
     );
-    let (tokens, secrets) = open(&path, &pass).await?;
+    let log_path = dir.join("audit.jsonl");
+    let (writer, auditor) = audit_log(&log_path)?;
+    let (tokens, secrets) = open(&path, &pass, &auditor).await?;
     println!(
         "1. opened the embedded store {} under a passphrase (Argon2id → AES-256-GCM key)",
         path.display()
@@ -68,7 +82,8 @@ async fn run(dir: &std::path::Path) -> Result<()> {
 
     // Verify: allowed for its scope, denied outside it, refused when mistyped, denied after expiry.
     let clock = Arc::new(ManualClock::new(now));
-    let verifier = tokens.verifier().with_clock(clock.clone());
+    let verifier = AuditedVerifier::new(tokens.verifier().with_clock(clock.clone()), auditor.clone())
+        .with_subject_key(SubjectKey::generate()?);
     let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
     let d = verifier.verify(&text, &read);
     println!("3. {read} → {d}");
@@ -120,27 +135,33 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     );
     check(revoked.len() == 2, "revoking a parent revokes its child")?;
     let (doomed, child) = (doomed.into_secret(), child.into_secret());
-    drop((tokens, secrets));
+    // A checkpoint of the audit log, signed: kept elsewhere, it pins the log's length and head.
+    let signer = CheckpointSigner::generate()?;
+    let checkpoint = writer.checkpoint(&signer, "quickstart", Utc::now()).await?;
+    drop((tokens, secrets, verifier, auditor));
+    writer.close()?;
+    drop(writer); // releases the log file for the next writer
 
     // Reopen under the passphrase: the revoked stay denied, the good token still verifies, the
     // sealed key opens, and no secret is in the store's files.
-    let (tokens, secrets) = open(&path, &pass).await?;
-    let verifier = tokens.verifier();
+    let (writer, auditor) = audit_log(&log_path)?;
+    let (tokens, secrets) = open(&path, &pass, &auditor).await?;
+    let verifier = tokens.audited_verifier().ok_or("no auditor")?;
     let release = Request::parse("s3:bucket/prod-logs/releases/v1:read")?;
-    let d1 = verifier.verify_at(doomed.expose_secret(), &release, now);
-    let d2 = verifier.verify_at(child.expose_secret(), &release, now);
+    let d1 = verifier.verify(doomed.expose_secret(), &release);
+    let d2 = verifier.verify(child.expose_secret(), &release);
     println!("9. reopened: the revoked token → {d1}; its child → {d2}");
     check(!d1.is_allowed() && !d2.is_allowed(), "revoked tokens denied after reopening")?;
-    check(
-        verifier.verify_at(&text, &read, now).is_allowed(),
-        "the good token still verifies after reopening",
-    )?;
+    check(verifier.verify(&text, &read).is_allowed(), "the good token still verifies after reopening")?;
+    drop(verifier);
     let (_, opened) = secrets.get_labeled(&name, Label::Current).await?.ok_or("sealed key missing")?;
     check(opened.expose_secret().as_slice() == cloud_key.as_bytes(), "sealed key opens after reopening")?;
     let wrong =
         SecretStore::open_with_passphrase(tokens.backend().clone(), &SecretString::from("wrong"), None).await;
     println!("   a wrong passphrase → {}", wrong.err().map(|e| e.to_string()).unwrap_or_default());
-    drop((tokens, secrets));
+    drop((tokens, secrets, auditor));
+    writer.close()?;
+    drop(writer);
     let mut bytes = 0;
     for entry in std::fs::read_dir(dir)? {
         let data = std::fs::read(entry?.path())?;
@@ -149,6 +170,8 @@ async fn run(dir: &std::path::Path) -> Result<()> {
             ("token", text.as_bytes()),
             ("cloud key", cloud_key.as_bytes()),
             ("secret part", &text.as_bytes()[text.len() - 49..text.len() - 6]),
+            ("mistyped token", typo.as_bytes()),
+            ("passphrase", pass.expose_secret().as_bytes()),
         ] {
             check(
                 !data.windows(needle.len()).any(|w| w == needle),
@@ -157,7 +180,34 @@ async fn run(dir: &std::path::Path) -> Result<()> {
         }
     }
     println!(
-        "10. searched the store's files ({bytes} bytes): no token, no token secret, no cloud key in plaintext"
+        "10. searched the store's and audit log's files ({bytes} bytes): no token, token secret, cloud key \
+         or passphrase in plaintext"
+    );
+
+    // What did the token do? The audit log answers, and proves it was not edited or cut.
+    let log = FileLog::open(&log_path)?;
+    let trail = log.query(&Query::new().token(token.id())).await?;
+    println!("11. the audit trail of token {}:", token.id());
+    for e in &trail {
+        println!("      #{:<3} {}", e.seq, e.event);
+    }
+    let actions: Vec<&str> = trail.iter().map(|e| e.event.action.name()).collect();
+    check(
+        actions == ["issue", "verify_allowed", "verify_denied", "verify_denied", "verify_allowed"],
+        "the trail holds the issue and every verification",
+    )?;
+    check(
+        trail.iter().any(|e| e.event.action == Action::VerifyDenied("out_of_scope".into())),
+        "reason kept",
+    )?;
+    let pinned = signer.public_key().verify_for(&checkpoint, "quickstart")?.chain_head();
+    let head = verify_file(&log_path, &[pinned])?;
+    println!(
+        "    the log's {} entries verify from the first, and against the checkpoint signed at step 8 \
+         (entry {}, key {}…)",
+        head.len,
+        pinned.len - 1,
+        &signer.public_key().to_string()[..16]
     );
     Ok(())
 }

@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub use token_audit as audit;
 pub use token_core as core;
 pub use token_core::secrecy;
 pub use token_store as store;

@@ -289,7 +289,7 @@ impl Actor {
 
 impl fmt::Display for AuditEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?} {}", canonical_time::format(&self.time), self.actor, self.action.name())?;
+        write!(f, "{} {} {}", canonical_time::format(&self.time), self.actor.key(), self.action.name())?;
         if let Some(d) = self.action.detail() {
             write!(f, " ({d})")?;
         }

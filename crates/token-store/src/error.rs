@@ -27,6 +27,10 @@ pub enum StoreError {
         /// Why (never the data).
         detail: String,
     },
+    /// The operation's audit entry could not be recorded, and auditing fails closed. For an issue,
+    /// the token was withdrawn (revoked) and never returned; a revocation has happened all the same.
+    #[error("audit: {0}")]
+    Audit(#[from] token_audit::AuditError),
     /// A compare-and-swap found another value than expected; nothing was written.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -9,6 +9,8 @@ use token_core::{
     TokenFormat, TokenId, Verifier,
 };
 
+use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
+
 use crate::backend::Backend;
 use crate::cache::VerifierCache;
 use crate::error::{Result, StoreError};
@@ -24,6 +26,7 @@ pub struct Tokens {
     backend: Arc<dyn Backend>,
     issuer: Issuer,
     cache: Arc<VerifierCache>,
+    audit: Option<Auditor>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -78,7 +81,45 @@ impl Tokens {
         let keys = digest_keys(secrets).await?;
         let cache = Arc::new(VerifierCache::new(cache_capacity)?);
         cache.resync(backend.as_ref(), Utc::now()).await?;
-        Ok(Self { backend, issuer: Issuer::new(format, keys, policy), cache })
+        Ok(Self { backend, issuer: Issuer::new(format, keys, policy), cache, audit: None })
+    }
+
+    /// Records every issue and revocation through `auditor` (durably, before they are
+    /// acknowledged), and lets [`Tokens::audited_verifier`] record verifications. In fail-closed
+    /// mode an issue whose entry cannot be written is withdrawn and refused.
+    pub fn with_audit(mut self, auditor: Auditor) -> Self {
+        self.audit = Some(auditor);
+        self
+    }
+
+    /// A verifier that records every decision through this service's auditor (`None` without one).
+    pub fn audited_verifier(&self) -> Option<AuditedVerifier<Arc<VerifierCache>>> {
+        self.audit.as_ref().map(|a| AuditedVerifier::new(self.verifier(), a.clone()))
+    }
+
+    /// Records an issue; in fail-closed mode, withdraws the token if that fails.
+    async fn audit_issue(&self, record: &token_core::TokenRecord, now: DateTime<Utc>) -> Result<()> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let mut event =
+            AuditEvent::new(now, Actor::Principal(record.principal.as_str().to_owned()), Action::Issue)
+                .token(record.id)
+                .attr("purpose", record.purpose.as_str())
+                .attr("scopes", record.scopes.to_string())
+                .attr("expires", record.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        if let Some(p) = record.parent {
+            event = event.attr("parent", p.to_string());
+        }
+        if let Some(r) = record.replaces {
+            event = event.attr("replaces", r.to_string());
+        }
+        if let Err(e) = audit.emit_durable(event).await {
+            // Nobody has seen the token's text; revoke its record so it can never be used and does
+            // not hold the purpose's one active slot.
+            let revoked = self.backend.revoke_tree(record.id, now).await?;
+            self.cache.revoke(&revoked, now);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// A verifier reading this service's cache (on the system clock; see `Verifier::with_clock`).
@@ -123,6 +164,7 @@ impl Tokens {
             match self.backend.insert_token(&record, &active).await {
                 Ok(()) => {
                     self.cache.insert(&record, 0, None)?;
+                    self.audit_issue(&record, now).await?;
                     return Ok(token);
                 }
                 Err(StoreError::TokenRejected(_)) if attempt < 3 => {
@@ -150,14 +192,33 @@ impl Tokens {
         let (token, record) = self.issuer.issue_child_at(parent_token, &parent.record, request, now)?;
         self.backend.insert_token(&record, &[]).await?;
         self.cache.insert(&record, 0, None)?;
+        self.audit_issue(&record, now).await?;
         Ok(token)
     }
 
     /// Revokes `id` and its descendants: durable in the backend first, then out of this process's
-    /// cache, then returns. Other processes follow through notices or their next resync.
+    /// cache, then (with an auditor) one durable `revoke` entry per token, then returns. Other
+    /// processes follow through notices or their next resync. A revocation is never held back by
+    /// the audit log: if its entries cannot be written (fail-closed), the tokens are revoked all
+    /// the same and [`StoreError::Audit`] says the record is missing.
     pub async fn revoke_at(&self, id: TokenId, now: DateTime<Utc>) -> Result<Vec<TokenId>> {
         let revoked = self.backend.revoke_tree(id, now).await?;
         self.cache.revoke(&revoked, now);
+        if let Some(audit) = &self.audit {
+            let root = id.to_string();
+            let mut last = None;
+            for r in &revoked {
+                let event =
+                    AuditEvent::new(now, Actor::System, Action::Revoke).token(*r).attr("root", root.clone());
+                last = audit.emit(event)?.or(last);
+            }
+            if let Some(t) = last
+                && let Err(e) = audit.sink().committed(t).await
+                && audit.mode() == token_audit::FailureMode::FailClosed
+            {
+                return Err(e.into());
+            }
+        }
         Ok(revoked)
     }
 

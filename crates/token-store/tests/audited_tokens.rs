@@ -1,0 +1,180 @@
+//! Tokens with an audit log: every issue, verification and revocation is recorded; a planted token
+//! and passphrase never reach the log, an error or a Debug; and fail-closed auditing withdraws an
+//! issue it cannot record.
+
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use token_audit::*;
+use token_core::chrono::{TimeDelta, Utc};
+use token_core::*;
+use token_store::secrecy::SecretString;
+use token_store::*;
+
+const PASSPHRASE: &str = "planted passphrase: correct horse battery staple";
+
+fn policy() -> Policy {
+    Policy::builder()
+        .role(Role::parse("reader", "s3:logs/**:read", TimeDelta::hours(2)).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn open(path: &std::path::Path, auditor: Auditor) -> Tokens {
+    let backend = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
+    let secrets = SecretStore::open_with_passphrase(
+        Arc::clone(&backend),
+        &SecretString::from(PASSPHRASE),
+        Some(KdfParams::generate_with(256, 1, 1).unwrap()),
+    )
+    .await
+    .unwrap();
+    Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy(), 1000)
+        .await
+        .unwrap()
+        .with_audit(auditor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_is_complete_and_holds_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("audit.jsonl");
+    let log = Arc::new(FileLog::open(&log_path).unwrap());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let auditor = Auditor::new(writer.clone(), FailureMode::FailClosed);
+    let tokens = open(&dir.path().join("t.db"), auditor.clone()).await;
+    let who = Principal::parse("svc", ["reader"]).unwrap();
+    let now = Utc::now();
+    let token = tokens
+        .issue_at(&who, &IssueRequest::parse("logs", "s3:logs/**:read", TimeDelta::hours(1)).unwrap(), now)
+        .await
+        .unwrap();
+    let text = token.expose_secret().to_owned();
+    let secret_part = text[text.len() - 49..text.len() - 6].to_owned();
+    let child = tokens
+        .issue_child_at(
+            &text,
+            &ChildRequest::parse("one", "s3:logs/a:read", TimeDelta::minutes(5)).unwrap(),
+            now,
+        )
+        .await
+        .unwrap();
+    let v = tokens.audited_verifier().unwrap().with_subject_key(SubjectKey::generate().unwrap());
+    let mut outputs = Vec::new();
+    let read = Request::parse("s3:logs/a:read").unwrap();
+    for presented in [
+        text.clone(),
+        child.expose_secret().to_owned(),
+        format!("{}x", &text[..text.len() - 1]),             // mistyped
+        format!("{}{}", &text[..text.len() - 7], "AAAAAAA"), // forged tail
+        text.replace("tw_", "xx_"),                          // another issuer's prefix
+        secret_part.clone(),                                 // the bare secret
+    ] {
+        let d = v.verify_from(&presented, &read, Some("192.0.2.7"));
+        outputs.push(format!("{d} {d:?}"));
+    }
+    let revoked = tokens.revoke_at(token.id(), now).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    let d = v.verify(&text, &read);
+    assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })));
+    let head = writer.flush().await.unwrap();
+
+    // The trail: issue, child issue, verifications, revocations, the denied retry.
+    let trail = log.query(&Query::new().token(token.id())).await.unwrap();
+    let names: Vec<_> = trail.iter().map(|e| e.event.action.name()).collect();
+    assert_eq!(names, ["issue", "verify_allowed", "revoke", "verify_denied"]);
+    assert_eq!(trail[3].event.action.detail(), Some("revoked"));
+    // The mistyped and forged presentations are kept by keyed hash only.
+    let malformed = log.query(&Query::new().action("verify_denied")).await.unwrap();
+    assert_eq!(malformed.iter().filter(|e| e.event.subject_hmac.is_some()).count(), 4);
+    let child_trail = log.query(&Query::new().token(child.id())).await.unwrap();
+    assert_eq!(child_trail[0].event.attrs["parent"], token.id().to_string());
+    assert_eq!(log.query(&Query::new().action("revoke")).await.unwrap().len(), 2);
+    assert_eq!(verify_file(&log_path, &[head]).unwrap(), head);
+
+    // No secret anywhere: the log's bytes, the events' Debug and Display, errors, the handles' Debug.
+    outputs.push(String::from_utf8(std::fs::read(&log_path).unwrap()).unwrap());
+    for e in log.reader().unwrap() {
+        let e = e.unwrap();
+        outputs.push(format!("{e:?} {}", e.event));
+    }
+    outputs.push(format!("{tokens:?} {writer:?} {auditor:?} {v:?} {log:?}"));
+    let unreadable = FileLog::open(&log_path).unwrap_err();
+    outputs.push(format!("{unreadable} {unreadable:?}"));
+    let all = outputs.join("\n");
+    for (what, needle) in [
+        ("token", text.as_str()),
+        ("secret", secret_part.as_str()),
+        ("child token", child.expose_secret()),
+        ("passphrase", PASSPHRASE),
+        ("mistyped token", &text[..text.len() - 1]),
+    ] {
+        assert!(!all.contains(needle), "the {what} appears in an output");
+    }
+}
+
+/// A log that can be broken on demand.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryLog,
+    broken: AtomicBool,
+}
+
+#[async_trait]
+impl LogStorage for Flaky {
+    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(AuditError::Io { what: "append", source: std::io::Error::other("disk full") });
+        }
+        self.inner.append(events).await
+    }
+    async fn head(&self) -> Result<ChainHead, AuditError> {
+        self.inner.head().await
+    }
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        self.inner.read(from, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_withdraws_an_issue_it_cannot_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Flaky::default());
+    let writer = Arc::new(AuditWriter::start(storage.clone(), WriterConfig::per_entry()).unwrap());
+    let tokens = open(&dir.path().join("t.db"), Auditor::new(writer.clone(), FailureMode::FailClosed)).await;
+    let who = Principal::parse("svc", ["reader"]).unwrap();
+    let req = IssueRequest::parse("logs", "s3:logs/**:read", TimeDelta::hours(1)).unwrap();
+    let now = Utc::now();
+
+    storage.broken.store(true, Ordering::SeqCst);
+    let refused = tokens.issue_at(&who, &req, now).await;
+    assert!(matches!(refused, Err(StoreError::Audit(_))), "{refused:?}");
+    // The withdrawn token does not hold the purpose's one active slot.
+    let active = tokens
+        .backend()
+        .tokens(&TokenQuery::Active { principal: who.id().clone(), purpose: req.purpose().clone(), at: now })
+        .await
+        .unwrap();
+    assert!(active.is_empty());
+
+    storage.broken.store(false, Ordering::SeqCst);
+    let mut issued = None;
+    for _ in 0..200 {
+        match tokens.issue_at(&who, &req, now).await {
+            Ok(t) => {
+                issued = Some(t);
+                break;
+            }
+            Err(StoreError::Audit(_)) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let issued = issued.expect("issuing works again once the log does");
+    writer.flush().await.unwrap();
+    let issues = storage.inner.entries();
+    assert!(issues.iter().any(|e| e.event.token == Some(issued.id()) && e.event.action == Action::Issue));
+}

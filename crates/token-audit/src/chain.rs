@@ -116,10 +116,12 @@ pub(crate) fn write_json_line(
 
 fn hex_into(out: &mut Vec<u8>, b: &[u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &x in b {
-        out.push(HEX[usize::from(x >> 4)]);
-        out.push(HEX[usize::from(x & 0xf)]);
+    let mut buf = [0u8; 64];
+    for (pair, &x) in buf.chunks_exact_mut(2).zip(b) {
+        pair[0] = HEX[usize::from(x >> 4)];
+        pair[1] = HEX[usize::from(x & 0xf)];
     }
+    out.extend_from_slice(&buf);
 }
 
 /// Where a chain stands: how many entries, and the last one's hash. Exported and kept elsewhere, it

@@ -326,21 +326,25 @@ pub(crate) mod canonical_time {
             buf[..n].copy_from_slice(&s.as_bytes()[..n]);
             return &buf[..n];
         }
-        let put = |buf: &mut [u8; 32], at: usize, v: i64, width: usize| {
-            let mut v = v;
-            for i in (0..width).rev() {
-                buf[at + i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
+        // Two digits at a time, in u32 arithmetic.
+        fn two(buf: &mut [u8; 32], at: usize, v: u32) {
+            buf[at] = b'0' + (v / 10) as u8;
+            buf[at + 1] = b'0' + (v % 10) as u8;
+        }
+        let (y, m, d) = (y as u32, m as u32, d as u32);
+        let in_day = in_day as u32;
+        let ms = in_day % 1000;
+        let secs = in_day / 1000;
         *buf = *b"0000-00-00T00:00:00.000Z00000000";
-        put(buf, 0, y, 4);
-        put(buf, 5, m, 2);
-        put(buf, 8, d, 2);
-        put(buf, 11, in_day / 3_600_000, 2);
-        put(buf, 14, in_day / 60_000 % 60, 2);
-        put(buf, 17, in_day / 1000 % 60, 2);
-        put(buf, 20, in_day % 1000, 3);
+        two(buf, 0, y / 100);
+        two(buf, 2, y % 100);
+        two(buf, 5, m);
+        two(buf, 8, d);
+        two(buf, 11, secs / 3600);
+        two(buf, 14, secs / 60 % 60);
+        two(buf, 17, secs % 60);
+        buf[20] = b'0' + (ms / 100) as u8;
+        two(buf, 21, ms % 100);
         &buf[..24]
     }
 

@@ -40,9 +40,21 @@ pub(crate) fn first_invalid(s: &[u8]) -> Option<usize> {
 /// Writes `v` as exactly `out.len()` digits, most significant first.
 /// Returns `false` if `v` does not fit.
 pub(crate) fn encode_fixed(mut v: u128, out: &mut [u8]) -> bool {
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(v % 62) as usize];
-        v /= 62;
+    // Up to ten digits at a time in u64 arithmetic (62^10 < 2^64): one u128 division per ten
+    // digits instead of two per digit.
+    let mut rest = out;
+    while !rest.is_empty() {
+        let n = rest.len().min(10);
+        let split = rest.len() - n;
+        let (head, tail) = rest.split_at_mut(split);
+        let base = 62u128.pow(n as u32);
+        let mut low = (v % base) as u64;
+        v /= base;
+        for slot in tail.iter_mut().rev() {
+            *slot = ALPHABET[(low % 62) as usize];
+            low /= 62;
+        }
+        rest = head;
     }
     v == 0
 }

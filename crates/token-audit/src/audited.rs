@@ -67,7 +67,10 @@ impl<L: TokenLookup> AuditedVerifier<L> {
                 e
             }
         };
-        event = event.attr("request", request.to_string());
+        // Sized once: growing through `to_string` would reallocate a few times per verification.
+        let mut text = String::with_capacity(96);
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{request}"));
+        event = event.attr("request", text);
         if let Some(s) = source {
             event = event.source(s);
         }

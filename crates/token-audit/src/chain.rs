@@ -150,6 +150,17 @@ impl ChainHead {
         self.link(event, hash)
     }
 
+    /// Links `event` as the next entry and appends its stored line (`docs/audit-format.md`) to
+    /// `out`, without taking the event: what a log storage of your own writes. `scratch` is reused
+    /// for the hashed bytes.
+    pub fn append_line(&mut self, event: &AuditEvent, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> ChainHash {
+        let hash = entry_hash_with(self.len, &self.head, event, scratch);
+        write_json_line(out, self.len, &self.head, &hash, event);
+        self.len += 1;
+        self.head = hash;
+        hash
+    }
+
     /// [`ChainHead::append`] with a caller's scratch buffer.
     pub(crate) fn append_with(&mut self, event: AuditEvent, scratch: &mut Vec<u8>) -> Entry {
         let hash = entry_hash_with(self.len, &self.head, &event, scratch);

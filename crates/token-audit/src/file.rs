@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::chain::{ChainHead, ChainVerifier, Entry, entry_hash_with, write_json_line};
+use crate::chain::{ChainHead, ChainVerifier, Entry, entry_hash_with};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::query::Query;
@@ -131,9 +131,7 @@ impl FileLog {
         inner.buf.clear();
         let mut head = inner.head;
         for e in events {
-            let hash = entry_hash_with(head.len, &head.head, e, &mut inner.scratch);
-            write_json_line(&mut inner.buf, head.len, &head.head, &hash, e);
-            head = ChainHead { len: head.len + 1, head: hash };
+            head.append_line(e, &mut inner.buf, &mut inner.scratch);
         }
         if let Err(e) = inner.file.write_all(&inner.buf) {
             // Take back whatever part of the batch reached the file.

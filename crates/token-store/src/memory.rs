@@ -94,6 +94,8 @@ impl Backend for MemoryBackend {
     }
 
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
+        // Kept to the millisecond, as the SQL backends store it (and as records' times are).
+        let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
         let mut s = self.lock();
         if !s.tokens.contains_key(&id) {
             return Err(StoreError::NotFound(format!("token {}", id_text(id))));

@@ -1,0 +1,73 @@
+//! A credential: its public handle, its secret, its expiry. Kept sealed in the store as one
+//! version of a secret.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::error::RotateError;
+
+/// A credential at a target. Its Debug shows the handle and expiry, never the secret.
+pub struct Credential {
+    /// A public reference the target knows it by (a token id, an accessor, a KV version): what
+    /// audit entries name and what revocation uses.
+    pub handle: String,
+    /// The secret consumers present.
+    pub secret: SecretString,
+    /// When it stops working; every credential has one.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Credential {
+    /// A credential.
+    pub fn new(handle: impl Into<String>, secret: SecretString, expires_at: DateTime<Utc>) -> Self {
+        Self { handle: handle.into(), secret, expires_at }
+    }
+
+    /// The sealed form's plaintext: `{"handle":…,"secret":…,"expires_at":…}` (zeroized on drop).
+    pub(crate) fn to_sealed_plaintext(&self) -> SecretBox<Vec<u8>> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            handle: &'a str,
+            secret: &'a str,
+            expires_at: i64,
+        }
+        let out = Out {
+            handle: &self.handle,
+            secret: self.secret.expose_secret(),
+            expires_at: self.expires_at.timestamp_millis(),
+        };
+        // Serialising a struct of strings and an integer cannot fail.
+        SecretBox::new(Box::new(serde_json::to_vec(&out).unwrap_or_default()))
+    }
+
+    pub(crate) fn from_sealed_plaintext(name: &str, bytes: &SecretBox<Vec<u8>>) -> Result<Self, RotateError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct In {
+            handle: String,
+            secret: String,
+            expires_at: i64,
+        }
+        let corrupt =
+            |detail: &str| RotateError::Corrupted { name: name.to_owned(), detail: detail.to_owned() };
+        let mut parsed: In = serde_json::from_slice(bytes.expose_secret())
+            .map_err(|_| corrupt("stored credential is not valid (details withheld: it holds a secret)"))?;
+        let expires_at =
+            DateTime::from_timestamp_millis(parsed.expires_at).ok_or_else(|| corrupt("expiry"))?;
+        let secret = SecretString::from(std::mem::take(&mut parsed.secret));
+        parsed.secret.zeroize();
+        Ok(Self { handle: parsed.handle, secret, expires_at })
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("handle", &self.handle)
+            .field("secret", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}

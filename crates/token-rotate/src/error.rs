@@ -1,0 +1,50 @@
+//! The crate's error types. None carries a secret.
+
+/// A rotation target's failure, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed at the target: {detail}")]
+pub struct TargetError {
+    /// The protocol step.
+    pub step: &'static str,
+    /// Why (never the credential).
+    pub detail: String,
+}
+
+impl TargetError {
+    /// A failure of `step`.
+    pub fn new(step: &'static str, detail: impl Into<String>) -> Self {
+        Self { step, detail: detail.into() }
+    }
+}
+
+/// A rotation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotateError {
+    /// The store failed (or a compare-and-swap lost to another instance: see [`RotateError::Busy`]).
+    #[error("store: {0}")]
+    Store(#[from] token_store::StoreError),
+    /// The target failed outside a step that rolls back.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// Its audit entry could not be written, and auditing fails closed.
+    #[error("audit: {0}")]
+    Audit(#[from] token_audit::AuditError),
+    /// Another instance (or call) is rotating this credential now.
+    #[error("credential {0} is being rotated elsewhere")]
+    Busy(String),
+    /// A stored rotation record or credential does not parse.
+    #[error("corrupted rotation record for {name}: {detail}")]
+    Corrupted {
+        /// The credential.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The credential has no current version (never rotated in).
+    #[error("credential {0} has no current version")]
+    NoCurrent(String),
+}
+
+/// Results of this crate.
+pub type Result<T, E = RotateError> = std::result::Result<T, E>;

@@ -1,0 +1,63 @@
+//! # token-rotate
+//!
+//! Rotation that is mandatory, automated and verified, and never takes a consumer down.
+//!
+//! A [`RotationTarget`] (our own tokens: [`TokenTarget`]; OpenBao tokens and KV secrets with the
+//! `vault` feature; anything a tool author implements) is driven by the [`Rotator`] through
+//! **create → deploy → test → promote → (after the overlap) revoke previous**. Each step is
+//! recorded in the store by compare-and-swap (the `pending`/`current`/`previous` labels move in one
+//! all-or-nothing swap), so a crash resumes or rolls back and there is never a second current or
+//! none; a failed test rolls back and raises an audit alert. [`Rotator::revoke_and_replace`] is the
+//! emergency path. A [`CurrentCredential`] gives consumers the current credential with no restart,
+//! and [`Scheduler`] runs rotations on policies, one instance at a time per credential (a lease).
+//! [`testing::run_target_suite`] is the conformance kit.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use token_core::chrono::TimeDelta;
+//! use token_core::*;
+//! use token_rotate::*;
+//! use token_store::*;
+//!
+//! let backend = Arc::new(MemoryBackend::new()) as Arc<dyn Backend>;
+//! let kek = LocalKek::from_key("kek", secrecy::SecretBox::new(Box::new([7; 32])))?; // from your key provider
+//! let secrets = Arc::new(SecretStore::open(backend.clone(), Arc::new(kek)).await?);
+//! let policy = Policy::builder().role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1))?).build()?;
+//! let format = TokenFormat::new(TokenPrefix::new("tw")?);
+//! let tokens = Arc::new(Tokens::open(backend, &secrets, format, policy, 1000).await?);
+//! let target = TokenTarget::new(
+//!     tokens.clone(),
+//!     Principal::parse("billing", ["r"])?,
+//!     IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1))?,
+//! );
+//! let rotator = Rotator::new(secrets.clone(), TimeDelta::seconds(30), Arc::new(SystemClock));
+//! let name = SecretName::new("billing/app-token")?;
+//! assert!(matches!(rotator.rotate(&name, &target).await?, Rotation::Promoted { .. }));
+//! let current = rotator.current(&name).await?.expect("promoted");
+//! assert!(tokens.verifier().authenticate_at(secrecy::ExposeSecret::expose_secret(&current.secret), token_core::chrono::Utc::now()).is_allowed());
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod consumer;
+mod credential;
+mod error;
+mod rotator;
+mod state;
+mod target;
+pub mod testing;
+mod tokens;
+
+pub use consumer::CurrentCredential;
+pub use credential::Credential;
+pub use error::{Result, RotateError, TargetError};
+pub use rotator::{EmergencyReport, Rotation, Rotator};
+pub use state::{RotationRecord, Step};
+pub use target::RotationTarget;
+pub use tokens::TokenTarget;
+
+pub use secrecy;

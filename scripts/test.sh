@@ -22,6 +22,7 @@ step "start real servers"
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 start_postgres
+start_openbao
 
 step "cargo test --workspace --all-features (unit, integration, property and doc tests)"
 cargo test --workspace --all-features

@@ -46,6 +46,8 @@
 mod consumer;
 mod credential;
 mod error;
+#[cfg(feature = "vault")]
+mod openbao;
 mod rotator;
 mod state;
 mod target;
@@ -55,6 +57,8 @@ mod tokens;
 pub use consumer::CurrentCredential;
 pub use credential::Credential;
 pub use error::{Result, RotateError, TargetError};
+#[cfg(feature = "vault")]
+pub use openbao::{OpenBao, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use state::{RotationRecord, Step};
 pub use target::RotationTarget;

@@ -46,9 +46,11 @@
 mod consumer;
 mod credential;
 mod error;
+mod lease;
 #[cfg(feature = "vault")]
 mod openbao;
 mod rotator;
+mod scheduler;
 mod state;
 mod target;
 pub mod testing;
@@ -60,6 +62,7 @@ pub use error::{Result, RotateError, TargetError};
 #[cfg(feature = "vault")]
 pub use openbao::{OpenBao, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
+pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{RotationRecord, Step};
 pub use target::RotationTarget;
 pub use tokens::TokenTarget;

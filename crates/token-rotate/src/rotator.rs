@@ -85,6 +85,16 @@ impl Rotator {
         self
     }
 
+    /// The overlap a previous credential keeps working after a promotion.
+    pub fn overlap(&self) -> TimeDelta {
+        self.overlap
+    }
+
+    /// The clock it reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The store.
     pub fn secrets(&self) -> &Arc<SecretStore> {
         &self.secrets
@@ -279,6 +289,7 @@ impl Rotator {
         let next = RotationRecord {
             step: Step::Promoted { previous, revoke_after_ms: revoke_after.timestamp_millis() },
             promoted: rec.promoted + 1,
+            promoted_at_ms: Some(self.clock.now().timestamp_millis()),
             ..rec.clone()
         };
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;

@@ -51,11 +51,14 @@ pub struct RotationRecord {
     pub promoted: u64,
     /// Rotations rolled back so far.
     pub rolled_back: u64,
+    /// When the current credential was promoted (Unix ms).
+    #[serde(default)]
+    pub promoted_at_ms: Option<i64>,
 }
 
 impl Default for RotationRecord {
     fn default() -> Self {
-        Self { rotation: 0, step: Step::Idle, promoted: 0, rolled_back: 0 }
+        Self { rotation: 0, step: Step::Idle, promoted: 0, rolled_back: 0, promoted_at_ms: None }
     }
 }
 

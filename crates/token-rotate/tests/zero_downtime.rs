@@ -37,7 +37,7 @@ impl Flaky {
         let mut z = self.n.fetch_add(1, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        if (z ^ (z >> 31)) % self.one_in == 0 {
+        if (z ^ (z >> 31)).is_multiple_of(self.one_in) {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(TargetError::new(step, "injected failure"));
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use token_core::{IssueRequest, Principal, TokenId};
-use token_store::Tokens;
+use token_store::{TokenQuery, Tokens};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
@@ -45,11 +45,24 @@ impl RotationTarget for TokenTarget {
     }
 
     async fn create(&self, _rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
-        let request = match current {
-            Some(c) => self.request.clone().replacing(id_of(c, "create")?),
+        let current_id = current.map(|c| id_of(c, "create")).transpose()?;
+        let request = match current_id {
+            Some(id) => self.request.clone().replacing(id),
             None => self.request.clone(),
         };
         let now = chrono::Utc::now();
+        // Only rotations issue for this (principal, purpose): an active token other than the
+        // current one is an orphan of a create that crashed before the store recorded it. Revoke
+        // it, or the one-active rule would refuse every rotation until it expired.
+        let query = TokenQuery::Active {
+            principal: self.principal.id().clone(),
+            purpose: self.request.purpose().clone(),
+            at: now,
+        };
+        let active = self.tokens.backend().tokens(&query).await.map_err(|e| TargetError::new("create", e.to_string()))?;
+        for orphan in active.iter().map(|t| t.record.id).filter(|id| Some(*id) != current_id) {
+            self.tokens.revoke_at(orphan, now).await.map_err(|e| TargetError::new("create", e.to_string()))?;
+        }
         let token = self
             .tokens
             .issue_at(&self.principal, &request, now)

@@ -5,6 +5,8 @@
 //!
 //! - [`core`] (`token-core`): token format, secrets, scopes, roles, expiry policy, verification.
 //! - [`store`] (`token-store`): storage trait, envelope encryption, key providers, backends.
+//! - [`audit`] (`token-audit`): hash-chained audit log, checkpoints, sinks, queries.
+//! - [`rotate`] (`token-rotate`): verified rotation protocol, scheduler, emergency revoke-and-replace.
 //!
 //! ```
 //! use tokenward::core::{Scope, Request};
@@ -18,4 +20,5 @@
 pub use token_audit as audit;
 pub use token_core as core;
 pub use token_core::secrecy;
+pub use token_rotate as rotate;
 pub use token_store as store;

@@ -43,17 +43,26 @@ impl RotationTarget for Nothing {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir_in(std::env::var("TOKENWARD_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var("TOKENWARD_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
     let (rotator, target, tokens, name) = rt.block_on(async {
         let backend = Arc::new(SqliteBackend::open(&dir.path().join("r.db")).unwrap()) as Arc<dyn Backend>;
         let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([1u8; 32]))).unwrap());
         let secrets = Arc::new(SecretStore::open(backend.clone(), kek).await.unwrap());
-        let policy =
-            Policy::builder().role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap()).build().unwrap();
+        let policy = Policy::builder()
+            .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
+            .build()
+            .unwrap();
         let tokens = Arc::new(
-            Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 100_000)
-                .await
-                .unwrap(),
+            Tokens::open(
+                backend,
+                &secrets,
+                TokenFormat::new(TokenPrefix::new("tw").unwrap()),
+                policy,
+                100_000,
+            )
+            .await
+            .unwrap(),
         );
         let target = TokenTarget::new(
             tokens.clone(),
@@ -70,12 +79,22 @@ fn bench(c: &mut Criterion) {
     let scheduler = TokioScheduler::new(rotator.clone(), SchedulerConfig::default());
     let nothing: Arc<dyn RotationTarget> = Arc::new(Nothing);
     let now = Utc::now();
-    let names: Vec<SecretName> = (0..1000).map(|i| SecretName::new(&format!("svc-{i}/key")).unwrap()).collect();
+    let names: Vec<SecretName> =
+        (0..1000).map(|i| SecretName::new(&format!("svc-{i}/key")).unwrap()).collect();
     let mut floor = Vec::with_capacity(1_000_000);
     for i in 0..1_000_000u64 {
         // 1 in 1,000 due now; the rest spread over the next day.
-        let due = if i % 1000 == 0 { now - TimeDelta::seconds(1) } else { now + TimeDelta::seconds((i % 86_400) as i64 + 1) };
-        scheduler.register_due(names[(i % 1000) as usize].clone(), nothing.clone(), Schedule::every(TimeDelta::days(1)), due);
+        let due = if i % 1000 == 0 {
+            now - TimeDelta::seconds(1)
+        } else {
+            now + TimeDelta::seconds((i % 86_400) as i64 + 1)
+        };
+        scheduler.register_due(
+            names[(i % 1000) as usize].clone(),
+            nothing.clone(),
+            Schedule::every(TimeDelta::days(1)),
+            due,
+        );
         floor.push(due.timestamp_millis());
     }
     let mut g = c.benchmark_group("rotate");
@@ -84,7 +103,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("floor_scan_1M_due_times", |b| {
         b.iter(|| {
             let n = now.timestamp_millis();
-            let due: Vec<usize> = black_box(&floor).iter().enumerate().filter(|(_, d)| **d <= n).map(|(i, _)| i).collect();
+            let due: Vec<usize> =
+                black_box(&floor).iter().enumerate().filter(|(_, d)| **d <= n).map(|(i, _)| i).collect();
             assert_eq!(due.len(), 1000);
         })
     });
@@ -132,7 +152,11 @@ fn report() {
     let m = |id: &str| support::median_ns("rotate", id);
     println!("\n==== rotate: medians of this run ====");
     if let (Some(ours), Some(floor)) = (m("due_check_1M"), m("floor_scan_1M_due_times")) {
-        println!("due-check over 1,000,000 credentials: {:.2} ms (target ≤ 50 ms); floor scan {:.2} ms", ours / 1e6, floor / 1e6);
+        println!(
+            "due-check over 1,000,000 credentials: {:.2} ms (target ≤ 50 ms); floor scan {:.2} ms",
+            ours / 1e6,
+            floor / 1e6
+        );
     }
     if let (Some(ours), Some(floor)) = (m("full_rotation_embedded"), m("floor_one_fsynced_sqlite_write")) {
         println!(

@@ -59,9 +59,17 @@ impl RotationTarget for TokenTarget {
             purpose: self.request.purpose().clone(),
             at: now,
         };
-        let active = self.tokens.backend().tokens(&query).await.map_err(|e| TargetError::new("create", e.to_string()))?;
+        let active = self
+            .tokens
+            .backend()
+            .tokens(&query)
+            .await
+            .map_err(|e| TargetError::new("create", e.to_string()))?;
         for orphan in active.iter().map(|t| t.record.id).filter(|id| Some(*id) != current_id) {
-            self.tokens.revoke_at(orphan, now).await.map_err(|e| TargetError::new("create", e.to_string()))?;
+            self.tokens
+                .revoke_at(orphan, now)
+                .await
+                .map_err(|e| TargetError::new("create", e.to_string()))?;
         }
         let token = self
             .tokens

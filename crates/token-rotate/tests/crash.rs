@@ -33,7 +33,10 @@ async fn open(path: &std::path::Path) -> World {
     let backend = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
     let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([5u8; 32]))).unwrap());
     let secrets = Arc::new(SecretStore::open(backend.clone(), kek).await.unwrap());
-    let policy = Policy::builder().role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap()).build().unwrap();
+    let policy = Policy::builder()
+        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
+        .build()
+        .unwrap();
     let tokens = Arc::new(
         Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 100_000)
             .await
@@ -124,10 +127,11 @@ async fn every_interrupted_rotation_completes_or_rolls_back() {
         let latest = w.rotator.secrets().backend().latest_version(&w.name).await.unwrap().unwrap();
         for v in 1..=latest {
             let bytes = w.rotator.secrets().get(&w.name, v).await.unwrap();
-            let handle = serde_json::from_slice::<serde_json::Value>(bytes.expose_secret()).unwrap()["handle"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let handle =
+                serde_json::from_slice::<serde_json::Value>(bytes.expose_secret()).unwrap()["handle"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
             if handle != current.handle {
                 let t = w.tokens.backend().token(handle.parse().unwrap()).await.unwrap().unwrap();
                 assert!(t.record.revoked_at.is_some(), "round {round}: version {v}'s token was not revoked");

@@ -1,0 +1,116 @@
+//! Emergency revoke-and-replace on a shared PostgreSQL store: how long until the old token is
+//! denied by a second instance (its own pool and cache, following `NOTIFY`), and the replacement
+//! works. Needs `TOKENWARD_PG_URL` (set by `scripts/test.sh`); loud skip without it, failure in CI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use token_core::chrono::{TimeDelta, Utc};
+use token_core::*;
+use token_rotate::secrecy::ExposeSecret;
+use token_rotate::*;
+use token_store::secrecy::SecretBox;
+use token_store::{Backend, LocalKek, PostgresBackend, SecretName, SecretStore, Tokens};
+
+fn pg_url() -> Option<String> {
+    match std::env::var("TOKENWARD_PG_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but TOKENWARD_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
+        }
+        Err(_) => {
+            eprintln!("\n*** SKIPPED: PostgreSQL rotation test (TOKENWARD_PG_URL is not set) ***\n");
+            None
+        }
+    }
+}
+
+async fn instance(conn: &str) -> (Arc<Tokens>, Arc<SecretStore>, PostgresBackend) {
+    let pg = PostgresBackend::connect(conn, 4).await.unwrap();
+    let b = Arc::new(pg.clone()) as Arc<dyn Backend>;
+    let kek = Arc::new(LocalKek::from_key("k", SecretBox::new(Box::new([4u8; 32]))).unwrap());
+    let secrets = Arc::new(SecretStore::open(b.clone(), kek).await.unwrap());
+    let policy = Policy::builder()
+        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
+        .build()
+        .unwrap();
+    let tokens = Arc::new(
+        Tokens::open(b, &secrets, TokenFormat::new(TokenPrefix::new("pg").unwrap()), policy, 10_000)
+            .await
+            .unwrap(),
+    );
+    (tokens, secrets, pg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("twr_{}", std::process::id());
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let conn = format!("{url} options='-c search_path={schema}'");
+
+    let (tokens_a, secrets_a, _) = instance(&conn).await;
+    let target = TokenTarget::new(
+        tokens_a.clone(),
+        Principal::parse("billing", ["r"]).unwrap(),
+        IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1)).unwrap(),
+    );
+    let rotator = Rotator::new(secrets_a, TimeDelta::seconds(30), Arc::new(SystemClock));
+    let name = SecretName::new("billing/app-token").unwrap();
+    let _ = rotator.rotate(&name, &target).await.unwrap();
+
+    let (tokens_b, _, pg_b) = instance(&conn).await;
+    let _follow = tokens_b.follow_revocations(pg_b.listen_revocations().await.unwrap());
+    let vb = Arc::new(tokens_b.verifier());
+    let read = Request::parse("kv:app/x:read").unwrap();
+    let mut denied_ms = Vec::new();
+    let mut total_ms = Vec::new();
+    let mut working_ms = Vec::new();
+    for _ in 0..5 {
+        let old = rotator.current(&name).await.unwrap().unwrap();
+        tokens_b.cache().resync(tokens_b.backend().as_ref(), Utc::now()).await.unwrap();
+        assert!(vb.verify(old.secret.expose_secret(), &read).is_allowed());
+        let start = Instant::now();
+        // Instance B watches from the start, on a task of its own.
+        let watcher = tokio::spawn({
+            let (vb, read, secret) = (vb.clone(), read.clone(), old.secret.expose_secret().to_owned());
+            async move {
+                while vb.verify(&secret, &read).is_allowed() {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(5),
+                        "instance B never heard of the revocation"
+                    );
+                    tokio::time::sleep(Duration::from_micros(100)).await;
+                }
+                start.elapsed()
+            }
+        });
+        let report = rotator.revoke_and_replace(&name, &target).await.unwrap();
+        total_ms.push(report.replaced_after.as_secs_f64() * 1e3);
+        denied_ms.push(watcher.await.unwrap().as_secs_f64() * 1e3);
+        // The replacement, in B, once B's cache has it (its next resync).
+        let new = rotator.current(&name).await.unwrap().unwrap();
+        tokens_b.cache().resync(tokens_b.backend().as_ref(), Utc::now()).await.unwrap();
+        assert!(vb.verify(new.secret.expose_secret(), &read).is_allowed());
+        working_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    eprintln!(
+        "PostgreSQL emergency revoke-and-replace (5 runs, medians): replacement current after {:.1} ms; \
+         old token denied by the second instance after {:.1} ms; new token working there after its resync at {:.1} ms",
+        med(&mut total_ms),
+        med(&mut denied_ms),
+        med(&mut working_ms)
+    );
+    client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+}

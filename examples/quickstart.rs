@@ -1,7 +1,8 @@
 //! The Tokenward quickstart: define a role, issue a least-privilege token into the embedded store,
 //! verify it, watch it be denied out of scope and after expiry, seal a cloud credential, revoke a
 //! token, reopen the store under its passphrase, check the files hold no secret, and print what the
-//! hash-chained audit log says the token did.
+//! hash-chained audit log says the token did. Between, it rotates a token while a consumer keeps
+//! calling with it, and performs an emergency revoke-and-replace.
 //! Exits non-zero if any step does not behave.
 //!
 //! `cargo run --release --example quickstart`
@@ -10,6 +11,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokenward::audit::{
     Action, AuditWriter, AuditedVerifier, Auditor, CheckpointSigner, FailureMode, FileLog, LogStorage, Query,
@@ -17,6 +19,7 @@ use tokenward::audit::{
 };
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::*;
+use tokenward::rotate::{CurrentCredential, Rotation, Rotator, TokenTarget};
 use tokenward::store::secrecy::{ExposeSecret, SecretString};
 use tokenward::store::{Backend, Label, LabelChange, SecretName, SecretStore, SqliteBackend, Tokens};
 
@@ -159,6 +162,8 @@ async fn run(dir: &std::path::Path) -> Result<()> {
     let wrong =
         SecretStore::open_with_passphrase(tokens.backend().clone(), &SecretString::from("wrong"), None).await;
     println!("   a wrong passphrase → {}", wrong.err().map(|e| e.to_string()).unwrap_or_default());
+    let (tokens, secrets) = (Arc::new(tokens), Arc::new(secrets));
+    let leaked = rotation(&tokens, &secrets, &auditor, &principal).await?;
     drop((tokens, secrets, auditor));
     writer.close()?;
     drop(writer);
@@ -172,6 +177,7 @@ async fn run(dir: &std::path::Path) -> Result<()> {
             ("secret part", &text.as_bytes()[text.len() - 49..text.len() - 6]),
             ("mistyped token", typo.as_bytes()),
             ("passphrase", pass.expose_secret().as_bytes()),
+            ("rotated token", leaked.as_bytes()),
         ] {
             check(
                 !data.windows(needle.len()).any(|w| w == needle),
@@ -180,14 +186,14 @@ async fn run(dir: &std::path::Path) -> Result<()> {
         }
     }
     println!(
-        "10. searched the store's and audit log's files ({bytes} bytes): no token, token secret, cloud key \
+        "12. searched the store's and audit log's files ({bytes} bytes): no token, token secret, cloud key \
          or passphrase in plaintext"
     );
 
     // What did the token do? The audit log answers, and proves it was not edited or cut.
     let log = FileLog::open(&log_path)?;
     let trail = log.query(&Query::new().token(token.id())).await?;
-    println!("11. the audit trail of token {}:", token.id());
+    println!("13. the audit trail of token {}:", token.id());
     for e in &trail {
         println!("      #{:<3} {}", e.seq, e.event);
     }
@@ -210,6 +216,94 @@ async fn run(dir: &std::path::Path) -> Result<()> {
         &signer.public_key().to_string()[..16]
     );
     Ok(())
+}
+
+/// Steps 10 and 11: rotate a token while a consumer keeps calling with it, then an emergency
+/// revoke-and-replace. Returns the leaked (revoked) token's text, for the file search.
+async fn rotation(
+    tokens: &Arc<Tokens>,
+    secrets: &Arc<SecretStore>,
+    auditor: &Auditor,
+    principal: &Principal,
+) -> Result<String> {
+    let target = Arc::new(TokenTarget::new(
+        tokens.clone(),
+        principal.clone(),
+        IssueRequest::parse("ship-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?,
+    ));
+    let overlap = TimeDelta::milliseconds(200);
+    let rotator = Rotator::new(secrets.clone(), overlap, Arc::new(SystemClock)).with_audit(auditor.clone());
+    let name = SecretName::new("billing-api/ship-logs-token")?;
+    let _ = rotator.rotate(&name, target.as_ref()).await?;
+    let handle = Arc::new(
+        CurrentCredential::follow(
+            secrets.clone(),
+            name.clone(),
+            Some(rotator.subscribe()),
+            std::time::Duration::from_millis(50),
+        )
+        .await?,
+    );
+    // A consumer: a protected call in a loop on a thread of its own, always with the current token.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let consumer = std::thread::spawn({
+        let (verifier, handle, stop, calls, failed) =
+            (tokens.verifier(), handle.clone(), stop.clone(), calls.clone(), failed.clone());
+        let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                let cred = handle.get();
+                if !verifier.verify(cred.secret.expose_secret(), &read).is_allowed() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        // The last promotion's overlap ends; its previous token is revoked; the next rotation runs.
+        tokio::time::sleep((overlap + TimeDelta::milliseconds(20)).to_std()?).await;
+        check(rotator.revoke_previous_if_due(&name, target.as_ref()).await?, "previous revoked")?;
+        let started = std::time::Instant::now();
+        let outcome = rotator.rotate(&name, target.as_ref()).await?;
+        took.push(started.elapsed());
+        check(matches!(outcome, Rotation::Promoted { .. }), "rotation promoted")?;
+    }
+    let during = (calls.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "10. rotated `{name}` 3 times (create → deploy → test → promote; the previous revoked after a {} ms \
+         overlap), each in {}; a consumer made {} calls meanwhile, {} failed",
+        overlap.num_milliseconds(),
+        took.iter().map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>().join(", "),
+        during.0,
+        during.1
+    );
+    check(during.1 == 0, "no consumer call fails during rotations")?;
+
+    // The token leaks: revoke it now and replace it through the same protocol.
+    let leaked = rotator.current(&name).await?.ok_or("no current token")?;
+    let report = rotator.revoke_and_replace(&name, target.as_ref()).await?;
+    let verifier = tokens.verifier();
+    let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
+    let new = rotator.current(&name).await?.ok_or("no replacement")?;
+    check(!verifier.verify(leaked.secret.expose_secret(), &read).is_allowed(), "leaked token denied")?;
+    check(verifier.verify(new.secret.expose_secret(), &read).is_allowed(), "replacement works")?;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    consumer.join().map_err(|_| "consumer thread panicked")?;
+    println!(
+        "11. emergency: token {} revoked after {:.2} ms, replacement {} current after {:.2} ms; \
+         the consumer picked it up (version {})",
+        report.revoked,
+        report.revoked_after.as_secs_f64() * 1e3,
+        new.handle,
+        report.replaced_after.as_secs_f64() * 1e3,
+        handle.version()
+    );
+    Ok(leaked.secret.expose_secret().to_owned())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -28,15 +28,19 @@ pub struct WriterConfig {
 }
 
 impl Default for WriterConfig {
-    /// Group commit every 1,000 events or 5 ms; 65,536 events may wait; a full queue refuses at once.
+    /// Natural group commit: a batch is written as soon as the writer is free, holding everything
+    /// that queued while the previous batch was being written and fsynced (at most 1,000), so a
+    /// lone event waits for one fsync and a busy log shares each fsync among many. 65,536 events
+    /// may wait; a full queue refuses at once.
     fn default() -> Self {
-        Self::group_commit(1000, Duration::from_millis(5))
+        Self::group_commit(1000, Duration::ZERO)
     }
 }
 
 impl WriterConfig {
     /// One append (and fsync, for a file log) per `max_entries` events or per `max_delay` after the
-    /// first event of a batch arrived, whichever comes first.
+    /// first event of a batch arrived, whichever comes first. With a zero `max_delay` a batch is
+    /// whatever queued during the previous write (the lowest latency; batches still grow with load).
     pub fn group_commit(max_entries: usize, max_delay: Duration) -> Self {
         Self {
             max_batch: max_entries.max(1),

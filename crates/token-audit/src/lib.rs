@@ -56,6 +56,7 @@ mod query;
 mod sink;
 mod storage;
 mod subject;
+pub mod testing;
 mod writer;
 
 pub use audited::AuditedVerifier;

@@ -3,10 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use token_audit::*;
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
@@ -15,28 +13,7 @@ fn ev(i: usize) -> AuditEvent {
     AuditEvent::new(Utc::now(), Actor::System, Action::Issue).attr("n", i.to_string())
 }
 
-/// A storage that fails while `broken` is set.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryLog,
-    broken: AtomicBool,
-}
-
-#[async_trait]
-impl LogStorage for Flaky {
-    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(AuditError::Io { what: "append", source: std::io::Error::other("disk full") });
-        }
-        self.inner.append(events).await
-    }
-    async fn head(&self) -> Result<ChainHead, AuditError> {
-        self.inner.head().await
-    }
-    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
-        self.inner.read(from, limit).await
-    }
-}
+type Flaky = token_audit::testing::Breakable<MemoryLog>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_batches_and_chains_every_event() {
@@ -87,13 +64,13 @@ async fn a_writer_continues_an_existing_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_refuses_while_the_log_fails_and_recovers_after() {
-    let storage = Arc::new(Flaky::default());
+    let storage = Arc::new(Flaky::new(MemoryLog::new()));
     let writer = Arc::new(AuditWriter::start(storage.clone(), WriterConfig::per_entry()).unwrap());
     let closed = Auditor::new(writer.clone(), FailureMode::FailClosed);
     let open = Auditor::new(writer.clone(), FailureMode::FailOpen);
     closed.emit_durable(ev(0)).await.unwrap();
 
-    storage.broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     // The event in flight cannot be made durable: the operation waiting on it fails.
     assert!(matches!(closed.emit_durable(ev(1)).await, Err(AuditError::Unavailable(_))));
     // While the writer retries, new events are refused at once (fail closed, never stalled) ...
@@ -102,7 +79,7 @@ async fn fail_closed_refuses_while_the_log_fails_and_recovers_after() {
     assert!(open.emit(ev(3)).unwrap().is_none());
     assert_eq!(open.dropped(), 1);
 
-    storage.broken.store(false, Ordering::SeqCst);
+    storage.set_broken(false);
     // The retried batch lands, and the writer takes events again.
     let mut tries = 0;
     while closed.emit(ev(4)).is_err() {
@@ -111,15 +88,15 @@ async fn fail_closed_refuses_while_the_log_fails_and_recovers_after() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     writer.flush().await.unwrap();
-    let entries = storage.inner.entries();
+    let entries = storage.inner().entries();
     assert_eq!(verify(ChainHead::EMPTY, &entries).unwrap().len, 3, "events 0, 1 (retried) and 4");
     assert_eq!(entries[1].event.attrs["n"], "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_instead_of_stalling() {
-    let storage = Arc::new(Flaky::default());
-    storage.broken.store(false, Ordering::SeqCst);
+    let storage = Arc::new(Flaky::new(MemoryLog::new()));
+    storage.set_broken(false);
     let writer = AuditWriter::start(
         storage.clone(),
         WriterConfig::group_commit(1_000_000, Duration::from_secs(5)).queue_capacity(100),
@@ -132,7 +109,7 @@ async fn a_full_queue_refuses_instead_of_stalling() {
     assert!(matches!(writer.record(ev(100)), Err(AuditError::QueueFull { capacity: 100 })));
     assert!(started.elapsed() < Duration::from_millis(100));
     writer.close().unwrap();
-    assert_eq!(storage.inner.entries().len(), 100, "closing writes what was queued");
+    assert_eq!(storage.inner().entries().len(), 100, "closing writes what was queued");
 }
 
 fn tokens() -> (MemoryTokens, Issuer, Principal) {
@@ -160,7 +137,7 @@ async fn the_audited_verifier_records_every_decision_and_fails_closed() {
         )
         .unwrap();
     let id = issuer.format().parse(token.expose_secret()).unwrap().id();
-    let storage = Arc::new(Flaky::default());
+    let storage = Arc::new(Flaky::new(MemoryLog::new()));
     let writer = Arc::new(AuditWriter::start(storage.clone(), WriterConfig::per_entry()).unwrap());
     let subjects = SubjectKey::generate().unwrap();
     let verifier = AuditedVerifier::new(
@@ -176,19 +153,19 @@ async fn the_audited_verifier_records_every_decision_and_fails_closed() {
     assert!(!verifier.verify(typo, &read).is_allowed());
     writer.flush().await.unwrap();
 
-    let trail = storage.inner.query(&Query::new().token(id)).await.unwrap();
+    let trail = storage.inner().query(&Query::new().token(id)).await.unwrap();
     assert_eq!(trail.len(), 2);
     assert_eq!(trail[0].event.action, Action::VerifyAllowed);
     assert_eq!(trail[0].event.actor, Actor::Principal("billing".into()));
     assert_eq!(trail[0].event.source.as_deref(), Some("10.1.2.3"));
     assert_eq!(trail[0].event.attrs["request"], "kv:teams/a/x:read");
     assert_eq!(trail[1].event.action, Action::VerifyDenied("out_of_scope".into()));
-    let malformed = storage.inner.query(&Query::new().action("verify_denied")).await.unwrap();
+    let malformed = storage.inner().query(&Query::new().action("verify_denied")).await.unwrap();
     assert_eq!(malformed[1].event.token, None);
     assert_eq!(malformed[1].event.subject_hmac, Some(subjects.hash(typo.as_bytes())));
 
     // The log fails: an allowed token is now denied, because its use cannot be recorded.
-    storage.broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     let _ = verifier.verify(token.expose_secret(), &read); // the event that discovers the failure
     let mut denied = false;
     for _ in 0..200 {
@@ -199,7 +176,7 @@ async fn the_audited_verifier_records_every_decision_and_fails_closed() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(denied, "fail-closed verification must deny while the log fails");
-    storage.broken.store(false, Ordering::SeqCst);
+    storage.set_broken(false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

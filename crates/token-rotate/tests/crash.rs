@@ -12,13 +12,14 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use rand::TryRng;
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;
-use token_store::secrecy::SecretBox;
-use token_store::{Backend, Label, LocalKek, SecretName, SecretStore, SqliteBackend, Tokens};
+use token_store::{Backend, Label, SecretName, SqliteBackend, Tokens};
 
 const CHILD_ENV: &str = "TOKENWARD_ROTATE_CRASH_CHILD_DB";
 
@@ -31,27 +32,12 @@ struct World {
 
 async fn open(path: &std::path::Path) -> World {
     let backend = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
-    let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([5u8; 32]))).unwrap());
-    let secrets = Arc::new(SecretStore::open(backend.clone(), kek).await.unwrap());
-    let policy = Policy::builder()
-        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
-        .build()
-        .unwrap();
-    let tokens = Arc::new(
-        Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 100_000)
-            .await
-            .unwrap(),
-    );
-    let target = TokenTarget::new(
-        tokens.clone(),
-        Principal::parse("billing", ["r"]).unwrap(),
-        IssueRequest::parse("app", "kv:app/**:read", TimeDelta::minutes(30)).unwrap(),
-    );
+    let w = common::token_world(backend, TimeDelta::minutes(30)).await;
     World {
-        tokens,
-        rotator: Rotator::new(secrets, TimeDelta::zero(), Arc::new(SystemClock)),
-        target,
-        name: SecretName::new("billing/app-token").unwrap(),
+        tokens: w.tokens,
+        rotator: Rotator::new(w.secrets, TimeDelta::zero(), Arc::new(SystemClock)),
+        target: w.target,
+        name: common::name(),
     }
 }
 

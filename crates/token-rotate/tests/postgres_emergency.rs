@@ -7,12 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;
-use token_store::secrecy::SecretBox;
-use token_store::{Backend, LocalKek, PostgresBackend, SecretName, SecretStore, Tokens};
+use token_store::{Backend, PostgresBackend};
 
 fn pg_url() -> Option<String> {
     match std::env::var("TOKENWARD_PG_URL") {
@@ -27,21 +28,9 @@ fn pg_url() -> Option<String> {
     }
 }
 
-async fn instance(conn: &str) -> (Arc<Tokens>, Arc<SecretStore>, PostgresBackend) {
+async fn instance(conn: &str) -> (common::World, PostgresBackend) {
     let pg = PostgresBackend::connect(conn, 4).await.unwrap();
-    let b = Arc::new(pg.clone()) as Arc<dyn Backend>;
-    let kek = Arc::new(LocalKek::from_key("k", SecretBox::new(Box::new([4u8; 32]))).unwrap());
-    let secrets = Arc::new(SecretStore::open(b.clone(), kek).await.unwrap());
-    let policy = Policy::builder()
-        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
-        .build()
-        .unwrap();
-    let tokens = Arc::new(
-        Tokens::open(b, &secrets, TokenFormat::new(TokenPrefix::new("pg").unwrap()), policy, 10_000)
-            .await
-            .unwrap(),
-    );
-    (tokens, secrets, pg)
+    (common::token_world(Arc::new(pg.clone()) as Arc<dyn Backend>, TimeDelta::hours(1)).await, pg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,17 +45,14 @@ async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds
         .unwrap();
     let conn = format!("{url} options='-c search_path={schema}'");
 
-    let (tokens_a, secrets_a, _) = instance(&conn).await;
-    let target = TokenTarget::new(
-        tokens_a.clone(),
-        Principal::parse("billing", ["r"]).unwrap(),
-        IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1)).unwrap(),
-    );
-    let rotator = Rotator::new(secrets_a, TimeDelta::seconds(30), Arc::new(SystemClock));
-    let name = SecretName::new("billing/app-token").unwrap();
+    let (a, _) = instance(&conn).await;
+    let target = a.target;
+    let rotator = Rotator::new(a.secrets, TimeDelta::seconds(30), Arc::new(SystemClock));
+    let name = common::name();
     let _ = rotator.rotate(&name, &target).await.unwrap();
 
-    let (tokens_b, _, pg_b) = instance(&conn).await;
+    let (b, pg_b) = instance(&conn).await;
+    let tokens_b = b.tokens;
     let _follow = tokens_b.follow_revocations(pg_b.listen_revocations().await.unwrap());
     let vb = Arc::new(tokens_b.verifier());
     let read = Request::parse("kv:app/x:read").unwrap();

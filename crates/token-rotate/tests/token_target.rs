@@ -4,34 +4,20 @@
 
 use std::sync::Arc;
 
+mod common;
+
 use token_core::chrono::TimeDelta;
 use token_core::*;
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
-use token_store::secrecy::SecretBox;
 use token_store::*;
 
 async fn harness(backend: Arc<dyn Backend>) -> Harness {
-    let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([7u8; 32]))).unwrap());
-    let secrets = Arc::new(SecretStore::open(backend.clone(), kek).await.unwrap());
-    let policy = Policy::builder()
-        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
-        .build()
-        .unwrap();
-    let tokens = Arc::new(
-        Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 10_000)
-            .await
-            .unwrap(),
-    );
-    let target = TokenTarget::new(
-        tokens,
-        Principal::parse("billing", ["r"]).unwrap(),
-        IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1)).unwrap(),
-    );
+    let w = common::token_world(backend, TimeDelta::hours(1)).await;
     Harness {
-        rotator: Rotator::new(secrets, TimeDelta::zero(), Arc::new(SystemClock)),
-        target: Arc::new(target),
-        name: SecretName::new("billing/app-token").unwrap(),
+        rotator: Rotator::new(w.secrets, TimeDelta::zero(), Arc::new(SystemClock)),
+        target: Arc::new(w.target),
+        name: common::name(),
     }
 }
 

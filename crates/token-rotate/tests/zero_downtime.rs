@@ -12,12 +12,13 @@ use std::time::Duration;
 use std::result::Result;
 
 use async_trait::async_trait;
+
+mod common;
 use token_audit::{AuditWriter, Auditor, FailureMode, FileLog, WriterConfig, verify_file};
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;
-use token_store::secrecy::SecretBox;
 use token_store::*;
 
 /// Fails create, deploy or test at random, about one step in `one_in`.
@@ -70,37 +71,19 @@ impl RotationTarget for Flaky {
 async fn run(one_in: u64) {
     let dir = tempfile::tempdir().unwrap();
     let backend = Arc::new(SqliteBackend::open(&dir.path().join("t.db")).unwrap()) as Arc<dyn Backend>;
-    let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([3u8; 32]))).unwrap());
-    let secrets = Arc::new(SecretStore::open(backend.clone(), kek).await.unwrap());
-    let policy = Policy::builder()
-        .role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1)).unwrap())
-        .build()
-        .unwrap();
-    let tokens = Arc::new(
-        Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 100_000)
-            .await
-            .unwrap(),
-    );
+    let common::World { secrets, tokens, target: inner } =
+        common::token_world(backend, TimeDelta::minutes(10)).await;
     let log_path = dir.path().join("audit.jsonl");
     let writer = Arc::new(
         AuditWriter::start(Arc::new(FileLog::open(&log_path).unwrap()), WriterConfig::default()).unwrap(),
     );
-    let target = Arc::new(Flaky {
-        inner: TokenTarget::new(
-            tokens.clone(),
-            Principal::parse("billing", ["r"]).unwrap(),
-            IssueRequest::parse("app", "kv:app/**:read", TimeDelta::minutes(10)).unwrap(),
-        ),
-        one_in,
-        n: AtomicU64::new(0),
-        injected: AtomicU64::new(0),
-    });
+    let target = Arc::new(Flaky { inner, one_in, n: AtomicU64::new(0), injected: AtomicU64::new(0) });
     let overlap = TimeDelta::milliseconds(150);
     let rotator = Arc::new(
         Rotator::new(secrets.clone(), overlap, Arc::new(SystemClock))
             .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed)),
     );
-    let name = SecretName::new("billing/app-token").unwrap();
+    let name = common::name();
     while !matches!(rotator.rotate(&name, target.as_ref()).await.unwrap(), Rotation::Promoted { .. }) {}
     let handle = Arc::new(
         CurrentCredential::follow(

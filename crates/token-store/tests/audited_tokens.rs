@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
 use token_audit::*;
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
@@ -117,40 +115,19 @@ async fn the_trail_is_complete_and_holds_no_secret() {
     }
 }
 
-/// A log that can be broken on demand.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryLog,
-    broken: AtomicBool,
-}
-
-#[async_trait]
-impl LogStorage for Flaky {
-    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(AuditError::Io { what: "append", source: std::io::Error::other("disk full") });
-        }
-        self.inner.append(events).await
-    }
-    async fn head(&self) -> Result<ChainHead, AuditError> {
-        self.inner.head().await
-    }
-    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
-        self.inner.read(from, limit).await
-    }
-}
+type Flaky = token_audit::testing::Breakable<MemoryLog>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_withdraws_an_issue_it_cannot_record() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Flaky::default());
+    let storage = Arc::new(Flaky::new(MemoryLog::new()));
     let writer = Arc::new(AuditWriter::start(storage.clone(), WriterConfig::per_entry()).unwrap());
     let tokens = open(&dir.path().join("t.db"), Auditor::new(writer.clone(), FailureMode::FailClosed)).await;
     let who = Principal::parse("svc", ["reader"]).unwrap();
     let req = IssueRequest::parse("logs", "s3:logs/**:read", TimeDelta::hours(1)).unwrap();
     let now = Utc::now();
 
-    storage.broken.store(true, Ordering::SeqCst);
+    storage.set_broken(true);
     let refused = tokens.issue_at(&who, &req, now).await;
     assert!(matches!(refused, Err(StoreError::Audit(_))), "{refused:?}");
     // The withdrawn token does not hold the purpose's one active slot.
@@ -161,7 +138,7 @@ async fn fail_closed_withdraws_an_issue_it_cannot_record() {
         .unwrap();
     assert!(active.is_empty());
 
-    storage.broken.store(false, Ordering::SeqCst);
+    storage.set_broken(false);
     let mut issued = None;
     for _ in 0..200 {
         match tokens.issue_at(&who, &req, now).await {
@@ -175,6 +152,6 @@ async fn fail_closed_withdraws_an_issue_it_cannot_record() {
     }
     let issued = issued.expect("issuing works again once the log does");
     writer.flush().await.unwrap();
-    let issues = storage.inner.entries();
+    let issues = storage.inner().entries();
     assert!(issues.iter().any(|e| e.event.token == Some(issued.id()) && e.event.action == Action::Issue));
 }

@@ -36,3 +36,57 @@ async fn token_target_on_sqlite_passes_the_kit() {
     })
     .await;
 }
+
+/// A rotated token never appears in a Debug, an error, an audit entry or the audit log's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_secrets_appear_in_no_output() {
+    use token_audit::{AuditWriter, Auditor, FailureMode, FileLog, WriterConfig};
+    use token_rotate::secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::token_world(Arc::new(MemoryBackend::new()), TimeDelta::hours(1)).await;
+    let log_path = dir.path().join("audit.jsonl");
+    let writer = Arc::new(
+        AuditWriter::start(Arc::new(FileLog::open(&log_path).unwrap()), WriterConfig::default()).unwrap(),
+    );
+    let rotator = Rotator::new(w.secrets.clone(), TimeDelta::zero(), Arc::new(SystemClock))
+        .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed));
+    let name = common::name();
+    let mut secrets_seen = Vec::new();
+    let mut outputs = Vec::new();
+    for _ in 0..3 {
+        let r = rotator.rotate(&name, &w.target).await.unwrap();
+        let c = rotator.current(&name).await.unwrap().unwrap();
+        secrets_seen.push(c.secret.expose_secret().to_owned());
+        outputs.push(format!("{r:?} {c:?} {rotator:?} {:?}", w.target));
+    }
+    let report = rotator.revoke_and_replace(&name, &w.target).await.unwrap();
+    outputs.push(format!("{report:?}"));
+    let handle =
+        CurrentCredential::follow(w.secrets.clone(), name.clone(), None, std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+    secrets_seen.push(handle.get().secret.expose_secret().to_owned());
+    outputs.push(format!("{handle:?} {:?}", handle.get()));
+    // A stored credential that does not parse: the error must not quote it.
+    let v = w
+        .secrets
+        .put(&name, format!("{{\"handle\":1,\"secret\":\"{}\"}}", secrets_seen[0]).as_bytes())
+        .await
+        .unwrap();
+    w.secrets
+        .update_labels(&name, &[LabelChange { label: Label::Pending, expect: None, set: Some(v) }])
+        .await
+        .unwrap();
+    let e = rotator.rotate(&name, &w.target).await;
+    outputs.push(format!("{e:?}"));
+    writer.flush().await.unwrap();
+    outputs.push(std::fs::read_to_string(&log_path).unwrap());
+    let all = outputs.join("\n");
+    for s in &secrets_seen {
+        assert!(!all.contains(s.as_str()), "a rotated token appears in an output");
+        assert!(
+            !all.contains(&s[s.len() - 49..s.len() - 6]),
+            "a rotated token's secret appears in an output"
+        );
+    }
+}

@@ -71,3 +71,32 @@ impl std::fmt::Debug for Credential {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn sealed_credentials_round_trip(handle in "[ -~]{0,40}", secret in any::<String>(), ms in -1_000_000_000_000i64..10_000_000_000_000) {
+            let c = Credential::new(handle, SecretString::from(secret.clone()), DateTime::from_timestamp_millis(ms).unwrap());
+            let back = Credential::from_sealed_plaintext("n", &c.to_sealed_plaintext()).unwrap();
+            prop_assert_eq!(&back.handle, &c.handle);
+            prop_assert_eq!(back.secret.expose_secret(), secret.as_str());
+            prop_assert_eq!(back.expires_at, c.expires_at);
+        }
+
+        #[test]
+        fn the_parser_never_panics_nor_quotes_its_input(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(e) = Credential::from_sealed_plaintext("n", &SecretBox::new(Box::new(bytes))) {
+                prop_assert!(e.to_string().contains("details withheld") || e.to_string().contains("expiry"));
+            }
+        }
+    }
+}

@@ -68,3 +68,20 @@ pub use target::RotationTarget;
 pub use tokens::TokenTarget;
 
 pub use secrecy;
+
+/// Parser entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A stored credential's sealed plaintext.
+    pub fn credential(bytes: &[u8]) -> bool {
+        let b = secrecy::SecretBox::new(Box::new(bytes.to_vec()));
+        crate::credential::Credential::from_sealed_plaintext("fuzz", &b).is_ok()
+    }
+
+    /// An OpenBao HTTP response.
+    #[cfg(feature = "vault")]
+    pub fn openbao_response(bytes: &[u8]) -> Option<u16> {
+        crate::openbao::parse_response("fuzz", bytes).ok().map(|(status, _)| status)
+    }
+}

@@ -99,7 +99,7 @@ impl OpenBao {
     }
 }
 
-fn parse_response(step: &'static str, resp: &[u8]) -> Result<(u16, Value), TargetError> {
+pub(crate) fn parse_response(step: &'static str, resp: &[u8]) -> Result<(u16, Value), TargetError> {
     let bad = |d: &str| TargetError::new(step, format!("OpenBao response: {d}"));
     let split = resp.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
     let head = std::str::from_utf8(&resp[..split]).map_err(|_| bad("headers are not text"))?;
@@ -317,6 +317,51 @@ impl RotationTarget for OpenBaoKvTarget {
         match status {
             200 | 204 => Ok(()),
             _ => Err(TargetError::new("revoke", format!("OpenBao answered {status}: {}", errors(&v)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn responses_parse() {
+        let (s, v) = parse_response("t", b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"a\": 1}").unwrap();
+        assert_eq!((s, v["a"].as_i64()), (200, Some(1)));
+        let (s, v) = parse_response("t", b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+        assert_eq!((s, v), (204, Value::Null));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"b\"\r\n3\r\n:2}\r\n0\r\n\r\n";
+        assert_eq!(parse_response("t", chunked).unwrap().1["b"].as_i64(), Some(2));
+        for bad in [&b""[..], b"HTTP/1.1", b"HTTP/1.1 abc\r\n\r\n", b"HTTP/1.1 200\r\n\r\n{nope"] {
+            assert!(parse_response("t", bad).is_err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn the_response_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_response("t", &bytes);
+            let _ = dechunk(&bytes);
+        }
+
+        #[test]
+        fn chunked_bodies_round_trip(body in proptest::collection::vec(any::<u8>(), 0..200), cut in 1usize..50) {
+            let mut raw = Vec::new();
+            for chunk in body.chunks(cut) {
+                raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                raw.extend_from_slice(chunk);
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"0\r\n\r\n");
+            prop_assert_eq!(dechunk(&raw), Some(body));
         }
     }
 }

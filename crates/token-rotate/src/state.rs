@@ -92,3 +92,40 @@ pub(crate) async fn cas(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Stored rotation records: never a panic on any input; whatever parses writes back the same.
+        #[test]
+        fn records_parse_strictly(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(r) = serde_json::from_slice::<RotationRecord>(&bytes) {
+                let again: RotationRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+                prop_assert_eq!(again, r);
+            }
+        }
+
+        #[test]
+        fn records_round_trip(rotation in any::<u64>(), v in any::<u64>(), ms in any::<i64>(), which in 0..6u8) {
+            let step = match which {
+                0 => Step::Idle,
+                1 => Step::Creating,
+                2 => Step::Created { version: v },
+                3 => Step::Deployed { version: v },
+                4 => Step::Tested { version: v },
+                _ => Step::Promoted { previous: Some(v), revoke_after_ms: ms },
+            };
+            let r = RotationRecord { rotation, step, promoted: v / 2, rolled_back: v / 3, promoted_at_ms: Some(ms) };
+            let again: RotationRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+            prop_assert_eq!(again, r);
+        }
+    }
+}

@@ -84,7 +84,12 @@ async fn the_trail_is_complete_and_holds_no_secret() {
     // The trail: issue, child issue, verifications, revocations, the denied retry.
     let trail = log.query(&Query::new().token(token.id())).await.unwrap();
     let names: Vec<_> = trail.iter().map(|e| e.event.action.name()).collect();
-    assert_eq!(names, ["issue", "verify_allowed", "revoke", "verify_denied"]);
+    assert_eq!(
+        names,
+        ["issue", "verify_allowed", "revoke", "verify_denied"],
+        "trail: {:#?}",
+        trail.iter().map(|e| e.event.to_string()).collect::<Vec<_>>()
+    );
     assert_eq!(trail[3].event.action.detail(), Some("revoked"));
     // The mistyped and forged presentations are kept by keyed hash only.
     let malformed = log.query(&Query::new().action("verify_denied")).await.unwrap();

@@ -52,7 +52,7 @@ pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
 pub use memory::MemoryBackend;
 pub use model::{Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
+pub use postgres::{Change, ISSUE_CHANNEL, PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{PASSPHRASE_KEK_ID, RewrapReport, SecretStore, secret_text};

@@ -21,6 +21,10 @@ use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion, Stored
 /// The channel revocations are announced on; the payload is `id@millis` items, comma-separated.
 pub const REVOCATION_CHANNEL: &str = "tokenward_revocations";
 
+/// The `NOTIFY` channel on which every issue is announced (payload: the token id), so other
+/// instances' verifier caches take new tokens at once rather than at their next resync.
+pub const ISSUE_CHANNEL: &str = "tokenward_issues";
+
 const SCHEMA_VERSION: i32 = 1;
 
 const MIGRATION_1: &str = "
@@ -166,6 +170,13 @@ impl PostgresBackend {
         tokio::spawn(async move {
             while let Some(msg) = poll_fn(|cx| connection.poll_message(cx)).await {
                 match msg {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) if n.channel() == ISSUE_CHANNEL => {
+                        if let Ok(id) = n.payload().parse::<TokenId>()
+                            && tx.send(Change::Issued(id)).is_err()
+                        {
+                            return;
+                        }
+                    }
                     Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
                         for item in n.payload().split(',') {
                             let Some((id, at)) = item.split_once('@') else { continue };
@@ -173,7 +184,7 @@ impl PostgresBackend {
                                 continue;
                             };
                             let Some(at) = DateTime::from_timestamp_millis(at) else { continue };
-                            if tx.send((id, at)).is_err() {
+                            if tx.send(Change::Revoked(id, at)).is_err() {
                                 return;
                             }
                         }
@@ -183,20 +194,43 @@ impl PostgresBackend {
                 }
             }
         });
-        client.batch_execute(&format!("LISTEN {REVOCATION_CHANNEL}")).await.map_err(pg)?;
+        client
+            .batch_execute(&format!("LISTEN {REVOCATION_CHANNEL}; LISTEN {ISSUE_CHANNEL}"))
+            .await
+            .map_err(pg)?;
         Ok(RevocationFeed { rx, _client: client })
     }
 }
 
-/// Revoked token ids announced by any instance sharing the database.
+/// A change to the token set announced by an instance sharing the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A token (tree member) was revoked at this time.
+    Revoked(TokenId, DateTime<Utc>),
+    /// A token was issued.
+    Issued(TokenId),
+}
+
+/// Revocations (and issues) announced by any instance sharing the database.
 pub struct RevocationFeed {
-    rx: tokio::sync::mpsc::UnboundedReceiver<(TokenId, DateTime<Utc>)>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Change>,
     _client: tokio_postgres::Client,
 }
 
 impl RevocationFeed {
-    /// The next revoked id with its revocation time; `None` once the listening connection is gone.
+    /// The next revoked id with its revocation time (issues are skipped); `None` once the
+    /// listening connection is gone.
     pub async fn recv(&mut self) -> Option<(TokenId, DateTime<Utc>)> {
+        loop {
+            if let Change::Revoked(id, at) = self.rx.recv().await? {
+                return Some((id, at));
+            }
+        }
+    }
+
+    /// The next change, revocation or issue; `None` once the listening connection is gone.
+    pub async fn recv_change(&mut self) -> Option<Change> {
         self.rx.recv().await
     }
 }
@@ -264,7 +298,13 @@ impl Backend for PostgresBackend {
             )
             .await;
         match inserted {
-            Ok(_) => tx.commit().await.map_err(pg),
+            Ok(_) => {
+                // Delivered to listeners when (and only if) the transaction commits.
+                tx.execute("SELECT pg_notify($1, $2)", &[&ISSUE_CHANNEL, &record.id.to_string()])
+                    .await
+                    .map_err(pg)?;
+                tx.commit().await.map_err(pg)
+            }
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::TokenRejected(format!("token id {} already exists", record.id)))
             }

@@ -233,14 +233,29 @@ impl Tokens {
 
 #[cfg(feature = "postgres")]
 impl Tokens {
-    /// Applies revocations announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a
-    /// task of its own, until the feed ends.
+    /// Applies changes announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a task
+    /// of its own, until the feed ends: revocations are denied at once, and new tokens are loaded
+    /// at once (so a replacement issued elsewhere works here without waiting for a resync).
     pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
         let cache = Arc::clone(&self.cache);
+        let backend = Arc::clone(&self.backend);
         tokio::spawn(async move {
-            while let Some((id, at)) = feed.recv().await {
-                // Deny from now on even if this host's clock is behind the revoker's.
-                cache.revoke(&[id], at.min(Utc::now()));
+            while let Some(change) = feed.recv_change().await {
+                match change {
+                    crate::Change::Revoked(id, at) => {
+                        // Deny from now on even if this host's clock is behind the revoker's.
+                        cache.revoke(&[id], at.min(Utc::now()));
+                    }
+                    crate::Change::Issued(id) => {
+                        // A failed read leaves it to the next resync.
+                        if let Ok(Some(t)) = backend.token(id).await
+                            && t.record.revoked_at.is_none()
+                            && t.record.expires_at > Utc::now()
+                        {
+                            let _ = cache.insert(&t.record, t.uses, t.last_used);
+                        }
+                    }
+                }
             }
         })
     }

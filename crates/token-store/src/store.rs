@@ -30,6 +30,7 @@ fn payload_aad(name: &SecretName, version: u64) -> Vec<u8> {
 pub struct SecretStore {
     backend: Arc<dyn Backend>,
     keys: Arc<dyn KeyProvider>,
+    audit: Option<token_audit::Auditor>,
 }
 
 /// What a KEK rotation did.
@@ -55,7 +56,7 @@ impl SecretStore {
                 backend.set_meta(META_KEY_CHECK, None, &bytes).await?;
             }
         }
-        Ok(Self { backend, keys })
+        Ok(Self { backend, keys, audit: None })
     }
 
     /// Opens a store under a passphrase: Argon2id parameters and salt are kept in the store (created
@@ -178,7 +179,24 @@ impl SecretStore {
         let check = KeyCheck::create(self.keys.as_ref()).await?;
         let bytes = serde_json::to_vec(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.backend.set_meta(META_KEY_CHECK, old.as_deref(), &bytes).await?;
+        if let Some(a) = &self.audit {
+            let event = token_audit::AuditEvent::new(
+                chrono::Utc::now(),
+                token_audit::Actor::System,
+                token_audit::Action::KeyRotation,
+            )
+            .attr("key", "kek")
+            .attr("kek_id", current)
+            .attr("rewrapped", report.rewrapped.to_string());
+            a.emit_durable(event).await?;
+        }
         Ok(report)
+    }
+
+    /// Records key rotations (`rotate_kek`) through `auditor`, durably before they return.
+    pub fn with_audit(mut self, auditor: token_audit::Auditor) -> Self {
+        self.audit = Some(auditor);
+        self
     }
 }
 

@@ -160,3 +160,28 @@ async fn fail_closed_withdraws_an_issue_it_cannot_record() {
     let issues = storage.inner().entries();
     assert!(issues.iter().any(|e| e.event.token == Some(issued.id()) && e.event.action == Action::Issue));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kek_rotation_is_recorded() {
+    use token_store::secrecy::SecretBox;
+    let backend = Arc::new(MemoryBackend::new()) as Arc<dyn Backend>;
+    let k1 = || LocalKek::from_key("kek-1", SecretBox::new(Box::new([1u8; 32]))).unwrap();
+    let k2 = || LocalKek::from_key("kek-2", SecretBox::new(Box::new([2u8; 32]))).unwrap();
+    let store = SecretStore::open(backend.clone(), Arc::new(k1())).await.unwrap();
+    let name = SecretName::new("svc/key").unwrap();
+    for i in 0..3u8 {
+        store.put(&name, &[i; 16]).await.unwrap();
+    }
+    let log = Arc::new(MemoryLog::new());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let store = SecretStore::open(backend, Arc::new(LocalKeyring::new(k2()).with_older(k1())))
+        .await
+        .unwrap()
+        .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed));
+    assert_eq!(store.rotate_kek(10).await.unwrap().rewrapped, 3);
+    let entries = log.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].event.action, Action::KeyRotation);
+    assert_eq!(entries[0].event.attrs["kek_id"], "kek-2");
+    assert_eq!(entries[0].event.attrs["rewrapped"], "3");
+}

@@ -163,21 +163,26 @@ enum Work {
     RevokePrevious,
 }
 
+/// The managed credentials, and their due times in a dense array for the due-check.
+#[derive(Default)]
+struct Table {
+    entries: Vec<Entry>,
+    due: Vec<i64>,
+}
+
 struct Entry {
     name: SecretName,
     target: Arc<dyn RotationTarget>,
     schedule: Schedule,
-    due_ms: i64,
     work: Work,
     attempts: u32,
-    busy: bool,
 }
 
 /// The tokio scheduler.
 pub struct TokioScheduler {
     rotator: Arc<Rotator>,
     config: SchedulerConfig,
-    entries: Mutex<Vec<Entry>>,
+    entries: Mutex<Table>,
     permits: Arc<Semaphore>,
     promoted: AtomicU64,
     rolled_back: AtomicU64,
@@ -204,14 +209,14 @@ impl TokioScheduler {
         Self {
             rotator,
             config,
-            entries: Mutex::new(Vec::new()),
+            entries: Mutex::new(Table::default()),
             permits,
             promoted: AtomicU64::new(0),
             rolled_back: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -229,20 +234,14 @@ impl TokioScheduler {
         due: DateTime<Utc>,
     ) {
         let work = if due == DateTime::UNIX_EPOCH { Work::Check } else { Work::Rotate };
-        self.lock().push(Entry {
-            name,
-            target,
-            schedule,
-            due_ms: due.timestamp_millis(),
-            work,
-            attempts: 0,
-            busy: false,
-        });
+        let mut t = self.lock();
+        t.due.push(due.timestamp_millis());
+        t.entries.push(Entry { name, target, schedule, work, attempts: 0 });
     }
 
     /// Credentials managed.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// Whether none are.
@@ -253,8 +252,9 @@ impl TokioScheduler {
     /// The due-check: indexes of entries due at `now` and not already running.
     pub fn due_at(&self, now: DateTime<Utc>) -> Vec<usize> {
         let now = now.timestamp_millis();
-        let entries = self.lock();
-        entries.iter().enumerate().filter(|(_, e)| !e.busy && e.due_ms <= now).map(|(i, _)| i).collect()
+        // A dense scan of due times (a running entry's is i64::MAX): 8 bytes per credential.
+        let t = self.lock();
+        t.due.iter().enumerate().filter(|(_, d)| **d <= now).map(|(i, _)| i).collect()
     }
 
     /// Promotions and rollbacks so far.
@@ -273,9 +273,10 @@ impl TokioScheduler {
         for index in self.due_at(now) {
             let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else { break };
             let (name, target, schedule, work, attempts) = {
-                let mut entries = self.lock();
-                let e = &mut entries[index];
-                e.busy = true;
+                let mut t = self.lock();
+                t.due[index] = i64::MAX;
+                let e = &mut t.entries[index];
+
                 (e.name.clone(), Arc::clone(&e.target), e.schedule, e.work, e.attempts)
             };
             let this = Arc::clone(self);
@@ -287,11 +288,12 @@ impl TokioScheduler {
     }
 
     fn finish(&self, d: &Done) {
-        let mut entries = self.lock();
-        if let Some(e) = entries.get_mut(d.index) {
-            e.busy = false;
+        let mut t = self.lock();
+        if let Some(due) = t.due.get_mut(d.index) {
+            *due = d.due_ms;
+        }
+        if let Some(e) = t.entries.get_mut(d.index) {
             e.work = d.work;
-            e.due_ms = d.due_ms;
             e.attempts = d.attempts;
         }
         self.promoted.fetch_add(d.report.promoted, Ordering::Relaxed);
@@ -474,9 +476,10 @@ impl TokioScheduler {
     /// When something is next due (not counting work in flight).
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.lock()
+            .due
             .iter()
-            .filter(|e| !e.busy)
-            .map(|e| e.due_ms)
+            .copied()
+            .filter(|d| *d != i64::MAX)
             .min()
             .and_then(DateTime::from_timestamp_millis)
     }

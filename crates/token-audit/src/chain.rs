@@ -23,10 +23,7 @@ pub const GENESIS: ChainHash = ChainHash([0; 32]);
 
 impl fmt::Display for ChainHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -41,9 +38,7 @@ impl TryFrom<String> for ChainHash {
     fn try_from(s: String) -> Result<Self, String> {
         // Canonical form only: 64 lowercase hex characters, so no byte of a stored hash can change
         // without changing its value.
-        crate::checkpoint::hex_decode(&s)
-            .map(Self)
-            .ok_or_else(|| "a chain hash is 64 lowercase hex characters".into())
+        crate::hex::decode(&s).map(Self).ok_or_else(|| "a chain hash is 64 lowercase hex characters".into())
     }
 }
 
@@ -106,22 +101,12 @@ pub(crate) fn write_json_line(
     out.extend_from_slice(b"{\"seq\":");
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     out.extend_from_slice(b",\"prev\":\"");
-    hex_into(out, &prev.0);
+    crate::hex::encode_into(out, &prev.0);
     out.extend_from_slice(b"\",\"hash\":\"");
-    hex_into(out, &hash.0);
+    crate::hex::encode_into(out, &hash.0);
     out.extend_from_slice(b"\",\"event\":");
     event.json_into(out);
     out.extend_from_slice(b"}\n");
-}
-
-fn hex_into(out: &mut Vec<u8>, b: &[u8; 32]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 64];
-    for (pair, &x) in buf.chunks_exact_mut(2).zip(b) {
-        pair[0] = HEX[usize::from(x >> 4)];
-        pair[1] = HEX[usize::from(x & 0xf)];
-    }
-    out.extend_from_slice(&buf);
 }
 
 /// Where a chain stands: how many entries, and the last one's hash. Exported and kept elsewhere, it

@@ -104,8 +104,8 @@ impl CheckpointKey {
         if signed.key != *self {
             return Err(CheckpointError::UntrustedKey { trusted: *self, found: signed.key });
         }
-        let bytes: [u8; 64] =
-            hex_decode(&signed.signature).ok_or(CheckpointError::Malformed("checkpoint signature"))?;
+        let bytes: [u8; 64] = crate::hex::decode(&signed.signature)
+            .ok_or(CheckpointError::Malformed("checkpoint signature"))?;
         let sig = Signature::from_bytes(&bytes);
         VerifyingKey::from_bytes(&self.0)
             .map_err(|_| CheckpointError::Malformed("checkpoint key"))?
@@ -130,7 +130,7 @@ impl CheckpointKey {
 
 impl fmt::Display for CheckpointKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex_encode(&self.0))
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -143,7 +143,7 @@ impl fmt::Debug for CheckpointKey {
 impl FromStr for CheckpointKey {
     type Err = CheckpointError;
     fn from_str(s: &str) -> Result<Self, CheckpointError> {
-        let bytes: [u8; 32] = hex_decode(s).ok_or(CheckpointError::Malformed("checkpoint key"))?;
+        let bytes: [u8; 32] = crate::hex::decode(s).ok_or(CheckpointError::Malformed("checkpoint key"))?;
         VerifyingKey::from_bytes(&bytes).map_err(|_| CheckpointError::Malformed("checkpoint key"))?;
         Ok(Self(bytes))
     }
@@ -198,7 +198,11 @@ impl CheckpointSigner {
         let time = DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time);
         let checkpoint = Checkpoint { log: log.to_owned(), len: head.len, head: head.head, time };
         let sig = self.key.sign(&checkpoint.message());
-        SignedCheckpoint { checkpoint, key: self.public_key(), signature: hex_encode(&sig.to_bytes()) }
+        SignedCheckpoint {
+            checkpoint,
+            key: self.public_key(),
+            signature: crate::hex::encode(&sig.to_bytes()),
+        }
     }
 }
 
@@ -206,32 +210,4 @@ impl fmt::Debug for CheckpointSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckpointSigner").field("public_key", &self.public_key()).finish_non_exhaustive()
     }
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(char::from(HEX[usize::from(x >> 4)]));
-        s.push(char::from(HEX[usize::from(x & 0xf)]));
-    }
-    s
-}
-
-/// Strict lowercase hex of exactly `N` bytes.
-pub(crate) fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let b = s.as_bytes();
-    if b.len() != 2 * N {
-        return None;
-    }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = nib(b[2 * i])? << 4 | nib(b[2 * i + 1])?;
-    }
-    Some(out)
 }

@@ -1,8 +1,6 @@
 //! A JSON string writer that produces exactly `serde_json`'s bytes (the file sink writes entries
 //! without serde; a property test holds the two to the same output).
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Appends `s` as a JSON string literal, escaped as `serde_json` does: `"` `\` and control
 /// characters; everything else verbatim.
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
@@ -24,8 +22,8 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
             out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
+            out.push(crate::hex::DIGITS[usize::from(b >> 4)]);
+            out.push(crate::hex::DIGITS[usize::from(b & 0xf)]);
         } else {
             out.extend_from_slice(esc);
         }

@@ -48,6 +48,7 @@ mod error;
 mod event;
 mod export;
 mod file;
+mod hex;
 mod json;
 mod memory;
 #[cfg(feature = "postgres")]

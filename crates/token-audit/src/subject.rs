@@ -37,7 +37,7 @@ impl SubjectKey {
         let mut mac = self.mac.clone();
         mac.update(value);
         let out: [u8; 32] = mac.finalize().into_bytes().into();
-        crate::chain::ChainHash(out).to_string()
+        crate::hex::encode(&out)
     }
 }
 

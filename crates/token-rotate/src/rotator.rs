@@ -157,6 +157,8 @@ impl Rotator {
     /// returns [`Rotation::InOverlap`] if it has not.
     pub async fn rotate(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<Rotation> {
         let (mut rec, mut raw) = state::load(&self.secrets, name.as_str()).await?;
+        // The pending credential, once created or read, carried from step to step (not re-read).
+        let mut cached: Option<(u64, Credential)> = None;
         loop {
             let now = self.clock.now();
             match rec.step.clone() {
@@ -179,7 +181,10 @@ impl Rotator {
                     let version = match labels.get(&Label::Pending) {
                         Some(&v) => v,
                         None => match self.create(name, target, &rec).await {
-                            Ok(v) => v,
+                            Ok((v, cred)) => {
+                                cached = Some((v, cred));
+                                v
+                            }
                             Err(e) => {
                                 return self.roll_back(name, target, rec, raw, None, e.to_string()).await;
                             }
@@ -190,7 +195,7 @@ impl Rotator {
                     rec = next;
                 }
                 Step::Created { version } => {
-                    let pending = self.version(name, version).await?;
+                    let pending = self.pending(name, version, cached.take()).await?;
                     if let Err(e) = target.deploy(&pending).await {
                         return self.roll_back(name, target, rec, raw, Some(version), e.to_string()).await;
                     }
@@ -206,9 +211,10 @@ impl Rotator {
                     let next = RotationRecord { step: Step::Deployed { version }, ..rec.clone() };
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
                     rec = next;
+                    cached = Some((version, pending));
                 }
                 Step::Deployed { version } => {
-                    let pending = self.version(name, version).await?;
+                    let pending = self.pending(name, version, cached.take()).await?;
                     if let Err(e) = target.test(&pending).await {
                         return self.roll_back(name, target, rec, raw, Some(version), e.to_string()).await;
                     }
@@ -224,12 +230,28 @@ impl Rotator {
                     let next = RotationRecord { step: Step::Tested { version }, ..rec.clone() };
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
                     rec = next;
+                    cached = Some((version, pending));
                 }
                 Step::Tested { version } => {
-                    self.promote(name, target, rec, raw, version, self.overlap).await?;
-                    return Ok(Rotation::Promoted { rotation: self.record(name).await?.rotation, version });
+                    let pending = self.pending(name, version, cached.take()).await?;
+                    let rotation = rec.rotation;
+                    self.promote(name, target, rec, raw, (version, &pending.handle), self.overlap).await?;
+                    return Ok(Rotation::Promoted { rotation, version });
                 }
             }
+        }
+    }
+
+    /// The pending credential `version`: the one carried from the last step, or read from the store.
+    async fn pending(
+        &self,
+        name: &SecretName,
+        version: u64,
+        cached: Option<(u64, Credential)>,
+    ) -> Result<Credential> {
+        match cached {
+            Some((v, c)) if v == version => Ok(c),
+            _ => self.version(name, version).await,
         }
     }
 
@@ -240,7 +262,7 @@ impl Rotator {
         name: &SecretName,
         target: &dyn RotationTarget,
         rec: &RotationRecord,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Credential)> {
         let current = self.current(name).await?;
         let cred = target.create(rec.rotation, current.as_ref()).await?;
         let sealed = cred.to_sealed_plaintext();
@@ -252,7 +274,7 @@ impl Rotator {
             .update_labels(name, &[LabelChange { label: Label::Pending, expect: None, set: Some(version) }])
             .await?;
         self.audit(name, target, "create", rec.rotation, Some(&cred.handle), AuditOutcome::Success).await?;
-        Ok(version)
+        Ok((version, cred))
     }
 
     /// Promote in one compare-and-swap of the labels: pending → current → previous.
@@ -262,7 +284,7 @@ impl Rotator {
         target: &dyn RotationTarget,
         rec: RotationRecord,
         raw: Option<Vec<u8>>,
-        version: u64,
+        (version, handle): (u64, &str),
         overlap: TimeDelta,
     ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
         let labels = self.secrets.labels(name).await?;
@@ -294,8 +316,7 @@ impl Rotator {
         };
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         let _ = self.events.send((name.as_str().to_owned(), version));
-        let handle = self.version(name, version).await?.handle;
-        self.audit(name, target, "promote", rec.rotation, Some(&handle), AuditOutcome::Success).await?;
+        self.audit(name, target, "promote", rec.rotation, Some(handle), AuditOutcome::Success).await?;
         Ok((next, raw))
     }
 
@@ -449,8 +470,7 @@ impl Rotator {
         let next = RotationRecord { rotation: rec.rotation + 1, step: Step::Creating, ..rec.clone() };
         raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         rec = next;
-        let version = self.create(name, target, &rec).await?;
-        let pending = self.version(name, version).await?;
+        let (version, pending) = self.create(name, target, &rec).await?;
         let failed = match target.deploy(&pending).await {
             Err(e) => Some(e),
             Ok(()) => target.test(&pending).await.err(),
@@ -463,7 +483,8 @@ impl Rotator {
         }
         let tested = RotationRecord { step: Step::Tested { version }, ..rec.clone() };
         raw = state::cas(&self.secrets, name.as_str(), &raw, &tested).await?;
-        let (rec, raw) = self.promote(name, target, tested, raw, version, TimeDelta::zero()).await?;
+        let (rec, raw) =
+            self.promote(name, target, tested, raw, (version, &pending.handle), TimeDelta::zero()).await?;
         let replaced_after = started.elapsed();
         // The revoked credential is now `previous`: drop it (revoking again is harmless).
         if let Step::Promoted { previous, .. } = rec.step.clone() {

@@ -264,7 +264,14 @@ impl RotationTarget for OpenBaoKvTarget {
         rand::rngs::SysRng
             .try_fill_bytes(&mut raw)
             .map_err(|_| TargetError::new("create", "the OS random number generator failed"))?;
-        let value = SecretString::from(raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        // Hex into one buffer sized once (no intermediate strings holding pieces of the secret).
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(64);
+        for &b in &raw {
+            text.push(char::from(DIGITS[usize::from(b >> 4)]));
+            text.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+        let value = SecretString::from(text);
         zeroize::Zeroize::zeroize(&mut raw);
         let cas = self.latest_version().await?;
         let body =

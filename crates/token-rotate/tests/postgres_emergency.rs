@@ -15,19 +15,6 @@ use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;
 use token_store::{Backend, PostgresBackend};
 
-fn pg_url() -> Option<String> {
-    match std::env::var("TOKENWARD_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TOKENWARD_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
-        }
-        Err(_) => {
-            eprintln!("\n*** SKIPPED: PostgreSQL rotation test (TOKENWARD_PG_URL is not set) ***\n");
-            None
-        }
-    }
-}
-
 async fn instance(conn: &str) -> (common::World, PostgresBackend) {
     let pg = PostgresBackend::connect(conn, 4).await.unwrap();
     (common::token_world(Arc::new(pg.clone()) as Arc<dyn Backend>, TimeDelta::hours(1)).await, pg)
@@ -35,7 +22,7 @@ async fn instance(conn: &str) -> (common::World, PostgresBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = token_store::testing::postgres_url() else { return };
     let schema = format!("twr_{}", std::process::id());
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);

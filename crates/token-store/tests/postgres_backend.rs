@@ -14,21 +14,6 @@ use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_store::*;
 
-fn pg_url() -> Option<String> {
-    match std::env::var("TOKENWARD_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TOKENWARD_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
-        }
-        Err(_) => {
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL tests (TOKENWARD_PG_URL is not set; scripts/test.sh starts a server) ***\n"
-            );
-            None
-        }
-    }
-}
-
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
 /// A backend in a fresh schema of its own.
@@ -42,7 +27,7 @@ async fn fresh(url: &str) -> PostgresBackend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_passes_the_conformance_kit() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = token_store::testing::postgres_url() else { return };
     testing::run_backend_suite(async || Arc::new(fresh(&url).await) as Arc<dyn Backend>).await;
 }
 
@@ -61,7 +46,7 @@ fn issuer() -> (Issuer, Principal) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_issuers_cannot_both_win_a_purpose() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = token_store::testing::postgres_url() else { return };
     let backend = Arc::new(fresh(&url).await);
     let (issuer, principal) = issuer();
     let issuer = Arc::new(issuer);
@@ -88,7 +73,7 @@ async fn concurrent_issuers_cannot_both_win_a_purpose() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_other_connections() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = token_store::testing::postgres_url() else { return };
     let backend = fresh(&url).await;
     let (issuer, principal) = issuer();
     let mut feed = backend.listen_revocations().await.unwrap();
@@ -126,7 +111,7 @@ async fn revocations_reach_other_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_in_one_instance_is_denied_by_another() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = token_store::testing::postgres_url() else { return };
     let backend = fresh(&url).await;
     let open = async |b: &PostgresBackend| {
         let b = Arc::new(b.clone()) as Arc<dyn Backend>;

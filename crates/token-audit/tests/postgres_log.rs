@@ -53,14 +53,17 @@ fn event(writer: &str, i: usize) -> AuditEvent {
         .attr("i", i.to_string())
 }
 
-/// Appends `n` events starting at `start_ms` (Unix milliseconds: every writer starts together),
-/// a few at a time, so the writers overlap.
-async fn append_as(conn: &str, name: &str, n: usize, start_ms: i64) {
+/// Appends `n` events a few at a time, so the writers overlap. With a `barrier` directory it first
+/// says it is ready (a file named `name`) and waits for the file `go`, so every writer, in every
+/// process, starts together however long the processes took to start.
+async fn append_as(conn: &str, name: &str, n: usize, barrier: Option<&std::path::Path>) {
     let log = Arc::new(PostgresLog::connect(conn, 2).await.unwrap());
     let writer = AuditWriter::start(log, WriterConfig::group_commit(50, Duration::from_millis(2))).unwrap();
-    let wait = start_ms - Utc::now().timestamp_millis();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    if let Some(dir) = barrier {
+        std::fs::write(dir.join(name), b"").unwrap();
+        while !dir.join("go").exists() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     for i in 0..n {
         writer.record(event(name, i)).unwrap();
@@ -77,8 +80,8 @@ async fn append_as(conn: &str, name: &str, n: usize, start_ms: i64) {
 async fn pg_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else { return };
     let mut parts = spec.splitn(3, '|');
-    let (name, start, conn) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-    append_as(conn, name, 400, start.parse().unwrap()).await;
+    let (name, barrier, conn) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    append_as(conn, name, 400, Some(std::path::Path::new(barrier))).await;
 }
 
 async fn read_all(log: &PostgresLog) -> Vec<Entry> {
@@ -99,20 +102,35 @@ async fn several_processes_appending_at_once_form_one_chain() {
     // Create the table first, so the children do not all race to migrate (they may: it is locked).
     let log = PostgresLog::connect(&conn, 2).await.unwrap();
     let exe = std::env::current_exe().unwrap();
-    let start = Utc::now().timestamp_millis() + 700;
+    let barrier = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..3)
         .map(|c| {
             Command::new(&exe)
                 .args(["--exact", "pg_child", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, format!("child-{c}|{start}|{conn}"))
+                .env(CHILD_ENV, format!("child-{c}|{}|{conn}", barrier.path().display()))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    // This process appends at the same time, from two writers of its own.
-    tokio::join!(append_as(&conn, "parent-a", 400, start), append_as(&conn, "parent-b", 400, start));
+    // This process appends at the same time, from two writers of its own; all five start together
+    // once all are connected and ready.
+    let dir = barrier.path();
+    let go = async {
+        let names = ["child-0", "child-1", "child-2", "parent-a", "parent-b"];
+        let started = std::time::Instant::now();
+        while !names.iter().all(|n| dir.join(n).exists()) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the writers never got ready");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        std::fs::write(dir.join("go"), b"").unwrap();
+    };
+    tokio::join!(
+        go,
+        append_as(&conn, "parent-a", 400, Some(dir)),
+        append_as(&conn, "parent-b", 400, Some(dir))
+    );
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }

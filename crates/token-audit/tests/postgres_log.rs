@@ -53,7 +53,7 @@ fn event(writer: &str, i: usize) -> AuditEvent {
         .attr("i", i.to_string())
 }
 
-/// Appends `n` events a few at a time, so the writers overlap. With a `barrier` directory it first
+/// Appends `n` events ten at a time, so the writers overlap. With a `barrier` directory it first
 /// says it is ready (a file named `name`) and waits for the file `go`, so every writer, in every
 /// process, starts together however long the processes took to start.
 async fn append_as(conn: &str, name: &str, n: usize, barrier: Option<&std::path::Path>) {
@@ -65,10 +65,13 @@ async fn append_as(conn: &str, name: &str, n: usize, barrier: Option<&std::path:
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    // Ten at a time, each ten committed before the next: every writer keeps coming back to the
+    // database's append lock, where the others are queued, so the appends interleave however the
+    // machine schedules the processes.
     for i in 0..n {
         writer.record(event(name, i)).unwrap();
         if i % 10 == 9 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            writer.flush().await.unwrap();
         }
     }
     writer.flush().await.unwrap();

@@ -11,6 +11,7 @@ use crate::subject::SubjectKey;
 /// id, the request and the source. A malformed presentation is recorded by its keyed hash only (it
 /// may be a mistyped real token). In fail-closed mode a verification whose event cannot be
 /// recorded is denied ([`DenyReason::AuditUnavailable`]).
+#[derive(Clone)]
 pub struct AuditedVerifier<L> {
     inner: Verifier<L>,
     auditor: Auditor,

@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rand::TryRng;
+use std::time::Duration;
+use tokenward_test_support::kill_child_at_random;
+
 use token_audit::*;
 use token_core::chrono::Utc;
 
@@ -61,34 +61,18 @@ async fn crash_child() {
 fn acknowledged_entries_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let exe = std::env::current_exe().unwrap();
     let kills = 25;
     let mut acked = Vec::new();
     let mut torn = 0;
     let mut torn_bytes = 0;
     for round in 0..kills {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &path)
-            .env("TOKENWARD_AUDIT_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ACK ").map(str::to_owned))
-                .collect::<Vec<_>>()
-        });
-        let mut r = [0u8; 2];
-        rand::rngs::SysRng.try_fill_bytes(&mut r).unwrap();
-        std::thread::sleep(Duration::from_millis(150 + u64::from(u16::from_le_bytes(r)) % 400));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        acked.extend(reader.join().unwrap());
+        let round_s = round.to_string();
+        acked.extend(kill_child_at_random(
+            "crash_child",
+            &[(CHILD_ENV, path.as_os_str()), ("TOKENWARD_AUDIT_CRASH_ROUND", round_s.as_ref())],
+            150,
+            400,
+        ));
 
         // Reopen as the next writer would: a torn tail is cut, the rest verifies.
         let log = FileLog::open(&path).unwrap();

@@ -17,20 +17,7 @@ use token_core::chrono::Utc;
 
 const CHILD_ENV: &str = "TOKENWARD_AUDIT_PG_CHILD";
 
-fn pg_url() -> Option<String> {
-    match std::env::var("TOKENWARD_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TOKENWARD_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
-        }
-        Err(_) => {
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL audit tests (TOKENWARD_PG_URL is not set; scripts/test.sh starts a server) ***\n"
-            );
-            None
-        }
-    }
-}
+use tokenward_test_support::postgres_url as pg_url;
 
 async fn fresh_schema(url: &str) -> String {
     let schema = format!("twa_{}_{}", std::process::id(), rand_suffix());

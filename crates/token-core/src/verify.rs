@@ -74,6 +74,7 @@ impl DigestKeyring {
 }
 
 /// Verifies presented tokens against stored digests.
+#[derive(Clone)]
 pub struct Verifier<L> {
     format: TokenFormat,
     keys: DigestKeyring,

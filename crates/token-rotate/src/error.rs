@@ -41,6 +41,15 @@ pub enum RotateError {
         /// What is wrong.
         detail: String,
     },
+    /// An emergency's replacement failed and was rolled back; the emergency stays recorded and the
+    /// next call (or the scheduler) tries again.
+    #[error("emergency replacement of {name} rolled back: {reason}")]
+    EmergencyIncomplete {
+        /// The credential.
+        name: String,
+        /// Why the replacement failed.
+        reason: String,
+    },
     /// The credential has no current version (never rotated in).
     #[error("credential {0} has no current version")]
     NoCurrent(String),

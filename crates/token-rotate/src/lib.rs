@@ -63,7 +63,7 @@ pub use error::{Result, RotateError, TargetError};
 pub use openbao::{OpenBao, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
-pub use state::{RotationRecord, Step};
+pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
 pub use target::RotationTarget;
 pub use tokens::TokenTarget;
 

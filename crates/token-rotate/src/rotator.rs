@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::credential::Credential;
 use crate::error::{Result, RotateError};
-use crate::state::{self, RotationRecord, Step};
+use crate::state::{self, Emergency, EmergencyOrder, RotationRecord, Step};
 use crate::target::RotationTarget;
 
 /// What a call to [`Rotator::rotate`] ended with.
@@ -45,10 +45,14 @@ pub enum Rotation {
 
 /// How long an emergency revoke-and-replace took.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EmergencyReport {
     /// The revoked credential's handle.
     pub revoked: String,
-    /// From the call until the old credential was revoked at the target.
+    /// The order it ran in.
+    pub order: EmergencyOrder,
+    /// From the call until the old credential was revoked at the target (zero if an earlier,
+    /// interrupted call had revoked it).
     pub revoked_after: Duration,
     /// From the call until the replacement was current (tested and promoted).
     pub replaced_after: Duration,
@@ -136,6 +140,21 @@ impl Rotator {
         handle: Option<&str>,
         outcome: AuditOutcome,
     ) -> Result<()> {
+        match &outcome {
+            AuditOutcome::Success => {
+                tracing::info!(
+                    credential = name.as_str(),
+                    target = target.kind(),
+                    rotation,
+                    step,
+                    handle,
+                    "rotation step"
+                );
+            }
+            AuditOutcome::Failure(why) => {
+                tracing::warn!(credential = name.as_str(), target = target.kind(), rotation, step, handle, reason = %why, "rotation step failed");
+            }
+        }
         let Some(a) = &self.audit else { return Ok(()) };
         let mut e = AuditEvent::new(self.clock.now(), Actor::System, Action::Rotate(step.to_owned()))
             .outcome(outcome)
@@ -154,22 +173,83 @@ impl Rotator {
 
     /// Runs one rotation of `name` to its end (or resumes the one a crash interrupted): create,
     /// deploy, test, promote. Revokes the previous credential first if its overlap has ended;
-    /// returns [`Rotation::InOverlap`] if it has not.
+    /// returns [`Rotation::InOverlap`] if it has not. An emergency that a crash interrupted is
+    /// finished first (whatever the overlap), and its replacement returned as promoted.
     pub async fn rotate(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<Rotation> {
-        let (mut rec, mut raw) = state::load(&self.secrets, name.as_str()).await?;
+        let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        self.advance(name, target, rec, raw, &mut Timings::new()).await
+    }
+
+    /// The one state machine behind [`Rotator::rotate`] and [`Rotator::revoke_and_replace`]: every
+    /// step is recorded by compare-and-swap before the next one starts, and audited.
+    ///
+    /// An emergency recorded in the record changes three things only: a revoke-first emergency
+    /// revokes the leaked version before anything else, overlaps are zero (a previous credential
+    /// is revoked at once), and the machine does not stop at a promotion but goes on until the
+    /// leaked version is revoked and the emergency cleared.
+    async fn advance(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        mut rec: RotationRecord,
+        mut raw: Option<Vec<u8>>,
+        timings: &mut Timings,
+    ) -> Result<Rotation> {
         // The pending credential, once created or read, carried from step to step (not re-read).
         let mut cached: Option<(u64, Credential)> = None;
+        let mut promoted: Option<(u64, u64)> = None;
         loop {
             let now = self.clock.now();
+            if let Some(em) = rec.emergency.clone()
+                && em.order == EmergencyOrder::RevokeFirst
+                && !em.revoked
+            {
+                (rec, raw) = self.revoke_leaked(name, target, rec, raw, &em, timings).await?;
+                continue;
+            }
             match rec.step.clone() {
                 Step::Promoted { previous, revoke_after_ms } => {
                     let until = DateTime::from_timestamp_millis(revoke_after_ms).unwrap_or(now);
-                    if now < until {
-                        return Ok(Rotation::InOverlap { until });
+                    if rec.emergency.is_none() && now < until {
+                        return Ok(match promoted {
+                            Some((rotation, version)) => Rotation::Promoted { rotation, version },
+                            None => Rotation::InOverlap { until },
+                        });
                     }
-                    (rec, raw) = self.finish_previous(name, target, rec, raw, previous).await?;
+                    (rec, raw) = self.finish_previous(name, target, rec, raw, previous, timings).await?;
+                    if rec.emergency.is_none()
+                        && let Some((rotation, version)) = promoted
+                    {
+                        return Ok(Rotation::Promoted { rotation, version });
+                    }
                 }
                 Step::Idle => {
+                    if let Some(em) = rec.emergency.clone() {
+                        let current = self.secrets.labels(name).await?.get(&Label::Current).copied();
+                        if current.is_some() && current != Some(em.leaked) {
+                            // A replacement is current: make sure the leaked version is revoked,
+                            // then the emergency is over.
+                            if !em.revoked {
+                                (rec, raw) = self.revoke_leaked(name, target, rec, raw, &em, timings).await?;
+                            }
+                            let next = RotationRecord { emergency: None, ..rec.clone() };
+                            state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+                            let version = current.unwrap_or_default();
+                            tracing::info!(credential = name.as_str(), version, "emergency finished");
+                            self.audit(
+                                name,
+                                target,
+                                "emergency_done",
+                                next.rotation,
+                                None,
+                                AuditOutcome::Success,
+                            )
+                            .await?;
+                            return Ok(Rotation::Promoted { rotation: next.rotation, version });
+                        }
+                    } else if let Some((rotation, version)) = promoted {
+                        return Ok(Rotation::Promoted { rotation, version });
+                    }
                     let next =
                         RotationRecord { rotation: rec.rotation + 1, step: Step::Creating, ..rec.clone() };
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
@@ -194,40 +274,27 @@ impl Rotator {
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
                     rec = next;
                 }
-                Step::Created { version } => {
+                Step::Created { version } | Step::Deployed { version } => {
                     let pending = self.pending(name, version, cached.take()).await?;
-                    if let Err(e) = target.deploy(&pending).await {
+                    let deploying = matches!(rec.step, Step::Created { .. });
+                    let (result, step, next_step) = if deploying {
+                        (target.deploy(&pending).await, "deploy", Step::Deployed { version })
+                    } else {
+                        (target.test(&pending).await, "test", Step::Tested { version })
+                    };
+                    if let Err(e) = result {
                         return self.roll_back(name, target, rec, raw, Some(version), e.to_string()).await;
                     }
                     self.audit(
                         name,
                         target,
-                        "deploy",
+                        step,
                         rec.rotation,
                         Some(&pending.handle),
                         AuditOutcome::Success,
                     )
                     .await?;
-                    let next = RotationRecord { step: Step::Deployed { version }, ..rec.clone() };
-                    raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
-                    rec = next;
-                    cached = Some((version, pending));
-                }
-                Step::Deployed { version } => {
-                    let pending = self.pending(name, version, cached.take()).await?;
-                    if let Err(e) = target.test(&pending).await {
-                        return self.roll_back(name, target, rec, raw, Some(version), e.to_string()).await;
-                    }
-                    self.audit(
-                        name,
-                        target,
-                        "test",
-                        rec.rotation,
-                        Some(&pending.handle),
-                        AuditOutcome::Success,
-                    )
-                    .await?;
-                    let next = RotationRecord { step: Step::Tested { version }, ..rec.clone() };
+                    let next = RotationRecord { step: next_step, ..rec.clone() };
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
                     rec = next;
                     cached = Some((version, pending));
@@ -235,8 +302,14 @@ impl Rotator {
                 Step::Tested { version } => {
                     let pending = self.pending(name, version, cached.take()).await?;
                     let rotation = rec.rotation;
-                    self.promote(name, target, rec, raw, (version, &pending.handle), self.overlap).await?;
-                    return Ok(Rotation::Promoted { rotation, version });
+                    let overlap = if rec.emergency.is_some() { TimeDelta::zero() } else { self.overlap };
+                    (rec, raw) =
+                        self.promote(name, target, rec, raw, (version, &pending.handle), overlap).await?;
+                    timings.replaced(version);
+                    promoted = Some((rotation, version));
+                    if rec.emergency.is_none() {
+                        return Ok(Rotation::Promoted { rotation, version });
+                    }
                 }
             }
         }
@@ -320,7 +393,8 @@ impl Rotator {
         Ok((next, raw))
     }
 
-    /// Revoke the previous credential at the target and drop its label.
+    /// Revoke the previous credential at the target and drop its label. In an emergency whose
+    /// leaked version this is, that counts as revoking the leaked one.
     async fn finish_previous(
         &self,
         name: &SecretName,
@@ -328,7 +402,9 @@ impl Rotator {
         rec: RotationRecord,
         raw: Option<Vec<u8>>,
         previous: Option<u64>,
+        timings: &mut Timings,
     ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
+        let mut emergency = rec.emergency.clone();
         if let Some(p) = previous {
             let cred = self.version(name, p).await?;
             target.revoke(&cred).await?;
@@ -341,23 +417,53 @@ impl Rotator {
                     )
                     .await?;
             }
-            self.audit(
-                name,
-                target,
-                "revoke_previous",
-                rec.rotation,
-                Some(&cred.handle),
-                AuditOutcome::Success,
-            )
-            .await?;
+            let leaked = emergency.as_mut().filter(|em| em.leaked == p && !em.revoked);
+            let step = if let Some(em) = leaked {
+                em.revoked = true;
+                timings.revoked(&cred.handle);
+                "emergency_revoke"
+            } else {
+                "revoke_previous"
+            };
+            self.audit(name, target, step, rec.rotation, Some(&cred.handle), AuditOutcome::Success).await?;
         }
-        let next = RotationRecord { step: Step::Idle, ..rec };
+        let next = RotationRecord { step: Step::Idle, emergency, ..rec };
+        let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+        Ok((next, raw))
+    }
+
+    /// Revoke an emergency's leaked version at the target (idempotent), then record that.
+    async fn revoke_leaked(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        rec: RotationRecord,
+        raw: Option<Vec<u8>>,
+        em: &Emergency,
+        timings: &mut Timings,
+    ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
+        let leaked = self.version(name, em.leaked).await?;
+        target.revoke(&leaked).await?;
+        timings.revoked(&leaked.handle);
+        tracing::warn!(credential = name.as_str(), handle = %leaked.handle, "emergency: leaked credential revoked");
+        self.audit(
+            name,
+            target,
+            "emergency_revoke",
+            rec.rotation,
+            Some(&leaked.handle),
+            AuditOutcome::Success,
+        )
+        .await?;
+        let next =
+            RotationRecord { emergency: Some(Emergency { revoked: true, ..em.clone() }), ..rec.clone() };
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         Ok((next, raw))
     }
 
     /// Withdraw a pending credential: revoke it at the target, drop its label, record the failure
-    /// (an alert event), and return to idle. The current credential is untouched.
+    /// (an alert event), and return to idle. The current credential is untouched (an emergency
+    /// stays recorded, to be finished by the next attempt).
     async fn roll_back(
         &self,
         name: &SecretName,
@@ -367,6 +473,7 @@ impl Rotator {
         version: Option<u64>,
         reason: String,
     ) -> Result<Rotation> {
+        tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, "rotation rolled back");
         let mut handle = None;
         if let Some(v) = version {
             let cred = self.version(name, v).await?;
@@ -412,12 +519,15 @@ impl Rotator {
         target: &dyn RotationTarget,
     ) -> Result<bool> {
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        if rec.emergency.is_some() {
+            return Ok(false); // an interrupted emergency: `rotate` finishes it
+        }
         match rec.step.clone() {
             Step::Promoted { previous, revoke_after_ms } => {
                 if self.clock.now().timestamp_millis() < revoke_after_ms {
                     return Ok(false);
                 }
-                self.finish_previous(name, target, rec, raw, previous).await?;
+                self.finish_previous(name, target, rec, raw, previous, &mut Timings::new()).await?;
                 Ok(true)
             }
             Step::Idle => Ok(true),
@@ -425,71 +535,126 @@ impl Rotator {
         }
     }
 
-    /// Emergency: revoke the current credential of `name` at the target now, then create, deploy,
-    /// test and promote a replacement with no overlap. A rotation in progress is rolled back first.
-    /// Every step is audited.
+    /// Emergency, revoke first: [`Rotator::revoke_and_replace_with`] with
+    /// [`EmergencyOrder::RevokeFirst`].
     pub async fn revoke_and_replace(
         &self,
         name: &SecretName,
         target: &dyn RotationTarget,
     ) -> Result<EmergencyReport> {
-        let started = Instant::now();
-        let current =
-            self.current(name).await?.ok_or_else(|| RotateError::NoCurrent(name.as_str().to_owned()))?;
-        target.revoke(&current).await?;
-        let revoked_after = started.elapsed();
+        self.revoke_and_replace_with(name, target, EmergencyOrder::RevokeFirst).await
+    }
+
+    /// Emergency: the current credential of `name` has leaked. Records the intent first (the
+    /// leaked version and `order`), then runs the rotation state machine with no overlap until a
+    /// tested replacement is current and the leaked credential is revoked at the target — revoked
+    /// before anything else with [`EmergencyOrder::RevokeFirst`], at the replacement's promotion
+    /// with [`EmergencyOrder::ReplaceFirst`]. A previous credential in its overlap is revoked too;
+    /// a rotation in progress is carried on (its pending credential never reached a consumer).
+    ///
+    /// If an emergency is already recorded (a crash interrupted one), this finishes it — with its
+    /// recorded order and leaked version — instead of starting another. A failed replacement is
+    /// rolled back and reported as [`RotateError::EmergencyIncomplete`]; the emergency stays
+    /// recorded, and the next call or the scheduler tries again.
+    pub async fn revoke_and_replace_with(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        order: EmergencyOrder,
+    ) -> Result<EmergencyReport> {
+        let mut timings = Timings::new();
         let (mut rec, mut raw) = state::load(&self.secrets, name.as_str()).await?;
-        self.audit(
-            name,
-            target,
-            "emergency_revoke",
-            rec.rotation,
-            Some(&current.handle),
-            AuditOutcome::Success,
-        )
-        .await?;
-        // Clear whatever was under way: a previous awaiting revocation, a pending credential.
-        match rec.step.clone() {
-            Step::Promoted { previous, .. } => {
-                (rec, raw) = self.finish_previous(name, target, rec, raw, previous).await?;
+        let em = match rec.emergency.clone() {
+            Some(em) => em,
+            None => {
+                let leaked = self
+                    .secrets
+                    .labels(name)
+                    .await?
+                    .get(&Label::Current)
+                    .copied()
+                    .ok_or_else(|| RotateError::NoCurrent(name.as_str().to_owned()))?;
+                let em = Emergency {
+                    leaked,
+                    order,
+                    revoked: false,
+                    declared_ms: self.clock.now().timestamp_millis(),
+                };
+                let next = RotationRecord { emergency: Some(em.clone()), ..rec.clone() };
+                raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+                rec = next;
+                tracing::warn!(
+                    credential = name.as_str(),
+                    leaked,
+                    order = order.name(),
+                    "emergency declared"
+                );
+                self.audit_emergency(name, target, &rec, &em).await?;
+                em
             }
-            Step::Idle => {}
-            Step::Creating => {
-                let pending = self.secrets.labels(name).await?.get(&Label::Pending).copied();
-                let _ =
-                    self.roll_back(name, target, rec, raw, pending, "emergency replacement".into()).await?;
-                (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
-            }
-            Step::Created { version } | Step::Deployed { version } | Step::Tested { version } => {
-                let _ = self
-                    .roll_back(name, target, rec, raw, Some(version), "emergency replacement".into())
-                    .await?;
-                (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
-            }
-        }
-        let next = RotationRecord { rotation: rec.rotation + 1, step: Step::Creating, ..rec.clone() };
-        raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
-        rec = next;
-        let (version, pending) = self.create(name, target, &rec).await?;
-        let failed = match target.deploy(&pending).await {
-            Err(e) => Some(e),
-            Ok(()) => target.test(&pending).await.err(),
         };
-        if let Some(e) = failed {
-            let next = RotationRecord { step: Step::Created { version }, ..rec.clone() };
-            raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
-            let _ = self.roll_back(name, target, next, raw, Some(version), e.to_string()).await?;
-            return Err(e.into());
+        match self.advance(name, target, rec, raw, &mut timings).await? {
+            Rotation::Promoted { version, .. } => {
+                let revoked = match timings.revoked_handle.take() {
+                    Some(h) => h,
+                    None => self.version(name, em.leaked).await?.handle,
+                };
+                Ok(EmergencyReport {
+                    revoked,
+                    order: em.order,
+                    revoked_after: timings.revoked_after.unwrap_or_default(),
+                    replaced_after: timings.replaced_after.unwrap_or_default(),
+                    version,
+                })
+            }
+            Rotation::RolledBack { reason, .. } => {
+                Err(RotateError::EmergencyIncomplete { name: name.as_str().to_owned(), reason })
+            }
+            Rotation::InOverlap { .. } => Err(RotateError::Corrupted {
+                name: name.as_str().to_owned(),
+                detail: "emergency in overlap".into(),
+            }),
         }
-        let tested = RotationRecord { step: Step::Tested { version }, ..rec.clone() };
-        raw = state::cas(&self.secrets, name.as_str(), &raw, &tested).await?;
-        let (rec, raw) =
-            self.promote(name, target, tested, raw, (version, &pending.handle), TimeDelta::zero()).await?;
-        let replaced_after = started.elapsed();
-        // The revoked credential is now `previous`: drop it (revoking again is harmless).
-        if let Step::Promoted { previous, .. } = rec.step.clone() {
-            self.finish_previous(name, target, rec, raw, previous).await?;
-        }
-        Ok(EmergencyReport { revoked: current.handle, revoked_after, replaced_after, version })
+    }
+
+    async fn audit_emergency(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        rec: &RotationRecord,
+        em: &Emergency,
+    ) -> Result<()> {
+        let Some(a) = &self.audit else { return Ok(()) };
+        let e = AuditEvent::new(self.clock.now(), Actor::System, Action::Rotate("emergency".to_owned()))
+            .attr("credential", name.as_str())
+            .attr("target", target.kind())
+            .attr("rotation", rec.rotation.to_string())
+            .attr("leaked_version", em.leaked.to_string())
+            .attr("order", em.order.name());
+        a.emit_durable(e).await?;
+        Ok(())
+    }
+}
+
+/// What one call saw of an emergency's timing.
+struct Timings {
+    started: Instant,
+    revoked_after: Option<Duration>,
+    revoked_handle: Option<String>,
+    replaced_after: Option<Duration>,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Self { started: Instant::now(), revoked_after: None, revoked_handle: None, replaced_after: None }
+    }
+
+    fn revoked(&mut self, handle: &str) {
+        self.revoked_after.get_or_insert(self.started.elapsed());
+        self.revoked_handle.get_or_insert_with(|| handle.to_owned());
+    }
+
+    fn replaced(&mut self, _version: u64) {
+        self.replaced_after = Some(self.started.elapsed());
     }
 }

@@ -334,6 +334,7 @@ impl TokioScheduler {
         match lease::acquire(secrets, name.as_str(), holder, now, self.config.lease_ttl).await {
             Ok(true) => {}
             _ => {
+                tracing::debug!(credential = name.as_str(), "lease held elsewhere; skipped");
                 report.failed_or_skipped = 1;
                 return retry(attempts, report);
             }
@@ -341,6 +342,8 @@ impl TokioScheduler {
         let result: Result<Done> = async {
             let rec = self.rotator.record(&name).await?;
             let step_work = match (&rec.step, work) {
+                // An emergency a crash interrupted: finish it now, whatever the overlap.
+                _ if rec.emergency.is_some() => Work::Rotate,
                 (Step::Promoted { revoke_after_ms, .. }, _) => {
                     if now.timestamp_millis() < *revoke_after_ms {
                         return Ok(Done {
@@ -401,7 +404,8 @@ impl TokioScheduler {
         let _ = lease::release(secrets, name.as_str(), holder).await;
         match result {
             Ok(d) => d,
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(credential = name.as_str(), attempts, error = %e, "scheduled rotation failed; retrying with backoff");
                 report.failed_or_skipped += 1;
                 retry(attempts, report)
             }
@@ -432,7 +436,11 @@ impl TokioScheduler {
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break; // the sender is gone: nobody can ask for more work
+                    }
+                }
             }
         }
         while let Some(done) = set.join_next().await {

@@ -39,9 +39,52 @@ pub enum Step {
     },
 }
 
+/// The order of an emergency revoke-and-replace: the operator's choice between the smallest risk
+/// window and no failed consumer call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EmergencyOrder {
+    /// Revoke the leaked credential at the target first, then create, deploy, test and promote a
+    /// replacement. The leaked credential stops working at once; consumers are denied until the
+    /// replacement is current (one rotation's time).
+    #[default]
+    RevokeFirst,
+    /// Create, deploy and test the replacement first, then promote it and revoke the leaked one at
+    /// once. No consumer call fails; the leaked credential works for one rotation's time longer.
+    ReplaceFirst,
+}
+
+impl EmergencyOrder {
+    /// Its stable name (`revoke_first`, `replace_first`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RevokeFirst => "revoke_first",
+            Self::ReplaceFirst => "replace_first",
+        }
+    }
+}
+
+/// An emergency in progress, recorded before anything is done at the target, so a crash at any
+/// point is finished by the next call of `rotate`, `revoke_and_replace` or the scheduler.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Emergency {
+    /// The leaked version (current when the emergency was declared).
+    pub leaked: u64,
+    /// The chosen order.
+    pub order: EmergencyOrder,
+    /// Whether the leaked version has been revoked at the target.
+    pub revoked: bool,
+    /// When it was declared (Unix ms).
+    pub declared_ms: i64,
+}
+
 /// A credential's rotation record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RotationRecord {
     /// Rotations started so far (the current one's number).
     pub rotation: u64,
@@ -54,11 +97,22 @@ pub struct RotationRecord {
     /// When the current credential was promoted (Unix ms).
     #[serde(default)]
     pub promoted_at_ms: Option<i64>,
+    /// An emergency revoke-and-replace in progress: while set, overlaps are zero and every step
+    /// runs at once, until a replacement is current and the leaked version is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<Emergency>,
 }
 
 impl Default for RotationRecord {
     fn default() -> Self {
-        Self { rotation: 0, step: Step::Idle, promoted: 0, rolled_back: 0, promoted_at_ms: None }
+        Self {
+            rotation: 0,
+            step: Step::Idle,
+            promoted: 0,
+            rolled_back: 0,
+            promoted_at_ms: None,
+            emergency: None,
+        }
     }
 }
 
@@ -123,7 +177,13 @@ mod tests {
                 4 => Step::Tested { version: v },
                 _ => Step::Promoted { previous: Some(v), revoke_after_ms: ms },
             };
-            let r = RotationRecord { rotation, step, promoted: v / 2, rolled_back: v / 3, promoted_at_ms: Some(ms) };
+            let emergency = (which % 2 == 0).then_some(Emergency {
+                leaked: v,
+                order: if ms % 2 == 0 { EmergencyOrder::RevokeFirst } else { EmergencyOrder::ReplaceFirst },
+                revoked: rotation % 2 == 0,
+                declared_ms: ms,
+            });
+            let r = RotationRecord { rotation, step, promoted: v / 2, rolled_back: v / 3, promoted_at_ms: Some(ms), emergency };
             let again: RotationRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
             prop_assert_eq!(again, r);
         }

@@ -22,7 +22,7 @@ async fn instance(conn: &str) -> (common::World, PostgresBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds() {
-    let Some(url) = token_store::testing::postgres_url() else { return };
+    let Some(url) = tokenward_test_support::postgres_url() else { return };
     let schema = format!("twr_{}", std::process::id());
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);

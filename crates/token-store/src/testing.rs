@@ -28,25 +28,6 @@ use crate::keys::{KdfParams, LocalKek, LocalKeyring};
 use crate::model::{Label, LabelChange, SecretName, SecretVersion, TokenQuery};
 use crate::store::SecretStore;
 
-/// The PostgreSQL server for tests: `TOKENWARD_PG_URL` (which `scripts/test.sh` sets after starting
-/// one). Without it, says so loudly on stderr and returns `None` so the caller can skip — except
-/// under CI (`CI=true`), where a missing server is a failure, never a silent skip.
-#[allow(clippy::print_stderr)]
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("TOKENWARD_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TOKENWARD_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
-        }
-        Err(_) => {
-            eprintln!(
-                "\n*** SKIPPED: PostgreSQL tests (TOKENWARD_PG_URL is not set; scripts/test.sh starts a server) ***\n"
-            );
-            None
-        }
-    }
-}
-
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").expect("time").with_timezone(&Utc)
 }

@@ -5,12 +5,11 @@
 #![cfg(all(feature = "sqlite", unix))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rand::TryRng;
+use tokenward_test_support::kill_child_at_random;
+
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_store::secrecy::{ExposeSecret, SecretBox};
@@ -107,34 +106,13 @@ async fn crash_child() {
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
-    let exe = std::env::current_exe().unwrap();
     let kills = 25;
     let (mut puts, mut promotes, mut tokens_acked, mut revokes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..kills {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter(|l| l.starts_with("ACK "))
-                .collect::<Vec<_>>()
-        });
-        let mut r = [0u8; 2];
-        rand::rngs::SysRng.try_fill_bytes(&mut r).unwrap();
-        std::thread::sleep(Duration::from_millis(150 + u64::from(u16::from_le_bytes(r)) % 400));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        for line in reader.join().unwrap() {
-            let mut parts = line.splitn(3, ' ');
-            let (_, kind, arg) = (parts.next(), parts.next().unwrap(), parts.next().unwrap().to_owned());
+        for line in kill_child_at_random("crash_child", &[(CHILD_ENV, path.as_os_str())], 150, 400) {
+            let mut parts = line.splitn(2, ' ');
+            let (kind, arg) = (parts.next().unwrap(), parts.next().unwrap().to_owned());
             match kind {
                 "put" => puts.push(arg.parse::<u64>().unwrap()),
                 "promote" => promotes.push(arg.parse::<u64>().unwrap()),

@@ -27,7 +27,7 @@ async fn fresh(url: &str) -> PostgresBackend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_passes_the_conformance_kit() {
-    let Some(url) = token_store::testing::postgres_url() else { return };
+    let Some(url) = tokenward_test_support::postgres_url() else { return };
     testing::run_backend_suite(async || Arc::new(fresh(&url).await) as Arc<dyn Backend>).await;
 }
 
@@ -46,7 +46,7 @@ fn issuer() -> (Issuer, Principal) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_issuers_cannot_both_win_a_purpose() {
-    let Some(url) = token_store::testing::postgres_url() else { return };
+    let Some(url) = tokenward_test_support::postgres_url() else { return };
     let backend = Arc::new(fresh(&url).await);
     let (issuer, principal) = issuer();
     let issuer = Arc::new(issuer);
@@ -73,7 +73,7 @@ async fn concurrent_issuers_cannot_both_win_a_purpose() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_other_connections() {
-    let Some(url) = token_store::testing::postgres_url() else { return };
+    let Some(url) = tokenward_test_support::postgres_url() else { return };
     let backend = fresh(&url).await;
     let (issuer, principal) = issuer();
     let mut feed = backend.listen_revocations().await.unwrap();
@@ -111,7 +111,7 @@ async fn revocations_reach_other_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_in_one_instance_is_denied_by_another() {
-    let Some(url) = token_store::testing::postgres_url() else { return };
+    let Some(url) = tokenward_test_support::postgres_url() else { return };
     let backend = fresh(&url).await;
     let open = async |b: &PostgresBackend| {
         let b = Arc::new(b.clone()) as Arc<dyn Backend>;

@@ -1,0 +1,79 @@
+//! # tokenward-test-support
+//!
+//! What Tokenward's own test suites share, so that no crate writes it again: the SIGKILL harness
+//! ([`kill_child_at_random`]) and the rule for finding the test PostgreSQL ([`postgres_url`]).
+//! Not published; not part of any public API.
+//!
+//! ```
+//! // Outside `scripts/test.sh` (and outside CI) a PostgreSQL test is skipped, loudly.
+//! if std::env::var("CI").is_err() && std::env::var("TOKENWARD_PG_URL").is_err() {
+//!     assert!(tokenward_test_support::postgres_url().is_none());
+//! }
+//! ```
+
+#![allow(clippy::panic, clippy::print_stderr, clippy::expect_used)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::TryRng;
+
+/// The environment variable naming the test PostgreSQL server's URL.
+pub const POSTGRES_URL_ENV: &str = "TOKENWARD_PG_URL";
+
+/// The test PostgreSQL's URL, from `TOKENWARD_PG_URL` (which `scripts/test.sh` sets after starting
+/// a server). Without it a test skips loudly — except with `CI=true`, where skipping would hide a
+/// missing server, so it panics.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_ENV) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but {POSTGRES_URL_ENV} is not set: PostgreSQL tests cannot be skipped in CI")
+        }
+        Err(_) => {
+            eprintln!(
+                "\n*** SKIPPED: PostgreSQL tests ({POSTGRES_URL_ENV} is not set; scripts/test.sh starts a server) ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A random number of milliseconds in `min..min + spread` (from the OS RNG).
+pub fn random_ms(min: u64, spread: u64) -> u64 {
+    let mut r = [0u8; 8];
+    rand::rngs::SysRng.try_fill_bytes(&mut r).expect("OS RNG");
+    min + u64::from_le_bytes(r) % spread.max(1)
+}
+
+/// Runs the test `child` of the current test binary (`--exact child --nocapture`) with `env` set,
+/// lets it work for a random `min_ms..min_ms + spread_ms`, kills it with SIGKILL, and returns what
+/// it acknowledged: the rest of every stdout line that starts with `ACK `, in order.
+///
+/// The child test should return at once unless its environment variable is set, print `ACK …`
+/// only after the work it names is durable, and loop until killed.
+pub fn kill_child_at_random(child: &str, env: &[(&str, &OsStr)], min_ms: u64, spread_ms: u64) -> Vec<String> {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = cmd.spawn().expect("spawn the child test");
+    let stdout = proc.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("ACK ").map(str::to_owned))
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(random_ms(min_ms, spread_ms)));
+    proc.kill().expect("SIGKILL the child");
+    proc.wait().expect("reap the child");
+    reader.join().expect("reader thread")
+}

@@ -1,0 +1,341 @@
+//! [`TokenwardBuilder`]: what a deployment is made of, checked and opened in one call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use token_audit::{
+    AuditWriter, Auditor, CheckpointSigner, FailureMode, FileLog, LogStorage, SignedCheckpoint, SubjectKey,
+    WriterConfig,
+};
+use token_core::chrono::TimeDelta;
+use token_core::{Clock, Policy, SystemClock, TokenFormat, TokenPrefix};
+use token_rotate::{Rotator, SchedulerConfig, TokioScheduler};
+use token_store::secrecy::SecretString;
+use token_store::{Backend, KdfParams, KeyProvider, LocalKek, MemoryBackend, SecretStore, Tokens};
+
+use crate::deployment::{Inner, Tokenward};
+use crate::error::{Error, Result};
+use crate::upkeep::{self, Upkeep};
+
+/// The id the front door gives a key read from a file or the environment.
+pub const LOCAL_KEK_ID: &str = "local";
+
+enum BackendSource {
+    Ready(Arc<dyn Backend>),
+    Memory,
+    #[cfg(feature = "sqlite")]
+    Sqlite(PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(String, usize),
+}
+
+enum KeySource {
+    Passphrase(SecretString, Option<KdfParams>),
+    File(PathBuf),
+    Env(String),
+    Provider(Arc<dyn KeyProvider>),
+}
+
+enum AuditSource {
+    File(PathBuf),
+    Storage(Arc<dyn LogStorage>),
+}
+
+type Export = Box<dyn FnMut(SignedCheckpoint) + Send + 'static>;
+
+/// A signer, the log's name, and optionally a period and where each periodic checkpoint goes.
+type Checkpoints = (CheckpointSigner, String, Option<(Duration, Export)>);
+
+/// Builds a [`Tokenward`]: a backend, a key, a token format and policy, and optionally an audit
+/// log. [`TokenwardBuilder::open`] opens every part and starts the upkeep tasks.
+///
+/// Defaults: token prefix `tw`; a 100,000-token verifier cache; rotation overlap 5 minutes; the
+/// system clock; no audit log (then nothing is recorded — attach one for production); upkeep as
+/// [`Upkeep::default`].
+#[must_use = "a builder does nothing until `open`"]
+pub struct TokenwardBuilder {
+    backend: BackendSource,
+    key: Option<KeySource>,
+    prefix: String,
+    policy: Option<Policy>,
+    cache_capacity: usize,
+    overlap: TimeDelta,
+    clock: Arc<dyn Clock>,
+    audit: Option<(AuditSource, FailureMode, WriterConfig)>,
+    subject_key: Option<SubjectKey>,
+    checkpoints: Option<Checkpoints>,
+    upkeep: Upkeep,
+    scheduler: SchedulerConfig,
+}
+
+impl std::fmt::Debug for TokenwardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenwardBuilder")
+            .field("prefix", &self.prefix)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("overlap", &self.overlap)
+            .field("audited", &self.audit.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenwardBuilder {
+    fn new(backend: BackendSource) -> Self {
+        Self {
+            backend,
+            key: None,
+            prefix: "tw".into(),
+            policy: None,
+            cache_capacity: 100_000,
+            overlap: TimeDelta::minutes(5),
+            clock: Arc::new(SystemClock),
+            audit: None,
+            subject_key: None,
+            checkpoints: None,
+            upkeep: Upkeep::default(),
+            scheduler: SchedulerConfig::default(),
+        }
+    }
+
+    pub(crate) fn with_backend(backend: Arc<dyn Backend>) -> Self {
+        Self::new(BackendSource::Ready(backend))
+    }
+
+    pub(crate) fn in_memory() -> Self {
+        Self::new(BackendSource::Memory)
+    }
+
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn embedded(path: PathBuf) -> Self {
+        Self::new(BackendSource::Sqlite(path))
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(url: String) -> Self {
+        Self::new(BackendSource::Postgres(url, 16))
+    }
+
+    /// The key-encryption key from a passphrase (Argon2id with OWASP's parameters, its salt kept
+    /// in the store).
+    pub fn passphrase(mut self, passphrase: SecretString) -> Self {
+        self.key = Some(KeySource::Passphrase(passphrase, None));
+        self
+    }
+
+    /// The same, with explicit Argon2id parameters for a new store (an existing store keeps its own).
+    pub fn passphrase_with(mut self, passphrase: SecretString, params: KdfParams) -> Self {
+        self.key = Some(KeySource::Passphrase(passphrase, Some(params)));
+        self
+    }
+
+    /// The key-encryption key: 32 raw bytes (or 64 hex digits) in a file.
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key = Some(KeySource::File(path.into()));
+        self
+    }
+
+    /// The key-encryption key: 64 hex digits in the environment variable `var`.
+    pub fn key_env(mut self, var: impl Into<String>) -> Self {
+        self.key = Some(KeySource::Env(var.into()));
+        self
+    }
+
+    /// Any key provider (a keyring with older keys, a KMS).
+    pub fn key_provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
+        self.key = Some(KeySource::Provider(provider));
+        self
+    }
+
+    /// The issuer prefix of every token (checked at `open`: lowercase letters, digits, `_`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The roles, their grants and TTL caps, and the issuing rules. Required.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// How many tokens the verifier cache holds at most.
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// How long a previous credential keeps working after a rotation's promotion.
+    pub fn overlap(mut self, overlap: TimeDelta) -> Self {
+        self.overlap = overlap;
+        self
+    }
+
+    /// The clock every time-dependent decision reads (a `ManualClock` in tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A hash-chained audit log in the file `path` (group-committed, fsynced before an event is
+    /// acknowledged), attached to every part that records: issues, revocations, verifications,
+    /// key rotations and every rotation step.
+    pub fn audit_file(mut self, path: impl Into<PathBuf>, mode: FailureMode) -> Self {
+        self.audit = Some((AuditSource::File(path.into()), mode, WriterConfig::default()));
+        self
+    }
+
+    /// The same, to any log storage (`PostgresLog`, `MemoryLog`, your own).
+    pub fn audit_storage(mut self, storage: Arc<dyn LogStorage>, mode: FailureMode) -> Self {
+        self.audit = Some((AuditSource::Storage(storage), mode, WriterConfig::default()));
+        self
+    }
+
+    /// How the audit writer batches (default: natural group commit).
+    pub fn audit_writer_config(mut self, config: WriterConfig) -> Self {
+        if let Some((_, _, c)) = &mut self.audit {
+            *c = config;
+        }
+        self
+    }
+
+    /// Records malformed token presentations by their HMAC under `key` (without it, a malformed
+    /// presentation is recorded without its subject). A fresh key is generated at `open` if unset.
+    pub fn subject_key(mut self, key: SubjectKey) -> Self {
+        self.subject_key = Some(key);
+        self
+    }
+
+    /// Signs checkpoints of the audit log under `signer`, naming the log `log` (on demand with
+    /// [`Tokenward::checkpoint`], and at [`Tokenward::shutdown`]).
+    pub fn checkpoint_signer(mut self, signer: CheckpointSigner, log: impl Into<String>) -> Self {
+        self.checkpoints = Some((signer, log.into(), None));
+        self
+    }
+
+    /// Also signs one every `every` while the log grows, handing each to `export` (which should
+    /// keep it away from the log). Needs [`TokenwardBuilder::checkpoint_signer`].
+    pub fn checkpoint_every(
+        mut self,
+        every: Duration,
+        export: impl FnMut(SignedCheckpoint) + Send + 'static,
+    ) -> Self {
+        if let Some((_, _, periodic)) = &mut self.checkpoints {
+            *periodic = Some((every, Box::new(export)));
+        }
+        self
+    }
+
+    /// How often the upkeep tasks run.
+    pub fn upkeep(mut self, upkeep: Upkeep) -> Self {
+        self.upkeep = upkeep;
+        self
+    }
+
+    /// The scheduler's settings, for credentials given to [`Tokenward::schedule`].
+    pub fn scheduler(mut self, config: SchedulerConfig) -> Self {
+        self.scheduler = config;
+        self
+    }
+
+    /// Opens the backend, the key, the secret store, the token service, the audit log and the
+    /// rotator, attaches the audit log to each, and starts the upkeep tasks on the current tokio
+    /// runtime. Fails with a typed error if any part does not open (a wrong passphrase, a log held
+    /// by another writer, …).
+    pub async fn open(self) -> Result<Tokenward> {
+        let policy = self.policy.ok_or_else(|| Error::Config("a policy is required".into()))?;
+        let key = self.key.ok_or_else(|| {
+            Error::Config("a key is required: a passphrase, a key file, the environment or a provider".into())
+        })?;
+        let prefix =
+            TokenPrefix::new(&self.prefix).map_err(|e| Error::Config(format!("token prefix: {e}")))?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config("open needs a tokio runtime (its upkeep runs on tasks)".into()));
+        }
+        let mut follow: Option<upkeep::Follower> = None;
+        let backend: Arc<dyn Backend> = match self.backend {
+            BackendSource::Ready(b) => b,
+            BackendSource::Memory => Arc::new(MemoryBackend::new()),
+            #[cfg(feature = "sqlite")]
+            BackendSource::Sqlite(path) => Arc::new(token_store::SqliteBackend::open(&path)?),
+            #[cfg(feature = "postgres")]
+            BackendSource::Postgres(url, max) => {
+                let pg = Arc::new(token_store::PostgresBackend::connect(&url, max).await?);
+                follow = Some(upkeep::Follower::new(pg.clone()));
+                pg
+            }
+        };
+        let (writer, auditor) = match self.audit {
+            None => (None, None),
+            Some((source, mode, config)) => {
+                let storage: Arc<dyn LogStorage> = match source {
+                    AuditSource::File(path) => Arc::new(FileLog::open(path)?),
+                    AuditSource::Storage(s) => s,
+                };
+                let writer = Arc::new(AuditWriter::start(storage, config)?);
+                let auditor = Auditor::new(writer.clone(), mode);
+                (Some(writer), Some(auditor))
+            }
+        };
+        let mut secrets = match key {
+            KeySource::Passphrase(p, params) => {
+                SecretStore::open_with_passphrase(backend.clone(), &p, params).await?
+            }
+            KeySource::File(path) => {
+                SecretStore::open(backend.clone(), Arc::new(LocalKek::from_file(LOCAL_KEK_ID, &path)?))
+                    .await?
+            }
+            KeySource::Env(var) => {
+                SecretStore::open(backend.clone(), Arc::new(LocalKek::from_env(LOCAL_KEK_ID, &var)?)).await?
+            }
+            KeySource::Provider(p) => SecretStore::open(backend.clone(), p).await?,
+        };
+        if let Some(a) = &auditor {
+            secrets = secrets.with_audit(a.clone());
+        }
+        let secrets = Arc::new(secrets);
+        let mut tokens =
+            Tokens::open(backend.clone(), &secrets, TokenFormat::new(prefix), policy, self.cache_capacity)
+                .await?;
+        if let Some(a) = &auditor {
+            tokens = tokens.with_audit(a.clone());
+        }
+        let tokens = Arc::new(tokens);
+        let mut rotator = Rotator::new(secrets.clone(), self.overlap, self.clock.clone());
+        if let Some(a) = &auditor {
+            rotator = rotator.with_audit(a.clone());
+        }
+        let rotator = Arc::new(rotator);
+        let scheduler = Arc::new(TokioScheduler::new(rotator.clone(), self.scheduler));
+        let subject_key = match (self.subject_key, &auditor) {
+            (Some(k), _) => Some(k),
+            (None, Some(_)) => Some(SubjectKey::generate()?),
+            (None, None) => None,
+        };
+        let (signer, periodic) = match self.checkpoints {
+            Some((signer, log, periodic)) => (Some((Arc::new(signer), log)), periodic),
+            None => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            backend,
+            secrets,
+            tokens,
+            rotator,
+            scheduler,
+            writer,
+            auditor,
+            subject_key,
+            clock: self.clock,
+            signer,
+            watched: Default::default(),
+            tasks: Default::default(),
+        });
+        let mut checkpoints = None;
+        if let (Some((every, export)), Some(w), Some((s, log))) = (periodic, &inner.writer, &inner.signer) {
+            checkpoints = Some(w.spawn_checkpoints(s.clone(), log.clone(), every, export));
+        }
+        upkeep::start(&inner, self.upkeep, follow, checkpoints);
+        tracing::info!(audited = inner.auditor.is_some(), "tokenward opened");
+        Ok(Tokenward { inner })
+    }
+}

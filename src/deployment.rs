@@ -1,0 +1,295 @@
+//! [`Tokenward`]: one handle that owns a deployment's backend, secret store, token service, audit
+//! log and rotator, and the tasks that keep them up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use token_audit::{AuditWriter, AuditedVerifier, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey};
+use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
+use token_rotate::{
+    Credential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator, Schedule, TokenTarget,
+    TokioScheduler,
+};
+use token_store::secrecy::SecretBox;
+use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, Tokens};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::builder::TokenwardBuilder;
+use crate::error::{Error, Result};
+use crate::verifier::TokenVerifier;
+
+/// Everything one deployment is made of (shared by the handle's clones and its upkeep tasks).
+pub(crate) struct Inner {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) secrets: Arc<SecretStore>,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) rotator: Arc<Rotator>,
+    pub(crate) scheduler: Arc<TokioScheduler>,
+    pub(crate) writer: Option<Arc<AuditWriter>>,
+    pub(crate) auditor: Option<Auditor>,
+    pub(crate) subject_key: Option<SubjectKey>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) signer: Option<(Arc<CheckpointSigner>, String)>,
+    /// Credentials rotated through this handle: upkeep revokes their previous versions when the
+    /// overlap ends, and finishes an emergency a crash interrupted.
+    pub(crate) watched: Mutex<HashMap<String, Watched>>,
+    pub(crate) tasks: Mutex<Option<Tasks>>,
+}
+
+/// A credential rotated through the handle, and its target.
+pub(crate) type Watched = (SecretName, Arc<dyn RotationTarget>);
+
+/// The upkeep tasks and the signal that stops them.
+pub(crate) struct Tasks {
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) handles: Vec<JoinHandle<()>>,
+}
+
+/// A whole Tokenward deployment behind one handle: issue, verify, revoke, seal secrets, rotate,
+/// and declare emergencies, with the audit log attached once and reaching every place that
+/// records. The handle runs the upkeep nobody should have to remember (cache resync, usage
+/// flush, dropping expired tokens from the cache, revoking previous credentials when their overlap
+/// ends, periodic signed checkpoints, following other instances' revocations on PostgreSQL) on
+/// tasks it owns, and [`Tokenward::shutdown`] stops them and closes everything in order.
+///
+/// Cheap to clone (all clones share one deployment). The parts stay reachable
+/// ([`Tokenward::tokens`], [`Tokenward::secrets`], [`Tokenward::rotator`], …) for what the simple
+/// calls do not cover.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tokenward::core::chrono::TimeDelta;
+/// use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
+/// use tokenward::secrecy::{ExposeSecret, SecretString};
+///
+/// let policy = Policy::builder()
+///     .role(Role::parse("log-reader", "s3:bucket/prod-logs/**:read", TimeDelta::hours(1))?)
+///     .build()?;
+/// let tw = tokenward::Tokenward::in_memory()
+///     .passphrase(SecretString::from("correct horse battery staple"))
+///     .prefix("acme_prod")
+///     .policy(policy)
+///     .open()
+///     .await?;
+/// let principal = Principal::parse("billing-api", ["log-reader"])?;
+/// let request = IssueRequest::parse("read-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?;
+/// let token = tw.issue(&principal, &request).await?;
+/// let read = Request::parse("s3:bucket/prod-logs/app.log:read")?;
+/// assert!(tw.verifier().verify(token.expose_secret(), &read).is_allowed());
+/// tw.revoke(token.id()).await?;
+/// assert!(!tw.verifier().verify(token.expose_secret(), &read).is_allowed());
+/// tw.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Tokenward {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tokenward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenward")
+            .field("tokens", &self.inner.tokens)
+            .field("secrets", &self.inner.secrets)
+            .field("audited", &self.inner.auditor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokenward {
+    /// A deployment on the embedded store: one SQLite file at `path` (created if missing).
+    #[cfg(feature = "sqlite")]
+    pub fn embedded(path: impl Into<std::path::PathBuf>) -> TokenwardBuilder {
+        TokenwardBuilder::embedded(path.into())
+    }
+
+    /// A deployment on PostgreSQL (a libpq connection string such as
+    /// `host=127.0.0.1 port=5432 user=tokenward dbname=tokenward`); instances sharing it see each
+    /// other's issues and revocations within milliseconds.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: impl Into<String>) -> TokenwardBuilder {
+        TokenwardBuilder::postgres(url.into())
+    }
+
+    /// A deployment in memory (tests, examples): nothing survives the process.
+    pub fn in_memory() -> TokenwardBuilder {
+        TokenwardBuilder::in_memory()
+    }
+
+    /// A deployment on any backend (your own, or one you opened with options).
+    pub fn with_backend(backend: Arc<dyn Backend>) -> TokenwardBuilder {
+        TokenwardBuilder::with_backend(backend)
+    }
+
+    /// Issues `principal` a token for `request` now: checked against the policy, stored durably
+    /// (and audited durably) before it returns. The token's text is in the result, once.
+    pub async fn issue(&self, principal: &Principal, request: &IssueRequest) -> Result<IssuedToken> {
+        Ok(self.inner.tokens.issue_at(principal, request, self.inner.clock.now()).await?)
+    }
+
+    /// Mints a child of `parent_token` (which proves possession): narrower, shorter-lived, revoked
+    /// with its parent.
+    pub async fn issue_child(&self, parent_token: &str, request: &ChildRequest) -> Result<IssuedToken> {
+        Ok(self.inner.tokens.issue_child_at(parent_token, request, self.inner.clock.now()).await?)
+    }
+
+    /// Revokes token `id` and its descendants, durably, before it returns; returns the ids revoked.
+    pub async fn revoke(&self, id: TokenId) -> Result<Vec<TokenId>> {
+        Ok(self.inner.tokens.revoke_at(id, self.inner.clock.now()).await?)
+    }
+
+    /// A verifier on this deployment's cache and clock: synchronous, no I/O, audited when the
+    /// deployment has an audit log.
+    pub fn verifier(&self) -> TokenVerifier {
+        let plain = self.inner.tokens.verifier().with_clock(self.inner.clock.clone());
+        match &self.inner.auditor {
+            None => TokenVerifier::plain(plain),
+            Some(a) => {
+                let mut v = AuditedVerifier::new(plain, a.clone());
+                if let Some(k) = &self.inner.subject_key {
+                    v = v.with_subject_key(k.clone());
+                }
+                TokenVerifier::audited(v)
+            }
+        }
+    }
+
+    /// Seals `plaintext` as a new version of the secret `name` and makes it current.
+    /// Returns its version.
+    pub async fn seal_current(&self, name: &SecretName, plaintext: &[u8]) -> Result<u64> {
+        let secrets = &self.inner.secrets;
+        let version = secrets.put(name, plaintext).await?;
+        for _ in 0..8 {
+            let current = secrets.labels(name).await?.get(&Label::Current).copied();
+            let change = LabelChange { label: Label::Current, expect: current, set: Some(version) };
+            match secrets.update_labels(name, &[change]).await {
+                Ok(()) => return Ok(version),
+                Err(token_store::StoreError::Conflict(_)) => continue, // moved meanwhile: read again
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Store(token_store::StoreError::Conflict(format!(
+            "{name}: the current label keeps moving"
+        ))))
+    }
+
+    /// The current version of the secret `name`, decrypted (`None` if it has none). Zeroized when
+    /// dropped.
+    pub async fn read_current(&self, name: &SecretName) -> Result<Option<SecretBox<Vec<u8>>>> {
+        Ok(self.inner.secrets.get_labeled(name, Label::Current).await?.map(|(_, bytes)| bytes))
+    }
+
+    /// A rotation target for `principal`'s token for `request`'s purpose, in this deployment.
+    pub fn token_target(&self, principal: Principal, request: IssueRequest) -> Arc<TokenTarget> {
+        Arc::new(TokenTarget::new(self.inner.tokens.clone(), principal, request))
+    }
+
+    fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
+        let mut w = self.inner.watched.lock().unwrap_or_else(|p| p.into_inner());
+        w.insert(name.as_str().to_owned(), (name.clone(), target.clone()));
+    }
+
+    /// Rotates the credential `name` at `target` now (or resumes an interrupted rotation or
+    /// emergency): create → deploy → test → promote. The previous credential is revoked by the
+    /// upkeep when the overlap ends.
+    pub async fn rotate(&self, name: &SecretName, target: Arc<dyn RotationTarget>) -> Result<Rotation> {
+        self.watch(name, &target);
+        Ok(self.inner.rotator.rotate(name, target.as_ref()).await?)
+    }
+
+    /// Emergency: the current credential `name` leaked. Revokes it and replaces it with a tested
+    /// one, in the `order` chosen (see [`EmergencyOrder`]); crash-safe (a restarted deployment, or
+    /// the next call, finishes it).
+    pub async fn revoke_and_replace(
+        &self,
+        name: &SecretName,
+        target: Arc<dyn RotationTarget>,
+        order: EmergencyOrder,
+    ) -> Result<EmergencyReport> {
+        self.watch(name, &target);
+        Ok(self.inner.rotator.revoke_and_replace_with(name, target.as_ref(), order).await?)
+    }
+
+    /// The current credential `name` (its handle, secret and expiry).
+    pub async fn current_credential(&self, name: &SecretName) -> Result<Option<Credential>> {
+        Ok(self.inner.rotator.current(name).await?)
+    }
+
+    /// Puts `name` under the scheduler: rotated on `schedule` (never past its expiry), previous
+    /// credentials revoked after the overlap, interrupted rotations resumed — until shutdown.
+    pub fn schedule(&self, name: SecretName, target: Arc<dyn RotationTarget>, schedule: Schedule) {
+        self.inner.scheduler.register(name, target, schedule);
+    }
+
+    /// Flushes the audit log and signs a checkpoint of it (`None` without an audit log or a
+    /// checkpoint signer).
+    pub async fn checkpoint(&self) -> Result<Option<SignedCheckpoint>> {
+        match (&self.inner.writer, &self.inner.signer) {
+            (Some(w), Some((s, log))) => Ok(Some(w.checkpoint(s, log, self.inner.clock.now()).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The token service.
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.inner.tokens
+    }
+
+    /// The secret store.
+    pub fn secrets(&self) -> &Arc<SecretStore> {
+        &self.inner.secrets
+    }
+
+    /// The rotator.
+    pub fn rotator(&self) -> &Arc<Rotator> {
+        &self.inner.rotator
+    }
+
+    /// The scheduler (driven by the upkeep).
+    pub fn scheduler(&self) -> &Arc<TokioScheduler> {
+        &self.inner.scheduler
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    /// The auditor every part records through (`None` without an audit log).
+    pub fn auditor(&self) -> Option<&Auditor> {
+        self.inner.auditor.as_ref()
+    }
+
+    /// The audit log's writer (`None` without an audit log).
+    pub fn audit_writer(&self) -> Option<&Arc<AuditWriter>> {
+        self.inner.writer.as_ref()
+    }
+
+    /// The clock the deployment reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Stops the upkeep (the scheduler finishes what is in flight), persists the last use
+    /// counters, signs a final checkpoint when a signer is set (returned), and closes the audit
+    /// log after everything that records has stopped. Idempotent; the other clones' calls fail
+    /// afterwards only where they need the audit log.
+    pub async fn shutdown(&self) -> Result<Option<SignedCheckpoint>> {
+        let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(tasks) = tasks else { return Ok(None) };
+        let _ = tasks.stop.send(true);
+        for h in tasks.handles {
+            let _ = h.await;
+        }
+        let flushed = self.inner.tokens.flush_usage(token_core::chrono::DateTime::UNIX_EPOCH).await;
+        let checkpoint = self.checkpoint().await;
+        if let Some(w) = &self.inner.writer {
+            w.close()?;
+        }
+        tracing::info!("tokenward shut down");
+        flushed?;
+        checkpoint
+    }
+}

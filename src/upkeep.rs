@@ -1,0 +1,237 @@
+//! The tasks a [`crate::Tokenward`] runs so nobody has to: cache resync, usage flush, eviction of
+//! expired tokens, revoking previous credentials whose overlap ended (and finishing interrupted
+//! emergencies), the scheduler, periodic checkpoints, and following other instances on PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use token_core::chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::deployment::{Inner, Tasks};
+
+/// How often each upkeep task runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Upkeep {
+    /// Reload every valid token from the backend (the backstop for missed notices). Default 60 s.
+    pub resync_every: Duration,
+    /// Persist use counters (last used, uses). Default 5 s.
+    pub flush_usage_every: Duration,
+    /// Drop expired tokens from the cache. Default 60 s.
+    pub evict_every: Duration,
+    /// Revoke previous credentials whose overlap ended, and finish interrupted emergencies, for
+    /// credentials rotated through the handle. Default 1 s.
+    pub sweep_every: Duration,
+}
+
+impl Default for Upkeep {
+    fn default() -> Self {
+        Self {
+            resync_every: Duration::from_secs(60),
+            flush_usage_every: Duration::from_secs(5),
+            evict_every: Duration::from_secs(60),
+            sweep_every: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Upkeep {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Upkeep::resync_every`].
+    #[must_use]
+    pub fn resync_every(mut self, d: Duration) -> Self {
+        self.resync_every = d;
+        self
+    }
+
+    /// Sets [`Upkeep::flush_usage_every`].
+    #[must_use]
+    pub fn flush_usage_every(mut self, d: Duration) -> Self {
+        self.flush_usage_every = d;
+        self
+    }
+
+    /// Sets [`Upkeep::evict_every`].
+    #[must_use]
+    pub fn evict_every(mut self, d: Duration) -> Self {
+        self.evict_every = d;
+        self
+    }
+
+    /// Sets [`Upkeep::sweep_every`].
+    #[must_use]
+    pub fn sweep_every(mut self, d: Duration) -> Self {
+        self.sweep_every = d;
+        self
+    }
+}
+
+/// Follows another instance's changes on PostgreSQL (reconnecting when the feed ends).
+pub(crate) struct Follower {
+    #[cfg(feature = "postgres")]
+    backend: Arc<token_store::PostgresBackend>,
+}
+
+impl Follower {
+    #[cfg(feature = "postgres")]
+    pub(crate) fn new(backend: Arc<token_store::PostgresBackend>) -> Self {
+        Self { backend }
+    }
+}
+
+/// Runs `work` every `every` until `stop` turns true.
+fn every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut work: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate: open just did all of this
+        loop {
+            tokio::select! {
+                _ = tick.tick() => work().await,
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+pub(crate) fn start(
+    inner: &Arc<Inner>,
+    upkeep: Upkeep,
+    follower: Option<Follower>,
+    checkpoints: Option<JoinHandle<()>>,
+) {
+    let (stop, rx) = watch::channel(false);
+    let mut handles = Vec::new();
+
+    let weak = Arc::downgrade(inner);
+    handles.push(every(upkeep.resync_every, rx.clone(), move || {
+        let inner = weak.upgrade();
+        async move {
+            let Some(inner) = inner else { return };
+            if let Err(e) = inner.tokens.cache().resync(inner.backend.as_ref(), inner.clock.now()).await {
+                tracing::warn!(error = %e, "cache resync failed; the next one retries");
+            }
+        }
+    }));
+
+    let weak = Arc::downgrade(inner);
+    let mut since: DateTime<Utc> = DateTime::UNIX_EPOCH;
+    handles.push(every(upkeep.flush_usage_every, rx.clone(), move || {
+        let inner = weak.upgrade();
+        let from = since;
+        if let Some(i) = &inner {
+            since = i.clock.now();
+        }
+        async move {
+            let Some(inner) = inner else { return };
+            if let Err(e) = inner.tokens.flush_usage(from).await {
+                tracing::warn!(error = %e, "usage flush failed; the next one retries");
+            }
+        }
+    }));
+
+    let weak = Arc::downgrade(inner);
+    handles.push(every(upkeep.evict_every, rx.clone(), move || {
+        let inner = weak.upgrade();
+        async move {
+            let Some(inner) = inner else { return };
+            let n = inner.tokens.cache().evict_expired(inner.clock.now());
+            tracing::debug!(evicted = n, "expired tokens dropped from the cache");
+        }
+    }));
+
+    let weak = Arc::downgrade(inner);
+    handles.push(every(upkeep.sweep_every, rx.clone(), move || {
+        let inner = weak.upgrade();
+        async move {
+            let Some(inner) = inner else { return };
+            let watched: Vec<_> =
+                inner.watched.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            for (name, target) in watched {
+                let result = async {
+                    if inner.rotator.record(&name).await?.emergency.is_some() {
+                        let _ = inner.rotator.rotate(&name, target.as_ref()).await?;
+                    } else {
+                        inner.rotator.revoke_previous_if_due(&name, target.as_ref()).await?;
+                    }
+                    Ok::<_, token_rotate::RotateError>(())
+                };
+                if let Err(e) = result.await {
+                    tracing::warn!(credential = name.as_str(), error = %e, "rotation upkeep failed; retrying");
+                }
+            }
+        }
+    }));
+
+    let scheduler = inner.scheduler.clone();
+    handles.push(tokio::spawn(async move {
+        let _ = scheduler.run(rx.clone()).await;
+    }));
+
+    if let Some(h) = checkpoints {
+        let mut stop_rx = stop.subscribe();
+        handles.push(tokio::spawn(async move {
+            let _ = stop_rx.changed().await;
+            h.abort();
+        }));
+    }
+
+    #[cfg(feature = "postgres")]
+    if let Some(f) = follower {
+        handles.push(follow(inner, f, stop.subscribe()));
+    }
+    #[cfg(not(feature = "postgres"))]
+    let _ = follower;
+
+    *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tasks { stop, handles });
+}
+
+/// Applies other instances' revocations and issues as they are announced; when the feed ends (a
+/// lost connection), resyncs the cache — so nothing announced meanwhile is missed — and listens
+/// again.
+#[cfg(feature = "postgres")]
+fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let weak = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            match f.backend.listen_revocations().await {
+                Ok(feed) => {
+                    // Listening before the resync: a change during it is applied either way.
+                    if let Err(e) =
+                        inner.tokens.cache().resync(inner.backend.as_ref(), inner.clock.now()).await
+                    {
+                        tracing::warn!(error = %e, "resync after (re)connecting failed");
+                    }
+                    let mut follower = inner.tokens.follow_revocations(feed);
+                    drop(inner);
+                    tokio::select! {
+                        _ = &mut follower => tracing::warn!("revocation feed ended; reconnecting"),
+                        _ = stop.changed() => {
+                            follower.abort();
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    drop(inner);
+                    tracing::warn!(error = %e, "cannot listen for revocations; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}

@@ -252,6 +252,7 @@ impl TokenwardBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config("open needs a tokio runtime (its upkeep runs on tasks)".into()));
         }
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
         let mut follow: Option<upkeep::Follower> = None;
         let backend: Arc<dyn Backend> = match self.backend {
             BackendSource::Ready(b) => b,

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use token_audit::{AuditWriter, AuditedVerifier, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey};
+use token_audit::{AuditWriter, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey};
 use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
 use token_rotate::{
-    Credential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator, Schedule, TokenTarget,
-    TokioScheduler,
+    Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
+    Schedule, TokenTarget, TokioScheduler,
 };
 use token_store::secrecy::SecretBox;
 use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, Tokens};
@@ -144,16 +144,20 @@ impl Tokenward {
     /// deployment has an audit log.
     pub fn verifier(&self) -> TokenVerifier {
         let plain = self.inner.tokens.verifier().with_clock(self.inner.clock.clone());
-        match &self.inner.auditor {
-            None => TokenVerifier::plain(plain),
-            Some(a) => {
-                let mut v = AuditedVerifier::new(plain, a.clone());
-                if let Some(k) = &self.inner.subject_key {
-                    v = v.with_subject_key(k.clone());
-                }
-                TokenVerifier::audited(v)
-            }
-        }
+        TokenVerifier::new(plain, self.inner.auditor.clone().map(|a| (a, self.inner.subject_key.clone())))
+    }
+
+    /// A consumer's handle on the current credential `name`: a lock and a clone to read, refreshed
+    /// at once on every promotion this deployment makes, and every second from the store (other
+    /// processes' promotions).
+    pub async fn follow(&self, name: &SecretName) -> Result<CurrentCredential> {
+        Ok(CurrentCredential::follow(
+            self.inner.secrets.clone(),
+            name.clone(),
+            Some(self.inner.rotator.subscribe()),
+            std::time::Duration::from_secs(1),
+        )
+        .await?)
     }
 
     /// Seals `plaintext` as a new version of the secret `name` and makes it current.

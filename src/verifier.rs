@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use token_audit::AuditedVerifier;
-use token_core::{Decision, Request, Verifier};
+use token_audit::{AuditedVerifier, Auditor, SubjectKey};
+use token_core::{Clock, Decision, Request, Verifier};
 use token_store::VerifierCache;
 
 /// Verifies tokens against the deployment's in-memory cache, in constant time, with no I/O on the
@@ -13,13 +13,9 @@ use token_store::VerifierCache;
 /// clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    inner: Inner,
-}
-
-#[derive(Clone)]
-enum Inner {
-    Plain(Verifier<Arc<VerifierCache>>),
-    Audited(AuditedVerifier<Arc<VerifierCache>>),
+    plain: Verifier<Arc<VerifierCache>>,
+    audit: Option<(Auditor, Option<SubjectKey>)>,
+    audited: Option<AuditedVerifier<Arc<VerifierCache>>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -29,17 +25,30 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub(crate) fn plain(v: Verifier<Arc<VerifierCache>>) -> Self {
-        Self { inner: Inner::Plain(v) }
+    pub(crate) fn new(
+        plain: Verifier<Arc<VerifierCache>>,
+        audit: Option<(Auditor, Option<SubjectKey>)>,
+    ) -> Self {
+        let audited = audit.as_ref().map(|(auditor, key)| {
+            let v = AuditedVerifier::new(plain.clone(), auditor.clone());
+            match key {
+                Some(k) => v.with_subject_key(k.clone()),
+                None => v,
+            }
+        });
+        Self { plain, audit, audited }
     }
 
-    pub(crate) fn audited(v: AuditedVerifier<Arc<VerifierCache>>) -> Self {
-        Self { inner: Inner::Audited(v) }
+    /// The same verifier reading `clock` instead of the deployment's (to show what a decision
+    /// will be at another time; still audited).
+    #[must_use]
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self::new(self.plain.clone().with_clock(clock), self.audit.clone())
     }
 
     /// Whether decisions are recorded in the audit log.
     pub fn is_audited(&self) -> bool {
-        matches!(self.inner, Inner::Audited(_))
+        self.audited.is_some()
     }
 
     /// Verifies `token` for `request` now (on the deployment's clock).
@@ -49,17 +58,14 @@ impl TokenVerifier {
 
     /// Verifies `token` for `request` now, recording the request's `source` (an address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
-        match &self.inner {
-            Inner::Plain(v) => v.verify(token, request),
-            Inner::Audited(v) => v.verify_from(token, request, source),
+        match &self.audited {
+            None => self.plain.verify(token, request),
+            Some(v) => v.verify_from(token, request, source),
         }
     }
 
     /// The unaudited verifier underneath (for authentication without a request, or `*_at` forms).
     pub fn unaudited(&self) -> &Verifier<Arc<VerifierCache>> {
-        match &self.inner {
-            Inner::Plain(v) => v,
-            Inner::Audited(v) => v.inner(),
-        }
+        &self.plain
     }
 }

@@ -48,6 +48,8 @@ struct Inner {
     scratch: Vec<u8>,
     /// Set when an fsync failed: what reached the disk is unknown, so no more appends until reopened.
     poisoned: bool,
+    /// Set by [`LogStorage::release`]: the lock is given up, so no more appends.
+    released: bool,
 }
 
 impl FileLog {
@@ -104,6 +106,7 @@ impl FileLog {
                 buf: Vec::with_capacity(1 << 16),
                 scratch: Vec::with_capacity(256),
                 poisoned: false,
+                released: false,
             }),
         })
     }
@@ -127,6 +130,9 @@ impl FileLog {
             return Err(AuditError::Unavailable(
                 "an earlier fsync of the audit log failed; reopen it to recover".into(),
             ));
+        }
+        if inner.released {
+            return Err(AuditError::Unavailable("the audit log was closed".into()));
         }
         inner.buf.clear();
         let mut head = inner.head;
@@ -172,6 +178,13 @@ impl FileLog {
 impl LogStorage for FileLog {
     async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
         self.append_now(events)
+    }
+
+    /// Gives up the file's lock (the next writer may open it at once); appends are refused after.
+    fn release(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.released = true;
+        let _ = g.file.unlock();
     }
 
     async fn head(&self) -> Result<ChainHead, AuditError> {

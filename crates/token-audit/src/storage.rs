@@ -15,6 +15,11 @@ use crate::query::Query;
 /// stored as durably as the storage promises. On error nothing of the batch is visible.
 #[async_trait]
 pub trait LogStorage: Send + Sync {
+    /// Called once by the writer that closes it ([`crate::AuditWriter::close`]): give up whatever
+    /// excludes other writers (a file lock), even while references to the storage remain. Later
+    /// appends may be refused. The default does nothing.
+    fn release(&self) {}
+
     /// Appends `events`, in order, as the next entries; returns the head after them.
     async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError>;
 

@@ -235,10 +235,10 @@ impl AuditWriter {
         self.shared.lock().closing = true;
         self.shared.wake.notify_all();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match handle {
-            Some(h) => h.join().map_err(|_| AuditError::Unavailable("the audit writer panicked".into()))?,
-            None => Ok(()),
-        }
+        let Some(h) = handle else { return Ok(()) };
+        let result = h.join().map_err(|_| AuditError::Unavailable("the audit writer panicked".into()));
+        self.storage.release();
+        result?
     }
 }
 

@@ -118,7 +118,7 @@ pub(crate) fn start(
         let inner = weak.upgrade();
         async move {
             let Some(inner) = inner else { return };
-            if let Err(e) = inner.tokens.cache().resync(inner.backend.as_ref(), inner.clock.now()).await {
+            if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
                 tracing::warn!(error = %e, "cache resync failed; the next one retries");
             }
         }
@@ -209,7 +209,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                 Ok(feed) => {
                     // Listening before the resync: a change during it is applied either way.
                     if let Err(e) =
-                        inner.tokens.cache().resync(inner.backend.as_ref(), inner.clock.now()).await
+                        inner.tokens.resync_at(inner.clock.now()).await
                     {
                         tracing::warn!(error = %e, "resync after (re)connecting failed");
                     }

@@ -120,15 +120,21 @@ pub(crate) fn key(name: &str) -> String {
     format!("tokenward/rotation/{name}")
 }
 
-/// The record and its stored bytes (the expectation of the next compare-and-swap).
+/// The record and its stored bytes (the expectation of the next compare-and-swap). The record is
+/// authenticated metadata: one edited outside Tokenward is refused as corrupted.
 pub(crate) async fn load(secrets: &SecretStore, name: &str) -> Result<(RotationRecord, Option<Vec<u8>>)> {
-    let raw = secrets.backend().meta(&key(name)).await?;
-    let rec = match &raw {
-        None => RotationRecord::default(),
-        Some(b) => serde_json::from_slice(b)
-            .map_err(|e| RotateError::Corrupted { name: name.to_owned(), detail: e.to_string() })?,
-    };
-    Ok((rec, raw))
+    match secrets.sealed_meta(&key(name)).await {
+        Ok(None) => Ok((RotationRecord::default(), None)),
+        Ok(Some((value, raw))) => {
+            let rec = serde_json::from_slice(&value)
+                .map_err(|e| RotateError::Corrupted { name: name.to_owned(), detail: e.to_string() })?;
+            Ok((rec, Some(raw)))
+        }
+        Err(token_store::StoreError::Corrupted { detail, .. }) => {
+            Err(RotateError::Corrupted { name: name.to_owned(), detail: format!("rotation record {detail}") })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Moves the record from `expect` to `next`; another writer in between makes it [`RotateError::Busy`].
@@ -140,8 +146,8 @@ pub(crate) async fn cas(
 ) -> Result<Option<Vec<u8>>> {
     let bytes = serde_json::to_vec(next)
         .map_err(|e| RotateError::Corrupted { name: name.to_owned(), detail: e.to_string() })?;
-    match secrets.backend().set_meta(&key(name), expect.as_deref(), &bytes).await {
-        Ok(()) => Ok(Some(bytes)),
+    match secrets.set_sealed_meta(&key(name), expect.as_deref(), &bytes).await {
+        Ok(raw) => Ok(Some(raw)),
         Err(token_store::StoreError::Conflict(_)) => Err(RotateError::Busy(name.to_owned())),
         Err(e) => Err(e.into()),
     }

@@ -48,7 +48,7 @@ async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds
     let mut working_ms = Vec::new();
     for _ in 0..5 {
         let old = rotator.current(&name).await.unwrap().unwrap();
-        tokens_b.cache().resync(tokens_b.backend().as_ref(), Utc::now()).await.unwrap(); // B knows the bootstrap token
+        tokens_b.resync_at(Utc::now()).await.unwrap(); // B knows the bootstrap token
         assert!(vb.verify(old.secret.expose_secret(), &read).is_allowed());
         let start = Instant::now();
         // Instance B watches from the start, on a task of its own.

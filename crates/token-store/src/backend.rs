@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use token_core::{TokenId, TokenRecord};
 
 use crate::error::Result;
+use crate::integrity::RecordKey;
 use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
 
 /// Durable storage for token records, sealed secret versions with staging labels, and store
@@ -17,8 +18,9 @@ pub trait Backend: Send + Sync {
     /// Inserts a new token record, atomically checking the one-active-per-purpose rule: for a root
     /// token (no parent), the ids of the principal's active tokens for the purpose at
     /// `record.created_at` must be exactly `expected_active` (in any order), else
-    /// [`crate::StoreError::TokenRejected`]. A reused id is also rejected.
-    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> Result<()>;
+    /// [`crate::StoreError::TokenRejected`]. A reused id is also rejected. The record is stored
+    /// with its MAC under `key` ([`RecordKey::seal_token`]).
+    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()>;
 
     /// A token by id.
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>>;
@@ -26,21 +28,15 @@ pub trait Backend: Send + Sync {
     /// Tokens answering a query, in no particular order.
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>>;
 
-    /// Verification views of every token not expired at `at` (revoked ones included), for loading a
-    /// verifier cache. The default builds them from [`Backend::tokens`]; a backend that keeps the
-    /// view's fields in columns can answer faster.
-    async fn views(&self, at: DateTime<Utc>) -> Result<Vec<(TokenId, token_core::TokenView)>> {
-        Ok(self
-            .tokens(&TokenQuery::Unexpired { at })
-            .await?
-            .into_iter()
-            .map(|t| (t.record.id, token_core::TokenView::with_usage(&t.record, t.uses, t.last_used)))
-            .collect())
-    }
-
     /// Revokes `id` and all its descendants at `at`, in one durable step. Returns the ids newly
     /// revoked (already-revoked ones keep their time). Unknown id: [`crate::StoreError::NotFound`].
-    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>>;
+    /// Each revoked record is stored with its new MAC under `key`, in the same step.
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>>;
+
+    /// Migration to integrity tags: stores the MAC under `key` of every token record that has
+    /// none; returns how many. Called once per store, by the token service, when the store first
+    /// gains its record key — never afterwards (a record stripped of its tag later is refused).
+    async fn tag_untagged_tokens(&self, key: &RecordKey) -> Result<usize>;
 
     /// Records uses in bulk: for each token, last use becomes the later of the stored and given
     /// times, and `uses` grows by the given count. Called coarsely, never per verification.

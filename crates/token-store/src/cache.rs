@@ -85,7 +85,7 @@ impl VerifierCache {
         self.swap_in(views)
     }
 
-    fn swap_in(&self, views: Vec<(TokenId, TokenView)>) -> Result<()> {
+    pub(crate) fn swap_in(&self, views: Vec<(TokenId, TokenView)>) -> Result<()> {
         if views.len() > self.capacity {
             return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
         }
@@ -119,15 +119,6 @@ impl VerifierCache {
             .iter()
             .filter_map(|(id, v)| v.last_used().filter(|t| *t >= since).map(|t| (*id, t, v.uses())))
             .collect()
-    }
-
-    /// Reloads every valid token from `backend` and swaps it in (the backstop for missed
-    /// revocation notices, and how a process starts).
-    pub async fn resync(&self, backend: &dyn crate::Backend, now: DateTime<Utc>) -> Result<usize> {
-        let views = backend.views(now).await?;
-        let n = views.len();
-        self.swap_in(views)?;
-        Ok(n)
     }
 }
 

@@ -19,9 +19,12 @@ pub enum StoreError {
         /// The key-encryption key's id.
         kek_id: String,
     },
-    /// Stored bytes fail authentication or do not parse: tampering or corruption.
-    #[error("corrupted or tampered {what}: {detail}")]
+    /// Stored bytes fail authentication or do not parse: tampering or corruption. The record is
+    /// refused — never used, never read as something else.
+    #[error("corrupted or tampered {what}{}: {detail}", id.as_deref().map(|i| format!(" {i}")).unwrap_or_default())]
     Corrupted {
+        /// Which record, when it is known (a token id, a metadata key, a secret name and version).
+        id: Option<String>,
         /// What failed.
         what: &'static str,
         /// Why (never the data).

@@ -175,6 +175,7 @@ impl KeyProvider for LocalKek {
             return Err(StoreError::UnknownKey { kek_id: kek_id.to_owned() });
         }
         envelope::unwrap_key(&self.key, aad, wrapped).ok_or_else(|| StoreError::Corrupted {
+            id: None,
             what: "wrapped data key",
             detail: "authentication failed".into(),
         })

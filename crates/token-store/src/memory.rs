@@ -10,7 +10,11 @@ use token_core::{TokenId, TokenRecord};
 use crate::backend::Backend;
 use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
-use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, id_text};
+use crate::integrity::RecordKey;
+use crate::model::{
+    LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes, check_active,
+    check_next_version, id_text,
+};
 
 #[derive(Default)]
 struct State {
@@ -44,26 +48,9 @@ impl std::fmt::Debug for MemoryBackend {
     }
 }
 
-/// The one-active rule, shared by backends that check it in memory.
-pub(crate) fn check_active(found: &[TokenId], expected: &[TokenId]) -> Result<()> {
-    let mut a = found.to_vec();
-    let mut b = expected.to_vec();
-    a.sort();
-    b.sort();
-    if a == b {
-        Ok(())
-    } else {
-        Err(StoreError::TokenRejected(format!(
-            "the active tokens for this purpose changed: expected {}, found {}",
-            b.len(),
-            a.len()
-        )))
-    }
-}
-
 #[async_trait]
 impl Backend for MemoryBackend {
-    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> Result<()> {
+    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()> {
         let mut s = self.lock();
         if s.tokens.contains_key(&record.id) {
             return Err(StoreError::TokenRejected(format!("token id {} already exists", id_text(record.id))));
@@ -81,7 +68,8 @@ impl Backend for MemoryBackend {
         if let Some(parent) = record.parent {
             s.children.entry(parent).or_default().push(record.id);
         }
-        s.tokens.insert(record.id, StoredToken { record: record.clone(), last_used: None, uses: 0 });
+        let mac = Some(key.seal_token(record));
+        s.tokens.insert(record.id, StoredToken::new(record.clone(), None, 0, mac));
         Ok(())
     }
 
@@ -93,7 +81,7 @@ impl Backend for MemoryBackend {
         Ok(self.lock().tokens.values().filter(|t| query.matches(t)).cloned().collect())
     }
 
-    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> Result<Vec<TokenId>> {
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
         // Kept to the millisecond, as the SQL backends store it (and as records' times are).
         let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
         let mut s = self.lock();
@@ -107,6 +95,7 @@ impl Backend for MemoryBackend {
                 && t.record.revoked_at.is_none()
             {
                 t.record.revoked_at = Some(at);
+                t.mac = Some(key.seal_token(&t.record));
                 out.push(next);
             }
             if let Some(kids) = s.children.get(&next) {
@@ -114,6 +103,16 @@ impl Backend for MemoryBackend {
             }
         }
         Ok(out)
+    }
+
+    async fn tag_untagged_tokens(&self, key: &RecordKey) -> Result<usize> {
+        let mut s = self.lock();
+        let mut n = 0;
+        for t in s.tokens.values_mut().filter(|t| t.mac.is_none()) {
+            t.mac = Some(key.seal_token(&t.record));
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {
@@ -131,14 +130,7 @@ impl Backend for MemoryBackend {
         let mut s = self.lock();
         let latest =
             s.versions.range((v.name.clone(), 0)..=(v.name.clone(), u64::MAX)).next_back().map(|(k, _)| k.1);
-        if v.version != latest.unwrap_or(0) + 1 {
-            return Err(StoreError::Conflict(format!(
-                "secret {} version {} is not the next (latest is {})",
-                v.name,
-                v.version,
-                latest.unwrap_or(0)
-            )));
-        }
+        check_next_version(&v.name, v.version, latest)?;
         s.versions.insert((v.name.clone(), v.version), v.clone());
         Ok(())
     }
@@ -163,20 +155,7 @@ impl Backend for MemoryBackend {
     async fn update_labels(&self, name: &SecretName, changes: &[LabelChange]) -> Result<()> {
         let mut s = self.lock();
         let mut labels = s.labels.get(name).cloned().unwrap_or_default();
-        for c in changes {
-            if labels.get(&c.label).copied() != c.expect {
-                return Err(StoreError::Conflict(format!("label {} of {name} moved", c.label.as_str())));
-            }
-            if let Some(v) = c.set
-                && !s.versions.contains_key(&(name.clone(), v))
-            {
-                return Err(StoreError::Conflict(format!("{name} has no version {v}")));
-            }
-            match c.set {
-                Some(v) => labels.insert(c.label, v),
-                None => labels.remove(&c.label),
-            };
-        }
+        apply_label_changes(name, &mut labels, changes, |v| Ok(s.versions.contains_key(&(name.clone(), v))))?;
         s.labels.insert(name.clone(), labels);
         Ok(())
     }

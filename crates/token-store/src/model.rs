@@ -90,7 +90,7 @@ impl Label {
         Self::ALL
             .into_iter()
             .find(|l| l.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupted { what: "label", detail: "unknown label name".into() })
+            .ok_or_else(|| StoreError::Corrupted { id: None, what: "label", detail: "unknown label name".into() })
     }
 }
 
@@ -126,8 +126,12 @@ pub struct SecretVersion {
     pub created_at: DateTime<Utc>,
 }
 
-/// A token record with what the store knows of its use.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A token record with what the store knows of its use, and its integrity tag as stored.
+///
+/// What a backend returns is as stored, not yet checked: the token service checks the tag
+/// ([`crate::RecordKey::check_token`]) before it uses a record.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StoredToken {
     /// The record.
     pub record: TokenRecord,
@@ -135,6 +139,20 @@ pub struct StoredToken {
     pub last_used: Option<DateTime<Utc>>,
     /// Uses recorded by verifiers.
     pub uses: u64,
+    /// The record's MAC as stored (`None`: written before integrity tags, or stripped).
+    pub mac: Option<crate::integrity::RecordMac>,
+}
+
+impl StoredToken {
+    /// A stored token, as a backend read it.
+    pub fn new(
+        record: TokenRecord,
+        last_used: Option<DateTime<Utc>>,
+        uses: u64,
+        mac: Option<crate::integrity::RecordMac>,
+    ) -> Self {
+        Self { record, last_used, uses, mac }
+    }
 }
 
 /// Which token records to list.
@@ -197,6 +215,64 @@ impl TokenQuery {
             TokenQuery::Unexpired { at } => r.expires_at > *at,
         }
     }
+}
+
+/// The one-active rule's atomic check, shared by every backend: the purpose's active root tokens
+/// found inside the backend's transaction must be exactly those the issuer expected (any order).
+pub fn check_active(found: &[TokenId], expected: &[TokenId]) -> Result<()> {
+    let mut a = found.to_vec();
+    let mut b = expected.to_vec();
+    a.sort();
+    b.sort();
+    if a == b {
+        Ok(())
+    } else {
+        Err(StoreError::TokenRejected(format!(
+            "the active tokens for this purpose changed: expected {}, found {}",
+            b.len(),
+            a.len()
+        )))
+    }
+}
+
+/// The next-version rule: a new version of `name` must be `latest + 1` (1 for a new secret).
+pub fn check_next_version(name: &SecretName, version: u64, latest: Option<u64>) -> Result<()> {
+    let latest = latest.unwrap_or(0);
+    if version == latest.saturating_add(1) {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("secret {name} version {version} is not the next (latest is {latest})")))
+    }
+}
+
+/// The label rule: applies `changes` to `labels` all or none — each label must point where its
+/// change expects, and each version it is set to must exist (`exists`); else
+/// [`StoreError::Conflict`] and `labels` is left as it was.
+pub fn apply_label_changes(
+    name: &SecretName,
+    labels: &mut Labels,
+    changes: &[LabelChange],
+    mut exists: impl FnMut(u64) -> Result<bool>,
+) -> Result<()> {
+    let mut next = labels.clone();
+    for c in changes {
+        if next.get(&c.label).copied() != c.expect {
+            return Err(StoreError::Conflict(format!("label {} of {name} moved", c.label.as_str())));
+        }
+        match c.set {
+            Some(v) => {
+                if !exists(v)? {
+                    return Err(StoreError::Conflict(format!("{name} has no version {v}")));
+                }
+                next.insert(c.label, v);
+            }
+            None => {
+                next.remove(&c.label);
+            }
+        }
+    }
+    *labels = next;
+    Ok(())
 }
 
 /// A token id, checked to exist; used in errors.

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use crate::backend::Backend;
 use crate::envelope::{self, SecretKey};
 use crate::error::{Result, StoreError};
+use crate::integrity::RecordKey;
 use crate::keys::{KdfParams, KeyCheck, KeyProvider, LocalKek};
 use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion};
 
@@ -31,6 +32,48 @@ pub struct SecretStore {
     backend: Arc<dyn Backend>,
     keys: Arc<dyn KeyProvider>,
     audit: Option<token_audit::Auditor>,
+    record_key: Option<RecordKey>,
+    /// Whether this store existed before integrity tags (its unsealed metadata is read once).
+    legacy: bool,
+}
+
+/// Where the record key (the MAC key of token and rotation records) is kept, sealed.
+pub const RECORD_KEY_SECRET: &str = "tokenward/record-key";
+/// Set (sealed) when an existing store gained its record key: its older, unsealed metadata
+/// records are accepted and sealed on their next write.
+const META_LEGACY: &str = "tokenward/integrity-legacy";
+
+/// The current version of the 32-byte key sealed as `name` in `store`, created on first use (by
+/// whichever instance wins the label's compare-and-swap). Returns whether this call created it.
+pub(crate) async fn sealed_key(store: &SecretStore, name: &str) -> Result<(u64, SecretBox<[u8; 32]>, bool)> {
+    let name = SecretName::new(name)?;
+    let (found, created) = match store.get_labeled(&name, Label::Current).await? {
+        Some(found) => (found, false),
+        None => {
+            let key = SecretKey::generate()?;
+            let v = store.put(&name, key.expose_bytes()).await?;
+            let created = match store
+                .update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
+                .await
+            {
+                Ok(()) => true,
+                Err(StoreError::Conflict(_)) => false, // another instance won: use its key
+                Err(e) => return Err(e),
+            };
+            let found = store
+                .get_labeled(&name, Label::Current)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("{name} after creating it")))?;
+            (found, created)
+        }
+    };
+    let (version, bytes) = found;
+    let key: [u8; 32] = bytes.expose_secret().as_slice().try_into().map_err(|_| StoreError::Corrupted {
+        id: Some(name.to_string()),
+        what: "sealed key",
+        detail: "not 32 bytes".into(),
+    })?;
+    Ok((version, SecretBox::new(Box::new(key)), created))
 }
 
 /// What a KEK rotation did.
@@ -44,10 +87,11 @@ impl SecretStore {
     /// Opens a store with `keys`. On first use it records a key check; afterwards a key that does
     /// not match fails here with [`StoreError::WrongKey`] or [`StoreError::WrongPassphrase`].
     pub async fn open(backend: Arc<dyn Backend>, keys: Arc<dyn KeyProvider>) -> Result<Self> {
+        let existed = backend.meta(META_KEY_CHECK).await?.is_some();
         match backend.meta(META_KEY_CHECK).await? {
             Some(bytes) => {
                 let check: KeyCheck = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupted { what: "key check", detail: e.to_string() })?;
+                    .map_err(|e| StoreError::Corrupted { id: None, what: "key check", detail: e.to_string() })?;
                 check.verify(keys.as_ref()).await?;
             }
             None => {
@@ -56,7 +100,46 @@ impl SecretStore {
                 backend.set_meta(META_KEY_CHECK, None, &bytes).await?;
             }
         }
-        Ok(Self { backend, keys, audit: None })
+        let mut store = Self { backend, keys, audit: None, record_key: None, legacy: false };
+        let (_, key, created) = sealed_key(&store, RECORD_KEY_SECRET).await?;
+        store.record_key = Some(RecordKey::from_bytes(key.expose_secret()));
+        let legacy_value = b"v1";
+        if created && existed {
+            // An existing store gains integrity tags: its unsealed metadata is read once more.
+            let sealed = store.record_key()?.seal_meta(META_LEGACY, legacy_value);
+            let _ = store.backend.set_meta(META_LEGACY, None, &sealed).await;
+            tracing::warn!("store gained integrity tags: existing records are tagged under its new record key");
+        }
+        if let Some(raw) = store.backend.meta(META_LEGACY).await? {
+            store.legacy = store.record_key()?.open_meta(META_LEGACY, &raw)? == legacy_value;
+        }
+        Ok(store)
+    }
+
+    /// The key token and rotation records are authenticated under.
+    pub fn record_key(&self) -> Result<&RecordKey> {
+        self.record_key.as_ref().ok_or_else(|| StoreError::Invalid("the store is not open".into()))
+    }
+
+    /// An authenticated metadata value: `(value, stored bytes)` — the stored bytes are the
+    /// expectation for [`SecretStore::set_sealed_meta`]. A value that fails its MAC is
+    /// [`StoreError::Corrupted`]; an unsealed one too, except in a store that predates integrity
+    /// tags (read as is, sealed on its next write).
+    pub async fn sealed_meta(&self, key: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some(raw) = self.backend.meta(key).await? else { return Ok(None) };
+        if self.legacy && !RecordKey::is_sealed_meta(&raw) {
+            return Ok(Some((raw.clone(), raw)));
+        }
+        let value = self.record_key()?.open_meta(key, &raw)?.to_vec();
+        Ok(Some((value, raw)))
+    }
+
+    /// Sets an authenticated metadata value if the stored bytes are still `expect` (compare and
+    /// swap); returns the new stored bytes.
+    pub async fn set_sealed_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<Vec<u8>> {
+        let sealed = self.record_key()?.seal_meta(key, value);
+        self.backend.set_meta(key, expect, &sealed).await?;
+        Ok(sealed)
     }
 
     /// Opens a store under a passphrase: Argon2id parameters and salt are kept in the store (created
@@ -68,7 +151,7 @@ impl SecretStore {
     ) -> Result<Self> {
         let params = match backend.meta(META_KDF).await? {
             Some(bytes) => serde_json::from_slice::<KdfParams>(&bytes)
-                .map_err(|e| StoreError::Corrupted { what: "KDF parameters", detail: e.to_string() })?,
+                .map_err(|e| StoreError::Corrupted { id: None, what: "KDF parameters", detail: e.to_string() })?,
             None => {
                 let p = match params {
                     Some(p) => p,
@@ -145,6 +228,7 @@ impl SecretStore {
             self.keys.unwrap(&v.kek_id, &v.wrapped_key, &dek_aad(&v.kek_id, &v.name, v.version)).await?;
         envelope::open(&dek, &payload_aad(&v.name, v.version), &v.ciphertext).ok_or_else(|| {
             StoreError::Corrupted {
+                id: None,
                 what: "secret ciphertext",
                 detail: format!("{} version {} fails authentication", v.name, v.version),
             }

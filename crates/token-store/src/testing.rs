@@ -28,6 +28,11 @@ use crate::keys::{KdfParams, LocalKek, LocalKeyring};
 use crate::model::{Label, LabelChange, SecretName, SecretVersion, TokenQuery};
 use crate::store::SecretStore;
 
+/// The record key the kit's backend calls tag records under.
+fn kit_key() -> crate::RecordKey {
+    crate::RecordKey::from_bytes(&[42; 32])
+}
+
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").expect("time").with_timezone(&Utc)
 }
@@ -75,7 +80,7 @@ where
     token_queries(make().await.as_ref()).await;
     revoke_tree(make().await.as_ref()).await;
     record_uses(make().await.as_ref()).await;
-    views_match_records(make().await.as_ref()).await;
+    records_keep_their_tags(make().await.as_ref()).await;
     versions_and_labels(make().await.as_ref()).await;
     rewrap_and_meta(make().await.as_ref()).await;
     envelope_through_store(make().await).await;
@@ -87,7 +92,7 @@ where
 pub async fn tokens_round_trip(b: &dyn Backend) {
     let f = fixture();
     let r = record(&f, "p", TimeDelta::hours(1), t0(), None);
-    b.insert_token(&r, &[]).await.expect("insert");
+    b.insert_token(&r, &kit_key(), &[]).await.expect("insert");
     let got = b.token(r.id).await.expect("read").expect("the token is there");
     assert_eq!(got.record.id, r.id);
     assert_eq!(got.record.principal, r.principal);
@@ -96,7 +101,7 @@ pub async fn tokens_round_trip(b: &dyn Backend) {
     assert!(bool::from(got.record.digest.ct_eq(&r.digest)), "digest survives");
     assert_eq!((got.uses, got.last_used), (0, None));
     assert!(
-        matches!(b.insert_token(&r, &[]).await, Err(StoreError::TokenRejected(_))),
+        matches!(b.insert_token(&r, &kit_key(), &[]).await, Err(StoreError::TokenRejected(_))),
         "a reused id is rejected"
     );
     let other = record(&f, "q", TimeDelta::hours(1), t0(), None);
@@ -107,20 +112,20 @@ pub async fn tokens_round_trip(b: &dyn Backend) {
 pub async fn one_active_per_purpose(b: &dyn Backend) {
     let f = fixture();
     let first = record(&f, "p", TimeDelta::hours(1), t0(), None);
-    b.insert_token(&first, &[]).await.expect("first");
+    b.insert_token(&first, &kit_key(), &[]).await.expect("first");
     let second = record(&f, "p", TimeDelta::hours(1), t0(), None);
     assert!(
-        matches!(b.insert_token(&second, &[]).await, Err(StoreError::TokenRejected(_))),
+        matches!(b.insert_token(&second, &kit_key(), &[]).await, Err(StoreError::TokenRejected(_))),
         "a second active token for the purpose must be rejected when the caller saw none"
     );
     let replacement = record(&f, "p", TimeDelta::hours(1), t0(), Some(first.id));
-    b.insert_token(&replacement, &[first.id]).await.expect("the replacement, seeing the first");
+    b.insert_token(&replacement, &kit_key(), &[first.id]).await.expect("the replacement, seeing the first");
     let third = record(&f, "p", TimeDelta::hours(1), t0(), None);
-    assert!(matches!(b.insert_token(&third, &[first.id]).await, Err(StoreError::TokenRejected(_))));
+    assert!(matches!(b.insert_token(&third, &kit_key(), &[first.id]).await, Err(StoreError::TokenRejected(_))));
     // Another purpose is independent; an expired token does not count.
-    b.insert_token(&record(&f, "other", TimeDelta::hours(1), t0(), None), &[]).await.expect("other purpose");
+    b.insert_token(&record(&f, "other", TimeDelta::hours(1), t0(), None), &kit_key(), &[]).await.expect("other purpose");
     let later = t0() + TimeDelta::hours(2);
-    b.insert_token(&record(&f, "p", TimeDelta::hours(1), later, None), &[]).await.expect("after expiry");
+    b.insert_token(&record(&f, "p", TimeDelta::hours(1), later, None), &kit_key(), &[]).await.expect("after expiry");
 }
 
 /// Queries by principal, active, expiry window, unused-since, revoked.
@@ -128,8 +133,8 @@ pub async fn token_queries(b: &dyn Backend) {
     let f = fixture();
     let short = record(&f, "a", TimeDelta::minutes(10), t0(), None);
     let long = record(&f, "b", TimeDelta::days(3), t0(), None);
-    b.insert_token(&short, &[]).await.expect("insert");
-    b.insert_token(&long, &[]).await.expect("insert");
+    b.insert_token(&short, &kit_key(), &[]).await.expect("insert");
+    b.insert_token(&long, &kit_key(), &[]).await.expect("insert");
     let ids = |v: Vec<crate::StoredToken>| {
         let mut ids: Vec<TokenId> = v.into_iter().map(|t| t.record.id).collect();
         ids.sort();
@@ -153,7 +158,7 @@ pub async fn token_queries(b: &dyn Backend) {
         vec![long.id],
         "expired tokens are left out"
     );
-    b.revoke_tree(short.id, t0()).await.expect("revoke");
+    b.revoke_tree(short.id, t0(), &kit_key()).await.expect("revoke");
     assert_eq!(ids(b.tokens(&TokenQuery::Revoked).await.expect("q")), vec![short.id]);
     assert_eq!(
         ids(b.tokens(&TokenQuery::Unexpired { at: t0() }).await.expect("q")),
@@ -172,10 +177,10 @@ pub async fn revoke_tree(b: &dyn Backend) {
     grandchild.parent = Some(child.id);
     let bystander = record(&f, "bystander", TimeDelta::hours(1), t0(), None);
     for r in [&root, &child, &grandchild, &bystander] {
-        b.insert_token(r, &[]).await.expect("insert");
+        b.insert_token(r, &kit_key(), &[]).await.expect("insert");
     }
     let at = t0() + TimeDelta::minutes(1);
-    let mut revoked = b.revoke_tree(root.id, at).await.expect("revoke");
+    let mut revoked = b.revoke_tree(root.id, at, &kit_key()).await.expect("revoke");
     revoked.sort();
     let mut want = vec![root.id, child.id, grandchild.id];
     want.sort();
@@ -184,56 +189,56 @@ pub async fn revoke_tree(b: &dyn Backend) {
         assert_eq!(b.token(id).await.expect("read").expect("there").record.revoked_at, Some(at));
     }
     assert_eq!(b.token(bystander.id).await.expect("read").expect("there").record.revoked_at, None);
-    assert!(b.revoke_tree(root.id, at + TimeDelta::minutes(1)).await.expect("again").is_empty());
+    assert!(b.revoke_tree(root.id, at + TimeDelta::minutes(1), &kit_key()).await.expect("again").is_empty());
     assert_eq!(
         b.token(root.id).await.expect("read").expect("there").record.revoked_at,
         Some(at),
         "first time kept"
     );
     let stranger = record(&f, "stranger", TimeDelta::hours(1), t0(), None);
-    assert!(matches!(b.revoke_tree(stranger.id, at).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(b.revoke_tree(stranger.id, at, &kit_key()).await, Err(StoreError::NotFound(_))));
 }
 
-/// The views a cache loads say what the records say.
-pub async fn views_match_records(b: &dyn Backend) {
+/// Every record the backend returns carries the integrity tag of what it says, under the key it
+/// was written with — after an insert, a tree revocation and use counting — and the unexpired
+/// query (what a cache loads) returns revoked tokens too.
+pub async fn records_keep_their_tags(b: &dyn Backend) {
     let f = fixture();
+    let key = kit_key();
     let live = record(&f, "live", TimeDelta::hours(1), t0(), None);
     let mut limited = record(&f, "limited", TimeDelta::hours(1), t0(), None);
     limited.limits = token_core::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
     let revoked = record(&f, "revoked", TimeDelta::hours(1), t0(), None);
     let expired = record(&f, "expired", TimeDelta::minutes(1), t0(), None);
     for r in [&live, &limited, &revoked, &expired] {
-        b.insert_token(r, &[]).await.expect("insert");
+        b.insert_token(r, &key, &[]).await.expect("insert");
     }
-    b.revoke_tree(revoked.id, t0()).await.expect("revoke");
+    b.revoke_tree(revoked.id, t0(), &key).await.expect("revoke");
     b.record_uses(&[(live.id, t0() + TimeDelta::seconds(1), 2)]).await.expect("uses");
-    let views = b.views(t0() + TimeDelta::minutes(2)).await.expect("views");
-    let mut ids: Vec<TokenId> = views.iter().map(|(id, _)| *id).collect();
+    let loaded = b.tokens(&TokenQuery::Unexpired { at: t0() + TimeDelta::minutes(2) }).await.expect("unexpired");
+    let mut ids: Vec<TokenId> = loaded.iter().map(|t| t.record.id).collect();
     ids.sort();
     let mut want = vec![live.id, limited.id, revoked.id];
     want.sort();
     assert_eq!(ids, want, "unexpired tokens, revoked included");
-    for (id, v) in &views {
-        let r = [&live, &limited, &revoked].into_iter().find(|r| r.id == *id).expect("known");
-        assert!(bool::from(v.digest().ct_eq(&r.digest)), "digest");
-        assert_eq!(v.scopes(), &r.scopes);
-        assert_eq!(v.principal(), &r.principal);
-        assert_eq!(v.limits(), r.limits, "limits");
-        if *id == live.id {
-            assert_eq!((v.uses(), v.last_used()), (2, Some(t0() + TimeDelta::seconds(1))));
+    for t in &loaded {
+        key.check_token(t).expect("the stored tag checks");
+        assert!(crate::RecordKey::from_bytes(&[7; 32]).check_token(t).is_err(), "not under another key");
+        if t.record.id == revoked.id {
+            assert!(t.record.revoked_at.is_some(), "the revoked record says so, under a fresh tag");
+        }
+        if t.record.id == limited.id {
+            assert_eq!(t.record.limits, limited.limits, "limits");
         }
     }
-    // Through a verifier: revoked says revoked.
-    let cache = crate::VerifierCache::new(10).expect("cache");
-    cache.resync(b, t0()).await.expect("resync");
-    assert_eq!(cache.len(), 4, "at t0 nothing has expired yet");
+    assert_eq!(b.tag_untagged_tokens(&key).await.expect("tag"), 0, "nothing written untagged");
 }
 
 /// Recorded uses add up; last use only moves forward.
 pub async fn record_uses(b: &dyn Backend) {
     let f = fixture();
     let r = record(&f, "p", TimeDelta::hours(1), t0(), None);
-    b.insert_token(&r, &[]).await.expect("insert");
+    b.insert_token(&r, &kit_key(), &[]).await.expect("insert");
     let (t1, t2) = (t0() + TimeDelta::minutes(2), t0() + TimeDelta::minutes(1));
     b.record_uses(&[(r.id, t1, 3)]).await.expect("uses");
     b.record_uses(&[(r.id, t2, 2)]).await.expect("older uses");
@@ -421,6 +426,9 @@ pub async fn kek_rotation(b: Arc<dyn Backend>) {
         v
     };
     let both = || Arc::new(LocalKeyring::new(k2()).with_older(k1()));
+    // The five secrets, and the store's own sealed keys (its record key).
+    let total = b.versions_not_under("k2", 100).await.expect("list").len();
+    assert!(total >= 5, "every version starts under k1");
     // Interrupt the rotation after two re-wraps: the error surfaces, two versions are done.
     let flaky = Arc::new(FailAfter { inner: Arc::clone(&b), rewraps_left: std::sync::Mutex::new(2) });
     let interrupted = SecretStore::open(flaky, both()).await.expect("open with both");
@@ -428,11 +436,11 @@ pub async fn kek_rotation(b: Arc<dyn Backend>) {
         matches!(interrupted.rotate_kek(1).await, Err(StoreError::Backend(_))),
         "the interruption surfaces"
     );
-    assert_eq!(b.versions_not_under("k2", 100).await.expect("list").len(), 3, "two of five re-wrapped");
-    // Resuming finishes the other three.
+    assert_eq!(b.versions_not_under("k2", 100).await.expect("list").len(), total - 2, "two re-wrapped");
+    // Resuming finishes the others.
     let s2 = SecretStore::open(Arc::clone(&b), both()).await.expect("open with both");
     let report = s2.rotate_kek(2).await.expect("rotate");
-    assert_eq!(report.rewrapped, 3);
+    assert_eq!(report.rewrapped, total - 2);
     assert_eq!(
         s2.rotate_kek(2).await.expect("again").rewrapped,
         0,
@@ -462,8 +470,13 @@ struct FailAfter {
 
 #[async_trait::async_trait]
 impl Backend for FailAfter {
-    async fn insert_token(&self, record: &TokenRecord, expected_active: &[TokenId]) -> crate::Result<()> {
-        self.inner.insert_token(record, expected_active).await
+    async fn insert_token(
+        &self,
+        record: &TokenRecord,
+        key: &crate::RecordKey,
+        expected_active: &[TokenId],
+    ) -> crate::Result<()> {
+        self.inner.insert_token(record, key, expected_active).await
     }
     async fn token(&self, id: TokenId) -> crate::Result<Option<crate::StoredToken>> {
         self.inner.token(id).await
@@ -471,8 +484,11 @@ impl Backend for FailAfter {
     async fn tokens(&self, query: &TokenQuery) -> crate::Result<Vec<crate::StoredToken>> {
         self.inner.tokens(query).await
     }
-    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>) -> crate::Result<Vec<TokenId>> {
-        self.inner.revoke_tree(id, at).await
+    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &crate::RecordKey) -> crate::Result<Vec<TokenId>> {
+        self.inner.revoke_tree(id, at, key).await
+    }
+    async fn tag_untagged_tokens(&self, key: &crate::RecordKey) -> crate::Result<usize> {
+        self.inner.tag_untagged_tokens(key).await
     }
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> crate::Result<()> {
         self.inner.record_uses(uses).await

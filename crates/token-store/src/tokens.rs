@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretBox};
 use token_core::{
     ChildRequest, DigestKey, DigestKeyring, IssueRequest, IssuedToken, Issuer, Policy, Principal,
-    TokenFormat, TokenId, Verifier,
+    TokenFormat, TokenId, TokenView, Verifier,
 };
 
 use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
@@ -14,7 +13,8 @@ use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
 use crate::backend::Backend;
 use crate::cache::VerifierCache;
 use crate::error::{Result, StoreError};
-use crate::model::{Label, LabelChange, SecretName, TokenQuery};
+use crate::integrity::RecordKey;
+use crate::model::{StoredToken, TokenQuery};
 use crate::store::SecretStore;
 
 /// Where the digest key (the verifier's HMAC pepper) is kept, sealed, in the secret store.
@@ -27,6 +27,8 @@ pub struct Tokens {
     issuer: Issuer,
     cache: Arc<VerifierCache>,
     audit: Option<Auditor>,
+    record_key: RecordKey,
+    opened: LoadReport,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -39,38 +41,35 @@ impl std::fmt::Debug for Tokens {
 }
 
 async fn digest_keys(secrets: &SecretStore) -> Result<DigestKeyring> {
-    let name = SecretName::new(DIGEST_KEY_SECRET)?;
-    let (version, bytes) = match secrets.get_labeled(&name, Label::Current).await? {
-        Some(found) => found,
-        None => {
-            let key = crate::envelope::SecretKey::generate()?;
-            let v = secrets.put(&name, key.expose_bytes()).await?;
-            match secrets
-                .update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
-                .await
-            {
-                Ok(()) | Err(StoreError::Conflict(_)) => {} // another instance won: use its key
-                Err(e) => return Err(e),
-            }
-            secrets
-                .get_labeled(&name, Label::Current)
-                .await?
-                .ok_or_else(|| StoreError::NotFound("digest key after creating it".into()))?
-        }
-    };
-    let key: [u8; 32] = bytes
-        .expose_secret()
-        .as_slice()
-        .try_into()
-        .map_err(|_| StoreError::Corrupted { what: "digest key", detail: "not 32 bytes".into() })?;
-    let id = u32::try_from(version)
-        .map_err(|_| StoreError::Corrupted { what: "digest key", detail: "version".into() })?;
-    Ok(DigestKeyring::new(DigestKey::from_bytes(id, &SecretBox::new(Box::new(key)))))
+    let (version, key, _) = crate::store::sealed_key(secrets, DIGEST_KEY_SECRET).await?;
+    let id = u32::try_from(version).map_err(|_| StoreError::Corrupted {
+        id: Some(DIGEST_KEY_SECRET.into()),
+        what: "digest key",
+        detail: "version out of range".into(),
+    })?;
+    Ok(DigestKeyring::new(DigestKey::from_bytes(id, &key)))
+}
+
+/// Sealed metadata: set once every token record of the store carries its integrity tag.
+const META_TAGGED: &str = "tokenward/tokens-tagged";
+
+/// What a cache (re)load found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadReport {
+    /// Valid records loaded.
+    pub loaded: usize,
+    /// Records refused: they fail their integrity check (edited outside Tokenward) — their tokens
+    /// are denied as unknown.
+    pub refused: Vec<TokenId>,
 }
 
 impl Tokens {
-    /// Opens the token service on `backend`: the digest key comes from `secrets` (created on first
-    /// use, sealed like any secret), and the cache is loaded with every valid token.
+    /// Opens the token service on `backend`: the digest key and the record key come from `secrets`
+    /// (created on first use, sealed like any secret), and the cache is loaded with every valid
+    /// token whose record passes its integrity check. Records that fail it are refused, not
+    /// loaded (their tokens are denied): [`Tokens::opened`] says which. A store older than
+    /// integrity tags has its records tagged here, once.
     pub async fn open(
         backend: Arc<dyn Backend>,
         secrets: &SecretStore,
@@ -79,9 +78,80 @@ impl Tokens {
         cache_capacity: usize,
     ) -> Result<Self> {
         let keys = digest_keys(secrets).await?;
+        let record_key = secrets.record_key()?.clone();
+        if secrets.sealed_meta(META_TAGGED).await?.is_none() {
+            let n = backend.tag_untagged_tokens(&record_key).await?;
+            if n > 0 {
+                tracing::warn!(tagged = n, "token records written before integrity tags were tagged");
+            }
+            match secrets.set_sealed_meta(META_TAGGED, None, b"v1").await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let cache = Arc::new(VerifierCache::new(cache_capacity)?);
-        cache.resync(backend.as_ref(), Utc::now()).await?;
-        Ok(Self { backend, issuer: Issuer::new(format, keys, policy), cache, audit: None })
+        let mut tokens = Self {
+            backend,
+            issuer: Issuer::new(format, keys, policy),
+            cache,
+            audit: None,
+            record_key,
+            opened: LoadReport::default(),
+        };
+        tokens.opened = tokens.resync_at(Utc::now()).await?;
+        Ok(tokens)
+    }
+
+    /// What opening loaded and refused.
+    pub fn opened(&self) -> &LoadReport {
+        &self.opened
+    }
+
+    /// Reloads the cache from the backend: every record not expired at `now` that passes its
+    /// integrity check (the backstop for missed revocation notices). Refused records are
+    /// reported and logged, never loaded.
+    pub async fn resync_at(&self, now: DateTime<Utc>) -> Result<LoadReport> {
+        let stored = self.backend.tokens(&TokenQuery::Unexpired { at: now }).await?;
+        let mut report = LoadReport::default();
+        let mut views = Vec::with_capacity(stored.len());
+        for t in stored {
+            match self.record_key.check_token(&t) {
+                Ok(()) => views.push((t.record.id, TokenView::with_usage(&t.record, t.uses, t.last_used))),
+                Err(_) => report.refused.push(t.record.id),
+            }
+        }
+        if !report.refused.is_empty() {
+            tracing::error!(
+                refused = report.refused.len(),
+                first = %report.refused[0],
+                "token records fail their integrity check and were refused (edited outside Tokenward?)"
+            );
+        }
+        report.loaded = views.len();
+        self.cache.swap_in(views)?;
+        Ok(report)
+    }
+
+    /// A token's stored record, checked: one that fails its integrity check is
+    /// [`StoreError::Corrupted`] with its id.
+    pub async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+        match self.backend.token(id).await? {
+            None => Ok(None),
+            Some(t) => {
+                self.record_key.check_token(&t)?;
+                Ok(Some(t))
+            }
+        }
+    }
+
+    /// Stored records answering `query`, checked: any that fails its integrity check makes this
+    /// [`StoreError::Corrupted`] with its id.
+    pub async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+        let found = self.backend.tokens(query).await?;
+        for t in &found {
+            self.record_key.check_token(t)?;
+        }
+        Ok(found)
     }
 
     /// Records every issue and revocation through `auditor` (durably, before they are
@@ -113,9 +183,10 @@ impl Tokens {
             event = event.attr("replaces", r.to_string());
         }
         if let Err(e) = audit.emit_durable(event).await {
+            tracing::error!(token = %record.id, error = %e, "the issue could not be audited; the token is withdrawn");
             // Nobody has seen the token's text; revoke its record so it can never be used and does
             // not hold the purpose's one active slot.
-            let revoked = self.backend.revoke_tree(record.id, now).await?;
+            let revoked = self.backend.revoke_tree(record.id, now, &self.record_key).await?;
             self.cache.revoke(&revoked, now);
             return Err(e.into());
         }
@@ -161,15 +232,17 @@ impl Tokens {
         let mut attempt = 0;
         loop {
             let (token, record) = self.issuer.issue_at(principal, request, &active, now)?;
-            match self.backend.insert_token(&record, &active).await {
+            match self.backend.insert_token(&record, &self.record_key, &active).await {
                 Ok(()) => {
                     self.cache.insert(&record, 0, None)?;
                     self.audit_issue(&record, now).await?;
+                    tracing::info!(token = %record.id, principal = %record.principal, purpose = %record.purpose, "issued");
                     return Ok(token);
                 }
                 Err(StoreError::TokenRejected(_)) if attempt < 3 => {
                     attempt += 1;
                     active = self.backend.tokens(&query).await?.into_iter().map(|t| t.record.id).collect();
+                    tracing::debug!(attempt, "the purpose's active tokens changed meanwhile; issuing again");
                 }
                 Err(e) => return Err(e),
             }
@@ -185,12 +258,11 @@ impl Tokens {
     ) -> Result<IssuedToken> {
         let parent_id = self.issuer.format().parse(parent_token).map_err(token_core::IssueError::from)?.id();
         let parent = self
-            .backend
             .token(parent_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("parent token {parent_id}")))?;
         let (token, record) = self.issuer.issue_child_at(parent_token, &parent.record, request, now)?;
-        self.backend.insert_token(&record, &[]).await?;
+        self.backend.insert_token(&record, &self.record_key, &[]).await?;
         self.cache.insert(&record, 0, None)?;
         self.audit_issue(&record, now).await?;
         Ok(token)
@@ -202,8 +274,9 @@ impl Tokens {
     /// the audit log: if its entries cannot be written (fail-closed), the tokens are revoked all
     /// the same and [`StoreError::Audit`] says the record is missing.
     pub async fn revoke_at(&self, id: TokenId, now: DateTime<Utc>) -> Result<Vec<TokenId>> {
-        let revoked = self.backend.revoke_tree(id, now).await?;
+        let revoked = self.backend.revoke_tree(id, now, &self.record_key).await?;
         self.cache.revoke(&revoked, now);
+        tracing::info!(token = %id, revoked = revoked.len(), "revoked");
         if let Some(audit) = &self.audit {
             let root = id.to_string();
             let mut last = None;
@@ -239,6 +312,7 @@ impl Tokens {
     pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
         let cache = Arc::clone(&self.cache);
         let backend = Arc::clone(&self.backend);
+        let key = self.record_key.clone();
         tokio::spawn(async move {
             while let Some(change) = feed.recv_change().await {
                 match change {
@@ -249,6 +323,7 @@ impl Tokens {
                     crate::Change::Issued(id) => {
                         // A failed read leaves it to the next resync.
                         if let Ok(Some(t)) = backend.token(id).await
+                            && key.check_token(&t).is_ok()
                             && t.record.revoked_at.is_none()
                             && t.record.expires_at > Utc::now()
                         {

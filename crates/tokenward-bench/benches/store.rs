@@ -124,7 +124,7 @@ fn bench(c: &mut Criterion) {
             records.push(r);
         }
         let sqlite = SqliteBackend::open(&path).unwrap();
-        sqlite.bulk_insert_tokens(&records).unwrap();
+        sqlite.bulk_insert_tokens(&records, secrets.record_key().unwrap()).unwrap();
         sample
     };
     let rss_before = rss_bytes();

@@ -1,0 +1,168 @@
+//! Token records in PostgreSQL: the one-active check under a per-purpose advisory lock, tree
+//! revocation (each record re-tagged) announced with `NOTIFY`, queries, use counters.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use token_core::{TokenId, TokenRecord};
+
+use super::{ISSUE_CHANNEL, REVOCATION_CHANNEL, is_unique_violation, pg};
+use crate::error::{Result, StoreError};
+use crate::integrity::RecordKey;
+use crate::model::{StoredToken, TokenQuery, check_active};
+use crate::sql::{self, ms};
+
+fn json(record: &TokenRecord) -> Result<String> {
+    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// A `record, last_used_ms, uses, mac` row, every column range-checked.
+fn row(r: &tokio_postgres::Row) -> Result<StoredToken> {
+    let bad = |e: tokio_postgres::Error| sql::corrupt("token record", None, e.to_string());
+    let record: String = r.try_get(0).map_err(bad)?;
+    let last_used: Option<i64> = r.try_get(1).map_err(bad)?;
+    let uses: i64 = r.try_get(2).map_err(bad)?;
+    let mac: Option<Vec<u8>> = r.try_get(3).map_err(bad)?;
+    sql::stored_token(&record, last_used, uses, mac.as_deref())
+}
+
+fn as_sql(arg: &sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+    match arg {
+        sql::SqlArg::Text(s) => s,
+        sql::SqlArg::Int(i) => i,
+    }
+}
+
+async fn select<C: tokio_postgres::GenericClient + Sync>(client: &C, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    let (sql, args) = sql::token_query(query);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
+    let rows = client.query(&sql, &params).await.map_err(pg)?;
+    rows.iter().map(row).collect()
+}
+
+pub(super) async fn insert(client: &mut Object, record: &TokenRecord, key: &RecordKey, expected: &[TokenId]) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg)?;
+    let (principal, purpose) = (record.principal.as_str(), record.purpose.as_str());
+    if record.parent.is_none() {
+        // Serialise issues for one (principal, purpose) across all instances.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 1))", &[&principal, &purpose])
+            .await
+            .map_err(pg)?;
+        let active = TokenQuery::Active {
+            principal: record.principal.clone(),
+            purpose: record.purpose.clone(),
+            at: record.created_at,
+        };
+        let found: Vec<TokenId> = select(&*tx, &active).await?.into_iter().map(|t| t.record.id).collect();
+        check_active(&found, expected)?;
+    }
+    let mac = key.seal_token(record);
+    let inserted = tx
+        .execute(
+            "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &record.id.to_string(),
+                &principal,
+                &purpose,
+                &record.parent.map(|p| p.to_string()),
+                &ms(record.expires_at),
+                &record.revoked_at.map(ms),
+                &json(record)?,
+                &&mac.0[..],
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {
+            // Delivered to listeners when (and only if) the transaction commits.
+            tx.execute("SELECT pg_notify($1, $2)", &[&ISSUE_CHANNEL, &record.id.to_string()]).await.map_err(pg)?;
+            tx.commit().await.map_err(pg)
+        }
+        Err(e) if is_unique_violation(&e) => {
+            Err(StoreError::TokenRejected(format!("token id {} already exists", record.id)))
+        }
+        Err(e) => Err(pg(e)),
+    }
+}
+
+pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<StoredToken>> {
+    let stmt =
+        client.prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = $1").await.map_err(pg)?;
+    let r = client.query_opt(&stmt, &[&id.to_string()]).await.map_err(pg)?;
+    r.as_ref().map(row).transpose()
+}
+
+pub(super) async fn query(client: &Object, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    select(&***client, query).await
+}
+
+pub(super) async fn revoke_tree(client: &mut Object, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
+    let tx = client.transaction().await.map_err(pg)?;
+    let id_text = id.to_string();
+    if tx.query_opt("SELECT 1 FROM tokens WHERE id = $1", &[&id_text]).await.map_err(pg)?.is_none() {
+        return Err(StoreError::NotFound(format!("token {id}")));
+    }
+    let rows = tx
+        .query(
+            "WITH RECURSIVE tree(id) AS (
+                SELECT $1::text UNION SELECT t.id FROM tokens t JOIN tree ON t.parent = tree.id)
+             SELECT record, last_used_ms, uses, mac FROM tokens
+             WHERE id IN (SELECT id FROM tree) AND revoked_ms IS NULL FOR UPDATE",
+            &[&id_text],
+        )
+        .await
+        .map_err(pg)?;
+    let update = tx
+        .prepare("UPDATE tokens SET revoked_ms = $2, record = $3, mac = $4 WHERE id = $1")
+        .await
+        .map_err(pg)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut record = row(r)?.record;
+        record.revoked_at = Some(at);
+        let mac = key.seal_token(&record);
+        tx.execute(&update, &[&record.id.to_string(), &ms(at), &json(&record)?, &&mac.0[..]]).await.map_err(pg)?;
+        out.push(record.id);
+    }
+    // Announce in the same transaction: delivered on commit, never for a rolled-back revoke.
+    let ids: Vec<String> = out.iter().map(|id| format!("{id}@{}", ms(at))).collect();
+    for chunk in ids.chunks(400) {
+        tx.execute("SELECT pg_notify($1, $2)", &[&REVOCATION_CHANNEL, &chunk.join(",")]).await.map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(out)
+}
+
+pub(super) async fn tag_untagged(client: &mut Object, key: &RecordKey) -> Result<usize> {
+    let tx = client.transaction().await.map_err(pg)?;
+    let rows = tx
+        .query("SELECT record, last_used_ms, uses, mac FROM tokens WHERE mac IS NULL FOR UPDATE", &[])
+        .await
+        .map_err(pg)?;
+    for r in &rows {
+        let record = row(r)?.record;
+        tx.execute(
+            "UPDATE tokens SET mac = $2 WHERE id = $1 AND mac IS NULL",
+            &[&record.id.to_string(), &&key.seal_token(&record).0[..]],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(rows.len())
+}
+
+pub(super) async fn record_uses(client: &mut Object, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {
+    let tx = client.transaction().await.map_err(pg)?;
+    let stmt = tx
+        .prepare(
+            "UPDATE tokens SET last_used_ms = GREATEST(COALESCE(last_used_ms, $2), $2), uses = uses + $3
+             WHERE id = $1",
+        )
+        .await
+        .map_err(pg)?;
+    for (id, at, n) in uses {
+        tx.execute(&stmt, &[&id.to_string(), &ms(*at), &i64::try_from(*n).unwrap_or(i64::MAX)]).await.map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)
+}

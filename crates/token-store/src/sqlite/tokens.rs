@@ -1,0 +1,184 @@
+//! Token records in SQLite: the one-active check and the insert in one transaction, tree
+//! revocation (each record re-tagged), queries, use counters.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use token_core::{TokenId, TokenRecord};
+
+use super::db;
+use crate::error::{Result, StoreError};
+use crate::integrity::RecordKey;
+use crate::model::{StoredToken, TokenQuery, check_active};
+use crate::sql::{self, ms};
+
+const INSERT_TOKEN: &str = "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+fn json(record: &TokenRecord) -> Result<String> {
+    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, key: &RecordKey) -> Result<()> {
+    let mac = key.seal_token(record);
+    let inserted = stmt.execute(params![
+        record.id.to_string(),
+        record.principal.as_str(),
+        record.purpose.as_str(),
+        record.parent.map(|p| p.to_string()),
+        ms(record.expires_at),
+        record.revoked_at.map(ms),
+        json(record)?,
+        &mac.0[..],
+    ]);
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(StoreError::TokenRejected(format!("token id {} already exists", record.id)))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> Result<StoredToken> {
+    let record = r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
+    let mac = r.get_ref(3).map_err(db)?.as_blob_or_null().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
+    sql::stored_token(record, r.get(1).map_err(db)?, r.get(2).map_err(db)?, mac)
+}
+
+fn active_ids(conn: &Connection, record: &TokenRecord) -> Result<Vec<TokenId>> {
+    let (query, args) = sql::token_query(&TokenQuery::Active {
+        principal: record.principal.clone(),
+        purpose: record.purpose.clone(),
+        at: record.created_at,
+    });
+    let mut stmt = conn.prepare_cached(&query).map_err(db)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.into_iter().map(to_value))).map_err(db)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db)? {
+        out.push(row(r)?.record.id);
+    }
+    Ok(out)
+}
+
+fn to_value(a: sql::SqlArg) -> rusqlite::types::Value {
+    match a {
+        sql::SqlArg::Text(t) => rusqlite::types::Value::Text(t),
+        sql::SqlArg::Int(i) => rusqlite::types::Value::Integer(i),
+    }
+}
+
+pub(super) fn insert(conn: &mut Connection, record: &TokenRecord, key: &RecordKey, expected: &[TokenId]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    if record.parent.is_none() {
+        check_active(&active_ids(&tx, record)?, expected)?;
+    }
+    insert_row(&mut tx.prepare_cached(INSERT_TOKEN).map_err(db)?, record, key)?;
+    tx.commit().map_err(db)
+}
+
+/// Loads many records in one transaction, as they are: no one-active check, ids must be new.
+pub(super) fn bulk_insert(conn: &mut Connection, records: &[TokenRecord], key: &RecordKey) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    {
+        let mut stmt = tx.prepare_cached(INSERT_TOKEN).map_err(db)?;
+        for record in records {
+            insert_row(&mut stmt, record, key)?;
+        }
+    }
+    tx.commit().map_err(db)
+}
+
+pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<StoredToken>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = ?1").map_err(db)?;
+    let mut rows = stmt.query([id.to_string()]).map_err(db)?;
+    rows.next().map_err(db)?.map(row).transpose()
+}
+
+pub(super) fn query(conn: &mut Connection, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    let (sql, args) = sql::token_query(query);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.into_iter().map(to_value))).map_err(db)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db)? {
+        out.push(row(r)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn revoke_tree(conn: &mut Connection, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let exists: Option<i64> = tx
+        .query_row("SELECT 1 FROM tokens WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(db)?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("token {id}")));
+    }
+    let mut to_revoke = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare(
+                "WITH RECURSIVE tree(id) AS (
+                     SELECT ?1 UNION SELECT tokens.id FROM tokens JOIN tree ON tokens.parent = tree.id)
+                 SELECT tokens.record, tokens.last_used_ms, tokens.uses, tokens.mac
+                 FROM tokens JOIN tree ON tokens.id = tree.id WHERE tokens.revoked_ms IS NULL",
+            )
+            .map_err(db)?;
+        let mut rows = stmt.query([id.to_string()]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            to_revoke.push(row(r)?.record);
+        }
+    }
+    let mut out = Vec::with_capacity(to_revoke.len());
+    {
+        let mut stmt =
+            tx.prepare_cached("UPDATE tokens SET revoked_ms = ?2, record = ?3, mac = ?4 WHERE id = ?1").map_err(db)?;
+        for mut record in to_revoke {
+            record.revoked_at = Some(at);
+            let mac = key.seal_token(&record);
+            stmt.execute(params![record.id.to_string(), ms(at), json(&record)?, &mac.0[..]]).map_err(db)?;
+            out.push(record.id);
+        }
+    }
+    tx.commit().map_err(db)?;
+    Ok(out)
+}
+
+pub(super) fn tag_untagged(conn: &mut Connection, key: &RecordKey) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let records: Vec<TokenRecord> = {
+        let mut stmt =
+            tx.prepare("SELECT record, last_used_ms, uses, mac FROM tokens WHERE mac IS NULL").map_err(db)?;
+        let mut rows = stmt.query([]).map_err(db)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(db)? {
+            out.push(row(r)?.record);
+        }
+        out
+    };
+    {
+        let mut stmt = tx.prepare("UPDATE tokens SET mac = ?2 WHERE id = ?1 AND mac IS NULL").map_err(db)?;
+        for record in &records {
+            stmt.execute(params![record.id.to_string(), &key.seal_token(record).0[..]]).map_err(db)?;
+        }
+    }
+    tx.commit().map_err(db)?;
+    Ok(records.len())
+}
+
+pub(super) fn record_uses(conn: &mut Connection, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE tokens SET last_used_ms = MAX(COALESCE(last_used_ms, ?2), ?2), uses = uses + ?3
+                 WHERE id = ?1",
+            )
+            .map_err(db)?;
+        for (id, at, n) in uses {
+            stmt.execute(params![id.to_string(), ms(*at), i64::try_from(*n).unwrap_or(i64::MAX)]).map_err(db)?;
+        }
+    }
+    tx.commit().map_err(db)
+}

@@ -336,7 +336,14 @@ impl TokenwardBuilder {
             checkpoints = Some(w.spawn_checkpoints(s.clone(), log.clone(), every, export));
         }
         upkeep::start(&inner, self.upkeep, follow, checkpoints);
-        tracing::info!(audited = inner.auditor.is_some(), "tokenward opened");
-        Ok(Tokenward { inner })
+        let tw = Tokenward { inner };
+        let reconciled = tw.reconcile_revocations().await?;
+        tracing::info!(
+            audited = tw.inner.auditor.is_some(),
+            refused = tw.inner.tokens.opened().refused.len(),
+            revoked_again = reconciled.revived.len(),
+            "tokenward opened"
+        );
+        Ok(tw)
     }
 }

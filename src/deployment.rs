@@ -46,6 +46,38 @@ pub(crate) struct Tasks {
     pub(crate) handles: Vec<JoinHandle<()>>,
 }
 
+/// Runs a rotation call again while another instance or this handle's own upkeep holds the
+/// credential's record (every step is recorded, so a retry resumes where the other left it).
+async fn retry_busy<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = token_rotate::Result<T>>,
+{
+    let mut wait = std::time::Duration::from_millis(1);
+    for _ in 0..20 {
+        match call().await {
+            Err(token_rotate::RotateError::Busy(_)) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+    Ok(call().await?)
+}
+
+/// What [`Tokenward::reconcile_revocations`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconciliation {
+    /// Tokens the audit log says were revoked.
+    pub checked: usize,
+    /// Of those, tokens the store had un-revoked (or whose record was refused): revoked again.
+    pub revived: Vec<TokenId>,
+    /// Of those, tokens the store no longer holds at all.
+    pub missing: Vec<TokenId>,
+}
+
 /// A whole Tokenward deployment behind one handle: issue, verify, revoke, seal secrets, rotate,
 /// and declare emergencies, with the audit log attached once and reaching every place that
 /// records. The handle runs the upkeep nobody should have to remember (cache resync, usage
@@ -200,7 +232,7 @@ impl Tokenward {
     /// upkeep when the overlap ends.
     pub async fn rotate(&self, name: &SecretName, target: Arc<dyn RotationTarget>) -> Result<Rotation> {
         self.watch(name, &target);
-        Ok(self.inner.rotator.rotate(name, target.as_ref()).await?)
+        retry_busy(|| self.inner.rotator.rotate(name, target.as_ref())).await
     }
 
     /// Emergency: the current credential `name` leaked. Revokes it and replaces it with a tested
@@ -213,7 +245,7 @@ impl Tokenward {
         order: EmergencyOrder,
     ) -> Result<EmergencyReport> {
         self.watch(name, &target);
-        Ok(self.inner.rotator.revoke_and_replace_with(name, target.as_ref(), order).await?)
+        retry_busy(|| self.inner.rotator.revoke_and_replace_with(name, target.as_ref(), order)).await
     }
 
     /// The current credential `name` (its handle, secret and expiry).
@@ -234,6 +266,40 @@ impl Tokenward {
             (Some(w), Some((s, log))) => Ok(Some(w.checkpoint(s, log, self.inner.clock.now()).await?)),
             _ => Ok(None),
         }
+    }
+
+    /// Reconciles the store's revocations with the audit log: every token the log says was
+    /// revoked must be revoked in the store. A row rolled back to an older, validly tagged state
+    /// (a restored backup row un-revoking a token) passes its integrity check but not this: such a
+    /// token is revoked again, and reported. Runs at `open` when there is an audit log.
+    ///
+    /// Limits: it knows only what the log holds — a revocation whose entry was never written
+    /// (fail-open auditing, or a log rolled back with the store; signed checkpoints expose the
+    /// latter) cannot be restored; it reads every `revoke` entry (indexed on PostgreSQL, a scan of
+    /// the file log).
+    pub async fn reconcile_revocations(&self) -> Result<Reconciliation> {
+        let mut report = Reconciliation::default();
+        let Some(writer) = &self.inner.writer else { return Ok(report) };
+        writer.flush().await?;
+        let entries = writer.storage().query(&token_audit::Query::new().action("revoke")).await?;
+        let mut seen = std::collections::HashSet::new();
+        for id in entries.iter().filter_map(|e| e.event.token) {
+            if !seen.insert(id) {
+                continue;
+            }
+            report.checked += 1;
+            match self.inner.tokens.token(id).await {
+                Ok(Some(t)) if t.record.revoked_at.is_some() => {}
+                Ok(None) => report.missing.push(id),
+                Ok(Some(_)) | Err(token_store::StoreError::Corrupted { .. }) => {
+                    tracing::error!(token = %id, "the audit log says this token was revoked, the store does not: revoking it again");
+                    self.inner.tokens.revoke_at(id, self.inner.clock.now()).await?;
+                    report.revived.push(id);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(report)
     }
 
     /// The token service.

@@ -52,7 +52,7 @@ mod upkeep;
 mod verifier;
 
 pub use builder::{LOCAL_KEK_ID, TokenwardBuilder};
-pub use deployment::Tokenward;
+pub use deployment::{Reconciliation, Tokenward};
 pub use error::{Error, Result};
 pub use upkeep::Upkeep;
 pub use verifier::TokenVerifier;

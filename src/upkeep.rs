@@ -208,9 +208,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
             match f.backend.listen_revocations().await {
                 Ok(feed) => {
                     // Listening before the resync: a change during it is applied either way.
-                    if let Err(e) =
-                        inner.tokens.resync_at(inner.clock.now()).await
-                    {
+                    if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
                         tracing::warn!(error = %e, "resync after (re)connecting failed");
                     }
                     let mut follower = inner.tokens.follow_revocations(feed);

@@ -62,6 +62,10 @@ pub struct EmergencyReport {
 
 /// Rotates credentials kept in a [`SecretStore`].
 pub struct Rotator {
+    /// One runner per credential in this process (a scheduler, an upkeep task and a direct call
+    /// share a rotator): a target's side effects happen before a step is recorded, so two runners
+    /// of one record would create twice. Across processes, the scheduler's lease does this.
+    running: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     secrets: Arc<SecretStore>,
     audit: Option<Auditor>,
     clock: Arc<dyn Clock>,
@@ -80,7 +84,7 @@ impl Rotator {
     /// promotion.
     pub fn new(secrets: Arc<SecretStore>, overlap: TimeDelta, clock: Arc<dyn Clock>) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { secrets, audit: None, clock, overlap, events }
+        Self { running: Default::default(), secrets, audit: None, clock, overlap, events }
     }
 
     /// Records every step through `auditor` (durably, before the step is acknowledged).
@@ -107,6 +111,15 @@ impl Rotator {
     /// Promotions as they happen: `(credential name, new current version)`.
     pub fn subscribe(&self) -> broadcast::Receiver<(String, u64)> {
         self.events.subscribe()
+    }
+
+    /// Waits until no other call of this rotator is running `name`'s record.
+    async fn exclusive(&self, name: &SecretName) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            running.entry(name.as_str().to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// The rotation record of `name`.
@@ -176,6 +189,7 @@ impl Rotator {
     /// returns [`Rotation::InOverlap`] if it has not. An emergency that a crash interrupted is
     /// finished first (whatever the overlap), and its replacement returned as promoted.
     pub async fn rotate(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<Rotation> {
+        let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
         self.advance(name, target, rec, raw, &mut Timings::new()).await
     }
@@ -518,6 +532,7 @@ impl Rotator {
         name: &SecretName,
         target: &dyn RotationTarget,
     ) -> Result<bool> {
+        let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
         if rec.emergency.is_some() {
             return Ok(false); // an interrupted emergency: `rotate` finishes it
@@ -563,6 +578,7 @@ impl Rotator {
         order: EmergencyOrder,
     ) -> Result<EmergencyReport> {
         let mut timings = Timings::new();
+        let _running = self.exclusive(name).await;
         let (mut rec, mut raw) = state::load(&self.secrets, name.as_str()).await?;
         let em = match rec.emergency.clone() {
             Some(em) => em,
@@ -593,7 +609,28 @@ impl Rotator {
                 em
             }
         };
-        match self.advance(name, target, rec, raw, &mut timings).await? {
+        // Another runner (a scheduler, an upkeep task) may advance the same record meanwhile: on a
+        // lost compare-and-swap, carry on from where it stands — or stop if it finished this
+        // emergency — but never declare a second one.
+        let mut tries = 0;
+        let outcome = loop {
+            match self.advance(name, target, rec, raw, &mut timings).await {
+                Err(RotateError::Busy(_)) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(tries.min(20))).await;
+                    (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+                    if rec.emergency.as_ref().is_none_or(|e| e.leaked != em.leaked) {
+                        let current = self.secrets.labels(name).await?.get(&Label::Current).copied();
+                        break Rotation::Promoted {
+                            rotation: rec.rotation,
+                            version: current.unwrap_or_default(),
+                        };
+                    }
+                }
+                other => break other?,
+            }
+        };
+        match outcome {
             Rotation::Promoted { version, .. } => {
                 let revoked = match timings.revoked_handle.take() {
                     Some(h) => h,

@@ -20,7 +20,12 @@ pub trait Backend: Send + Sync {
     /// `record.created_at` must be exactly `expected_active` (in any order), else
     /// [`crate::StoreError::TokenRejected`]. A reused id is also rejected. The record is stored
     /// with its MAC under `key` ([`RecordKey::seal_token`]).
-    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()>;
+    async fn insert_token(
+        &self,
+        record: &TokenRecord,
+        key: &RecordKey,
+        expected_active: &[TokenId],
+    ) -> Result<()>;
 
     /// A token by id.
     async fn token(&self, id: TokenId) -> Result<Option<StoredToken>>;

@@ -49,17 +49,17 @@ pub use backend::Backend;
 pub use cache::VerifierCache;
 pub use envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 pub use error::{Result, StoreError};
+pub use integrity::{RecordKey, RecordMac};
 pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
 pub use memory::MemoryBackend;
 pub use model::{
-    Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes, check_active,
-    check_next_version,
+    Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes,
+    check_active, check_next_version,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{Change, ISSUE_CHANNEL, PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
-pub use integrity::{RecordKey, RecordMac};
 pub use store::{PASSPHRASE_KEK_ID, RECORD_KEY_SECRET, RewrapReport, SecretStore, secret_text};
 pub use tokens::{DIGEST_KEY_SECRET, LoadReport, Tokens};
 

@@ -12,8 +12,8 @@ use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{
-    LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes, check_active,
-    check_next_version, id_text,
+    LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes,
+    check_active, check_next_version, id_text,
 };
 
 #[derive(Default)]
@@ -50,7 +50,12 @@ impl std::fmt::Debug for MemoryBackend {
 
 #[async_trait]
 impl Backend for MemoryBackend {
-    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()> {
+    async fn insert_token(
+        &self,
+        record: &TokenRecord,
+        key: &RecordKey,
+        expected_active: &[TokenId],
+    ) -> Result<()> {
         let mut s = self.lock();
         if s.tokens.contains_key(&record.id) {
             return Err(StoreError::TokenRejected(format!("token id {} already exists", id_text(record.id))));

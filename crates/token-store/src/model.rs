@@ -87,10 +87,11 @@ impl Label {
 
     /// From its name.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupted { id: None, what: "label", detail: "unknown label name".into() })
+        Self::ALL.into_iter().find(|l| l.as_str() == s).ok_or_else(|| StoreError::Corrupted {
+            id: None,
+            what: "label",
+            detail: "unknown label name".into(),
+        })
     }
 }
 
@@ -241,7 +242,9 @@ pub fn check_next_version(name: &SecretName, version: u64, latest: Option<u64>) 
     if version == latest.saturating_add(1) {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("secret {name} version {version} is not the next (latest is {latest})")))
+        Err(StoreError::Conflict(format!(
+            "secret {name} version {version} is not the next (latest is {latest})"
+        )))
     }
 }
 

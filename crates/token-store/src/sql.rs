@@ -32,7 +32,10 @@ pub(crate) fn version_i64(v: u64) -> i64 {
 
 /// A stored version number back: positive.
 pub(crate) fn version_u64(v: i64, what: &'static str) -> Result<u64> {
-    u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| corrupt(what, None, format!("version {v} is out of range")))
+    u64::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| corrupt(what, None, format!("version {v} is out of range")))
 }
 
 /// A stored count back: not negative.
@@ -59,14 +62,12 @@ pub(crate) fn stored_token(
     let uses = count_u64(uses, "token use count", &id)?;
     let mac = match mac {
         None => None,
-        Some(b) => Some(
-            RecordMac::from_slice(b)
-                .ok_or_else(|| corrupt("token record", Some(&id), format!("integrity tag of {} bytes", b.len())))?,
-        ),
+        Some(b) => Some(RecordMac::from_slice(b).ok_or_else(|| {
+            corrupt("token record", Some(&id), format!("integrity tag of {} bytes", b.len()))
+        })?),
     };
     Ok(StoredToken::new(record, last_used, uses, mac))
 }
-
 
 /// The `SELECT record, last_used_ms, uses, mac` for a token query, with `$N` placeholders (which SQLite
 /// and PostgreSQL both bind by position, each number first appearing in order).

@@ -90,8 +90,11 @@ impl SecretStore {
         let existed = backend.meta(META_KEY_CHECK).await?.is_some();
         match backend.meta(META_KEY_CHECK).await? {
             Some(bytes) => {
-                let check: KeyCheck = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupted { id: None, what: "key check", detail: e.to_string() })?;
+                let check: KeyCheck = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupted {
+                    id: None,
+                    what: "key check",
+                    detail: e.to_string(),
+                })?;
                 check.verify(keys.as_ref()).await?;
             }
             None => {
@@ -108,7 +111,9 @@ impl SecretStore {
             // An existing store gains integrity tags: its unsealed metadata is read once more.
             let sealed = store.record_key()?.seal_meta(META_LEGACY, legacy_value);
             let _ = store.backend.set_meta(META_LEGACY, None, &sealed).await;
-            tracing::warn!("store gained integrity tags: existing records are tagged under its new record key");
+            tracing::warn!(
+                "store gained integrity tags: existing records are tagged under its new record key"
+            );
         }
         if let Some(raw) = store.backend.meta(META_LEGACY).await? {
             store.legacy = store.record_key()?.open_meta(META_LEGACY, &raw)? == legacy_value;
@@ -150,8 +155,9 @@ impl SecretStore {
         params: Option<KdfParams>,
     ) -> Result<Self> {
         let params = match backend.meta(META_KDF).await? {
-            Some(bytes) => serde_json::from_slice::<KdfParams>(&bytes)
-                .map_err(|e| StoreError::Corrupted { id: None, what: "KDF parameters", detail: e.to_string() })?,
+            Some(bytes) => serde_json::from_slice::<KdfParams>(&bytes).map_err(|e| {
+                StoreError::Corrupted { id: None, what: "KDF parameters", detail: e.to_string() }
+            })?,
             None => {
                 let p = match params {
                     Some(p) => p,

@@ -121,11 +121,18 @@ pub async fn one_active_per_purpose(b: &dyn Backend) {
     let replacement = record(&f, "p", TimeDelta::hours(1), t0(), Some(first.id));
     b.insert_token(&replacement, &kit_key(), &[first.id]).await.expect("the replacement, seeing the first");
     let third = record(&f, "p", TimeDelta::hours(1), t0(), None);
-    assert!(matches!(b.insert_token(&third, &kit_key(), &[first.id]).await, Err(StoreError::TokenRejected(_))));
+    assert!(matches!(
+        b.insert_token(&third, &kit_key(), &[first.id]).await,
+        Err(StoreError::TokenRejected(_))
+    ));
     // Another purpose is independent; an expired token does not count.
-    b.insert_token(&record(&f, "other", TimeDelta::hours(1), t0(), None), &kit_key(), &[]).await.expect("other purpose");
+    b.insert_token(&record(&f, "other", TimeDelta::hours(1), t0(), None), &kit_key(), &[])
+        .await
+        .expect("other purpose");
     let later = t0() + TimeDelta::hours(2);
-    b.insert_token(&record(&f, "p", TimeDelta::hours(1), later, None), &kit_key(), &[]).await.expect("after expiry");
+    b.insert_token(&record(&f, "p", TimeDelta::hours(1), later, None), &kit_key(), &[])
+        .await
+        .expect("after expiry");
 }
 
 /// Queries by principal, active, expiry window, unused-since, revoked.
@@ -215,7 +222,8 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     }
     b.revoke_tree(revoked.id, t0(), &key).await.expect("revoke");
     b.record_uses(&[(live.id, t0() + TimeDelta::seconds(1), 2)]).await.expect("uses");
-    let loaded = b.tokens(&TokenQuery::Unexpired { at: t0() + TimeDelta::minutes(2) }).await.expect("unexpired");
+    let loaded =
+        b.tokens(&TokenQuery::Unexpired { at: t0() + TimeDelta::minutes(2) }).await.expect("unexpired");
     let mut ids: Vec<TokenId> = loaded.iter().map(|t| t.record.id).collect();
     ids.sort();
     let mut want = vec![live.id, limited.id, revoked.id];
@@ -484,7 +492,12 @@ impl Backend for FailAfter {
     async fn tokens(&self, query: &TokenQuery) -> crate::Result<Vec<crate::StoredToken>> {
         self.inner.tokens(query).await
     }
-    async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &crate::RecordKey) -> crate::Result<Vec<TokenId>> {
+    async fn revoke_tree(
+        &self,
+        id: TokenId,
+        at: DateTime<Utc>,
+        key: &crate::RecordKey,
+    ) -> crate::Result<Vec<TokenId>> {
         self.inner.revoke_tree(id, at, key).await
     }
     async fn tag_untagged_tokens(&self, key: &crate::RecordKey) -> crate::Result<usize> {

@@ -93,7 +93,10 @@ async fn revocations_reach_other_connections() {
     child.parent = Some(parent.id);
     backend.insert_token(&child, &token_store::RecordKey::from_bytes(&[1; 32]), &[]).await.unwrap();
     let t = std::time::Instant::now();
-    let revoked = backend.revoke_tree(parent.id, Utc::now(), &token_store::RecordKey::from_bytes(&[1; 32])).await.unwrap();
+    let revoked = backend
+        .revoke_tree(parent.id, Utc::now(), &token_store::RecordKey::from_bytes(&[1; 32]))
+        .await
+        .unwrap();
     assert_eq!(revoked.len(), 2);
     let mut seen = Vec::new();
     while seen.len() < 2 {

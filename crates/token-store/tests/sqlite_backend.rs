@@ -144,12 +144,18 @@ async fn a_version_1_store_migrates() {
     }
     // Opening the store migrates the schema and gives the old record its integrity tag, once.
     let backend = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
-    let kek = Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
+    let kek =
+        Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
     let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
-    let tokens =
-        Tokens::open(backend.clone(), &secrets, issuer.format().clone(), Policy::builder().build().unwrap(), 10)
-            .await
-            .unwrap();
+    let tokens = Tokens::open(
+        backend.clone(),
+        &secrets,
+        issuer.format().clone(),
+        Policy::builder().build().unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!((tokens.opened().loaded, tokens.opened().refused.len()), (1, 0));
     tokens.token(record.id).await.unwrap().expect("tagged and readable");
     let verifier = Verifier::new(issuer.format().clone(), issuer.keys().clone(), tokens.cache().clone());
@@ -162,6 +168,7 @@ async fn a_version_1_store_migrates() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, 4);
-    let untagged: i64 = conn.query_row("SELECT COUNT(*) FROM tokens WHERE mac IS NULL", [], |r| r.get(0)).unwrap();
+    let untagged: i64 =
+        conn.query_row("SELECT COUNT(*) FROM tokens WHERE mac IS NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(untagged, 0);
 }

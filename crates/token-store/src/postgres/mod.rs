@@ -85,7 +85,12 @@ impl PostgresBackend {
 
 #[async_trait]
 impl Backend for PostgresBackend {
-    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()> {
+    async fn insert_token(
+        &self,
+        record: &TokenRecord,
+        key: &RecordKey,
+        expected_active: &[TokenId],
+    ) -> Result<()> {
         tokens::insert(&mut self.client().await?, record, key, expected_active).await
     }
 

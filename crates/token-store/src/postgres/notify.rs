@@ -88,4 +88,3 @@ impl std::fmt::Debug for RevocationFeed {
         f.debug_struct("RevocationFeed").finish_non_exhaustive()
     }
 }
-

@@ -49,9 +49,14 @@ pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
     // One migrator at a time across instances.
     tx.execute("SELECT pg_advisory_xact_lock(7234001)", &[]).await.map_err(pg)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS tokenward_schema (version INTEGER NOT NULL)").await.map_err(pg)?;
-    let version: Option<i32> =
-        tx.query_opt("SELECT MAX(version) FROM tokenward_schema", &[]).await.map_err(pg)?.and_then(|r| r.get(0));
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS tokenward_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(pg)?;
+    let version: Option<i32> = tx
+        .query_opt("SELECT MAX(version) FROM tokenward_schema", &[])
+        .await
+        .map_err(pg)?
+        .and_then(|r| r.get(0));
     let version = version.unwrap_or(0);
     if version > SCHEMA_VERSION {
         return Err(StoreError::Invalid(format!(

@@ -7,7 +7,9 @@ use tokio_postgres::GenericClient;
 use super::pg;
 use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
-use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion, apply_label_changes, check_next_version};
+use crate::model::{
+    Label, LabelChange, Labels, SecretName, SecretVersion, apply_label_changes, check_next_version,
+};
 use crate::sql::{self, from_ms, ms, version_i64, version_u64};
 
 fn bad(e: tokio_postgres::Error) -> StoreError {
@@ -15,7 +17,10 @@ fn bad(e: tokio_postgres::Error) -> StoreError {
 }
 
 pub(super) async fn latest<C: GenericClient + Sync>(client: &C, name: &SecretName) -> Result<Option<u64>> {
-    let r = client.query_one("SELECT MAX(version) FROM versions WHERE name = $1", &[&name.as_str()]).await.map_err(pg)?;
+    let r = client
+        .query_one("SELECT MAX(version) FROM versions WHERE name = $1", &[&name.as_str()])
+        .await
+        .map_err(pg)?;
     let v: Option<i64> = r.try_get(0).map_err(bad)?;
     v.map(|v| version_u64(v, "secret version")).transpose()
 }
@@ -35,7 +40,11 @@ pub(super) async fn insert_version(client: &mut Object, v: &SecretVersion) -> Re
     tx.commit().await.map_err(pg)
 }
 
-pub(super) async fn version(client: &Object, name: &SecretName, version: u64) -> Result<Option<SecretVersion>> {
+pub(super) async fn version(
+    client: &Object,
+    name: &SecretName,
+    version: u64,
+) -> Result<Option<SecretVersion>> {
     let row = client
         .query_opt(
             "SELECT kek_id, wrapped_key, ciphertext, created_ms FROM versions WHERE name = $1 AND version = $2",
@@ -57,8 +66,10 @@ pub(super) async fn version(client: &Object, name: &SecretName, version: u64) ->
 }
 
 pub(super) async fn read_labels<C: GenericClient + Sync>(client: &C, name: &SecretName) -> Result<Labels> {
-    let rows =
-        client.query("SELECT label, version FROM labels WHERE name = $1", &[&name.as_str()]).await.map_err(pg)?;
+    let rows = client
+        .query("SELECT label, version FROM labels WHERE name = $1", &[&name.as_str()])
+        .await
+        .map_err(pg)?;
     let mut out = Labels::new();
     for r in rows {
         let l: String = r.try_get(0).map_err(bad)?;
@@ -68,14 +79,23 @@ pub(super) async fn read_labels<C: GenericClient + Sync>(client: &C, name: &Secr
     Ok(out)
 }
 
-pub(super) async fn update_labels(client: &mut Object, name: &SecretName, changes: &[LabelChange]) -> Result<()> {
+pub(super) async fn update_labels(
+    client: &mut Object,
+    name: &SecretName,
+    changes: &[LabelChange],
+) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 2))", &[&name.as_str()]).await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 2))", &[&name.as_str()])
+        .await
+        .map_err(pg)?;
     let mut labels = read_labels(&*tx, name).await?;
     let mut existing = std::collections::BTreeSet::new();
     for v in changes.iter().filter_map(|c| c.set) {
         if tx
-            .query_opt("SELECT 1 FROM versions WHERE name = $1 AND version = $2", &[&name.as_str(), &version_i64(v)])
+            .query_opt(
+                "SELECT 1 FROM versions WHERE name = $1 AND version = $2",
+                &[&name.as_str(), &version_i64(v)],
+            )
             .await
             .map_err(pg)?
             .is_some()
@@ -96,7 +116,11 @@ pub(super) async fn update_labels(client: &mut Object, name: &SecretName, change
     tx.commit().await.map_err(pg)
 }
 
-pub(super) async fn versions_not_under(client: &Object, kek_id: &str, limit: usize) -> Result<Vec<(SecretName, u64)>> {
+pub(super) async fn versions_not_under(
+    client: &Object,
+    kek_id: &str,
+    limit: usize,
+) -> Result<Vec<(SecretName, u64)>> {
     let rows = client
         .query(
             "SELECT name, version FROM versions WHERE kek_id <> $1 ORDER BY name, version LIMIT $2",
@@ -133,7 +157,10 @@ pub(super) async fn rewrap_version(
         return Ok(());
     }
     let exists = client
-        .query_opt("SELECT 1 FROM versions WHERE name = $1 AND version = $2", &[&name.as_str(), &version_i64(version)])
+        .query_opt(
+            "SELECT 1 FROM versions WHERE name = $1 AND version = $2",
+            &[&name.as_str(), &version_i64(version)],
+        )
         .await
         .map_err(pg)?;
     Err(match exists {
@@ -150,7 +177,10 @@ pub(super) async fn meta(client: &Object, key: &str) -> Result<Option<Vec<u8>>> 
 pub(super) async fn set_meta(client: &Object, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<()> {
     let n = match expect {
         None => client
-            .execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
             .await
             .map_err(pg)?,
         Some(old) => client

@@ -32,21 +32,32 @@ fn as_sql(arg: &sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
     }
 }
 
-async fn select<C: tokio_postgres::GenericClient + Sync>(client: &C, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+async fn select<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    query: &TokenQuery,
+) -> Result<Vec<StoredToken>> {
     let (sql, args) = sql::token_query(query);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
     let rows = client.query(&sql, &params).await.map_err(pg)?;
     rows.iter().map(row).collect()
 }
 
-pub(super) async fn insert(client: &mut Object, record: &TokenRecord, key: &RecordKey, expected: &[TokenId]) -> Result<()> {
+pub(super) async fn insert(
+    client: &mut Object,
+    record: &TokenRecord,
+    key: &RecordKey,
+    expected: &[TokenId],
+) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
     let (principal, purpose) = (record.principal.as_str(), record.purpose.as_str());
     if record.parent.is_none() {
         // Serialise issues for one (principal, purpose) across all instances.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 1))", &[&principal, &purpose])
-            .await
-            .map_err(pg)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 1))",
+            &[&principal, &purpose],
+        )
+        .await
+        .map_err(pg)?;
         let active = TokenQuery::Active {
             principal: record.principal.clone(),
             purpose: record.purpose.clone(),
@@ -75,7 +86,9 @@ pub(super) async fn insert(client: &mut Object, record: &TokenRecord, key: &Reco
     match inserted {
         Ok(_) => {
             // Delivered to listeners when (and only if) the transaction commits.
-            tx.execute("SELECT pg_notify($1, $2)", &[&ISSUE_CHANNEL, &record.id.to_string()]).await.map_err(pg)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&ISSUE_CHANNEL, &record.id.to_string()])
+                .await
+                .map_err(pg)?;
             tx.commit().await.map_err(pg)
         }
         Err(e) if is_unique_violation(&e) => {
@@ -86,8 +99,10 @@ pub(super) async fn insert(client: &mut Object, record: &TokenRecord, key: &Reco
 }
 
 pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<StoredToken>> {
-    let stmt =
-        client.prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = $1").await.map_err(pg)?;
+    let stmt = client
+        .prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = $1")
+        .await
+        .map_err(pg)?;
     let r = client.query_opt(&stmt, &[&id.to_string()]).await.map_err(pg)?;
     r.as_ref().map(row).transpose()
 }
@@ -96,7 +111,12 @@ pub(super) async fn query(client: &Object, query: &TokenQuery) -> Result<Vec<Sto
     select(&***client, query).await
 }
 
-pub(super) async fn revoke_tree(client: &mut Object, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
+pub(super) async fn revoke_tree(
+    client: &mut Object,
+    id: TokenId,
+    at: DateTime<Utc>,
+    key: &RecordKey,
+) -> Result<Vec<TokenId>> {
     let tx = client.transaction().await.map_err(pg)?;
     let id_text = id.to_string();
     if tx.query_opt("SELECT 1 FROM tokens WHERE id = $1", &[&id_text]).await.map_err(pg)?.is_none() {
@@ -121,7 +141,9 @@ pub(super) async fn revoke_tree(client: &mut Object, id: TokenId, at: DateTime<U
         let mut record = row(r)?.record;
         record.revoked_at = Some(at);
         let mac = key.seal_token(&record);
-        tx.execute(&update, &[&record.id.to_string(), &ms(at), &json(&record)?, &&mac.0[..]]).await.map_err(pg)?;
+        tx.execute(&update, &[&record.id.to_string(), &ms(at), &json(&record)?, &&mac.0[..]])
+            .await
+            .map_err(pg)?;
         out.push(record.id);
     }
     // Announce in the same transaction: delivered on commit, never for a rolled-back revoke.
@@ -162,7 +184,9 @@ pub(super) async fn record_uses(client: &mut Object, uses: &[(TokenId, DateTime<
         .await
         .map_err(pg)?;
     for (id, at, n) in uses {
-        tx.execute(&stmt, &[&id.to_string(), &ms(*at), &i64::try_from(*n).unwrap_or(i64::MAX)]).await.map_err(pg)?;
+        tx.execute(&stmt, &[&id.to_string(), &ms(*at), &i64::try_from(*n).unwrap_or(i64::MAX)])
+            .await
+            .map_err(pg)?;
     }
     tx.commit().await.map_err(pg)
 }

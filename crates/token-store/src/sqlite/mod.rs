@@ -179,7 +179,12 @@ impl SqliteBackend {
 
 #[async_trait]
 impl Backend for SqliteBackend {
-    async fn insert_token(&self, record: &TokenRecord, key: &RecordKey, expected_active: &[TokenId]) -> Result<()> {
+    async fn insert_token(
+        &self,
+        record: &TokenRecord,
+        key: &RecordKey,
+        expected_active: &[TokenId],
+    ) -> Result<()> {
         self.inline(|conn| tokens::insert(conn, record, key, expected_active)).await
     }
 
@@ -244,7 +249,8 @@ impl Backend for SqliteBackend {
     ) -> Result<()> {
         let (name, expect, new, wrapped) =
             (name.clone(), expect_kek.to_owned(), new_kek.to_owned(), wrapped_key.clone());
-        self.with_durable(move |conn| secrets::rewrap_version(conn, &name, version, &expect, &new, &wrapped)).await
+        self.with_durable(move |conn| secrets::rewrap_version(conn, &name, version, &expect, &new, &wrapped))
+            .await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

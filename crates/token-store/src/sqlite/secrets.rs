@@ -5,7 +5,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::db;
 use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
-use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion, apply_label_changes, check_next_version};
+use crate::model::{
+    Label, LabelChange, Labels, SecretName, SecretVersion, apply_label_changes, check_next_version,
+};
 use crate::sql::{self, from_ms, ms, version_i64, version_u64};
 
 fn latest(conn: &Connection, name: &SecretName) -> Result<Option<u64>> {
@@ -33,13 +35,24 @@ pub(super) fn insert_version(conn: &mut Connection, v: &SecretVersion) -> Result
     tx.execute(
         "INSERT INTO versions (name, version, kek_id, wrapped_key, ciphertext, created_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![v.name.as_str(), version_i64(v.version), v.kek_id, v.wrapped_key.0, v.ciphertext.0, ms(v.created_at)],
+        params![
+            v.name.as_str(),
+            version_i64(v.version),
+            v.kek_id,
+            v.wrapped_key.0,
+            v.ciphertext.0,
+            ms(v.created_at)
+        ],
     )
     .map_err(db)?;
     tx.commit().map_err(db)
 }
 
-pub(super) fn version(conn: &mut Connection, name: &SecretName, version: u64) -> Result<Option<SecretVersion>> {
+pub(super) fn version(
+    conn: &mut Connection,
+    name: &SecretName,
+    version: u64,
+) -> Result<Option<SecretVersion>> {
     let row = conn
         .query_row(
             "SELECT kek_id, wrapped_key, ciphertext, created_ms FROM versions WHERE name = ?1 AND version = ?2",
@@ -92,9 +105,15 @@ pub(super) fn update_labels(conn: &mut Connection, name: &SecretName, changes: &
     tx.commit().map_err(db)
 }
 
-pub(super) fn versions_not_under(conn: &mut Connection, kek_id: &str, limit: usize) -> Result<Vec<(SecretName, u64)>> {
+pub(super) fn versions_not_under(
+    conn: &mut Connection,
+    kek_id: &str,
+    limit: usize,
+) -> Result<Vec<(SecretName, u64)>> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, version FROM versions WHERE kek_id != ?1 ORDER BY name, version LIMIT ?2")
+        .prepare_cached(
+            "SELECT name, version FROM versions WHERE kek_id != ?1 ORDER BY name, version LIMIT ?2",
+        )
         .map_err(db)?;
     let rows = stmt
         .query_map(params![kek_id, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {

@@ -11,7 +11,8 @@ use crate::integrity::RecordKey;
 use crate::model::{StoredToken, TokenQuery, check_active};
 use crate::sql::{self, ms};
 
-const INSERT_TOKEN: &str = "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
+const INSERT_TOKEN: &str =
+    "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 fn json(record: &TokenRecord) -> Result<String> {
@@ -40,8 +41,13 @@ fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, ke
 }
 
 fn row(r: &rusqlite::Row<'_>) -> Result<StoredToken> {
-    let record = r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
-    let mac = r.get_ref(3).map_err(db)?.as_blob_or_null().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
+    let record =
+        r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
+    let mac = r
+        .get_ref(3)
+        .map_err(db)?
+        .as_blob_or_null()
+        .map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
     sql::stored_token(record, r.get(1).map_err(db)?, r.get(2).map_err(db)?, mac)
 }
 
@@ -67,7 +73,12 @@ fn to_value(a: sql::SqlArg) -> rusqlite::types::Value {
     }
 }
 
-pub(super) fn insert(conn: &mut Connection, record: &TokenRecord, key: &RecordKey, expected: &[TokenId]) -> Result<()> {
+pub(super) fn insert(
+    conn: &mut Connection,
+    record: &TokenRecord,
+    key: &RecordKey,
+    expected: &[TokenId],
+) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     if record.parent.is_none() {
         check_active(&active_ids(&tx, record)?, expected)?;
@@ -89,8 +100,9 @@ pub(super) fn bulk_insert(conn: &mut Connection, records: &[TokenRecord], key: &
 }
 
 pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<StoredToken>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = ?1").map_err(db)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = ?1")
+        .map_err(db)?;
     let mut rows = stmt.query([id.to_string()]).map_err(db)?;
     rows.next().map_err(db)?.map(row).transpose()
 }
@@ -106,7 +118,12 @@ pub(super) fn query(conn: &mut Connection, query: &TokenQuery) -> Result<Vec<Sto
     Ok(out)
 }
 
-pub(super) fn revoke_tree(conn: &mut Connection, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
+pub(super) fn revoke_tree(
+    conn: &mut Connection,
+    id: TokenId,
+    at: DateTime<Utc>,
+    key: &RecordKey,
+) -> Result<Vec<TokenId>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     let exists: Option<i64> = tx
         .query_row("SELECT 1 FROM tokens WHERE id = ?1", [id.to_string()], |r| r.get(0))
@@ -132,8 +149,9 @@ pub(super) fn revoke_tree(conn: &mut Connection, id: TokenId, at: DateTime<Utc>,
     }
     let mut out = Vec::with_capacity(to_revoke.len());
     {
-        let mut stmt =
-            tx.prepare_cached("UPDATE tokens SET revoked_ms = ?2, record = ?3, mac = ?4 WHERE id = ?1").map_err(db)?;
+        let mut stmt = tx
+            .prepare_cached("UPDATE tokens SET revoked_ms = ?2, record = ?3, mac = ?4 WHERE id = ?1")
+            .map_err(db)?;
         for mut record in to_revoke {
             record.revoked_at = Some(at);
             let mac = key.seal_token(&record);
@@ -177,7 +195,8 @@ pub(super) fn record_uses(conn: &mut Connection, uses: &[(TokenId, DateTime<Utc>
             )
             .map_err(db)?;
         for (id, at, n) in uses {
-            stmt.execute(params![id.to_string(), ms(*at), i64::try_from(*n).unwrap_or(i64::MAX)]).map_err(db)?;
+            stmt.execute(params![id.to_string(), ms(*at), i64::try_from(*n).unwrap_or(i64::MAX)])
+                .map_err(db)?;
         }
     }
     tx.commit().map_err(db)

@@ -181,17 +181,46 @@ pub async fn run_target_suite(make: impl AsyncFn() -> Harness) {
         rotate_until_promoted(&h, h.target.as_ref(), &format!("resume after a crash at {at:?}")).await;
         invariants(&h, &format!("resumed after a crash at {at:?}")).await;
     }
-    // Emergency revoke-and-replace.
+    // Emergency revoke-and-replace, in both orders, from idle and during a previous credential's
+    // overlap; and one interrupted (abandoned) right after its declaration, finished by `rotate`.
+    for order in [crate::EmergencyOrder::RevokeFirst, crate::EmergencyOrder::ReplaceFirst] {
+        for during_overlap in [false, true] {
+            let what = format!("{order:?}, during an overlap: {during_overlap}");
+            let h = make().await;
+            rotate_until_promoted(&h, h.target.as_ref(), "bootstrap").await;
+            if during_overlap {
+                h.rotator.revoke_previous_if_due(&h.name, h.target.as_ref()).await.unwrap();
+                rotate_until_promoted(&h, h.target.as_ref(), "second rotation").await;
+            }
+            let leaked = invariants(&h, "before the emergency").await;
+            let report = h.rotator.revoke_and_replace_with(&h.name, h.target.as_ref(), order).await.unwrap();
+            assert_eq!(report.revoked, leaked.handle, "{what}");
+            assert!(
+                !works(h.target.as_ref(), &leaked).await,
+                "{what}: the leaked credential must be revoked"
+            );
+            let new = invariants(&h, &format!("after an emergency ({what})")).await;
+            assert_ne!(new.handle, leaked.handle);
+            let labels = h.rotator.secrets().labels(&h.name).await.unwrap();
+            assert!(!labels.contains_key(&Label::Previous), "{what}: no previous survives an emergency");
+            assert!(h.rotator.record(&h.name).await.unwrap().emergency.is_none(), "{what}: finished");
+        }
+    }
     {
         let h = make().await;
         rotate_until_promoted(&h, h.target.as_ref(), "bootstrap").await;
-        let leaked = invariants(&h, "bootstrap").await;
-        let report = h.rotator.revoke_and_replace(&h.name, h.target.as_ref()).await.unwrap();
-        assert_eq!(report.revoked, leaked.handle);
-        assert!(!works(h.target.as_ref(), &leaked).await, "the leaked credential must be revoked");
-        let new = invariants(&h, "after an emergency replacement").await;
-        assert_ne!(new.handle, leaked.handle);
-        let labels = h.rotator.secrets().labels(&h.name).await.unwrap();
-        assert!(!labels.contains_key(&Label::Previous), "no previous survives an emergency");
+        let leaked = invariants(&h, "before the emergency").await;
+        let faulty = Faulty { inner: Arc::clone(&h.target), at: AtomicU8::new(At::Create as u8), hang: true };
+        let crashed = tokio::time::timeout(
+            Duration::from_millis(200),
+            h.rotator.revoke_and_replace_with(&h.name, &faulty, crate::EmergencyOrder::ReplaceFirst),
+        )
+        .await;
+        assert!(crashed.is_err(), "the injected crash must abandon the emergency");
+        assert!(h.rotator.record(&h.name).await.unwrap().emergency.is_some(), "the emergency is recorded");
+        rotate_until_promoted(&h, h.target.as_ref(), "the next rotate finishes the emergency").await;
+        assert!(!works(h.target.as_ref(), &leaked).await, "the leaked credential is revoked after the crash");
+        invariants(&h, "after an interrupted emergency").await;
+        assert!(h.rotator.record(&h.name).await.unwrap().emergency.is_none());
     }
 }

@@ -7,44 +7,19 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
+use tokenward::core::Request;
 use tokenward::core::chrono::TimeDelta;
-use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
-use tokenward::secrecy::SecretString;
 use tokenward::store::SecretName;
-use tokenward::{Error, FailureMode, Tokenward, TokenwardBuilder, Upkeep};
+use tokenward::{Error, TokenwardBuilder};
 
-fn policy() -> Policy {
-    Policy::builder().role(Role::parse("r", "kv:app/**:read", TimeDelta::hours(2)).unwrap()).build().unwrap()
-}
+mod common;
 
+use common::*;
+
+/// Cheap Argon2id: this test opens the store a couple of hundred times.
 fn builder(dir: &Path) -> TokenwardBuilder {
-    Tokenward::embedded(dir.join("tw.db"))
-        .passphrase_with(
-            SecretString::from("tamper test passphrase"),
-            tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap(),
-        )
-        .prefix("tt")
-        .policy(policy())
-        .audit_file(dir.join("audit.jsonl"), FailureMode::FailClosed)
-        .upkeep(Upkeep::new().sweep_every(Duration::from_millis(10)))
-}
-
-fn principal() -> Principal {
-    Principal::parse("billing", ["r"]).unwrap()
-}
-
-fn request(purpose: &str) -> IssueRequest {
-    IssueRequest::parse(purpose, "kv:app/x:read", TimeDelta::hours(1)).unwrap()
-}
-
-fn read() -> Request {
-    Request::parse("kv:app/x:read").unwrap()
-}
-
-fn db(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("tw.db")).unwrap()
+    builder_with(dir, Some(tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap()))
 }
 
 /// Counts panics on every thread of this test binary (the store's worker threads included).

@@ -39,7 +39,7 @@ fn planted_secrets_never_reach_tracing_output() {
     // Global, in a test binary of its own: every thread's events (the store's workers too).
     tracing::subscriber::set_global_default(subscriber).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let planted: Vec<String> = (|| {
+    let planted: Vec<String> = {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let tw = builder(dir.path()).open().await.unwrap();
@@ -73,7 +73,7 @@ fn planted_secrets_never_reach_tracing_output() {
                 "wrong planted passphrase".into(),
             ]
         })
-    })();
+    };
     let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(out.contains("issued") && out.contains("rotation step"), "tracing saw the operations:\n{out}");
     for p in &planted {

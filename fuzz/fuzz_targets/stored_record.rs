@@ -1,5 +1,6 @@
 //! Stored-record parsers (token records, sealed secret versions, KDF parameters, key checks, names,
-//! labels) never panic, and a token record that parses serialises and parses back to the same.
+//! labels, authenticated metadata frames) never panic, a token record that parses serialises and
+//! parses back to the same, and integrity tags open only what they sealed.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,6 +8,11 @@ use token_core::TokenRecord;
 use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
 
 fuzz_target!(|data: &[u8]| {
+    // Authenticated metadata frames: arbitrary bytes never open under a key that did not seal them.
+    let key = token_store::RecordKey::from_bytes(&[5; 32]);
+    assert!(key.open_meta("fuzz", data).is_err() || data.starts_with(b"twmac1"));
+    let sealed = key.seal_meta("fuzz", data);
+    assert_eq!(key.open_meta("fuzz", &sealed).expect("own frame opens"), data);
     let Ok(s) = std::str::from_utf8(data) else { return };
     if let Ok(r) = serde_json::from_str::<TokenRecord>(s) {
         let again: TokenRecord = serde_json::from_str(&serde_json::to_string(&r).expect("serialises")).expect("re-parses");
@@ -14,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.scopes, r.scopes);
         assert_eq!(again.expires_at, r.expires_at);
         let _ = token_core::TokenView::from_record(&r);
+        // A record's tag binds every field: the same record checks, any untagged one does not.
+        let tagged = token_store::StoredToken::new(r.clone(), None, 0, Some(key.seal_token(&r)));
+        assert!(key.check_token(&tagged).is_ok());
+        assert!(key.check_token(&token_store::StoredToken::new(r, None, 0, None)).is_err());
     }
     let _ = serde_json::from_str::<SecretVersion>(s);
     let _ = serde_json::from_str::<KdfParams>(s);

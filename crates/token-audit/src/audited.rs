@@ -49,7 +49,7 @@ impl<L: TokenLookup> AuditedVerifier<L> {
     /// Verifies `token` for `request` now, and records it with the request's `source` (address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
         let now = self.inner.clock().now();
-        let decision = self.inner.verify_at(token, request, now);
+        let (decision, presented) = self.inner.verify_identified_at(token, request, now);
         let mut event = match &decision {
             Decision::Allowed(grant) => AuditEvent::new(
                 now,
@@ -61,9 +61,9 @@ impl<L: TokenLookup> AuditedVerifier<L> {
                 let mut e =
                     AuditEvent::new(now, Actor::Anonymous, Action::VerifyDenied(reason.code().to_owned()))
                         .outcome(Outcome::Failure(reason.to_string()));
-                match self.inner.format().parse(token) {
-                    Ok(parsed) => e = e.token(parsed.id()),
-                    Err(_) => e.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
+                match presented {
+                    Some(id) => e = e.token(id),
+                    None => e.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
                 }
                 e
             }

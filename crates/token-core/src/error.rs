@@ -52,10 +52,13 @@ pub enum TokenFormatError {
     /// The checksum does not match: a typo, a truncation, or not a token at all.
     #[error("token checksum does not match")]
     BadChecksum,
-    /// The operating system's random number generator failed.
-    #[error("the operating system's random number generator is unavailable")]
-    RandomnessUnavailable,
 }
+
+/// The operating system's random number generator failed: nothing secret can be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator is unavailable")]
+#[non_exhaustive]
+pub struct RandomnessUnavailable;
 
 /// Why a scope or request string is not well formed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

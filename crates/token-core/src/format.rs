@@ -293,14 +293,14 @@ impl TokenFormat {
     }
 
     /// Generates a fresh token from the OS CSPRNG: its id and its full text (in a secret).
-    pub(crate) fn generate(&self) -> Result<(TokenId, SecretString), TokenFormatError> {
+    pub(crate) fn generate(&self) -> Result<(TokenId, SecretString), crate::error::RandomnessUnavailable> {
         let mut random = [0u8; ID_LEN + SECRET_LEN];
         base62::fill_random(&mut rand::rngs::SysRng, &mut random)
-            .map_err(|_| TokenFormatError::RandomnessUnavailable)?;
+            .map_err(|_| crate::error::RandomnessUnavailable)?;
         let text = assemble(self.prefix.as_str(), &random);
         random.zeroize();
         let id = TokenId::from_chars(&text.as_bytes()[self.prefix.as_str().len() + 1..][..ID_LEN])
-            .ok_or(TokenFormatError::RandomnessUnavailable)?;
+            .ok_or(crate::error::RandomnessUnavailable)?;
         Ok((id, SecretString::from(text)))
     }
 }

@@ -19,9 +19,12 @@ pub enum IssueError {
     /// A policy rule refused it.
     #[error("policy refused the token: {0}")]
     Policy(#[from] PolicyViolation),
-    /// Randomness, or a malformed parent token.
+    /// A malformed parent token.
     #[error(transparent)]
     Format(#[from] TokenFormatError),
+    /// The operating system's random number generator failed.
+    #[error(transparent)]
+    Randomness(#[from] crate::error::RandomnessUnavailable),
 }
 
 /// Issues tokens: generates them from the OS CSPRNG, checks the policy, and returns the plaintext

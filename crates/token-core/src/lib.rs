@@ -66,7 +66,7 @@ mod view;
 
 pub use clock::{CachedClock, Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DenyReason, Grant};
-pub use error::{ScopeError, TokenFormatError};
+pub use error::{RandomnessUnavailable, ScopeError, TokenFormatError};
 pub use format::{
     BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, ParsedToken, SECRET_LEN, TokenFormat,
     TokenId, TokenPrefix,

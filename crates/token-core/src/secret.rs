@@ -30,12 +30,12 @@ impl DigestKey {
     }
 
     /// A fresh random key from the OS CSPRNG.
-    pub fn generate(id: u32) -> Result<Self, crate::TokenFormatError> {
+    pub fn generate(id: u32) -> Result<Self, crate::RandomnessUnavailable> {
         use rand::TryRng;
         let mut key = secrecy::SecretBox::new(Box::new([0u8; 32]));
         rand::rngs::SysRng
             .try_fill_bytes(secrecy::ExposeSecretMut::expose_secret_mut(&mut key))
-            .map_err(|_| crate::TokenFormatError::RandomnessUnavailable)?;
+            .map_err(|_| crate::RandomnessUnavailable)?;
         Ok(Self::from_bytes(id, &key))
     }
 

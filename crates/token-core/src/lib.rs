@@ -67,19 +67,37 @@ mod view;
 pub use clock::{CachedClock, Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DenyReason, Grant};
 pub use error::{RandomnessUnavailable, ScopeError, TokenFormatError};
-pub use format::{
-    BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, ParsedToken, SECRET_LEN, TokenFormat,
-    TokenId, TokenPrefix,
-};
+pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};
 pub use memory::MemoryTokens;
-pub use policy::{Approval, ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
+pub use policy::{ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
 pub use record::{TokenRecord, TokenStatus, UseLimits};
 pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};
-pub use scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS, Request, Scope, ScopeSet};
-pub use secret::{DigestKey, IssuedToken, TokenDigest, ct_eq_32};
-pub use verify::{DigestKeyring, TokenLookup, Verifier};
-pub use view::TokenView;
+pub use scope::{Request, Scope, ScopeSet};
+pub use secret::{DigestKey, IssuedToken, TokenDigest};
+pub use verify::{DigestKeyring, Verifier};
+
+/// The format's and the scope grammar's fixed sizes and limits.
+pub mod limits {
+    pub use crate::format::{BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, SECRET_LEN};
+    pub use crate::scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS};
+}
+
+/// For storage authors: what a verifier asks of a store ([`lookup::TokenLookup`], answering with
+/// a compact [`lookup::TokenView`]), and what the policy approved of an issue.
+pub mod lookup {
+    pub use crate::format::ParsedToken;
+    pub use crate::policy::Approval;
+    pub use crate::secret::ct_eq_32;
+    pub use crate::verify::TokenLookup;
+    pub use crate::view::TokenView;
+}
+
+// The same names at the root, as before they had modules (kept for existing code; not documented).
+#[doc(hidden)]
+pub use limits::*;
+#[doc(hidden)]
+pub use lookup::*;
 
 pub use chrono;
 pub use secrecy;

@@ -1,12 +1,18 @@
-//! The storage trait a backend implements: small, async, object-safe. It sees only sealed data.
+//! For backend authors: the storage trait a backend implements (small, async, object-safe; it
+//! sees only sealed data), what it stores and returns, and the rules every backend applies inside
+//! its transactions — written once here, so a backend keeps only transactions and queries. Prove
+//! an implementation with [`crate::testing::run_backend_suite`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use token_core::{TokenId, TokenRecord};
 
+pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 use crate::error::Result;
-use crate::integrity::RecordKey;
-use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+pub use crate::integrity::{RecordKey, RecordMac};
+pub use crate::keys::KeyCheck;
+pub use crate::model::{LabelChange, Labels, SecretName, StoredToken, TokenQuery};
+pub use crate::model::{SecretVersion, apply_label_changes, check_active, check_next_version};
 
 /// Durable storage for token records, sealed secret versions with staging labels, and store
 /// metadata. Every method is one atomic, durable step: when it returns `Ok`, what it wrote survives

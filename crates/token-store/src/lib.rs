@@ -26,7 +26,7 @@
 
 #![deny(missing_docs)]
 
-mod backend;
+pub mod backend;
 mod cache;
 mod envelope;
 mod error;
@@ -47,20 +47,34 @@ mod tokens;
 
 pub use backend::Backend;
 pub use cache::VerifierCache;
-pub use envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 pub use error::{Result, StoreError};
-pub use integrity::{RecordKey, RecordMac};
-pub use keys::{KdfParams, KeyCheck, KeyProvider, LocalKek, LocalKeyring};
+pub use keys::{KdfParams, KeyProvider, LocalKek, LocalKeyring};
 pub use memory::MemoryBackend;
-pub use model::{
-    Label, LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes,
-    check_active, check_next_version,
-};
+pub use model::{Label, LabelChange, Labels, SecretName, StoredToken, TokenQuery};
 #[cfg(feature = "postgres")]
-pub use postgres::{Change, ISSUE_CHANNEL, PostgresBackend, REVOCATION_CHANNEL, RevocationFeed};
+pub use postgres::{Change, PostgresBackend, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
-pub use store::{PASSPHRASE_KEK_ID, RECORD_KEY_SECRET, RewrapReport, SecretStore, secret_text};
-pub use tokens::{DIGEST_KEY_SECRET, LoadReport, Tokens};
+pub use store::{RewrapReport, SecretStore, secret_text};
+pub use tokens::{LoadReport, Tokens};
+
+/// Names the store reserves for itself: its own sealed keys and key ids, and PostgreSQL's
+/// `NOTIFY` channels.
+pub mod reserved {
+    #[cfg(feature = "postgres")]
+    pub use crate::postgres::{ISSUE_CHANNEL, REVOCATION_CHANNEL};
+    pub use crate::store::{PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
+    pub use crate::tokens::DIGEST_KEY_SECRET;
+}
+
+// Backend authors' names (also under `backend`), and the reserved names, at the root as before
+// (kept for existing code; not documented there).
+#[doc(hidden)]
+pub use backend::{
+    KeyCheck, NONCE_LEN, RecordKey, RecordMac, Sealed, SecretKey, SecretVersion, TAG_LEN,
+    apply_label_changes, check_active, check_next_version,
+};
+#[doc(hidden)]
+pub use reserved::*;
 
 pub use secrecy;

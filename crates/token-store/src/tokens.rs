@@ -1,11 +1,12 @@
 //! `Tokens`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use token_core::{
     ChildRequest, DigestKey, DigestKeyring, IssueRequest, IssuedToken, Issuer, Policy, Principal,
-    TokenFormat, TokenId, TokenView, Verifier,
+    PrincipalId, ScopeSet, TokenFormat, TokenId, TokenView, Verifier,
 };
 
 use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
@@ -114,11 +115,22 @@ impl Tokens {
         let stored = self.backend.tokens(&TokenQuery::Unexpired { at: now }).await?;
         let mut report = LoadReport::default();
         let mut views = Vec::with_capacity(stored.len());
-        for t in stored {
-            match self.record_key.check_token(&t) {
-                Ok(()) => views.push((t.record.id, TokenView::with_usage(&t.record, t.uses, t.last_used))),
-                Err(_) => report.refused.push(t.record.id),
+        // Scope sets and principals are shared by every view that has the same (most tokens of a
+        // purpose do): one allocation each instead of one per token, so the cache stays compact.
+        let mut scopes: HashMap<ScopeSet, ScopeSet> = HashMap::new();
+        let mut principals: HashMap<PrincipalId, PrincipalId> = HashMap::new();
+        for mut t in stored {
+            if self.record_key.check_token(&t).is_err() {
+                report.refused.push(t.record.id);
+                continue;
             }
+            t.record.scopes =
+                scopes.entry(t.record.scopes.clone()).or_insert_with(|| t.record.scopes.clone()).clone();
+            t.record.principal = principals
+                .entry(t.record.principal.clone())
+                .or_insert_with(|| t.record.principal.clone())
+                .clone();
+            views.push((t.record.id, TokenView::with_usage(&t.record, t.uses, t.last_used)));
         }
         if !report.refused.is_empty() {
             tracing::error!(

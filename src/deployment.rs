@@ -245,7 +245,9 @@ impl Tokenward {
         order: EmergencyOrder,
     ) -> Result<EmergencyReport> {
         self.watch(name, &target);
-        retry_busy(|| self.inner.rotator.revoke_and_replace_with(name, target.as_ref(), order)).await
+        // No retry here: the rotator carries an emergency on through lost races itself, and a
+        // second call after another runner finished it would declare a new one.
+        Ok(self.inner.rotator.revoke_and_replace_with(name, target.as_ref(), order).await?)
     }
 
     /// The current credential `name` (its handle, secret and expiry).

@@ -211,7 +211,6 @@ impl Rotator {
     ) -> Result<Rotation> {
         // The pending credential, once created or read, carried from step to step (not re-read).
         let mut cached: Option<(u64, Credential)> = None;
-        let mut promoted: Option<(u64, u64)> = None;
         loop {
             let now = self.clock.now();
             if let Some(em) = rec.emergency.clone()
@@ -225,17 +224,9 @@ impl Rotator {
                 Step::Promoted { previous, revoke_after_ms } => {
                     let until = DateTime::from_timestamp_millis(revoke_after_ms).unwrap_or(now);
                     if rec.emergency.is_none() && now < until {
-                        return Ok(match promoted {
-                            Some((rotation, version)) => Rotation::Promoted { rotation, version },
-                            None => Rotation::InOverlap { until },
-                        });
+                        return Ok(Rotation::InOverlap { until });
                     }
                     (rec, raw) = self.finish_previous(name, target, rec, raw, previous, timings).await?;
-                    if rec.emergency.is_none()
-                        && let Some((rotation, version)) = promoted
-                    {
-                        return Ok(Rotation::Promoted { rotation, version });
-                    }
                 }
                 Step::Idle => {
                     if let Some(em) = rec.emergency.clone() {
@@ -261,8 +252,6 @@ impl Rotator {
                             .await?;
                             return Ok(Rotation::Promoted { rotation: next.rotation, version });
                         }
-                    } else if let Some((rotation, version)) = promoted {
-                        return Ok(Rotation::Promoted { rotation, version });
                     }
                     let next =
                         RotationRecord { rotation: rec.rotation + 1, step: Step::Creating, ..rec.clone() };
@@ -319,8 +308,7 @@ impl Rotator {
                     let overlap = if rec.emergency.is_some() { TimeDelta::zero() } else { self.overlap };
                     (rec, raw) =
                         self.promote(name, target, rec, raw, (version, &pending.handle), overlap).await?;
-                    timings.replaced(version);
-                    promoted = Some((rotation, version));
+                    timings.replaced();
                     if rec.emergency.is_none() {
                         return Ok(Rotation::Promoted { rotation, version });
                     }
@@ -691,7 +679,7 @@ impl Timings {
         self.revoked_handle.get_or_insert_with(|| handle.to_owned());
     }
 
-    fn replaced(&mut self, _version: u64) {
+    fn replaced(&mut self) {
         self.replaced_after = Some(self.started.elapsed());
     }
 }

@@ -43,6 +43,11 @@ pub(crate) fn count_u64(v: i64, what: &'static str, id: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| corrupt(what, Some(id), format!("count {v} is negative")))
 }
 
+/// A stored token id back.
+pub(crate) fn token_id(text: &str) -> Result<token_core::TokenId> {
+    text.parse().map_err(|e: token_core::TokenFormatError| corrupt("token id", None, e.to_string()))
+}
+
 pub(crate) fn corrupt(what: &'static str, id: Option<&str>, detail: String) -> StoreError {
     StoreError::Corrupted { id: id.map(str::to_owned), what, detail }
 }
@@ -72,7 +77,21 @@ pub(crate) fn stored_token(
 /// The `SELECT record, last_used_ms, uses, mac` for a token query, with `$N` placeholders (which SQLite
 /// and PostgreSQL both bind by position, each number first appearing in order).
 pub(crate) fn token_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
-    let base = "SELECT record, last_used_ms, uses, mac FROM tokens WHERE ";
+    select_where("SELECT record, last_used_ms, uses, mac FROM tokens WHERE ", query)
+}
+
+/// The `SELECT id` of the root tokens active for `record`'s principal and purpose when it was
+/// issued (the one-active rule's check, inside the insert's transaction): ids only, no record parsed.
+pub(crate) fn active_ids_query(record: &TokenRecord) -> (String, Vec<SqlArg>) {
+    let active = TokenQuery::Active {
+        principal: record.principal.clone(),
+        purpose: record.purpose.clone(),
+        at: record.created_at,
+    };
+    select_where("SELECT id FROM tokens WHERE ", &active)
+}
+
+fn select_where(base: &str, query: &TokenQuery) -> (String, Vec<SqlArg>) {
     let (filter, args) = match query {
         TokenQuery::Principal(p) => ("principal = $1", vec![SqlArg::Text(p.to_string())]),
         TokenQuery::Active { principal, purpose, at } => (

@@ -87,8 +87,9 @@ impl SecretStore {
     /// Opens a store with `keys`. On first use it records a key check; afterwards a key that does
     /// not match fails here with [`StoreError::WrongKey`] or [`StoreError::WrongPassphrase`].
     pub async fn open(backend: Arc<dyn Backend>, keys: Arc<dyn KeyProvider>) -> Result<Self> {
-        let existed = backend.meta(META_KEY_CHECK).await?.is_some();
-        match backend.meta(META_KEY_CHECK).await? {
+        let stored_check = backend.meta(META_KEY_CHECK).await?;
+        let existed = stored_check.is_some();
+        match stored_check {
             Some(bytes) => {
                 let check: KeyCheck = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupted {
                     id: None,

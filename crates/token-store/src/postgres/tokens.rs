@@ -58,12 +58,13 @@ pub(super) async fn insert(
         )
         .await
         .map_err(pg)?;
-        let active = TokenQuery::Active {
-            principal: record.principal.clone(),
-            purpose: record.purpose.clone(),
-            at: record.created_at,
-        };
-        let found: Vec<TokenId> = select(&*tx, &active).await?.into_iter().map(|t| t.record.id).collect();
+        let (sql, args) = sql::active_ids_query(record);
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
+        let mut found = Vec::new();
+        for r in tx.query(&sql, &params).await.map_err(pg)? {
+            let id: String = r.try_get(0).map_err(|e| sql::corrupt("token id", None, e.to_string()))?;
+            found.push(sql::token_id(&id)?);
+        }
         check_active(&found, expected)?;
     }
     let mac = key.seal_token(record);

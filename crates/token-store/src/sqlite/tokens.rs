@@ -52,16 +52,14 @@ fn row(r: &rusqlite::Row<'_>) -> Result<StoredToken> {
 }
 
 fn active_ids(conn: &Connection, record: &TokenRecord) -> Result<Vec<TokenId>> {
-    let (query, args) = sql::token_query(&TokenQuery::Active {
-        principal: record.principal.clone(),
-        purpose: record.purpose.clone(),
-        at: record.created_at,
-    });
+    let (query, args) = sql::active_ids_query(record);
     let mut stmt = conn.prepare_cached(&query).map_err(db)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.into_iter().map(to_value))).map_err(db)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(db)? {
-        out.push(row(r)?.record.id);
+        let id =
+            r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token id", None, e.to_string()))?;
+        out.push(sql::token_id(id)?);
     }
     Ok(out)
 }

@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use tokenward::audit::{FileLog, LogStorage, Query};
-use tokenward::core::{DenyReason, Request};
+use tokenward::core::{DenyReason, Request, TokenId};
 
 use tokenward::EmergencyOrder;
+use tokenward::store::backend::{RecordDecoder, encode_token_record};
 use tokenward::store::{SecretName, StoreError};
 
 mod common;
@@ -83,8 +84,8 @@ async fn an_edited_row_is_refused_and_a_rolled_back_row_is_revoked_again() {
     let wide = tw.issue(&principal(), &request("wide")).await.unwrap();
     let revived = tw.issue(&principal(), &request("revived")).await.unwrap();
     let rolled = tw.issue(&principal(), &request("rolled")).await.unwrap();
-    let backup: (String, Vec<u8>) = db(dir.path())
-        .query_row("SELECT record, mac FROM tokens WHERE id = ?1", [rolled.id().to_string()], |r| {
+    let backup: (Vec<u8>, Vec<u8>) = db(dir.path())
+        .query_row("SELECT body, mac FROM tokens WHERE id = ?1", [rolled.id().to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
@@ -95,18 +96,26 @@ async fn an_edited_row_is_refused_and_a_rolled_back_row_is_revoked_again() {
 
     let conn = db(dir.path());
     // Widen a token's scope, un-revoke another by hand, and restore the third from its backup.
+    let body = |id: TokenId| -> Vec<u8> {
+        conn.query_row("SELECT body FROM tokens WHERE id = ?1", [id.to_string()], |r| r.get(0)).unwrap()
+    };
+    let mut widened = body(wide.id());
+    let at = widened.windows(13).position(|w| w == b"kv:app/x:read").expect("the scope is in the record");
+    widened[at..at + 13].copy_from_slice(b"kv:app/*:read");
     conn.execute(
-        "UPDATE tokens SET record = replace(record, 'kv:app/x:read', 'kv:**:*') WHERE id = ?1",
-        [wide.id().to_string()],
+        "UPDATE tokens SET body = ?2 WHERE id = ?1",
+        rusqlite::params![wide.id().to_string(), widened],
+    )
+    .unwrap();
+    let mut unrevoked = RecordDecoder::new().decode(&body(revived.id())).unwrap();
+    unrevoked.revoked_at = None;
+    conn.execute(
+        "UPDATE tokens SET revoked_ms = NULL, body = ?2 WHERE id = ?1",
+        rusqlite::params![revived.id().to_string(), encode_token_record(&unrevoked)],
     )
     .unwrap();
     conn.execute(
-        "UPDATE tokens SET revoked_ms = NULL, record = json_set(record, '$.revoked_at', NULL) WHERE id = ?1",
-        [revived.id().to_string()],
-    )
-    .unwrap();
-    conn.execute(
-        "UPDATE tokens SET revoked_ms = NULL, record = ?2, mac = ?3 WHERE id = ?1",
+        "UPDATE tokens SET revoked_ms = NULL, body = ?2, mac = ?3 WHERE id = ?1",
         rusqlite::params![rolled.id().to_string(), backup.0, backup.1],
     )
     .unwrap();
@@ -117,7 +126,7 @@ async fn an_edited_row_is_refused_and_a_rolled_back_row_is_revoked_again() {
     assert!(refused.contains(&wide.id()) && refused.contains(&revived.id()), "{refused:?}");
     assert!(!refused.contains(&rolled.id()), "a rolled-back row is validly tagged");
     let v = tw.verifier();
-    let d = v.verify(wide.expose_secret(), &Request::parse("kv:other/secret:write").unwrap());
+    let d = v.verify(wide.expose_secret(), &Request::parse("kv:app/other:read").unwrap());
     assert!(!d.is_allowed(), "the widened token gained nothing: {d}");
     assert!(!v.verify(wide.expose_secret(), &read()).is_allowed(), "the edited record is not used at all");
     assert!(!v.verify(revived.expose_secret(), &read()).is_allowed(), "un-revoking by hand does not work");

@@ -376,7 +376,49 @@ impl FromStr for Request {
 /// Immutable and shared: cloning is a reference-count increment.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Scope>", into = "Vec<Scope>")]
-pub struct ScopeSet(Arc<Vec<Scope>>);
+pub struct ScopeSet(Arc<Scopes>);
+
+/// The sorted scopes, and their canonical text (kept, so that storing a set formats nothing).
+#[derive(Clone)]
+struct Scopes {
+    list: Vec<Scope>,
+    text: Box<str>,
+}
+
+// Equality and hashing are the list's: the text follows from it.
+impl PartialEq for Scopes {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Scopes {}
+
+impl std::hash::Hash for Scopes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.list.hash(state);
+    }
+}
+
+impl std::ops::Deref for Scopes {
+    type Target = Vec<Scope>;
+    fn deref(&self) -> &Vec<Scope> {
+        &self.list
+    }
+}
+
+impl Scopes {
+    fn new(list: Vec<Scope>) -> Self {
+        let mut text = String::new();
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                text.push(' ');
+            }
+            let _ = fmt::Write::write_fmt(&mut text, format_args!("{s}"));
+        }
+        Self { list, text: text.into_boxed_str() }
+    }
+}
 
 impl ScopeSet {
     /// A set from scopes; at most [`MAX_SCOPES`].
@@ -387,7 +429,13 @@ impl ScopeSet {
         }
         v.sort();
         v.dedup();
-        Ok(Self(Arc::new(v)))
+        Ok(Self(Arc::new(Scopes::new(v))))
+    }
+
+    /// The canonical text: the scopes, sorted, separated by single spaces (what `Display`
+    /// writes, and what [`ScopeSet::parse`] reads back to an equal set).
+    pub fn as_str(&self) -> &str {
+        &self.0.text
     }
 
     /// Parses scopes separated by whitespace.
@@ -437,7 +485,7 @@ impl ScopeSet {
 
 impl Default for ScopeSet {
     fn default() -> Self {
-        Self(Arc::new(Vec::new()))
+        Self(Arc::new(Scopes::new(Vec::new())))
     }
 }
 
@@ -451,13 +499,7 @@ impl<'a> IntoIterator for &'a ScopeSet {
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{s}")?;
-        }
-        Ok(())
+        f.write_str(&self.0.text)
     }
 }
 
@@ -483,7 +525,7 @@ impl TryFrom<Vec<Scope>> for ScopeSet {
 
 impl From<ScopeSet> for Vec<Scope> {
     fn from(s: ScopeSet) -> Vec<Scope> {
-        s.0.as_ref().clone()
+        s.0.list.clone()
     }
 }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use token_core::{TokenId, TokenRecord};
 
+pub use crate::encoding::{RecordDecoder, encode_token_record, encode_token_record_into};
 pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 use crate::error::Result;
 pub use crate::integrity::{RecordKey, RecordMac};
@@ -39,15 +40,37 @@ pub trait Backend: Send + Sync {
     /// Tokens answering a query, in no particular order.
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>>;
 
+    /// How many tokens answer a query, if the backend can count them cheaply (a hint to size a
+    /// cache load; `None` by default).
+    async fn count_tokens(&self, query: &TokenQuery) -> Result<Option<usize>> {
+        let _ = query;
+        Ok(None)
+    }
+
+    /// Tokens answering a query, handed to `visit` in chunks as they are read (a cache load of a
+    /// million records need not hold them all at once). The default reads them with
+    /// [`Backend::tokens`] and makes one call; a backend that can stream overrides it.
+    async fn visit_tokens(
+        &self,
+        query: &TokenQuery,
+        visit: &mut (dyn FnMut(Vec<StoredToken>) -> Result<()> + Send),
+    ) -> Result<()> {
+        visit(self.tokens(query).await?)
+    }
+
     /// Revokes `id` and all its descendants at `at`, in one durable step. Returns the ids newly
     /// revoked (already-revoked ones keep their time). Unknown id: [`crate::StoreError::NotFound`].
     /// Each revoked record is stored with its new MAC under `key`, in the same step.
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>>;
 
-    /// Migration to integrity tags: stores the MAC under `key` of every token record that has
-    /// none; returns how many. Called once per store, by the token service, when the store first
-    /// gains its record key — never afterwards (a record stripped of its tag later is refused).
-    async fn tag_untagged_tokens(&self, key: &RecordKey) -> Result<usize>;
+    /// Migration of records stored in an older form (JSON, or no integrity tag): rewrites each
+    /// that [`RecordKey::may_upgrade`] allows (its tag holds; or it has none and `tag_untagged`)
+    /// in the current encoding ([`encode_token_record`]) with its tag under `key`, in one durable
+    /// step; returns how many. The token service calls it when a store opens, until it has
+    /// succeeded once; `tag_untagged` only the first time a store gains its record key (a record
+    /// stripped of its tag later is refused, never re-tagged). A backend that only ever stored the
+    /// current form returns 0.
+    async fn upgrade_token_records(&self, key: &RecordKey, tag_untagged: bool) -> Result<usize>;
 
     /// Records uses in bulk: for each token, last use becomes the later of the stored and given
     /// times, and `uses` grows by the given count. Called coarsely, never per verification.

@@ -97,6 +97,16 @@ impl VerifierCache {
         Ok(())
     }
 
+    /// Replaces the whole content with `table`, in one swap.
+    pub(crate) fn swap_table(&self, table: ViewTable) {
+        *self.write() = table;
+    }
+
+    /// At most this many tokens.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Marks tokens revoked at `at`: from now on they are denied as revoked.
     pub fn revoke(&self, ids: &[TokenId], at: DateTime<Utc>) {
         let mut views = self.write();

@@ -10,9 +10,13 @@
 //! audit log for that (see `tokenward::Tokenward::reconcile_revocations`).
 //!
 //! What is authenticated, and how (the rule every backend shares, written once here):
-//! - a token: `HMAC(key, "tokenward-record-v1\0token\0" ‖ JSON(record))`, where `JSON(record)` is
-//!   the record re-serialised after parsing (so every field counts, revocation included; use
-//!   counters are not covered — they are advisory limits updated in bulk);
+//! - a token: `HMAC(key, "tokenward-record-v2\0token\0" ‖ encoding(record))`, where
+//!   `encoding(record)` is the canonical binary encoding of the record as decoded
+//!   ([`crate::backend::encode_token_record`]), so every field counts, revocation included; use
+//!   counters are not covered — they are advisory limits updated in bulk. (Stores written before
+//!   the binary encoding kept JSON records tagged over `"tokenward-record-v1\0token\0" ‖
+//!   JSON(record)`; such a record is still checked that way, and rewritten in the current
+//!   encoding the first time a store opens — only if its tag holds.)
 //! - a metadata value: `HMAC(key, "tokenward-record-v1\0meta\0" ‖ key name ‖ 0 ‖ value)`, stored as
 //!   `"twmac1" ‖ mac ‖ value`, so a value cannot be moved to another key either.
 
@@ -24,7 +28,14 @@ use zeroize::Zeroize;
 use crate::error::{Result, StoreError};
 use crate::model::StoredToken;
 
-const TOKEN_DOMAIN: &[u8] = b"tokenward-record-v1\0token\0";
+thread_local! {
+    /// One reusable buffer per thread for the encoding a tag is computed over (records are
+    /// not secret, but a load of a million records should not allocate a million buffers).
+    static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+const TOKEN_DOMAIN: &[u8] = b"tokenward-record-v2\0token\0";
+const LEGACY_TOKEN_DOMAIN: &[u8] = b"tokenward-record-v1\0token\0";
 const META_DOMAIN: &[u8] = b"tokenward-record-v1\0meta\0";
 const META_MAGIC: &[u8] = b"twmac1";
 
@@ -71,26 +82,46 @@ impl RecordKey {
         serde_json::to_vec(record).unwrap_or_default()
     }
 
-    /// The MAC of a token record as it stands.
-    pub fn seal_token(&self, record: &TokenRecord) -> RecordMac {
+    fn token_tag(&self, record: &TokenRecord, legacy_json: bool) -> Hmac<Sha256> {
         let mut m = self.mac.clone();
-        m.update(TOKEN_DOMAIN);
-        let mut json = Self::token_json(record);
-        m.update(&json);
-        json.zeroize();
-        RecordMac(m.finalize().into_bytes().into())
+        if legacy_json {
+            m.update(LEGACY_TOKEN_DOMAIN);
+            let mut json = Self::token_json(record);
+            m.update(&json);
+            json.zeroize();
+        } else {
+            m.update(TOKEN_DOMAIN);
+            ENCODE_BUF.with_borrow_mut(|buf| {
+                buf.clear();
+                crate::encoding::encode_token_record_into(record, buf);
+                m.update(buf);
+            });
+        }
+        m
+    }
+
+    /// The MAC of a token record as it stands (over its canonical encoding).
+    pub fn seal_token(&self, record: &TokenRecord) -> RecordMac {
+        RecordMac(self.token_tag(record, false).finalize().into_bytes().into())
+    }
+
+    fn token_ok(&self, stored: &StoredToken) -> bool {
+        stored.mac.is_some_and(|tag| {
+            self.token_tag(&stored.record, stored.legacy_json).verify_slice(&tag.0).is_ok()
+        })
+    }
+
+    /// Whether a record read in an older form may be rewritten in the current one: its tag
+    /// holds (or it has none and `tag_untagged` — the one-time migration of a store written
+    /// before integrity tags). A record that fails is left as it is, to be refused.
+    pub fn may_upgrade(&self, stored: &StoredToken, tag_untagged: bool) -> bool {
+        if stored.mac.is_none() { tag_untagged } else { self.token_ok(stored) }
     }
 
     /// Checks a stored token's MAC (constant time). A missing or wrong MAC is
     /// [`StoreError::Corrupted`] naming the token.
     pub fn check_token(&self, stored: &StoredToken) -> Result<()> {
-        let ok = stored.mac.is_some_and(|tag| {
-            let mut m = self.mac.clone();
-            m.update(TOKEN_DOMAIN);
-            m.update(&Self::token_json(&stored.record));
-            m.verify_slice(&tag.0).is_ok()
-        });
-        if ok {
+        if self.token_ok(stored) {
             Ok(())
         } else {
             Err(StoreError::Corrupted {

@@ -28,6 +28,7 @@
 
 pub mod backend;
 mod cache;
+mod encoding;
 mod envelope;
 mod error;
 mod integrity;

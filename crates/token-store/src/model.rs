@@ -142,6 +142,8 @@ pub struct StoredToken {
     pub uses: u64,
     /// The record's MAC as stored (`None`: written before integrity tags, or stripped).
     pub mac: Option<crate::integrity::RecordMac>,
+    /// Read from a JSON record written before the binary encoding (its tag is over the JSON).
+    pub(crate) legacy_json: bool,
 }
 
 impl StoredToken {
@@ -152,7 +154,17 @@ impl StoredToken {
         uses: u64,
         mac: Option<crate::integrity::RecordMac>,
     ) -> Self {
-        Self { record, last_used, uses, mac }
+        Self { record, last_used, uses, mac, legacy_json: false }
+    }
+
+    /// A stored token read from a JSON record written before the binary encoding.
+    pub(crate) fn legacy_json(
+        record: TokenRecord,
+        last_used: Option<DateTime<Utc>>,
+        uses: u64,
+        mac: Option<crate::integrity::RecordMac>,
+    ) -> Self {
+        Self { record, last_used, uses, mac, legacy_json: true }
     }
 }
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use token_core::TokenRecord;
 
+use crate::encoding::RecordDecoder;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordMac;
 use crate::model::{StoredToken, TokenQuery};
@@ -39,8 +40,8 @@ pub(crate) fn version_u64(v: i64, what: &'static str) -> Result<u64> {
 }
 
 /// A stored count back: not negative.
-pub(crate) fn count_u64(v: i64, what: &'static str, id: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| corrupt(what, Some(id), format!("count {v} is negative")))
+pub(crate) fn count_u64(v: i64, what: &'static str, id: impl std::fmt::Display) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt(what, Some(&id.to_string()), format!("count {v} is negative")))
 }
 
 /// A stored token id back.
@@ -52,32 +53,64 @@ pub(crate) fn corrupt(what: &'static str, id: Option<&str>, detail: String) -> S
     StoreError::Corrupted { id: id.map(str::to_owned), what, detail }
 }
 
-/// A token row (`record, last_used_ms, uses, mac`) decoded, every column range-checked into a
-/// typed error. The MAC is not checked here: the token service does that.
+/// The columns a token row is read with, in this order.
+pub(crate) const TOKEN_COLUMNS: &str = "body, record, last_used_ms, uses, mac";
+
+/// A token row's record: its canonical encoding, or (rows written before it) its JSON.
+pub(crate) struct Body<'a> {
+    pub(crate) body: Option<&'a [u8]>,
+    pub(crate) record: Option<&'a str>,
+}
+
+/// A token row (`TOKEN_COLUMNS`) decoded, every column range-checked into a typed error. The MAC
+/// is not checked here: the token service does that.
 pub(crate) fn stored_token(
-    record: &str,
+    decoder: &mut RecordDecoder,
+    row: Body<'_>,
     last_used: Option<i64>,
     uses: i64,
     mac: Option<&[u8]>,
 ) -> Result<StoredToken> {
-    let record: TokenRecord =
-        serde_json::from_str(record).map_err(|e| corrupt("token record", None, e.to_string()))?;
-    let id = record.id.to_string();
+    let (record, legacy) = match row {
+        Body { body: Some(body), .. } => (decoder.decode(body)?, false),
+        Body { body: None, record: Some(json) } => (
+            serde_json::from_str::<TokenRecord>(json)
+                .map_err(|e| corrupt("token record", None, e.to_string()))?,
+            true,
+        ),
+        Body { body: None, record: None } => {
+            return Err(corrupt("token record", None, "the row holds no record".into()));
+        }
+    };
     let last_used = last_used.map(from_ms).transpose()?;
-    let uses = count_u64(uses, "token use count", &id)?;
+    let uses = count_u64(uses, "token use count", record.id)?;
     let mac = match mac {
         None => None,
         Some(b) => Some(RecordMac::from_slice(b).ok_or_else(|| {
-            corrupt("token record", Some(&id), format!("integrity tag of {} bytes", b.len()))
+            corrupt(
+                "token record",
+                Some(&record.id.to_string()),
+                format!("integrity tag of {} bytes", b.len()),
+            )
         })?),
     };
-    Ok(StoredToken::new(record, last_used, uses, mac))
+    Ok(if legacy {
+        StoredToken::legacy_json(record, last_used, uses, mac)
+    } else {
+        StoredToken::new(record, last_used, uses, mac)
+    })
 }
 
-/// The `SELECT record, last_used_ms, uses, mac` for a token query, with `$N` placeholders (which SQLite
-/// and PostgreSQL both bind by position, each number first appearing in order).
+/// The `SELECT` of `TOKEN_COLUMNS` for a token query, with `$N` placeholders (which SQLite and
+/// PostgreSQL both bind by position, each number first appearing in order).
 pub(crate) fn token_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
-    select_where("SELECT record, last_used_ms, uses, mac FROM tokens WHERE ", query)
+    select_where(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE "), query)
+}
+
+/// The `SELECT COUNT(*)` for a token query (the index may serve it: no `+` trick here).
+pub(crate) fn count_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
+    let (sql, args) = select_where("SELECT COUNT(*) FROM tokens WHERE ", query);
+    (sql.replace("+expires_ms", "expires_ms"), args)
 }
 
 /// The `SELECT id` of the root tokens active for `record`'s principal and purpose when it was
@@ -112,7 +145,9 @@ fn select_where(base: &str, query: &TokenQuery) -> (String, Vec<SqlArg>) {
             vec![SqlArg::Int(ms(*since))],
         ),
         TokenQuery::Revoked => ("revoked_ms IS NOT NULL", vec![]),
-        TokenQuery::Unexpired { at } => ("expires_ms > $1", vec![SqlArg::Int(ms(*at))]),
+        // A full load (what a verifier cache reads): most rows answer, so a sequential scan beats
+        // the expiry index (`+` keeps both SQLite and PostgreSQL from using it).
+        TokenQuery::Unexpired { at } => ("+expires_ms > $1", vec![SqlArg::Int(ms(*at))]),
     };
     (format!("{base}{filter}"), args)
 }

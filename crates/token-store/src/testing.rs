@@ -239,7 +239,11 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
             assert_eq!(t.record.limits, limited.limits, "limits");
         }
     }
-    assert_eq!(b.tag_untagged_tokens(&key).await.expect("tag"), 0, "nothing written untagged");
+    assert_eq!(
+        b.upgrade_token_records(&key, true).await.expect("upgrade"),
+        0,
+        "nothing written in an older form"
+    );
 }
 
 /// Recorded uses add up; last use only moves forward.
@@ -500,8 +504,12 @@ impl Backend for FailAfter {
     ) -> crate::Result<Vec<TokenId>> {
         self.inner.revoke_tree(id, at, key).await
     }
-    async fn tag_untagged_tokens(&self, key: &crate::RecordKey) -> crate::Result<usize> {
-        self.inner.tag_untagged_tokens(key).await
+    async fn upgrade_token_records(
+        &self,
+        key: &crate::RecordKey,
+        tag_untagged: bool,
+    ) -> crate::Result<usize> {
+        self.inner.upgrade_token_records(key, tag_untagged).await
     }
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> crate::Result<()> {
         self.inner.record_uses(uses).await

@@ -1,12 +1,11 @@
 //! `Tokens`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use token_core::{
     ChildRequest, DigestKey, DigestKeyring, IssueRequest, IssuedToken, Issuer, Policy, Principal,
-    PrincipalId, ScopeSet, TokenFormat, TokenId, TokenView, Verifier,
+    TokenFormat, TokenId, TokenView, Verifier,
 };
 
 use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
@@ -17,6 +16,7 @@ use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{StoredToken, TokenQuery};
 use crate::store::SecretStore;
+use crate::table::ViewTable;
 
 /// Where the digest key (the verifier's HMAC pepper) is kept, sealed, in the secret store.
 pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
@@ -53,6 +53,8 @@ async fn digest_keys(secrets: &SecretStore) -> Result<DigestKeyring> {
 
 /// Sealed metadata: set once every token record of the store carries its integrity tag.
 const META_TAGGED: &str = "tokenward/tokens-tagged";
+/// Sealed metadata: set once every token record of the store is in the binary encoding.
+const META_ENCODED: &str = "tokenward/tokens-encoded";
 
 /// What a cache (re)load found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,14 +82,19 @@ impl Tokens {
     ) -> Result<Self> {
         let keys = digest_keys(secrets).await?;
         let record_key = secrets.record_key()?.clone();
-        if secrets.sealed_meta(META_TAGGED).await?.is_none() {
-            let n = backend.tag_untagged_tokens(&record_key).await?;
+        if secrets.sealed_meta(META_ENCODED).await?.is_none() {
+            // Once per store: records of older forms (no tag at all: only before the store first
+            // gained its record key; JSON with a tag that holds) are rewritten in the current one.
+            let untagged_allowed = secrets.sealed_meta(META_TAGGED).await?.is_none();
+            let n = backend.upgrade_token_records(&record_key, untagged_allowed).await?;
             if n > 0 {
-                tracing::warn!(tagged = n, "token records written before integrity tags were tagged");
+                tracing::warn!(upgraded = n, "token records of an older form were rewritten and tagged");
             }
-            match secrets.set_sealed_meta(META_TAGGED, None, b"v1").await {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            for meta in [META_TAGGED, META_ENCODED] {
+                match secrets.set_sealed_meta(meta, None, b"v1").await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let cache = Arc::new(VerifierCache::new(cache_capacity)?);
@@ -112,26 +119,30 @@ impl Tokens {
     /// integrity check (the backstop for missed revocation notices). Refused records are
     /// reported and logged, never loaded.
     pub async fn resync_at(&self, now: DateTime<Utc>) -> Result<LoadReport> {
-        let stored = self.backend.tokens(&TokenQuery::Unexpired { at: now }).await?;
         let mut report = LoadReport::default();
-        let mut views = Vec::with_capacity(stored.len());
-        // Scope sets and principals are shared by every view that has the same (most tokens of a
-        // purpose do): one allocation each instead of one per token, so the cache stays compact.
-        let mut scopes: HashMap<ScopeSet, ScopeSet> = HashMap::new();
-        let mut principals: HashMap<PrincipalId, PrincipalId> = HashMap::new();
-        for mut t in stored {
-            if self.record_key.check_token(&t).is_err() {
-                report.refused.push(t.record.id);
-                continue;
+        // Built aside and swapped in whole; sized for what the backend counts (or, if it cannot,
+        // for what the cache holds now), growing if there are more.
+        let query = TokenQuery::Unexpired { at: now };
+        let capacity = self.cache.capacity();
+        let expected = self.backend.count_tokens(&query).await?.unwrap_or_else(|| self.cache.len());
+        let mut table = ViewTable::with_capacity(expected.min(capacity).max(16))?;
+        let key = &self.record_key;
+        let mut visit = |chunk: Vec<StoredToken>| -> Result<()> {
+            for t in chunk {
+                // Scope sets and principals come from the backend already shared between the
+                // records of one load (the decoder interns them), so the cache stays compact.
+                if key.check_token(&t).is_err() {
+                    report.refused.push(t.record.id);
+                    continue;
+                }
+                if table.len() >= capacity {
+                    return Err(StoreError::Invalid(format!("verifier cache is full ({capacity} tokens)")));
+                }
+                table.insert(t.record.id, TokenView::with_usage(&t.record, t.uses, t.last_used));
             }
-            t.record.scopes =
-                scopes.entry(t.record.scopes.clone()).or_insert_with(|| t.record.scopes.clone()).clone();
-            t.record.principal = principals
-                .entry(t.record.principal.clone())
-                .or_insert_with(|| t.record.principal.clone())
-                .clone();
-            views.push((t.record.id, TokenView::with_usage(&t.record, t.uses, t.last_used)));
-        }
+            Ok(())
+        };
+        self.backend.visit_tokens(&query, &mut visit).await?;
         if !report.refused.is_empty() {
             tracing::error!(
                 refused = report.refused.len(),
@@ -139,8 +150,8 @@ impl Tokens {
                 "token records fail their integrity check and were refused (edited outside Tokenward?)"
             );
         }
-        report.loaded = views.len();
-        self.cache.swap_in(views)?;
+        report.loaded = table.len();
+        self.cache.swap_table(table);
         Ok(report)
     }
 

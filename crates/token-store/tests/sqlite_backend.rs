@@ -167,8 +167,25 @@ async fn a_version_1_store_migrates() {
     drop((tokens, secrets, backend));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(v, 4);
-    let untagged: i64 =
-        conn.query_row("SELECT COUNT(*) FROM tokens WHERE mac IS NULL", [], |r| r.get(0)).unwrap();
-    assert_eq!(untagged, 0);
+    assert_eq!(v, 5);
+    let old_form: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM tokens WHERE mac IS NULL OR body IS NULL OR record IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_form, 0, "tagged and rewritten in the binary encoding");
+    drop(conn);
+    // Stripping the tag now (after the one-time migration) gets the record refused, not re-tagged.
+    rusqlite::Connection::open(&path).unwrap().execute("UPDATE tokens SET mac = NULL", []).unwrap();
+    let backend = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
+    let kek =
+        Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
+    let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
+    let tokens =
+        Tokens::open(backend, &secrets, issuer.format().clone(), Policy::builder().build().unwrap(), 10)
+            .await
+            .unwrap();
+    assert_eq!((tokens.opened().loaded, tokens.opened().refused.clone()), (0, vec![record.id]));
 }

@@ -102,12 +102,16 @@ impl Backend for PostgresBackend {
         tokens::query(&self.client().await?, query).await
     }
 
+    async fn count_tokens(&self, query: &TokenQuery) -> Result<Option<usize>> {
+        tokens::count(&self.client().await?, query).await.map(Some)
+    }
+
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>> {
         tokens::revoke_tree(&mut self.client().await?, id, at, key).await
     }
 
-    async fn tag_untagged_tokens(&self, key: &RecordKey) -> Result<usize> {
-        tokens::tag_untagged(&mut self.client().await?, key).await
+    async fn upgrade_token_records(&self, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
+        tokens::upgrade(&mut self.client().await?, key, tag_untagged).await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {

@@ -3,7 +3,7 @@
 use super::{pg, pool_err};
 use crate::error::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS tokenward_schema (version INTEGER NOT NULL);
@@ -44,6 +44,11 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 /// open for older rows).
 const MIGRATION_2: &str = "ALTER TABLE tokens ADD COLUMN mac BYTEA;";
 
+/// Version 3: a record is stored in its canonical binary encoding (`body`, which its tag covers);
+/// `record` keeps the JSON of rows written before, until the token service rewrites them.
+const MIGRATION_3: &str =
+    "ALTER TABLE tokens ADD COLUMN body BYTEA; ALTER TABLE tokens ALTER COLUMN record DROP NOT NULL;";
+
 pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg)?;
@@ -63,7 +68,7 @@ pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
             "store schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
         )));
     }
-    for (to, sql) in [(1, MIGRATION_1), (2, MIGRATION_2)] {
+    for (to, sql) in [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)] {
         if version < to {
             tx.batch_execute(sql).await.map_err(pg)?;
             tx.execute("INSERT INTO tokenward_schema (version) VALUES ($1)", &[&to]).await.map_err(pg)?;

@@ -6,23 +6,21 @@ use deadpool_postgres::Object;
 use token_core::{TokenId, TokenRecord};
 
 use super::{ISSUE_CHANNEL, REVOCATION_CHANNEL, is_unique_violation, pg};
+use crate::encoding::{RecordDecoder, encode_token_record};
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{StoredToken, TokenQuery, check_active};
 use crate::sql::{self, ms};
 
-fn json(record: &TokenRecord) -> Result<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))
-}
-
-/// A `record, last_used_ms, uses, mac` row, every column range-checked.
-fn row(r: &tokio_postgres::Row) -> Result<StoredToken> {
+/// A `TOKEN_COLUMNS` row, every column range-checked.
+fn row(r: &tokio_postgres::Row, decoder: &mut RecordDecoder) -> Result<StoredToken> {
     let bad = |e: tokio_postgres::Error| sql::corrupt("token record", None, e.to_string());
-    let record: String = r.try_get(0).map_err(bad)?;
-    let last_used: Option<i64> = r.try_get(1).map_err(bad)?;
-    let uses: i64 = r.try_get(2).map_err(bad)?;
-    let mac: Option<Vec<u8>> = r.try_get(3).map_err(bad)?;
-    sql::stored_token(&record, last_used, uses, mac.as_deref())
+    let body: Option<&[u8]> = r.try_get(0).map_err(bad)?;
+    let record: Option<&str> = r.try_get(1).map_err(bad)?;
+    let last_used: Option<i64> = r.try_get(2).map_err(bad)?;
+    let uses: i64 = r.try_get(3).map_err(bad)?;
+    let mac: Option<&[u8]> = r.try_get(4).map_err(bad)?;
+    sql::stored_token(decoder, sql::Body { body, record }, last_used, uses, mac)
 }
 
 fn as_sql(arg: &sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
@@ -39,7 +37,8 @@ async fn select<C: tokio_postgres::GenericClient + Sync>(
     let (sql, args) = sql::token_query(query);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
     let rows = client.query(&sql, &params).await.map_err(pg)?;
-    rows.iter().map(row).collect()
+    let mut decoder = RecordDecoder::new();
+    rows.iter().map(|r| row(r, &mut decoder)).collect()
 }
 
 pub(super) async fn insert(
@@ -70,7 +69,7 @@ pub(super) async fn insert(
     let mac = key.seal_token(record);
     let inserted = tx
         .execute(
-            "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
+            "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, body, mac)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &record.id.to_string(),
@@ -79,7 +78,7 @@ pub(super) async fn insert(
                 &record.parent.map(|p| p.to_string()),
                 &ms(record.expires_at),
                 &record.revoked_at.map(ms),
-                &json(record)?,
+                &encode_token_record(record),
                 &&mac.0[..],
             ],
         )
@@ -101,11 +100,23 @@ pub(super) async fn insert(
 
 pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<StoredToken>> {
     let stmt = client
-        .prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = $1")
+        .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = $1", sql::TOKEN_COLUMNS))
         .await
         .map_err(pg)?;
     let r = client.query_opt(&stmt, &[&id.to_string()]).await.map_err(pg)?;
-    r.as_ref().map(row).transpose()
+    r.as_ref().map(|r| row(r, &mut RecordDecoder::new())).transpose()
+}
+
+pub(super) async fn count(client: &Object, query: &TokenQuery) -> Result<usize> {
+    let (sql, args) = sql::count_query(query);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
+    let n: i64 = client
+        .query_one(&sql, &params)
+        .await
+        .map_err(pg)?
+        .try_get(0)
+        .map_err(|e| sql::corrupt("token count", None, e.to_string()))?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 pub(super) async fn query(client: &Object, query: &TokenQuery) -> Result<Vec<StoredToken>> {
@@ -127,22 +138,23 @@ pub(super) async fn revoke_tree(
         .query(
             "WITH RECURSIVE tree(id) AS (
                 SELECT $1::text UNION SELECT t.id FROM tokens t JOIN tree ON t.parent = tree.id)
-             SELECT record, last_used_ms, uses, mac FROM tokens
+             SELECT body, record, last_used_ms, uses, mac FROM tokens
              WHERE id IN (SELECT id FROM tree) AND revoked_ms IS NULL FOR UPDATE",
             &[&id_text],
         )
         .await
         .map_err(pg)?;
     let update = tx
-        .prepare("UPDATE tokens SET revoked_ms = $2, record = $3, mac = $4 WHERE id = $1")
+        .prepare("UPDATE tokens SET revoked_ms = $2, body = $3, record = NULL, mac = $4 WHERE id = $1")
         .await
         .map_err(pg)?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut decoder = RecordDecoder::new();
     for r in &rows {
-        let mut record = row(r)?.record;
+        let mut record = row(r, &mut decoder)?.record;
         record.revoked_at = Some(at);
         let mac = key.seal_token(&record);
-        tx.execute(&update, &[&record.id.to_string(), &ms(at), &json(&record)?, &&mac.0[..]])
+        tx.execute(&update, &[&record.id.to_string(), &ms(at), &encode_token_record(&record), &&mac.0[..]])
             .await
             .map_err(pg)?;
         out.push(record.id);
@@ -156,23 +168,35 @@ pub(super) async fn revoke_tree(
     Ok(out)
 }
 
-pub(super) async fn tag_untagged(client: &mut Object, key: &RecordKey) -> Result<usize> {
+pub(super) async fn upgrade(client: &mut Object, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
     let tx = client.transaction().await.map_err(pg)?;
     let rows = tx
-        .query("SELECT record, last_used_ms, uses, mac FROM tokens WHERE mac IS NULL FOR UPDATE", &[])
+        .query(&format!("SELECT {} FROM tokens WHERE body IS NULL FOR UPDATE", sql::TOKEN_COLUMNS), &[])
         .await
         .map_err(pg)?;
+    let update = tx
+        .prepare("UPDATE tokens SET body = $2, record = NULL, mac = $3 WHERE id = $1 AND body IS NULL")
+        .await
+        .map_err(pg)?;
+    let mut decoder = RecordDecoder::new();
+    let mut n = 0;
     for r in &rows {
-        let record = row(r)?.record;
+        // A row that does not even decode, or whose tag fails, is left for the load to refuse.
+        let Ok(t) = row(r, &mut decoder) else { continue };
+        if !key.may_upgrade(&t, tag_untagged) {
+            continue;
+        }
+        let record = t.record;
         tx.execute(
-            "UPDATE tokens SET mac = $2 WHERE id = $1 AND mac IS NULL",
-            &[&record.id.to_string(), &&key.seal_token(&record).0[..]],
+            &update,
+            &[&record.id.to_string(), &encode_token_record(&record), &&key.seal_token(&record).0[..]],
         )
         .await
         .map_err(pg)?;
+        n += 1;
     }
     tx.commit().await.map_err(pg)?;
-    Ok(rows.len())
+    Ok(n)
 }
 
 pub(super) async fn record_uses(client: &mut Object, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {

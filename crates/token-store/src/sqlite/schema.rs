@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::db;
 use crate::error::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATION_1: &str = "
 CREATE TABLE tokens (
@@ -81,6 +81,31 @@ CREATE INDEX tokens_parent ON tokens(parent) WHERE parent IS NOT NULL;
 CREATE INDEX tokens_expires ON tokens(expires_ms);
 ";
 
+/// Version 5: a record is stored in its canonical binary encoding (`body`, which its tag covers);
+/// `record` keeps the JSON of rows written before, until the token service rewrites them.
+const MIGRATION_5: &str = "
+CREATE TABLE tokens_v5 (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    parent TEXT,
+    expires_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    last_used_ms INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0,
+    body BLOB,
+    record TEXT,
+    mac BLOB
+) STRICT;
+INSERT INTO tokens_v5 SELECT id, principal, purpose, parent, expires_ms, revoked_ms, last_used_ms, uses, NULL,
+    record, mac FROM tokens;
+DROP TABLE tokens;
+ALTER TABLE tokens_v5 RENAME TO tokens;
+CREATE INDEX tokens_principal ON tokens(principal, purpose);
+CREATE INDEX tokens_parent ON tokens(parent) WHERE parent IS NOT NULL;
+CREATE INDEX tokens_expires ON tokens(expires_ms);
+";
+
 /// Brings the schema up to date, one version per exclusive transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db)?;
@@ -89,7 +114,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
             "store schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
         )));
     }
-    for (to, sql) in [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4)] {
+    for (to, sql) in
+        [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4), (5, MIGRATION_5)]
+    {
         if version < to {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(db)?;
             tx.execute_batch(sql).map_err(db)?;

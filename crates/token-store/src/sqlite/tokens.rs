@@ -6,18 +6,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use token_core::{TokenId, TokenRecord};
 
 use super::db;
+use crate::encoding::{RecordDecoder, encode_token_record};
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{StoredToken, TokenQuery, check_active};
 use crate::sql::{self, ms};
 
 const INSERT_TOKEN: &str =
-    "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, record, mac)
+    "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, body, mac)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
-fn json(record: &TokenRecord) -> Result<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))
-}
 
 fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, key: &RecordKey) -> Result<()> {
     let mac = key.seal_token(record);
@@ -28,7 +25,7 @@ fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, ke
         record.parent.map(|p| p.to_string()),
         ms(record.expires_at),
         record.revoked_at.map(ms),
-        json(record)?,
+        encode_token_record(record),
         &mac.0[..],
     ]);
     match inserted {
@@ -40,15 +37,15 @@ fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, ke
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> Result<StoredToken> {
-    let record =
-        r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
-    let mac = r
-        .get_ref(3)
-        .map_err(db)?
-        .as_blob_or_null()
-        .map_err(|e| sql::corrupt("token record", None, e.to_string()))?;
-    sql::stored_token(record, r.get(1).map_err(db)?, r.get(2).map_err(db)?, mac)
+/// A `TOKEN_COLUMNS` row decoded, every column range-checked.
+fn row(r: &rusqlite::Row<'_>, decoder: &mut RecordDecoder) -> Result<StoredToken> {
+    let bad = |e: rusqlite::types::FromSqlError| sql::corrupt("token record", None, e.to_string());
+    let body = r.get_ref(0).map_err(db)?.as_blob_or_null().map_err(bad)?;
+    let record = r.get_ref(1).map_err(db)?.as_str_or_null().map_err(bad)?;
+    let last_used = r.get_ref(2).map_err(db)?.as_i64_or_null().map_err(bad)?;
+    let uses = r.get_ref(3).map_err(db)?.as_i64().map_err(bad)?;
+    let mac = r.get_ref(4).map_err(db)?.as_blob_or_null().map_err(bad)?;
+    sql::stored_token(decoder, sql::Body { body, record }, last_used, uses, mac)
 }
 
 fn active_ids(conn: &Connection, record: &TokenRecord) -> Result<Vec<TokenId>> {
@@ -99,21 +96,55 @@ pub(super) fn bulk_insert(conn: &mut Connection, records: &[TokenRecord], key: &
 
 pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<StoredToken>> {
     let mut stmt = conn
-        .prepare_cached("SELECT record, last_used_ms, uses, mac FROM tokens WHERE id = ?1")
+        .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = ?1", sql::TOKEN_COLUMNS))
         .map_err(db)?;
     let mut rows = stmt.query([id.to_string()]).map_err(db)?;
-    rows.next().map_err(db)?.map(row).transpose()
+    rows.next().map_err(db)?.map(|r| row(r, &mut RecordDecoder::new())).transpose()
 }
 
 pub(super) fn query(conn: &mut Connection, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    let mut out = Vec::new();
+    stream(conn, query, usize::MAX, &mut |mut chunk| {
+        out.append(&mut chunk);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+pub(super) fn count(conn: &mut Connection, query: &TokenQuery) -> Result<usize> {
+    let (sql, args) = sql::count_query(query);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let n: i64 = stmt
+        .query_row(rusqlite::params_from_iter(args.into_iter().map(to_value)), |r| r.get(0))
+        .map_err(db)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Reads the rows answering `query`, handing them to `visit` `chunk` at a time.
+pub(super) fn stream(
+    conn: &mut Connection,
+    query: &TokenQuery,
+    chunk: usize,
+    visit: &mut (dyn FnMut(Vec<StoredToken>) -> Result<()> + Send),
+) -> Result<()> {
     let (sql, args) = sql::token_query(query);
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.into_iter().map(to_value))).map_err(db)?;
-    let mut out = Vec::new();
+    let mut decoder = RecordDecoder::new();
+    let mut out = Vec::with_capacity(chunk.min(1024));
     while let Some(r) = rows.next().map_err(db)? {
-        out.push(row(r)?);
+        out.push(row(r, &mut decoder)?);
+        if out.len() == chunk {
+            visit(std::mem::replace(&mut out, Vec::with_capacity(chunk)))?;
+            // A fresh decoder per chunk: the caller drops this chunk's shared names and scope sets
+            // on its own thread while this one clones the next chunk's, never the same counters.
+            decoder = RecordDecoder::new();
+        }
     }
-    Ok(out)
+    if !out.is_empty() {
+        visit(out)?;
+    }
+    Ok(())
 }
 
 pub(super) fn revoke_tree(
@@ -136,24 +167,28 @@ pub(super) fn revoke_tree(
             .prepare(
                 "WITH RECURSIVE tree(id) AS (
                      SELECT ?1 UNION SELECT tokens.id FROM tokens JOIN tree ON tokens.parent = tree.id)
-                 SELECT tokens.record, tokens.last_used_ms, tokens.uses, tokens.mac
+                 SELECT tokens.body, tokens.record, tokens.last_used_ms, tokens.uses, tokens.mac
                  FROM tokens JOIN tree ON tokens.id = tree.id WHERE tokens.revoked_ms IS NULL",
             )
             .map_err(db)?;
         let mut rows = stmt.query([id.to_string()]).map_err(db)?;
+        let mut decoder = RecordDecoder::new();
         while let Some(r) = rows.next().map_err(db)? {
-            to_revoke.push(row(r)?.record);
+            to_revoke.push(row(r, &mut decoder)?.record);
         }
     }
     let mut out = Vec::with_capacity(to_revoke.len());
     {
         let mut stmt = tx
-            .prepare_cached("UPDATE tokens SET revoked_ms = ?2, record = ?3, mac = ?4 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE tokens SET revoked_ms = ?2, body = ?3, record = NULL, mac = ?4 WHERE id = ?1",
+            )
             .map_err(db)?;
         for mut record in to_revoke {
             record.revoked_at = Some(at);
             let mac = key.seal_token(&record);
-            stmt.execute(params![record.id.to_string(), ms(at), json(&record)?, &mac.0[..]]).map_err(db)?;
+            stmt.execute(params![record.id.to_string(), ms(at), encode_token_record(&record), &mac.0[..]])
+                .map_err(db)?;
             out.push(record.id);
         }
     }
@@ -161,22 +196,36 @@ pub(super) fn revoke_tree(
     Ok(out)
 }
 
-pub(super) fn tag_untagged(conn: &mut Connection, key: &RecordKey) -> Result<usize> {
+pub(super) fn upgrade(conn: &mut Connection, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     let records: Vec<TokenRecord> = {
-        let mut stmt =
-            tx.prepare("SELECT record, last_used_ms, uses, mac FROM tokens WHERE mac IS NULL").map_err(db)?;
+        let mut stmt = tx
+            .prepare(&format!("SELECT {} FROM tokens WHERE body IS NULL", sql::TOKEN_COLUMNS))
+            .map_err(db)?;
         let mut rows = stmt.query([]).map_err(db)?;
+        let mut decoder = RecordDecoder::new();
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(db)? {
-            out.push(row(r)?.record);
+            // A row that does not even decode is left for the load to refuse.
+            if let Ok(t) = row(r, &mut decoder)
+                && key.may_upgrade(&t, tag_untagged)
+            {
+                out.push(t.record);
+            }
         }
         out
     };
     {
-        let mut stmt = tx.prepare("UPDATE tokens SET mac = ?2 WHERE id = ?1 AND mac IS NULL").map_err(db)?;
+        let mut stmt = tx
+            .prepare("UPDATE tokens SET body = ?2, record = NULL, mac = ?3 WHERE id = ?1 AND body IS NULL")
+            .map_err(db)?;
         for record in &records {
-            stmt.execute(params![record.id.to_string(), &key.seal_token(record).0[..]]).map_err(db)?;
+            stmt.execute(params![
+                record.id.to_string(),
+                encode_token_record(record),
+                &key.seal_token(record).0[..]
+            ])
+            .map_err(db)?;
         }
     }
     tx.commit().map_err(db)?;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokenward::audit::{Action, CheckpointSigner, FileLog, LogStorage, Query, verify_file};
+use tokenward::audit::{Action, AuditQuery, CheckpointSigner, FileLog, LogStorage, verify_file};
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::*;
 use tokenward::rotate::{Rotation, Step};
@@ -181,7 +181,7 @@ async fn run(dir: &Path) -> Result<()> {
     // What did the token do? The audit log answers, and proves it was not edited or cut.
     let log_path = dir.join("audit.jsonl");
     let log = FileLog::open(&log_path)?;
-    let trail = log.query(&Query::new().token(token.id())).await?;
+    let trail = log.query(&AuditQuery::new().token(token.id())).await?;
     println!("14. the audit trail of token {}:", token.id());
     for e in &trail {
         println!("      #{:<3} {}", e.seq, e.event);
@@ -195,7 +195,7 @@ async fn run(dir: &Path) -> Result<()> {
         trail.iter().any(|e| e.event.action == Action::VerifyDenied("out_of_scope".into())),
         "reason kept",
     )?;
-    let steps = log.query(&Query::new().action("rotate")).await?;
+    let steps = log.query(&AuditQuery::new().action("rotate")).await?;
     let declared = steps.iter().filter(|e| e.event.action == Action::Rotate("emergency".into())).count();
     check(declared == 2, "both emergencies are in the log")?;
     let pinned = signer.public_key().verify_for(&checkpoint, "quickstart")?.chain_head();

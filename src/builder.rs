@@ -12,7 +12,7 @@ use token_core::chrono::TimeDelta;
 use token_core::{Clock, Policy, SystemClock, TokenFormat, TokenPrefix};
 use token_rotate::{Rotator, SchedulerConfig, TokioScheduler};
 use token_store::secrecy::SecretString;
-use token_store::{Backend, KdfParams, KeyProvider, LocalKek, MemoryBackend, SecretStore, Tokens};
+use token_store::{Backend, KdfParams, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 
 use crate::deployment::{Inner, Tokenward};
 use crate::error::{Error, Result};
@@ -295,9 +295,14 @@ impl TokenwardBuilder {
             secrets = secrets.with_audit(a.clone());
         }
         let secrets = Arc::new(secrets);
-        let mut tokens =
-            Tokens::open(backend.clone(), &secrets, TokenFormat::new(prefix), policy, self.cache_capacity)
-                .await?;
+        let mut tokens = TokenService::open(
+            backend.clone(),
+            &secrets,
+            TokenFormat::new(prefix),
+            policy,
+            self.cache_capacity,
+        )
+        .await?;
         if let Some(a) = &auditor {
             tokens = tokens.with_audit(a.clone());
         }

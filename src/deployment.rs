@@ -8,10 +8,10 @@ use token_audit::{AuditWriter, Auditor, CheckpointSigner, SignedCheckpoint, Subj
 use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
-    Schedule, TokenTarget, TokioScheduler,
+    Schedule, TokenwardTokenTarget, TokioScheduler,
 };
 use token_store::secrecy::SecretBox;
-use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, Tokens};
+use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, TokenService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,7 +23,7 @@ use crate::verifier::TokenVerifier;
 pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) secrets: Arc<SecretStore>,
-    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) tokens: Arc<TokenService>,
     pub(crate) rotator: Arc<Rotator>,
     pub(crate) scheduler: Arc<TokioScheduler>,
     pub(crate) writer: Option<Arc<AuditWriter>>,
@@ -218,8 +218,8 @@ impl Tokenward {
     }
 
     /// A rotation target for `principal`'s token for `request`'s purpose, in this deployment.
-    pub fn token_target(&self, principal: Principal, request: IssueRequest) -> Arc<TokenTarget> {
-        Arc::new(TokenTarget::new(self.inner.tokens.clone(), principal, request))
+    pub fn token_target(&self, principal: Principal, request: IssueRequest) -> Arc<TokenwardTokenTarget> {
+        Arc::new(TokenwardTokenTarget::new(self.inner.tokens.clone(), principal, request))
     }
 
     fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
@@ -283,7 +283,7 @@ impl Tokenward {
         let mut report = Reconciliation::default();
         let Some(writer) = &self.inner.writer else { return Ok(report) };
         writer.flush().await?;
-        let entries = writer.storage().query(&token_audit::Query::new().action("revoke")).await?;
+        let entries = writer.storage().query(&token_audit::AuditQuery::new().action("revoke")).await?;
         let mut seen = std::collections::HashSet::new();
         for id in entries.iter().filter_map(|e| e.event.token) {
             if !seen.insert(id) {
@@ -305,7 +305,7 @@ impl Tokenward {
     }
 
     /// The token service.
-    pub fn tokens(&self) -> &Arc<Tokens> {
+    pub fn tokens(&self) -> &Arc<TokenService> {
         &self.inner.tokens
     }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokenward::audit::{FileLog, LogStorage, Query};
+use tokenward::audit::{AuditQuery, FileLog, LogStorage};
 use tokenward::core::{DenyReason, Request, TokenId};
 
 use tokenward::EmergencyOrder;
@@ -57,7 +57,7 @@ async fn one_handle_audits_every_place_and_runs_the_upkeep() {
     tw.shutdown().await.unwrap(); // idempotent
 
     let log = FileLog::open(dir.path().join("audit.jsonl")).unwrap();
-    let all = log.query(&Query::new()).await.unwrap();
+    let all = log.query(&AuditQuery::new()).await.unwrap();
     let actions: Vec<String> = all.iter().map(|e| e.event.action.name().to_owned()).collect();
     for want in ["issue", "verify_allowed", "rotate", "revoke", "key_rotation"] {
         assert!(actions.iter().any(|a| a == want), "{want} is audited: {actions:?}");

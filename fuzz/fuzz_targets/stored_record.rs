@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let bytes = token_store::backend::encode_token_record(&r);
         let again = token_store::backend::RecordDecoder::new().decode(&bytes).expect("re-decodes");
         assert_eq!(token_store::backend::encode_token_record(&again), bytes, "canonical");
-        let tagged = token_store::StoredToken::new(again, None, 0, Some(key.seal_token(&r)));
+        let tagged = token_store::TokenRow::new(again, None, 0, Some(key.seal_token(&r)));
         assert!(key.check_token(&tagged).is_ok());
     }
     let Ok(s) = std::str::from_utf8(data) else { return };
@@ -30,9 +30,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.expires_at, r.expires_at);
         let _ = token_core::TokenView::from_record(&r);
         // A record's tag binds every field: the same record checks, any untagged one does not.
-        let tagged = token_store::StoredToken::new(r.clone(), None, 0, Some(key.seal_token(&r)));
+        let tagged = token_store::TokenRow::new(r.clone(), None, 0, Some(key.seal_token(&r)));
         assert!(key.check_token(&tagged).is_ok());
-        assert!(key.check_token(&token_store::StoredToken::new(r, None, 0, None)).is_err());
+        assert!(key.check_token(&token_store::TokenRow::new(r, None, 0, None)).is_err());
     }
     let _ = serde_json::from_str::<SecretVersion>(s);
     let _ = serde_json::from_str::<KdfParams>(s);

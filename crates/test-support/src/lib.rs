@@ -1,7 +1,8 @@
 //! # tokenward-test-support
 //!
 //! What Tokenward's own test suites share, so that no crate writes it again: the SIGKILL harness
-//! ([`kill_child_at_random`]) and the rule for finding the test PostgreSQL ([`postgres_url`]).
+//! ([`kill_child_at_random`]), the rule for finding the test PostgreSQL ([`postgres_url`]), and a
+//! schema of a test's own that is dropped when the test ends ([`FreshSchema`]).
 //! Not published; not part of any public API.
 //!
 //! ```
@@ -37,6 +38,74 @@ pub fn postgres_url() -> Option<String> {
                 "\n*** SKIPPED: PostgreSQL tests ({POSTGRES_URL_ENV} is not set; scripts/test.sh starts a server) ***\n"
             );
             None
+        }
+    }
+}
+
+/// A PostgreSQL schema of one test's own, created empty and dropped (with everything in it) when
+/// the guard goes — also when the test fails. Connect with [`FreshSchema::url`], whose
+/// `search_path` points into it.
+pub struct FreshSchema {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl FreshSchema {
+    /// A new empty schema named `{prefix}_{pid}_{random}` on the test server; `None` (skipping
+    /// loudly) without one, as [`postgres_url`].
+    pub fn create(prefix: &str) -> Option<Self> {
+        let server = postgres_url()?;
+        let name = format!("{prefix}_{}_{}", std::process::id(), random_ms(0, 1_000_000_000));
+        run_sql(&server, &format!("CREATE SCHEMA {name}"));
+        let url = format!("{server} options='-c search_path={name}'");
+        Some(Self { server, name, url })
+    }
+
+    /// The connection string into the schema.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The server's connection string (no schema set).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+}
+
+impl Drop for FreshSchema {
+    fn drop(&mut self) {
+        run_sql(&self.server, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+/// Runs `sql` on the server from a thread and runtime of its own (so it works from a test's
+/// runtime, outside one, and in `Drop`).
+fn run_sql(server: &str, sql: &str) {
+    let (server, sql) = (server.to_owned(), sql.to_owned());
+    let done = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+            let driver = tokio::spawn(conn);
+            let result = client.batch_execute(&sql).await;
+            drop(client);
+            let _ = driver.await;
+            result
+        })
+    })
+    .join()
+    .expect("schema thread");
+    if let Err(e) = done {
+        if std::thread::panicking() {
+            eprintln!("test schema: {e}");
+        } else {
+            panic!("test schema: {e}");
         }
     }
 }

@@ -46,11 +46,24 @@ pub enum AuditError {
         capacity: usize,
     },
     /// The database failed.
-    #[error("audit database: {0}")]
-    Database(String),
+    #[error("audit database: {context}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The database's own error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
 }
 
 impl AuditError {
+    pub(crate) fn database(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Database { context: context.into(), source: Some(source.into()) }
+    }
+
     pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
         move |source| Self::Io { what, source }
     }

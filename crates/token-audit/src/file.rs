@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::chain::{ChainHead, ChainVerifier, Entry, entry_hash_with};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
-use crate::query::Query;
+use crate::query::AuditQuery;
 use crate::storage::LogStorage;
 
 /// How the file log makes appends durable.
@@ -199,7 +199,7 @@ impl LogStorage for FileLog {
         reader.take(limit).collect()
     }
 
-    async fn query(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<Entry>, AuditError> {
         let mut out = Vec::new();
         for e in self.reader()? {
             let e = e?;

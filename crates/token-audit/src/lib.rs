@@ -10,7 +10,7 @@
 //!   elsewhere, so that truncation and rollback are detected, not only edits.
 //! - **Storage** ([`LogStorage`]): an append-only file of JSON lines ([`FileLog`]: fsynced batches,
 //!   torn tails cut on open, one writer at a time), PostgreSQL (feature `postgres`: many processes,
-//!   one chain), memory; a streaming [`JsonlExporter`] for SIEM pipelines; [`Query`] for "what did
+//!   one chain), memory; a streaming [`JsonlExporter`] for SIEM pipelines; [`AuditQuery`] for "what did
 //!   this token do?".
 //! - **Emitting** through one [`AuditSink`] trait: the batched [`AuditWriter`] (group commit) and an
 //!   [`Auditor`] applying a [`FailureMode`]; [`AuditedVerifier`] records every verification.
@@ -72,7 +72,10 @@ pub use file::{FileLog, FileSync, LogReader, verify_file};
 pub use memory::MemoryLog;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresLog;
-pub use query::Query;
+pub use query::AuditQuery;
+/// The earlier name of [`AuditQuery`].
+#[doc(hidden)]
+pub type Query = AuditQuery;
 pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
 pub use storage::LogStorage;
 pub use subject::SubjectKey;

@@ -15,7 +15,7 @@ use crate::chain::{ChainHash, ChainHead, Entry, entry_hash_with, write_json_line
 use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::file::parse_line;
-use crate::query::Query;
+use crate::query::AuditQuery;
 use crate::storage::LogStorage;
 
 const SCHEMA_VERSION: i32 = 1;
@@ -49,7 +49,7 @@ CREATE TRIGGER tokenward_audit_no_truncate BEFORE TRUNCATE ON tokenward_audit
 ";
 
 fn pg(e: tokio_postgres::Error) -> AuditError {
-    AuditError::Database(e.to_string())
+    AuditError::database("postgres", e)
 }
 
 /// An audit log in a PostgreSQL table (`tokenward_audit`, in the connection's schema).
@@ -74,20 +74,20 @@ impl PostgresLog {
     /// that outlives the log.
     pub async fn connect(conn_str: &str, max_connections: usize) -> Result<Self, AuditError> {
         let config: tokio_postgres::Config =
-            conn_str.parse().map_err(|e| AuditError::Database(format!("connection string: {e}")))?;
+            conn_str.parse().map_err(|e| AuditError::database("parsing the connection string", e))?;
         let manager =
             Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .build()
-            .map_err(|e| AuditError::Database(format!("pool: {e}")))?;
+            .map_err(|e| AuditError::database("postgres pool", e))?;
         let log = Self { pool, rt: tokio::runtime::Handle::current() };
         log.migrate().await?;
         Ok(log)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, AuditError> {
-        self.pool.get().await.map_err(|e| AuditError::Database(format!("pool: {e}")))
+        self.pool.get().await.map_err(|e| AuditError::database("postgres pool", e))
     }
 
     async fn migrate(&self) -> Result<(), AuditError> {
@@ -105,9 +105,12 @@ impl PostgresLog {
             .map_err(pg)?;
         let version = version.unwrap_or(0);
         if version > SCHEMA_VERSION {
-            return Err(AuditError::Database(format!(
-                "audit schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
-            )));
+            return Err(AuditError::Database {
+                context: format!(
+                    "audit schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
+                ),
+                source: None,
+            });
         }
         if version < 1 {
             tx.batch_execute(MIGRATION_1).await.map_err(pg)?;
@@ -121,7 +124,7 @@ impl PostgresLog {
         &self,
         f: impl Future<Output = Result<T, AuditError>> + Send + 'static,
     ) -> Result<T, AuditError> {
-        self.rt.spawn(f).await.map_err(|e| AuditError::Database(format!("task: {e}")))?
+        self.rt.spawn(f).await.map_err(|e| AuditError::database("the audit task failed", e))?
     }
 
     async fn append_owned(self, events: Vec<AuditEvent>) -> Result<ChainHead, AuditError> {
@@ -251,8 +254,8 @@ impl LogStorage for PostgresLog {
         self.on_rt(self.clone().select(sql, vec![Param::I64(from), Param::I64(limit)])).await
     }
 
-    async fn query(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
-        let Query { token, actor, action, from, until, .. } = query;
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<Entry>, AuditError> {
+        let AuditQuery { token, actor, action, from, until, .. } = query;
         let mut sql = String::from("SELECT seq, line FROM tokenward_audit WHERE true");
         let mut params = Vec::new();
         let mut add = |sql: &mut String, cond: &str, p: Param| {

@@ -9,12 +9,12 @@ use crate::event::Actor;
 /// A filter over entries; every criterion set must match. Build with the methods.
 ///
 /// ```
-/// use token_audit::Query;
-/// let q = Query::new().action("revoke").limit(10);
+/// use token_audit::AuditQuery;
+/// let q = AuditQuery::new().action("revoke").limit(10);
 /// # let _ = q;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Query {
+pub struct AuditQuery {
     pub(crate) token: Option<TokenId>,
     pub(crate) actor: Option<Actor>,
     pub(crate) action: Option<String>,
@@ -23,7 +23,7 @@ pub struct Query {
     pub(crate) limit: Option<usize>,
 }
 
-impl Query {
+impl AuditQuery {
     /// Every entry.
     pub fn new() -> Self {
         Self::default()

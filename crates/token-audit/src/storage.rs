@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::chain::{ChainHead, Entry};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
-use crate::query::Query;
+use crate::query::AuditQuery;
 
 /// An append-only, hash-chained log.
 ///
@@ -30,7 +30,7 @@ pub trait LogStorage: Send + Sync {
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError>;
 
     /// The entries matching `query`, in order. The default scans [`LogStorage::read`] pages.
-    async fn query(&self, query: &Query) -> Result<Vec<Entry>, AuditError> {
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<Entry>, AuditError> {
         let mut out = Vec::new();
         let mut from = 0;
         loop {

@@ -135,23 +135,23 @@ async fn queries_answer_what_a_token_did() {
     memory.append_now(&(0..40).map(event).collect::<Vec<_>>());
     let id = TokenId::from_u128(3).unwrap();
     for storage in [&log as &dyn LogStorage, &memory] {
-        let by_token = storage.query(&Query::new().token(id)).await.unwrap();
+        let by_token = storage.query(&AuditQuery::new().token(id)).await.unwrap();
         assert_eq!(
             by_token.iter().map(|e| e.seq).collect::<Vec<_>>(),
             (0..40).filter(|i| i % 5 == 2).collect::<Vec<_>>()
         );
-        let denied = storage.query(&Query::new().action("verify_denied")).await.unwrap();
+        let denied = storage.query(&AuditQuery::new().action("verify_denied")).await.unwrap();
         assert_eq!(denied.len(), 10);
         let by_actor = storage
             .query(
-                &Query::new()
+                &AuditQuery::new()
                     .actor(Actor::Principal("svc-1".into()))
                     .between(t0(), t0() + TimeDelta::seconds(20)),
             )
             .await
             .unwrap();
         assert_eq!(by_actor.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 4, 7, 10, 13, 16, 19]);
-        assert_eq!(storage.query(&Query::new().limit(3)).await.unwrap().len(), 3);
+        assert_eq!(storage.query(&AuditQuery::new().limit(3)).await.unwrap().len(), 3);
     }
 }
 

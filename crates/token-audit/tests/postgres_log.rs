@@ -17,22 +17,7 @@ use token_core::chrono::Utc;
 
 const CHILD_ENV: &str = "TOKENWARD_AUDIT_PG_CHILD";
 
-use tokenward_test_support::postgres_url as pg_url;
-
-async fn fresh_schema(url: &str) -> String {
-    let schema = format!("twa_{}_{}", std::process::id(), rand_suffix());
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    format!("{url} options='-c search_path={schema}'")
-}
-
-fn rand_suffix() -> u64 {
-    use rand::TryRng;
-    let mut b = [0u8; 8];
-    rand::rngs::SysRng.try_fill_bytes(&mut b).unwrap();
-    u64::from_le_bytes(b) % 1_000_000_000
-}
+use tokenward_test_support::FreshSchema;
 
 fn event(writer: &str, i: usize) -> AuditEvent {
     AuditEvent::new(Utc::now(), Actor::Principal(writer.to_owned()), Action::VerifyAllowed)
@@ -87,8 +72,8 @@ async fn read_all(log: &PostgresLog) -> Vec<Entry> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_processes_appending_at_once_form_one_chain() {
-    let Some(url) = pg_url() else { return };
-    let conn = fresh_schema(&url).await;
+    let Some(schema) = FreshSchema::create("twa") else { return };
+    let conn = schema.url().to_owned();
     // Create the table first, so the children do not all race to migrate (they may: it is locked).
     let log = PostgresLog::connect(&conn, 2).await.unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -144,18 +129,18 @@ async fn several_processes_appending_at_once_form_one_chain() {
 
     // Queries run in SQL and agree with a scan.
     let id = TokenId::from_u128(3).unwrap();
-    let q = Query::new().token(id).actor(Actor::Principal("child-1".into()));
+    let q = AuditQuery::new().token(id).actor(Actor::Principal("child-1".into()));
     let by_sql = log.query(&q).await.unwrap();
     let by_scan: Vec<_> = entries.iter().filter(|e| q.matches(e)).cloned().collect();
     assert_eq!(by_sql, by_scan);
     assert!(!by_sql.is_empty());
-    assert_eq!(log.query(&Query::new().action("verify_allowed").limit(7)).await.unwrap().len(), 7);
+    assert_eq!(log.query(&AuditQuery::new().action("verify_allowed").limit(7)).await.unwrap().len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_cannot_be_rewritten_and_a_forced_edit_is_found() {
-    let Some(url) = pg_url() else { return };
-    let conn = fresh_schema(&url).await;
+    let Some(schema) = FreshSchema::create("twa") else { return };
+    let conn = schema.url().to_owned();
     let log = PostgresLog::connect(&conn, 2).await.unwrap();
     log.append(&(0..20).map(|i| event("w", i)).collect::<Vec<_>>()).await.unwrap();
     let (client, c) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.unwrap();

@@ -112,7 +112,7 @@ async fn a_full_queue_refuses_instead_of_stalling() {
     assert_eq!(storage.inner().entries().len(), 100, "closing writes what was queued");
 }
 
-fn tokens() -> (MemoryTokens, Issuer, Principal) {
+fn tokens() -> (InMemoryLookup, Issuer, Principal) {
     let policy = Policy::builder()
         .role(Role::parse("reader", "kv:teams/a/**:read", TimeDelta::days(1)).unwrap())
         .build()
@@ -122,7 +122,7 @@ fn tokens() -> (MemoryTokens, Issuer, Principal) {
         DigestKeyring::new(DigestKey::generate(1).unwrap()),
         policy,
     );
-    (MemoryTokens::new(), issuer, Principal::parse("billing", ["reader"]).unwrap())
+    (InMemoryLookup::new(), issuer, Principal::parse("billing", ["reader"]).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,14 +153,14 @@ async fn the_audited_verifier_records_every_decision_and_fails_closed() {
     assert!(!verifier.verify(typo, &read).is_allowed());
     writer.flush().await.unwrap();
 
-    let trail = storage.inner().query(&Query::new().token(id)).await.unwrap();
+    let trail = storage.inner().query(&AuditQuery::new().token(id)).await.unwrap();
     assert_eq!(trail.len(), 2);
     assert_eq!(trail[0].event.action, Action::VerifyAllowed);
     assert_eq!(trail[0].event.actor, Actor::Principal("billing".into()));
     assert_eq!(trail[0].event.source.as_deref(), Some("10.1.2.3"));
     assert_eq!(trail[0].event.attrs["request"], "kv:teams/a/x:read");
     assert_eq!(trail[1].event.action, Action::VerifyDenied("out_of_scope".into()));
-    let malformed = storage.inner().query(&Query::new().action("verify_denied")).await.unwrap();
+    let malformed = storage.inner().query(&AuditQuery::new().action("verify_denied")).await.unwrap();
     assert_eq!(malformed[1].event.token, None);
     assert_eq!(malformed[1].event.subject_hmac, Some(subjects.hash(typo.as_bytes())));
 

@@ -16,8 +16,8 @@ use crate::role::PrincipalId;
 pub enum DenyReason {
     /// Not a well-formed token of this issuer.
     Malformed(TokenFormatError),
-    /// Well formed, but no token has this id.
-    Unknown,
+    /// Well formed, but no token has this id (or its record was refused as edited).
+    UnknownToken,
     /// The id exists but the secret does not match.
     BadSecret,
     /// The digest was made under a key the verifier does not hold.
@@ -57,12 +57,17 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
+    /// The earlier name of [`DenyReason::UnknownToken`] (usable in patterns too).
+    #[doc(hidden)]
+    #[allow(non_upper_case_globals)]
+    pub const Unknown: DenyReason = DenyReason::UnknownToken;
+
     /// A stable, short name for the reason (`"expired"`, `"out_of_scope"`, ...), for audit
     /// entries and metrics.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed",
-            Self::Unknown => "unknown",
+            Self::UnknownToken => "unknown",
             Self::BadSecret => "bad_secret",
             Self::UnknownDigestKey { .. } => "unknown_digest_key",
             Self::Revoked { .. } => "revoked",
@@ -80,7 +85,7 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Malformed(e) => write!(f, "malformed token: {e}"),
-            Self::Unknown => f.write_str("unknown token"),
+            Self::UnknownToken => f.write_str("unknown token"),
             Self::BadSecret => f.write_str("token secret does not match"),
             Self::UnknownDigestKey { key_id } => {
                 write!(f, "token digest key {key_id} is not held by this verifier")

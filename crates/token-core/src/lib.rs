@@ -23,7 +23,7 @@
 //! let format = TokenFormat::new(TokenPrefix::new("acme_prod")?);
 //! let keys = DigestKeyring::new(DigestKey::generate(1)?);
 //! let issuer = Issuer::new(format.clone(), keys.clone(), policy);
-//! let tokens = Arc::new(MemoryTokens::new());
+//! let tokens = Arc::new(InMemoryLookup::new());
 //!
 //! // Issue a least-privilege token: one scope, 15 minutes.
 //! let request = IssueRequest::parse("read-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?;
@@ -69,7 +69,10 @@ pub use decision::{Decision, DenyReason, Grant};
 pub use error::{RandomnessUnavailable, ScopeError, TokenFormatError};
 pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};
-pub use memory::MemoryTokens;
+pub use memory::InMemoryLookup;
+/// The earlier name of [`InMemoryLookup`].
+#[doc(hidden)]
+pub type MemoryTokens = InMemoryLookup;
 pub use policy::{ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
 pub use record::{TokenRecord, TokenStatus, UseLimits};
 pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};

@@ -27,17 +27,17 @@ struct Inner {
 /// checks the one-active-per-purpose rule and inserts under one write lock, so two concurrent
 /// issues cannot both pass it.
 #[derive(Default)]
-pub struct MemoryTokens {
+pub struct InMemoryLookup {
     inner: RwLock<Inner>,
 }
 
-impl std::fmt::Debug for MemoryTokens {
+impl std::fmt::Debug for InMemoryLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryTokens").field("tokens", &self.len()).finish()
+        f.debug_struct("InMemoryLookup").field("tokens", &self.len()).finish()
     }
 }
 
-impl MemoryTokens {
+impl InMemoryLookup {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
@@ -167,7 +167,7 @@ impl Inner {
     }
 }
 
-impl TokenLookup for MemoryTokens {
+impl TokenLookup for InMemoryLookup {
     #[inline]
     fn with_token(&self, id: TokenId, visit: &mut dyn FnMut(&TokenView)) -> bool {
         match self.read().tokens.get(&id) {

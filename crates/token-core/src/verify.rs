@@ -157,7 +157,7 @@ impl<L: TokenLookup> Verifier<L> {
             Ok(p) => p,
             Err(e) => return (Decision::Denied(DenyReason::Malformed(e)), None),
         };
-        let mut decision = Decision::Denied(DenyReason::Unknown);
+        let mut decision = Decision::Denied(DenyReason::UnknownToken);
         self.lookup
             .with_token(parsed.id(), &mut |view| decision = self.judge(&parsed, view, request, now_ms));
         (decision, Some(parsed.id()))

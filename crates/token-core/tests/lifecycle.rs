@@ -9,8 +9,8 @@ use token_core::*;
 
 struct World {
     issuer: Issuer,
-    tokens: Arc<MemoryTokens>,
-    verifier: Verifier<Arc<MemoryTokens>>,
+    tokens: Arc<InMemoryLookup>,
+    verifier: Verifier<Arc<InMemoryLookup>>,
     clock: Arc<ManualClock>,
     reader: Principal,
 }
@@ -34,7 +34,7 @@ fn world() -> World {
         .unwrap_or_else(|e| panic!("{e}"));
     let format = TokenFormat::new(TokenPrefix::new("acme_prod").unwrap());
     let keys = DigestKeyring::new(DigestKey::generate(1).unwrap());
-    let tokens = Arc::new(MemoryTokens::new());
+    let tokens = Arc::new(InMemoryLookup::new());
     let clock = Arc::new(ManualClock::new(start()));
     let verifier = Verifier::new(format.clone(), keys.clone(), Arc::clone(&tokens)).with_clock(clock.clone());
     World {
@@ -131,7 +131,7 @@ fn wrong_secret_unknown_id_and_malformed_are_told_apart() {
         "0".repeat(ID_LEN),
         &text[prefix_len + ID_LEN..text.len() - 6]
     ));
-    assert_eq!(w.verifier.verify(&unknown, &r), Decision::Denied(DenyReason::Unknown));
+    assert_eq!(w.verifier.verify(&unknown, &r), Decision::Denied(DenyReason::UnknownToken));
     assert!(matches!(
         w.verifier.verify(&text[..text.len() - 1], &r).reason(),
         Some(DenyReason::Malformed(TokenFormatError::BadLength { .. }))

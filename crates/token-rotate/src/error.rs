@@ -1,6 +1,7 @@
 //! The crate's error types. None carries a secret.
 
-/// A rotation target's failure, with what it was doing.
+/// A rotation target's failure, with what it was doing, and the underlying error as its source
+/// when there is one.
 #[derive(Debug, thiserror::Error)]
 #[error("{step} failed at the target: {detail}")]
 pub struct TargetError {
@@ -8,12 +9,23 @@ pub struct TargetError {
     pub step: &'static str,
     /// Why (never the credential).
     pub detail: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl TargetError {
     /// A failure of `step`.
     pub fn new(step: &'static str, detail: impl Into<String>) -> Self {
-        Self { step, detail: detail.into() }
+        Self { step, detail: detail.into(), source: None }
+    }
+
+    /// A failure of `step` caused by `source` (an I/O or protocol error).
+    pub fn with_source(
+        step: &'static str,
+        detail: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self { step, detail: detail.into(), source: Some(source.into()) }
     }
 }
 

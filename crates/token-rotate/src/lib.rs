@@ -2,7 +2,7 @@
 //!
 //! Rotation that is mandatory, automated and verified, and never takes a consumer down.
 //!
-//! A [`RotationTarget`] (our own tokens: [`TokenTarget`]; OpenBao tokens and KV secrets with the
+//! A [`RotationTarget`] (our own tokens: [`TokenwardTokenTarget`]; OpenBao tokens and KV secrets with the
 //! `vault` feature; anything a tool author implements) is driven by the [`Rotator`] through
 //! **create → deploy → test → promote → (after the overlap) revoke previous**. Each step is
 //! recorded in the store by compare-and-swap (the `pending`/`current`/`previous` labels move in one
@@ -26,8 +26,8 @@
 //! let secrets = Arc::new(SecretStore::open(backend.clone(), Arc::new(kek)).await?);
 //! let policy = Policy::builder().role(Role::parse("r", "kv:app/**:read", TimeDelta::days(1))?).build()?;
 //! let format = TokenFormat::new(TokenPrefix::new("tw")?);
-//! let tokens = Arc::new(Tokens::open(backend, &secrets, format, policy, 1000).await?);
-//! let target = TokenTarget::new(
+//! let tokens = Arc::new(TokenService::open(backend, &secrets, format, policy, 1000).await?);
+//! let target = TokenwardTokenTarget::new(
 //!     tokens.clone(),
 //!     Principal::parse("billing", ["r"])?,
 //!     IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1))?,
@@ -65,7 +65,10 @@ pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
 pub use target::RotationTarget;
-pub use tokens::TokenTarget;
+pub use tokens::TokenwardTokenTarget;
+/// The earlier name of [`TokenwardTokenTarget`].
+#[doc(hidden)]
+pub type TokenTarget = TokenwardTokenTarget;
 
 pub use secrecy;
 

@@ -64,7 +64,7 @@ impl OpenBao {
         body: Option<&Value>,
     ) -> Result<(u16, Value), TargetError> {
         let fut = async {
-            let io = |e: std::io::Error| TargetError::new(step, format!("OpenBao connection: {e}"));
+            let io = |e: std::io::Error| TargetError::with_source(step, "OpenBao connection failed", e);
             let mut s = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(io)?;
             let body = body.map(|b| b.to_string()).unwrap_or_default();
             let mut req = format!(
@@ -154,7 +154,7 @@ pub struct OpenBaoTokenTarget {
 }
 
 impl OpenBaoTokenTarget {
-    /// Tokens with `policies`, living `ttl`, named `display_name` in OpenBao.
+    /// TokenService with `policies`, living `ttl`, named `display_name` in OpenBao.
     pub fn new(bao: OpenBao, policies: &[&str], ttl: TimeDelta, display_name: &str) -> Self {
         Self {
             bao,

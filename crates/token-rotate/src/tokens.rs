@@ -7,29 +7,29 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use token_core::{IssueRequest, Principal, TokenId};
-use token_store::{TokenQuery, Tokens};
+use token_store::{TokenQuery, TokenService};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
 use crate::target::RotationTarget;
 
-/// Rotates the token a principal holds for one purpose, in a [`Tokens`] service. The handle is the
+/// Rotates the token a principal holds for one purpose, in a [`TokenService`] service. The handle is the
 /// token's id.
-pub struct TokenTarget {
-    tokens: Arc<Tokens>,
+pub struct TokenwardTokenTarget {
+    tokens: Arc<TokenService>,
     principal: Principal,
     request: IssueRequest,
 }
 
-impl std::fmt::Debug for TokenTarget {
+impl std::fmt::Debug for TokenwardTokenTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenTarget").field("principal", &self.principal).finish_non_exhaustive()
+        f.debug_struct("TokenwardTokenTarget").field("principal", &self.principal).finish_non_exhaustive()
     }
 }
 
-impl TokenTarget {
+impl TokenwardTokenTarget {
     /// Each rotation issues `request` (its purpose, scopes, lifetime) to `principal`.
-    pub fn new(tokens: Arc<Tokens>, principal: Principal, request: IssueRequest) -> Self {
+    pub fn new(tokens: Arc<TokenService>, principal: Principal, request: IssueRequest) -> Self {
         Self { tokens, principal, request }
     }
 }
@@ -39,7 +39,7 @@ fn id_of(c: &Credential, step: &'static str) -> Result<TokenId, TargetError> {
 }
 
 #[async_trait]
-impl RotationTarget for TokenTarget {
+impl RotationTarget for TokenwardTokenTarget {
     fn kind(&self) -> &str {
         "tokenward-token"
     }

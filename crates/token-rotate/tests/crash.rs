@@ -22,16 +22,16 @@ use token_core::*;
 use token_rotate::Scheduler as _;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;
-use token_store::{Backend, Label, SecretName, SqliteBackend, Tokens};
+use token_store::{Backend, Label, SecretName, SqliteBackend, TokenService};
 use tokenward_test_support::kill_child_at_random;
 
 const CHILD_ENV: &str = "TOKENWARD_ROTATE_CRASH_CHILD_DB";
 const EMERGENCY_CHILD_ENV: &str = "TOKENWARD_ROTATE_EMERGENCY_CHILD_DB";
 
 struct World {
-    tokens: Arc<Tokens>,
+    tokens: Arc<TokenService>,
     rotator: Arc<Rotator>,
-    target: Arc<TokenTarget>,
+    target: Arc<TokenwardTokenTarget>,
     name: SecretName,
 }
 

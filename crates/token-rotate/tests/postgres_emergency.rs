@@ -22,15 +22,8 @@ async fn instance(conn: &str) -> (common::World, PostgresBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds() {
-    let Some(url) = tokenward_test_support::postgres_url() else { return };
-    let schema = format!("twr_{}", std::process::id());
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let conn = format!("{url} options='-c search_path={schema}'");
+    let Some(schema) = tokenward_test_support::FreshSchema::create("twr") else { return };
+    let conn = schema.url().to_owned();
 
     let (a, _) = instance(&conn).await;
     let target = a.target;
@@ -87,5 +80,4 @@ async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds
         med(&mut denied_ms),
         med(&mut working_ms)
     );
-    client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 }

@@ -38,7 +38,7 @@ fn schedules_never_run_past_expiry_and_jitter_only_earlier() {
 
 /// Counts how many rotations are between create and test at once.
 struct Watched {
-    inner: TokenTarget,
+    inner: TokenwardTokenTarget,
     now: AtomicU64,
     max: AtomicU64,
 }

@@ -23,7 +23,7 @@ use token_store::*;
 
 /// Fails create, deploy or test at random, about one step in `one_in`.
 struct Flaky {
-    inner: TokenTarget,
+    inner: TokenwardTokenTarget,
     one_in: u64,
     n: AtomicU64,
     injected: AtomicU64,

@@ -12,7 +12,7 @@ pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
 use crate::error::Result;
 pub use crate::integrity::{RecordKey, RecordMac};
 pub use crate::keys::KeyCheck;
-pub use crate::model::{LabelChange, Labels, SecretName, StoredToken, TokenQuery};
+pub use crate::model::{LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 pub use crate::model::{SecretVersion, apply_label_changes, check_active, check_next_version};
 
 /// Durable storage for token records, sealed secret versions with staging labels, and store
@@ -35,10 +35,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
 
     /// A token by id.
-    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>>;
+    async fn token(&self, id: TokenId) -> Result<Option<TokenRow>>;
 
     /// Tokens answering a query, in no particular order.
-    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>>;
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>>;
 
     /// How many tokens answer a query, if the backend can count them cheaply (a hint to size a
     /// cache load; `None` by default).
@@ -53,7 +53,7 @@ pub trait Backend: Send + Sync {
     async fn visit_tokens(
         &self,
         query: &TokenQuery,
-        visit: &mut (dyn FnMut(Vec<StoredToken>) -> Result<()> + Send),
+        visit: &mut (dyn FnMut(Vec<TokenRow>) -> Result<()> + Send),
     ) -> Result<()> {
         visit(self.tokens(query).await?)
     }

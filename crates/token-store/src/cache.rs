@@ -1,7 +1,7 @@
 //! The verifier cache: every unexpired token's compact [`TokenView`] in memory, so verification never
 //! touches the database and needs no async runtime.
 //!
-//! **Revocation guarantee.** [`crate::Tokens::revoke_at`] returns only after the backend has made
+//! **Revocation guarantee.** [`crate::TokenService::revoke_at`] returns only after the backend has made
 //! the revocation durable (fsynced) *and* this process's cache has dropped the tokens, so from
 //! then on this process denies them. Other processes drop them when they hear of it: through
 //! PostgreSQL's `NOTIFY` (milliseconds, see the README), and in any case at their next

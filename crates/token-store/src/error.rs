@@ -49,13 +49,81 @@ pub enum StoreError {
     /// Bad input or parameters.
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The key provider failed (file, environment, KMS).
-    #[error("key provider: {0}")]
-    KeyProvider(String),
-    /// The backend failed (I/O, database).
-    #[error("backend: {0}")]
-    Backend(String),
+    /// The key provider failed (file, environment, KMS); the cause is its [`source`](std::error::Error::source).
+    #[error(transparent)]
+    KeyProvider(KeyProviderError),
+    /// The backend failed (I/O, database); the cause is its [`source`](std::error::Error::source).
+    #[error(transparent)]
+    Backend(BackendError),
 }
+
+/// An underlying error, boxed.
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+macro_rules! failure {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name {
+            context: String,
+            source: Option<Cause>,
+        }
+
+        impl $name {
+            /// A failure with what was being done and the error that caused it.
+            pub fn new(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+                Self { context: context.into(), source: Some(source.into()) }
+            }
+
+            /// A failure with no underlying error.
+            pub fn msg(context: impl Into<String>) -> Self {
+                Self { context: context.into(), source: None }
+            }
+
+            /// What was being done.
+            pub fn context(&self) -> &str {
+                &self.context
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!($label, ": {}"), self.context)
+            }
+        }
+
+        impl std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(context: String) -> Self {
+                Self::msg(context)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(context: &str) -> Self {
+                Self::msg(context)
+            }
+        }
+    };
+}
+
+failure!(
+    /// A backend's failure: what it was doing (`"sqlite"`, `"postgres pool"`, …) and, as its
+    /// source, the database's or the OS's own error.
+    BackendError,
+    "backend"
+);
+failure!(
+    /// A key provider's failure: what it was doing (`"reading key file …"`) and, as its source,
+    /// the underlying error when there is one.
+    KeyProviderError,
+    "key provider"
+);
 
 /// Shorthand.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

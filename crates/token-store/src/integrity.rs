@@ -26,7 +26,7 @@ use token_core::TokenRecord;
 use zeroize::Zeroize;
 
 use crate::error::{Result, StoreError};
-use crate::model::StoredToken;
+use crate::model::TokenRow;
 
 thread_local! {
     /// One reusable buffer per thread for the encoding a tag is computed over (records are
@@ -105,7 +105,7 @@ impl RecordKey {
         RecordMac(self.token_tag(record, false).finalize().into_bytes().into())
     }
 
-    fn token_ok(&self, stored: &StoredToken) -> bool {
+    fn token_ok(&self, stored: &TokenRow) -> bool {
         stored.mac.is_some_and(|tag| {
             self.token_tag(&stored.record, stored.legacy_json).verify_slice(&tag.0).is_ok()
         })
@@ -114,13 +114,13 @@ impl RecordKey {
     /// Whether a record read in an older form may be rewritten in the current one: its tag
     /// holds (or it has none and `tag_untagged` — the one-time migration of a store written
     /// before integrity tags). A record that fails is left as it is, to be refused.
-    pub fn may_upgrade(&self, stored: &StoredToken, tag_untagged: bool) -> bool {
+    pub fn may_upgrade(&self, stored: &TokenRow, tag_untagged: bool) -> bool {
         if stored.mac.is_none() { tag_untagged } else { self.token_ok(stored) }
     }
 
     /// Checks a stored token's MAC (constant time). A missing or wrong MAC is
     /// [`StoreError::Corrupted`] naming the token.
-    pub fn check_token(&self, stored: &StoredToken) -> Result<()> {
+    pub fn check_token(&self, stored: &TokenRow) -> Result<()> {
         if self.token_ok(stored) {
             Ok(())
         } else {

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{self, Sealed, SecretKey};
-use crate::error::{Result, StoreError};
+use crate::error::{KeyProviderError, Result, StoreError};
 
 /// Wraps and unwraps data keys under key-encryption keys. Local keys (passphrase, raw key) and
 /// external KMSs (an OpenBao Transit provider) implement it; it is `dyn`-safe.
@@ -96,19 +96,18 @@ impl LocalKek {
     /// Reads a 256-bit key from a file: 32 raw bytes, 64 hex characters, or 44 characters of
     /// base64 (surrounding whitespace ignored).
     pub fn from_file(id: &str, path: &std::path::Path) -> Result<Self> {
-        let bytes = zeroize::Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| StoreError::KeyProvider(format!("reading key file {}: {e}", path.display())))?,
-        );
+        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+            StoreError::KeyProvider(KeyProviderError::new(format!("reading key file {}", path.display()), e))
+        })?);
         Self::from_key(id, parse_key(&bytes)?)
     }
 
     /// Reads a 256-bit key (64 hex or 44 base64 characters) from an environment variable.
     pub fn from_env(id: &str, var: &str) -> Result<Self> {
-        let value = zeroize::Zeroizing::new(
-            std::env::var(var)
-                .map_err(|_| StoreError::KeyProvider(format!("environment variable {var} is not set")))?,
-        );
+        let value =
+            zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+                StoreError::KeyProvider(format!("environment variable {var} is not set").into())
+            })?);
         Self::from_key(id, parse_key(value.as_bytes())?)
     }
 

@@ -48,16 +48,22 @@ mod tokens;
 
 pub use backend::Backend;
 pub use cache::VerifierCache;
-pub use error::{Result, StoreError};
+pub use error::{BackendError, KeyProviderError, Result, StoreError};
 pub use keys::{KdfParams, KeyProvider, LocalKek, LocalKeyring};
 pub use memory::MemoryBackend;
-pub use model::{Label, LabelChange, Labels, SecretName, StoredToken, TokenQuery};
+pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 #[cfg(feature = "postgres")]
 pub use postgres::{Change, PostgresBackend, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{RewrapReport, SecretStore, secret_text};
-pub use tokens::{LoadReport, Tokens};
+pub use tokens::{LoadReport, TokenService};
+
+/// Earlier names, kept so that code written against them still compiles.
+#[doc(hidden)]
+pub type Tokens = TokenService;
+#[doc(hidden)]
+pub type StoredToken = TokenRow;
 
 /// Names the store reserves for itself: its own sealed keys and key ids, and PostgreSQL's
 /// `NOTIFY` channels.

@@ -12,13 +12,13 @@ use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{
-    LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery, apply_label_changes,
-    check_active, check_next_version, id_text,
+    LabelChange, Labels, SecretName, SecretVersion, TokenQuery, TokenRow, apply_label_changes, check_active,
+    check_next_version, id_text,
 };
 
 #[derive(Default)]
 struct State {
-    tokens: HashMap<TokenId, StoredToken>,
+    tokens: HashMap<TokenId, TokenRow>,
     children: HashMap<TokenId, Vec<TokenId>>,
     versions: BTreeMap<(SecretName, u64), SecretVersion>,
     labels: HashMap<SecretName, Labels>,
@@ -74,15 +74,15 @@ impl Backend for MemoryBackend {
             s.children.entry(parent).or_default().push(record.id);
         }
         let mac = Some(key.seal_token(record));
-        s.tokens.insert(record.id, StoredToken::new(record.clone(), None, 0, mac));
+        s.tokens.insert(record.id, TokenRow::new(record.clone(), None, 0, mac));
         Ok(())
     }
 
-    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+    async fn token(&self, id: TokenId) -> Result<Option<TokenRow>> {
         Ok(self.lock().tokens.get(&id).cloned())
     }
 
-    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>> {
         Ok(self.lock().tokens.values().filter(|t| query.matches(t)).cloned().collect())
     }
 

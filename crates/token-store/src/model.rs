@@ -133,7 +133,7 @@ pub struct SecretVersion {
 /// ([`crate::RecordKey::check_token`]) before it uses a record.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct StoredToken {
+pub struct TokenRow {
     /// The record.
     pub record: TokenRecord,
     /// Last use, as recorded (coarsely) by verifiers.
@@ -146,7 +146,7 @@ pub struct StoredToken {
     pub(crate) legacy_json: bool,
 }
 
-impl StoredToken {
+impl TokenRow {
     /// A stored token, as a backend read it.
     pub fn new(
         record: TokenRecord,
@@ -207,7 +207,7 @@ pub enum TokenQuery {
 
 impl TokenQuery {
     /// Whether `t` answers this query (what an in-memory backend filters with).
-    pub fn matches(&self, t: &StoredToken) -> bool {
+    pub fn matches(&self, t: &TokenRow) -> bool {
         let r = &t.record;
         match self {
             TokenQuery::Principal(p) => r.principal == *p,

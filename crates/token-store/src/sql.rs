@@ -7,7 +7,7 @@ use token_core::TokenRecord;
 use crate::encoding::RecordDecoder;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordMac;
-use crate::model::{StoredToken, TokenQuery};
+use crate::model::{TokenQuery, TokenRow};
 
 /// A bound parameter.
 pub(crate) enum SqlArg {
@@ -70,7 +70,7 @@ pub(crate) fn stored_token(
     last_used: Option<i64>,
     uses: i64,
     mac: Option<&[u8]>,
-) -> Result<StoredToken> {
+) -> Result<TokenRow> {
     let (record, legacy) = match row {
         Body { body: Some(body), .. } => (decoder.decode(body)?, false),
         Body { body: None, record: Some(json) } => (
@@ -95,9 +95,9 @@ pub(crate) fn stored_token(
         })?),
     };
     Ok(if legacy {
-        StoredToken::legacy_json(record, last_used, uses, mac)
+        TokenRow::legacy_json(record, last_used, uses, mac)
     } else {
-        StoredToken::new(record, last_used, uses, mac)
+        TokenRow::new(record, last_used, uses, mac)
     })
 }
 

@@ -142,7 +142,7 @@ pub async fn token_queries(b: &dyn Backend) {
     let long = record(&f, "b", TimeDelta::days(3), t0(), None);
     b.insert_token(&short, &kit_key(), &[]).await.expect("insert");
     b.insert_token(&long, &kit_key(), &[]).await.expect("insert");
-    let ids = |v: Vec<crate::StoredToken>| {
+    let ids = |v: Vec<crate::TokenRow>| {
         let mut ids: Vec<TokenId> = v.into_iter().map(|t| t.record.id).collect();
         ids.sort();
         ids
@@ -239,6 +239,26 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
             assert_eq!(t.record.limits, limited.limits, "limits");
         }
     }
+    // A streamed load sees the same records (each tagged), and a count, if given, agrees.
+    let query = TokenQuery::Unexpired { at: t0() + TimeDelta::minutes(2) };
+    let mut streamed = Vec::new();
+    b.visit_tokens(&query, &mut |chunk| {
+        streamed.extend(chunk.into_iter().map(|t| (t.record.id, key.check_token(&t).is_ok())));
+        Ok(())
+    })
+    .await
+    .expect("visit");
+    streamed.sort();
+    assert_eq!(
+        streamed,
+        want.iter().map(|id| (*id, true)).collect::<Vec<_>>(),
+        "visit_tokens agrees with tokens"
+    );
+    if let Some(n) = b.count_tokens(&query).await.expect("count") {
+        assert_eq!(n, want.len(), "count_tokens agrees with tokens");
+    }
+    let stop = b.visit_tokens(&query, &mut |_| Err(StoreError::Invalid("stop".into()))).await;
+    assert!(matches!(stop, Err(StoreError::Invalid(_))), "a visitor's error ends the visit: {stop:?}");
     assert_eq!(
         b.upgrade_token_records(&key, true).await.expect("upgrade"),
         0,
@@ -490,10 +510,10 @@ impl Backend for FailAfter {
     ) -> crate::Result<()> {
         self.inner.insert_token(record, key, expected_active).await
     }
-    async fn token(&self, id: TokenId) -> crate::Result<Option<crate::StoredToken>> {
+    async fn token(&self, id: TokenId) -> crate::Result<Option<crate::TokenRow>> {
         self.inner.token(id).await
     }
-    async fn tokens(&self, query: &TokenQuery) -> crate::Result<Vec<crate::StoredToken>> {
+    async fn tokens(&self, query: &TokenQuery) -> crate::Result<Vec<crate::TokenRow>> {
         self.inner.tokens(query).await
     }
     async fn revoke_tree(

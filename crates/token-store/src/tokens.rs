@@ -1,4 +1,4 @@
-//! `Tokens`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
+//! `TokenService`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
 use std::sync::Arc;
 
@@ -14,16 +14,16 @@ use crate::backend::Backend;
 use crate::cache::VerifierCache;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
-use crate::model::{StoredToken, TokenQuery};
+use crate::model::{TokenQuery, TokenRow};
 use crate::store::SecretStore;
 use crate::table::ViewTable;
 
 /// Where the digest key (the verifier's HMAC pepper) is kept, sealed, in the secret store.
 pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
 
-/// Tokens in a backend: issue (durably, under the one-active rule), revoke trees (durably, then
+/// TokenService in a backend: issue (durably, under the one-active rule), revoke trees (durably, then
 /// out of the cache), and verify through the in-memory [`VerifierCache`].
-pub struct Tokens {
+pub struct TokenService {
     backend: Arc<dyn Backend>,
     issuer: Issuer,
     cache: Arc<VerifierCache>,
@@ -32,9 +32,9 @@ pub struct Tokens {
     opened: LoadReport,
 }
 
-impl std::fmt::Debug for Tokens {
+impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
+        f.debug_struct("TokenService")
             .field("issuer", &self.issuer)
             .field("cache", &self.cache)
             .finish_non_exhaustive()
@@ -67,11 +67,11 @@ pub struct LoadReport {
     pub refused: Vec<TokenId>,
 }
 
-impl Tokens {
+impl TokenService {
     /// Opens the token service on `backend`: the digest key and the record key come from `secrets`
     /// (created on first use, sealed like any secret), and the cache is loaded with every valid
     /// token whose record passes its integrity check. Records that fail it are refused, not
-    /// loaded (their tokens are denied): [`Tokens::opened`] says which. A store older than
+    /// loaded (their tokens are denied): [`TokenService::opened`] says which. A store older than
     /// integrity tags has its records tagged here, once.
     pub async fn open(
         backend: Arc<dyn Backend>,
@@ -127,7 +127,7 @@ impl Tokens {
         let expected = self.backend.count_tokens(&query).await?.unwrap_or_else(|| self.cache.len());
         let mut table = ViewTable::with_capacity(expected.min(capacity).max(16))?;
         let key = &self.record_key;
-        let mut visit = |chunk: Vec<StoredToken>| -> Result<()> {
+        let mut visit = |chunk: Vec<TokenRow>| -> Result<()> {
             for t in chunk {
                 // Scope sets and principals come from the backend already shared between the
                 // records of one load (the decoder interns them), so the cache stays compact.
@@ -157,7 +157,7 @@ impl Tokens {
 
     /// A token's stored record, checked: one that fails its integrity check is
     /// [`StoreError::Corrupted`] with its id.
-    pub async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+    pub async fn token(&self, id: TokenId) -> Result<Option<TokenRow>> {
         match self.backend.token(id).await? {
             None => Ok(None),
             Some(t) => {
@@ -169,7 +169,7 @@ impl Tokens {
 
     /// Stored records answering `query`, checked: any that fails its integrity check makes this
     /// [`StoreError::Corrupted`] with its id.
-    pub async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    pub async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>> {
         let found = self.backend.tokens(query).await?;
         for t in &found {
             self.record_key.check_token(t)?;
@@ -178,7 +178,7 @@ impl Tokens {
     }
 
     /// Records every issue and revocation through `auditor` (durably, before they are
-    /// acknowledged), and lets [`Tokens::audited_verifier`] record verifications. In fail-closed
+    /// acknowledged), and lets [`TokenService::audited_verifier`] record verifications. In fail-closed
     /// mode an issue whose entry cannot be written is withdrawn and refused.
     pub fn with_audit(mut self, auditor: Auditor) -> Self {
         self.audit = Some(auditor);
@@ -328,7 +328,7 @@ impl Tokens {
 }
 
 #[cfg(feature = "postgres")]
-impl Tokens {
+impl TokenService {
     /// Applies changes announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a task
     /// of its own, until the feed ends: revocations are denied at once, and new tokens are loaded
     /// at once (so a replacement issued elsewhere works here without waiting for a resync).

@@ -22,7 +22,7 @@ fn policy() -> Policy {
         .unwrap()
 }
 
-async fn open(path: &std::path::Path, auditor: Auditor) -> Tokens {
+async fn open(path: &std::path::Path, auditor: Auditor) -> TokenService {
     let backend = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
     let secrets = SecretStore::open_with_passphrase(
         Arc::clone(&backend),
@@ -31,7 +31,7 @@ async fn open(path: &std::path::Path, auditor: Auditor) -> Tokens {
     )
     .await
     .unwrap();
-    Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy(), 1000)
+    TokenService::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy(), 1000)
         .await
         .unwrap()
         .with_audit(auditor)
@@ -82,7 +82,7 @@ async fn the_trail_is_complete_and_holds_no_secret() {
     let head = writer.flush().await.unwrap();
 
     // The trail: issue, child issue, verifications, revocations, the denied retry.
-    let trail = log.query(&Query::new().token(token.id())).await.unwrap();
+    let trail = log.query(&AuditQuery::new().token(token.id())).await.unwrap();
     let names: Vec<_> = trail.iter().map(|e| e.event.action.name()).collect();
     assert_eq!(
         names,
@@ -92,11 +92,11 @@ async fn the_trail_is_complete_and_holds_no_secret() {
     );
     assert_eq!(trail[3].event.action.detail(), Some("revoked"));
     // The mistyped and forged presentations are kept by keyed hash only.
-    let malformed = log.query(&Query::new().action("verify_denied")).await.unwrap();
+    let malformed = log.query(&AuditQuery::new().action("verify_denied")).await.unwrap();
     assert_eq!(malformed.iter().filter(|e| e.event.subject_hmac.is_some()).count(), 4);
-    let child_trail = log.query(&Query::new().token(child.id())).await.unwrap();
+    let child_trail = log.query(&AuditQuery::new().token(child.id())).await.unwrap();
     assert_eq!(child_trail[0].event.attrs["parent"], token.id().to_string());
-    assert_eq!(log.query(&Query::new().action("revoke")).await.unwrap().len(), 2);
+    assert_eq!(log.query(&AuditQuery::new().action("revoke")).await.unwrap().len(), 2);
     assert_eq!(verify_file(&log_path, &[head]).unwrap(), head);
 
     // No secret anywhere: the log's bytes, the events' Debug and Display, errors, the handles' Debug.

@@ -29,13 +29,18 @@ fn policy() -> Policy {
         .unwrap()
 }
 
-async fn open(path: &std::path::Path) -> (Tokens, SecretStore) {
+async fn open(path: &std::path::Path) -> (TokenService, SecretStore) {
     let b = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
     let secrets = SecretStore::open(Arc::clone(&b), kek()).await.unwrap();
-    let tokens =
-        Tokens::open(b, &secrets, TokenFormat::new(TokenPrefix::new("crash").unwrap()), policy(), 1_000_000)
-            .await
-            .unwrap();
+    let tokens = TokenService::open(
+        b,
+        &secrets,
+        TokenFormat::new(TokenPrefix::new("crash").unwrap()),
+        policy(),
+        1_000_000,
+    )
+    .await
+    .unwrap();
     (tokens, secrets)
 }
 

@@ -7,28 +7,28 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
 use token_store::*;
+use tokenward_test_support::FreshSchema;
 
-static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
-
-/// A backend in a fresh schema of its own.
-async fn fresh(url: &str) -> PostgresBackend {
-    let schema = format!("tw_{}_{}", std::process::id(), SCHEMAS.fetch_add(1, Ordering::Relaxed));
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    PostgresBackend::connect(&format!("{url} options='-c search_path={schema}'"), 8).await.unwrap()
+/// A backend in a fresh schema of its own, dropped with `schemas` when the test ends.
+async fn fresh(schemas: &Mutex<Vec<FreshSchema>>) -> PostgresBackend {
+    let schema = FreshSchema::create("tw").expect("a server (checked by the test)");
+    let backend = PostgresBackend::connect(schema.url(), 8).await.unwrap();
+    schemas.lock().unwrap().push(schema);
+    backend
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_passes_the_conformance_kit() {
-    let Some(url) = tokenward_test_support::postgres_url() else { return };
-    testing::run_backend_suite(async || Arc::new(fresh(&url).await) as Arc<dyn Backend>).await;
+    if tokenward_test_support::postgres_url().is_none() {
+        return;
+    }
+    let schemas = Mutex::new(Vec::new());
+    testing::run_backend_suite(async || Arc::new(fresh(&schemas).await) as Arc<dyn Backend>).await;
 }
 
 fn issuer() -> (Issuer, Principal) {
@@ -46,8 +46,11 @@ fn issuer() -> (Issuer, Principal) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_issuers_cannot_both_win_a_purpose() {
-    let Some(url) = tokenward_test_support::postgres_url() else { return };
-    let backend = Arc::new(fresh(&url).await);
+    if tokenward_test_support::postgres_url().is_none() {
+        return;
+    }
+    let schemas = Mutex::new(Vec::new());
+    let backend = Arc::new(fresh(&schemas).await);
     let (issuer, principal) = issuer();
     let issuer = Arc::new(issuer);
     let now = Utc::now();
@@ -73,8 +76,11 @@ async fn concurrent_issuers_cannot_both_win_a_purpose() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_other_connections() {
-    let Some(url) = tokenward_test_support::postgres_url() else { return };
-    let backend = fresh(&url).await;
+    if tokenward_test_support::postgres_url().is_none() {
+        return;
+    }
+    let schemas = Mutex::new(Vec::new());
+    let backend = fresh(&schemas).await;
     let (issuer, principal) = issuer();
     let mut feed = backend.listen_revocations().await.unwrap();
     let now = Utc::now();
@@ -118,8 +124,11 @@ async fn revocations_reach_other_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_in_one_instance_is_denied_by_another() {
-    let Some(url) = tokenward_test_support::postgres_url() else { return };
-    let backend = fresh(&url).await;
+    if tokenward_test_support::postgres_url().is_none() {
+        return;
+    }
+    let schemas = Mutex::new(Vec::new());
+    let backend = fresh(&schemas).await;
     let open = async |b: &PostgresBackend| {
         let b = Arc::new(b.clone()) as Arc<dyn Backend>;
         let key = LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([9u8; 32]))).unwrap();
@@ -128,7 +137,7 @@ async fn a_revoke_in_one_instance_is_denied_by_another() {
             .role(Role::parse("r", "svc:data/**:read", TimeDelta::days(1)).unwrap())
             .build()
             .unwrap();
-        Tokens::open(b, &secrets, TokenFormat::new(TokenPrefix::new("pg").unwrap()), policy, 10_000)
+        TokenService::open(b, &secrets, TokenFormat::new(TokenPrefix::new("pg").unwrap()), policy, 10_000)
             .await
             .unwrap()
     };

@@ -147,7 +147,7 @@ async fn a_version_1_store_migrates() {
     let kek =
         Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
     let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
-    let tokens = Tokens::open(
+    let tokens = TokenService::open(
         backend.clone(),
         &secrets,
         issuer.format().clone(),
@@ -183,9 +183,14 @@ async fn a_version_1_store_migrates() {
     let kek =
         Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
     let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
-    let tokens =
-        Tokens::open(backend, &secrets, issuer.format().clone(), Policy::builder().build().unwrap(), 10)
-            .await
-            .unwrap();
+    let tokens = TokenService::open(
+        backend,
+        &secrets,
+        issuer.format().clone(),
+        Policy::builder().build().unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!((tokens.opened().loaded, tokens.opened().refused.clone()), (0, vec![record.id]));
 }

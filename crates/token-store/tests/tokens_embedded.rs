@@ -17,7 +17,7 @@ fn policy() -> Policy {
         .unwrap()
 }
 
-async fn open(path: &std::path::Path) -> Tokens {
+async fn open(path: &std::path::Path) -> TokenService {
     let backend = Arc::new(SqliteBackend::open(path).unwrap()) as Arc<dyn Backend>;
     let secrets = SecretStore::open_with_passphrase(
         Arc::clone(&backend),
@@ -26,7 +26,7 @@ async fn open(path: &std::path::Path) -> Tokens {
     )
     .await
     .unwrap();
-    Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy(), 1000)
+    TokenService::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy(), 1000)
         .await
         .unwrap()
 }

@@ -183,7 +183,7 @@ fn bench(c: &mut Criterion) {
     let issuer = Issuer::new(format.clone(), keys.clone(), policy);
     let principal = Principal::parse("billing-api", ["reader"]).unwrap();
     let req = IssueRequest::parse("p", "s3:bucket/prod-logs/*:read", TimeDelta::hours(12)).unwrap();
-    let store = Arc::new(MemoryTokens::new());
+    let store = Arc::new(InMemoryLookup::new());
     let now = Utc::now();
     let mut sample = Vec::new();
     let n = tokens_n();

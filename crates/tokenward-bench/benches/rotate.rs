@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
             .build()
             .unwrap();
         let tokens = Arc::new(
-            Tokens::open(
+            TokenService::open(
                 backend,
                 &secrets,
                 TokenFormat::new(TokenPrefix::new("tw").unwrap()),
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap(),
         );
-        let target = TokenTarget::new(
+        let target = TokenwardTokenTarget::new(
             tokens.clone(),
             Principal::parse("billing", ["r"]).unwrap(),
             IssueRequest::parse("app", "kv:app/**:read", TimeDelta::hours(1)).unwrap(),

@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
         let b = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
         let secrets = rt.block_on(SecretStore::open(Arc::clone(&b), kek())).unwrap();
         let tokens = rt
-            .block_on(Tokens::open(
+            .block_on(TokenService::open(
                 b.clone(),
                 &secrets,
                 TokenFormat::new(TokenPrefix::new("tw").unwrap()),
@@ -132,7 +132,7 @@ fn bench(c: &mut Criterion) {
     let b = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
     let secrets = rt.block_on(SecretStore::open(Arc::clone(&b), kek())).unwrap();
     let tokens = rt
-        .block_on(Tokens::open(
+        .block_on(TokenService::open(
             b,
             &secrets,
             TokenFormat::new(TokenPrefix::new("tw").unwrap()),

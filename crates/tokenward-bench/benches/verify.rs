@@ -36,7 +36,7 @@ fn stored_tokens() -> usize {
 }
 
 struct Ours {
-    verifier: Verifier<Arc<MemoryTokens>>,
+    verifier: Verifier<Arc<InMemoryLookup>>,
     sample: Vec<String>,
     request: Request,
 }
@@ -51,7 +51,7 @@ fn ours(key_bytes: [u8; 32]) -> Ours {
     let issuer = Issuer::new(format.clone(), keys.clone(), policy);
     let principal = Principal::parse("svc", ["reader"]).unwrap();
     let request = IssueRequest::parse("p", "s3:bucket/prod-logs/*:read", TimeDelta::hours(12)).unwrap();
-    let tokens = Arc::new(MemoryTokens::new());
+    let tokens = Arc::new(InMemoryLookup::new());
     let now = Utc::now();
     let n = stored_tokens();
     let mut sample = Vec::with_capacity(SAMPLE_MAX);

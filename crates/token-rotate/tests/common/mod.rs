@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use token_core::chrono::TimeDelta;
 use token_core::{IssueRequest, Policy, Principal, Role, TokenFormat, TokenPrefix};
-use token_rotate::TokenTarget;
+use token_rotate::TokenwardTokenTarget;
 use token_store::secrecy::SecretBox;
-use token_store::{Backend, LocalKek, SecretName, SecretStore, Tokens};
+use token_store::{Backend, LocalKek, SecretName, SecretStore, TokenService};
 
 pub(crate) struct World {
     pub(crate) secrets: Arc<SecretStore>,
-    pub(crate) tokens: Arc<Tokens>,
-    pub(crate) target: TokenTarget,
+    pub(crate) tokens: Arc<TokenService>,
+    pub(crate) target: TokenwardTokenTarget,
 }
 
 /// Tokens (prefix `tw`, role `r` = `kv:app/**:read`) on `backend`, and a target issuing `billing`
@@ -27,11 +27,17 @@ pub(crate) async fn token_world(backend: Arc<dyn Backend>, ttl: TimeDelta) -> Wo
         .build()
         .unwrap();
     let tokens = Arc::new(
-        Tokens::open(backend, &secrets, TokenFormat::new(TokenPrefix::new("tw").unwrap()), policy, 100_000)
-            .await
-            .unwrap(),
+        TokenService::open(
+            backend,
+            &secrets,
+            TokenFormat::new(TokenPrefix::new("tw").unwrap()),
+            policy,
+            100_000,
+        )
+        .await
+        .unwrap(),
     );
-    let target = TokenTarget::new(
+    let target = TokenwardTokenTarget::new(
         tokens.clone(),
         Principal::parse("billing", ["r"]).unwrap(),
         IssueRequest::parse("app", "kv:app/**:read", ttl).unwrap(),

@@ -14,9 +14,9 @@ use tokio_postgres::error::SqlState;
 
 use crate::backend::Backend;
 use crate::envelope::Sealed;
-use crate::error::{Result, StoreError};
+use crate::error::{BackendError, Result, StoreError};
 use crate::integrity::RecordKey;
-use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+use crate::model::{LabelChange, Labels, SecretName, SecretVersion, TokenQuery, TokenRow};
 
 mod notify;
 mod schema;
@@ -47,11 +47,11 @@ impl std::fmt::Debug for PostgresBackend {
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::Backend(BackendError::new("postgres", e))
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("postgres pool: {e}"))
+    StoreError::Backend(BackendError::new("postgres pool", e))
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
@@ -72,7 +72,7 @@ impl PostgresBackend {
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .build()
-            .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))?;
+            .map_err(|e| StoreError::Backend(BackendError::new("postgres pool", e)))?;
         let backend = Self { pool, config };
         schema::migrate(&backend.pool).await?;
         Ok(backend)
@@ -94,11 +94,11 @@ impl Backend for PostgresBackend {
         tokens::insert(&mut self.client().await?, record, key, expected_active).await
     }
 
-    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+    async fn token(&self, id: TokenId) -> Result<Option<TokenRow>> {
         tokens::get(&self.client().await?, id).await
     }
 
-    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>> {
         tokens::query(&self.client().await?, query).await
     }
 

@@ -9,11 +9,11 @@ use super::{ISSUE_CHANNEL, REVOCATION_CHANNEL, is_unique_violation, pg};
 use crate::encoding::{RecordDecoder, encode_token_record};
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
-use crate::model::{StoredToken, TokenQuery, check_active};
+use crate::model::{TokenQuery, TokenRow, check_active};
 use crate::sql::{self, ms};
 
 /// A `TOKEN_COLUMNS` row, every column range-checked.
-fn row(r: &tokio_postgres::Row, decoder: &mut RecordDecoder) -> Result<StoredToken> {
+fn row(r: &tokio_postgres::Row, decoder: &mut RecordDecoder) -> Result<TokenRow> {
     let bad = |e: tokio_postgres::Error| sql::corrupt("token record", None, e.to_string());
     let body: Option<&[u8]> = r.try_get(0).map_err(bad)?;
     let record: Option<&str> = r.try_get(1).map_err(bad)?;
@@ -33,7 +33,7 @@ fn as_sql(arg: &sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
 async fn select<C: tokio_postgres::GenericClient + Sync>(
     client: &C,
     query: &TokenQuery,
-) -> Result<Vec<StoredToken>> {
+) -> Result<Vec<TokenRow>> {
     let (sql, args) = sql::token_query(query);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
     let rows = client.query(&sql, &params).await.map_err(pg)?;
@@ -98,7 +98,7 @@ pub(super) async fn insert(
     }
 }
 
-pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<StoredToken>> {
+pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<TokenRow>> {
     let stmt = client
         .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = $1", sql::TOKEN_COLUMNS))
         .await
@@ -119,7 +119,7 @@ pub(super) async fn count(client: &Object, query: &TokenQuery) -> Result<usize> 
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-pub(super) async fn query(client: &Object, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+pub(super) async fn query(client: &Object, query: &TokenQuery) -> Result<Vec<TokenRow>> {
     select(&***client, query).await
 }
 

@@ -21,9 +21,9 @@ use token_core::{TokenId, TokenRecord};
 
 use crate::backend::Backend;
 use crate::envelope::Sealed;
-use crate::error::{Result, StoreError};
+use crate::error::{BackendError, Result, StoreError};
 use crate::integrity::RecordKey;
-use crate::model::{LabelChange, Labels, SecretName, SecretVersion, StoredToken, TokenQuery};
+use crate::model::{LabelChange, Labels, SecretName, SecretVersion, TokenQuery, TokenRow};
 
 mod schema;
 mod secrets;
@@ -67,7 +67,9 @@ impl Checkpointer {
                 // On close, the whole WAL goes into the main file and the WAL is emptied.
                 checkpoint("TRUNCATE");
             })
-            .map_err(|e| StoreError::Backend(format!("starting the checkpoint thread: {e}")))?;
+            .map_err(|e| {
+                StoreError::Backend(BackendError::new("starting the sqlite checkpoint thread", e))
+            })?;
         Ok(Self { stop: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
     }
 }
@@ -88,7 +90,7 @@ impl std::fmt::Debug for SqliteBackend {
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
+    StoreError::Backend(BackendError::new("sqlite", e))
 }
 
 impl SqliteBackend {
@@ -176,7 +178,7 @@ impl SqliteBackend {
             Ok(handle) => handle
                 .spawn_blocking(run)
                 .await
-                .map_err(|e| StoreError::Backend(format!("sqlite worker failed: {e}")))?,
+                .map_err(|e| StoreError::Backend(BackendError::new("the sqlite worker failed", e)))?,
             Err(_) => run(),
         }
     }
@@ -193,11 +195,11 @@ impl Backend for SqliteBackend {
         self.inline(|conn| tokens::insert(conn, record, key, expected_active)).await
     }
 
-    async fn token(&self, id: TokenId) -> Result<Option<StoredToken>> {
+    async fn token(&self, id: TokenId) -> Result<Option<TokenRow>> {
         self.inline(|conn| tokens::get(conn, id)).await
     }
 
-    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+    async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>> {
         let query = query.clone();
         self.with(move |conn| tokens::query(conn, &query)).await
     }
@@ -210,11 +212,11 @@ impl Backend for SqliteBackend {
     async fn visit_tokens(
         &self,
         query: &TokenQuery,
-        visit: &mut (dyn FnMut(Vec<StoredToken>) -> Result<()> + Send),
+        visit: &mut (dyn FnMut(Vec<TokenRow>) -> Result<()> + Send),
     ) -> Result<()> {
         // Read and decode on a worker thread while the caller checks what came before: chunks go
         // through a small bounded channel, so at most a few chunks are held at once.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<StoredToken>>>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<TokenRow>>>(4);
         let owned = query.clone();
         let conn = Arc::clone(&self.conn);
         let reader = move || {
@@ -240,7 +242,7 @@ impl Backend for SqliteBackend {
             }
         }
         drop(rx);
-        worker.await.map_err(|e| StoreError::Backend(format!("sqlite worker failed: {e}")))?;
+        worker.await.map_err(|e| StoreError::Backend(BackendError::new("the sqlite worker failed", e)))?;
         outcome
     }
 

@@ -9,7 +9,7 @@ use super::db;
 use crate::encoding::{RecordDecoder, encode_token_record};
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
-use crate::model::{StoredToken, TokenQuery, check_active};
+use crate::model::{TokenQuery, TokenRow, check_active};
 use crate::sql::{self, ms};
 
 const INSERT_TOKEN: &str =
@@ -38,7 +38,7 @@ fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, ke
 }
 
 /// A `TOKEN_COLUMNS` row decoded, every column range-checked.
-fn row(r: &rusqlite::Row<'_>, decoder: &mut RecordDecoder) -> Result<StoredToken> {
+fn row(r: &rusqlite::Row<'_>, decoder: &mut RecordDecoder) -> Result<TokenRow> {
     let bad = |e: rusqlite::types::FromSqlError| sql::corrupt("token record", None, e.to_string());
     let body = r.get_ref(0).map_err(db)?.as_blob_or_null().map_err(bad)?;
     let record = r.get_ref(1).map_err(db)?.as_str_or_null().map_err(bad)?;
@@ -94,7 +94,7 @@ pub(super) fn bulk_insert(conn: &mut Connection, records: &[TokenRecord], key: &
     tx.commit().map_err(db)
 }
 
-pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<StoredToken>> {
+pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<TokenRow>> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = ?1", sql::TOKEN_COLUMNS))
         .map_err(db)?;
@@ -102,7 +102,7 @@ pub(super) fn get(conn: &mut Connection, id: TokenId) -> Result<Option<StoredTok
     rows.next().map_err(db)?.map(|r| row(r, &mut RecordDecoder::new())).transpose()
 }
 
-pub(super) fn query(conn: &mut Connection, query: &TokenQuery) -> Result<Vec<StoredToken>> {
+pub(super) fn query(conn: &mut Connection, query: &TokenQuery) -> Result<Vec<TokenRow>> {
     let mut out = Vec::new();
     stream(conn, query, usize::MAX, &mut |mut chunk| {
         out.append(&mut chunk);
@@ -125,7 +125,7 @@ pub(super) fn stream(
     conn: &mut Connection,
     query: &TokenQuery,
     chunk: usize,
-    visit: &mut (dyn FnMut(Vec<StoredToken>) -> Result<()> + Send),
+    visit: &mut (dyn FnMut(Vec<TokenRow>) -> Result<()> + Send),
 ) -> Result<()> {
     let (sql, args) = sql::token_query(query);
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;

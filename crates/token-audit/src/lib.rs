@@ -61,28 +61,44 @@ pub mod testing;
 mod writer;
 
 pub use audited::AuditedVerifier;
-pub use chain::{
-    ChainError, ChainHash, ChainHead, ChainVerifier, Entry, GENESIS, entry_hash, verify, verify_against,
-};
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointKey, CheckpointSigner, SignedCheckpoint};
+pub use chain::{Entry, verify};
+pub use checkpoint::{CheckpointSigner, SignedCheckpoint};
 pub use error::AuditError;
-pub use event::{Action, Actor, AuditEvent, Outcome, SCHEMA_VERSION};
+pub use event::{Action, Actor, AuditEvent, Outcome};
 pub use export::JsonlExporter;
 pub use file::{FileLog, FileSync, LogReader, verify_file};
 pub use memory::MemoryLog;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresLog;
 pub use query::AuditQuery;
-/// The earlier name of [`AuditQuery`].
-#[doc(hidden)]
-pub type Query = AuditQuery;
 pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
 pub use storage::LogStorage;
 pub use subject::SubjectKey;
 pub use writer::{AuditWriter, WriterConfig};
 
-/// Parses one stored entry (a line of a [`FileLog`], with or without its newline) strictly: it
-/// must be exactly the bytes this crate writes for the entry it holds. For tools and fuzzing.
-pub fn parse_entry(line: &[u8]) -> Result<Entry, AuditError> {
-    file::parse_line(line, 1)
+/// The hash chain underneath: each entry's hash, the head a log ends at, incremental
+/// verification, and what a broken chain reports — for tools that check logs themselves.
+pub mod chains {
+    pub use crate::chain::{
+        ChainError, ChainHash, ChainHead, ChainVerifier, GENESIS, entry_hash, verify_against,
+    };
+    pub use crate::event::SCHEMA_VERSION;
+    /// Parses one stored entry (a line of a [`crate::FileLog`], with or without its newline) strictly: it
+    /// must be exactly the bytes this crate writes for the entry it holds. For tools and fuzzing.
+    pub fn parse_entry(line: &[u8]) -> Result<crate::Entry, crate::AuditError> {
+        crate::file::parse_line(line, 1)
+    }
 }
+
+/// Signed checkpoints: what a signer attests to (a chain head at a time), the public key that
+/// checks it, and why one was refused.
+pub mod checkpoints {
+    pub use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointKey};
+}
+
+// The same names at the root, as before they had modules (kept for existing code; not documented).
+#[doc(hidden)]
+pub use {chains::*, checkpoints::*};
+/// The earlier name of [`AuditQuery`].
+#[doc(hidden)]
+pub type Query = AuditQuery;

@@ -64,21 +64,37 @@ mod secret;
 mod verify;
 mod view;
 
-pub use clock::{CachedClock, Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use decision::{Decision, DenyReason, Grant};
-pub use error::{RandomnessUnavailable, ScopeError, TokenFormatError};
+pub use error::TokenFormatError;
 pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};
-pub use memory::InMemoryLookup;
-/// The earlier name of [`InMemoryLookup`].
-#[doc(hidden)]
-pub type MemoryTokens = InMemoryLookup;
-pub use policy::{ChildRequest, IssueRequest, Policy, PolicyBuilder, PolicyError, PolicyViolation};
-pub use record::{TokenRecord, TokenStatus, UseLimits};
-pub use role::{NameError, Principal, PrincipalId, Purpose, Role, RoleName};
+pub use policy::{ChildRequest, IssueRequest, Policy};
+pub use record::{TokenRecord, UseLimits};
+pub use role::{Principal, PrincipalId, Purpose, Role, RoleName};
 pub use scope::{Request, Scope, ScopeSet};
-pub use secret::{DigestKey, IssuedToken, TokenDigest};
-pub use verify::{DigestKeyring, Verifier};
+pub use secret::IssuedToken;
+pub use verify::Verifier;
+
+/// Clocks besides the system's: one read once a millisecond for hot paths, one set by hand for
+/// tests.
+pub mod clocks {
+    pub use crate::clock::{CachedClock, ManualClock};
+}
+
+/// The keyed digests a store keeps instead of secrets, and the keys they are made under.
+pub mod digest {
+    pub use crate::secret::{DigestKey, TokenDigest};
+    pub use crate::verify::DigestKeyring;
+}
+
+/// The errors inside [`IssueError`] and [`TokenFormatError`]'s neighbours: what a policy, a
+/// name or a scope refused, and a failed random number generator.
+pub mod errors {
+    pub use crate::error::{RandomnessUnavailable, ScopeError};
+    pub use crate::policy::{PolicyBuilder, PolicyError, PolicyViolation};
+    pub use crate::role::NameError;
+}
 
 /// The format's and the scope grammar's fixed sizes and limits.
 pub mod limits {
@@ -87,10 +103,13 @@ pub mod limits {
 }
 
 /// For storage authors: what a verifier asks of a store ([`lookup::TokenLookup`], answering with
-/// a compact [`lookup::TokenView`]), and what the policy approved of an issue.
+/// a compact [`lookup::TokenView`]), a record's lifecycle status, what the policy approved of an
+/// issue, and an in-memory lookup for tests and examples.
 pub mod lookup {
     pub use crate::format::ParsedToken;
+    pub use crate::memory::InMemoryLookup;
     pub use crate::policy::Approval;
+    pub use crate::record::TokenStatus;
     pub use crate::secret::ct_eq_32;
     pub use crate::verify::TokenLookup;
     pub use crate::view::TokenView;
@@ -98,9 +117,10 @@ pub mod lookup {
 
 // The same names at the root, as before they had modules (kept for existing code; not documented).
 #[doc(hidden)]
-pub use limits::*;
+pub use {clocks::*, digest::*, errors::*, limits::*, lookup::*};
+/// The earlier name of [`lookup::InMemoryLookup`].
 #[doc(hidden)]
-pub use lookup::*;
+pub type MemoryTokens = InMemoryLookup;
 
 pub use chrono;
 pub use secrecy;

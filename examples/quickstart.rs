@@ -87,11 +87,12 @@ async fn run(dir: &Path) -> Result<()> {
     let d = verifier.verify(&text, &write);
     println!("4. {write} → {d}");
     check(d.reason() == Some(&DenyReason::OutOfScope), "out-of-scope write denied")?;
-    let typo = format!("{}x", &text[..text.len() - 1]);
+    let last = if text.ends_with('x') { 'y' } else { 'x' };
+    let typo = format!("{}{last}", &text[..text.len() - 1]);
     let d = verifier.verify(&typo, &read);
     println!("5. the token with its last character changed → {d}");
     check(matches!(d.reason(), Some(DenyReason::Malformed(_))), "mistyped token refused")?;
-    let later = Arc::new(ManualClock::new(Utc::now() + TimeDelta::minutes(16)));
+    let later = Arc::new(clocks::ManualClock::new(Utc::now() + TimeDelta::minutes(16)));
     let d = verifier.with_clock(later).verify(&text, &read);
     println!("6. 16 minutes later → {d}");
     check(matches!(d.reason(), Some(DenyReason::Expired { .. })), "expired token denied")?;

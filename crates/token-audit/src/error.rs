@@ -57,6 +57,7 @@ pub enum AuditError {
 }
 
 impl AuditError {
+    #[cfg(feature = "postgres")]
     pub(crate) fn database(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,

@@ -21,9 +21,9 @@
 //! let principal = Principal::parse("billing-api", ["log-reader"])?;
 //!
 //! let format = TokenFormat::new(TokenPrefix::new("acme_prod")?);
-//! let keys = DigestKeyring::new(DigestKey::generate(1)?);
+//! let keys = digest::DigestKeyring::new(digest::DigestKey::generate(1)?);
 //! let issuer = Issuer::new(format.clone(), keys.clone(), policy);
-//! let tokens = Arc::new(InMemoryLookup::new());
+//! let tokens = Arc::new(lookup::InMemoryLookup::new());
 //!
 //! // Issue a least-privilege token: one scope, 15 minutes.
 //! let request = IssueRequest::parse("read-logs", "s3:bucket/prod-logs/*:read", TimeDelta::minutes(15))?;

@@ -157,14 +157,9 @@ impl TokenRow {
         Self { record, last_used, uses, mac, legacy_json: false }
     }
 
-    /// A stored token read from a JSON record written before the binary encoding.
-    pub(crate) fn legacy_json(
-        record: TokenRecord,
-        last_used: Option<DateTime<Utc>>,
-        uses: u64,
-        mac: Option<crate::integrity::RecordMac>,
-    ) -> Self {
-        Self { record, last_used, uses, mac, legacy_json: true }
+    /// The same row, read from a JSON record written before the binary encoding.
+    pub(crate) fn from_legacy_json(self) -> Self {
+        Self { legacy_json: true, ..self }
     }
 }
 

@@ -94,11 +94,8 @@ pub(crate) fn stored_token(
             )
         })?),
     };
-    Ok(if legacy {
-        TokenRow::legacy_json(record, last_used, uses, mac)
-    } else {
-        TokenRow::new(record, last_used, uses, mac)
-    })
+    let row = TokenRow::new(record, last_used, uses, mac);
+    Ok(if legacy { row.from_legacy_json() } else { row })
 }
 
 /// The `SELECT` of `TOKEN_COLUMNS` for a token query, with `$N` placeholders (which SQLite and

@@ -143,19 +143,17 @@ async fn a_version_1_store_migrates() {
         .unwrap();
     }
     // Opening the store migrates the schema and gives the old record its integrity tag, once.
-    let backend = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
-    let kek =
-        Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
-    let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
-    let tokens = TokenService::open(
-        backend.clone(),
-        &secrets,
-        issuer.format().clone(),
-        Policy::builder().build().unwrap(),
-        10,
-    )
-    .await
-    .unwrap();
+    let open = async || {
+        let backend = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
+        let kek = Arc::new(
+            LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap(),
+        );
+        let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
+        let format = issuer.format().clone();
+        let tokens = TokenService::open(backend, &secrets, format, Policy::builder().build().unwrap(), 10);
+        (tokens.await.unwrap(), secrets)
+    };
+    let (tokens, secrets) = open().await;
     assert_eq!((tokens.opened().loaded, tokens.opened().refused.len()), (1, 0));
     tokens.token(record.id).await.unwrap().expect("tagged and readable");
     let verifier = Verifier::new(issuer.format().clone(), issuer.keys().clone(), tokens.cache().clone());
@@ -164,7 +162,7 @@ async fn a_version_1_store_migrates() {
             .verify_at(token.expose_secret(), &Request::parse("svc:data/x:read").unwrap(), now)
             .is_allowed()
     );
-    drop((tokens, secrets, backend));
+    drop((tokens, secrets));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v, 5);
@@ -179,18 +177,6 @@ async fn a_version_1_store_migrates() {
     drop(conn);
     // Stripping the tag now (after the one-time migration) gets the record refused, not re-tagged.
     rusqlite::Connection::open(&path).unwrap().execute("UPDATE tokens SET mac = NULL", []).unwrap();
-    let backend = Arc::new(SqliteBackend::open(&path).unwrap()) as Arc<dyn Backend>;
-    let kek =
-        Arc::new(LocalKek::from_key("k", token_store::secrecy::SecretBox::new(Box::new([3; 32]))).unwrap());
-    let secrets = SecretStore::open(backend.clone(), kek).await.unwrap();
-    let tokens = TokenService::open(
-        backend,
-        &secrets,
-        issuer.format().clone(),
-        Policy::builder().build().unwrap(),
-        10,
-    )
-    .await
-    .unwrap();
+    let (tokens, _secrets) = open().await;
     assert_eq!((tokens.opened().loaded, tokens.opened().refused.clone()), (0, vec![record.id]));
 }

@@ -158,7 +158,7 @@ impl TokenRow {
     }
 
     /// The same row, read from a JSON record written before the binary encoding.
-    pub(crate) fn from_legacy_json(self) -> Self {
+    pub(crate) fn read_as_legacy_json(self) -> Self {
         Self { legacy_json: true, ..self }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) fn stored_token(
         })?),
     };
     let row = TokenRow::new(record, last_used, uses, mac);
-    Ok(if legacy { row.from_legacy_json() } else { row })
+    Ok(if legacy { row.read_as_legacy_json() } else { row })
 }
 
 /// The `SELECT` of `TOKEN_COLUMNS` for a token query, with `$N` placeholders (which SQLite and

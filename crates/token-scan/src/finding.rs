@@ -1,0 +1,248 @@
+//! What a scan reports: findings (rule, location, confidence, a redacted value, a fingerprint;
+//! never the secret in any output), suppressed matches by reason, and what was skipped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::rule::Confidence;
+
+/// Where a finding is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Location {
+    /// A file in a tree (or a named byte stream).
+    File {
+        /// The path (or the stream's name).
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (bytes).
+        column: u64,
+    },
+    /// A blob in git history: the commit that introduced it (none for an unreachable blob).
+    Git {
+        /// The commit that first added the blob.
+        commit: Option<String>,
+        /// The path it was added under.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (bytes).
+        column: u64,
+    },
+}
+
+impl Location {
+    /// The path (or stream name, or path in the commit).
+    pub fn path(&self) -> &str {
+        match self {
+            Location::File { path, .. } | Location::Git { path, .. } => path,
+        }
+    }
+
+    /// The 1-based line.
+    pub fn line(&self) -> u64 {
+        match self {
+            Location::File { line, .. } | Location::Git { line, .. } => *line,
+        }
+    }
+
+    /// The 1-based column.
+    pub fn column(&self) -> u64 {
+        match self {
+            Location::File { column, .. } | Location::Git { column, .. } => *column,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File { path, line, column } => write!(f, "{path}:{line}:{column}"),
+            Location::Git { commit: Some(c), path, line, column } => {
+                write!(f, "{}:{path}:{line}:{column}", &c[..c.len().min(12)])
+            }
+            Location::Git { commit: None, path, line, column } => {
+                write!(f, "(unreachable):{path}:{line}:{column}")
+            }
+        }
+    }
+}
+
+/// A finding's fingerprint: SHA-256 of the secret, or HMAC-SHA256 under a key (so that a
+/// report does not let anyone test guesses of a low-entropy secret). For baselines and
+/// de-duplication; not secret.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub(crate) fn of(secret: &[u8], key: Option<&[u8; 32]>) -> Self {
+        match key {
+            None => Self(format!("sha256:{}", hex(&Sha256::digest(secret)))),
+            Some(k) => {
+                use hmac::{KeyInit, Mac};
+                #[allow(clippy::expect_used)]
+                let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(k).expect("HMAC takes any key");
+                m.update(secret);
+                Self(format!("hmac-sha256:{}", hex(&m.finalize().into_bytes())))
+            }
+        }
+    }
+
+    /// From its text (`sha256:…` or `hmac-sha256:…`), as a baseline stores it.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex_part = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("hmac-sha256:"))?;
+        (hex_part.len() == 64 && hex_part.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+            .then(|| Self(s.to_owned()))
+    }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.0)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A secret's redacted form: its public prefix (at most 12 characters: `ghp_`, an issuer prefix),
+/// then `…`, then its last four characters only when it is at least 16 long.
+pub(crate) fn redact(secret: &str, public_prefix: usize) -> String {
+    let prefix = &secret[..public_prefix.min(12).min(secret.len())];
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 16 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{prefix}…{tail}")
+    } else {
+        format!("{prefix}…")
+    }
+}
+
+/// One leaked credential found.
+#[derive(Serialize)]
+#[non_exhaustive]
+pub struct Finding {
+    /// The rule that found it.
+    pub rule: String,
+    /// Where.
+    pub location: Location,
+    /// How sure.
+    pub confidence: Confidence,
+    /// The value, redacted (never the secret).
+    pub redacted: String,
+    /// The fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The secret itself, for a response that must act on it (revoke it). Never serialised,
+    /// never shown by `Debug`.
+    #[serde(skip)]
+    secret: SecretString,
+}
+
+impl Finding {
+    pub(crate) fn new(
+        rule: &str,
+        location: Location,
+        confidence: Confidence,
+        secret: &str,
+        public_prefix: usize,
+        key: Option<&[u8; 32]>,
+    ) -> Self {
+        Self {
+            rule: rule.to_owned(),
+            location,
+            confidence,
+            redacted: redact(secret, public_prefix),
+            fingerprint: Fingerprint::of(secret.as_bytes(), key),
+            secret: SecretString::from(secret.to_owned()),
+        }
+    }
+
+    /// The secret found. Handle with care: it is the leaked credential.
+    pub fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finding")
+            .field("rule", &self.rule)
+            .field("location", &self.location)
+            .field("confidence", &self.confidence)
+            .field("redacted", &self.redacted)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something the scan could not read, and why (reported, never silently skipped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// The path, object or stream.
+    pub what: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a scan found, suppressed and skipped.
+#[derive(Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// Findings, ordered by location.
+    pub findings: Vec<Finding>,
+    /// Matches that are not findings, counted by reason (`checksum fails`, `documented example
+    /// value`, `baseline`, `allow comment`, …).
+    pub suppressed: BTreeMap<String, u64>,
+    /// What could not be scanned.
+    pub skipped: Vec<Skipped>,
+    /// Files (or blobs, objects) scanned.
+    pub files: u64,
+    /// Bytes scanned.
+    pub bytes: u64,
+}
+
+impl Report {
+    /// Adds another report's content to this one.
+    pub fn merge(&mut self, other: Report) {
+        self.findings.extend(other.findings);
+        for (k, v) in other.suppressed {
+            *self.suppressed.entry(k).or_default() += v;
+        }
+        self.skipped.extend(other.skipped);
+        self.files += other.files;
+        self.bytes += other.bytes;
+    }
+
+    pub(crate) fn suppress(&mut self, reason: &str) {
+        *self.suppressed.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn sort(&mut self) {
+        self.findings.sort_by(|a, b| a.location.cmp(&b.location).then_with(|| a.rule.cmp(&b.rule)));
+    }
+
+    /// The exit code a CI gate uses: 0 clean, 1 findings (2, for an error, is the caller's).
+    pub fn exit_code(&self) -> i32 {
+        i32::from(!self.findings.is_empty())
+    }
+}

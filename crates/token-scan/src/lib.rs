@@ -1,0 +1,54 @@
+//! # token-scan
+//!
+//! Finds leaked credentials in directory trees, git history and byte streams. A Tokenward token is
+//! recognised with certainty whatever its issuer prefix (its CRC-32 must check), GitHub classic
+//! tokens likewise (GitHub's CRC-32 over the random part); other vendors' keys (GitLab, Slack,
+//! Stripe, OpenBao/Vault, AWS key pairs, GCP and Azure keys), PEM private keys and database URLs
+//! with passwords by their shape, and high-entropy assignments optionally (low confidence). Known
+//! example values and placeholders are suppressed and counted, never reported.
+//!
+//! Speed: one Aho-Corasick pass over every rule's literal anchors, each rule's regex only on the
+//! windows around its anchors, files walked in parallel and streamed in bounded chunks.
+//!
+//! A finding never shows its secret — in `Debug`, in text, JSON lines or SARIF — only a redacted
+//! form (a public prefix and at most the last four characters) and a fingerprint.
+//!
+//! ```
+//! use token_scan::{Confidence, Scanner};
+//!
+//! let scanner = Scanner::new()?;
+//! // A GitHub token whose CRC-32 checks, a copy with a wrong checksum, and AWS's example key.
+//! let text = "token = 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\n\
+//!             other = ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ01234WLnuX\n\
+//!             aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n";
+//! let report = scanner.scan_bytes("config.env", text.as_bytes());
+//! assert_eq!(report.findings.len(), 1);
+//! let f = &report.findings[0];
+//! assert_eq!((f.rule.as_str(), f.confidence), ("github-classic", Confidence::Certain));
+//! assert_eq!(f.location.to_string(), "config.env:1:9");
+//! assert_eq!(f.redacted, "ghp_…LnuK");
+//! assert_eq!(report.suppressed["checksum fails"], 1);
+//! assert!(!format!("{f:?}").contains("aBcDeF"));
+//! # Ok::<(), token_scan::ScanError>(())
+//! ```
+
+mod baseline;
+mod error;
+mod finding;
+mod output;
+mod rule;
+mod rules;
+mod scanner;
+mod source;
+mod validate;
+
+pub use baseline::Baseline;
+pub use error::ScanError;
+pub use finding::{Finding, Fingerprint, Location, Report, Skipped};
+pub use output::TOOL_NAME;
+pub use rule::{Confidence, Rule, RuleSet, TOKENWARD_RULE, Validator};
+pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
+pub use source::git::GitOptions;
+#[cfg(feature = "tree")]
+pub use source::tree::TreeOptions;
+pub use source::{Progress, ProgressFn};

@@ -1,0 +1,144 @@
+//! Writing a report: text for people (colour on request), JSON lines for pipelines, SARIF 2.1.0
+//! for code-scanning UIs. None writes a secret: findings carry only their redacted form and
+//! fingerprint.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use crate::finding::{Location, Report};
+use crate::rule::{Confidence, RuleSet, TOKENWARD_RULE};
+
+/// The tool name in SARIF and text output.
+pub const TOOL_NAME: &str = "tokenward-scan";
+
+impl Report {
+    /// Writes one line per finding and a summary; `color` adds ANSI colours (for a terminal).
+    pub fn write_text(&self, mut w: impl Write, color: bool) -> io::Result<()> {
+        let paint =
+            |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() };
+        for f in &self.findings {
+            let level = match f.confidence {
+                Confidence::Certain | Confidence::High => paint("1;31", f.confidence.as_str()),
+                Confidence::Medium => paint("33", f.confidence.as_str()),
+                Confidence::Low => paint("2", f.confidence.as_str()),
+            };
+            writeln!(
+                w,
+                "{}  {}  {level}  {}  {}",
+                paint("1", &f.location.to_string()),
+                f.rule,
+                f.redacted,
+                f.fingerprint
+            )?;
+        }
+        for s in &self.skipped {
+            writeln!(w, "skipped {}: {}", s.what, s.reason)?;
+        }
+        let suppressed: u64 = self.suppressed.values().sum();
+        let reasons: Vec<String> = self.suppressed.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        writeln!(
+            w,
+            "{} finding(s); {suppressed} suppressed{}; {} skipped; {} file(s), {} bytes scanned",
+            self.findings.len(),
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+            self.skipped.len(),
+            self.files,
+            self.bytes
+        )
+    }
+
+    /// Writes one JSON object per finding (`"type":"finding"`), per skipped item
+    /// (`"type":"skipped"`), then a summary (`"type":"summary"`).
+    pub fn write_jsonl(&self, mut w: impl Write) -> io::Result<()> {
+        for f in &self.findings {
+            let mut v = serde_json::to_value(f).map_err(io::Error::other)?;
+            v["type"] = json!("finding");
+            writeln!(w, "{v}")?;
+        }
+        for s in &self.skipped {
+            writeln!(w, "{}", json!({"type": "skipped", "what": s.what, "reason": s.reason}))?;
+        }
+        writeln!(
+            w,
+            "{}",
+            json!({"type": "summary", "findings": self.findings.len(), "suppressed": self.suppressed,
+                   "skipped": self.skipped.len(), "files": self.files, "bytes": self.bytes})
+        )
+    }
+
+    /// Writes a SARIF 2.1.0 log: one run, the rules that `rules` holds (and the Tokenward rule),
+    /// one result per finding with its location, confidence and fingerprint.
+    pub fn write_sarif(&self, mut w: impl Write, rules: &RuleSet) -> io::Result<()> {
+        let mut ids: Vec<(String, String)> = vec![(
+            TOKENWARD_RULE.to_owned(),
+            "Tokenward token (any issuer prefix), CRC-32 validated".to_owned(),
+        )];
+        ids.extend(rules.rules().iter().map(|r| (r.id.clone(), r.description.clone())));
+        for f in &self.findings {
+            if !ids.iter().any(|(id, _)| *id == f.rule) {
+                ids.push((f.rule.clone(), f.rule.clone()));
+            }
+        }
+        let sarif_rules: Vec<Value> = ids
+            .iter()
+            .map(|(id, d)| {
+                json!({"id": id, "name": id, "shortDescription": {"text": d},
+                       "defaultConfiguration": {"level": "error"}})
+            })
+            .collect();
+        let results: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let index = ids.iter().position(|(id, _)| *id == f.rule).unwrap_or(0);
+                let level = if f.confidence == Confidence::Low { "warning" } else { "error" };
+                let mut props = json!({"confidence": f.confidence.as_str(), "redacted": f.redacted});
+                if let Location::Git { commit, .. } = &f.location {
+                    props["commit"] = json!(commit);
+                }
+                json!({
+                    "ruleId": f.rule,
+                    "ruleIndex": index,
+                    "level": level,
+                    "message": {"text": format!("{} found: {}", f.rule, f.redacted)},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": uri(f.location.path())},
+                        "region": {"startLine": f.location.line(), "startColumn": f.location.column()}
+                    }}],
+                    "partialFingerprints": {"secretFingerprint/v1": f.fingerprint.as_str()},
+                    "properties": props
+                })
+            })
+            .collect();
+        let log = json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {
+                    "name": TOOL_NAME,
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "informationUri": "https://example.invalid/tokenward",
+                    "rules": sarif_rules
+                }},
+                "results": results
+            }]
+        });
+        serde_json::to_writer_pretty(&mut w, &log).map_err(io::Error::other)?;
+        writeln!(w)
+    }
+}
+
+/// A relative path as a URI reference: unreserved characters and `/` kept, the rest
+/// percent-encoded.
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.replace('\\', "/").bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,456 @@
+//! The engine: one Aho-Corasick pass over the literal anchors of every rule, regexes only on the
+//! merged windows around anchor hits, the Tokenward detector (any issuer prefix, CRC-32), then
+//! validation, suppression (examples, checksums, baseline, allow comments) and locations.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+
+use crate::error::ScanError;
+use crate::finding::{Finding, Fingerprint, Location, Report, Skipped};
+use crate::rule::{Confidence, Rule, RuleSet, TOKENWARD_RULE, Validator};
+use crate::validate;
+
+/// Bytes read per chunk of a stream; a chunk overlaps the next by [`OVERLAP`].
+pub(crate) const CHUNK: usize = 4 << 20;
+/// The overlap between chunks: longer than any match a rule allows (a PEM key: 8 KiB).
+pub(crate) const OVERLAP: usize = 16 << 10;
+/// A file (or stream) with a NUL byte in its first this many bytes is binary and skipped.
+const BINARY_SNIFF: usize = 8000;
+/// The inline comment that marks a line's finding as known and allowed.
+pub const ALLOW_MARKER: &str = "tokenward:allow";
+
+struct Compiled {
+    rule: Rule,
+    regex: Regex,
+}
+
+/// A compiled rule set with its options; cheap to share between threads (`Send + Sync`).
+pub struct Scanner {
+    rules: Vec<Compiled>,
+    anchors: Option<AhoCorasick>,
+    anchor_rules: Vec<Vec<usize>>,
+    tokenward: bool,
+    baseline: HashSet<Fingerprint>,
+    key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("rules", &self.rules.iter().map(|r| r.rule.id.as_str()).collect::<Vec<_>>())
+            .field("tokenward", &self.tokenward)
+            .field("baseline", &self.baseline.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Scanner`].
+#[derive(Debug)]
+#[must_use]
+pub struct ScannerBuilder {
+    rules: RuleSet,
+    baseline: HashSet<Fingerprint>,
+    key: Option<[u8; 32]>,
+}
+
+impl ScannerBuilder {
+    /// The rules to run (the built-in set by default).
+    pub fn rules(mut self, rules: RuleSet) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Findings whose fingerprint is in `baseline` are suppressed (counted as `baseline`).
+    pub fn baseline(mut self, baseline: impl IntoIterator<Item = Fingerprint>) -> Self {
+        self.baseline.extend(baseline);
+        self
+    }
+
+    /// Fingerprints become HMAC-SHA256 under `key` instead of plain SHA-256.
+    pub fn fingerprint_key(mut self, key: [u8; 32]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Compiles the rules: a bad regex or an anchor-less rule is [`ScanError::Rules`], naming it.
+    pub fn build(self) -> Result<Scanner, ScanError> {
+        let mut rules = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        for rule in self.rules.rules.into_iter().filter(|r| r.enabled) {
+            if rule.anchors.is_empty() || rule.anchors.iter().any(|a| a.is_empty() || !a.is_ascii()) {
+                return Err(ScanError::Rules(format!(
+                    "rule {}: anchors must be non-empty ASCII strings",
+                    rule.id
+                )));
+            }
+            let regex = regex::bytes::RegexBuilder::new(&rule.regex)
+                .size_limit(1 << 22)
+                .build()
+                .map_err(|e| ScanError::Rules(format!("rule {}: {e}", rule.id)))?;
+            if rule.secret_group >= regex.captures_len() {
+                return Err(ScanError::Rules(format!(
+                    "rule {}: no capture group {}",
+                    rule.id, rule.secret_group
+                )));
+            }
+            let index = rules.len();
+            for anchor in &rule.anchors {
+                let lower = anchor.to_ascii_lowercase();
+                match patterns.iter().position(|p| *p == lower) {
+                    Some(p) => anchor_rules[p].push(index),
+                    None => {
+                        patterns.push(lower);
+                        anchor_rules.push(vec![index]);
+                    }
+                }
+            }
+            rules.push(Compiled { rule, regex });
+        }
+        let anchors = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| ScanError::Rules(format!("anchors: {e}")))?,
+            )
+        };
+        Ok(Scanner {
+            rules,
+            anchors,
+            anchor_rules,
+            tokenward: self.rules.tokenward,
+            baseline: self.baseline,
+            key: self.key,
+        })
+    }
+}
+
+/// A match before locations: where its secret is, and what it is.
+struct Hit {
+    rule: usize, // index into rules, or usize::MAX for Tokenward
+    start: usize,
+    end: usize,
+    confidence: Confidence,
+    public_prefix: usize,
+    redacted: Option<String>,
+}
+
+const TOKENWARD: usize = usize::MAX;
+
+/// Where the chunk being scanned sits in its whole: bytes and lines before it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Offset {
+    pub(crate) line: u64,
+}
+
+impl Scanner {
+    /// A builder with the built-in rules.
+    pub fn builder() -> ScannerBuilder {
+        ScannerBuilder { rules: RuleSet::builtin(), baseline: HashSet::new(), key: None }
+    }
+
+    /// A scanner with the built-in rules and no baseline.
+    pub fn new() -> Result<Self, ScanError> {
+        Self::builder().build()
+    }
+
+    /// Scans bytes a service holds (`name` is their location's path).
+    pub fn scan_bytes(&self, name: &str, data: &[u8]) -> Report {
+        let mut report = Report { files: 1, bytes: data.len() as u64, ..Report::default() };
+        self.scan_chunk(data, data.len(), Offset::default(), &mut report, &|line, column| Location::File {
+            path: name.to_owned(),
+            line,
+            column,
+        });
+        report.sort();
+        report
+    }
+
+    /// Scans a stream in overlapping chunks (memory stays bounded whatever its size). A binary
+    /// stream (a NUL in its first 8,000 bytes) is skipped and reported.
+    pub fn scan_reader(&self, name: &str, reader: impl Read) -> Result<Report, ScanError> {
+        let mut report = Report::default();
+        let mut buf = Vec::new();
+        self.scan_stream(reader, &mut buf, &mut report, name, &|line, column| Location::File {
+            path: name.to_owned(),
+            line,
+            column,
+        })
+        .map_err(|e| ScanError::Io { what: name.to_owned(), source: e })?;
+        report.sort();
+        Ok(report)
+    }
+
+    /// The streaming scan behind every source: `buf` is reused between calls.
+    pub(crate) fn scan_stream(
+        &self,
+        mut reader: impl Read,
+        buf: &mut Vec<u8>,
+        report: &mut Report,
+        what: &str,
+        locate: &dyn Fn(u64, u64) -> Location,
+    ) -> std::io::Result<()> {
+        buf.clear();
+        let mut offset = Offset::default();
+        let mut first = true;
+        loop {
+            // Fill up to CHUNK (the kept overlap included).
+            let kept = buf.len();
+            buf.resize(CHUNK.max(kept + OVERLAP), 0);
+            let mut filled = kept;
+            let mut eof = false;
+            while filled < buf.len() {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            if first {
+                first = false;
+                if memchr::memchr(0, &buf[..buf.len().min(BINARY_SNIFF)]).is_some() {
+                    report.skipped.push(Skipped { what: what.to_owned(), reason: "binary".into() });
+                    return Ok(());
+                }
+                report.files += 1;
+            }
+            report.bytes += (filled - kept) as u64;
+            // Report matches that start before the overlap kept for the next chunk (all of them
+            // at the end), so none is reported twice.
+            let limit = if eof { buf.len() } else { buf.len() - OVERLAP };
+            self.scan_chunk(buf, limit, offset, report, locate);
+            if eof {
+                return Ok(());
+            }
+            offset.line += memchr::memchr_iter(b'\n', &buf[..limit]).count() as u64;
+            buf.drain(..limit);
+        }
+    }
+
+    /// Scans `data`, reporting matches whose secret starts before `limit`.
+    pub(crate) fn scan_chunk(
+        &self,
+        data: &[u8],
+        limit: usize,
+        offset: Offset,
+        report: &mut Report,
+        locate: &dyn Fn(u64, u64) -> Location,
+    ) {
+        let mut hits = Vec::new();
+        self.rule_hits(data, report, &mut hits);
+        if self.tokenward {
+            tokenward_hits(data, report, &mut hits);
+        }
+        hits.retain(|h| h.start < limit);
+        // One finding per secret: where two rules match overlapping text, the surer one wins.
+        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.confidence.cmp(&a.confidence)));
+        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+        for h in hits {
+            if kept.iter().any(|k| k.start < h.end && h.start < k.end && k.confidence >= h.confidence) {
+                continue;
+            }
+            kept.push(h);
+        }
+        // Locations: lines counted once, forward.
+        let (mut line, mut counted) = (offset.line + 1, 0usize);
+        for h in kept {
+            line += memchr::memchr_iter(b'\n', &data[counted..h.start]).count() as u64;
+            counted = h.start;
+            let line_start = memchr::memrchr(b'\n', &data[..h.start]).map_or(0, |i| i + 1);
+            let line_end = memchr::memchr(b'\n', &data[h.start..]).map_or(data.len(), |i| h.start + i);
+            if memchr::memmem::find(&data[line_start..line_end], ALLOW_MARKER.as_bytes()).is_some() {
+                report.suppress("allow comment");
+                continue;
+            }
+            let Ok(secret) = std::str::from_utf8(&data[h.start..h.end]) else {
+                report.suppress("not text");
+                continue;
+            };
+            let rule = if h.rule == TOKENWARD { TOKENWARD_RULE } else { self.rules[h.rule].rule.id.as_str() };
+            let column = (h.start - line_start) as u64 + 1;
+            let mut finding = Finding::new(
+                rule,
+                locate(line, column),
+                h.confidence,
+                secret,
+                h.public_prefix,
+                self.key.as_ref(),
+            );
+            if let Some(r) = h.redacted {
+                finding.redacted = r;
+            }
+            if self.baseline.contains(&finding.fingerprint) {
+                report.suppress("baseline");
+                continue;
+            }
+            report.findings.push(finding);
+        }
+    }
+
+    fn rule_hits(&self, data: &[u8], report: &mut Report, hits: &mut Vec<Hit>) {
+        let Some(ac) = &self.anchors else { return };
+        // Windows around anchor hits, per rule, merged where they overlap.
+        let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
+        for m in ac.find_overlapping_iter(data) {
+            for &r in &self.anchor_rules[m.pattern().as_usize()] {
+                let rule = &self.rules[r].rule;
+                let (s, e) = (m.start().saturating_sub(rule.before), (m.end() + rule.after).min(data.len()));
+                match windows[r].last_mut() {
+                    Some(last) if s <= last.1 => {
+                        last.0 = last.0.min(s);
+                        last.1 = last.1.max(e);
+                    }
+                    _ => windows[r].push((s, e)),
+                }
+            }
+        }
+        for (r, ws) in windows.iter().enumerate() {
+            let c = &self.rules[r];
+            for &(ws_start, ws_end) in ws {
+                for caps in c.regex.captures_iter(&data[ws_start..ws_end]) {
+                    let Some(m) = caps.get(c.rule.secret_group) else { continue };
+                    let whole = caps.get(0).map_or(m.start(), |w| w.start());
+                    let (start, end) = (ws_start + m.start(), ws_start + m.end());
+                    if let Some(hit) = self.validate(r, data, ws_start + whole, start, end, report) {
+                        hits.push(hit);
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        r: usize,
+        data: &[u8],
+        whole: usize,
+        start: usize,
+        end: usize,
+        report: &mut Report,
+    ) -> Option<Hit> {
+        let rule = &self.rules[r].rule;
+        let value = &data[start..end];
+        if let Some(why) = validate::placeholder(value) {
+            report.suppress(why);
+            return None;
+        }
+        let public_prefix = if rule.secret_group == 0 { vendor_prefix(value) } else { 0 };
+        let mut hit = Hit { rule: r, start, end, confidence: rule.confidence, public_prefix, redacted: None };
+        match rule.validator {
+            Validator::None => {}
+            Validator::GithubCrc32 => {
+                if !validate::github_crc_ok(value) {
+                    report.suppress("checksum fails");
+                    return None;
+                }
+            }
+            Validator::Entropy { min_bits } => {
+                if validate::entropy(value) < min_bits {
+                    report.suppress("low entropy");
+                    return None;
+                }
+            }
+            Validator::AwsSecretNearby => {
+                let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
+                let Some((s, e)) = validate::aws_secret_in(&data[ws..we]) else {
+                    report.suppress("access key id without a secret nearby");
+                    return None;
+                };
+                let secret = &data[ws + s..ws + e];
+                if validate::placeholder(secret).is_some() {
+                    report.suppress("documented example value");
+                    return None;
+                }
+                // The finding is the secret key; its id (public) says which key it is.
+                let id = String::from_utf8_lossy(value);
+                let tail = String::from_utf8_lossy(&secret[secret.len() - 4..]);
+                hit = Hit { start: ws + s, end: ws + e, redacted: Some(format!("{id} / …{tail}")), ..hit };
+            }
+        }
+        Some(hit)
+    }
+}
+
+/// The public prefix of a vendor token (`ghp_`, `glpat-`, `sk_live_`, `hvs.`, `xoxb-`): up to and
+/// including its first `_`, `-` or `.` within 12 characters (a URL or a key shows none).
+fn vendor_prefix(value: &[u8]) -> usize {
+    if value.starts_with(b"-----") || memchr::memmem::find(value, b"://").is_some() {
+        return 0;
+    }
+    let mut last = 0;
+    for (i, c) in value.iter().take(12).enumerate() {
+        if matches!(c, b'_' | b'-' | b'.') {
+            last = i + 1;
+        }
+    }
+    last
+}
+
+fn is_base62(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// Tokenward tokens of any issuer prefix: `_` then exactly the 66-character body, the prefix
+/// before it; a candidate counts only if its CRC-32 checks (`certain`).
+fn tokenward_hits(data: &[u8], report: &mut Report, hits: &mut Vec<Hit>) {
+    use token_core::limits::{BODY_LEN, MAX_PREFIX_LEN};
+    for sep in memchr::memchr_iter(b'_', data) {
+        let body_end = sep + 1 + BODY_LEN;
+        if body_end > data.len()
+            || !is_base62(data[body_end - 1])
+            || data.get(body_end).is_some_and(|c| is_base62(*c) || *c == b'_')
+            || !data[sep + 1..body_end].iter().all(|c| is_base62(*c))
+        {
+            continue;
+        }
+        // The prefix: lowercase letters, digits and single underscores, up to 32, ending at `sep`.
+        let mut start = sep;
+        while start > 0
+            && sep - start < MAX_PREFIX_LEN
+            && matches!(data[start - 1], b'a'..=b'z' | b'0'..=b'9' | b'_')
+        {
+            start -= 1;
+        }
+        if start == sep {
+            continue;
+        }
+        // The prefix may begin after any `_` of that run (the CRC covers it, so only the right
+        // one checks): longest first.
+        let mut found = false;
+        let mut saw_shape = false;
+        for s in (start..sep).filter(|&s| s == start || data[s - 1] == b'_') {
+            if !data[s].is_ascii_lowercase() {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(&data[s..body_end]) else { continue };
+            saw_shape = true;
+            if token_core::lookup::ParsedToken::parse(text).is_ok() {
+                hits.push(Hit {
+                    rule: TOKENWARD,
+                    start: s,
+                    end: body_end,
+                    confidence: Confidence::Certain,
+                    public_prefix: sep + 1 - s,
+                    redacted: None,
+                });
+                found = true;
+                break;
+            }
+        }
+        if saw_shape && !found {
+            report.suppress("checksum fails");
+        }
+    }
+}

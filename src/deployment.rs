@@ -222,7 +222,7 @@ impl Tokenward {
         Arc::new(TokenwardTokenTarget::new(self.inner.tokens.clone(), principal, request))
     }
 
-    fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
+    pub(crate) fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
         let mut w = self.inner.watched.lock().unwrap_or_else(|p| p.into_inner());
         w.insert(name.as_str().to_owned(), (name.clone(), target.clone()));
     }
@@ -258,6 +258,7 @@ impl Tokenward {
     /// Puts `name` under the scheduler: rotated on `schedule` (never past its expiry), previous
     /// credentials revoked after the overlap, interrupted rotations resumed — until shutdown.
     pub fn schedule(&self, name: SecretName, target: Arc<dyn RotationTarget>, schedule: Schedule) {
+        self.watch(&name, &target);
         self.inner.scheduler.register(name, target, schedule);
     }
 

@@ -19,6 +19,10 @@ pub enum Error {
     /// A token could not be issued (policy, format).
     #[error(transparent)]
     Issue(#[from] token_core::IssueError),
+    /// A partner alert was refused (bad signature, replay, oversized, malformed).
+    #[cfg(feature = "github-alerts")]
+    #[error(transparent)]
+    Alert(#[from] token_scan::alerts::AlertError),
 }
 
 /// Results of the front door.

@@ -48,12 +48,18 @@
 mod builder;
 mod deployment;
 mod error;
+#[cfg(feature = "scan")]
+mod respond;
 mod upkeep;
 mod verifier;
 
 pub use builder::{LOCAL_KEK_ID, TokenwardBuilder};
 pub use deployment::{Reconciliation, Tokenward};
 pub use error::{Error, Result};
+#[cfg(feature = "scan")]
+pub use respond::{LeakAction, LeakOutcome, LeakResponse};
+#[cfg(feature = "scan")]
+pub use token_scan as scan;
 pub use upkeep::Upkeep;
 pub use verifier::TokenVerifier;
 

@@ -95,6 +95,11 @@ impl Fingerprint {
         }
     }
 
+    /// The plain SHA-256 fingerprint of a secret (what a scan without a fingerprint key reports).
+    pub fn sha256(secret: &[u8]) -> Self {
+        Self::of(secret, None)
+    }
+
     /// From its text (`sha256:…` or `hmac-sha256:…`), as a baseline stores it.
     pub fn parse(s: &str) -> Option<Self> {
         let hex_part = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("hmac-sha256:"))?;

@@ -32,6 +32,8 @@
 //! # Ok::<(), token_scan::ScanError>(())
 //! ```
 
+#[cfg(feature = "github-alerts")]
+pub mod alerts;
 mod baseline;
 mod error;
 mod finding;

@@ -42,6 +42,7 @@ mod rule;
 mod rules;
 mod scanner;
 mod source;
+pub mod testing;
 mod validate;
 
 pub use baseline::Baseline;

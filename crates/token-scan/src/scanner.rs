@@ -135,6 +135,8 @@ impl ScannerBuilder {
 /// A match before locations: where its secret is, and what it is.
 struct Hit {
     rule: usize, // index into rules, or usize::MAX for Tokenward
+    /// Where it is reported: the whole match's start (a PEM key's `-----BEGIN`, a URL's scheme).
+    at: usize,
     start: usize,
     end: usize,
     confidence: Confidence,
@@ -254,6 +256,7 @@ impl Scanner {
             tokenward_hits(data, report, &mut hits);
         }
         hits.retain(|h| h.start < limit);
+        hits.iter_mut().for_each(|h| h.at = h.at.min(h.start));
         // One finding per secret: where two rules match overlapping text, the surer one wins.
         hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.confidence.cmp(&a.confidence)));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
@@ -264,12 +267,13 @@ impl Scanner {
             kept.push(h);
         }
         // Locations: lines counted once, forward.
+        kept.sort_by_key(|h| h.at);
         let (mut line, mut counted) = (offset.line + 1, 0usize);
         for h in kept {
-            line += memchr::memchr_iter(b'\n', &data[counted..h.start]).count() as u64;
-            counted = h.start;
-            let line_start = memchr::memrchr(b'\n', &data[..h.start]).map_or(0, |i| i + 1);
-            let line_end = memchr::memchr(b'\n', &data[h.start..]).map_or(data.len(), |i| h.start + i);
+            line += memchr::memchr_iter(b'\n', &data[counted..h.at]).count() as u64;
+            counted = h.at;
+            let line_start = memchr::memrchr(b'\n', &data[..h.at]).map_or(0, |i| i + 1);
+            let line_end = memchr::memchr(b'\n', &data[h.at..]).map_or(data.len(), |i| h.at + i);
             if memchr::memmem::find(&data[line_start..line_end], ALLOW_MARKER.as_bytes()).is_some() {
                 report.suppress("allow comment");
                 continue;
@@ -279,7 +283,7 @@ impl Scanner {
                 continue;
             };
             let rule = if h.rule == TOKENWARD { TOKENWARD_RULE } else { self.rules[h.rule].rule.id.as_str() };
-            let column = (h.start - line_start) as u64 + 1;
+            let column = (h.at - line_start) as u64 + 1;
             let mut finding = Finding::new(
                 rule,
                 locate(line, column),
@@ -347,7 +351,15 @@ impl Scanner {
             return None;
         }
         let public_prefix = if rule.secret_group == 0 { vendor_prefix(value) } else { 0 };
-        let mut hit = Hit { rule: r, start, end, confidence: rule.confidence, public_prefix, redacted: None };
+        let mut hit = Hit {
+            rule: r,
+            at: whole,
+            start,
+            end,
+            confidence: rule.confidence,
+            public_prefix,
+            redacted: None,
+        };
         match rule.validator {
             Validator::None => {}
             Validator::GithubCrc32 => {
@@ -376,7 +388,13 @@ impl Scanner {
                 // The finding is the secret key; its id (public) says which key it is.
                 let id = String::from_utf8_lossy(value);
                 let tail = String::from_utf8_lossy(&secret[secret.len() - 4..]);
-                hit = Hit { start: ws + s, end: ws + e, redacted: Some(format!("{id} / …{tail}")), ..hit };
+                hit = Hit {
+                    at: ws + s,
+                    start: ws + s,
+                    end: ws + e,
+                    redacted: Some(format!("{id} / …{tail}")),
+                    ..hit
+                };
             }
         }
         Some(hit)
@@ -439,6 +457,7 @@ fn tokenward_hits(data: &[u8], report: &mut Report, hits: &mut Vec<Hit>) {
             if token_core::lookup::ParsedToken::parse(text).is_ok() {
                 hits.push(Hit {
                     rule: TOKENWARD,
+                    at: s,
                     start: s,
                     end: body_end,
                     confidence: Confidence::Certain,

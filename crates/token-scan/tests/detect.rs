@@ -6,160 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use token_core::chrono::{TimeDelta, Utc};
 use token_core::secrecy::ExposeSecret;
-use token_core::{IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenPrefix};
+use token_scan::testing::{Rng, decoys, github, planted};
 use token_scan::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n).map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize])).collect()
-    }
-}
-
-const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const UPPER_NUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const HEX: &[u8] = b"0123456789abcdef";
-
-fn github(rng: &mut Rng, prefix: &str) -> String {
-    // GitHub's checksum, written here independently of token-scan (vectors check both).
-    let random = rng.pick(ALNUM, 30);
-    let mut v = crc32fast::hash(random.as_bytes());
-    let mut sum = [b'0'; 6];
-    for s in sum.iter_mut().rev() {
-        *s = ALNUM[(v % 62) as usize];
-        v /= 62;
-    }
-    format!("{prefix}{random}{}", String::from_utf8(sum.to_vec()).unwrap())
-}
-
-fn tokenward(prefix: &str) -> String {
-    let policy = Policy::builder()
-        .role(Role::parse("r", "svc:data/**:read", TimeDelta::days(1)).unwrap())
-        .build()
-        .unwrap();
-    let issuer = Issuer::new(
-        TokenFormat::new(TokenPrefix::new(prefix).unwrap()),
-        token_core::digest::DigestKeyring::new(token_core::digest::DigestKey::generate(1).unwrap()),
-        policy,
-    );
-    let principal = Principal::parse("svc", ["r"]).unwrap();
-    let req = IssueRequest::parse("p", "svc:data/x:read", TimeDelta::hours(1)).unwrap();
-    let (t, _) = issuer.issue_at(&principal, &req, &[], Utc::now()).unwrap();
-    t.expose_secret().to_owned()
-}
-
-/// (rule, line of text holding one planted secret, the secret itself).
-fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
-    let mut out = Vec::new();
-    for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
-        let t = github(rng, p);
-        out.push(("github-classic", format!("GITHUB_TOKEN={t}"), t));
-    }
-    for prefix in ["tw", "acme_prod", "a1_b2_c3"] {
-        let t = tokenward(prefix);
-        out.push(("tokenward", format!("let token = \"{t}\";"), t));
-    }
-    let t = format!("github_pat_{}_{}", rng.pick(ALNUM, 22), rng.pick(ALNUM, 59));
-    out.push(("github-fine-grained", format!("token: {t}"), t));
-    let t = format!("glpat-{}", rng.pick(ALNUM, 20));
-    out.push(("gitlab-pat", format!("CI_TOKEN='{t}'"), t));
-    let t = format!(
-        "xoxb-{}-{}-{}",
-        rng.pick(b"0123456789", 12),
-        rng.pick(b"0123456789", 13),
-        rng.pick(ALNUM, 24)
-    );
-    out.push(("slack-token", format!("slack = \"{t}\""), t));
-    let t = format!(
-        "https://hooks.slack.com/services/T{}/B{}/{}",
-        rng.pick(UPPER_NUM, 8),
-        rng.pick(UPPER_NUM, 10),
-        rng.pick(ALNUM, 24)
-    );
-    out.push(("slack-webhook", format!("webhook: {t}"), t));
-    let t = format!("sk_live_{}", rng.pick(ALNUM, 24));
-    out.push(("stripe-live-key", format!("Stripe.api_key = '{t}'"), t));
-    let t = format!("rk_live_{}", rng.pick(ALNUM, 32));
-    out.push(("stripe-live-key", format!("STRIPE={t}"), t));
-    let t = format!("hvs.{}", rng.pick(ALNUM, 24));
-    out.push(("vault-token", format!("export VAULT_TOKEN={t}"), t));
-    let id = format!("AKIA{}", rng.pick(UPPER_NUM, 16));
-    let secret = format!("{}/{}+{}", rng.pick(ALNUM, 20), rng.pick(ALNUM, 9), rng.pick(ALNUM, 9));
-    out.push((
-        "aws-access-key",
-        format!("aws_access_key_id = {id}\naws_secret_access_key = {secret}"),
-        secret,
-    ));
-    let t = rng.pick(HEX, 40);
-    out.push((
-        "gcp-service-account",
-        format!("{{\"type\": \"service_account\", \"project_id\": \"p\", \"private_key_id\": \"{t}\"}}"),
-        t,
-    ));
-    let t = format!("{}==", rng.pick(B64, 86));
-    out.push((
-        "azure-storage-connection-string",
-        format!(
-            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={t};EndpointSuffix=core.windows.net"
-        ),
-        t,
-    ));
-    let t = format!("{}==", rng.pick(B64, 86));
-    out.push(("azure-storage-key", format!("AZURE_STORAGE_KEY=\"{t}\""), t));
-    let body: Vec<String> = (0..12).map(|_| rng.pick(B64, 64)).collect();
-    let body = format!("{}\n", body.join("\n"));
-    out.push((
-        "private-key",
-        format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----"),
-        body,
-    ));
-    let pw = rng.pick(ALNUM, 18);
-    out.push(("database-url", format!("DATABASE_URL=postgres://app:{pw}@db.internal:5432/app"), pw));
-    let pw = rng.pick(ALNUM, 14);
-    out.push(("database-url", format!("url: \"mongodb+srv://svc:{pw}@cluster0.example.net/db\""), pw));
-    out
-}
-
-/// Near misses: none is a finding.
-fn decoys(rng: &mut Rng) -> Vec<String> {
-    let mut out = Vec::new();
-    for _ in 0..5 {
-        let t = github(rng, "ghp_");
-        let last = if t.ends_with('A') { 'B' } else { 'A' };
-        out.push(format!("GITHUB_TOKEN={}{last}", &t[..t.len() - 1]));
-    }
-    let t = tokenward("tw");
-    let last = if t.ends_with('A') { 'B' } else { 'A' };
-    out.push(format!("token = \"{}{last}\"", &t[..t.len() - 1]));
-    out.push("aws_access_key_id = AKIAIOSFODNN7EXAMPLE".into());
-    out.push("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into());
-    out.push(format!("key_id = AKIA{} (no secret here)", rng.pick(UPPER_NUM, 16)));
-    out.push("DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app".into());
-    out.push("DATABASE_URL=postgres://app:changeme@db:5432/app".into());
-    out.push("DATABASE_URL=postgres://db.internal:5432/app".into());
-    out.push("stripe_key = sk_test_4eC39HqLyjWDarjtT1zdp7dc".into());
-    out.push("VAULT_TOKEN=hvs.xxxxxxxxxxxxxxxxxxxxxxxxxxxx".into());
-    out.push("slack = \"xoxb-your-token-here\"".into());
-    out.push(
-        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----"
-            .into(),
-    );
-    out.push("password = \"<your-password>\"".into());
-    out.push("api_key = \"aaaaaaaaaaaaaaaaaaaa\"".into());
-    out.push(format!("sha = \"{}\"", rng.pick(HEX, 40)));
-    out.push(format!("let ident_{} = 1;", rng.pick(ALNUM, 66)));
-    out
-}
 
 fn scanner(generic: bool) -> Scanner {
     Scanner::builder().rules(RuleSet::builtin().with_generic(generic)).build().unwrap()
@@ -346,4 +195,34 @@ fn no_output_holds_a_found_secret() {
             }
         }
     }
+}
+
+#[test]
+fn a_generated_corpus_is_found_whole_with_no_decoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = token_scan::testing::write_corpus(dir.path(), 42, 3 << 20, 24 << 10).unwrap();
+    assert!(manifest.planted.len() >= 100, "{} planted", manifest.planted.len());
+    let report = scanner(false).scan_tree(dir.path(), &TreeOptions::default()).unwrap();
+    let found: std::collections::HashSet<(String, u64, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.location.path().to_owned(), f.location.line(), f.rule.clone()))
+        .collect();
+    let mut missed: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &manifest.planted {
+        // A planted AWS pair is reported at its secret key, on the next line.
+        let at = if p.2 == "aws-access-key" { (p.0.clone(), p.1 + 1, p.2.clone()) } else { p.clone() };
+        if !found.contains(&at) {
+            *missed.entry(p.2.as_str()).or_default() += 1;
+        }
+    }
+    assert!(missed.is_empty(), "recall: missed {missed:?}");
+    let decoys: std::collections::HashSet<(String, u64)> = manifest.decoys.iter().cloned().collect();
+    let on_decoys = report
+        .findings
+        .iter()
+        .filter(|f| decoys.contains(&(f.location.path().to_owned(), f.location.line())))
+        .count();
+    assert_eq!(on_decoys, 0, "no decoy reported");
+    assert_eq!(report.findings.len(), manifest.planted.len(), "nothing else reported");
 }

@@ -1,0 +1,243 @@
+//! Fixtures for rule authors and benchmarks: a deterministic generator of planted secrets (one or
+//! more per built-in rule) and near-miss decoys, and a corpus writer that mixes them into
+//! realistic source files. Used by token-scan's own tests and by the scan benchmark.
+
+#![allow(clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::io::Write;
+use std::path::Path;
+
+use token_core::chrono::{TimeDelta, Utc};
+use token_core::{IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenPrefix};
+
+/// A small deterministic generator (xorshift), so a corpus is the same for a seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// `n` characters drawn from `alphabet`.
+    pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n).map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize])).collect()
+    }
+}
+
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const UPPER_NUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const HEX: &[u8] = b"0123456789abcdef";
+
+/// A GitHub classic token with a valid checksum.
+pub fn github(rng: &mut Rng, prefix: &str) -> String {
+    // GitHub's checksum, written here independently of token-scan (vectors check both).
+    let random = rng.pick(ALNUM, 30);
+    let mut v = crc32fast::hash(random.as_bytes());
+    let mut sum = [b'0'; 6];
+    for s in sum.iter_mut().rev() {
+        *s = ALNUM[(v % 62) as usize];
+        v /= 62;
+    }
+    format!("{prefix}{random}{}", String::from_utf8(sum.to_vec()).expect("fixture"))
+}
+
+/// A real Tokenward token of `prefix`, issued by a throwaway issuer.
+pub fn tokenward(prefix: &str) -> String {
+    let policy = Policy::builder()
+        .role(Role::parse("r", "svc:data/**:read", TimeDelta::days(1)).expect("fixture"))
+        .build()
+        .expect("fixture");
+    let issuer = Issuer::new(
+        TokenFormat::new(TokenPrefix::new(prefix).expect("fixture")),
+        token_core::digest::DigestKeyring::new(token_core::digest::DigestKey::generate(1).expect("fixture")),
+        policy,
+    );
+    let principal = Principal::parse("svc", ["r"]).expect("fixture");
+    let req = IssueRequest::parse("p", "svc:data/x:read", TimeDelta::hours(1)).expect("fixture");
+    let (t, _) = issuer.issue_at(&principal, &req, &[], Utc::now()).expect("fixture");
+    t.expose_secret().to_owned()
+}
+
+/// One planted secret per built-in rule kind (several for some): (rule id, the text holding it,
+/// the secret the finding must carry).
+pub fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
+        let t = github(rng, p);
+        out.push(("github-classic", format!("GITHUB_TOKEN={t}"), t));
+    }
+    for prefix in ["tw", "acme_prod", "a1_b2_c3"] {
+        let t = tokenward(prefix);
+        out.push(("tokenward", format!("let token = \"{t}\";"), t));
+    }
+    let t = format!("github_pat_{}_{}", rng.pick(ALNUM, 22), rng.pick(ALNUM, 59));
+    out.push(("github-fine-grained", format!("token: {t}"), t));
+    let t = format!("glpat-{}", rng.pick(ALNUM, 20));
+    out.push(("gitlab-pat", format!("CI_TOKEN='{t}'"), t));
+    let t = format!(
+        "xoxb-{}-{}-{}",
+        rng.pick(b"0123456789", 12),
+        rng.pick(b"0123456789", 13),
+        rng.pick(ALNUM, 24)
+    );
+    out.push(("slack-token", format!("slack = \"{t}\""), t));
+    let t = format!(
+        "https://hooks.slack.com/services/T{}/B{}/{}",
+        rng.pick(UPPER_NUM, 8),
+        rng.pick(UPPER_NUM, 10),
+        rng.pick(ALNUM, 24)
+    );
+    out.push(("slack-webhook", format!("webhook: {t}"), t));
+    let t = format!("sk_live_{}", rng.pick(ALNUM, 24));
+    out.push(("stripe-live-key", format!("Stripe.api_key = '{t}'"), t));
+    let t = format!("rk_live_{}", rng.pick(ALNUM, 32));
+    out.push(("stripe-live-key", format!("STRIPE={t}"), t));
+    let t = format!("hvs.{}", rng.pick(ALNUM, 24));
+    out.push(("vault-token", format!("export VAULT_TOKEN={t}"), t));
+    let id = format!("AKIA{}", rng.pick(UPPER_NUM, 16));
+    let secret = format!("{}/{}+{}", rng.pick(ALNUM, 20), rng.pick(ALNUM, 9), rng.pick(ALNUM, 9));
+    out.push((
+        "aws-access-key",
+        format!("aws_access_key_id = {id}\naws_secret_access_key = {secret}"),
+        secret,
+    ));
+    let t = rng.pick(HEX, 40);
+    out.push((
+        "gcp-service-account",
+        format!("{{\"type\": \"service_account\", \"project_id\": \"p\", \"private_key_id\": \"{t}\"}}"),
+        t,
+    ));
+    let t = format!("{}==", rng.pick(B64, 86));
+    out.push((
+        "azure-storage-connection-string",
+        format!(
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={t};EndpointSuffix=core.windows.net"
+        ),
+        t,
+    ));
+    let t = format!("{}==", rng.pick(B64, 86));
+    out.push(("azure-storage-key", format!("AZURE_STORAGE_KEY=\"{t}\""), t));
+    let body: Vec<String> = (0..12).map(|_| rng.pick(B64, 64)).collect();
+    let body = format!("{}\n", body.join("\n"));
+    out.push((
+        "private-key",
+        format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----"),
+        body,
+    ));
+    let pw = rng.pick(ALNUM, 18);
+    out.push(("database-url", format!("DATABASE_URL=postgres://app:{pw}@db.internal:5432/app"), pw));
+    let pw = rng.pick(ALNUM, 14);
+    out.push(("database-url", format!("url: \"mongodb+srv://svc:{pw}@cluster0.example.net/db\""), pw));
+    out
+}
+
+/// Near misses — bad checksums, documented examples, placeholders, public keys, hashes — none of
+/// which is a finding.
+pub fn decoys(rng: &mut Rng) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let t = github(rng, "ghp_");
+        let last = if t.ends_with('A') { 'B' } else { 'A' };
+        out.push(format!("GITHUB_TOKEN={}{last}", &t[..t.len() - 1]));
+    }
+    let t = tokenward("tw");
+    let last = if t.ends_with('A') { 'B' } else { 'A' };
+    out.push(format!("token = \"{}{last}\"", &t[..t.len() - 1]));
+    out.push("aws_access_key_id = AKIAIOSFODNN7EXAMPLE".into());
+    out.push("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into());
+    out.push(format!("key_id = AKIA{} (no secret here)", rng.pick(UPPER_NUM, 16)));
+    out.push("DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app".into());
+    out.push("DATABASE_URL=postgres://app:changeme@db:5432/app".into());
+    out.push("DATABASE_URL=postgres://db.internal:5432/app".into());
+    out.push("stripe_key = sk_test_4eC39HqLyjWDarjtT1zdp7dc".into());
+    out.push("VAULT_TOKEN=hvs.xxxxxxxxxxxxxxxxxxxxxxxxxxxx".into());
+    out.push("slack = \"xoxb-your-token-here\"".into());
+    out.push(
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----"
+            .into(),
+    );
+    out.push("password = \"<your-password>\"".into());
+    out.push("api_key = \"aaaaaaaaaaaaaaaaaaaa\"".into());
+    out.push(format!("sha = \"{}\"", rng.pick(HEX, 40)));
+    out.push(format!("let ident_{} = 1;", rng.pick(ALNUM, 66)));
+    out
+}
+
+/// What a generated corpus holds: every planted secret's place, and the decoys' count.
+#[derive(Debug, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// (relative path, 1-based line, rule id) of every planted secret.
+    pub planted: Vec<(String, u64, String)>,
+    /// (relative path, 1-based line) of every decoy.
+    pub decoys: Vec<(String, u64)>,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+const FILLER: &[&str] = &[
+    "fn handle_request(req: &Request, state: &AppState) -> Result<Response, Error> {",
+    "    let user_id = req.headers().get(\"x-user-id\").and_then(|v| v.to_str().ok());",
+    "    if let Some(cache_entry) = state.cache.get(&key) { return Ok(cache_entry.clone()); }",
+    "def parse_config(path: str, *, strict: bool = False) -> dict[str, Any]:",
+    "    with open(path, encoding=\"utf-8\") as fh: data = yaml.safe_load(fh)",
+    "const apiBase = process.env.API_BASE_URL || 'https://api.internal.example.com/v2';",
+    "export async function fetchOrders(customerId, { limit = 50, cursor } = {}) {",
+    "  - name: build_and_test\n    runs-on: ubuntu-latest",
+    "SELECT o.order_id, o.created_at, c.customer_name FROM orders o JOIN customers c ON c.id = o.customer_id;",
+    "// TODO(perf): batch these writes; see https://github.com/example/service/issues/4211",
+    "    assert_eq!(parsed.token_count, 3, \"three tokens in {input:?}\");",
+    "    logger.info(\"retrying request_id=%s attempt=%d backoff_ms=%d\", rid, attempt, delay)",
+    "commit 3f9a1c2e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39 Merge pull request #881 from feature/token_refresh",
+    "    private static final String DEFAULT_CHARSET_NAME = StandardCharsets.UTF_8.name();",
+    "  \"integrity\": \"sha512-9c2b3a1f0e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8\",",
+    "    let mut buffer_pool = BufferPool::with_capacity(max_in_flight * 2, DEFAULT_BUFFER_SIZE);",
+];
+
+/// Writes a corpus of about `bytes` bytes into `dir`: source-like files of 4–200 KiB, with the
+/// [`planted`] secrets and [`decoys`] mixed in (about one of each per `secret_every` bytes), all
+/// determined by `seed`.
+pub fn write_corpus(dir: &Path, seed: u64, bytes: u64, secret_every: u64) -> std::io::Result<Manifest> {
+    let mut rng = Rng(seed | 1);
+    let mut m = Manifest::default();
+    let exts = ["rs", "py", "js", "ts", "go", "yaml", "json", "java", "md", "env"];
+    let mut since_secret = 0u64;
+    while m.bytes < bytes {
+        let sub = format!("pkg{:03}/mod{:02}", rng.next() % 200, rng.next() % 20);
+        std::fs::create_dir_all(dir.join(&sub))?;
+        let name = format!("{sub}/file{}.{}", m.files, exts[(rng.next() % exts.len() as u64) as usize]);
+        let size = 4096 + rng.next() % (200 << 10);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(&name))?);
+        let (mut written, mut line) = (0u64, 1u64);
+        while written < size {
+            let text = if since_secret >= secret_every {
+                since_secret = 0;
+                let p = planted(&mut rng);
+                let (rule, t, _) = &p[(rng.next() % p.len() as u64) as usize];
+                m.planted.push((name.clone(), line, (*rule).to_owned()));
+                let d = decoys(&mut rng);
+                let decoy = &d[(rng.next() % d.len() as u64) as usize];
+                m.decoys.push((name.clone(), line + t.matches('\n').count() as u64 + 2));
+                format!("{t}\n{}\n{decoy}\n{}", FILLER[0], FILLER[1])
+            } else {
+                FILLER[(rng.next() % FILLER.len() as u64) as usize].to_owned()
+            };
+            out.write_all(text.as_bytes())?;
+            out.write_all(b"\n")?;
+            line += text.matches('\n').count() as u64 + 1;
+            let n = text.len() as u64 + 1;
+            written += n;
+            since_secret += n;
+        }
+        out.flush()?;
+        m.files += 1;
+        m.bytes += written;
+    }
+    Ok(m)
+}

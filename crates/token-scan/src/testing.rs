@@ -15,7 +15,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -23,7 +23,7 @@ impl Rng {
     }
     /// `n` characters drawn from `alphabet`.
     pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n).map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize])).collect()
+        (0..n).map(|_| char::from(alphabet[(self.next_u64() % alphabet.len() as u64) as usize])).collect()
     }
 }
 
@@ -209,24 +209,24 @@ pub fn write_corpus(dir: &Path, seed: u64, bytes: u64, secret_every: u64) -> std
     let exts = ["rs", "py", "js", "ts", "go", "yaml", "json", "java", "md", "env"];
     let mut since_secret = 0u64;
     while m.bytes < bytes {
-        let sub = format!("pkg{:03}/mod{:02}", rng.next() % 200, rng.next() % 20);
+        let sub = format!("pkg{:03}/mod{:02}", rng.next_u64() % 200, rng.next_u64() % 20);
         std::fs::create_dir_all(dir.join(&sub))?;
-        let name = format!("{sub}/file{}.{}", m.files, exts[(rng.next() % exts.len() as u64) as usize]);
-        let size = 4096 + rng.next() % (200 << 10);
+        let name = format!("{sub}/file{}.{}", m.files, exts[(rng.next_u64() % exts.len() as u64) as usize]);
+        let size = 4096 + rng.next_u64() % (200 << 10);
         let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(&name))?);
         let (mut written, mut line) = (0u64, 1u64);
         while written < size {
             let text = if since_secret >= secret_every {
                 since_secret = 0;
                 let p = planted(&mut rng);
-                let (rule, t, _) = &p[(rng.next() % p.len() as u64) as usize];
+                let (rule, t, _) = &p[(rng.next_u64() % p.len() as u64) as usize];
                 m.planted.push((name.clone(), line, (*rule).to_owned()));
                 let d = decoys(&mut rng);
-                let decoy = &d[(rng.next() % d.len() as u64) as usize];
+                let decoy = &d[(rng.next_u64() % d.len() as u64) as usize];
                 m.decoys.push((name.clone(), line + t.matches('\n').count() as u64 + 2));
                 format!("{t}\n{}\n{decoy}\n{}", FILLER[0], FILLER[1])
             } else {
-                FILLER[(rng.next() % FILLER.len() as u64) as usize].to_owned()
+                FILLER[(rng.next_u64() % FILLER.len() as u64) as usize].to_owned()
             };
             out.write_all(text.as_bytes())?;
             out.write_all(b"\n")?;

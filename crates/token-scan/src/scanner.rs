@@ -116,7 +116,7 @@ impl ScannerBuilder {
             Some(
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
+                    .match_kind(MatchKind::LeftmostFirst)
                     .build(&patterns)
                     .map_err(|e| ScanError::Rules(format!("anchors: {e}")))?,
             )
@@ -203,23 +203,19 @@ impl Scanner {
         let mut offset = Offset::default();
         let mut first = true;
         loop {
-            // Fill up to CHUNK (the kept overlap included).
+            // Fill up to CHUNK (the kept overlap included), appending into spare capacity: no
+            // zero-filling of a chunk-sized buffer for a file of a few kilobytes.
             let kept = buf.len();
-            buf.resize(CHUNK.max(kept + OVERLAP), 0);
-            let mut filled = kept;
-            let mut eof = false;
-            while filled < buf.len() {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => filled += n,
+            let want = (CHUNK.max(kept + OVERLAP) - kept) as u64;
+            let read = loop {
+                match reader.by_ref().take(want).read_to_end(buf) {
+                    Ok(n) => break n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
-            }
-            buf.truncate(filled);
+            };
+            let eof = (read as u64) < want;
+            let filled = buf.len();
             if first {
                 first = false;
                 if memchr::memchr(0, &buf[..buf.len().min(BINARY_SNIFF)]).is_some() {
@@ -307,7 +303,11 @@ impl Scanner {
         let Some(ac) = &self.anchors else { return };
         // Windows around anchor hits, per rule, merged where they overlap.
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
-        for m in ac.find_overlapping_iter(data) {
+        // Leftmost-first search (prefilter-accelerated), resumed one byte past each hit's start,
+        // so that anchors starting at every position are seen.
+        let mut pos = 0;
+        while let Some(m) = ac.find(aho_corasick::Input::new(data).span(pos..data.len())) {
+            pos = m.start() + 1;
             for &r in &self.anchor_rules[m.pattern().as_usize()] {
                 let rule = &self.rules[r].rule;
                 let (s, e) = (m.start().saturating_sub(rule.before), (m.end() + rule.after).min(data.len()));

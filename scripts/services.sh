@@ -16,6 +16,16 @@ free_port() {
 
 # PostgreSQL from Debian's packages: initdb into a temporary directory, start on a free loopback
 # port, export TOKENWARD_PG_URL, stop and delete it on exit.
+# git: token-scan's history tests build real repositories with it.
+ensure_git() {
+    command -v git >/dev/null && return 0
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing git from Debian's packages"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
+    fi
+    command -v git >/dev/null || { echo "git is not installed (apt-get install git)" >&2; return 1; }
+}
+
 start_postgres() {
     local initdb
     initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)

@@ -21,6 +21,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --quie
 step "start real servers"
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
+ensure_git
 start_postgres
 start_openbao
 

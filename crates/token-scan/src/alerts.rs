@@ -194,6 +194,14 @@ impl AlertVerifier {
     }
 }
 
+/// Parses an alert list. Only for bodies whose signature verified ([`AlertVerifier::verify`]
+/// calls it); public for fuzzing and tools.
+#[doc(hidden)]
+pub fn parse_alerts(body: &[u8]) -> Result<Vec<Alert>, AlertError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AlertError::Malformed(format!("not an alert list ({})", e.classify_name())))
+}
+
 impl Default for AlertVerifier {
     fn default() -> Self {
         Self::new()

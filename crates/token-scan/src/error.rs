@@ -22,6 +22,9 @@ pub enum ScanError {
     /// A git repository could not be read (not a repository, `git` missing, a broken object).
     #[error("git: {0}")]
     Git(String),
+    /// A container image could not be read (not an image archive or layout, a missing manifest).
+    #[error("image: {0}")]
+    Image(String),
     /// A baseline file does not parse.
     #[error("baseline: {0}")]
     Baseline(String),

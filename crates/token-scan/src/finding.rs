@@ -35,27 +35,46 @@ pub enum Location {
         /// 1-based column (bytes).
         column: u64,
     },
+    /// A file in a container image's layer.
+    Image {
+        /// The image (its tag, or its manifest's digest or config).
+        image: String,
+        /// The layer (its path in the archive or layout).
+        layer: String,
+        /// The layer's position, 0 the lowest.
+        layer_index: u32,
+        /// The file's path in the layer.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (bytes).
+        column: u64,
+        /// The later layer whose whiteout deletes the file (it is still in the image).
+        deleted_in_layer: Option<u32>,
+    },
 }
 
 impl Location {
     /// The path (or stream name, or path in the commit).
     pub fn path(&self) -> &str {
         match self {
-            Location::File { path, .. } | Location::Git { path, .. } => path,
+            Location::File { path, .. } | Location::Git { path, .. } | Location::Image { path, .. } => path,
         }
     }
 
     /// The 1-based line.
     pub fn line(&self) -> u64 {
         match self {
-            Location::File { line, .. } | Location::Git { line, .. } => *line,
+            Location::File { line, .. } | Location::Git { line, .. } | Location::Image { line, .. } => *line,
         }
     }
 
     /// The 1-based column.
     pub fn column(&self) -> u64 {
         match self {
-            Location::File { column, .. } | Location::Git { column, .. } => *column,
+            Location::File { column, .. } | Location::Git { column, .. } | Location::Image { column, .. } => {
+                *column
+            }
         }
     }
 }
@@ -69,6 +88,13 @@ impl fmt::Display for Location {
             }
             Location::Git { commit: None, path, line, column } => {
                 write!(f, "(unreachable):{path}:{line}:{column}")
+            }
+            Location::Image { image, layer_index, path, line, column, deleted_in_layer, .. } => {
+                write!(f, "{image}[layer {layer_index}]:{path}:{line}:{column}")?;
+                match deleted_in_layer {
+                    Some(l) => write!(f, " (deleted in layer {l})"),
+                    None => Ok(()),
+                }
             }
         }
     }

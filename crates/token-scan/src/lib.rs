@@ -52,6 +52,8 @@ pub use output::TOOL_NAME;
 pub use rule::{Confidence, Rule, RuleSet, TOKENWARD_RULE, Validator};
 pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
+#[cfg(feature = "images")]
+pub use source::image::ImageOptions;
 #[cfg(feature = "tree")]
 pub use source::tree::TreeOptions;
 pub use source::{Progress, ProgressFn};

@@ -94,8 +94,14 @@ impl Report {
                 let index = ids.iter().position(|(id, _)| *id == f.rule).unwrap_or(0);
                 let level = if f.confidence == Confidence::Low { "warning" } else { "error" };
                 let mut props = json!({"confidence": f.confidence.as_str(), "redacted": f.redacted});
-                if let Location::Git { commit, .. } = &f.location {
-                    props["commit"] = json!(commit);
+                match &f.location {
+                    Location::Git { commit, .. } => props["commit"] = json!(commit),
+                    Location::Image { image, layer, deleted_in_layer, .. } => {
+                        props["image"] = json!(image);
+                        props["layer"] = json!(layer);
+                        props["deletedInLayer"] = json!(deleted_in_layer);
+                    }
+                    _ => {}
                 }
                 json!({
                     "ruleId": f.rule,

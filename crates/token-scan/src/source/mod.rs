@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 pub(crate) mod git;
+#[cfg(feature = "images")]
+pub(crate) mod image;
 #[cfg(feature = "tree")]
 pub(crate) mod tree;
 

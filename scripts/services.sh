@@ -26,6 +26,18 @@ ensure_git() {
     command -v git >/dev/null || { echo "git is not installed (apt-get install git)" >&2; return 1; }
 }
 
+# moto (PyPI) in server mode: token-scan's S3 tests start their own on a free loopback port.
+ensure_moto() {
+    if ! command -v moto_server >/dev/null; then
+        echo "installing moto from PyPI"
+        python3 -m pip install -q moto flask flask-cors >/dev/null 2>&1 || pip install -q moto flask flask-cors >/dev/null
+        hash -r
+    fi
+    TOKENWARD_MOTO_SERVER=$(command -v moto_server) || { echo "moto_server is not installed (pip install moto flask flask-cors)" >&2; return 1; }
+    export TOKENWARD_MOTO_SERVER
+    echo "moto: $TOKENWARD_MOTO_SERVER"
+}
+
 start_postgres() {
     local initdb
     initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)

@@ -25,6 +25,9 @@ pub enum ScanError {
     /// A container image could not be read (not an image archive or layout, a missing manifest).
     #[error("image: {0}")]
     Image(String),
+    /// An S3 bucket could not be listed: missing, credentials refused, endpoint unreachable.
+    #[error("s3: {0}")]
+    S3(String),
     /// A baseline file does not parse.
     #[error("baseline: {0}")]
     Baseline(String),

@@ -35,6 +35,17 @@ pub enum Location {
         /// 1-based column (bytes).
         column: u64,
     },
+    /// An object in an S3 bucket.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The object's key.
+        key: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column (bytes).
+        column: u64,
+    },
     /// A file in a container image's layer.
     Image {
         /// The image (its tag, or its manifest's digest or config).
@@ -59,22 +70,27 @@ impl Location {
     pub fn path(&self) -> &str {
         match self {
             Location::File { path, .. } | Location::Git { path, .. } | Location::Image { path, .. } => path,
+            Location::S3 { key, .. } => key,
         }
     }
 
     /// The 1-based line.
     pub fn line(&self) -> u64 {
         match self {
-            Location::File { line, .. } | Location::Git { line, .. } | Location::Image { line, .. } => *line,
+            Location::File { line, .. }
+            | Location::Git { line, .. }
+            | Location::Image { line, .. }
+            | Location::S3 { line, .. } => *line,
         }
     }
 
     /// The 1-based column.
     pub fn column(&self) -> u64 {
         match self {
-            Location::File { column, .. } | Location::Git { column, .. } | Location::Image { column, .. } => {
-                *column
-            }
+            Location::File { column, .. }
+            | Location::Git { column, .. }
+            | Location::Image { column, .. }
+            | Location::S3 { column, .. } => *column,
         }
     }
 }
@@ -89,6 +105,7 @@ impl fmt::Display for Location {
             Location::Git { commit: None, path, line, column } => {
                 write!(f, "(unreachable):{path}:{line}:{column}")
             }
+            Location::S3 { bucket, key, line, column } => write!(f, "s3://{bucket}/{key}:{line}:{column}"),
             Location::Image { image, layer_index, path, line, column, deleted_in_layer, .. } => {
                 write!(f, "{image}[layer {layer_index}]:{path}:{line}:{column}")?;
                 match deleted_in_layer {

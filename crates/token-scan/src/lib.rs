@@ -54,6 +54,10 @@ pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
 #[cfg(feature = "images")]
 pub use source::image::ImageOptions;
+#[cfg(feature = "s3")]
+pub use source::s3::S3Options;
 #[cfg(feature = "tree")]
 pub use source::tree::TreeOptions;
 pub use source::{Progress, ProgressFn};
+
+pub use secrecy;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 pub(crate) mod git;
 #[cfg(feature = "images")]
 pub(crate) mod image;
+#[cfg(feature = "s3")]
+pub(crate) mod s3;
 #[cfg(feature = "tree")]
 pub(crate) mod tree;
 

@@ -24,8 +24,25 @@ use std::time::Instant;
 use tokenward::scan::{RuleSet, Scanner, TreeOptions};
 
 const CHILD: &str = "TOKENWARD_SCAN_CHILD";
+const GIT_CHILD: &str = "TOKENWARD_SCAN_GIT_CHILD";
 
 fn main() {
+    if let Ok(repo) = std::env::var(GIT_CHILD) {
+        let report = Scanner::new()
+            .unwrap()
+            .scan_git(Path::new(&repo), &tokenward::scan::GitOptions::default())
+            .unwrap();
+        for f in &report.findings {
+            println!("{}\t{}", f.location.path(), f.location);
+        }
+        eprintln!(
+            "token-scan git: {} findings, {} blobs, {} bytes",
+            report.findings.len(),
+            report.files,
+            report.bytes
+        );
+        return;
+    }
     if let Ok(dir) = std::env::var(CHILD) {
         // The measured scan: the whole tree, findings as `path\tline` lines.
         let report = Scanner::new().unwrap().scan_tree(Path::new(&dir), &TreeOptions::default()).unwrap();
@@ -222,6 +239,7 @@ fn main() {
             rss_kb / 1024.0
         );
     }
+    git_history(&target, &find);
     let ours = rates.iter().find(|(n, _)| *n == "token-scan").map(|r| r.1).unwrap_or(0.0);
     let peers: Vec<f64> =
         rates.iter().filter(|(n, _)| !n.contains("floor") && *n != "token-scan").map(|r| r.1).collect();
@@ -230,6 +248,139 @@ fn main() {
     }
     if let Some((_, rg)) = rates.iter().find(|(n, _)| n.starts_with("ripgrep")) {
         println!("token-scan / ripgrep with the same anchors: {:.0}% (target ≥ 40%)", 100.0 * ours / rg);
+    }
+}
+
+/// A generated repository of `TOKENWARD_SCAN_GIT_COMMITS` (5,000) commits — source files edited
+/// in every commit, a unique secret added every 50th and deleted 10 commits later — scanned by
+/// token-scan and kingfisher (`--git-history full`): wall, peak RSS, and which planted files each
+/// reports.
+fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
+    let commits: usize =
+        std::env::var("TOKENWARD_SCAN_GIT_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let repo = target.join(format!("scan-git-{commits}"));
+    let planted_path = repo.join(".planted");
+    if !planted_path.exists() {
+        let _ = std::fs::remove_dir_all(&repo);
+        std::fs::create_dir_all(&repo).unwrap();
+        assert!(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["init", "-q", "-b", "main"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut rng = token_scan::testing::Rng(7);
+        let mut stream = Vec::new();
+        let mut planted = Vec::new();
+        let filler = "fn handle(req: &Request) -> Result<Response, Error> { let id = req.id(); Ok(Response::ok(id)) }\n".repeat(20);
+        for i in 0..commits {
+            let mut ops = String::new();
+            let file = format!("src/mod{}.rs", i % 50);
+            let content = format!("// revision {i}\n{filler}");
+            ops.push_str(&format!("M 100644 inline {file}\ndata {}\n{content}\n", content.len()));
+            if i % 50 == 7 {
+                let t = token_scan::testing::github(&mut rng, "ghp_");
+                let path = format!("config/secret{i}.env");
+                let c = format!("TOKEN={t}\n");
+                ops.push_str(&format!("M 100644 inline {path}\ndata {}\n{c}\n", c.len()));
+                planted.push(path);
+            }
+            if i % 50 == 17 {
+                ops.push_str(&format!("D config/secret{}.env\n", i - 10));
+            }
+            let msg = format!("commit {i}");
+            stream.extend_from_slice(
+                format!(
+                    "commit refs/heads/main\nmark :{}\ncommitter t <t@example.invalid> {} +0000\ndata {}\n{msg}\n{}{ops}\n",
+                    i + 1,
+                    1_700_000_000 + i,
+                    msg.len(),
+                    if i == 0 { String::new() } else { format!("from :{i}\n") }
+                )
+                .as_bytes(),
+            );
+        }
+        let mut fi = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["fast-import", "--quiet"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        fi.stdin.take().unwrap().write_all(&stream).unwrap();
+        assert!(fi.wait().unwrap().success());
+        let _ = Command::new("git").arg("-C").arg(&repo).args(["gc", "-q"]).status();
+        std::fs::write(&planted_path, planted.join("\n")).unwrap();
+    }
+    let planted: Vec<String> =
+        std::fs::read_to_string(&planted_path).unwrap().lines().map(str::to_owned).collect();
+    println!(
+        "\ngit history: {commits} commits, {} secrets each added then deleted 10 commits later",
+        planted.len()
+    );
+    println!("\n| tool | wall | peak RSS | planted files reported | reports |");
+    println!("|---|---:|---:|---:|---:|");
+    let me = std::env::current_exe().unwrap().display().to_string();
+    let r = repo.display().to_string();
+    let mut tools: Vec<(&str, Vec<String>, bool)> = vec![("token-scan", vec![me], true)];
+    if let Some(k) = find("kingfisher") {
+        tools.push((
+            "kingfisher 2.14",
+            vec![
+                k.display().to_string(),
+                "scan".into(),
+                r.clone(),
+                "--git-history".into(),
+                "full".into(),
+                "--format".into(),
+                "json".into(),
+                "--no-update-check".into(),
+                "--no-validate".into(),
+            ],
+            false,
+        ));
+    }
+    for (name, cmd, ours) in tools {
+        let out_path = target.join("scan-git-out.txt");
+        let err_path = target.join("scan-git-time.txt");
+        let start = Instant::now();
+        let mut c = Command::new("/usr/bin/time");
+        c.arg("-v")
+            .args(&cmd)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap());
+        if ours {
+            c.env(GIT_CHILD, &r);
+        }
+        let _ = c.status().unwrap();
+        let wall = start.elapsed().as_secs_f64();
+        let rss: f64 = std::fs::read_to_string(&err_path)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.trim().strip_prefix("Maximum resident set size (kbytes): ").and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0.0);
+        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let reports = if ours {
+            output.lines().count()
+        } else {
+            output
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .map(|v| v["findings"].as_array().map_or(0, Vec::len))
+                .sum()
+        };
+        let found = planted.iter().filter(|p| output.contains(p.as_str())).count();
+        println!(
+            "| {name} | {wall:.2} s | {:.0} MiB | {found}/{} | {reports} |",
+            rss / 1024.0,
+            planted.len()
+        );
     }
 }
 

@@ -174,6 +174,25 @@ fn main() {
             Parse::PathLine,
         ));
     }
+    if let Some(sl) = find("secretlint") {
+        // The recommended preset, from a config next to its node_modules.
+        let rc =
+            sl.parent().and_then(Path::parent).and_then(Path::parent).map(|d| d.join(".secretlintrc.json"));
+        if let Some(rc) = rc.filter(|p| p.is_file()) {
+            tools.push((
+                "secretlint (recommended preset)",
+                vec![
+                    sl.display().to_string(),
+                    "--secretlintrc".into(),
+                    rc.display().to_string(),
+                    "--format".into(),
+                    "json".into(),
+                    format!("{dir}/**/*"),
+                ],
+                Parse::Secretlint,
+            ));
+        }
+    }
     if mib <= 20
         && let Some(d) = find("detect-secrets")
     {
@@ -390,6 +409,7 @@ enum Parse {
     Kingfisher,
     PathLine,
     DetectSecrets,
+    Secretlint,
 }
 
 impl Parse {
@@ -429,6 +449,18 @@ impl Parse {
                         {
                             out.insert((rel(w[0].trim()), n));
                             break;
+                        }
+                    }
+                }
+            }
+            Parse::Secretlint => {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(output) {
+                    for file in v.as_array().into_iter().flatten() {
+                        let Some(p) = file["filePath"].as_str() else { continue };
+                        for m in file["messages"].as_array().into_iter().flatten() {
+                            if let Some(n) = m["loc"]["start"]["line"].as_u64() {
+                                out.insert((rel(p), n));
+                            }
                         }
                     }
                 }

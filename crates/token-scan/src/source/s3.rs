@@ -128,21 +128,22 @@ pub(crate) fn sign(
     host: &str,
     path: &str,
     query: &[(&str, String)],
+    extra: &[(&str, &str)],
     now: DateTime<Utc>,
 ) -> Vec<(String, String)> {
     let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
     let date = &amz_date[..8];
     let canonical_query = canonical_query(query);
-    // Every header the request carries is signed (reqwest sends `accept`), in sorted order.
-    let mut headers = vec![
-        ("accept".to_owned(), "*/*".to_owned()),
-        ("host".to_owned(), host.to_owned()),
-        ("x-amz-content-sha256".to_owned(), EMPTY_SHA256.to_owned()),
-        ("x-amz-date".to_owned(), amz_date.clone()),
-    ];
+    // Every header the request carries is signed (lowercase names, sorted).
+    let mut headers: Vec<(String, String)> =
+        extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())).collect();
+    headers.push(("host".to_owned(), host.to_owned()));
+    headers.push(("x-amz-content-sha256".to_owned(), EMPTY_SHA256.to_owned()));
+    headers.push(("x-amz-date".to_owned(), amz_date.clone()));
     if let Some(t) = &o.session_token {
         headers.push(("x-amz-security-token".to_owned(), t.expose_secret().to_owned()));
     }
+    headers.sort();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     let signed = signed.join(";");
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
@@ -237,7 +238,8 @@ impl Scanner {
         };
         let http = client()?;
         let get = |path: &str, query: &[(&str, String)]| -> Result<reqwest::blocking::Response, ScanError> {
-            let headers = sign(options, "GET", &host, path, query, Utc::now());
+            // reqwest sends `accept: */*`: signed like the rest.
+            let headers = sign(options, "GET", &host, path, query, &[("accept", "*/*")], Utc::now());
             let mut url = format!("{}{}", options.endpoint, encode(path, true));
             if !query.is_empty() {
                 url.push('?');
@@ -348,6 +350,7 @@ mod tests {
             "examplebucket.s3.amazonaws.com",
             "/",
             &[("max-keys", "2".into()), ("prefix", "J".into())],
+            &[],
             now,
         );
         let auth = &h.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap_or_default();

@@ -67,10 +67,10 @@ async fn the_trail_is_complete_and_holds_no_secret() {
     for presented in [
         text.clone(),
         child.expose_secret().to_owned(),
-        format!("{}x", &text[..text.len() - 1]),             // mistyped
-        format!("{}{}", &text[..text.len() - 7], "AAAAAAA"), // forged tail
-        text.replace("tw_", "xx_"),                          // another issuer's prefix
-        secret_part.clone(),                                 // the bare secret
+        format!("{}{}", &text[..text.len() - 1], if text.ends_with('x') { 'y' } else { 'x' }), // mistyped
+        format!("{}{}", &text[..text.len() - 7], "AAAAAAA"),                                   // forged tail
+        text.replace("tw_", "xx_"), // another issuer's prefix
+        secret_part.clone(),        // the bare secret
     ] {
         let d = v.verify_from(&presented, &read, Some("192.0.2.7"));
         outputs.push(format!("{d} {d:?}"));

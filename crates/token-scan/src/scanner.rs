@@ -252,12 +252,14 @@ impl Scanner {
             tokenward_hits(data, report, &mut hits);
         }
         hits.retain(|h| h.start < limit);
-        hits.iter_mut().for_each(|h| h.at = h.at.min(h.start));
         // One finding per secret: where two rules match overlapping text, the surer one wins.
         hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.confidence.cmp(&a.confidence)));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         for h in hits {
-            if kept.iter().any(|k| k.start < h.end && h.start < k.end && k.confidence >= h.confidence) {
+            // Only hits starting within the longest possible match can overlap this one (kept is
+            // in start order), so a file with thousands of hits is not quadratic.
+            let mut near = kept.iter().rev().take_while(|k| k.start + OVERLAP > h.start);
+            if near.any(|k| k.start < h.end && h.start < k.end && k.confidence >= h.confidence) {
                 continue;
             }
             kept.push(h);

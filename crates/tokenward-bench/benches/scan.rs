@@ -212,26 +212,8 @@ fn main() {
     let mut rates = Vec::new();
     for (name, cmd, parse) in &tools {
         let out_path = corpus.join(format!("out-{}.txt", name.split(' ').next().unwrap()));
-        let err_path = corpus.join("time.txt");
-        let start = Instant::now();
-        let mut c = Command::new("/usr/bin/time");
-        c.arg("-v")
-            .args(cmd)
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .stdin(Stdio::null());
-        if *name == "token-scan" {
-            c.env(CHILD, &dir);
-        }
-        let status = c.status().unwrap();
-        let wall = start.elapsed().as_secs_f64();
-        let time_out = std::fs::read_to_string(&err_path).unwrap_or_default();
-        let rss_kb: f64 = time_out
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let env = (*name == "token-scan").then_some((CHILD, dir.as_str()));
+        let Run { status, wall, rss_kb, output } = measure(cmd, env, &out_path);
         let reported = parse.locations(&output, &dir);
         let (recall, on_decoys, other) = if matches!(parse, Parse::None) {
             ("—".to_owned(), "—".to_owned(), "—".to_owned())
@@ -364,27 +346,8 @@ fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
         ));
     }
     for (name, cmd, ours) in tools {
-        let out_path = target.join("scan-git-out.txt");
-        let err_path = target.join("scan-git-time.txt");
-        let start = Instant::now();
-        let mut c = Command::new("/usr/bin/time");
-        c.arg("-v")
-            .args(&cmd)
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap());
-        if ours {
-            c.env(GIT_CHILD, &r);
-        }
-        let _ = c.status().unwrap();
-        let wall = start.elapsed().as_secs_f64();
-        let rss: f64 = std::fs::read_to_string(&err_path)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.trim().strip_prefix("Maximum resident set size (kbytes): ").and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0.0);
-        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let env = ours.then_some((GIT_CHILD, r.as_str()));
+        let Run { wall, rss_kb: rss, output, .. } = measure(&cmd, env, &target.join("scan-git-out.txt"));
         let reports = if ours {
             output.lines().count()
         } else {
@@ -401,6 +364,40 @@ fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
             planted.len()
         );
     }
+}
+
+/// One measured run of a tool.
+struct Run {
+    status: std::process::ExitStatus,
+    wall: f64,
+    rss_kb: f64,
+    output: String,
+}
+
+/// Runs `cmd` under `/usr/bin/time -v` (with `env` set), its stdout to `out`: wall time, peak RSS
+/// and what it printed.
+fn measure(cmd: &[String], env: Option<(&str, &str)>, out: &Path) -> Run {
+    let time_path = out.with_extension("time");
+    let start = Instant::now();
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-v")
+        .args(cmd)
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(&time_path).unwrap())
+        .stdin(Stdio::null());
+    if let Some((k, v)) = env {
+        c.env(k, v);
+    }
+    let status = c.status().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let rss_kb = std::fs::read_to_string(&time_path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("Maximum resident set size (kbytes): ").and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0);
+    Run { status, wall, rss_kb, output: std::fs::read_to_string(out).unwrap_or_default() }
 }
 
 enum Parse {

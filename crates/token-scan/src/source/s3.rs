@@ -1,6 +1,13 @@
 //! S3 buckets (feature `s3`): list a bucket (ListObjectsV2, paginated) and stream each object
 //! through the scanner, over the S3 REST API with AWS Signature Version 4, TLS by rustls with
 //! ring, path-style addressing so any endpoint (AWS, MinIO, a local S3 API) works.
+//!
+//! Written here, deliberately: SigV4 for an empty-body GET (≈40 lines, checked against AWS's
+//! documented example signature and by moto with signature checks on) instead of `aws-sigv4` or
+//! the AWS SDK, which bring the aws-smithy stack into a scanner that needs two read-only calls;
+//! and the two ListObjectsV2 fields read from its XML by hand (`Key`, `Size`, `IsTruncated`,
+//! `NextContinuationToken`, entities decoded) rather than an XML crate. The HTTP and TLS are
+//! maintained crates (reqwest, rustls with ring).
 
 use std::io::Read;
 use std::sync::Arc;

@@ -117,6 +117,20 @@ impl Report {
                 })
             })
             .collect();
+        // What could not be read is a tool notification (the scan still ran), so a code-scanning
+        // UI shows it beside the results instead of dropping it.
+        let notifications: Vec<Value> = self
+            .skipped
+            .iter()
+            .map(|s| {
+                json!({
+                    "level": "warning",
+                    "descriptor": {"id": "skipped"},
+                    "message": {"text": format!("skipped {}: {}", s.what, s.reason)},
+                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(&s.what)}}}]
+                })
+            })
+            .collect();
         let log = json!({
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
             "version": "2.1.0",
@@ -127,6 +141,11 @@ impl Report {
                     "informationUri": "https://example.invalid/tokenward",
                     "rules": sarif_rules
                 }},
+                "invocations": [{
+                    "executionSuccessful": true,
+                    "toolExecutionNotifications": notifications,
+                    "properties": {"suppressed": self.suppressed, "files": self.files, "bytes": self.bytes}
+                }],
                 "results": results
             }]
         });

@@ -35,6 +35,8 @@ pub struct Scanner {
     tokenward: bool,
     baseline: HashSet<Fingerprint>,
     key: Option<[u8; 32]>,
+    /// The rules it was built from (for SARIF's rule table).
+    set: RuleSet,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -75,8 +77,11 @@ impl ScannerBuilder {
         self
     }
 
-    /// Compiles the rules: a bad regex or an anchor-less rule is [`ScanError::Rules`], naming it.
+    /// Compiles the rules: a bad regex, an anchor-less rule or a window wider than the overlap
+    /// between chunks (`before + after + anchor` over 16 KiB: a match that long could be split
+    /// between two chunks and missed) is [`ScanError::Rules`], naming the rule.
     pub fn build(self) -> Result<Scanner, ScanError> {
+        let set = self.rules.clone();
         let mut rules = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
         let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
@@ -85,6 +90,15 @@ impl ScannerBuilder {
                 return Err(ScanError::Rules(format!(
                     "rule {}: anchors must be non-empty ASCII strings",
                     rule.id
+                )));
+            }
+            let longest = rule.anchors.iter().map(String::len).max().unwrap_or(0);
+            if rule.before.saturating_add(rule.after).saturating_add(longest) > OVERLAP {
+                return Err(ScanError::Rules(format!(
+                    "rule {}: before + after + anchor is {} bytes, more than the {OVERLAP}-byte overlap \
+                     between chunks (a match that long could be split and missed)",
+                    rule.id,
+                    rule.before.saturating_add(rule.after).saturating_add(longest)
                 )));
             }
             let regex = regex::bytes::RegexBuilder::new(&rule.regex)
@@ -128,6 +142,7 @@ impl ScannerBuilder {
             tokenward: self.rules.tokenward,
             baseline: self.baseline,
             key: self.key,
+            set,
         })
     }
 }
@@ -161,6 +176,11 @@ impl Scanner {
     /// A scanner with the built-in rules and no baseline.
     pub fn new() -> Result<Self, ScanError> {
         Self::builder().build()
+    }
+
+    /// The rules it runs (what [`Report::write_sarif`] lists as the run's rules).
+    pub fn rule_set(&self) -> &RuleSet {
+        &self.set
     }
 
     /// Scans bytes a service holds (`name` is their location's path).

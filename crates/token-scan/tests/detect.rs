@@ -169,6 +169,14 @@ confidence = "high"
         .unwrap();
     let e = Scanner::builder().rules(bad).build().unwrap_err();
     assert!(e.to_string().contains("rule x"), "{e}");
+    // A window wider than the overlap between chunks could split a match: refused at build.
+    let wide = RuleSet::empty()
+        .with_toml(
+            "[[rule]]\nid='w'\ndescription='d'\nanchors=['a']\nregex='a'\nconfidence='low'\nafter=17000\n",
+        )
+        .unwrap();
+    let e = Scanner::builder().rules(wide).build().unwrap_err();
+    assert!(e.to_string().contains("rule w") && e.to_string().contains("overlap"), "{e}");
 }
 
 #[test]

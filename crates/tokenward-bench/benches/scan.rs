@@ -77,7 +77,9 @@ fn main() {
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    let files = corpus.join("files");
+    // Canonical: secretlint and detect-secrets print canonical paths, which must strip to the
+    // manifest's relative ones (with `../..` left in, they never did: 0% recall).
+    let files = std::fs::canonicalize(corpus.join("files")).unwrap();
     let planted: Vec<(String, u64)> = manifest["planted"]
         .as_array()
         .unwrap()
@@ -198,7 +200,13 @@ fn main() {
     {
         tools.push((
             "detect-secrets",
-            vec![d.display().to_string(), "scan".into(), "--all-files".into(), dir.clone()],
+            // From inside the corpus: given an absolute path under a git work tree that ignores
+            // it (target/), detect-secrets skips every file, `--all-files` or not.
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("cd '{dir}' && exec '{}' scan --all-files .", d.display()),
+            ],
             Parse::DetectSecrets,
         ));
     }

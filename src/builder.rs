@@ -47,6 +47,40 @@ type Export = Box<dyn FnMut(SignedCheckpoint) + Send + 'static>;
 /// A signer, the log's name, and optionally a period and where each periodic checkpoint goes.
 type Checkpoints = (CheckpointSigner, String, Option<(Duration, Export)>);
 
+/// The sealed metadata key of the store's token prefix.
+const PREFIX_KEY: &str = "tokenward/prefix";
+
+/// The prefix tokens are issued with: the one the store remembers, or `given` (stored on first
+/// use); a `given` that differs from the stored one is refused.
+async fn settle_prefix(secrets: &SecretStore, given: Option<String>) -> Result<TokenPrefix> {
+    let stored =
+        secrets.sealed_meta(PREFIX_KEY).await?.map(|(v, _)| String::from_utf8_lossy(&v).into_owned());
+    let chosen = match (stored, given) {
+        (Some(s), Some(g)) if s != g => {
+            return Err(Error::Config(format!(
+                "token prefix: this store issues `{s}_` tokens; it was opened with prefix `{g}`"
+            )));
+        }
+        (Some(s), _) => s,
+        (None, given) => {
+            let p = given.unwrap_or_else(|| "tw".to_owned());
+            match secrets.set_sealed_meta(PREFIX_KEY, None, p.as_bytes()).await {
+                Ok(_) => p,
+                // Another instance stored one first: agree with it or refuse.
+                Err(token_store::StoreError::Conflict(_)) => {
+                    return Box::pin(settle_prefix(secrets, Some(p))).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    TokenPrefix::new(&chosen).map_err(|e| Error::Config(format!("token prefix: {e}")))
+}
+
+fn unreachable_policy() -> Result<Policy> {
+    Err(Error::Config("a policy is required".into()))
+}
+
 /// Builds a [`Tokenward`]: a backend, a key, a token format and policy, and optionally an audit
 /// log. [`TokenwardBuilder::open`] opens every part and starts the upkeep tasks.
 ///
@@ -57,8 +91,10 @@ type Checkpoints = (CheckpointSigner, String, Option<(Duration, Export)>);
 pub struct TokenwardBuilder {
     backend: BackendSource,
     key: Option<KeySource>,
-    prefix: String,
+    prefix: Option<String>,
     policy: Option<Policy>,
+    stored_policy: bool,
+    actor: token_audit::Actor,
     cache_capacity: usize,
     overlap: TimeDelta,
     clock: Arc<dyn Clock>,
@@ -85,8 +121,10 @@ impl TokenwardBuilder {
         Self {
             backend,
             key: None,
-            prefix: "tw".into(),
+            prefix: None,
             policy: None,
+            stored_policy: false,
+            actor: token_audit::Actor::System,
             cache_capacity: 100_000,
             overlap: TimeDelta::minutes(5),
             clock: Arc::new(SystemClock),
@@ -148,14 +186,34 @@ impl TokenwardBuilder {
     }
 
     /// The issuer prefix of every token (checked at `open`: lowercase letters, digits, `_`).
+    /// The store remembers the prefix it was first opened with: left unset, that one is used
+    /// (`tw` for a new store); set to another, `open` refuses (tokens already out carry the
+    /// stored one).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.prefix = Some(prefix.into());
         self
     }
 
-    /// The roles, their grants and TTL caps, and the issuing rules. Required.
+    /// The roles, their grants and TTL caps, and the issuing rules. Required, unless the policy
+    /// comes from the store ([`TokenwardBuilder::stored_policy`]).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Issue under the policy stored by [`Tokenward::apply_policy`] (policy as code: see
+    /// [`crate::policy`]). A store with none yet uses [`TokenwardBuilder::policy`] if given, else a
+    /// policy with no roles (nothing can be issued until one is applied).
+    pub fn stored_policy(mut self) -> Self {
+        self.stored_policy = true;
+        self
+    }
+
+    /// Who the handle records as the actor of the audit entries it writes itself (revocations,
+    /// policy changes, secret reads and writes): an operator's name for a CLI, the service for a
+    /// service. Default [`token_audit::Actor::System`].
+    pub fn actor(mut self, actor: token_audit::Actor) -> Self {
+        self.actor = actor;
         self
     }
 
@@ -243,12 +301,15 @@ impl TokenwardBuilder {
     /// runtime. Fails with a typed error if any part does not open (a wrong passphrase, a log held
     /// by another writer, …).
     pub async fn open(self) -> Result<Tokenward> {
-        let policy = self.policy.ok_or_else(|| Error::Config("a policy is required".into()))?;
+        if self.policy.is_none() && !self.stored_policy {
+            return Err(Error::Config("a policy is required (or `stored_policy`)".into()));
+        }
         let key = self.key.ok_or_else(|| {
             Error::Config("a key is required: a passphrase, a key file, the environment or a provider".into())
         })?;
-        let prefix =
-            TokenPrefix::new(&self.prefix).map_err(|e| Error::Config(format!("token prefix: {e}")))?;
+        if let Some(p) = &self.prefix {
+            TokenPrefix::new(p).map_err(|e| Error::Config(format!("token prefix: {e}")))?;
+        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config("open needs a tokio runtime (its upkeep runs on tasks)".into()));
         }
@@ -295,6 +356,18 @@ impl TokenwardBuilder {
             secrets = secrets.with_audit(a.clone());
         }
         let secrets = Arc::new(secrets);
+        let prefix = settle_prefix(&secrets, self.prefix).await?;
+        let policy = match (self.stored_policy, self.policy) {
+            (true, given) => match crate::policy::read_head(&secrets).await? {
+                Some((record, _)) => record.file()?.to_policy()?,
+                None => match given {
+                    Some(p) => p,
+                    None => Policy::builder().build().map_err(|e| Error::Config(e.to_string()))?,
+                },
+            },
+            (false, Some(p)) => p,
+            (false, None) => unreachable_policy()?,
+        };
         let mut tokens = TokenService::open(
             backend.clone(),
             &secrets,
@@ -333,6 +406,7 @@ impl TokenwardBuilder {
             subject_key,
             clock: self.clock,
             signer,
+            actor: self.actor,
             watched: Default::default(),
             tasks: Default::default(),
         });

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use token_audit::{AuditWriter, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey};
+use token_audit::{
+    Action, Actor, AuditEvent, AuditWriter, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey,
+};
 use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
@@ -31,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) subject_key: Option<SubjectKey>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signer: Option<(Arc<CheckpointSigner>, String)>,
+    /// Who this handle records as the actor of the entries it writes itself.
+    pub(crate) actor: Actor,
     /// Credentials rotated through this handle: upkeep revokes their previous versions when the
     /// overlap ends, and finishes an emergency a crash interrupted.
     pub(crate) watched: Mutex<HashMap<String, Watched>>,
@@ -65,6 +69,9 @@ where
     }
     Ok(call().await?)
 }
+
+/// Secret names under this prefix are the store's own (keys, signer seeds): `secret_names` hides them.
+pub(crate) const RESERVED_PREFIX: &str = "tokenward/";
 
 /// What [`Tokenward::reconcile_revocations`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -169,7 +176,46 @@ impl Tokenward {
 
     /// Revokes token `id` and its descendants, durably, before it returns; returns the ids revoked.
     pub async fn revoke(&self, id: TokenId) -> Result<Vec<TokenId>> {
-        Ok(self.inner.tokens.revoke_at(id, self.inner.clock.now()).await?)
+        Ok(self.inner.tokens.revoke_by_at(id, self.inner.clock.now(), self.inner.actor.clone(), None).await?)
+    }
+
+    /// [`Tokenward::revoke`], with `reason` in each audit entry.
+    pub async fn revoke_because(&self, id: TokenId, reason: &str) -> Result<Vec<TokenId>> {
+        Ok(self
+            .inner
+            .tokens
+            .revoke_by_at(id, self.inner.clock.now(), self.inner.actor.clone(), Some(reason))
+            .await?)
+    }
+
+    /// The identity this handle records in the audit entries it writes itself (revocations,
+    /// policy changes, secret accesses): [`TokenwardBuilder::actor`], [`Actor::System`] by default.
+    pub fn actor(&self) -> &Actor {
+        &self.inner.actor
+    }
+
+    /// Records a durable `secret_access` entry (fail-closed: an unrecorded access is refused).
+    async fn audit_access(&self, name: &SecretName, detail: &str, version: Option<u64>) -> Result<()> {
+        let Some(auditor) = &self.inner.auditor else { return Ok(()) };
+        let mut event = AuditEvent::new(
+            self.inner.clock.now(),
+            self.inner.actor.clone(),
+            Action::SecretAccess(detail.into()),
+        )
+        .attr("secret", name.as_str());
+        if let Some(v) = version {
+            event = event.attr("version", v.to_string());
+        }
+        auditor.emit_durable(event).await?;
+        Ok(())
+    }
+
+    /// Every secret's name and latest version, in name order, except the store's own (under
+    /// `tokenward/`).
+    pub async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>> {
+        let mut names = self.inner.backend.secret_names().await?;
+        names.retain(|(n, _)| !n.as_str().starts_with(RESERVED_PREFIX));
+        Ok(names)
     }
 
     /// A verifier on this deployment's cache and clock: synchronous, no I/O, audited when the
@@ -192,8 +238,8 @@ impl Tokenward {
         .await?)
     }
 
-    /// Seals `plaintext` as a new version of the secret `name` and makes it current.
-    /// Returns its version.
+    /// Seals `plaintext` as a new version of the secret `name` and makes it current (audited as
+    /// `secret_access` / `write`). Returns its version.
     pub async fn seal_current(&self, name: &SecretName, plaintext: &[u8]) -> Result<u64> {
         let secrets = &self.inner.secrets;
         let version = secrets.put(name, plaintext).await?;
@@ -201,7 +247,10 @@ impl Tokenward {
             let current = secrets.labels(name).await?.get(&Label::Current).copied();
             let change = LabelChange { label: Label::Current, expect: current, set: Some(version) };
             match secrets.update_labels(name, &[change]).await {
-                Ok(()) => return Ok(version),
+                Ok(()) => {
+                    self.audit_access(name, "write", Some(version)).await?;
+                    return Ok(version);
+                }
                 Err(token_store::StoreError::Conflict(_)) => continue, // moved meanwhile: read again
                 Err(e) => return Err(e.into()),
             }
@@ -212,9 +261,19 @@ impl Tokenward {
     }
 
     /// The current version of the secret `name`, decrypted (`None` if it has none). Zeroized when
-    /// dropped.
+    /// dropped. Audited as `secret_access` / `read` before the value is returned (fail-closed: an
+    /// access that cannot be recorded is refused).
     pub async fn read_current(&self, name: &SecretName) -> Result<Option<SecretBox<Vec<u8>>>> {
-        Ok(self.inner.secrets.get_labeled(name, Label::Current).await?.map(|(_, bytes)| bytes))
+        Ok(self.read_current_version(name).await?.map(|(_, bytes)| bytes))
+    }
+
+    /// [`Tokenward::read_current`], with the version read.
+    pub async fn read_current_version(&self, name: &SecretName) -> Result<Option<(u64, SecretBox<Vec<u8>>)>> {
+        let Some((version, bytes)) = self.inner.secrets.get_labeled(name, Label::Current).await? else {
+            return Ok(None);
+        };
+        self.audit_access(name, "read", Some(version)).await?;
+        Ok(Some((version, bytes)))
     }
 
     /// A rotation target for `principal`'s token for `request`'s purpose, in this deployment.

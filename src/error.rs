@@ -19,10 +19,31 @@ pub enum Error {
     /// A token could not be issued (policy, format).
     #[error(transparent)]
     Issue(#[from] token_core::IssueError),
+    /// A policy file does not parse or does not make sense.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyFileError),
+    /// The stored policy is not the version the caller expected (someone applied another first).
+    #[error("policy conflict: expected stored version {expected}, found {found}")]
+    PolicyConflict {
+        /// The version the caller expected.
+        expected: u64,
+        /// The version stored.
+        found: u64,
+    },
+    /// The policy would orphan these active tokens (their principal or scopes are gone); revoke
+    /// them first or apply with `allow_orphans`.
+    #[error("the policy would orphan {} active token(s): {}", .0.len(), ids(.0))]
+    PolicyOrphans(Vec<token_core::TokenId>),
     /// A partner alert was refused (bad signature, replay, oversized, malformed).
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]
     Alert(#[from] token_scan::alerts::AlertError),
+}
+
+fn ids(ids: &[token_core::TokenId]) -> String {
+    let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
+    let more = if ids.len() > 10 { format!(" and {} more", ids.len() - 10) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
 }
 
 /// Results of the front door.

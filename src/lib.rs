@@ -48,6 +48,7 @@
 mod builder;
 mod deployment;
 mod error;
+pub mod policy;
 #[cfg(feature = "scan")]
 mod respond;
 mod upkeep;

@@ -46,6 +46,11 @@ pub enum Action {
     ScanFinding,
     /// The policy changed.
     PolicyChange,
+    /// A secret was read or written by name (detail: `read`, `write`); the entry names the secret
+    /// and version in its attributes, never the value.
+    SecretAccess(String),
+    /// A leak drill ran (detail: `finished` or `failed`); its measurements are attributes.
+    Drill(String),
 }
 
 impl Action {
@@ -60,13 +65,17 @@ impl Action {
             Action::KeyRotation => "key_rotation",
             Action::ScanFinding => "scan_finding",
             Action::PolicyChange => "policy_change",
+            Action::SecretAccess(_) => "secret_access",
+            Action::Drill(_) => "drill",
         }
     }
 
     /// Its detail (reason or step), if it has one.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Action::VerifyDenied(d) | Action::Rotate(d) => Some(d),
+            Action::VerifyDenied(d) | Action::Rotate(d) | Action::SecretAccess(d) | Action::Drill(d) => {
+                Some(d)
+            }
             _ => None,
         }
     }

@@ -30,11 +30,17 @@ pub enum FileSync {
 /// Opening takes an exclusive lock on the file (a second writer gets [`AuditError::Locked`]),
 /// cuts an incomplete last line — a write torn by a crash, never acknowledged — and checks that the
 /// last entry hashes to itself. Verify the whole file with [`FileLog::verify`] or [`verify_file`].
+///
+/// [`FileLog::open_shared`] lets several processes append to one file (a daemon and the operator's
+/// commands): the lock is taken for each batch instead, and the entries other writers appended
+/// since are read and checked to chain on before the batch is.
 #[derive(Debug)]
 pub struct FileLog {
     path: PathBuf,
     sync: FileSync,
     torn_bytes: u64,
+    shared: bool,
+    lock_wait: std::time::Duration,
     inner: Mutex<Inner>,
 }
 
@@ -60,20 +66,48 @@ impl FileLog {
 
     /// Opens (or creates) the log at `path` with the given durability.
     pub fn open_with(path: impl AsRef<Path>, sync: FileSync) -> Result<Self, AuditError> {
-        let path = path.as_ref().to_path_buf();
-        let mut file = OpenOptions::new()
+        Self::open_mode(path.as_ref(), sync, false)
+    }
+
+    /// Opens (or creates) the log at `path` for appending beside other processes that open it
+    /// shared too: each batch takes the file's lock (waiting for another writer's batch), reads and
+    /// checks what others appended since, cuts a tail torn by a writer that crashed, appends, syncs
+    /// and unlocks. An exclusive writer ([`FileLog::open`]) and a shared one exclude each other.
+    pub fn open_shared(path: impl AsRef<Path>, sync: FileSync) -> Result<Self, AuditError> {
+        Self::open_mode(path.as_ref(), sync, true)
+    }
+
+    fn open_mode(path: &Path, sync: FileSync, shared: bool) -> Result<Self, AuditError> {
+        let path = path.to_path_buf();
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(AuditError::io("open"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(AuditError::Locked(format!("{} is open for writing elsewhere", path.display())));
+        if shared {
+            lock_shared_batch(&file, &path, std::time::Duration::from_secs(10))?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(AuditError::Locked(format!(
+                        "{} is open for writing elsewhere",
+                        path.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io("lock")(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io("lock")(e)),
         }
+        let opened = Self::open_locked(file, path, sync, shared);
+        if shared && let Ok(log) = &opened {
+            let g = log.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = g.file.unlock();
+        }
+        opened
+    }
+
+    fn open_locked(mut file: File, path: PathBuf, sync: FileSync, shared: bool) -> Result<Self, AuditError> {
         let size = file.metadata().map_err(AuditError::io("stat"))?.len();
         let (complete, last_line) = last_line(&mut file, size)?;
         let torn_bytes = size - complete;
@@ -99,6 +133,8 @@ impl FileLog {
             path,
             sync,
             torn_bytes,
+            shared,
+            lock_wait: std::time::Duration::from_secs(10),
             inner: Mutex::new(Inner {
                 file,
                 len: complete,
@@ -109,6 +145,14 @@ impl FileLog {
                 released: false,
             }),
         })
+    }
+
+    /// How long a shared log's batch waits for another writer's lock before it fails with
+    /// [`AuditError::Locked`] (default 10 s).
+    #[must_use]
+    pub fn lock_wait(mut self, patience: std::time::Duration) -> Self {
+        self.lock_wait = patience;
+        self
     }
 
     /// The file's path.
@@ -134,6 +178,22 @@ impl FileLog {
         if inner.released {
             return Err(AuditError::Unavailable("the audit log was closed".into()));
         }
+        if self.shared {
+            lock_shared_batch(&inner.file, &self.path, self.lock_wait)?;
+            let caught_up = catch_up(inner);
+            if let Err(e) = caught_up {
+                let _ = inner.file.unlock();
+                return Err(e);
+            }
+        }
+        let appended = self.append_locked(inner, events);
+        if self.shared {
+            let _ = inner.file.unlock();
+        }
+        appended
+    }
+
+    fn append_locked(&self, inner: &mut Inner, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
         inner.buf.clear();
         let mut head = inner.head;
         for e in events {
@@ -158,7 +218,7 @@ impl FileLog {
         Ok(head)
     }
 
-    /// Where the log stands.
+    /// Where the log stands (for a shared log: as of this handle's last append).
     pub fn head_now(&self) -> ChainHead {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).head
     }
@@ -184,7 +244,9 @@ impl LogStorage for FileLog {
     fn release(&self) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.released = true;
-        let _ = g.file.unlock();
+        if !self.shared {
+            let _ = g.file.unlock();
+        }
     }
 
     async fn head(&self) -> Result<ChainHead, AuditError> {
@@ -307,6 +369,65 @@ pub(crate) fn parse_line(line: &[u8], line_no: u64) -> Result<Entry, AuditError>
         return Err(AuditError::Corrupt { line: line_no, detail: "entry is not in canonical form".into() });
     }
     Ok(entry)
+}
+
+/// Takes the file's lock for one batch of a shared log, waiting a bounded time for another
+/// process's batch (an exclusive writer that holds it for good is [`AuditError::Locked`]).
+fn lock_shared_batch(file: &File, path: &Path, patience: std::time::Duration) -> Result<(), AuditError> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut wait = std::time::Duration::from_micros(200);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditError::Locked(format!(
+                    "{} is held by another writer for over {patience:?} (one opened exclusively?)",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io("lock")(e)),
+        }
+    }
+}
+
+/// With the lock held: reads what other writers appended since this handle's last batch, checks it
+/// chains on from where this handle stands, and moves the head to its end; an incomplete last line
+/// (a writer that crashed mid-batch: nobody else holds the lock) is cut.
+fn catch_up(inner: &mut Inner) -> Result<(), AuditError> {
+    let size = inner.file.metadata().map_err(AuditError::io("stat"))?.len();
+    if size == inner.len {
+        return Ok(());
+    }
+    if size < inner.len {
+        return Err(AuditError::Corrupt {
+            line: inner.head.len,
+            detail: format!("the log shrank from {} to {size} bytes under a shared writer", inner.len),
+        });
+    }
+    inner.file.seek(SeekFrom::Start(inner.len)).map_err(AuditError::io("read what others appended"))?;
+    let mut tail = Vec::with_capacity(usize::try_from(size - inner.len).unwrap_or(0));
+    Read::by_ref(&mut inner.file)
+        .take(size - inner.len)
+        .read_to_end(&mut tail)
+        .map_err(AuditError::io("read what others appended"))?;
+    let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut v = ChainVerifier::new(inner.head);
+    for line in tail[..complete].split_inclusive(|&b| b == b'\n') {
+        v.push(&parse_line(line, inner.head.len + 1)?)?;
+    }
+    let head = v.finish()?;
+    if complete < tail.len() {
+        let at = inner.len + complete as u64;
+        inner.file.set_len(at).map_err(AuditError::io("cut a torn tail"))?;
+        inner.file.sync_all().map_err(AuditError::io("cut a torn tail"))?;
+    }
+    inner.len += complete as u64;
+    inner.head = head;
+    Ok(())
 }
 
 /// Finds the end of the last complete line and that line's bytes, reading backwards.

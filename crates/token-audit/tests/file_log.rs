@@ -262,3 +262,65 @@ proptest! {
         }
     }
 }
+
+/// Not a test on its own: the writer process `shared_writers_in_several_processes_keep_one_chain`
+/// starts (and kills with SIGKILL mid-batch). Without `TW_SHARED_LOG_CHILD` it returns at once.
+#[test]
+fn shared_writer_child_process() {
+    let Ok(path) = std::env::var("TW_SHARED_LOG_CHILD") else { return };
+    let log = FileLog::open_shared(&path, FileSync::Data).unwrap();
+    for i in 0..100_000u64 {
+        log.append_now(&[event(i), event(i + 1), event(i + 2)]).unwrap();
+    }
+}
+
+#[test]
+fn shared_writers_in_several_processes_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.jsonl");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "shared_writer_child_process", "--nocapture", "--test-threads=1"])
+                .env("TW_SHARED_LOG_CHILD", &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let log =
+        FileLog::open_shared(&path, FileSync::Data).unwrap().lock_wait(std::time::Duration::from_millis(300));
+    // Interleave with the children for a while (bounded), then kill them mid-write.
+    let mut mine = 0;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < until && mine < 400 {
+        log.append_now(&[event(mine)]).unwrap();
+        mine += 1;
+    }
+    for mut c in children {
+        let _ = c.kill(); // SIGKILL
+        let _ = c.wait();
+    }
+    // A torn tail from a killed writer (simulated as well, in case none was torn): cut by the
+    // next batch, which chains on from the last complete entry.
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":").unwrap();
+    }
+    let head = log.append_now(&[event(9_999)]).unwrap();
+    let verified = verify_file(&path, &[]).unwrap();
+    assert_eq!(verified, head, "one chain, ending at the last batch");
+    let entries: Vec<Entry> = LogReader::open(&path).unwrap().map(Result::unwrap).collect();
+    let ours = entries.iter().filter(|e| e.event.attrs.get("n").is_some_and(|n| n == "9999")).count();
+    assert_eq!(ours, 1);
+    assert!(verified.len > mine, "the children appended too ({} entries, {mine} ours)", verified.len);
+    // An exclusive writer is refused while the file is in use… and a shared one waits for it.
+    let exclusive = FileLog::open(&path).unwrap();
+    assert!(matches!(log.append_now(&[event(1)]), Err(AuditError::Locked(_))));
+    drop(exclusive);
+    log.append_now(&[event(2)]).unwrap();
+    verify_file(&path, &[]).unwrap();
+}

@@ -28,6 +28,8 @@ pub struct TokenView {
     scopes: ScopeSet,
     principal: PrincipalId,
     uses: AtomicU64,
+    /// Uses already handed to the store (the count it was loaded with, then each flush).
+    flushed: AtomicU64,
     last_used_ms: AtomicI64,
 }
 
@@ -53,6 +55,7 @@ impl TokenView {
             scopes: record.scopes.clone(),
             principal: record.principal.clone(),
             uses: AtomicU64::new(uses),
+            flushed: AtomicU64::new(uses),
             last_used_ms: AtomicI64::new(last_used.map_or(NEVER, |t| t.timestamp_millis())),
         }
     }
@@ -81,6 +84,7 @@ impl TokenView {
             scopes,
             principal,
             uses: AtomicU64::new(uses),
+            flushed: AtomicU64::new(uses),
             last_used_ms: AtomicI64::new(last_used_ms.unwrap_or(NEVER)),
         }
     }
@@ -125,6 +129,14 @@ impl TokenView {
     /// miss uses made in the same instant on several threads.
     pub fn uses(&self) -> u64 {
         self.uses.load(Ordering::Relaxed)
+    }
+
+    /// Uses counted here since the store last heard (the count a view is built with is the
+    /// store's): returns them and marks them handed over, so a flush adds each use once.
+    pub fn take_unflushed_uses(&self) -> u64 {
+        let now = self.uses.load(Ordering::Relaxed);
+        let before = self.flushed.swap(now, Ordering::Relaxed);
+        now.saturating_sub(before)
     }
 
     /// The last successful use.

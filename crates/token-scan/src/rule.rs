@@ -150,7 +150,14 @@ impl RuleSet {
 
     /// Adds the rules of a TOML file's text: `[[rule]]` tables with the fields of [`Rule`].
     pub fn with_toml(self, text: &str) -> Result<Self, ScanError> {
-        let file: RuleFile = toml::from_str(text).map_err(|e| ScanError::Rules(e.to_string()))?;
+        let file: RuleFile = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {}, column {column}: ", before.matches('\n').count() + 1)
+            });
+            ScanError::Rules(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
+        })?;
         Ok(self.with_rules(file.rule))
     }
 

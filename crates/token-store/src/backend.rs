@@ -88,6 +88,9 @@ pub trait Backend: Send + Sync {
     /// The highest version of a secret, if any.
     async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>>;
 
+    /// Every secret's name and highest version, in name order (reserved names included).
+    async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>>;
+
     /// Where the secret's labels point.
     async fn labels(&self, name: &SecretName) -> Result<Labels>;
 

@@ -123,11 +123,15 @@ impl VerifierCache {
         self.write().retain(|v| !v.is_expired_at(now_ms))
     }
 
-    /// Use counters to persist: `(id, last use, uses)` for every token used since `since`.
+    /// Use counters to persist: `(id, last use, uses since the last call)` for every token used
+    /// since `since` (what [`crate::Backend::record_uses`] adds to the stored count; each use is
+    /// handed over once).
     pub fn usage_since(&self, since: DateTime<Utc>) -> Vec<(TokenId, DateTime<Utc>, u64)> {
         self.read()
             .iter()
-            .filter_map(|(id, v)| v.last_used().filter(|t| *t >= since).map(|t| (*id, t, v.uses())))
+            .filter_map(|(id, v)| {
+                v.last_used().filter(|t| *t >= since).map(|t| (*id, t, v.take_unflushed_uses()))
+            })
             .collect()
     }
 }

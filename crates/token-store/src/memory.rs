@@ -146,6 +146,18 @@ impl Backend for MemoryBackend {
         Ok(self.lock().versions.get(&(name.clone(), version)).cloned())
     }
 
+    async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>> {
+        let guard = self.lock();
+        let mut out: Vec<(SecretName, u64)> = Vec::new();
+        for (name, version) in guard.versions.keys() {
+            match out.last_mut() {
+                Some((n, v)) if n == name => *v = (*v).max(*version),
+                _ => out.push((name.clone(), *version)),
+            }
+        }
+        Ok(out)
+    }
+
     async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>> {
         Ok(self
             .lock()

@@ -301,6 +301,16 @@ pub async fn versions_and_labels(b: &dyn Backend) {
     assert_eq!(b.version(&name, 1).await.expect("read"), Some(sealed_version(&name, 1, "k")));
     let other = SecretName::new("svc/other").expect("name");
     assert_eq!(b.latest_version(&other).await.expect("latest"), None, "names are separate");
+    let before = SecretName::new("svc/a-first").expect("name");
+    b.insert_version(&sealed_version(&before, 1, "k")).await.expect("v1 of another");
+    let names: Vec<(String, u64)> =
+        b.secret_names().await.expect("names").into_iter().map(|(n, v)| (n.as_str().to_owned(), v)).collect();
+    let ours: Vec<&(String, u64)> = names.iter().filter(|(n, _)| n.starts_with("svc/")).collect();
+    assert_eq!(
+        ours,
+        [&("svc/a-first".to_owned(), 1), &("svc/api-key".to_owned(), 2)],
+        "every secret once, with its latest version, in name order"
+    );
 
     let set = |label, expect, set| LabelChange { label, expect, set };
     b.update_labels(&name, &[set(Label::Current, None, Some(1))]).await.expect("current = 1");
@@ -542,6 +552,9 @@ impl Backend for FailAfter {
     }
     async fn latest_version(&self, name: &SecretName) -> crate::Result<Option<u64>> {
         self.inner.latest_version(name).await
+    }
+    async fn secret_names(&self) -> crate::Result<Vec<(SecretName, u64)>> {
+        self.inner.secret_names().await
     }
     async fn labels(&self, name: &SecretName) -> crate::Result<crate::Labels> {
         self.inner.labels(name).await

@@ -297,6 +297,18 @@ impl TokenService {
     /// the audit log: if its entries cannot be written (fail-closed), the tokens are revoked all
     /// the same and [`StoreError::Audit`] says the record is missing.
     pub async fn revoke_at(&self, id: TokenId, now: DateTime<Utc>) -> Result<Vec<TokenId>> {
+        self.revoke_by_at(id, now, Actor::System, None).await
+    }
+
+    /// [`TokenService::revoke_at`] on behalf of `actor` (an operator, an automation), with the
+    /// reason recorded in each `revoke` entry.
+    pub async fn revoke_by_at(
+        &self,
+        id: TokenId,
+        now: DateTime<Utc>,
+        actor: Actor,
+        reason: Option<&str>,
+    ) -> Result<Vec<TokenId>> {
         let revoked = self.backend.revoke_tree(id, now, &self.record_key).await?;
         self.cache.revoke(&revoked, now);
         tracing::info!(token = %id, revoked = revoked.len(), "revoked");
@@ -304,8 +316,11 @@ impl TokenService {
             let root = id.to_string();
             let mut last = None;
             for r in &revoked {
-                let event =
-                    AuditEvent::new(now, Actor::System, Action::Revoke).token(*r).attr("root", root.clone());
+                let mut event =
+                    AuditEvent::new(now, actor.clone(), Action::Revoke).token(*r).attr("root", root.clone());
+                if let Some(reason) = reason {
+                    event = event.attr("reason", reason);
+                }
                 last = audit.emit(event)?.or(last);
             }
             if let Some(t) = last

@@ -42,6 +42,13 @@ impl GitOptions {
         self.unreachable = on;
         self
     }
+
+    /// Calls `f` as blobs are scanned (from scanning threads).
+    #[must_use]
+    pub fn progress(mut self, f: crate::source::ProgressFn) -> Self {
+        self.progress = Some(f);
+        self
+    }
 }
 
 /// A blob to scan: the commit that first added it and the path it was added under.

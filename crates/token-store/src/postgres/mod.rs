@@ -126,6 +126,10 @@ impl Backend for PostgresBackend {
         secrets::version(&self.client().await?, name, version).await
     }
 
+    async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>> {
+        secrets::names(&**self.client().await?).await
+    }
+
     async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>> {
         secrets::latest(&**self.client().await?, name).await
     }

@@ -25,6 +25,20 @@ pub(super) async fn latest<C: GenericClient + Sync>(client: &C, name: &SecretNam
     v.map(|v| version_u64(v, "secret version")).transpose()
 }
 
+pub(super) async fn names<C: GenericClient + Sync>(client: &C) -> Result<Vec<(SecretName, u64)>> {
+    let rows = client
+        .query("SELECT name, MAX(version) FROM versions GROUP BY name ORDER BY name", &[])
+        .await
+        .map_err(pg)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let n: String = r.try_get(0).map_err(bad)?;
+        let v: i64 = r.try_get(1).map_err(bad)?;
+        out.push((SecretName::new(&n)?, version_u64(v, "secret version")?));
+    }
+    Ok(out)
+}
+
 pub(super) async fn insert_version(client: &mut Object, v: &SecretVersion) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
     let name = v.name.as_str();

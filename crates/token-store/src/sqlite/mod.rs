@@ -270,6 +270,10 @@ impl Backend for SqliteBackend {
         self.inline(|conn| secrets::version(conn, name, version)).await
     }
 
+    async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>> {
+        self.inline(secrets::names).await
+    }
+
     async fn latest_version(&self, name: &SecretName) -> Result<Option<u64>> {
         self.inline(|conn| secrets::latest_version(conn, name)).await
     }

@@ -74,6 +74,19 @@ pub(super) fn version(
     .transpose()
 }
 
+pub(super) fn names(conn: &mut Connection) -> Result<Vec<(SecretName, u64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, MAX(version) FROM versions GROUP BY name ORDER BY name")
+        .map_err(db)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (n, v) = row.map_err(db)?;
+        out.push((SecretName::new(&n)?, version_u64(v, "secret version")?));
+    }
+    Ok(out)
+}
+
 pub(super) fn latest_version(conn: &mut Connection, name: &SecretName) -> Result<Option<u64>> {
     latest(conn, name)
 }

@@ -1,0 +1,458 @@
+//! The command line: global options and every subcommand (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Least-privilege, expiring, rotatable API tokens: issue, verify, store, rotate, audit and scan.
+///
+/// Exit status: 0 success (allowed, clean); 1 denied, findings, or report findings; 2 an error.
+#[derive(Debug, Parser)]
+#[command(name = "tokenward", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the store and the audit log are, and how the key is found.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    /// The embedded store (one SQLite file).
+    #[arg(long, global = true, env = "TOKENWARD_STORE", default_value = "tokenward.db")]
+    pub(crate) store: PathBuf,
+    /// A PostgreSQL store (and audit log) instead of the embedded one.
+    #[cfg(feature = "postgres")]
+    #[arg(long, global = true, env = "TOKENWARD_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// A file holding the 256-bit key (64 hex or 44 base64 characters) instead of a passphrase.
+    /// Without it the passphrase comes from TOKENWARD_PASSPHRASE or, on a terminal, a prompt.
+    #[arg(long, global = true, env = "TOKENWARD_KEY_FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// The audit log (default: next to the store, `<store stem>.audit.jsonl`).
+    #[arg(long, global = true, env = "TOKENWARD_AUDIT_LOG")]
+    pub(crate) audit_log: Option<PathBuf>,
+    /// Who you are, in audit entries (default: $USER).
+    #[arg(long, global = true, env = "TOKENWARD_ACTOR")]
+    pub(crate) actor: Option<String>,
+    /// Colour: auto (a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a store: key check, token prefix, audit log, an optional first policy.
+    Init(InitArgs),
+    /// Policy as code: roles, principals, rules and credentials under rotation.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Add, list or remove roles (edits the stored policy, as `policy apply` does).
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Add, list or remove principals (edits the stored policy, as `policy apply` does).
+    #[command(subcommand)]
+    Principal(PrincipalCmd),
+    /// Issue a token (printed once, to stdout only).
+    Issue(IssueArgs),
+    /// Verify a token read from stdin for a request scope (exit 0 allowed, 1 denied).
+    Verify(VerifyArgs),
+    /// List tokens (never a secret).
+    List(ListArgs),
+    /// Show one token's record.
+    Show(ShowArgs),
+    /// Revoke a token and every token under it.
+    Revoke(RevokeArgs),
+    /// Secrets sealed in the store.
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Rotate a declared credential now, or every one that is due.
+    Rotate(RotateArgs),
+    /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
+    Daemon(DaemonArgs),
+    /// Start a command with current secrets in its environment (nothing written to disk).
+    Run(RunArgs),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Scan a tree, git history, an image or an S3 bucket for leaked credentials.
+    Scan(ScanArgs),
+    /// The posture report: what an auditor asks about these tokens.
+    Report(ReportArgs),
+    /// Rehearse a leak: plant a live token, scan, revoke and replace, measure the risk window.
+    Drill(DrillArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The issuer prefix of every token (lowercase letters, digits, `_`).
+    #[arg(long, default_value = "tw")]
+    pub(crate) prefix: String,
+    /// A policy file to apply right away.
+    #[arg(long)]
+    pub(crate) policy: Option<PathBuf>,
+    /// Generate a new 256-bit key into this file (mode 0600) and use it as the store's key.
+    #[arg(long, conflicts_with = "key_file")]
+    pub(crate) new_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Check a policy file, show what it changes, and store it as the next version.
+    Apply {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// Only show the changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse unless the stored version is this one (0: none yet).
+        #[arg(long)]
+        expect_version: Option<u64>,
+        /// Apply even if active tokens would be orphaned.
+        #[arg(long)]
+        allow_orphans: bool,
+    },
+    /// Check a policy file without a store (for CI on the policy repository).
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
+    /// Print the stored policy (or one version of it) as TOML.
+    Show {
+        /// A version from `policy history` (default: the current one).
+        #[arg(value_name = "VERSION")]
+        at: Option<u64>,
+    },
+    /// Every stored version: when, by whom, its SHA-256.
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleCmd {
+    /// Add (or replace) a role.
+    Add {
+        name: String,
+        /// A scope it grants (repeat for more).
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// The longest token it allows (e.g. 1h, 7d).
+        #[arg(long)]
+        max_ttl: String,
+        /// Apply even if active tokens would be orphaned.
+        #[arg(long)]
+        allow_orphans: bool,
+    },
+    /// List roles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a role (refused while a principal holds it).
+    Remove {
+        name: String,
+        #[arg(long)]
+        allow_orphans: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrincipalCmd {
+    /// Add (or replace) a principal.
+    Add {
+        name: String,
+        /// A role it holds (repeat for more).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        allow_orphans: bool,
+    },
+    /// List principals.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a principal (refused while it holds active tokens, unless told).
+    Remove {
+        name: String,
+        #[arg(long)]
+        allow_orphans: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    /// The principal (declared in the policy).
+    #[arg(long)]
+    pub(crate) principal: String,
+    /// What the token is for (one active token per purpose).
+    #[arg(long)]
+    pub(crate) purpose: String,
+    /// A scope (repeat for more), within the principal's roles.
+    #[arg(long = "scope", required = true)]
+    pub(crate) scopes: Vec<String>,
+    /// Its lifetime (e.g. 15m, 1h, 7d), within the roles' caps.
+    #[arg(long)]
+    pub(crate) ttl: String,
+    /// At most this many uses.
+    #[arg(long)]
+    pub(crate) max_uses: Option<u64>,
+    /// Expires when unused this long.
+    #[arg(long)]
+    pub(crate) idle_timeout: Option<String>,
+    /// Replaces this token (a rotation by hand: the old one may stay active alongside).
+    #[arg(long)]
+    pub(crate) replacing: Option<String>,
+    /// Print a JSON object (with the token) instead of the token alone.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The request scope to check (e.g. `s3:bucket/prod-logs/app.log:read`).
+    #[arg(long)]
+    pub(crate) scope: String,
+    /// Where the token was presented from (recorded in the audit log).
+    #[arg(long)]
+    pub(crate) source: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+    /// Only tokens expiring within this long (e.g. 7d).
+    #[arg(long)]
+    pub(crate) expiring_within: Option<String>,
+    /// Only tokens not used for this long (never-used included).
+    #[arg(long)]
+    pub(crate) unused_since: Option<String>,
+    /// Only revoked tokens.
+    #[arg(long)]
+    pub(crate) revoked: bool,
+    /// Include expired and revoked tokens.
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The token's public id.
+    pub(crate) id: String,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The token's public id.
+    pub(crate) id: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCmd {
+    /// Seal a new version from stdin and make it current.
+    Put { name: String },
+    /// Print the current version (only to a pipe or file, or with --reveal).
+    Get {
+        name: String,
+        /// Print it to a terminal too.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// List secret names and versions (never a value).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// A credential declared in the policy.
+    #[arg(required_unless_present = "due", conflicts_with = "due")]
+    pub(crate) name: Option<String>,
+    /// Rotate every declared credential whose schedule is due (one scheduler pass).
+    #[arg(long)]
+    pub(crate) due: bool,
+    /// Emergency: revoke and replace now, in the declared order.
+    #[arg(long, conflicts_with = "due")]
+    pub(crate) emergency: bool,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// How often to print what the scheduler did.
+    #[arg(long, default_value = "10s")]
+    pub(crate) tick: String,
+    /// Write the posture report here every this often (`--report-every`).
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
+    #[arg(long, default_value = "1h")]
+    pub(crate) report_every: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// `SECRET=ENV`: put the current value of SECRET in the variable ENV (repeat for more).
+    #[arg(long = "secret", required = true)]
+    pub(crate) secrets: Vec<String>,
+    /// Restart the command when one of its secrets rotates.
+    #[arg(long)]
+    pub(crate) restart_on_rotate: bool,
+    /// How often to look for a rotation (with --restart-on-rotate).
+    #[arg(long, default_value = "1s")]
+    pub(crate) poll: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Verify the hash chain (and a signed checkpoint: the log must still hold what it attests).
+    Verify {
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Show entries.
+    Show {
+        /// Only entries about this token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Only entries since (RFC 3339 time, or a duration ago such as 1h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this action (issue, verify_denied, revoke, rotate, policy_change, …).
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the verified log as JSON lines (to stdout or --out).
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the log's current head (keep it away from the log).
+    Checkpoint {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// PATH, git:REPO, image:TAR_OR_OCI_DIR, or s3://BUCKET[/PREFIX].
+    pub(crate) target: String,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub(crate) format: ScanFormat,
+    /// Suppress findings whose fingerprints this baseline holds.
+    #[arg(long)]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Write the findings' fingerprints as a baseline.
+    #[arg(long)]
+    pub(crate) write_baseline: Option<PathBuf>,
+    /// Revoke and replace Tokenward tokens of this store that are found.
+    #[arg(long)]
+    pub(crate) revoke: bool,
+    /// Extra rules (TOML `[[rule]]` tables).
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
+    /// Also report generic high-entropy `key = value` assignments (low confidence).
+    #[arg(long)]
+    pub(crate) generic: bool,
+    /// Respect .gitignore files in a tree.
+    #[arg(long)]
+    pub(crate) gitignore: bool,
+    /// With git: also unreachable objects.
+    #[arg(long)]
+    pub(crate) unreachable: bool,
+    /// Write the report here instead of stdout.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Write HTML here (otherwise text to stdout).
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// A token expiring within this long is "close to expiry".
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// A token unused this long is "unused".
+    #[arg(long, default_value = "30d")]
+    pub(crate) unused_for: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DrillArgs {
+    /// Rehearse on this declared credential (a Tokenward token) of the store given by --store
+    /// (staging); without it the drill makes a scratch store and throws it away.
+    #[arg(long)]
+    pub(crate) credential: Option<String>,
+    /// Where to plant the leak (a tree and a git repository are made there; default: a temp dir).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Run the drill this many times (percentiles of the risk window).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) repeat: u32,
+    /// Also write an HTML page of the results.
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -1,0 +1,217 @@
+//! `audit verify|show|export|checkpoint`: the hash-chained log, read without the store's key
+//! except where a signature is made or checked.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+
+use tokenward::Tokenward;
+use tokenward::audit::chains::{ChainHead, ChainVerifier};
+use tokenward::audit::checkpoints::CheckpointKey;
+use tokenward::audit::{AuditQuery, CheckpointSigner, Entry, LogReader, SignedCheckpoint};
+use tokenward::core::chrono::Utc;
+use tokenward::secrecy::{ExposeSecret, SecretBox};
+use tokenward::store::SecretName;
+
+use crate::cli::{AuditCmd, Global};
+use crate::cmd::tokens::token_id;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+use crate::out;
+
+/// The name checkpoints of this log carry.
+pub(crate) const LOG_NAME: &str = "tokenward";
+const SIGNER_SECRET: &str = "tokenward/audit-signer";
+const SIGNER_KEY_META: &str = "tokenward/audit-signer-key";
+
+/// The store's checkpoint signer, made (and its public key recorded) on first use.
+pub(crate) async fn signer(tw: &Tokenward) -> Result<CheckpointSigner> {
+    let name = SecretName::new(SIGNER_SECRET)?;
+    let signer = match tw.read_current(&name).await? {
+        Some(seed) => {
+            let bytes: [u8; 32] = seed
+                .expose_secret()
+                .as_slice()
+                .try_into()
+                .map_err(|_| CliError::new(format!("{SIGNER_SECRET} is not a 32-byte seed")))?;
+            CheckpointSigner::from_seed(&SecretBox::new(Box::new(bytes)))
+        }
+        None => {
+            let signer = CheckpointSigner::generate()
+                .map_err(|e| CliError::new(format!("making the checkpoint signer: {e}")))?;
+            tw.seal_current(&name, signer.to_seed().expose_secret()).await?;
+            signer
+        }
+    };
+    let key = signer.public_key().to_string();
+    match tw.secrets().sealed_meta(SIGNER_KEY_META).await? {
+        Some((stored, _)) if stored == key.as_bytes() => {}
+        Some(_) => return Err(CliError::new("the stored checkpoint key does not match the signer")),
+        None => {
+            tw.secrets().set_sealed_meta(SIGNER_KEY_META, None, key.as_bytes()).await?;
+        }
+    }
+    Ok(signer)
+}
+
+/// The public key this store's checkpoints are signed with.
+async fn trusted_key(tw: &Tokenward) -> Result<CheckpointKey> {
+    let (bytes, _) = tw.secrets().sealed_meta(SIGNER_KEY_META).await?.ok_or_else(|| {
+        CliError::new("this store has signed no checkpoint yet (`tokenward audit checkpoint`)")
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| CliError::new("the stored checkpoint key is not text"))?;
+    CheckpointKey::try_from(text).map_err(|e| CliError::new(format!("the stored checkpoint key: {e}")))
+}
+
+fn entries(g: &Global) -> Result<LogReader> {
+    let path = g.audit_path();
+    if !path.exists() {
+        return Err(CliError::new(format!("no audit log at {}", path.display())));
+    }
+    Ok(LogReader::open(&path)?)
+}
+
+fn read_checkpoint(path: &Path) -> Result<SignedCheckpoint> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("reading checkpoint {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| CliError::new(format!("checkpoint {}: {e}", path.display())))
+}
+
+/// One entry as a line of text: when, who, what, which token, how it ended, its attributes.
+fn entry_line(e: &Entry) -> String {
+    let ev = &e.event;
+    let action = match ev.action.detail() {
+        Some(d) => format!("{}({d})", ev.action.name()),
+        None => ev.action.name().to_owned(),
+    };
+    let actor = match &ev.actor {
+        tokenward::audit::Actor::Principal(p) => format!("principal:{p}"),
+        tokenward::audit::Actor::Operator(o) => format!("operator:{o}"),
+        tokenward::audit::Actor::System => "system".into(),
+        tokenward::audit::Actor::Anonymous => "anonymous".into(),
+        other => format!("{other:?}"),
+    };
+    let outcome = match &ev.outcome {
+        tokenward::audit::Outcome::Success => "ok".to_owned(),
+        tokenward::audit::Outcome::Failure(r) => format!("failed: {r}"),
+    };
+    let attrs: Vec<String> = ev.attrs.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!(
+        "{:>6}  {}  {actor}  {action}  {}  {outcome}{}{}",
+        e.seq,
+        out::time(ev.time),
+        ev.token.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+        ev.source.as_deref().map(|s| format!("  from {s}")).unwrap_or_default(),
+        if attrs.is_empty() { String::new() } else { format!("  {}", attrs.join(" ")) }
+    )
+}
+
+pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
+    match c {
+        AuditCmd::Verify { checkpoint } => {
+            let mut heads: Vec<ChainHead> = Vec::new();
+            if let Some(path) = &checkpoint {
+                let signed = read_checkpoint(path)?;
+                let tw = open::open(g, Need::ReadOnly).await?;
+                let key = trusted_key(&tw).await;
+                tw.shutdown().await?;
+                let c = key?
+                    .verify_for(&signed, LOG_NAME)
+                    .map_err(|e| CliError::denied(format!("checkpoint {}: {e}", path.display())))?;
+                heads.push(c.chain_head());
+            }
+            let mut v = ChainVerifier::new(ChainHead::EMPTY).with_checkpoints(heads.iter().copied());
+            for e in entries(g)? {
+                let e = e.map_err(|e| CliError::denied(format!("audit log: {e}")))?;
+                v.push(&e).map_err(|e| CliError::denied(format!("audit log: {e}")))?;
+            }
+            let head = v.finish().map_err(|e| CliError::denied(format!("audit log: {e}")))?;
+            println!("audit log verified: {} entries, head {}", head.len, head.head);
+            if let Some(h) = heads.first() {
+                println!("the signed checkpoint of {} entries holds: the log still contains it", h.len);
+            }
+            Ok(0)
+        }
+        AuditCmd::Show { token, since, action, limit, json } => {
+            let mut q = AuditQuery::new();
+            if let Some(t) = &token {
+                q = q.token(token_id(t)?);
+            }
+            if let Some(a) = &action {
+                q = q.action(a.clone());
+            }
+            if let Some(s) = &since {
+                let now = Utc::now();
+                q = q.between(out::since(s, now)?, now + tokenward::core::chrono::TimeDelta::days(36_500));
+            }
+            let mut kept: VecDeque<Entry> = VecDeque::new();
+            for e in entries(g)? {
+                let e = e?;
+                if q.matches(&e) {
+                    kept.push_back(e);
+                    if limit.is_some_and(|l| kept.len() > l) {
+                        kept.pop_front();
+                    }
+                }
+            }
+            let mut stdout = std::io::stdout().lock();
+            for e in &kept {
+                if json {
+                    writeln!(stdout, "{}", serde_json::to_string(e)?)?;
+                } else {
+                    writeln!(stdout, "{}", entry_line(e))?;
+                }
+            }
+            Ok(0)
+        }
+        AuditCmd::Export { out: dest } => {
+            // Every entry, checked link by link as it goes out: an export is of a verified log.
+            let mut v = ChainVerifier::new(ChainHead::EMPTY);
+            let mut sink: Box<dyn Write> = match &dest {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut line = Vec::with_capacity(512);
+            for e in entries(g)? {
+                let e = e?;
+                v.push(&e).map_err(|e| CliError::new(format!("audit log: {e}; export stopped")))?;
+                line.clear();
+                e.json_line_into(&mut line);
+                sink.write_all(&line)?;
+            }
+            sink.flush()?;
+            let head = v.finish().map_err(|e| CliError::new(format!("audit log: {e}")))?;
+            eprintln!("exported {} verified entries, head {}", head.len, head.head);
+            Ok(0)
+        }
+        AuditCmd::Checkpoint { out: dest } => {
+            let tw = open::open(g, Need::Audited).await?;
+            let signed = async {
+                let signer = signer(&tw).await?;
+                let writer = tw.audit_writer().ok_or_else(|| CliError::new("no audit log attached"))?;
+                Ok::<_, CliError>(writer.checkpoint(&signer, LOG_NAME, tw.clock().now()).await?)
+            }
+            .await;
+            tw.shutdown().await?;
+            let signed = signed?;
+            let text = serde_json::to_string_pretty(&signed)?;
+            match &dest {
+                Some(p) => {
+                    std::fs::write(p, format!("{text}\n"))
+                        .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
+                    eprintln!(
+                        "signed a checkpoint of {} entries to {} (keep it away from the log)",
+                        signed.checkpoint.len,
+                        p.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! `tokenward drill`: rehearse a leak end to end. A consumer keeps calling with a rotated token;
+//! the token is leaked into a tree and a git commit; the scan finds it; the leak response revokes
+//! and replaces it; the drill checks the leaked token is denied and the consumer moved to the
+//! replacement, and measures each step and the risk window (leak written → revoked everywhere).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use tokenward::audit::{Action, AuditEvent, Outcome};
+use tokenward::core::chrono::TimeDelta;
+use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role};
+use tokenward::scan::{GitOptions, Report, Scanner, TreeOptions};
+use tokenward::secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
+use tokenward::store::{LocalKek, SecretName};
+use tokenward::{LeakOutcome, Tokenward};
+
+use crate::cli::{DrillArgs, Global};
+use crate::cmd::policy::stored;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+
+/// How long the drill waits for the consumer to move to the replacement.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize)]
+struct Run {
+    leaked_token: String,
+    replacement: String,
+    /// Writing the leak (a file, then a git commit).
+    leak_ms: f64,
+    /// Scanning the tree and the repository until the token was found.
+    detect_ms: f64,
+    /// The leak response: revoke (durable) and replace.
+    respond_ms: f64,
+    /// From the leak written until the token was revoked (durably, in the store every instance
+    /// reads): the risk window.
+    risk_window_ms: f64,
+    /// From the leak written until the consumer called with the replacement.
+    consumer_moved_ms: f64,
+    /// Consumer calls during the drill, and how many were refused.
+    consumer_calls: u64,
+    consumer_failures: u64,
+    leaked_token_denied: bool,
+    found_in: Vec<String>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=tokenward drill",
+            "-c",
+            "user.email=drill@tokenward.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .map_err(|e| CliError::new(format!("running git: {e}")))?;
+    if !out.status.success() {
+        return Err(CliError::new(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The scratch deployment: a new store under a random key, a drill policy.
+async fn scratch(dir: &Path) -> Result<Tokenward> {
+    let mut key = SecretBox::new(Box::new([0u8; 32]));
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, key.expose_secret_mut())
+        .map_err(|_| CliError::new("the operating system's random number generator failed"))?;
+    let kek = LocalKek::from_key("drill", key)?;
+    let policy = Policy::builder()
+        .role(Role::parse("drill-caller", "drill:api/**:call", TimeDelta::hours(1))?)
+        .build()?;
+    let log = tokenward::audit::FileLog::open_shared(
+        dir.join("drill.audit.jsonl"),
+        tokenward::audit::FileSync::Data,
+    )?;
+    Ok(Tokenward::embedded(dir.join("drill.db"))
+        .key_provider(Arc::new(kek))
+        .prefix("drill")
+        .policy(policy)
+        .overlap(TimeDelta::seconds(1))
+        .audit_storage(Arc::new(log), tokenward::FailureMode::FailClosed)
+        .open()
+        .await?)
+}
+
+async fn once(tw: &Tokenward, name: &SecretName, dir: &Path, n: u32) -> Result<Run> {
+    let request = Request::parse("drill:api/orders:call")?;
+    let current = tw.follow(name).await?;
+    let leaked = current.get();
+    let leaked_handle = leaked.handle.clone();
+    // The consumer: calls every millisecond with whatever credential is current, counting refusals.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let moved_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let consumer = {
+        let (stop, calls, failures, moved_at) =
+            (stop.clone(), calls.clone(), failures.clone(), moved_at.clone());
+        let verifier = tw.verifier();
+        let leaked_handle = leaked_handle.clone();
+        let request = request.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let c = current.get();
+                calls.fetch_add(1, Ordering::Relaxed);
+                if verifier.unaudited().verify(c.secret.expose_secret(), &request).is_allowed() {
+                    if c.handle != leaked_handle {
+                        moved_at.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Instant::now);
+                    }
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The leak: a config file in a tree, and the same file committed to a repository.
+    let tree = dir.join(format!("leak-{n}/tree"));
+    let repo = dir.join(format!("leak-{n}/repo"));
+    std::fs::create_dir_all(tree.join("config"))?;
+    std::fs::create_dir_all(&repo)?;
+    let line = format!("ORDERS_API_TOKEN={}\n", leaked.secret.expose_secret());
+    let start = Instant::now();
+    std::fs::write(tree.join("config/orders.env"), &line)?;
+    let git_ok = git(&repo, &["init", "-q"]).is_ok();
+    if git_ok {
+        std::fs::write(repo.join("orders.env"), &line)?;
+        git(&repo, &["add", "."])?;
+        git(&repo, &["commit", "-q", "-m", "add orders config"])?;
+    }
+    drop(line);
+    let leak = start.elapsed();
+
+    // Detect.
+    let scanner = Scanner::new()?;
+    let (tree2, repo2) = (tree.clone(), repo.clone());
+    let report: Report = tokio::task::spawn_blocking(move || -> Result<Report> {
+        let mut r = scanner.scan_tree(&tree2, &TreeOptions::default())?;
+        if git_ok {
+            r.merge(scanner.scan_git(&repo2, &GitOptions::default())?);
+        }
+        Ok(r)
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the scan stopped: {e}")))??;
+    let detect = start.elapsed();
+    let found_in: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == tokenward::scan::TOKENWARD_RULE)
+        .map(|f| f.location.to_string())
+        .collect();
+    if found_in.is_empty() {
+        stop.store(true, Ordering::Relaxed);
+        return Err(CliError::new("the scan did not find the leaked token"));
+    }
+
+    // Respond: revoke and replace.
+    let response = tw.respond_to_leaks(&report).await?;
+    let revoked = start.elapsed();
+    let replaced = response.actions.iter().any(|a| matches!(a.outcome, LeakOutcome::Replaced { .. }));
+    if !replaced {
+        stop.store(true, Ordering::Relaxed);
+        return Err(CliError::new(format!(
+            "the leak response did not replace the token: {:?}",
+            response.actions.iter().map(|a| &a.outcome).collect::<Vec<_>>()
+        )));
+    }
+    let denied = matches!(
+        tw.verifier().unaudited().verify(leaked.secret.expose_secret(), &request).reason(),
+        Some(DenyReason::Revoked { .. })
+    );
+    // The consumer moves to the replacement.
+    let wait_until = Instant::now() + MOVE_TIMEOUT;
+    let moved = loop {
+        if let Some(t) = *moved_at.lock().unwrap_or_else(|p| p.into_inner()) {
+            break Some(t);
+        }
+        if Instant::now() > wait_until {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = consumer.await;
+    let moved =
+        moved.ok_or_else(|| CliError::new("the consumer did not move to the replacement within 5 s"))?;
+    let replacement = tw.current_credential(name).await?.map(|c| c.handle).unwrap_or_default();
+    Ok(Run {
+        leaked_token: leaked_handle,
+        replacement,
+        leak_ms: ms(leak),
+        detect_ms: ms(detect - leak),
+        respond_ms: ms(revoked - detect),
+        risk_window_ms: ms(revoked),
+        consumer_moved_ms: ms(moved.duration_since(start)),
+        consumer_calls: calls.load(Ordering::Relaxed),
+        consumer_failures: failures.load(Ordering::Relaxed),
+        leaked_token_denied: denied,
+        found_in,
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn html(runs: &[Run], summary: &serde_json::Value) -> String {
+    let mut h = String::from(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tokenward leak drill</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#1d2433;background:#f7f8fa}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e1e5ec}td,th{padding:6px 10px;border-bottom:1px solid #eef1f5;text-align:right}
+th{background:#f0f2f6}td:first-child,th:first-child{text-align:left}.ok{color:#067647;font-weight:600}.bad{color:#b42318;font-weight:600}</style></head><body>
+<h1>Tokenward leak drill</h1>"#,
+    );
+    let _ = write!(
+        h,
+        "<p>{} run(s); risk window p50 <b>{:.1} ms</b>, p90 {:.1} ms, max {:.1} ms; consumer failures {}.</p>",
+        runs.len(),
+        summary["risk_window_ms"]["p50"].as_f64().unwrap_or(0.0),
+        summary["risk_window_ms"]["p90"].as_f64().unwrap_or(0.0),
+        summary["risk_window_ms"]["max"].as_f64().unwrap_or(0.0),
+        summary["consumer_failures"]
+    );
+    h.push_str("<table><tr><th>run</th><th>leak ms</th><th>detect ms</th><th>revoke+replace ms</th><th>risk window ms</th><th>consumer moved ms</th><th>calls</th><th>failures</th><th>leaked denied</th></tr>");
+    for (i, r) in runs.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td><b>{:.1}</b></td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            i + 1,
+            r.leak_ms,
+            r.detect_ms,
+            r.respond_ms,
+            r.risk_window_ms,
+            r.consumer_moved_ms,
+            r.consumer_calls,
+            r.consumer_failures,
+            if r.leaked_token_denied { "ok" } else { "bad" },
+            if r.leaked_token_denied { "yes" } else { "NO" }
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
+
+pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
+    let temp;
+    let dir: PathBuf = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let (tw, name) = match &a.credential {
+        Some(cred) => {
+            let tw = open::open(g, Need::Audited).await?;
+            let (file, _) = stored(&tw).await?;
+            let spec = file.credential(cred).ok_or_else(|| {
+                CliError::new(format!("no credential {cred} is declared in the stored policy"))
+            })?;
+            if !matches!(spec.target, tokenward::policy::TargetSpec::TokenwardToken { .. }) {
+                return Err(CliError::new(format!("{cred}: a drill needs a Tokenward token credential")));
+            }
+            let name = spec.secret_name()?;
+            let target = tw.declared_target(&file, spec).await?;
+            if tw.current_credential(&name).await?.is_none() {
+                let _ = tw.rotate(&name, target).await?;
+            } else {
+                tw.manage_declared(&file, false).await?;
+            }
+            (tw, name)
+        }
+        None => {
+            let tw = scratch(&dir).await?;
+            let name = SecretName::new("drill/orders-api-token")?;
+            let principal = Principal::parse("drill-consumer", ["drill-caller"])?;
+            let request = IssueRequest::parse("orders-api", "drill:api/orders:call", TimeDelta::minutes(30))?;
+            let _ = tw.rotate(&name, tw.token_target(principal, request)).await?;
+            (tw, name)
+        }
+    };
+    let mut runs = Vec::new();
+    let mut failure = None;
+    for n in 0..a.repeat.max(1) {
+        match once(&tw, &name, &dir, n).await {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let mut risk: Vec<f64> = runs.iter().map(|r| r.risk_window_ms).collect();
+    risk.sort_by(f64::total_cmp);
+    let summary = json!({
+        "runs": runs.len(),
+        "risk_window_ms": {"p50": percentile(&risk, 0.5), "p90": percentile(&risk, 0.9), "max": risk.last().copied().unwrap_or(0.0)},
+        "consumer_failures": runs.iter().map(|r| r.consumer_failures).sum::<u64>(),
+        "consumer_calls": runs.iter().map(|r| r.consumer_calls).sum::<u64>(),
+        "leaked_tokens_denied": runs.iter().all(|r| r.leaked_token_denied),
+    });
+    if let Some(auditor) = tw.auditor() {
+        let mut e = AuditEvent::new(
+            tw.clock().now(),
+            tw.actor().clone(),
+            Action::Drill(if failure.is_none() { "finished" } else { "failed" }.into()),
+        )
+        .attr("credential", name.as_str())
+        .attr("runs", runs.len().to_string())
+        .attr("risk_window_p50_ms", format!("{:.1}", percentile(&risk, 0.5)))
+        .attr("consumer_failures", summary["consumer_failures"].to_string());
+        if let Some(f) = &failure {
+            e = e.outcome(Outcome::Failure(f.to_string()));
+        }
+        auditor.emit_durable(e).await?;
+    }
+    tw.shutdown().await?;
+    if let Some(path) = &a.html {
+        std::fs::write(path, html(&runs, &summary))
+            .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&json!({"summary": summary, "runs": runs}))?);
+    } else {
+        for (i, r) in runs.iter().enumerate() {
+            println!(
+                "run {}: leak {:.1} ms → detected +{:.1} ms → revoked and replaced +{:.1} ms; risk window {:.1} ms; consumer on the replacement at {:.1} ms, {} of {} calls refused; leaked token denied: {}",
+                i + 1,
+                r.leak_ms,
+                r.detect_ms,
+                r.respond_ms,
+                r.risk_window_ms,
+                r.consumer_moved_ms,
+                r.consumer_failures,
+                r.consumer_calls,
+                r.leaked_token_denied
+            );
+        }
+        println!(
+            "risk window p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms over {} run(s)",
+            percentile(&risk, 0.5),
+            percentile(&risk, 0.9),
+            risk.last().copied().unwrap_or(0.0),
+            runs.len()
+        );
+    }
+    match failure {
+        Some(e) => Err(e),
+        None if runs.iter().all(|r| r.leaked_token_denied) => Ok(0),
+        None => Err(CliError::new("a leaked token was not denied after the response")),
+    }
+}

@@ -1,0 +1,58 @@
+//! `tokenward init`: a new store, its key, token prefix, audit log and signer, and a first policy.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use rand::TryRng;
+use zeroize::Zeroizing;
+
+use crate::cli::{Global, InitArgs};
+use crate::cmd::{audit, policy};
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+
+/// Writes 32 random bytes as 64 hex characters to a new file only its owner can read.
+fn new_key_file(path: &Path) -> Result<()> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rngs::SysRng
+        .try_fill_bytes(key.as_mut())
+        .map_err(|_| CliError::new("the operating system's random number generator failed"))?;
+    let mut hex = Zeroizing::new(String::with_capacity(65));
+    for b in key.iter() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex.push('\n');
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f =
+        opts.open(path).map_err(|e| CliError::new(format!("creating key file {}: {e}", path.display())))?;
+    f.write_all(hex.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::new(format!("writing key file {}: {e}", path.display())))
+}
+
+pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
+    let mut g = g.clone();
+    if let Some(path) = &a.new_key_file {
+        new_key_file(path)?;
+        g.key_file = Some(path.clone());
+        eprintln!("wrote a new 256-bit key to {} (mode 0600): keep it apart from the store", path.display());
+    }
+    let b = open::builder(&g, true)?.prefix(&a.prefix);
+    let tw = open::open_with(&g, Need::Audited, b).await?;
+    audit::signer(&tw).await?;
+    if let Some(file) = &a.policy {
+        policy::apply_file(&tw, file, None, false, false).await?;
+    }
+    tw.shutdown().await?;
+    eprintln!(
+        "initialised {}: tokens `{}_…`, audit log {}",
+        g.store_name(),
+        a.prefix,
+        g.audit_path().display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,12 @@
+//! One module per command group.
+
+pub(crate) mod audit;
+pub(crate) mod drill;
+pub(crate) mod init;
+pub(crate) mod policy;
+pub(crate) mod report;
+pub(crate) mod rotate;
+pub(crate) mod run;
+pub(crate) mod scan;
+pub(crate) mod secrets;
+pub(crate) mod tokens;

@@ -1,0 +1,253 @@
+//! `tokenward policy …`, `role …`, `principal …`: policy as code, stored versioned.
+
+use std::path::Path;
+
+use serde_json::json;
+use tokenward::Tokenward;
+use tokenward::policy::{ApplyOptions, PolicyFile, PrincipalSpec, RoleSpec};
+
+use crate::cli::{Global, PolicyCmd, PrincipalCmd, RoleCmd};
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+
+fn read_file(path: &Path) -> Result<PolicyFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("reading policy file {}: {e}", path.display())))?;
+    PolicyFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+/// The stored policy file and its version (an empty file, version 0, if none).
+pub(crate) async fn stored(tw: &Tokenward) -> Result<(PolicyFile, u64)> {
+    match tw.stored_policy().await? {
+        Some(r) => Ok((r.file()?, r.version)),
+        None => Ok((PolicyFile::default(), 0)),
+    }
+}
+
+/// Shows what applying `file` changes, then applies it (unless `dry_run`); refuses (naming them)
+/// when it orphans active tokens, unless `allow_orphans`.
+pub(crate) async fn apply(
+    tw: &Tokenward,
+    file: &PolicyFile,
+    expect: Option<u64>,
+    dry_run: bool,
+    allow_orphans: bool,
+) -> Result<u8> {
+    let (old, version) = stored(tw).await?;
+    if let Some(expected) = expect
+        && expected != version
+    {
+        return Err(tokenward::Error::PolicyConflict { expected, found: version }.into());
+    }
+    let diff = file.diff(&old);
+    if diff.is_empty() && version > 0 {
+        println!("no changes (stored version {version})");
+        return Ok(0);
+    }
+    for line in &diff {
+        println!("{line}");
+    }
+    let orphans = tw.policy_orphans(file).await?;
+    for o in &orphans {
+        eprintln!("orphaned: token {} ({} / {}): {}", o.token, o.principal, o.purpose, o.why);
+    }
+    if dry_run {
+        println!("dry run: nothing stored (stored version {version})");
+        return Ok(0);
+    }
+    if !orphans.is_empty() && !allow_orphans {
+        return Err(CliError::new(format!(
+            "refusing: the policy would orphan {} active token(s) listed above; revoke them first, or pass --allow-orphans",
+            orphans.len()
+        )));
+    }
+    let mut options = ApplyOptions::new().allow_orphans(allow_orphans);
+    options = options.expect_version(expect.unwrap_or(version));
+    let applied = tw.apply_policy(file, options).await?;
+    println!("applied: policy version {}", applied.version);
+    Ok(0)
+}
+
+pub(crate) async fn apply_file(
+    tw: &Tokenward,
+    path: &Path,
+    expect: Option<u64>,
+    dry_run: bool,
+    allow_orphans: bool,
+) -> Result<u8> {
+    let file = read_file(path)?;
+    apply(tw, &file, expect, dry_run, allow_orphans).await
+}
+
+pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
+    match c {
+        PolicyCmd::Check { file } => {
+            let f = read_file(&file)?;
+            println!(
+                "{}: ok ({} role(s), {} principal(s), {} credential(s))",
+                file.display(),
+                f.roles.len(),
+                f.principals.len(),
+                f.credentials.len()
+            );
+            Ok(0)
+        }
+        PolicyCmd::Apply { file, dry_run, expect_version, allow_orphans } => {
+            let need = if dry_run { Need::ReadOnly } else { Need::Audited };
+            let tw = open::open(g, need).await?;
+            let r = apply_file(&tw, &file, expect_version, dry_run, allow_orphans).await;
+            tw.shutdown().await?;
+            r
+        }
+        PolicyCmd::Show { at: version } => {
+            let tw = open::open(g, Need::ReadOnly).await?;
+            let history = tw.policy_history().await?;
+            tw.shutdown().await?;
+            let record = match version {
+                Some(v) => history.into_iter().find(|r| r.version == v),
+                None => history.into_iter().last(),
+            };
+            match record {
+                Some(r) => {
+                    println!(
+                        "# policy version {} applied {} by {} (sha256 {})",
+                        r.version, r.applied_at, r.actor, r.sha256
+                    );
+                    print!("{}", r.text);
+                    Ok(0)
+                }
+                None => Err(CliError::new(match version {
+                    Some(v) => format!("no policy version {v}"),
+                    None => "no policy stored yet: `tokenward policy apply FILE`".into(),
+                })),
+            }
+        }
+        PolicyCmd::History { json } => {
+            let tw = open::open(g, Need::ReadOnly).await?;
+            let history = tw.policy_history().await?;
+            tw.shutdown().await?;
+            for r in &history {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"version": r.version, "applied_at": r.applied_at, "actor": r.actor, "sha256": r.sha256})
+                    );
+                } else {
+                    println!(
+                        "v{}  {}  {}  sha256:{}",
+                        r.version,
+                        crate::out::time(r.applied_at),
+                        r.actor,
+                        r.sha256
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Edits the stored policy with `edit` and applies the result (compare-and-swap on the version
+/// read).
+async fn edit(
+    g: &Global,
+    allow_orphans: bool,
+    edit: impl FnOnce(&mut PolicyFile) -> Result<()>,
+) -> Result<u8> {
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        let (mut file, version) = stored(&tw).await?;
+        edit(&mut file)?;
+        file.check()?;
+        apply(&tw, &file, Some(version), false, allow_orphans).await
+    }
+    .await;
+    tw.shutdown().await?;
+    result
+}
+
+pub(crate) async fn role(g: &Global, c: RoleCmd) -> Result<u8> {
+    match c {
+        RoleCmd::Add { name, grants, max_ttl, allow_orphans } => {
+            edit(g, allow_orphans, |f| {
+                let spec = RoleSpec::new(name.clone(), grants, max_ttl);
+                match f.roles.iter_mut().find(|r| r.name == name) {
+                    Some(r) => *r = spec,
+                    None => f.roles.push(spec),
+                }
+                Ok(())
+            })
+            .await
+        }
+        RoleCmd::Remove { name, allow_orphans } => {
+            edit(g, allow_orphans, |f| {
+                if let Some(p) = f.principals.iter().find(|p| p.roles.contains(&name)) {
+                    return Err(CliError::new(format!(
+                        "principal {} holds role {name}: remove it there first",
+                        p.name
+                    )));
+                }
+                let before = f.roles.len();
+                f.roles.retain(|r| r.name != name);
+                if f.roles.len() == before {
+                    return Err(CliError::new(format!("no role {name}")));
+                }
+                Ok(())
+            })
+            .await
+        }
+        RoleCmd::List { json } => {
+            let tw = open::open(g, Need::ReadOnly).await?;
+            let (file, _) = stored(&tw).await?;
+            tw.shutdown().await?;
+            for r in &file.roles {
+                if json {
+                    println!("{}", json!({"name": r.name, "grants": r.grants, "max_ttl": r.max_ttl}));
+                } else {
+                    println!("{}  max {}  {}", r.name, r.max_ttl, r.grants.join(" "));
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub(crate) async fn principal(g: &Global, c: PrincipalCmd) -> Result<u8> {
+    match c {
+        PrincipalCmd::Add { name, roles, allow_orphans } => {
+            edit(g, allow_orphans, |f| {
+                let spec = PrincipalSpec::new(name.clone(), roles);
+                match f.principals.iter_mut().find(|p| p.name == name) {
+                    Some(p) => *p = spec,
+                    None => f.principals.push(spec),
+                }
+                Ok(())
+            })
+            .await
+        }
+        PrincipalCmd::Remove { name, allow_orphans } => {
+            edit(g, allow_orphans, |f| {
+                let before = f.principals.len();
+                f.principals.retain(|p| p.name != name);
+                if f.principals.len() == before {
+                    return Err(CliError::new(format!("no principal {name}")));
+                }
+                Ok(())
+            })
+            .await
+        }
+        PrincipalCmd::List { json } => {
+            let tw = open::open(g, Need::ReadOnly).await?;
+            let (file, _) = stored(&tw).await?;
+            tw.shutdown().await?;
+            for p in &file.principals {
+                if json {
+                    println!("{}", json!({"name": p.name, "roles": p.roles}));
+                } else {
+                    println!("{}  {}", p.name, p.roles.join(" "));
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `rotate NAME`, `rotate --due`, `daemon`: the declared credentials under rotation.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokenward::Tokenward;
+use tokenward::policy::PolicyFile;
+use tokenward::rotate::{Rotation, Scheduler};
+
+use crate::cli::{DaemonArgs, Global, RotateArgs};
+use crate::cmd::policy::stored;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+use crate::out;
+
+fn rotation_text(name: &str, r: &Rotation) -> (String, bool) {
+    match r {
+        Rotation::Promoted { rotation, version } => {
+            (format!("{name}: rotation {rotation} promoted version {version}"), true)
+        }
+        Rotation::RolledBack { rotation, reason } => {
+            (format!("{name}: rotation {rotation} rolled back: {reason}"), false)
+        }
+        Rotation::InOverlap { until } => (
+            format!(
+                "{name}: the previous credential's overlap runs until {}; nothing started",
+                out::time(*until)
+            ),
+            true,
+        ),
+        other => (format!("{name}: {other:?}"), true),
+    }
+}
+
+async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, json: bool) -> Result<u8> {
+    let spec = file
+        .credential(name)
+        .ok_or_else(|| CliError::new(format!("no credential {name} is declared in the stored policy")))?;
+    let secret = spec.secret_name()?;
+    let target = tw.declared_target(file, spec).await?;
+    if emergency {
+        let order = spec.emergency_order()?;
+        let r = tw.revoke_and_replace(&secret, target, order).await?;
+        if json {
+            println!(
+                "{}",
+                json!({"credential": name, "emergency": true, "revoked": r.revoked, "version": r.version,
+                       "revoked_after_ms": r.revoked_after.as_secs_f64() * 1e3,
+                       "replaced_after_ms": r.replaced_after.as_secs_f64() * 1e3})
+            );
+        } else {
+            println!(
+                "{name}: emergency ({:?}): revoked {} after {:.1} ms, version {} current after {:.1} ms",
+                r.order,
+                r.revoked,
+                r.revoked_after.as_secs_f64() * 1e3,
+                r.version,
+                r.replaced_after.as_secs_f64() * 1e3
+            );
+        }
+        return Ok(0);
+    }
+    let r = tw.rotate(&secret, target).await?;
+    let (text, ok) = rotation_text(name, &r);
+    if json {
+        println!("{}", json!({"credential": name, "result": text, "ok": ok}));
+    } else {
+        println!("{text}");
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
+    let tw = open::open(g, Need::Audited).await?;
+    if a.due {
+        // One scheduler pass over every declared, scheduled credential (a second pass picks up
+        // work the first found due: a credential never rotated before). The handle's own
+        // scheduler may take some of it meanwhile; shutdown waits for that too, so the counts
+        // are read after it.
+        let passes = async {
+            let (file, _) = stored(&tw).await?;
+            tw.manage_declared(&file, true).await?;
+            let mut failed = 0;
+            for _ in 0..3 {
+                failed += tw.scheduler().tick().await?.failed_or_skipped;
+            }
+            Ok::<_, CliError>(failed)
+        }
+        .await;
+        tw.shutdown().await?;
+        let failed = passes?;
+        let (promoted, rolled_back) = tw.scheduler().counts();
+        println!("{promoted} promoted, {rolled_back} rolled back, {failed} failed or skipped");
+        return Ok(if rolled_back + failed > 0 { 1 } else { 0 });
+    }
+    let result = async {
+        let (file, _) = stored(&tw).await?;
+        let name = a.name.as_deref().unwrap_or_default();
+        tw.manage_declared(&file, false).await?;
+        one(&tw, &file, name, a.emergency, a.json).await
+    }
+    .await;
+    tw.shutdown().await?;
+    result
+}
+
+pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
+    let tick = out::duration(&a.tick, "--tick")?.to_std().unwrap_or(Duration::from_secs(1));
+    let report_every =
+        out::duration(&a.report_every, "--report-every")?.to_std().unwrap_or(Duration::from_secs(3600));
+    // One daemon per store: a lock file beside it, held while this one runs.
+    let lock_path = g.daemon_lock_path();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CliError::new(format!("opening {}: {e}", lock_path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(CliError::new(format!(
+                "another tokenward daemon runs on {} (it holds {})",
+                g.store_name(),
+                lock_path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(CliError::new(format!("locking {}: {e}", lock_path.display())));
+        }
+    }
+    let tw = open::open(g, Need::Audited).await?;
+    let (file, version) = stored(&tw).await?;
+    let names = tw.manage_declared(&file, true).await?;
+    eprintln!(
+        "tokenward daemon: policy version {version}, {} credential(s) under rotation; SIGTERM or Ctrl-C drains and stops",
+        names.len()
+    );
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut ticker = tokio::time::interval(tick);
+    let mut reporter = tokio::time::interval(report_every);
+    let mut last = (0, 0);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {
+                // The handle's scheduler runs the rotations; this reports what it did.
+                let counts = tw.scheduler().counts();
+                if counts != last {
+                    eprintln!("rotations so far: {} promoted, {} rolled back", counts.0, counts.1);
+                    last = counts;
+                }
+            }
+            _ = reporter.tick(), if a.report.is_some() => {
+                if let Some(path) = &a.report {
+                    match crate::cmd::report::build(&tw, &g.audit_path(), &crate::cmd::report::Thresholds::default()).await {
+                        Ok(r) => {
+                            if let Err(e) = std::fs::write(path, crate::cmd::report::html(&r)) {
+                                eprintln!("writing the report to {}: {e}", path.display());
+                            }
+                            for alert in r.alerts() {
+                                eprintln!("alert: {alert}");
+                            }
+                        }
+                        Err(e) => eprintln!("report failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("tokenward daemon: draining");
+    tw.shutdown().await?;
+    drop(lock);
+    eprintln!("tokenward daemon: stopped");
+    Ok(0)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

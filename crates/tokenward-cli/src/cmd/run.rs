@@ -1,0 +1,197 @@
+//! `run --secret NAME=ENV… -- CMD`: start a command with the current secrets in its environment,
+//! nothing written to disk, restarted when one rotates (with `--restart-on-rotate`).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+use tokenward::Tokenward;
+use tokenward::secrecy::ExposeSecret;
+use tokenward::store::{Label, SecretName};
+use zeroize::Zeroizing;
+
+use crate::cli::{Global, RunArgs};
+use crate::error::{CliError, Result};
+use crate::open::{self, Need, PASSPHRASE_ENV};
+use crate::out;
+
+/// How long a restarted command gets to exit after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(10);
+
+struct Binding {
+    name: SecretName,
+    env: String,
+}
+
+fn bindings(specs: &[String]) -> Result<Vec<Binding>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, env) = s
+                .split_once('=')
+                .ok_or_else(|| CliError::new(format!("--secret {s}: expected SECRET=ENV_VAR")))?;
+            if env.is_empty()
+                || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                || env.as_bytes()[0].is_ascii_digit()
+            {
+                return Err(CliError::new(format!(
+                    "--secret {s}: {env:?} is not an environment variable name"
+                )));
+            }
+            Ok(Binding { name: SecretName::new(name)?, env: env.to_owned() })
+        })
+        .collect()
+}
+
+/// The secrets' current values (each read audited), as environment values, and their versions.
+async fn values(
+    tw: &Tokenward,
+    bindings: &[Binding],
+) -> Result<(Vec<(String, Zeroizing<Vec<u8>>)>, Vec<u64>)> {
+    let mut env = Vec::new();
+    let mut versions = Vec::new();
+    for b in bindings {
+        let (version, value) = tw
+            .read_current_version(&b.name)
+            .await?
+            .ok_or_else(|| CliError::new(format!("no secret {} (or it has no current version)", b.name)))?;
+        if value.expose_secret().contains(&0) {
+            return Err(CliError::new(format!(
+                "{}: a value with a NUL byte cannot be an environment variable",
+                b.name
+            )));
+        }
+        env.push((b.env.clone(), Zeroizing::new(value.expose_secret().clone())));
+        versions.push(version);
+    }
+    Ok((env, versions))
+}
+
+/// Current versions without reading any value (labels only).
+async fn versions(tw: &Tokenward, bindings: &[Binding]) -> Result<Vec<Option<u64>>> {
+    let mut out = Vec::new();
+    for b in bindings {
+        out.push(tw.secrets().labels(&b.name).await?.get(&Label::Current).copied());
+    }
+    Ok(out)
+}
+
+fn spawn(command: &[String], env: &[(String, Zeroizing<Vec<u8>>)]) -> Result<tokio::process::Child> {
+    let mut c = tokio::process::Command::new(&command[0]);
+    c.args(&command[1..]).env_remove(PASSPHRASE_ENV).kill_on_drop(true);
+    for (k, v) in env {
+        #[cfg(unix)]
+        let value: OsString =
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(v.as_slice()).to_owned();
+        #[cfg(not(unix))]
+        let value: OsString = String::from_utf8_lossy(v).into_owned().into();
+        c.env(k, value);
+    }
+    c.spawn().map_err(|e| CliError::new(format!("starting {}: {e}", command[0])))
+}
+
+#[cfg(unix)]
+fn signal(child: &tokio::process::Child, sig: nix::sys::signal::Signal) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+/// Stops the child: SIGTERM, then SIGKILL after the grace period.
+async fn stop(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    signal(child, nix::sys::signal::Signal::SIGTERM);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return u8::try_from(128 + sig).unwrap_or(1);
+    }
+    1
+}
+
+pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
+    let bindings = bindings(&a.secrets)?;
+    let poll = out::duration(&a.poll, "--poll")?.to_std().unwrap_or(Duration::from_secs(1));
+    let tw = open::open(g, Need::Audited).await?;
+    let (env, mut current) = match values(&tw, &bindings).await {
+        Ok(v) => v,
+        Err(e) => {
+            tw.shutdown().await?;
+            return Err(e);
+        }
+    };
+    let mut child = spawn(&a.command, &env)?;
+    drop(env);
+    let mut seen: BTreeMap<usize, u64> = current.iter().copied().enumerate().collect();
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let term = terminate();
+    tokio::pin!(term);
+    let code = loop {
+        tokio::select! {
+            status = child.wait() => {
+                break exit_code(status?);
+            }
+            _ = &mut term => {
+                // Pass the signal on and wait for the command to finish.
+                stop(&mut child).await;
+                break exit_code(child.wait().await?);
+            }
+            _ = ticker.tick(), if a.restart_on_rotate => {
+                let now = match versions(&tw, &bindings).await {
+                    Ok(v) => v,
+                    Err(e) => { eprintln!("tokenward run: checking for rotations: {e}"); continue; }
+                };
+                let changed: Vec<&str> = now
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, v)| v.is_some() && **v != seen.get(i).copied())
+                    .map(|(i, _)| bindings[i].name.as_str())
+                    .collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                eprintln!("tokenward run: {} rotated; restarting the command", changed.join(", "));
+                match values(&tw, &bindings).await {
+                    Ok((env, versions)) => {
+                        stop(&mut child).await;
+                        child = spawn(&a.command, &env)?;
+                        current = versions;
+                        seen = current.iter().copied().enumerate().collect();
+                    }
+                    Err(e) => eprintln!("tokenward run: reading the rotated secrets: {e}; keeping the command running"),
+                }
+            }
+        }
+    };
+    tw.shutdown().await?;
+    Ok(code)
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,166 @@
+//! `scan PATH|git:REPO|image:TAR|s3://BUCKET[/PREFIX]`: findings out in text, JSON lines or SARIF;
+//! exit 0 clean, 1 findings, 2 an error; `--revoke` revokes and replaces our own on sight.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokenward::LeakOutcome;
+use tokenward::scan::{
+    Baseline, GitOptions, ImageOptions, Progress, Report, RuleSet, S3Options, Scanner, TreeOptions,
+};
+
+use crate::cli::{Global, ScanArgs, ScanFormat};
+use crate::cmd::policy::stored;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+
+enum Target {
+    Tree(PathBuf),
+    Git(PathBuf),
+    Image(PathBuf),
+    S3 { bucket: String, prefix: Option<String> },
+}
+
+fn target(text: &str) -> Result<Target> {
+    if let Some(rest) = text.strip_prefix("git:") {
+        return Ok(Target::Git(PathBuf::from(rest)));
+    }
+    if let Some(rest) = text.strip_prefix("image:") {
+        return Ok(Target::Image(PathBuf::from(rest)));
+    }
+    if let Some(rest) = text.strip_prefix("s3://") {
+        let (bucket, prefix) = match rest.split_once('/') {
+            Some((b, p)) if !p.is_empty() => (b, Some(p.to_owned())),
+            Some((b, _)) => (b, None),
+            None => (rest, None),
+        };
+        if bucket.is_empty() {
+            return Err(CliError::new("s3://: no bucket named"));
+        }
+        return Ok(Target::S3 { bucket: bucket.to_owned(), prefix });
+    }
+    Ok(Target::Tree(PathBuf::from(text)))
+}
+
+/// Progress on stderr, at most ten times a second, when it is a terminal.
+fn progress(quiet: bool) -> Option<tokenward::scan::ProgressFn> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let last = Arc::new(AtomicU64::new(0));
+    let start = std::time::Instant::now();
+    Some(Arc::new(move |p: &Progress| {
+        let now = start.elapsed().as_millis() as u64;
+        let prev = last.load(Ordering::Relaxed);
+        if now >= prev + 100 && last.compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            eprint!("\r\x1b[2Kscanned {} file(s), {:.1} MiB", p.files, p.bytes as f64 / (1 << 20) as f64);
+        }
+    }))
+}
+
+pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
+    let target = target(&a.target)?;
+    let mut rules = RuleSet::builtin().with_generic(a.generic);
+    if let Some(path) = &a.rules {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("reading rules {}: {e}", path.display())))?;
+        rules = rules.with_toml(&text)?;
+    }
+    let mut builder = Scanner::builder().rules(rules);
+    if let Some(path) = &a.baseline {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("reading baseline {}: {e}", path.display())))?;
+        builder = builder.baseline(Baseline::parse(&text)?.fingerprints().cloned());
+    }
+    let scanner = builder.build()?;
+    let progress = progress(a.quiet);
+    let shown = progress.is_some();
+    let unreachable = a.unreachable;
+    let gitignore = a.gitignore;
+    let (scanner, report) = tokio::task::spawn_blocking(move || {
+        let report = match target {
+            Target::Tree(p) => {
+                let mut o = TreeOptions::default().gitignore(gitignore);
+                if let Some(f) = progress {
+                    o = o.progress(f);
+                }
+                scanner.scan_tree(&p, &o)
+            }
+            Target::Git(p) => {
+                let mut o = GitOptions::default().unreachable(unreachable);
+                if let Some(f) = progress {
+                    o = o.progress(f);
+                }
+                scanner.scan_git(&p, &o)
+            }
+            Target::Image(p) => scanner.scan_image(&p, &ImageOptions::default()),
+            Target::S3 { bucket, prefix } => S3Options::from_env().and_then(|o| {
+                let o = match &prefix {
+                    Some(p) => o.prefix(p),
+                    None => o,
+                };
+                scanner.scan_s3(&bucket, &o)
+            }),
+        };
+        (scanner, report)
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the scan stopped: {e}")))?;
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
+    let report: Report = report?;
+    if let Some(path) = &a.write_baseline {
+        std::fs::write(path, Baseline::from_report(&report).to_json())
+            .map_err(|e| CliError::new(format!("writing baseline {}: {e}", path.display())))?;
+        eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
+    }
+    if a.revoke {
+        revoke(g, &report).await?;
+    }
+    let mut sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match a.format {
+        ScanFormat::Text => report.write_text(&mut sink, a.out.is_none() && crate::out::color(g))?,
+        ScanFormat::Json => report.write_jsonl(&mut sink)?,
+        ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set())?,
+    }
+    sink.flush()?;
+    Ok(if report.findings.is_empty() { 0 } else { 1 })
+}
+
+/// Revokes (or, for a declared credential, revokes and replaces) every token of this store the
+/// report holds, and says what it did on stderr.
+async fn revoke(g: &Global, report: &Report) -> Result<()> {
+    let tw = open::open(g, Need::Audited).await?;
+    let response = async {
+        let (file, _) = stored(&tw).await?;
+        tw.manage_declared(&file, false).await?;
+        Ok::<_, CliError>(tw.respond_to_leaks(report).await?)
+    }
+    .await;
+    tw.shutdown().await?;
+    for action in response?.actions {
+        let after =
+            action.time_to_revoke.map(|d| format!(" in {:.1} ms", d.as_secs_f64() * 1e3)).unwrap_or_default();
+        let what = match &action.outcome {
+            LeakOutcome::Replaced { id, name } => format!("token {id} revoked and replaced ({name}){after}"),
+            LeakOutcome::Revoked { id, revoked } => {
+                format!("token {id} revoked ({} with its children){after}", revoked.len())
+            }
+            LeakOutcome::AlreadyRevoked { id } => format!("token {id} was revoked already"),
+            LeakOutcome::Inactive { id } => format!("token {id} is not active (expired or used up)"),
+            LeakOutcome::NotOurs => "not a token of this store".into(),
+            other => format!("{other:?}"),
+        };
+        eprintln!("{}: {what}", action.location);
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `secret put|get|list`: values only through stdin and stdout, never argv.
+
+use std::io::{IsTerminal, Read, Write};
+
+use serde_json::json;
+use tokenward::secrecy::ExposeSecret;
+use tokenward::store::SecretName;
+use zeroize::Zeroizing;
+
+use crate::cli::{Global, SecretCmd};
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+
+/// The largest value `secret put` takes.
+const MAX_SECRET: usize = 1 << 20;
+
+/// A user secret's name: valid, and outside the store's own `tokenward/` names.
+pub(crate) fn user_name(name: &str) -> Result<SecretName> {
+    if name.starts_with("tokenward/") {
+        return Err(CliError::new(format!("{name}: names under tokenward/ are the store's own")));
+    }
+    Ok(SecretName::new(name)?)
+}
+
+pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
+    match c {
+        SecretCmd::Put { name } => {
+            let name = user_name(&name)?;
+            if std::io::stdin().is_terminal() {
+                eprintln!("reading the value from stdin (end with Ctrl-D); it is not echoed back");
+            }
+            let mut value = Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .take(MAX_SECRET as u64 + 1)
+                .read_to_end(&mut value)
+                .map_err(|e| CliError::new(format!("reading the value from stdin: {e}")))?;
+            if value.len() > MAX_SECRET {
+                return Err(CliError::new(format!("the value is over {MAX_SECRET} bytes")));
+            }
+            // One trailing newline is dropped (what `echo` and here-strings add).
+            if value.last() == Some(&b'\n') {
+                value.pop();
+                if value.last() == Some(&b'\r') {
+                    value.pop();
+                }
+            }
+            if value.is_empty() {
+                return Err(CliError::new("no value on stdin"));
+            }
+            let tw = open::open(g, Need::Audited).await?;
+            let v = tw.seal_current(&name, &value).await;
+            tw.shutdown().await?;
+            eprintln!("sealed {name} version {} (current)", v?);
+            Ok(0)
+        }
+        SecretCmd::Get { name, reveal } => {
+            let name = SecretName::new(&name)?;
+            let mut stdout = std::io::stdout();
+            if stdout.is_terminal() && !reveal {
+                return Err(CliError::new(
+                    "refusing to print a secret to a terminal: pipe it (`| …`, `> file`) or pass --reveal",
+                ));
+            }
+            let tw = open::open(g, Need::Audited).await?;
+            let value = tw.read_current(&name).await;
+            tw.shutdown().await?;
+            let Some(value) = value? else { return Err(CliError::new(format!("no secret {name}"))) };
+            stdout.write_all(value.expose_secret())?;
+            stdout.flush()?;
+            Ok(0)
+        }
+        SecretCmd::List { json } => {
+            let tw = open::open(g, Need::ReadOnly).await?;
+            let names = tw.secret_names().await;
+            tw.shutdown().await?;
+            for (name, version) in names? {
+                if json {
+                    println!("{}", json!({"name": name.as_str(), "latest_version": version}));
+                } else {
+                    println!("{name}  v{version}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `issue`, `verify`, `list`, `show`, `revoke`.
+
+use std::io::Read;
+
+use serde_json::json;
+use tokenward::core::chrono::DateTime;
+use tokenward::core::limits::MAX_TOKEN_LEN;
+use tokenward::core::{Decision, IssueRequest, Request, TokenId};
+use tokenward::store::{TokenQuery, TokenRow};
+use zeroize::Zeroizing;
+
+use crate::cli::{Global, IssueArgs, ListArgs, RevokeArgs, ShowArgs, VerifyArgs};
+use crate::cmd::policy::stored;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+use crate::out;
+
+pub(crate) fn token_id(text: &str) -> Result<TokenId> {
+    text.trim().parse().map_err(|e| CliError::new(format!("token id {:?}: {e}", text.trim())))
+}
+
+pub(crate) async fn issue(g: &Global, a: IssueArgs) -> Result<u8> {
+    let ttl = out::duration(&a.ttl, "--ttl")?;
+    let mut request = IssueRequest::parse(&a.purpose, &a.scopes.join(" "), ttl)?;
+    if let Some(n) = a.max_uses {
+        request = request.max_uses(n);
+    }
+    if let Some(idle) = &a.idle_timeout {
+        request = request.idle_timeout(out::duration(idle, "--idle-timeout")?);
+    }
+    if let Some(old) = &a.replacing {
+        request = request.replacing(token_id(old)?);
+    }
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        let (file, version) = stored(&tw).await?;
+        let principal = file.principal(&a.principal).ok_or_else(|| {
+            CliError::new(if version == 0 {
+                format!(
+                    "no policy stored yet, so no principal {}: `tokenward policy apply FILE`",
+                    a.principal
+                )
+            } else {
+                format!("no principal {} in the stored policy (version {version})", a.principal)
+            })
+        })?;
+        Ok::<_, CliError>(tw.issue(&principal, &request).await?)
+    }
+    .await;
+    tw.shutdown().await?;
+    let token = result?;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "token": token.expose_secret(),
+                "id": token.id().to_string(),
+                "principal": a.principal,
+                "purpose": a.purpose,
+                "expires_at": out::time(token.expires_at()),
+            })
+        );
+    } else {
+        println!("{}", token.expose_secret());
+        eprintln!(
+            "issued token {} to {} for {}, expires {} (shown once: it is not stored)",
+            token.id(),
+            a.principal,
+            a.purpose,
+            out::time(token.expires_at())
+        );
+    }
+    Ok(0)
+}
+
+pub(crate) async fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
+    let request = Request::parse(&a.scope)?;
+    // The token: stdin, bounded (a token is at most MAX_TOKEN_LEN bytes), surrounding whitespace
+    // dropped; never an argument (argv is visible to every user of the machine).
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_TOKEN_LEN + 2));
+    std::io::stdin()
+        .take((MAX_TOKEN_LEN + 64) as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| CliError::new(format!("reading the token from stdin: {e}")))?;
+    let text = std::str::from_utf8(&buf)
+        .map_err(|_| CliError::denied("denied: malformed token (not UTF-8)"))?
+        .trim();
+    if text.is_empty() {
+        return Err(CliError::new("no token on stdin"));
+    }
+    let tw = open::open(g, Need::Audited).await?;
+    let decision = tw.verifier().verify_from(text, &request, a.source.as_deref());
+    tw.shutdown().await?;
+    match decision {
+        Decision::Allowed(grant) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"allowed": true, "token": grant.id().to_string(), "principal": grant.principal().as_str()})
+                );
+            } else {
+                println!("allowed: token {} of {}", grant.id(), grant.principal().as_str());
+            }
+            Ok(0)
+        }
+        Decision::Denied(reason) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"allowed": false, "reason": reason.code(), "detail": reason.to_string()})
+                );
+            }
+            eprintln!("denied: {reason}");
+            Ok(1)
+        }
+    }
+}
+
+pub(crate) async fn list(g: &Global, a: ListArgs) -> Result<u8> {
+    let tw = open::open(g, Need::ReadOnly).await?;
+    let now = tw.clock().now();
+    let principal = match &a.principal {
+        Some(p) => Some(tokenward::core::PrincipalId::new(p)?),
+        None => None,
+    };
+    let expiring = a.expiring_within.as_deref().map(|d| out::duration(d, "--expiring-within")).transpose()?;
+    let unused = a.unused_since.as_deref().map(|d| out::duration(d, "--unused-since")).transpose()?;
+    // The narrowest query the backend answers, then the other filters here.
+    let query = if a.revoked {
+        TokenQuery::Revoked
+    } else if let Some(d) = expiring {
+        TokenQuery::ExpiringBetween { from: now, until: now + d }
+    } else if let Some(d) = unused {
+        TokenQuery::UnusedSince { since: now - d }
+    } else if let Some(p) = &principal {
+        TokenQuery::Principal(p.clone())
+    } else if a.all {
+        TokenQuery::Unexpired { at: DateTime::<tokenward::core::chrono::Utc>::MIN_UTC }
+    } else {
+        TokenQuery::Unexpired { at: now }
+    };
+    let rows = tw.backend().tokens(&query).await;
+    tw.shutdown().await?;
+    let mut rows: Vec<TokenRow> = rows?;
+    rows.retain(|row| {
+        let r = &row.record;
+        principal.as_ref().is_none_or(|p| r.principal == *p)
+            && expiring
+                .is_none_or(|d| r.revoked_at.is_none() && r.expires_at > now && r.expires_at <= now + d)
+            && unused.is_none_or(|d| row.last_used.is_none_or(|t| t < now - d))
+            && (!a.revoked || r.revoked_at.is_some())
+            && (a.all || a.revoked || (r.revoked_at.is_none() && r.expires_at > now))
+    });
+    rows.sort_by_key(|r| {
+        (r.record.principal.as_str().to_owned(), r.record.purpose.as_str().to_owned(), r.record.created_at)
+    });
+    for row in &rows {
+        if a.json {
+            println!("{}", out::row_json(row, now));
+        } else {
+            println!("{}", out::row_line(row, now));
+        }
+    }
+    if !a.json {
+        eprintln!("{} token(s)", rows.len());
+    }
+    Ok(0)
+}
+
+pub(crate) async fn show(g: &Global, a: ShowArgs) -> Result<u8> {
+    let id = token_id(&a.id)?;
+    let tw = open::open(g, Need::ReadOnly).await?;
+    let now = tw.clock().now();
+    let row = tw.tokens().token(id).await;
+    tw.shutdown().await?;
+    let Some(row) = row? else { return Err(CliError::new(format!("no token {id}"))) };
+    let v = out::row_json(&row, now);
+    if a.json {
+        println!("{v}");
+    } else if let Some(map) = v.as_object() {
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            println!("{k:<13} {text}");
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) async fn revoke(g: &Global, a: RevokeArgs) -> Result<u8> {
+    let id = token_id(&a.id)?;
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        if tw.tokens().token(id).await?.is_none() {
+            return Err(CliError::new(format!("no token {id}")));
+        }
+        Ok(match &a.reason {
+            Some(reason) => tw.revoke_because(id, reason).await?,
+            None => tw.revoke(id).await?,
+        })
+    }
+    .await;
+    tw.shutdown().await?;
+    let revoked = result?;
+    for r in &revoked {
+        println!("{r}");
+    }
+    eprintln!("revoked {} token(s): {id} and every token under it", revoked.len());
+    Ok(0)
+}

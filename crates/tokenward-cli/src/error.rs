@@ -1,0 +1,73 @@
+//! The command's error: a message for stderr (never a secret) and an exit status.
+
+use std::fmt;
+
+/// An error with the exit status it ends the command with (2 unless said).
+#[derive(Debug)]
+pub(crate) struct CliError {
+    msg: String,
+    code: u8,
+}
+
+impl CliError {
+    /// A failure (exit 2).
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        Self { msg: msg.into(), code: 2 }
+    }
+
+    /// A refusal the caller asked about (exit 1): denied, findings.
+    pub(crate) fn denied(msg: impl Into<String>) -> Self {
+        Self { msg: msg.into(), code: 1 }
+    }
+
+    pub(crate) fn code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)?;
+        // The library's errors keep their cause as a source: show the chain.
+        Ok(())
+    }
+}
+
+/// Every library error becomes a message with its whole source chain.
+macro_rules! from_error {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                let mut msg = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    let s_text = s.to_string();
+                    if !msg.contains(&s_text) {
+                        msg.push_str(": ");
+                        msg.push_str(&s_text);
+                    }
+                    source = s.source();
+                }
+                CliError::new(msg)
+            }
+        }
+    )*};
+}
+
+from_error!(
+    tokenward::Error,
+    tokenward::store::StoreError,
+    tokenward::audit::AuditError,
+    tokenward::rotate::RotateError,
+    tokenward::core::IssueError,
+    tokenward::core::errors::PolicyError,
+    tokenward::core::errors::ScopeError,
+    tokenward::core::errors::NameError,
+    tokenward::core::TokenFormatError,
+    tokenward::policy::PolicyFileError,
+    tokenward::scan::ScanError,
+    std::io::Error,
+    serde_json::Error,
+);
+
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;

@@ -1,0 +1,113 @@
+//! Output helpers: token rows as text and JSON (never a secret), times, colour.
+
+use std::io::IsTerminal;
+
+use serde_json::{Value, json};
+use tokenward::core::chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use tokenward::core::lookup::TokenStatus;
+use tokenward::policy::{format_duration, parse_duration};
+use tokenward::store::TokenRow;
+
+use crate::cli::{Color, Global};
+use crate::error::{CliError, Result};
+
+/// A duration argument (`7d`, `1h30m`).
+pub(crate) fn duration(text: &str, what: &str) -> Result<TimeDelta> {
+    parse_duration(text).map_err(|e| CliError::new(format!("{what}: {e}")))
+}
+
+/// A point in time: RFC 3339, or a duration ago (`1h` → an hour ago).
+pub(crate) fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    Ok(now - duration(text, "--since (an RFC 3339 time or a duration ago)")?)
+}
+
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub(crate) fn status_name(s: TokenStatus) -> &'static str {
+    match s {
+        TokenStatus::NotYetValid => "not_yet_valid",
+        TokenStatus::Active => "active",
+        TokenStatus::Expired => "expired",
+        TokenStatus::Revoked => "revoked",
+        _ => "unknown",
+    }
+}
+
+/// Whether to colour stdout.
+pub(crate) fn color(g: &Global) -> bool {
+    match g.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+/// A token row as JSON: every field of its record except the digest, plus usage and status.
+pub(crate) fn row_json(row: &TokenRow, now: DateTime<Utc>) -> Value {
+    let r = &row.record;
+    json!({
+        "id": r.id.to_string(),
+        "principal": r.principal.as_str(),
+        "purpose": r.purpose.as_str(),
+        "scopes": r.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "status": status_name(r.status_at(now)),
+        "created_at": time(r.created_at),
+        "not_before": time(r.not_before),
+        "expires_at": time(r.expires_at),
+        "revoked_at": r.revoked_at.map(time),
+        "parent": r.parent.map(|p| p.to_string()),
+        "replaces": r.replaces.map(|p| p.to_string()),
+        "max_uses": r.limits.max_uses,
+        "idle_timeout": r.limits.idle_timeout.map(format_duration),
+        "last_used": row.last_used.map(time),
+        "uses": row.uses,
+    })
+}
+
+/// A token row as one text line.
+pub(crate) fn row_line(row: &TokenRow, now: DateTime<Utc>) -> String {
+    let r = &row.record;
+    let status = r.status_at(now);
+    let when = match status {
+        TokenStatus::Revoked => format!("revoked {}", r.revoked_at.map(time).unwrap_or_default()),
+        TokenStatus::Expired => format!("expired {}", time(r.expires_at)),
+        _ => format!("expires in {}", fmt_delta(r.expires_at - now)),
+    };
+    let used = match row.last_used {
+        Some(t) => format!("last used {}", time(t)),
+        None => "never used".into(),
+    };
+    format!(
+        "{}  {}  {}  {}  {}  {}  {}",
+        r.id,
+        status_name(status),
+        r.principal.as_str(),
+        r.purpose.as_str(),
+        r.scopes.as_str(),
+        when,
+        used
+    )
+}
+
+/// A duration for people: its two largest units (`3d4h`, `15m`, `42s`).
+pub(crate) fn fmt_delta(d: TimeDelta) -> String {
+    let full = format_duration(d.abs());
+    let mut units = 0;
+    let mut out = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c.is_ascii_alphabetic() && !chars.peek().is_some_and(char::is_ascii_alphabetic) {
+            units += 1;
+            if units == 2 {
+                break;
+            }
+        }
+    }
+    if d < TimeDelta::zero() { format!("-{out}") } else { out }
+}

@@ -1,0 +1,841 @@
+//! Policy as code: roles, principals, issuing rules and the credentials under rotation, in one
+//! TOML file an operator keeps in git ([`PolicyFile`]), stored versioned in the store
+//! ([`Tokenward::apply_policy`], compare-and-swap, audited as `policy_change`) and read back when a
+//! deployment opens ([`crate::TokenwardBuilder::stored_policy`]).
+//!
+//! ```toml
+//! [rules]
+//! max_ttl = "30d"                  # the hard cap on any token (default 90d)
+//! allow_bare_wildcards = false     # `*:…`-style grants refused (default)
+//! one_active_per_purpose = true    # default
+//! # idle_timeout = "7d"
+//!
+//! [[role]]
+//! name = "log-reader"
+//! grants = ["s3:bucket/prod-logs/**:read"]
+//! max_ttl = "1h"
+//!
+//! [[principal]]
+//! name = "billing-api"
+//! roles = ["log-reader"]
+//!
+//! [[credential]]
+//! name = "billing-api/logs-token"  # a secret name in the store
+//! schedule = "7d"                  # rotate every 7 days …
+//! # at_lifetime = 0.5               # … or at half the credential's lifetime, whichever is first
+//! emergency = "replace-first"      # or "revoke-first"
+//! target = { kind = "tokenward-token", principal = "billing-api", purpose = "read-logs",
+//!            scopes = ["s3:bucket/prod-logs/*:read"], ttl = "1h" }
+//! # target = { kind = "openbao-token", address = "https://bao:8200", token_secret = "openbao/admin",
+//! #            policies = ["default"], ttl = "1h", display_name = "ci" }
+//! # target = { kind = "openbao-kv", address = "…", token_secret = "…", mount = "secret",
+//! #            path = "app/db", field = "password", lifetime = "30d" }
+//! ```
+//!
+//! Secrets a target needs (an OpenBao token) are named by `token_secret`, a secret in the store,
+//! never written in the file. The stored copy is sealed (authenticated under the store's record
+//! key): a policy edited in the database is refused when read, not obeyed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use token_audit::{Action, Actor, AuditEvent};
+use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::{Policy, Principal, Role, ScopeSet, TokenId};
+use token_rotate::{EmergencyOrder, Schedule};
+use token_store::{SecretName, TokenQuery};
+
+use crate::deployment::Tokenward;
+use crate::error::{Error, Result};
+
+/// The sealed metadata key of the current policy.
+const HEAD_KEY: &str = "tokenward/policy";
+
+fn version_key(v: u64) -> String {
+    format!("tokenward/policy/{v}")
+}
+
+/// A policy file that does not parse or does not make sense, with what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy file: {0}")]
+pub struct PolicyFileError(String);
+
+impl PolicyFileError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// A policy file: issuing rules, roles, principals and the credentials under rotation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolicyFile {
+    /// The issuing rules.
+    #[serde(default)]
+    pub rules: Rules,
+    /// Roles: what they grant, for how long at most.
+    #[serde(default, rename = "role", skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSpec>,
+    /// Principals (services, automations) and their roles.
+    #[serde(default, rename = "principal", skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<PrincipalSpec>,
+    /// Credentials under rotation.
+    #[serde(default, rename = "credential", skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialSpec>,
+}
+
+/// The issuing rules ([`token_core::errors::PolicyBuilder`]'s settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Rules {
+    /// The hard cap on any token's lifetime (`90d` by default).
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: String,
+    /// Whether bare wildcards (`*:…`, `…:**:…`) may be granted.
+    #[serde(default)]
+    pub allow_bare_wildcards: bool,
+    /// Whether a principal holds one active token per purpose (outside rotation overlaps).
+    #[serde(default = "yes")]
+    pub one_active_per_purpose: bool,
+    /// An idle timeout for every token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            max_ttl: default_max_ttl(),
+            allow_bare_wildcards: false,
+            one_active_per_purpose: true,
+            idle_timeout: None,
+        }
+    }
+}
+
+fn default_max_ttl() -> String {
+    "90d".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// A role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RoleSpec {
+    /// Its name.
+    pub name: String,
+    /// The scopes it grants.
+    pub grants: Vec<String>,
+    /// The longest token it allows.
+    pub max_ttl: String,
+}
+
+impl RoleSpec {
+    /// A role granting `grants` for at most `max_ttl` (a duration such as `1h`).
+    pub fn new(name: impl Into<String>, grants: Vec<String>, max_ttl: impl Into<String>) -> Self {
+        Self { name: name.into(), grants, max_ttl: max_ttl.into() }
+    }
+}
+
+/// A principal and its roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PrincipalSpec {
+    /// Its id.
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+}
+
+impl PrincipalSpec {
+    /// A principal holding `roles`.
+    pub fn new(name: impl Into<String>, roles: Vec<String>) -> Self {
+        Self { name: name.into(), roles }
+    }
+}
+
+/// A credential under rotation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CredentialSpec {
+    /// The secret name its current version is kept under.
+    pub name: String,
+    /// Rotate every this long (a duration), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Rotate at this fraction of the credential's lifetime (0 < f < 1), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_lifetime: Option<f64>,
+    /// In an emergency: `replace-first` (default: no consumer downtime) or `revoke-first`.
+    #[serde(default = "default_emergency")]
+    pub emergency: String,
+    /// What it is and where it lives.
+    pub target: TargetSpec,
+}
+
+fn default_emergency() -> String {
+    "replace-first".into()
+}
+
+/// A rotation target's kind and settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum TargetSpec {
+    /// A Tokenward token of this store, for a principal and purpose.
+    TokenwardToken {
+        /// The principal (declared in the file).
+        principal: String,
+        /// The purpose.
+        purpose: String,
+        /// Its scopes.
+        scopes: Vec<String>,
+        /// Its lifetime.
+        ttl: String,
+    },
+    /// An OpenBao / Vault token.
+    OpenbaoToken {
+        /// The server's address.
+        address: String,
+        /// The store secret holding the token that creates and revokes tokens.
+        token_secret: String,
+        /// The policies new tokens get.
+        #[serde(default)]
+        policies: Vec<String>,
+        /// Their lifetime.
+        ttl: String,
+        /// Their display name.
+        #[serde(default = "default_display")]
+        display_name: String,
+    },
+    /// A field of an OpenBao / Vault KV v2 secret.
+    OpenbaoKv {
+        /// The server's address.
+        address: String,
+        /// The store secret holding the token that writes the secret.
+        token_secret: String,
+        /// The KV v2 mount.
+        mount: String,
+        /// The secret's path.
+        path: String,
+        /// The field rotated.
+        field: String,
+        /// How long a value lives.
+        lifetime: String,
+    },
+}
+
+fn default_display() -> String {
+    "tokenward".into()
+}
+
+/// Parses a duration: one or more `<number><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w`
+/// (`90d`, `1h30m`, `500ms`). Zero and overflow are refused.
+pub fn parse_duration(text: &str) -> Result<TimeDelta, PolicyFileError> {
+    let bad = || PolicyFileError::new(format!("duration {text:?}: expected e.g. 30d, 1h30m, 90s"));
+    let mut total = TimeDelta::zero();
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let ms_per: i64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            _ => return Err(bad()),
+        };
+        let ms = n.checked_mul(ms_per).ok_or_else(bad)?;
+        total = total.checked_add(&TimeDelta::try_milliseconds(ms).ok_or_else(bad)?).ok_or_else(bad)?;
+    }
+    if total <= TimeDelta::zero() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// Writes a duration the way [`parse_duration`] reads it (`1d2h`, `15m`, `500ms`).
+pub fn format_duration(d: TimeDelta) -> String {
+    let mut ms = d.num_milliseconds();
+    if ms <= 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= per {
+            let _ = write!(out, "{}{unit}", ms / per);
+            ms %= per;
+        }
+    }
+    out
+}
+
+fn scopes(list: &[String], what: &str) -> Result<ScopeSet, PolicyFileError> {
+    ScopeSet::parse(&list.join(" ")).map_err(|e| PolicyFileError::new(format!("{what}: {e}")))
+}
+
+impl PolicyFile {
+    /// Parses and checks a policy file: every duration and scope parses, the rules build a
+    /// [`Policy`], every principal's role exists, names are unique, every credential names a
+    /// valid secret and (for our tokens) a declared principal.
+    pub fn parse(text: &str) -> Result<Self, PolicyFileError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            // One line: where, then what (toml's own rendering spans several lines).
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            PolicyFileError::new(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
+        })?;
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Checks the file (what [`PolicyFile::parse`] does after parsing).
+    pub fn check(&self) -> Result<(), PolicyFileError> {
+        self.to_policy()?;
+        let roles: BTreeSet<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
+        let mut seen = BTreeSet::new();
+        for p in &self.principals {
+            if !seen.insert(p.name.as_str()) {
+                return Err(PolicyFileError::new(format!("principal {} is declared twice", p.name)));
+            }
+            for r in &p.roles {
+                if !roles.contains(r.as_str()) {
+                    return Err(PolicyFileError::new(format!("principal {}: no role {r}", p.name)));
+                }
+            }
+            Principal::parse(&p.name, p.roles.iter().map(String::as_str))
+                .map_err(|e| PolicyFileError::new(format!("principal {}: {e}", p.name)))?;
+        }
+        let mut names = BTreeSet::new();
+        for c in &self.credentials {
+            let what = format!("credential {}", c.name);
+            SecretName::new(&c.name).map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
+            if !names.insert(c.name.as_str()) {
+                return Err(PolicyFileError::new(format!("{what} is declared twice")));
+            }
+            c.schedule_spec().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            match &c.target {
+                TargetSpec::TokenwardToken { principal, purpose, scopes: s, ttl } => {
+                    if self.principal(principal).is_none() {
+                        return Err(PolicyFileError::new(format!("{what}: no principal {principal}")));
+                    }
+                    token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
+                        .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
+                }
+                TargetSpec::OpenbaoToken { token_secret, ttl, .. } => {
+                    parse_duration(ttl)?;
+                    SecretName::new(token_secret)
+                        .map_err(|e| PolicyFileError::new(format!("{what}: token_secret: {e}")))?;
+                }
+                TargetSpec::OpenbaoKv { token_secret, lifetime, .. } => {
+                    parse_duration(lifetime)?;
+                    SecretName::new(token_secret)
+                        .map_err(|e| PolicyFileError::new(format!("{what}: token_secret: {e}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuing [`Policy`] the file describes.
+    pub fn to_policy(&self) -> Result<Policy, PolicyFileError> {
+        let mut b = Policy::builder()
+            .max_ttl(parse_duration(&self.rules.max_ttl)?)
+            .allow_bare_wildcards(self.rules.allow_bare_wildcards)
+            .one_active_per_purpose(self.rules.one_active_per_purpose);
+        if let Some(idle) = &self.rules.idle_timeout {
+            b = b.idle_timeout(parse_duration(idle)?);
+        }
+        for r in &self.roles {
+            let what = format!("role {}", r.name);
+            let ttl =
+                parse_duration(&r.max_ttl).map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            let role = Role::parse(&r.name, scopes(&r.grants, &what)?.as_str(), ttl)
+                .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
+            b = b.role(role);
+        }
+        b.build().map_err(|e| PolicyFileError::new(e.to_string()))
+    }
+
+    /// A declared principal, with its roles.
+    pub fn principal(&self, name: &str) -> Option<Principal> {
+        let p = self.principals.iter().find(|p| p.name == name)?;
+        Principal::parse(&p.name, p.roles.iter().map(String::as_str)).ok()
+    }
+
+    /// A declared credential.
+    pub fn credential(&self, name: &str) -> Option<&CredentialSpec> {
+        self.credentials.iter().find(|c| c.name == name)
+    }
+
+    /// The file in canonical TOML (what is stored and hashed).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// What changes from `old` to this file, one line each (`+ role x`, `- principal y`,
+    /// `~ role z: …`); empty when nothing does.
+    pub fn diff(&self, old: &PolicyFile) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.rules != old.rules {
+            let show = |r: &Rules| {
+                format!(
+                    "max_ttl {}, bare wildcards {}, one active per purpose {}, idle timeout {}",
+                    r.max_ttl,
+                    if r.allow_bare_wildcards { "allowed" } else { "refused" },
+                    r.one_active_per_purpose,
+                    r.idle_timeout.as_deref().unwrap_or("none")
+                )
+            };
+            out.push(format!("~ rules: {} → {}", show(&old.rules), show(&self.rules)));
+        }
+        diff_named(
+            &mut out,
+            "role",
+            &old.roles,
+            &self.roles,
+            |r| &r.name,
+            |r| format!("grants [{}], max_ttl {}", r.grants.join(" "), r.max_ttl),
+        );
+        diff_named(
+            &mut out,
+            "principal",
+            &old.principals,
+            &self.principals,
+            |p| &p.name,
+            |p| format!("roles [{}]", p.roles.join(" ")),
+        );
+        diff_named(
+            &mut out,
+            "credential",
+            &old.credentials,
+            &self.credentials,
+            |c| &c.name,
+            |c| {
+                let target = serde_json::to_value(&c.target).map(|v| v.to_string()).unwrap_or_default();
+                format!(
+                    "schedule {}, emergency {}, target {target}",
+                    c.schedule.as_deref().unwrap_or("none"),
+                    c.emergency
+                )
+            },
+        );
+        out
+    }
+}
+
+fn diff_named<T: PartialEq>(
+    out: &mut Vec<String>,
+    kind: &str,
+    old: &[T],
+    new: &[T],
+    name: impl Fn(&T) -> &String,
+    show: impl Fn(&T) -> String,
+) {
+    let old_by: BTreeMap<&String, &T> = old.iter().map(|t| (name(t), t)).collect();
+    let new_by: BTreeMap<&String, &T> = new.iter().map(|t| (name(t), t)).collect();
+    for (n, t) in &old_by {
+        match new_by.get(n) {
+            None => out.push(format!("- {kind} {n}: {}", show(t))),
+            Some(u) if u != t => out.push(format!("~ {kind} {n}: {} → {}", show(t), show(u))),
+            Some(_) => {}
+        }
+    }
+    for (n, t) in &new_by {
+        if !old_by.contains_key(n) {
+            out.push(format!("+ {kind} {n}: {}", show(t)));
+        }
+    }
+}
+
+impl CredentialSpec {
+    /// Its rotation schedule, if it has one.
+    pub fn schedule_spec(&self) -> Result<Option<Schedule>, PolicyFileError> {
+        let every = self.schedule.as_deref().map(parse_duration).transpose()?;
+        if let Some(f) = self.at_lifetime
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(PolicyFileError::new(format!("at_lifetime {f}: must be between 0 and 1")));
+        }
+        Ok(match (every, self.at_lifetime) {
+            (None, None) => None,
+            (Some(e), None) => Some(Schedule::every(e)),
+            (None, Some(f)) => Some(Schedule::at_lifetime_fraction(f)),
+            (Some(e), Some(f)) => Some(Schedule::at_lifetime_fraction(f).or_every(e)),
+        })
+    }
+
+    /// Its emergency ordering.
+    pub fn emergency_order(&self) -> Result<EmergencyOrder, PolicyFileError> {
+        match self.emergency.as_str() {
+            "replace-first" => Ok(EmergencyOrder::ReplaceFirst),
+            "revoke-first" => Ok(EmergencyOrder::RevokeFirst),
+            other => Err(PolicyFileError::new(format!(
+                "emergency {other:?}: expected replace-first or revoke-first"
+            ))),
+        }
+    }
+
+    /// The secret name.
+    pub fn secret_name(&self) -> Result<SecretName, PolicyFileError> {
+        SecretName::new(&self.name)
+            .map_err(|e| PolicyFileError::new(format!("credential {}: {e}", self.name)))
+    }
+}
+
+/// A stored version of the policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PolicyRecord {
+    /// Its version (1, 2, …).
+    pub version: u64,
+    /// When it was applied.
+    pub applied_at: DateTime<Utc>,
+    /// Who applied it.
+    pub actor: String,
+    /// SHA-256 of its canonical TOML (hex).
+    pub sha256: String,
+    /// Its canonical TOML.
+    pub text: String,
+}
+
+impl PolicyRecord {
+    /// The file it holds.
+    pub fn file(&self) -> Result<PolicyFile, PolicyFileError> {
+        PolicyFile::parse(&self.text)
+    }
+}
+
+/// An active token the new policy would no longer cover: its principal is gone, or its scopes are
+/// outside every grant its principal's roles would have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Orphan {
+    /// The token.
+    pub token: TokenId,
+    /// Its principal.
+    pub principal: String,
+    /// Its purpose.
+    pub purpose: String,
+    /// Why.
+    pub why: String,
+}
+
+/// How [`Tokenward::apply_policy`] applies a file.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// Apply only if the stored version is still this one (`Some(0)`: no policy stored yet);
+    /// `None`: over whatever is stored (still compare-and-swap against what was read).
+    pub expect_version: Option<u64>,
+    /// Apply even if it orphans active tokens.
+    pub allow_orphans: bool,
+}
+
+impl ApplyOptions {
+    /// Over whatever is stored, refusing to orphan tokens.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only over stored version `v` (`0`: none stored yet).
+    pub fn expect_version(mut self, v: u64) -> Self {
+        self.expect_version = Some(v);
+        self
+    }
+
+    /// Apply even if active tokens are orphaned (they keep working until they expire or are revoked).
+    pub fn allow_orphans(mut self, on: bool) -> Self {
+        self.allow_orphans = on;
+        self
+    }
+}
+
+/// What [`Tokenward::apply_policy`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PolicyApplied {
+    /// The version stored (the old one when nothing changed).
+    pub version: u64,
+    /// What changed (empty: the file was already the stored policy; nothing was written).
+    pub diff: Vec<String>,
+    /// Active tokens it orphans (applied anyway: `allow_orphans`).
+    pub orphans: Vec<Orphan>,
+}
+
+fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::Principal(p) => format!("principal:{p}"),
+        Actor::Operator(o) => format!("operator:{o}"),
+        Actor::System => "system".into(),
+        Actor::Anonymous => "anonymous".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(text.as_bytes());
+    d.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn decode(bytes: &[u8]) -> Result<PolicyRecord> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::Store(token_store::StoreError::Corrupted {
+            id: None,
+            what: "stored policy",
+            detail: e.to_string(),
+        })
+    })
+}
+
+/// Reads the stored policy through a secret store (what the builder does before the token service
+/// opens).
+pub(crate) async fn read_head(secrets: &token_store::SecretStore) -> Result<Option<(PolicyRecord, Vec<u8>)>> {
+    match secrets.sealed_meta(HEAD_KEY).await? {
+        None => Ok(None),
+        Some((value, raw)) => Ok(Some((decode(&value)?, raw))),
+    }
+}
+
+impl Tokenward {
+    /// The stored policy, if one was applied.
+    pub async fn stored_policy(&self) -> Result<Option<PolicyRecord>> {
+        Ok(read_head(self.secrets()).await?.map(|(r, _)| r))
+    }
+
+    /// Every stored version of the policy, oldest first.
+    pub async fn policy_history(&self) -> Result<Vec<PolicyRecord>> {
+        let Some((head, _)) = read_head(self.secrets()).await? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for v in 1..head.version {
+            if let Some((value, _)) = self.secrets().sealed_meta(&version_key(v)).await? {
+                out.push(decode(&value)?);
+            }
+        }
+        out.push(head);
+        Ok(out)
+    }
+
+    /// Active tokens `file` would orphan (see [`Orphan`]).
+    pub async fn policy_orphans(&self, file: &PolicyFile) -> Result<Vec<Orphan>> {
+        let policy = file.to_policy().map_err(|e| Error::Config(e.to_string()))?;
+        let now = self.clock().now();
+        let rows = self.backend().tokens(&TokenQuery::Unexpired { at: now }).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let r = &row.record;
+            if r.revoked_at.is_some() {
+                continue;
+            }
+            let principal = r.principal.as_str().to_owned();
+            let why = match file.principal(&principal) {
+                None => Some("its principal is no longer declared".to_owned()),
+                Some(p) => {
+                    let grants: Vec<&token_core::Scope> = p
+                        .roles()
+                        .filter_map(|n| policy.role(n))
+                        .flat_map(|role| role.grants().iter())
+                        .collect();
+                    r.scopes
+                        .iter()
+                        .find(|s| !grants.iter().any(|g| s.is_subset(g)))
+                        .map(|s| format!("scope {s} is no longer granted to {principal}"))
+                }
+            };
+            if let Some(why) = why {
+                out.push(Orphan { token: r.id, principal, purpose: r.purpose.as_str().to_owned(), why });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores `file` as the next policy version: refused if the stored version is not
+    /// `options.expect_version` (or changed since it was read: compare-and-swap), or if it would
+    /// orphan active tokens and `allow_orphans` is off ([`Error::PolicyOrphans`], naming them).
+    /// Records a `policy_change` audit entry (version, SHA-256, changes). Applying the stored
+    /// policy again writes nothing. The running deployment keeps the policy it opened with; a
+    /// handle opened afterwards with [`crate::TokenwardBuilder::stored_policy`] issues under the new one.
+    pub async fn apply_policy(&self, file: &PolicyFile, options: ApplyOptions) -> Result<PolicyApplied> {
+        file.check().map_err(|e| Error::Config(e.to_string()))?;
+        let head = read_head(self.secrets()).await?;
+        let current = head.as_ref().map_or(0, |(r, _)| r.version);
+        if let Some(expect) = options.expect_version
+            && expect != current
+        {
+            return Err(Error::PolicyConflict { expected: expect, found: current });
+        }
+        let old = match &head {
+            Some((r, _)) => r.file().map_err(|e| Error::Config(format!("the stored policy: {e}")))?,
+            None => PolicyFile::default(),
+        };
+        let text = file.to_toml();
+        let diff = file.diff(&old);
+        if head.is_some() && diff.is_empty() {
+            return Ok(PolicyApplied { version: current, diff, orphans: Vec::new() });
+        }
+        let orphans = self.policy_orphans(file).await?;
+        if !orphans.is_empty() && !options.allow_orphans {
+            return Err(Error::PolicyOrphans(orphans.iter().map(|o| o.token).collect()));
+        }
+        let record = PolicyRecord {
+            version: current + 1,
+            applied_at: self.clock().now(),
+            actor: actor_name(self.actor()),
+            sha256: sha256_hex(&text),
+            text,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Config(e.to_string()))?;
+        let expect = head.as_ref().map(|(_, raw)| raw.as_slice());
+        match self.secrets().set_sealed_meta(HEAD_KEY, expect, &bytes).await {
+            Ok(_) => {}
+            Err(token_store::StoreError::Conflict(_)) => {
+                let found = read_head(self.secrets()).await?.map_or(0, |(r, _)| r.version);
+                return Err(Error::PolicyConflict { expected: current, found });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // History: the head holds the newest; older versions keep their own key.
+        if let Some((old_record, _)) = &head {
+            let old_bytes = serde_json::to_vec(old_record).map_err(|e| Error::Config(e.to_string()))?;
+            match self.secrets().set_sealed_meta(&version_key(old_record.version), None, &old_bytes).await {
+                Ok(_) | Err(token_store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(auditor) = self.auditor() {
+            let event = AuditEvent::new(record.applied_at, self.actor().clone(), Action::PolicyChange)
+                .attr("version", record.version.to_string())
+                .attr("sha256", record.sha256.clone())
+                .attr("changes", diff.join("\n"))
+                .attr("orphaned", orphans.len().to_string());
+            auditor.emit_durable(event).await?;
+        }
+        tracing::info!(version = record.version, changes = diff.len(), "policy applied");
+        Ok(PolicyApplied { version: record.version, diff, orphans })
+    }
+}
+
+impl Tokenward {
+    /// The rotation target a declared credential names, in this deployment. An OpenBao target's
+    /// token is read (audited) from the store secret its `token_secret` names.
+    pub async fn declared_target(
+        &self,
+        file: &PolicyFile,
+        spec: &CredentialSpec,
+    ) -> Result<std::sync::Arc<dyn token_rotate::RotationTarget>> {
+        let what = |e: &dyn std::fmt::Display| Error::Config(format!("credential {}: {e}", spec.name));
+        match &spec.target {
+            TargetSpec::TokenwardToken { principal, purpose, scopes, ttl } => {
+                let p =
+                    file.principal(principal).ok_or_else(|| what(&format!("no principal {principal}")))?;
+                let request =
+                    token_core::IssueRequest::parse(purpose, &scopes.join(" "), parse_duration(ttl)?)
+                        .map_err(|e| what(&e))?;
+                Ok(self.token_target(p, request))
+            }
+            #[cfg(feature = "vault")]
+            TargetSpec::OpenbaoToken { address, token_secret, policies, ttl, display_name } => {
+                let bao = self.openbao(address, token_secret).await.map_err(|e| what(&e))?;
+                let policies: Vec<&str> = policies.iter().map(String::as_str).collect();
+                Ok(std::sync::Arc::new(token_rotate::OpenBaoTokenTarget::new(
+                    bao,
+                    &policies,
+                    parse_duration(ttl)?,
+                    display_name,
+                )))
+            }
+            #[cfg(feature = "vault")]
+            TargetSpec::OpenbaoKv { address, token_secret, mount, path, field, lifetime } => {
+                let bao = self.openbao(address, token_secret).await.map_err(|e| what(&e))?;
+                Ok(std::sync::Arc::new(token_rotate::OpenBaoKvTarget::new(
+                    bao,
+                    mount,
+                    path,
+                    field,
+                    parse_duration(lifetime)?,
+                )))
+            }
+            #[cfg(not(feature = "vault"))]
+            TargetSpec::OpenbaoToken { .. } | TargetSpec::OpenbaoKv { .. } => {
+                Err(what(&"OpenBao targets need the `vault` feature"))
+            }
+        }
+    }
+
+    #[cfg(feature = "vault")]
+    async fn openbao(&self, address: &str, token_secret: &str) -> Result<token_rotate::OpenBao> {
+        let name = SecretName::new(token_secret)?;
+        let token = self.read_current(&name).await?.ok_or_else(|| {
+            Error::Config(format!("token_secret {token_secret}: no such secret in the store"))
+        })?;
+        use token_store::secrecy::ExposeSecret as _;
+        let text = std::str::from_utf8(token.expose_secret())
+            .map_err(|_| Error::Config(format!("token_secret {token_secret}: not UTF-8 text")))?;
+        token_rotate::OpenBao::new(address, token_store::secrecy::SecretString::from(text.trim().to_owned()))
+            .map_err(|e| Error::Rotate(e.into()))
+    }
+
+    /// Puts the file's credentials under this handle: each becomes known to the leak response
+    /// (a leaked current credential is replaced, not only revoked), and with `schedule`, those
+    /// with a schedule run under the scheduler. Returns the names.
+    pub async fn manage_declared(&self, file: &PolicyFile, schedule: bool) -> Result<Vec<SecretName>> {
+        let mut names = Vec::new();
+        for spec in &file.credentials {
+            let name = spec.secret_name()?;
+            let target = self.declared_target(file, spec).await?;
+            match spec.schedule_spec()? {
+                Some(s) if schedule => self.schedule(name.clone(), target, s),
+                _ => self.watch(&name, &target),
+            }
+            names.push(name);
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print_back() {
+        for (t, ms) in [("90d", 90 * 86_400_000), ("1h30m", 5_400_000), ("500ms", 500), ("2w", 1_209_600_000)]
+        {
+            let d = parse_duration(t).unwrap();
+            assert_eq!(d.num_milliseconds(), ms, "{t}");
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        for bad in ["", "0s", "h", "1", "1y", "-1h", "1h-", "99999999999999999999d", " 1 h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -26,6 +26,17 @@ ensure_git() {
     command -v git >/dev/null || { echo "git is not installed (apt-get install git)" >&2; return 1; }
 }
 
+# Headless Chromium (Debian's `chromium`): the CLI's report test renders the HTML posture report
+# into a screenshot with it.
+ensure_chromium() {
+    command -v chromium >/dev/null && return 0
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing chromium from Debian's packages"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    command -v chromium >/dev/null || { echo "chromium is not installed (apt-get install chromium)" >&2; return 1; }
+}
+
 # moto (PyPI) in server mode: token-scan's S3 tests start their own on a free loopback port.
 ensure_moto() {
     if ! command -v moto_server >/dev/null; then

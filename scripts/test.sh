@@ -22,6 +22,7 @@ step "start real servers"
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 ensure_git
+ensure_chromium
 ensure_moto
 start_postgres
 start_openbao

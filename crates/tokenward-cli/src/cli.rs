@@ -8,13 +8,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit status: 0 success (allowed, clean); 1 denied, findings, or report findings; 2 an error.
 #[derive(Debug, Parser)]
-#[command(name = "tokenward", version, about, long_about = None, propagate_version = true)]
+#[command(name = "tokenward", version, about, long_about = None, propagate_version = true, after_help = TOUR)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
+
+const TOUR: &str = "\
+Examples:
+  export TOKENWARD_PASSPHRASE=…            # or --key-file, or be asked on a terminal
+  tokenward init --prefix acme --policy policy.toml
+  tokenward issue --principal billing-api --purpose read-logs --scope 's3:bucket/logs/*:read' --ttl 1h
+  echo \"$TOKEN\" | tokenward verify --scope s3:bucket/logs/app.log:read
+  tokenward list --expiring-within 7d
+  tokenward scan . --format sarif --revoke > findings.sarif
+  tokenward run --secret billing/db-password=DB_PASSWORD -- ./server
+  tokenward report --html posture.html
+
+Exit status: 0 success, 1 denied or findings, 2 an error.";
 
 /// Where the store and the audit log are, and how the key is found.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +52,12 @@ pub(crate) struct Global {
     /// Colour: auto (a terminal), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+    /// More log lines on stderr (-v info, -vv debug); TOKENWARD_LOG takes a full filter.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,14 +81,24 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Principal(PrincipalCmd),
     /// Issue a token (printed once, to stdout only).
+    #[command(
+        after_help = "Example:\n  tokenward issue --principal billing-api --purpose read-logs --scope 's3:bucket/logs/*:read' --ttl 1h --json"
+    )]
     Issue(IssueArgs),
     /// Verify a token read from stdin for a request scope (exit 0 allowed, 1 denied).
+    #[command(
+        after_help = "Example:\n  printf %s \"$TOKEN\" | tokenward verify --scope s3:bucket/logs/app.log:read --source 10.0.0.7"
+    )]
     Verify(VerifyArgs),
     /// List tokens (never a secret).
+    #[command(
+        after_help = "Examples:\n  tokenward list --expiring-within 7d\n  tokenward list --unused-since 30d --json\n  tokenward list --principal billing-api --all"
+    )]
     List(ListArgs),
     /// Show one token's record.
     Show(ShowArgs),
     /// Revoke a token and every token under it.
+    #[command(after_help = "Example:\n  tokenward revoke IANXjZgxg46quGmC9 --reason 'leaked in a CI log'")]
     Revoke(RevokeArgs),
     /// Secrets sealed in the store.
     #[command(subcommand)]
@@ -79,18 +108,72 @@ pub(crate) enum Command {
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
     Daemon(DaemonArgs),
     /// Start a command with current secrets in its environment (nothing written to disk).
+    #[command(
+        after_help = "Example:\n  tokenward run --secret billing/db-password=DB_PASSWORD --restart-on-rotate -- ./server --port 8080"
+    )]
     Run(RunArgs),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
     /// Scan a tree, git history, an image or an S3 bucket for leaked credentials.
+    #[command(
+        after_help = "Examples:\n  tokenward scan . --format sarif > findings.sarif\n  tokenward scan git:. --baseline .tokenward-baseline.json\n  tokenward scan image:app.tar --revoke\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… tokenward scan s3://artifacts/builds/\n\nExit status: 0 clean, 1 findings, 2 an error."
+    )]
     Scan(ScanArgs),
     /// The posture report: what an auditor asks about these tokens.
+    #[command(
+        after_help = "Examples:\n  tokenward report\n  tokenward report --json > posture.json\n  tokenward report --html posture.html --expiring-within 14d"
+    )]
     Report(ReportArgs),
     /// Rehearse a leak: plant a live token, scan, revoke and replace, measure the risk window.
+    #[command(
+        after_help = "Examples:\n  tokenward drill --repeat 10 --json\n  tokenward drill --credential billing-api/logs-token --html drill.html"
+    )]
     Drill(DrillArgs),
+    /// Alerts for cron: tokens about to expire, rotations overdue or rolled back, a broken audit
+    /// chain, scan findings, revoked tokens still presented (exit 1 when there is one).
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// Check once and send what is found to the sinks.
+    #[command(
+        after_help = "Example (cron):\n  tokenward alerts check --webhook https://hooks.example/tw --webhook-secret alerts/hmac-key --scan /srv/deploy"
+    )]
+    Check(AlertArgs),
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AlertSinks {
+    /// POST each alert (JSON) here, signed with X-Tokenward-Signature: sha256=<HMAC-SHA256 of the body>.
+    #[arg(long)]
+    pub(crate) webhook: Option<String>,
+    /// The store secret holding the webhook's HMAC key.
+    #[arg(long)]
+    pub(crate) webhook_secret: Option<String>,
+    /// Run this (through sh -c) for each alert, the alert's JSON on its stdin.
+    #[arg(long = "alert-command")]
+    pub(crate) command: Option<String>,
+    /// Do not print alerts as JSON lines on stdout.
+    #[arg(long)]
+    pub(crate) no_stdout: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AlertArgs {
+    #[command(flatten)]
+    pub(crate) sinks: AlertSinks,
+    /// A token expiring within this long is an alert.
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// Also scan these trees; every finding is an alert (repeat for more).
+    #[arg(long)]
+    pub(crate) scan: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -307,11 +390,22 @@ pub(crate) struct DaemonArgs {
     /// How often to print what the scheduler did.
     #[arg(long, default_value = "10s")]
     pub(crate) tick: String,
-    /// Write the posture report here every this often (`--report-every`).
+    /// Write the posture report (HTML) here every `--report-every`.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
     #[arg(long, default_value = "1h")]
     pub(crate) report_every: String,
+    /// Check for alerts this often (each alert is sent once while it lasts).
+    #[arg(long, default_value = "5m")]
+    pub(crate) alerts_every: String,
+    /// A token expiring within this long is an alert.
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// Also scan these trees at every alert check.
+    #[arg(long)]
+    pub(crate) scan: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) sinks: AlertSinks,
 }
 
 #[derive(Debug, Args)]
@@ -404,8 +498,8 @@ pub(crate) struct ScanArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// No progress on stderr.
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
+    #[arg(long)]
+    pub(crate) no_progress: bool,
 }
 
 #[derive(Debug, Args)]

@@ -22,10 +22,16 @@ use crate::error::CliError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TOKENWARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -65,6 +71,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Scan(a) => cmd::scan::run(g, a).await,
         Command::Report(a) => cmd::report::run(g, a).await,
         Command::Drill(a) => cmd::drill::run(g, a).await,
+        Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
         Command::Completions(a) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut command, "tokenward", &mut std::io::stdout());

@@ -146,7 +146,29 @@ pub(crate) async fn open_with(g: &Global, need: Need, b: TokenwardBuilder) -> Re
         Need::ReadOnly => b,
         Need::Audited => attach_audit(g, b).await?,
     };
-    Ok(b.open().await?)
+    b.open().await.map_err(|e| hint(g, e))
+}
+
+/// The library's error, with what an operator does about it.
+fn hint(g: &Global, e: tokenward::Error) -> CliError {
+    use tokenward::store::StoreError;
+    let store = g.store_name();
+    match &e {
+        tokenward::Error::Store(StoreError::WrongPassphrase) => CliError::new(format!(
+            "wrong passphrase for {store} (set {PASSPHRASE_ENV}, or use --key-file if it was made with one)"
+        )),
+        tokenward::Error::Store(StoreError::WrongKey { .. }) => CliError::new(format!(
+            "{e} ({store}: pass the key file it was made with, or {PASSPHRASE_ENV} if it was made with a passphrase)"
+        )),
+        _ => {
+            let text = CliError::from(e).to_string();
+            if text.contains("file is not a database") {
+                CliError::new(format!("{store} is not a Tokenward store (SQLite: file is not a database)"))
+            } else {
+                CliError::new(text)
+            }
+        }
+    }
 }
 
 async fn attach_audit(g: &Global, b: TokenwardBuilder) -> Result<TokenwardBuilder> {

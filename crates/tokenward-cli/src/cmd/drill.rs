@@ -101,8 +101,28 @@ async fn scratch(dir: &Path) -> Result<Tokenward> {
         .await?)
 }
 
-async fn once(tw: &Tokenward, name: &SecretName, dir: &Path, n: u32) -> Result<Run> {
-    let request = Request::parse("drill:api/orders:call")?;
+/// A concrete request one of `scope`'s grants allows: wildcards filled in.
+fn request_within(scope: &str) -> Result<Request> {
+    let filled: Vec<String> = scope
+        .split(':')
+        .map(|part| {
+            part.split('/')
+                .map(|seg| {
+                    if seg.contains('*') {
+                        seg.replace("**", "drill").replace('*', "drill")
+                    } else {
+                        seg.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    Ok(Request::parse(&filled.join(":"))?)
+}
+
+async fn once(tw: &Tokenward, name: &SecretName, request: &Request, dir: &Path, n: u32) -> Result<Run> {
+    let request = request.clone();
     let current = tw.follow(name).await?;
     let leaked = current.get();
     let leaked_handle = leaked.handle.clone();
@@ -281,16 +301,17 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             temp.path().to_path_buf()
         }
     };
-    let (tw, name) = match &a.credential {
+    let (tw, name, request) = match &a.credential {
         Some(cred) => {
             let tw = open::open(g, Need::Audited).await?;
             let (file, _) = stored(&tw).await?;
             let spec = file.credential(cred).ok_or_else(|| {
                 CliError::new(format!("no credential {cred} is declared in the stored policy"))
             })?;
-            if !matches!(spec.target, tokenward::policy::TargetSpec::TokenwardToken { .. }) {
+            let tokenward::policy::TargetSpec::TokenwardToken { scopes, .. } = &spec.target else {
                 return Err(CliError::new(format!("{cred}: a drill needs a Tokenward token credential")));
-            }
+            };
+            let request = request_within(scopes.first().map(String::as_str).unwrap_or_default())?;
             let name = spec.secret_name()?;
             let target = tw.declared_target(&file, spec).await?;
             if tw.current_credential(&name).await?.is_none() {
@@ -298,7 +319,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             } else {
                 tw.manage_declared(&file, false).await?;
             }
-            (tw, name)
+            (tw, name, request)
         }
         None => {
             let tw = scratch(&dir).await?;
@@ -306,13 +327,13 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             let principal = Principal::parse("drill-consumer", ["drill-caller"])?;
             let request = IssueRequest::parse("orders-api", "drill:api/orders:call", TimeDelta::minutes(30))?;
             let _ = tw.rotate(&name, tw.token_target(principal, request)).await?;
-            (tw, name)
+            (tw, name, Request::parse("drill:api/orders:call")?)
         }
     };
     let mut runs = Vec::new();
     let mut failure = None;
     for n in 0..a.repeat.max(1) {
-        match once(&tw, &name, &dir, n).await {
+        match once(&tw, &name, &request, &dir, n).await {
             Ok(r) => runs.push(r),
             Err(e) => {
                 failure = Some(e);

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod drill;
 pub(crate) mod init;

@@ -99,17 +99,6 @@ pub(crate) struct Posture {
     pub(crate) verifications: BTreeMap<String, Volume>,
 }
 
-impl Posture {
-    /// One line per finding worth an alert.
-    pub(crate) fn alerts(&self) -> Vec<String> {
-        self.findings
-            .iter()
-            .filter(|f| f.severity != "low")
-            .map(|f| format!("[{}] {}: {}", f.severity, f.kind, f.summary))
-            .collect()
-    }
-}
-
 /// A scope is over-broad if a wildcard stands alone in a position, or `**` takes a whole service
 /// or its first level (`s3:**:read`, `s3:bucket/**:read`).
 fn over_broad(scope: &tokenward::core::Scope) -> bool {
@@ -519,6 +508,12 @@ fn expiry_chart(p: &Posture) -> String {
     let (left, right) = (160.0, W - 20.0);
     let principals: BTreeSet<&str> = p.expiry.iter().map(|t| t.principal.as_str()).collect();
     let rows: Vec<&str> = principals.into_iter().collect();
+    let soon_ids: BTreeSet<&str> = p
+        .findings
+        .iter()
+        .filter(|f| f.kind == "expiring_soon")
+        .flat_map(|f| f.tokens.iter().map(String::as_str))
+        .collect();
     let height = 40.0 + rows.len() as f64 * 28.0;
     let mut s = format!(
         r#"<svg width="{W}" height="{height}" viewBox="0 0 {W} {height}" role="img" aria-label="expiry timeline">"#
@@ -544,7 +539,7 @@ fn expiry_chart(p: &Posture) -> String {
         for t in p.expiry.iter().filter(|t| t.principal == *principal) {
             let frac = ((t.expires_at - now).num_seconds() as f64 / span).clamp(0.0, 1.0);
             let x = left + (right - left) * frac;
-            let soon = (t.expires_at - now) <= TimeDelta::days(7);
+            let soon = soon_ids.contains(t.id.as_str());
             let _ = write!(
                 s,
                 r##"<circle cx="{x:.1}" cy="{y:.1}" r="6" fill="{}"><title>{} ({}) expires {}</title></circle>"##,
@@ -562,12 +557,13 @@ fn expiry_chart(p: &Posture) -> String {
 /// A bar: its value, colour and tooltip.
 type Bar = (f64, &'static str, String);
 
-fn bar_chart(rows: &[(String, Vec<Bar>)], unit: &str) -> String {
+/// Horizontal bars, scaled to the largest total (or `scale`, if larger), labelled with `total_label`.
+fn bar_chart(rows: &[(String, Vec<Bar>)], scale: f64, total_label: impl Fn(f64) -> String) -> String {
     if rows.is_empty() {
         return r#"<p class="sub">nothing to show</p>"#.into();
     }
     let max =
-        rows.iter().map(|(_, bars)| bars.iter().map(|b| b.0).sum::<f64>()).fold(0.0, f64::max).max(1e-9);
+        rows.iter().map(|(_, bars)| bars.iter().map(|b| b.0).sum::<f64>()).fold(scale, f64::max).max(1e-9);
     let (left, right) = (220.0, W - 90.0);
     let height = 20.0 + rows.len() as f64 * 30.0;
     let mut s = format!(r#"<svg width="{W}" height="{height}" viewBox="0 0 {W} {height}" role="img">"#);
@@ -593,9 +589,10 @@ fn bar_chart(rows: &[(String, Vec<Bar>)], unit: &str) -> String {
         }
         let _ = write!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#5b6577">{total:.1} {unit}</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#5b6577">{}</text>"##,
             x + 6.0,
-            y + 13.0
+            y + 13.0,
+            esc(&total_label(total))
         );
     }
     s.push_str("</svg>");
@@ -620,10 +617,16 @@ fn rotation_chart(p: &Posture) -> String {
                 }
                 (Some(a), None) => format!("{}: rotated {a:.1} days ago", c.name),
             };
-            (c.name.clone(), vec![(age, if overdue { "#d92d20" } else { "#12b76a" }, title)])
+            let label = match c.period_days {
+                Some(period) => format!("{} · every {period:.0}d", c.name),
+                None => c.name.clone(),
+            };
+            (label, vec![(age, if overdue { "#d92d20" } else { "#12b76a" }, title)])
         })
         .collect();
-    bar_chart(&rows, "days")
+    // Scaled to the longest period, so a fresh rotation is a short bar and an overdue one passes it.
+    let scale = p.rotation.iter().filter_map(|c| c.period_days).fold(0.0, f64::max);
+    bar_chart(&rows, scale, |d| format!("{d:.1} days"))
 }
 
 fn volume_chart(p: &Posture) -> String {
@@ -640,7 +643,7 @@ fn volume_chart(p: &Posture) -> String {
             )
         })
         .collect();
-    bar_chart(&rows, "calls")
+    bar_chart(&rows, 0.0, |n| format!("{n:.0} calls"))
 }
 
 pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {

@@ -138,8 +138,17 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     );
     let stop = shutdown_signal();
     tokio::pin!(stop);
+    let alerts_every =
+        out::duration(&a.alerts_every, "--alerts-every")?.to_std().unwrap_or(Duration::from_secs(300));
+    let thresholds = crate::cmd::report::Thresholds {
+        expiring_within: out::duration(&a.expiring_within, "--expiring-within")?,
+        ..Default::default()
+    };
+    let sinks = crate::cmd::alerts::Sinks::resolve(&tw, &a.sinks).await?;
+    let mut sent = std::collections::BTreeSet::new();
     let mut ticker = tokio::time::interval(tick);
     let mut reporter = tokio::time::interval(report_every);
+    let mut alerter = tokio::time::interval(alerts_every);
     let mut last = (0, 0);
     loop {
         tokio::select! {
@@ -152,15 +161,23 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                     last = counts;
                 }
             }
+            _ = alerter.tick() => {
+                match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan).await {
+                    Ok(all) => {
+                        let new = crate::cmd::alerts::fresh(all, &mut sent);
+                        if let Err(e) = sinks.send(&new, tw.clock().now()).await {
+                            eprintln!("alerts: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("alert check failed: {e}"),
+                }
+            }
             _ = reporter.tick(), if a.report.is_some() => {
                 if let Some(path) = &a.report {
                     match crate::cmd::report::build(&tw, &g.audit_path(), &crate::cmd::report::Thresholds::default()).await {
                         Ok(r) => {
                             if let Err(e) = std::fs::write(path, crate::cmd::report::html(&r)) {
                                 eprintln!("writing the report to {}: {e}", path.display());
-                            }
-                            for alert in r.alerts() {
-                                eprintln!("alert: {alert}");
                             }
                         }
                         Err(e) => eprintln!("report failed: {e}"),

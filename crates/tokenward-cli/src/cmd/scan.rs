@@ -76,7 +76,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         builder = builder.baseline(Baseline::parse(&text)?.fingerprints().cloned());
     }
     let scanner = builder.build()?;
-    let progress = progress(a.quiet);
+    let progress = progress(a.no_progress || g.quiet);
     let shown = progress.is_some();
     let unreachable = a.unreachable;
     let gitignore = a.gitignore;

@@ -1,0 +1,281 @@
+//! Alerts: what needs a person now (a token about to expire, a rotation overdue or rolled back,
+//! an audit chain that fails verification, a scan finding, a revoked token still presented),
+//! sent as JSON lines to stdout, to a webhook (POST, `X-Tokenward-Signature: sha256=<HMAC-SHA256
+//! of the body>`, retried with backoff) and to a command hook (the alert on its stdin).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use serde::Serialize;
+use serde_json::json;
+use tokenward::Tokenward;
+use tokenward::core::chrono::{DateTime, Utc};
+use tokenward::scan::Scanner;
+use tokenward::secrecy::ExposeSecret;
+use tokenward::store::SecretName;
+use zeroize::Zeroizing;
+
+use crate::cli::{AlertArgs, AlertSinks, Global};
+use crate::cmd::report::{self, Posture, Thresholds};
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+use crate::out;
+
+/// The header carrying the webhook body's signature.
+pub(crate) const SIGNATURE_HEADER: &str = "X-Tokenward-Signature";
+
+/// One alert.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Alert {
+    pub(crate) kind: String,
+    pub(crate) severity: String,
+    pub(crate) summary: String,
+    pub(crate) tokens: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) credential: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) location: Option<String>,
+}
+
+/// The posture's findings that call for a person.
+pub(crate) fn from_posture(p: &Posture) -> Vec<Alert> {
+    const KINDS: [&str; 5] = [
+        "expiring_soon",
+        "rotation_overdue",
+        "rotation_rolled_back",
+        "audit_chain_broken",
+        "revoked_still_presented",
+    ];
+    p.findings
+        .iter()
+        .filter(|f| KINDS.contains(&f.kind))
+        .map(|f| Alert {
+            kind: f.kind.to_owned(),
+            severity: f.severity.to_owned(),
+            summary: f.summary.clone(),
+            tokens: f.tokens.clone(),
+            credential: f.credential.clone(),
+            location: None,
+        })
+        .collect()
+}
+
+/// Scans `paths` and turns each finding into an alert (its location and redacted form only).
+pub(crate) async fn scan_alerts(paths: &[PathBuf]) -> Result<Vec<Alert>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = paths.to_vec();
+    tokio::task::spawn_blocking(move || -> Result<Vec<Alert>> {
+        let scanner = Scanner::new()?;
+        let mut out = Vec::new();
+        for p in &paths {
+            let r = scanner.scan_tree(p, &tokenward::scan::TreeOptions::default())?;
+            for f in &r.findings {
+                out.push(Alert {
+                    kind: "scan_finding".into(),
+                    severity: "high".into(),
+                    summary: format!("{} found in {}: {}", f.rule, p.display(), f.redacted),
+                    tokens: Vec::new(),
+                    credential: None,
+                    location: Some(format!("{}/{}", p.display(), f.location)),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the scan stopped: {e}")))?
+}
+
+/// Where alerts go, resolved (the webhook's key read from the store).
+pub(crate) struct Sinks {
+    stdout: bool,
+    webhook: Option<(String, Zeroizing<Vec<u8>>)>,
+    command: Option<String>,
+}
+
+impl Sinks {
+    pub(crate) async fn resolve(tw: &Tokenward, a: &AlertSinks) -> Result<Self> {
+        let webhook = match &a.webhook {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("https://") || loopback_http(url)) {
+                    return Err(CliError::new(format!(
+                        "--webhook {url}: https only (plain http only to loopback)"
+                    )));
+                }
+                let name = a.webhook_secret.as_deref().ok_or_else(|| {
+                    CliError::new(
+                        "--webhook needs --webhook-secret NAME (the HMAC key, a secret in the store)",
+                    )
+                })?;
+                let key = tw
+                    .read_current(&SecretName::new(name)?)
+                    .await?
+                    .ok_or_else(|| CliError::new(format!("--webhook-secret {name}: no such secret")))?;
+                Some((url.clone(), Zeroizing::new(key.expose_secret().clone())))
+            }
+        };
+        Ok(Self { stdout: !a.no_stdout, webhook, command: a.command.clone() })
+    }
+
+    /// Sends every alert to every sink; a sink that fails is reported and the others still run.
+    pub(crate) async fn send(&self, alerts: &[Alert], now: DateTime<Utc>) -> Result<()> {
+        let mut failed = Vec::new();
+        for alert in alerts {
+            let body = json!({"type": "alert", "at": out::time(now), "alert": alert}).to_string();
+            if self.stdout {
+                println!("{body}");
+            }
+            if let Some((url, key)) = &self.webhook
+                && let Err(e) = post(url.clone(), key.clone(), body.clone()).await
+            {
+                failed.push(format!("webhook: {e}"));
+            }
+            if let Some(cmd) = &self.command
+                && let Err(e) = hook(cmd, &body).await
+            {
+                failed.push(format!("command: {e}"));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::new(format!("alert sinks failed: {}", failed.join("; "))))
+        }
+    }
+}
+
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `sha256=<hex>` of HMAC-SHA256 over `body` under `key`.
+pub(crate) fn signature(key: &[u8], body: &[u8]) -> Result<String> {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .map_err(|_| CliError::new("the webhook key is not a valid HMAC key"))?;
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let mut s = String::from("sha256=");
+    for b in tag.iter() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    Ok(s)
+}
+
+fn client() -> Result<reqwest::blocking::Client> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(BuilderVerifierExt::with_platform_verifier)
+        .map_err(|e| CliError::new(format!("TLS setup: {e}")))?
+        .with_no_client_auth();
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| CliError::new(format!("HTTP client: {e}")))
+}
+
+/// POSTs `body`, signed, retrying (4 attempts, backoff from 200 ms) on errors and 5xx answers.
+async fn post(url: String, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> {
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let client = client()?;
+        let sig = signature(&key, body.as_bytes())?;
+        let mut wait = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 0..4 {
+            if attempt > 0 {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            match client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header(SIGNATURE_HEADER, &sig)
+                .body(body.clone())
+                .send()
+            {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_server_error() => last = format!("{} answered {}", url, r.status()),
+                Ok(r) => return Err(CliError::new(format!("{url} answered {}", r.status()))),
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        Err(CliError::new(format!("{last} (after 4 attempts)")))
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the webhook stopped: {e}")))?
+}
+
+/// Runs `cmd` (through `sh -c`) with the alert on its stdin, bounded to 30 s.
+async fn hook(cmd: &str, body: &str) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .env_remove(open::PASSPHRASE_ENV)
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| CliError::new(format!("starting {cmd:?}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(body.as_bytes()).await?;
+        stdin.write_all(b"\n").await?;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .map_err(|_| CliError::new(format!("{cmd:?} ran over 30 s")))??;
+    if status.success() { Ok(()) } else { Err(CliError::new(format!("{cmd:?} exited with {status}"))) }
+}
+
+/// The alerts now: the posture's, and the scans'.
+pub(crate) async fn current(
+    tw: &Tokenward,
+    g: &Global,
+    t: &Thresholds,
+    scan: &[PathBuf],
+) -> Result<Vec<Alert>> {
+    let posture = report::build(tw, &g.audit_path(), t).await?;
+    let mut alerts = from_posture(&posture);
+    alerts.extend(scan_alerts(scan).await?);
+    Ok(alerts)
+}
+
+/// Alerts not sent before (by kind, tokens, credential and location), remembered in `sent`.
+pub(crate) fn fresh(alerts: Vec<Alert>, sent: &mut BTreeSet<String>) -> Vec<Alert> {
+    alerts
+        .into_iter()
+        .filter(|a| {
+            sent.insert(format!("{}|{}|{:?}|{:?}", a.kind, a.tokens.join(","), a.credential, a.location))
+        })
+        .collect()
+}
+
+/// `tokenward alerts check`: once, for cron. Exit 1 when there is an alert.
+pub(crate) async fn check(g: &Global, a: AlertArgs) -> Result<u8> {
+    let t = Thresholds {
+        expiring_within: out::duration(&a.expiring_within, "--expiring-within")?,
+        ..Thresholds::default()
+    };
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        let sinks = Sinks::resolve(&tw, &a.sinks).await?;
+        let alerts = current(&tw, g, &t, &a.scan).await?;
+        sinks.send(&alerts, tw.clock().now()).await?;
+        Ok::<_, CliError>(alerts.len())
+    }
+    .await;
+    tw.shutdown().await?;
+    let n = result?;
+    eprintln!("{n} alert(s)");
+    Ok(if n == 0 { 0 } else { 1 })
+}

@@ -1,0 +1,262 @@
+//! Secrets, `run`, rotation, the daemon, scans with leak response, the drill and the posture
+//! report, through the real binary — and a planted-secret sweep of everything they printed and
+//! wrote.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DB_PASSWORD: &str = "s3cr3t-Db-Passw0rd-7f9c2e41";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out =
+        std::process::Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    use std::io::Write as _;
+    let mut child = out;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8(o.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn secrets_go_in_by_stdin_come_out_to_pipes_and_into_a_command_environment() {
+    let cli = Cli::new();
+    cli.init();
+    let put = cli.run_stdin(&["secret", "put", "billing/db-password"], format!("{DB_PASSWORD}\n").as_bytes());
+    put.ok();
+    assert!(put.stderr.contains("version 1"));
+    assert!(
+        cli.run_stdin(&["secret", "put", "tokenward/digest-key"], b"x").error_line().contains("store's own")
+    );
+    assert_eq!(cli.run_stdin(&["secret", "put", "billing/empty"], b"").code, 2);
+    let list = cli.run(&["secret", "list", "--json"]);
+    let names: Vec<serde_json::Value> = list.ok().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(names.len(), 1, "the store's own secrets are not listed: {names:?}");
+    assert_eq!(names[0]["name"], "billing/db-password");
+    // `get` to a pipe: the exact value (its trailing newline was dropped on the way in).
+    assert_eq!(cli.run(&["secret", "get", "billing/db-password"]).ok(), DB_PASSWORD);
+    assert!(cli.run(&["secret", "get", "billing/nope"]).error_line().contains("no secret"));
+
+    // `run`: the child sees the value in its environment (it prints a hash of it), not the
+    // passphrase; nothing is written to disk.
+    let files_before: Vec<_> = all_files(cli.dir.path()).into_iter().map(|(p, _)| p).collect();
+    let r = cli.run(&[
+        "run",
+        "--secret",
+        "billing/db-password=DB_PASSWORD",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$DB_PASSWORD\" | sha256sum; echo \"pass=${TOKENWARD_PASSPHRASE:-unset}\"; exit 7",
+    ]);
+    assert_eq!(r.code, 7, "the command's exit status is passed on: {}", r.stderr);
+    assert!(r.stdout.contains(&sha256_hex(DB_PASSWORD.as_bytes())), "{}", r.stdout);
+    assert!(r.stdout.contains("pass=unset"), "the passphrase is not passed on: {}", r.stdout);
+    let files_after: Vec<_> = all_files(cli.dir.path()).into_iter().map(|(p, _)| p).collect();
+    let new: Vec<_> = files_after.iter().filter(|p| !files_before.contains(p)).collect();
+    assert!(
+        new.iter().all(|p| p.to_string_lossy().contains("-wal") || p.to_string_lossy().contains("-shm")),
+        "{new:?}"
+    );
+    assert_eq!(cli.run(&["run", "--secret", "billing/db-password=1BAD", "--", "true"]).code, 2);
+    assert_eq!(cli.run(&["run", "--secret", "billing/nope=X", "--", "true"]).code, 2);
+
+    // Every access was audited, by name and version, never by value.
+    let accesses = cli.run(&["audit", "show", "--action", "secret_access"]);
+    assert!(accesses.ok().lines().count() >= 3, "{}", accesses.stdout);
+    assert!(accesses.stdout.contains("secret=\"billing/db-password\""));
+
+    // Nothing but `secret get`'s own stdout ever held the value: transcript, files, audit log.
+    let transcript = cli.transcript.borrow();
+    assert_eq!(transcript.matches(DB_PASSWORD).count(), 1, "only `secret get` printed it");
+    for (path, bytes) in all_files(cli.dir.path()) {
+        assert!(!contains(&bytes, DB_PASSWORD.as_bytes()), "{} holds the secret", path.display());
+    }
+}
+
+#[test]
+fn run_restarts_the_command_when_its_secret_rotates() {
+    let cli = Cli::new();
+    cli.init();
+    cli.run_stdin(&["secret", "put", "app/api-key"], b"first-value-1111").ok();
+    let mut child = cli
+        .command()
+        .args([
+            "run",
+            "--restart-on-rotate",
+            "--poll",
+            "100ms",
+            "--secret",
+            "app/api-key=API_KEY",
+            "--",
+            "sh",
+            "-c",
+            "echo \"started $(printf %s \"$API_KEY\" | sha256sum | cut -c1-16)\"; exec sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, format!("started {}", &sha256_hex(b"first-value-1111")[..16]));
+    // Another process rotates the secret (a new current version).
+    cli.run_stdin(&["secret", "put", "app/api-key"], b"second-value-2222").ok();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let second = lines.next().unwrap().unwrap();
+    assert!(Instant::now() < deadline);
+    assert_eq!(second, format!("started {}", &sha256_hex(b"second-value-2222")[..16]));
+    // SIGTERM to `run` stops the command and ends.
+    let pid = nix_pid(&child);
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = wait_bounded(&mut child, Duration::from_secs(15));
+    assert!(status.is_some(), "run ended after SIGTERM");
+}
+
+fn nix_pid(child: &std::process::Child) -> String {
+    child.id().to_string()
+}
+
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn declared_credentials_rotate_by_name_when_due_and_in_an_emergency() {
+    let cli = Cli::new();
+    cli.init();
+    let r = cli.run(&["rotate", "billing-api/logs-token"]);
+    assert!(r.ok().contains("promoted version 1"), "{}", r.stdout);
+    let again = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(again.ok().trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    let emergency = cli.run(&["rotate", "billing-api/logs-token", "--emergency", "--json"]);
+    let e: serde_json::Value = serde_json::from_str(emergency.ok().trim()).unwrap();
+    assert_eq!(e["emergency"], true);
+    let revoked = e["revoked"].as_str().unwrap().to_owned();
+    let show = cli.run(&["show", &revoked, "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(show.ok()).unwrap()["status"], "revoked");
+    // Nothing is due right after a rotation.
+    assert!(cli.run(&["rotate", "--due"]).ok().contains("0 promoted"));
+    assert!(cli.run(&["rotate", "nope"]).error_line().contains("no credential nope"));
+    let steps = cli.run(&["audit", "show", "--action", "rotate"]);
+    assert!(steps.ok().contains("promote") && steps.stdout.contains("emergency"), "{}", steps.stdout);
+}
+
+#[test]
+fn the_daemon_runs_alone_and_drains_on_sigterm() {
+    let cli = Cli::new();
+    cli.init();
+    let mut daemon = cli
+        .command()
+        .args(["daemon", "--tick", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let first = err.next().unwrap().unwrap();
+    assert!(first.contains("1 credential(s) under rotation"), "{first}");
+    // A second daemon on the same store is refused.
+    let second = cli.run(&["daemon"]);
+    assert_eq!(second.code, 2);
+    assert!(second.error_line().contains("another tokenward daemon"), "{}", second.stderr);
+    // The daemon's scheduler rotated the never-rotated credential; other commands run beside it
+    // and append to the same audit chain.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !cli.run(&["secret", "list"]).stdout.contains("billing-api/logs-token")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cli.run(&["secret", "list"]).ok().contains("billing-api/logs-token  v1"));
+    cli.issue("ci", "release", "deploy:service/billing/api:release", "10m");
+    std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let status = wait_bounded(&mut daemon, Duration::from_secs(20)).expect("the daemon stops after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = err.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
+}
+
+#[test]
+fn scans_gate_ci_and_revoke_our_leaked_tokens() {
+    let cli = Cli::new();
+    cli.init();
+    let (token, id) = cli.issue("billing-api", "leaky", "s3:bucket/prod-logs/a/*:read", "30m");
+    std::fs::create_dir_all(cli.path("repo/config")).unwrap();
+    std::fs::write(cli.path("repo/config/app.env"), format!("LOGS_TOKEN={token}\n")).unwrap();
+    std::fs::write(cli.path("repo/clean.rs"), "fn main() {}\n").unwrap();
+    // Findings: exit 1; JSON lines and SARIF hold the redacted form only.
+    let text = cli.run(&["scan", "repo"]);
+    assert_eq!(text.code, 1, "{}", text.stderr);
+    assert!(
+        text.stdout.contains("config/app.env:1:12") && text.stdout.contains("tokenward"),
+        "{}",
+        text.stdout
+    );
+    let sarif = cli.run(&["scan", "repo", "--format", "sarif"]);
+    assert_eq!(sarif.code, 1);
+    let log: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 1);
+    // A baseline suppresses what it holds: exit 0.
+    cli.run(&["scan", "repo", "--write-baseline", "baseline.json", "--no-progress"]);
+    assert_eq!(cli.run(&["scan", "repo", "--baseline", "baseline.json"]).code, 0);
+    // Clean tree: 0. Missing path or a broken repository: 2.
+    std::fs::create_dir_all(cli.path("clean")).unwrap();
+    assert_eq!(cli.run(&["scan", "clean"]).code, 0);
+    assert_eq!(cli.run(&["scan", "git:clean"]).code, 2);
+    // --revoke: ours and active, so revoked at once; the token is denied afterwards.
+    let revoked = cli.run(&["scan", "repo", "--revoke", "--format", "json"]);
+    assert_eq!(revoked.code, 1);
+    assert!(revoked.stderr.contains(&format!("token {id} revoked")), "{}", revoked.stderr);
+    let v = cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/a/x:read"], token.as_bytes());
+    assert!(v.stderr.contains("revoked"), "{}", v.stderr);
+    let findings = cli.run(&["audit", "show", "--action", "scan_finding"]);
+    assert!(findings.ok().contains("config/app.env"), "{}", findings.stdout);
+    // Only the issue's own stdout and the planted file hold the token.
+    let transcript = cli.transcript.borrow();
+    let secret = &token[token.len() - 30..token.len() - 6];
+    assert_eq!(transcript.matches(secret).count(), 1);
+    assert!(!contains(&std::fs::read(cli.path("tokenward.audit.jsonl")).unwrap(), secret.as_bytes()));
+}
+
+#[test]
+fn the_drill_measures_the_risk_window_and_is_audited() {
+    let cli = Cli::new();
+    cli.init();
+    let r = cli.run(&["drill", "--repeat", "3", "--json", "--dir", "drill", "--html", "drill.html"]);
+    let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    assert_eq!(v["summary"]["runs"], 3);
+    assert_eq!(v["summary"]["leaked_tokens_denied"], true);
+    let p50 = v["summary"]["risk_window_ms"]["p50"].as_f64().unwrap();
+    assert!(p50 > 0.0);
+    eprintln!(
+        "drill risk window p50 {p50:.1} ms, max {:.1} ms",
+        v["summary"]["risk_window_ms"]["max"].as_f64().unwrap()
+    );
+    for run in v["runs"].as_array().unwrap() {
+        assert_eq!(run["found_in"].as_array().unwrap().len(), 2, "found in the tree and in the commit");
+        assert_ne!(run["leaked_token"], run["replacement"]);
+    }
+    assert!(std::fs::read_to_string(cli.path("drill.html")).unwrap().contains("risk window"));
+    // On a declared credential of the store itself (staging): audited as a drill there.
+    let staged = cli.run(&["drill", "--credential", "billing-api/logs-token"]);
+    assert!(staged.ok().contains("risk window"), "{}", staged.stdout);
+    let drills = cli.run(&["audit", "show", "--action", "drill"]);
+    assert!(drills.ok().contains("drill(finished)"), "{}", drills.stdout);
+}

@@ -315,6 +315,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => {
             println!("\nquickstart: every step behaved");
+            println!(
+                "next: the same from a shell — `cargo run -p tokenward-cli -- --help`, a tour in docs/cli.md \
+                 (policy as code, run, scan --revoke, report, drill)"
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

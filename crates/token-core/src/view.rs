@@ -1,6 +1,6 @@
 //! The compact, verification-only view of a token that a lookup keeps inline, with its use counters.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -28,8 +28,11 @@ pub struct TokenView {
     scopes: ScopeSet,
     principal: PrincipalId,
     uses: AtomicU64,
-    /// Uses already handed to the store (the count it was loaded with, then each flush).
-    flushed: AtomicU64,
+    /// The low 32 bits of the use count already handed to the store (the count it was loaded
+    /// with, then each flush): a flush hands over `uses - flushed` in wrapping arithmetic, exact
+    /// while fewer than 2^32 uses fall between two flushes. 32 bits fill the padding after the
+    /// digest, so the view stays 112 bytes.
+    flushed: AtomicU32,
     last_used_ms: AtomicI64,
 }
 
@@ -55,7 +58,7 @@ impl TokenView {
             scopes: record.scopes.clone(),
             principal: record.principal.clone(),
             uses: AtomicU64::new(uses),
-            flushed: AtomicU64::new(uses),
+            flushed: AtomicU32::new(uses as u32),
             last_used_ms: AtomicI64::new(last_used.map_or(NEVER, |t| t.timestamp_millis())),
         }
     }
@@ -84,7 +87,7 @@ impl TokenView {
             scopes,
             principal,
             uses: AtomicU64::new(uses),
-            flushed: AtomicU64::new(uses),
+            flushed: AtomicU32::new(uses as u32),
             last_used_ms: AtomicI64::new(last_used_ms.unwrap_or(NEVER)),
         }
     }
@@ -134,9 +137,9 @@ impl TokenView {
     /// Uses counted here since the store last heard (the count a view is built with is the
     /// store's): returns them and marks them handed over, so a flush adds each use once.
     pub fn take_unflushed_uses(&self) -> u64 {
-        let now = self.uses.load(Ordering::Relaxed);
+        let now = self.uses.load(Ordering::Relaxed) as u32;
         let before = self.flushed.swap(now, Ordering::Relaxed);
-        now.saturating_sub(before)
+        u64::from(now.wrapping_sub(before))
     }
 
     /// The last successful use.

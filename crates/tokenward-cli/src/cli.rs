@@ -150,7 +150,7 @@ pub(crate) enum AlertsCmd {
 /// Where alerts go.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AlertSinks {
-    /// POST each alert (JSON) here, signed with X-Tokenward-Signature: sha256=<HMAC-SHA256 of the body>.
+    /// POST each alert (JSON) here, signed: header X-Tokenward-Signature, sha256= and the hex HMAC-SHA256 of the body.
     #[arg(long)]
     pub(crate) webhook: Option<String>,
     /// The store secret holding the webhook's HMAC key.

@@ -114,12 +114,17 @@ fn issue_verify_list_show_revoke_and_the_audit_log() {
     assert_eq!(cli.run(&["audit", "verify", "--checkpoint", "checkpoint.json"]).code, 1);
     std::fs::write(&log, original).unwrap();
 
-    // The tokens themselves never appear in what the commands printed (except `issue`'s own stdout).
+    // The tokens themselves never appear in what the commands printed (except `issue`'s own
+    // stdout), nor in any file: the store, the audit log, the checkpoint, the export.
+    cli.run(&["audit", "export", "--out", "export.jsonl"]).ok();
     let transcript = cli.transcript.borrow();
     for t in [&token, &ci_token] {
         let secret_part = &t[t.len() - 30..t.len() - 6];
         let hits = transcript.matches(secret_part).count();
         assert_eq!(hits, 1, "the token's secret appears only where it was issued");
+        for (path, bytes) in all_files(cli.dir.path()) {
+            assert!(!contains(&bytes, secret_part.as_bytes()), "{} holds a token's secret", path.display());
+        }
     }
 }
 

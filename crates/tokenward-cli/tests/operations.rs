@@ -260,3 +260,28 @@ fn the_drill_measures_the_risk_window_and_is_audited() {
     let drills = cli.run(&["audit", "show", "--action", "drill"]);
     assert!(drills.ok().contains("drill(finished)"), "{}", drills.stdout);
 }
+
+#[test]
+fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
+    let cli = Cli::new();
+    cli.init();
+    for _ in 0..3 {
+        let mut daemon =
+            cli.command().args(["daemon"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut err = BufReader::new(daemon.stderr.take().unwrap()).lines();
+        let _ = err.next();
+        // At once: the scheduler is starting the never-rotated credential's first rotation.
+        std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+        let status = wait_bounded(&mut daemon, Duration::from_secs(20)).expect("stops after SIGTERM");
+        assert!(status.success(), "{status:?}");
+    }
+    // Whatever step it reached, the rotation completes (or resumes) and the log verifies.
+    let r = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(r.ok().trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(cli.run(&["secret", "list"]).ok().contains("billing-api/logs-token"));
+    assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
+    let active = cli.run(&["list", "--principal", "billing-api", "--json"]);
+    let n = active.ok().lines().filter(|l| l.contains("\"read-logs\"")).count();
+    assert!((1..=2).contains(&n), "the credential's token, and at most its predecessor in overlap: {n}");
+}

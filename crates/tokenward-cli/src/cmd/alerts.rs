@@ -244,7 +244,7 @@ pub(crate) async fn current(
     t: &Thresholds,
     scan: &[PathBuf],
 ) -> Result<Vec<Alert>> {
-    let posture = report::build(tw, &g.audit_path(), t).await?;
+    let posture = report::build(tw, g, t).await?;
     let mut alerts = from_posture(&posture);
     alerts.extend(scan_alerts(scan).await?);
     Ok(alerts)

@@ -64,12 +64,45 @@ async fn trusted_key(tw: &Tokenward) -> Result<CheckpointKey> {
     CheckpointKey::try_from(text).map_err(|e| CliError::new(format!("the stored checkpoint key: {e}")))
 }
 
-fn entries(g: &Global) -> Result<LogReader> {
+/// The audit log's entries in order: the file's, read strictly line by line, or (with
+/// `--database-url`) the PostgreSQL log's, read in pages.
+pub(crate) enum Entries {
+    File(LogReader),
+    Pages(std::vec::IntoIter<Entry>),
+}
+
+impl Iterator for Entries {
+    type Item = Result<Entry, tokenward::audit::AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Entries::File(r) => r.next(),
+            Entries::Pages(p) => p.next().map(Ok),
+        }
+    }
+}
+
+pub(crate) async fn entries(g: &Global) -> Result<Entries> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &g.database_url {
+        use tokenward::audit::LogStorage as _;
+        let log = tokenward::audit::PostgresLog::connect(url, 2).await?;
+        let len = log.head().await?.len;
+        let mut all = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        while (all.len() as u64) < len {
+            let page = log.read(all.len() as u64, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            all.extend(page);
+        }
+        return Ok(Entries::Pages(all.into_iter()));
+    }
     let path = g.audit_path();
     if !path.exists() {
         return Err(CliError::new(format!("no audit log at {}", path.display())));
     }
-    Ok(LogReader::open(&path)?)
+    Ok(Entries::File(LogReader::open(&path)?))
 }
 
 fn read_checkpoint(path: &Path) -> Result<SignedCheckpoint> {
@@ -122,7 +155,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 heads.push(c.chain_head());
             }
             let mut v = ChainVerifier::new(ChainHead::EMPTY).with_checkpoints(heads.iter().copied());
-            for e in entries(g)? {
+            for e in entries(g).await? {
                 let e = e.map_err(|e| CliError::denied(format!("audit log: {e}")))?;
                 v.push(&e).map_err(|e| CliError::denied(format!("audit log: {e}")))?;
             }
@@ -146,7 +179,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 q = q.between(out::since(s, now)?, now + tokenward::core::chrono::TimeDelta::days(36_500));
             }
             let mut kept: VecDeque<Entry> = VecDeque::new();
-            for e in entries(g)? {
+            for e in entries(g).await? {
                 let e = e?;
                 if q.matches(&e) {
                     kept.push_back(e);
@@ -176,7 +209,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut line = Vec::with_capacity(512);
-            for e in entries(g)? {
+            for e in entries(g).await? {
                 let e = e?;
                 v.push(&e).map_err(|e| CliError::new(format!("audit log: {e}; export stopped")))?;
                 line.clear();

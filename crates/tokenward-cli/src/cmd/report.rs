@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use tokenward::Tokenward;
 use tokenward::audit::chains::{ChainHead, ChainVerifier};
-use tokenward::audit::{Action, Entry, LogReader};
+use tokenward::audit::{Action, Entry};
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::lookup::TokenStatus;
 use tokenward::policy::{PolicyFile, parse_duration};
@@ -117,10 +117,10 @@ fn ids(rows: &[&TokenRow]) -> Vec<String> {
 }
 
 /// The audit log's entries (the chain verified on the way) and its status.
-fn read_log(path: &std::path::Path) -> (Vec<Entry>, AuditStatus) {
+fn read_log(source: Result<crate::cmd::audit::Entries>) -> (Vec<Entry>, AuditStatus) {
     let mut entries = Vec::new();
     let mut v = ChainVerifier::new(ChainHead::EMPTY);
-    let error = match LogReader::open(path) {
+    let error = match source {
         Err(e) => Some(e.to_string()),
         Ok(reader) => {
             let mut err = None;
@@ -153,7 +153,7 @@ pub(crate) async fn build_with(
     tw: &Tokenward,
     file: &PolicyFile,
     policy_version: u64,
-    log: &std::path::Path,
+    g: &Global,
     t: &Thresholds,
 ) -> Result<Posture> {
     let now = tw.clock().now();
@@ -239,7 +239,7 @@ pub(crate) async fn build_with(
         }
     }
 
-    let (entries, audit) = read_log(log);
+    let (entries, audit) = read_log(crate::cmd::audit::entries(g).await);
     if !audit.verified {
         findings.push(Finding {
             kind: "audit_chain_broken",
@@ -383,10 +383,10 @@ pub(crate) async fn build_with(
     })
 }
 
-/// Builds the report for an open handle, reading the audit log at `log`.
-pub(crate) async fn build(tw: &Tokenward, log: &std::path::Path, t: &Thresholds) -> Result<Posture> {
+/// Builds the report for an open handle, reading the audit log `g` names.
+pub(crate) async fn build(tw: &Tokenward, g: &Global, t: &Thresholds) -> Result<Posture> {
     let (file, version) = stored(tw).await?;
-    build_with(tw, &file, version, log, t).await
+    build_with(tw, &file, version, g, t).await
 }
 
 pub(crate) fn text(p: &Posture) -> String {
@@ -654,7 +654,7 @@ pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
     let tw = open::open(g, Need::ReadOnly).await?;
     let posture = async {
         let (file, version) = stored(&tw).await?;
-        build_with(&tw, &file, version, &g.audit_path(), &t).await
+        build_with(&tw, &file, version, g, &t).await
     }
     .await;
     tw.shutdown().await?;

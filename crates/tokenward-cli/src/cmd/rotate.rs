@@ -174,7 +174,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
             }
             _ = reporter.tick(), if a.report.is_some() => {
                 if let Some(path) = &a.report {
-                    match crate::cmd::report::build(&tw, &g.audit_path(), &crate::cmd::report::Thresholds::default()).await {
+                    match crate::cmd::report::build(&tw, g, &crate::cmd::report::Thresholds::default()).await {
                         Ok(r) => {
                             if let Err(e) = std::fs::write(path, crate::cmd::report::html(&r)) {
                                 eprintln!("writing the report to {}: {e}", path.display());

@@ -68,6 +68,7 @@ async fn trusted_key(tw: &Tokenward) -> Result<CheckpointKey> {
 /// `--database-url`) the PostgreSQL log's, read in pages.
 pub(crate) enum Entries {
     File(LogReader),
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Pages(std::vec::IntoIter<Entry>),
 }
 

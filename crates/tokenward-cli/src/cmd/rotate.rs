@@ -105,6 +105,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
 }
 
 pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
+    let mut signals = Signals::catch()?;
     let tick = out::duration(&a.tick, "--tick")?.to_std().unwrap_or(Duration::from_secs(1));
     let report_every =
         out::duration(&a.report_every, "--report-every")?.to_std().unwrap_or(Duration::from_secs(3600));
@@ -136,8 +137,6 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
         "tokenward daemon: policy version {version}, {} credential(s) under rotation; SIGTERM or Ctrl-C drains and stops",
         names.len()
     );
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     let alerts_every =
         out::duration(&a.alerts_every, "--alerts-every")?.to_std().unwrap_or(Duration::from_secs(300));
     let thresholds = crate::cmd::report::Thresholds {
@@ -152,7 +151,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     let mut last = (0, 0);
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            _ = signals.recv() => break,
             _ = ticker.tick() => {
                 // The handle's scheduler runs the rotations; this reports what it did.
                 let counts = tw.scheduler().counts();
@@ -193,25 +192,38 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, caught from the moment this is made (a signal before the first await is
+/// not lost, nor does it kill the process).
+pub(crate) struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn catch() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| CliError::new(format!("catching SIGTERM: {e}")))?;
+            let int = signal(SignalKind::interrupt())
+                .map_err(|e| CliError::new(format!("catching SIGINT: {e}")))?;
+            Ok(Self { term, int })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves at the next SIGTERM or SIGINT.
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }

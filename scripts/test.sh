@@ -26,6 +26,7 @@ ensure_chromium
 ensure_moto
 start_postgres
 start_openbao
+start_openbao_tls
 
 step "cargo test --workspace --all-features (unit, integration, property and doc tests)"
 cargo test --workspace --all-features

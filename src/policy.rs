@@ -27,7 +27,8 @@
 //! target = { kind = "tokenward-token", principal = "billing-api", purpose = "read-logs",
 //!            scopes = ["s3:bucket/prod-logs/*:read"], ttl = "1h" }
 //! # target = { kind = "openbao-token", address = "https://bao:8200", token_secret = "openbao/admin",
-//! #            policies = ["default"], ttl = "1h", display_name = "ci" }
+//! #            ca_file = "/etc/bao/ca.pem", policies = ["default"], ttl = "1h", display_name = "ci" }
+//! # (or approle_role_id = "…", approle_secret_id_secret = "openbao/secret-id" instead of a token)
 //! # target = { kind = "openbao-kv", address = "…", token_secret = "…", mount = "secret",
 //! #            path = "app/db", field = "password", lifetime = "30d" }
 //! ```
@@ -203,10 +204,11 @@ pub enum TargetSpec {
     },
     /// An OpenBao / Vault token.
     OpenbaoToken {
-        /// The server's address.
+        /// The server's address (`https://…`; plain `http://` to loopback only).
         address: String,
-        /// The store secret holding the token that creates and revokes tokens.
-        token_secret: String,
+        /// How to reach and authenticate to it.
+        #[serde(flatten)]
+        connect: OpenBaoConnect,
         /// The policies new tokens get.
         #[serde(default)]
         policies: Vec<String>,
@@ -218,10 +220,11 @@ pub enum TargetSpec {
     },
     /// A field of an OpenBao / Vault KV v2 secret.
     OpenbaoKv {
-        /// The server's address.
+        /// The server's address (`https://…`; plain `http://` to loopback only).
         address: String,
-        /// The store secret holding the token that writes the secret.
-        token_secret: String,
+        /// How to reach and authenticate to it.
+        #[serde(flatten)]
+        connect: OpenBaoConnect,
         /// The KV v2 mount.
         mount: String,
         /// The secret's path.
@@ -231,6 +234,42 @@ pub enum TargetSpec {
         /// How long a value lives.
         lifetime: String,
     },
+}
+
+/// How a declared OpenBao target reaches the server and authenticates: a CA to trust, and a
+/// token or an AppRole, each kept as a secret in the store (named here, never written here).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OpenBaoConnect {
+    /// The store secret holding the token to act with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+    /// AppRole instead of a token: the role id, and the store secret holding the secret id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approle_role_id: Option<String>,
+    /// The store secret holding the AppRole secret id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approle_secret_id_secret: Option<String>,
+    /// A PEM file with the CA to trust (instead of the platform's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl OpenBaoConnect {
+    fn check(&self, what: &str) -> Result<(), PolicyFileError> {
+        let names: Vec<&String> =
+            [&self.token_secret, &self.approle_secret_id_secret].into_iter().flatten().collect();
+        for n in names {
+            SecretName::new(n).map_err(|e| PolicyFileError::new(format!("{what}: {n}: {e}")))?;
+        }
+        match (&self.token_secret, &self.approle_role_id, &self.approle_secret_id_secret) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
+            _ => Err(PolicyFileError::new(format!(
+                "{what}: give token_secret, or approle_role_id with approle_secret_id_secret"
+            ))),
+        }
+    }
 }
 
 fn default_display() -> String {
@@ -347,15 +386,13 @@ impl PolicyFile {
                     token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
                         .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
                 }
-                TargetSpec::OpenbaoToken { token_secret, ttl, .. } => {
+                TargetSpec::OpenbaoToken { connect, ttl, .. } => {
                     parse_duration(ttl)?;
-                    SecretName::new(token_secret)
-                        .map_err(|e| PolicyFileError::new(format!("{what}: token_secret: {e}")))?;
+                    connect.check(&what)?;
                 }
-                TargetSpec::OpenbaoKv { token_secret, lifetime, .. } => {
+                TargetSpec::OpenbaoKv { connect, lifetime, .. } => {
                     parse_duration(lifetime)?;
-                    SecretName::new(token_secret)
-                        .map_err(|e| PolicyFileError::new(format!("{what}: token_secret: {e}")))?;
+                    connect.check(&what)?;
                 }
             }
         }
@@ -763,8 +800,8 @@ impl Tokenward {
                 Ok(self.token_target(p, request))
             }
             #[cfg(feature = "vault")]
-            TargetSpec::OpenbaoToken { address, token_secret, policies, ttl, display_name } => {
-                let bao = self.openbao(address, token_secret).await.map_err(|e| what(&e))?;
+            TargetSpec::OpenbaoToken { address, connect, policies, ttl, display_name } => {
+                let bao = self.openbao(address, connect).await.map_err(|e| what(&e))?;
                 let policies: Vec<&str> = policies.iter().map(String::as_str).collect();
                 Ok(std::sync::Arc::new(token_rotate::OpenBaoTokenTarget::new(
                     bao,
@@ -774,8 +811,8 @@ impl Tokenward {
                 )))
             }
             #[cfg(feature = "vault")]
-            TargetSpec::OpenbaoKv { address, token_secret, mount, path, field, lifetime } => {
-                let bao = self.openbao(address, token_secret).await.map_err(|e| what(&e))?;
+            TargetSpec::OpenbaoKv { address, connect, mount, path, field, lifetime } => {
+                let bao = self.openbao(address, connect).await.map_err(|e| what(&e))?;
                 Ok(std::sync::Arc::new(token_rotate::OpenBaoKvTarget::new(
                     bao,
                     mount,
@@ -792,16 +829,35 @@ impl Tokenward {
     }
 
     #[cfg(feature = "vault")]
-    async fn openbao(&self, address: &str, token_secret: &str) -> Result<token_rotate::OpenBao> {
-        let name = SecretName::new(token_secret)?;
-        let token = self.read_current(&name).await?.ok_or_else(|| {
-            Error::Config(format!("token_secret {token_secret}: no such secret in the store"))
-        })?;
-        use token_store::secrecy::ExposeSecret as _;
-        let text = std::str::from_utf8(token.expose_secret())
-            .map_err(|_| Error::Config(format!("token_secret {token_secret}: not UTF-8 text")))?;
-        token_rotate::OpenBao::new(address, token_store::secrecy::SecretString::from(text.trim().to_owned()))
-            .map_err(|e| Error::Rotate(e.into()))
+    async fn openbao(&self, address: &str, connect: &OpenBaoConnect) -> Result<token_rotate::OpenBao> {
+        use token_store::secrecy::{ExposeSecret as _, SecretString};
+        let secret_text = |name: &str| {
+            let name = name.to_owned();
+            async move {
+                let value = self
+                    .read_current(&SecretName::new(&name)?)
+                    .await?
+                    .ok_or_else(|| Error::Config(format!("{name}: no such secret in the store")))?;
+                let text = std::str::from_utf8(value.expose_secret())
+                    .map_err(|_| Error::Config(format!("{name}: not UTF-8 text")))?;
+                Ok::<_, Error>(SecretString::from(text.trim().to_owned()))
+            }
+        };
+        let mut b = token_rotate::OpenBao::builder(address);
+        if let Some(ca) = &connect.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| Error::Config(format!("ca_file {ca}: {e}")))?;
+            b = b.ca_pem(pem);
+        }
+        b = match (&connect.token_secret, &connect.approle_role_id, &connect.approle_secret_id_secret) {
+            (Some(t), _, _) => b.token(secret_text(t).await?),
+            (None, Some(role), Some(secret)) => b.approle(role, secret_text(secret).await?),
+            _ => {
+                return Err(Error::Config(
+                    "give token_secret, or approle_role_id with approle_secret_id_secret".into(),
+                ));
+            }
+        };
+        b.build().map_err(|e| Error::Rotate(e.into()))
     }
 
     /// Puts the file's credentials under this handle: each becomes known to the leak response

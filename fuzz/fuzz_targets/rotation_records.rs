@@ -1,5 +1,5 @@
-//! Rotation's parsers: stored rotation records and sealed credentials, and OpenBao's HTTP responses
-//! (the client's own HTTP/1.1 parser, chunked bodies included) never panic.
+//! Rotation's parsers: stored rotation records and sealed credentials never panic. (OpenBao's
+//! answers are read by reqwest through token-http, bounded, and parsed by serde_json.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,5 +11,4 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, r);
     }
     let _ = token_rotate::fuzzing::credential(data);
-    let _ = token_rotate::fuzzing::openbao_response(data);
 });

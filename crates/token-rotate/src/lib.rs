@@ -60,7 +60,7 @@ pub use consumer::CurrentCredential;
 pub use credential::Credential;
 pub use error::{Result, RotateError, TargetError};
 #[cfg(feature = "vault")]
-pub use openbao::{OpenBao, OpenBaoKvTarget, OpenBaoTokenTarget};
+pub use openbao::{OpenBao, OpenBaoBuilder, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
@@ -80,11 +80,5 @@ pub mod fuzzing {
     pub fn credential(bytes: &[u8]) -> bool {
         let b = secrecy::SecretBox::new(Box::new(bytes.to_vec()));
         crate::credential::Credential::from_sealed_plaintext("fuzz", &b).is_ok()
-    }
-
-    /// An OpenBao HTTP response.
-    #[cfg(feature = "vault")]
-    pub fn openbao_response(bytes: &[u8]) -> Option<u16> {
-        crate::openbao::parse_response("fuzz", bytes).ok().map(|(status, _)| status)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use token_core::SystemClock;
 use token_core::chrono::TimeDelta;
-use token_rotate::secrecy::SecretString;
+use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
 use token_store::secrecy::SecretBox;
@@ -73,13 +73,179 @@ async fn an_openbao_kv_secret_passes_the_kit() {
 }
 
 #[test]
-fn plain_http_is_refused_off_loopback() {
-    for addr in
-        ["http://10.0.0.8:8200", "https://127.0.0.1:8200", "http://vault.example:8200", "127.0.0.1:8200"]
-    {
+fn plain_http_is_refused_off_loopback_unless_allowed() {
+    for addr in ["http://10.0.0.8:8200", "http://vault.example:8200", "127.0.0.1:8200", "ftp://127.0.0.1"] {
         assert!(OpenBao::new(addr, SecretString::from("t".to_owned())).is_err(), "{addr}");
     }
-    for addr in ["http://127.0.0.1:8200", "http://[::1]:8200", "http://localhost:8200/"] {
+    for addr in
+        ["http://127.0.0.1:8200", "http://[::1]:8200", "http://localhost:8200/", "https://bao.example:8200"]
+    {
         assert!(OpenBao::new(addr, SecretString::from("t".to_owned())).is_ok(), "{addr}");
     }
+    let allowed = OpenBao::builder("http://10.0.0.8:8200")
+        .allow_plain_http(true)
+        .token(SecretString::from("t".to_owned()));
+    assert!(allowed.build().is_ok());
+    assert!(OpenBao::builder("https://bao.example").build().is_err(), "no token, no AppRole");
+}
+
+/// The TLS dev server (`start_openbao_tls`): address, CA file, root token.
+fn bao_tls() -> Option<(String, String, String)> {
+    match (
+        std::env::var("TOKENWARD_BAO_TLS_ADDR"),
+        std::env::var("TOKENWARD_BAO_TLS_CA"),
+        std::env::var("TOKENWARD_BAO_TLS_TOKEN"),
+    ) {
+        (Ok(a), Ok(c), Ok(t)) => Some((a, c, t)),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but TOKENWARD_BAO_TLS_ADDR is not set: the OpenBao TLS tests cannot be skipped in CI"
+            )
+        }
+        _ => {
+            eprintln!("\n*** SKIPPED: OpenBao TLS tests (TOKENWARD_BAO_TLS_ADDR is not set) ***\n");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_its_ca_the_targets_pass_the_kit_and_a_wrong_ca_is_refused() {
+    let Some((addr, ca, root)) = bao_tls() else { return };
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let client = || {
+        OpenBao::builder(&addr)
+            .ca_pem(ca_pem.clone())
+            .token(SecretString::from(root.clone()))
+            .build()
+            .unwrap()
+    };
+    assert!(client().lookup_self().await.unwrap()["policies"].to_string().contains("root"));
+    run_target_suite(async || {
+        harness(Arc::new(OpenBaoTokenTarget::new(
+            client(),
+            &["default"],
+            TimeDelta::hours(1),
+            "tokenward-tls",
+        )))
+        .await
+    })
+    .await;
+    run_target_suite(async || {
+        let path = format!("tokenward/tls-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        harness(Arc::new(OpenBaoKvTarget::new(client(), "secret", &path, "password", TimeDelta::days(30))))
+            .await
+    })
+    .await;
+
+    // Another CA (made here with openssl): the server's certificate does not chain to it.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not-the-bao-ca",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("other-key.pem"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let wrong = OpenBao::builder(&addr)
+        .ca_pem(std::fs::read(&other).unwrap())
+        .token(SecretString::from(root.clone()))
+        .build()
+        .unwrap();
+    let e = wrong.lookup_self().await.unwrap_err();
+    let text = format!("{e} {:?}", std::error::Error::source(&e).map(ToString::to_string));
+    assert!(text.to_lowercase().contains("certificate") || text.contains("issuer"), "{text}");
+    assert!(!text.contains(&root), "no token in the error");
+    // The platform's roots do not know the dev server's CA either.
+    let platform = OpenBao::new(&addr, SecretString::from(root.clone())).unwrap();
+    assert!(platform.lookup_self().await.is_err());
+    // Plain HTTP to the TLS listener is not an answer.
+    let plain = OpenBao::new(&addr.replace("https://", "http://"), SecretString::from(root.clone())).unwrap();
+    assert!(plain.lookup_self().await.is_err());
+}
+
+/// Enables AppRole (once) on the plain dev server and makes a role whose tokens live `ttl`
+/// seconds (at most `max_ttl`); returns (role_id, secret_id).
+async fn approle(addr: &str, root: &str, role: &str, ttl: u64, max_ttl: u64) -> (String, SecretString) {
+    let http = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-s", "-X", method, "-H", &format!("X-Vault-Token: {root}")]);
+        if let Some(b) = body {
+            c.args(["-d", &b.to_string()]);
+        }
+        let out = c.arg(format!("{addr}{path}")).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let _ = http("POST", "/v1/sys/auth/approle", Some(serde_json::json!({"type": "approle"})));
+    // What the token target needs, and no more (AppRole cannot hand out root).
+    let policy = r#"
+path "auth/token/create-orphan" { capabilities = ["create", "update", "sudo"] }
+path "auth/token/revoke-accessor" { capabilities = ["update"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
+"#;
+    http("PUT", "/v1/sys/policies/acl/tokenward-rotator", Some(serde_json::json!({"policy": policy})));
+    http(
+        "POST",
+        &format!("/v1/auth/approle/role/{role}"),
+        Some(serde_json::json!({"token_ttl": format!("{ttl}s"), "token_max_ttl": format!("{max_ttl}s"),
+                                "token_policies": ["default", "tokenward-rotator"]})),
+    );
+    let id: serde_json::Value =
+        serde_json::from_str(&http("GET", &format!("/v1/auth/approle/role/{role}/role-id"), None)).unwrap();
+    let secret: serde_json::Value =
+        serde_json::from_str(&http("POST", &format!("/v1/auth/approle/role/{role}/secret-id"), None))
+            .unwrap();
+    (
+        id["data"]["role_id"].as_str().unwrap().to_owned(),
+        SecretString::from(secret["data"]["secret_id"].as_str().unwrap().to_owned()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_logs_in_renews_before_expiry_and_logs_in_again_past_max_ttl() {
+    let Some((addr, root)) = bao() else { return };
+    let role = format!("tw-{}", std::process::id());
+    let (role_id, secret_id) = approle(&addr, &root, &role, 3, 6).await;
+    let client = OpenBao::builder(&addr).approle(&role_id, secret_id.clone()).build().unwrap();
+    assert!(!format!("{client:?}").contains(secret_id.expose_secret()), "{client:?}");
+    let first = client.lookup_self().await.unwrap();
+    let accessor = first["accessor"].as_str().unwrap().to_owned();
+    // Past two thirds of the 3 s lease: renewed (the same token), not a new login.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    let renewed = client.lookup_self().await.unwrap();
+    assert_eq!(renewed["accessor"], accessor.as_str(), "renewed in place");
+    // Past the 6 s max TTL, renewal cannot help: a fresh login, a new token.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    let later = client.lookup_self().await.unwrap();
+    assert_ne!(later["accessor"], accessor.as_str(), "logged in again");
+    // The kit through AppRole.
+    run_target_suite(async || {
+        let c = OpenBao::builder(&addr).approle(&role_id, secret_id.clone()).build().unwrap();
+        harness(Arc::new(OpenBaoTokenTarget::new(c, &["default"], TimeDelta::hours(1), "tokenward-approle")))
+            .await
+    })
+    .await;
+    // A wrong secret id: a clear error that holds neither id.
+    let wrong = OpenBao::builder(&addr)
+        .approle(&role_id, SecretString::from("not-the-secret-id".to_owned()))
+        .build()
+        .unwrap();
+    let e = wrong.lookup_self().await.unwrap_err().to_string();
+    assert!(e.contains("AppRole login") && !e.contains("not-the-secret-id"), "{e}");
 }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
@@ -170,51 +169,34 @@ pub(crate) fn signature(key: &[u8], body: &[u8]) -> Result<String> {
     Ok(s)
 }
 
-fn client() -> Result<reqwest::blocking::Client> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(BuilderVerifierExt::with_platform_verifier)
-        .map_err(|e| CliError::new(format!("TLS setup: {e}")))?
-        .with_no_client_auth();
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
+/// POSTs `body`, signed, through token-http: no redirects, bounded answer, retried (4 attempts,
+/// backoff from 200 ms) on transport errors, 429 and 5xx — the body carries its own time, so a
+/// receiver can drop a repeat.
+async fn post(url: String, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> {
+    let (base, path) = split_url(&url)?;
+    let client = token_http::HttpClient::builder(base)
         .timeout(Duration::from_secs(10))
+        .retries(3, Duration::from_millis(200))
+        .max_response(64 << 10)
         .build()
-        .map_err(|e| CliError::new(format!("HTTP client: {e}")))
+        .map_err(|e| CliError::new(format!("--webhook: {e}")))?;
+    let sig = signature(&key, body.as_bytes())?;
+    let request = token_http::Request::post(path)
+        .header("Content-Type", "application/json")
+        .header(SIGNATURE_HEADER, sig)
+        .body(body.into_bytes())
+        .idempotent(true);
+    let r = client.send(request).await.map_err(|e| CliError::new(e.to_string()))?;
+    if r.is_success() { Ok(()) } else { Err(CliError::new(format!("{url} answered {}", r.status))) }
 }
 
-/// POSTs `body`, signed, retrying (4 attempts, backoff from 200 ms) on errors and 5xx answers.
-async fn post(url: String, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> {
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        let client = client()?;
-        let sig = signature(&key, body.as_bytes())?;
-        let mut wait = Duration::from_millis(200);
-        let mut last = String::new();
-        for attempt in 0..4 {
-            if attempt > 0 {
-                std::thread::sleep(wait);
-                wait *= 2;
-            }
-            match client
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header(SIGNATURE_HEADER, &sig)
-                .body(body.clone())
-                .send()
-            {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().is_server_error() => last = format!("{} answered {}", url, r.status()),
-                Ok(r) => return Err(CliError::new(format!("{url} answered {}", r.status()))),
-                Err(e) => last = format!("{url}: {e}"),
-            }
-        }
-        Err(CliError::new(format!("{last} (after 4 attempts)")))
-    })
-    .await
-    .map_err(|e| CliError::new(format!("the webhook stopped: {e}")))?
+/// `https://host:port/path?q` → (`https://host:port`, `/path?q`).
+fn split_url(url: &str) -> Result<(String, String)> {
+    let scheme_end = url.find("://").ok_or_else(|| CliError::new(format!("--webhook {url}: not a URL")))? + 3;
+    match url[scheme_end..].find('/') {
+        Some(i) => Ok((url[..scheme_end + i].to_owned(), url[scheme_end + i..].to_owned())),
+        None => Ok((url.to_owned(), "/".to_owned())),
+    }
 }
 
 /// Runs `cmd` (through `sh -c`) with the alert on its stdin, bounded to 30 s.

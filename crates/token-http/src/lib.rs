@@ -1,0 +1,41 @@
+//! # token-http
+//!
+//! The one HTTP client every remote API call of Tokenward goes through (OpenBao, AWS, KMS,
+//! webhooks), on reqwest with rustls and the ring provider — one TLS stack for the whole graph —
+//! with the rules a client holding tokens needs, written once:
+//!
+//! - TLS verified against the platform's roots, or only against a custom CA (`ca_pem`), with an
+//!   optional client certificate (`client_identity_pem`);
+//! - plain HTTP only to a loopback address unless explicitly allowed;
+//! - connect and whole-request timeouts; responses bounded in size (read in chunks, refused past
+//!   the bound, never buffered whole first);
+//! - **no redirects**: a token header must never follow one to another host;
+//! - headers carrying tokens marked sensitive (hidden from reqwest's and hyper's debug output);
+//! - retries with exponential backoff and jitter for idempotent calls (connect errors, timeouts,
+//!   429 and 5xx answers), never for the others.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), token_http::HttpError> {
+//! use token_http::{HttpClient, Request};
+//! use token_http::secrecy::SecretString;
+//!
+//! let bao = HttpClient::builder("https://bao.internal:8200")
+//!     .ca_pem(std::fs::read("/etc/bao/ca.pem").map_err(token_http::HttpError::config)?)
+//!     .build()?;
+//! let token = SecretString::from("hvs.…".to_owned());
+//! let r = bao.send(Request::get("/v1/auth/token/lookup-self").secret_header("X-Vault-Token", &token)).await?;
+//! assert_eq!(r.status, 200);
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod client;
+mod error;
+mod request;
+
+pub use client::{HttpClient, HttpClientBuilder};
+pub use error::HttpError;
+pub use request::{Method, Request, Response};
+
+pub use secrecy;

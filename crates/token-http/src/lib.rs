@@ -30,6 +30,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 mod client;
 mod error;
 mod request;

@@ -2,26 +2,21 @@
 //! through the scanner, over the S3 REST API with AWS Signature Version 4, TLS by rustls with
 //! ring, path-style addressing so any endpoint (AWS, MinIO, a local S3 API) works.
 //!
-//! Written here, deliberately: SigV4 for an empty-body GET (≈40 lines, checked against AWS's
-//! documented example signature and by moto with signature checks on) instead of `aws-sigv4` or
-//! the AWS SDK, which bring the aws-smithy stack into a scanner that needs two read-only calls;
-//! and the two ListObjectsV2 fields read from its XML by hand (`Key`, `Size`, `IsTruncated`,
-//! `NextContinuationToken`, entities decoded) rather than an XML crate. The HTTP and TLS are
-//! maintained crates (reqwest, rustls with ring).
+//! SigV4 is token-http's (`token_http::aws::sigv4`, written once for every AWS call, checked
+//! against AWS's documented example and by moto with signature checks on) rather than
+//! `aws-sigv4` or the AWS SDK, which bring the aws-smithy stack; the ListObjectsV2 fields are
+//! read from its XML by hand (`Key`, `Size`, `IsTruncated`, `NextContinuationToken`, entities
+//! decoded). The HTTP and TLS are maintained crates (reqwest, rustls with ring).
 
 use std::io::Read;
 use std::sync::Arc;
 
-use hmac::{KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use secrecy::SecretString;
 use token_core::chrono::{DateTime, Utc};
 
 use crate::error::ScanError;
 use crate::finding::{Location, Report, Skipped};
 use crate::scanner::Scanner;
-
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Where and how to reach a bucket. `Debug` hides the secret key and the session token.
 #[derive(Clone)]
@@ -95,40 +90,11 @@ impl S3Options {
     }
 }
 
-/// RFC 3986 percent-encoding as SigV4 wants it (`/` kept in paths when `keep_slash`).
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use token_http::aws::sigv4;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    #[allow(clippy::expect_used)]
-    let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The query string, encoded and sorted as SigV4 signs it (and as the request sends it).
-fn canonical_query(query: &[(&str, String)]) -> String {
-    let mut q: Vec<(String, String)> =
-        query.iter().map(|(k, v)| (encode(k, false), encode(v, false))).collect();
-    q.sort();
-    q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-}
-
-/// The headers of a signed request: SigV4 over method, path, query, `host`,
-/// `x-amz-content-sha256`, `x-amz-date` (and `x-amz-security-token`), for an empty body.
+/// The headers of a signed request (SigV4 from token-http, written once for every AWS call):
+/// over method, path, query, `host`, `x-amz-content-sha256`, `x-amz-date` (and
+/// `x-amz-security-token`), for an empty body.
 pub(crate) fn sign(
     o: &S3Options,
     method: &str,
@@ -138,43 +104,35 @@ pub(crate) fn sign(
     extra: &[(&str, &str)],
     now: DateTime<Utc>,
 ) -> Vec<(String, String)> {
-    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = &amz_date[..8];
-    let canonical_query = canonical_query(query);
-    // Every header the request carries is signed (lowercase names, sorted).
-    let mut headers: Vec<(String, String)> =
-        extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())).collect();
-    headers.push(("host".to_owned(), host.to_owned()));
-    headers.push(("x-amz-content-sha256".to_owned(), EMPTY_SHA256.to_owned()));
-    headers.push(("x-amz-date".to_owned(), amz_date.clone()));
-    if let Some(t) = &o.session_token {
-        headers.push(("x-amz-security-token".to_owned(), t.expose_secret().to_owned()));
-    }
-    headers.sort();
-    let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-    let signed = signed.join(";");
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-    let canonical = format!(
-        "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{signed}\n{EMPTY_SHA256}",
-        encode(path, true)
+    let creds = token_http::aws::AwsCredentials {
+        access_key_id: o.access_key_id.clone(),
+        secret_access_key: o.secret_access_key.clone(),
+        session_token: o.session_token.clone(),
+    };
+    let mut headers = sigv4::sign(
+        &creds,
+        &sigv4::Signing {
+            region: &o.region,
+            service: "s3",
+            method,
+            host,
+            path,
+            query,
+            headers: extra,
+            body_sha256: sigv4::EMPTY_SHA256,
+            now,
+        },
     );
-    let scope = format!("{date}/{}/s3/aws4_request", o.region);
-    let to_sign =
-        format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
-    let mut k = format!("AWS4{}", o.secret_access_key.expose_secret()).into_bytes();
-    for part in [date, o.region.as_str(), "s3", "aws4_request"] {
-        k = hmac(&k, part.as_bytes());
-    }
-    let signature = hex(&hmac(&k, to_sign.as_bytes()));
-    headers.push((
-        "authorization".to_owned(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            o.access_key_id
-        ),
-    ));
-    headers.retain(|(k, _)| k != "host");
+    headers.extend(extra.iter().map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())));
     headers
+}
+
+fn canonical_query(query: &[(&str, String)]) -> String {
+    sigv4::canonical_query(query)
+}
+
+fn encode(s: &str, keep_slash: bool) -> String {
+    sigv4::encode(s, keep_slash)
 }
 
 fn client() -> Result<reqwest::blocking::Client, ScanError> {

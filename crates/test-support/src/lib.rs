@@ -2,7 +2,8 @@
 //!
 //! What Tokenward's own test suites share, so that no crate writes it again: the SIGKILL harness
 //! ([`kill_child_at_random`]), the rule for finding the test PostgreSQL ([`postgres_url`]), and a
-//! schema of a test's own that is dropped when the test ends ([`FreshSchema`]).
+//! schema of a test's own that is dropped when the test ends ([`FreshSchema`]), and a local AWS API
+//! ([`Moto`]).
 //! Not published; not part of any public API.
 //!
 //! ```
@@ -145,4 +146,71 @@ pub fn kill_child_at_random(child: &str, env: &[(&str, &OsStr)], min_ms: u64, sp
     proc.kill().expect("SIGKILL the child");
     proc.wait().expect("reap the child");
     reader.join().expect("reader thread")
+}
+
+/// A local AWS API: PyPI's `moto` in server mode on a free loopback port, killed when dropped.
+/// The first `no_auth_actions` calls are accepted unsigned (setup: users, keys, policies); every
+/// later call must be signed, and IAM policies apply.
+pub struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts moto (`TOKENWARD_MOTO_SERVER`, which `scripts/test.sh` sets, or `moto_server` on
+    /// the path); `None`, skipping loudly, without it — except under CI, where it panics.
+    pub fn start(no_auth_actions: u32) -> Option<Self> {
+        let bin = match std::env::var("TOKENWARD_MOTO_SERVER") {
+            Ok(p) => p,
+            Err(_)
+                if Command::new("moto_server")
+                    .arg("--help")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()) =>
+            {
+                "moto_server".into()
+            }
+            Err(_) => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "CI=true but moto_server is not installed"
+                );
+                eprintln!("\n*** SKIPPED: AWS tests (no moto_server; scripts/test.sh installs it) ***\n");
+                return None;
+            }
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("an address")
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", no_auth_actions.to_string())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var("MOTO_DEBUG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// Its URL (`http://127.0.0.1:PORT`), for every service.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
 }

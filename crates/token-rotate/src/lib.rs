@@ -59,12 +59,18 @@ mod tokens;
 pub use consumer::CurrentCredential;
 pub use credential::Credential;
 pub use error::{Result, RotateError, TargetError};
+#[cfg(feature = "aws")]
+mod aws;
+#[cfg(feature = "aws")]
+pub use aws::{AccessKeyInfo, AwsAccessKeyTarget};
 #[cfg(feature = "vault")]
 pub use openbao::{OpenBao, OpenBaoBuilder, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
 pub use target::RotationTarget;
+#[cfg(feature = "aws")]
+pub use token_http::aws::{AwsClient, AwsCredentials, AwsError};
 pub use tokens::TokenwardTokenTarget;
 /// The earlier name of [`TokenwardTokenTarget`].
 #[doc(hidden)]

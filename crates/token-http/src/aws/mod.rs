@@ -301,6 +301,18 @@ impl AwsClient {
         Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     }
 
+    /// A REST PUT (S3: make a bucket, put an object): path-style `path`, `body`; returns the
+    /// status and body text.
+    pub async fn rest_put(
+        &self,
+        service: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, String), AwsError> {
+        let r = self.send(service, Method::Put, path, &[], &[], body).await?;
+        Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
+
     /// STS `GetCallerIdentity`: the ARN these credentials act as.
     pub async fn caller_arn(&self) -> Result<String, AwsError> {
         let xml = self.query("sts", "2011-06-15", "GetCallerIdentity", &[]).await?;

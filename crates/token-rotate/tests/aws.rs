@@ -1,0 +1,233 @@
+//! IAM access-key rotation against a real AWS API on loopback: PyPI's `moto` in server mode with
+//! signature checks and IAM policies on after the setup calls. The target passes the conformance
+//! kit; keys of unknown origin are refused; and a consumer listing an S3 bucket with the current
+//! key from several tasks sees no failed call through 20 rotations.
+
+#![cfg(feature = "aws")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use token_audit::{AuditWriter, Auditor, FailureMode, MemoryLog, WriterConfig};
+use token_core::SystemClock;
+use token_core::chrono::TimeDelta;
+use token_rotate::secrecy::{ExposeSecret, SecretString};
+use token_rotate::testing::{Harness, run_target_suite};
+use token_rotate::*;
+use token_store::secrecy::SecretBox;
+use token_store::*;
+use tokenward_test_support::Moto;
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+/// moto, with an admin user (allowed everything) made in the unsigned setup window.
+async fn aws() -> Option<(Moto, AwsClient)> {
+    let moto = Moto::start(3)?;
+    let setup = AwsClient::new(
+        "us-east-1",
+        AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
+    )
+    .endpoint(moto.endpoint());
+    let v = "2010-05-08";
+    setup.query("iam", v, "CreateUser", &[("UserName", "admin".into())]).await.unwrap();
+    let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "admin".into())]).await.unwrap();
+    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    setup
+        .query(
+            "iam",
+            v,
+            "PutUserPolicy",
+            &[("UserName", "admin".into()), ("PolicyName", "all".into()), ("PolicyDocument", all.into())],
+        )
+        .await
+        .unwrap();
+    let id = token_http::aws::xml::tag(&key, "AccessKeyId").unwrap();
+    let secret = token_http::aws::xml::tag(&key, "SecretAccessKey").unwrap();
+    let admin = setup.with_credentials(AwsCredentials::new(id, SecretString::from(secret)));
+    // From here on every call is signed and checked.
+    assert!(admin.caller_arn().await.unwrap().ends_with(":user/admin"));
+    Some((moto, admin))
+}
+
+/// A new IAM user allowed to list buckets (what the consumer does with its key).
+async fn user(admin: &AwsClient, name: &str) {
+    let v = "2010-05-08";
+    admin.query("iam", v, "CreateUser", &[("UserName", name.into())]).await.unwrap();
+    let list = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListBucket","s3:GetObject"],"Resource":"*"}]}"#;
+    admin
+        .query(
+            "iam",
+            v,
+            "PutUserPolicy",
+            &[("UserName", name.into()), ("PolicyName", "list".into()), ("PolicyDocument", list.into())],
+        )
+        .await
+        .unwrap();
+}
+
+async fn secrets() -> Arc<SecretStore> {
+    let backend = Arc::new(MemoryBackend::new()) as Arc<dyn Backend>;
+    let kek = Arc::new(LocalKek::from_key("kek", SecretBox::new(Box::new([5u8; 32]))).unwrap());
+    Arc::new(SecretStore::open(backend, kek).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iam_user_access_key_passes_the_kit() {
+    let Some((_moto, admin)) = aws().await else { return };
+    run_target_suite(async || {
+        let name = format!("kit-{}", N.fetch_add(1, Ordering::Relaxed));
+        user(&admin, &name).await;
+        let target = AwsAccessKeyTarget::new(admin.clone(), &name)
+            .deletion_grace(TimeDelta::zero())
+            .test_patience(Duration::from_secs(2));
+        Harness {
+            rotator: Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock)),
+            target: Arc::new(target),
+            name: SecretName::new(&format!("aws/{name}")).unwrap(),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_unknown_origin_are_refused_and_inactive_ones_make_room() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "legacy").await;
+    let v = "2010-05-08";
+    let params = [("UserName", "legacy".to_owned())];
+    let first = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
+    let first = token_http::aws::xml::tag(&first, "AccessKeyId").unwrap();
+    let second = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
+    let second = token_http::aws::xml::tag(&second, "AccessKeyId").unwrap();
+    let target = AwsAccessKeyTarget::new(admin.clone(), "legacy");
+    let e = target.create(1, None).await.unwrap_err().to_string();
+    assert!(e.contains(&first) && e.contains(&second) && e.contains("did not make"), "{e}");
+    // One of them deactivated by its owner: deleted first, then a key is made beside the other.
+    admin
+        .query(
+            "iam",
+            v,
+            "UpdateAccessKey",
+            &[("UserName", "legacy".into()), ("AccessKeyId", first.clone()), ("Status", "Inactive".into())],
+        )
+        .await
+        .unwrap();
+    let made = target.create(1, None).await.unwrap();
+    let keys: Vec<String> = target.keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    assert!(!keys.contains(&first), "the inactive key was deleted: {keys:?}");
+    assert!(keys.contains(&second) && keys.contains(&made.handle));
+    target.test(&made).await.unwrap();
+    // Its test used it (STS): GetAccessKeyLastUsed says so, for the posture report.
+    let used = target.last_used(&made.handle).await.unwrap().expect("a use is recorded");
+    assert!((token_core::chrono::Utc::now() - used).num_seconds().abs() < 120, "{used}");
+    // A wrong secret for the right key id fails the test (STS refuses the signature).
+    let forged = Credential::new(made.handle.clone(), SecretString::from("y".repeat(40)), made.expires_at);
+    assert!(target.test(&forged).await.is_err());
+    assert!(!format!("{target:?} {made:?}").contains(made.secret.expose_secret()), "no secret in Debug");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "billing").await;
+    put_bucket(&admin, "billing-data").await;
+
+    let log = Arc::new(MemoryLog::new());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let secrets = secrets().await;
+    let rotator = Arc::new(
+        Rotator::new(secrets.clone(), TimeDelta::milliseconds(300), Arc::new(SystemClock))
+            .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed)),
+    );
+    let target = Arc::new(
+        AwsAccessKeyTarget::new(admin.clone(), "billing").deletion_grace(TimeDelta::milliseconds(200)),
+    );
+    let name = SecretName::new("aws/billing").unwrap();
+    assert!(matches!(rotator.rotate(&name, target.as_ref()).await.unwrap(), Rotation::Promoted { .. }));
+
+    let current = Arc::new(
+        CurrentCredential::follow(
+            secrets.clone(),
+            name.clone(),
+            Some(rotator.subscribe()),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut consumers = Vec::new();
+    for _ in 0..3 {
+        let (current, stop, calls, failures, admin) =
+            (current.clone(), stop.clone(), calls.clone(), failures.clone(), admin.clone());
+        consumers.push(tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                let c = current.get();
+                let client = admin.with_credentials(AwsCredentials::new(c.handle.clone(), c.secret.clone()));
+                match client.rest_get("s3", "/billing-data", &[("list-type", "2".into())]).await {
+                    Ok((200, _)) => {}
+                    other => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("consumer call failed with key {}: {other:?}", c.handle);
+                    }
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    let started = std::time::Instant::now();
+    let mut previous = Vec::new();
+    for _ in 0..20 {
+        previous.push(rotator.current(&name).await.unwrap().unwrap().handle);
+        loop {
+            match rotator.rotate(&name, target.as_ref()).await.unwrap() {
+                Rotation::Promoted { .. } => break,
+                Rotation::InOverlap { .. } => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _ = rotator.revoke_previous_if_due(&name, target.as_ref()).await.unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let _ = rotator.revoke_previous_if_due(&name, target.as_ref()).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for c in consumers {
+        c.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let (calls, failures) = (calls.load(Ordering::Relaxed), failures.load(Ordering::Relaxed));
+    eprintln!("20 rotations in {elapsed:?}: {calls} consumer calls, {failures} failed");
+    assert_eq!(failures, 0, "no consumer call failed");
+    assert!(calls > 100, "the consumers kept calling ({calls})");
+    // Every old key: deactivated after its overlap, deleted after the grace.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    target.purge_inactive().await.unwrap();
+    let keys = target.keys().await.unwrap();
+    let now = rotator.current(&name).await.unwrap().unwrap().handle;
+    assert_eq!(
+        keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&now),
+        "only the current key is left"
+    );
+    assert!(previous.iter().all(|p| *p != now));
+    // The audit chain holds every step and verifies.
+    writer.flush().await.unwrap();
+    let entries = token_audit::LogStorage::read(log.as_ref(), 0, 100_000).await.unwrap();
+    token_audit::verify(token_audit::chains::ChainHead::EMPTY, entries.iter()).unwrap();
+    let promotions =
+        entries.iter().filter(|e| e.event.action == token_audit::Action::Rotate("promote".into())).count();
+    assert!(promotions >= 21, "{promotions} promotions audited");
+    assert!(entries.iter().all(|e| !format!("{:?}", e.event).contains("SecretAccessKey")));
+}
+
+async fn put_bucket(admin: &AwsClient, bucket: &str) {
+    let r = admin.rest_put("s3", &format!("/{bucket}"), Vec::new()).await.unwrap();
+    assert!(r.0 == 200, "{r:?}");
+}

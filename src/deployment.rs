@@ -314,6 +314,16 @@ impl Tokenward {
         Ok(self.inner.rotator.current(name).await?)
     }
 
+    /// [`Tokenward::current_credential`] for a consumer that will use its secret: audited as a
+    /// `secret_access` read first (fail-closed).
+    pub async fn read_credential(&self, name: &SecretName) -> Result<Option<Credential>> {
+        let c = self.inner.rotator.current(name).await?;
+        if c.is_some() {
+            self.audit_access(name, "read", None).await?;
+        }
+        Ok(c)
+    }
+
     /// Puts `name` under the scheduler: rotated on `schedule` (never past its expiry), previous
     /// credentials revoked after the overlap, interrupted rotations resumed — until shutdown.
     pub fn schedule(&self, name: SecretName, target: Arc<dyn RotationTarget>, schedule: Schedule) {

@@ -29,6 +29,8 @@
 //! # target = { kind = "openbao-token", address = "https://bao:8200", token_secret = "openbao/admin",
 //! #            ca_file = "/etc/bao/ca.pem", policies = ["default"], ttl = "1h", display_name = "ci" }
 //! # (or approle_role_id = "…", approle_secret_id_secret = "openbao/secret-id" instead of a token)
+//! # target = { kind = "aws-iam-access-key", user = "billing", admin_access_key_id = "AKIA…",
+//! #            admin_secret_key_secret = "aws/admin-secret", lifetime = "90d", deletion_grace = "1h" }
 //! # target = { kind = "openbao-kv", address = "…", token_secret = "…", mount = "secret",
 //! #            path = "app/db", field = "password", lifetime = "30d" }
 //! ```
@@ -218,6 +220,28 @@ pub enum TargetSpec {
         #[serde(default = "default_display")]
         display_name: String,
     },
+    /// An AWS IAM user's access key (feature `aws`): the handle is the access key id, the secret
+    /// the secret access key.
+    AwsIamAccessKey {
+        /// The IAM user whose keys rotate.
+        user: String,
+        /// The region (default `us-east-1`).
+        #[serde(default = "default_region")]
+        region: String,
+        /// One endpoint for every service (a local AWS API); AWS's own when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// The access key id that manages the user's keys.
+        admin_access_key_id: String,
+        /// The store secret holding that key's secret access key.
+        admin_secret_key_secret: String,
+        /// A key's nominal lifetime (IAM keys do not expire; the schedule rotates before it).
+        #[serde(default = "default_key_lifetime")]
+        lifetime: String,
+        /// How long a deactivated key stays before it is deleted.
+        #[serde(default = "default_deletion_grace")]
+        deletion_grace: String,
+    },
     /// A field of an OpenBao / Vault KV v2 secret.
     OpenbaoKv {
         /// The server's address (`https://…`; plain `http://` to loopback only).
@@ -270,6 +294,16 @@ impl OpenBaoConnect {
             ))),
         }
     }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_key_lifetime() -> String {
+    "90d".into()
+}
+fn default_deletion_grace() -> String {
+    "1h".into()
 }
 
 fn default_display() -> String {
@@ -393,6 +427,12 @@ impl PolicyFile {
                 TargetSpec::OpenbaoKv { connect, lifetime, .. } => {
                     parse_duration(lifetime)?;
                     connect.check(&what)?;
+                }
+                TargetSpec::AwsIamAccessKey { admin_secret_key_secret, lifetime, deletion_grace, .. } => {
+                    parse_duration(lifetime)?;
+                    parse_duration(deletion_grace)?;
+                    SecretName::new(admin_secret_key_secret)
+                        .map_err(|e| PolicyFileError::new(format!("{what}: admin_secret_key_secret: {e}")))?;
                 }
             }
         }
@@ -825,6 +865,41 @@ impl Tokenward {
             TargetSpec::OpenbaoToken { .. } | TargetSpec::OpenbaoKv { .. } => {
                 Err(what(&"OpenBao targets need the `vault` feature"))
             }
+            #[cfg(feature = "aws")]
+            TargetSpec::AwsIamAccessKey {
+                user,
+                region,
+                endpoint,
+                admin_access_key_id,
+                admin_secret_key_secret,
+                lifetime,
+                deletion_grace,
+            } => {
+                use token_store::secrecy::{ExposeSecret as _, SecretString};
+                let name = SecretName::new(admin_secret_key_secret)?;
+                let secret = self.read_current(&name).await?.ok_or_else(|| {
+                    what(&format!("{admin_secret_key_secret}: no such secret in the store"))
+                })?;
+                let secret = std::str::from_utf8(secret.expose_secret())
+                    .map_err(|_| what(&format!("{admin_secret_key_secret}: not UTF-8 text")))?
+                    .trim()
+                    .to_owned();
+                let creds = token_rotate::AwsCredentials::new(
+                    admin_access_key_id.clone(),
+                    SecretString::from(secret),
+                );
+                let mut client = token_rotate::AwsClient::new(region.clone(), creds);
+                if let Some(e) = endpoint {
+                    client = client.endpoint(e.clone());
+                }
+                Ok(std::sync::Arc::new(
+                    token_rotate::AwsAccessKeyTarget::new(client, user)
+                        .lifetime(parse_duration(lifetime)?)
+                        .deletion_grace(parse_duration(deletion_grace)?),
+                ))
+            }
+            #[cfg(not(feature = "aws"))]
+            TargetSpec::AwsIamAccessKey { .. } => Err(what(&"AWS targets need the `aws` feature")),
         }
     }
 

@@ -158,6 +158,7 @@ impl TokenRow {
     }
 
     /// The same row, read from a JSON record written before the binary encoding.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn read_as_legacy_json(self) -> Self {
         Self { legacy_json: true, ..self }
     }

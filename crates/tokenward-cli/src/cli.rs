@@ -410,7 +410,9 @@ pub(crate) struct DaemonArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// `SECRET=ENV`: put the current value of SECRET in the variable ENV (repeat for more).
+    /// `SECRET=ENV`: put the current value of SECRET in the variable ENV (repeat for more). For a
+    /// credential under rotation, its secret; `SECRET#handle=ENV` puts its handle (an AWS access
+    /// key id).
     #[arg(long = "secret", required = true)]
     pub(crate) secrets: Vec<String>,
     /// Restart the command when one of its secrets rotates.

@@ -21,6 +21,15 @@ const GRACE: Duration = Duration::from_secs(10);
 struct Binding {
     name: SecretName,
     env: String,
+    /// For a rotated credential: its secret (default) or its handle (`NAME#handle=ENV`: an AWS
+    /// access key id, an OpenBao accessor).
+    part: Part,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Secret,
+    Handle,
 }
 
 fn bindings(specs: &[String]) -> Result<Vec<Binding>> {
@@ -38,7 +47,17 @@ fn bindings(specs: &[String]) -> Result<Vec<Binding>> {
                     "--secret {s}: {env:?} is not an environment variable name"
                 )));
             }
-            Ok(Binding { name: SecretName::new(name)?, env: env.to_owned() })
+            let (name, part) = match name.rsplit_once('#') {
+                Some((n, "handle")) => (n, Part::Handle),
+                Some((n, "secret")) => (n, Part::Secret),
+                Some((_, other)) => {
+                    return Err(CliError::new(format!(
+                        "--secret {s}: #{other}: expected #handle or #secret"
+                    )));
+                }
+                None => (name, Part::Secret),
+            };
+            Ok(Binding { name: SecretName::new(name)?, env: env.to_owned(), part })
         })
         .collect()
 }
@@ -51,18 +70,34 @@ async fn values(
     let mut env = Vec::new();
     let mut versions = Vec::new();
     for b in bindings {
-        let (version, value) = tw
-            .read_current_version(&b.name)
-            .await?
-            .ok_or_else(|| CliError::new(format!("no secret {} (or it has no current version)", b.name)))?;
-        if value.expose_secret().contains(&0) {
+        let version = tw.secrets().labels(&b.name).await?.get(&Label::Current).copied();
+        // A credential under rotation: its secret (or handle); a plain secret: its bytes.
+        let value: Zeroizing<Vec<u8>> = match tw.read_credential(&b.name).await {
+            Ok(Some(c)) => Zeroizing::new(match b.part {
+                Part::Secret => c.secret.expose_secret().as_bytes().to_vec(),
+                Part::Handle => c.handle.as_bytes().to_vec(),
+            }),
+            _ if b.part == Part::Handle => {
+                return Err(CliError::new(format!(
+                    "{}#handle: {} is not a credential under rotation",
+                    b.name, b.name
+                )));
+            }
+            _ => {
+                let (_, value) = tw.read_current_version(&b.name).await?.ok_or_else(|| {
+                    CliError::new(format!("no secret {} (or it has no current version)", b.name))
+                })?;
+                Zeroizing::new(value.expose_secret().clone())
+            }
+        };
+        if value.contains(&0) {
             return Err(CliError::new(format!(
                 "{}: a value with a NUL byte cannot be an environment variable",
                 b.name
             )));
         }
-        env.push((b.env.clone(), Zeroizing::new(value.expose_secret().clone())));
-        versions.push(version);
+        env.push((b.env.clone(), value));
+        versions.push(version.unwrap_or(0));
     }
     Ok((env, versions))
 }

@@ -1,0 +1,97 @@
+//! A declared AWS IAM access key rotated from the CLI against a local AWS API (moto, signatures
+//! and IAM policies on), injected into a command by `run` (id and secret), and revoked and
+//! replaced in an emergency.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use token_http::aws::{AwsClient, AwsCredentials, xml};
+use token_http::secrecy::SecretString;
+use tokenward_test_support::Moto;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() {
+    let Some(moto) = Moto::start(3) else { return };
+    let setup = AwsClient::new(
+        "us-east-1",
+        AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
+    )
+    .endpoint(moto.endpoint());
+    let v = "2010-05-08";
+    setup.query("iam", v, "CreateUser", &[("UserName", "admin".into())]).await.unwrap();
+    let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "admin".into())]).await.unwrap();
+    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    setup
+        .query(
+            "iam",
+            v,
+            "PutUserPolicy",
+            &[("UserName", "admin".into()), ("PolicyName", "all".into()), ("PolicyDocument", all.into())],
+        )
+        .await
+        .unwrap();
+    let (admin_id, admin_secret) =
+        (xml::tag(&key, "AccessKeyId").unwrap(), xml::tag(&key, "SecretAccessKey").unwrap());
+    let admin = setup
+        .with_credentials(AwsCredentials::new(admin_id.clone(), SecretString::from(admin_secret.clone())));
+    admin.query("iam", v, "CreateUser", &[("UserName", "billing".into())]).await.unwrap();
+
+    let cli = Cli::new();
+    let policy = format!(
+        "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\nschedule = \"30d\"\nemergency = \"replace-first\"\n\
+         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{}\", admin_access_key_id = \"{admin_id}\", \
+         admin_secret_key_secret = \"aws/admin-secret\", deletion_grace = \"1s\" }}\n",
+        moto.endpoint()
+    );
+    std::fs::write(cli.path("policy.toml"), policy).unwrap();
+    cli.run(&["init", "--policy", "policy.toml"]).ok();
+    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    let r = cli.run(&["rotate", "aws/billing-key"]);
+    assert!(r.ok().contains("promoted version 1"), "{}{}", r.stdout, r.stderr);
+
+    let active = |keys: String| -> Vec<(String, bool)> {
+        xml::blocks(&keys, "member")
+            .into_iter()
+            .map(|m| (xml::tag(m, "AccessKeyId").unwrap(), xml::tag(m, "Status").unwrap() == "Active"))
+            .collect()
+    };
+    let keys =
+        active(admin.query("iam", v, "ListAccessKeys", &[("UserName", "billing".into())]).await.unwrap());
+    assert_eq!(keys.len(), 1);
+    // `run` puts the key id and the secret key into the command's environment.
+    let ran = cli.run(&[
+        "run",
+        "--secret",
+        "aws/billing-key#handle=AWS_ACCESS_KEY_ID",
+        "--secret",
+        "aws/billing-key=AWS_SECRET_ACCESS_KEY",
+        "--",
+        "sh",
+        "-c",
+        "echo \"id=$AWS_ACCESS_KEY_ID len=${#AWS_SECRET_ACCESS_KEY}\"",
+    ]);
+    assert_eq!(ran.ok().trim(), format!("id={} len=40", keys[0].0));
+
+    // An emergency: the leaked key is deactivated once the replacement is current.
+    let e = cli.run(&["rotate", "aws/billing-key", "--emergency", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(e.ok().trim()).unwrap();
+    assert_eq!(report["revoked"], keys[0].0.as_str());
+    let after =
+        active(admin.query("iam", v, "ListAccessKeys", &[("UserName", "billing".into())]).await.unwrap());
+    assert!(after.contains(&(keys[0].0.clone(), false)), "the leaked key is inactive: {after:?}");
+    assert_eq!(after.iter().filter(|(_, a)| *a).count(), 1, "one active key: the replacement");
+    assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
+
+    // The admin's secret key never appears in anything printed or written.
+    let transcript = cli.transcript.borrow();
+    assert!(!transcript.contains(&admin_secret));
+    for (path, bytes) in all_files(cli.dir.path()) {
+        assert!(
+            !contains(&bytes, admin_secret.as_bytes()),
+            "{} holds the admin's secret key",
+            path.display()
+        );
+    }
+}

@@ -42,6 +42,12 @@ impl SecretKey {
         self.0.expose_secret()
     }
 
+    /// The key material, for a [`crate::KeyProvider`] that wraps it elsewhere (a KMS). Keep it
+    /// in zeroizing buffers only.
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+
     pub(crate) fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.0.expose_secret()))
     }

@@ -33,6 +33,8 @@ mod envelope;
 mod error;
 mod integrity;
 mod keys;
+#[cfg(any(feature = "openbao-transit", feature = "aws-kms"))]
+mod kms;
 mod memory;
 mod model;
 #[cfg(feature = "postgres")]
@@ -50,6 +52,10 @@ pub use backend::Backend;
 pub use cache::VerifierCache;
 pub use error::{BackendError, KeyProviderError, Result, StoreError};
 pub use keys::{KdfParams, KeyProvider, LocalKek, LocalKeyring};
+#[cfg(feature = "aws-kms")]
+pub use kms::AwsKmsKeyProvider;
+#[cfg(feature = "openbao-transit")]
+pub use kms::TransitKeyProvider;
 pub use memory::MemoryBackend;
 pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 #[cfg(feature = "postgres")]

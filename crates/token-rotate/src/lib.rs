@@ -59,6 +59,10 @@ mod tokens;
 pub use consumer::CurrentCredential;
 pub use credential::Credential;
 pub use error::{Result, RotateError, TargetError};
+mod deploy;
+#[cfg(feature = "aws")]
+pub use deploy::SecretsManagerDestination;
+pub use deploy::{Deployed, Destination, ValueFormat};
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "aws")]

@@ -392,6 +392,17 @@ impl Rotator {
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         let _ = self.events.send((name.as_str().to_owned(), version));
         self.audit(name, target, "promote", rec.rotation, Some(handle), AuditOutcome::Success).await?;
+        // Where consumers read it (secrets managers): retried before the previous is revoked.
+        match self.version(name, version).await {
+            Ok(cred) => {
+                if let Err(e) = target.promote(&cred).await {
+                    tracing::warn!(credential = name.as_str(), error = %e, "promoting at the destinations failed; retried before the previous is revoked");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(credential = name.as_str(), error = %e, "reading the promoted credential failed")
+            }
+        }
         Ok((next, raw))
     }
 
@@ -408,6 +419,12 @@ impl Rotator {
     ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
         let mut emergency = rec.emergency.clone();
         if let Some(p) = previous {
+            // The current one is current where consumers read it before the previous goes.
+            if let Some(c) = self.secrets.labels(name).await?.get(&Label::Current).copied()
+                && c != p
+            {
+                target.promote(&self.version(name, c).await?).await?;
+            }
             let cred = self.version(name, p).await?;
             target.revoke(&cred).await?;
             let labels = self.secrets.labels(name).await?;

@@ -30,6 +30,15 @@ pub trait RotationTarget: Send + Sync {
         Ok(())
     }
 
+    /// Makes `current` — just promoted in the store — the current one where consumers read it (a
+    /// secrets manager's `AWSCURRENT` label). The default does nothing. Idempotent: it runs right
+    /// after the promotion and again before the previous credential is revoked (so a failure, or a
+    /// crash between the two, is retried before anything is revoked).
+    async fn promote(&self, current: &Credential) -> Result<(), TargetError> {
+        let _ = current;
+        Ok(())
+    }
+
     /// Proves `pending` works against the target. An error rolls the rotation back.
     async fn test(&self, pending: &Credential) -> Result<(), TargetError>;
 

@@ -231,3 +231,88 @@ async fn put_bucket(admin: &AwsClient, bucket: &str) {
     let r = admin.rest_put("s3", &format!("/{bucket}"), Vec::new()).await.unwrap();
     assert!(r.0 == 200, "{r:?}");
 }
+
+/// What Secrets Manager holds for `secret`: (the value under AWSCURRENT, under AWSPREVIOUS, the
+/// number of AWSPENDING versions).
+async fn sm(admin: &AwsClient, secret: &str) -> (Option<String>, Option<String>, usize) {
+    let get = |stage: &'static str| {
+        let admin = admin.clone();
+        let secret = secret.to_owned();
+        async move {
+            admin
+                .json(
+                    "secretsmanager",
+                    "secretsmanager.GetSecretValue",
+                    &serde_json::json!({"SecretId": secret, "VersionStage": stage}),
+                )
+                .await
+                .ok()
+                .and_then(|v| v["SecretString"].as_str().map(str::to_owned))
+        }
+    };
+    let d = admin
+        .json("secretsmanager", "secretsmanager.DescribeSecret", &serde_json::json!({"SecretId": secret}))
+        .await
+        .unwrap();
+    let pending = d["VersionIdsToStages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|s| s.as_array().unwrap().iter().any(|x| x == "AWSPENDING"))
+        .count();
+    (get("AWSCURRENT").await, get("AWSPREVIOUS").await, pending)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_deploy_into_secrets_manager_with_awspending_and_a_failed_deploy_rolls_back_everywhere() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "deployed").await;
+    let key_target: Arc<dyn RotationTarget> =
+        Arc::new(AwsAccessKeyTarget::new(admin.clone(), "deployed").deletion_grace(TimeDelta::zero()));
+    let sm_dest: Arc<dyn Destination> = Arc::new(SecretsManagerDestination::new(
+        admin.clone(),
+        "billing/aws-key",
+        ValueFormat::aws_access_key(),
+    ));
+    let target = Deployed::new(key_target.clone(), vec![sm_dest.clone()]);
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock));
+    let name = SecretName::new("aws/deployed").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let first = rotator.current(&name).await.unwrap().unwrap();
+    let (current, _, pending) = sm(&admin, "billing/aws-key").await;
+    let v: serde_json::Value = serde_json::from_str(&current.unwrap()).unwrap();
+    assert_eq!(v["AccessKeyId"], first.handle.as_str());
+    assert_eq!(v["SecretAccessKey"], first.secret.expose_secret());
+    assert_eq!(pending, 0);
+    // A rotation: AWSCURRENT moves to the new key, the old one is AWSPREVIOUS, nothing pending.
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let second = rotator.current(&name).await.unwrap().unwrap();
+    let (current, previous, pending) = sm(&admin, "billing/aws-key").await;
+    assert!(current.unwrap().contains(&second.handle));
+    assert!(previous.unwrap().contains(&first.handle));
+    assert_eq!(pending, 0);
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+
+    // Two destinations, the second refused (a client whose key IAM does not know): the first's
+    // AWSPENDING is withdrawn, the new key revoked, the current untouched everywhere.
+    let stranger = admin
+        .with_credentials(AwsCredentials::new("AKIANOBODY0000000000", SecretString::from("z".repeat(40))));
+    let broken: Arc<dyn Destination> = Arc::new(SecretsManagerDestination::new(
+        stranger,
+        "billing/aws-key-copy",
+        ValueFormat::aws_access_key(),
+    ));
+    let both = Deployed::new(key_target.clone(), vec![sm_dest.clone(), broken]);
+    match rotator.rotate(&name, &both).await.unwrap() {
+        Rotation::RolledBack { reason, .. } => {
+            assert!(reason.contains("aws-secretsmanager:billing/aws-key-copy"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (current, _, pending) = sm(&admin, "billing/aws-key").await;
+    assert!(current.unwrap().contains(&second.handle), "the current is untouched");
+    assert_eq!(pending, 0, "the staged version was withdrawn");
+    let keys = AwsAccessKeyTarget::new(admin.clone(), "deployed").keys().await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.active).count(), 1, "the withdrawn key is revoked: {keys:?}");
+    assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, second.handle);
+}

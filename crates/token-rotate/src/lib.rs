@@ -68,7 +68,7 @@ mod aws;
 #[cfg(feature = "aws")]
 pub use aws::{AccessKeyInfo, AwsAccessKeyTarget};
 #[cfg(feature = "vault")]
-pub use openbao::{OpenBao, OpenBaoBuilder, OpenBaoKvTarget, OpenBaoTokenTarget};
+pub use openbao::{OpenBao, OpenBaoBuilder, OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};

@@ -459,3 +459,125 @@ impl RotationTarget for OpenBaoKvTarget {
         }
     }
 }
+
+/// An OpenBao KV v2 secret as a deploy [`crate::Destination`]: KV v2 has no staging labels, so a
+/// pending credential is staged beside the secret (at `<path>-pending`) and written to `<path>`
+/// at promotion as a new version with check-and-set against the version read just before (a
+/// concurrent writer fails the promotion instead of being overwritten); a withdrawn one's staged
+/// copy is deleted. The secret's data: `{secret_field: secret}` and, if set,
+/// `{handle_field: handle}`.
+#[derive(Debug)]
+pub struct OpenBaoKvDestination {
+    bao: OpenBao,
+    mount: String,
+    path: String,
+    secret_field: String,
+    handle_field: Option<String>,
+}
+
+impl OpenBaoKvDestination {
+    /// The KV v2 secret `mount`/`path`, its value in `secret_field`.
+    pub fn new(bao: OpenBao, mount: &str, path: &str, secret_field: &str) -> Self {
+        Self {
+            bao,
+            mount: mount.trim_matches('/').to_owned(),
+            path: path.trim_matches('/').to_owned(),
+            secret_field: secret_field.to_owned(),
+            handle_field: None,
+        }
+    }
+
+    /// Also write the credential's handle (an access key id) in `field`.
+    #[must_use]
+    pub fn handle_field(mut self, field: &str) -> Self {
+        self.handle_field = Some(field.to_owned());
+        self
+    }
+
+    fn data(&self, c: &Credential) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert(self.secret_field.clone(), Value::String(c.secret.expose_secret().to_owned()));
+        if let Some(h) = &self.handle_field {
+            m.insert(h.clone(), Value::String(c.handle.clone()));
+        }
+        m.insert("tokenward_handle".into(), Value::String(c.handle.clone()));
+        Value::Object(m)
+    }
+
+    /// (current version, the handle it holds).
+    async fn read(&self, step: &'static str, path: &str) -> Result<(u64, Option<String>), TargetError> {
+        let (status, v) =
+            self.bao.admin(step, Method::Get, &format!("/v1/{}/data/{path}", self.mount), None).await?;
+        match status {
+            200 => Ok((
+                v["data"]["metadata"]["version"].as_u64().unwrap_or(0),
+                v["data"]["data"]["tokenward_handle"].as_str().map(str::to_owned),
+            )),
+            404 => Ok((0, None)),
+            _ => Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v)))),
+        }
+    }
+
+    async fn write(
+        &self,
+        step: &'static str,
+        path: &str,
+        cas: u64,
+        c: &Credential,
+    ) -> Result<(), TargetError> {
+        let body = json!({ "options": { "cas": cas }, "data": self.data(c) });
+        let (status, v) = self
+            .bao
+            .admin(step, Method::Post, &format!("/v1/{}/data/{path}", self.mount), Some(&body))
+            .await?;
+        if status != 200 {
+            return Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v))));
+        }
+        Ok(())
+    }
+
+    async fn delete_pending(&self, step: &'static str) -> Result<(), TargetError> {
+        let path = format!("/v1/{}/metadata/{}-pending", self.mount, self.path);
+        let (status, v) = self.bao.admin(step, Method::Delete, &path, None).await?;
+        match status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v)))),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::Destination for OpenBaoKvDestination {
+    fn name(&self) -> String {
+        format!("openbao-kv:{}/{}", self.mount, self.path)
+    }
+
+    async fn stage(&self, pending: &Credential) -> Result<(), TargetError> {
+        let staged = format!("{}-pending", self.path);
+        let (version, handle) = self.read("deploy", &staged).await?;
+        if handle.as_deref() == Some(pending.handle.as_str()) {
+            return Ok(());
+        }
+        self.write("deploy", &staged, version, pending).await
+    }
+
+    async fn promote(&self, current: &Credential) -> Result<(), TargetError> {
+        let (version, handle) = self.read("promote", &self.path).await?;
+        if handle.as_deref() != Some(current.handle.as_str()) {
+            self.write("promote", &self.path, version, current).await?;
+        }
+        let (_, staged) = self.read("promote", &format!("{}-pending", self.path)).await?;
+        if staged.as_deref() == Some(current.handle.as_str()) {
+            self.delete_pending("promote").await?;
+        }
+        Ok(())
+    }
+
+    async fn withdraw(&self, credential: &Credential) -> Result<(), TargetError> {
+        let (_, staged) = self.read("revoke", &format!("{}-pending", self.path)).await?;
+        if staged.as_deref() == Some(credential.handle.as_str()) {
+            self.delete_pending("revoke").await?;
+        }
+        Ok(())
+    }
+}

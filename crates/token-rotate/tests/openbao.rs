@@ -249,3 +249,62 @@ async fn approle_logs_in_renews_before_expiry_and_logs_in_again_past_max_ttl() {
     let e = wrong.lookup_self().await.unwrap_err().to_string();
     assert!(e.contains("AppRole login") && !e.contains("not-the-secret-id"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_deploy_into_kv_v2_with_check_and_set_and_a_failed_deploy_rolls_back() {
+    let Some((addr, root)) = bao() else { return };
+    let client = || OpenBao::new(&addr, SecretString::from(root.clone())).unwrap();
+    let path = format!("deploy/tw-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let kv: Arc<dyn Destination> =
+        Arc::new(OpenBaoKvDestination::new(client(), "secret", &path, "token").handle_field("accessor"));
+    let inner: Arc<dyn RotationTarget> =
+        Arc::new(OpenBaoTokenTarget::new(client(), &["default"], TimeDelta::hours(1), "tw-deploy"));
+    // Through the kit first: deploying everywhere changes nothing of the protocol.
+    run_target_suite(async || {
+        let p = format!("deploy/kit-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let d: Arc<dyn Destination> = Arc::new(OpenBaoKvDestination::new(client(), "secret", &p, "token"));
+        let t: Arc<dyn RotationTarget> =
+            Arc::new(OpenBaoTokenTarget::new(client(), &["default"], TimeDelta::hours(1), "tw-kit"));
+        harness(Arc::new(Deployed::new(t, vec![d]))).await
+    })
+    .await;
+    let h = harness(Arc::new(Deployed::new(inner.clone(), vec![kv.clone()]))).await;
+    let read = |p: String| {
+        let addr = addr.clone();
+        let root = root.clone();
+        async move {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-H", &format!("X-Vault-Token: {root}"), &format!("{addr}/v1/secret/data/{p}")])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+    for _ in 0..2 {
+        assert!(matches!(
+            h.rotator.rotate(&h.name, h.target.as_ref()).await.unwrap(),
+            Rotation::Promoted { .. }
+        ));
+    }
+    let current = h.rotator.current(&h.name).await.unwrap().unwrap();
+    let v = read(path.clone()).await;
+    assert_eq!(v["data"]["data"]["token"], current.secret.expose_secret());
+    assert_eq!(v["data"]["data"]["accessor"], current.handle.as_str());
+    assert_eq!(v["data"]["metadata"]["version"], 2, "one version per promotion");
+    assert!(read(format!("{path}-pending")).await["data"].is_null(), "nothing left staged");
+    // A second destination on a mount that does not exist: the first's staged copy is withdrawn,
+    // the new token revoked, the secret untouched.
+    assert!(h.rotator.revoke_previous_if_due(&h.name, h.target.as_ref()).await.unwrap());
+    let broken: Arc<dyn Destination> =
+        Arc::new(OpenBaoKvDestination::new(client(), "no-such-mount", "x", "token"));
+    let both = Deployed::new(inner.clone(), vec![kv.clone(), broken]);
+    match h.rotator.rotate(&h.name, &both).await.unwrap() {
+        Rotation::RolledBack { reason, .. } => {
+            assert!(reason.contains("openbao-kv:no-such-mount/x"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(read(path.clone()).await["data"]["metadata"]["version"], 2, "the secret is untouched");
+    assert!(read(format!("{path}-pending")).await["data"].is_null(), "the staged copy was withdrawn");
+    assert_eq!(h.rotator.current(&h.name).await.unwrap().unwrap().handle, current.handle);
+}

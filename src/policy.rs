@@ -182,6 +182,56 @@ pub struct CredentialSpec {
     pub emergency: String,
     /// What it is and where it lives.
     pub target: TargetSpec,
+    /// Where else its current value is written for consumers that read a secrets manager (all
+    /// or none: a failed deploy rolls back everywhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deploy: Vec<DestinationSpec>,
+}
+
+/// A place a credential is deployed to (see `token_rotate::Destination`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum DestinationSpec {
+    /// An AWS Secrets Manager secret (feature `aws`), with AWSPENDING / AWSCURRENT / AWSPREVIOUS.
+    AwsSecretsManager {
+        /// The secret's name or ARN (created on first use).
+        secret_id: String,
+        /// The region (default `us-east-1`).
+        #[serde(default = "default_region")]
+        region: String,
+        /// One endpoint for every service (a local AWS API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// The access key id that writes the secret.
+        admin_access_key_id: String,
+        /// The store secret holding that key's secret access key.
+        admin_secret_key_secret: String,
+        /// `secret` (the secret alone, default) or `aws-access-key` (`{"AccessKeyId", "SecretAccessKey"}`).
+        #[serde(default = "default_format")]
+        format: String,
+    },
+    /// An OpenBao / Vault KV v2 secret (feature `vault`): staged beside, written at promotion.
+    OpenbaoKv {
+        /// The server's address.
+        address: String,
+        /// How to reach and authenticate to it.
+        #[serde(flatten)]
+        connect: OpenBaoConnect,
+        /// The KV v2 mount.
+        mount: String,
+        /// The secret's path.
+        path: String,
+        /// The field the secret goes in.
+        field: String,
+        /// A field for the handle too (an access key id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handle_field: Option<String>,
+    },
+}
+
+fn default_format() -> String {
+    "secret".into()
 }
 
 fn default_emergency() -> String {
@@ -412,6 +462,22 @@ impl PolicyFile {
             }
             c.schedule_spec().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            for d in &c.deploy {
+                match d {
+                    DestinationSpec::AwsSecretsManager { admin_secret_key_secret, format, .. } => {
+                        SecretName::new(admin_secret_key_secret)
+                            .map_err(|e| PolicyFileError::new(format!("{what}: deploy: {e}")))?;
+                        if format != "secret" && format != "aws-access-key" {
+                            return Err(PolicyFileError::new(format!(
+                                "{what}: deploy format {format:?}: expected secret or aws-access-key"
+                            )));
+                        }
+                    }
+                    DestinationSpec::OpenbaoKv { connect, .. } => {
+                        connect.check(&format!("{what}: deploy"))?
+                    }
+                }
+            }
             match &c.target {
                 TargetSpec::TokenwardToken { principal, purpose, scopes: s, ttl } => {
                     if self.principal(principal).is_none() {
@@ -829,6 +895,95 @@ impl Tokenward {
         file: &PolicyFile,
         spec: &CredentialSpec,
     ) -> Result<std::sync::Arc<dyn token_rotate::RotationTarget>> {
+        let target = self.declared_target_only(file, spec).await?;
+        if spec.deploy.is_empty() {
+            return Ok(target);
+        }
+        let mut destinations: Vec<std::sync::Arc<dyn token_rotate::Destination>> = Vec::new();
+        for d in &spec.deploy {
+            destinations.push(self.declared_destination(spec, d).await?);
+        }
+        Ok(std::sync::Arc::new(token_rotate::Deployed::new(target, destinations)))
+    }
+
+    async fn declared_destination(
+        &self,
+        spec: &CredentialSpec,
+        d: &DestinationSpec,
+    ) -> Result<std::sync::Arc<dyn token_rotate::Destination>> {
+        let what =
+            |e: &dyn std::fmt::Display| Error::Config(format!("credential {}: deploy: {e}", spec.name));
+        match d {
+            #[cfg(feature = "aws")]
+            DestinationSpec::AwsSecretsManager {
+                secret_id,
+                region,
+                endpoint,
+                admin_access_key_id,
+                admin_secret_key_secret,
+                format,
+            } => {
+                let client = self
+                    .aws_client(region, endpoint.as_deref(), admin_access_key_id, admin_secret_key_secret)
+                    .await?;
+                let format = if format == "aws-access-key" {
+                    token_rotate::ValueFormat::aws_access_key()
+                } else {
+                    token_rotate::ValueFormat::Secret
+                };
+                Ok(std::sync::Arc::new(token_rotate::SecretsManagerDestination::new(
+                    client, secret_id, format,
+                )))
+            }
+            #[cfg(not(feature = "aws"))]
+            DestinationSpec::AwsSecretsManager { .. } => {
+                Err(what(&"Secrets Manager needs the `aws` feature"))
+            }
+            #[cfg(feature = "vault")]
+            DestinationSpec::OpenbaoKv { address, connect, mount, path, field, handle_field } => {
+                let bao = self.openbao(address, connect).await.map_err(|e| what(&e))?;
+                let mut d = token_rotate::OpenBaoKvDestination::new(bao, mount, path, field);
+                if let Some(h) = handle_field {
+                    d = d.handle_field(h);
+                }
+                Ok(std::sync::Arc::new(d))
+            }
+            #[cfg(not(feature = "vault"))]
+            DestinationSpec::OpenbaoKv { .. } => Err(what(&"OpenBao destinations need the `vault` feature")),
+        }
+    }
+
+    /// An AWS client acting with `id` and the secret key kept in the store secret `secret_name`.
+    #[cfg(feature = "aws")]
+    async fn aws_client(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+        id: &str,
+        secret_name: &str,
+    ) -> Result<token_rotate::AwsClient> {
+        use token_store::secrecy::{ExposeSecret as _, SecretString};
+        let secret = self
+            .read_current(&SecretName::new(secret_name)?)
+            .await?
+            .ok_or_else(|| Error::Config(format!("{secret_name}: no such secret in the store")))?;
+        let secret = std::str::from_utf8(secret.expose_secret())
+            .map_err(|_| Error::Config(format!("{secret_name}: not UTF-8 text")))?
+            .trim()
+            .to_owned();
+        let creds = token_rotate::AwsCredentials::new(id.to_owned(), SecretString::from(secret));
+        let mut client = token_rotate::AwsClient::new(region.to_owned(), creds);
+        if let Some(e) = endpoint {
+            client = client.endpoint(e.to_owned());
+        }
+        Ok(client)
+    }
+
+    async fn declared_target_only(
+        &self,
+        file: &PolicyFile,
+        spec: &CredentialSpec,
+    ) -> Result<std::sync::Arc<dyn token_rotate::RotationTarget>> {
         let what = |e: &dyn std::fmt::Display| Error::Config(format!("credential {}: {e}", spec.name));
         match &spec.target {
             TargetSpec::TokenwardToken { principal, purpose, scopes, ttl } => {
@@ -875,23 +1030,9 @@ impl Tokenward {
                 lifetime,
                 deletion_grace,
             } => {
-                use token_store::secrecy::{ExposeSecret as _, SecretString};
-                let name = SecretName::new(admin_secret_key_secret)?;
-                let secret = self.read_current(&name).await?.ok_or_else(|| {
-                    what(&format!("{admin_secret_key_secret}: no such secret in the store"))
-                })?;
-                let secret = std::str::from_utf8(secret.expose_secret())
-                    .map_err(|_| what(&format!("{admin_secret_key_secret}: not UTF-8 text")))?
-                    .trim()
-                    .to_owned();
-                let creds = token_rotate::AwsCredentials::new(
-                    admin_access_key_id.clone(),
-                    SecretString::from(secret),
-                );
-                let mut client = token_rotate::AwsClient::new(region.clone(), creds);
-                if let Some(e) = endpoint {
-                    client = client.endpoint(e.clone());
-                }
+                let client = self
+                    .aws_client(region, endpoint.as_deref(), admin_access_key_id, admin_secret_key_secret)
+                    .await?;
                 Ok(std::sync::Arc::new(
                     token_rotate::AwsAccessKeyTarget::new(client, user)
                         .lifetime(parse_duration(lifetime)?)

@@ -293,6 +293,18 @@ async fn keys_deploy_into_secrets_manager_with_awspending_and_a_failed_deploy_ro
     assert!(previous.unwrap().contains(&first.handle));
     assert_eq!(pending, 0);
     assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    // An emergency, replace first: Secrets Manager ends on the replacement.
+    let report = rotator.revoke_and_replace_with(&name, &target, EmergencyOrder::ReplaceFirst).await.unwrap();
+    assert_eq!(report.revoked, second.handle);
+    let replacement = rotator.current(&name).await.unwrap().unwrap();
+    let (current, _, pending) = sm(&admin, "billing/aws-key").await;
+    assert!(
+        current.as_deref().unwrap_or_default().contains(&replacement.handle),
+        "{current:?} vs {}",
+        replacement.handle
+    );
+    assert_eq!(pending, 0);
+    let second = replacement;
 
     // Two destinations, the second refused (a client whose key IAM does not know): the first's
     // AWSPENDING is withdrawn, the new key revoked, the current untouched everywhere.

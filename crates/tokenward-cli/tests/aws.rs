@@ -41,9 +41,11 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
     let cli = Cli::new();
     let policy = format!(
         "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\nschedule = \"30d\"\nemergency = \"replace-first\"\n\
-         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{}\", admin_access_key_id = \"{admin_id}\", \
-         admin_secret_key_secret = \"aws/admin-secret\", deletion_grace = \"1s\" }}\n",
-        moto.endpoint()
+         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
+         admin_secret_key_secret = \"aws/admin-secret\", deletion_grace = \"1s\" }}\n\
+         deploy = [{{ kind = \"aws-secrets-manager\", secret_id = \"billing/aws-key\", endpoint = \"{e}\", \
+         admin_access_key_id = \"{admin_id}\", admin_secret_key_secret = \"aws/admin-secret\", format = \"aws-access-key\" }}]\n",
+        e = moto.endpoint()
     );
     std::fs::write(cli.path("policy.toml"), policy).unwrap();
     cli.run(&["init", "--policy", "policy.toml"]).ok();
@@ -60,6 +62,22 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
     let keys =
         active(admin.query("iam", v, "ListAccessKeys", &[("UserName", "billing".into())]).await.unwrap());
     assert_eq!(keys.len(), 1);
+    // Deployed where non-Rust consumers read it: Secrets Manager's AWSCURRENT.
+    let in_sm = |admin: AwsClient| async move {
+        let v = admin
+            // AWSCURRENT by name (AWS's default; moto's default version does not follow
+            // UpdateSecretVersionStage).
+            .json(
+                "secretsmanager",
+                "secretsmanager.GetSecretValue",
+                &serde_json::json!({"SecretId": "billing/aws-key", "VersionStage": "AWSCURRENT"}),
+            )
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_str(v["SecretString"].as_str().unwrap()).unwrap();
+        value["AccessKeyId"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(in_sm(admin.clone()).await, keys[0].0);
     // `run` puts the key id and the secret key into the command's environment.
     let ran = cli.run(&[
         "run",
@@ -82,6 +100,8 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
         active(admin.query("iam", v, "ListAccessKeys", &[("UserName", "billing".into())]).await.unwrap());
     assert!(after.contains(&(keys[0].0.clone(), false)), "the leaked key is inactive: {after:?}");
     assert_eq!(after.iter().filter(|(_, a)| *a).count(), 1, "one active key: the replacement");
+    let replacement = after.iter().find(|(_, a)| *a).unwrap().0.clone();
+    assert_eq!(in_sm(admin.clone()).await, replacement, "Secrets Manager holds the replacement");
     assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
 
     // The admin's secret key never appears in anything printed or written.

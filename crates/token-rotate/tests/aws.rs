@@ -139,7 +139,7 @@ async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
     let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
     let secrets = secrets().await;
     let rotator = Arc::new(
-        Rotator::new(secrets.clone(), TimeDelta::milliseconds(300), Arc::new(SystemClock))
+        Rotator::new(secrets.clone(), TimeDelta::milliseconds(800), Arc::new(SystemClock))
             .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed)),
     );
     let target = Arc::new(
@@ -196,7 +196,7 @@ async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
             }
         }
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let _ = rotator.revoke_previous_if_due(&name, target.as_ref()).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     for c in consumers {

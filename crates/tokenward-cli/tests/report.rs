@@ -27,7 +27,9 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     cli.run(&["role", "add", "wide", "--grant", "s3:bucket/**:read", "--max-ttl", "1h"]).ok();
     cli.run(&["principal", "add", "batch", "--role", "wide"]).ok();
     let (_, broad) = cli.issue("batch", "nightly", "s3:bucket/**:read", "1h");
-    let (short, soon) = cli.issue("billing-api", "short", "s3:bucket/prod-logs/a:read", "6s");
+    // Lives 30 s, ends within the 29 s window once a second has passed (the sleep below): a
+    // token about to end; 30 s leaves room for a slow machine before it expires.
+    let (short, soon) = cli.issue("billing-api", "short", "s3:bucket/prod-logs/a:read", "30s");
     let (shared, shared_id) = cli.issue("billing-api", "shared", "s3:bucket/prod-logs/b:read", "1h");
     let (dead, dead_id) = cli.issue("billing-api", "dead", "s3:bucket/prod-logs/c:read", "1h");
     let _ = short;
@@ -42,7 +44,7 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     cli.run(&["revoke", &dead_id]).ok();
     assert_eq!(cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/c:read"], dead.as_bytes()).code, 1);
 
-    let r = cli.run(&["report", "--json", "--expiring-within", "5s", "--unused-for", "1s"]);
+    let r = cli.run(&["report", "--json", "--expiring-within", "29s", "--unused-for", "1s"]);
     assert_eq!(r.code, 1, "findings: exit 1; {}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["schema"], 1);
@@ -75,11 +77,11 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     let after: serde_json::Value = serde_json::from_str(&cli.run(&["report", "--json"]).stdout).unwrap();
     assert!(after["findings"].as_array().unwrap().iter().all(|f| f["kind"] != "rotation_overdue"));
     // The text table names them too.
-    let text = cli.run(&["report", "--expiring-within", "5s"]);
+    let text = cli.run(&["report", "--expiring-within", "29s"]);
     assert!(text.stdout.contains("over_broad_scope") && text.stdout.contains(&broad), "{}", text.stdout);
 
     // The HTML page: self-contained (no script, no external reference), three SVG charts.
-    cli.run(&["report", "--html", "report.html", "--expiring-within", "5s", "--unused-for", "1s"]);
+    cli.run(&["report", "--html", "report.html", "--expiring-within", "29s", "--unused-for", "1s"]);
     let html = std::fs::read_to_string(cli.path("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 3, "expiry timeline, rotation age, verification volume");
     assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));

@@ -197,16 +197,9 @@ pub enum DestinationSpec {
     AwsSecretsManager {
         /// The secret's name or ARN (created on first use).
         secret_id: String,
-        /// The region (default `us-east-1`).
-        #[serde(default = "default_region")]
-        region: String,
-        /// One endpoint for every service (a local AWS API).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        endpoint: Option<String>,
-        /// The access key id that writes the secret.
-        admin_access_key_id: String,
-        /// The store secret holding that key's secret access key.
-        admin_secret_key_secret: String,
+        /// How to reach AWS, acting as whom.
+        #[serde(flatten)]
+        access: AwsAccess,
         /// `secret` (the secret alone, default) or `aws-access-key` (`{"AccessKeyId", "SecretAccessKey"}`).
         #[serde(default = "default_format")]
         format: String,
@@ -275,16 +268,9 @@ pub enum TargetSpec {
     AwsIamAccessKey {
         /// The IAM user whose keys rotate.
         user: String,
-        /// The region (default `us-east-1`).
-        #[serde(default = "default_region")]
-        region: String,
-        /// One endpoint for every service (a local AWS API); AWS's own when absent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        endpoint: Option<String>,
-        /// The access key id that manages the user's keys.
-        admin_access_key_id: String,
-        /// The store secret holding that key's secret access key.
-        admin_secret_key_secret: String,
+        /// How to reach AWS, acting as whom (a key that manages the user's keys).
+        #[serde(flatten)]
+        access: AwsAccess,
         /// A key's nominal lifetime (IAM keys do not expire; the schedule rotates before it).
         #[serde(default = "default_key_lifetime")]
         lifetime: String,
@@ -308,6 +294,32 @@ pub enum TargetSpec {
         /// How long a value lives.
         lifetime: String,
     },
+}
+
+/// How a declared AWS target or destination reaches AWS: the region, an endpoint for a local API,
+/// and the access key it acts with, whose secret key is kept in the store (named here, never
+/// written here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AwsAccess {
+    /// The region (default `us-east-1`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// One endpoint for every service (a local AWS API); AWS's own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The access key id it acts with.
+    pub admin_access_key_id: String,
+    /// The store secret holding that key's secret access key.
+    pub admin_secret_key_secret: String,
+}
+
+impl AwsAccess {
+    fn check(&self, what: &str) -> Result<(), PolicyFileError> {
+        SecretName::new(&self.admin_secret_key_secret)
+            .map(|_| ())
+            .map_err(|e| PolicyFileError::new(format!("{what}: admin_secret_key_secret: {e}")))
+    }
 }
 
 /// How a declared OpenBao target reaches the server and authenticates: a CA to trust, and a
@@ -464,9 +476,8 @@ impl PolicyFile {
             c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             for d in &c.deploy {
                 match d {
-                    DestinationSpec::AwsSecretsManager { admin_secret_key_secret, format, .. } => {
-                        SecretName::new(admin_secret_key_secret)
-                            .map_err(|e| PolicyFileError::new(format!("{what}: deploy: {e}")))?;
+                    DestinationSpec::AwsSecretsManager { access, format, .. } => {
+                        access.check(&format!("{what}: deploy"))?;
                         if format != "secret" && format != "aws-access-key" {
                             return Err(PolicyFileError::new(format!(
                                 "{what}: deploy format {format:?}: expected secret or aws-access-key"
@@ -494,11 +505,10 @@ impl PolicyFile {
                     parse_duration(lifetime)?;
                     connect.check(&what)?;
                 }
-                TargetSpec::AwsIamAccessKey { admin_secret_key_secret, lifetime, deletion_grace, .. } => {
+                TargetSpec::AwsIamAccessKey { access, lifetime, deletion_grace, .. } => {
                     parse_duration(lifetime)?;
                     parse_duration(deletion_grace)?;
-                    SecretName::new(admin_secret_key_secret)
-                        .map_err(|e| PolicyFileError::new(format!("{what}: admin_secret_key_secret: {e}")))?;
+                    access.check(&what)?;
                 }
             }
         }
@@ -915,17 +925,8 @@ impl Tokenward {
             |e: &dyn std::fmt::Display| Error::Config(format!("credential {}: deploy: {e}", spec.name));
         match d {
             #[cfg(feature = "aws")]
-            DestinationSpec::AwsSecretsManager {
-                secret_id,
-                region,
-                endpoint,
-                admin_access_key_id,
-                admin_secret_key_secret,
-                format,
-            } => {
-                let client = self
-                    .aws_client(region, endpoint.as_deref(), admin_access_key_id, admin_secret_key_secret)
-                    .await?;
+            DestinationSpec::AwsSecretsManager { secret_id, access, format } => {
+                let client = self.aws_client(access).await?;
                 let format = if format == "aws-access-key" {
                     token_rotate::ValueFormat::aws_access_key()
                 } else {
@@ -953,16 +954,16 @@ impl Tokenward {
         }
     }
 
-    /// An AWS client acting with `id` and the secret key kept in the store secret `secret_name`.
+    /// An AWS client for `access`: its key id, with the secret key read (audited) from the store.
     #[cfg(feature = "aws")]
-    async fn aws_client(
-        &self,
-        region: &str,
-        endpoint: Option<&str>,
-        id: &str,
-        secret_name: &str,
-    ) -> Result<token_rotate::AwsClient> {
+    async fn aws_client(&self, access: &AwsAccess) -> Result<token_rotate::AwsClient> {
         use token_store::secrecy::{ExposeSecret as _, SecretString};
+        let (region, endpoint, id, secret_name) = (
+            access.region.as_str(),
+            access.endpoint.as_deref(),
+            access.admin_access_key_id.as_str(),
+            access.admin_secret_key_secret.as_str(),
+        );
         let secret = self
             .read_current(&SecretName::new(secret_name)?)
             .await?
@@ -1021,18 +1022,8 @@ impl Tokenward {
                 Err(what(&"OpenBao targets need the `vault` feature"))
             }
             #[cfg(feature = "aws")]
-            TargetSpec::AwsIamAccessKey {
-                user,
-                region,
-                endpoint,
-                admin_access_key_id,
-                admin_secret_key_secret,
-                lifetime,
-                deletion_grace,
-            } => {
-                let client = self
-                    .aws_client(region, endpoint.as_deref(), admin_access_key_id, admin_secret_key_secret)
-                    .await?;
+            TargetSpec::AwsIamAccessKey { user, access, lifetime, deletion_grace } => {
+                let client = self.aws_client(access).await?;
                 Ok(std::sync::Arc::new(
                     token_rotate::AwsAccessKeyTarget::new(client, user)
                         .lifetime(parse_duration(lifetime)?)
@@ -1097,6 +1088,34 @@ impl Tokenward {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_with_flattened_settings_parse_and_unknown_fields_are_refused() {
+        let t = r#"
+[[credential]]
+name = "x/y"
+target = { kind = "openbao-token", address = "http://127.0.0.1:8200", token_secret = "openbao/admin", ttl = "1h" }
+[[credential]]
+name = "x/z"
+target = { kind = "aws-iam-access-key", user = "u", admin_access_key_id = "AKIA", admin_secret_key_secret = "aws/s" }
+deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id = "AKIA", admin_secret_key_secret = "aws/s" }]
+"#;
+        let f = PolicyFile::parse(t).unwrap();
+        let TargetSpec::AwsIamAccessKey { access, .. } = &f.credentials[1].target else { panic!() };
+        assert_eq!(access.region, "us-east-1");
+        assert_eq!(PolicyFile::parse(&f.to_toml()).unwrap(), f, "round-trips through its canonical TOML");
+        for (from, to) in [
+            ("ttl = \"1h\"", "ttl = \"1h\", bogus = 1"),
+            ("user = \"u\"", "user = \"u\", bogus = 1"),
+            ("secret_id = \"s\"", "secret_id = \"s\", bogus = 1"),
+            ("admin_secret_key_secret = \"aws/s\" }\n", "admin_secret_key_secret = \"bad name!\" }\n"),
+            ("token_secret = \"openbao/admin\", ", ""),
+        ] {
+            let bad = t.replacen(from, to, 1);
+            assert_ne!(bad, t, "{from}");
+            assert!(PolicyFile::parse(&bad).is_err(), "accepted: {to}");
+        }
+    }
 
     #[test]
     fn durations_parse_and_print_back() {

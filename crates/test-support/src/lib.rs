@@ -213,4 +213,45 @@ impl Moto {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
+
+    /// A signed client of every service, acting with `creds`.
+    pub fn client(&self, creds: token_http::aws::AwsCredentials) -> token_http::aws::AwsClient {
+        token_http::aws::AwsClient::new("us-east-1", creds).endpoint(self.endpoint.clone())
+    }
+
+    /// Spends the three unsigned setup calls of [`Moto::start`]`(3)`: an IAM user `name` allowed
+    /// `policy` (an IAM policy document, e.g. [`ALLOW_ALL`]), and its access key.
+    pub async fn setup_user(&self, name: &str, policy: &str) -> token_http::aws::AwsCredentials {
+        use token_http::aws::{AwsCredentials, xml};
+        use token_http::secrecy::SecretString;
+        let setup =
+            self.client(AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))));
+        let v = "2010-05-08";
+        setup.query("iam", v, "CreateUser", &[("UserName", name.into())]).await.expect("CreateUser");
+        let key = setup
+            .query("iam", v, "CreateAccessKey", &[("UserName", name.into())])
+            .await
+            .expect("CreateAccessKey");
+        setup
+            .query(
+                "iam",
+                v,
+                "PutUserPolicy",
+                &[
+                    ("UserName", name.into()),
+                    ("PolicyName", "setup".into()),
+                    ("PolicyDocument", policy.into()),
+                ],
+            )
+            .await
+            .expect("PutUserPolicy");
+        AwsCredentials::new(
+            xml::tag(&key, "AccessKeyId").expect("a key id"),
+            SecretString::from(xml::tag(&key, "SecretAccessKey").expect("a secret key")),
+        )
+    }
 }
+
+/// An IAM policy document allowing everything (the setup admin's).
+pub const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;

@@ -26,27 +26,7 @@ static N: AtomicUsize = AtomicUsize::new(0);
 /// moto, with an admin user (allowed everything) made in the unsigned setup window.
 async fn aws() -> Option<(Moto, AwsClient)> {
     let moto = Moto::start(3)?;
-    let setup = AwsClient::new(
-        "us-east-1",
-        AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
-    )
-    .endpoint(moto.endpoint());
-    let v = "2010-05-08";
-    setup.query("iam", v, "CreateUser", &[("UserName", "admin".into())]).await.unwrap();
-    let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "admin".into())]).await.unwrap();
-    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    setup
-        .query(
-            "iam",
-            v,
-            "PutUserPolicy",
-            &[("UserName", "admin".into()), ("PolicyName", "all".into()), ("PolicyDocument", all.into())],
-        )
-        .await
-        .unwrap();
-    let id = token_http::aws::xml::tag(&key, "AccessKeyId").unwrap();
-    let secret = token_http::aws::xml::tag(&key, "SecretAccessKey").unwrap();
-    let admin = setup.with_credentials(AwsCredentials::new(id, SecretString::from(secret)));
+    let admin = moto.client(moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await);
     // From here on every call is signed and checked.
     assert!(admin.caller_arn().await.unwrap().ends_with(":user/admin"));
     Some((moto, admin))

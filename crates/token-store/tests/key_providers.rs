@@ -131,7 +131,7 @@ mod transit {
 
 #[cfg(feature = "aws-kms")]
 mod kms {
-    use token_http::aws::{AwsClient, AwsCredentials, xml};
+    use token_http::aws::AwsCredentials;
     use token_store::secrecy::SecretString;
     use tokenward_test_support::Moto;
 
@@ -140,33 +140,9 @@ mod kms {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn aws_kms_passes_the_kit_and_a_denied_or_missing_kms_is_a_clear_error() {
         let Some(moto) = Moto::start(3) else { return };
-        let setup = AwsClient::new(
-            "us-east-1",
-            AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
-        )
-        .endpoint(moto.endpoint());
-        let v = "2010-05-08";
-        setup.query("iam", v, "CreateUser", &[("UserName", "store".into())]).await.unwrap();
-        let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "store".into())]).await.unwrap();
         let kms_only =
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
-        setup
-            .query(
-                "iam",
-                v,
-                "PutUserPolicy",
-                &[
-                    ("UserName", "store".into()),
-                    ("PolicyName", "kms".into()),
-                    ("PolicyDocument", kms_only.into()),
-                ],
-            )
-            .await
-            .unwrap();
-        let client = setup.with_credentials(AwsCredentials::new(
-            xml::tag(&key, "AccessKeyId").unwrap(),
-            SecretString::from(xml::tag(&key, "SecretAccessKey").unwrap()),
-        ));
+        let client = moto.client(moto.setup_user("store", kms_only).await);
         let k1 = client.json("kms", "TrentService.CreateKey", &serde_json::json!({})).await.unwrap();
         let k2 = client.json("kms", "TrentService.CreateKey", &serde_json::json!({})).await.unwrap();
         let (k1, k2) = (

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use token_http::aws::{AwsClient, AwsCredentials, xml};
+use token_http::aws::AwsCredentials;
 use token_store::secrecy::{SecretBox, SecretString};
 use token_store::{KeyProvider, LocalKek, SecretKey};
 use tokenward::core::SystemClock;
@@ -32,28 +32,8 @@ fn ms(d: Duration) -> String {
 
 async fn aws() {
     let Some(moto) = tokenward_test_support::Moto::start(3) else { return };
-    let setup = AwsClient::new(
-        "us-east-1",
-        AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
-    )
-    .endpoint(moto.endpoint());
+    let admin = moto.client(moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await);
     let v = "2010-05-08";
-    setup.query("iam", v, "CreateUser", &[("UserName", "admin".into())]).await.unwrap();
-    let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "admin".into())]).await.unwrap();
-    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    setup
-        .query(
-            "iam",
-            v,
-            "PutUserPolicy",
-            &[("UserName", "admin".into()), ("PolicyName", "all".into()), ("PolicyDocument", all.into())],
-        )
-        .await
-        .unwrap();
-    let admin = setup.with_credentials(AwsCredentials::new(
-        xml::tag(&key, "AccessKeyId").unwrap(),
-        SecretString::from(xml::tag(&key, "SecretAccessKey").unwrap()),
-    ));
     admin.query("iam", v, "CreateUser", &[("UserName", "bench".into())]).await.unwrap();
     let target = AwsAccessKeyTarget::new(admin.clone(), "bench").deletion_grace(TimeDelta::zero());
     let (mut create, mut test, mut revoke, mut whole, mut sts) =

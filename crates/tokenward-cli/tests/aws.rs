@@ -7,35 +7,18 @@
 mod common;
 
 use common::*;
-use token_http::aws::{AwsClient, AwsCredentials, xml};
-use token_http::secrecy::SecretString;
+use token_http::aws::{AwsClient, xml};
+use token_http::secrecy::ExposeSecret;
 use tokenward_test_support::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() {
     let Some(moto) = Moto::start(3) else { return };
-    let setup = AwsClient::new(
-        "us-east-1",
-        AwsCredentials::new("AKIASETUP00000000000", SecretString::from("x".repeat(40))),
-    )
-    .endpoint(moto.endpoint());
-    let v = "2010-05-08";
-    setup.query("iam", v, "CreateUser", &[("UserName", "admin".into())]).await.unwrap();
-    let key = setup.query("iam", v, "CreateAccessKey", &[("UserName", "admin".into())]).await.unwrap();
-    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    setup
-        .query(
-            "iam",
-            v,
-            "PutUserPolicy",
-            &[("UserName", "admin".into()), ("PolicyName", "all".into()), ("PolicyDocument", all.into())],
-        )
-        .await
-        .unwrap();
+    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
     let (admin_id, admin_secret) =
-        (xml::tag(&key, "AccessKeyId").unwrap(), xml::tag(&key, "SecretAccessKey").unwrap());
-    let admin = setup
-        .with_credentials(AwsCredentials::new(admin_id.clone(), SecretString::from(admin_secret.clone())));
+        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let admin = moto.client(creds);
+    let v = "2010-05-08";
     admin.query("iam", v, "CreateUser", &[("UserName", "billing".into())]).await.unwrap();
 
     let cli = Cli::new();

@@ -70,9 +70,6 @@ where
     Ok(call().await?)
 }
 
-/// Secret names under this prefix are the store's own (keys, signer seeds): `secret_names` hides them.
-pub(crate) const RESERVED_PREFIX: &str = "tokenward/";
-
 /// What [`Tokenward::reconcile_revocations`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -210,11 +207,15 @@ impl Tokenward {
         Ok(())
     }
 
+    /// Secret names under this prefix are the store's own (its keys, signer seeds):
+    /// [`Tokenward::secret_names`] hides them, and tools should not let users write them.
+    pub const RESERVED_SECRET_PREFIX: &str = "tokenward/";
+
     /// Every secret's name and latest version, in name order, except the store's own (under
-    /// `tokenward/`).
+    /// [`Tokenward::RESERVED_SECRET_PREFIX`]).
     pub async fn secret_names(&self) -> Result<Vec<(SecretName, u64)>> {
         let mut names = self.inner.backend.secret_names().await?;
-        names.retain(|(n, _)| !n.as_str().starts_with(RESERVED_PREFIX));
+        names.retain(|(n, _)| !n.as_str().starts_with(Self::RESERVED_SECRET_PREFIX));
         Ok(names)
     }
 

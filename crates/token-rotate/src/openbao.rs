@@ -164,8 +164,9 @@ impl OpenBao {
         if let Some(s) = session.as_ref().filter(|s| s.renewable) {
             let token = s.token.clone();
             // Refused or unreachable: log in afresh below.
-            if let Ok((200, v)) =
-                self.send(step, Method::Post, "/v1/auth/token/renew-self", &token, Some(&json!({}))).await
+            if let Ok((200, v)) = self
+                .send(step, Method::Post, "/v1/auth/token/renew-self", Some(&token), Some(&json!({})))
+                .await
             {
                 let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
                 if lease > 0 {
@@ -181,8 +182,7 @@ impl OpenBao {
         }
         let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id.expose_secret() });
         let path = format!("/v1/auth/{}/login", approle.mount);
-        let (status, v) =
-            self.send(step, Method::Post, &path, &SecretString::from(String::new()), Some(&body)).await?;
+        let (status, v) = self.send(step, Method::Post, &path, None, Some(&body)).await?;
         if status != 200 {
             *session = None;
             return Err(TargetError::new(
@@ -205,18 +205,18 @@ impl OpenBao {
         Ok(token)
     }
 
-    /// Sends one request with `token` (none when empty); returns the status and the JSON body
-    /// (`null` when empty).
+    /// Sends one request, with `token` if any (a login has none); returns the status and the JSON
+    /// body (`null` when empty).
     async fn send(
         &self,
         step: &'static str,
         method: Method,
         path: &str,
-        token: &SecretString,
+        token: Option<&SecretString>,
         body: Option<&Value>,
     ) -> Result<(u16, Value), TargetError> {
         let mut req = Request::new(method, path);
-        if !token.expose_secret().is_empty() {
+        if let Some(token) = token {
             req = req.secret_header("X-Vault-Token", token);
         }
         if let Some(b) = body {
@@ -233,18 +233,6 @@ impl OpenBao {
         Ok((r.status, value))
     }
 
-    /// A call with `token`.
-    async fn call(
-        &self,
-        step: &'static str,
-        method: Method,
-        path: &str,
-        token: &SecretString,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), TargetError> {
-        self.send(step, method, path, token, body).await
-    }
-
     /// A call with the client's own (acting) token.
     async fn admin(
         &self,
@@ -254,7 +242,7 @@ impl OpenBao {
         body: Option<&Value>,
     ) -> Result<(u16, Value), TargetError> {
         let token = self.acting_token(step).await?;
-        self.send(step, method, path, &token, body).await
+        self.send(step, method, path, Some(&token), body).await
     }
 
     /// Looks up the acting token (`auth/token/lookup-self`): its accessor, policies and TTL.
@@ -329,8 +317,10 @@ impl RotationTarget for OpenBaoTokenTarget {
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
-        let (status, v) =
-            self.bao.call("test", Method::Get, "/v1/auth/token/lookup-self", &pending.secret, None).await?;
+        let (status, v) = self
+            .bao
+            .send("test", Method::Get, "/v1/auth/token/lookup-self", Some(&pending.secret), None)
+            .await?;
         if status != 200 {
             return Err(TargetError::new("test", format!("the new token does not authenticate ({status})")));
         }

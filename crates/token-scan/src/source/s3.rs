@@ -127,14 +127,6 @@ pub(crate) fn sign(
     headers
 }
 
-fn canonical_query(query: &[(&str, String)]) -> String {
-    sigv4::canonical_query(query)
-}
-
-fn encode(s: &str, keep_slash: bool) -> String {
-    sigv4::encode(s, keep_slash)
-}
-
 fn client() -> Result<reqwest::blocking::Client, ScanError> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -205,10 +197,10 @@ impl Scanner {
         let get = |path: &str, query: &[(&str, String)]| -> Result<reqwest::blocking::Response, ScanError> {
             // reqwest sends `accept: */*`: signed like the rest.
             let headers = sign(options, "GET", &host, path, query, &[("accept", "*/*")], Utc::now());
-            let mut url = format!("{}{}", options.endpoint, encode(path, true));
+            let mut url = format!("{}{}", options.endpoint, sigv4::encode(path, true));
             if !query.is_empty() {
                 url.push('?');
-                url.push_str(&canonical_query(query));
+                url.push_str(&sigv4::canonical_query(query));
             }
             let mut req = http.get(url);
             for (k, v) in headers {

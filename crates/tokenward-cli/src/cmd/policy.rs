@@ -33,39 +33,44 @@ pub(crate) async fn apply(
     dry_run: bool,
     allow_orphans: bool,
 ) -> Result<u8> {
-    let (old, version) = stored(tw).await?;
-    if let Some(expected) = expect
-        && expected != version
-    {
-        return Err(tokenward::Error::PolicyConflict { expected, found: version }.into());
-    }
-    let diff = file.diff(&old);
-    if diff.is_empty() && version > 0 {
-        println!("no changes (stored version {version})");
-        return Ok(0);
-    }
-    for line in &diff {
-        println!("{line}");
-    }
-    let orphans = tw.policy_orphans(file).await?;
-    for o in &orphans {
-        eprintln!("orphaned: token {} ({} / {}): {}", o.token, o.principal, o.purpose, o.why);
-    }
+    let print_orphans = |orphans: &[tokenward::policy::Orphan]| {
+        for o in orphans {
+            eprintln!("orphaned: token {} ({} / {}): {}", o.token, o.principal, o.purpose, o.why);
+        }
+    };
     if dry_run {
+        let (old, version) = stored(tw).await?;
+        for line in file.diff(&old) {
+            println!("{line}");
+        }
+        print_orphans(&tw.policy_orphans(file).await?);
         println!("dry run: nothing stored (stored version {version})");
         return Ok(0);
     }
-    if !orphans.is_empty() && !allow_orphans {
-        return Err(CliError::new(format!(
-            "refusing: the policy would orphan {} active token(s) listed above; revoke them first, or pass --allow-orphans",
-            orphans.len()
-        )));
-    }
+    // The library decides (expected version, orphans, no change) and writes; this only shows it.
     let mut options = ApplyOptions::new().allow_orphans(allow_orphans);
-    options = options.expect_version(expect.unwrap_or(version));
-    let applied = tw.apply_policy(file, options).await?;
-    println!("applied: policy version {}", applied.version);
-    Ok(0)
+    if let Some(v) = expect {
+        options = options.expect_version(v);
+    }
+    match tw.apply_policy(file, options).await {
+        Ok(applied) if applied.diff.is_empty() => {
+            println!("no changes (stored version {})", applied.version);
+            Ok(0)
+        }
+        Ok(applied) => {
+            for line in &applied.diff {
+                println!("{line}");
+            }
+            print_orphans(&applied.orphans);
+            println!("applied: policy version {}", applied.version);
+            Ok(0)
+        }
+        Err(e @ tokenward::Error::PolicyOrphans(_)) => {
+            print_orphans(&tw.policy_orphans(file).await?);
+            Err(CliError::new(format!("refusing: {e}; revoke them first, or pass --allow-orphans")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn apply_file(

@@ -105,7 +105,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
 }
 
 pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
-    let mut signals = Signals::catch()?;
+    let mut signals = crate::signals::Signals::catch()?;
     let tick = out::duration(&a.tick, "--tick")?.to_std().unwrap_or(Duration::from_secs(1));
     let report_every =
         out::duration(&a.report_every, "--report-every")?.to_std().unwrap_or(Duration::from_secs(3600));
@@ -190,40 +190,4 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     drop(lock);
     eprintln!("tokenward daemon: stopped");
     Ok(0)
-}
-
-/// SIGTERM and SIGINT, caught from the moment this is made (a signal before the first await is
-/// not lost, nor does it kill the process).
-pub(crate) struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    pub(crate) fn catch() -> Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let term = signal(SignalKind::terminate())
-                .map_err(|e| CliError::new(format!("catching SIGTERM: {e}")))?;
-            let int = signal(SignalKind::interrupt())
-                .map_err(|e| CliError::new(format!("catching SIGINT: {e}")))?;
-            Ok(Self { term, int })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Resolves at the next SIGTERM or SIGINT.
-    pub(crate) async fn recv(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

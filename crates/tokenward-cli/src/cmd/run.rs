@@ -153,7 +153,7 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 }
 
 pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
-    let mut signals = crate::cmd::rotate::Signals::catch()?;
+    let mut signals = crate::signals::Signals::catch()?;
     let bindings = bindings(&a.secrets)?;
     let poll = out::duration(&a.poll, "--poll")?.to_std().unwrap_or(Duration::from_secs(1));
     let tw = open::open(g, Need::Audited).await?;

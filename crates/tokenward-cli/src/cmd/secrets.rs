@@ -16,8 +16,11 @@ const MAX_SECRET: usize = 1 << 20;
 
 /// A user secret's name: valid, and outside the store's own `tokenward/` names.
 pub(crate) fn user_name(name: &str) -> Result<SecretName> {
-    if name.starts_with("tokenward/") {
-        return Err(CliError::new(format!("{name}: names under tokenward/ are the store's own")));
+    if name.starts_with(tokenward::Tokenward::RESERVED_SECRET_PREFIX) {
+        return Err(CliError::new(format!(
+            "{name}: names under {} are the store's own",
+            tokenward::Tokenward::RESERVED_SECRET_PREFIX
+        )));
     }
     Ok(SecretName::new(name)?)
 }

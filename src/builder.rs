@@ -35,6 +35,7 @@ enum KeySource {
     File(PathBuf),
     Env(String),
     Provider(Arc<dyn KeyProvider>),
+    Kms(crate::KmsKey),
 }
 
 enum AuditSource {
@@ -182,6 +183,15 @@ impl TokenwardBuilder {
     /// Any key provider (a keyring with older keys, a KMS).
     pub fn key_provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
         self.key = Some(KeySource::Provider(provider));
+        self
+    }
+
+    /// The key-encryption key in a KMS ([`crate::KmsKey`]: `transit:MOUNT/KEY`,
+    /// `aws-kms:KEY`), connected at `open` with settings and credentials from the environment.
+    /// For a client configured in code, build the provider yourself and pass it to
+    /// [`Self::key_provider`].
+    pub fn kms(mut self, key: crate::KmsKey) -> Self {
+        self.key = Some(KeySource::Kms(key));
         self
     }
 
@@ -351,6 +361,7 @@ impl TokenwardBuilder {
                 SecretStore::open(backend.clone(), Arc::new(LocalKek::from_env(LOCAL_KEK_ID, &var)?)).await?
             }
             KeySource::Provider(p) => SecretStore::open(backend.clone(), p).await?,
+            KeySource::Kms(k) => SecretStore::open(backend.clone(), k.connect_from_env().await?).await?,
         };
         if let Some(a) = &auditor {
             secrets = secrets.with_audit(a.clone());

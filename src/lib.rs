@@ -41,13 +41,15 @@
 //! - [`rotate`] (`token-rotate`): verified rotation protocol, scheduler, emergency revoke-and-replace.
 //!
 //! Features: `sqlite` (default; the embedded store), `postgres` (the PostgreSQL store and audit
-//! log), `vault` (OpenBao / Vault rotation targets).
+//! log), `vault` (OpenBao / Vault rotation targets, Transit as the KEK), `aws` (IAM access keys,
+//! Secrets Manager, KMS as the KEK), `scan`, `s3` and `github-alerts` (leak scanning and response).
 
 #![deny(missing_docs)]
 
 mod builder;
 mod deployment;
 mod error;
+mod kms;
 pub mod policy;
 #[cfg(feature = "scan")]
 mod respond;
@@ -57,6 +59,7 @@ mod verifier;
 pub use builder::{LOCAL_KEK_ID, TokenwardBuilder};
 pub use deployment::{Reconciliation, Tokenward};
 pub use error::{Error, Result};
+pub use kms::KmsKey;
 #[cfg(feature = "scan")]
 pub use respond::{LeakAction, LeakOutcome, LeakResponse};
 #[cfg(feature = "scan")]

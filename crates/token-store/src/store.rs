@@ -284,6 +284,12 @@ impl SecretStore {
         Ok(report)
     }
 
+    /// The id of the key-encryption key new data keys are wrapped under (`local`,
+    /// `transit:<mount>/<key>:v<n>`, `aws-kms:<key>`): public, safe to show.
+    pub fn current_kek(&self) -> &str {
+        self.keys.current_kek()
+    }
+
     /// Records key rotations (`rotate_kek`) through `auditor`, durably before they return.
     pub fn with_audit(mut self, auditor: token_audit::Auditor) -> Self {
         self.audit = Some(auditor);

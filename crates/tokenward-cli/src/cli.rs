@@ -43,6 +43,12 @@ pub(crate) struct Global {
     /// Without it the passphrase comes from TOKENWARD_PASSPHRASE or, on a terminal, a prompt.
     #[arg(long, global = true, env = "TOKENWARD_KEY_FILE")]
     pub(crate) key_file: Option<PathBuf>,
+    /// The key-encryption key in a KMS instead: `transit:MOUNT/KEY` (OpenBao/Vault Transit; the
+    /// server from BAO_ADDR, the token from BAO_TOKEN, a CA from BAO_CACERT) or `aws-kms:KEY`
+    /// (AWS KMS; region and credentials from AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_SESSION_TOKEN, AWS_ENDPOINT_URL). A store keeps the KEK it was created with.
+    #[arg(long, global = true, env = "TOKENWARD_KMS", conflicts_with = "key_file")]
+    pub(crate) kms: Option<tokenward::KmsKey>,
     /// The audit log (default: next to the store, `<store stem>.audit.jsonl`).
     #[arg(long, global = true, env = "TOKENWARD_AUDIT_LOG")]
     pub(crate) audit_log: Option<PathBuf>,
@@ -103,6 +109,9 @@ pub(crate) enum Command {
     /// Secrets sealed in the store.
     #[command(subcommand)]
     Secret(SecretCmd),
+    /// Rewrap every data key under the current key-encryption key (run after rotating the KMS
+    /// key, e.g. `bao write -f transit/keys/KEY/rotate`; resumable, safe to run twice).
+    Rewrap,
     /// Rotate a declared credential now, or every one that is due.
     Rotate(RotateArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.

@@ -124,9 +124,10 @@ pub(crate) fn builder(g: &Global, new_store: bool) -> Result<TokenwardBuilder> {
         }
     };
     let b = b.stored_policy().actor(Actor::Operator(g.actor_name()));
-    Ok(match &g.key_file {
-        Some(path) => b.key_file(path),
-        None => b.passphrase(passphrase(new_store)?),
+    Ok(match (&g.key_file, &g.kms) {
+        (Some(path), _) => b.key_file(path),
+        (None, Some(kms)) => b.kms(kms.clone()),
+        (None, None) => b.passphrase(passphrase(new_store)?),
     })
 }
 

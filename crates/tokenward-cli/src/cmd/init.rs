@@ -37,6 +37,9 @@ fn new_key_file(path: &Path) -> Result<()> {
 pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
     let mut g = g.clone();
     if let Some(path) = &a.new_key_file {
+        if g.kms.is_some() {
+            return Err(CliError::new("--new-key-file and --kms are two different keys: choose one"));
+        }
         new_key_file(path)?;
         g.key_file = Some(path.clone());
         eprintln!("wrote a new 256-bit key to {} (mode 0600): keep it apart from the store", path.display());

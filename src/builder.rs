@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use token_audit::{
     AuditWriter, Auditor, CheckpointSigner, FailureMode, FileLog, LogStorage, SignedCheckpoint, SubjectKey,
-    WriterConfig,
+    VerificationSummary, VerifyAuditMode, WriterConfig,
 };
 use token_core::chrono::TimeDelta;
 use token_core::{Clock, Policy, SystemClock, TokenFormat, TokenPrefix};
@@ -101,6 +101,7 @@ pub struct TokenwardBuilder {
     clock: Arc<dyn Clock>,
     audit: Option<(AuditSource, FailureMode, WriterConfig)>,
     subject_key: Option<SubjectKey>,
+    verify_audit: VerifyAuditMode,
     checkpoints: Option<Checkpoints>,
     upkeep: Upkeep,
     scheduler: SchedulerConfig,
@@ -131,6 +132,7 @@ impl TokenwardBuilder {
             clock: Arc::new(SystemClock),
             audit: None,
             subject_key: None,
+            verify_audit: VerifyAuditMode::EveryDecision,
             checkpoints: None,
             upkeep: Upkeep::default(),
             scheduler: SchedulerConfig::default(),
@@ -264,6 +266,15 @@ impl TokenwardBuilder {
         if let Some((_, _, c)) = &mut self.audit {
             *c = config;
         }
+        self
+    }
+
+    /// How verifications are audited (with an audit log): every decision an entry (the default),
+    /// or [`VerifyAuditMode::Summarized`] — denials each an entry at once, allowed verifications
+    /// counted per token, request and source and recorded once per interval (a crash loses at
+    /// most one interval of counts; [`Tokenward::shutdown`] records what is pending).
+    pub fn verify_audit(mut self, mode: VerifyAuditMode) -> Self {
+        self.verify_audit = mode;
         self
     }
 
@@ -406,6 +417,12 @@ impl TokenwardBuilder {
             Some((signer, log, periodic)) => (Some((Arc::new(signer), log)), periodic),
             None => (None, None),
         };
+        let summary = match (&self.verify_audit, &auditor) {
+            (VerifyAuditMode::Summarized { interval }, Some(a)) => {
+                Some(VerificationSummary::start(a.clone(), *interval)?)
+            }
+            _ => None,
+        };
         let inner = Arc::new(Inner {
             backend,
             secrets,
@@ -415,6 +432,7 @@ impl TokenwardBuilder {
             writer,
             auditor,
             subject_key,
+            summary,
             clock: self.clock,
             signer,
             actor: self.actor,

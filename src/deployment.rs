@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Option<Arc<AuditWriter>>,
     pub(crate) auditor: Option<Auditor>,
     pub(crate) subject_key: Option<SubjectKey>,
+    /// Allowed verifications counted per interval (`VerifyAuditMode::Summarized`).
+    pub(crate) summary: Option<token_audit::VerificationSummary>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signer: Option<(Arc<CheckpointSigner>, String)>,
     /// Who this handle records as the actor of the entries it writes itself.
@@ -223,7 +225,13 @@ impl Tokenward {
     /// deployment has an audit log.
     pub fn verifier(&self) -> TokenVerifier {
         let plain = self.inner.tokens.verifier().with_clock(self.inner.clock.clone());
-        TokenVerifier::new(plain, self.inner.auditor.clone().map(|a| (a, self.inner.subject_key.clone())))
+        TokenVerifier::new(
+            plain,
+            self.inner
+                .auditor
+                .clone()
+                .map(|a| (a, self.inner.subject_key.clone(), self.inner.summary.clone())),
+        )
     }
 
     /// A consumer's handle on the current credential `name`: a lock and a clone to read, refreshed
@@ -427,11 +435,14 @@ impl Tokenward {
             let _ = h.await;
         }
         let flushed = self.inner.tokens.flush_usage(token_core::chrono::DateTime::UNIX_EPOCH).await;
+        // Pending summaries before the log closes (and before the last checkpoint).
+        let summarized = self.inner.summary.as_ref().map_or(Ok(()), |s| s.close());
         let checkpoint = self.checkpoint().await;
         if let Some(w) = &self.inner.writer {
             w.close()?;
         }
         tracing::info!("tokenward shut down");
+        summarized?;
         flushed?;
         checkpoint
     }

@@ -67,7 +67,7 @@ pub use token_scan as scan;
 pub use upkeep::Upkeep;
 pub use verifier::TokenVerifier;
 
-pub use token_audit::FailureMode;
+pub use token_audit::{FailureMode, VerifyAuditMode};
 pub use token_rotate::{EmergencyOrder, Schedule};
 
 pub use token_audit as audit;

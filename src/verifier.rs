@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
-use token_audit::{AuditedVerifier, Auditor, SubjectKey};
+use token_audit::{AuditedVerifier, Auditor, SubjectKey, VerificationSummary};
 use token_core::{Clock, Decision, Request, Verifier};
 use token_store::VerifierCache;
+
+/// The auditor, the key malformed presentations are hashed under, and the summary allowed
+/// verifications are counted into.
+type Audit = (Auditor, Option<SubjectKey>, Option<VerificationSummary>);
 
 /// Verifies tokens against the deployment's in-memory cache, in constant time, with no I/O on the
 /// calling thread. With an audit log, every decision is one audit event (queued, written by the
@@ -14,7 +18,7 @@ use token_store::VerifierCache;
 #[derive(Clone)]
 pub struct TokenVerifier {
     plain: Verifier<Arc<VerifierCache>>,
-    audit: Option<(Auditor, Option<SubjectKey>)>,
+    audit: Option<Audit>,
     audited: Option<AuditedVerifier<Arc<VerifierCache>>>,
 }
 
@@ -25,16 +29,16 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub(crate) fn new(
-        plain: Verifier<Arc<VerifierCache>>,
-        audit: Option<(Auditor, Option<SubjectKey>)>,
-    ) -> Self {
-        let audited = audit.as_ref().map(|(auditor, key)| {
-            let v = AuditedVerifier::new(plain.clone(), auditor.clone());
-            match key {
-                Some(k) => v.with_subject_key(k.clone()),
-                None => v,
+    pub(crate) fn new(plain: Verifier<Arc<VerifierCache>>, audit: Option<Audit>) -> Self {
+        let audited = audit.as_ref().map(|(auditor, key, summary)| {
+            let mut v = AuditedVerifier::new(plain.clone(), auditor.clone());
+            if let Some(k) = key {
+                v = v.with_subject_key(k.clone());
             }
+            if let Some(s) = summary {
+                v = v.summarized(s.clone());
+            }
+            v
         });
         Self { plain, audit, audited }
     }

@@ -140,3 +140,32 @@ async fn an_edited_row_is_refused_and_a_rolled_back_row_is_revoked_again() {
     assert!(again.revived.is_empty(), "the reconciliation at open already fixed it");
     tw.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summarized_verification_audit_counts_allowed_and_shutdown_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path())
+        .verify_audit(tokenward::VerifyAuditMode::Summarized { interval: Duration::from_secs(60) })
+        .open()
+        .await
+        .unwrap();
+    let token = tw.issue(&principal(), &request("a")).await.unwrap();
+    let v = tw.verifier();
+    for i in 0..250 {
+        let source = if i % 2 == 0 { "10.0.0.1" } else { "10.0.0.2" };
+        assert!(v.verify_from(token.expose_secret(), &read(), Some(source)).is_allowed());
+    }
+    let denied = Request::parse("kv:app/x:write").unwrap();
+    assert!(!v.verify(token.expose_secret(), &denied).is_allowed());
+    let id = token.id();
+    tw.shutdown().await.unwrap();
+
+    let log = FileLog::open(dir.path().join("audit.jsonl")).unwrap();
+    let trail = log.query(&AuditQuery::new().token(id)).await.unwrap();
+    let allowed: Vec<_> = trail.iter().filter(|e| e.event.action.name() == "verify_allowed").collect();
+    assert_eq!(allowed.len(), 2, "one entry per source, recorded at shutdown: {allowed:?}");
+    let counts: u64 = allowed.iter().map(|e| e.event.attrs["count"].parse::<u64>().unwrap()).sum();
+    assert_eq!(counts, 250);
+    assert_eq!(trail.iter().filter(|e| e.event.action.name() == "verify_denied").count(), 1);
+    log.verify(&[]).unwrap();
+}

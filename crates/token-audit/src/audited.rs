@@ -5,17 +5,23 @@ use token_core::{Decision, DenyReason, Request, TokenLookup, Verifier};
 use crate::event::{Action, Actor, AuditEvent, Outcome};
 use crate::sink::{Auditor, FailureMode};
 use crate::subject::SubjectKey;
+use crate::summary::VerificationSummary;
 
 /// Wraps a [`Verifier`]: every verification becomes one event (`verify_allowed` by the token's
 /// principal, or `verify_denied` with the reason's code, by an anonymous presenter), with the token
 /// id, the request and the source. A malformed presentation is recorded by its keyed hash only (it
 /// may be a mistyped real token). In fail-closed mode a verification whose event cannot be
 /// recorded is denied ([`DenyReason::AuditUnavailable`]).
+///
+/// [`AuditedVerifier::summarized`] keeps every denial an event of its own and counts allowed
+/// verifications into a [`VerificationSummary`] instead (one entry per token, request and source
+/// per interval).
 #[derive(Clone)]
 pub struct AuditedVerifier<L> {
     inner: Verifier<L>,
     auditor: Auditor,
     subjects: Option<SubjectKey>,
+    summary: Option<VerificationSummary>,
 }
 
 impl<L> std::fmt::Debug for AuditedVerifier<L> {
@@ -27,7 +33,19 @@ impl<L> std::fmt::Debug for AuditedVerifier<L> {
 impl<L: TokenLookup> AuditedVerifier<L> {
     /// Records `inner`'s decisions through `auditor`.
     pub fn new(inner: Verifier<L>, auditor: Auditor) -> Self {
-        Self { inner, auditor, subjects: None }
+        Self { inner, auditor, subjects: None, summary: None }
+    }
+
+    /// Counts allowed verifications into `summary` instead of one event each (denials stay
+    /// events of their own, recorded through this verifier's auditor at once).
+    pub fn summarized(mut self, summary: VerificationSummary) -> Self {
+        self.summary = Some(summary);
+        self
+    }
+
+    /// The summary allowed verifications are counted into, if any.
+    pub fn summary(&self) -> Option<&VerificationSummary> {
+        self.summary.as_ref()
     }
 
     /// Records malformed presentations by their HMAC under `key` (without it, not at all).
@@ -50,6 +68,13 @@ impl<L: TokenLookup> AuditedVerifier<L> {
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
         let now = self.inner.clock().now();
         let (decision, presented) = self.inner.verify_identified_at(token, request, now);
+        if let (Some(summary), Decision::Allowed(grant)) = (&self.summary, &decision) {
+            return if summary.count(grant, request, source, now) {
+                decision
+            } else {
+                Decision::Denied(DenyReason::AuditUnavailable)
+            };
+        }
         let mut event = match &decision {
             Decision::Allowed(grant) => AuditEvent::new(
                 now,

@@ -38,8 +38,9 @@ pub enum AuditError {
     /// in fail-closed mode does not proceed.
     #[error("audit log unavailable: {0}")]
     Unavailable(String),
-    /// The writer's queue is full (the log is not keeping up); in fail-closed mode the operation
-    /// is refused at once rather than stalled.
+    /// The writer's queue stayed full for the writer's `full_queue_wait`: the log made no progress
+    /// that long (stuck, not merely busy); in fail-closed mode the operation is refused rather
+    /// than stalled further.
     #[error("audit queue is full ({capacity} events waiting)")]
     QueueFull {
         /// The queue's capacity.

@@ -57,6 +57,7 @@ mod query;
 mod sink;
 mod storage;
 mod subject;
+mod summary;
 pub mod testing;
 mod writer;
 
@@ -74,6 +75,7 @@ pub use query::AuditQuery;
 pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
 pub use storage::LogStorage;
 pub use subject::SubjectKey;
+pub use summary::{DEFAULT_SUMMARY_INTERVAL, MAX_SUMMARY_INTERVAL, VerificationSummary, VerifyAuditMode};
 pub use writer::{AuditWriter, WriterConfig};
 
 /// The hash chain underneath: each entry's hash, the head a log ends at, incremental

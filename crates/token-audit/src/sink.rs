@@ -31,8 +31,9 @@ pub trait AuditSink: Send + Sync {
 #[non_exhaustive]
 pub enum FailureMode {
     /// The operation fails (a verification is denied; an issue is undone and refused). Vault's
-    /// audit devices behave so. The writer refuses at once when it cannot keep up, so a stuck log
-    /// refuses operations instead of stalling them.
+    /// audit devices behave so. A busy log slows operations down (bounded backpressure); a log
+    /// that fails, or makes no progress for the writer's `full_queue_wait`, refuses them instead of
+    /// stalling them.
     FailClosed,
     /// The operation proceeds; the lost event is counted ([`Auditor::dropped`]).
     FailOpen,

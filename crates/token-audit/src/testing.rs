@@ -1,5 +1,6 @@
-//! For tests of code that audits: a log storage that can be broken on demand, to see an
-//! operation fail closed (or proceed, fail-open) and recover.
+//! For tests of code that audits: a log storage that can be broken on demand (appends fail, as on
+//! a full disk) or stuck (appends hang, as on a dead network mount), to see an operation fail
+//! closed (or proceed, fail-open) and recover.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -23,22 +24,35 @@ use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::storage::LogStorage;
 
-/// Wraps a storage; while broken, appends fail as a full disk would (reads still work).
-#[derive(Debug, Default)]
+/// Wraps a storage; while broken, appends fail as a full disk would; while stuck, they wait until
+/// it is unstuck (reads still work either way).
+#[derive(Debug)]
 pub struct Breakable<S> {
     inner: S,
     broken: AtomicBool,
+    stuck: tokio::sync::watch::Sender<bool>,
+}
+
+impl<S: Default> Default for Breakable<S> {
+    fn default() -> Self {
+        Self::new(S::default())
+    }
 }
 
 impl<S> Breakable<S> {
     /// Wraps `inner`, working.
     pub fn new(inner: S) -> Self {
-        Self { inner, broken: AtomicBool::new(false) }
+        Self { inner, broken: AtomicBool::new(false), stuck: tokio::sync::watch::Sender::new(false) }
     }
 
     /// Breaks (`true`) or repairs (`false`) it.
     pub fn set_broken(&self, broken: bool) {
         self.broken.store(broken, Ordering::SeqCst);
+    }
+
+    /// Makes appends hang (`true`) until called with `false`, which lets the waiting ones through.
+    pub fn set_stuck(&self, stuck: bool) {
+        self.stuck.send_replace(stuck);
     }
 
     /// The wrapped storage.
@@ -50,6 +64,8 @@ impl<S> Breakable<S> {
 #[async_trait]
 impl<S: LogStorage> LogStorage for Breakable<S> {
     async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        let mut stuck = self.stuck.subscribe();
+        let _ = stuck.wait_for(|s| !*s).await;
         if self.broken.load(Ordering::SeqCst) {
             return Err(AuditError::Io {
                 what: "append",

@@ -1,7 +1,13 @@
 //! The batched writer: emitters hand events to an in-memory queue (a lock, a push) and a thread of
 //! its own chains them into the log in batches — group commit: one append and one fsync per
 //! `max_batch` events or per `max_delay`, whichever comes first.
+//!
+//! Backpressure: a *busy* log slows emitters down, a *stuck* one refuses them. When the queue is
+//! full an emitter waits for room, which the writer makes every time it takes a batch; only when
+//! no room appears for `full_queue_wait` (the writer made no progress that long) is the event
+//! refused. A log whose appends fail refuses at once, while the writer retries.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -28,10 +34,11 @@ pub struct WriterConfig {
 }
 
 impl Default for WriterConfig {
-    /// Natural group commit: a batch is written as soon as the writer is free, holding everything
-    /// that queued while the previous batch was being written and fsynced (at most 1,000), so a
-    /// lone event waits for one fsync and a busy log shares each fsync among many. 65,536 events
-    /// may wait; a full queue refuses at once.
+    /// Natural group commit: a batch is written as soon as the writer is free, holding what
+    /// queued while the previous batch was being written and fsynced (at most 1,000), so a lone
+    /// event waits for one fsync and a busy log shares each fsync among many. 65,536 events may
+    /// wait; an emitter finding the queue full waits for room, and is refused only when the writer
+    /// has made no progress for 1 s.
     fn default() -> Self {
         Self::group_commit(1000, Duration::ZERO)
     }
@@ -46,7 +53,7 @@ impl WriterConfig {
             max_batch: max_entries.max(1),
             max_delay,
             queue_capacity: 65_536,
-            full_queue_wait: Duration::ZERO,
+            full_queue_wait: Duration::from_secs(1),
         }
     }
 
@@ -61,7 +68,10 @@ impl WriterConfig {
         self
     }
 
-    /// When the queue is full, wait up to `d` for room before refusing (default: refuse at once).
+    /// When the queue is full, wait up to `d` for room before refusing with
+    /// [`AuditError::QueueFull`] (default 1 s). Room appears each time the writer takes a batch, so
+    /// a busy log only slows emitters down; a refusal means the writer made no progress for `d`.
+    /// Zero refuses at once. The wait blocks the emitting thread.
     pub fn full_queue_wait(mut self, d: Duration) -> Self {
         self.full_queue_wait = d;
         self
@@ -75,8 +85,52 @@ struct Progress {
     closed: bool,
 }
 
+/// The queue: chunks of at most `max_batch` events, so the writer takes a batch in O(1) under the
+/// lock (emitters never wait behind a copy), and spare chunks recycled.
+#[derive(Default)]
+struct Queue {
+    chunks: VecDeque<Vec<AuditEvent>>,
+    len: usize,
+    spare: Vec<Vec<AuditEvent>>,
+}
+
+impl Queue {
+    fn push(&mut self, event: AuditEvent, max_batch: usize) {
+        if self.chunks.back().is_none_or(|c| c.len() >= max_batch) {
+            let chunk = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(max_batch.min(1024)));
+            self.chunks.push_back(chunk);
+        }
+        if let Some(c) = self.chunks.back_mut() {
+            c.push(event);
+            self.len += 1;
+        }
+    }
+
+    /// The oldest chunk (at most `max_batch` events).
+    fn take(&mut self) -> Vec<AuditEvent> {
+        let chunk = self.chunks.pop_front().unwrap_or_default();
+        self.len -= chunk.len();
+        chunk
+    }
+
+    fn recycle(&mut self, mut chunk: Vec<AuditEvent>) {
+        chunk.clear();
+        if self.spare.len() < 4 && chunk.capacity() > 0 {
+            self.spare.push(chunk);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 struct State {
-    queue: Vec<AuditEvent>,
+    queue: Queue,
     submitted: u64,
     failure: Option<Arc<str>>,
     closing: bool,
@@ -135,7 +189,7 @@ impl AuditWriter {
             .map_err(|_| AuditError::Unavailable("reading the log's head panicked".into()))??;
         let shared = Arc::new(Shared {
             config,
-            state: Mutex::new(State { queue: Vec::new(), submitted: 0, failure: None, closing: false }),
+            state: Mutex::new(State { queue: Queue::default(), submitted: 0, failure: None, closing: false }),
             wake: Condvar::new(),
             room: Condvar::new(),
             committed: AtomicU64::new(0),
@@ -272,10 +326,10 @@ impl AuditSink for AuditWriter {
             st = self.shared.room.wait_timeout(st, until - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         let was_empty = st.queue.is_empty();
-        st.queue.push(event);
+        st.queue.push(event, c.max_batch);
         st.submitted += 1;
         let ticket = Ticket(st.submitted);
-        let full = st.queue.len() == c.max_batch;
+        let full = st.queue.len() == c.max_batch || st.queue.len() == c.queue_capacity;
         drop(st);
         if was_empty || full {
             self.shared.wake.notify_one();
@@ -306,7 +360,7 @@ impl AuditSink for AuditWriter {
 /// The writer thread.
 fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) -> Result<(), AuditError> {
     let c = shared.config;
-    let mut batch: Vec<AuditEvent> = Vec::new();
+    let mut batch: Vec<AuditEvent>;
     let mut last_error = None;
     loop {
         let last_ticket;
@@ -318,17 +372,20 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
             if st.queue.is_empty() {
                 break; // closing, nothing left
             }
-            // Group commit: give the batch until `max_delay` to fill up.
+            // Group commit: give the batch until `max_delay` to fill up (a full queue goes now:
+            // emitters are waiting for room).
             let deadline = Instant::now() + c.max_delay;
-            while st.queue.len() < c.max_batch && !st.closing {
+            let enough = c.max_batch.min(c.queue_capacity);
+            while st.queue.len() < enough && !st.closing {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
                 st = shared.wake.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
             }
-            std::mem::swap(&mut st.queue, &mut batch);
-            last_ticket = st.submitted;
+            // At most `max_batch`; the rest waits for the next append.
+            batch = st.queue.take();
+            last_ticket = st.submitted - st.queue.len() as u64;
         }
         shared.room.notify_all();
         // Append, retrying with backoff; meanwhile the writer refuses new events.
@@ -364,7 +421,8 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
                 }
             }
         }
-        batch.clear();
+        batch.clear(); // the events are dropped here, outside the lock
+        shared.lock().queue.recycle(std::mem::take(&mut batch));
         let committed = shared.committed.load(Ordering::Acquire);
         shared.progress.send_modify(|p| {
             p.committed = committed;

@@ -94,22 +94,71 @@ async fn fail_closed_refuses_while_the_log_fails_and_recovers_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_refuses_instead_of_stalling() {
+async fn a_stuck_log_refuses_after_the_wait_and_loses_nothing_queued() {
     let storage = Arc::new(Flaky::new(MemoryLog::new()));
-    storage.set_broken(false);
+    storage.set_stuck(true);
+    let wait = Duration::from_millis(300);
     let writer = AuditWriter::start(
         storage.clone(),
-        WriterConfig::group_commit(1_000_000, Duration::from_secs(5)).queue_capacity(100),
+        WriterConfig::group_commit(10, Duration::ZERO).queue_capacity(100).full_queue_wait(wait),
     )
     .unwrap();
-    for i in 0..100 {
-        writer.record(ev(i)).unwrap();
-    }
+    // The writer takes a batch (it hangs in the append), then the queue fills behind it.
+    let mut queued = 0;
     let started = std::time::Instant::now();
-    assert!(matches!(writer.record(ev(100)), Err(AuditError::QueueFull { capacity: 100 })));
-    assert!(started.elapsed() < Duration::from_millis(100));
+    let refused = loop {
+        match writer.record(ev(queued)) {
+            Ok(_) => queued += 1,
+            Err(e) => break e,
+        }
+        assert!(queued <= 110, "a stuck log kept taking events");
+    };
+    assert!(matches!(refused, AuditError::QueueFull { capacity: 100 }), "{refused}");
+    let waited = started.elapsed();
+    assert!(waited >= wait, "refused after {waited:?}, before the {wait:?} wait");
+    assert!(queued >= 100, "{queued} queued");
+    storage.set_stuck(false);
     writer.close().unwrap();
-    assert_eq!(storage.inner().entries().len(), 100, "closing writes what was queued");
+    assert_eq!(storage.inner().entries().len(), queued, "closing writes everything queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_healthy_log_slows_emitters_down_and_refuses_none() {
+    // A file log with fsync, the default config, two threads emitting as fast as they can for a
+    // bounded time: every event is taken (backpressure), none refused, batches within the bound.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(FileLog::open(dir.path().join("busy.jsonl")).unwrap());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let auditor = Auditor::new(writer.clone(), FailureMode::FailClosed);
+    let until = std::time::Instant::now() + Duration::from_millis(700);
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let auditor = auditor.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut refused) = (0u64, 0u64);
+                while std::time::Instant::now() < until && ok < 3_000_000 {
+                    match auditor.emit(ev(t)) {
+                        Ok(_) => ok += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for t in threads {
+        let (o, r) = t.join().unwrap();
+        ok += o;
+        refused += r;
+    }
+    assert_eq!(refused, 0, "{refused} of {} refused by a healthy log", ok + refused);
+    assert!(ok > 70_000, "only {ok} events: the queue never filled, nothing was shown");
+    writer.flush().await.unwrap();
+    let (committed, batches) = writer.stats();
+    assert_eq!(committed, ok);
+    assert!(committed.div_ceil(batches) <= 1000, "{committed} events in {batches} batches: over 1,000 each");
+    assert_eq!(log.verify(&[]).unwrap().len, ok);
 }
 
 fn tokens() -> (InMemoryLookup, Issuer, Principal) {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::error::TokenFormatError;
 use crate::format::TokenId;
 use crate::role::PrincipalId;
+use crate::scope::ScopeSet;
 
 /// Why a presented token was refused.
 ///
@@ -103,16 +104,23 @@ impl fmt::Display for DenyReason {
     }
 }
 
-/// What an allowed verification grants: the token and its holder.
+/// What an allowed verification grants: the token, its holder and the scopes it carries. Cheap to
+/// clone (reference counts).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     id: TokenId,
     principal: PrincipalId,
+    scopes: ScopeSet,
 }
 
 impl Grant {
-    pub(crate) fn new(id: TokenId, principal: PrincipalId) -> Self {
-        Self { id, principal }
+    pub(crate) fn new(id: TokenId, principal: PrincipalId, scopes: ScopeSet) -> Self {
+        Self { id, principal, scopes }
+    }
+
+    /// The scopes the token carries (all of them, not only the one the request needed).
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
     }
 
     /// The token's id.

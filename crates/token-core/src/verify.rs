@@ -189,7 +189,7 @@ impl<L: TokenLookup> Verifier<L> {
                 return Decision::Denied(reason);
             }
         }
-        Decision::Allowed(Grant::new(parsed.id(), view.principal().clone()))
+        Decision::Allowed(Grant::new(parsed.id(), view.principal().clone(), view.scopes().clone()))
     }
 }
 

@@ -158,7 +158,11 @@ async fn every_answer_of_rfc_6750_and_the_audit_behind_it() {
     assert_eq!(allowed[0].event.attrs["request"], "s3:bucket/prod-logs/2026/app.log:read");
     let denied = log.query(&AuditQuery::new().action("verify_denied")).await.unwrap();
     let reasons: Vec<&str> = denied.iter().filter_map(|e| e.event.action.detail()).collect();
-    assert_eq!(reasons, ["revoked", "malformed", "malformed", "out_of_scope"], "the detail is in the log (a changed character breaks the checksum)");
+    assert_eq!(
+        reasons,
+        ["revoked", "malformed", "malformed", "out_of_scope"],
+        "the detail is in the log (a changed character breaks the checksum)"
+    );
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(
         !text.contains(token.expose_secret())

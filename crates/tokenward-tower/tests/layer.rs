@@ -12,7 +12,7 @@ use tokenward::audit::testing::Breakable;
 use tokenward::audit::{AuditQuery, FileLog, LogStorage, MemoryLog};
 use tokenward::core::chrono::TimeDelta;
 use tokenward::core::{Grant, IssueRequest, Policy, Principal, Role};
-use tokenward::secrecy::{ExposeSecret, SecretString};
+use tokenward::secrecy::SecretString;
 use tokenward::{FailureMode, Tokenward, TokenwardBuilder};
 use tokenward_tower::{RouteTable, TokenAuthLayer};
 use tower::{ServiceBuilder, ServiceExt};

@@ -99,6 +99,16 @@ pub enum CheckpointError {
 pub struct CheckpointKey([u8; 32]);
 
 impl CheckpointKey {
+    /// The key's 32 bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The key of these 32 bytes (checked when used: a malformed key verifies nothing).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// Checks that `signed` is signed by this key and returns what it attests.
     pub fn verify<'a>(&self, signed: &'a SignedCheckpoint) -> Result<&'a Checkpoint, CheckpointError> {
         if signed.key != *self {
@@ -186,6 +196,10 @@ impl CheckpointSigner {
     /// The seed, for sealing it away.
     pub fn to_seed(&self) -> SecretBox<[u8; 32]> {
         SecretBox::new(Box::new(self.key.to_bytes()))
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
     /// The public key that verifies this signer's checkpoints.

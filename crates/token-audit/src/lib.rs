@@ -51,6 +51,7 @@ mod file;
 mod hex;
 mod json;
 mod memory;
+mod merkle;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod query;
@@ -69,6 +70,10 @@ pub use event::{Action, Actor, AuditEvent, Outcome};
 pub use export::JsonlExporter;
 pub use file::{FileLog, FileSync, LogReader, verify_file};
 pub use memory::MemoryLog;
+pub use merkle::{
+    MerkleHash, MerkleTree, NoteError, ProofError, TreeHead, empty_root, leaf_hash, node_hash,
+    verify_consistency, verify_inclusion,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresLog;
 pub use query::AuditQuery;

@@ -173,6 +173,57 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // ---- Merkle proofs over 1,000,000 entries ----
+    let n_leaves: u64 = 1_000_000;
+    let built = Instant::now();
+    let mut tree = MerkleTree::new();
+    for i in 0..n_leaves {
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&i.to_be_bytes());
+        tree.push_leaf(leaf_hash(&ChainHash(h)));
+    }
+    println!("merkle: {} leaves appended in {:.0} ms", n_leaves, built.elapsed().as_secs_f64() * 1e3);
+    let root = tree.root();
+    let old = 999_983u64;
+    let old_root = tree.root_at(old).unwrap();
+    let mut g = c.benchmark_group("merkle_1m");
+    g.sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let mut k = 0u64;
+    g.bench_function("inclusion_proof", |b| {
+        b.iter(|| {
+            k = (k + 7919) % n_leaves;
+            black_box(tree.inclusion_proof(k, n_leaves).unwrap())
+        })
+    });
+    let idx = 123_457u64;
+    let proof = tree.inclusion_proof(idx, n_leaves).unwrap();
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&idx.to_be_bytes());
+    let leaf = leaf_hash(&ChainHash(h));
+    g.bench_function("verify_inclusion", |b| {
+        b.iter(|| verify_inclusion(black_box(&leaf), idx, n_leaves, black_box(&proof), &root).unwrap())
+    });
+    g.bench_function("consistency_proof", |b| {
+        b.iter(|| black_box(tree.consistency_proof(old, n_leaves).unwrap()))
+    });
+    let cproof = tree.consistency_proof(old, n_leaves).unwrap();
+    g.bench_function("verify_consistency", |b| {
+        b.iter(|| verify_consistency(old, n_leaves, &old_root, &root, black_box(&cproof)).unwrap())
+    });
+    // The floor: the proof's node hashes alone (one 65-byte SHA-256 each).
+    let nodes = proof.len();
+    g.bench_function("floor_node_hashes", |b| {
+        b.iter(|| {
+            let mut r = leaf;
+            for p in black_box(&proof) {
+                r = node_hash(&r, p);
+            }
+            black_box(r)
+        })
+    });
+    g.finish();
+    println!("merkle: inclusion proof {} hashes, consistency proof {} hashes", nodes, cproof.len());
+
     // ---- audited verification ----
     let policy = Policy::builder()
         .role(Role::parse("reader", "s3:bucket/prod-logs/**:read", TimeDelta::days(1)).unwrap())
@@ -321,6 +372,19 @@ fn bench(c: &mut Criterion) {
 fn report() {
     let m = |g: &str, id: &str| support::median_ns(g, id);
     println!("\n==== audit: medians of this run ====");
+    if let (Some(ip), Some(iv), Some(cp), Some(cv), Some(floor)) = (
+        m("merkle_1m", "inclusion_proof"),
+        m("merkle_1m", "verify_inclusion"),
+        m("merkle_1m", "consistency_proof"),
+        m("merkle_1m", "verify_consistency"),
+        m("merkle_1m", "floor_node_hashes"),
+    ) {
+        println!(
+            "merkle, 1M entries: inclusion proof {ip:.0} ns, verify {iv:.0} ns (floor, its node hashes alone: {floor:.0} ns = \
+             {:.0}%); consistency proof {cp:.0} ns, verify {cv:.0} ns",
+            100.0 * floor / iv
+        );
+    }
     if let (Some(ours), Some(floor)) =
         (m("audit_append", "memory_1000"), m("audit_append", "floor_sha256_1000"))
     {

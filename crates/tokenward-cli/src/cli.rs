@@ -469,6 +469,43 @@ pub(crate) enum AuditCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Sign a tree head of the log's Merkle tree (RFC 6962), as a C2SP tlog-checkpoint signed note.
+    #[command(after_help = "Example:\n  tokenward audit tree-head --out head.note")]
+    TreeHead {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A Merkle proof as JSON: that entry SEQ is in the log, or (--from M) that the log of M
+    /// entries is a prefix of this one.
+    #[command(
+        after_help = "Examples:\n  tokenward audit prove 41 > entry41.proof.json\n  tokenward audit prove --from 1000 > growth.proof.json"
+    )]
+    Prove {
+        /// The entry's sequence number.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        seq: Option<u64>,
+        /// A consistency proof from the tree of this many entries.
+        #[arg(long)]
+        from: Option<u64>,
+        /// The tree size to prove against (default: the whole log now; use a signed tree head's).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Check a proof from `prove` against a signed tree head, with no access to the log (exit 1
+    /// when it does not hold). For a consistency proof, --old-tree-head is the earlier head.
+    CheckProof {
+        /// The proof (JSON from `prove`).
+        proof: PathBuf,
+        /// The signed tree head the proof is for.
+        #[arg(long)]
+        tree_head: PathBuf,
+        /// The earlier signed tree head (consistency proofs).
+        #[arg(long)]
+        old_tree_head: Option<PathBuf>,
+        /// The signer's public key (64 hex); default: this store's.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

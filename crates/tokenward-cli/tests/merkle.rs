@@ -48,7 +48,7 @@ fn tree_heads_and_proofs_check_without_the_log_and_fail_when_altered() {
     let proof = cli.run(&["audit", "prove", "1", "--size", &size]).ok().to_owned();
     std::fs::write(cli.path("entry.proof.json"), &proof).unwrap();
     let r = cli.run(&["audit", "check-proof", "entry.proof.json", "--tree-head", "new.note"]);
-    assert!(r.ok().contains(&format!("entry 1 ")), "{}", r.stdout);
+    assert!(r.ok().contains("entry 1 "), "{}", r.stdout);
 
     let growth =
         cli.run(&["audit", "prove", "--from", &old_size.to_string(), "--size", &size]).ok().to_owned();

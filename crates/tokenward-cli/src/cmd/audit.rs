@@ -233,7 +233,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 writer.flush().await?;
                 let tree = MerkleTree::from_storage(writer.storage().as_ref()).await?;
                 let head = TreeHead { origin: LOG_NAME.to_owned(), size: tree.size(), root: tree.root() };
-                Ok::<_, CliError>(head.sign(&signer, LOG_NAME).map_err(|e| CliError::new(e.to_string()))?)
+                head.sign(&signer, LOG_NAME).map_err(|e| CliError::new(e.to_string()))
             }
             .await;
             tw.shutdown().await?;

@@ -1,21 +1,7 @@
 //! Summarized auditing of allowed verifications, as cloud providers log data events: per token,
 //! request and source, one entry per interval with the count and the first and last time.
 //!
-//! Denials are never summarized: each stays an entry of its own, recorded at once. An allowed
-//! verification costs a lock of one of 16 shards and a counter; a thread of the summary's own
-//! hands the interval's entries to the [`Auditor`] every `interval` (default 1 s, at most 60 s).
-//!
-//! What it promises, and what it does not:
-//! - Every allowed verification is counted in exactly one `verify_allowed` entry, whose attributes
-//!   `count`, `first` and `last` say how many and when (`time` is `last`); `request`, `source`,
-//!   `token` and the principal are the entry's as in every-decision mode.
-//! - [`VerificationSummary::flush`] records what is pending now; [`VerificationSummary::close`]
-//!   (and dropping the last handle) records it and stops. The front door closes it on shutdown
-//!   before the audit log.
-//! - **A crash loses at most one interval of counts** (those not yet handed to the writer, plus
-//!   what the writer itself had not yet made durable, as for any entry).
-//! - Fail-closed: when a summary could not be recorded, it is kept and retried at the next
-//!   interval, and allowed verifications are denied (`audit_unavailable`) until one is recorded.
+//! See [`VerificationSummary`] for what it promises.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -132,8 +118,23 @@ struct Inner {
 }
 
 /// The shared summary of allowed verifications: one per deployment, cloned into every verifier
-/// that summarizes. Cheap to clone; `Send + Sync`. See the [module docs](self) for what it
-/// promises.
+/// that summarizes. Cheap to clone; `Send + Sync`.
+///
+/// Denials are never summarized: each stays an entry of its own, recorded at once. An allowed
+/// verification costs a lock of one of 16 shards and a counter; a thread of the summary's own
+/// hands the interval's entries to the [`Auditor`] every `interval` (default 1 s, at most 60 s).
+///
+/// What it promises, and what it does not:
+/// - Every allowed verification is counted in exactly one `verify_allowed` entry, whose attributes
+///   `count`, `first` and `last` say how many and when (`time` is `last`); `request`, `source`,
+///   `token` and the principal are the entry's as in every-decision mode.
+/// - [`VerificationSummary::flush`] records what is pending now; [`VerificationSummary::close`]
+///   (and dropping the last handle) records it and stops. The front door closes it on shutdown
+///   before the audit log.
+/// - **A crash loses at most one interval of counts** (those not yet handed to the writer, plus
+///   what the writer itself had not yet made durable, as for any entry).
+/// - Fail-closed: when a summary could not be recorded, it is kept and retried at the next
+///   interval, and allowed verifications are denied (`audit_unavailable`) until one is recorded.
 #[derive(Clone)]
 pub struct VerificationSummary {
     inner: Arc<Inner>,

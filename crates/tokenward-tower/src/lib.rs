@@ -7,7 +7,7 @@
 //!    `WWW-Authenticate: Bearer`; duplicated, oversized or malformed → `400 invalid_request`);
 //! 2. the request is mapped to a scope ([`RouteTable`]: method + path → `s3:bucket/{path}:read`,
 //!    or a closure);
-//! 3. the token is verified for that scope through the deployment's [`TokenVerifier`] — in
+//! 3. the token is verified for that scope through the deployment's [`TokenVerifier`](tokenward::TokenVerifier) — in
 //!    constant time, with no I/O, and audited when the deployment audits (every decision, or
 //!    denials plus per-interval counts in summarized mode);
 //! 4. allowed: the verified [`Grant`](tokenward::core::Grant) (token id, principal, scopes) goes

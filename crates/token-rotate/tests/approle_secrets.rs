@@ -108,7 +108,8 @@ async fn approle_secrets_never_reach_tracing_debug_or_errors() {
     // Past two thirds of the 2 s lease: a renewal.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     client.lookup_self().await.unwrap();
-    let target = OpenBaoTokenTarget::new(client.clone(), &["default"], TimeDelta::minutes(5), "tw-secrets");
+    let client_debug = format!("{client:?}");
+    let target = OpenBaoTokenTarget::new(client, &["default"], TimeDelta::minutes(5), "tw-secrets");
     let created = target.create(1, None).await.unwrap();
     target.test(&created).await.unwrap();
     target.revoke(&created).await.unwrap();
@@ -120,7 +121,7 @@ async fn approle_secrets_never_reach_tracing_debug_or_errors() {
     let err = wrong.lookup_self().await.unwrap_err();
 
     let shown = format!(
-        "{}\n{client:?}\n{target:?}\n{created:?}\n{err}\n{err:?}",
+        "{}\n{client_debug}\n{target:?}\n{created:?}\n{err}\n{err:?}",
         String::from_utf8_lossy(&captured.0.lock().unwrap())
     );
     assert!(shown.len() > 200, "tracing printed nothing: the check would prove nothing");

@@ -124,7 +124,7 @@ impl ValueFormat {
         Self::Json { handle: "AccessKeyId".into(), secret: "SecretAccessKey".into() }
     }
 
-    #[cfg_attr(not(any(feature = "aws", feature = "vault")), allow(dead_code))]
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     pub(crate) fn render(&self, c: &Credential) -> zeroize::Zeroizing<String> {
         use secrecy::ExposeSecret;
         zeroize::Zeroizing::new(match self {

@@ -6,6 +6,7 @@ use crate::event::{Action, Actor, AuditEvent, Outcome};
 use crate::sink::{Auditor, FailureMode};
 use crate::subject::SubjectKey;
 use crate::summary::VerificationSummary;
+use crate::verification::AllowedVerification;
 
 /// Wraps a [`Verifier`]: every verification becomes one event (`verify_allowed` by the token's
 /// principal, or `verify_denied` with the reason's code, by an anonymous presenter), with the token
@@ -68,31 +69,25 @@ impl<L: TokenLookup> AuditedVerifier<L> {
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
         let now = self.inner.clock().now();
         let (decision, presented) = self.inner.verify_identified_at(token, request, now);
-        if let (Some(summary), Decision::Allowed(grant)) = (&self.summary, &decision) {
-            return if summary.count(grant, request, source, now) {
-                decision
-            } else {
-                Decision::Denied(DenyReason::AuditUnavailable)
-            };
-        }
-        let mut event = match &decision {
-            Decision::Allowed(grant) => AuditEvent::new(
-                now,
-                Actor::Principal(grant.principal().as_str().to_owned()),
-                Action::VerifyAllowed,
-            )
-            .token(grant.id()),
-            Decision::Denied(reason) => {
-                let mut e =
-                    AuditEvent::new(now, Actor::Anonymous, Action::VerifyDenied(reason.code().to_owned()))
-                        .outcome(Outcome::Failure(reason.to_string()));
-                match presented {
-                    Some(id) => e = e.token(id),
-                    None => e.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
+        if let Decision::Allowed(grant) = &decision {
+            let recorded = match &self.summary {
+                Some(summary) => summary.count(grant, request, source, now),
+                None => {
+                    let v = AllowedVerification::new(now, grant, request, source);
+                    // Fail-open never errs (a lost event is counted).
+                    self.auditor.emit_allowed(v).is_ok()
                 }
-                e
-            }
-        };
+            };
+            return if recorded { decision } else { Decision::Denied(DenyReason::AuditUnavailable) };
+        }
+        let Decision::Denied(reason) = &decision else { return decision };
+        let mut event =
+            AuditEvent::new(now, Actor::Anonymous, Action::VerifyDenied(reason.code().to_owned()))
+                .outcome(Outcome::Failure(reason.to_string()));
+        match presented {
+            Some(id) => event = event.token(id),
+            None => event.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
+        }
         // Sized once: growing through `to_string` would reallocate a few times per verification.
         let mut text = String::with_capacity(96);
         let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{request}"));

@@ -60,6 +60,7 @@ mod storage;
 mod subject;
 mod summary;
 pub mod testing;
+mod verification;
 mod writer;
 
 pub use audited::AuditedVerifier;
@@ -81,6 +82,7 @@ pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
 pub use storage::LogStorage;
 pub use subject::SubjectKey;
 pub use summary::{DEFAULT_SUMMARY_INTERVAL, MAX_SUMMARY_INTERVAL, VerificationSummary, VerifyAuditMode};
+pub use verification::AllowedVerification;
 pub use writer::{AuditWriter, WriterConfig};
 
 /// The hash chain underneath: each entry's hash, the head a log ends at, incremental

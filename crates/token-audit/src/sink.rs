@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::error::AuditError;
 use crate::event::AuditEvent;
+use crate::verification::AllowedVerification;
 
 /// A receipt for a recorded event: its place in the sink's order. Wait on it with
 /// [`AuditSink::committed`].
@@ -20,6 +21,13 @@ pub struct Ticket(pub(crate) u64);
 pub trait AuditSink: Send + Sync {
     /// Hands over `event` without waiting for storage. `Err` means it will not be recorded.
     fn record(&self, event: AuditEvent) -> Result<Ticket, AuditError>;
+
+    /// Hands over an allowed verification (the commonest event by far). The default records
+    /// [`AllowedVerification::to_event`]; the batched writer queues the compact form and builds
+    /// the event on its own thread.
+    fn record_allowed(&self, v: AllowedVerification) -> Result<Ticket, AuditError> {
+        self.record(v.to_event())
+    }
 
     /// Waits until the event behind `ticket`, and every event recorded before it, is stored as
     /// durably as the sink promises. `Err` if that cannot happen (the sink failed or shut down).
@@ -78,6 +86,14 @@ impl Auditor {
     /// proceed. Fail-open: never `Err`; a lost event is counted and `None` returned.
     pub fn emit(&self, event: AuditEvent) -> Result<Option<Ticket>, AuditError> {
         match self.sink.record(event) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => self.failed(e).map(|()| None),
+        }
+    }
+
+    /// Records an allowed verification, as [`Auditor::emit`] does an event.
+    pub fn emit_allowed(&self, v: AllowedVerification) -> Result<Option<Ticket>, AuditError> {
+        match self.sink.record_allowed(v) {
             Ok(t) => Ok(Some(t)),
             Err(e) => self.failed(e).map(|()| None),
         }

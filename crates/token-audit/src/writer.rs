@@ -23,6 +23,23 @@ use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::sink::{AuditSink, Ticket};
 use crate::storage::LogStorage;
+use crate::verification::AllowedVerification;
+
+/// What waits in the queue: an event, or an allowed verification made into its event on the
+/// writer's thread (so its allocations are made and freed there).
+enum Queued {
+    Event(AuditEvent),
+    Allowed(AllowedVerification),
+}
+
+impl Queued {
+    fn into_event(self) -> AuditEvent {
+        match self {
+            Queued::Event(e) => e,
+            Queued::Allowed(v) => v.to_event(),
+        }
+    }
+}
 
 /// How the writer batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,13 +106,13 @@ struct Progress {
 /// lock (emitters never wait behind a copy), and spare chunks recycled.
 #[derive(Default)]
 struct Queue {
-    chunks: VecDeque<Vec<AuditEvent>>,
+    chunks: VecDeque<Vec<Queued>>,
     len: usize,
-    spare: Vec<Vec<AuditEvent>>,
+    spare: Vec<Vec<Queued>>,
 }
 
 impl Queue {
-    fn push(&mut self, event: AuditEvent, max_batch: usize) {
+    fn push(&mut self, event: Queued, max_batch: usize) {
         if self.chunks.back().is_none_or(|c| c.len() >= max_batch) {
             let chunk = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(max_batch.min(1024)));
             self.chunks.push_back(chunk);
@@ -107,13 +124,13 @@ impl Queue {
     }
 
     /// The oldest chunk (at most `max_batch` events).
-    fn take(&mut self) -> Vec<AuditEvent> {
+    fn take(&mut self) -> Vec<Queued> {
         let chunk = self.chunks.pop_front().unwrap_or_default();
         self.len -= chunk.len();
         chunk
     }
 
-    fn recycle(&mut self, mut chunk: Vec<AuditEvent>) {
+    fn recycle(&mut self, mut chunk: Vec<Queued>) {
         chunk.clear();
         if self.spare.len() < 4 && chunk.capacity() > 0 {
             self.spare.push(chunk);
@@ -302,9 +319,8 @@ impl Drop for AuditWriter {
     }
 }
 
-#[async_trait]
-impl AuditSink for AuditWriter {
-    fn record(&self, event: AuditEvent) -> Result<Ticket, AuditError> {
+impl AuditWriter {
+    fn enqueue(&self, event: Queued) -> Result<Ticket, AuditError> {
         let c = &self.shared.config;
         let mut st = self.shared.lock();
         let mut deadline = None;
@@ -336,6 +352,17 @@ impl AuditSink for AuditWriter {
         }
         Ok(ticket)
     }
+}
+
+#[async_trait]
+impl AuditSink for AuditWriter {
+    fn record(&self, event: AuditEvent) -> Result<Ticket, AuditError> {
+        self.enqueue(Queued::Event(event))
+    }
+
+    fn record_allowed(&self, v: AllowedVerification) -> Result<Ticket, AuditError> {
+        self.enqueue(Queued::Allowed(v))
+    }
 
     async fn committed(&self, ticket: Ticket) -> Result<(), AuditError> {
         if self.shared.committed.load(Ordering::Acquire) >= ticket.0 {
@@ -360,7 +387,8 @@ impl AuditSink for AuditWriter {
 /// The writer thread.
 fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) -> Result<(), AuditError> {
     let c = shared.config;
-    let mut batch: Vec<AuditEvent>;
+    let mut batch: Vec<Queued>;
+    let mut events: Vec<AuditEvent> = Vec::new();
     let mut last_error = None;
     loop {
         let last_ticket;
@@ -388,11 +416,12 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
             last_ticket = st.submitted - st.queue.len() as u64;
         }
         shared.room.notify_all();
+        events.extend(batch.drain(..).map(Queued::into_event));
         // Append, retrying with backoff; meanwhile the writer refuses new events.
         let mut backoff = Duration::from_millis(20);
         let mut attempts = 0u32;
         loop {
-            match rt.block_on(storage.append(&batch)) {
+            match rt.block_on(storage.append(&events)) {
                 Ok(head) => {
                     *shared.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
                     let mut st = shared.lock();
@@ -421,7 +450,7 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
                 }
             }
         }
-        batch.clear(); // the events are dropped here, outside the lock
+        events.clear(); // the events are dropped here, on the thread that made them, outside the lock
         shared.lock().queue.recycle(std::mem::take(&mut batch));
         let committed = shared.committed.load(Ordering::Acquire);
         shared.progress.send_modify(|p| {

@@ -163,7 +163,8 @@ async fn clients_never_fail_while_the_upstream_key_rotates_20_times_and_a_leaked
     assert_eq!(failed, 0, "valid clients saw failures");
     assert!(ok > 200, "only {ok} requests: the load did not run");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(after < Duration::from_millis(200), "the leaked token was refused only after {after:?}");
+    // One request's round trip under the load (0.5 ms here); bounded loosely for a loaded CI machine.
+    assert!(after < Duration::from_millis(500), "the leaked token was refused only after {after:?}");
     assert!(leaky_ok > 0);
     assert_eq!(state.refused.load(Ordering::Relaxed), 0, "the upstream saw a key it does not accept");
     assert!(max_keys <= 2, "the upstream held {max_keys} keys at once");

@@ -14,6 +14,7 @@ pub type SourceFn = dyn Fn(&http::Extensions, &http::HeaderMap) -> Option<String
 /// The default largest `Authorization` header, in bytes (a Tokenward token is under 100).
 pub const DEFAULT_MAX_HEADER: usize = 1024;
 
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) max_header: usize,
     pub(crate) source: Option<Arc<SourceFn>>,
@@ -59,12 +60,7 @@ impl<M> TokenAuthLayer<M> {
 
     fn config_mut(&mut self) -> &mut Config {
         // Configured before cloning (builder style); a clone made earlier keeps its own.
-        if Arc::get_mut(&mut self.config).is_none() {
-            let c = &*self.config;
-            let copy = Config { max_header: c.max_header, source: c.source.clone() };
-            self.config = Arc::new(copy);
-        }
-        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+        Arc::make_mut(&mut self.config)
     }
 
     /// The largest `Authorization` header accepted (default [`DEFAULT_MAX_HEADER`]); a larger one

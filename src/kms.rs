@@ -95,12 +95,12 @@ impl fmt::Display for KmsKey {
 }
 
 /// The first of `names` that is set and not empty.
-#[cfg_attr(not(any(feature = "vault", feature = "aws")), allow(dead_code))]
+#[cfg_attr(not(feature = "vault"), allow(dead_code))]
 fn env_any(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
 }
 
-#[cfg_attr(not(any(feature = "vault", feature = "aws")), allow(dead_code))]
+#[cfg_attr(not(feature = "vault"), allow(dead_code))]
 fn env_required(names: &[&str], key: &KmsKey) -> Result<String> {
     env_any(names).ok_or_else(|| Error::Config(format!("KMS key {key}: set {}", names.join(" or "))))
 }
@@ -132,17 +132,13 @@ impl KmsKey {
             ))),
             #[cfg(feature = "aws")]
             Self::AwsKms { key_id } => {
-                use token_core::secrecy::SecretString;
-                let region = env_required(&["AWS_REGION", "AWS_DEFAULT_REGION"], self)?;
-                let id = env_required(&["AWS_ACCESS_KEY_ID"], self)?;
-                let secret =
-                    SecretString::from(env_required(&["AWS_SECRET_ACCESS_KEY"], self)?.trim().to_owned());
-                let mut creds = token_http::aws::AwsCredentials::new(id.trim().to_owned(), secret);
-                creds.session_token =
-                    env_any(&["AWS_SESSION_TOKEN"]).map(|t| SecretString::from(t.trim().to_owned()));
-                let mut client = token_http::aws::AwsClient::new(region.trim().to_owned(), creds);
-                if let Some(endpoint) = env_any(&["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]) {
-                    client = client.endpoint(endpoint.trim().to_owned());
+                use token_http::aws::{AwsClient, AwsCredentials, env_endpoint, env_region};
+                let missing = |e: &dyn std::fmt::Display| Error::Config(format!("KMS key {self}: {e}"));
+                let region = env_region().ok_or_else(|| missing(&"set AWS_REGION or AWS_DEFAULT_REGION"))?;
+                let creds = AwsCredentials::from_env().map_err(|e| missing(&e))?;
+                let mut client = AwsClient::new(region, creds);
+                if let Some(endpoint) = env_endpoint("kms") {
+                    client = client.endpoint(endpoint);
                 }
                 Ok(Arc::new(token_store::AwsKmsKeyProvider::new(client, key_id)))
             }

@@ -59,16 +59,8 @@ impl Hasher for Fx {
         }
     }
 
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
     fn write_u64(&mut self, i: u64) {
         self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
     }
 
     fn finish(&self) -> u64 {

@@ -37,6 +37,37 @@ impl AwsCredentials {
     pub fn new(access_key_id: impl Into<String>, secret_access_key: SecretString) -> Self {
         Self { access_key_id: access_key_id.into(), secret_access_key, session_token: None }
     }
+
+    /// From the standard environment the AWS CLI reads: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and, for temporary credentials, `AWS_SESSION_TOKEN`.
+    pub fn from_env() -> Result<Self, MissingEnv> {
+        let id = env("AWS_ACCESS_KEY_ID").ok_or(MissingEnv("AWS_ACCESS_KEY_ID"))?;
+        let secret = env("AWS_SECRET_ACCESS_KEY").ok_or(MissingEnv("AWS_SECRET_ACCESS_KEY"))?;
+        let mut creds = Self::new(id, SecretString::from(secret));
+        creds.session_token = env("AWS_SESSION_TOKEN").map(SecretString::from);
+        Ok(creds)
+    }
+}
+
+/// A variable of the standard AWS environment is not set (or empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not set")]
+pub struct MissingEnv(pub &'static str);
+
+/// `name` from the environment, trimmed; unset and blank are the same.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The region of the standard environment: `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+pub fn env_region() -> Option<String> {
+    env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"))
+}
+
+/// The endpoint the standard environment gives `service` (`s3`, `kms`, …):
+/// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`.
+pub fn env_endpoint(service: &str) -> Option<String> {
+    env(&format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase())).or_else(|| env("AWS_ENDPOINT_URL"))
 }
 
 /// What an AWS call can fail with. Never holds a secret: AWS's own error code and message, or

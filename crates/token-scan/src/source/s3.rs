@@ -67,18 +67,12 @@ impl S3Options {
     /// `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`), `AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL` (default AWS's regional endpoint).
     pub fn from_env() -> Result<Self, ScanError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let key =
-            var("AWS_ACCESS_KEY_ID").ok_or_else(|| ScanError::S3("AWS_ACCESS_KEY_ID is not set".into()))?;
-        let secret = var("AWS_SECRET_ACCESS_KEY")
-            .ok_or_else(|| ScanError::S3("AWS_SECRET_ACCESS_KEY is not set".into()))?;
-        let region =
-            var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let endpoint = var("AWS_ENDPOINT_URL_S3")
-            .or_else(|| var("AWS_ENDPOINT_URL"))
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let mut o = Self::new(&endpoint, &region, &key, SecretString::from(secret));
-        o.session_token = var("AWS_SESSION_TOKEN").map(SecretString::from);
+        use token_http::aws::{AwsCredentials, env_endpoint, env_region};
+        let creds = AwsCredentials::from_env().map_err(|e| ScanError::S3(e.to_string()))?;
+        let region = env_region().unwrap_or_else(|| "us-east-1".into());
+        let endpoint = env_endpoint("s3").unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let mut o = Self::new(&endpoint, &region, &creds.access_key_id, creds.secret_access_key);
+        o.session_token = creds.session_token;
         Ok(o)
     }
 

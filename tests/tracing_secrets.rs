@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use tokenward_test_support::Captured;
 
 mod common;
 
@@ -14,19 +14,6 @@ use tokenward::store::SecretName;
 use tokenward::{EmergencyOrder, Tokenward};
 
 /// A writer that keeps what tracing prints.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn planted_secrets_never_reach_tracing_output() {
     let captured = Captured::default();
@@ -75,7 +62,7 @@ fn planted_secrets_never_reach_tracing_output() {
             ]
         })
     };
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let out = captured.text();
     assert!(out.contains("issued") && out.contains("rotation step"), "tracing saw the operations:\n{out}");
     for p in &planted {
         assert!(!out.contains(p.as_str()), "a planted secret reached tracing output");

@@ -3,7 +3,7 @@
 //! What Tokenward's own test suites share, so that no crate writes it again: the SIGKILL harness
 //! ([`kill_child_at_random`]), the rule for finding the test PostgreSQL ([`postgres_url`]), and a
 //! schema of a test's own that is dropped when the test ends ([`FreshSchema`]), and a local AWS API
-//! ([`Moto`]).
+//! ([`Moto`]), and a writer capturing tracing output ([`Captured`]).
 //! Not published; not part of any public API.
 //!
 //! ```
@@ -255,3 +255,26 @@ impl Moto {
 /// An IAM policy document allowing everything (the setup admin's).
 pub const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+/// A writer that keeps everything written to it, for tests that capture tracing output (give
+/// `move || captured.clone()` to a subscriber's `with_writer`) and search it for planted secrets.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -6,24 +6,11 @@
 #![cfg(feature = "vault")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use tokenward_test_support::Captured;
 
 use token_core::chrono::TimeDelta;
 use token_http::secrecy::{ExposeSecret, SecretString};
 use token_rotate::{OpenBao, OpenBaoTokenTarget, RotationTarget};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn root_call(
     addr: &str,
@@ -120,10 +107,7 @@ async fn approle_secrets_never_reach_tracing_debug_or_errors() {
         .unwrap();
     let err = wrong.lookup_self().await.unwrap_err();
 
-    let shown = format!(
-        "{}\n{client_debug}\n{target:?}\n{created:?}\n{err}\n{err:?}",
-        String::from_utf8_lossy(&captured.0.lock().unwrap())
-    );
+    let shown = format!("{}\n{client_debug}\n{target:?}\n{created:?}\n{err}\n{err:?}", captured.text());
     assert!(shown.len() > 200, "tracing printed nothing: the check would prove nothing");
     for (what, secret) in [
         ("the secret id", secret_id.as_str()),

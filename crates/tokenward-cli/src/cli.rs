@@ -574,6 +574,10 @@ pub(crate) struct DrillArgs {
     /// Where to plant the leak (a tree and a git repository are made there; default: a temp dir).
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// Also leak into this S3 bucket (`BUCKET` or `BUCKET/PREFIX`; credentials, region and
+    /// endpoint from the standard `AWS_*` variables). The drill deletes its object after each run.
+    #[arg(long, value_name = "BUCKET[/PREFIX]")]
+    pub(crate) bucket: Option<String>,
     /// Run the drill this many times (percentiles of the risk window).
     #[arg(long, default_value_t = 1)]
     pub(crate) repeat: u32,

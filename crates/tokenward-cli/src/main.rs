@@ -12,6 +12,7 @@ mod cmd;
 mod error;
 mod open;
 mod out;
+mod progress;
 mod signals;
 
 use std::process::ExitCode;

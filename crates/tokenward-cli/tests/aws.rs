@@ -98,3 +98,57 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
         );
     }
 }
+
+/// The drill leaks into a bucket too (`--bucket`), finds the token there, and deletes its object;
+/// `scan s3://` finds a planted token and exits 1. Signatures checked by moto throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drill_leaks_into_a_bucket_and_scan_reads_buckets() {
+    let Some(moto) = Moto::start(3) else { return };
+    let creds = moto.setup_user("drill", tokenward_test_support::ALLOW_ALL).await;
+    let (id, secret) = (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let s3 = moto.client(creds);
+    let (status, _) = s3.rest_put("s3", "/drill-bucket", Vec::new()).await.unwrap();
+    assert_eq!(status, 200);
+    let cli = Cli::new();
+    let env = |c: &mut std::process::Command| {
+        c.env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", &id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("AWS_ENDPOINT_URL", moto.endpoint());
+    };
+    let r = cli.run_in(&["drill", "--bucket", "drill-bucket/leaks", "--repeat", "2", "--json"], None, env);
+    let out: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+    for run in out["runs"].as_array().unwrap() {
+        let found: Vec<&str> =
+            run["found_in"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(
+            found.iter().any(|l| l.contains("s3://drill-bucket/leaks")),
+            "found in the bucket: {found:?}"
+        );
+        assert_eq!(found.len(), 3, "a tree, a commit and an object: {found:?}");
+        assert_eq!(run["leaked_token_denied"], true);
+    }
+    let (_, listing) = s3.rest_get("s3", "/drill-bucket", &[("list-type", "2".into())]).await.unwrap();
+    assert!(!listing.contains("<Key>"), "the drill deleted its objects: {listing}");
+
+    // A bucket the credentials cannot find: one error line, exit 2.
+    let missing = cli.run_in(&["drill", "--bucket", "no-such-bucket"], None, env);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.error_line().contains("no-such-bucket"), "{}", missing.stderr);
+
+    // `scan s3://`: our token planted in an object is found (exit 1), and never printed.
+    cli.init();
+    let (token, _) = cli.issue("billing-api", "logs", "s3:bucket/prod-logs/**:read", "1h");
+    let (status, _) =
+        s3.rest_put("s3", "/drill-bucket/config.env", format!("TOKEN={token}\n").into_bytes()).await.unwrap();
+    assert_eq!(status, 200);
+    let scan = cli.run_in(&["scan", "s3://drill-bucket", "--format", "json"], None, env);
+    assert_eq!(scan.code, 1, "{}", scan.stderr);
+    assert!(
+        scan.stdout.contains(r#""bucket":"drill-bucket","column":7,"key":"config.env","kind":"s3""#),
+        "{}",
+        scan.stdout
+    );
+    assert!(!scan.stdout.contains(&token) && !scan.stderr.contains(&token), "the token is never printed");
+    assert!(!cli.transcript.borrow().contains(&secret), "the AWS secret key is never printed");
+}

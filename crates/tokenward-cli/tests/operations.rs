@@ -285,3 +285,43 @@ fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
     let n = active.ok().lines().filter(|l| l.contains("\"read-logs\"")).count();
     assert!((1..=2).contains(&n), "the credential's token, and at most its predecessor in overlap: {n}");
 }
+
+/// Progress is drawn on a terminal (a pseudo-terminal from util-linux's `script`) and never in a
+/// pipe or with `--quiet`: scans, `rotate --due` and the report.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have util-linux's script");
+        eprintln!("script(1) is not installed: the terminal half is skipped here");
+        return;
+    }
+    let cli = Cli::new();
+    cli.init();
+    std::fs::create_dir_all(cli.path("tree")).unwrap();
+    for i in 0..200 {
+        std::fs::write(cli.path(&format!("tree/f{i}.txt")), "x = 1\n".repeat(2000)).unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_tokenward");
+    // The binary under a pseudo-terminal, with the test store's environment.
+    let tty = |args: &str| -> String {
+        let mut c = cli.command();
+        let c = c.env("TERM", "xterm");
+        let out = std::process::Command::new("script")
+            .current_dir(cli.dir.path())
+            .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scan = tty("scan tree");
+    assert!(scan.contains("scanned") && scan.contains("file(s)"), "progress on a terminal: {scan:?}");
+    assert!(!tty("-q scan tree").contains("scanned "), "--quiet hides progress");
+    let piped = cli.run(&["scan", "tree"]);
+    assert!(!piped.stderr.contains("scanned ") && !piped.stderr.contains('\r'), "{:?}", piped.stderr);
+    let due = tty("rotate --due");
+    assert!(due.contains("rotating due credentials"), "{due:?}");
+    assert!(!cli.run(&["rotate", "--due"]).stderr.contains("rotating due"), "no progress in a pipe");
+    assert!(!cli.run(&["report"]).stderr.contains("reading"), "no progress in a pipe");
+}

@@ -344,6 +344,12 @@ impl AwsClient {
         Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     }
 
+    /// A REST DELETE (S3: remove an object): path-style `path`; returns the status and body text.
+    pub async fn rest_delete(&self, service: &str, path: &str) -> Result<(u16, String), AwsError> {
+        let r = self.send(service, Method::Delete, path, &[], &[], Vec::new()).await?;
+        Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
+
     /// STS `GetCallerIdentity`: the ARN these credentials act as.
     pub async fn caller_arn(&self) -> Result<String, AwsError> {
         let xml = self.query("sts", "2011-06-15", "GetCallerIdentity", &[]).await?;

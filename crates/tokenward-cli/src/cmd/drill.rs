@@ -1,5 +1,5 @@
 //! `tokenward drill`: rehearse a leak end to end. A consumer keeps calling with a rotated token;
-//! the token is leaked into a tree and a git commit; the scan finds it; the leak response revokes
+//! the token is leaked into a tree, a git commit and, with `--bucket`, an S3 object; the scan finds it; the leak response revokes
 //! and replaces it; the drill checks the leaked token is denied and the consumer moved to the
 //! replacement, and measures each step and the risk window (leak written → revoked everywhere).
 
@@ -14,7 +14,7 @@ use serde_json::json;
 use tokenward::audit::{Action, AuditEvent, Outcome};
 use tokenward::core::chrono::TimeDelta;
 use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role};
-use tokenward::scan::{GitOptions, Report, Scanner, TreeOptions};
+use tokenward::scan::{GitOptions, Report, S3Options, Scanner, TreeOptions};
 use tokenward::secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use tokenward::store::{LocalKek, SecretName};
 use tokenward::{LeakOutcome, Tokenward};
@@ -78,6 +78,62 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// A bucket to leak into (`--bucket BUCKET[/PREFIX]`), reached with the standard `AWS_*`
+/// environment. The drill's object is deleted again after each run.
+struct Bucket {
+    client: token_http::aws::AwsClient,
+    name: String,
+    prefix: String,
+}
+
+impl Bucket {
+    fn from_arg(text: &str) -> Result<Self> {
+        let text = text.strip_prefix("s3://").unwrap_or(text);
+        let (name, prefix) = text.split_once('/').unwrap_or((text, ""));
+        if name.is_empty() {
+            return Err(CliError::new("--bucket: no bucket named (BUCKET or BUCKET/PREFIX)"));
+        }
+        let creds = token_http::aws::AwsCredentials::from_env()
+            .map_err(|e| CliError::new(format!("--bucket {name}: {e}")))?;
+        let region = token_http::aws::env_region().unwrap_or_else(|| "us-east-1".to_owned());
+        let mut client = token_http::aws::AwsClient::new(region, creds);
+        if let Some(endpoint) = token_http::aws::env_endpoint("s3") {
+            client = client.endpoint(endpoint);
+        }
+        Ok(Self { client, name: name.to_owned(), prefix: prefix.to_owned() })
+    }
+
+    /// This run's object key prefix: no `/` of our own in it, so a listing's prefix stays plain.
+    fn run_prefix(&self, n: u32) -> String {
+        format!("{}tokenward-drill-{}-{n}-", self.prefix, std::process::id())
+    }
+
+    async fn put(&self, key: &str, body: &[u8]) -> Result<()> {
+        let (status, text) = self
+            .client
+            .rest_put("s3", &format!("/{}/{key}", self.name), body.to_vec())
+            .await
+            .map_err(|e| CliError::new(format!("leaking into s3://{}: {e}", self.name)))?;
+        if !(200..300).contains(&status) {
+            let code = token_http::aws::xml::tag(&text, "Code").unwrap_or_else(|| status.to_string());
+            return Err(CliError::new(format!("leaking into s3://{}/{key}: {code}", self.name)));
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) {
+        match self.client.rest_delete("s3", &format!("/{}/{key}", self.name)).await {
+            Ok((status, _)) if (200..300).contains(&status) => {}
+            Ok((status, _)) => {
+                tracing::warn!(bucket = %self.name, key, status, "the drill's object was not deleted")
+            }
+            Err(e) => {
+                tracing::warn!(bucket = %self.name, key, error = %e, "the drill's object was not deleted")
+            }
+        }
+    }
+}
+
 /// The scratch deployment: a new store under a random key, a drill policy.
 async fn scratch(dir: &Path) -> Result<Tokenward> {
     let mut key = SecretBox::new(Box::new([0u8; 32]));
@@ -121,7 +177,30 @@ fn request_within(scope: &str) -> Result<Request> {
     Ok(Request::parse(&filled.join(":"))?)
 }
 
-async fn once(tw: &Tokenward, name: &SecretName, request: &Request, dir: &Path, n: u32) -> Result<Run> {
+async fn once(
+    tw: &Tokenward,
+    name: &SecretName,
+    request: &Request,
+    dir: &Path,
+    bucket: Option<&Bucket>,
+    n: u32,
+) -> Result<Run> {
+    let object = bucket.map(|b| format!("{}orders.env", b.run_prefix(n)));
+    let result = once_inner(tw, name, request, dir, bucket.zip(object.as_deref()), n).await;
+    if let (Some(b), Some(key)) = (bucket, &object) {
+        b.delete(key).await;
+    }
+    result
+}
+
+async fn once_inner(
+    tw: &Tokenward,
+    name: &SecretName,
+    request: &Request,
+    dir: &Path,
+    bucket: Option<(&Bucket, &str)>,
+    n: u32,
+) -> Result<Run> {
     let request = request.clone();
     let current = tw.follow(name).await?;
     let leaked = current.get();
@@ -169,16 +248,26 @@ async fn once(tw: &Tokenward, name: &SecretName, request: &Request, dir: &Path, 
         git(&repo, &["add", "."])?;
         git(&repo, &["commit", "-q", "-m", "add orders config"])?;
     }
+    if let Some((b, key)) = bucket {
+        b.put(key, line.as_bytes()).await?;
+    }
     drop(line);
     let leak = start.elapsed();
 
     // Detect.
     let scanner = Scanner::new()?;
     let (tree2, repo2) = (tree.clone(), repo.clone());
+    let s3 = match bucket {
+        Some((b, _)) => Some((b.name.clone(), S3Options::from_env()?.prefix(&b.run_prefix(n)))),
+        None => None,
+    };
     let report: Report = tokio::task::spawn_blocking(move || -> Result<Report> {
         let mut r = scanner.scan_tree(&tree2, &TreeOptions::default())?;
         if git_ok {
             r.merge(scanner.scan_git(&repo2, &GitOptions::default())?);
+        }
+        if let Some((bucket, options)) = s3 {
+            r.merge(scanner.scan_s3(&bucket, &options)?);
         }
         Ok(r)
     })
@@ -330,10 +419,14 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             (tw, name, Request::parse("drill:api/orders:call")?)
         }
     };
+    let bucket = match &a.bucket {
+        Some(text) => Some(Bucket::from_arg(text)?),
+        None => None,
+    };
     let mut runs = Vec::new();
     let mut failure = None;
     for n in 0..a.repeat.max(1) {
-        match once(&tw, &name, &request, &dir, n).await {
+        match once(&tw, &name, &request, &dir, bucket.as_ref(), n).await {
             Ok(r) => runs.push(r),
             Err(e) => {
                 failure = Some(e);

@@ -117,7 +117,8 @@ fn ids(rows: &[&TokenRow]) -> Vec<String> {
 }
 
 /// The audit log's entries (the chain verified on the way) and its status.
-fn read_log(source: Result<crate::cmd::audit::Entries>) -> (Vec<Entry>, AuditStatus) {
+fn read_log(source: Result<crate::cmd::audit::Entries>, g: &Global) -> (Vec<Entry>, AuditStatus) {
+    let spinner = crate::progress::spinner(g, "reading the audit log");
     let mut entries = Vec::new();
     let mut v = ChainVerifier::new(ChainHead::EMPTY);
     let error = match source {
@@ -132,6 +133,9 @@ fn read_log(source: Result<crate::cmd::audit::Entries>) -> (Vec<Entry>, AuditSta
                             break;
                         }
                         entries.push(e);
+                        if entries.len() % 4096 == 0 {
+                            spinner.set_message(format!("reading the audit log: {} entries", entries.len()));
+                        }
                     }
                     Err(x) => {
                         err = Some(x.to_string());
@@ -142,6 +146,7 @@ fn read_log(source: Result<crate::cmd::audit::Entries>) -> (Vec<Entry>, AuditSta
             err
         }
     };
+    spinner.finish_and_clear();
     let head = v.head();
     let status =
         AuditStatus { verified: error.is_none(), entries: head.len, head: head.head.to_string(), error };
@@ -239,7 +244,7 @@ pub(crate) async fn build_with(
         }
     }
 
-    let (entries, audit) = read_log(crate::cmd::audit::entries(g).await);
+    let (entries, audit) = read_log(crate::cmd::audit::entries(g).await, g);
     if !audit.verified {
         findings.push(Finding {
             kind: "audit_chain_broken",
@@ -254,7 +259,11 @@ pub(crate) async fn build_with(
     let mut dead_presented: BTreeMap<String, u64> = BTreeMap::new();
     let mut volume: BTreeMap<String, Volume> = BTreeMap::new();
     let mut last_rotation_step: BTreeMap<String, (String, bool)> = BTreeMap::new();
-    for e in &entries {
+    let bar = crate::progress::bar(g, entries.len() as u64, "reading uses");
+    for (i, e) in entries.iter().enumerate() {
+        if i % 4096 == 0 {
+            bar.set_position(i as u64);
+        }
         let ev = &e.event;
         match &ev.action {
             Action::VerifyAllowed | Action::VerifyDenied(_) => {
@@ -287,6 +296,7 @@ pub(crate) async fn build_with(
             _ => {}
         }
     }
+    bar.finish_and_clear();
     let shared: Vec<String> = sources.iter().filter(|(_, s)| s.len() > 1).map(|(t, _)| t.clone()).collect();
     if !shared.is_empty() {
         findings.push(Finding {
@@ -315,7 +325,9 @@ pub(crate) async fn build_with(
     }
 
     let mut rotation = Vec::new();
+    let bar = crate::progress::bar(g, file.credentials.len() as u64, "reading rotations");
     for c in &file.credentials {
+        bar.inc(1);
         let name = c.secret_name()?;
         let record = tw.rotator().record(&name).await?;
         let promoted = record.promoted_at_ms.and_then(DateTime::from_timestamp_millis);
@@ -361,6 +373,7 @@ pub(crate) async fn build_with(
             });
         }
     }
+    bar.finish_and_clear();
     let expiry = active
         .iter()
         .map(|r| TokenPoint {

@@ -80,10 +80,17 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         let passes = async {
             let (file, _) = stored(&tw).await?;
             tw.manage_declared(&file, true).await?;
+            let bar = crate::progress::bar(g, 3, "rotating due credentials: scheduler pass");
             let mut failed = 0;
             for _ in 0..3 {
                 failed += tw.scheduler().tick().await?.failed_or_skipped;
+                bar.inc(1);
+                let (promoted, rolled_back) = tw.scheduler().counts();
+                bar.set_message(format!(
+                    "rotating due credentials: {promoted} promoted, {rolled_back} rolled back; scheduler pass"
+                ));
             }
+            bar.finish_and_clear();
             Ok::<_, CliError>(failed)
         }
         .await;

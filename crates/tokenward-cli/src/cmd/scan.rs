@@ -1,10 +1,9 @@
 //! `scan PATH|git:REPO|image:TAR|s3://BUCKET[/PREFIX]`: findings out in text, JSON lines or SARIF;
 //! exit 0 clean, 1 findings, 2 an error; `--revoke` revokes and replaces our own on sight.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokenward::LeakOutcome;
 use tokenward::scan::{
@@ -44,21 +43,17 @@ fn target(text: &str) -> Result<Target> {
     Ok(Target::Tree(PathBuf::from(text)))
 }
 
-/// Progress on stderr, at most ten times a second, when it is a terminal.
-fn progress(quiet: bool) -> Option<tokenward::scan::ProgressFn> {
-    if quiet || !std::io::stderr().is_terminal() {
+/// Progress on stderr (files and bytes so far) while the scan runs, when it is shown at all.
+fn progress(g: &Global, off: bool) -> Option<(indicatif::ProgressBar, tokenward::scan::ProgressFn)> {
+    if off || !crate::progress::shown(g) {
         return None;
     }
-    let last = Arc::new(AtomicU64::new(0));
-    let start = std::time::Instant::now();
-    Some(Arc::new(move |p: &Progress| {
-        let now = start.elapsed().as_millis() as u64;
-        let prev = last.load(Ordering::Relaxed);
-        if now >= prev + 100 && last.compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            eprint!("\r\x1b[2Kscanned {} file(s), {:.1} MiB", p.files, p.bytes as f64 / (1 << 20) as f64);
-        }
-    }))
+    let spinner = crate::progress::spinner(g, "scanning");
+    let s = spinner.clone();
+    let f: tokenward::scan::ProgressFn = Arc::new(move |p: &Progress| {
+        s.set_message(format!("scanned {} file(s), {:.1} MiB", p.files, p.bytes as f64 / (1 << 20) as f64));
+    });
+    Some((spinner, f))
 }
 
 pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
@@ -76,8 +71,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         builder = builder.baseline(Baseline::parse(&text)?.fingerprints().cloned());
     }
     let scanner = builder.build()?;
-    let progress = progress(a.no_progress || g.quiet);
-    let shown = progress.is_some();
+    let (spinner, progress) = progress(g, a.no_progress).unzip();
     let unreachable = a.unreachable;
     let gitignore = a.gitignore;
     let (scanner, report) = tokio::task::spawn_blocking(move || {
@@ -109,8 +103,8 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     })
     .await
     .map_err(|e| CliError::new(format!("the scan stopped: {e}")))?;
-    if shown {
-        eprint!("\r\x1b[2K");
+    if let Some(s) = spinner {
+        s.finish_and_clear();
     }
     let report: Report = report?;
     if let Some(path) = &a.write_baseline {

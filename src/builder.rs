@@ -97,6 +97,7 @@ pub struct TokenwardBuilder {
     stored_policy: bool,
     actor: token_audit::Actor,
     cache_capacity: usize,
+    bounded_cache: Option<token_store::BoundedCache>,
     overlap: TimeDelta,
     clock: Arc<dyn Clock>,
     audit: Option<(AuditSource, FailureMode, WriterConfig)>,
@@ -128,6 +129,7 @@ impl TokenwardBuilder {
             stored_policy: false,
             actor: token_audit::Actor::System,
             cache_capacity: 100_000,
+            bounded_cache: None,
             overlap: TimeDelta::minutes(5),
             clock: Arc::new(SystemClock),
             audit: None,
@@ -229,9 +231,21 @@ impl TokenwardBuilder {
         self
     }
 
-    /// How many tokens the verifier cache holds at most.
+    /// How many tokens the verifier cache holds at most (every unexpired token is loaded: more
+    /// than this many is an error; see [`TokenwardBuilder::bounded_cache`] for more tokens than
+    /// memory).
     pub fn cache_capacity(mut self, n: usize) -> Self {
         self.cache_capacity = n;
+        self
+    }
+
+    /// Holds only the hot tokens (at most `config.capacity`), reading a missing one from the
+    /// store by id when it is presented — for more tokens than an instance should hold. Verify
+    /// with [`crate::TokenVerifier::verify_async`] (what the tower layer does): the synchronous
+    /// `verify` answers from the cache alone and denies a token it does not hold as unknown.
+    /// Revocation holds as in full mode: see [`token_store::VerifierCache`].
+    pub fn bounded_cache(mut self, config: token_store::BoundedCache) -> Self {
+        self.bounded_cache = Some(config);
         self
     }
 
@@ -390,14 +404,16 @@ impl TokenwardBuilder {
             (false, Some(p)) => p,
             (false, None) => unreachable_policy()?,
         };
-        let mut tokens = TokenService::open(
-            backend.clone(),
-            &secrets,
-            TokenFormat::new(prefix),
-            policy,
-            self.cache_capacity,
-        )
-        .await?;
+        let mut tokens = match self.bounded_cache.clone() {
+            Some(config) => {
+                TokenService::open_bounded(backend.clone(), &secrets, TokenFormat::new(prefix), policy, config)
+                    .await?
+            }
+            None => {
+                TokenService::open(backend.clone(), &secrets, TokenFormat::new(prefix), policy, self.cache_capacity)
+                    .await?
+            }
+        };
         if let Some(a) = &auditor {
             tokens = tokens.with_audit(a.clone());
         }

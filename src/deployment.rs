@@ -227,6 +227,7 @@ impl Tokenward {
         let plain = self.inner.tokens.verifier().with_clock(self.inner.clock.clone());
         TokenVerifier::new(
             plain,
+            Arc::clone(&self.inner.tokens),
             self.inner
                 .auditor
                 .clone()

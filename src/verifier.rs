@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use token_audit::{AuditedVerifier, Auditor, SubjectKey, VerificationSummary};
 use token_core::{Clock, Decision, Request, Verifier};
-use token_store::VerifierCache;
+use token_store::{TokenService, VerifierCache};
 
 /// The auditor, the key malformed presentations are hashed under, and the summary allowed
 /// verifications are counted into.
@@ -18,6 +18,7 @@ type Audit = (Auditor, Option<SubjectKey>, Option<VerificationSummary>);
 #[derive(Clone)]
 pub struct TokenVerifier {
     plain: Verifier<Arc<VerifierCache>>,
+    tokens: Arc<TokenService>,
     audit: Option<Audit>,
     audited: Option<AuditedVerifier<Arc<VerifierCache>>>,
 }
@@ -29,7 +30,7 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub(crate) fn new(plain: Verifier<Arc<VerifierCache>>, audit: Option<Audit>) -> Self {
+    pub(crate) fn new(plain: Verifier<Arc<VerifierCache>>, tokens: Arc<TokenService>, audit: Option<Audit>) -> Self {
         let audited = audit.as_ref().map(|(auditor, key, summary)| {
             let mut v = AuditedVerifier::new(plain.clone(), auditor.clone());
             if let Some(k) = key {
@@ -40,14 +41,14 @@ impl TokenVerifier {
             }
             v
         });
-        Self { plain, audit, audited }
+        Self { plain, tokens, audit, audited }
     }
 
     /// The same verifier reading `clock` instead of the deployment's (to show what a decision
     /// will be at another time; still audited).
     #[must_use]
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
-        Self::new(self.plain.clone().with_clock(clock), self.audit.clone())
+        Self::new(self.plain.clone().with_clock(clock), Arc::clone(&self.tokens), self.audit.clone())
     }
 
     /// Whether decisions are recorded in the audit log.
@@ -66,6 +67,40 @@ impl TokenVerifier {
             None => self.plain.verify(token, request),
             Some(v) => v.verify_from(token, request, source),
         }
+    }
+
+    /// Whether the deployment's cache is bounded: then verify with [`TokenVerifier::verify_async`].
+    pub fn is_bounded(&self) -> bool {
+        self.tokens.cache().bounded_config().is_some()
+    }
+
+    /// Verifies `token` for `request` now, reading its record from the store first if a bounded
+    /// cache does not hold it (one indexed read, shared by concurrent presentations of the same
+    /// token; unknown ids remembered briefly). With a full cache this is [`TokenVerifier::verify`]
+    /// and never waits. A read that cannot be made is a denial
+    /// ([`token_core::DenyReason::LookupUnavailable`]), audited like any other.
+    pub async fn verify_async(&self, token: &str, request: &Request) -> Decision {
+        self.verify_from_async(token, request, None).await
+    }
+
+    /// [`TokenVerifier::verify_async`] recording the request's `source`.
+    pub async fn verify_from_async(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
+        if let Err(e) = self.tokens.fetch_missing(token).await {
+            tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
+            let reason = token_core::DenyReason::LookupUnavailable;
+            return match &self.audited {
+                None => Decision::Denied(reason),
+                Some(v) => v.record_denial(token, reason, request, source),
+            };
+        }
+        self.verify_from(token, request, source)
+    }
+
+    /// Whether `token` must be read from the store before the cache can answer for it (a bounded
+    /// cache that does not hold it and does not remember it as unknown): then
+    /// [`TokenVerifier::verify_async`] waits for a read; otherwise it answers at once.
+    pub fn needs_fetch(&self, token: &str) -> bool {
+        self.tokens.needs_fetch(token)
     }
 
     /// The unaudited verifier underneath (for authentication without a request, or `*_at` forms).

@@ -81,6 +81,35 @@ impl<L: TokenLookup> AuditedVerifier<L> {
             return if recorded { decision } else { Decision::Denied(DenyReason::AuditUnavailable) };
         }
         let Decision::Denied(reason) = &decision else { return decision };
+        self.record(now, token, decision.clone(), reason, presented, request, source)
+    }
+
+    /// Records a denial decided outside the verifier (a bounded cache that could not read the
+    /// token's record: [`DenyReason::LookupUnavailable`]) like any other, and returns it (or
+    /// [`DenyReason::AuditUnavailable`] if fail-closed and it cannot be recorded).
+    pub fn record_denial(
+        &self,
+        token: &str,
+        reason: DenyReason,
+        request: &Request,
+        source: Option<&str>,
+    ) -> Decision {
+        let now = self.inner.clock().now();
+        let presented = self.inner.format().parse(token).ok().map(|p| p.id());
+        self.record(now, token, Decision::Denied(reason.clone()), &reason, presented, request, source)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        now: token_core::chrono::DateTime<token_core::chrono::Utc>,
+        token: &str,
+        decision: Decision,
+        reason: &DenyReason,
+        presented: Option<token_core::TokenId>,
+        request: &Request,
+        source: Option<&str>,
+    ) -> Decision {
         let mut event =
             AuditEvent::new(now, Actor::Anonymous, Action::VerifyDenied(reason.code().to_owned()))
                 .outcome(Outcome::Failure(reason.to_string()));

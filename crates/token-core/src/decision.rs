@@ -55,6 +55,10 @@ pub enum DenyReason {
     },
     /// The verification's audit entry could not be recorded, and auditing fails closed.
     AuditUnavailable,
+    /// The token is not in a bounded cache and its record could not be read: the backend is
+    /// unreachable or slow, or this instance's budget of backend lookups is spent (a flood of
+    /// unknown tokens). Not a verdict on the token: the same token may be allowed a moment later.
+    LookupUnavailable,
 }
 
 impl DenyReason {
@@ -78,6 +82,7 @@ impl DenyReason {
             Self::UsesExhausted { .. } => "uses_exhausted",
             Self::IdleTimeout { .. } => "idle_timeout",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::LookupUnavailable => "lookup_unavailable",
         }
     }
 }
@@ -100,6 +105,7 @@ impl fmt::Display for DenyReason {
             }
             Self::IdleTimeout { since } => write!(f, "token has been idle since {}", since.to_rfc3339()),
             Self::AuditUnavailable => f.write_str("the audit log cannot record this verification"),
+            Self::LookupUnavailable => f.write_str("the token's record cannot be read just now"),
         }
     }
 }

@@ -37,6 +37,19 @@ pub trait Backend: Send + Sync {
     /// A token by id.
     async fn token(&self, id: TokenId) -> Result<Option<TokenRow>>;
 
+    /// The tokens of these ids that exist, in no particular order (a bounded cache re-reads what
+    /// it holds with it). The default reads them one by one with [`Backend::token`]; a backend
+    /// that can read many in one query overrides it.
+    async fn tokens_by_id(&self, ids: &[TokenId]) -> Result<Vec<TokenRow>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.token(*id).await? {
+                found.push(t);
+            }
+        }
+        Ok(found)
+    }
+
     /// Tokens answering a query, in no particular order.
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>>;
 

@@ -55,6 +55,17 @@ pub enum StoreError {
     /// The backend failed (I/O, database); the cause is its [`source`](std::error::Error::source).
     #[error(transparent)]
     Backend(BackendError),
+    /// A bounded cache could not read a missing token's record: the lookup budget is spent, or the
+    /// backend failed or did not answer in time (the cause, if any, is its
+    /// [`source`](std::error::Error::source)).
+    #[error("token lookup unavailable: {reason}")]
+    LookupUnavailable {
+        /// Why (never the token).
+        reason: &'static str,
+        /// The backend's error, when it failed.
+        #[source]
+        source: Option<Box<StoreError>>,
+    },
 }
 
 /// An underlying error, boxed.

@@ -49,7 +49,7 @@ pub mod testing;
 mod tokens;
 
 pub use backend::Backend;
-pub use cache::VerifierCache;
+pub use cache::{BoundedCache, CacheStats, VerifierCache};
 pub use error::{BackendError, KeyProviderError, Result, StoreError};
 pub use keys::{KdfParams, KeyProvider, LocalKek, LocalKeyring};
 #[cfg(feature = "aws-kms")]

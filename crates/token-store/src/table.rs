@@ -188,6 +188,28 @@ impl ViewTable {
         gone.len()
     }
 
+    /// The least recently used of the entries found at (or just after) the slots `samples`
+    /// point at: an approximate LRU victim (Redis's way), never used ranking oldest.
+    pub(crate) fn sample_victim(&self, samples: impl IntoIterator<Item = u64>) -> Option<TokenId> {
+        let n = self.slots.len();
+        let mut best: Option<(Option<chrono::DateTime<chrono::Utc>>, TokenId)> = None;
+        for sample in samples {
+            let start = ((u128::from(sample) * n as u128) >> 64) as usize;
+            // Look a little way on for an occupied slot (at 7/8 load one is near).
+            for k in 0..64 {
+                let i = (start + k) % n;
+                if let Some((id, v)) = &self.slots[i].0 {
+                    let used = v.last_used();
+                    if best.as_ref().is_none_or(|(b, _)| used < *b) {
+                        best = Some((used, *id));
+                    }
+                    break;
+                }
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&TokenId, &TokenView)> {
         self.slots.iter().filter_map(|s| s.0.as_ref()).map(|(id, v)| (id, v))
     }

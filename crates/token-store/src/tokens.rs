@@ -1,6 +1,7 @@
 //! `TokenService`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use token_core::{
@@ -11,7 +12,7 @@ use token_core::{
 use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
 
 use crate::backend::Backend;
-use crate::cache::VerifierCache;
+use crate::cache::{BoundedCache, VerifierCache};
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::model::{TokenQuery, TokenRow};
@@ -30,6 +31,8 @@ pub struct TokenService {
     audit: Option<Auditor>,
     record_key: RecordKey,
     opened: LoadReport,
+    /// Bounded mode: misses being read, one read per id however many ask.
+    inflight: Arc<Mutex<HashMap<TokenId, Arc<tokio::sync::OnceCell<()>>>>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -80,6 +83,31 @@ impl TokenService {
         policy: Policy,
         cache_capacity: usize,
     ) -> Result<Self> {
+        Self::open_with_cache(backend, secrets, format, policy, VerifierCache::new(cache_capacity)?).await
+    }
+
+    /// Opens the token service with a bounded cache ([`BoundedCache`]): nothing is loaded up
+    /// front; the tokens presented are read from the backend by id as they miss
+    /// ([`TokenService::fetch_missing`]) and the least recently used are evicted past the
+    /// capacity. For more tokens than an instance can hold. Revocation guarantees: see
+    /// [`VerifierCache`].
+    pub async fn open_bounded(
+        backend: Arc<dyn Backend>,
+        secrets: &SecretStore,
+        format: TokenFormat,
+        policy: Policy,
+        config: BoundedCache,
+    ) -> Result<Self> {
+        Self::open_with_cache(backend, secrets, format, policy, VerifierCache::bounded(config)?).await
+    }
+
+    async fn open_with_cache(
+        backend: Arc<dyn Backend>,
+        secrets: &SecretStore,
+        format: TokenFormat,
+        policy: Policy,
+        cache: VerifierCache,
+    ) -> Result<Self> {
         let keys = digest_keys(secrets).await?;
         let record_key = secrets.record_key()?.clone();
         if secrets.sealed_meta(META_ENCODED).await?.is_none() {
@@ -97,7 +125,7 @@ impl TokenService {
                 }
             }
         }
-        let cache = Arc::new(VerifierCache::new(cache_capacity)?);
+        let cache = Arc::new(cache);
         let mut tokens = Self {
             backend,
             issuer: Issuer::new(format, keys, policy),
@@ -105,6 +133,7 @@ impl TokenService {
             audit: None,
             record_key,
             opened: LoadReport::default(),
+            inflight: Arc::default(),
         };
         tokens.opened = tokens.resync_at(Utc::now()).await?;
         Ok(tokens)
@@ -118,7 +147,13 @@ impl TokenService {
     /// Reloads the cache from the backend: every record not expired at `now` that passes its
     /// integrity check (the backstop for missed revocation notices). Refused records are
     /// reported and logged, never loaded.
+    ///
+    /// A bounded cache instead re-reads the records of the tokens it holds (in batches), marks
+    /// the revoked, and drops those expired, gone or refused.
     pub async fn resync_at(&self, now: DateTime<Utc>) -> Result<LoadReport> {
+        if self.cache.bounded_config().is_some() {
+            return self.refresh_held_at(now).await;
+        }
         let mut report = LoadReport::default();
         // Built aside and swapped in whole; sized for what the backend counts (or, if it cannot,
         // for what the cache holds now), growing if there are more.
@@ -153,6 +188,129 @@ impl TokenService {
         report.loaded = table.len();
         self.cache.swap_table(table);
         Ok(report)
+    }
+
+    async fn refresh_held_at(&self, now: DateTime<Utc>) -> Result<LoadReport> {
+        let mut report = LoadReport::default();
+        for chunk in self.cache.ids().chunks(4096) {
+            let rows = self.backend.tokens_by_id(chunk).await?;
+            let mut seen = std::collections::HashSet::with_capacity(rows.len());
+            for t in rows {
+                let id = t.record.id;
+                seen.insert(id);
+                if self.record_key.check_token(&t).is_err() {
+                    report.refused.push(id);
+                    self.cache.remove(id);
+                } else if t.record.expires_at <= now {
+                    self.cache.remove(id);
+                } else if let Some(at) = t.record.revoked_at {
+                    self.cache.revoke(&[id], at);
+                    report.loaded += 1;
+                } else {
+                    report.loaded += 1;
+                }
+            }
+            for id in chunk.iter().filter(|id| !seen.contains(id)) {
+                self.cache.remove(*id);
+            }
+        }
+        if !report.refused.is_empty() {
+            tracing::error!(
+                refused = report.refused.len(),
+                first = %report.refused[0],
+                "token records fail their integrity check and were refused (edited outside Tokenward?)"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Bounded mode: makes sure the cache can answer for `token` — it is held, or read now from
+    /// the backend (one indexed read by id, shared by everyone asking for the same id meanwhile),
+    /// or known not to exist (remembered for the negative TTL). Then verify as usual. Full mode
+    /// and malformed tokens: nothing to do. [`StoreError::LookupUnavailable`] when the read
+    /// cannot be made: the budget is spent, or the backend fails or is too slow — deny the
+    /// presentation as [`token_core::DenyReason::LookupUnavailable`].
+    pub async fn fetch_missing(&self, token: &str) -> Result<()> {
+        let Some(config) = self.cache.bounded_config() else { return Ok(()) };
+        let Ok(parsed) = self.issuer.format().parse(token) else { return Ok(()) };
+        let id = parsed.id();
+        if self.cache.presented(id) || self.cache.known_unknown(id) {
+            return Ok(());
+        }
+        let cell = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(inflight.entry(id).or_default())
+        };
+        let timeout = config.lookup_timeout;
+        let failed: Mutex<Option<StoreError>> = Mutex::new(None);
+        cell.get_or_init(|| async {
+            if let Err(e) = self.read_missing(id, timeout).await {
+                *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            }
+            self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        })
+        .await;
+        let outcome = match failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        match outcome {
+            Err(e) => {
+                self.cache.note_unavailable();
+                Err(e)
+            }
+            // Answered if the read (this caller's or the one it waited on) cached the token or
+            // its absence; otherwise the read it waited on failed.
+            Ok(()) if self.cache.contains(id) || self.cache.remembers_unknown(id) => Ok(()),
+            Ok(()) => {
+                self.cache.note_unavailable();
+                Err(StoreError::LookupUnavailable { reason: "the shared read failed", source: None })
+            }
+        }
+    }
+
+    /// Whether [`TokenService::fetch_missing`] would read `token`'s record (a bounded cache that
+    /// neither holds it nor remembers it as unknown).
+    pub fn needs_fetch(&self, token: &str) -> bool {
+        self.cache.bounded_config().is_some()
+            && self.issuer.format().parse(token).is_ok_and(|p| {
+                let id = p.id();
+                !self.cache.contains(id) && !self.cache.remembers_unknown(id)
+            })
+    }
+
+    async fn read_missing(&self, id: TokenId, timeout: std::time::Duration) -> Result<()> {
+        if !self.cache.take_lookup() {
+            return Err(StoreError::LookupUnavailable {
+                reason: "this instance's budget of backend lookups is spent",
+                source: None,
+            });
+        }
+        let read = tokio::time::timeout(timeout, self.backend.token(id)).await;
+        let row = match read {
+            Err(_) => {
+                return Err(StoreError::LookupUnavailable { reason: "the backend did not answer in time", source: None });
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::LookupUnavailable {
+                    reason: "the backend failed",
+                    source: Some(Box::new(e)),
+                });
+            }
+            Ok(Ok(row)) => row,
+        };
+        match row {
+            Some(t) if self.record_key.check_token(&t).is_ok() && t.record.expires_at > Utc::now() => {
+                self.cache.insert_read(&t.record, t.uses, t.last_used);
+            }
+            Some(t) if self.record_key.check_token(&t).is_err() => {
+                tracing::error!(token = %id, "a token record fails its integrity check and was refused");
+                self.cache.note_unknown(id);
+            }
+            // Unknown, or expired (denied as unknown, as a full cache that evicted it would).
+            _ => self.cache.note_unknown(id),
+        }
+        Ok(())
     }
 
     /// A token's stored record, checked: one that fails its integrity check is
@@ -357,6 +515,11 @@ impl TokenService {
                     crate::Change::Revoked(id, at) => {
                         // Deny from now on even if this host's clock is behind the revoker's.
                         cache.revoke(&[id], at.min(Utc::now()));
+                    }
+                    crate::Change::Issued(id) if cache.bounded_config().is_some() => {
+                        // Bounded: not hot yet; read when first presented (here it is no longer
+                        // unknown).
+                        cache.forget_unknown(id);
                     }
                     crate::Change::Issued(id) => {
                         // A failed read leaves it to the next resync.

@@ -7,9 +7,13 @@ use std::task::{Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
+/// A boxed future, for the one path that must wait before deciding: a bounded cache reading a
+/// token it does not hold.
+pub(crate) type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
 pin_project! {
     /// The future [`crate::TokenAuth`] returns.
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F: Future, B> {
         #[pin]
         kind: Kind<F, B>,
     }
@@ -17,13 +21,18 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F: Future, B> {
         Inner { #[pin] future: F },
         Rejected { response: Option<Response<B>> },
+        Fetching { future: Boxed<F::Output> },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+impl<F: Future, B> ResponseFuture<F, B> {
+    pub(crate) fn fetching(future: Boxed<F::Output>) -> Self {
+        Self { kind: Kind::Fetching { future } }
+    }
+
     pub(crate) fn inner(future: F) -> Self {
         Self { kind: Kind::Inner { future } }
     }
@@ -42,6 +51,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
+            KindProj::Fetching { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 // Polled after completion: the contract allows anything but unsafety; stay pending.
@@ -51,7 +61,7 @@ where
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F: Future, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

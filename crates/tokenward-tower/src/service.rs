@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokenward::TokenVerifier;
-use tokenward::core::{Decision, DenyReason, Grant};
+use tokenward::core::{Decision, DenyReason, Grant, Request};
 use tower_service::Service;
 
 use crate::bearer::bearer;
@@ -45,8 +45,8 @@ impl<S, M> TokenAuth<S, M> {
         Self { inner, verifier, scopes, config }
     }
 
-    /// The decision for `req`: its grant, or why not. Audited through the verifier.
-    pub fn authorize<B>(&self, req: &http::Request<B>) -> Result<Grant, Rejection>
+    /// What a decision needs of `req`: the token, the scope it must allow, the source.
+    fn prepare<'r, B>(&self, req: &'r http::Request<B>) -> Result<(&'r str, Request, Option<String>), Rejection>
     where
         M: RequiredScope<B>,
     {
@@ -56,26 +56,56 @@ impl<S, M> TokenAuth<S, M> {
             return Err(Rejection::InsufficientScope(None));
         };
         let source = self.config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
-        match self.verifier.verify_from(token, &scope, source.as_deref()) {
-            Decision::Allowed(grant) => Ok(grant),
-            Decision::Denied(reason) => {
-                // The detail goes to tracing and the audit log, never to the client.
-                tracing::debug!(reason = reason.code(), scope = %scope, "bearer token refused");
-                Err(match reason {
-                    DenyReason::OutOfScope => Rejection::InsufficientScope(Some(scope)),
-                    DenyReason::AuditUnavailable => Rejection::AuditUnavailable,
-                    _ => Rejection::InvalidToken,
-                })
-            }
+        Ok((token, scope, source))
+    }
+
+    /// The decision for `req`: its grant, or why not. Audited through the verifier. With a
+    /// bounded cache that does not hold the token this answers from the cache alone (see
+    /// [`TokenAuth::authorize_async`]).
+    pub fn authorize<B>(&self, req: &http::Request<B>) -> Result<Grant, Rejection>
+    where
+        M: RequiredScope<B>,
+    {
+        let (token, scope, source) = self.prepare(req)?;
+        let decision = self.verifier.verify_from(token, &scope, source.as_deref());
+        answer(decision, scope)
+    }
+
+    /// [`TokenAuth::authorize`], reading the token's record from the store first when a bounded
+    /// cache does not hold it.
+    pub async fn authorize_async<B>(&self, req: &http::Request<B>) -> Result<Grant, Rejection>
+    where
+        M: RequiredScope<B>,
+    {
+        let (token, scope, source) = self.prepare(req)?;
+        let decision = self.verifier.verify_from_async(token, &scope, source.as_deref()).await;
+        answer(decision, scope)
+    }
+}
+
+/// The grant, or the rejection a denial maps to.
+fn answer(decision: Decision, scope: Request) -> Result<Grant, Rejection> {
+    match decision {
+        Decision::Allowed(grant) => Ok(grant),
+        Decision::Denied(reason) => {
+            // The detail goes to tracing and the audit log, never to the client.
+            tracing::debug!(reason = reason.code(), scope = %scope, "bearer token refused");
+            Err(match reason {
+                DenyReason::OutOfScope => Rejection::InsufficientScope(Some(scope)),
+                DenyReason::AuditUnavailable | DenyReason::LookupUnavailable => Rejection::AuditUnavailable,
+                _ => Rejection::InvalidToken,
+            })
         }
     }
 }
 
 impl<S, M, ReqBody, ResBody> Service<http::Request<ReqBody>> for TokenAuth<S, M>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    M: RequiredScope<ReqBody>,
-    ResBody: Default,
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    M: RequiredScope<ReqBody> + Send + Sync + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
@@ -86,6 +116,31 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        // A bounded cache without this token: read it, then decide (the only path that waits,
+        // and the only one that allocates for it).
+        if self.verifier.is_bounded()
+            && let Ok(token) = bearer(req.headers(), self.config.max_header)
+            && self.verifier.needs_fetch(token)
+        {
+            let (token, scope, source) = match self.prepare(&req) {
+                Ok((token, scope, source)) => (token.to_owned(), scope, source),
+                Err(rejection) => return ResponseFuture::rejected(rejection.into_response()),
+            };
+            // The service polled ready is the one to call; a clone takes its place here.
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            let verifier = self.verifier.clone();
+            return ResponseFuture::fetching(Box::pin(async move {
+                let decision = verifier.verify_from_async(&token, &scope, source.as_deref()).await;
+                match answer(decision, scope) {
+                    Ok(grant) => {
+                        req.extensions_mut().insert(grant);
+                        inner.call(req).await
+                    }
+                    Err(rejection) => Ok(rejection.into_response()),
+                }
+            }));
+        }
         match self.authorize(&req) {
             Ok(grant) => {
                 req.extensions_mut().insert(grant);

@@ -107,6 +107,22 @@ pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<TokenRow>
     r.as_ref().map(|r| row(r, &mut RecordDecoder::new())).transpose()
 }
 
+pub(super) async fn get_many(client: &Object, ids: &[TokenId]) -> Result<Vec<TokenRow>> {
+    let stmt = client
+        .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = ANY($1)", sql::TOKEN_COLUMNS))
+        .await
+        .map_err(pg)?;
+    let mut found = Vec::with_capacity(ids.len());
+    let mut decoder = RecordDecoder::new();
+    for chunk in ids.chunks(1000) {
+        let texts: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        for r in client.query(&stmt, &[&texts]).await.map_err(pg)? {
+            found.push(row(&r, &mut decoder)?);
+        }
+    }
+    Ok(found)
+}
+
 pub(super) async fn count(client: &Object, query: &TokenQuery) -> Result<usize> {
     let (sql, args) = sql::count_query(query);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();

@@ -406,12 +406,24 @@ impl TokenwardBuilder {
         };
         let mut tokens = match self.bounded_cache.clone() {
             Some(config) => {
-                TokenService::open_bounded(backend.clone(), &secrets, TokenFormat::new(prefix), policy, config)
-                    .await?
+                TokenService::open_bounded(
+                    backend.clone(),
+                    &secrets,
+                    TokenFormat::new(prefix),
+                    policy,
+                    config,
+                )
+                .await?
             }
             None => {
-                TokenService::open(backend.clone(), &secrets, TokenFormat::new(prefix), policy, self.cache_capacity)
-                    .await?
+                TokenService::open(
+                    backend.clone(),
+                    &secrets,
+                    TokenFormat::new(prefix),
+                    policy,
+                    self.cache_capacity,
+                )
+                .await?
             }
         };
         if let Some(a) = &auditor {

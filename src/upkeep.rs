@@ -207,11 +207,12 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
             let Some(inner) = weak.upgrade() else { return };
             match f.backend.listen_revocations().await {
                 Ok(feed) => {
-                    // Listening before the resync: a change during it is applied either way.
+                    // Following before the resync: a revocation announced during it is applied
+                    // at once, and again to the resync's table (the cache remembers it).
+                    let mut follower = inner.tokens.follow_revocations(feed);
                     if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
                         tracing::warn!(error = %e, "resync after (re)connecting failed");
                     }
-                    let mut follower = inner.tokens.follow_revocations(feed);
                     drop(inner);
                     tokio::select! {
                         _ = &mut follower => tracing::warn!("revocation feed ended; reconnecting"),
@@ -220,6 +221,9 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                             return;
                         }
                     }
+                    // A feed that worked and ended (a lost connection): reconnect at once; the
+                    // wait below is for a server that refuses connections.
+                    continue;
                 }
                 Err(e) => {
                     drop(inner);

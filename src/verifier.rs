@@ -30,7 +30,11 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub(crate) fn new(plain: Verifier<Arc<VerifierCache>>, tokens: Arc<TokenService>, audit: Option<Audit>) -> Self {
+    pub(crate) fn new(
+        plain: Verifier<Arc<VerifierCache>>,
+        tokens: Arc<TokenService>,
+        audit: Option<Audit>,
+    ) -> Self {
         let audited = audit.as_ref().map(|(auditor, key, summary)| {
             let mut v = AuditedVerifier::new(plain.clone(), auditor.clone());
             if let Some(k) = key {

@@ -109,7 +109,8 @@ pub struct CacheStats {
     pub evictions: u64,
 }
 
-/// How long a revocation notice is remembered, for a miss that read the record just before it.
+/// How long a revocation is remembered, for a resync or a read that got the record just before it
+/// (longer than any resync or read takes).
 const RECENT_REVOCATIONS: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
@@ -134,8 +135,6 @@ struct Bucket {
 
 struct Bounded {
     config: BoundedCache,
-    /// Revocations noticed lately, by id: taken only while holding the views' write lock.
-    recent: Mutex<HashMap<TokenId, (DateTime<Utc>, Instant)>>,
     negative: Mutex<Negative>,
     /// Use counts of evicted tokens, for the next usage flush.
     evicted_usage: Mutex<Vec<(TokenId, DateTime<Utc>, u64)>>,
@@ -154,6 +153,10 @@ pub struct VerifierCache {
     views: RwLock<ViewTable>,
     capacity: usize,
     bounded: Option<Bounded>,
+    /// Revocations applied lately, by id (taken only while holding the views' write lock): applied
+    /// again to a table built while they arrived (a resync that read the record just before the
+    /// revocation) and to a record read for a miss or a notice.
+    recent: Mutex<HashMap<TokenId, (DateTime<Utc>, Instant)>>,
 }
 
 impl std::fmt::Debug for VerifierCache {
@@ -169,7 +172,12 @@ impl VerifierCache {
     /// An empty cache holding at most `capacity` tokens. Fails only if the OS random number
     /// generator does (the table's hash keys come from it).
     pub fn new(capacity: usize) -> Result<Self> {
-        Ok(Self { views: RwLock::new(ViewTable::with_capacity(capacity.min(1024))?), capacity, bounded: None })
+        Ok(Self {
+            views: RwLock::new(ViewTable::with_capacity(capacity.min(1024))?),
+            capacity,
+            bounded: None,
+            recent: Mutex::default(),
+        })
     }
 
     /// An empty cache in bounded mode: it holds the hot tokens only and never refuses an insert
@@ -183,8 +191,8 @@ impl VerifierCache {
         Ok(Self {
             views: RwLock::new(ViewTable::with_capacity(config.capacity.min(1 << 16))?),
             capacity: config.capacity,
+            recent: Mutex::default(),
             bounded: Some(Bounded {
-                recent: Mutex::default(),
                 negative: Mutex::new(Negative { until: HashMap::new(), order: VecDeque::new() }),
                 evicted_usage: Mutex::default(),
                 budget: Mutex::new(Bucket { tokens: f64::from(config.max_lookups_per_sec), at: now }),
@@ -306,9 +314,7 @@ impl VerifierCache {
             return;
         }
         let mut view = TokenView::with_usage(record, uses, last_used);
-        if let Some(b) = &self.bounded
-            && let Some((at, _)) = lock(&b.recent).get(&record.id)
-        {
+        if let Some((at, _)) = lock(&self.recent).get(&record.id) {
             view.revoke(*at);
         }
         self.make_room(&mut views);
@@ -386,7 +392,11 @@ impl VerifierCache {
         if views.len() >= self.capacity && views.get(record.id).is_none() {
             return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
         }
-        views.insert(record.id, TokenView::with_usage(record, uses, last_used));
+        let mut view = TokenView::with_usage(record, uses, last_used);
+        if let Some((at, _)) = lock(&self.recent).get(&record.id) {
+            view.revoke(*at);
+        }
+        views.insert(record.id, view);
         Ok(())
     }
 
@@ -408,13 +418,20 @@ impl VerifierCache {
         for (id, view) in views {
             fresh.insert(id, view);
         }
-        *self.write() = fresh;
+        self.swap_table(fresh);
         Ok(())
     }
 
-    /// Replaces the whole content with `table`, in one swap.
-    pub(crate) fn swap_table(&self, table: ViewTable) {
-        *self.write() = table;
+    /// Replaces the whole content with `table`, in one swap; revocations applied while it was
+    /// being built are applied to it too (it may hold records read just before them).
+    pub(crate) fn swap_table(&self, mut table: ViewTable) {
+        let mut views = self.write();
+        for (id, (at, _)) in lock(&self.recent).iter() {
+            if let Some(v) = table.get_mut(*id) {
+                v.revoke(*at);
+            }
+        }
+        *views = table;
     }
 
     /// At most this many tokens.
@@ -425,10 +442,12 @@ impl VerifierCache {
     /// Marks tokens revoked at `at`: from now on they are denied as revoked.
     pub fn revoke(&self, ids: &[TokenId], at: DateTime<Utc>) {
         let mut views = self.write();
-        if let Some(b) = &self.bounded {
+        {
             let now = Instant::now();
-            let mut recent = lock(&b.recent);
-            recent.retain(|_, (_, noted)| now.duration_since(*noted) < RECENT_REVOCATIONS);
+            let mut recent = lock(&self.recent);
+            if recent.len() > 1024 {
+                recent.retain(|_, (_, noted)| now.duration_since(*noted) < RECENT_REVOCATIONS);
+            }
             for id in ids {
                 recent.insert(*id, (at, now));
             }

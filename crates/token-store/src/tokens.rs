@@ -289,7 +289,10 @@ impl TokenService {
         let read = tokio::time::timeout(timeout, self.backend.token(id)).await;
         let row = match read {
             Err(_) => {
-                return Err(StoreError::LookupUnavailable { reason: "the backend did not answer in time", source: None });
+                return Err(StoreError::LookupUnavailable {
+                    reason: "the backend did not answer in time",
+                    source: None,
+                });
             }
             Ok(Err(e)) => {
                 return Err(StoreError::LookupUnavailable {

@@ -46,7 +46,10 @@ impl<S, M> TokenAuth<S, M> {
     }
 
     /// What a decision needs of `req`: the token, the scope it must allow, the source.
-    fn prepare<'r, B>(&self, req: &'r http::Request<B>) -> Result<(&'r str, Request, Option<String>), Rejection>
+    fn prepare<'r, B>(
+        &self,
+        req: &'r http::Request<B>,
+    ) -> Result<(&'r str, Request, Option<String>), Rejection>
     where
         M: RequiredScope<B>,
     {

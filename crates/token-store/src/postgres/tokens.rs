@@ -224,7 +224,11 @@ pub(super) async fn record_uses(client: &mut Object, uses: &[(TokenId, DateTime<
         )
         .await
         .map_err(pg)?;
-    for (id, at, n) in uses {
+    // Rows locked in id order: instances flushing the same tokens at once wait for each other
+    // instead of deadlocking (each instance's cache iterates in its own order).
+    let mut sorted: Vec<&(TokenId, DateTime<Utc>, u64)> = uses.iter().collect();
+    sorted.sort_unstable_by_key(|(id, _, _)| id.to_u128());
+    for (id, at, n) in sorted {
         tx.execute(&stmt, &[&id.to_string(), &ms(*at), &i64::try_from(*n).unwrap_or(i64::MAX)])
             .await
             .map_err(pg)?;

@@ -1,0 +1,593 @@
+//! Revocation fan-out across instance processes sharing one PostgreSQL.
+//!
+//! The harness loads a schema with `--tokens` tokens, starts `--instances` processes (this same
+//! binary, re-executed), each a full Tokenward deployment with its own verifier cache and NOTIFY
+//! follower, verifying in a loop and auditing into one PostgreSQL chain (allowed verifications
+//! summarized, denials and revocations as entries). Then two revocation storms: `--revocations`
+//! tokens revoked at `--rate` a second from one instance, then as many again from all of them at
+//! once (the same total rate). Midway through the first, the harness kills one follower's
+//! connection with `pg_terminate_backend`; it must reconnect, resync and miss nothing.
+//!
+//! It reports, per storm, the time from a revocation's start until every instance denies the
+//! token (p50, p99, max), each instance's verification rate idle and during the storm, and
+//! whether the shared audit chain verifies.
+//!
+//! ```text
+//! TOKENWARD_PG_URL='host=127.0.0.1 port=5432 user=postgres dbname=postgres' \
+//!   cargo run --release --features postgres --example fanout -- --tokens 1000000
+//! ```
+//! (`scripts/services.sh`'s `start_postgres` starts a server and sets the variable.)
+
+#![allow(
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokenward::audit::{Actor, ChainHead, ChainVerifier, LogStorage, PostgresLog};
+use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role, TokenId};
+use tokenward::secrecy::SecretBox;
+use tokenward::store::LocalKek;
+use tokenward::{FailureMode, Tokenward, VerifyAuditMode};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Tokens in the database.
+    pub tokens: usize,
+    /// Instance processes.
+    pub instances: usize,
+    /// Revocations per storm.
+    pub revocations: usize,
+    /// Revocations a second (in total) during a storm.
+    pub rate: f64,
+    /// Valid tokens each instance keeps verifying beside the storm's.
+    pub background: usize,
+    /// How long the idle measurement lasts.
+    pub idle: Duration,
+    /// How long to wait for every instance to deny every revoked token.
+    pub deadline: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            tokens: 1_000_000,
+            instances: 4,
+            revocations: 1_000,
+            rate: 200.0,
+            background: 1_000,
+            idle: Duration::from_secs(2),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One storm's figures.
+#[derive(Clone, Debug)]
+pub struct Storm {
+    pub name: &'static str,
+    /// Revocation start → denied by every instance, sorted, in milliseconds.
+    pub latencies_ms: Vec<f64>,
+    /// Revocation start → acknowledged (durable) by the revoking instance, sorted.
+    pub ack_ms: Vec<f64>,
+    /// Revoked tokens some instance never denied.
+    pub missed: usize,
+    /// Each instance's verifications a second during the storm.
+    pub storm_rate: Vec<f64>,
+}
+
+/// The run's figures.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub load_secs: f64,
+    pub open_ms: Vec<f64>,
+    pub idle_rate: Vec<f64>,
+    pub storms: Vec<Storm>,
+    /// Which instance's follower connection was terminated, and whether it denied every token of
+    /// the storm it was cut off in.
+    pub terminated: usize,
+    pub terminated_missed_none: bool,
+    /// Background (valid) tokens denied: must be 0.
+    pub background_failures: u64,
+    pub audit_entries: u64,
+    pub audit_chain_verified: bool,
+    /// Distinct instances whose revocation entries are in the shared chain.
+    pub audit_revokers: usize,
+}
+
+/// A percentile of sorted values.
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "loaded in {:.1} s; instances opened in {:?} ms", self.load_secs, self.open_ms)?;
+        for s in &self.storms {
+            writeln!(
+                f,
+                "{}: denied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} revocations, {} missed); \
+                 revoke acknowledged p50 {:.1} ms",
+                s.name,
+                pct(&s.latencies_ms, 0.5),
+                pct(&s.latencies_ms, 0.99),
+                pct(&s.latencies_ms, 1.0),
+                s.latencies_ms.len(),
+                s.missed,
+                pct(&s.ack_ms, 0.5)
+            )?;
+            let ratios: Vec<String> = s
+                .storm_rate
+                .iter()
+                .zip(&self.idle_rate)
+                .map(|(s, i)| format!("{:.0}k/s ({:.0}%)", s / 1e3, 100.0 * s / i))
+                .collect();
+            writeln!(f, "  verification during the storm vs idle: {}", ratios.join(", "))?;
+        }
+        let idle: Vec<String> = self.idle_rate.iter().map(|r| format!("{:.0}k/s", r / 1e3)).collect();
+        writeln!(f, "idle verification rate per instance: {}", idle.join(", "))?;
+        writeln!(
+            f,
+            "instance {}'s follower was terminated mid-storm: {}",
+            self.terminated,
+            if self.terminated_missed_none { "reconnected, resynced, missed none" } else { "MISSED SOME" }
+        )?;
+        write!(
+            f,
+            "shared audit chain: {} entries, {}, revocations from {} instances; valid tokens denied: {}",
+            self.audit_entries,
+            if self.audit_chain_verified { "verifies" } else { "DOES NOT VERIFY" },
+            self.audit_revokers,
+            self.background_failures
+        )
+    }
+}
+
+const ROLE_ENV: &str = "TOKENWARD_FANOUT_ROLE";
+const SCOPE: &str = "fan:api/orders:call";
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+fn policy() -> Policy {
+    Policy::builder()
+        .role(Role::parse("caller", "fan:api/**:call", TimeDelta::days(2)).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn deployment(url: &str) -> tokenward::TokenwardBuilder {
+    let kek = LocalKek::from_key("fanout", SecretBox::new(Box::new([7u8; 32]))).unwrap();
+    Tokenward::postgres(url).key_provider(Arc::new(kek)).policy(policy()).prefix("fo")
+}
+
+/// Whether this process is an instance the harness started (then call [`instance_main`]).
+pub fn is_instance() -> bool {
+    std::env::var_os(ROLE_ENV).is_some()
+}
+
+/// An instance: open, say ready, verify in a loop, obey the harness's commands on stdin.
+pub async fn instance_main() {
+    let url = std::env::var("TOKENWARD_FANOUT_URL").unwrap();
+    let index: usize = std::env::var("TOKENWARD_FANOUT_INDEX").unwrap().parse().unwrap();
+    let file = std::env::var("TOKENWARD_FANOUT_FILE").unwrap();
+    let capacity: usize = std::env::var("TOKENWARD_FANOUT_CAPACITY").unwrap().parse().unwrap();
+    let tokens: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let storm: Vec<(TokenId, String)> = tokens["storm"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t[0].as_str().unwrap().parse().unwrap(), t[1].as_str().unwrap().to_owned()))
+        .collect();
+    let background: Vec<String> =
+        tokens["background"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    drop(tokens);
+
+    let start = Instant::now();
+    let log = PostgresLog::connect(&url, 4).await.unwrap();
+    let tw = deployment(&url)
+        .cache_capacity(capacity)
+        .actor(Actor::Operator(format!("instance-{index}")))
+        .audit_storage(Arc::new(log), FailureMode::FailClosed)
+        .verify_audit(VerifyAuditMode::Summarized { interval: Duration::from_secs(1) })
+        .open()
+        .await
+        .unwrap();
+    println!("FANOUT ready {:.1}", start.elapsed().as_secs_f64() * 1e3);
+
+    // The verification loop: every not-yet-denied storm token, then a slice of the background.
+    let stop = Arc::new(AtomicBool::new(false));
+    let denied: Arc<Vec<AtomicU64>> = Arc::new((0..storm.len()).map(|_| AtomicU64::new(0)).collect());
+    let denied_count = Arc::new(AtomicUsize::new(0));
+    let count = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let samples: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let looper = {
+        let (stop, denied, denied_count, count, failures, samples) = (
+            stop.clone(),
+            denied.clone(),
+            denied_count.clone(),
+            count.clone(),
+            failures.clone(),
+            samples.clone(),
+        );
+        let verifier = tw.verifier();
+        let storm: Vec<String> = storm.iter().map(|(_, t)| t.clone()).collect();
+        std::thread::spawn(move || {
+            let request = Request::parse(SCOPE).unwrap();
+            let mut next_sample = Instant::now();
+            let mut b = 0;
+            // Bounded: at most ten minutes.
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let mut n = 0u64;
+                for (i, t) in storm.iter().enumerate() {
+                    if denied[i].load(Ordering::Relaxed) != 0 {
+                        continue;
+                    }
+                    n += 1;
+                    if let Some(DenyReason::Revoked { .. }) = verifier.verify(t, &request).reason() {
+                        denied[i].store(now_ns(), Ordering::Relaxed);
+                        denied_count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                for _ in 0..256 {
+                    let t = &background[b % background.len()];
+                    b += 1;
+                    n += 1;
+                    if !verifier.verify(t, &request).is_allowed() {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let total = count.fetch_add(n, Ordering::Relaxed) + n;
+                if Instant::now() >= next_sample {
+                    samples.lock().unwrap().push((now_ns(), total));
+                    next_sample += Duration::from_millis(50);
+                }
+                std::thread::yield_now();
+            }
+        })
+    };
+
+    let mut revocations: Vec<(usize, u64, u64)> = Vec::new();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["revoke", rate, from, to] => {
+                let (rate, from, to): (f64, usize, usize) =
+                    (rate.parse().unwrap(), from.parse().unwrap(), to.parse().unwrap());
+                let begin = Instant::now();
+                for (k, i) in (from..to).enumerate() {
+                    let at = begin + Duration::from_secs_f64(k as f64 / rate);
+                    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                    let started = now_ns();
+                    tw.revoke(storm[i].0).await.unwrap();
+                    revocations.push((i, started, now_ns()));
+                }
+                println!("FANOUT revoked");
+            }
+            ["count"] => println!("FANOUT count {}", denied_count.load(Ordering::Relaxed)),
+            ["stop"] => break,
+            _ => panic!("unknown command {line}"),
+        }
+        std::io::stdout().flush().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    looper.join().unwrap();
+    tw.shutdown().await.unwrap();
+    let result = json!({
+        "index": index,
+        "denied_ns": denied.iter().map(|d| d.load(Ordering::Relaxed)).collect::<Vec<_>>(),
+        "samples": *samples.lock().unwrap(),
+        "failures": failures.load(Ordering::Relaxed),
+        "revocations": revocations,
+    });
+    println!("FANOUT result {result}");
+}
+
+struct Instance {
+    child: Child,
+    stdin: ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Instance {
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next `FANOUT <word> …` line's rest, within `limit`.
+    fn expect(&self, word: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            let line =
+                self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no `{word}` from an instance"));
+            // Anywhere in the line: a test harness may have begun it with the test's name.
+            let tag = format!("FANOUT {word}");
+            if let Some(at) = line.find(&tag) {
+                return line[at + tag.len()..].trim().to_owned();
+            }
+        }
+    }
+}
+
+/// A rate (per second) between two times from cumulative samples.
+fn rate(samples: &[(u64, u64)], from_ns: u64, to_ns: u64) -> f64 {
+    let inside: Vec<&(u64, u64)> = samples.iter().filter(|(t, _)| *t >= from_ns && *t <= to_ns).collect();
+    match (inside.first(), inside.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => (b.1 - a.1) as f64 / ((b.0 - a.0) as f64 / 1e9),
+        _ => f64::NAN,
+    }
+}
+
+/// Runs the harness. `spawn` makes the command that starts one instance process (this binary,
+/// re-executed; a test binary adds the arguments that select its instance test).
+pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
+    let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
+    // The load is one commit per token; no need to wait for each to reach the disk.
+    let loader_url =
+        format!("{} options='-c search_path={} -c synchronous_commit=off'", schema.server(), schema.name());
+    let load_start = Instant::now();
+    let loader = deployment(&loader_url).cache_capacity(config.tokens + 16).open().await.unwrap();
+    let keep = 2 * config.revocations + config.background;
+    let tasks = 8;
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let tokens = Arc::clone(loader.tokens());
+        let n = config.tokens;
+        handles.push(tokio::spawn(async move {
+            let principal = Principal::parse(&format!("svc-{task}"), ["caller"]).unwrap();
+            let mut kept = Vec::new();
+            for i in (task..n).step_by(tasks) {
+                let req = IssueRequest::parse(&format!("p{i}"), SCOPE, TimeDelta::hours(30)).unwrap();
+                let t = tokens.issue_at(&principal, &req, Utc::now()).await.unwrap();
+                if i < keep {
+                    kept.push((i, t.id(), t.expose_secret().to_owned()));
+                }
+            }
+            kept
+        }));
+    }
+    let mut kept = Vec::new();
+    for h in handles {
+        kept.extend(h.await.unwrap());
+    }
+    kept.sort_by_key(|(i, _, _)| *i);
+    loader.shutdown().await.unwrap();
+    drop(loader);
+    let load_secs = load_start.elapsed().as_secs_f64();
+    let storm_tokens: Vec<Value> =
+        kept[..2 * config.revocations].iter().map(|(_, id, t)| json!([id.to_string(), t])).collect();
+    let background: Vec<&str> = kept[2 * config.revocations..].iter().map(|(_, _, t)| t.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.json");
+    std::fs::write(&file, json!({"storm": storm_tokens, "background": background}).to_string()).unwrap();
+
+    let mut instances: Vec<Instance> = (0..config.instances)
+        .map(|i| {
+            let mut cmd = spawn();
+            cmd.env(ROLE_ENV, "instance")
+                .env("TOKENWARD_FANOUT_URL", format!("{} application_name=fanout-{i}", schema.url()))
+                .env("TOKENWARD_FANOUT_INDEX", i.to_string())
+                .env("TOKENWARD_FANOUT_FILE", &file)
+                .env("TOKENWARD_FANOUT_CAPACITY", (config.tokens + 16).to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            let stdin = child.stdin.take().unwrap();
+            let out = child.stdout.take().unwrap();
+            let (tx, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            Instance { child, stdin, lines }
+        })
+        .collect();
+    let open_ms: Vec<f64> =
+        instances.iter().map(|i| i.expect("ready", Duration::from_secs(300)).parse().unwrap()).collect();
+
+    let idle_from = now_ns();
+    tokio::time::sleep(config.idle).await;
+    let idle_to = now_ns();
+
+    let wait_denied = |instances: &mut Vec<Instance>, expected: usize| {
+        let deadline = Instant::now() + config.deadline;
+        for inst in instances.iter_mut() {
+            loop {
+                inst.send("count");
+                let n: usize = inst.expect("count", config.deadline).parse().unwrap();
+                if n >= expected || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+
+    // Storm A: from instance 0; instance `terminated`'s follower is cut off midway.
+    let terminated = config.instances - 1;
+    let (r, rate_total) = (config.revocations, config.rate);
+    let a_from = now_ns();
+    instances[0].send(&format!("revoke {rate_total} 0 {r}"));
+    tokio::time::sleep(Duration::from_secs_f64(r as f64 / rate_total / 2.0)).await;
+    let (client, conn) = tokio_postgres::connect(schema.server(), tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(conn);
+    let killed = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            &[&format!("fanout-{terminated}")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "one follower connection terminated");
+    instances[0].expect("revoked", config.deadline);
+    let a_to = now_ns();
+    wait_denied(&mut instances, r);
+
+    // Storm B: all instances at once, the same total rate.
+    let b_from = now_ns();
+    let share = r.div_ceil(config.instances);
+    for (k, inst) in instances.iter_mut().enumerate() {
+        let (from, to) = (r + k * share, (r + (k + 1) * share).min(2 * r));
+        inst.send(&format!("revoke {} {from} {to}", rate_total / config.instances as f64));
+    }
+    for inst in &instances {
+        inst.expect("revoked", config.deadline);
+    }
+    let b_to = now_ns();
+    wait_denied(&mut instances, 2 * r);
+
+    let mut results = Vec::new();
+    for inst in instances.iter_mut() {
+        inst.send("stop");
+        let v: Value = serde_json::from_str(&inst.expect("result", Duration::from_secs(60))).unwrap();
+        results.push(v);
+    }
+    for inst in instances.iter_mut() {
+        let _ = inst.child.wait();
+    }
+
+    let samples: Vec<Vec<(u64, u64)>> = results
+        .iter()
+        .map(|v| {
+            v["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap()))
+                .collect()
+        })
+        .collect();
+    let denied: Vec<Vec<u64>> = results
+        .iter()
+        .map(|v| v["denied_ns"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect())
+        .collect();
+    let mut started = vec![(0u64, 0u64); 2 * r];
+    for v in &results {
+        for rv in v["revocations"].as_array().unwrap() {
+            started[rv[0].as_u64().unwrap() as usize] = (rv[1].as_u64().unwrap(), rv[2].as_u64().unwrap());
+        }
+    }
+    let storm = |name: &'static str, range: std::ops::Range<usize>, from: u64, to: u64| {
+        let mut latencies = Vec::new();
+        let mut ack = Vec::new();
+        let mut missed = 0;
+        for i in range {
+            let (start, acked) = started[i];
+            ack.push((acked.saturating_sub(start)) as f64 / 1e6);
+            let times: Vec<u64> = denied.iter().map(|d| d[i]).collect();
+            if times.iter().all(|t| *t != 0) {
+                let last = times.iter().copied().max().unwrap_or(0);
+                latencies.push(last.saturating_sub(start) as f64 / 1e6);
+            } else {
+                missed += 1;
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        ack.sort_by(f64::total_cmp);
+        Storm {
+            name,
+            latencies_ms: latencies,
+            ack_ms: ack,
+            missed,
+            storm_rate: samples.iter().map(|s| rate(s, from, to)).collect(),
+        }
+    };
+    let a = storm("one revoker", 0..r, a_from, a_to);
+    let b = storm("all revoking at once", r..2 * r, b_from, b_to);
+    let terminated_missed_none = (0..2 * r).all(|i| denied[terminated][i] != 0);
+
+    // The shared chain.
+    let log = PostgresLog::connect(schema.url(), 2).await.unwrap();
+    let mut verifier = ChainVerifier::new(ChainHead::EMPTY);
+    let mut from = 0;
+    let mut ok = true;
+    let mut revokers = std::collections::BTreeSet::new();
+    loop {
+        let page = log.read(from, 10_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            if verifier.push(e).is_err() {
+                ok = false;
+            }
+            if e.event.action == tokenward::audit::Action::Revoke
+                && let Actor::Operator(who) = &e.event.actor
+            {
+                revokers.insert(who.clone());
+            }
+        }
+        from = page.last().unwrap().seq + 1;
+    }
+    driver.abort();
+    Outcome {
+        load_secs,
+        open_ms,
+        idle_rate: samples.iter().map(|s| rate(s, idle_from, idle_to)).collect(),
+        storms: vec![a, b],
+        terminated,
+        terminated_missed_none,
+        background_failures: results.iter().map(|v| v["failures"].as_u64().unwrap()).sum(),
+        audit_entries: verifier.head().len,
+        audit_chain_verified: ok,
+        audit_revokers: revokers.len(),
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() {
+    if is_instance() {
+        return instance_main().await;
+    }
+    let mut config = Config::default();
+    if let Some(n) = arg("--tokens") {
+        config.tokens = n.parse().expect("--tokens N");
+    }
+    if let Some(n) = arg("--instances") {
+        config.instances = n.parse().expect("--instances N");
+    }
+    if let Some(n) = arg("--revocations") {
+        config.revocations = n.parse().expect("--revocations N");
+    }
+    if let Some(n) = arg("--rate") {
+        config.rate = n.parse().expect("--rate PER_SECOND");
+    }
+    let exe = std::env::current_exe().unwrap();
+    let outcome = run(&config, || Command::new(&exe)).await;
+    println!("{config:?}\n{outcome}");
+}

@@ -60,6 +60,10 @@ pub struct Config {
     pub idle: Duration,
     /// How long to wait for every instance to deny every revoked token.
     pub deadline: Duration,
+    /// A pause after each pass of an instance's verification loop: none keeps every core busy
+    /// (on a machine with fewer cores than instances the followers then wait for CPU); a few
+    /// milliseconds leaves headroom, as a deployment sized with spare CPU has.
+    pub pause: Option<Duration>,
 }
 
 impl Default for Config {
@@ -71,7 +75,8 @@ impl Default for Config {
             rate: 200.0,
             background: 1_000,
             idle: Duration::from_secs(2),
-            deadline: Duration::from_secs(60),
+            deadline: Duration::from_secs(300),
+            pause: None,
         }
     }
 }
@@ -190,6 +195,10 @@ pub async fn instance_main() {
     let index: usize = std::env::var("TOKENWARD_FANOUT_INDEX").unwrap().parse().unwrap();
     let file = std::env::var("TOKENWARD_FANOUT_FILE").unwrap();
     let capacity: usize = std::env::var("TOKENWARD_FANOUT_CAPACITY").unwrap().parse().unwrap();
+    let pause: Option<Duration> = std::env::var("TOKENWARD_FANOUT_PAUSE_US")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| Duration::from_micros(v.parse().unwrap()));
     let tokens: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let storm: Vec<(TokenId, String)> = tokens["storm"]
         .as_array()
@@ -262,7 +271,10 @@ pub async fn instance_main() {
                     samples.lock().unwrap().push((now_ns(), total));
                     next_sample += Duration::from_millis(50);
                 }
-                std::thread::yield_now();
+                match pause {
+                    Some(p) => std::thread::sleep(p),
+                    None => std::thread::yield_now(),
+                }
             }
         })
     };
@@ -344,42 +356,85 @@ fn rate(samples: &[(u64, u64)], from_ns: u64, to_ns: u64) -> f64 {
     }
 }
 
+/// Writes `n` tokens for `principal` (one purpose each, `p0`, `p1`, …) straight into the
+/// deployment's PostgreSQL table in batches of 20,000: records made by its issuer, encoded and
+/// tagged with its record key — what an issue stores, without `n` one-row transactions (one
+/// commit a batch, not waiting for the disk). Returns the texts of the tokens `keep` selects
+/// (index, id, text), or of all of them.
+pub async fn bulk_load(
+    tw: &Tokenward,
+    url: &str,
+    principal: &Principal,
+    scope: &str,
+    n: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(usize, TokenId, String)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(conn);
+    client.batch_execute("SET synchronous_commit = off").await.unwrap();
+    let key = tw.secrets().record_key().unwrap().clone();
+    let issuer = tw.tokens().issuer();
+    let insert = client
+        .prepare(
+            "INSERT INTO tokens (id, principal, purpose, parent, expires_ms, revoked_ms, body, mac)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                                  $6::bigint[], $7::bytea[], $8::bytea[])",
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let mut kept = Vec::new();
+    for start in (0..n).step_by(20_000) {
+        let (mut id, mut pr, mut pu, mut parent, mut exp, mut rev, mut body, mut mac) = (
+            vec![],
+            vec![],
+            vec![],
+            Vec::<Option<String>>::new(),
+            vec![],
+            Vec::<Option<i64>>::new(),
+            vec![],
+            vec![],
+        );
+        for i in start..(start + 20_000).min(n) {
+            let req = IssueRequest::parse(&format!("p{i}"), scope, TimeDelta::hours(30)).unwrap();
+            let (token, record) = issuer.issue_at(principal, &req, &[], now).unwrap();
+            if keep(i) {
+                kept.push((i, record.id, token.expose_secret().to_owned()));
+            }
+            id.push(record.id.to_string());
+            pr.push(record.principal.as_str().to_owned());
+            pu.push(record.purpose.as_str().to_owned());
+            parent.push(None);
+            exp.push(record.expires_at.timestamp_millis());
+            rev.push(None);
+            body.push(tokenward::store::backend::encode_token_record(&record));
+            mac.push(key.seal_token(&record).0.to_vec());
+        }
+        client.execute(&insert, &[&id, &pr, &pu, &parent, &exp, &rev, &body, &mac]).await.unwrap();
+    }
+    client.batch_execute("ANALYZE tokens").await.unwrap();
+    driver.abort();
+    kept
+}
+
 /// Runs the harness. `spawn` makes the command that starts one instance process (this binary,
 /// re-executed; a test binary adds the arguments that select its instance test).
 pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
-    // The load is one commit per token; no need to wait for each to reach the disk.
-    let loader_url =
-        format!("{} options='-c search_path={} -c synchronous_commit=off'", schema.server(), schema.name());
     let load_start = Instant::now();
-    let loader = deployment(&loader_url).cache_capacity(config.tokens + 16).open().await.unwrap();
+    let loader = deployment(schema.url())
+        .cache_capacity(16)
+        .bounded_cache(tokenward::store::BoundedCache::new(16))
+        .open()
+        .await
+        .unwrap();
     let keep = 2 * config.revocations + config.background;
-    let tasks = 8;
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let tokens = Arc::clone(loader.tokens());
-        let n = config.tokens;
-        handles.push(tokio::spawn(async move {
-            let principal = Principal::parse(&format!("svc-{task}"), ["caller"]).unwrap();
-            let mut kept = Vec::new();
-            for i in (task..n).step_by(tasks) {
-                let req = IssueRequest::parse(&format!("p{i}"), SCOPE, TimeDelta::hours(30)).unwrap();
-                let t = tokens.issue_at(&principal, &req, Utc::now()).await.unwrap();
-                if i < keep {
-                    kept.push((i, t.id(), t.expose_secret().to_owned()));
-                }
-            }
-            kept
-        }));
-    }
-    let mut kept = Vec::new();
-    for h in handles {
-        kept.extend(h.await.unwrap());
-    }
-    kept.sort_by_key(|(i, _, _)| *i);
+    let principal = Principal::parse("svc", ["caller"]).unwrap();
+    let kept = bulk_load(&loader, schema.url(), &principal, SCOPE, config.tokens, |i| i < keep).await;
     loader.shutdown().await.unwrap();
     drop(loader);
     let load_secs = load_start.elapsed().as_secs_f64();
+    eprintln!("loaded {} tokens in {load_secs:.1} s; starting {} instances", config.tokens, config.instances);
     let storm_tokens: Vec<Value> =
         kept[..2 * config.revocations].iter().map(|(_, id, t)| json!([id.to_string(), t])).collect();
     let background: Vec<&str> = kept[2 * config.revocations..].iter().map(|(_, _, t)| t.as_str()).collect();
@@ -395,6 +450,10 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
                 .env("TOKENWARD_FANOUT_INDEX", i.to_string())
                 .env("TOKENWARD_FANOUT_FILE", &file)
                 .env("TOKENWARD_FANOUT_CAPACITY", (config.tokens + 16).to_string())
+                .env(
+                    "TOKENWARD_FANOUT_PAUSE_US",
+                    config.pause.map(|p| p.as_micros().to_string()).unwrap_or_default(),
+                )
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped());
             let mut child = cmd.spawn().unwrap();
@@ -583,6 +642,9 @@ async fn main() {
     }
     if let Some(n) = arg("--revocations") {
         config.revocations = n.parse().expect("--revocations N");
+    }
+    if let Some(n) = arg("--pause-ms") {
+        config.pause = Some(Duration::from_millis(n.parse().expect("--pause-ms MS")));
     }
     if let Some(n) = arg("--rate") {
         config.rate = n.parse().expect("--rate PER_SECOND");

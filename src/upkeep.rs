@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_core::chrono::{DateTime, Utc};
+use token_core::chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -203,6 +203,8 @@ pub(crate) fn start(
 fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let weak = Arc::downgrade(inner);
     tokio::spawn(async move {
+        // When the last feed was lost: revocations from then on are caught up first.
+        let mut lost_at: Option<DateTime<Utc>> = None;
         loop {
             let Some(inner) = weak.upgrade() else { return };
             match f.backend.listen_revocations().await {
@@ -210,12 +212,23 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                     // Following before the resync: a revocation announced during it is applied
                     // at once, and again to the resync's table (the cache remembers it).
                     let mut follower = inner.tokens.follow_revocations(feed);
+                    if let Some(since) = lost_at.take() {
+                        // What was missed while disconnected, in one indexed query (a minute of
+                        // slack for the revokers' clocks); the full resync below is the backstop.
+                        match inner.tokens.catch_up_revocations(since - TimeDelta::minutes(1)).await {
+                            Ok(n) => tracing::info!(applied = n, "revocations caught up after reconnecting"),
+                            Err(e) => tracing::warn!(error = %e, "catching up revocations failed"),
+                        }
+                    }
                     if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
                         tracing::warn!(error = %e, "resync after (re)connecting failed");
                     }
                     drop(inner);
                     tokio::select! {
-                        _ = &mut follower => tracing::warn!("revocation feed ended; reconnecting"),
+                        _ = &mut follower => {
+                            lost_at = Some(Utc::now());
+                            tracing::warn!("revocation feed ended; reconnecting");
+                        }
                         _ = stop.changed() => {
                             follower.abort();
                             return;
@@ -227,6 +240,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                 }
                 Err(e) => {
                     drop(inner);
+                    lost_at.get_or_insert_with(Utc::now);
                     tracing::warn!(error = %e, "cannot listen for revocations; retrying");
                 }
             }

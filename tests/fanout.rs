@@ -35,6 +35,7 @@ async fn every_instance_denies_every_revocation_and_a_cut_off_follower_misses_no
         background: 500,
         idle: Duration::from_millis(500),
         deadline: Duration::from_secs(60),
+        pause: None,
     };
     let exe = std::env::current_exe().unwrap();
     let outcome = fanout::run(&config, || {

@@ -193,6 +193,11 @@ pub enum TokenQuery {
     },
     /// Revoked tokens.
     Revoked,
+    /// Tokens revoked at or after `since` (a follower catching up after a lost connection).
+    RevokedSince {
+        /// Instant.
+        since: DateTime<Utc>,
+    },
     /// Tokens not expired at `at`, revoked or not (what a verifier cache loads, so that it can
     /// say "revoked" rather than "unknown").
     Unexpired {
@@ -221,6 +226,7 @@ impl TokenQuery {
                 r.revoked_at.is_none() && r.expires_at > *since && t.last_used.is_none_or(|u| u < *since)
             }
             TokenQuery::Revoked => r.revoked_at.is_some(),
+            TokenQuery::RevokedSince { since } => r.revoked_at.is_some_and(|at| at >= *since),
             TokenQuery::Unexpired { at } => r.expires_at > *at,
         }
     }

@@ -142,6 +142,7 @@ fn select_where(base: &str, query: &TokenQuery) -> (String, Vec<SqlArg>) {
             vec![SqlArg::Int(ms(*since))],
         ),
         TokenQuery::Revoked => ("revoked_ms IS NOT NULL", vec![]),
+        TokenQuery::RevokedSince { since } => ("revoked_ms >= $1", vec![SqlArg::Int(ms(*since))]),
         // A full load (what a verifier cache reads): most rows answer, so a sequential scan beats
         // the expiry index (`+` keeps both SQLite and PostgreSQL from using it).
         TokenQuery::Unexpired { at } => ("+expires_ms > $1", vec![SqlArg::Int(ms(*at))]),

@@ -167,6 +167,14 @@ pub async fn token_queries(b: &dyn Backend) {
     );
     b.revoke_tree(short.id, t0(), &kit_key()).await.expect("revoke");
     assert_eq!(ids(b.tokens(&TokenQuery::Revoked).await.expect("q")), vec![short.id]);
+    assert_eq!(ids(b.tokens(&TokenQuery::RevokedSince { since: t0() }).await.expect("q")), vec![short.id]);
+    assert!(
+        b.tokens(&TokenQuery::RevokedSince { since: t0() + TimeDelta::milliseconds(1) })
+            .await
+            .expect("q")
+            .is_empty(),
+        "revoked before `since`"
+    );
     assert_eq!(
         ids(b.tokens(&TokenQuery::Unexpired { at: t0() }).await.expect("q")),
         both,

@@ -215,3 +215,64 @@ async fn a_fail_closed_log_that_cannot_record_is_503_not_a_denial_of_the_token()
     let _ = storage.inner().entries();
     let _ = tw.shutdown().await;
 }
+
+/// With a bounded cache, the layer reads a token it does not hold before deciding: an evicted
+/// token is allowed (after one read), a made-up one refused, a revoked one refused; and the
+/// decision is audited like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_cache_reads_what_it_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let tw = builder(dir.path())
+        .bounded_cache(tokenward::store::BoundedCache::new(2))
+        .audit_file(&audit, FailureMode::FailClosed)
+        .open()
+        .await
+        .unwrap();
+    let who = Principal::parse("billing-api", ["reader"]).unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        let req =
+            IssueRequest::parse(&format!("logs-{i}"), "s3:bucket/prod-logs/**:read", TimeDelta::minutes(10))
+                .unwrap();
+        tokens.push(tw.issue(&who, &req).await.unwrap());
+    }
+    assert!(tw.tokens().cache().len() <= 2, "the cache holds two at most");
+    let svc = service(&tw);
+    for t in &tokens {
+        let r = call(&svc, Method::GET, "/logs/a.log", &[&format!("Bearer {}", t.expose_secret())]).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.body());
+    }
+    let stats = tw.tokens().cache().stats();
+    assert!(stats.misses >= 4 && stats.lookups >= 4, "{stats:?}");
+    // Revoked while not held: read, denied as revoked.
+    let gone = &tokens[0];
+    tw.revoke(gone.id()).await.unwrap();
+    for t in &tokens[1..] {
+        let _ = call(&svc, Method::GET, "/logs/a.log", &[&format!("Bearer {}", t.expose_secret())]).await;
+    }
+    let r = call(&svc, Method::GET, "/logs/a.log", &[&format!("Bearer {}", gone.expose_secret())]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A token of another store: unknown, then remembered as unknown (no second read).
+    let other = tempfile::tempdir().unwrap();
+    let stranger_tw = builder(other.path()).open().await.unwrap();
+    let stranger = stranger_tw
+        .issue(
+            &who,
+            &IssueRequest::parse("x", "s3:bucket/prod-logs/**:read", TimeDelta::minutes(10)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let before = tw.tokens().cache().stats().lookups;
+    for _ in 0..3 {
+        let r =
+            call(&svc, Method::GET, "/logs/a.log", &[&format!("Bearer {}", stranger.expose_secret())]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(tw.tokens().cache().stats().lookups, before + 1, "one read for three presentations");
+    tw.shutdown().await.unwrap();
+    stranger_tw.shutdown().await.unwrap();
+    let entries = FileLog::open(&audit).unwrap().query(&AuditQuery::default()).await.unwrap();
+    assert!(entries.iter().any(|e| e.event.token == Some(gone.id())
+        && matches!(&e.event.action, tokenward::audit::Action::VerifyDenied(c) if c == "revoked")));
+}

@@ -3,7 +3,7 @@
 use super::{pg, pool_err};
 use crate::error::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS tokenward_schema (version INTEGER NOT NULL);
@@ -49,6 +49,9 @@ const MIGRATION_2: &str = "ALTER TABLE tokens ADD COLUMN mac BYTEA;";
 const MIGRATION_3: &str =
     "ALTER TABLE tokens ADD COLUMN body BYTEA; ALTER TABLE tokens ALTER COLUMN record DROP NOT NULL;";
 
+/// Version 4: revocations found by time (a follower catching up after a lost connection).
+const MIGRATION_4: &str = "CREATE INDEX tokens_revoked ON tokens(revoked_ms) WHERE revoked_ms IS NOT NULL;";
+
 pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg)?;
@@ -68,7 +71,7 @@ pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
             "store schema version {version} is newer than this build understands ({SCHEMA_VERSION})"
         )));
     }
-    for (to, sql) in [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)] {
+    for (to, sql) in [(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3), (4, MIGRATION_4)] {
         if version < to {
             tx.batch_execute(sql).await.map_err(pg)?;
             tx.execute("INSERT INTO tokenward_schema (version) VALUES ($1)", &[&to]).await.map_err(pg)?;

@@ -93,6 +93,8 @@ pub struct Storm {
     pub missed: usize,
     /// Each instance's verifications a second during the storm.
     pub storm_rate: Vec<f64>,
+    /// Each instance's own p99 (revocation start → denied there), in milliseconds.
+    pub instance_p99_ms: Vec<f64>,
 }
 
 /// The run's figures.
@@ -145,6 +147,8 @@ impl std::fmt::Display for Outcome {
                 .map(|(s, i)| format!("{:.0}k/s ({:.0}%)", s / 1e3, 100.0 * s / i))
                 .collect();
             writeln!(f, "  verification during the storm vs idle: {}", ratios.join(", "))?;
+            let own: Vec<String> = s.instance_p99_ms.iter().map(|p| format!("{p:.1}")).collect();
+            writeln!(f, "  each instance's own p99 (ms): {}", own.join(", "))?;
         }
         let idle: Vec<String> = self.idle_rate.iter().map(|r| format!("{:.0}k/s", r / 1e3)).collect();
         writeln!(f, "idle verification rate per instance: {}", idle.join(", "))?;
@@ -191,6 +195,9 @@ pub fn is_instance() -> bool {
 
 /// An instance: open, say ready, verify in a loop, obey the harness's commands on stdin.
 pub async fn instance_main() {
+    if std::env::var_os("TOKENWARD_FANOUT_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("info").try_init();
+    }
     let url = std::env::var("TOKENWARD_FANOUT_URL").unwrap();
     let index: usize = std::env::var("TOKENWARD_FANOUT_INDEX").unwrap().parse().unwrap();
     let file = std::env::var("TOKENWARD_FANOUT_FILE").unwrap();
@@ -560,7 +567,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
         let mut latencies = Vec::new();
         let mut ack = Vec::new();
         let mut missed = 0;
-        for i in range {
+        for i in range.clone() {
             let (start, acked) = started[i];
             ack.push((acked.saturating_sub(start)) as f64 / 1e6);
             let times: Vec<u64> = denied.iter().map(|d| d[i]).collect();
@@ -573,8 +580,21 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
         }
         latencies.sort_by(f64::total_cmp);
         ack.sort_by(f64::total_cmp);
+        let instance_p99_ms = denied
+            .iter()
+            .map(|d| {
+                let mut own: Vec<f64> = range
+                    .clone()
+                    .filter(|i| d[*i] != 0)
+                    .map(|i| d[i].saturating_sub(started[i].0) as f64 / 1e6)
+                    .collect();
+                own.sort_by(f64::total_cmp);
+                pct(&own, 0.99)
+            })
+            .collect();
         Storm {
             name,
+            instance_p99_ms,
             latencies_ms: latencies,
             ack_ms: ack,
             missed,

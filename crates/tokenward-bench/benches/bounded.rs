@@ -107,7 +107,7 @@ async fn drive(
             (verifier.clone(), tokens.clone(), pick.clone(), denied.clone());
         handles.push(tokio::spawn(async move {
             let request = Request::parse(SCOPE).unwrap();
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x1234_5678_9abc_def1);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1234_5678_9abc_def1));
             let mut misses = Vec::new();
             for _ in 0..count / tasks {
                 let token = &tokens[pick(&mut rng)];

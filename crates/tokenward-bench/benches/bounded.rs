@@ -133,6 +133,16 @@ async fn drive(
     (start.elapsed(), misses, denied.load(Ordering::Relaxed))
 }
 
+/// The bench's deployment on `url` (one key, one policy, one prefix for all of its handles).
+fn deployment(url: &str) -> tokenward::TokenwardBuilder {
+    let kek = LocalKek::from_key("bench", SecretBox::new(Box::new([5u8; 32]))).unwrap();
+    let policy = Policy::builder()
+        .role(Role::parse("caller", "zipf:api/**:call", TimeDelta::days(2)).unwrap())
+        .build()
+        .unwrap();
+    Tokenward::postgres(url).key_provider(Arc::new(kek)).policy(policy).prefix("zf")
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(run());
@@ -148,15 +158,7 @@ async fn run() {
     let s = env("TOKENWARD_BENCH_ZIPF", 1.0);
     let requests = env("TOKENWARD_BENCH_REQUESTS", 4_000_000.0) as usize;
     let schema = tokenward_test_support::FreshSchema::create("bounded").unwrap();
-    let kek = LocalKek::from_key("bench", SecretBox::new(Box::new([5u8; 32]))).unwrap();
-    let policy = Policy::builder()
-        .role(Role::parse("caller", "zipf:api/**:call", TimeDelta::days(2)).unwrap())
-        .build()
-        .unwrap();
-    let tw = Tokenward::postgres(schema.url())
-        .key_provider(Arc::new(kek))
-        .policy(policy)
-        .prefix("zf")
+    let tw = deployment(schema.url())
         .bounded_cache(BoundedCache::new(cache).max_lookups_per_sec(1_000_000))
         .open()
         .await
@@ -261,15 +263,7 @@ async fn run() {
             })
             .collect(),
     );
-    let tw2 = Tokenward::postgres(schema.url())
-        .key_provider(Arc::new(LocalKek::from_key("bench", SecretBox::new(Box::new([5u8; 32]))).unwrap()))
-        .policy(
-            Policy::builder()
-                .role(Role::parse("caller", "zipf:api/**:call", TimeDelta::days(2)).unwrap())
-                .build()
-                .unwrap(),
-        )
-        .prefix("zf")
+    let tw2 = deployment(schema.url())
         .bounded_cache(BoundedCache::new(cache))
         .open()
         .await
@@ -336,15 +330,7 @@ async fn run() {
 async fn write_rates() {
     use tokenward::audit::{Action, Actor, AuditEvent, LogStorage, PostgresLog};
     let schema = tokenward_test_support::FreshSchema::create("writes").unwrap();
-    let kek = LocalKek::from_key("bench", SecretBox::new(Box::new([5u8; 32]))).unwrap();
-    let policy = Policy::builder()
-        .role(Role::parse("caller", "zipf:api/**:call", TimeDelta::days(2)).unwrap())
-        .build()
-        .unwrap();
-    let tw = Tokenward::postgres(schema.url())
-        .key_provider(Arc::new(kek))
-        .policy(policy)
-        .prefix("zf")
+    let tw = deployment(schema.url())
         .open()
         .await
         .unwrap();

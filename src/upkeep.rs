@@ -196,32 +196,43 @@ pub(crate) fn start(
     *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tasks { stop, handles });
 }
 
-/// Applies other instances' revocations and issues as they are announced; when the feed ends (a
-/// lost connection), resyncs the cache — so nothing announced meanwhile is missed — and listens
-/// again.
+/// Applies other instances' revocations and issues as they are announced; on (re)connecting,
+/// catches up on what was announced while nobody listened — revocations stored since, and tokens
+/// the cache does not hold — so nothing is missed (a revoker's clock more than a minute behind is
+/// left to the periodic resync), and after a lost connection reconnects at once.
 #[cfg(feature = "postgres")]
 fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let weak = Arc::downgrade(inner);
     tokio::spawn(async move {
-        // When the last feed was lost: revocations from then on are caught up first.
-        let mut lost_at: Option<DateTime<Utc>> = None;
+        // Since when changes may have been missed: from before the cache was loaded at open
+        // (generous slack: the load of a large store takes a while), then from each lost feed.
+        let mut lost_at: Option<DateTime<Utc>> = Some(Utc::now() - TimeDelta::minutes(10));
         loop {
             let Some(inner) = weak.upgrade() else { return };
             match f.backend.listen_revocations().await {
                 Ok(feed) => {
-                    // Following before the resync: a revocation announced during it is applied
-                    // at once, and again to the resync's table (the cache remembers it).
+                    // Following first: a change announced from now on is applied at once.
                     let mut follower = inner.tokens.follow_revocations(feed);
-                    if let Some(since) = lost_at.take() {
-                        // What was missed while disconnected, in one indexed query (a minute of
-                        // slack for the revokers' clocks); the full resync below is the backstop.
-                        match inner.tokens.catch_up_revocations(since - TimeDelta::minutes(1)).await {
-                            Ok(n) => tracing::info!(applied = n, "revocations caught up after reconnecting"),
-                            Err(e) => tracing::warn!(error = %e, "catching up revocations failed"),
+                    // Then what was announced while nobody listened: revocations since then, in
+                    // one indexed query (a minute of slack for the revokers' clocks), and tokens
+                    // issued meanwhile, found by their ids — not a full reload (the periodic
+                    // resync stays the backstop). If either fails, a full resync.
+                    let since = lost_at.take().unwrap_or_else(Utc::now) - TimeDelta::minutes(1);
+                    let caught_up = async {
+                        let revoked = inner.tokens.catch_up_revocations(since).await?;
+                        let issued = inner.tokens.load_missing_at(inner.clock.now()).await?;
+                        Ok::<_, token_store::StoreError>((revoked, issued))
+                    };
+                    match caught_up.await {
+                        Ok((revoked, issued)) => {
+                            tracing::info!(revoked, issued, "caught up on changes after (re)connecting")
                         }
-                    }
-                    if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
-                        tracing::warn!(error = %e, "resync after (re)connecting failed");
+                        Err(e) => {
+                            tracing::warn!(error = %e, "catching up failed; resyncing");
+                            if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
+                                tracing::warn!(error = %e, "resync after (re)connecting failed");
+                            }
+                        }
                     }
                     drop(inner);
                     tokio::select! {

@@ -50,6 +50,13 @@ pub trait Backend: Send + Sync {
         Ok(found)
     }
 
+    /// The ids of the tokens answering a query (a follower that reconnects compares them with
+    /// what it holds, instead of reloading every record). The default reads the records with
+    /// [`Backend::tokens`]; a backend that can list ids alone overrides it.
+    async fn token_ids(&self, query: &TokenQuery) -> Result<Vec<TokenId>> {
+        Ok(self.tokens(query).await?.into_iter().map(|t| t.record.id).collect())
+    }
+
     /// Tokens answering a query, in no particular order.
     async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>>;
 

@@ -104,6 +104,11 @@ pub(crate) fn token_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
     select_where(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE "), query)
 }
 
+/// The `SELECT id` for a token query.
+pub(crate) fn id_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
+    select_where("SELECT id FROM tokens WHERE ", query)
+}
+
 /// The `SELECT COUNT(*)` for a token query (the index may serve it: no `+` trick here).
 pub(crate) fn count_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
     let (sql, args) = select_where("SELECT COUNT(*) FROM tokens WHERE ", query);

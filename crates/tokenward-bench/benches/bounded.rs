@@ -263,11 +263,7 @@ async fn run() {
             })
             .collect(),
     );
-    let tw2 = deployment(schema.url())
-        .bounded_cache(BoundedCache::new(cache))
-        .open()
-        .await
-        .unwrap();
+    let tw2 = deployment(schema.url()).bounded_cache(BoundedCache::new(cache)).open().await.unwrap();
     let v2 = tw2.verifier();
     // Warm its cache with the hot set.
     let _ = drive(&v2, &tokens, 32, held.len() * 2, hot_pick.clone()).await;
@@ -330,10 +326,7 @@ async fn run() {
 async fn write_rates() {
     use tokenward::audit::{Action, Actor, AuditEvent, LogStorage, PostgresLog};
     let schema = tokenward_test_support::FreshSchema::create("writes").unwrap();
-    let tw = deployment(schema.url())
-        .open()
-        .await
-        .unwrap();
+    let tw = deployment(schema.url()).open().await.unwrap();
     let (tasks, each) = (8, 500);
     let start = Instant::now();
     let mut handles = Vec::new();

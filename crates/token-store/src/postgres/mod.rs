@@ -98,6 +98,10 @@ impl Backend for PostgresBackend {
         tokens::get(&self.client().await?, id).await
     }
 
+    async fn token_ids(&self, query: &TokenQuery) -> Result<Vec<TokenId>> {
+        tokens::ids(&self.client().await?, query).await
+    }
+
     async fn tokens_by_id(&self, ids: &[TokenId]) -> Result<Vec<TokenRow>> {
         tokens::get_many(&self.client().await?, ids).await
     }

@@ -107,6 +107,18 @@ pub(super) async fn get(client: &Object, id: TokenId) -> Result<Option<TokenRow>
     r.as_ref().map(|r| row(r, &mut RecordDecoder::new())).transpose()
 }
 
+pub(super) async fn ids(client: &Object, query: &TokenQuery) -> Result<Vec<TokenId>> {
+    let (sql, args) = sql::id_query(query);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
+    let rows = client.query(&sql, &params).await.map_err(pg)?;
+    rows.iter()
+        .map(|r| {
+            let id: &str = r.try_get(0).map_err(|e| sql::corrupt("token id", None, e.to_string()))?;
+            sql::token_id(id)
+        })
+        .collect()
+}
+
 pub(super) async fn get_many(client: &Object, ids: &[TokenId]) -> Result<Vec<TokenRow>> {
     let stmt = client
         .prepare_cached(&format!("SELECT {} FROM tokens WHERE id = ANY($1)", sql::TOKEN_COLUMNS))

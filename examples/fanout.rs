@@ -3,7 +3,8 @@
 //! The harness loads a schema with `--tokens` tokens, starts `--instances` processes (this same
 //! binary, re-executed), each a full Tokenward deployment with its own verifier cache and NOTIFY
 //! follower, verifying in a loop and auditing into one PostgreSQL chain (allowed verifications
-//! summarized, denials and revocations as entries). Then two revocation storms: `--revocations`
+//! summarized, denials and revocations as entries), a prober thread checking the storms' tokens
+//! every 2 ms. Then two revocation storms: `--revocations`
 //! tokens revoked at `--rate` a second from one instance, then as many again from all of them at
 //! once (the same total rate). Midway through the first, the harness kills one follower's
 //! connection with `pg_terminate_backend`; it must reconnect, resync and miss nothing.
@@ -236,44 +237,49 @@ pub async fn instance_main() {
     let count = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let samples: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
-    let looper = {
-        let (stop, denied, denied_count, count, failures, samples) = (
-            stop.clone(),
-            denied.clone(),
-            denied_count.clone(),
-            count.clone(),
-            failures.clone(),
-            samples.clone(),
-        );
+    // The prober: every not-yet-denied storm token, then 2 ms of sleep (its resolution: a pass
+    // of ≤ 2,000 verifications plus the sleep); it timestamps the first denial it sees.
+    let prober = {
+        let (stop, denied, denied_count) = (stop.clone(), denied.clone(), denied_count.clone());
         let verifier = tw.verifier();
         let storm: Vec<String> = storm.iter().map(|(_, t)| t.clone()).collect();
         std::thread::spawn(move || {
             let request = Request::parse(SCOPE).unwrap();
-            let mut next_sample = Instant::now();
-            let mut b = 0;
             // Bounded: at most ten minutes.
             let deadline = Instant::now() + Duration::from_secs(600);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let mut n = 0u64;
                 for (i, t) in storm.iter().enumerate() {
                     if denied[i].load(Ordering::Relaxed) != 0 {
                         continue;
                     }
-                    n += 1;
                     if let Some(DenyReason::Revoked { .. }) = verifier.verify(t, &request).reason() {
                         denied[i].store(now_ns(), Ordering::Relaxed);
                         denied_count.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    // The load: the background tokens in a loop (the same work whatever the storms do), counted.
+    let looper = {
+        let (stop, count, failures, samples) =
+            (stop.clone(), count.clone(), failures.clone(), samples.clone());
+        let verifier = tw.verifier();
+        std::thread::spawn(move || {
+            let request = Request::parse(SCOPE).unwrap();
+            let mut next_sample = Instant::now();
+            let mut b = 0;
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 for _ in 0..256 {
                     let t = &background[b % background.len()];
                     b += 1;
-                    n += 1;
                     if !verifier.verify(t, &request).is_allowed() {
                         failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                let total = count.fetch_add(n, Ordering::Relaxed) + n;
+                let total = count.fetch_add(256, Ordering::Relaxed) + 256;
                 if Instant::now() >= next_sample {
                     samples.lock().unwrap().push((now_ns(), total));
                     next_sample += Duration::from_millis(50);
@@ -315,6 +321,7 @@ pub async fn instance_main() {
     }
     stop.store(true, Ordering::Relaxed);
     looper.join().unwrap();
+    prober.join().unwrap();
     tw.shutdown().await.unwrap();
     let result = json!({
         "index": index,
@@ -480,9 +487,8 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     let open_ms: Vec<f64> =
         instances.iter().map(|i| i.expect("ready", Duration::from_secs(300)).parse().unwrap()).collect();
 
-    let idle_from = now_ns();
+    // Settle (each follower's first catch-up runs just after its open), then storm.
     tokio::time::sleep(config.idle).await;
-    let idle_to = now_ns();
 
     let wait_denied = |instances: &mut Vec<Instance>, expected: usize| {
         let deadline = Instant::now() + config.deadline;
@@ -531,6 +537,10 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     }
     let b_to = now_ns();
     wait_denied(&mut instances, 2 * r);
+    // Idle, for the baseline of the verification rate: after the storms, nothing else running.
+    let idle_from = now_ns();
+    tokio::time::sleep(config.idle).await;
+    let idle_to = now_ns();
 
     let mut results = Vec::new();
     for inst in instances.iter_mut() {

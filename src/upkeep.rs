@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -206,6 +206,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
     tokio::spawn(async move {
         // Since when changes may have been missed: from before the cache was loaded at open
         // (generous slack: the load of a large store takes a while), then from each lost feed.
+        use token_core::chrono::TimeDelta;
         let mut lost_at: Option<DateTime<Utc>> = Some(Utc::now() - TimeDelta::minutes(10));
         loop {
             let Some(inner) = weak.upgrade() else { return };

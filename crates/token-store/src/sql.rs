@@ -105,6 +105,7 @@ pub(crate) fn token_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
 }
 
 /// The `SELECT id` for a token query.
+#[cfg(feature = "postgres")]
 pub(crate) fn id_query(query: &TokenQuery) -> (String, Vec<SqlArg>) {
     select_where("SELECT id FROM tokens WHERE ", query)
 }

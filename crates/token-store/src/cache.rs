@@ -239,10 +239,8 @@ impl VerifierCache {
 
     /// Bounded mode: whether `id` is remembered as unknown (a miss that needs no read).
     pub(crate) fn known_unknown(&self, id: TokenId) -> bool {
-        let Some(b) = &self.bounded else { return false };
-        let now = Instant::now();
-        let hit = lock(&b.negative).until.get(&id).is_some_and(|until| *until > now);
-        if hit {
+        let hit = self.remembers_unknown(id);
+        if let (true, Some(b)) = (hit, &self.bounded) {
             b.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
         }
         hit
@@ -313,12 +311,18 @@ impl VerifierCache {
         if views.get(record.id).is_some() {
             return;
         }
+        let view = self.view_of(record, uses, last_used);
+        self.make_room(&mut views);
+        views.insert(record.id, view);
+    }
+
+    /// A record's view, with a revocation applied lately (a record read just before it) applied.
+    fn view_of(&self, record: &TokenRecord, uses: u64, last_used: Option<DateTime<Utc>>) -> TokenView {
         let mut view = TokenView::with_usage(record, uses, last_used);
         if let Some((at, _)) = lock(&self.recent).get(&record.id) {
             view.revoke(*at);
         }
-        self.make_room(&mut views);
-        views.insert(record.id, view);
+        view
     }
 
     /// Bounded mode: evicts until there is room for one more.
@@ -334,7 +338,7 @@ impl VerifierCache {
                 b.rng.store(x, Ordering::Relaxed);
                 x
             });
-            let Some(victim) = views.sample_victim(samples.collect::<Vec<_>>()) else { return };
+            let Some(victim) = views.sample_victim(samples) else { return };
             if let Some(v) = views.get(victim) {
                 let uses = v.take_unflushed_uses();
                 if let (Some(t), true) = (v.last_used(), uses > 0) {
@@ -392,11 +396,7 @@ impl VerifierCache {
         if views.len() >= self.capacity && views.get(record.id).is_none() {
             return Err(StoreError::Invalid(format!("verifier cache is full ({} tokens)", self.capacity)));
         }
-        let mut view = TokenView::with_usage(record, uses, last_used);
-        if let Some((at, _)) = lock(&self.recent).get(&record.id) {
-            view.revoke(*at);
-        }
-        views.insert(record.id, view);
+        views.insert(record.id, self.view_of(record, uses, last_used));
         Ok(())
     }
 

@@ -347,11 +347,11 @@ impl TokenService {
             }
             Ok(Ok(row)) => row,
         };
-        match row {
-            Some(t) if self.record_key.check_token(&t).is_ok() && t.record.expires_at > Utc::now() => {
+        match row.map(|t| (self.record_key.check_token(&t).is_ok(), t)) {
+            Some((true, t)) if t.record.expires_at > Utc::now() => {
                 self.cache.insert_read(&t.record, t.uses, t.last_used);
             }
-            Some(t) if self.record_key.check_token(&t).is_err() => {
+            Some((false, _)) => {
                 tracing::error!(token = %id, "a token record fails its integrity check and was refused");
                 self.cache.note_unknown(id);
             }

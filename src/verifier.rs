@@ -17,6 +17,11 @@ type Audit = (Auditor, Option<SubjectKey>, Option<VerificationSummary>);
 /// clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct TokenVerifier {
+    /// One reference count to clone (services clone their verifier per request).
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     plain: Verifier<Arc<VerifierCache>>,
     tokens: Arc<TokenService>,
     audit: Option<Audit>,
@@ -45,19 +50,23 @@ impl TokenVerifier {
             }
             v
         });
-        Self { plain, tokens, audit, audited }
+        Self { inner: Arc::new(Inner { plain, tokens, audit, audited }) }
     }
 
     /// The same verifier reading `clock` instead of the deployment's (to show what a decision
     /// will be at another time; still audited).
     #[must_use]
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
-        Self::new(self.plain.clone().with_clock(clock), Arc::clone(&self.tokens), self.audit.clone())
+        Self::new(
+            self.inner.plain.clone().with_clock(clock),
+            Arc::clone(&self.inner.tokens),
+            self.inner.audit.clone(),
+        )
     }
 
     /// Whether decisions are recorded in the audit log.
     pub fn is_audited(&self) -> bool {
-        self.audited.is_some()
+        self.inner.audited.is_some()
     }
 
     /// Verifies `token` for `request` now (on the deployment's clock).
@@ -67,15 +76,15 @@ impl TokenVerifier {
 
     /// Verifies `token` for `request` now, recording the request's `source` (an address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
-        match &self.audited {
-            None => self.plain.verify(token, request),
+        match &self.inner.audited {
+            None => self.inner.plain.verify(token, request),
             Some(v) => v.verify_from(token, request, source),
         }
     }
 
     /// Whether the deployment's cache is bounded: then verify with [`TokenVerifier::verify_async`].
     pub fn is_bounded(&self) -> bool {
-        self.tokens.cache().bounded_config().is_some()
+        self.inner.tokens.cache().bounded_config().is_some()
     }
 
     /// Verifies `token` for `request` now, reading its record from the store first if a bounded
@@ -89,10 +98,10 @@ impl TokenVerifier {
 
     /// [`TokenVerifier::verify_async`] recording the request's `source`.
     pub async fn verify_from_async(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
-        if let Err(e) = self.tokens.fetch_missing(token).await {
+        if let Err(e) = self.inner.tokens.fetch_missing(token).await {
             tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
             let reason = token_core::DenyReason::LookupUnavailable;
-            return match &self.audited {
+            return match &self.inner.audited {
                 None => Decision::Denied(reason),
                 Some(v) => v.record_denial(token, reason, request, source),
             };
@@ -104,11 +113,11 @@ impl TokenVerifier {
     /// cache that does not hold it and does not remember it as unknown): then
     /// [`TokenVerifier::verify_async`] waits for a read; otherwise it answers at once.
     pub fn needs_fetch(&self, token: &str) -> bool {
-        self.tokens.needs_fetch(token)
+        self.inner.tokens.needs_fetch(token)
     }
 
     /// The unaudited verifier underneath (for authentication without a request, or `*_at` forms).
     pub fn unaudited(&self) -> &Verifier<Arc<VerifierCache>> {
-        &self.plain
+        &self.inner.plain
     }
 }

@@ -67,13 +67,13 @@ impl<L: TokenLookup> AuditedVerifier<L> {
 
     /// Verifies `token` for `request` now, and records it with the request's `source` (address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
-        let now = self.inner.clock().now();
-        let (decision, presented) = self.inner.verify_identified_at(token, request, now);
+        let now_ms = self.inner.clock().now_millis();
+        let (decision, presented) = self.inner.verify_identified_at_millis(token, request, now_ms);
         if let Decision::Allowed(grant) = &decision {
             let recorded = match &self.summary {
-                Some(summary) => summary.count(grant, request, source, now),
+                Some(summary) => summary.count_at_millis(grant, request, source, now_ms),
                 None => {
-                    let v = AllowedVerification::new(now, grant, request, source);
+                    let v = AllowedVerification::at_millis(now_ms, grant, request, source);
                     // Fail-open never errs (a lost event is counted).
                     self.auditor.emit_allowed(v).is_ok()
                 }
@@ -81,6 +81,7 @@ impl<L: TokenLookup> AuditedVerifier<L> {
             return if recorded { decision } else { Decision::Denied(DenyReason::AuditUnavailable) };
         }
         let Decision::Denied(reason) = &decision else { return decision };
+        let now = token_core::chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
         self.record(now, token, decision.clone(), reason, presented, request, source)
     }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, Formatted};
 
 const DOMAIN: &[u8] = b"tokenward-audit-v1\n";
 
@@ -75,11 +75,21 @@ pub(crate) fn entry_hash_with(
     event: &AuditEvent,
     scratch: &mut Vec<u8>,
 ) -> ChainHash {
+    hash_formatted(seq, prev, event, &Formatted::of(event), scratch)
+}
+
+fn hash_formatted(
+    seq: u64,
+    prev: &ChainHash,
+    event: &AuditEvent,
+    pre: &Formatted,
+    scratch: &mut Vec<u8>,
+) -> ChainHash {
     scratch.clear();
     scratch.extend_from_slice(DOMAIN);
     scratch.extend_from_slice(&seq.to_be_bytes());
     scratch.extend_from_slice(&prev.0);
-    event.canonical_into(scratch);
+    event.canonical_with(pre, scratch);
     ChainHash(Sha256::digest(&scratch[..]).into())
 }
 
@@ -98,6 +108,17 @@ pub(crate) fn write_json_line(
     hash: &ChainHash,
     event: &AuditEvent,
 ) {
+    write_json_line_with(out, seq, prev, hash, event, &Formatted::of(event));
+}
+
+fn write_json_line_with(
+    out: &mut Vec<u8>,
+    seq: u64,
+    prev: &ChainHash,
+    hash: &ChainHash,
+    event: &AuditEvent,
+    pre: &Formatted,
+) {
     out.extend_from_slice(b"{\"seq\":");
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     out.extend_from_slice(b",\"prev\":\"");
@@ -105,7 +126,7 @@ pub(crate) fn write_json_line(
     out.extend_from_slice(b"\",\"hash\":\"");
     crate::hex::encode_into(out, &hash.0);
     out.extend_from_slice(b"\",\"event\":");
-    event.json_into(out);
+    event.json_with(pre, out);
     out.extend_from_slice(b"}\n");
 }
 
@@ -139,8 +160,9 @@ impl ChainHead {
     /// `out`, without taking the event: what a log storage of your own writes. `scratch` is reused
     /// for the hashed bytes.
     pub fn append_line(&mut self, event: &AuditEvent, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> ChainHash {
-        let hash = entry_hash_with(self.len, &self.head, event, scratch);
-        write_json_line(out, self.len, &self.head, &hash, event);
+        let pre = Formatted::of(event);
+        let hash = hash_formatted(self.len, &self.head, event, &pre, scratch);
+        write_json_line_with(out, self.len, &self.head, &hash, event, &pre);
         self.len += 1;
         self.head = hash;
         hash

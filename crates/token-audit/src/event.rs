@@ -168,6 +168,12 @@ impl AuditEvent {
 
     /// Appends the canonical bytes to `out` (the allocation-free form of [`AuditEvent::canonical`]).
     pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        self.canonical_with(&Formatted::of(self), out);
+    }
+
+    /// [`AuditEvent::canonical_into`] with the time and token id already formatted (an entry
+    /// formats them once for its hash and its stored line).
+    pub(crate) fn canonical_with(&self, pre: &Formatted, out: &mut Vec<u8>) {
         fn field(out: &mut Vec<u8>, v: Option<&[u8]>) {
             match v {
                 Some(s) => {
@@ -185,8 +191,7 @@ impl AuditEvent {
         }
         let mut num = itoa::Buffer::new();
         field(out, Some(num.format(self.schema).as_bytes()));
-        let mut time = [0u8; 32];
-        field(out, Some(canonical_time::format_into(&self.time, &mut time)));
+        field(out, Some(pre.time()));
         match &self.actor {
             Actor::Principal(p) => prefixed(out, "principal:", p),
             Actor::Operator(o) => prefixed(out, "operator:", o),
@@ -195,10 +200,7 @@ impl AuditEvent {
         }
         field(out, Some(self.action.name().as_bytes()));
         field(out, self.action.detail().map(str::as_bytes));
-        match self.token {
-            Some(t) => field(out, Some(&t.to_chars())),
-            None => field(out, None),
-        }
+        field(out, pre.token.as_ref().map(|t| &t[..]));
         field(out, self.subject_hmac.as_deref().map(str::as_bytes));
         match &self.outcome {
             Outcome::Success => {
@@ -220,14 +222,13 @@ impl AuditEvent {
 
     /// Appends the event's JSON form to `out`: the same bytes as `serde_json` writes for it, without
     /// going through serde (the file sink writes one per entry).
-    pub(crate) fn json_into(&self, out: &mut Vec<u8>) {
+    pub(crate) fn json_with(&self, pre: &Formatted, out: &mut Vec<u8>) {
         use crate::json::{opt_string, string};
         let mut num = itoa::Buffer::new();
         out.extend_from_slice(b"{\"schema\":");
         out.extend_from_slice(num.format(self.schema).as_bytes());
         out.extend_from_slice(b",\"time\":\"");
-        let mut time = [0u8; 32];
-        out.extend_from_slice(canonical_time::format_into(&self.time, &mut time));
+        out.extend_from_slice(pre.time());
         out.extend_from_slice(b"\",\"actor\":{\"kind\":");
         match &self.actor {
             Actor::Principal(p) => {
@@ -249,10 +250,10 @@ impl AuditEvent {
             string(out, d);
         }
         out.extend_from_slice(b"},\"token\":");
-        match self.token {
+        match &pre.token {
             Some(t) => {
                 out.push(b'"');
-                out.extend_from_slice(&t.to_chars());
+                out.extend_from_slice(t);
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),
@@ -280,6 +281,25 @@ impl AuditEvent {
             string(out, v);
         }
         out.extend_from_slice(b"}}");
+    }
+}
+
+/// An event's time and token id in their text forms, made once for both of an entry's encodings.
+pub(crate) struct Formatted {
+    time: [u8; 32],
+    time_len: usize,
+    token: Option<[u8; token_core::limits::ID_LEN]>,
+}
+
+impl Formatted {
+    pub(crate) fn of(e: &AuditEvent) -> Self {
+        let mut time = [0u8; 32];
+        let time_len = canonical_time::format_into(&e.time, &mut time).len();
+        Self { time, time_len, token: e.token.map(TokenId::to_chars) }
+    }
+
+    fn time(&self) -> &[u8] {
+        &self.time[..self.time_len]
     }
 }
 

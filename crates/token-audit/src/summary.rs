@@ -3,8 +3,7 @@
 //!
 //! See [`VerificationSummary`] for what it promises.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
@@ -39,102 +38,159 @@ pub enum VerifyAuditMode {
     },
 }
 
-/// FxHash (rustc's), for the map's keys: a token id and a keyed hash, nothing an attacker picks.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// Folded multiply: the full 128-bit product's halves xored (foldhash's and aHash's mixer).
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
-impl Fx {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// Gathers a request's many small writes (each segment, its terminator, lengths) and feeds the
-/// SipHash state in one go: the same digest (SipHash is a streaming hash: writes concatenate),
-/// one pass instead of a dozen calls.
-struct Buffered {
-    buf: [u8; 128],
-    len: usize,
-    sip: std::collections::hash_map::DefaultHasher,
-}
-
-impl Hasher for Buffered {
-    fn write(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.sip.write(&self.buf[..self.len]);
-            self.len = 0;
-            if bytes.len() > self.buf.len() {
-                self.sip.write(bytes);
-                return;
-            }
-        }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    fn finish(&self) -> u64 {
-        let mut sip = self.sip.clone();
-        sip.write(&self.buf[..self.len]);
-        sip.finish()
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    token: TokenId,
-    /// The request's and source's keyed hash: SipHash-1-3 under a per-summary random key, a PRF,
-    /// so two different requests of one token share a slot with probability 2⁻⁶⁴, and a caller
-    /// choosing request paths cannot steer them together. No value comparison on the hot path
-    /// (it would chase the slot's pointers: a cache miss each).
+/// What a verification touches, 32 bytes, aligned so one cache line holds it whole: the token
+/// (as two words), the request's and source's keyed hash — SipHash-1-3 under a per-summary random
+/// key, a PRF, so two different requests of one token share a slot with probability 2⁻⁶⁴ and a
+/// caller choosing request paths cannot steer them together — the count and the last time.
+/// Nothing else is read on a hit: the slot's request and source text stay in [`Cold`], read only
+/// to make an entry. An empty slot has count 0.
+#[derive(Clone, Copy, Default)]
+#[repr(align(32))]
+struct Hot {
+    token: [u64; 2],
     hash: u64,
+    count: u32,
+    /// Milliseconds after the table's `base_ms`.
+    last: u32,
 }
 
-struct Slot {
+/// What only an entry needs.
+struct Cold {
+    token: TokenId,
     principal: PrincipalId,
     request: Request,
     source: Option<Box<str>>,
-    count: u64,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
+    first_ms: i64,
+    /// Counts beyond the hot slot's `u32` (it starts again at 1 each time it would overflow).
+    spilled: u64,
 }
 
-type Map = HashMap<Key, Slot, BuildHasherDefault<Fx>>;
+/// A slot taken from a shard: what one entry records.
+struct Slot {
+    count: u64,
+    last_ms: i64,
+    cold: Cold,
+}
+
+/// One shard's open-addressed table (linear probing, at most half full): one cache line read per
+/// verification, no control bytes. `cold[i]` belongs to `hot[i]`.
+struct Shard {
+    hot: Vec<Hot>,
+    cold: Vec<Option<Box<Cold>>>,
+    len: usize,
+    /// Times are kept as offsets from here (set by the first count: ±24 days of it fit).
+    base_ms: i64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl Shard {
+    fn with_capacity(entries: usize) -> Self {
+        let slots = (entries * 2).next_power_of_two().max(64);
+        Self {
+            hot: vec![Hot::default(); slots],
+            cold: (0..slots).map(|_| None).collect(),
+            len: 0,
+            base_ms: 0,
+        }
+    }
+
+    /// Counts one verification of `token` for the request and source hashed to `hash`; `make`
+    /// gives the slot's cold part when it is new.
+    #[inline]
+    fn count(&mut self, token: [u64; 2], hash: u64, ms: i64, make: impl FnOnce() -> Cold) {
+        if self.len == 0 {
+            self.base_ms = ms - (1 << 31);
+        }
+        let off = u32::try_from((ms - self.base_ms).max(0)).unwrap_or(u32::MAX);
+        let mask = self.hot.len() - 1;
+        let mut i = (fold(hash ^ token[0], token[1] | 1) as usize) & mask;
+        loop {
+            let e = &mut self.hot[i];
+            if e.count == 0 {
+                break;
+            }
+            if e.hash == hash && e.token == token {
+                if e.count == u32::MAX {
+                    if let Some(c) = &mut self.cold[i] {
+                        c.spilled += u64::from(u32::MAX);
+                    }
+                    e.count = 1;
+                } else {
+                    e.count += 1;
+                }
+                e.last = e.last.max(off);
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        if (self.len + 1) * 2 > self.hot.len() {
+            self.grow();
+            return self.count(token, hash, ms, make);
+        }
+        self.hot[i] = Hot { token, hash, count: 1, last: off };
+        self.cold[i] = Some(Box::new(make()));
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let mut bigger = Shard::with_capacity(self.hot.len());
+        bigger.base_ms = self.base_ms;
+        let mask = bigger.hot.len() - 1;
+        for (h, c) in self.hot.iter().zip(self.cold.iter_mut()) {
+            if h.count == 0 {
+                continue;
+            }
+            let mut i = (fold(h.hash ^ h.token[0], h.token[1] | 1) as usize) & mask;
+            while bigger.hot[i].count != 0 {
+                i = (i + 1) & mask;
+            }
+            bigger.hot[i] = *h;
+            bigger.cold[i] = c.take();
+            bigger.len += 1;
+        }
+        *self = bigger;
+    }
+
+    /// The shard's slots, oldest first.
+    fn into_slots(self) -> Vec<Slot> {
+        let (old, base) = (self.hot.into_iter().zip(self.cold), self.base_ms);
+        let mut slots: Vec<Slot> = old
+            .filter(|(h, _)| h.count != 0)
+            .filter_map(|(h, c)| {
+                let c = *c?;
+                Some(Slot {
+                    count: c.spilled + u64::from(h.count),
+                    last_ms: base + i64::from(h.last),
+                    cold: c,
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| s.cold.first_ms);
+        slots
+    }
+}
 
 struct Inner {
-    shards: Vec<Mutex<Map>>,
+    shards: Vec<Mutex<Shard>>,
     keyed: std::collections::hash_map::RandomState,
     auditor: Auditor,
     interval: Duration,
     /// A summary could not be recorded (fail-closed verifiers deny until one is).
     failing: AtomicBool,
     /// Summaries taken from the shards but not yet recorded (retried first).
-    unrecorded: Mutex<Vec<(TokenId, Slot)>>,
+    unrecorded: Mutex<Vec<Slot>>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -182,7 +238,7 @@ impl VerificationSummary {
     pub fn start(auditor: Auditor, interval: Duration) -> Result<Self, AuditError> {
         let interval = interval.clamp(Duration::from_millis(1), MAX_SUMMARY_INTERVAL);
         let inner = Arc::new(Inner {
-            shards: (0..SHARDS).map(|_| Mutex::new(Map::default())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             keyed: std::collections::hash_map::RandomState::new(),
             auditor,
             interval,
@@ -213,28 +269,42 @@ impl VerificationSummary {
     /// instead (the last summary could not be recorded).
     #[must_use]
     pub fn count(&self, grant: &Grant, request: &Request, source: Option<&str>, now: DateTime<Utc>) -> bool {
+        self.count_at_millis(grant, request, source, now.timestamp_millis())
+    }
+
+    /// [`VerificationSummary::count`] at `ms` milliseconds since the Unix epoch.
+    #[must_use]
+    pub(crate) fn count_at_millis(
+        &self,
+        grant: &Grant,
+        request: &Request,
+        source: Option<&str>,
+        ms: i64,
+    ) -> bool {
         let inner = &*self.inner;
         if inner.failing.load(Ordering::Relaxed) && inner.auditor.mode() == FailureMode::FailClosed {
             return false;
         }
-        let mut h = Buffered { buf: [0; 128], len: 0, sip: inner.keyed.build_hasher() };
-        request.hash(&mut h);
-        source.hash(&mut h);
-        let key = Key { token: grant.id(), hash: h.finish() };
-        let shard = (key.hash ^ (key.token.to_u128() as u64)) as usize % SHARDS;
-        let mut map = lock(&inner.shards[shard]);
-        let slot = map.entry(key).or_insert_with(|| Slot {
+        let mut h = inner.keyed.build_hasher();
+        h.write(request.as_str().as_bytes());
+        match source {
+            Some(s) => {
+                h.write_u8(1);
+                h.write(s.as_bytes());
+            }
+            None => h.write_u8(0),
+        }
+        let t = grant.id().to_u128();
+        let token = [t as u64, (t >> 64) as u64];
+        let hash = h.finish();
+        lock(&inner.shards[(hash >> 59) as usize % SHARDS]).count(token, hash, ms, || Cold {
+            token: grant.id(),
             principal: grant.principal().clone(),
             request: request.clone(),
             source: source.map(Into::into),
-            count: 0,
-            first: now,
-            last: now,
+            first_ms: ms,
+            spilled: 0,
         });
-        slot.count += 1;
-        if now > slot.last {
-            slot.last = now;
-        }
         true
     }
 
@@ -281,16 +351,21 @@ fn run(inner: &Weak<Inner>, interval: Duration) {
     }
 }
 
-fn event(token: TokenId, s: &Slot) -> AuditEvent {
-    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let mut e =
-        AuditEvent::new(s.last, Actor::Principal(s.principal.as_str().to_owned()), Action::VerifyAllowed)
-            .token(token)
-            .attr("request", s.request.to_string())
-            .attr("count", s.count.to_string())
-            .attr("first", time(s.first))
-            .attr("last", time(s.last));
-    if let Some(src) = &s.source {
+fn event(s: &Slot) -> AuditEvent {
+    let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    let time = |ms: i64| at(ms).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let c = &s.cold;
+    let mut e = AuditEvent::new(
+        at(s.last_ms),
+        Actor::Principal(c.principal.as_str().to_owned()),
+        Action::VerifyAllowed,
+    )
+    .token(c.token)
+    .attr("request", c.request.as_str())
+    .attr("count", s.count.to_string())
+    .attr("first", time(c.first_ms))
+    .attr("last", time(s.last_ms));
+    if let Some(src) = &c.source {
         e = e.source(src.to_string());
     }
     e
@@ -299,23 +374,24 @@ fn event(token: TokenId, s: &Slot) -> AuditEvent {
 fn flush(inner: &Inner) -> Result<(), AuditError> {
     let mut pending = std::mem::take(&mut *lock(&inner.unrecorded));
     for shard in &inner.shards {
-        let taken = {
-            let mut map = lock(shard);
-            let cap = map.len();
-            std::mem::replace(&mut *map, Map::with_capacity_and_hasher(cap, Default::default()))
-        };
-        pending.extend(taken.into_iter().map(|(k, s)| (k.token, s)));
+        // The fresh table is made outside the lock; verifications wait only for the swap.
+        let len = lock(shard).len;
+        if len == 0 {
+            continue;
+        }
+        let taken = std::mem::replace(&mut *lock(shard), Shard::with_capacity(len));
+        pending.extend(taken.into_slots());
     }
     let mut result = Ok(());
     let mut kept = Vec::new();
-    for (token, slot) in pending {
+    for slot in pending {
         if result.is_err() {
-            kept.push((token, slot));
+            kept.push(slot);
             continue;
         }
-        if let Err(e) = inner.auditor.emit(event(token, &slot)) {
+        if let Err(e) = inner.auditor.emit(event(&slot)) {
             result = Err(e);
-            kept.push((token, slot));
+            kept.push(slot);
         }
     }
     inner.failing.store(result.is_err(), Ordering::Relaxed);
@@ -326,4 +402,72 @@ fn flush(inner: &Inner) -> Result<(), AuditError> {
         *u = kept;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cold(ms: i64) -> Cold {
+        Cold {
+            token: TokenId::from_u128(7).unwrap_or_else(|| unreachable!()),
+            principal: PrincipalId::new("p").unwrap_or_else(|_| unreachable!()),
+            request: Request::parse("s3:b/k:read").unwrap_or_else(|_| unreachable!()),
+            source: None,
+            first_ms: ms,
+            spilled: 0,
+        }
+    }
+
+    #[test]
+    fn the_table_grows_keeps_every_count_and_keeps_times() {
+        let mut shard = Shard::default();
+        let base = 1_800_000_000_000;
+        // 10,000 slots (the table starts at 64), each counted i % 7 + 1 times.
+        for round in 0..7u64 {
+            for i in 0..10_000u64 {
+                if round <= i % 7 {
+                    let ms = base + i64::try_from(round * 10 + i % 3).unwrap_or(0);
+                    shard.count([i, i ^ 0xabc], i.wrapping_mul(0x9e37_79b9_7f4a_7c15), ms, || cold(ms));
+                }
+            }
+        }
+        assert_eq!(shard.len, 10_000);
+        assert!(shard.hot.len() >= 20_000, "at most half full");
+        let slots = shard.into_slots();
+        assert_eq!(slots.len(), 10_000);
+        let total: u64 = slots.iter().map(|s| s.count).sum();
+        assert_eq!(total, (0..10_000u64).map(|i| i % 7 + 1).sum::<u64>());
+        for s in &slots {
+            assert!(s.last_ms >= s.cold.first_ms, "last {} before first {}", s.last_ms, s.cold.first_ms);
+        }
+        assert!(slots.windows(2).all(|w| w[0].cold.first_ms <= w[1].cold.first_ms), "oldest first");
+    }
+
+    #[test]
+    fn a_count_past_u32_spills_instead_of_wrapping() {
+        let mut shard = Shard::default();
+        shard.count([1, 2], 3, 1_000, || cold(1_000));
+        let i = shard.hot.iter().position(|h| h.count != 0).unwrap_or_else(|| unreachable!());
+        shard.hot[i].count = u32::MAX - 1;
+        for _ in 0..3 {
+            shard.count([1, 2], 3, 1_001, || cold(1_001));
+        }
+        let slots = shard.into_slots();
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].count, u64::from(u32::MAX) + 2);
+        assert_eq!(slots[0].last_ms, 1_001);
+    }
+
+    #[test]
+    fn one_token_two_requests_are_two_slots_and_a_clock_going_back_keeps_the_last() {
+        let mut shard = Shard::default();
+        shard.count([1, 2], 10, 5_000, || cold(5_000));
+        shard.count([1, 2], 11, 5_000, || cold(5_000));
+        shard.count([1, 2], 10, 4_000, || cold(4_000));
+        let slots = shard.into_slots();
+        assert_eq!(slots.len(), 2);
+        assert_eq!(slots.iter().map(|s| s.count).sum::<u64>(), 3);
+        assert!(slots.iter().all(|s| s.last_ms == 5_000));
+    }
 }

@@ -33,10 +33,13 @@ enum Queued {
 }
 
 impl Queued {
-    fn into_event(self) -> AuditEvent {
-        match self {
-            Queued::Event(e) => e,
-            Queued::Allowed(v) => v.to_event(),
+    /// Puts the event at `events[n]`, refilling what is there when it can.
+    fn place(self, events: &mut Vec<AuditEvent>, n: usize) {
+        match (self, events.get_mut(n)) {
+            (Queued::Allowed(v), Some(e)) => v.fill(e),
+            (Queued::Allowed(v), None) => events.push(v.to_event()),
+            (Queued::Event(e), Some(slot)) => *slot = e,
+            (Queued::Event(e), None) => events.push(e),
         }
     }
 }
@@ -416,12 +419,18 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
             last_ticket = st.submitted - st.queue.len() as u64;
         }
         shared.room.notify_all();
-        events.extend(batch.drain(..).map(Queued::into_event));
+        // The events of earlier batches are kept and refilled (their strings reused); `n` are this
+        // batch's.
+        let n = batch.len();
+        for (i, q) in batch.drain(..).enumerate() {
+            q.place(&mut events, i);
+        }
+        let events = &events[..n];
         // Append, retrying with backoff; meanwhile the writer refuses new events.
         let mut backoff = Duration::from_millis(20);
         let mut attempts = 0u32;
         loop {
-            match rt.block_on(storage.append(&events)) {
+            match rt.block_on(storage.append(events)) {
                 Ok(head) => {
                     *shared.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
                     let mut st = shared.lock();
@@ -450,7 +459,6 @@ fn run(shared: &Shared, storage: &dyn LogStorage, rt: &tokio::runtime::Runtime) 
                 }
             }
         }
-        events.clear(); // the events are dropped here, on the thread that made them, outside the lock
         shared.lock().queue.recycle(std::mem::take(&mut batch));
         let committed = shared.committed.load(Ordering::Acquire);
         shared.progress.send_modify(|p| {

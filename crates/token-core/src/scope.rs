@@ -52,11 +52,16 @@ pub struct Scope {
 }
 
 /// A concrete operation to authorise: service, resource path, action; no wildcards.
+///
+/// Held as its text in one allocation (`service:resource/path:action`) and the two separators'
+/// positions.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Request {
-    service: Box<str>,
-    resource: Vec<Box<str>>,
-    action: Box<str>,
+    text: Box<str>,
+    /// The first `:` (the service is `text[..service_end]`).
+    service_end: u16,
+    /// Just after the last `:` (the action is `text[action_start..]`).
+    action_start: u16,
 }
 
 fn is_service_char(c: u8) -> bool {
@@ -82,17 +87,29 @@ fn split(s: &str) -> Result<[(usize, &str); 3], ScopeError> {
 }
 
 fn parse_part(
-    (offset, text): (usize, &str),
+    at: (usize, &str),
     part: &'static str,
     allowed: fn(u8) -> bool,
     first_allowed: fn(u8) -> bool,
     wildcards: bool,
 ) -> Result<Part, ScopeError> {
+    Ok(check_part(at, part, allowed, first_allowed, wildcards)?
+        .map_or(Part::Any, |l| Part::Literal(l.into())))
+}
+
+/// Checks a service or action: `None` for `*` (when wildcards are allowed), else the literal.
+fn check_part<'a>(
+    (offset, text): (usize, &'a str),
+    part: &'static str,
+    allowed: fn(u8) -> bool,
+    first_allowed: fn(u8) -> bool,
+    wildcards: bool,
+) -> Result<Option<&'a str>, ScopeError> {
     if text.is_empty() {
         return Err(ScopeError::Empty { part });
     }
     if text == "*" {
-        return if wildcards { Ok(Part::Any) } else { Err(ScopeError::WildcardInRequest) };
+        return if wildcards { Ok(None) } else { Err(ScopeError::WildcardInRequest) };
     }
     for (i, &c) in text.as_bytes().iter().enumerate() {
         if c == b'*' {
@@ -107,10 +124,34 @@ fn parse_part(
             return Err(ScopeError::BadCharacter { part, position: offset + i });
         }
     }
-    Ok(Part::Literal(text.into()))
+    Ok(Some(text))
 }
 
-fn parse_resource((offset, text): (usize, &str), wildcards: bool) -> Result<Vec<Segment>, ScopeError> {
+/// A checked resource path segment, borrowed.
+enum SegmentRef<'a> {
+    Literal(&'a str),
+    One,
+    Rest,
+}
+
+fn parse_resource(at: (usize, &str), wildcards: bool) -> Result<Vec<Segment>, ScopeError> {
+    let mut out = Vec::with_capacity(at.1.split('/').count().min(MAX_SEGMENTS));
+    check_resource(at, wildcards, |s| {
+        out.push(match s {
+            SegmentRef::Literal(l) => Segment::Literal(l.into()),
+            SegmentRef::One => Segment::One,
+            SegmentRef::Rest => Segment::Rest,
+        });
+    })?;
+    Ok(out)
+}
+
+/// Checks a resource path, handing each segment to `each` in order.
+fn check_resource<'a>(
+    (offset, text): (usize, &'a str),
+    wildcards: bool,
+    mut each: impl FnMut(SegmentRef<'a>),
+) -> Result<(), ScopeError> {
     if text.is_empty() {
         return Err(ScopeError::Empty { part: "resource" });
     }
@@ -118,14 +159,13 @@ fn parse_resource((offset, text): (usize, &str), wildcards: bool) -> Result<Vec<
     if count > MAX_SEGMENTS {
         return Err(ScopeError::TooDeep { max: MAX_SEGMENTS });
     }
-    let mut out = Vec::with_capacity(count);
     let mut pos = offset;
     for (index, seg) in text.split('/').enumerate() {
         let parsed = match seg {
             "" | "." | ".." => return Err(ScopeError::BadSegment { index }),
             "*" | "**" if !wildcards => return Err(ScopeError::WildcardInRequest),
-            "*" => Segment::One,
-            "**" if index + 1 == count => Segment::Rest,
+            "*" => SegmentRef::One,
+            "**" if index + 1 == count => SegmentRef::Rest,
             "**" => {
                 return Err(ScopeError::MisplacedWildcard {
                     wildcard: "**",
@@ -148,13 +188,13 @@ fn parse_resource((offset, text): (usize, &str), wildcards: bool) -> Result<Vec<
                         return Err(ScopeError::BadCharacter { part: "resource", position: pos + i });
                     }
                 }
-                Segment::Literal(seg.into())
+                SegmentRef::Literal(seg)
             }
         };
-        out.push(parsed);
+        each(parsed);
         pos += seg.len() + 1;
     }
-    Ok(out)
+    Ok(())
 }
 
 impl Scope {
@@ -178,9 +218,9 @@ impl Scope {
     #[must_use]
     #[inline]
     pub fn allows(&self, request: &Request) -> bool {
-        part_allows(&self.service, &request.service)
-            && part_allows(&self.action, &request.action)
-            && resource_allows(&self.resource, &request.resource)
+        part_allows(&self.service, request.service())
+            && part_allows(&self.action, request.action())
+            && resource_allows(&self.resource, request.resource())
     }
 
     /// Whether every request this scope allows is also allowed by `other` (attenuation).
@@ -207,7 +247,11 @@ impl Scope {
 /// call costs more than the comparison).
 #[inline]
 fn eq_short(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    eq_short_bytes(a.as_bytes(), b.as_bytes())
+}
+
+#[inline]
+fn eq_short_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -227,23 +271,49 @@ fn part_subset(a: &Part, b: &Part) -> bool {
     }
 }
 
+/// The segments of a request's resource path (`/`-separated, none empty).
+#[derive(Clone)]
+struct Segments<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match rest.iter().position(|&b| b == b'/') {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
 #[inline]
-fn resource_allows(pattern: &[Segment], path: &[Box<str>]) -> bool {
-    for (i, seg) in pattern.iter().enumerate() {
+fn resource_allows(pattern: &[Segment], path: &str) -> bool {
+    let mut path = Segments { rest: Some(path.as_bytes()) };
+    for seg in pattern {
         match seg {
-            Segment::Rest => return path.len() > i,
+            Segment::Rest => return path.next().is_some(),
             Segment::One => {
-                if i >= path.len() {
+                if path.next().is_none() {
                     return false;
                 }
             }
-            Segment::Literal(l) => match path.get(i) {
-                Some(p) if eq_short(p, l) => {}
+            Segment::Literal(l) => match path.next() {
+                Some(p) if eq_short_bytes(p, l.as_bytes()) => {}
                 _ => return false,
             },
         }
     }
-    path.len() == pattern.len()
+    path.next().is_none()
 }
 
 fn segment_subset(a: &Segment, b: &Segment) -> bool {
@@ -326,35 +396,145 @@ impl From<Scope> for String {
 impl Request {
     /// Parses a concrete `service:resource:action`; wildcards are refused.
     pub fn parse(s: &str) -> Result<Self, ScopeError> {
-        let [svc, res, act] = split(s)?;
-        let service = match parse_part(
-            svc,
-            "service",
-            is_service_char,
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
-            false,
-        )? {
-            Part::Literal(l) => l,
-            Part::Any => return Err(ScopeError::WildcardInRequest),
-        };
-        let action = match parse_part(act, "action", is_action_char, is_action_char, false)? {
-            Part::Literal(l) => l,
-            Part::Any => return Err(ScopeError::WildcardInRequest),
-        };
-        let resource = parse_resource(res, false)?
-            .into_iter()
-            .map(|s| match s {
-                Segment::Literal(l) => Ok(l),
-                Segment::One | Segment::Rest => Err(ScopeError::WildcardInRequest),
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { service, resource, action })
+        let (service_end, action_start) = Self::check(s)?;
+        Ok(Self::from_checked(s.into(), service_end, action_start))
     }
+
+    /// [`Request::parse`], keeping `s`'s buffer (no copy when it has no spare capacity).
+    pub fn parse_owned(s: String) -> Result<Self, ScopeError> {
+        let (service_end, action_start) = Self::check(&s)?;
+        Ok(Self::from_checked(s.into_boxed_str(), service_end, action_start))
+    }
+
+    /// Checks `s` as a request; returns where its service ends and its action starts.
+    fn check(s: &str) -> Result<(u16, u16), ScopeError> {
+        // One pass accepts the well-formed; anything else gets the precise error below.
+        match check_fast(s.as_bytes()) {
+            Some(at) => Ok(at),
+            None => Self::check_precisely(s),
+        }
+    }
+
+    fn check_precisely(s: &str) -> Result<(u16, u16), ScopeError> {
+        let [svc, res, act] = split(s)?;
+        // Without wildcards, `check_part` never answers `None` and `check_resource` hands out literals only.
+        check_part(svc, "service", is_service_char, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), false)?;
+        check_part(act, "action", is_action_char, is_action_char, false)?;
+        check_resource(res, false, |_| {})?;
+        // MAX_SCOPE_LEN (512) bounds both.
+        let service_end =
+            u16::try_from(svc.1.len()).map_err(|_| ScopeError::TooLong { max: MAX_SCOPE_LEN })?;
+        let action_start = u16::try_from(act.0).map_err(|_| ScopeError::TooLong { max: MAX_SCOPE_LEN })?;
+        Ok((service_end, action_start))
+    }
+
+    fn from_checked(text: Box<str>, service_end: u16, action_start: u16) -> Self {
+        Self { text, service_end, action_start }
+    }
+
+    /// The request's text, `service:resource/path:action` (what `Display` writes).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The service.
+    #[must_use]
+    #[inline]
+    pub fn service(&self) -> &str {
+        self.text.get(..usize::from(self.service_end)).unwrap_or("")
+    }
+
+    /// The resource path (segments separated by `/`).
+    #[must_use]
+    #[inline]
+    pub fn resource(&self) -> &str {
+        self.text.get(usize::from(self.service_end) + 1..usize::from(self.action_start) - 1).unwrap_or("")
+    }
+
+    /// The action.
+    #[must_use]
+    #[inline]
+    pub fn action(&self) -> &str {
+        self.text.get(usize::from(self.action_start)..).unwrap_or("")
+    }
+}
+
+const SERVICE_FIRST: u8 = 1;
+const SERVICE: u8 = 2;
+const SEGMENT: u8 = 4;
+const ACTION: u8 = 8;
+
+/// Each byte's classes (the `is_*_char` rules as one table).
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut v = 0;
+        if b.is_ascii_lowercase() || b.is_ascii_digit() {
+            v |= SERVICE_FIRST;
+        }
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
+            v |= SERVICE;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'+' | b'=' | b'-') {
+            v |= SEGMENT;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            v |= ACTION;
+        }
+        t[c] = v;
+        c += 1;
+    }
+    t
+};
+
+/// Accepts exactly the well-formed requests, in one pass (`None`: not well-formed, or not sure).
+/// Property-tested against [`Request::check_precisely`].
+#[inline]
+fn check_fast(s: &[u8]) -> Option<(u16, u16)> {
+    if s.len() > MAX_SCOPE_LEN {
+        return None;
+    }
+    let class = |b: u8| CLASSES[usize::from(b)];
+    let service_end = s.iter().position(|&b| b == b':')?;
+    let action_start = s.iter().rposition(|&b| b == b':')? + 1;
+    let (service, resource, action) =
+        (&s[..service_end], s.get(service_end + 1..action_start.checked_sub(1)?)?, &s[action_start..]);
+    let (&first, rest) = service.split_first()?;
+    if class(first) & SERVICE_FIRST == 0 || rest.iter().any(|&b| class(b) & SERVICE == 0) {
+        return None;
+    }
+    if action.is_empty() || action.iter().any(|&b| class(b) & ACTION == 0) {
+        return None;
+    }
+    // Segments: none empty, none `.` or `..`, at most MAX_SEGMENTS, each of segment characters
+    // (which exclude `:`, so the resource holds no third colon).
+    let (mut segments, mut len, mut dots) = (1usize, 0usize, 0usize);
+    for &b in resource {
+        if b == b'/' {
+            if len == 0 || dots == len && len <= 2 {
+                return None;
+            }
+            segments += 1;
+            (len, dots) = (0, 0);
+        } else if class(b) & SEGMENT != 0 {
+            len += 1;
+            dots += usize::from(b == b'.');
+        } else {
+            return None;
+        }
+    }
+    if len == 0 || dots == len && len <= 2 || segments > MAX_SEGMENTS {
+        return None;
+    }
+    Some((u16::try_from(service_end).ok()?, u16::try_from(action_start).ok()?))
 }
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.service, self.resource.join("/"), self.action)
+        f.write_str(&self.text)
     }
 }
 
@@ -554,6 +734,50 @@ mod tests {
         assert!(!rest.allows(&r("s3:bucket/prod-logs:read")));
         assert!(one.is_subset(&rest));
         assert!(!rest.is_subset(&one));
+    }
+
+    #[test]
+    fn a_request_is_its_text_and_its_parts() {
+        let q = r("s3:bucket/prod-logs/app.log:read");
+        assert_eq!((q.service(), q.resource(), q.action()), ("s3", "bucket/prod-logs/app.log", "read"));
+        assert_eq!(q.as_str(), "s3:bucket/prod-logs/app.log:read");
+        assert_eq!(q.to_string(), q.as_str());
+        let owned = Request::parse_owned("s3:bucket/prod-logs/app.log:read".to_owned())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(owned, q);
+        assert_ne!(r("s3:bucket/prod-logs/app.log:write"), q);
+        assert_eq!(Request::parse_owned("s3:a/*:read".to_owned()), Err(ScopeError::WildcardInRequest));
+        let one = r("a:b:c");
+        assert_eq!((one.service(), one.resource(), one.action()), ("a", "b", "c"));
+        // A resource ending where a scope's `**` needs one more segment, and a literal prefix.
+        assert!(!s("s3:bucket/**:read").allows(&r("s3:bucket:read")));
+        assert!(!s("s3:bucket/x:read").allows(&r("s3:bucket/xy:read")));
+        assert!(!s("s3:bucket/x:read").allows(&r("s3:bucket/x/y:read")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_check_agrees_with_the_precise_one(s in "[a-z0-9*:./@+=_-]{0,40}|[a-z]{1,4}:[a-z.]{1,3}(/[a-z.]{1,3}){0,3}:[a-z.*]{1,3}") {
+            let fast = check_fast(s.as_bytes());
+            let precise = Request::check_precisely(&s).ok();
+            proptest::prop_assert_eq!(fast, precise, "{}", s);
+        }
+    }
+
+    #[test]
+    fn the_fast_check_refuses_what_the_precise_one_refuses() {
+        for bad in [
+            "", ":", "a::b", "a:b", "A:b:c", "-a:b:c", "a:b/:c", "a:/b:c", "a:./b:c", "a:b/..:c", "a:b:c:d",
+            "a:b:*", "*:b:c", "a:*:c", "a:b/*:c", "a:b c:d", "a:b:",
+        ] {
+            assert_eq!(check_fast(bad.as_bytes()), None, "{bad}");
+            assert!(Request::check_precisely(bad).is_err(), "{bad}");
+        }
+        let deep = format!("a:{}:c", vec!["x"; MAX_SEGMENTS + 1].join("/"));
+        assert_eq!(check_fast(deep.as_bytes()), None);
+        let ok = format!("a:{}:c", vec!["x"; MAX_SEGMENTS].join("/"));
+        assert!(check_fast(ok.as_bytes()).is_some());
+        assert_eq!(check_fast(b"s3:a/.../..x/.b:r"), Request::check_precisely("s3:a/.../..x/.b:r").ok());
     }
 
     #[test]

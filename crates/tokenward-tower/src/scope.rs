@@ -91,17 +91,52 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
-fn segments(path: &str) -> Option<impl Iterator<Item = &str> + Clone> {
+fn segments(path: &str) -> Option<Segments<'_>> {
     let trimmed = path.strip_prefix('/')?;
     if trimmed.ends_with('/') {
         return None;
     }
-    // `/` alone has no segments.
-    let it = trimmed.split_terminator('/');
-    if it.clone().any(|s| s.is_empty() || s == "." || s == "..") {
+    // One pass: no empty, `.` or `..` segment (`/` alone has none at all).
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &b in trimmed.as_bytes() {
+        if b == b'/' {
+            if len == 0 || (dots == len && len <= 2) {
+                return None;
+            }
+            (len, dots) = (0, 0);
+        } else {
+            len += 1;
+            dots += usize::from(b == b'.');
+        }
+    }
+    if len != 0 && dots == len && len <= 2 {
         return None;
     }
-    Some(it)
+    Some(Segments { path, at: if trimmed.is_empty() { path.len() } else { 1 } })
+}
+
+/// The segments of a checked path, as byte ranges of it.
+#[derive(Clone, Copy)]
+struct Segments<'a> {
+    path: &'a str,
+    /// Where the next segment starts (`path.len()`: none left).
+    at: usize,
+}
+
+impl Iterator for Segments<'_> {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let rest = self.path.as_bytes().get(self.at..).filter(|r| !r.is_empty())?;
+        let start = self.at;
+        let (end, next) = match rest.iter().position(|&b| b == b'/') {
+            Some(i) => (start + i, start + i + 1),
+            None => (self.path.len(), self.path.len()),
+        };
+        self.at = next;
+        Some((start, end))
+    }
 }
 
 impl RouteTable {
@@ -121,7 +156,7 @@ impl RouteTable {
     ) -> Result<Self, RouteError> {
         let err = |why: &str| RouteError { route: format!("{pattern} -> {template}"), why: why.to_owned() };
         let segs: Vec<&str> = match segments(pattern) {
-            Some(s) => s.collect(),
+            Some(s) => s.map(|(a, b)| &pattern[a..b]).collect(),
             None => return Err(err("a pattern starts with / and has no empty, . or .. segments")),
         };
         let mut pat = Vec::new();
@@ -181,39 +216,43 @@ impl RouteTable {
             // The values, as (start, end) byte ranges of `path`, in pattern order.
             let mut values: [(usize, usize); 8] = [(0, 0); 8];
             let mut n = 0;
-            let mut it = segs.clone();
+            let mut it = segs;
             for seg in &r.pattern {
                 match seg {
-                    Seg::Lit(l) => {
-                        if it.next() != Some(l.as_str()) {
-                            continue 'routes;
-                        }
-                    }
+                    Seg::Lit(l) => match it.next() {
+                        Some((a, b)) if &path[a..b] == l.as_str() => {}
+                        _ => continue 'routes,
+                    },
                     Seg::Param(_) => {
-                        let Some(s) = it.next() else { continue 'routes };
+                        let Some(range) = it.next() else { continue 'routes };
                         if n == values.len() {
                             continue 'routes;
                         }
-                        values[n] = offsets(path, s);
+                        values[n] = range;
                         n += 1;
                     }
                     Seg::Rest(_) => {
-                        let Some(first) = it.next() else { continue 'routes };
-                        let (start, _) = offsets(path, first);
-                        let end =
-                            it.by_ref().last().map_or_else(|| offsets(path, first).1, |l| offsets(path, l).1);
+                        // The rest: from this segment to the path's end (it ends in no `/`).
+                        let Some((start, _)) = it.next() else { continue 'routes };
                         if n == values.len() {
                             continue 'routes;
                         }
-                        values[n] = (start, end);
+                        values[n] = (start, path.len());
                         n += 1;
+                        it = Segments { path, at: path.len() };
                     }
                 }
             }
             if it.next().is_some() {
                 continue;
             }
-            let mut text = String::with_capacity(r.fixed_len + path.len());
+            // Sized exactly, so the request keeps this buffer as it is.
+            let len = r.fixed_len
+                + r.template
+                    .iter()
+                    .map(|p| if let Part::Var(i) = p { values[*i].1 - values[*i].0 } else { 0 })
+                    .sum::<usize>();
+            let mut text = String::with_capacity(len);
             for p in &r.template {
                 match p {
                     Part::Lit(l) => text.push_str(l),
@@ -223,16 +262,10 @@ impl RouteTable {
                     }
                 }
             }
-            return Request::parse(&text).ok();
+            return Request::parse_owned(text).ok();
         }
         None
     }
-}
-
-/// The byte range of `s`, a slice of `path`.
-fn offsets(path: &str, s: &str) -> (usize, usize) {
-    let start = s.as_ptr() as usize - path.as_ptr() as usize;
-    (start, start + s.len())
 }
 
 impl<B> RequiredScope<B> for RouteTable {
@@ -270,6 +303,18 @@ mod tests {
         assert_eq!(s(Method::GET, "/").as_deref(), Some("web:index:read"));
         for bad in ["/logs/../x", "/logs/./x", "/logs//x", "/logs/a%2Fb", "/logs/a*", "logs/a", ""] {
             assert_eq!(s(Method::GET, bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segments_split_a_path_as_str_split_does(path in "[a./]{0,12}") {
+            let expected = path.strip_prefix('/').filter(|t| !t.ends_with('/')).and_then(|t| {
+                let v: Vec<&str> = t.split_terminator('/').collect();
+                (!v.iter().any(|s| s.is_empty() || *s == "." || *s == "..")).then_some(v)
+            });
+            let got = segments(&path).map(|it| it.map(|(a, b)| &path[a..b]).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(got, expected, "{}", path);
         }
     }
 

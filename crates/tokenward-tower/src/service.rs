@@ -18,6 +18,12 @@ use crate::scope::RequiredScope;
 /// the rest are answered with a [`Rejection`]'s response.
 pub struct TokenAuth<S, M> {
     inner: S,
+    /// One reference count to clone: routers (axum's among them) clone the service for every
+    /// request, and each count touched is a cache line the worker threads pass between them.
+    shared: Arc<Shared<M>>,
+}
+
+struct Shared<M> {
     verifier: TokenVerifier,
     scopes: Arc<M>,
     config: Arc<Config>,
@@ -25,24 +31,19 @@ pub struct TokenAuth<S, M> {
 
 impl<S: Clone, M> Clone for TokenAuth<S, M> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            verifier: self.verifier.clone(),
-            scopes: Arc::clone(&self.scopes),
-            config: Arc::clone(&self.config),
-        }
+        Self { inner: self.inner.clone(), shared: Arc::clone(&self.shared) }
     }
 }
 
 impl<S, M> std::fmt::Debug for TokenAuth<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenAuth").field("verifier", &self.verifier).finish_non_exhaustive()
+        f.debug_struct("TokenAuth").field("verifier", &self.shared.verifier).finish_non_exhaustive()
     }
 }
 
 impl<S, M> TokenAuth<S, M> {
     pub(crate) fn new(inner: S, verifier: TokenVerifier, scopes: Arc<M>, config: Arc<Config>) -> Self {
-        Self { inner, verifier, scopes, config }
+        Self { inner, shared: Arc::new(Shared { verifier, scopes, config }) }
     }
 
     /// What a decision needs of `req`: the token, the scope it must allow, the source.
@@ -53,12 +54,12 @@ impl<S, M> TokenAuth<S, M> {
     where
         M: RequiredScope<B>,
     {
-        let token = bearer(req.headers(), self.config.max_header)?;
-        let Some(scope) = self.scopes.required_scope(req) else {
+        let token = bearer(req.headers(), self.shared.config.max_header)?;
+        let Some(scope) = self.shared.scopes.required_scope(req) else {
             tracing::debug!(path = req.uri().path(), "no scope maps to this request");
             return Err(Rejection::InsufficientScope(None));
         };
-        let source = self.config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
+        let source = self.shared.config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
         Ok((token, scope, source))
     }
 
@@ -70,7 +71,7 @@ impl<S, M> TokenAuth<S, M> {
         M: RequiredScope<B>,
     {
         let (token, scope, source) = self.prepare(req)?;
-        let decision = self.verifier.verify_from(token, &scope, source.as_deref());
+        let decision = self.shared.verifier.verify_from(token, &scope, source.as_deref());
         answer(decision, scope)
     }
 
@@ -81,7 +82,7 @@ impl<S, M> TokenAuth<S, M> {
         M: RequiredScope<B>,
     {
         let (token, scope, source) = self.prepare(req)?;
-        let decision = self.verifier.verify_from_async(token, &scope, source.as_deref()).await;
+        let decision = self.shared.verifier.verify_from_async(token, &scope, source.as_deref()).await;
         answer(decision, scope)
     }
 }
@@ -121,9 +122,9 @@ where
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         // A bounded cache without this token: read it, then decide (the only path that waits,
         // and the only one that allocates for it).
-        if self.verifier.is_bounded()
-            && let Ok(token) = bearer(req.headers(), self.config.max_header)
-            && self.verifier.needs_fetch(token)
+        if self.shared.verifier.is_bounded()
+            && let Ok(token) = bearer(req.headers(), self.shared.config.max_header)
+            && self.shared.verifier.needs_fetch(token)
         {
             let (token, scope, source) = match self.prepare(&req) {
                 Ok((token, scope, source)) => (token.to_owned(), scope, source),
@@ -132,7 +133,7 @@ where
             // The service polled ready is the one to call; a clone takes its place here.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
-            let verifier = self.verifier.clone();
+            let verifier = self.shared.verifier.clone();
             return ResponseFuture::fetching(Box::pin(async move {
                 let decision = verifier.verify_from_async(&token, &scope, source.as_deref()).await;
                 match answer(decision, scope) {

@@ -1,6 +1,6 @@
 //! Revocation fan-out (`examples/fanout.rs`) at test scale on a real PostgreSQL: four instance
-//! processes with their own caches and followers, two revocation storms (one revoker, then all
-//! four), one follower's connection terminated mid-storm. Every revoked token is denied by every
+//! processes with their own caches and followers, three revocation storms (one revoker, all four,
+//! then one revoker with one follower's connection terminated midway). Every revoked token is denied by every
 //! instance, no valid token is denied, and the four share one audit chain that verifies.
 //! The figures at a million tokens: `cargo run --release --features postgres --example fanout`.
 

@@ -60,6 +60,11 @@ pub struct Config {
     pub background: usize,
     /// How long the idle measurement lasts.
     pub idle: Duration,
+    /// How long to wait after the instances opened before the first storm (their first catch-up,
+    /// and PostgreSQL's autovacuum of the freshly loaded table, run then).
+    pub settle: Duration,
+    /// The instances' periodic full resync (`None`: the default, 60 s).
+    pub resync: Option<Duration>,
     /// How long to wait for every instance to deny every revoked token.
     pub deadline: Duration,
     /// A pause after each pass of an instance's verification loop: none keeps every core busy
@@ -77,6 +82,8 @@ impl Default for Config {
             rate: 200.0,
             background: 1_000,
             idle: Duration::from_secs(2),
+            settle: Duration::from_secs(2),
+            resync: None,
             deadline: Duration::from_secs(300),
             pause: None,
         }
@@ -221,7 +228,12 @@ pub async fn instance_main() {
 
     let start = Instant::now();
     let log = PostgresLog::connect(&url, 4).await.unwrap();
+    let mut upkeep = tokenward::Upkeep::default();
+    if let Some(secs) = std::env::var("TOKENWARD_FANOUT_RESYNC_SECS").ok().and_then(|v| v.parse().ok()) {
+        upkeep = upkeep.resync_every(Duration::from_secs(secs));
+    }
     let tw = deployment(&url)
+        .upkeep(upkeep)
         .cache_capacity(capacity)
         .actor(Actor::Operator(format!("instance-{index}")))
         .audit_storage(Arc::new(log), FailureMode::FailClosed)
@@ -238,10 +250,14 @@ pub async fn instance_main() {
     let count = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let samples: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
-    // The prober: every not-yet-denied storm token, then 2 ms of sleep (its resolution: a pass
-    // of ≤ 2,000 verifications plus the sleep); it timestamps the first denial it sees.
+    // The prober: every not-yet-denied token of the current storm (the harness arms its range
+    // first: probing later storms' still-valid tokens too would load the instance, and stretch
+    // the pass, most in the first storm), then 2 ms of sleep (its resolution: a pass of ≤ 1,000
+    // verifications plus the sleep); it timestamps the first denial it sees.
+    let armed = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let prober = {
         let (stop, denied, denied_count) = (stop.clone(), denied.clone(), denied_count.clone());
+        let armed = armed.clone();
         let verifier = tw.verifier();
         let storm: Vec<String> = storm.iter().map(|(_, t)| t.clone()).collect();
         std::thread::spawn(move || {
@@ -249,7 +265,8 @@ pub async fn instance_main() {
             // Bounded: at most ten minutes.
             let deadline = Instant::now() + Duration::from_secs(600);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                for (i, t) in storm.iter().enumerate() {
+                let (from, to) = (armed.0.load(Ordering::Acquire), armed.1.load(Ordering::Acquire));
+                for (i, t) in storm.iter().enumerate().take(to).skip(from) {
                     if denied[i].load(Ordering::Relaxed) != 0 {
                         continue;
                     }
@@ -313,6 +330,12 @@ pub async fn instance_main() {
                     revocations.push((i, started, now_ns()));
                 }
                 println!("FANOUT revoked");
+            }
+            ["arm", from, to] => {
+                armed.0.store(0, Ordering::Release);
+                armed.1.store(to.parse().unwrap(), Ordering::Release);
+                armed.0.store(from.parse().unwrap(), Ordering::Release);
+                println!("FANOUT armed");
             }
             ["count"] => println!("FANOUT count {}", denied_count.load(Ordering::Relaxed)),
             ["stop"] => break,
@@ -466,6 +489,10 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
                 .env("TOKENWARD_FANOUT_FILE", &file)
                 .env("TOKENWARD_FANOUT_CAPACITY", (config.tokens + 16).to_string())
                 .env(
+                    "TOKENWARD_FANOUT_RESYNC_SECS",
+                    config.resync.map(|d| d.as_secs().to_string()).unwrap_or_default(),
+                )
+                .env(
                     "TOKENWARD_FANOUT_PAUSE_US",
                     config.pause.map(|p| p.as_micros().to_string()).unwrap_or_default(),
                 )
@@ -489,7 +516,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
         instances.iter().map(|i| i.expect("ready", Duration::from_secs(300)).parse().unwrap()).collect();
 
     // Settle (each follower's first catch-up runs just after its open), then storm.
-    tokio::time::sleep(config.idle).await;
+    tokio::time::sleep(config.settle).await;
 
     let wait_denied = |instances: &mut Vec<Instance>, expected: usize| {
         let deadline = Instant::now() + config.deadline;
@@ -505,9 +532,18 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
         }
     };
 
+    // Each storm's tokens are armed (probed) on every instance just before it.
+    let arm = |instances: &mut Vec<Instance>, from: usize, to: usize| {
+        for inst in instances.iter_mut() {
+            inst.send(&format!("arm {from} {to}"));
+            inst.expect("armed", config.deadline);
+        }
+    };
+
     // Storm A: from instance 0 alone.
     let terminated = config.instances - 1;
     let (r, rate_total) = (config.revocations, config.rate);
+    arm(&mut instances, 0, r);
     let a_from = now_ns();
     instances[0].send(&format!("revoke {rate_total} 0 {r}"));
     instances[0].expect("revoked", config.deadline);
@@ -515,6 +551,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     wait_denied(&mut instances, r);
 
     // Storm B: all instances at once, the same total rate.
+    arm(&mut instances, r, 2 * r);
     let b_from = now_ns();
     let share = r.div_ceil(config.instances);
     for (k, inst) in instances.iter_mut().enumerate() {
@@ -529,6 +566,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
 
     // Storm C: from instance 0 again; instance `terminated`'s follower is cut off midway (a phase
     // of its own, so the catch-up it runs is not counted in A or B).
+    arm(&mut instances, 2 * r, 3 * r);
     let c_from = now_ns();
     instances[0].send(&format!("revoke {rate_total} {} {}", 2 * r, 3 * r));
     tokio::time::sleep(Duration::from_secs_f64(r as f64 / rate_total / 2.0)).await;
@@ -685,6 +723,12 @@ async fn main() {
     }
     if let Some(n) = arg("--pause-ms") {
         config.pause = Some(Duration::from_millis(n.parse().expect("--pause-ms MS")));
+    }
+    if let Some(n) = arg("--settle-secs") {
+        config.settle = Duration::from_secs(n.parse().expect("--settle-secs S"));
+    }
+    if let Some(n) = arg("--resync-secs") {
+        config.resync = Some(Duration::from_secs(n.parse().expect("--resync-secs S")));
     }
     if let Some(n) = arg("--rate") {
         config.rate = n.parse().expect("--rate PER_SECOND");

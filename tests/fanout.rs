@@ -34,6 +34,8 @@ async fn every_instance_denies_every_revocation_and_a_cut_off_follower_misses_no
         rate: 100.0,
         background: 500,
         idle: Duration::from_millis(500),
+        settle: Duration::from_millis(500),
+        resync: None,
         deadline: Duration::from_secs(60),
         pause: None,
     };

@@ -11,7 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use crate::chain::{ChainHash, ChainHead, Entry, entry_hash_with, write_json_line};
+use crate::chain::{ChainHash, ChainHead, Entry};
 use crate::error::AuditError;
 use crate::event::AuditEvent;
 use crate::file::parse_line;
@@ -152,19 +152,18 @@ impl PostgresLog {
         let mut scratch = Vec::with_capacity(256);
         let mut line = Vec::with_capacity(512);
         for e in &events {
-            let hash = entry_hash_with(head.len, &head.head, e, &mut scratch);
-            line.clear();
-            write_json_line(&mut line, head.len, &head.head, &hash, e);
-            line.pop(); // the newline
             seqs.push(i64::try_from(head.len).map_err(|_| corrupt(i64::MAX, "sequence overflow"))?);
             prevs.push(head.head.0.to_vec());
+            line.clear();
+            // Links the entry (hash and line from one formatting of its time and id) and advances.
+            let hash = head.append_line(e, &mut line, &mut scratch);
+            line.pop(); // the newline
             hashes.push(hash.0.to_vec());
             times.push(e.time.timestamp_millis());
             actors.push(e.actor.key());
             actions.push(e.action.name());
             tokens.push(e.token.map(|t| t.to_string()));
             lines.push(String::from_utf8_lossy(&line).into_owned());
-            head = ChainHead { len: head.len + 1, head: hash };
         }
         tx.execute(
             "INSERT INTO tokenward_audit (seq, prev, hash, time_ms, actor, action, token, line) \

@@ -45,6 +45,12 @@ fn fold(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// Where a slot's probe starts: the token and the keyed hash folded together.
+#[inline]
+fn home(token: [u64; 2], hash: u64, mask: usize) -> usize {
+    (fold(hash ^ token[0], token[1] | 1) as usize) & mask
+}
+
 /// What a verification touches, 32 bytes, aligned so one cache line holds it whole: the token
 /// (as two words), the request's and source's keyed hash — SipHash-1-3 under a per-summary random
 /// key, a PRF, so two different requests of one token share a slot with probability 2⁻⁶⁴ and a
@@ -80,7 +86,10 @@ struct Slot {
 }
 
 /// One shard's open-addressed table (linear probing, at most half full): one cache line read per
-/// verification, no control bytes. `cold[i]` belongs to `hot[i]`.
+/// verification, no control bytes. `cold[i]` belongs to `hot[i]`. Written here rather than a
+/// `HashMap` because of a measurement: with `std`'s map (its control bytes and 48-byte entries)
+/// the count took 3,648 profile samples of a paired run, with this table 2,006
+/// (docs/performance.md, issue 13's second pass).
 struct Shard {
     hot: Vec<Hot>,
     cold: Vec<Option<Box<Cold>>>,
@@ -115,7 +124,7 @@ impl Shard {
         }
         let off = u32::try_from((ms - self.base_ms).max(0)).unwrap_or(u32::MAX);
         let mask = self.hot.len() - 1;
-        let mut i = (fold(hash ^ token[0], token[1] | 1) as usize) & mask;
+        let mut i = home(token, hash, mask);
         loop {
             let e = &mut self.hot[i];
             if e.count == 0 {
@@ -152,7 +161,7 @@ impl Shard {
             if h.count == 0 {
                 continue;
             }
-            let mut i = (fold(h.hash ^ h.token[0], h.token[1] | 1) as usize) & mask;
+            let mut i = home(h.token, h.hash, mask);
             while bigger.hot[i].count != 0 {
                 i = (i + 1) & mask;
             }
@@ -166,8 +175,8 @@ impl Shard {
     /// The shard's slots, oldest first.
     fn into_slots(self) -> Vec<Slot> {
         let (old, base) = (self.hot.into_iter().zip(self.cold), self.base_ms);
+        // A slot holds a cold part exactly when it is taken (count ≥ 1).
         let mut slots: Vec<Slot> = old
-            .filter(|(h, _)| h.count != 0)
             .filter_map(|(h, c)| {
                 let c = *c?;
                 Some(Slot {

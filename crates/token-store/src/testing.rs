@@ -274,7 +274,8 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     );
 }
 
-/// Recorded uses add up; last use only moves forward.
+/// Recorded uses add up; last use only moves forward; in one batch, a token given twice counts
+/// both, others are untouched, and an unknown id is ignored.
 pub async fn record_uses(b: &dyn Backend) {
     let f = fixture();
     let r = record(&f, "p", TimeDelta::hours(1), t0(), None);
@@ -284,6 +285,24 @@ pub async fn record_uses(b: &dyn Backend) {
     b.record_uses(&[(r.id, t2, 2)]).await.expect("older uses");
     let got = b.token(r.id).await.expect("read").expect("there");
     assert_eq!((got.uses, got.last_used), (5, Some(t1)));
+
+    let other = record(&f, "q", TimeDelta::hours(1), t0(), None);
+    b.insert_token(&other, &kit_key(), &[]).await.expect("insert");
+    let untouched = record(&f, "u", TimeDelta::hours(1), t0(), None);
+    b.insert_token(&untouched, &kit_key(), &[]).await.expect("insert");
+    let unknown = record(&f, "x", TimeDelta::hours(1), t0(), None);
+    let t3 = t0() + TimeDelta::minutes(3);
+    b.record_uses(&[(r.id, t2, 1), (other.id, t1, 7), (unknown.id, t3, 9), (r.id, t3, 4)])
+        .await
+        .expect("a batch");
+    let got = b.token(r.id).await.expect("read").expect("there");
+    assert_eq!((got.uses, got.last_used), (10, Some(t3)), "a token given twice in one batch counts both");
+    let got = b.token(other.id).await.expect("read").expect("there");
+    assert_eq!((got.uses, got.last_used), (7, Some(t1)));
+    let got = b.token(untouched.id).await.expect("read").expect("there");
+    assert_eq!((got.uses, got.last_used), (0, None), "a token not in the batch is untouched");
+    assert!(b.token(unknown.id).await.expect("read").is_none(), "an unknown id is not created");
+    b.record_uses(&[]).await.expect("an empty batch");
 }
 
 fn sealed_version(name: &SecretName, version: u64, kek: &str) -> SecretVersion {

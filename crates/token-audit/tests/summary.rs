@@ -198,3 +198,50 @@ async fn a_failing_log_keeps_the_counts_and_fail_closed_denies_until_it_recovers
         .sum();
     assert_eq!(total, 5, "the four counted before the failure and the one after: none lost");
 }
+
+#[test]
+fn counts_from_many_threads_while_flushes_run_all_arrive_exactly_once() {
+    // Eight threads count at once (more threads than shards' worth of contention on two cores)
+    // while the interval (1 ms) and explicit flushes take the tables away underneath them.
+    let s = setup(64);
+    let storage = Arc::new(MemoryLog::new());
+    let writer = Arc::new(AuditWriter::start(storage.clone(), WriterConfig::default()).unwrap());
+    let auditor = Auditor::new(writer.clone(), FailureMode::FailClosed);
+    let summary = VerificationSummary::start(auditor.clone(), Duration::from_millis(1)).unwrap();
+    let verifier = AuditedVerifier::new(
+        Verifier::new(s.issuer.format().clone(), s.issuer.keys().clone(), &s.store),
+        auditor,
+    )
+    .summarized(summary.clone());
+    let reqs: Vec<Request> =
+        (0..4).map(|i| Request::parse(&format!("kv:teams/a/r{i}:read")).unwrap()).collect();
+    const THREADS: usize = 8;
+    const EACH: usize = 5_000;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (verifier, reqs, tokens) = (&verifier, &reqs, &s.tokens);
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let (tok, _) = &tokens[(i * 7 + t) % tokens.len()];
+                    assert!(verifier.verify(tok.expose_secret(), &reqs[(i + t) % reqs.len()]).is_allowed());
+                }
+            });
+        }
+        let summary = &summary;
+        scope.spawn(move || {
+            for _ in 0..50 {
+                summary.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+    });
+    summary.close().unwrap();
+    writer.flush_blocking().unwrap();
+    let entries = block_on(storage.query(&AuditQuery::new().action("verify_allowed"))).unwrap();
+    let total: u64 = entries.iter().map(|e| e.event.attrs["count"].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, (THREADS * EACH) as u64, "every allowed verification counted exactly once");
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}

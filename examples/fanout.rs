@@ -701,6 +701,64 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     }
 }
 
+/// This process's CPU time so far (user + system, from `/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `--backstop`: what the periodic backstop costs one instance holding `n` tokens in a full cache
+/// — a full resync (every record read and its tag checked) against the catch-up that runs between
+/// them (revocations since, one indexed query; ids scanned, the missing read) — three of each,
+/// wall time and this process's CPU (the database's work is in the wall time only).
+async fn backstop(n: usize) {
+    let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
+    let loader = deployment(schema.url())
+        .cache_capacity(16)
+        .bounded_cache(tokenward::store::BoundedCache::new(16))
+        .open()
+        .await
+        .unwrap();
+    let principal = Principal::parse("svc", ["caller"]).unwrap();
+    let kept = bulk_load(&loader, schema.url(), &principal, SCOPE, n, |i| i < 100).await;
+    loader.shutdown().await.unwrap();
+    let tw = deployment(schema.url()).cache_capacity(n + 16).open().await.unwrap();
+    for (_, id, _) in &kept[..10] {
+        tw.revoke(*id).await.unwrap();
+    }
+    let tokens = tw.tokens();
+    // [full resync, catch-up] × 3 runs: (wall, CPU) each.
+    let mut figures = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    for _ in 0..3 {
+        for (which, (walls, cpus)) in figures.iter_mut().enumerate() {
+            let (t, c) = (Instant::now(), cpu_secs());
+            if which == 0 {
+                tokens.resync_at(Utc::now()).await.unwrap();
+            } else {
+                tokens.catch_up_revocations(Utc::now() - TimeDelta::minutes(1)).await.unwrap();
+                tokens.load_missing_at(Utc::now()).await.unwrap();
+            }
+            walls.push(t.elapsed().as_secs_f64());
+            cpus.push(cpu_secs() - c);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [(fw, fc), (uw, uc)] = &mut figures;
+    let (full_wall, full_cpu, up_wall, up_cpu) = (median(fw), median(fc), median(uw), median(uc));
+    println!(
+        "backstop at {n} tokens (medians of 3): full resync {full_wall:.2} s wall, {full_cpu:.2} s CPU here; \
+         catch-up {up_wall:.2} s wall, {up_cpu:.2} s CPU here ({:.1}x less wall time)",
+        full_wall / up_wall.max(1e-9)
+    );
+    tw.shutdown().await.unwrap();
+}
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
@@ -732,6 +790,9 @@ async fn main() {
     }
     if let Some(n) = arg("--rate") {
         config.rate = n.parse().expect("--rate PER_SECOND");
+    }
+    if std::env::args().any(|a| a == "--backstop") {
+        return backstop(config.tokens).await;
     }
     let exe = std::env::current_exe().unwrap();
     let outcome = run(&config, || Command::new(&exe)).await;

@@ -15,8 +15,15 @@ use crate::deployment::{Inner, Tasks};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Upkeep {
-    /// Reload every valid token from the backend (the backstop for missed notices). Default 60 s.
+    /// Catch up with the backend (the backstop for missed notices): revocations stored since the
+    /// last pass (one indexed query, with a minute of slack for the revokers' clocks) and tokens
+    /// the cache does not hold (their ids scanned, the missing ones read). Default 60 s.
     pub resync_every: Duration,
+    /// Reload every valid token from the backend, checking each record's integrity tag again (a
+    /// record edited outside Tokenward is refused): the backstop for everything else. It costs
+    /// seconds of CPU per million tokens, so it runs far less often than the catch-up, and after
+    /// a catch-up that failed. Default 15 min.
+    pub full_resync_every: Duration,
     /// Persist use counters (last used, uses). Default 5 s.
     pub flush_usage_every: Duration,
     /// Drop expired tokens from the cache. Default 60 s.
@@ -30,6 +37,7 @@ impl Default for Upkeep {
     fn default() -> Self {
         Self {
             resync_every: Duration::from_secs(60),
+            full_resync_every: Duration::from_secs(15 * 60),
             flush_usage_every: Duration::from_secs(5),
             evict_every: Duration::from_secs(60),
             sweep_every: Duration::from_secs(1),
@@ -47,6 +55,13 @@ impl Upkeep {
     #[must_use]
     pub fn resync_every(mut self, d: Duration) -> Self {
         self.resync_every = d;
+        self
+    }
+
+    /// Sets [`Upkeep::full_resync_every`].
+    #[must_use]
+    pub fn full_resync_every(mut self, d: Duration) -> Self {
+        self.full_resync_every = d;
         self
     }
 
@@ -86,6 +101,25 @@ impl Follower {
 }
 
 /// Runs `work` every `every` until `stop` turns true.
+/// Where the periodic backstop stands.
+struct Backstop {
+    /// The start of the last pass that succeeded: the next catch-up reads from there.
+    caught_up_to: DateTime<Utc>,
+    /// When the next full resync is due.
+    full_at: tokio::time::Instant,
+}
+
+/// Revocations stored since `since` (less a minute of slack for the revokers' clocks: one indexed
+/// query) and the tokens a full cache does not hold (their ids scanned, the missing read): what
+/// a follower does after (re)connecting, and the periodic backstop between full resyncs. Returns
+/// how many revocations were applied and tokens loaded.
+async fn catch_up(inner: &Inner, since: DateTime<Utc>) -> Result<(usize, usize), token_store::StoreError> {
+    let since = since - token_core::chrono::TimeDelta::minutes(1);
+    let revoked = inner.tokens.catch_up_revocations(since).await?;
+    let issued = inner.tokens.load_missing_at(inner.clock.now()).await?;
+    Ok((revoked, issued))
+}
+
 fn every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut work: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
@@ -113,13 +147,41 @@ pub(crate) fn start(
     let (stop, rx) = watch::channel(false);
     let mut handles = Vec::new();
 
+    // The backstop: a catch-up every `resync_every`, a full resync every `full_resync_every`
+    // (and after a catch-up that failed), one task so the two never race over the table. The
+    // catch-up's start moves only when one succeeded (or a full resync did): nothing is skipped.
     let weak = Arc::downgrade(inner);
+    let full_every = upkeep.full_resync_every.max(upkeep.resync_every);
+    let state = Arc::new(std::sync::Mutex::new(Backstop {
+        caught_up_to: inner.clock.now(),
+        full_at: tokio::time::Instant::now() + full_every,
+    }));
     handles.push(every(upkeep.resync_every, rx.clone(), move || {
-        let inner = weak.upgrade();
+        let (inner, state) = (weak.upgrade(), Arc::clone(&state));
         async move {
             let Some(inner) = inner else { return };
-            if let Err(e) = inner.tokens.resync_at(inner.clock.now()).await {
-                tracing::warn!(error = %e, "cache resync failed; the next one retries");
+            let started = inner.clock.now();
+            let (since, full) = {
+                let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                (s.caught_up_to, tokio::time::Instant::now() >= s.full_at)
+            };
+            if !full {
+                match catch_up(&inner, since).await {
+                    Ok((revoked, issued)) => {
+                        tracing::debug!(revoked, issued, "periodic catch-up");
+                        state.lock().unwrap_or_else(|p| p.into_inner()).caught_up_to = started;
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "periodic catch-up failed; resyncing in full"),
+                }
+            }
+            match inner.tokens.resync_at(started).await {
+                Ok(_) => {
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.caught_up_to = started;
+                    s.full_at = tokio::time::Instant::now() + full_every;
+                }
+                Err(e) => tracing::warn!(error = %e, "cache resync failed; the next pass retries it"),
             }
         }
     }));
@@ -218,13 +280,8 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                     // one indexed query (a minute of slack for the revokers' clocks), and tokens
                     // issued meanwhile, found by their ids — not a full reload (the periodic
                     // resync stays the backstop). If either fails, a full resync.
-                    let since = lost_at.take().unwrap_or_else(Utc::now) - TimeDelta::minutes(1);
-                    let caught_up = async {
-                        let revoked = inner.tokens.catch_up_revocations(since).await?;
-                        let issued = inner.tokens.load_missing_at(inner.clock.now()).await?;
-                        Ok::<_, token_store::StoreError>((revoked, issued))
-                    };
-                    match caught_up.await {
+                    let since = lost_at.take().unwrap_or_else(Utc::now);
+                    match catch_up(&inner, since).await {
                         Ok((revoked, issued)) => {
                             tracing::info!(revoked, issued, "caught up on changes after (re)connecting")
                         }

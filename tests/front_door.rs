@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokenward::audit::{AuditQuery, FileLog, LogStorage};
 use tokenward::core::{DenyReason, Request, TokenId};
 
-use tokenward::EmergencyOrder;
 use tokenward::store::backend::{RecordDecoder, encode_token_record};
 use tokenward::store::{SecretName, StoreError};
+use tokenward::{EmergencyOrder, FailureMode, Tokenward, Upkeep};
 
 mod common;
 
@@ -168,4 +168,39 @@ async fn summarized_verification_audit_counts_allowed_and_shutdown_records_them(
     assert_eq!(counts, 250);
     assert_eq!(trail.iter().filter(|e| e.event.action.name() == "verify_denied").count(), 1);
     log.verify(&[]).unwrap();
+}
+
+/// The periodic backstop between full resyncs: another instance on the same store issues and
+/// revokes, nothing announces it (the embedded store has no notices), and this handle's catch-up
+/// (every 100 ms here; full resyncs an hour apart) loads the new token and denies it once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_catch_up_loads_new_tokens_and_applies_revocations_between_full_resyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let upkeep = Upkeep::new()
+        .sweep_every(Duration::from_millis(10))
+        .resync_every(Duration::from_millis(100))
+        .full_resync_every(Duration::from_secs(3600));
+    let here = builder(dir.path()).upkeep(upkeep).open().await.unwrap();
+    let there = builder(dir.path())
+        .audit_file(dir.path().join("audit-there.jsonl"), FailureMode::FailClosed)
+        .open()
+        .await
+        .unwrap();
+    let token = there.issue(&principal(), &request("elsewhere")).await.unwrap();
+    let allowed = |tw: &Tokenward| tw.verifier().verify(token.expose_secret(), &read()).is_allowed();
+    let within = async |want: bool| {
+        for _ in 0..300 {
+            if allowed(&here) == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    };
+    assert!(within(true).await, "a token issued by another instance is loaded by the catch-up");
+    there.revoke(token.id()).await.unwrap();
+    assert!(!allowed(&there));
+    assert!(within(false).await, "a revocation by another instance is applied by the catch-up");
+    here.shutdown().await.unwrap();
+    there.shutdown().await.unwrap();
 }

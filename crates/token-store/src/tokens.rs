@@ -227,18 +227,20 @@ impl TokenService {
     /// Applies every revocation stored at or after `since` to the cache (one indexed query): what
     /// a follower that lost its connection at `since` missed, in milliseconds rather than a full
     /// resync's seconds. Returns how many it applied. Allow for clock skew between instances in
-    /// `since` (revocation times are the revoker's).
+    /// `since` (revocation times are the revoker's). A revoked record whose integrity tag fails
+    /// is denied all the same (a full resync would refuse it: it can only deny), and logged.
     pub async fn catch_up_revocations(&self, since: DateTime<Utc>) -> Result<usize> {
         let rows = self.backend.tokens(&TokenQuery::RevokedSince { since }).await?;
         let mut applied = 0;
         for t in rows {
+            let Some(at) = t.record.revoked_at else { continue };
             if self.record_key.check_token(&t).is_err() {
+                tracing::error!(token = %t.record.id, "a revoked token record fails its integrity check; denied");
+                self.cache.revoke(&[t.record.id], at.min(Utc::now()));
                 continue;
             }
-            if let Some(at) = t.record.revoked_at {
-                self.cache.revoke(&[t.record.id], at);
-                applied += 1;
-            }
+            self.cache.revoke(&[t.record.id], at);
+            applied += 1;
         }
         Ok(applied)
     }

@@ -100,7 +100,6 @@ impl Follower {
     }
 }
 
-/// Runs `work` every `every` until `stop` turns true.
 /// Where the periodic backstop stands.
 struct Backstop {
     /// The start of the last pass that succeeded: the next catch-up reads from there.
@@ -120,6 +119,7 @@ async fn catch_up(inner: &Inner, since: DateTime<Utc>) -> Result<(usize, usize),
     Ok((revoked, issued))
 }
 
+/// Runs `work` every `every` until `stop` turns true.
 fn every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut work: F) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
@@ -261,7 +261,7 @@ pub(crate) fn start(
 /// Applies other instances' revocations and issues as they are announced; on (re)connecting,
 /// catches up on what was announced while nobody listened — revocations stored since, and tokens
 /// the cache does not hold — so nothing is missed (a revoker's clock more than a minute behind is
-/// left to the periodic resync), and after a lost connection reconnects at once.
+/// left to the full resync), and after a lost connection reconnects at once.
 #[cfg(feature = "postgres")]
 fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let weak = Arc::downgrade(inner);
@@ -278,7 +278,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                     let mut follower = inner.tokens.follow_revocations(feed);
                     // Then what was announced while nobody listened: revocations since then, in
                     // one indexed query (a minute of slack for the revokers' clocks), and tokens
-                    // issued meanwhile, found by their ids — not a full reload (the periodic
+                    // issued meanwhile, found by their ids — not a full reload (the full
                     // resync stays the backstop). If either fails, a full resync.
                     let since = lost_at.take().unwrap_or_else(Utc::now);
                     match catch_up(&inner, since).await {

@@ -197,6 +197,16 @@ fn deployment(url: &str) -> tokenward::TokenwardBuilder {
     Tokenward::postgres(url).key_provider(Arc::new(kek)).policy(policy()).prefix("fo")
 }
 
+/// A deployment that only writes (the bulk load): a bounded cache of 16, so its open loads nothing.
+async fn loader(url: &str) -> Tokenward {
+    deployment(url)
+        .cache_capacity(16)
+        .bounded_cache(tokenward::store::BoundedCache::new(16))
+        .open()
+        .await
+        .unwrap()
+}
+
 /// Whether this process is an instance the harness started (then call [`instance_main`]).
 pub fn is_instance() -> bool {
     std::env::var_os(ROLE_ENV).is_some()
@@ -460,12 +470,7 @@ pub async fn bulk_load(
 pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
     let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
     let load_start = Instant::now();
-    let loader = deployment(schema.url())
-        .cache_capacity(16)
-        .bounded_cache(tokenward::store::BoundedCache::new(16))
-        .open()
-        .await
-        .unwrap();
+    let loader = loader(schema.url()).await;
     let keep = 3 * config.revocations + config.background;
     let principal = Principal::parse("svc", ["caller"]).unwrap();
     let kept = bulk_load(&loader, schema.url(), &principal, SCOPE, config.tokens, |i| i < keep).await;
@@ -716,12 +721,7 @@ fn cpu_secs() -> f64 {
 /// wall time and this process's CPU (the database's work is in the wall time only).
 async fn backstop(n: usize) {
     let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
-    let loader = deployment(schema.url())
-        .cache_capacity(16)
-        .bounded_cache(tokenward::store::BoundedCache::new(16))
-        .open()
-        .await
-        .unwrap();
+    let loader = loader(schema.url()).await;
     let principal = Principal::parse("svc", ["caller"]).unwrap();
     let kept = bulk_load(&loader, schema.url(), &principal, SCOPE, n, |i| i < 100).await;
     loader.shutdown().await.unwrap();

@@ -108,17 +108,6 @@ struct Backstop {
     full_at: tokio::time::Instant,
 }
 
-/// Revocations stored since `since` (less a minute of slack for the revokers' clocks: one indexed
-/// query) and the tokens a full cache does not hold (their ids scanned, the missing read): what
-/// a follower does after (re)connecting, and the periodic backstop between full resyncs. Returns
-/// how many revocations were applied and tokens loaded.
-async fn catch_up(inner: &Inner, since: DateTime<Utc>) -> Result<(usize, usize), token_store::StoreError> {
-    let since = since - token_core::chrono::TimeDelta::minutes(1);
-    let revoked = inner.tokens.catch_up_revocations(since).await?;
-    let issued = inner.tokens.load_missing_at(inner.clock.now()).await?;
-    Ok((revoked, issued))
-}
-
 /// Runs `work` every `every` until `stop` turns true.
 fn every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut work: F) -> JoinHandle<()>
 where
@@ -166,9 +155,9 @@ pub(crate) fn start(
                 (s.caught_up_to, tokio::time::Instant::now() >= s.full_at)
             };
             if !full {
-                match catch_up(&inner, since).await {
-                    Ok((revoked, issued)) => {
-                        tracing::debug!(revoked, issued, "periodic catch-up");
+                match inner.tokens.catch_up_at(since, inner.clock.now()).await {
+                    Ok(c) => {
+                        tracing::debug!(revoked = c.revocations, issued = c.loaded, "periodic catch-up");
                         state.lock().unwrap_or_else(|p| p.into_inner()).caught_up_to = started;
                         return;
                     }
@@ -281,9 +270,13 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                     // issued meanwhile, found by their ids — not a full reload (the full
                     // resync stays the backstop). If either fails, a full resync.
                     let since = lost_at.take().unwrap_or_else(Utc::now);
-                    match catch_up(&inner, since).await {
-                        Ok((revoked, issued)) => {
-                            tracing::info!(revoked, issued, "caught up on changes after (re)connecting")
+                    match inner.tokens.catch_up_at(since, inner.clock.now()).await {
+                        Ok(c) => {
+                            tracing::info!(
+                                revoked = c.revocations,
+                                issued = c.loaded,
+                                "caught up on changes after (re)connecting"
+                            )
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "catching up failed; resyncing");

@@ -63,7 +63,7 @@ pub use postgres::{Change, PostgresBackend, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{RewrapReport, SecretStore, secret_text};
-pub use tokens::{LoadReport, TokenService};
+pub use tokens::{CatchUp, LoadReport, TokenService};
 
 /// Earlier names, kept so that code written against them still compiles.
 #[doc(hidden)]

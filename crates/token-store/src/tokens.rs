@@ -70,6 +70,16 @@ pub struct LoadReport {
     pub refused: Vec<TokenId>,
 }
 
+/// What a catch-up ([`TokenService::catch_up_at`]) applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatchUp {
+    /// Revocations applied to the cache.
+    pub revocations: usize,
+    /// Tokens loaded that the cache did not hold.
+    pub loaded: usize,
+}
+
 impl TokenService {
     /// Opens the token service on `backend`: the digest key and the record key come from `secrets`
     /// (created on first use, sealed like any secret), and the cache is loaded with every valid
@@ -228,19 +238,20 @@ impl TokenService {
     /// a follower that lost its connection at `since` missed, in milliseconds rather than a full
     /// resync's seconds. Returns how many it applied. Allow for clock skew between instances in
     /// `since` (revocation times are the revoker's). A revoked record whose integrity tag fails
-    /// is denied all the same (a full resync would refuse it: it can only deny), and logged.
+    /// is denied all the same (a full resync would refuse it: it can only deny), and logged; it
+    /// is not counted.
     pub async fn catch_up_revocations(&self, since: DateTime<Utc>) -> Result<usize> {
         let rows = self.backend.tokens(&TokenQuery::RevokedSince { since }).await?;
         let mut applied = 0;
         for t in rows {
-            let Some(at) = t.record.revoked_at else { continue };
-            if self.record_key.check_token(&t).is_err() {
+            let Some(mut at) = t.record.revoked_at else { continue };
+            if self.record_key.check_token(&t).is_ok() {
+                applied += 1;
+            } else {
                 tracing::error!(token = %t.record.id, "a revoked token record fails its integrity check; denied");
-                self.cache.revoke(&[t.record.id], at.min(Utc::now()));
-                continue;
+                at = at.min(Utc::now());
             }
             self.cache.revoke(&[t.record.id], at);
-            applied += 1;
         }
         Ok(applied)
     }
@@ -269,6 +280,17 @@ impl TokenService {
             }
         }
         Ok(loaded)
+    }
+
+    /// Catches up with changes made since `since` without a full resync: the revocations stored
+    /// since a minute before it (slack for the revokers' clocks;
+    /// [`TokenService::catch_up_revocations`]) and, for a full cache, the tokens it does not hold
+    /// ([`TokenService::load_missing_at`]). What a follower does after (re)connecting, and the
+    /// periodic backstop between full resyncs.
+    pub async fn catch_up_at(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<CatchUp> {
+        let revocations = self.catch_up_revocations(since - chrono::TimeDelta::minutes(1)).await?;
+        let loaded = self.load_missing_at(now).await?;
+        Ok(CatchUp { revocations, loaded })
     }
 
     /// Bounded mode: makes sure the cache can answer for `token` — it is held, or read now from

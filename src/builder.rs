@@ -106,6 +106,7 @@ pub struct TokenwardBuilder {
     checkpoints: Option<Checkpoints>,
     upkeep: Upkeep,
     scheduler: SchedulerConfig,
+    migrate: bool,
 }
 
 impl std::fmt::Debug for TokenwardBuilder {
@@ -138,6 +139,7 @@ impl TokenwardBuilder {
             checkpoints: None,
             upkeep: Upkeep::default(),
             scheduler: SchedulerConfig::default(),
+            migrate: false,
         }
     }
 
@@ -331,6 +333,15 @@ impl TokenwardBuilder {
         self
     }
 
+    /// Upgrades a store written by an older Tokenward while opening it: a deliberate act of the
+    /// operator (`tokenward migrate`), recorded in the audit log, never something an open does
+    /// by itself (see [`token_store::SecretStore::migrate`] for what it does and refuses). What it
+    /// did: [`Tokenward::migration`].
+    pub fn migrate(mut self) -> Self {
+        self.migrate = true;
+        self
+    }
+
     /// Opens the backend, the key, the secret store, the token service, the audit log and the
     /// rotator, attaches the audit log to each, and starts the upkeep tasks on the current tokio
     /// runtime. Fails with a typed error if any part does not open (a wrong passphrase, a log held
@@ -374,20 +385,30 @@ impl TokenwardBuilder {
                 (Some(writer), Some(auditor))
             }
         };
-        let mut secrets = match key {
-            KeySource::Passphrase(p, params) => {
-                SecretStore::open_with_passphrase(backend.clone(), &p, params).await?
-            }
-            KeySource::File(path) => {
-                SecretStore::open(backend.clone(), Arc::new(LocalKek::from_file(LOCAL_KEK_ID, &path)?))
-                    .await?
-            }
-            KeySource::Env(var) => {
-                SecretStore::open(backend.clone(), Arc::new(LocalKek::from_env(LOCAL_KEK_ID, &var)?)).await?
-            }
-            KeySource::Provider(p) => SecretStore::open(backend.clone(), p).await?,
-            KeySource::Kms(k) => SecretStore::open(backend.clone(), k.connect_from_env().await?).await?,
+        let keys: Arc<dyn KeyProvider> = match key {
+            KeySource::Passphrase(p, params) => SecretStore::passphrase_key(&backend, &p, params).await?,
+            KeySource::File(path) => Arc::new(LocalKek::from_file(LOCAL_KEK_ID, &path)?),
+            KeySource::Env(var) => Arc::new(LocalKek::from_env(LOCAL_KEK_ID, &var)?),
+            KeySource::Provider(p) => p,
+            KeySource::Kms(k) => k.connect_from_env().await?,
         };
+        let (mut secrets, migration) = if self.migrate {
+            let (secrets, done) = SecretStore::migrate(backend.clone(), keys).await?;
+            (secrets, Some(done))
+        } else {
+            (SecretStore::open(backend.clone(), keys).await?, None)
+        };
+        if let (Some(done), Some(a)) = (&migration, &auditor) {
+            let event = token_audit::AuditEvent::new(
+                self.clock.now(),
+                self.actor.clone(),
+                token_audit::Action::Store("migrate".into()),
+            )
+            .attr("records_rewritten", done.records_rewritten.to_string())
+            .attr("markers_written", done.markers_written.join(","))
+            .attr("digest_key_created", done.digest_key_created.to_string());
+            a.emit_durable(event).await?;
+        }
         if let Some(a) = &auditor {
             secrets = secrets.with_audit(a.clone());
         }
@@ -466,6 +487,7 @@ impl TokenwardBuilder {
             actor: self.actor,
             watched: Default::default(),
             tasks: Default::default(),
+            migration,
         });
         let mut checkpoints = None;
         if let (Some((every, export)), Some(w), Some((s, log))) = (periodic, &inner.writer, &inner.signer) {

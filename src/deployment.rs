@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     /// overlap ends, and finishes an emergency a crash interrupted.
     pub(crate) watched: Mutex<HashMap<String, Watched>>,
     pub(crate) tasks: Mutex<Option<Tasks>>,
+    /// What an explicit migration did when this handle opened (`TokenwardBuilder::migrate`).
+    pub(crate) migration: Option<token_store::Migration>,
 }
 
 /// A credential rotated through the handle, and its target.
@@ -422,6 +424,12 @@ impl Tokenward {
     /// The clock the deployment reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// What the explicit migration did when this handle opened (`None` without
+    /// [`crate::TokenwardBuilder::migrate`]).
+    pub fn migration(&self) -> Option<&token_store::Migration> {
+        self.inner.migration.as_ref()
     }
 
     /// Stops the upkeep (the scheduler finishes what is in flight), persists the last use

@@ -51,6 +51,8 @@ pub enum Action {
     SecretAccess(String),
     /// A leak drill ran (detail: `finished` or `failed`); its measurements are attributes.
     Drill(String),
+    /// An operator's deliberate change to the store itself (detail: `migrate`, `new-log`, …).
+    Store(String),
 }
 
 impl Action {
@@ -67,15 +69,18 @@ impl Action {
             Action::PolicyChange => "policy_change",
             Action::SecretAccess(_) => "secret_access",
             Action::Drill(_) => "drill",
+            Action::Store(_) => "store",
         }
     }
 
     /// Its detail (reason or step), if it has one.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Action::VerifyDenied(d) | Action::Rotate(d) | Action::SecretAccess(d) | Action::Drill(d) => {
-                Some(d)
-            }
+            Action::VerifyDenied(d)
+            | Action::Rotate(d)
+            | Action::SecretAccess(d)
+            | Action::Drill(d)
+            | Action::Store(d) => Some(d),
             _ => None,
         }
     }

@@ -83,14 +83,12 @@ pub trait Backend: Send + Sync {
     /// Each revoked record is stored with its new MAC under `key`, in the same step.
     async fn revoke_tree(&self, id: TokenId, at: DateTime<Utc>, key: &RecordKey) -> Result<Vec<TokenId>>;
 
-    /// Migration of records stored in an older form (JSON, or no integrity tag): rewrites each
-    /// that [`RecordKey::may_upgrade`] allows (its tag holds; or it has none and `tag_untagged`)
-    /// in the current encoding ([`encode_token_record`]) with its tag under `key`, in one durable
-    /// step; returns how many. The token service calls it when a store opens, until it has
-    /// succeeded once; `tag_untagged` only the first time a store gains its record key (a record
-    /// stripped of its tag later is refused, never re-tagged). A backend that only ever stored the
-    /// current form returns 0.
-    async fn upgrade_token_records(&self, key: &RecordKey, tag_untagged: bool) -> Result<usize>;
+    /// An explicit migration's step ([`crate::SecretStore::migrate`], never an open): rewrites
+    /// each record stored in the older JSON form whose tag holds ([`RecordKey::may_upgrade`]) in
+    /// the current encoding ([`encode_token_record`]) with its tag under `key`, in one durable
+    /// step; returns how many. Anything else (no tag, a failing tag) is left as it is, refused. A
+    /// backend that only ever stored the current form returns 0.
+    async fn upgrade_token_records(&self, key: &RecordKey) -> Result<usize>;
 
     /// Records uses in bulk: for each token, last use becomes the later of the stored and given
     /// times, and `uses` grows by the given count. Called coarsely, never per verification.

@@ -30,6 +30,16 @@ pub enum StoreError {
         /// Why (never the data).
         detail: String,
     },
+    /// An existing store lacks something every store holds from its creation (its key check, KDF
+    /// parameters, record key, digest key or an integrity marker): rows were deleted outside
+    /// Tokenward. Nothing is created, re-tagged or migrated in its place; the store does not open.
+    #[error("tampered store: {what} is missing{hint}")]
+    Missing {
+        /// What is missing.
+        what: String,
+        /// What the operator may do about it (empty, or starting with `; `).
+        hint: &'static str,
+    },
     /// The operation's audit entry could not be recorded, and auditing fails closed. For an issue,
     /// the token was withdrawn (revoked) and never returned; a revocation has happened all the same.
     #[error("audit: {0}")]

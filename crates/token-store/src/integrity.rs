@@ -15,8 +15,8 @@
 //!   ([`crate::backend::encode_token_record`]), so every field counts, revocation included; use
 //!   counters are not covered — they are advisory limits updated in bulk. (Stores written before
 //!   the binary encoding kept JSON records tagged over `"tokenward-record-v1\0token\0" ‖
-//!   JSON(record)`; such a record is still checked that way, and rewritten in the current
-//!   encoding the first time a store opens — only if its tag holds.)
+//!   JSON(record)`; such a record is refused until an explicit, audited migration rewrites it in
+//!   the current encoding — only if its tag holds. An untagged record is never accepted.)
 //! - a metadata value: `HMAC(key, "tokenward-record-v1\0meta\0" ‖ key name ‖ 0 ‖ value)`, stored as
 //!   `"twmac1" ‖ mac ‖ value`, so a value cannot be moved to another key either.
 
@@ -106,34 +106,35 @@ impl RecordKey {
     }
 
     fn token_ok(&self, stored: &TokenRow) -> bool {
-        stored.mac.is_some_and(|tag| {
-            self.token_tag(&stored.record, stored.legacy_json).verify_slice(&tag.0).is_ok()
-        })
+        stored.defect.is_none()
+            && stored.mac.is_some_and(|tag| {
+                self.token_tag(&stored.record, stored.legacy_json).verify_slice(&tag.0).is_ok()
+            })
     }
 
-    /// Whether a record read in an older form may be rewritten in the current one: its tag
-    /// holds (or it has none and `tag_untagged` — the one-time migration of a store written
-    /// before integrity tags). A record that fails is left as it is, to be refused.
-    pub fn may_upgrade(&self, stored: &TokenRow, tag_untagged: bool) -> bool {
-        if stored.mac.is_none() { tag_untagged } else { self.token_ok(stored) }
+    /// Whether a record read in the older JSON form may be rewritten in the current one by an
+    /// explicit migration: its tag (over the JSON) holds. An untagged record never may.
+    pub fn may_upgrade(&self, stored: &TokenRow) -> bool {
+        stored.legacy_json && self.token_ok(stored)
     }
 
-    /// Checks a stored token's MAC (constant time). A missing or wrong MAC is
+    /// Checks a stored token's MAC (constant time). A missing or wrong MAC, a row its backend
+    /// quarantined, or a record still in the older JSON form (until an explicit migration) is
     /// [`StoreError::Corrupted`] naming the token.
     pub fn check_token(&self, stored: &TokenRow) -> Result<()> {
-        if self.token_ok(stored) {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupted {
-                id: Some(stored.record.id.to_string()),
-                what: "token record",
-                detail: if stored.mac.is_some() {
-                    "fails its integrity check (edited outside Tokenward)".into()
-                } else {
-                    "has no integrity tag".into()
-                },
-            })
+        if !stored.legacy_json && self.token_ok(stored) {
+            return Ok(());
         }
+        let detail = if let Some(defect) = &stored.defect {
+            defect.clone()
+        } else if stored.mac.is_none() {
+            "has no integrity tag".into()
+        } else if stored.legacy_json {
+            "is in the older JSON form: refused until `tokenward migrate` rewrites it".into()
+        } else {
+            "fails its integrity check (edited outside Tokenward)".into()
+        };
+        Err(StoreError::Corrupted { id: Some(stored.record.id.to_string()), what: "token record", detail })
     }
 
     fn meta_tag(&self, key: &str, value: &[u8]) -> Hmac<Sha256> {
@@ -171,12 +172,6 @@ impl RecordKey {
             .verify_slice(tag)
             .map_err(|_| refused("fails its integrity check (edited outside Tokenward)"))?;
         Ok(value)
-    }
-
-    /// Whether `stored` is in the sealed frame at all (legacy values written before integrity tags
-    /// are not).
-    pub fn is_sealed_meta(stored: &[u8]) -> bool {
-        stored.starts_with(META_MAGIC)
     }
 }
 

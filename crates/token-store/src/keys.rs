@@ -63,7 +63,32 @@ impl KdfParams {
         Ok(Self { salt, m_cost, t_cost, p_cost })
     }
 
+    /// Bounds on stored parameters, checked before any work: a store's parameters are not
+    /// authenticated until the key they derive passes the key check, so someone who can write the
+    /// store could otherwise make every open hang (`t_cost = 2^32 - 1`) or exhaust memory.
+    pub const MAX_M_COST: u32 = 1 << 20; // 1 GiB
+    /// See [`KdfParams::MAX_M_COST`].
+    pub const MAX_T_COST: u32 = 16;
+    /// See [`KdfParams::MAX_M_COST`].
+    pub const MAX_P_COST: u32 = 16;
+
+    /// Whether the parameters are within the bounds any store may use (memory up to 1 GiB, up to
+    /// 16 passes and 16 lanes, a salt of 16 to 64 bytes); the reason if not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let bound = |name: &str, v: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{name} {v} is outside {lo}..={hi}")) }
+        };
+        bound("p_cost", self.p_cost, 1, Self::MAX_P_COST)?;
+        bound("t_cost", self.t_cost, 1, Self::MAX_T_COST)?;
+        bound("m_cost", self.m_cost, 8 * self.p_cost.max(1), Self::MAX_M_COST)?;
+        if !(16..=64).contains(&self.salt.len()) {
+            return Err(format!("a salt of {} bytes is outside 16..=64", self.salt.len()));
+        }
+        Ok(())
+    }
+
     fn derive(&self, passphrase: &SecretString) -> Result<SecretKey> {
+        self.check().map_err(|e| StoreError::Invalid(format!("Argon2id parameters: {e}")))?;
         let params = argon2::Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| StoreError::Invalid(format!("Argon2id parameters: {e}")))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

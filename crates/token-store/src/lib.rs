@@ -62,8 +62,8 @@ pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 pub use postgres::{Change, PostgresBackend, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
-pub use store::{RewrapReport, SecretStore, secret_text};
-pub use tokens::{CatchUp, LoadReport, TokenService};
+pub use store::{Migration, RewrapReport, SecretStore, secret_text};
+pub use tokens::{CatchUp, ListedToken, LoadReport, TokenService};
 
 /// Earlier names, kept so that code written against them still compiles.
 #[doc(hidden)]
@@ -76,8 +76,7 @@ pub type StoredToken = TokenRow;
 pub mod reserved {
     #[cfg(feature = "postgres")]
     pub use crate::postgres::{ISSUE_CHANNEL, REVOCATION_CHANNEL};
-    pub use crate::store::{PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
-    pub use crate::tokens::DIGEST_KEY_SECRET;
+    pub use crate::store::{DIGEST_KEY_SECRET, PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
 }
 
 // Backend authors' names (also under `backend`), and the reserved names, at the root as before

@@ -144,6 +144,9 @@ pub struct TokenRow {
     pub mac: Option<crate::integrity::RecordMac>,
     /// Read from a JSON record written before the binary encoding (its tag is over the JSON).
     pub(crate) legacy_json: bool,
+    /// Why the row cannot be trusted whatever its tag says (it does not decode, or its plain
+    /// columns contradict its record): the record is then a stand-in that grants nothing.
+    pub(crate) defect: Option<String>,
 }
 
 impl TokenRow {
@@ -154,7 +157,40 @@ impl TokenRow {
         uses: u64,
         mac: Option<crate::integrity::RecordMac>,
     ) -> Self {
-        Self { record, last_used, uses, mac, legacy_json: false }
+        Self { record, last_used, uses, mac, legacy_json: false, defect: None }
+    }
+
+    /// A row that cannot be trusted (it does not decode, or its columns contradict its record):
+    /// quarantined. It is refused by the integrity check and named by `id`; its record is a
+    /// stand-in that grants nothing (no scopes, no digest that any token matches, revoked and
+    /// expired at the epoch), so code that looks at it without checking still denies.
+    pub fn quarantined(id: token_core::TokenId, detail: impl Into<String>) -> Self {
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let record = token_core::TokenRecord {
+            id,
+            principal: PrincipalId::new("unreadable").unwrap_or_else(|_| unreachable!("a valid name")),
+            purpose: Purpose::new("unreadable").unwrap_or_else(|_| unreachable!("a valid name")),
+            scopes: token_core::ScopeSet::default(),
+            digest: token_core::TokenDigest::from_parts(u32::MAX, [0; 32]),
+            created_at: epoch,
+            not_before: epoch,
+            expires_at: epoch,
+            revoked_at: Some(epoch),
+            parent: None,
+            replaces: None,
+            limits: token_core::UseLimits::default(),
+        };
+        Self { defect: Some(detail.into()), ..Self::new(record, None, 0, None) }
+    }
+
+    /// The same row, marked untrustworthy for `detail` (a column that contradicts its record).
+    pub(crate) fn with_defect(self, detail: String) -> Self {
+        Self { defect: Some(self.defect.unwrap_or(detail)), ..self }
+    }
+
+    /// Why this row was quarantined by its backend, if it was (the integrity check refuses it).
+    pub fn defect(&self) -> Option<&str> {
+        self.defect.as_deref()
     }
 
     /// The same row, read from a JSON record written before the binary encoding.

@@ -39,11 +39,6 @@ pub(crate) fn version_u64(v: i64, what: &'static str) -> Result<u64> {
         .ok_or_else(|| corrupt(what, None, format!("version {v} is out of range")))
 }
 
-/// A stored count back: not negative.
-pub(crate) fn count_u64(v: i64, what: &'static str, id: impl std::fmt::Display) -> Result<u64> {
-    u64::try_from(v).map_err(|_| corrupt(what, Some(&id.to_string()), format!("count {v} is negative")))
-}
-
 /// A stored token id back.
 pub(crate) fn token_id(text: &str) -> Result<token_core::TokenId> {
     text.parse().map_err(|e: token_core::TokenFormatError| corrupt("token id", None, e.to_string()))
@@ -53,49 +48,104 @@ pub(crate) fn corrupt(what: &'static str, id: Option<&str>, detail: String) -> S
     StoreError::Corrupted { id: id.map(str::to_owned), what, detail }
 }
 
-/// The columns a token row is read with, in this order.
-pub(crate) const TOKEN_COLUMNS: &str = "body, record, last_used_ms, uses, mac";
+/// The columns a token row is read with, in this order: the plain columns the queries filter on,
+/// then the record, the use counters and the tag.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, principal, purpose, parent, expires_ms, revoked_ms, body, record, last_used_ms, uses, mac";
 
-/// A token row's record: its canonical encoding, or (rows written before it) its JSON.
-pub(crate) struct Body<'a> {
+/// A token row (`TOKEN_COLUMNS`) as read, before any decoding.
+pub(crate) struct RawRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) principal: &'a str,
+    pub(crate) purpose: &'a str,
+    pub(crate) parent: Option<&'a str>,
+    pub(crate) expires_ms: i64,
+    pub(crate) revoked_ms: Option<i64>,
+    /// The canonical encoding of the record.
     pub(crate) body: Option<&'a [u8]>,
+    /// The JSON of a record written before the binary encoding.
     pub(crate) record: Option<&'a str>,
+    pub(crate) last_used: Option<i64>,
+    pub(crate) uses: i64,
+    pub(crate) mac: Option<&'a [u8]>,
 }
 
-/// A token row (`TOKEN_COLUMNS`) decoded, every column range-checked into a typed error. The MAC
-/// is not checked here: the token service does that.
-pub(crate) fn stored_token(
-    decoder: &mut RecordDecoder,
-    row: Body<'_>,
-    last_used: Option<i64>,
-    uses: i64,
-    mac: Option<&[u8]>,
-) -> Result<TokenRow> {
-    let (record, legacy) = match row {
-        Body { body: Some(body), .. } => (decoder.decode(body)?, false),
-        Body { body: None, record: Some(json) } => (
-            serde_json::from_str::<TokenRecord>(json)
-                .map_err(|e| corrupt("token record", None, e.to_string()))?,
-            true,
-        ),
-        Body { body: None, record: None } => {
-            return Err(corrupt("token record", None, "the row holds no record".into()));
+/// A token row decoded. One bad row never fails a read of many: a row whose id column is not an id
+/// is an error naming it (the caller skips and logs it; no token can match it); any other defect
+/// (a record that does not decode, a column that contradicts the authenticated record — the id,
+/// principal, purpose, parent, expiry or revocation the queries and cascades use) quarantines the
+/// row ([`TokenRow::quarantined`], [`TokenRow::with_defect`]), which the integrity check refuses
+/// by id. The MAC itself is checked by the token service.
+pub(crate) fn stored_token(decoder: &mut RecordDecoder, raw: RawRow<'_>) -> Result<TokenRow> {
+    let id = token_id(raw.id).map_err(|_| {
+        let shown: String = raw.id.chars().take(40).filter(|c| c.is_ascii_graphic()).collect();
+        corrupt("token row", Some(&shown), "its id column is not a token id".into())
+    })?;
+    let (record, legacy) = match (raw.body, raw.record) {
+        (Some(body), _) => match decoder.decode(body) {
+            Ok(r) => (r, false),
+            Err(e) => return Ok(TokenRow::quarantined(id, format!("its record does not decode ({e})"))),
+        },
+        (None, Some(json)) => match serde_json::from_str::<TokenRecord>(json) {
+            Ok(r) => (r, true),
+            Err(e) => return Ok(TokenRow::quarantined(id, format!("its JSON record does not parse ({e})"))),
+        },
+        (None, None) => return Ok(TokenRow::quarantined(id, "the row holds no record")),
+    };
+    if record.id != id {
+        // Named by the row it sits in: the record's own token keeps its row.
+        return Ok(TokenRow::quarantined(
+            id,
+            format!("its record is token {}'s (its id column contradicts the record)", record.id),
+        ));
+    }
+    let mut defects = Vec::new();
+    if record.principal.as_str() != raw.principal {
+        defects.push("principal");
+    }
+    if record.purpose.as_str() != raw.purpose {
+        defects.push("purpose");
+    }
+    if record.parent.map(|p| p.to_string()).as_deref() != raw.parent {
+        defects.push("parent");
+    }
+    if ms(record.expires_at) != raw.expires_ms {
+        defects.push("expiry");
+    }
+    if record.revoked_at.map(ms) != raw.revoked_ms {
+        defects.push("revocation");
+    }
+    let last_used = match raw.last_used.map(from_ms).transpose() {
+        Ok(t) => t,
+        Err(_) => {
+            defects.push("last use");
+            None
         }
     };
-    let last_used = last_used.map(from_ms).transpose()?;
-    let uses = count_u64(uses, "token use count", record.id)?;
-    let mac = match mac {
+    let uses = u64::try_from(raw.uses).unwrap_or_else(|_| {
+        defects.push("use count");
+        0
+    });
+    let mac = match raw.mac {
         None => None,
-        Some(b) => Some(RecordMac::from_slice(b).ok_or_else(|| {
-            corrupt(
-                "token record",
-                Some(&record.id.to_string()),
-                format!("integrity tag of {} bytes", b.len()),
-            )
-        })?),
+        Some(b) => RecordMac::from_slice(b).or_else(|| {
+            defects.push("integrity tag");
+            None
+        }),
     };
-    let row = TokenRow::new(record, last_used, uses, mac);
-    Ok(if legacy { row.read_as_legacy_json() } else { row })
+    let mut row = TokenRow::new(record, last_used, uses, mac);
+    if legacy {
+        row = row.read_as_legacy_json();
+    }
+    if !defects.is_empty() {
+        row = row.with_defect(format!(
+            "its {} column{} contradict{} the record",
+            defects.join(", "),
+            if defects.len() == 1 { "" } else { "s" },
+            if defects.len() == 1 { "s" } else { "" },
+        ));
+    }
+    Ok(row)
 }
 
 /// The `SELECT` of `TOKEN_COLUMNS` for a token query, with `$N` placeholders (which SQLite and

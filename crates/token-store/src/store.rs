@@ -33,47 +33,79 @@ pub struct SecretStore {
     keys: Arc<dyn KeyProvider>,
     audit: Option<token_audit::Auditor>,
     record_key: Option<RecordKey>,
-    /// Whether this store existed before integrity tags (its unsealed metadata is read once).
-    legacy: bool,
 }
 
 /// Where the record key (the MAC key of token and rotation records) is kept, sealed.
 pub const RECORD_KEY_SECRET: &str = "tokenward/record-key";
-/// Set (sealed) when an existing store gained its record key: its older, unsealed metadata
-/// records are accepted and sealed on their next write.
-const META_LEGACY: &str = "tokenward/integrity-legacy";
+/// Where the digest key (the verifier's HMAC pepper) is kept, sealed.
+pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
+/// Sealed metadata, written when a store is created: every token record carries its integrity tag.
+const META_TAGGED: &str = "tokenward/tokens-tagged";
+/// Sealed metadata, written when a store is created: every token record is in the binary encoding.
+const META_ENCODED: &str = "tokenward/tokens-encoded";
+/// The integrity markers every store holds from its creation.
+const MARKERS: [&str; 2] = [META_TAGGED, META_ENCODED];
+const MIGRATE_HINT: &str =
+    "; if this store was written by an older Tokenward, `tokenward migrate` upgrades it (audited)";
 
-/// The current version of the 32-byte key sealed as `name` in `store`, created on first use (by
-/// whichever instance wins the label's compare-and-swap). Returns whether this call created it.
-pub(crate) async fn sealed_key(store: &SecretStore, name: &str) -> Result<(u64, SecretBox<[u8; 32]>, bool)> {
+/// The 32-byte key sealed as `name` in `store` (its current version), or `None` if it has none.
+pub(crate) async fn sealed_key(
+    store: &SecretStore,
+    name: &str,
+) -> Result<Option<(u64, SecretBox<[u8; 32]>)>> {
     let name = SecretName::new(name)?;
-    let (found, created) = match store.get_labeled(&name, Label::Current).await? {
-        Some(found) => (found, false),
-        None => {
-            let key = SecretKey::generate()?;
-            let v = store.put(&name, key.expose_bytes()).await?;
-            let created = match store
-                .update_labels(&name, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
-                .await
-            {
-                Ok(()) => true,
-                Err(StoreError::Conflict(_)) => false, // another instance won: use its key
-                Err(e) => return Err(e),
-            };
-            let found = store
-                .get_labeled(&name, Label::Current)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("{name} after creating it")))?;
-            (found, created)
-        }
-    };
-    let (version, bytes) = found;
+    let Some((version, bytes)) = store.get_labeled(&name, Label::Current).await? else { return Ok(None) };
     let key: [u8; 32] = bytes.expose_secret().as_slice().try_into().map_err(|_| StoreError::Corrupted {
         id: Some(name.to_string()),
         what: "sealed key",
         detail: "not 32 bytes".into(),
     })?;
-    Ok((version, SecretBox::new(Box::new(key)), created))
+    Ok(Some((version, SecretBox::new(Box::new(key)))))
+}
+
+/// The key sealed as `name`, which every store holds from its creation: missing is tampering.
+pub(crate) async fn required_key(store: &SecretStore, name: &str) -> Result<(u64, SecretBox<[u8; 32]>)> {
+    sealed_key(store, name).await?.ok_or_else(|| StoreError::Missing {
+        what: format!("its {name} (the sealed key or its `current` label)"),
+        hint: "",
+    })
+}
+
+/// Creates the key sealed as `name` unless it exists (whichever instance wins the label's
+/// compare-and-swap makes it). Only while a store is created, or by an explicit migration.
+async fn create_key(store: &SecretStore, name: &str) -> Result<()> {
+    if sealed_key(store, name).await?.is_some() {
+        return Ok(());
+    }
+    let secret = SecretName::new(name)?;
+    let key = SecretKey::generate()?;
+    let v = store.put(&secret, key.expose_bytes()).await?;
+    match store
+        .update_labels(&secret, &[LabelChange { label: Label::Current, expect: None, set: Some(v) }])
+        .await
+    {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()), // another instance won: its key stands
+        Err(e) => Err(e),
+    }
+}
+
+/// What an explicit migration ([`SecretStore::migrate`]) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Migration {
+    /// Token records rewritten from the older JSON form (each one's tag held).
+    pub records_rewritten: usize,
+    /// The integrity markers written.
+    pub markers_written: Vec<&'static str>,
+    /// Whether the digest key was created (a store that had never issued a token).
+    pub digest_key_created: bool,
+}
+
+impl Migration {
+    /// Whether the migration changed anything.
+    pub fn changed(&self) -> bool {
+        self.records_rewritten > 0 || !self.markers_written.is_empty() || self.digest_key_created
+    }
 }
 
 /// What a KEK rotation did.
@@ -84,11 +116,33 @@ pub struct RewrapReport {
 }
 
 impl SecretStore {
-    /// Opens a store with `keys`. On first use it records a key check; afterwards a key that does
-    /// not match fails here with [`StoreError::WrongKey`] or [`StoreError::WrongPassphrase`].
+    /// Opens a store with `keys`, creating it if the backend is empty. A new store gets, in this
+    /// order, its record key, its digest key and its integrity markers, and last its key check
+    /// (so a store whose creation was interrupted is finished by the next open). An existing
+    /// store must hold every one of them: a key that does not match fails with
+    /// [`StoreError::WrongKey`] or [`StoreError::WrongPassphrase`], and anything missing is
+    /// [`StoreError::Missing`] — never re-created, re-tagged or migrated by an open.
     pub async fn open(backend: Arc<dyn Backend>, keys: Arc<dyn KeyProvider>) -> Result<Self> {
+        Self::open_as(backend, keys, false).await.map(|(store, _)| store)
+    }
+
+    /// Opens a store written by an older Tokenward and upgrades it, deliberately (the operator's
+    /// `tokenward migrate`; audit the returned [`Migration`]): token records in the older JSON
+    /// form whose integrity tag holds are rewritten in the current encoding, the digest key is
+    /// created if the store has never held a token, and the integrity markers are written. The
+    /// key check must pass and the record key must exist. Never trusted blindly: a record with no
+    /// tag, or one whose tag fails, stays refused; unsealed metadata stays refused.
+    pub async fn migrate(backend: Arc<dyn Backend>, keys: Arc<dyn KeyProvider>) -> Result<(Self, Migration)> {
+        Self::open_as(backend, keys, true).await
+    }
+
+    async fn open_as(
+        backend: Arc<dyn Backend>,
+        keys: Arc<dyn KeyProvider>,
+        migrate: bool,
+    ) -> Result<(Self, Migration)> {
         let stored_check = backend.meta(META_KEY_CHECK).await?;
-        let existed = stored_check.is_some();
+        let store = Self { backend, keys, audit: None, record_key: None };
         match stored_check {
             Some(bytes) => {
                 let check: KeyCheck = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupted {
@@ -96,30 +150,121 @@ impl SecretStore {
                     what: "key check",
                     detail: e.to_string(),
                 })?;
-                check.verify(keys.as_ref()).await?;
+                check.verify(store.keys.as_ref()).await?;
+                store.open_existing(migrate).await
             }
-            None => {
-                let check = KeyCheck::create(keys.as_ref()).await?;
-                let bytes = serde_json::to_vec(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                backend.set_meta(META_KEY_CHECK, None, &bytes).await?;
+            None => Ok((store.create().await?, Migration::default())),
+        }
+    }
+
+    /// Creates a store in an empty backend (or finishes a creation that was interrupted: only the
+    /// store's own sealed keys exist, no other secret and no token).
+    async fn create(mut self) -> Result<Self> {
+        let reserved = [RECORD_KEY_SECRET, DIGEST_KEY_SECRET];
+        let names = self.backend.secret_names().await?;
+        let foreign = names.iter().any(|(n, _)| !reserved.contains(&n.as_str()));
+        let tokens = !self
+            .backend
+            .token_ids(&crate::TokenQuery::Unexpired { at: chrono::DateTime::<Utc>::MIN_UTC })
+            .await?
+            .is_empty();
+        if foreign || tokens {
+            return Err(StoreError::Missing {
+                what: "its key check (the store holds secrets or tokens)".into(),
+                hint: "",
+            });
+        }
+        create_key(&self, RECORD_KEY_SECRET).await?;
+        create_key(&self, DIGEST_KEY_SECRET).await?;
+        let (_, key) = required_key(&self, RECORD_KEY_SECRET).await?;
+        self.record_key = Some(RecordKey::from_bytes(key.expose_secret()));
+        for marker in MARKERS {
+            if self.backend.meta(marker).await?.is_none() {
+                match self.set_sealed_meta(marker, None, b"v1").await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.check_marker(marker).await?;
+        }
+        let check = KeyCheck::create(self.keys.as_ref()).await?;
+        let bytes = serde_json::to_vec(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        match self.backend.set_meta(META_KEY_CHECK, None, &bytes).await {
+            Ok(()) => Ok(self),
+            // Another instance created it at the same moment: its check must hold for our key.
+            Err(StoreError::Conflict(_)) => {
+                let stored = self.backend.meta(META_KEY_CHECK).await?.unwrap_or_default();
+                let check: KeyCheck = serde_json::from_slice(&stored).map_err(|e| StoreError::Corrupted {
+                    id: None,
+                    what: "key check",
+                    detail: e.to_string(),
+                })?;
+                check.verify(self.keys.as_ref()).await?;
+                Ok(self)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn open_existing(mut self, migrate: bool) -> Result<(Self, Migration)> {
+        let (_, key) = required_key(&self, RECORD_KEY_SECRET).await?;
+        self.record_key = Some(RecordKey::from_bytes(key.expose_secret()));
+        let mut done = Migration::default();
+        let missing: Vec<&'static str> = {
+            let mut m = Vec::new();
+            for marker in MARKERS {
+                if self.backend.meta(marker).await?.is_none() {
+                    m.push(marker);
+                }
+            }
+            m
+        };
+        if !missing.is_empty() {
+            if !migrate {
+                return Err(StoreError::Missing {
+                    what: format!("its integrity marker {}", missing.join(" and ")),
+                    hint: MIGRATE_HINT,
+                });
+            }
+            done.records_rewritten = self.backend.upgrade_token_records(self.record_key()?).await?;
+            if sealed_key(&self, DIGEST_KEY_SECRET).await?.is_none()
+                && self
+                    .backend
+                    .token_ids(&crate::TokenQuery::Unexpired { at: chrono::DateTime::<Utc>::MIN_UTC })
+                    .await?
+                    .is_empty()
+            {
+                create_key(&self, DIGEST_KEY_SECRET).await?;
+                done.digest_key_created = true;
+            }
+            for marker in missing {
+                match self.set_sealed_meta(marker, None, b"v1").await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                done.markers_written.push(marker);
             }
         }
-        let mut store = Self { backend, keys, audit: None, record_key: None, legacy: false };
-        let (_, key, created) = sealed_key(&store, RECORD_KEY_SECRET).await?;
-        store.record_key = Some(RecordKey::from_bytes(key.expose_secret()));
-        let legacy_value = b"v1";
-        if created && existed {
-            // An existing store gains integrity tags: its unsealed metadata is read once more.
-            let sealed = store.record_key()?.seal_meta(META_LEGACY, legacy_value);
-            let _ = store.backend.set_meta(META_LEGACY, None, &sealed).await;
-            tracing::warn!(
-                "store gained integrity tags: existing records are tagged under its new record key"
-            );
+        for marker in MARKERS {
+            self.check_marker(marker).await?;
         }
-        if let Some(raw) = store.backend.meta(META_LEGACY).await? {
-            store.legacy = store.record_key()?.open_meta(META_LEGACY, &raw)? == legacy_value;
+        required_key(&self, DIGEST_KEY_SECRET).await?;
+        Ok((self, done))
+    }
+
+    async fn check_marker(&self, marker: &'static str) -> Result<()> {
+        match self.sealed_meta(marker).await? {
+            Some((value, _)) if value == b"v1" => Ok(()),
+            Some(_) => Err(StoreError::Corrupted {
+                id: Some(marker.into()),
+                what: "integrity marker",
+                detail: "holds an unknown value".into(),
+            }),
+            None => Err(StoreError::Missing {
+                what: format!("its integrity marker {marker}"),
+                hint: MIGRATE_HINT,
+            }),
         }
-        Ok(store)
     }
 
     /// The key token and rotation records are authenticated under.
@@ -128,14 +273,10 @@ impl SecretStore {
     }
 
     /// An authenticated metadata value: `(value, stored bytes)` — the stored bytes are the
-    /// expectation for [`SecretStore::set_sealed_meta`]. A value that fails its MAC is
-    /// [`StoreError::Corrupted`]; an unsealed one too, except in a store that predates integrity
-    /// tags (read as is, sealed on its next write).
+    /// expectation for [`SecretStore::set_sealed_meta`]. A value that fails its MAC, or has none,
+    /// is [`StoreError::Corrupted`].
     pub async fn sealed_meta(&self, key: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let Some(raw) = self.backend.meta(key).await? else { return Ok(None) };
-        if self.legacy && !RecordKey::is_sealed_meta(&raw) {
-            return Ok(Some((raw.clone(), raw)));
-        }
         let value = self.record_key()?.open_meta(key, &raw)?.to_vec();
         Ok(Some((value, raw)))
     }
@@ -155,22 +296,54 @@ impl SecretStore {
         passphrase: &SecretString,
         params: Option<KdfParams>,
     ) -> Result<Self> {
-        let params = match backend.meta(META_KDF).await? {
-            Some(bytes) => serde_json::from_slice::<KdfParams>(&bytes).map_err(|e| {
-                StoreError::Corrupted { id: None, what: "KDF parameters", detail: e.to_string() }
-            })?,
-            None => {
-                let p = match params {
-                    Some(p) => p,
-                    None => KdfParams::generate()?,
-                };
-                let bytes = serde_json::to_vec(&p).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                backend.set_meta(META_KDF, None, &bytes).await?;
-                p
-            }
-        };
-        let kek = LocalKek::from_passphrase(PASSPHRASE_KEK_ID, passphrase, &params)?;
-        Self::open(backend, Arc::new(kek)).await
+        let keys = Self::passphrase_key(&backend, passphrase, params).await?;
+        Self::open(backend, keys).await
+    }
+
+    /// The key a passphrase derives for the store in `backend` (what
+    /// [`SecretStore::open_with_passphrase`] opens with): its stored Argon2id parameters, checked
+    /// against [`KdfParams::check`] before any work, or for a new store `params` (OWASP's when
+    /// `None`), stored. Parameters missing from a store that has a key check are
+    /// [`StoreError::Missing`].
+    pub async fn passphrase_key(
+        backend: &Arc<dyn Backend>,
+        passphrase: &SecretString,
+        params: Option<KdfParams>,
+    ) -> Result<Arc<dyn KeyProvider>> {
+        let params =
+            match backend.meta(META_KDF).await? {
+                Some(bytes) => {
+                    let p = serde_json::from_slice::<KdfParams>(&bytes).map_err(|e| {
+                        StoreError::Corrupted { id: None, what: "KDF parameters", detail: e.to_string() }
+                    })?;
+                    p.check().map_err(|detail| StoreError::Corrupted {
+                        id: None,
+                        what: "KDF parameters",
+                        detail,
+                    })?;
+                    p
+                }
+                None => {
+                    if backend.meta(META_KEY_CHECK).await?.is_some() {
+                        return Err(StoreError::Missing { what: "its KDF parameters".into(), hint: "" });
+                    }
+                    let p = match params {
+                        Some(p) => p,
+                        None => KdfParams::generate()?,
+                    };
+                    p.check().map_err(StoreError::Invalid)?;
+                    let bytes = serde_json::to_vec(&p).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    match backend.set_meta(META_KDF, None, &bytes).await {
+                        Ok(()) => p,
+                        // Another instance created the store meanwhile: derive with its parameters.
+                        Err(StoreError::Conflict(_)) => {
+                            return Box::pin(Self::passphrase_key(backend, passphrase, None)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+        Ok(Arc::new(LocalKek::from_passphrase(PASSPHRASE_KEK_ID, passphrase, &params)?))
     }
 
     /// The backend.

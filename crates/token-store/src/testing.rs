@@ -267,11 +267,7 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     }
     let stop = b.visit_tokens(&query, &mut |_| Err(StoreError::Invalid("stop".into()))).await;
     assert!(matches!(stop, Err(StoreError::Invalid(_))), "a visitor's error ends the visit: {stop:?}");
-    assert_eq!(
-        b.upgrade_token_records(&key, true).await.expect("upgrade"),
-        0,
-        "nothing written in an older form"
-    );
+    assert_eq!(b.upgrade_token_records(&key).await.expect("upgrade"), 0, "nothing written in an older form");
 }
 
 /// Recorded uses add up; last use only moves forward; in one batch, a token given twice counts
@@ -561,12 +557,8 @@ impl Backend for FailAfter {
     ) -> crate::Result<Vec<TokenId>> {
         self.inner.revoke_tree(id, at, key).await
     }
-    async fn upgrade_token_records(
-        &self,
-        key: &crate::RecordKey,
-        tag_untagged: bool,
-    ) -> crate::Result<usize> {
-        self.inner.upgrade_token_records(key, tag_untagged).await
+    async fn upgrade_token_records(&self, key: &crate::RecordKey) -> crate::Result<usize> {
+        self.inner.upgrade_token_records(key).await
     }
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> crate::Result<()> {
         self.inner.record_uses(uses).await

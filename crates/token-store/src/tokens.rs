@@ -19,9 +19,6 @@ use crate::model::{TokenQuery, TokenRow};
 use crate::store::SecretStore;
 use crate::table::ViewTable;
 
-/// Where the digest key (the verifier's HMAC pepper) is kept, sealed, in the secret store.
-pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
-
 /// TokenService in a backend: issue (durably, under the one-active rule), revoke trees (durably, then
 /// out of the cache), and verify through the in-memory [`VerifierCache`].
 pub struct TokenService {
@@ -45,19 +42,25 @@ impl std::fmt::Debug for TokenService {
 }
 
 async fn digest_keys(secrets: &SecretStore) -> Result<DigestKeyring> {
-    let (version, key, _) = crate::store::sealed_key(secrets, DIGEST_KEY_SECRET).await?;
+    let (version, key) = crate::store::required_key(secrets, crate::store::DIGEST_KEY_SECRET).await?;
     let id = u32::try_from(version).map_err(|_| StoreError::Corrupted {
-        id: Some(DIGEST_KEY_SECRET.into()),
+        id: Some(crate::store::DIGEST_KEY_SECRET.into()),
         what: "digest key",
         detail: "version out of range".into(),
     })?;
     Ok(DigestKeyring::new(DigestKey::from_bytes(id, &key)))
 }
 
-/// Sealed metadata: set once every token record of the store carries its integrity tag.
-const META_TAGGED: &str = "tokenward/tokens-tagged";
-/// Sealed metadata: set once every token record of the store is in the binary encoding.
-const META_ENCODED: &str = "tokenward/tokens-encoded";
+/// A stored token as listed ([`TokenService::tokens`]): its row, and why it is refused if it fails
+/// its integrity check (its fields then are not to be believed).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ListedToken {
+    /// The row as stored.
+    pub row: TokenRow,
+    /// Why the record is refused (edited outside Tokenward, or unreadable), if it is.
+    pub tampered: Option<String>,
+}
 
 /// What a cache (re)load found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,8 +87,7 @@ impl TokenService {
     /// Opens the token service on `backend`: the digest key and the record key come from `secrets`
     /// (created on first use, sealed like any secret), and the cache is loaded with every valid
     /// token whose record passes its integrity check. Records that fail it are refused, not
-    /// loaded (their tokens are denied): [`TokenService::opened`] says which. A store older than
-    /// integrity tags has its records tagged here, once.
+    /// loaded (their tokens are denied): [`TokenService::opened`] says which.
     pub async fn open(
         backend: Arc<dyn Backend>,
         secrets: &SecretStore,
@@ -120,21 +122,6 @@ impl TokenService {
     ) -> Result<Self> {
         let keys = digest_keys(secrets).await?;
         let record_key = secrets.record_key()?.clone();
-        if secrets.sealed_meta(META_ENCODED).await?.is_none() {
-            // Once per store: records of older forms (no tag at all: only before the store first
-            // gained its record key; JSON with a tag that holds) are rewritten in the current one.
-            let untagged_allowed = secrets.sealed_meta(META_TAGGED).await?.is_none();
-            let n = backend.upgrade_token_records(&record_key, untagged_allowed).await?;
-            if n > 0 {
-                tracing::warn!(upgraded = n, "token records of an older form were rewritten and tagged");
-            }
-            for meta in [META_TAGGED, META_ENCODED] {
-                match secrets.set_sealed_meta(meta, None, b"v1").await {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
         let cache = Arc::new(cache);
         let mut tokens = Self {
             backend,
@@ -397,14 +384,21 @@ impl TokenService {
         }
     }
 
-    /// Stored records answering `query`, checked: any that fails its integrity check makes this
-    /// [`StoreError::Corrupted`] with its id.
-    pub async fn tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRow>> {
+    /// Stored records answering `query`, each with its integrity: one that fails its check is
+    /// listed as tampered (and never used), the rest as they are — one bad record does not hide
+    /// the others.
+    pub async fn tokens(&self, query: &TokenQuery) -> Result<Vec<ListedToken>> {
         let found = self.backend.tokens(query).await?;
-        for t in &found {
-            self.record_key.check_token(t)?;
-        }
-        Ok(found)
+        Ok(found
+            .into_iter()
+            .map(|row| {
+                let tampered = self.record_key.check_token(&row).err().map(|e| match e {
+                    StoreError::Corrupted { detail, .. } => detail,
+                    other => other.to_string(),
+                });
+                ListedToken { row, tampered }
+            })
+            .collect())
     }
 
     /// Records every issue and revocation through `auditor` (durably, before they are

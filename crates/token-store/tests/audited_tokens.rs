@@ -178,11 +178,12 @@ async fn a_kek_rotation_is_recorded() {
         .await
         .unwrap()
         .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed));
-    // Three versions of the secret, and the store's own record key (sealed like any secret).
-    assert_eq!(store.rotate_kek(10).await.unwrap().rewrapped, 4);
+    // Three versions of the secret, and the store's own record and digest keys (sealed like any
+    // secret, both made with the store).
+    assert_eq!(store.rotate_kek(10).await.unwrap().rewrapped, 5);
     let entries = log.entries();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].event.action, Action::KeyRotation);
     assert_eq!(entries[0].event.attrs["kek_id"], "kek-2");
-    assert_eq!(entries[0].event.attrs["rewrapped"], "4");
+    assert_eq!(entries[0].event.attrs["rewrapped"], "5");
 }

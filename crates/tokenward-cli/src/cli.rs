@@ -112,6 +112,10 @@ pub(crate) enum Command {
     /// Rewrap every data key under the current key-encryption key (run after rotating the KMS
     /// key, e.g. `bao write -f transit/keys/KEY/rotate`; resumable, safe to run twice).
     Rewrap,
+    /// Upgrade a store written by an older Tokenward (audited): records in the older form whose
+    /// integrity tag holds are rewritten, the integrity markers written. An open never does this
+    /// by itself; nothing that fails its tag is ever accepted.
+    Migrate,
     /// Rotate a declared credential now, or every one that is due.
     Rotate(RotateArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.

@@ -69,6 +69,22 @@ pub(crate) fn row_json(row: &TokenRow, now: DateTime<Utc>) -> Value {
     })
 }
 
+/// A listed token as JSON: a tampered record says only its id, `"status": "tampered"` and why.
+pub(crate) fn listed_json(t: &tokenward::store::ListedToken, now: DateTime<Utc>) -> Value {
+    match &t.tampered {
+        Some(why) => json!({"id": t.row.record.id.to_string(), "status": "tampered", "tampered": why}),
+        None => row_json(&t.row, now),
+    }
+}
+
+/// A listed token as one text line (a tampered record: its id, `tampered` and why).
+pub(crate) fn listed_line(t: &tokenward::store::ListedToken, now: DateTime<Utc>) -> String {
+    match &t.tampered {
+        Some(why) => format!("{}  tampered  {why}", t.row.record.id),
+        None => row_line(&t.row, now),
+    }
+}
+
 /// A token row as one text line.
 pub(crate) fn row_line(row: &TokenRow, now: DateTime<Utc>) -> String {
     let r = &row.record;

@@ -118,8 +118,8 @@ impl Backend for PostgresBackend {
         tokens::revoke_tree(&mut self.client().await?, id, at, key).await
     }
 
-    async fn upgrade_token_records(&self, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
-        tokens::upgrade(&mut self.client().await?, key, tag_untagged).await
+    async fn upgrade_token_records(&self, key: &RecordKey) -> Result<usize> {
+        tokens::upgrade(&mut self.client().await?, key).await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {

@@ -12,15 +12,45 @@ use crate::integrity::RecordKey;
 use crate::model::{TokenQuery, TokenRow, check_active};
 use crate::sql::{self, ms};
 
-/// A `TOKEN_COLUMNS` row, every column range-checked.
+/// A `TOKEN_COLUMNS` row decoded, every column range-checked; a row that does not decode is
+/// quarantined ([`sql::stored_token`]). A column of the wrong SQL type is a defect of that row.
 fn row(r: &tokio_postgres::Row, decoder: &mut RecordDecoder) -> Result<TokenRow> {
-    let bad = |e: tokio_postgres::Error| sql::corrupt("token record", None, e.to_string());
-    let body: Option<&[u8]> = r.try_get(0).map_err(bad)?;
-    let record: Option<&str> = r.try_get(1).map_err(bad)?;
-    let last_used: Option<i64> = r.try_get(2).map_err(bad)?;
-    let uses: i64 = r.try_get(3).map_err(bad)?;
-    let mac: Option<&[u8]> = r.try_get(4).map_err(bad)?;
-    sql::stored_token(decoder, sql::Body { body, record }, last_used, uses, mac)
+    let id: &str = r.try_get(0).map_err(|e| sql::corrupt("token row", None, e.to_string()))?;
+    let typed = || -> std::result::Result<sql::RawRow<'_>, tokio_postgres::Error> {
+        Ok(sql::RawRow {
+            id,
+            principal: r.try_get::<_, Option<&str>>(1)?.unwrap_or_default(),
+            purpose: r.try_get::<_, Option<&str>>(2)?.unwrap_or_default(),
+            parent: r.try_get(3)?,
+            expires_ms: r.try_get::<_, Option<i64>>(4)?.unwrap_or_default(),
+            revoked_ms: r.try_get(5)?,
+            body: r.try_get(6)?,
+            record: r.try_get(7)?,
+            last_used: r.try_get(8)?,
+            uses: r.try_get::<_, Option<i64>>(9)?.unwrap_or(-1),
+            mac: r.try_get(10)?,
+        })
+    };
+    match typed() {
+        Ok(raw) => sql::stored_token(decoder, raw),
+        Err(e) => Ok(TokenRow::quarantined(sql::token_id(id)?, format!("a column has the wrong type ({e})"))),
+    }
+}
+
+/// Rows of a read of many: a row whose id column is not even an id is logged and skipped (no
+/// token can match it), never allowed to fail the whole read.
+fn rows(found: &[tokio_postgres::Row], decoder: &mut RecordDecoder) -> Result<Vec<TokenRow>> {
+    let mut out = Vec::with_capacity(found.len());
+    for r in found {
+        match row(r, decoder) {
+            Ok(t) => out.push(t),
+            Err(StoreError::Corrupted { id, what, detail }) => {
+                tracing::error!(row = id.as_deref().unwrap_or("?"), what, %detail, "an unreadable token row was skipped");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn as_sql(arg: &sql::SqlArg) -> &(dyn tokio_postgres::types::ToSql + Sync) {
@@ -36,9 +66,8 @@ async fn select<C: tokio_postgres::GenericClient + Sync>(
 ) -> Result<Vec<TokenRow>> {
     let (sql, args) = sql::token_query(query);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(as_sql).collect();
-    let rows = client.query(&sql, &params).await.map_err(pg)?;
-    let mut decoder = RecordDecoder::new();
-    rows.iter().map(|r| row(r, &mut decoder)).collect()
+    let found = client.query(&sql, &params).await.map_err(pg)?;
+    rows(&found, &mut RecordDecoder::new())
 }
 
 pub(super) async fn insert(
@@ -128,9 +157,7 @@ pub(super) async fn get_many(client: &Object, ids: &[TokenId]) -> Result<Vec<Tok
     let mut decoder = RecordDecoder::new();
     for chunk in ids.chunks(1000) {
         let texts: Vec<String> = chunk.iter().map(ToString::to_string).collect();
-        for r in client.query(&stmt, &[&texts]).await.map_err(pg)? {
-            found.push(row(&r, &mut decoder)?);
-        }
+        found.append(&mut rows(&client.query(&stmt, &[&texts]).await.map_err(pg)?, &mut decoder)?);
     }
     Ok(found)
 }
@@ -162,33 +189,38 @@ pub(super) async fn revoke_tree(
     let tx = client.transaction().await.map_err(pg)?;
     let id_text = id.to_string();
     let tree = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "WITH RECURSIVE tree(id) AS (
                 SELECT $1::text UNION SELECT t.id FROM tokens t JOIN tree ON t.parent = tree.id)
-             SELECT body, record, last_used_ms, uses, mac FROM tokens
+             SELECT {} FROM tokens
              WHERE id IN (SELECT id FROM tree) AND revoked_ms IS NULL FOR UPDATE",
-        )
+            sql::TOKEN_COLUMNS
+        ))
         .await
         .map_err(pg)?;
-    let rows = tx.query(&tree, &[&id_text]).await.map_err(pg)?;
-    if rows.is_empty() {
+    let found = tx.query(&tree, &[&id_text]).await.map_err(pg)?;
+    if found.is_empty() {
         // Nothing active under it: revoked already (nothing to do), or no such token.
         if tx.query_opt("SELECT 1 FROM tokens WHERE id = $1", &[&id_text]).await.map_err(pg)?.is_none() {
             return Err(StoreError::NotFound(format!("token {id}")));
         }
         return Ok(Vec::new());
     }
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(found.len());
     let (mut ids, mut bodies, mut macs) =
-        (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
-    let mut decoder = RecordDecoder::new();
-    for r in &rows {
-        let mut record = row(r, &mut decoder)?.record;
+        (Vec::with_capacity(found.len()), Vec::with_capacity(found.len()), Vec::with_capacity(found.len()));
+    for t in rows(&found, &mut RecordDecoder::new())? {
+        out.push(t.record.id);
+        // A record that fails its tag is left as it is, still refused (never re-tagged); its id
+        // is returned all the same, so a cache that held it before the edit denies it.
+        if key.check_token(&t).is_err() {
+            continue;
+        }
+        let mut record = t.record;
         record.revoked_at = Some(at);
         macs.push(key.seal_token(&record).0.to_vec());
         bodies.push(encode_token_record(&record));
         ids.push(record.id.to_string());
-        out.push(record.id);
     }
     let update = tx
         .prepare_cached(
@@ -208,7 +240,7 @@ pub(super) async fn revoke_tree(
     Ok(out)
 }
 
-pub(super) async fn upgrade(client: &mut Object, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
+pub(super) async fn upgrade(client: &mut Object, key: &RecordKey) -> Result<usize> {
     let tx = client.transaction().await.map_err(pg)?;
     let rows = tx
         .query(&format!("SELECT {} FROM tokens WHERE body IS NULL FOR UPDATE", sql::TOKEN_COLUMNS), &[])
@@ -223,7 +255,7 @@ pub(super) async fn upgrade(client: &mut Object, key: &RecordKey, tag_untagged: 
     for r in &rows {
         // A row that does not even decode, or whose tag fails, is left for the load to refuse.
         let Ok(t) = row(r, &mut decoder) else { continue };
-        if !key.may_upgrade(&t, tag_untagged) {
+        if !key.may_upgrade(&t) {
             continue;
         }
         let record = t.record;

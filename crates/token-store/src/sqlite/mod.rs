@@ -252,9 +252,9 @@ impl Backend for SqliteBackend {
         self.with_durable(move |conn| tokens::revoke_tree(conn, id, at, &key)).await
     }
 
-    async fn upgrade_token_records(&self, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
+    async fn upgrade_token_records(&self, key: &RecordKey) -> Result<usize> {
         let key = key.clone();
-        self.with_durable(move |conn| tokens::upgrade(conn, &key, tag_untagged)).await
+        self.with_durable(move |conn| tokens::upgrade(conn, &key)).await
     }
 
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> Result<()> {

@@ -37,15 +37,49 @@ fn insert_row(stmt: &mut rusqlite::CachedStatement<'_>, record: &TokenRecord, ke
     }
 }
 
-/// A `TOKEN_COLUMNS` row decoded, every column range-checked.
+/// A `TOKEN_COLUMNS` row decoded, every column range-checked; a row that does not decode is
+/// quarantined ([`sql::stored_token`]). A column of the wrong SQL type is a defect of that row.
 fn row(r: &rusqlite::Row<'_>, decoder: &mut RecordDecoder) -> Result<TokenRow> {
-    let bad = |e: rusqlite::types::FromSqlError| sql::corrupt("token record", None, e.to_string());
-    let body = r.get_ref(0).map_err(db)?.as_blob_or_null().map_err(bad)?;
-    let record = r.get_ref(1).map_err(db)?.as_str_or_null().map_err(bad)?;
-    let last_used = r.get_ref(2).map_err(db)?.as_i64_or_null().map_err(bad)?;
-    let uses = r.get_ref(3).map_err(db)?.as_i64().map_err(bad)?;
-    let mac = r.get_ref(4).map_err(db)?.as_blob_or_null().map_err(bad)?;
-    sql::stored_token(decoder, sql::Body { body, record }, last_used, uses, mac)
+    let id =
+        r.get_ref(0).map_err(db)?.as_str().map_err(|e| sql::corrupt("token row", None, e.to_string()))?;
+    match raw_row(r, id) {
+        Ok(raw) => sql::stored_token(decoder, raw),
+        Err(e) => Ok(TokenRow::quarantined(sql::token_id(id)?, format!("a column has the wrong type ({e})"))),
+    }
+}
+
+fn raw_row<'a>(r: &'a rusqlite::Row<'_>, id: &'a str) -> rusqlite::Result<sql::RawRow<'a>> {
+    use rusqlite::types::FromSqlError;
+    let v = |i: usize| r.get_ref(i);
+    let conv = |e: FromSqlError| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
+    };
+    Ok(sql::RawRow {
+        id,
+        principal: v(1)?.as_str_or_null().map_err(conv)?.unwrap_or_default(),
+        purpose: v(2)?.as_str_or_null().map_err(conv)?.unwrap_or_default(),
+        parent: v(3)?.as_str_or_null().map_err(conv)?,
+        expires_ms: v(4)?.as_i64_or_null().map_err(conv)?.unwrap_or_default(),
+        revoked_ms: v(5)?.as_i64_or_null().map_err(conv)?,
+        body: v(6)?.as_blob_or_null().map_err(conv)?,
+        record: v(7)?.as_str_or_null().map_err(conv)?,
+        last_used: v(8)?.as_i64_or_null().map_err(conv)?,
+        uses: v(9)?.as_i64_or_null().map_err(conv)?.unwrap_or(-1),
+        mac: v(10)?.as_blob_or_null().map_err(conv)?,
+    })
+}
+
+/// Rows of a read of many: a row whose id column is not even an id is logged and skipped (no
+/// token can match it), never allowed to fail the whole read.
+fn row_or_skip(r: &rusqlite::Row<'_>, decoder: &mut RecordDecoder) -> Result<Option<TokenRow>> {
+    match row(r, decoder) {
+        Ok(t) => Ok(Some(t)),
+        Err(StoreError::Corrupted { id, what, detail }) => {
+            tracing::error!(row = id.as_deref().unwrap_or("?"), what, %detail, "an unreadable token row was skipped");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn active_ids(conn: &Connection, record: &TokenRecord) -> Result<Vec<TokenId>> {
@@ -133,7 +167,8 @@ pub(super) fn stream(
     let mut decoder = RecordDecoder::new();
     let mut out = Vec::with_capacity(chunk.min(1024));
     while let Some(r) = rows.next().map_err(db)? {
-        out.push(row(r, &mut decoder)?);
+        let Some(t) = row_or_skip(r, &mut decoder)? else { continue };
+        out.push(t);
         if out.len() == chunk {
             visit(std::mem::replace(&mut out, Vec::with_capacity(chunk)))?;
             // A fresh decoder per chunk: the caller drops this chunk's shared names and scope sets
@@ -164,17 +199,18 @@ pub(super) fn revoke_tree(
     let mut to_revoke = Vec::new();
     {
         let mut stmt = tx
-            .prepare(
+            .prepare(&format!(
                 "WITH RECURSIVE tree(id) AS (
                      SELECT ?1 UNION SELECT tokens.id FROM tokens JOIN tree ON tokens.parent = tree.id)
-                 SELECT tokens.body, tokens.record, tokens.last_used_ms, tokens.uses, tokens.mac
-                 FROM tokens JOIN tree ON tokens.id = tree.id WHERE tokens.revoked_ms IS NULL",
-            )
+                 SELECT {} FROM tokens WHERE id IN tree AND revoked_ms IS NULL",
+                sql::TOKEN_COLUMNS
+            ))
             .map_err(db)?;
         let mut rows = stmt.query([id.to_string()]).map_err(db)?;
         let mut decoder = RecordDecoder::new();
         while let Some(r) = rows.next().map_err(db)? {
-            to_revoke.push(row(r, &mut decoder)?.record);
+            let Some(t) = row_or_skip(r, &mut decoder)? else { continue };
+            to_revoke.push(t);
         }
     }
     let mut out = Vec::with_capacity(to_revoke.len());
@@ -184,19 +220,25 @@ pub(super) fn revoke_tree(
                 "UPDATE tokens SET revoked_ms = ?2, body = ?3, record = NULL, mac = ?4 WHERE id = ?1",
             )
             .map_err(db)?;
-        for mut record in to_revoke {
+        for t in to_revoke {
+            out.push(t.record.id);
+            // A record that fails its tag is left as it is, still refused (never re-tagged); its
+            // id is returned all the same, so a cache that held it before the edit denies it.
+            if key.check_token(&t).is_err() {
+                continue;
+            }
+            let mut record = t.record;
             record.revoked_at = Some(at);
             let mac = key.seal_token(&record);
             stmt.execute(params![record.id.to_string(), ms(at), encode_token_record(&record), &mac.0[..]])
                 .map_err(db)?;
-            out.push(record.id);
         }
     }
     tx.commit().map_err(db)?;
     Ok(out)
 }
 
-pub(super) fn upgrade(conn: &mut Connection, key: &RecordKey, tag_untagged: bool) -> Result<usize> {
+pub(super) fn upgrade(conn: &mut Connection, key: &RecordKey) -> Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     let records: Vec<TokenRecord> = {
         let mut stmt = tx
@@ -208,7 +250,7 @@ pub(super) fn upgrade(conn: &mut Connection, key: &RecordKey, tag_untagged: bool
         while let Some(r) = rows.next().map_err(db)? {
             // A row that does not even decode is left for the load to refuse.
             if let Ok(t) = row(r, &mut decoder)
-                && key.may_upgrade(&t, tag_untagged)
+                && key.may_upgrade(&t)
             {
                 out.push(t.record);
             }

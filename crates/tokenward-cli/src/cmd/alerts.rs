@@ -41,7 +41,8 @@ pub(crate) struct Alert {
 
 /// The posture's findings that call for a person.
 pub(crate) fn from_posture(p: &Posture) -> Vec<Alert> {
-    const KINDS: [&str; 5] = [
+    const KINDS: [&str; 6] = [
+        "tampered_records",
         "expiring_soon",
         "rotation_overdue",
         "rotation_rolled_back",

@@ -40,7 +40,8 @@ impl Default for Thresholds {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Finding {
     /// `expiring_soon`, `unused`, `over_broad_scope`, `several_tokens_for_purpose`, `shared_token`,
-    /// `rotation_overdue`, `rotation_rolled_back`, `revoked_still_presented`, `audit_chain_broken`.
+    /// `rotation_overdue`, `rotation_rolled_back`, `revoked_still_presented`, `audit_chain_broken`,
+    /// `tampered_records`.
     pub(crate) kind: &'static str,
     /// `high`, `medium` or `low`.
     pub(crate) severity: &'static str,
@@ -162,14 +163,31 @@ pub(crate) async fn build_with(
     t: &Thresholds,
 ) -> Result<Posture> {
     let now = tw.clock().now();
-    let all = tw.backend().tokens(&TokenQuery::Unexpired { at: DateTime::<Utc>::MIN_UTC }).await?;
+    let listed = tw.tokens().tokens(&TokenQuery::Unexpired { at: DateTime::<Utc>::MIN_UTC }).await?;
+    let (tampered, all): (Vec<_>, Vec<_>) = listed.into_iter().partition(|t| t.tampered.is_some());
+    let all: Vec<TokenRow> = all.into_iter().map(|t| t.row).collect();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    if !tampered.is_empty() {
+        counts.insert("tampered", tampered.len() as u64);
+    }
     for r in &all {
         *counts.entry(out::status_name(r.record.status_at(now))).or_default() += 1;
     }
     let active: Vec<&TokenRow> =
         all.iter().filter(|r| r.record.status_at(now) == TokenStatus::Active).collect();
     let mut findings = Vec::new();
+    if !tampered.is_empty() {
+        findings.push(Finding {
+            kind: "tampered_records",
+            severity: "high",
+            summary: format!(
+                "{} token record(s) fail their integrity check (edited outside Tokenward): refused, never used",
+                tampered.len()
+            ),
+            tokens: tampered.iter().map(|t| t.row.record.id.to_string()).collect(),
+            credential: None,
+        });
+    }
 
     // Close to expiry: a token that lives longer than the window and ends within it (a consumer
     // about to break). Short-lived tokens expire by design and are not flagged.

@@ -89,6 +89,24 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
 }
 
 /// `rewrap`: every data key under the KEK the store is opened with now, audited as a key rotation.
+/// `migrate`: the operator's deliberate upgrade of a store written by an older Tokenward.
+pub(crate) async fn migrate(g: &Global) -> Result<u8> {
+    let tw = open::open_with(g, Need::Audited, open::builder(g, false)?.migrate()).await?;
+    let done = tw.migration().cloned().unwrap_or_default();
+    tw.shutdown().await?;
+    if done.changed() {
+        eprintln!(
+            "migrated: {} record(s) rewritten, marker(s) written: {}{}",
+            done.records_rewritten,
+            if done.markers_written.is_empty() { "none".into() } else { done.markers_written.join(", ") },
+            if done.digest_key_created { ", digest key created" } else { "" }
+        );
+    } else {
+        eprintln!("nothing to migrate: the store is current");
+    }
+    Ok(0)
+}
+
 pub(crate) async fn rewrap(g: &Global) -> Result<u8> {
     let tw = open::open(g, Need::Audited).await?;
     let report = tw.secrets().rotate_kek(256).await?;

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokenward::core::chrono::DateTime;
 use tokenward::core::limits::MAX_TOKEN_LEN;
 use tokenward::core::{Decision, IssueRequest, Request, TokenId};
-use tokenward::store::{TokenQuery, TokenRow};
+use tokenward::store::TokenQuery;
 use zeroize::Zeroizing;
 
 use crate::cli::{Global, IssueArgs, ListArgs, RevokeArgs, ShowArgs, VerifyArgs};
@@ -139,11 +139,13 @@ pub(crate) async fn list(g: &Global, a: ListArgs) -> Result<u8> {
     } else {
         TokenQuery::Unexpired { at: now }
     };
-    let rows = tw.backend().tokens(&query).await;
+    let listed = tw.tokens().tokens(&query).await;
     tw.shutdown().await?;
-    let mut rows: Vec<TokenRow> = rows?;
-    rows.retain(|row| {
-        let r = &row.record;
+    // A record the query finds that fails its integrity check is always listed, as tampered: its
+    // fields are not to be believed, so no filter on them may hide it.
+    let (tampered, mut rows): (Vec<_>, Vec<_>) = listed?.into_iter().partition(|t| t.tampered.is_some());
+    rows.retain(|t| {
+        let (row, r) = (&t.row, &t.row.record);
         principal.as_ref().is_none_or(|p| r.principal == *p)
             && expiring
                 .is_none_or(|d| r.revoked_at.is_none() && r.expires_at > now && r.expires_at <= now + d)
@@ -151,20 +153,27 @@ pub(crate) async fn list(g: &Global, a: ListArgs) -> Result<u8> {
             && (!a.revoked || r.revoked_at.is_some())
             && (a.all || a.revoked || (r.revoked_at.is_none() && r.expires_at > now))
     });
-    rows.sort_by_key(|r| {
-        (r.record.principal.as_str().to_owned(), r.record.purpose.as_str().to_owned(), r.record.created_at)
+    rows.sort_by_key(|t| {
+        let r = &t.row.record;
+        (r.principal.as_str().to_owned(), r.purpose.as_str().to_owned(), r.created_at)
     });
-    for row in &rows {
+    for t in tampered.iter().chain(&rows) {
         if a.json {
-            println!("{}", out::row_json(row, now));
+            println!("{}", out::listed_json(t, now));
         } else {
-            println!("{}", out::row_line(row, now));
+            println!("{}", out::listed_line(t, now));
         }
     }
     if !a.json {
-        eprintln!("{} token(s)", rows.len());
+        eprintln!("{} token(s)", rows.len() + tampered.len());
+        if !tampered.is_empty() {
+            eprintln!(
+                "{} token record(s) fail their integrity check (edited outside Tokenward): refused, never used",
+                tampered.len()
+            );
+        }
     }
-    Ok(0)
+    Ok(u8::from(!tampered.is_empty()))
 }
 
 pub(crate) async fn show(g: &Global, a: ShowArgs) -> Result<u8> {

@@ -373,7 +373,8 @@ fn default_display() -> String {
 }
 
 /// Parses a duration: one or more `<number><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w`
-/// (`90d`, `1h30m`, `500ms`). Zero and overflow are refused.
+/// (`90d`, `1h30m`, `500ms`). Zero and more than 100 years are refused (so that a time plus or
+/// minus any parsed duration stays inside the calendar).
 pub fn parse_duration(text: &str) -> Result<TimeDelta, PolicyFileError> {
     let bad = || PolicyFileError::new(format!("duration {text:?}: expected e.g. 30d, 1h30m, 90s"));
     let mut total = TimeDelta::zero();
@@ -403,7 +404,7 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, PolicyFileError> {
         let ms = n.checked_mul(ms_per).ok_or_else(bad)?;
         total = total.checked_add(&TimeDelta::try_milliseconds(ms).ok_or_else(bad)?).ok_or_else(bad)?;
     }
-    if total <= TimeDelta::zero() {
+    if total <= TimeDelta::zero() || total > TimeDelta::days(36_500) {
         return Err(bad());
     }
     Ok(total)

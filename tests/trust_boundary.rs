@@ -261,3 +261,26 @@ async fn kdf_parameters_out_of_bounds_fail_at_once() {
         .unwrap();
     builder(dir.path()).open().await.unwrap().shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn times_from_callers_never_overflow() {
+    use tokenward::core::ChildRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let parent = tw.issue(&principal(), &request("a")).await.unwrap();
+    for ttl in [TimeDelta::MAX, TimeDelta::milliseconds(i64::MAX / 2), TimeDelta::days(91)] {
+        let child = ChildRequest::parse("c", "kv:app/x:read", ttl).unwrap();
+        assert!(tw.issue_child(parent.expose_secret(), &child).await.is_err());
+        let root = tokenward::core::IssueRequest::parse("z", "kv:app/x:read", ttl).unwrap();
+        assert!(tw.issue(&principal(), &root).await.is_err());
+    }
+    let far =
+        tokenward::core::chrono::DateTime::<tokenward::core::chrono::Utc>::MAX_UTC - TimeDelta::hours(1);
+    let late = request("late").not_before(far);
+    assert!(tw.issue(&principal(), &late).await.is_err());
+    assert!(
+        tokenward::core::Policy::builder().max_ttl(TimeDelta::days(3650)).build().is_err(),
+        "no policy raises the ceiling"
+    );
+    tw.shutdown().await.unwrap();
+}

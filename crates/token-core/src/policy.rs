@@ -14,6 +14,12 @@ use crate::scope::{Scope, ScopeSet};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
+    /// A TTL above the ceiling no policy can raise ([`MAX_TTL_CEILING`], 90 days).
+    #[error("{what} is above Tokenward's ceiling of {} days, which no policy can raise", MAX_TTL_CEILING.num_days())]
+    AboveCeiling {
+        /// Which TTL.
+        what: String,
+    },
     /// A malformed name.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -46,6 +52,9 @@ pub enum PolicyViolation {
     /// Mandatory expiry: the TTL must be positive.
     #[error("mandatory expiry: the requested TTL must be positive")]
     TtlNotPositive,
+    /// The token would start too far ahead (or its times do not fit the calendar).
+    #[error("not before: a token starts at most {} days ahead", MAX_NOT_BEFORE_AHEAD.num_days())]
+    StartsTooLate,
     /// The TTL is above what the justifying roles (or the policy) allow.
     #[error("max TTL: requested {requested_secs}s but at most {max_secs}s is allowed ({limited_by})")]
     TtlTooLong {
@@ -105,6 +114,12 @@ pub enum PolicyViolation {
     #[error("attenuation: the parent token is not active or was not proven ({0})")]
     ParentNotUsable(String),
 }
+
+/// The longest any token may live, whatever a policy says: no policy, role or request can raise
+/// it (a policy may only lower it).
+pub const MAX_TTL_CEILING: TimeDelta = TimeDelta::days(90);
+/// The furthest ahead a token may start (`not_before`): as far as it may live.
+pub const MAX_NOT_BEFORE_AHEAD: TimeDelta = TimeDelta::days(90);
 
 /// The issuing policy. Build it with [`Policy::builder`].
 #[derive(Clone, Debug)]
@@ -202,7 +217,11 @@ impl Policy {
         }
         let limits = self.limits(request.max_uses, request.idle_timeout)?;
         let not_before = request.not_before.unwrap_or(now).max(now);
-        Ok(Approval { not_before, expires_at: not_before + request.ttl, limits })
+        if now.checked_add_signed(MAX_NOT_BEFORE_AHEAD).is_none_or(|latest| not_before > latest) {
+            return Err(PolicyViolation::StartsTooLate);
+        }
+        let expires_at = not_before.checked_add_signed(request.ttl).ok_or(PolicyViolation::StartsTooLate)?;
+        Ok(Approval { not_before, expires_at, limits })
     }
 
     /// Checks minting a child of `parent` at `now` (the caller has proven possession of the parent).
@@ -219,7 +238,9 @@ impl Policy {
         if let Some(scope) = request.scopes.iter().find(|s| !parent.scopes.iter().any(|p| s.is_subset(p))) {
             return Err(PolicyViolation::ChildScopeNotSubset { scope: scope.clone() });
         }
-        let expires_at = now + request.ttl;
+        // `check_shape` bounds the TTL by the ceiling; a clock at the end of the calendar still
+        // gets an error, never an overflow.
+        let expires_at = now.checked_add_signed(request.ttl).ok_or(PolicyViolation::StartsTooLate)?;
         if expires_at > parent.expires_at {
             return Err(PolicyViolation::ChildOutlivesParent { parent_expires: parent.expires_at });
         }
@@ -239,6 +260,13 @@ impl Policy {
     fn check_shape(&self, scopes: &ScopeSet, ttl: TimeDelta) -> Result<(), PolicyViolation> {
         if ttl <= TimeDelta::zero() {
             return Err(PolicyViolation::TtlNotPositive);
+        }
+        if ttl > MAX_TTL_CEILING {
+            return Err(PolicyViolation::TtlTooLong {
+                requested_secs: ttl.num_seconds(),
+                max_secs: MAX_TTL_CEILING.num_seconds(),
+                limited_by: "Tokenward's ceiling, which no policy can raise".into(),
+            });
         }
         if scopes.is_empty() {
             return Err(PolicyViolation::NoScopes);
@@ -305,6 +333,9 @@ impl PolicyBuilder {
         if self.max_ttl <= TimeDelta::zero() {
             return Err(PolicyError::NotPositive { what: "the policy's max TTL" });
         }
+        if self.max_ttl > MAX_TTL_CEILING {
+            return Err(PolicyError::AboveCeiling { what: "the policy's max TTL".into() });
+        }
         if self.idle_timeout.is_some_and(|d| d <= TimeDelta::zero()) {
             return Err(PolicyError::NotPositive { what: "the idle timeout" });
         }
@@ -312,6 +343,9 @@ impl PolicyBuilder {
         for role in self.roles {
             if role.max_ttl() <= TimeDelta::zero() {
                 return Err(PolicyError::NotPositive { what: "a role's max TTL" });
+            }
+            if role.max_ttl() > MAX_TTL_CEILING {
+                return Err(PolicyError::AboveCeiling { what: format!("role {}'s max TTL", role.name()) });
             }
             if !self.allow_bare_wildcards {
                 if let Some(scope) = role.grants().iter().find(|s| s.has_bare_wildcard()) {

@@ -52,12 +52,12 @@ impl Global {
     }
 
     #[cfg(feature = "postgres")]
-    fn database_url(&self) -> Option<&str> {
+    pub(crate) fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()
     }
 
     #[cfg(not(feature = "postgres"))]
-    fn database_url(&self) -> Option<&str> {
+    pub(crate) fn database_url(&self) -> Option<&str> {
         None
     }
 

@@ -71,3 +71,62 @@ fn missing_integrity_markers_stop_every_command_until_an_audited_migrate() {
     assert!(log.stdout.contains("migrate"), "{}", log.stdout);
     assert!(cli.run(&["migrate"]).stderr.contains("nothing to migrate"));
 }
+
+#[test]
+fn init_is_all_or_nothing() {
+    for (args, what) in [
+        (vec!["init", "--prefix", "acme", "--policy", "missing.toml"], "missing.toml"),
+        (vec!["init", "--prefix", "NOT A PREFIX"], "--prefix"),
+    ] {
+        let cli = Cli::new();
+        let r = cli.run(&args);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.error_line().contains(what), "{}", r.stderr);
+        let left: Vec<_> =
+            std::fs::read_dir(cli.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+        cli.init();
+    }
+    // A policy over the ceiling is refused before anything is created, too.
+    let cli = Cli::new();
+    std::fs::write(cli.path("p.toml"), "[rules]\nmax_ttl = \"36500d\"\n").unwrap();
+    let r = cli.run(&["init", "--prefix", "acme", "--policy", "p.toml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error_line().contains("ceiling"), "{}", r.stderr);
+    assert!(!cli.store().exists());
+}
+
+#[test]
+fn no_policy_or_request_raises_the_ceiling_and_huge_times_are_errors_not_panics() {
+    let cli = Cli::new();
+    cli.init();
+    std::fs::write(cli.path("p.toml"), POLICY.replace("max_ttl = \"30d\"", "max_ttl = \"36500d\"")).unwrap();
+    for args in [&["policy", "check", "p.toml"][..], &["policy", "apply", "p.toml"][..]] {
+        let r = cli.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.error_line().contains("ceiling"), "{}", r.stderr);
+    }
+    for ttl in ["36000d", "91d", "9223372036854775807ms", "100000000000d"] {
+        let r = cli.run(&[
+            "issue",
+            "--principal",
+            "billing-api",
+            "--purpose",
+            "p",
+            "--scope",
+            "s3:bucket/prod-logs/x:read",
+            "--ttl",
+            ttl,
+        ]);
+        assert_eq!(r.code, 2, "{ttl}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    for args in [
+        &["list", "--expiring-within", "9223372036854775807ms"][..],
+        &["list", "--unused-since", "100000000000d"][..],
+        &["audit", "show", "--since", "100000000000d"][..],
+    ] {
+        let r = cli.run(&args);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    }
+}

@@ -34,6 +34,24 @@ fn new_key_file(path: &Path) -> Result<()> {
         .map_err(|e| CliError::new(format!("writing key file {}: {e}", path.display())))
 }
 
+/// The files `init` creates for an embedded store that do not exist yet (removed again if `init`
+/// fails); none for PostgreSQL.
+fn created_files(g: &Global) -> Vec<std::path::PathBuf> {
+    if g.database_url().is_some() {
+        return Vec::new();
+    }
+    let store = g.store.as_os_str().to_owned();
+    let with = |suffix: &str| {
+        let mut p = store.clone();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    [g.store.clone(), with("-wal"), with("-shm"), with("-journal"), g.audit_path()]
+        .into_iter()
+        .filter(|p| !p.exists())
+        .collect()
+}
+
 pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
     let mut g = g.clone();
     if let Some(path) = &a.new_key_file {
@@ -44,13 +62,34 @@ pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
         g.key_file = Some(path.clone());
         eprintln!("wrote a new 256-bit key to {} (mode 0600): keep it apart from the store", path.display());
     }
+    // All or nothing: everything that can be checked is checked before anything is created, and
+    // a failure after that removes what this command created (an embedded store and its log).
+    tokenward::core::TokenPrefix::new(&a.prefix).map_err(|e| CliError::new(format!("--prefix: {e}")))?;
+    let file = a.policy.as_deref().map(policy::read_checked).transpose()?;
     let b = open::builder(&g, true)?.prefix(&a.prefix);
-    let tw = open::open_with(&g, Need::Audited, b).await?;
-    audit::signer(&tw).await?;
-    if let Some(file) = &a.policy {
-        policy::apply_file(&tw, file, None, false, false).await?;
+    let made = created_files(&g);
+    let result = async {
+        let tw = open::open_with(&g, Need::Audited, b).await?;
+        let applied = async {
+            audit::signer(&tw).await?;
+            if let Some(file) = &file {
+                policy::apply(&tw, file, None, false, false).await?;
+            }
+            Ok::<_, CliError>(())
+        }
+        .await;
+        let closed = tw.shutdown().await;
+        applied?;
+        closed?;
+        Ok::<_, CliError>(())
     }
-    tw.shutdown().await?;
+    .await;
+    if let Err(e) = result {
+        for path in made {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
     eprintln!(
         "initialised {}: tokens `{}_…`, audit log {}",
         g.store_name(),

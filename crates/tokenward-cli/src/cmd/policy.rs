@@ -10,7 +10,7 @@ use crate::cli::{Global, PolicyCmd, PrincipalCmd, RoleCmd};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 
-fn read_file(path: &Path) -> Result<PolicyFile> {
+pub(crate) fn read_file(path: &Path) -> Result<PolicyFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::new(format!("reading policy file {}: {e}", path.display())))?;
     PolicyFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
@@ -82,6 +82,13 @@ pub(crate) async fn apply_file(
 ) -> Result<u8> {
     let file = read_file(path)?;
     apply(tw, &file, expect, dry_run, allow_orphans).await
+}
+
+/// Reads `path` and checks it whole (what `init` does before it creates anything).
+pub(crate) fn read_checked(path: &Path) -> Result<PolicyFile> {
+    let file = read_file(path)?;
+    file.check().map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    Ok(file)
 }
 
 pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {

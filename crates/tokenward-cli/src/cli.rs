@@ -430,6 +430,11 @@ pub(crate) struct RunArgs {
     /// How often to look for a rotation (with --restart-on-rotate).
     #[arg(long, default_value = "1s")]
     pub(crate) poll: String,
+    /// Hand this variable on to the command although it can unlock the store, its key or its
+    /// database (repeat for more). The command gets this environment minus every `TOKENWARD_*`,
+    /// `AWS_*`, `BAO_*` and `VAULT_*` variable, plus its secrets.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub(crate) pass_env: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub(crate) command: Vec<String>,

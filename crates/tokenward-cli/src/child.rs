@@ -1,5 +1,5 @@
-//! The commands Tokenward starts (`run`'s command, alert hooks): what they inherit, and that they
-//! do not outlive it.
+//! The commands Tokenward starts (`run`'s command, alert hooks, the drill's git): what they
+//! inherit, and that they do not outlive it.
 //!
 //! A child gets the environment minus every variable that unlocks the store, its key-encryption
 //! key or its database ([`unlocks_the_store`]): with them, `run --secret app/mine=X -- sh -c
@@ -21,15 +21,20 @@ pub(crate) fn unlocks_the_store(name: &OsStr) -> bool {
     KEY_VARIABLE_PREFIXES.iter().any(|p| name.starts_with(p.as_bytes()))
 }
 
-/// A command for `program` with this process's environment minus every key variable but those
-/// named in `pass`, killed when its handle is dropped and (on Linux) when this process dies.
-pub(crate) fn command(program: impl AsRef<OsStr>, pass: &[String]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(program);
+/// Takes every key variable but those named in `pass` out of the environment `c` will inherit.
+pub(crate) fn withhold_keys(c: &mut std::process::Command, pass: &[String]) {
     for (name, _) in std::env::vars_os() {
         if unlocks_the_store(&name) && !pass.iter().any(|p| OsStr::new(p) == name) {
             c.env_remove(&name);
         }
     }
+}
+
+/// A command for `program` with this process's environment minus every key variable but those
+/// named in `pass`, killed when its handle is dropped and (on Linux) when this process dies.
+pub(crate) fn command(program: impl AsRef<OsStr>, pass: &[String]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(program);
+    withhold_keys(c.as_std_mut(), pass);
     c.kill_on_drop(true);
     #[cfg(target_os = "linux")]
     die_with_parent(&mut c);

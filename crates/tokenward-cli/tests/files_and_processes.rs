@@ -276,6 +276,27 @@ fn run_and_alert_hooks_hand_on_their_secrets_and_no_key() {
     for (k, v) in key_variables(&cli) {
         assert!(!hooked.contains(k) && !hooked.contains(&v), "{k} reached the hook:\n{hooked}");
     }
+
+    // Nor does a git hook the drill's commit runs (a global core.hooksPath).
+    std::fs::create_dir_all(cli.path("hooks")).unwrap();
+    std::fs::write(
+        cli.path("hooks/pre-commit"),
+        format!("#!/bin/sh\nenv > {}\n", cli.path("git.env").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(cli.path("hooks/pre-commit"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(cli.path("gitconfig"), format!("[core]\n\thooksPath = {}\n", cli.path("hooks").display()))
+        .unwrap();
+    let r = cli.run_in(&["drill", "--dir", "drill"], None, |c| {
+        with_keys(&cli, c);
+        c.env("GIT_CONFIG_GLOBAL", cli.path("gitconfig"));
+    });
+    r.ok();
+    let git = std::fs::read_to_string(cli.path("git.env")).unwrap();
+    assert!(git.lines().any(|l| l == "HARMLESS=kept"), "{git}");
+    for (k, v) in key_variables(&cli) {
+        assert!(!git.contains(k) && !git.contains(&v), "{k} reached a git hook:\n{git}");
+    }
 }
 
 /// The state letter of `/proc/PID/stat` (`None`: no such process).

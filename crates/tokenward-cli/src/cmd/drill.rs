@@ -55,7 +55,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = std::process::Command::new("git")
+    let mut git = std::process::Command::new("git");
+    // Hooks (a global core.hooksPath) run with git's environment: no key in it.
+    crate::child::withhold_keys(&mut git, &[]);
+    let out = git
         .arg("-C")
         .arg(dir)
         .args([

@@ -75,7 +75,8 @@ pub(crate) enum Color {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create a store: key check, token prefix, audit log, an optional first policy.
+    /// Create a store: key check, token prefix, audit log, an optional first policy. A passphrase
+    /// must be at least 12 characters, not a repeat, a run or a common password.
     Init(InitArgs),
     /// Policy as code: roles, principals, rules and credentials under rotation.
     #[command(subcommand)]

@@ -421,8 +421,8 @@ fn secret_put_on_a_terminal_does_not_echo_the_value() {
             screen.extend(bytes);
         }
     }
-    // The prompt is written before the echo is turned off: give it a moment.
-    std::thread::sleep(Duration::from_millis(300));
+    // The prompt is written just before the echo is turned off: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
     let mut input = tty.stdin.take().unwrap();
     input.write_all(format!("{VALUE}\n").as_bytes()).unwrap();
     input.flush().unwrap();

@@ -1,7 +1,7 @@
 //! The append-only file log: one JSON object per line, written in batches, fsynced before a batch
 //! is acknowledged, locked against a second writer, and cut back cleanly after a torn write.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,7 +79,8 @@ impl FileLog {
 
     fn open_mode(path: &Path, sync: FileSync, shared: bool) -> Result<Self, AuditError> {
         let path = path.to_path_buf();
-        let file = OpenOptions::new()
+        // Created `0600`: the log says which tokens exist, who holds them and what they did.
+        let file = token_core::private_fs::options()
             .read(true)
             .append(true)
             .create(true)

@@ -57,6 +57,7 @@ mod format;
 mod issue;
 mod memory;
 mod policy;
+pub mod private_fs;
 mod record;
 mod role;
 mod scope;

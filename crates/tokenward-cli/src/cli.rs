@@ -75,7 +75,8 @@ pub(crate) enum Color {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create a store: key check, token prefix, audit log, an optional first policy.
+    /// Create a store: key check, token prefix, audit log, an optional first policy. A passphrase
+    /// must be at least 12 characters, not a repeat, a run or a common password.
     Init(InitArgs),
     /// Policy as code: roles, principals, rules and credentials under rotation.
     #[command(subcommand)]
@@ -434,6 +435,11 @@ pub(crate) struct RunArgs {
     /// How often to look for a rotation (with --restart-on-rotate).
     #[arg(long, default_value = "1s")]
     pub(crate) poll: String,
+    /// Hand this variable on to the command although it can unlock the store, its key or its
+    /// database (repeat for more). The command gets this environment minus every `TOKENWARD_*`,
+    /// `AWS_*`, `BAO_*` and `VAULT_*` variable, plus its secrets.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub(crate) pass_env: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub(crate) command: Vec<String>,

@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod child;
 mod cli;
 mod cmd;
 mod error;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokenward::audit::Actor;
-use tokenward::secrecy::SecretString;
+use tokenward::secrecy::{ExposeSecret, SecretString};
 use tokenward::{FailureMode, Tokenward, TokenwardBuilder};
+use zeroize::Zeroizing;
 
 use crate::cli::Global;
 use crate::error::{CliError, Result};
@@ -70,9 +71,77 @@ impl Global {
     }
 }
 
-/// The passphrase: from the environment, else a prompt on the terminal (never echoed); `confirm`
-/// asks twice (a new store).
-fn passphrase(confirm: bool) -> Result<SecretString> {
+/// The shortest passphrase `init` takes.
+pub(crate) const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Passphrases too common to take, however long (compared lowercased, spaces and punctuation
+/// ignored).
+const COMMON_PASSPHRASES: &[&str] = &[
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "passphrase123",
+    "qwertyuiop123",
+    "qwertyuiopasdf",
+    "qwerty123456",
+    "iloveyou1234",
+    "letmeinletmein",
+    "changemechangeme",
+    "welcome123456",
+    "administrator1",
+    "tokenward1234",
+    "tokenwardtokenward",
+];
+
+/// Refuses a trivially weak passphrase for a new store: fewer than [`MIN_PASSPHRASE_CHARS`]
+/// characters, fewer than five different characters (`aaaaaaaaaaaa`, `abababababab`), a straight
+/// run (`123456789012`, `abcdefghijkl`), or one of [`COMMON_PASSPHRASES`]. A guess costs an
+/// attacker one Argon2id derivation (m = 19 MiB, t = 2, p = 1): this keeps the cheapest guesses out
+/// of reach, it does not measure strength.
+pub(crate) fn check_new_passphrase(p: &str) -> Result<()> {
+    let chars: Zeroizing<Vec<char>> = Zeroizing::new(p.chars().collect());
+    let refuse = |why: &str| {
+        Err(CliError::new(format!(
+            "refusing a weak passphrase for a new store: {why}; choose at least {MIN_PASSPHRASE_CHARS} \
+             characters that are not a repeat, a run or a common password (a few random words will do)"
+        )))
+    };
+    if chars.len() < MIN_PASSPHRASE_CHARS {
+        return refuse(&format!("{} characters", chars.len()));
+    }
+    if chars.iter().collect::<std::collections::BTreeSet<_>>().len() < 5 {
+        return refuse("fewer than five different characters");
+    }
+    // Each character the one after (or before) the last; digits wrap (`…7890123`).
+    let step = |d: i64| {
+        chars.windows(2).all(|w| {
+            let wrap = matches!((w[0], w[1], d), ('9', '0', 1) | ('0', '9', -1));
+            wrap || i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])) == d
+        })
+    };
+    if step(1) || step(-1) {
+        return refuse("a run of consecutive characters");
+    }
+    let folded: Zeroizing<String> =
+        Zeroizing::new(chars.iter().filter(|c| c.is_alphanumeric()).flat_map(|c| c.to_lowercase()).collect());
+    if COMMON_PASSPHRASES.contains(&folded.as_str()) {
+        return refuse("a common password");
+    }
+    Ok(())
+}
+
+/// The passphrase: from the environment, else a prompt on the terminal (never echoed); `new_store`
+/// asks twice and refuses a weak one ([`check_new_passphrase`]).
+fn passphrase(new_store: bool) -> Result<SecretString> {
+    let p = read_passphrase(new_store)?;
+    if new_store {
+        check_new_passphrase(p.expose_secret())?;
+    }
+    Ok(p)
+}
+
+fn read_passphrase(confirm: bool) -> Result<SecretString> {
     if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
         if p.is_empty() {
             return Err(CliError::new(format!("{PASSPHRASE_ENV} is set but empty")));
@@ -184,6 +253,35 @@ async fn attach_audit(g: &Global, b: TokenwardBuilder) -> Result<TokenwardBuilde
             let log =
                 tokenward::audit::FileLog::open_shared(g.audit_path(), tokenward::audit::FileSync::Data)?;
             Ok(b.audit_storage(Arc::new(log), FailureMode::FailClosed))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_new_passphrase;
+
+    #[test]
+    fn trivially_weak_passphrases_are_refused() {
+        for weak in [
+            "a",
+            "hunter2",
+            "elevenchars",
+            "aaaaaaaaaaaaaaaa",
+            "abababababababab",
+            "123456789012",
+            "abcdefghijklmnop",
+            "zyxwvutsrqpo",
+            "Password1234",
+            "pass word 1234!",
+            "qwertyuiop123",
+        ] {
+            let e = check_new_passphrase(weak).err().map(|e| e.to_string());
+            assert!(e.as_deref().is_some_and(|e| e.contains("weak passphrase")), "{weak:?}: {e:?}");
+            assert!(weak.len() < 4 || !e.unwrap_or_default().contains(weak), "not repeated back");
+        }
+        for fine in ["correct horse battery staple", "tr0ub4dor&3xyz", "démonstration-42"] {
+            assert!(check_new_passphrase(fine).is_ok(), "{fine:?}");
         }
     }
 }

@@ -89,15 +89,56 @@ impl std::fmt::Debug for SqliteBackend {
     }
 }
 
+/// Creates the store file empty and `0600` if it is missing, before SQLite opens it (SQLite would
+/// create it under the umask, typically `0644`; an empty file is a new database to it).
+fn create_private(path: &Path) -> Result<()> {
+    // SQLite's own names for a memory database and URIs are not files to create.
+    if path.as_os_str() == ":memory:" || path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        return Ok(());
+    }
+    match token_core::private_fs::options().write(true).create_new(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            Err(StoreError::Backend(BackendError::new(format!("creating the store {}", path.display()), e)))
+        }
+    }
+}
+
+/// Warns when the store, or its `-wal` or `-shm`, is open to other users.
+fn warn_if_exposed(path: &Path) {
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        if let Ok(Some(mode)) = token_core::private_fs::exposed_mode(&file) {
+            tracing::warn!(
+                "the store file {} is open to other users (mode {mode:04o}): its salt, key check and \
+                 wrapped keys let them guess the passphrase offline; `chmod 600` it",
+                file.display()
+            );
+        }
+    }
+}
+
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(BackendError::new("sqlite", e))
 }
 
 impl SqliteBackend {
     /// Opens (creating if needed) the store file at `path` and brings its schema up to date.
+    ///
+    /// A new store is created `0600` (SQLite gives its `-wal` and `-shm` the same mode); opening
+    /// one that others can read logs a warning: its salt, key check and wrapped keys are enough to
+    /// guess the passphrase offline.
     pub fn open(path: &Path) -> Result<Self> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(db)?;
         let mut backend = Self::init(conn)?;
+        warn_if_exposed(path);
         // Commits no longer checkpoint; a thread of the store's own does, every 100 ms.
         backend
             .conn

@@ -203,11 +203,10 @@ fn split_url(url: &str) -> Result<(String, String)> {
 /// Runs `cmd` (through `sh -c`) with the alert on its stdin, bounded to 30 s.
 async fn hook(cmd: &str, body: &str) -> Result<()> {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("sh")
+    // The environment minus every key variable: a hook never reads the store.
+    let mut child = crate::child::command("sh", &[])
         .args(["-c", cmd])
-        .env_remove(open::PASSPHRASE_ENV)
         .stdin(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|e| CliError::new(format!("starting {cmd:?}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {

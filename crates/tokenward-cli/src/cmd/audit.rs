@@ -13,6 +13,7 @@ use tokenward::audit::{
     verify_consistency, verify_inclusion,
 };
 use tokenward::core::chrono::Utc;
+use tokenward::core::private_fs;
 use tokenward::secrecy::{ExposeSecret, SecretBox};
 use tokenward::store::SecretName;
 
@@ -207,7 +208,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let mut v = ChainVerifier::new(ChainHead::EMPTY);
             let mut sink: Box<dyn Write> = match &dest {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
+                    private_fs::create(p)
                         .map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -240,7 +241,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let note = made?;
             match &dest {
                 Some(p) => {
-                    std::fs::write(p, &note)
+                    private_fs::write(p, &note)
                         .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
                     eprintln!(
                         "signed a tree head of {} entries to {}",
@@ -385,7 +386,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let text = serde_json::to_string_pretty(&signed)?;
             match &dest {
                 Some(p) => {
-                    std::fs::write(p, format!("{text}\n"))
+                    private_fs::write(p, format!("{text}\n"))
                         .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
                     eprintln!(
                         "signed a checkpoint of {} entries to {} (keep it away from the log)",

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokenward::audit::{Action, AuditEvent, Outcome};
 use tokenward::core::chrono::TimeDelta;
+use tokenward::core::private_fs;
 use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role};
 use tokenward::scan::{GitOptions, Report, S3Options, Scanner, TreeOptions};
 use tokenward::secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
@@ -54,7 +55,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = std::process::Command::new("git")
+    let mut git = std::process::Command::new("git");
+    // Hooks (a global core.hooksPath) run with git's environment: no key in it.
+    crate::child::withhold_keys(&mut git, &[]);
+    let out = git
         .arg("-C")
         .arg(dir)
         .args([
@@ -237,14 +241,14 @@ async fn once_inner(
     // The leak: a config file in a tree, and the same file committed to a repository.
     let tree = dir.join(format!("leak-{n}/tree"));
     let repo = dir.join(format!("leak-{n}/repo"));
-    std::fs::create_dir_all(tree.join("config"))?;
-    std::fs::create_dir_all(&repo)?;
+    private_fs::create_dir_all(tree.join("config"))?;
+    private_fs::create_dir_all(&repo)?;
     let line = format!("ORDERS_API_TOKEN={}\n", leaked.secret.expose_secret());
     let start = Instant::now();
-    std::fs::write(tree.join("config/orders.env"), &line)?;
+    private_fs::write(tree.join("config/orders.env"), &line)?;
     let git_ok = git(&repo, &["init", "-q"]).is_ok();
     if git_ok {
-        std::fs::write(repo.join("orders.env"), &line)?;
+        private_fs::write(repo.join("orders.env"), &line)?;
         git(&repo, &["add", "."])?;
         git(&repo, &["commit", "-q", "-m", "add orders config"])?;
     }
@@ -382,7 +386,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     let temp;
     let dir: PathBuf = match &a.dir {
         Some(d) => {
-            std::fs::create_dir_all(d)?;
+            private_fs::create_dir_all(d)?;
             d.clone()
         }
         None => {
@@ -460,7 +464,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     }
     tw.shutdown().await?;
     if let Some(path) = &a.html {
-        std::fs::write(path, html(&runs, &summary))
+        private_fs::write(path, html(&runs, &summary))
             .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
     }
     if a.json {

@@ -23,12 +23,11 @@ fn new_key_file(path: &Path) -> Result<()> {
         let _ = write!(hex, "{b:02x}");
     }
     hex.push('\n');
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f =
-        opts.open(path).map_err(|e| CliError::new(format!("creating key file {}: {e}", path.display())))?;
+    let mut f = tokenward::core::private_fs::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| CliError::new(format!("creating key file {}: {e}", path.display())))?;
     f.write_all(hex.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::new(format!("writing key file {}: {e}", path.display())))

@@ -11,6 +11,7 @@ use tokenward::audit::chains::{ChainHead, ChainVerifier};
 use tokenward::audit::{Action, Entry};
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::lookup::TokenStatus;
+use tokenward::core::private_fs;
 use tokenward::policy::{PolicyFile, parse_duration};
 use tokenward::store::{TokenQuery, TokenRow};
 
@@ -691,7 +692,7 @@ pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
     tw.shutdown().await?;
     let posture = posture?;
     if let Some(path) = &a.html {
-        std::fs::write(path, html(&posture))
+        private_fs::write(path, html(&posture))
             .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
         eprintln!("wrote the report to {}", path.display());
     }

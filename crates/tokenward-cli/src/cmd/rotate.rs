@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokenward::Tokenward;
+use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
 use tokenward::rotate::{Rotation, Scheduler};
 
@@ -118,7 +119,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
         out::duration(&a.report_every, "--report-every")?.to_std().unwrap_or(Duration::from_secs(3600));
     // One daemon per store: a lock file beside it, held while this one runs.
     let lock_path = g.daemon_lock_path();
-    let lock = std::fs::OpenOptions::new()
+    let lock = private_fs::options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -182,7 +183,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                 if let Some(path) = &a.report {
                     match crate::cmd::report::build(&tw, g, &crate::cmd::report::Thresholds::default()).await {
                         Ok(r) => {
-                            if let Err(e) = std::fs::write(path, crate::cmd::report::html(&r)) {
+                            if let Err(e) = private_fs::write(path, crate::cmd::report::html(&r)) {
                                 eprintln!("writing the report to {}: {e}", path.display());
                             }
                         }

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Global, RunArgs};
 use crate::error::{CliError, Result};
-use crate::open::{self, Need, PASSPHRASE_ENV};
+use crate::open::{self, Need};
 use crate::out;
 
 /// How long a restarted command gets to exit after SIGTERM before SIGKILL.
@@ -111,9 +111,15 @@ async fn versions(tw: &Tokenward, bindings: &[Binding]) -> Result<Vec<Option<u64
     Ok(out)
 }
 
-fn spawn(command: &[String], env: &[(String, Zeroizing<Vec<u8>>)]) -> Result<tokio::process::Child> {
-    let mut c = tokio::process::Command::new(&command[0]);
-    c.args(&command[1..]).env_remove(PASSPHRASE_ENV).kill_on_drop(true);
+/// Starts the command: the environment minus every key variable (bar `--pass-env`), plus its
+/// secrets; it dies with this process.
+fn spawn(
+    command: &[String],
+    env: &[(String, Zeroizing<Vec<u8>>)],
+    pass_env: &[String],
+) -> Result<tokio::process::Child> {
+    let mut c = crate::child::command(&command[0], pass_env);
+    c.args(&command[1..]);
     for (k, v) in env {
         #[cfg(unix)]
         let value: OsString =
@@ -136,6 +142,11 @@ fn signal(child: &tokio::process::Child, sig: nix::sys::signal::Signal) {
 async fn stop(child: &mut tokio::process::Child) {
     #[cfg(unix)]
     signal(child, nix::sys::signal::Signal::SIGTERM);
+    wait_or_kill(child).await;
+}
+
+/// Waits the grace period for the child to exit, then kills it.
+async fn wait_or_kill(child: &mut tokio::process::Child) {
     if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
         let _ = child.kill().await;
     }
@@ -153,8 +164,15 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 }
 
 pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
-    let mut signals = crate::signals::Signals::catch()?;
+    let mut signals = crate::signals::Signals::catch_for_child()?;
     let bindings = bindings(&a.secrets)?;
+    for name in &a.pass_env {
+        if !crate::child::unlocks_the_store(name.as_ref()) {
+            return Err(CliError::new(format!(
+                "--pass-env {name}: the command inherits it anyway (only key variables are withheld)"
+            )));
+        }
+    }
     let poll = out::duration(&a.poll, "--poll")?.to_std().unwrap_or(Duration::from_secs(1));
     let tw = open::open(g, Need::Audited).await?;
     let (env, mut current) = match values(&tw, &bindings).await {
@@ -164,7 +182,7 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
             return Err(e);
         }
     };
-    let mut child = spawn(&a.command, &env)?;
+    let mut child = spawn(&a.command, &env, &a.pass_env)?;
     drop(env);
     let mut seen: BTreeMap<usize, u64> = current.iter().copied().enumerate().collect();
     let mut ticker = tokio::time::interval(poll);
@@ -174,10 +192,16 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
             status = child.wait() => {
                 break exit_code(status?);
             }
-            _ = signals.recv() => {
-                // Pass the signal on and wait for the command to finish.
-                stop(&mut child).await;
-                break exit_code(child.wait().await?);
+            caught = signals.recv() => {
+                // Pass the signal on; on SIGTERM or SIGINT, wait for the command to finish.
+                #[cfg(unix)]
+                if let Some(pid) = child.id() {
+                    caught.send_to(pid);
+                }
+                if caught.stops() {
+                    wait_or_kill(&mut child).await;
+                    break exit_code(child.wait().await?);
+                }
             }
             _ = ticker.tick(), if a.restart_on_rotate => {
                 let now = match versions(&tw, &bindings).await {
@@ -197,7 +221,7 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
                 match values(&tw, &bindings).await {
                     Ok((env, versions)) => {
                         stop(&mut child).await;
-                        child = spawn(&a.command, &env)?;
+                        child = spawn(&a.command, &env, &a.pass_env)?;
                         current = versions;
                         seen = current.iter().copied().enumerate().collect();
                     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokenward::LeakOutcome;
+use tokenward::core::private_fs;
 use tokenward::scan::{
     Baseline, GitOptions, ImageOptions, Progress, Report, RuleSet, S3Options, Scanner, TreeOptions,
 };
@@ -108,7 +109,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     }
     let report: Report = report?;
     if let Some(path) = &a.write_baseline {
-        std::fs::write(path, Baseline::from_report(&report).to_json())
+        private_fs::write(path, Baseline::from_report(&report).to_json())
             .map_err(|e| CliError::new(format!("writing baseline {}: {e}", path.display())))?;
         eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
     }
@@ -117,7 +118,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     }
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
+            private_fs::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };

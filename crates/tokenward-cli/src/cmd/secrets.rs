@@ -29,14 +29,19 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
     match c {
         SecretCmd::Put { name } => {
             let name = user_name(&name)?;
-            if std::io::stdin().is_terminal() {
-                eprintln!("reading the value from stdin (end with Ctrl-D); it is not echoed back");
-            }
-            let mut value = Zeroizing::new(Vec::new());
-            std::io::stdin()
-                .take(MAX_SECRET as u64 + 1)
-                .read_to_end(&mut value)
-                .map_err(|e| CliError::new(format!("reading the value from stdin: {e}")))?;
+            let mut value = if std::io::stdin().is_terminal() {
+                // Typed: one line with the terminal's echo off (a multi-line value is piped).
+                let line = rpassword::prompt_password("the value (one line, not echoed): ")
+                    .map_err(|e| CliError::new(format!("reading the value from the terminal: {e}")))?;
+                Zeroizing::new(line.into_bytes())
+            } else {
+                let mut value = Zeroizing::new(Vec::new());
+                std::io::stdin()
+                    .take(MAX_SECRET as u64 + 1)
+                    .read_to_end(&mut value)
+                    .map_err(|e| CliError::new(format!("reading the value from stdin: {e}")))?;
+                value
+            };
             if value.len() > MAX_SECRET {
                 return Err(CliError::new(format!("the value is over {MAX_SECRET} bytes")));
             }

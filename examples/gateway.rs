@@ -69,10 +69,15 @@ pub fn gateway(tw: &Tokenward, routes: RouteTable, upstream: Arc<Upstream>) -> R
 }
 
 /// Forwards `req` upstream: the client's `Authorization` replaced by the upstream credential;
-/// method, path, query, `content-type` and the body kept; the answer streamed back.
+/// method, path, query, `content-type` and the body kept; the answer streamed back. The layer
+/// authorised all of what is forwarded: the path, and a query only where the route names each of
+/// its parameters (`GET /objects/x?acl` reads the ACL, not the object: no route here names
+/// `acl`, so it never gets this far).
 async fn forward(State(up): State<Arc<Upstream>>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // `/x?` carries no parameter; the route table takes it as `/x`, and so is it sent.
+    let path = path.strip_suffix('?').unwrap_or(path);
     let credential = up.credential.get();
     let mut auth = HeaderValue::from_str(&format!("Bearer {}", credential.secret.expose_secret()))
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
@@ -278,7 +283,8 @@ pub async fn get(client: &HttpClient, url: &str, bearer: Option<&str>) -> Status
     }
 }
 
-/// The routes clients may call through the gateway.
+/// The routes clients may call through the gateway (no query: a route names the query
+/// parameters it lets through, with `RouteTable::route_with_query`).
 pub fn routes() -> RouteTable {
     RouteTable::new()
         .route(Some(axum::http::Method::GET), "/objects/{*path}", "s3:bucket/prod-logs/{path}:read")

@@ -109,6 +109,47 @@ impl TokenVerifier {
         self.verify_from(token, request, source)
     }
 
+    /// Refuses `token` for a request no scope maps to, recording `refused` (what was asked, e.g.
+    /// `GET /logs/../admin`) and the `source`. The token is authenticated first: one that is not
+    /// valid is denied for that (revoked, expired…), a valid one
+    /// [`token_core::DenyReason::OutOfScope`]. Audited like any verification (every refusal is an
+    /// entry, in summarized mode too).
+    pub fn refuse_unmapped_from(&self, token: &str, refused: &str, source: Option<&str>) -> Decision {
+        match &self.inner.audited {
+            None => match self.inner.plain.authenticate_at(token, self.inner.plain.clock().now()) {
+                Decision::Allowed(_) => Decision::Denied(token_core::DenyReason::OutOfScope),
+                denied => denied,
+            },
+            Some(v) => v.refuse_unmapped(token, refused, source),
+        }
+    }
+
+    /// [`TokenVerifier::refuse_unmapped_from`], reading the token's record first when a bounded
+    /// cache does not hold it (as [`TokenVerifier::verify_from_async`] does).
+    pub async fn refuse_unmapped_from_async(
+        &self,
+        token: &str,
+        refused: &str,
+        source: Option<&str>,
+    ) -> Decision {
+        if let Err(e) = self.inner.tokens.fetch_missing(token).await {
+            tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
+            let reason = token_core::DenyReason::LookupUnavailable;
+            return match &self.inner.audited {
+                None => Decision::Denied(reason),
+                Some(v) => v.record_refusal(token, reason, refused, source),
+            };
+        }
+        self.refuse_unmapped_from(token, refused, source)
+    }
+
+    /// Records a request refused before any token was read (`code`: `missing_token`,
+    /// `invalid_request`; `refused`: what was asked). `false`: auditing fails closed and the
+    /// entry could not be recorded. Without an audit log, `true`.
+    pub fn record_tokenless(&self, code: &str, refused: &str, source: Option<&str>) -> bool {
+        self.inner.audited.as_ref().is_none_or(|v| v.record_tokenless(code, refused, source))
+    }
+
     /// Whether `token` must be read from the store before the cache can answer for it (a bounded
     /// cache that does not hold it and does not remember it as unknown): then
     /// [`TokenVerifier::verify_async`] waits for a read; otherwise it answers at once.

@@ -186,3 +186,80 @@ async fn clients_never_fail_while_the_upstream_key_rotates_20_times_and_a_leaked
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains("upk_"), "an upstream key in the audit log");
 }
+
+/// The gateway forwards what the layer authorised and nothing more: a token for
+/// `s3:bucket/prod-logs/**:read` does not reach the object's ACL (`?acl`), a listing
+/// (`?list-type=2&prefix=`) or a path outside its prefix; a revoked token is `401` on any path;
+/// the upstream sees none of these, and each is an audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_forwards_no_query_or_path_the_routes_do_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "upstream-admin-test-key";
+    let state = UpstreamState::new(admin);
+    let up_addr = serve(upstream(state.clone())).await;
+    let client = http_client();
+    let audit = dir.path().join("audit.jsonl");
+    let tw = Tokenward::embedded(dir.path().join("gw.db"))
+        .passphrase(SecretString::from("correct horse battery staple"))
+        .policy(
+            Policy::builder()
+                .role(Role::parse("reader", "s3:bucket/prod-logs/**:read", TimeDelta::hours(1)).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .audit_file(&audit, FailureMode::FailClosed)
+        .open()
+        .await
+        .unwrap();
+    let key_name = SecretName::new("upstream/api-key").unwrap();
+    let target = Arc::new(UpstreamKeys {
+        base: format!("http://{up_addr}"),
+        admin: SecretString::from(admin),
+        client: client.clone(),
+    });
+    assert!(matches!(tw.rotate(&key_name, target).await.unwrap(), Rotation::Promoted { .. }));
+    let up = Arc::new(Upstream {
+        base: format!("http://{up_addr}"),
+        credential: tw.follow(&key_name).await.unwrap(),
+        client: client.clone(),
+    });
+    let gw = format!("http://{}", serve(gateway(&tw, routes(), up)).await);
+    let reader = Principal::parse("billing-api", ["reader"]).unwrap();
+    let issue = async |p: &str| {
+        let req = IssueRequest::parse(p, "s3:bucket/prod-logs/x:read", TimeDelta::minutes(30)).unwrap();
+        tw.issue(&reader, &req).await.unwrap()
+    };
+    let (token, leaked) = (issue("x").await, issue("leaked").await);
+    tw.revoke(leaked.id()).await.unwrap();
+    let token = token.expose_secret().to_owned();
+
+    assert_eq!(get(&client, &format!("{gw}/objects/x"), Some(&token)).await, StatusCode::OK);
+    let served = state.served.load(Ordering::Relaxed);
+    let refused = [
+        "/objects/x?acl",
+        "/objects/x?list-type=2&prefix=",
+        "/objects/x?versionId=1",
+        "/objects/../admin/keys",
+        "/objects/%2e%2e/admin/keys",
+        "/admin/keys",
+    ];
+    for path in refused {
+        let s = get(&client, &format!("{gw}{path}"), Some(&token)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path} with a token for objects/x");
+        let s = get(&client, &format!("{gw}{path}"), Some(leaked.expose_secret())).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} with a revoked token");
+        assert_eq!(get(&client, &format!("{gw}{path}"), None).await, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(state.served.load(Ordering::Relaxed), served, "the upstream served a refused request");
+    assert_eq!(state.refused.load(Ordering::Relaxed), 0);
+
+    tw.shutdown().await.unwrap();
+    let log = FileLog::open(&audit).unwrap();
+    log.verify(&[]).unwrap();
+    let denied = log.query(&AuditQuery::new().action("verify_denied")).await.unwrap();
+    assert_eq!(denied.len(), refused.len() * 3, "every refusal is an entry");
+    assert!(denied.iter().all(|e| e.event.source.as_deref() == Some("127.0.0.1")));
+    assert!(denied.iter().any(|e| e.event.token == Some(leaked.id())
+        && e.event.action.detail() == Some("revoked")
+        && e.event.attrs.get("refused").map(String::as_str) == Some("GET /admin/keys")));
+}

@@ -82,7 +82,7 @@ impl<L: TokenLookup> AuditedVerifier<L> {
         }
         let Decision::Denied(reason) = &decision else { return decision };
         let now = token_core::chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-        self.record(now, token, decision.clone(), reason, presented, request, source)
+        self.record(now, token, decision.clone(), reason, presented, Asked::Request(request), source)
     }
 
     /// Records a denial decided outside the verifier (a bounded cache that could not read the
@@ -97,7 +97,67 @@ impl<L: TokenLookup> AuditedVerifier<L> {
     ) -> Decision {
         let now = self.inner.clock().now();
         let presented = self.inner.format().parse(token).ok().map(|p| p.id());
-        self.record(now, token, Decision::Denied(reason.clone()), &reason, presented, request, source)
+        self.record(
+            now,
+            token,
+            Decision::Denied(reason.clone()),
+            &reason,
+            presented,
+            Asked::Request(request),
+            source,
+        )
+    }
+
+    /// Refuses `token` for a request no scope maps to, and records it. The token is authenticated
+    /// first (not counted as a use): one that is not valid is denied for that (revoked,
+    /// expired, malformed…), a valid one [`DenyReason::OutOfScope`]. `refused` says what was asked
+    /// (a method and path, say); it is the entry's `refused` attribute. In fail-closed mode a
+    /// refusal that cannot be recorded is [`DenyReason::AuditUnavailable`].
+    pub fn refuse_unmapped(&self, token: &str, refused: &str, source: Option<&str>) -> Decision {
+        let reason = match self.inner.authenticate_at(token, self.inner.clock().now()) {
+            Decision::Allowed(_) => DenyReason::OutOfScope,
+            Decision::Denied(reason) => reason,
+        };
+        self.record_refusal(token, reason, refused, source)
+    }
+
+    /// [`AuditedVerifier::record_denial`] for a request no scope maps to (`refused`: what was
+    /// asked).
+    pub fn record_refusal(
+        &self,
+        token: &str,
+        reason: DenyReason,
+        refused: &str,
+        source: Option<&str>,
+    ) -> Decision {
+        let now = self.inner.clock().now();
+        let presented = self.inner.format().parse(token).ok().map(|p| p.id());
+        self.record(
+            now,
+            token,
+            Decision::Denied(reason.clone()),
+            &reason,
+            presented,
+            Asked::Refused(refused),
+            source,
+        )
+    }
+
+    /// Records a request refused before any token was read: `code` says why (`missing_token`,
+    /// `invalid_request`), `refused` what was asked. `false`: it could not be recorded and
+    /// auditing fails closed (answer that the log is unavailable, not the refusal).
+    pub fn record_tokenless(&self, code: &str, refused: &str, source: Option<&str>) -> bool {
+        let mut event = AuditEvent::new(
+            self.inner.clock().now(),
+            Actor::Anonymous,
+            Action::VerifyDenied(code.to_owned()),
+        )
+        .outcome(Outcome::Failure("no token was read".to_owned()))
+        .attr("refused", refused);
+        if let Some(s) = source {
+            event = event.source(s);
+        }
+        self.auditor.emit(event).is_ok() || self.auditor.mode() != FailureMode::FailClosed
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -108,7 +168,7 @@ impl<L: TokenLookup> AuditedVerifier<L> {
         decision: Decision,
         reason: &DenyReason,
         presented: Option<token_core::TokenId>,
-        request: &Request,
+        asked: Asked<'_>,
         source: Option<&str>,
     ) -> Decision {
         let mut event =
@@ -118,10 +178,16 @@ impl<L: TokenLookup> AuditedVerifier<L> {
             Some(id) => event = event.token(id),
             None => event.subject_hmac = self.subjects.as_ref().map(|k| k.hash(token.as_bytes())),
         }
-        // Sized once: growing through `to_string` would reallocate a few times per verification.
-        let mut text = String::with_capacity(96);
-        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{request}"));
-        event = event.attr("request", text);
+        match asked {
+            Asked::Request(request) => {
+                // Sized once: growing through `to_string` would reallocate a few times per
+                // verification.
+                let mut text = String::with_capacity(96);
+                let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{request}"));
+                event = event.attr("request", text);
+            }
+            Asked::Refused(refused) => event = event.attr("refused", refused),
+        }
         if let Some(s) = source {
             event = event.source(s);
         }
@@ -133,4 +199,11 @@ impl<L: TokenLookup> AuditedVerifier<L> {
             Err(_) => decision,
         }
     }
+}
+
+/// What a denial was for: a scope, or a request no scope maps to (described).
+#[derive(Clone, Copy)]
+enum Asked<'a> {
+    Request(&'a Request),
+    Refused(&'a str),
 }

@@ -102,13 +102,19 @@ impl HttpClientBuilder {
             return Err(HttpError::Config(format!("base URL {:?} has no host", self.base)));
         }
         let tls = tls_config(self.ca_pem.as_deref(), self.identity.as_ref())?;
-        let inner = reqwest::Client::builder()
+        let mut inner = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| HttpError::Config(format!("HTTP client: {e}")))?;
+            .timeout(self.timeout);
+        // A client talks to its base's host only. A remote one goes through the proxy the
+        // environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`), as
+        // networks that need one expect; a loopback one never does, whatever the environment
+        // says: a proxy variable must not carry a local OpenBao's token off the machine.
+        if is_loopback(&base) {
+            inner = inner.no_proxy();
+        }
+        let inner = inner.build().map_err(|e| HttpError::Config(format!("HTTP client: {e}")))?;
         let mut base_text = base.as_str().trim_end_matches('/').to_owned();
         if base_text.ends_with(':') {
             base_text.push('/');
@@ -250,6 +256,28 @@ impl HttpClient {
     }
 
     async fn send_once(&self, request: &Request) -> Result<Response, HttpError> {
+        let mut body = Vec::new();
+        let mut stream = self.answer(request, self.max_response as u64).await?;
+        while let Some(chunk) = stream.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status: stream.status, body, content_type: stream.content_type })
+    }
+
+    /// Sends `request` once (never retried) and returns the answer with its body left to read in
+    /// chunks, at most `max` bytes of it: for bodies too large to hold whole (an object to
+    /// scan). The client's other rules hold as for [`HttpClient::send`]; the whole-request
+    /// timeout runs until the body is read.
+    pub async fn send_streaming(&self, request: Request, max: u64) -> Result<BodyStream, HttpError> {
+        self.answer(&request, max).await
+    }
+
+    /// The answer's head, checked (no redirect, no declared length over `max`), and its body.
+    async fn answer(&self, request: &Request, max: u64) -> Result<BodyStream, HttpError> {
+        // The path follows the base's authority: `@elsewhere/…` would make it another host's.
+        if !(request.path.is_empty() || request.path.starts_with(['/', '?'])) {
+            return Err(HttpError::Config("a request path starts with / or ?".into()));
+        }
         let url = format!("{}{}", self.base, request.path);
         let shown = strip_query(&url).to_owned();
         let mut b = self.inner.request(request.method.as_reqwest(), &url);
@@ -267,45 +295,86 @@ impl HttpClient {
         if let Some(body) = &request.body {
             b = b.body(body.clone());
         }
-        let mut response = b.send().await.map_err(|e| self.transport(&shown, e))?;
+        let response = b.send().await.map_err(|e| self.transport(&shown, e))?;
         let status = response.status().as_u16();
         if response.status().is_redirection() {
             return Err(HttpError::Redirect { url: shown, status });
         }
-        if response.content_length().is_some_and(|n| n > self.max_response as u64) {
-            return Err(HttpError::TooLarge { url: shown, max: self.max_response });
+        let too_large =
+            || HttpError::TooLarge { url: shown.clone(), max: usize::try_from(max).unwrap_or(usize::MAX) };
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(too_large());
         }
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&shown, e))? {
-            if body.len() + chunk.len() > self.max_response {
-                return Err(HttpError::TooLarge { url: shown, max: self.max_response });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response { status, body, content_type })
+        Ok(BodyStream { status, content_type, response, read: 0, max, url: shown, timeout: self.timeout })
     }
 
     fn transport(&self, url: &str, e: reqwest::Error) -> HttpError {
-        if e.is_timeout() {
-            return HttpError::Timeout { url: url.to_owned(), timeout: self.timeout };
+        transport(self.timeout, url, e)
+    }
+}
+
+/// A transport failure as an error naming `url` and the cause (a timeout after `timeout`).
+fn transport(timeout: Duration, url: &str, e: reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        return HttpError::Timeout { url: url.to_owned(), timeout };
+    }
+    // The chain's texts name the cause (refused, an unknown issuer, a bad certificate);
+    // reqwest's errors carry the URL, which is ours, never a header.
+    let mut what = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    while let Some(s) = source {
+        what = s.to_string();
+        source = s.source();
+    }
+    if what.is_empty() {
+        what = if e.is_connect() { "cannot connect".into() } else { "the call failed".into() };
+    }
+    HttpError::Transport { url: url.to_owned(), what, source: Some(Box::new(e.without_url())) }
+}
+
+/// An answer whose body is read in chunks ([`HttpClient::send_streaming`]), at most its bound.
+pub struct BodyStream {
+    /// The status code.
+    pub status: u16,
+    /// The `content-type`, if any.
+    pub content_type: Option<String>,
+    response: reqwest::Response,
+    read: u64,
+    max: u64,
+    url: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("status", &self.status)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    /// The next chunk of the body (`None`: the end). More than the bound is
+    /// [`HttpError::TooLarge`], a stall past the timeout [`HttpError::Timeout`].
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        let Some(chunk) = self.response.chunk().await.map_err(|e| transport(self.timeout, &self.url, e))?
+        else {
+            return Ok(None);
+        };
+        self.read = self.read.saturating_add(chunk.len() as u64);
+        if self.read > self.max {
+            return Err(HttpError::TooLarge {
+                url: self.url.clone(),
+                max: usize::try_from(self.max).unwrap_or(usize::MAX),
+            });
         }
-        // The chain's texts name the cause (refused, an unknown issuer, a bad certificate);
-        // reqwest's errors carry the URL, which is ours, never a header.
-        let mut what = String::new();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-        while let Some(s) = source {
-            what = s.to_string();
-            source = s.source();
-        }
-        if what.is_empty() {
-            what = if e.is_connect() { "cannot connect".into() } else { "the call failed".into() };
-        }
-        HttpError::Transport { url: url.to_owned(), what, source: Some(Box::new(e.without_url())) }
+        Ok(Some(chunk.to_vec()))
     }
 }
 

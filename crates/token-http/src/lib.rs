@@ -7,6 +7,9 @@
 //! - TLS verified against the platform's roots, or only against a custom CA (`ca_pem`), with an
 //!   optional client certificate (`client_identity_pem`);
 //! - plain HTTP only to a loopback address unless explicitly allowed;
+//! - one host per client (its base URL's); a loopback one is never reached through a proxy
+//!   (a remote one through the proxy `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` name, less
+//!   `NO_PROXY`);
 //! - connect and whole-request timeouts; responses bounded in size (read in chunks, refused past
 //!   the bound, never buffered whole first);
 //! - **no redirects**: a token header must never follow one to another host;
@@ -36,7 +39,7 @@ mod client;
 mod error;
 mod request;
 
-pub use client::{HttpClient, HttpClientBuilder};
+pub use client::{BodyStream, HttpClient, HttpClientBuilder};
 pub use error::HttpError;
 pub use request::{Method, Request, Response};
 

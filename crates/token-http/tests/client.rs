@@ -171,3 +171,53 @@ fn plain_http_goes_only_to_loopback_unless_allowed() {
         .unwrap_err();
     assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
 }
+
+/// `HTTP_PROXY` (and `ALL_PROXY`) set to a listener recording connections: a call to a loopback
+/// API (OpenBao on 127.0.0.1, say, with its token in a header) goes straight there, never through
+/// the proxy. The variables are set for a child run of this test binary (the environment is the
+/// process's), which makes the call; this run holds the proxy and counts its connections.
+#[test]
+fn a_loopback_api_is_never_reached_through_a_proxy() {
+    if std::env::var_os("TOKEN_HTTP_PROXY_CHILD").is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (url, count, _) = server(|_| reply("200 OK", "{}")).await;
+            let token = SecretString::from("hvs.must-not-reach-a-proxy".to_owned());
+            for base in [url.clone(), url.replace("127.0.0.1", "localhost")] {
+                let client = HttpClient::builder(&base)
+                    .timeout(Duration::from_secs(5))
+                    .retries(0, Duration::ZERO)
+                    .build();
+                let request = Request::get("/v1/sys/health").secret_header("X-Vault-Token", &token);
+                assert_eq!(client.unwrap().send(request).await.unwrap().status, 200, "{base}");
+            }
+            assert_eq!(count.load(Ordering::SeqCst), 2);
+        });
+        return;
+    }
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_loopback_api_is_never_reached_through_a_proxy",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TOKEN_HTTP_PROXY_CHILD", "1")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let mut through_proxy = 0;
+    while proxy.accept().is_ok() {
+        through_proxy += 1;
+    }
+    assert_eq!(through_proxy, 0, "a loopback call went through the proxy");
+    assert!(out.status.success(), "the child run failed: {}", String::from_utf8_lossy(&out.stdout));
+}

@@ -25,6 +25,23 @@ pub enum ScanError {
     /// A container image could not be read (not an image archive or layout, a missing manifest).
     #[error("image: {0}")]
     Image(String),
+    /// A container image directory names a path it does not hold: absolute, with `..`, through a
+    /// symlink leading out of the directory, or not a regular file (a FIFO, a device, a
+    /// directory). Nothing outside the image is read, and nothing blocks.
+    #[error("image: {path:?} {why}")]
+    ImagePath {
+        /// The path as the image names it (cut at 200 characters).
+        path: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A container image's JSON documents (manifests, indexes, configs), held in memory while the
+    /// archive is read, exceed [`crate::ImageOptions::max_metadata`].
+    #[error("image: its JSON documents exceed {limit} bytes (ImageOptions::max_metadata)")]
+    ImageMetadataTooLarge {
+        /// The limit.
+        limit: u64,
+    },
     /// An S3 bucket could not be listed: missing, credentials refused, endpoint unreachable.
     #[error("s3: {0}")]
     S3(String),

@@ -150,3 +150,148 @@ fn docker_save_archives_are_read_and_corrupt_layers_reported() {
     std::fs::write(&cut, &bytes[..700]).unwrap();
     assert!(Scanner::new().unwrap().scan_image(&cut, &ImageOptions::default()).is_err());
 }
+
+/// Scans `image` on a thread of its own: a scan that hangs (a FIFO read) fails the test instead
+/// of hanging it.
+fn scan_within(image: &Path, options: ImageOptions) -> Result<Report, ScanError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let image = image.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(Scanner::new().unwrap().scan_image(&image, &options));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the image scan hung")
+}
+
+/// A `docker save` directory whose manifest names `layer` (with a good layer first).
+fn save_dir(dir: &Path, layer: &str) {
+    let t = tokens();
+    std::fs::create_dir_all(dir.join("l1")).unwrap();
+    std::fs::write(
+        dir.join("l1/layer.tar"),
+        self::layer(&[("srv/a.yml", format!("t: {}\n", t[2]).as_bytes())]),
+    )
+    .unwrap();
+    let manifest =
+        serde_json::json!([{"Config": "cfg.json", "RepoTags": ["svc:1"], "Layers": ["l1/layer.tar", layer]}]);
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// A layout directory is read only inside itself: a manifest naming an absolute path, a `..`
+/// path, a symlink leading out or a FIFO is a typed error (nothing outside read, nothing
+/// blocking); a symlink that stays inside is followed; a FIFO among the blobs is passed over.
+#[cfg(unix)]
+#[test]
+fn an_image_directory_is_read_only_inside_itself() {
+    let t = tokens();
+    let dir = tempfile::tempdir().unwrap();
+    // Outside the image: a layer-shaped file holding a secret (say, the host's files).
+    let outside = dir.path().join("host");
+    std::fs::create_dir_all(&outside).unwrap();
+    let host_layer = outside.join("passwd.tar");
+    std::fs::write(&host_layer, layer(&[("etc/passwd", format!("root:{}\n", t[0]).as_bytes())])).unwrap();
+
+    type Make<'a> = Box<dyn Fn(&Path) -> String + 'a>;
+    let cases: Vec<(&str, Make<'_>)> = vec![
+        ("absolute", Box::new(|_| host_layer.display().to_string())),
+        ("dot-dot", Box::new(|_| "../host/passwd.tar".to_owned())),
+        (
+            "symlink out",
+            Box::new(|image| {
+                std::os::unix::fs::symlink(&host_layer, image.join("l2.tar")).unwrap();
+                "l2.tar".to_owned()
+            }),
+        ),
+        (
+            "fifo",
+            Box::new(|image| {
+                mkfifo(&image.join("l2.tar"));
+                "l2.tar".to_owned()
+            }),
+        ),
+        ("a directory", Box::new(|_| "l1".to_owned())),
+    ];
+    for (what, make) in &cases {
+        let image = dir.path().join(format!("image-{}", what.replace(' ', "-")));
+        std::fs::create_dir_all(&image).unwrap();
+        let name = make(&image);
+        save_dir(&image, &name);
+        match scan_within(&image, ImageOptions::default()) {
+            Err(ScanError::ImagePath { path, why }) => {
+                assert_eq!(path, name, "{what}");
+                assert!(!why.is_empty());
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+
+    // The manifest itself a symlink out, or a FIFO: refused the same way.
+    for what in ["symlink", "fifo"] {
+        let image = dir.path().join(format!("manifest-{what}"));
+        std::fs::create_dir_all(&image).unwrap();
+        save_dir(&image, "l1/layer.tar");
+        std::fs::remove_file(image.join("manifest.json")).unwrap();
+        if what == "symlink" {
+            let elsewhere = outside.join("manifest.json");
+            std::fs::write(&elsewhere, r#"[{"Config":"c","Layers":["l1/layer.tar"]}]"#).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, image.join("manifest.json")).unwrap();
+        } else {
+            mkfifo(&image.join("manifest.json"));
+        }
+        let r = scan_within(&image, ImageOptions::default());
+        assert!(
+            matches!(&r, Err(ScanError::ImagePath { path, .. }) if path == "manifest.json"),
+            "{what}: {r:?}"
+        );
+    }
+
+    // A symlink that stays inside is followed; the secret outside is never reached.
+    let image = dir.path().join("image-inside");
+    std::fs::create_dir_all(image.join("l2")).unwrap();
+    std::fs::write(image.join("l2/real.tar"), layer(&[("app/k", format!("k={}\n", t[1]).as_bytes())]))
+        .unwrap();
+    std::os::unix::fs::symlink("../l2/real.tar", {
+        std::fs::create_dir_all(image.join("l3")).unwrap();
+        image.join("l3/link.tar")
+    })
+    .unwrap();
+    save_dir(&image, "l3/link.tar");
+    let report = scan_within(&image, ImageOptions::default()).unwrap();
+    assert_eq!(report.findings.len(), 2, "{:?} {:?}", report.findings, report.skipped);
+
+    // An OCI layout with a FIFO and a symlink out among its blobs: they are passed over.
+    let layout = dir.path().join("layout");
+    oci_layout(&layout, &[gzip(&layer(&[("app/.env", format!("T={}\n", t[3]).as_bytes())]))]);
+    mkfifo(&layout.join("blobs/sha256/fifo"));
+    std::os::unix::fs::symlink(outside.join("manifest.json"), layout.join("blobs/sha256/out")).unwrap();
+    let report = scan_within(&layout, ImageOptions::default()).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?} {:?}", report.findings, report.skipped);
+}
+
+/// Pass 1 of a tar image holds its JSON documents in memory: within `max_metadata`, beyond it a
+/// typed error (an archive of many small JSON-looking blobs cannot exhaust memory).
+#[test]
+fn an_image_archive_holds_at_most_max_metadata_of_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("save");
+    save_dir(&save, "l1/layer.tar");
+    std::fs::create_dir_all(save.join("blobs/x")).unwrap();
+    for i in 0..64 {
+        std::fs::write(save.join(format!("blobs/x/{i}")), format!("{{\"pad\":\"{}\"}}", "a".repeat(4096)))
+            .unwrap();
+    }
+    let archive = dir.path().join("save.tar");
+    tar_dir(&save, &archive);
+    let mut small = ImageOptions::default();
+    small.max_metadata = 64 << 10;
+    for image in [&archive, &save] {
+        let r = scan_within(image, small.clone());
+        assert!(matches!(r, Err(ScanError::ImageMetadataTooLarge { limit }) if limit == 64 << 10), "{r:?}");
+        let report = scan_within(image, ImageOptions::default()).unwrap();
+        assert!(!report.findings.is_empty(), "{:?}", report.skipped);
+    }
+}

@@ -63,21 +63,25 @@ fn start(auth_after: u32) -> Option<(Moto, String)> {
 
 /// An unsigned call inside the no-auth window (moto routes by the credential scope's service).
 fn call(endpoint: &str, method: &str, path: &str, service: &str, body: &[u8]) -> String {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::new();
-    let req = client
-        .request(method.parse().unwrap(), format!("{endpoint}{path}"))
+    use token_http::{HttpClient, Method, Request};
+    let method_ = match method {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        _ => Method::Get,
+    };
+    let mut req = Request::new(method_, path)
         .header(
             "authorization",
             format!("AWS4-HMAC-SHA256 Credential=AKIASETUP0000000000/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
         )
         .body(body.to_vec());
-    let req =
-        if service == "iam" { req.header("content-type", "application/x-www-form-urlencoded") } else { req };
-    let resp = req.send().unwrap();
-    let status = resp.status();
-    let text = resp.text().unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    if service == "iam" {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let resp = rt.block_on(HttpClient::builder(endpoint).build().unwrap().send(req)).unwrap();
+    let text = String::from_utf8_lossy(&resp.body).into_owned();
+    assert!(resp.is_success(), "{method} {path}: {} {text}", resp.status);
     text
 }
 
@@ -147,4 +151,62 @@ fn secrets_in_bucket_objects_are_found_through_signed_requests() {
     );
     let nowhere = S3Options::new("http://127.0.0.1:9", "us-east-1", &id, SecretString::from(secret));
     assert!(matches!(scanner.scan_s3("planted", &nowhere), Err(ScanError::S3(_))));
+}
+
+/// The scan's HTTP is token-http's: plain HTTP to an endpoint that is not loopback is refused
+/// before any connection (the credentials would travel in the clear).
+#[test]
+fn plain_http_to_a_remote_endpoint_is_refused() {
+    let remote = S3Options::new(
+        "http://192.0.2.10:9000",
+        "us-east-1",
+        "AKIAEXAMPLE",
+        SecretString::from("s".repeat(40)),
+    );
+    let e = Scanner::new().unwrap().scan_s3("b", &remote).unwrap_err();
+    assert!(matches!(&e, ScanError::S3(m) if m.contains("plain HTTP")), "{e}");
+}
+
+/// An object's body is bounded by `max_object_size` as it is read, whatever the listing said: an
+/// endpoint listing 10 bytes and sending a megabyte has the object skipped and reported (not
+/// scanned in part, not held whole).
+#[test]
+fn an_object_over_its_bound_is_skipped_whatever_the_listing_says() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let body = if head.starts_with("GET /b?") {
+                "<ListBucketResult><Contents><Key>big</Key><Size>10</Size></Contents><IsTruncated>false</IsTruncated></ListBucketResult>".to_owned()
+            } else {
+                "a".repeat(1 << 20)
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let mut options =
+        S3Options::new(&endpoint, "us-east-1", "AKIAEXAMPLE", SecretString::from("s".repeat(40)));
+    options.max_object_size = 1000;
+    let report = Scanner::new().unwrap().scan_s3("b", &options).unwrap();
+    assert_eq!(report.files, 0, "{:?}", report.skipped);
+    assert!(
+        report.skipped.iter().any(|s| s.what == "s3://b/big" && s.reason.contains("over 1000 bytes")),
+        "{:?}",
+        report.skipped
+    );
 }

@@ -4,17 +4,24 @@
 //! Tokenward's verifier and authorises the scope each request needs:
 //!
 //! 1. the one `Authorization: Bearer <token>` header is read (missing → `401` with a bare
-//!    `WWW-Authenticate: Bearer`; duplicated, oversized or malformed → `400 invalid_request`);
+//!    `WWW-Authenticate: Bearer`, on every path; duplicated, oversized or malformed → `400
+//!    invalid_request`);
 //! 2. the request is mapped to a scope ([`RouteTable`]: method + path → `s3:bucket/{path}:read`,
-//!    or a closure);
+//!    a query only where the route names its parameters; or a closure);
 //! 3. the token is verified for that scope through the deployment's [`TokenVerifier`](tokenward::TokenVerifier) — in
 //!    constant time, with no I/O, and audited when the deployment audits (every decision, or
-//!    denials plus per-interval counts in summarized mode);
+//!    denials plus per-interval counts in summarized mode). A request no scope maps to is
+//!    refused after its token is judged: an invalid token is `401 invalid_token` there too (no
+//!    one learns the routes without a valid token), a valid one `403 insufficient_scope`;
 //! 4. allowed: the verified [`Grant`](tokenward::core::Grant) (token id, principal, scopes) goes
 //!    into the request's extensions and the inner service is called; denied: `401
 //!    invalid_token`, or `403 insufficient_scope` with the scope needed. The deny detail
 //!    (revoked, expired…) goes to the audit log and tracing, never to the client. A fail-closed
 //!    audit log that cannot record is `503` with `Retry-After: 1`.
+//!
+//! Every refusal is an audit entry (`verify_denied`): with the scope (`request`) when one maps,
+//! else with the method and path asked (`refused`; never the query, which may hold a token);
+//! requests without a usable token as `missing_token` / `invalid_request`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

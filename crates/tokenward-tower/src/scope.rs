@@ -6,8 +6,10 @@ use http::Method;
 use tokenward::core::Request;
 
 /// Maps an HTTP request to the scope it needs (`None`: no scope covers it, and it is refused with
-/// `403 insufficient_scope`). Implemented by [`RouteTable`] and by any
-/// `Fn(&http::Request<B>) -> Option<Request>`.
+/// `403 insufficient_scope` if its token is valid, `401 invalid_token` if not). Implemented by
+/// [`RouteTable`] and by any `Fn(&http::Request<B>) -> Option<Request>`. A closure sees the whole
+/// request: it must account for the query (and anything else the service acts on) as the route
+/// table does, or refuse it.
 pub trait RequiredScope<B>: Send + Sync {
     /// The scope `req` needs.
     fn required_scope(&self, req: &http::Request<B>) -> Option<Request>;
@@ -60,6 +62,8 @@ struct Route {
     template: Vec<Part>,
     /// An upper bound of the scope text's length, less the substituted segments.
     fixed_len: usize,
+    /// The query parameters a request may carry (by name, as sent); none: no query at all.
+    query: Vec<String>,
 }
 
 /// Method + path patterns mapped to scope templates, first match wins:
@@ -83,9 +87,29 @@ struct Route {
 ///
 /// Patterns: literal segments, `{name}` (one segment), `{*name}` (one or more, last). Paths are
 /// matched as sent (no percent-decoding: an encoded character is not a scope character, so such
-/// a path maps to no scope); empty, `.` and `..` segments match nothing. The query is ignored.
-/// Each substituted segment must be a scope segment (`A-Z a-z 0-9 . _ @ + = -`), or the request
-/// maps to no scope.
+/// a path maps to no scope); empty, `.` and `..` segments match nothing. Each substituted segment
+/// must be a scope segment (`A-Z a-z 0-9 . _ @ + = -`), or the request maps to no scope.
+///
+/// The query is part of what a request asks (`GET /objects/x?acl` reads the object's ACL, not the
+/// object; `?list-type=2&prefix=` lists), so a route matches a request with a query only if it
+/// names every parameter the query carries ([`RouteTable::route_with_query`]); [`RouteTable::route`]
+/// matches requests without one. Names are compared as sent (`%61cl` is not `acl`), and a query
+/// holding a `;` (a separator to some servers) matches no route:
+///
+/// ```
+/// use http::Method;
+/// use tokenward_tower::{RequiredScope, RouteTable};
+///
+/// let routes = RouteTable::new()
+///     .route(Some(Method::GET), "/objects/{*path}", "s3:bucket/logs/{path}:read")?
+///     .route_with_query(Some(Method::GET), "/objects/{*path}", "s3:bucket/logs/{path}:read", &["versionId"])?;
+/// let scope = |uri: &str| routes.required_scope(&http::Request::get(uri).body(()).unwrap());
+/// assert!(scope("/objects/a.log").is_some());
+/// assert!(scope("/objects/a.log?versionId=3").is_some());
+/// assert!(scope("/objects/a.log?acl").is_none());
+/// assert!(scope("/objects/a.log?versionId=3&acl").is_none());
+/// # Ok::<(), tokenward_tower::RouteError>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
@@ -147,14 +171,28 @@ impl RouteTable {
 
     /// Adds a route: `method` (`None`: any), a path `pattern`, and the scope `template` whose
     /// `{name}`s are the pattern's. Checked now: unknown names, a `{*rest}` not last, or a
-    /// template that does not make a scope are refused.
-    pub fn route(
+    /// template that does not make a scope are refused. It matches requests without a query.
+    pub fn route(self, method: Option<Method>, pattern: &str, template: &str) -> Result<Self, RouteError> {
+        self.route_with_query(method, pattern, template, &[])
+    }
+
+    /// [`RouteTable::route`], also matching requests whose query carries only parameters named
+    /// in `params` (each `A-Z a-z 0-9 - . _ ~`, as sent). The scope does not depend on their
+    /// values: name only parameters any holder of the scope may set.
+    pub fn route_with_query(
         mut self,
         method: Option<Method>,
         pattern: &str,
         template: &str,
+        params: &[&str],
     ) -> Result<Self, RouteError> {
         let err = |why: &str| RouteError { route: format!("{pattern} -> {template}"), why: why.to_owned() };
+        if let Some(bad) = params.iter().find(|p| {
+            p.is_empty()
+                || !p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        }) {
+            return Err(err(&format!("query parameter {bad:?}: a name is A-Z a-z 0-9 - . _ ~")));
+        }
         let segs: Vec<&str> = match segments(pattern) {
             Some(s) => s.map(|(a, b)| &pattern[a..b]).collect(),
             None => return Err(err("a pattern starts with / and has no empty, . or .. segments")),
@@ -202,15 +240,22 @@ impl RouteTable {
         example.push_str(rest);
         Request::parse(&example).map_err(|e| err(&format!("the template does not make a scope: {e}")))?;
         let fixed_len = parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum();
-        self.routes.push(Route { method, pattern: pat, template: parts, fixed_len });
+        let query = params.iter().map(|p| (*p).to_owned()).collect();
+        self.routes.push(Route { method, pattern: pat, template: parts, fixed_len, query });
         Ok(self)
     }
 
-    /// The scope for `method` and `path`, if a route matches.
-    pub fn scope_for(&self, method: &Method, path: &str) -> Option<Request> {
+    /// The scope for `method` and `target` (the path, then `?` and the query if there is one),
+    /// if a route matches.
+    pub fn scope_for(&self, method: &Method, target: &str) -> Option<Request> {
+        let (path, query) = match target.split_once('?') {
+            // `/x?` sends no parameter: the same request as `/x`.
+            Some((path, query)) => (path, Some(query).filter(|q| !q.is_empty())),
+            None => (target, None),
+        };
         let segs = segments(path)?;
         'routes: for r in &self.routes {
-            if r.method.as_ref().is_some_and(|m| m != method) {
+            if r.method.as_ref().is_some_and(|m| m != method) || !query_allowed(&r.query, query) {
                 continue;
             }
             // The values, as (start, end) byte ranges of `path`, in pattern order.
@@ -268,9 +313,23 @@ impl RouteTable {
     }
 }
 
+/// Whether every parameter of `query` is one of `allowed` (by name, as sent).
+fn query_allowed(allowed: &[String], query: Option<&str>) -> bool {
+    let Some(query) = query else { return true };
+    !query.contains(';')
+        && query.split('&').filter(|pair| !pair.is_empty()).all(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            allowed.iter().any(|a| a == name)
+        })
+}
+
 impl<B> RequiredScope<B> for RouteTable {
     fn required_scope(&self, req: &http::Request<B>) -> Option<Request> {
-        self.scope_for(req.method(), req.uri().path())
+        let uri = req.uri();
+        match uri.path_and_query() {
+            Some(pq) => self.scope_for(req.method(), pq.as_str()),
+            None => self.scope_for(req.method(), uri.path()),
+        }
     }
 }
 
@@ -316,6 +375,30 @@ mod tests {
             let got = segments(&path).map(|it| it.map(|(a, b)| &path[a..b]).collect::<Vec<_>>());
             proptest::prop_assert_eq!(got, expected, "{}", path);
         }
+    }
+
+    #[test]
+    fn a_query_matches_only_a_route_naming_each_of_its_parameters() {
+        let t = RouteTable::new()
+            .route(Some(Method::GET), "/objects/{*path}", "s3:bucket/logs/{path}:read")
+            .unwrap()
+            .route_with_query(Some(Method::GET), "/list", "s3:bucket/logs:list", &["list-type", "prefix"])
+            .unwrap();
+        let s = |p: &str| t.scope_for(&Method::GET, p).map(|r| r.to_string());
+        assert_eq!(s("/objects/x").as_deref(), Some("s3:bucket/logs/x:read"));
+        assert_eq!(s("/objects/x?").as_deref(), Some("s3:bucket/logs/x:read"));
+        for refused in
+            ["/objects/x?acl", "/objects/x?list-type=2&prefix=", "/objects/x?a=1", "/objects/x?acl="]
+        {
+            assert_eq!(s(refused), None, "{refused}");
+        }
+        assert_eq!(s("/list?list-type=2&prefix=").as_deref(), Some("s3:bucket/logs:list"));
+        assert_eq!(s("/list?prefix=a&&prefix=b").as_deref(), Some("s3:bucket/logs:list"));
+        for refused in ["/list?list-type=2&acl", "/list?%61cl", "/list?prefix=a;acl", "/list?=x"] {
+            assert_eq!(s(refused), None, "{refused}");
+        }
+        assert!(RouteTable::new().route_with_query(None, "/a", "x:a:read", &["a=b"]).is_err());
+        assert!(RouteTable::new().route_with_query(None, "/a", "x:a:read", &[""]).is_err());
     }
 
     #[test]

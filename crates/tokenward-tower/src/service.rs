@@ -46,20 +46,32 @@ impl<S, M> TokenAuth<S, M> {
         Self { inner, shared: Arc::new(Shared { verifier, scopes, config }) }
     }
 
-    /// What a decision needs of `req`: the token, the scope it must allow, the source.
+    /// What a decision needs of `req`: the token, the scope it must allow (`None`: no scope maps
+    /// to the request), the source. A request without a usable token is refused here, audited.
     fn prepare<'r, B>(
         &self,
         req: &'r http::Request<B>,
-    ) -> Result<(&'r str, Request, Option<String>), Rejection>
+    ) -> Result<(&'r str, Option<Request>, Option<String>), Rejection>
     where
         M: RequiredScope<B>,
     {
-        let token = bearer(req.headers(), self.shared.config.max_header)?;
-        let Some(scope) = self.shared.scopes.required_scope(req) else {
-            tracing::debug!(path = req.uri().path(), "no scope maps to this request");
-            return Err(Rejection::InsufficientScope(None));
-        };
         let source = self.shared.config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
+        let token = match bearer(req.headers(), self.shared.config.max_header) {
+            Ok(token) => token,
+            Err(rejection) => {
+                let code = match rejection {
+                    Rejection::MissingToken => "missing_token",
+                    _ => "invalid_request",
+                };
+                if !self.shared.verifier.record_tokenless(code, &refused(req), source.as_deref()) {
+                    return Err(Rejection::AuditUnavailable);
+                }
+                return Err(rejection);
+            }
+        };
+        // The token is judged whether a scope maps or not: a revoked, expired or made-up token is
+        // `401 invalid_token` on every path, so no one learns the routes without a valid token.
+        let scope = self.shared.scopes.required_scope(req);
         Ok((token, scope, source))
     }
 
@@ -71,8 +83,11 @@ impl<S, M> TokenAuth<S, M> {
         M: RequiredScope<B>,
     {
         let (token, scope, source) = self.prepare(req)?;
-        let decision = self.shared.verifier.verify_from(token, &scope, source.as_deref());
-        answer(decision, scope)
+        let verifier = &self.shared.verifier;
+        match scope {
+            Some(scope) => answer(verifier.verify_from(token, &scope, source.as_deref()), Some(scope)),
+            None => answer(verifier.refuse_unmapped_from(token, &refused(req), source.as_deref()), None),
+        }
     }
 
     /// [`TokenAuth::authorize`], reading the token's record from the store first when a bounded
@@ -82,20 +97,57 @@ impl<S, M> TokenAuth<S, M> {
         M: RequiredScope<B>,
     {
         let (token, scope, source) = self.prepare(req)?;
-        let decision = self.shared.verifier.verify_from_async(token, &scope, source.as_deref()).await;
-        answer(decision, scope)
+        let verifier = &self.shared.verifier;
+        match scope {
+            Some(scope) => {
+                answer(verifier.verify_from_async(token, &scope, source.as_deref()).await, Some(scope))
+            }
+            None => {
+                let decision =
+                    verifier.refuse_unmapped_from_async(token, &refused(req), source.as_deref()).await;
+                answer(decision, None)
+            }
+        }
     }
 }
 
-/// The grant, or the rejection a denial maps to.
-fn answer(decision: Decision, scope: Request) -> Result<Grant, Rejection> {
+/// What a refused request asked, for its audit entry: the method and the path (at most 256
+/// bytes), and whether it had a query (never the query itself: RFC 6750 lets a client send its
+/// token there).
+fn refused<B>(req: &http::Request<B>) -> String {
+    const MAX: usize = 256;
+    let path = req.uri().path();
+    let mut end = path.len().min(MAX);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut text = format!("{} {}", req.method(), &path[..end]);
+    if end < path.len() {
+        text.push('…');
+    }
+    if req.uri().query().is_some() {
+        text.push_str("?…");
+    }
+    text
+}
+
+/// The grant, or the rejection a denial maps to (`scope`: the one the request needed, if any maps).
+fn answer(decision: Decision, scope: Option<Request>) -> Result<Grant, Rejection> {
     match decision {
         Decision::Allowed(grant) => Ok(grant),
         Decision::Denied(reason) => {
             // The detail goes to tracing and the audit log, never to the client.
-            tracing::debug!(reason = reason.code(), scope = %scope, "bearer token refused");
+            match &scope {
+                Some(scope) => {
+                    tracing::debug!(reason = reason.code(), scope = %scope, "bearer token refused")
+                }
+                None => tracing::debug!(
+                    reason = reason.code(),
+                    "bearer token refused: no scope maps to the request"
+                ),
+            }
             Err(match reason {
-                DenyReason::OutOfScope => Rejection::InsufficientScope(Some(scope)),
+                DenyReason::OutOfScope => Rejection::InsufficientScope(scope),
                 DenyReason::AuditUnavailable | DenyReason::LookupUnavailable => Rejection::AuditUnavailable,
                 _ => Rejection::InvalidToken,
             })
@@ -130,12 +182,19 @@ where
                 Ok((token, scope, source)) => (token.to_owned(), scope, source),
                 Err(rejection) => return ResponseFuture::rejected(rejection.into_response()),
             };
+            let asked = if scope.is_none() { Some(refused(&req)) } else { None };
             // The service polled ready is the one to call; a clone takes its place here.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             let verifier = self.shared.verifier.clone();
             return ResponseFuture::fetching(Box::pin(async move {
-                let decision = verifier.verify_from_async(&token, &scope, source.as_deref()).await;
+                let decision = match (&scope, &asked) {
+                    (Some(scope), _) => verifier.verify_from_async(&token, scope, source.as_deref()).await,
+                    (None, asked) => {
+                        let asked = asked.as_deref().unwrap_or_default();
+                        verifier.refuse_unmapped_from_async(&token, asked, source.as_deref()).await
+                    }
+                };
                 match answer(decision, scope) {
                     Ok(grant) => {
                         req.extensions_mut().insert(grant);

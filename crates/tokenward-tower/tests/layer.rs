@@ -160,8 +160,14 @@ async fn every_answer_of_rfc_6750_and_the_audit_behind_it() {
     let reasons: Vec<&str> = denied.iter().filter_map(|e| e.event.action.detail()).collect();
     assert_eq!(
         reasons,
-        ["revoked", "malformed", "malformed", "out_of_scope"],
-        "the detail is in the log (a changed character breaks the checksum)"
+        [
+            ["missing_token"; 2].as_slice(),
+            &["invalid_request"; 5],
+            &["revoked", "malformed", "malformed"],
+            &["out_of_scope"; 3]
+        ]
+        .concat(),
+        "the detail is in the log (a changed character breaks the checksum); every refusal is an entry"
     );
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(
@@ -245,6 +251,12 @@ async fn a_bounded_cache_reads_what_it_does_not_hold() {
     }
     let stats = tw.tokens().cache().stats();
     assert!(stats.misses >= 4 && stats.lookups >= 4, "{stats:?}");
+    // A path no route maps, with a valid token the cache no longer holds: read, then 403 (not
+    // the 401 of a token the cache does not know).
+    let evicted = tokens.iter().find(|t| tw.verifier().needs_fetch(t.expose_secret())).expect("one evicted");
+    let r =
+        call(&svc, Method::DELETE, "/logs/a.log", &[&format!("Bearer {}", evicted.expose_secret())]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Revoked while not held: read, denied as revoked.
     let gone = &tokens[0];
     tw.revoke(gone.id()).await.unwrap();
@@ -275,4 +287,93 @@ async fn a_bounded_cache_reads_what_it_does_not_hold() {
     let entries = FileLog::open(&audit).unwrap().query(&AuditQuery::default()).await.unwrap();
     assert!(entries.iter().any(|e| e.event.token == Some(gone.id())
         && matches!(&e.event.action, tokenward::audit::Action::VerifyDenied(c) if c == "revoked")));
+}
+
+/// A request no route maps (another method, a path trick, a query the route does not name) is
+/// judged by its token first: a revoked or made-up token is `401 invalid_token` there as on a
+/// mapped path, no token is `401` everywhere, so the routes cannot be mapped without a valid
+/// token; a valid token is `403`. Each refusal is one audit entry saying what was asked (never
+/// the query), and nothing reaches the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmapped_requests_judge_the_token_first_and_every_refusal_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let tw = builder(dir.path()).audit_file(&audit, FailureMode::FailClosed).open().await.unwrap();
+    let who = Principal::parse("billing-api", ["reader"]).unwrap();
+    let issue = |purpose: &'static str| {
+        let tw = &tw;
+        let who = &who;
+        async move {
+            let req =
+                IssueRequest::parse(purpose, "s3:bucket/prod-logs/**:read", TimeDelta::minutes(10)).unwrap();
+            tw.issue(who, &req).await.unwrap()
+        }
+    };
+    let (token, leaked) = (issue("logs").await, issue("leaked").await);
+    tw.revoke(leaked.id()).await.unwrap();
+    let svc = service(&tw);
+    let (valid, revoked) =
+        (format!("Bearer {}", token.expose_secret()), format!("Bearer {}", leaked.expose_secret()));
+    let unmapped: [(Method, &str); 9] = [
+        (Method::DELETE, "/logs/a.log"),
+        (Method::GET, "/admin"),
+        (Method::GET, "/logs/../admin"),
+        (Method::GET, "/logs/./a.log"),
+        (Method::GET, "/logs//a.log"),
+        (Method::GET, "/logs/%2e%2e/admin"),
+        (Method::GET, "/logs/a%2Fb"),
+        (Method::GET, "/logs/a.log?acl"),
+        (Method::GET, "/logs/?list-type=2&prefix="),
+    ];
+    let mut refusals = 0;
+    for (method, path) in &unmapped {
+        for (auth, who, expected) in [
+            (Some(revoked.as_str()), "revoked", (StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\"")),
+            (
+                Some("Bearer tw_madeup"),
+                "made up",
+                (StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\""),
+            ),
+            (None, "none", (StatusCode::UNAUTHORIZED, "Bearer")),
+            (Some(valid.as_str()), "valid", (StatusCode::FORBIDDEN, "Bearer error=\"insufficient_scope\"")),
+        ] {
+            let r = call(&svc, method.clone(), path, auth.as_slice()).await;
+            assert_eq!((r.status(), challenge(&r)), expected, "{method} {path} with the {who} token");
+            refusals += 1;
+        }
+    }
+    // The same query-less path is served: the refusal above was the query's.
+    assert_eq!(call(&svc, Method::GET, "/logs/a.log", &[&valid]).await.status(), StatusCode::OK);
+    // No token on a mapped path: 401 too.
+    let r = call(&svc, Method::GET, "/logs/a.log", &[]).await;
+    assert_eq!((r.status(), challenge(&r)), (StatusCode::UNAUTHORIZED, "Bearer"));
+    refusals += 1;
+
+    tw.shutdown().await.unwrap();
+    let log = FileLog::open(&audit).unwrap();
+    log.verify(&[]).unwrap();
+    let denied = log.query(&AuditQuery::new().action("verify_denied")).await.unwrap();
+    assert_eq!(denied.len(), refusals, "every refusal is an entry");
+    let entry = |detail: &str, refused: &str| {
+        denied.iter().any(|e| {
+            e.event.action.detail() == Some(detail)
+                && e.event.attrs.get("refused").map(String::as_str) == Some(refused)
+        })
+    };
+    for (method, path) in &unmapped {
+        let asked = match path.split_once('?') {
+            Some((p, _)) => format!("{method} {p}?…"),
+            None => format!("{method} {path}"),
+        };
+        for detail in ["revoked", "malformed", "missing_token", "out_of_scope"] {
+            assert!(entry(detail, &asked), "no {detail} entry for {asked}");
+        }
+    }
+    assert!(denied.iter().any(|e| e.event.token == Some(leaked.id())
+        && e.event.attrs.get("refused").map(String::as_str) == Some("GET /logs/../admin")));
+    assert!(denied.iter().any(|e| e.event.token == Some(token.id())
+        && e.event.attrs.get("refused").map(String::as_str) == Some("GET /logs/%2e%2e/admin")));
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("acl") && !text.contains("list-type"), "a query in the audit log");
+    assert!(!text.contains(token.expose_secret()) && !text.contains(leaked.expose_secret()));
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Component, Path};
 
 use serde::Deserialize;
 
@@ -22,12 +22,94 @@ const MAX_JSON: u64 = 4 << 20;
 pub struct ImageOptions {
     /// Files in layers larger than this are skipped and reported (default 256 MiB).
     pub max_file_size: u64,
+    /// The most the image's JSON documents (manifests, indexes, configs; each at most 4 MiB)
+    /// may hold in memory together while the image is read, names included (default 64 MiB).
+    /// More is [`ScanError::ImageMetadataTooLarge`].
+    pub max_metadata: u64,
 }
 
 impl Default for ImageOptions {
     fn default() -> Self {
-        Self { max_file_size: 256 << 20 }
+        Self { max_file_size: 256 << 20, max_metadata: 64 << 20 }
     }
+}
+
+/// The JSON documents of an image by path, within [`ImageOptions::max_metadata`].
+struct Docs {
+    map: HashMap<String, Vec<u8>>,
+    held: u64,
+    limit: u64,
+}
+
+impl Docs {
+    fn new(limit: u64) -> Self {
+        Self { map: HashMap::new(), held: 0, limit }
+    }
+
+    /// Keeps `r`'s bytes as `name` if they look like JSON (`{` or `[` first) and are at most
+    /// [`MAX_JSON`]; anything else is left unread past its first byte.
+    fn add(&mut self, name: String, mut r: impl Read) -> Result<(), ScanError> {
+        let mut first = [0u8; 1];
+        if !matches!(r.read(&mut first), Ok(1)) || !matches!(first[0], b'{' | b'[') {
+            return Ok(());
+        }
+        let mut b = vec![first[0]];
+        if r.take(MAX_JSON).read_to_end(&mut b).is_err() || b.len() as u64 > MAX_JSON {
+            return Ok(());
+        }
+        self.held = self.held.saturating_add(b.len() as u64 + name.len() as u64);
+        if self.held > self.limit {
+            return Err(ScanError::ImageMetadataTooLarge { limit: self.limit });
+        }
+        self.map.insert(name, b);
+        Ok(())
+    }
+}
+
+/// Why a path an image directory names was not opened.
+enum Confined {
+    /// It may not be read at all.
+    Refused(&'static str),
+    /// Reading it failed (missing, permissions).
+    Io(std::io::Error),
+}
+
+/// Opens `rel` — a path the image names — under the image directory `root` (canonical): only a
+/// relative path of plain names, still inside `root` once its symlinks are resolved, and a
+/// regular file (opened without blocking and checked once open: a FIFO is refused, not waited on).
+fn open_in(root: &Path, rel: &str) -> Result<std::fs::File, Confined> {
+    let plain = Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if rel.is_empty() || !plain {
+        return Err(Confined::Refused("is absolute or leaves the image directory (..)"));
+    }
+    let real = std::fs::canonicalize(root.join(rel)).map_err(Confined::Io)?;
+    if !real.starts_with(root) {
+        return Err(Confined::Refused("leads out of the image directory through a symlink"));
+    }
+    let file = open_nonblocking(&real).map_err(Confined::Io)?;
+    if !file.metadata().map_err(Confined::Io)?.is_file() {
+        return Err(Confined::Refused("is not a regular file"));
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    if !std::fs::symlink_metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    std::fs::File::open(path)
+}
+
+/// `rel` refused: the typed error, the path cut for display.
+fn refused(rel: &str, why: &'static str) -> ScanError {
+    ScanError::ImagePath { path: rel.chars().take(200).collect(), why }
 }
 
 /// One layer to scan: where its bytes are (a path inside the archive or layout), and which
@@ -151,57 +233,59 @@ impl Scanner {
             buf: Vec::new(),
         };
         if meta.is_dir() {
-            let mut json = HashMap::new();
+            // Every path the image names stays inside it: absolute paths, `..`, symlinks out
+            // and anything but a regular file are refused.
+            let root = std::fs::canonicalize(path).map_err(io)?;
+            let mut docs = Docs::new(options.max_metadata);
             for name in ["manifest.json", "index.json"] {
-                if let Ok(b) = std::fs::read(path.join(name)) {
-                    json.insert(name.to_owned(), b);
+                match open_in(&root, name) {
+                    Ok(f) => docs.add(name.to_owned(), f)?,
+                    Err(Confined::Refused(why)) => return Err(refused(name, why)),
+                    Err(Confined::Io(_)) => {}
                 }
             }
-            // OCI manifests are blobs: read the small ones.
-            if let Ok(algs) = std::fs::read_dir(path.join("blobs")) {
+            // OCI manifests are blobs: read the small ones (what cannot be opened inside the
+            // image is left out; if a manifest names it, it is missing).
+            if let Ok(algs) = std::fs::read_dir(root.join("blobs")) {
                 for alg in algs.flatten() {
+                    let Some(alg_name) = alg.file_name().to_str().map(str::to_owned) else { continue };
                     for blob in std::fs::read_dir(alg.path()).into_iter().flatten().flatten() {
-                        if blob.metadata().is_ok_and(|m| m.len() <= MAX_JSON)
-                            && let Ok(b) = std::fs::read(blob.path())
-                            && b.first() == Some(&b'{')
+                        let Some(blob_name) = blob.file_name().to_str().map(str::to_owned) else { continue };
+                        let name = format!("blobs/{alg_name}/{blob_name}");
+                        if let Ok(f) = open_in(&root, &name)
+                            && f.metadata().is_ok_and(|m| m.len() <= MAX_JSON)
                         {
-                            json.insert(
-                                format!(
-                                    "blobs/{}/{}",
-                                    alg.file_name().to_string_lossy(),
-                                    blob.file_name().to_string_lossy()
-                                ),
-                                b,
-                            );
+                            docs.add(name, f)?;
                         }
                     }
                 }
             }
-            for layer in layers(&json)? {
-                match std::fs::File::open(path.join(&layer.name)) {
+            for layer in layers(&docs.map)? {
+                match open_in(&root, &layer.name) {
                     Ok(f) => state.layer(&layer, f),
-                    Err(e) => state
+                    Err(Confined::Refused(why)) => return Err(refused(&layer.name, why)),
+                    Err(Confined::Io(e)) => state
                         .report
                         .skipped
                         .push(Skipped { what: layer.name.clone(), reason: format!("unreadable: {e}") }),
                 }
             }
         } else {
-            // Pass 1: the JSON documents. Pass 2: the layers, in archive order.
-            let mut json = HashMap::new();
+            // Pass 1: the JSON documents (held in memory, within `max_metadata`). Pass 2: the
+            // layers, in archive order.
+            let mut docs = Docs::new(options.max_metadata);
             let mut archive = tar::Archive::new(std::fs::File::open(path).map_err(io)?);
             for entry in archive.entries().map_err(|e| ScanError::Image(format!("not a tar archive: {e}")))? {
-                let mut entry = entry.map_err(|e| ScanError::Image(format!("corrupt archive: {e}")))?;
+                let entry = entry.map_err(|e| ScanError::Image(format!("corrupt archive: {e}")))?;
                 let name = entry_name(&entry);
-                if entry.size() <= MAX_JSON && (name.ends_with(".json") || name.starts_with("blobs/")) {
-                    let mut b = Vec::new();
-                    let read = entry.read_to_end(&mut b).is_ok();
-                    if read && matches!(b.first(), Some(b'{' | b'[')) {
-                        json.insert(name, b);
-                    }
+                if entry.header().entry_type().is_file()
+                    && entry.size() <= MAX_JSON
+                    && (name.ends_with(".json") || name.starts_with("blobs/"))
+                {
+                    docs.add(name, entry)?;
                 }
             }
-            let wanted = layers(&json)?;
+            let wanted = layers(&docs.map)?;
             let mut by_name: HashMap<&str, Vec<&Layer>> = HashMap::new();
             for l in &wanted {
                 by_name.entry(l.name.as_str()).or_default().push(l);

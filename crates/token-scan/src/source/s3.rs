@@ -6,10 +6,12 @@
 //! against AWS's documented example and by moto with signature checks on) rather than
 //! `aws-sigv4` or the AWS SDK, which bring the aws-smithy stack; the ListObjectsV2 fields are
 //! read from its XML by hand (`Key`, `Size`, `IsTruncated`, `NextContinuationToken`, entities
-//! decoded). The HTTP and TLS are maintained crates (reqwest, rustls with ring).
+//! decoded). Every call goes through token-http, the one HTTP client, with its rules: TLS by
+//! rustls with ring, plain HTTP only to loopback, bounded answers (a listing page at most 16 MiB,
+//! an object at most `max_object_size`, read in chunks), timeouts, no redirects, and a loopback
+//! endpoint never reached through a proxy.
 
 use std::io::Read;
-use std::sync::Arc;
 
 use secrecy::SecretString;
 use token_core::chrono::{DateTime, Utc};
@@ -121,20 +123,40 @@ pub(crate) fn sign(
     headers
 }
 
-fn client() -> Result<reqwest::blocking::Client, ScanError> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(BuilderVerifierExt::with_platform_verifier)
-        .map_err(|e| ScanError::S3(format!("TLS setup: {e}")))?
-        .with_no_client_auth();
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
+/// The largest listing page read (S3 sends at most 1,000 keys a page: well under this).
+const MAX_LISTING: usize = 16 << 20;
+
+/// The client for `endpoint`: token-http's, with a timeout for objects as large as allowed.
+fn client(endpoint: &str) -> Result<token_http::HttpClient, ScanError> {
+    token_http::HttpClient::builder(endpoint)
         .timeout(std::time::Duration::from_secs(300))
+        .max_response(MAX_LISTING)
         .build()
-        .map_err(|e| ScanError::S3(format!("HTTP client: {e}")))
+        .map_err(|e| ScanError::S3(e.to_string()))
+}
+
+/// An object's body as a blocking reader, its chunks read on the scan's runtime.
+struct Body<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    stream: token_http::BodyStream,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Body<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.runtime.block_on(self.stream.chunk()) {
+                Ok(Some(chunk)) => (self.chunk, self.at) = (chunk, 0),
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.at);
+        out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The text of the first `<tag>` in `xml`, entities decoded.
@@ -158,7 +180,7 @@ fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// An S3 error response as a clear error: status, code and message (never the credentials).
-fn api_error(status: reqwest::StatusCode, body: &str, bucket: &str) -> ScanError {
+fn api_error(status: u16, body: &str, bucket: &str) -> ScanError {
     let code = tag(body, "Code").map(|c| c.into_owned()).unwrap_or_default();
     let message = tag(body, "Message").map(|c| c.into_owned()).unwrap_or_default();
     let what = match code.as_str() {
@@ -178,30 +200,33 @@ fn api_error(status: reqwest::StatusCode, body: &str, bucket: &str) -> ScanError
 impl Scanner {
     /// Scans every object of `bucket` (under the options' prefix). A missing bucket, refused
     /// credentials or an unreachable endpoint is [`ScanError::S3`], with S3's error code; an
-    /// object that cannot be read is skipped and reported.
+    /// object that cannot be read is skipped and reported. Blocking: call it off an async
+    /// runtime's worker threads (`spawn_blocking`).
     pub fn scan_s3(&self, bucket: &str, options: &S3Options) -> Result<Report, ScanError> {
-        let url =
-            reqwest::Url::parse(&options.endpoint).map_err(|e| ScanError::S3(format!("endpoint: {e}")))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(ScanError::S3("endpoint has no host".into())),
-        };
-        let http = client()?;
-        let get = |path: &str, query: &[(&str, String)]| -> Result<reqwest::blocking::Response, ScanError> {
+        let http = client(&options.endpoint)?;
+        // The signed `host`: the endpoint's authority, as the request will carry it.
+        let host = options
+            .endpoint
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(rest))
+            .filter(|h| !h.is_empty() && !h.contains('@'))
+            .ok_or_else(|| ScanError::S3("endpoint has no host".into()))?
+            .to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ScanError::S3(format!("runtime: {e}")))?;
+        let request = |path: &str, query: &[(&str, String)]| {
             // reqwest sends `accept: */*`: signed like the rest.
             let headers = sign(options, "GET", &host, path, query, &[("accept", "*/*")], Utc::now());
-            let mut url = format!("{}{}", options.endpoint, sigv4::encode(path, true));
+            let mut target = sigv4::encode(path, true);
             if !query.is_empty() {
-                url.push('?');
-                url.push_str(&sigv4::canonical_query(query));
+                target.push('?');
+                target.push_str(&sigv4::canonical_query(query));
             }
-            let mut req = http.get(url);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            req.send().map_err(|e| ScanError::S3(format!("bucket {bucket}: {e}")))
+            headers.into_iter().fold(token_http::Request::get(target), |r, (k, v)| r.header(&k, v))
         };
+        let s3_error = |e: token_http::HttpError| ScanError::S3(format!("bucket {bucket}: {e}"));
         let mut report = Report::default();
         let mut buf = Vec::new();
         let mut token: Option<String> = None;
@@ -213,11 +238,11 @@ impl Scanner {
             if let Some(t) = &token {
                 query.push(("continuation-token", t.clone()));
             }
-            let resp = get(&format!("/{bucket}"), &query)?;
-            let status = resp.status();
-            let body = resp.text().map_err(|e| ScanError::S3(format!("bucket {bucket}: {e}")))?;
-            if !status.is_success() {
-                return Err(api_error(status, &body, bucket));
+            let resp =
+                runtime.block_on(http.send(request(&format!("/{bucket}"), &query))).map_err(s3_error)?;
+            let body = String::from_utf8_lossy(&resp.body).into_owned();
+            if !resp.is_success() {
+                return Err(api_error(resp.status, &body, bucket));
             }
             for item in body.split("<Contents>").skip(1) {
                 let Some(key) = tag(item, "Key") else { continue };
@@ -230,18 +255,25 @@ impl Scanner {
                     });
                     continue;
                 }
-                let object = match get(&format!("/{bucket}/{key}"), &[]) {
-                    Ok(r) if r.status().is_success() => r,
-                    Ok(r) => {
-                        let status = r.status();
-                        let body = r.text().unwrap_or_default();
+                let get = request(&format!("/{bucket}/{key}"), &[]);
+                let object = match runtime.block_on(http.send_streaming(get, options.max_object_size)) {
+                    Ok(r) if (200..300).contains(&r.status) => r,
+                    Ok(mut r) => {
+                        // The error document, a few KiB at most.
+                        let mut body = Vec::new();
+                        while body.len() < 64 << 10
+                            && let Ok(Some(c)) = runtime.block_on(r.chunk())
+                        {
+                            body.extend_from_slice(&c);
+                        }
+                        let body = String::from_utf8_lossy(&body);
                         report
                             .skipped
-                            .push(Skipped { what, reason: api_error(status, &body, bucket).to_string() });
+                            .push(Skipped { what, reason: api_error(r.status, &body, bucket).to_string() });
                         continue;
                     }
                     Err(e) => {
-                        report.skipped.push(Skipped { what, reason: e.to_string() });
+                        report.skipped.push(Skipped { what, reason: s3_error(e).to_string() });
                         continue;
                     }
                 };
@@ -251,13 +283,8 @@ impl Scanner {
                     line,
                     column,
                 };
-                if let Err(e) = self.scan_stream(
-                    object.take(options.max_object_size + 1),
-                    &mut buf,
-                    &mut report,
-                    &what,
-                    &locate,
-                ) {
+                let object = Body { runtime: &runtime, stream: object, chunk: Vec::new(), at: 0 };
+                if let Err(e) = self.scan_stream(object, &mut buf, &mut report, &what, &locate) {
                     report.skipped.push(Skipped { what, reason: format!("read failed: {e}") });
                 }
             }

@@ -79,7 +79,7 @@ fn init_is_all_or_nothing() {
         (vec!["init", "--prefix", "NOT A PREFIX"], "--prefix"),
     ] {
         let cli = Cli::new();
-        let r = cli.run(&args);
+        let r = cli.run(args);
         assert_eq!(r.code, 2, "{}", r.stderr);
         assert!(r.error_line().contains(what), "{}", r.stderr);
         let left: Vec<_> =
@@ -102,7 +102,7 @@ fn no_policy_or_request_raises_the_ceiling_and_huge_times_are_errors_not_panics(
     cli.init();
     std::fs::write(cli.path("p.toml"), POLICY.replace("max_ttl = \"30d\"", "max_ttl = \"36500d\"")).unwrap();
     for args in [&["policy", "check", "p.toml"][..], &["policy", "apply", "p.toml"][..]] {
-        let r = cli.run(&args);
+        let r = cli.run(args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(r.error_line().contains("ceiling"), "{}", r.stderr);
     }
@@ -126,7 +126,7 @@ fn no_policy_or_request_raises_the_ceiling_and_huge_times_are_errors_not_panics(
         &["list", "--unused-since", "100000000000d"][..],
         &["audit", "show", "--since", "100000000000d"][..],
     ] {
-        let r = cli.run(&args);
+        let r = cli.run(args);
         assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
     }
 }

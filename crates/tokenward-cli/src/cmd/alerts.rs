@@ -14,7 +14,6 @@ use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
-use tokenward::store::SecretName;
 use zeroize::Zeroizing;
 
 use crate::cli::{AlertArgs, AlertSinks, Global, WebhookUrl};
@@ -113,7 +112,7 @@ impl Sinks {
                     )
                 })?;
                 let key = tw
-                    .read_current(&SecretName::new(name)?)
+                    .read_current(&crate::cmd::secrets::user_name(name)?)
                     .await?
                     .ok_or_else(|| CliError::new(format!("--webhook-secret {name}: no such secret")))?;
                 Some((url.clone(), Zeroizing::new(key.expose_secret().clone())))

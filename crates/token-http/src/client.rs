@@ -19,6 +19,7 @@ pub struct HttpClientBuilder {
     ca_pem: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, SecretBox<Vec<u8>>)>,
     allow_plain_http: bool,
+    secret_path: bool,
     connect_timeout: Duration,
     timeout: Duration,
     max_response: usize,
@@ -29,7 +30,7 @@ pub struct HttpClientBuilder {
 impl std::fmt::Debug for HttpClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClientBuilder")
-            .field("base", &self.base)
+            .field("base", &if self.secret_path { redacted(&self.base) } else { self.base.clone() })
             .field("custom_ca", &self.ca_pem.is_some())
             .field("client_identity", &self.identity.is_some())
             .finish_non_exhaustive()
@@ -54,6 +55,13 @@ impl HttpClientBuilder {
     /// inside a network you trust).
     pub fn allow_plain_http(mut self, allow: bool) -> Self {
         self.allow_plain_http = allow;
+        self
+    }
+
+    /// The URL's path and query carry a secret (a Slack-style webhook, whose path is its key):
+    /// errors, logs and `Debug` show only `scheme://host:port/…`.
+    pub fn secret_path(mut self, on: bool) -> Self {
+        self.secret_path = on;
         self
     }
 
@@ -85,8 +93,9 @@ impl HttpClientBuilder {
 
     /// Checks the URL and the TLS material and builds the client.
     pub fn build(self) -> Result<HttpClient, HttpError> {
+        let shown_base = if self.secret_path { redacted(&self.base) } else { self.base.clone() };
         let base = url::Url::parse(&self.base)
-            .map_err(|e| HttpError::Config(format!("base URL {:?}: {e}", self.base)))?;
+            .map_err(|e| HttpError::Config(format!("base URL {shown_base:?}: {e}")))?;
         match base.scheme() {
             "https" => {}
             "http" if self.allow_plain_http || is_loopback(&base) => {}
@@ -99,7 +108,7 @@ impl HttpClientBuilder {
             other => return Err(HttpError::Config(format!("base URL scheme {other:?}: http or https only"))),
         }
         if base.host_str().is_none() {
-            return Err(HttpError::Config(format!("base URL {:?} has no host", self.base)));
+            return Err(HttpError::Config(format!("base URL {shown_base:?} has no host")));
         }
         let tls = tls_config(self.ca_pem.as_deref(), self.identity.as_ref())?;
         let mut inner = reqwest::Client::builder()
@@ -121,6 +130,7 @@ impl HttpClientBuilder {
         }
         Ok(HttpClient {
             inner,
+            secret_path: self.secret_path.then(|| format!("{}/…", base.origin().ascii_serialization())),
             base: base_text,
             host: base.host_str().unwrap_or_default().to_owned(),
             timeout: self.timeout,
@@ -193,6 +203,8 @@ fn tls_config(
 #[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// With [`HttpClientBuilder::secret_path`]: the URL as shown (`scheme://host:port/…`).
+    secret_path: Option<String>,
     base: String,
     host: String,
     timeout: Duration,
@@ -203,7 +215,9 @@ pub struct HttpClient {
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("base", self.secret_path.as_ref().unwrap_or(&self.base))
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,6 +229,7 @@ impl HttpClient {
             ca_pem: None,
             identity: None,
             allow_plain_http: false,
+            secret_path: false,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             max_response: 1 << 20,
@@ -249,7 +264,8 @@ impl HttpClient {
             if !retry || attempt >= attempts {
                 return result;
             }
-            tracing::debug!(host = %self.host, path = %strip_query(&request.path), attempt, "retrying an idempotent call");
+            let path = if self.secret_path.is_some() { "/…" } else { strip_query(&request.path) };
+            tracing::debug!(host = %self.host, path = %path, attempt, "retrying an idempotent call");
             tokio::time::sleep(jitter(wait)).await;
             wait = wait.saturating_mul(2);
         }
@@ -279,7 +295,10 @@ impl HttpClient {
             return Err(HttpError::Config("a request path starts with / or ?".into()));
         }
         let url = format!("{}{}", self.base, request.path);
-        let shown = strip_query(&url).to_owned();
+        let shown = match &self.secret_path {
+            Some(shown) => shown.clone(),
+            None => strip_query(&url).to_owned(),
+        };
         let mut b = self.inner.request(request.method.as_reqwest(), &url);
         for (name, value) in &request.headers {
             let mut v = match value {
@@ -375,6 +394,14 @@ impl BodyStream {
             });
         }
         Ok(Some(chunk.to_vec()))
+    }
+}
+
+/// `url` as `scheme://host:port/…` (or `…` if it does not parse): for a URL whose path is a secret.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.has_host() => format!("{}/…", u.origin().ascii_serialization()),
+        _ => "…".to_owned(),
     }
 }
 

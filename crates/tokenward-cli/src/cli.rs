@@ -166,7 +166,7 @@ pub(crate) enum AlertsCmd {
 pub(crate) struct AlertSinks {
     /// POST each alert (JSON) here, signed: header X-Tokenward-Signature, sha256= and the hex HMAC-SHA256 of the body.
     #[arg(long)]
-    pub(crate) webhook: Option<String>,
+    pub(crate) webhook: Option<WebhookUrl>,
     /// The store secret holding the webhook's HMAC key.
     #[arg(long)]
     pub(crate) webhook_secret: Option<String>,
@@ -610,5 +610,42 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
+
+/// A webhook's URL. Slack-style URLs carry their secret in the path, so it is shown (`Debug`,
+/// `Display`, errors) as `scheme://host[:port]/…` only; parsing never fails (clap would quote a
+/// value it refuses), the URL is checked where it is used.
+#[derive(Clone)]
+pub(crate) struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// The whole URL, secret path included: for the request only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for WebhookUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((scheme, rest)) = self.0.split_once("://") else { return f.write_str("…") };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // Userinfo is a secret too.
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        write!(f, "{scheme}://{host}/…")
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookUrl({self})")
     }
 }

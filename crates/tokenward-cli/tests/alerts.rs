@@ -109,3 +109,63 @@ fn alerts_go_to_stdout_a_signed_webhook_and_a_command() {
     assert_eq!(bad.code, 2);
     assert!(bad.error_line().contains("https only"));
 }
+
+/// A webhook URL carries its secret in the path (Slack's do): no output shows more than
+/// `scheme://host:port/…` — not the "https only" refusal, not an unreachable hook, not a hook
+/// answering 500 after its retries, not the debug log.
+#[test]
+fn a_webhook_url_s_path_is_never_shown() {
+    const PATH: &str = "/services/T0SECRETT/B0SECRETB/xoxSECRETPATHxyz";
+    let cli = Cli::new();
+    cli.init();
+    cli.run_stdin(&["secret", "put", "alerts/hmac-key"], b"webhook-hmac-key-0123456789abcdef").ok();
+    // A hook answering 500 to everything.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let failing = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = conn.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut shown = Vec::new();
+    for (base, expect) in [
+        ("http://user:pass@hooks.example.com".to_owned(), "http://hooks.example.com/…"),
+        (failing.clone(), "answered 500"),
+        (closed.clone(), "/…"),
+    ] {
+        let url = format!("{base}{PATH}?token=xoxSECRETQUERY");
+        let r = cli.run_in(
+            &["-vv", "alerts", "check", "--webhook", &url, "--webhook-secret", "alerts/hmac-key"],
+            None,
+            |c| {
+                c.env("TOKENWARD_LOG", "trace");
+            },
+        );
+        assert_eq!(r.code, 2, "{url}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{expect} in {}", r.stderr);
+        shown.push(format!("{}{}", r.stdout, r.stderr));
+    }
+    for out in &shown {
+        for secret in ["SECRET", "pass@"] {
+            assert!(!out.contains(secret), "{secret} shown: {out}");
+        }
+    }
+}

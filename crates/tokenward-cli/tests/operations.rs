@@ -325,3 +325,23 @@ fn progress_shows_on_a_terminal_only() {
     assert!(!cli.run(&["rotate", "--due"]).stderr.contains("rotating due"), "no progress in a pipe");
     assert!(!cli.run(&["report"]).stderr.contains("reading"), "no progress in a pipe");
 }
+
+/// The store's own secrets (`token_store::reserved`: the record key, the digest key) are no
+/// user's: `secret get` and `run` refuse their names with a clear error, print nothing of them
+/// and start no child with them.
+#[test]
+fn the_store_s_own_secrets_are_never_read_out() {
+    let cli = Cli::new();
+    cli.init();
+    for name in ["tokenward/record-key", "tokenward/digest-key"] {
+        let r = cli.run(&["secret", "get", name]);
+        assert_eq!(r.code, 2, "secret get {name} read the store's own key ({} bytes out)", r.stdout.len());
+        assert!(r.stdout.is_empty(), "secret get {name} printed {} bytes", r.stdout.len());
+        assert!(r.error_line().contains("are the store's own"), "{}", r.stderr);
+        let r =
+            cli.run(&["run", "--secret", &format!("{name}=K"), "--", "sh", "-c", "printf 'ran %s' \"$K\""]);
+        assert_eq!(r.code, 2, "run {name} started the child ({} bytes out)", r.stdout.len());
+        assert!(!r.stdout.contains("ran"), "the child ran with {name}");
+        assert!(r.error_line().contains("are the store's own"), "{}", r.stderr);
+    }
+}

@@ -14,10 +14,9 @@ use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
-use tokenward::store::SecretName;
 use zeroize::Zeroizing;
 
-use crate::cli::{AlertArgs, AlertSinks, Global};
+use crate::cli::{AlertArgs, AlertSinks, Global, WebhookUrl};
 use crate::cmd::report::{self, Posture, Thresholds};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
@@ -94,7 +93,7 @@ pub(crate) async fn scan_alerts(paths: &[PathBuf]) -> Result<Vec<Alert>> {
 /// Where alerts go, resolved (the webhook's key read from the store).
 pub(crate) struct Sinks {
     stdout: bool,
-    webhook: Option<(String, Zeroizing<Vec<u8>>)>,
+    webhook: Option<(WebhookUrl, Zeroizing<Vec<u8>>)>,
     command: Option<String>,
 }
 
@@ -103,7 +102,7 @@ impl Sinks {
         let webhook = match &a.webhook {
             None => None,
             Some(url) => {
-                if !(url.starts_with("https://") || loopback_http(url)) {
+                if !(url.expose().starts_with("https://") || loopback_http(url.expose())) {
                     return Err(CliError::new(format!(
                         "--webhook {url}: https only (plain http only to loopback)"
                     )));
@@ -114,7 +113,7 @@ impl Sinks {
                     )
                 })?;
                 let key = tw
-                    .read_current(&SecretName::new(name)?)
+                    .read_current(&crate::cmd::secrets::user_name(name)?)
                     .await?
                     .ok_or_else(|| CliError::new(format!("--webhook-secret {name}: no such secret")))?;
                 Some((url.clone(), Zeroizing::new(key.expose_secret().clone())))
@@ -132,7 +131,7 @@ impl Sinks {
                 println!("{body}");
             }
             if let Some((url, key)) = &self.webhook
-                && let Err(e) = post(url.clone(), key.clone(), body.clone()).await
+                && let Err(e) = post(url, key.clone(), body.clone()).await
             {
                 failed.push(format!("webhook: {e}"));
             }
@@ -173,9 +172,10 @@ pub(crate) fn signature(key: &[u8], body: &[u8]) -> Result<String> {
 /// POSTs `body`, signed, through token-http: no redirects, bounded answer, retried (4 attempts,
 /// backoff from 200 ms) on transport errors, 429 and 5xx — the body carries its own time, so a
 /// receiver can drop a repeat.
-async fn post(url: String, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> {
-    let (base, path) = split_url(&url)?;
+async fn post(url: &WebhookUrl, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> {
+    let (base, path) = split_url(url)?;
     let client = token_http::HttpClient::builder(base)
+        .secret_path(true)
         .timeout(Duration::from_secs(10))
         .retries(3, Duration::from_millis(200))
         .max_response(64 << 10)
@@ -192,8 +192,10 @@ async fn post(url: String, key: Zeroizing<Vec<u8>>, body: String) -> Result<()> 
 }
 
 /// `https://host:port/path?q` → (`https://host:port`, `/path?q`).
-fn split_url(url: &str) -> Result<(String, String)> {
-    let scheme_end = url.find("://").ok_or_else(|| CliError::new(format!("--webhook {url}: not a URL")))? + 3;
+fn split_url(shown: &WebhookUrl) -> Result<(String, String)> {
+    let url = shown.expose();
+    let scheme_end =
+        url.find("://").ok_or_else(|| CliError::new(format!("--webhook {shown}: not a URL")))? + 3;
     match url[scheme_end..].find('/') {
         Some(i) => Ok((url[..scheme_end + i].to_owned(), url[scheme_end + i..].to_owned())),
         None => Ok((url.to_owned(), "/".to_owned())),

@@ -57,7 +57,7 @@ fn bindings(specs: &[String]) -> Result<Vec<Binding>> {
                 }
                 None => (name, Part::Secret),
             };
-            Ok(Binding { name: SecretName::new(name)?, env: env.to_owned(), part })
+            Ok(Binding { name: crate::cmd::secrets::user_name(name)?, env: env.to_owned(), part })
         })
         .collect()
 }

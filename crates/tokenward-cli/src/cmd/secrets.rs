@@ -14,7 +14,8 @@ use crate::open::{self, Need};
 /// The largest value `secret put` takes.
 const MAX_SECRET: usize = 1 << 20;
 
-/// A user secret's name: valid, and outside the store's own `tokenward/` names.
+/// A user secret's name: valid, and outside the store's own `tokenward/` names (its record key,
+/// its digest key: `token_store::reserved`), which no command reads, writes or hands a child.
 pub(crate) fn user_name(name: &str) -> Result<SecretName> {
     if name.starts_with(tokenward::Tokenward::RESERVED_SECRET_PREFIX) {
         return Err(CliError::new(format!(
@@ -62,7 +63,7 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
             Ok(0)
         }
         SecretCmd::Get { name, reveal } => {
-            let name = SecretName::new(&name)?;
+            let name = user_name(&name)?;
             let mut stdout = std::io::stdout();
             if stdout.is_terminal() && !reveal {
                 return Err(CliError::new(

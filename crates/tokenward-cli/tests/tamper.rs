@@ -79,7 +79,7 @@ fn init_is_all_or_nothing() {
         (vec!["init", "--prefix", "NOT A PREFIX"], "--prefix"),
     ] {
         let cli = Cli::new();
-        let r = cli.run(args);
+        let r = cli.run(&args);
         assert_eq!(r.code, 2, "{}", r.stderr);
         assert!(r.error_line().contains(what), "{}", r.stderr);
         let left: Vec<_> =

@@ -375,10 +375,15 @@ impl Tokenward {
             match self.inner.tokens.token(id).await {
                 Ok(Some(t)) if t.record.revoked_at.is_some() => {}
                 Ok(None) => report.missing.push(id),
-                Ok(Some(_)) | Err(token_store::StoreError::Corrupted { .. }) => {
+                Ok(Some(_)) => {
                     tracing::error!(token = %id, "the audit log says this token was revoked, the store does not: revoking it again");
                     self.inner.tokens.revoke_at(id, self.inner.clock.now()).await?;
                     report.revived.push(id);
+                }
+                // Refused already (it fails its tag, and is never re-tagged): denied here too,
+                // reported as tampered by every listing, not as revived on each open.
+                Err(token_store::StoreError::Corrupted { .. }) => {
+                    self.inner.tokens.cache().revoke(&[id], self.inner.clock.now());
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -7,6 +7,17 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+/// `println!` through [`out::Stdout`]: a closed pipe (`tokenward … | head`) is not a panic.
+macro_rules! println {
+    () => { $crate::out::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` through [`out::Stdout`].
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out::print(format_args!($($arg)*)) };
+}
+
 mod child;
 mod cli;
 mod cmd;
@@ -79,7 +90,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
         Command::Completions(a) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut command, "tokenward", &mut std::io::stdout());
+            clap_complete::generate(a.shell, &mut command, "tokenward", &mut out::Stdout);
             Ok(0)
         }
     }

@@ -1,6 +1,7 @@
 //! Output helpers: token rows as text and JSON (never a secret), times, colour.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 use tokenward::core::chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -126,4 +127,51 @@ pub(crate) fn fmt_delta(d: TimeDelta) -> String {
         }
     }
     if d < TimeDelta::zero() { format!("-{out}") } else { out }
+}
+
+/// Whether standard output's reader has gone (`tokenward … | head`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output, for everything the command prints: a reader that has gone away (a closed
+/// pipe) is the end of its interest, not an error — what is left is discarded, with no panic, no
+/// message and the command's own exit status (the command still finishes: its audit entries and
+/// the store's shutdown are not cut short). Any other write error is one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stdout;
+
+impl Stdout {
+    fn quiet(r: std::io::Result<usize>, len: usize) -> std::io::Result<usize> {
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+                Ok(len)
+            }
+            r => r,
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        Self::quiet(std::io::stdout().lock().write(buf), buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Self::quiet(std::io::stdout().lock().flush().map(|()| 0), 0).map(|_| ())
+    }
+}
+
+/// Writes to [`Stdout`]: `println!` that a closed pipe does not panic. Another write error
+/// (a full disk behind `>`) ends the command with it, as `println!`'s panic did, but as an error.
+pub(crate) fn print(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = Stdout.write_fmt(args) {
+        eprintln!("tokenward: writing to stdout: {e}");
+        std::process::exit(2);
+    }
 }

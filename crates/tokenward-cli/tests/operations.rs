@@ -345,3 +345,41 @@ fn the_store_s_own_secrets_are_never_read_out() {
         assert!(r.error_line().contains("are the store's own"), "{}", r.stderr);
     }
 }
+
+/// `tokenward … | head`: output to a pipe whose reader has gone is the end of the output, not a
+/// panic or an error — nothing on stderr, the command's own status (0 here).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let cli = Cli::new();
+    cli.init();
+    for purpose in ["a", "b", "c"] {
+        cli.issue("billing-api", purpose, "s3:bucket/prod-logs/a:read", "30m");
+    }
+    for args in [
+        &["completions", "bash"][..],
+        &["audit", "show"],
+        &["audit", "show", "--json"],
+        &["audit", "export"],
+        &["list", "--json"],
+        &["list"],
+        &["report"],
+    ] {
+        let mut c = cli.command();
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // The reader goes before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        // Stderr says what it says when stdout is read to the end (a count, say), nothing more.
+        let open = cli.command().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+        let code = open.status.code();
+        let (closed, open) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&open.stderr));
+        let strip = |s: &str| {
+            s.lines().filter(|l| !l.starts_with("exported ")).map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&closed), strip(&open), "tokenward {}", args.join(" "));
+        // The command's own status (`report` says 1 for what it found).
+        assert!(code == Some(0) || args[0] == "report", "tokenward {}: {code:?}", args.join(" "));
+        assert_eq!(out.status.code(), code, "tokenward {}: {closed}", args.join(" "));
+    }
+}

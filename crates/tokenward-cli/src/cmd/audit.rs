@@ -193,7 +193,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                     }
                 }
             }
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = crate::out::Stdout;
             for e in &kept {
                 if json {
                     writeln!(stdout, "{}", serde_json::to_string(e)?)?;
@@ -211,7 +211,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                     private_fs::create(p)
                         .map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
                 )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                None => Box::new(std::io::BufWriter::new(crate::out::Stdout)),
             };
             let mut line = Vec::with_capacity(512);
             for e in entries(g).await? {

@@ -120,7 +120,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         Some(p) => Box::new(std::io::BufWriter::new(
             private_fs::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(crate::out::Stdout)),
     };
     match a.format {
         ScanFormat::Text => report.write_text(&mut sink, a.out.is_none() && crate::out::color(g))?,

@@ -64,8 +64,8 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
         }
         SecretCmd::Get { name, reveal } => {
             let name = user_name(&name)?;
-            let mut stdout = std::io::stdout();
-            if stdout.is_terminal() && !reveal {
+            let mut stdout = crate::out::Stdout;
+            if std::io::stdout().is_terminal() && !reveal {
                 return Err(CliError::new(
                     "refusing to print a secret to a terminal: pipe it (`| …`, `> file`) or pass --reveal",
                 ));

@@ -26,7 +26,8 @@ pub enum LeakOutcome {
         /// The rotated credential it was.
         name: SecretName,
     },
-    /// Ours and active: revoked, with its children.
+    /// Ours and not revoked (active, or not valid yet, or expired, or used up: anything of ours a
+    /// leak exposes is revoked): revoked, with its children.
     Revoked {
         /// The leaked token.
         id: TokenId,
@@ -38,8 +39,9 @@ pub enum LeakOutcome {
         /// The token.
         id: TokenId,
     },
-    /// Ours, but expired (or not valid yet, or used up): it opens nothing.
-    Inactive {
+    /// Ours, but its record fails its integrity check: it is refused already (quarantined), and
+    /// nothing is written to a record that cannot be trusted.
+    Quarantined {
         /// The token.
         id: TokenId,
     },
@@ -60,6 +62,9 @@ pub struct LeakAction {
     pub outcome: LeakOutcome,
     /// From the response's start to the token's revocation being durable (for revoked ones).
     pub time_to_revoke: Option<Duration>,
+    /// For a token an allow comment or the baseline kept out of the report, which
+    /// (`allow comment`, `baseline`): it is answered all the same.
+    pub suppressed: Option<String>,
 }
 
 /// A reported token's context, as audited.
@@ -67,6 +72,7 @@ struct Seen<'a> {
     rule: &'a str,
     location: String,
     fingerprint: String,
+    suppressed: Option<String>,
 }
 
 /// What a leak response did.
@@ -97,12 +103,15 @@ impl Tokenward {
     pub async fn respond_to_leaks(&self, report: &Report) -> Result<LeakResponse> {
         let start = Instant::now();
         let mut response = LeakResponse::default();
-        for finding in report.findings.iter().filter(|f| f.rule == TOKENWARD_RULE) {
+        // Suppressed tokens too: a comment or a baseline entry never keeps one of ours alive.
+        let found = report.findings.iter().chain(&report.suppressed_tokens);
+        for finding in found.filter(|f| f.rule == TOKENWARD_RULE) {
             use token_core::secrecy::ExposeSecret;
             let seen = Seen {
                 rule: &finding.rule,
                 location: finding.location.to_string(),
                 fingerprint: finding.fingerprint.to_string(),
+                suppressed: finding.suppressed.clone(),
             };
             response
                 .actions
@@ -117,21 +126,33 @@ impl Tokenward {
         let time_to_revoke = matches!(outcome, LeakOutcome::Replaced { .. } | LeakOutcome::Revoked { .. })
             .then(|| start.elapsed());
         self.audit_finding(&seen, id, &outcome).await?;
-        Ok(LeakAction { location: seen.location, fingerprint: seen.fingerprint, outcome, time_to_revoke })
+        Ok(LeakAction {
+            location: seen.location,
+            fingerprint: seen.fingerprint,
+            outcome,
+            time_to_revoke,
+            suppressed: seen.suppressed,
+        })
     }
 
+    /// Whether `text` is one of ours — judged against its record read from the store, not the
+    /// cache (a bounded cache may not hold it; a token not valid yet is ours all the same) — and
+    /// if it is and is not revoked, revokes (or replaces) it.
     async fn judge_and_revoke(&self, text: &str) -> Result<(LeakOutcome, Option<TokenId>)> {
         let verifier = self.tokens().verifier();
         let Ok(parsed) = verifier.format().parse(text) else { return Ok((LeakOutcome::NotOurs, None)) };
         let id = parsed.id();
-        let outcome = match verifier.authenticate_at(text, self.clock().now()) {
-            Decision::Allowed(_) => match self.rotated_credential_for(id).await? {
-                Some((name, target)) => {
-                    self.revoke_and_replace(&name, target, EmergencyOrder::RevokeFirst).await?;
-                    LeakOutcome::Replaced { id, name }
-                }
-                None => LeakOutcome::Revoked { id, revoked: self.revoke(id).await? },
-            },
+        let row = match self.tokens().token(id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok((LeakOutcome::NotOurs, None)),
+            Err(token_store::StoreError::Corrupted { .. }) => {
+                return Ok((LeakOutcome::Quarantined { id }, Some(id)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let one = token_core::lookup::InMemoryLookup::new();
+        one.insert(row.record);
+        let outcome = match verifier.over(one).authenticate_at(text, self.clock().now()) {
             Decision::Denied(DenyReason::Revoked { .. }) => LeakOutcome::AlreadyRevoked { id },
             Decision::Denied(
                 DenyReason::UnknownToken
@@ -139,7 +160,14 @@ impl Tokenward {
                 | DenyReason::Malformed(_)
                 | DenyReason::UnknownDigestKey { .. },
             ) => return Ok((LeakOutcome::NotOurs, None)),
-            Decision::Denied(_) => LeakOutcome::Inactive { id },
+            // Its secret matches its record: ours, whether active, not valid yet, expired or used up.
+            _ => match self.rotated_credential_for(id).await? {
+                Some((name, target)) => {
+                    self.revoke_and_replace(&name, target, EmergencyOrder::RevokeFirst).await?;
+                    LeakOutcome::Replaced { id, name }
+                }
+                None => LeakOutcome::Revoked { id, revoked: self.revoke(id).await? },
+            },
         };
         Ok((outcome, Some(id)))
     }
@@ -171,7 +199,7 @@ impl Tokenward {
             LeakOutcome::Replaced { .. } => "replaced",
             LeakOutcome::Revoked { .. } => "revoked",
             LeakOutcome::AlreadyRevoked { .. } => "already_revoked",
-            LeakOutcome::Inactive { .. } => "inactive",
+            LeakOutcome::Quarantined { .. } => "quarantined",
             LeakOutcome::NotOurs => "not_ours",
         };
         let mut event = AuditEvent::new(self.clock().now(), Actor::System, Action::ScanFinding)
@@ -179,6 +207,9 @@ impl Tokenward {
             .attr("fingerprint", finding.fingerprint.clone())
             .attr("rule", finding.rule.to_owned())
             .attr("outcome", what);
+        if let Some(why) = &finding.suppressed {
+            event = event.attr("suppressed", why.clone());
+        }
         if let Some(id) = id {
             event = event.token(id);
         }
@@ -217,12 +248,14 @@ impl Tokenward {
                     alert.url.clone()
                 },
                 fingerprint: token_scan::Fingerprint::sha256(text.as_bytes()).to_string(),
+                suppressed: None,
             };
             let action = self.respond_to_token(text, seen, start).await?;
             let verdict = match action.outcome {
                 LeakOutcome::Replaced { .. }
                 | LeakOutcome::Revoked { .. }
-                | LeakOutcome::AlreadyRevoked { .. } => Verdict::TruePositive,
+                | LeakOutcome::AlreadyRevoked { .. }
+                | LeakOutcome::Quarantined { .. } => Verdict::TruePositive,
                 _ => Verdict::FalsePositive,
             };
             verdicts.push((alert, verdict));

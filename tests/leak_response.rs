@@ -165,3 +165,76 @@ mod partner_alerts {
         tw.shutdown().await.unwrap();
     }
 }
+
+/// Issue 24 §4: nothing about a leaked token of ours keeps it alive — not a `not_before` in the
+/// future, not a bounded cache that does not hold it, not a `# tokenward:allow` comment or a
+/// baseline entry that whoever committed the leak added beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_leaked_token_of_ours_survives_timing_a_cold_cache_or_a_suppression() {
+    use tokenward::core::chrono::{TimeDelta, Utc};
+    use tokenward::scan::Fingerprint;
+    use tokenward::store::BoundedCache;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let later = request("later").not_before(Utc::now() + TimeDelta::minutes(30));
+    let future = tw.issue(&principal(), &later).await.unwrap();
+    let allowed = tw.issue(&principal(), &request("allowed")).await.unwrap();
+    let baselined = tw.issue(&principal(), &request("baselined")).await.unwrap();
+    let cold = tw.issue(&principal(), &request("cold")).await.unwrap();
+    tw.shutdown().await.unwrap();
+    drop(tw);
+
+    // Reopened with a cache of one entry: at most one of the four is held.
+    let tw = builder(dir.path()).bounded_cache(BoundedCache::new(1)).open().await.unwrap();
+    let tree = dir.path().join("repo");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("later.env"), format!("LATER={}\n", future.expose_secret())).unwrap();
+    std::fs::write(tree.join("cold.env"), format!("COLD={}\n", cold.expose_secret())).unwrap();
+    std::fs::write(
+        tree.join("allowed.rs"),
+        format!("const T: &str = \"{}\"; // tokenward:allow test fixture\n", allowed.expose_secret()),
+    )
+    .unwrap();
+    std::fs::write(tree.join("baselined.env"), format!("B={}\n", baselined.expose_secret())).unwrap();
+
+    let scanner = Scanner::builder()
+        .baseline([Fingerprint::sha256(baselined.expose_secret().as_bytes())])
+        .build()
+        .unwrap();
+    let report = scanner.scan_tree(&tree, &TreeOptions::default()).unwrap();
+    assert_eq!(report.findings.len(), 2, "the suppressed two are not reported: {:?}", report.findings);
+    assert_eq!(report.suppressed.get("allow comment"), Some(&1));
+    assert_eq!(report.suppressed.get("baseline"), Some(&1));
+    assert_eq!(report.suppressed_tokens.len(), 2, "but kept for the response");
+
+    let response = tw.respond_to_leaks(&report).await.unwrap();
+    assert_eq!(response.revoked(), 4, "all four revoked: {:?}", response.actions);
+    let action = |path: &str| response.actions.iter().find(|a| a.location.starts_with(path)).unwrap();
+    assert_eq!(action("allowed.rs").suppressed.as_deref(), Some("allow comment"));
+    assert_eq!(action("baselined.env").suppressed.as_deref(), Some("baseline"));
+    assert_eq!(action("cold.env").suppressed, None);
+
+    let v = tw.verifier();
+    for (what, leaked) in
+        [("future", &future), ("allowed", &allowed), ("baselined", &baselined), ("cold", &cold)]
+    {
+        let d = v.verify_async(leaked.expose_secret(), &read()).await;
+        assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })), "{what}: {d}");
+    }
+    tw.shutdown().await.unwrap();
+    drop(tw);
+
+    // And it stays revoked when its not_before comes: judged on a reopened store 31 minutes on.
+    let tw = builder(dir.path()).open().await.unwrap();
+    let d = tw
+        .verifier()
+        .unaudited()
+        .authenticate_at(future.expose_secret(), Utc::now() + TimeDelta::minutes(31));
+    assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })), "{d}");
+    tw.shutdown().await.unwrap();
+
+    let raw = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(raw.contains("\"suppressed\":\"allow comment\""), "the audit says a suppression was overruled");
+    assert!(!raw.contains(allowed.expose_secret()));
+}

@@ -95,6 +95,17 @@ impl<L: TokenLookup> Verifier<L> {
         self
     }
 
+    /// The same verifier (format, keys, clock) finding records through `lookup` instead: to
+    /// judge one record read from a store, say, with exactly the rules the cache is judged by.
+    pub fn over<M: TokenLookup>(&self, lookup: M) -> Verifier<M> {
+        Verifier {
+            format: self.format.clone(),
+            keys: self.keys.clone(),
+            lookup,
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
     /// The token format it accepts.
     pub fn format(&self) -> &TokenFormat {
         &self.format

@@ -199,6 +199,10 @@ pub struct Finding {
     pub redacted: String,
     /// The fingerprint.
     pub fingerprint: Fingerprint,
+    /// Why it is not reported (`allow comment`, `baseline`), for a Tokenward token in
+    /// [`Report::suppressed_tokens`]; `None` for a finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
     /// The secret itself, for a response that must act on it (revoke it). Never serialised,
     /// never shown by `Debug`.
     #[serde(skip)]
@@ -220,6 +224,7 @@ impl Finding {
             confidence,
             redacted: redact(secret, public_prefix),
             fingerprint: Fingerprint::of(secret.as_bytes(), key),
+            suppressed: None,
             secret: SecretString::from(secret.to_owned()),
         }
     }
@@ -238,6 +243,7 @@ impl fmt::Debug for Finding {
             .field("confidence", &self.confidence)
             .field("redacted", &self.redacted)
             .field("fingerprint", &self.fingerprint)
+            .field("suppressed", &self.suppressed)
             .finish_non_exhaustive()
     }
 }
@@ -261,6 +267,12 @@ pub struct Report {
     /// Matches that are not findings, counted by reason (`checksum fails`, `documented example
     /// value`, `baseline`, `allow comment`, …).
     pub suppressed: BTreeMap<String, u64>,
+    /// Tokenward-format tokens an allow comment or the baseline suppressed (counted in
+    /// `suppressed`, not reported): kept for the leak response, which answers them as it answers
+    /// findings — a suppression may quiet a report, it never keeps one of a deployment's live
+    /// tokens alive. Never serialised.
+    #[serde(skip)]
+    pub suppressed_tokens: Vec<Finding>,
     /// What could not be scanned.
     pub skipped: Vec<Skipped>,
     /// Files (or blobs, objects) scanned.
@@ -273,6 +285,7 @@ impl Report {
     /// Adds another report's content to this one.
     pub fn merge(&mut self, other: Report) {
         self.findings.extend(other.findings);
+        self.suppressed_tokens.extend(other.suppressed_tokens);
         for (k, v) in other.suppressed {
             *self.suppressed.entry(k).or_default() += v;
         }
@@ -287,6 +300,7 @@ impl Report {
 
     pub(crate) fn sort(&mut self) {
         self.findings.sort_by(|a, b| a.location.cmp(&b.location).then_with(|| a.rule.cmp(&b.rule)));
+        self.suppressed_tokens.sort_by(|a, b| a.location.cmp(&b.location));
     }
 
     /// The exit code a CI gate uses: 0 clean, 1 findings (2, for an error, is the caller's).

@@ -292,7 +292,9 @@ impl Scanner {
             counted = h.at;
             let line_start = memchr::memrchr(b'\n', &data[..h.at]).map_or(0, |i| i + 1);
             let line_end = memchr::memchr(b'\n', &data[h.at..]).map_or(data.len(), |i| h.at + i);
-            if memchr::memmem::find(&data[line_start..line_end], ALLOW_MARKER.as_bytes()).is_some() {
+            let allowed =
+                memchr::memmem::find(&data[line_start..line_end], ALLOW_MARKER.as_bytes()).is_some();
+            if allowed && h.rule != TOKENWARD {
                 report.suppress("allow comment");
                 continue;
             }
@@ -313,11 +315,23 @@ impl Scanner {
             if let Some(r) = h.redacted {
                 finding.redacted = r;
             }
-            if self.baseline.contains(&finding.fingerprint) {
-                report.suppress("baseline");
-                continue;
+            let why = if allowed {
+                Some("allow comment")
+            } else {
+                self.baseline.contains(&finding.fingerprint).then_some("baseline")
+            };
+            match why {
+                None => report.findings.push(finding),
+                Some(why) => {
+                    report.suppress(why);
+                    // A Tokenward token is not reported, but stays within the leak response's
+                    // reach: a comment or a baseline entry never keeps one alive.
+                    if h.rule == TOKENWARD {
+                        finding.suppressed = Some(why.to_owned());
+                        report.suppressed_tokens.push(finding);
+                    }
+                }
             }
-            report.findings.push(finding);
         }
     }
 

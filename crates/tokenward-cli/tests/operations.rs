@@ -228,6 +228,26 @@ fn scans_gate_ci_and_revoke_our_leaked_tokens() {
     assert!(v.stderr.contains("revoked"), "{}", v.stderr);
     let findings = cli.run(&["audit", "show", "--action", "scan_finding"]);
     assert!(findings.ok().contains("config/app.env"), "{}", findings.stdout);
+    // A `# tokenward:allow` comment (or a baseline entry) committed beside a live token of ours
+    // quiets the report, never the revocation: revoked all the same, and said so (exit 1).
+    let (hidden, hidden_id) = cli.issue("billing-api", "hidden", "s3:bucket/prod-logs/a/*:read", "30m");
+    std::fs::create_dir_all(cli.path("sneaky")).unwrap();
+    std::fs::write(
+        cli.path("sneaky/fixture.rs"),
+        format!("const T: &str = \"{hidden}\"; // tokenward:allow\n"),
+    )
+    .unwrap();
+    assert_eq!(cli.run(&["scan", "sneaky"]).code, 0, "not reported");
+    let overruled = cli.run(&["scan", "sneaky", "--revoke"]);
+    assert_eq!(overruled.code, 1, "{}", overruled.stderr);
+    assert!(
+        overruled.stderr.contains(&format!("fixture.rs:1:18: token {hidden_id} revoked"))
+            && overruled.stderr.contains("in spite of the allow comment"),
+        "{}",
+        overruled.stderr
+    );
+    let v = cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/a/x:read"], hidden.as_bytes());
+    assert!(v.stderr.contains("revoked"), "{}", v.stderr);
     // Only the issue's own stdout and the planted file hold the token.
     let transcript = cli.transcript.borrow();
     let secret = &token[token.len() - 30..token.len() - 6];

@@ -153,6 +153,7 @@ impl Scanner {
         let mut out = BufReader::with_capacity(1 << 20, stdout);
         let mut report = Report::default();
         let mut seen = HashSet::new();
+        let mut seen_suppressed = HashSet::new();
         let mut data = Vec::new();
         let mut header = String::new();
         let mut totals = Progress::default();
@@ -205,6 +206,11 @@ impl Scanner {
             self.scan_chunk(&data, data.len(), Offset::default(), &mut one, &locate);
             for (k, v) in one.suppressed {
                 *report.suppressed.entry(k).or_default() += v;
+            }
+            for f in one.suppressed_tokens {
+                if seen_suppressed.insert(f.fingerprint.clone()) {
+                    report.suppressed_tokens.push(f);
+                }
             }
             for f in one.findings {
                 // One secret, once: where history first had it.

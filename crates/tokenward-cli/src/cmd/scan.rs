@@ -113,9 +113,8 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
             .map_err(|e| CliError::new(format!("writing baseline {}: {e}", path.display())))?;
         eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
     }
-    if a.revoke {
-        revoke(g, &report).await?;
-    }
+    // A token of ours revoked from under a suppression is a finding all the same (exit 1).
+    let revoked = if a.revoke { revoke(g, &report).await? } else { 0 };
     let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
             private_fs::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
@@ -128,12 +127,12 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set())?,
     }
     sink.flush()?;
-    Ok(if report.findings.is_empty() { 0 } else { 1 })
+    Ok(if report.findings.is_empty() && revoked == 0 { 0 } else { 1 })
 }
 
 /// Revokes (or, for a declared credential, revokes and replaces) every token of this store the
-/// report holds, and says what it did on stderr.
-async fn revoke(g: &Global, report: &Report) -> Result<()> {
+/// report holds — suppressed ones too — and says what it did on stderr. How many were revoked.
+async fn revoke(g: &Global, report: &Report) -> Result<usize> {
     let tw = open::open(g, Need::Audited).await?;
     let response = async {
         let (file, _) = stored(&tw).await?;
@@ -142,7 +141,9 @@ async fn revoke(g: &Global, report: &Report) -> Result<()> {
     }
     .await;
     tw.shutdown().await?;
-    for action in response?.actions {
+    let response = response?;
+    let revoked = response.revoked();
+    for action in response.actions {
         let after =
             action.time_to_revoke.map(|d| format!(" in {:.1} ms", d.as_secs_f64() * 1e3)).unwrap_or_default();
         let what = match &action.outcome {
@@ -151,11 +152,12 @@ async fn revoke(g: &Global, report: &Report) -> Result<()> {
                 format!("token {id} revoked ({} with its children){after}", revoked.len())
             }
             LeakOutcome::AlreadyRevoked { id } => format!("token {id} was revoked already"),
-            LeakOutcome::Inactive { id } => format!("token {id} is not active (expired or used up)"),
+            LeakOutcome::Quarantined { id } => format!("token {id} has a tampered record (refused already)"),
             LeakOutcome::NotOurs => "not a token of this store".into(),
             other => format!("{other:?}"),
         };
-        eprintln!("{}: {what}", action.location);
+        let suppressed = action.suppressed.map(|why| format!(" (in spite of the {why})")).unwrap_or_default();
+        eprintln!("{}: {what}{suppressed}", action.location);
     }
-    Ok(())
+    Ok(revoked)
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokenward::core::chrono::TimeDelta;
-use tokenward::core::{Request, ScopeSet};
+use tokenward::core::{DenyReason, Request, ScopeSet};
 use tokenward::store::{StoreError, TokenQuery};
 use tokenward::{Error, TokenwardBuilder};
 
@@ -282,5 +282,71 @@ async fn times_from_callers_never_overflow() {
         tokenward::core::Policy::builder().max_ttl(TimeDelta::days(3650)).build().is_err(),
         "no policy raises the ceiling"
     );
+    tw.shutdown().await.unwrap();
+}
+
+/// A child row rolled back to its validly tagged state from before its parent's revocation (no
+/// audit log to re-revoke it): the verifier itself denies a token whose ancestor is revoked, in a
+/// full cache and in a bounded one that must read the ancestor first.
+#[tokio::test]
+async fn a_child_whose_ancestor_is_revoked_is_denied_whatever_its_own_row_says() {
+    use rusqlite::types::Value;
+    use tokenward::store::BoundedCache;
+    let dir = tempfile::tempdir().unwrap();
+    let unaudited = || {
+        tokenward::Tokenward::embedded(dir.path().join("tw.db"))
+            .passphrase_with(PASSPHRASE.into(), tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap())
+            .prefix("fd")
+            .policy(policy())
+    };
+    let tw = unaudited().open().await.unwrap();
+    let root = tw.issue(&principal(), &request("a")).await.unwrap();
+    let child_of = |purpose: &str| {
+        tokenward::core::ChildRequest::parse(purpose, "kv:app/x:read", TimeDelta::minutes(5)).unwrap()
+    };
+    let parent = tw.issue_child(root.expose_secret(), &child_of("p")).await.unwrap();
+    let child = tw.issue_child(parent.expose_secret(), &child_of("c")).await.unwrap();
+    let conn = db(dir.path());
+    let saved: Vec<Vec<Value>> = [parent.id(), child.id()]
+        .iter()
+        .map(|id| {
+            conn.query_row("SELECT * FROM tokens WHERE id = ?1", [id.to_string()], |r| {
+                (0..r.as_ref().column_count()).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap()
+        })
+        .collect();
+    tw.revoke(root.id()).await.unwrap();
+    tw.shutdown().await.unwrap();
+    drop(tw);
+    // Both descendants put back as they were before the revocation: genuine, tagged, unrevoked.
+    for row in &saved {
+        conn.execute("DELETE FROM tokens WHERE id = ?1", [&row[0]]).unwrap();
+        let marks = vec!["?"; row.len()].join(", ");
+        conn.execute(&format!("INSERT INTO tokens VALUES ({marks})"), rusqlite::params_from_iter(row))
+            .unwrap();
+    }
+    drop(conn);
+
+    let tw = unaudited().open().await.unwrap();
+    assert!(tw.tokens().opened().refused.is_empty(), "the rows are genuine: nothing to refuse");
+    for (what, t) in [("child", &parent), ("grandchild", &child)] {
+        let d = tw.verifier().verify(t.expose_secret(), &read());
+        assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })), "{what}: {d}");
+    }
+    tw.shutdown().await.unwrap();
+    drop(tw);
+
+    let tw = unaudited().bounded_cache(BoundedCache::new(8)).open().await.unwrap();
+    let d = tw.verifier().verify_async(child.expose_secret(), &read()).await;
+    assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })), "bounded: {d}");
+    tw.shutdown().await.unwrap();
+    drop(tw);
+
+    // An ancestor deleted outright: its descendants are refused, never taken for roots.
+    db(dir.path()).execute("DELETE FROM tokens WHERE id = ?1", [root.id().to_string()]).unwrap();
+    let tw = unaudited().open().await.unwrap();
+    let d = tw.verifier().verify(parent.expose_secret(), &read());
+    assert!(matches!(d.reason(), Some(DenyReason::AncestorMissing)), "{d}");
     tw.shutdown().await.unwrap();
 }

@@ -26,7 +26,7 @@ pub enum DenyReason {
         /// The key id in the record.
         key_id: u32,
     },
-    /// Revoked (directly or with its parent).
+    /// Revoked (directly, or one of its ancestors: the time is the ancestor's revocation).
     Revoked {
         /// When.
         at: DateTime<Utc>,
@@ -59,6 +59,10 @@ pub enum DenyReason {
     /// unreachable or slow, or this instance's budget of backend lookups is spent (a flood of
     /// unknown tokens). Not a verdict on the token: the same token may be allowed a moment later.
     LookupUnavailable,
+    /// A token minted from another whose ancestor is not there to vouch for it (a record
+    /// deleted, or more than [`crate::limits::MAX_ANCESTRY`] generations): refused, since the
+    /// absence of a record is never permission.
+    AncestorMissing,
 }
 
 impl DenyReason {
@@ -83,6 +87,7 @@ impl DenyReason {
             Self::IdleTimeout { .. } => "idle_timeout",
             Self::AuditUnavailable => "audit_unavailable",
             Self::LookupUnavailable => "lookup_unavailable",
+            Self::AncestorMissing => "ancestor_missing",
         }
     }
 }
@@ -106,6 +111,7 @@ impl fmt::Display for DenyReason {
             Self::IdleTimeout { since } => write!(f, "token has been idle since {}", since.to_rfc3339()),
             Self::AuditUnavailable => f.write_str("the audit log cannot record this verification"),
             Self::LookupUnavailable => f.write_str("the token's record cannot be read just now"),
+            Self::AncestorMissing => f.write_str("a token it was minted from is missing"),
         }
     }
 }

@@ -102,6 +102,7 @@ pub mod limits {
     pub use crate::format::{BODY_LEN, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, SECRET_LEN};
     pub use crate::policy::{MAX_NOT_BEFORE_AHEAD, MAX_TTL_CEILING};
     pub use crate::scope::{MAX_SCOPE_LEN, MAX_SCOPES, MAX_SEGMENTS};
+    pub use crate::verify::MAX_ANCESTRY;
 }
 
 /// For storage authors: what a verifier asks of a store ([`lookup::TokenLookup`], answering with

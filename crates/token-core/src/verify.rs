@@ -12,6 +12,10 @@ use crate::scope::Request;
 use crate::secret::DigestKey;
 use crate::view::TokenView;
 
+/// How many generations of ancestors a verifier checks above a child token: a token further
+/// down a line is refused ([`DenyReason::AncestorMissing`]).
+pub const MAX_ANCESTRY: usize = 32;
+
 /// Where a verifier finds tokens: the small trait a store implements.
 ///
 /// The verifier hands `with_token` a closure that it must call with the token's [`TokenView`]
@@ -186,6 +190,31 @@ impl<L: TokenLookup> Verifier<L> {
         (decision, Some(parsed.id()))
     }
 
+    /// Walks a child token's ancestors: the first one revoked, expired (or not valid yet) gives
+    /// the denial; one missing, or a line longer than [`MAX_ANCESTRY`], is
+    /// [`DenyReason::AncestorMissing`]. Out of line: only child tokens pay for it.
+    #[cold]
+    #[inline(never)]
+    fn ancestry_denies(&self, parent: TokenId, now_ms: i64) -> Option<DenyReason> {
+        let mut next = Some(parent);
+        for _ in 0..MAX_ANCESTRY {
+            let id = next?;
+            let mut found = None;
+            if !self
+                .lookup
+                .with_token(id, &mut |view| found = Some((view.lifecycle_at(now_ms), view.parent())))
+            {
+                return Some(DenyReason::AncestorMissing);
+            }
+            let (denied, up) = found?;
+            if denied.is_some() {
+                return denied;
+            }
+            next = up;
+        }
+        next.map(|_| DenyReason::AncestorMissing)
+    }
+
     #[inline]
     fn judge(
         &self,
@@ -202,6 +231,11 @@ impl<L: TokenLookup> Verifier<L> {
             return Decision::Denied(DenyReason::BadSecret);
         }
         if let Some(reason) = view.lifecycle_at(now_ms) {
+            return Decision::Denied(reason);
+        }
+        if let Some(parent) = view.parent()
+            && let Some(reason) = self.ancestry_denies(parent, now_ms)
+        {
             return Decision::Denied(reason);
         }
         if let Some(request) = request {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::decision::DenyReason;
+use crate::format::TokenId;
 use crate::record::{TokenRecord, UseLimits};
 use crate::role::PrincipalId;
 use crate::scope::ScopeSet;
@@ -13,7 +14,30 @@ use crate::secret::TokenDigest;
 const NEVER: i64 = i64::MIN;
 const NONE: i64 = i64::MAX;
 
-/// What the verifier needs of a token, in 112 bytes, so a lookup can keep millions inline
+/// What few tokens have — a use limit, an idle timeout, a parent — kept out of line, so the view
+/// of every other token stays small and pays one null check for all three.
+#[derive(Debug)]
+struct Rare {
+    /// `u64::MAX`: no limit.
+    max_uses: u64,
+    /// [`NONE`]: no idle timeout.
+    idle_ms: i64,
+    parent: Option<TokenId>,
+}
+
+impl Rare {
+    fn of(limits: UseLimits, parent: Option<TokenId>) -> Option<Box<Self>> {
+        (limits.max_uses.is_some() || limits.idle_timeout.is_some() || parent.is_some()).then(|| {
+            Box::new(Self {
+                max_uses: limits.max_uses.unwrap_or(u64::MAX),
+                idle_ms: limits.idle_timeout.map_or(NONE, |d| d.num_milliseconds()),
+                parent,
+            })
+        })
+    }
+}
+
+/// What the verifier needs of a token, in 104 bytes, so a lookup can keep millions inline
 /// (no pointer to chase on the hot path but the shared scope set). Built from a [`TokenRecord`];
 /// times are whole milliseconds, rounded so that a token is never valid for longer than its record
 /// says.
@@ -23,15 +47,15 @@ pub struct TokenView {
     not_before_ms: i64,
     expires_ms: i64,
     revoked_ms: i64,
-    max_uses: u64,
-    idle_ms: i64,
+    /// Use limits and the parent, for the tokens that have any.
+    rare: Option<Box<Rare>>,
     scopes: ScopeSet,
     principal: PrincipalId,
     uses: AtomicU64,
     /// The low 32 bits of the use count already handed to the store (the count it was loaded
     /// with, then each flush): a flush hands over `uses - flushed` in wrapping arithmetic, exact
     /// while fewer than 2^32 uses fall between two flushes. 32 bits fill the padding after the
-    /// digest, so the view stays 112 bytes.
+    /// digest, so the view stays 104 bytes.
     flushed: AtomicU32,
     last_used_ms: AtomicI64,
 }
@@ -53,8 +77,7 @@ impl TokenView {
             not_before_ms: ceil_ms(record.not_before),
             expires_ms: record.expires_at.timestamp_millis(),
             revoked_ms: record.revoked_at.map_or(NONE, |t| t.timestamp_millis()),
-            max_uses: record.limits.max_uses.unwrap_or(u64::MAX),
-            idle_ms: record.limits.idle_timeout.map_or(NONE, |d| d.num_milliseconds()),
+            rare: Rare::of(record.limits, record.parent),
             scopes: record.scopes.clone(),
             principal: record.principal.clone(),
             uses: AtomicU64::new(uses),
@@ -76,14 +99,14 @@ impl TokenView {
         principal: PrincipalId,
         uses: u64,
         last_used_ms: Option<i64>,
+        parent: Option<TokenId>,
     ) -> Self {
         Self {
             digest,
             not_before_ms,
             expires_ms,
             revoked_ms: revoked_ms.unwrap_or(NONE),
-            max_uses: limits.max_uses.unwrap_or(u64::MAX),
-            idle_ms: limits.idle_timeout.map_or(NONE, |d| d.num_milliseconds()),
+            rare: Rare::of(limits, parent),
             scopes,
             principal,
             uses: AtomicU64::new(uses),
@@ -100,6 +123,12 @@ impl TokenView {
     /// Marks the view revoked at `at` (a lookup does this on revocation).
     pub fn revoke(&mut self, at: DateTime<Utc>) {
         self.revoked_ms = self.revoked_ms.min(at.timestamp_millis());
+    }
+
+    /// The token it was minted from, if any.
+    #[inline]
+    pub fn parent(&self) -> Option<TokenId> {
+        self.rare.as_ref().and_then(|r| r.parent)
     }
 
     /// The stored digest.
@@ -123,8 +152,11 @@ impl TokenView {
     /// Its use limits.
     pub fn limits(&self) -> UseLimits {
         UseLimits {
-            max_uses: (self.max_uses != u64::MAX).then_some(self.max_uses),
-            idle_timeout: (self.idle_ms != NONE).then(|| chrono::TimeDelta::milliseconds(self.idle_ms)),
+            max_uses: self.rare.as_ref().and_then(|r| (r.max_uses != u64::MAX).then_some(r.max_uses)),
+            idle_timeout: self
+                .rare
+                .as_ref()
+                .and_then(|r| (r.idle_ms != NONE).then(|| chrono::TimeDelta::milliseconds(r.idle_ms))),
         }
     }
 
@@ -175,16 +207,17 @@ impl TokenView {
     /// once `max_uses` is spent.
     #[inline]
     pub(crate) fn try_use(&self, now_ms: i64) -> Result<(), DenyReason> {
-        if self.idle_ms != NONE {
+        let (max_uses, idle_ms) = self.rare.as_ref().map_or((u64::MAX, NONE), |r| (r.max_uses, r.idle_ms));
+        if idle_ms != NONE {
             let last = self.last_used_ms.load(Ordering::Acquire);
             let since = if last == NEVER { self.not_before_ms } else { last };
-            if now_ms.saturating_sub(since) > self.idle_ms {
+            if now_ms.saturating_sub(since) > idle_ms {
                 return Err(DenyReason::IdleTimeout { since: ms_time(since) });
             }
         }
-        if self.max_uses != u64::MAX {
-            if self.uses.fetch_add(1, Ordering::AcqRel) >= self.max_uses {
-                return Err(DenyReason::UsesExhausted { max_uses: self.max_uses });
+        if max_uses != u64::MAX {
+            if self.uses.fetch_add(1, Ordering::AcqRel) >= max_uses {
+                return Err(DenyReason::UsesExhausted { max_uses });
             }
         } else {
             // Statistics only: a plain load and store, which may miss a concurrent use.
@@ -209,6 +242,6 @@ mod tests {
 
     #[test]
     fn the_view_is_compact() {
-        assert!(std::mem::size_of::<TokenView>() <= 112, "{}", std::mem::size_of::<TokenView>());
+        assert!(std::mem::size_of::<TokenView>() <= 104, "{}", std::mem::size_of::<TokenView>());
     }
 }

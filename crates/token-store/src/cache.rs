@@ -227,6 +227,11 @@ impl VerifierCache {
         self.read().get(id).is_some()
     }
 
+    /// The parent of held token `id`, if it is held and has one.
+    pub(crate) fn parent_of(&self, id: TokenId) -> Option<TokenId> {
+        self.read().get(id).and_then(TokenView::parent)
+    }
+
     /// Bounded mode: counts a presentation of `id`, and says whether it is held.
     pub(crate) fn presented(&self, id: TokenId) -> bool {
         let held = self.contains(id);

@@ -286,18 +286,33 @@ impl TokenService {
     /// and malformed tokens: nothing to do. [`StoreError::LookupUnavailable`] when the read
     /// cannot be made: the budget is spent, or the backend fails or is too slow — deny the
     /// presentation as [`token_core::DenyReason::LookupUnavailable`].
+    ///
+    /// A child token's ancestors are made present the same way (the verifier denies a child
+    /// whose ancestor it cannot see), at most [`token_core::limits::MAX_ANCESTRY`] of them.
     pub async fn fetch_missing(&self, token: &str) -> Result<()> {
         let Some(config) = self.cache.bounded_config() else { return Ok(()) };
         let Ok(parsed) = self.issuer.format().parse(token) else { return Ok(()) };
-        let id = parsed.id();
-        if self.cache.presented(id) || self.cache.known_unknown(id) {
-            return Ok(());
+        let mut id = parsed.id();
+        if !self.cache.presented(id) && !self.cache.known_unknown(id) {
+            self.read_shared(id, config.lookup_timeout).await?;
         }
+        for _ in 0..token_core::limits::MAX_ANCESTRY {
+            let Some(parent) = self.cache.parent_of(id) else { break };
+            if !self.cache.contains(parent) && !self.cache.remembers_unknown(parent) {
+                self.read_shared(parent, config.lookup_timeout).await?;
+            }
+            id = parent;
+        }
+        Ok(())
+    }
+
+    /// Reads `id`'s record into the cache (or remembers it as unknown), one read shared by
+    /// everyone asking for the same id meanwhile.
+    async fn read_shared(&self, id: TokenId, timeout: std::time::Duration) -> Result<()> {
         let cell = {
             let mut inflight = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(inflight.entry(id).or_default())
         };
-        let timeout = config.lookup_timeout;
         let failed: Mutex<Option<StoreError>> = Mutex::new(None);
         cell.get_or_init(|| async {
             if let Err(e) = self.read_missing(id, timeout).await {
@@ -328,10 +343,21 @@ impl TokenService {
     /// Whether [`TokenService::fetch_missing`] would read `token`'s record (a bounded cache that
     /// neither holds it nor remembers it as unknown).
     pub fn needs_fetch(&self, token: &str) -> bool {
+        let missing = |id| !self.cache.contains(id) && !self.cache.remembers_unknown(id);
         self.cache.bounded_config().is_some()
             && self.issuer.format().parse(token).is_ok_and(|p| {
-                let id = p.id();
-                !self.cache.contains(id) && !self.cache.remembers_unknown(id)
+                let mut id = p.id();
+                if missing(id) {
+                    return true;
+                }
+                for _ in 0..token_core::limits::MAX_ANCESTRY {
+                    let Some(parent) = self.cache.parent_of(id) else { return false };
+                    if missing(parent) {
+                        return true;
+                    }
+                    id = parent;
+                }
+                false
             })
     }
 

@@ -1,6 +1,7 @@
 //! The outcome of a verification.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -121,18 +122,25 @@ impl fmt::Display for DenyReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     id: TokenId,
-    principal: PrincipalId,
-    scopes: ScopeSet,
+    bearer: Arc<Bearer>,
+}
+
+/// A token's holder and scopes, one allocation per token view: a grant takes one reference
+/// count, never one shared by every token of a principal that all cores would contend for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Bearer {
+    pub(crate) principal: PrincipalId,
+    pub(crate) scopes: ScopeSet,
 }
 
 impl Grant {
-    pub(crate) fn new(id: TokenId, principal: PrincipalId, scopes: ScopeSet) -> Self {
-        Self { id, principal, scopes }
+    pub(crate) fn new(id: TokenId, bearer: Arc<Bearer>) -> Self {
+        Self { id, bearer }
     }
 
     /// The scopes the token carries (all of them, not only the one the request needed).
     pub fn scopes(&self) -> &ScopeSet {
-        &self.scopes
+        &self.bearer.scopes
     }
 
     /// The token's id.
@@ -142,7 +150,7 @@ impl Grant {
 
     /// Its holder.
     pub fn principal(&self) -> &PrincipalId {
-        &self.principal
+        &self.bearer.principal
     }
 }
 

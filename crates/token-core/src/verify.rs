@@ -246,7 +246,7 @@ impl<L: TokenLookup> Verifier<L> {
                 return Decision::Denied(reason);
             }
         }
-        Decision::Allowed(Grant::new(parsed.id(), view.principal().clone(), view.scopes().clone()))
+        Decision::Allowed(Grant::new(parsed.id(), Arc::clone(view.bearer())))
     }
 }
 

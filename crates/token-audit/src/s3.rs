@@ -194,6 +194,8 @@ impl Witness for S3Witness {
             ("content-type", "text/plain; charset=utf-8"),
             ("if-none-match", "*"),
             ("x-amz-checksum-sha256", checksum.as_str()),
+            // What S3 requires of a PUT with a retention (Content-MD5 or this).
+            ("x-amz-sdk-checksum-algorithm", "SHA256"),
             ("x-amz-object-lock-mode", self.mode.header()),
             ("x-amz-object-lock-retain-until-date", until.as_str()),
         ];

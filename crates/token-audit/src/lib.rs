@@ -12,6 +12,10 @@
 //!   torn tails cut on open, one writer at a time), PostgreSQL (feature `postgres`: many processes,
 //!   one chain), memory; a streaming [`JsonlExporter`] for SIEM pipelines; [`AuditQuery`] for "what did
 //!   this token do?".
+//! - **Binding and witnesses**: [`LogBinding`] (which log a store writes to and how far it had
+//!   come, checked at open: [`BindingError`]), and [`Witness`] — signed tree heads kept out of the
+//!   writer's reach ([`FileWitness`], `S3Witness` with feature `s3`), [`check_log`] failing closed
+//!   on a log behind or forked from the newest one ([`WitnessError`]).
 //! - **Emitting** through one [`AuditSink`] trait: the batched [`AuditWriter`] (group commit) and an
 //!   [`Auditor`] applying a [`FailureMode`]; [`AuditedVerifier`] records every verification.
 //!

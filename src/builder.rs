@@ -107,6 +107,8 @@ pub struct TokenwardBuilder {
     upkeep: Upkeep,
     scheduler: SchedulerConfig,
     migrate: bool,
+    witness: Option<Arc<dyn token_audit::Witness>>,
+    new_log: Option<String>,
 }
 
 impl std::fmt::Debug for TokenwardBuilder {
@@ -140,6 +142,8 @@ impl TokenwardBuilder {
             upkeep: Upkeep::default(),
             scheduler: SchedulerConfig::default(),
             migrate: false,
+            witness: None,
+            new_log: None,
         }
     }
 
@@ -342,6 +346,28 @@ impl TokenwardBuilder {
         self
     }
 
+    /// Pushes the audit log's signed tree heads to `witness` — somewhere the store's writer cannot
+    /// rewrite (an object-locked S3 bucket, a directory on another mount) — after each revocation
+    /// and from the upkeep ([`Upkeep::bind_every`]), and checks at `open` that the log is
+    /// consistent with the newest head it holds: a store and log rolled back together fail with
+    /// [`token_audit::WitnessError::RolledBack`]. Heads are signed by the checkpoint signer
+    /// ([`TokenwardBuilder::checkpoint_signer`]) or else the store's own (sealed in the store,
+    /// made on first use). Needs an audit log. Use one witness location per store.
+    pub fn witness(mut self, witness: Arc<dyn token_audit::Witness>) -> Self {
+        self.witness = Some(witness);
+        self
+    }
+
+    /// Starts a new audit log deliberately (the operator's `tokenward audit rebind`): instead of
+    /// refusing a log that is not the one the store is bound to, `open` records a `store` /
+    /// `new-log` entry in the attached log — with `reason`, what the previous binding was and what
+    /// was found — and binds the store to that log in a new epoch (pushed to the witness, if any,
+    /// so that a store restored from before it is caught). Needs the store's key, as every open.
+    pub fn new_audit_log(mut self, reason: impl Into<String>) -> Self {
+        self.new_log = Some(reason.into());
+        self
+    }
+
     /// Opens the backend, the key, the secret store, the token service, the audit log and the
     /// rotator, attaches the audit log to each, and starts the upkeep tasks on the current tokio
     /// runtime. Fails with a typed error if any part does not open (a wrong passphrase, a log held
@@ -409,6 +435,40 @@ impl TokenwardBuilder {
             .attr("digest_key_created", done.digest_key_created.to_string());
             a.emit_durable(event).await?;
         }
+        let (signer, periodic) = match self.checkpoints {
+            Some((signer, log, periodic)) => (Some((Arc::new(signer), log)), periodic),
+            None => (None, None),
+        };
+        let guard = match (&writer, &auditor) {
+            (Some(w), Some(a)) => {
+                let witness = match self.witness {
+                    None => None,
+                    Some(witness) => {
+                        let (signer, log) = match &signer {
+                            Some((s, log)) => (s.clone(), log.clone()),
+                            None => {
+                                let s =
+                                    crate::guard::stored_signer(&secrets, true).await?.ok_or_else(|| {
+                                        Error::Config("the store's audit signer could not be made".into())
+                                    })?;
+                                (Arc::new(s), crate::guard::AUDIT_LOG_NAME.to_owned())
+                            }
+                        };
+                        Some(crate::guard::WitnessSetup { witness, signer, log })
+                    }
+                };
+                let new_log = self.new_log.map(|reason| crate::guard::NewLog {
+                    reason,
+                    actor: self.actor.clone(),
+                    now: self.clock.now(),
+                });
+                Some(Arc::new(crate::guard::Guard::open(&secrets, w.clone(), a, witness, new_log).await?))
+            }
+            _ if self.witness.is_some() || self.new_log.is_some() => {
+                return Err(Error::Config("a witness or a new audit log needs an audit log".into()));
+            }
+            _ => None,
+        };
         if let Some(a) = &auditor {
             secrets = secrets.with_audit(a.clone());
         }
@@ -462,10 +522,6 @@ impl TokenwardBuilder {
             (None, Some(_)) => Some(SubjectKey::generate()?),
             (None, None) => None,
         };
-        let (signer, periodic) = match self.checkpoints {
-            Some((signer, log, periodic)) => (Some((Arc::new(signer), log)), periodic),
-            None => (None, None),
-        };
         let summary = match (&self.verify_audit, &auditor) {
             (VerifyAuditMode::Summarized { interval }, Some(a)) => {
                 Some(VerificationSummary::start(a.clone(), *interval)?)
@@ -488,6 +544,7 @@ impl TokenwardBuilder {
             watched: Default::default(),
             tasks: Default::default(),
             migration,
+            guard,
         });
         let mut checkpoints = None;
         if let (Some((every, export)), Some(w), Some((s, log))) = (periodic, &inner.writer, &inner.signer) {
@@ -496,6 +553,9 @@ impl TokenwardBuilder {
         upkeep::start(&inner, self.upkeep, follow, checkpoints);
         let tw = Tokenward { inner };
         let reconciled = tw.reconcile_revocations().await?;
+        if !reconciled.revived.is_empty() {
+            tw.seal(true).await?; // revoked again: bound and witnessed like any revocation
+        }
         tracing::info!(
             audited = tw.inner.auditor.is_some(),
             refused = tw.inner.tokens.opened().refused.len(),

@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: Mutex<Option<Tasks>>,
     /// What an explicit migration did when this handle opened (`TokenwardBuilder::migrate`).
     pub(crate) migration: Option<token_store::Migration>,
+    /// The store's binding to its audit log, and the witness (with an audit log).
+    pub(crate) guard: Option<Arc<crate::guard::Guard>>,
 }
 
 /// A credential rotated through the handle, and its target.
@@ -176,17 +178,63 @@ impl Tokenward {
     }
 
     /// Revokes token `id` and its descendants, durably, before it returns; returns the ids revoked.
+    /// With an audit log, the store's binding then moves to the log's new head, and with a
+    /// witness the log's signed tree head is pushed to it: an `Err` after the revocation
+    /// ([`Error::Witness`], [`Error::Binding`]) means it stands but is not witnessed yet (the next
+    /// revocation, the upkeep or [`Tokenward::witness_now`] pushes it).
     pub async fn revoke(&self, id: TokenId) -> Result<Vec<TokenId>> {
-        Ok(self.inner.tokens.revoke_by_at(id, self.inner.clock.now(), self.inner.actor.clone(), None).await?)
+        let revoked = self
+            .inner
+            .tokens
+            .revoke_by_at(id, self.inner.clock.now(), self.inner.actor.clone(), None)
+            .await?;
+        self.seal(true).await?;
+        Ok(revoked)
     }
 
     /// [`Tokenward::revoke`], with `reason` in each audit entry.
     pub async fn revoke_because(&self, id: TokenId, reason: &str) -> Result<Vec<TokenId>> {
-        Ok(self
+        let revoked = self
             .inner
             .tokens
             .revoke_by_at(id, self.inner.clock.now(), self.inner.actor.clone(), Some(reason))
-            .await?)
+            .await?;
+        self.seal(true).await?;
+        Ok(revoked)
+    }
+
+    /// Flushes the audit log, moves the store's binding to its head, and (with `witness`) pushes
+    /// the signed tree head to the witness. Nothing without an audit log.
+    pub(crate) async fn seal(&self, witness: bool) -> Result<Option<token_audit::chains::ChainHead>> {
+        match &self.inner.guard {
+            Some(g) => Ok(Some(g.seal(&self.inner.secrets, witness).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Binds the store to the audit log's head now and pushes its signed tree head to the witness
+    /// (what a revocation and the upkeep do); returns the head. `None` without an audit log;
+    /// without a witness it only binds.
+    pub async fn witness_now(&self) -> Result<Option<token_audit::chains::ChainHead>> {
+        self.seal(true).await
+    }
+
+    /// Checks `storage` — the audit log, read only — against the store's binding (the right log,
+    /// not missing, shorter or forked) and, with `witness`, against the newest signed tree head it
+    /// holds (signed by the store's key, under [`crate::AUDIT_LOG_NAME`]): what an open with the
+    /// log attached checks, for a handle opened without one (a read-only command beside a daemon
+    /// that holds the log). Fails closed with [`Error::Binding`] or [`Error::Witness`].
+    pub async fn check_audit_log(
+        &self,
+        storage: &dyn token_audit::LogStorage,
+        witness: Option<&dyn token_audit::Witness>,
+    ) -> Result<()> {
+        crate::guard::check_read_only(&self.inner.secrets, storage, witness).await
+    }
+
+    /// Where the witness is (`None` without one).
+    pub fn witness_location(&self) -> Option<String> {
+        self.inner.guard.as_ref().and_then(|g| g.witness_location())
     }
 
     /// The identity this handle records in the audit entries it writes itself (revocations,
@@ -391,6 +439,19 @@ impl Tokenward {
         Ok(report)
     }
 
+    /// The store's audit signer (sealed in the store; made and its public key recorded on first
+    /// use): what the CLI's checkpoints, tree heads and witness records are signed with.
+    pub async fn audit_signer(&self) -> Result<token_audit::CheckpointSigner> {
+        crate::guard::stored_signer(&self.inner.secrets, true)
+            .await?
+            .ok_or_else(|| Error::Config("the store's audit signer could not be made".into()))
+    }
+
+    /// The public key the store's own tree heads are checked with (`None` if it has signed none).
+    pub async fn audit_key(&self) -> Result<Option<token_audit::checkpoints::CheckpointKey>> {
+        crate::guard::stored_key(&self.inner.secrets).await
+    }
+
     /// The token service.
     pub fn tokens(&self) -> &Arc<TokenService> {
         &self.inner.tokens
@@ -452,12 +513,16 @@ impl Tokenward {
         // Pending summaries before the log closes (and before the last checkpoint).
         let summarized = self.inner.summary.as_ref().map_or(Ok(()), |s| s.close());
         let checkpoint = self.checkpoint().await;
+        // The binding moves to the log's last head (no witness push: that is the revocations' and
+        // the upkeep's, so a command that only issues pays no round trip to the witness).
+        let bound = self.seal(false).await;
         if let Some(w) = &self.inner.writer {
             w.close()?;
         }
         tracing::info!("tokenward shut down");
         summarized?;
         flushed?;
+        bound?;
         checkpoint
     }
 }

@@ -13,6 +13,14 @@ pub enum Error {
     /// The audit log failed (with fail-closed auditing, the operation was refused).
     #[error(transparent)]
     Audit(#[from] token_audit::AuditError),
+    /// The audit log is not the one the store is bound to (missing, shorter, another, a fork), or
+    /// the store has no binding: fail closed.
+    #[error(transparent)]
+    Binding(#[from] token_audit::BindingError),
+    /// The witness holds a newer signed tree head than the log (a rollback of store and log), or
+    /// a record that does not verify, or could not be reached.
+    #[error(transparent)]
+    Witness(#[from] token_audit::WitnessError),
     /// A rotation or emergency failed.
     #[error(transparent)]
     Rotate(#[from] token_rotate::RotateError),

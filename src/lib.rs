@@ -49,6 +49,7 @@
 mod builder;
 mod deployment;
 mod error;
+mod guard;
 mod kms;
 pub mod policy;
 #[cfg(feature = "scan")]
@@ -59,6 +60,7 @@ mod verifier;
 pub use builder::{LOCAL_KEK_ID, TokenwardBuilder};
 pub use deployment::{Reconciliation, Tokenward};
 pub use error::{Error, Result};
+pub use guard::{AUDIT_LOG_NAME, AUDIT_SIGNER_KEY_META, AUDIT_SIGNER_SECRET};
 pub use kms::KmsKey;
 #[cfg(feature = "scan")]
 pub use respond::{LeakAction, LeakOutcome, LeakResponse};

@@ -31,6 +31,10 @@ pub struct Upkeep {
     /// Revoke previous credentials whose overlap ended, and finish interrupted emergencies, for
     /// credentials rotated through the handle. Default 1 s.
     pub sweep_every: Duration,
+    /// With an audit log: move the store's binding to the log's head and push its signed tree
+    /// head to the witness (if any), when the log grew. Default 10 s: the longest a crash can
+    /// leave appended entries unbound (a revocation binds and pushes at once).
+    pub bind_every: Duration,
 }
 
 impl Default for Upkeep {
@@ -41,6 +45,7 @@ impl Default for Upkeep {
             flush_usage_every: Duration::from_secs(5),
             evict_every: Duration::from_secs(60),
             sweep_every: Duration::from_secs(1),
+            bind_every: Duration::from_secs(10),
         }
     }
 }
@@ -76,6 +81,13 @@ impl Upkeep {
     #[must_use]
     pub fn evict_every(mut self, d: Duration) -> Self {
         self.evict_every = d;
+        self
+    }
+
+    /// Sets [`Upkeep::bind_every`].
+    #[must_use]
+    pub fn bind_every(mut self, d: Duration) -> Self {
+        self.bind_every = d;
         self
     }
 
@@ -223,6 +235,19 @@ pub(crate) fn start(
             }
         }
     }));
+
+    if let Some(guard) = inner.guard.clone() {
+        let weak = Arc::downgrade(inner);
+        handles.push(every(upkeep.bind_every, rx.clone(), move || {
+            let (inner, guard) = (weak.upgrade(), guard.clone());
+            async move {
+                let Some(inner) = inner else { return };
+                if let Err(e) = guard.seal(&inner.secrets, true).await {
+                    tracing::warn!(error = %e, "binding the log / pushing to the witness failed; the next pass retries");
+                }
+            }
+        }));
+    }
 
     let scheduler = inner.scheduler.clone();
     handles.push(tokio::spawn(async move {

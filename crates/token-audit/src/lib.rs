@@ -12,6 +12,10 @@
 //!   torn tails cut on open, one writer at a time), PostgreSQL (feature `postgres`: many processes,
 //!   one chain), memory; a streaming [`JsonlExporter`] for SIEM pipelines; [`AuditQuery`] for "what did
 //!   this token do?".
+//! - **Binding and witnesses**: [`LogBinding`] (which log a store writes to and how far it had
+//!   come, checked at open: [`BindingError`]), and [`Witness`] — signed tree heads kept out of the
+//!   writer's reach ([`FileWitness`], `S3Witness` with feature `s3`), [`check_log`] failing closed
+//!   on a log behind or forked from the newest one ([`WitnessError`]).
 //! - **Emitting** through one [`AuditSink`] trait: the batched [`AuditWriter`] (group commit) and an
 //!   [`Auditor`] applying a [`FailureMode`]; [`AuditedVerifier`] records every verification.
 //!
@@ -42,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod audited;
+mod binding;
 mod chain;
 mod checkpoint;
 mod error;
@@ -55,15 +60,19 @@ mod merkle;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod query;
+#[cfg(feature = "s3")]
+mod s3;
 mod sink;
 mod storage;
 mod subject;
 mod summary;
 pub mod testing;
 mod verification;
+mod witness;
 mod writer;
 
 pub use audited::AuditedVerifier;
+pub use binding::{BindingError, LogBinding};
 pub use chain::{Entry, verify};
 pub use checkpoint::{CheckpointSigner, SignedCheckpoint};
 pub use error::AuditError;
@@ -78,12 +87,24 @@ pub use merkle::{
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresLog;
 pub use query::AuditQuery;
+#[cfg(feature = "s3")]
+pub use s3::{LockMode, S3Witness};
 pub use sink::{AuditSink, Auditor, FailureMode, Ticket};
 pub use storage::LogStorage;
 pub use subject::SubjectKey;
 pub use summary::{DEFAULT_SUMMARY_INTERVAL, MAX_SUMMARY_INTERVAL, VerificationSummary, VerifyAuditMode};
 pub use verification::AllowedVerification;
+pub use witness::{FileWitness, Witness, WitnessCheck, WitnessError, WitnessedHead, check_log};
 pub use writer::{AuditWriter, WriterConfig};
+
+/// What witnesses and bindings are built from: record names, origins, reading a log into its
+/// tree — for witness backends and tools of your own.
+pub mod witnesses {
+    pub use crate::binding::entry_hash_at;
+    pub use crate::witness::{
+        MAX_RECORD, extend_tree, parse_record_name, record_name, tree_of, witness_origin,
+    };
+}
 
 /// The hash chain underneath: each entry's hash, the head a log ends at, incremental
 /// verification, and what a broken chain reports — for tools that check logs themselves.

@@ -76,7 +76,7 @@ pub type StoredToken = TokenRow;
 pub mod reserved {
     #[cfg(feature = "postgres")]
     pub use crate::postgres::{ISSUE_CHANNEL, REVOCATION_CHANNEL};
-    pub use crate::store::{DIGEST_KEY_SECRET, PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
+    pub use crate::store::{AUDIT_BINDING_META, DIGEST_KEY_SECRET, PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
 }
 
 // Backend authors' names (also under `backend`), and the reserved names, at the root as before

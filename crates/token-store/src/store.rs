@@ -45,6 +45,16 @@ const META_TAGGED: &str = "tokenward/tokens-tagged";
 const META_ENCODED: &str = "tokenward/tokens-encoded";
 /// The integrity markers every store holds from its creation.
 const MARKERS: [&str; 2] = [META_TAGGED, META_ENCODED];
+/// Sealed metadata, written when a store is created: which audit log the store writes to and how
+/// far that log had come ([`token_audit::LogBinding`]; empty at creation: the first log attached
+/// is the store's). The front door checks it at every open with a log and advances it as the log
+/// grows; a store without it (from before bindings) is bound only by an explicit migration or a
+/// deliberate new log.
+pub const AUDIT_BINDING_META: &str = "tokenward/audit-binding";
+
+fn empty_binding() -> Vec<u8> {
+    token_audit::LogBinding::new(0, None, token_audit::chains::ChainHead::EMPTY).encode()
+}
 const MIGRATE_HINT: &str =
     "; if this store was written by an older Tokenward, `tokenward migrate` upgrades it (audited)";
 
@@ -187,6 +197,12 @@ impl SecretStore {
             }
             self.check_marker(marker).await?;
         }
+        if self.backend.meta(AUDIT_BINDING_META).await?.is_none() {
+            match self.set_sealed_meta(AUDIT_BINDING_META, None, &empty_binding()).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let check = KeyCheck::create(self.keys.as_ref()).await?;
         let bytes = serde_json::to_vec(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
         match self.backend.set_meta(META_KEY_CHECK, None, &bytes).await {
@@ -247,6 +263,16 @@ impl SecretStore {
         }
         for marker in MARKERS {
             self.check_marker(marker).await?;
+        }
+        // A store from before log bindings: bound (empty: to the log it is next opened with) only
+        // by the explicit migration. An open leaves it unbound; the front door refuses to attach a
+        // log to it.
+        if migrate && self.backend.meta(AUDIT_BINDING_META).await?.is_none() {
+            match self.set_sealed_meta(AUDIT_BINDING_META, None, &empty_binding()).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            done.markers_written.push(AUDIT_BINDING_META);
         }
         required_key(&self, DIGEST_KEY_SECRET).await?;
         Ok((self, done))

@@ -52,6 +52,16 @@ pub(crate) struct Global {
     /// The audit log (default: next to the store, `<store stem>.audit.jsonl`).
     #[arg(long, global = true, env = "TOKENWARD_AUDIT_LOG")]
     pub(crate) audit_log: Option<PathBuf>,
+    /// A witness for the audit log's signed tree heads, out of the store writer's reach:
+    /// `dir:PATH` (a directory on another mount) or `s3://BUCKET/PREFIX/` (a bucket created with
+    /// object lock; region, credentials and endpoint from the AWS_* environment). Heads are
+    /// pushed after each revocation and by the daemon; every open, `audit verify` and `alerts
+    /// check` fail closed when the log is behind what it holds.
+    #[arg(long, global = true, env = "TOKENWARD_WITNESS")]
+    pub(crate) witness: Option<String>,
+    /// How long an S3 witness retains each head (object lock, compliance mode), in days.
+    #[arg(long, global = true, env = "TOKENWARD_WITNESS_RETAIN_DAYS", default_value_t = 365)]
+    pub(crate) witness_retain_days: u32,
     /// Who you are, in audit entries (default: $USER).
     #[arg(long, global = true, env = "TOKENWARD_ACTOR")]
     pub(crate) actor: Option<String>,
@@ -447,10 +457,33 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCmd {
-    /// Verify the hash chain (and a signed checkpoint: the log must still hold what it attests).
+    /// Verify the hash chain, that it is the log the store is bound to (not missing, shorter,
+    /// another or a fork), that it is consistent with the newest head the witness holds (with
+    /// --witness), and a signed checkpoint (the log must still hold what it attests). Exit 1 when
+    /// any does not hold.
     Verify {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Only the chain (and --checkpoint): no store, no key, no binding or witness check.
+        #[arg(long, conflicts_with = "checkpoint")]
+        log_only: bool,
+    },
+    /// Bind the store to its log's head now and push the signed tree head to the witness (what
+    /// each revocation and the daemon do).
+    Witness,
+    /// Start a new audit log deliberately (after archiving the old one, or to recover from a lost
+    /// one): records why in the new log (and in --old-log), binds the store to it in a new epoch,
+    /// and pushes that to the witness. Needs the store's key.
+    #[command(
+        after_help = "Example:\n  mv tokenward.audit.jsonl archive/2026-q1.audit.jsonl\n  tokenward audit rebind --reason 'archived to archive/2026-q1' --old-log archive/2026-q1.audit.jsonl"
+    )]
+    Rebind {
+        /// Why (recorded in both logs).
+        #[arg(long)]
+        reason: String,
+        /// The previous log, if it is still there: a `store`/`new-log` entry is appended to it too.
+        #[arg(long)]
+        old_log: Option<PathBuf>,
     },
     /// Show entries.
     Show {

@@ -7,17 +7,33 @@ use std::fmt;
 pub(crate) struct CliError {
     msg: String,
     code: u8,
+    /// The audit log is not the store's (binding) or is behind its witness.
+    log_mismatch: bool,
 }
 
 impl CliError {
     /// A failure (exit 2).
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self { msg: msg.into(), code: 2 }
+        Self { msg: msg.into(), code: 2, log_mismatch: false }
+    }
+
+    /// The audit log is not the one the store is bound to, or is behind its witness.
+    pub(crate) fn log_mismatch(mut self) -> Self {
+        self.log_mismatch = true;
+        self
+    }
+
+    /// Exit 1 instead of 2 if the log did not match (where that is the answer asked for).
+    pub(crate) fn denied_if_log_mismatch(mut self) -> Self {
+        if self.log_mismatch {
+            self.code = 1;
+        }
+        self
     }
 
     /// A refusal the caller asked about (exit 1): denied, findings.
     pub(crate) fn denied(msg: impl Into<String>) -> Self {
-        Self { msg: msg.into(), code: 1 }
+        Self { msg: msg.into(), code: 1, log_mismatch: false }
     }
 
     pub(crate) fn code(&self) -> u8 {
@@ -58,6 +74,7 @@ from_error!(
     tokenward::Error,
     tokenward::store::StoreError,
     tokenward::audit::AuditError,
+    tokenward::audit::WitnessError,
     tokenward::rotate::RotateError,
     tokenward::core::IssueError,
     tokenward::core::errors::PolicyError,

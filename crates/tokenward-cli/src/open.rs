@@ -210,13 +210,72 @@ pub(crate) async fn open(g: &Global, need: Need) -> Result<Tokenward> {
     open_with(g, need, builder(g, false)?).await
 }
 
-/// Opens `b` with the audit log `need` asks for.
+/// Opens `b` with the audit log `need` asks for. Either way the log is checked against the
+/// store's binding and the witness (attached, or read beside a daemon that holds it).
 pub(crate) async fn open_with(g: &Global, need: Need, b: TokenwardBuilder) -> Result<Tokenward> {
+    let witness = witness(g).await?;
     let b = match need {
         Need::ReadOnly => b,
-        Need::Audited => attach_audit(g, b).await?,
+        Need::Audited => {
+            let b = attach_audit(g, b).await?;
+            match &witness {
+                Some(w) => b.witness(w.clone()),
+                None => b,
+            }
+        }
     };
-    b.open().await.map_err(|e| hint(g, e))
+    let tw = b.open().await.map_err(|e| hint(g, e))?;
+    if need == Need::ReadOnly
+        && let Err(e) = check_log(g, &tw, witness).await
+    {
+        let _ = tw.shutdown().await;
+        return Err(e);
+    }
+    Ok(tw)
+}
+
+/// The witness `--witness` names (`dir:PATH`, `s3://BUCKET/PREFIX/`), connected.
+pub(crate) async fn witness(g: &Global) -> Result<Option<Arc<dyn tokenward::audit::Witness>>> {
+    let Some(spec) = g.witness.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    if let Some(dir) = spec.strip_prefix("dir:") {
+        return Ok(Some(Arc::new(tokenward::audit::FileWitness::open(dir)?)));
+    }
+    if let Some(rest) = spec.strip_prefix("s3://") {
+        use token_http::aws::{AwsClient, AwsCredentials, env_endpoint, env_region};
+        use tokenward::audit::S3Witness;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let creds =
+            AwsCredentials::from_env().map_err(|e| CliError::new(format!("--witness {spec}: {e}")))?;
+        let mut client = AwsClient::new(env_region().unwrap_or_else(|| "us-east-1".into()), creds);
+        if let Some(e) = env_endpoint("s3") {
+            client = client.endpoint(e);
+        }
+        let w = S3Witness::connect(client, bucket, prefix, g.witness_retain_days).await?;
+        return Ok(Some(Arc::new(w)));
+    }
+    Err(CliError::new(format!("--witness {spec:?}: give dir:PATH or s3://BUCKET/PREFIX/")))
+}
+
+/// For a command that does not attach the log: checks it, read only, against the store's binding
+/// and the witness, as an open with the log does.
+async fn check_log(
+    g: &Global,
+    tw: &Tokenward,
+    witness: Option<Arc<dyn tokenward::audit::Witness>>,
+) -> Result<()> {
+    let storage: Arc<dyn tokenward::audit::LogStorage> = match g.database_url() {
+        #[cfg(feature = "postgres")]
+        Some(url) => Arc::new(tokenward::audit::PostgresLog::connect(url, 2).await?),
+        _ => {
+            let path = g.audit_path();
+            if path.exists() {
+                Arc::new(tokenward::audit::FileLog::open_shared(&path, tokenward::audit::FileSync::Data)?)
+            } else {
+                Arc::new(tokenward::audit::MemoryLog::new()) // missing: as empty
+            }
+        }
+    };
+    tw.check_audit_log(storage.as_ref(), witness.as_deref()).await.map_err(|e| hint(g, e))
 }
 
 /// The library's error, with what an operator does about it.
@@ -230,6 +289,11 @@ fn hint(g: &Global, e: tokenward::Error) -> CliError {
         tokenward::Error::Store(StoreError::WrongKey { .. }) => CliError::new(format!(
             "{e} ({store}: pass the key file it was made with, or {PASSPHRASE_ENV} if it was made with a passphrase)"
         )),
+        tokenward::Error::Witness(tokenward::audit::WitnessError::Unavailable { .. }) => CliError::from(e),
+        tokenward::Error::Binding(_) | tokenward::Error::Witness(_) => {
+            CliError::new(format!("{} (audit log {})", CliError::from(e), g.audit_path().display()))
+                .log_mismatch()
+        }
         _ => {
             let text = CliError::from(e).to_string();
             if text.contains("file is not a database") {

@@ -344,6 +344,21 @@ impl AwsClient {
         Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     }
 
+    /// Any REST call (S3 with headers of its own: object lock, conditional writes): path-style
+    /// `path` with `query`, `headers` (all signed) and `body`; returns the answer whatever its
+    /// status.
+    pub async fn rest(
+        &self,
+        service: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<crate::Response, AwsError> {
+        self.send(service, method, path, query, headers, body).await
+    }
+
     /// A REST DELETE (S3: remove an object): path-style `path`; returns the status and body text.
     pub async fn rest_delete(&self, service: &str, path: &str) -> Result<(u16, String), AwsError> {
         let r = self.send(service, Method::Delete, path, &[], &[], Vec::new()).await?;

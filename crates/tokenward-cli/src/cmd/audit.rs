@@ -24,9 +24,9 @@ use crate::open::{self, Need};
 use crate::out;
 
 /// The name checkpoints of this log carry.
-pub(crate) const LOG_NAME: &str = "tokenward";
-const SIGNER_SECRET: &str = "tokenward/audit-signer";
-const SIGNER_KEY_META: &str = "tokenward/audit-signer-key";
+pub(crate) const LOG_NAME: &str = tokenward::AUDIT_LOG_NAME;
+const SIGNER_SECRET: &str = tokenward::AUDIT_SIGNER_SECRET;
+const SIGNER_KEY_META: &str = tokenward::AUDIT_SIGNER_KEY_META;
 
 /// The store's checkpoint signer, made (and its public key recorded) on first use.
 pub(crate) async fn signer(tw: &Tokenward) -> Result<CheckpointSigner> {
@@ -147,17 +147,24 @@ fn entry_line(e: &Entry) -> String {
 
 pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
     match c {
-        AuditCmd::Verify { checkpoint } => {
+        AuditCmd::Verify { checkpoint, log_only } => {
             let mut heads: Vec<ChainHead> = Vec::new();
-            if let Some(path) = &checkpoint {
-                let signed = read_checkpoint(path)?;
-                let tw = open::open(g, Need::ReadOnly).await?;
-                let key = trusted_key(&tw).await;
+            if !log_only {
+                // The store's binding and the witness: a read-only open checks both (exit 1 here,
+                // where they are the answer to the question asked).
+                let tw = open::open(g, Need::ReadOnly).await.map_err(CliError::denied_if_log_mismatch)?;
+                let key = match &checkpoint {
+                    Some(_) => Some(trusted_key(&tw).await),
+                    None => None,
+                };
                 tw.shutdown().await?;
-                let c = key?
-                    .verify_for(&signed, LOG_NAME)
-                    .map_err(|e| CliError::denied(format!("checkpoint {}: {e}", path.display())))?;
-                heads.push(c.chain_head());
+                if let (Some(path), Some(key)) = (&checkpoint, key) {
+                    let signed = read_checkpoint(path)?;
+                    let c = key?
+                        .verify_for(&signed, LOG_NAME)
+                        .map_err(|e| CliError::denied(format!("checkpoint {}: {e}", path.display())))?;
+                    heads.push(c.chain_head());
+                }
             }
             let mut v = ChainVerifier::new(ChainHead::EMPTY).with_checkpoints(heads.iter().copied());
             for e in entries(g).await? {
@@ -166,9 +173,67 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             }
             let head = v.finish().map_err(|e| CliError::denied(format!("audit log: {e}")))?;
             println!("audit log verified: {} entries, head {}", head.len, head.head);
+            if !log_only {
+                println!("it is the log the store is bound to");
+                if let Some(w) = &g.witness {
+                    println!("consistent with the newest head the witness ({w}) holds");
+                }
+            }
             if let Some(h) = heads.first() {
                 println!("the signed checkpoint of {} entries holds: the log still contains it", h.len);
             }
+            Ok(0)
+        }
+        AuditCmd::Witness => {
+            if g.witness.is_none() {
+                return Err(CliError::new(
+                    "no witness: give --witness dir:PATH or s3://BUCKET/PREFIX/ (or TOKENWARD_WITNESS)",
+                ));
+            }
+            let tw = open::open(g, Need::Audited).await?;
+            let pushed = tw.witness_now().await;
+            let location = tw.witness_location().unwrap_or_default();
+            tw.shutdown().await?;
+            let head = pushed?.ok_or_else(|| CliError::new("no audit log attached"))?;
+            eprintln!(
+                "bound the store to the log's {} entries and pushed its signed tree head to {location}",
+                head.len
+            );
+            Ok(0)
+        }
+        AuditCmd::Rebind { reason, old_log } => {
+            if reason.trim().is_empty() {
+                return Err(CliError::new("--reason: say why a new log is started"));
+            }
+            if let Some(old) = &old_log
+                && std::fs::canonicalize(old).ok() == std::fs::canonicalize(g.audit_path()).ok()
+            {
+                return Err(CliError::new("--old-log is the log being bound: move the old one away first"));
+            }
+            let b = open::builder(g, false)?.new_audit_log(reason.clone());
+            let tw = open::open_with(g, Need::Audited, b).await?;
+            let head = tw.audit_writer().map(|w| w.head());
+            let actor = tw.actor().clone();
+            let now = tw.clock().now();
+            tw.shutdown().await?;
+            let head = head.ok_or_else(|| CliError::new("no audit log attached"))?;
+            if let Some(old) = &old_log {
+                use tokenward::audit::{Action, AuditEvent, FileLog, FileSync};
+                let log = FileLog::open_shared(old, FileSync::Data)?;
+                let event = AuditEvent::new(now, actor, Action::Store("new-log".into()))
+                    .attr("reason", reason.as_str())
+                    .attr("continued_in", g.audit_path().display().to_string())
+                    .attr("new_log_entries", head.len.to_string())
+                    .attr("new_log_head", head.head.to_string());
+                log.append_now(&[event])?;
+                eprintln!("recorded the new log in {}", old.display());
+            }
+            eprintln!(
+                "the store is bound to a new audit log, {} ({} entries, head {}); the reason is recorded in it",
+                g.audit_path().display(),
+                head.len,
+                head.head
+            );
             Ok(0)
         }
         AuditCmd::Show { token, since, action, limit, json } => {

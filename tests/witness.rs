@@ -1,0 +1,240 @@
+//! The witness (issue 24 §2): rolling back the store *and* its audit log together — which no local
+//! file can reveal — is caught at open because the witness holds a newer signed tree head; and
+//! what the witness and the log binding cost per issue, per revocation and per open.
+//!
+//! The cost figures: `cargo test --test witness -- --ignored --nocapture costs` (medians, each
+//! against the same operation without the addition, measured in the same run).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokenward::audit::{FileLog, FileWitness, LogStorage, Witness, WitnessError};
+use tokenward::{Error, TokenwardBuilder};
+
+mod common;
+
+use common::*;
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tw.db") || n == "audit.jsonl")
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_all(from: &Path, to: &Path) {
+    for n in files(to) {
+        std::fs::remove_file(to.join(n)).unwrap();
+    }
+    for n in files(from) {
+        std::fs::copy(from.join(&n), to.join(&n)).unwrap();
+    }
+}
+
+fn witnessed(dir: &Path, w: &Arc<dyn Witness>) -> TokenwardBuilder {
+    builder(dir).witness(w.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_log_rolled_back_together_are_caught_by_the_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap(); // "another mount"
+    let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    let token = tw.issue(&principal(), &request("a")).await.unwrap();
+    tw.issue(&principal(), &request("b")).await.unwrap();
+    tw.shutdown().await.unwrap();
+    let before = tempfile::tempdir().unwrap();
+    copy_all(dir.path(), before.path());
+
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    tw.revoke(token.id()).await.unwrap(); // pushed to the witness before it returns
+    tw.shutdown().await.unwrap();
+    let newest = w.newest().await.unwrap().unwrap();
+
+    // Store and log restored together from the copy taken before the revocation: consistent
+    // with each other (the binding holds, reconciliation finds nothing), and without the witness
+    // the revoked token would be alive again…
+    copy_all(before.path(), dir.path());
+    let blind = builder(dir.path()).open().await.unwrap();
+    assert!(blind.verifier().verify(token.expose_secret(), &read()).is_allowed(), "the threat is real");
+    blind.shutdown().await.unwrap();
+    // …but the witness holds a newer head: every open fails closed, naming it.
+    copy_all(before.path(), dir.path());
+    match witnessed(dir.path(), &w).open().await {
+        Err(Error::Witness(WitnessError::RolledBack { witnessed, log })) => {
+            assert_eq!(witnessed, newest.size);
+            assert!(log < witnessed);
+        }
+        Err(e) => panic!("expected a rollback, got {e}"),
+        Ok(_) => panic!("a rolled-back store opened"),
+    }
+    // The read-only check (a command beside a daemon) says the same.
+    let ro = tokenward::Tokenward::embedded(dir.path().join("tw.db"))
+        .passphrase(tokenward::secrecy::SecretString::from(PASSPHRASE))
+        .policy(policy())
+        .open()
+        .await
+        .unwrap();
+    let log = FileLog::open_shared(dir.path().join("audit.jsonl"), tokenward::audit::FileSync::Data).unwrap();
+    let e = ro.check_audit_log(&log, Some(w.as_ref())).await.unwrap_err();
+    assert!(matches!(e, Error::Witness(WitnessError::RolledBack { .. })), "{e}");
+    ro.shutdown().await.unwrap();
+    drop(log);
+
+    // A rolled-back log grown back past the witnessed size is a fork, not a pass.
+    copy_all(before.path(), dir.path());
+    let blind = builder(dir.path()).open().await.unwrap();
+    for i in 0..5 {
+        blind.issue(&principal(), &request(&format!("regrow{i}"))).await.unwrap();
+    }
+    blind.shutdown().await.unwrap();
+    match witnessed(dir.path(), &w).open().await {
+        Err(Error::Witness(WitnessError::Forked { size })) => assert_eq!(size, newest.size),
+        Err(e) => panic!("expected a fork, got {e}"),
+        Ok(_) => panic!("a forked log opened"),
+    }
+}
+
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_locked_bucket_catches_the_rollback_too() {
+    use tokenward::audit::S3Witness;
+    use tokenward_test_support::{ALLOW_ALL, Moto};
+    let Some(moto) = Moto::start(3) else { return };
+    let client = moto.client(moto.setup_user("writer", ALLOW_ALL).await);
+    let r = client
+        .rest(
+            "s3",
+            token_http::Method::Put,
+            "/tw-witness",
+            &[],
+            &[("x-amz-bucket-object-lock-enabled", "true")],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(r.is_success());
+    let w: Arc<dyn Witness> = Arc::new(S3Witness::connect(client, "tw-witness", "", 1).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    let token = tw.issue(&principal(), &request("a")).await.unwrap();
+    tw.shutdown().await.unwrap();
+    let before = tempfile::tempdir().unwrap();
+    copy_all(dir.path(), before.path());
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    tw.revoke(token.id()).await.unwrap();
+    tw.shutdown().await.unwrap();
+    copy_all(before.path(), dir.path());
+    assert!(matches!(
+        witnessed(dir.path(), &w).open().await,
+        Err(Error::Witness(WitnessError::RolledBack { .. }))
+    ));
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// What the binding and the witness cost, as medians against the same operation without them,
+/// in one run: the same store and log, opened alternately with and without the witness (a file
+/// witness on the same disk: its fsyncs are counted, a remote witness's round trip is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn costs() {
+    const ROUNDS: usize = 6;
+    const PER: usize = 15;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
+    let kdf = tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap();
+    let b = |witness: bool| {
+        let b = builder_with(dir.path(), Some(kdf.clone()));
+        if witness { b.witness(w.clone()) } else { b }
+    };
+    let tw = b(true).open().await.unwrap();
+    for i in 0..2000 {
+        tw.issue(&principal(), &request(&format!("seed{i}"))).await.unwrap(); // a log to read at open
+    }
+    tw.shutdown().await.unwrap();
+    let mut m: std::collections::BTreeMap<&str, Vec<Duration>> = Default::default();
+    let mut n = 0;
+    for _ in 0..ROUNDS {
+        for witness in [true, false] {
+            let t0 = Instant::now();
+            let tw = b(witness).open().await.unwrap();
+            m.entry(if witness { "open+" } else { "open" }).or_default().push(t0.elapsed());
+            for _ in 0..PER {
+                n += 1;
+                let t0 = Instant::now();
+                let a = tw.issue(&principal(), &request(&format!("a{n}"))).await.unwrap();
+                m.entry(if witness { "issue+" } else { "issue" }).or_default().push(t0.elapsed());
+                let t0 = Instant::now();
+                tw.tokens().revoke_by_at(a.id(), tw.clock().now(), tw.actor().clone(), None).await.unwrap();
+                m.entry("revoke-raw").or_default().push(t0.elapsed());
+                let c = tw.issue(&principal(), &request(&format!("c{n}"))).await.unwrap();
+                let t0 = Instant::now();
+                tw.revoke(c.id()).await.unwrap();
+                m.entry(if witness { "revoke+witness" } else { "revoke+bind" })
+                    .or_default()
+                    .push(t0.elapsed());
+                if !witness {
+                    tw.issue(&principal(), &request(&format!("d{n}"))).await.unwrap();
+                    let t0 = Instant::now();
+                    tw.witness_now().await.unwrap(); // no witness: the bind a CLI command's shutdown does
+                    m.entry("bind").or_default().push(t0.elapsed());
+                }
+            }
+            if witness {
+                let storage: Arc<dyn LogStorage> = tw.audit_writer().unwrap().storage().clone();
+                let t0 = Instant::now();
+                tw.check_audit_log(storage.as_ref(), None).await.unwrap();
+                m.entry("check-binding").or_default().push(t0.elapsed());
+                let t0 = Instant::now();
+                tw.check_audit_log(storage.as_ref(), Some(w.as_ref())).await.unwrap();
+                m.entry("check-both").or_default().push(t0.elapsed());
+            }
+            tw.shutdown().await.unwrap();
+        }
+    }
+    let md = |k: &str| median(m[k].clone());
+    let line = |what: &str, with: Duration, without: Duration| {
+        eprintln!(
+            "{what:<44} {:>8.0} µs  vs {:>8.0} µs without  ratio {:.2}",
+            us(with),
+            us(without),
+            us(with) / us(without)
+        );
+    };
+    eprintln!(
+        "log of {}..{} entries; medians (issues/revocations: {} each, opens: {ROUNDS} each)",
+        2000,
+        2000 + 5 * n,
+        ROUNDS * PER
+    );
+    line("issue, library (binding + witness attached)", md("issue+"), md("issue"));
+    line("issue, CLI command (+ the bind at shutdown)", md("issue") + md("bind"), md("issue"));
+    line("revocation + bind", md("revoke+bind"), md("revoke-raw"));
+    line("revocation + bind + witness push", md("revoke+witness"), md("revoke-raw"));
+    line("open with witness (binding + consistency)", md("open+"), md("open"));
+    eprintln!(
+        "  in an open: the binding check {:.0} µs, the witness check (newest + the log's tree) {:.0} µs",
+        us(md("check-binding")),
+        us(md("check-both").saturating_sub(md("check-binding")))
+    );
+    assert!(
+        md("revoke+witness") > md("revoke-raw") && md("open+") > md("check-binding"),
+        "the additions were measured"
+    );
+}

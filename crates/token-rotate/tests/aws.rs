@@ -72,33 +72,66 @@ async fn an_iam_user_access_key_passes_the_kit() {
     .await;
 }
 
+/// The user's keys as (id, active).
+async fn key_states(admin: &AwsClient, user: &str) -> Vec<(String, bool)> {
+    AwsAccessKeyTarget::new(admin.clone(), user)
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.id, k.active))
+        .collect()
+}
+
+/// The user's tag keys.
+async fn user_tags(admin: &AwsClient, user: &str) -> Vec<String> {
+    let x = admin.query("iam", "2010-05-08", "ListUserTags", &[("UserName", user.into())]).await.unwrap();
+    token_http::aws::xml::blocks(&x, "member")
+        .into_iter()
+        .filter_map(|m| token_http::aws::xml::tag(m, "Key"))
+        .collect()
+}
+
+async fn hand_made_key(admin: &AwsClient, user: &str) -> String {
+    let k = admin.query("iam", "2010-05-08", "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
+    token_http::aws::xml::tag(&k, "AccessKeyId").unwrap()
+}
+
+async fn set_status(admin: &AwsClient, user: &str, id: &str, status: &str) {
+    admin
+        .query(
+            "iam",
+            "2010-05-08",
+            "UpdateAccessKey",
+            &[("UserName", user.into()), ("AccessKeyId", id.into()), ("Status", status.into())],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_of_unknown_origin_are_refused_and_inactive_ones_make_room() {
+async fn keys_of_unknown_origin_are_refused_and_never_touched() {
     let Some((_moto, admin)) = aws().await else { return };
     user(&admin, "legacy").await;
     let v = "2010-05-08";
     let params = [("UserName", "legacy".to_owned())];
     let first = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
     let first = token_http::aws::xml::tag(&first, "AccessKeyId").unwrap();
-    let second = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
-    let second = token_http::aws::xml::tag(&second, "AccessKeyId").unwrap();
     let target = AwsAccessKeyTarget::new(admin.clone(), "legacy");
+    // One key of unknown origin, active, then inactive: refused both times, named, untouched.
     let e = target.create(1, None).await.unwrap_err().to_string();
-    assert!(e.contains(&first) && e.contains(&second) && e.contains("did not make"), "{e}");
-    // One of them deactivated by its owner: deleted first, then a key is made beside the other.
+    assert!(e.contains(&first) && e.contains("(active)") && e.contains("did not create"), "{e}");
+    set_status(&admin, "legacy", &first, "Inactive").await;
+    let e = target.create(1, None).await.unwrap_err().to_string();
+    assert!(e.contains(&first) && e.contains("(inactive)"), "{e}");
+    assert_eq!(key_states(&admin, "legacy").await, vec![(first.clone(), false)], "never deleted");
+    // Its owner deletes it: a key is made, attributed to Tokenward, and the marker is gone.
     admin
-        .query(
-            "iam",
-            v,
-            "UpdateAccessKey",
-            &[("UserName", "legacy".into()), ("AccessKeyId", first.clone()), ("Status", "Inactive".into())],
-        )
+        .query("iam", v, "DeleteAccessKey", &[("UserName", "legacy".into()), ("AccessKeyId", first)])
         .await
         .unwrap();
     let made = target.create(1, None).await.unwrap();
-    let keys: Vec<String> = target.keys().await.unwrap().into_iter().map(|k| k.id).collect();
-    assert!(!keys.contains(&first), "the inactive key was deleted: {keys:?}");
-    assert!(keys.contains(&second) && keys.contains(&made.handle));
+    assert_eq!(user_tags(&admin, "legacy").await, vec![format!("tokenward:key:{}", made.handle)]);
     target.test(&made).await.unwrap();
     // Its test used it (STS): GetAccessKeyLastUsed says so, for the posture report.
     let used = target.last_used(&made.handle).await.unwrap().expect("a use is recorded");
@@ -107,6 +140,105 @@ async fn keys_of_unknown_origin_are_refused_and_inactive_ones_make_room() {
     let forged = Credential::new(made.handle.clone(), SecretString::from("y".repeat(40)), made.expires_at);
     assert!(target.test(&forged).await.is_err());
     assert!(!format!("{target:?} {made:?}").contains(made.secret.expose_secret()), "no secret in Debug");
+}
+
+/// Issue 24 §6: the `tokenward:creating` tag stayed on the user after a successful rotation, so a
+/// key made by hand afterwards was taken for a half-made key of ours and deleted (without being
+/// deactivated first) by the next rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_by_hand_after_a_rotation_is_never_deleted_and_stops_the_next_one() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "manual").await;
+    let target = AwsAccessKeyTarget::new(admin.clone(), "manual")
+        .deletion_grace(TimeDelta::zero())
+        .test_patience(Duration::from_secs(2));
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock));
+    let name = SecretName::new("aws/manual").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let ours = rotator.current(&name).await.unwrap().unwrap().handle;
+    let tags = user_tags(&admin, "manual").await;
+    assert!(!tags.iter().any(|t| t == "tokenward:creating"), "the creating marker is cleared: {tags:?}");
+
+    let manual = hand_made_key(&admin, "manual").await;
+    for status in ["Active", "Inactive"] {
+        set_status(&admin, "manual", &manual, status).await;
+        match rotator.rotate(&name, &target).await.unwrap() {
+            Rotation::RolledBack { reason, .. } => {
+                assert!(reason.contains(&manual) && reason.contains("did not create"), "{reason}")
+            }
+            other => panic!("a rotation beside a key of unknown origin: {other:?}"),
+        }
+        let keys = key_states(&admin, "manual").await;
+        assert!(
+            keys.contains(&(manual.clone(), status == "Active")),
+            "the hand-made key is untouched: {keys:?}"
+        );
+        assert!(keys.contains(&(ours.clone(), true)), "the current key is untouched: {keys:?}");
+        assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, ours);
+    }
+    // Gone by its owner's hand: the rotation goes on.
+    admin
+        .query(
+            "iam",
+            "2010-05-08",
+            "DeleteAccessKey",
+            &[("UserName", "manual".into()), ("AccessKeyId", manual)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    let keys = key_states(&admin, "manual").await;
+    let now = rotator.current(&name).await.unwrap().unwrap().handle;
+    assert_eq!(keys, vec![(now, true)], "our previous key is deleted after its (zero) grace");
+}
+
+/// The orphan of a create that crashed between `CreateAccessKey` and tagging it (the marker set,
+/// the key untagged, never used) is recognised, deactivated and deleted; a key made by hand long
+/// after a crashed create's marker is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_creates_orphan_is_deleted_but_a_later_hand_made_key_is_not() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "orphaned").await;
+    let target = AwsAccessKeyTarget::new(admin.clone(), "orphaned").deletion_grace(TimeDelta::zero());
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock));
+    let name = SecretName::new("aws/orphaned").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let ours = rotator.current(&name).await.unwrap().unwrap().handle;
+    let marker = |ms: i64| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .query(
+                    "iam",
+                    "2010-05-08",
+                    "TagUser",
+                    &[
+                        ("UserName", "orphaned".into()),
+                        ("Tags.member.1.Key", "tokenward:creating".into()),
+                        ("Tags.member.1.Value", format!("9:{ms}")),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // A crash: the marker, then the key, never tagged.
+    marker(token_core::chrono::Utc::now().timestamp_millis()).await;
+    let orphan = hand_made_key(&admin, "orphaned").await;
+    let made = target.create(10, rotator.current(&name).await.unwrap().as_ref()).await.unwrap();
+    let keys: Vec<String> = key_states(&admin, "orphaned").await.into_iter().map(|k| k.0).collect();
+    assert!(!keys.contains(&orphan), "the orphan is deleted: {keys:?}");
+    assert!(keys.contains(&ours) && keys.contains(&made.handle));
+    // Ours, revoked: deactivated, and deleted once its (zero) grace has passed.
+    target.revoke(&made).await.unwrap();
+    assert_eq!(key_states(&admin, "orphaned").await, vec![(ours.clone(), true)]);
+    // A marker ten minutes old and a key made now: not an orphan of that create.
+    marker(token_core::chrono::Utc::now().timestamp_millis() - 600_000).await;
+    let late = hand_made_key(&admin, "orphaned").await;
+    let e = target.create(12, rotator.current(&name).await.unwrap().as_ref()).await.unwrap_err().to_string();
+    assert!(e.contains(&late) && e.contains("did not create"), "{e}");
+    assert!(key_states(&admin, "orphaned").await.contains(&(late, true)), "the late key is untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

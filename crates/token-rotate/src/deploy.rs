@@ -26,6 +26,11 @@ pub trait Destination: Send + Sync {
     /// Withdraws a staged `credential` that will not be promoted (idempotent; nothing to do for
     /// one that was never staged or is no longer pending).
     async fn withdraw(&self, credential: &Credential) -> Result<(), TargetError>;
+
+    /// Ends the destination's session (see [`RotationTarget::close`]). The default does nothing.
+    async fn close(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
 }
 
 /// A target whose credentials are also deployed to `destinations`: `deploy` stages at each in
@@ -92,6 +97,19 @@ impl RotationTarget for Deployed {
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         self.target.test(pending).await
+    }
+
+    async fn close(&self) -> Result<(), TargetError> {
+        let mut left = Vec::new();
+        for d in &self.destinations {
+            if let Err(e) = d.close().await {
+                left.push(format!("{}: {}", d.name(), e.detail));
+            }
+        }
+        if let Err(e) = self.target.close().await {
+            left.push(format!("{}: {}", self.target.kind(), e.detail));
+        }
+        if left.is_empty() { Ok(()) } else { Err(TargetError::new("close", left.join("; "))) }
     }
 
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {

@@ -542,6 +542,7 @@ impl TokenwardBuilder {
             signer,
             actor: self.actor,
             watched: Default::default(),
+            opened: Default::default(),
             tasks: Default::default(),
             migration,
             guard,

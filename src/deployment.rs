@@ -40,6 +40,9 @@ pub(crate) struct Inner {
     /// Credentials rotated through this handle: upkeep revokes their previous versions when the
     /// overlap ends, and finishes an emergency a crash interrupted.
     pub(crate) watched: Mutex<HashMap<String, Watched>>,
+    /// Every target the handle was given: closed at shutdown (an OpenBao AppRole login token is
+    /// revoked, not left alive until its TTL).
+    pub(crate) opened: Mutex<Vec<Arc<dyn RotationTarget>>>,
     pub(crate) tasks: Mutex<Option<Tasks>>,
     /// What an explicit migration did when this handle opened (`TokenwardBuilder::migrate`).
     pub(crate) migration: Option<token_store::Migration>,
@@ -342,6 +345,12 @@ impl Tokenward {
     }
 
     pub(crate) fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
+        {
+            let mut opened = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());
+            if !opened.iter().any(|t| Arc::ptr_eq(t, target)) {
+                opened.push(target.clone());
+            }
+        }
         let mut w = self.inner.watched.lock().unwrap_or_else(|p| p.into_inner());
         w.insert(name.as_str().to_owned(), (name.clone(), target.clone()));
     }
@@ -508,6 +517,13 @@ impl Tokenward {
         let _ = tasks.stop.send(true);
         for h in tasks.handles {
             let _ = h.await;
+        }
+        // Nothing rotates any more: end the targets' sessions (AppRole login tokens revoked).
+        let opened = std::mem::take(&mut *self.inner.opened.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in opened {
+            if let Err(e) = t.close().await {
+                tracing::warn!(target = t.kind(), error = %e, "ending a rotation target's session failed");
+            }
         }
         let flushed = self.inner.tokens.flush_usage(token_core::chrono::DateTime::UNIX_EPOCH).await;
         // Pending summaries before the log closes (and before the last checkpoint).

@@ -1028,7 +1028,8 @@ impl Tokenward {
                 Ok(std::sync::Arc::new(
                     token_rotate::AwsAccessKeyTarget::new(client, user)
                         .lifetime(parse_duration(lifetime)?)
-                        .deletion_grace(parse_duration(deletion_grace)?),
+                        .deletion_grace(parse_duration(deletion_grace)?)
+                        .clock(self.clock().clone()),
                 ))
             }
             #[cfg(not(feature = "aws"))]

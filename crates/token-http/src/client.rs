@@ -134,6 +134,7 @@ impl HttpClientBuilder {
             base: base_text,
             host: base.host_str().unwrap_or_default().to_owned(),
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
             max_response: self.max_response,
             retries: self.retries,
             backoff: self.backoff,
@@ -208,6 +209,7 @@ pub struct HttpClient {
     base: String,
     host: String,
     timeout: Duration,
+    connect_timeout: Duration,
     max_response: usize,
     retries: u32,
     backoff: Duration,
@@ -254,6 +256,7 @@ impl HttpClient {
         let mut wait = self.backoff;
         let attempts = if request.idempotent { self.retries + 1 } else { 1 };
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             let result = self.send_once(&request).await;
@@ -262,7 +265,17 @@ impl HttpClient {
                 Err(e) => e.is_transient(),
             };
             if !retry || attempt >= attempts {
-                return result;
+                // A timeout says what was waited in all, not one attempt's bound.
+                return result.map_err(|e| match e {
+                    HttpError::Timeout { url, timeout, connecting, .. } => HttpError::Timeout {
+                        url,
+                        timeout,
+                        connecting,
+                        attempts: attempt,
+                        waited: started.elapsed(),
+                    },
+                    other => other,
+                });
             }
             let path = if self.secret_path.is_some() { "/…" } else { strip_query(&request.path) };
             tracing::debug!(host = %self.host, path = %path, attempt, "retrying an idempotent call");
@@ -333,6 +346,15 @@ impl HttpClient {
     }
 
     fn transport(&self, url: &str, e: reqwest::Error) -> HttpError {
+        if e.is_timeout() && e.is_connect() {
+            return HttpError::Timeout {
+                url: url.to_owned(),
+                timeout: self.connect_timeout,
+                connecting: true,
+                attempts: 1,
+                waited: self.connect_timeout,
+            };
+        }
         transport(self.timeout, url, e)
     }
 }
@@ -340,7 +362,13 @@ impl HttpClient {
 /// A transport failure as an error naming `url` and the cause (a timeout after `timeout`).
 fn transport(timeout: Duration, url: &str, e: reqwest::Error) -> HttpError {
     if e.is_timeout() {
-        return HttpError::Timeout { url: url.to_owned(), timeout };
+        return HttpError::Timeout {
+            url: url.to_owned(),
+            timeout,
+            connecting: false,
+            attempts: 1,
+            waited: timeout,
+        };
     }
     // The chain's texts name the cause (refused, an unknown issuer, a bad certificate);
     // reqwest's errors carry the URL, which is ours, never a header.

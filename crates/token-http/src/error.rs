@@ -20,13 +20,20 @@ pub enum HttpError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// No answer within the timeout.
-    #[error("{url}: no answer within {timeout:?}")]
+    /// No connection, or no answer, within the timeout: the text says which, and how long was
+    /// waited in all (several attempts of an idempotent call).
+    #[error("{url}: {}", waited_text(*connecting, *timeout, *attempts, *waited))]
     Timeout {
         /// Where.
         url: String,
-        /// The timeout.
+        /// The timeout that ran out: the connect timeout if `connecting`, else the request's.
         timeout: std::time::Duration,
+        /// Whether the connection itself was not made in time.
+        connecting: bool,
+        /// Attempts made (more than one for a retried idempotent call).
+        attempts: u32,
+        /// How long all attempts took.
+        waited: std::time::Duration,
     },
     /// The answer was a redirect (never followed: a token header must not travel on).
     #[error("{url}: answered with a redirect ({status}), which is never followed")]
@@ -55,5 +62,24 @@ impl HttpError {
     /// Whether trying again may succeed (a transport failure or a timeout).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transport { .. } | Self::Timeout { .. })
+    }
+}
+
+fn waited_text(
+    connecting: bool,
+    timeout: std::time::Duration,
+    attempts: u32,
+    waited: std::time::Duration,
+) -> String {
+    let what = if connecting {
+        format!("could not connect within {timeout:?}")
+    } else {
+        format!("no answer within {timeout:?}")
+    };
+    if attempts > 1 {
+        let secs = (waited.as_millis() as f64 / 100.0).round() / 10.0;
+        format!("{what} ({attempts} attempts, {secs}s in all)")
+    } else {
+        what
     }
 }

@@ -137,7 +137,11 @@ async fn silence_times_out_and_a_closed_port_is_a_transport_error() {
         .build()
         .unwrap();
     let e = client.send(Request::get("/slow")).await.unwrap_err();
-    assert!(matches!(e, HttpError::Timeout { .. }), "{e}");
+    assert!(matches!(e, HttpError::Timeout { attempts: 2, connecting: false, .. }), "{e}");
+    // It says what was waited: each attempt's bound, and both attempts in all (issue 24 §6).
+    assert!(e.to_string().contains("no answer within 200ms (2 attempts, 0.4s in all)"), "{e}");
+    let once = client.send(Request::post("/slow")).await.unwrap_err();
+    assert!(once.to_string().ends_with("no answer within 200ms"), "{once}");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

@@ -7,12 +7,13 @@
 //! secret access key. Calls go through `token_http::aws` (SigV4, rustls on ring).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
+use token_core::{Clock, SystemClock};
 use token_http::aws::{AwsClient, AwsCredentials, AwsError, xml};
 
 use crate::credential::Credential;
@@ -20,10 +21,17 @@ use crate::error::TargetError;
 use crate::target::RotationTarget;
 
 const IAM_VERSION: &str = "2010-05-08";
-/// The user tag that marks a key creation in progress: `<rotation>:<unix ms>`. A key made after
-/// it by a create that crashed before its secret was recorded is ours, useless (AWS shows a
-/// secret once), and deleted on the retry.
+/// The user tag that marks a key creation in progress: `<rotation>:<unix ms>`. Set just before
+/// `CreateAccessKey` and cleared once the new key carries its own tag, so it is present only while
+/// a create runs or after one crashed between the two calls.
 const CREATING_TAG: &str = "tokenward:creating";
+/// The user tag that attributes a key to Tokenward: `tokenward:key:<access key id>` =
+/// `made:<unix ms>` (created by Tokenward) or `inactive:<unix ms>` (deactivated by Tokenward then).
+const KEY_TAG_PREFIX: &str = "tokenward:key:";
+/// A key made by a create that crashed before tagging it is recognised only if IAM dates it within
+/// this long after the creating marker (`CreateAccessKey` follows the marker at once) and it was
+/// never used (its secret was lost with the crash).
+const ORPHAN_WINDOW_MS: i64 = 60_000;
 
 /// One of a user's access keys, as `ListAccessKeys` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,31 +46,64 @@ pub struct AccessKeyInfo {
 }
 
 /// Rotates an IAM user's access keys. See the module docs.
-#[derive(Debug)]
 pub struct AwsAccessKeyTarget {
     admin: AwsClient,
     user: String,
     lifetime: TimeDelta,
     grace: TimeDelta,
     test_patience: Duration,
-    /// Keys this target deactivated, and when (deleted once `grace` has passed).
-    deactivated: Mutex<HashMap<String, DateTime<Utc>>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AwsAccessKeyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsAccessKeyTarget")
+            .field("admin", &self.admin)
+            .field("user", &self.user)
+            .field("lifetime", &self.lifetime)
+            .field("grace", &self.grace)
+            .field("test_patience", &self.test_patience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a key belongs to, as far as Tokenward can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// Tagged as Tokenward's; deactivated by Tokenward at this time (Unix ms), if it was.
+    Ours { inactive_since: Option<i64> },
+    /// Made by a create of ours that crashed before tagging it (see [`ORPHAN_WINDOW_MS`]).
+    Orphan,
+    /// Not Tokenward's: never deactivated or deleted, and a rotation refuses while it exists.
+    Unknown,
 }
 
 fn iam_err(step: &'static str, e: AwsError) -> TargetError {
-    TargetError::with_source(step, "IAM call failed", e)
+    let what = match e.code() {
+        Some(code) => format!("IAM call failed ({code})"),
+        None => "IAM call failed".to_owned(),
+    };
+    TargetError::with_source(step, what, e)
 }
 
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
 }
 
+fn key_tag(id: &str) -> String {
+    format!("{KEY_TAG_PREFIX}{id}")
+}
+
 impl AwsAccessKeyTarget {
     /// The keys of IAM user `user`, managed with `admin`'s credentials (which need
     /// `iam:ListAccessKeys`, `CreateAccessKey`, `UpdateAccessKey`, `DeleteAccessKey`,
-    /// `GetAccessKeyLastUsed`, `TagUser`, `ListUserTags` on the user). Defaults: a key is rotated
-    /// within 90 days (its nominal lifetime: IAM keys do not expire), deleted 1 hour after it is
-    /// deactivated, tested for up to 15 s (new keys take a moment to reach STS).
+    /// `GetAccessKeyLastUsed`, `TagUser`, `UntagUser`, `ListUserTags` on the user). Defaults: a
+    /// key is rotated within 90 days (its nominal lifetime: IAM keys do not expire), deleted 1
+    /// hour after it is deactivated, tested for up to 15 s (new keys take a moment to reach STS).
+    ///
+    /// Every key Tokenward creates is tagged on the user (`tokenward:key:<id>`); a key without
+    /// that tag (other than the current credential, which the store holds) is never deactivated
+    /// or deleted, and `create` refuses while one exists, naming it.
     pub fn new(admin: AwsClient, user: &str) -> Self {
         Self {
             admin,
@@ -70,7 +111,7 @@ impl AwsAccessKeyTarget {
             lifetime: TimeDelta::days(90),
             grace: TimeDelta::hours(1),
             test_patience: Duration::from_secs(15),
-            deactivated: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -96,13 +137,25 @@ impl AwsAccessKeyTarget {
         self
     }
 
+    /// The clock deactivation times and the deletion grace are read from (the system's by
+    /// default). A key's creation time is IAM's, compared with the real time.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The user's keys.
     pub async fn keys(&self) -> Result<Vec<AccessKeyInfo>, TargetError> {
+        self.list_keys("create").await
+    }
+
+    async fn list_keys(&self, step: &'static str) -> Result<Vec<AccessKeyInfo>, TargetError> {
         let x = self
             .admin
             .query("iam", IAM_VERSION, "ListAccessKeys", &[("UserName", self.user.clone())])
             .await
-            .map_err(|e| iam_err("create", e))?;
+            .map_err(|e| iam_err(step, e))?;
         Ok(xml::blocks(&x, "member")
             .into_iter()
             .filter_map(|m| {
@@ -125,14 +178,107 @@ impl AwsAccessKeyTarget {
         Ok(xml::tag(&x, "LastUsedDate").as_deref().and_then(parse_time))
     }
 
-    async fn delete(&self, step: &'static str, id: &str) -> Result<(), TargetError> {
+    /// The user's tags.
+    async fn user_tags(&self, step: &'static str) -> Result<HashMap<String, String>, TargetError> {
+        let x = self
+            .admin
+            .query("iam", IAM_VERSION, "ListUserTags", &[("UserName", self.user.clone())])
+            .await
+            .map_err(|e| iam_err(step, e))?;
+        Ok(xml::blocks(&x, "member")
+            .into_iter()
+            .filter_map(|m| Some((xml::tag(m, "Key")?, xml::tag(m, "Value").unwrap_or_default())))
+            .collect())
+    }
+
+    async fn tag(&self, step: &'static str, key: &str, value: String) -> Result<(), TargetError> {
+        self.admin
+            .query(
+                "iam",
+                IAM_VERSION,
+                "TagUser",
+                &[
+                    ("UserName", self.user.clone()),
+                    ("Tags.member.1.Key", key.to_owned()),
+                    ("Tags.member.1.Value", value),
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| iam_err(step, e))
+    }
+
+    async fn untag(&self, step: &'static str, key: &str) -> Result<(), TargetError> {
+        self.admin
+            .query(
+                "iam",
+                IAM_VERSION,
+                "UntagUser",
+                &[("UserName", self.user.clone()), ("TagKeys.member.1", key.to_owned())],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| iam_err(step, e))
+    }
+
+    /// Who `key` belongs to.
+    fn owner(key: &AccessKeyInfo, tags: &HashMap<String, String>, last_used: Option<DateTime<Utc>>) -> Owner {
+        if let Some(v) = tags.get(&key_tag(&key.id)) {
+            let inactive_since = v.strip_prefix("inactive:").and_then(|ms| ms.parse().ok());
+            return Owner::Ours { inactive_since };
+        }
+        let marker = tags.get(CREATING_TAG).and_then(|v| {
+            let (_, t) = v.split_once(':')?;
+            t.parse::<i64>().ok()
+        });
+        match (marker, key.created) {
+            (Some(at_ms), Some(created))
+                if (at_ms - 1_000..=at_ms + ORPHAN_WINDOW_MS).contains(&created.timestamp_millis())
+                    && last_used.is_none() =>
+            {
+                Owner::Orphan
+            }
+            _ => Owner::Unknown,
+        }
+    }
+
+    /// Deactivates a key of ours and records when (the deletion grace runs from then). A key
+    /// deleted already is not an error.
+    async fn deactivate(&self, step: &'static str, id: &str) -> Result<bool, TargetError> {
+        match self
+            .admin
+            .query(
+                "iam",
+                IAM_VERSION,
+                "UpdateAccessKey",
+                &[
+                    ("UserName", self.user.clone()),
+                    ("AccessKeyId", id.to_owned()),
+                    ("Status", "Inactive".to_owned()),
+                ],
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("NoSuchEntity") => return Ok(false),
+            Err(e) => return Err(iam_err(step, e)),
+        }
+        tracing::info!(user = %self.user, key = id, "deactivated an access key");
+        Ok(true)
+    }
+
+    /// Deletes a key of ours that is inactive (deactivated first if it is not), and its tag.
+    async fn delete(&self, step: &'static str, key: &AccessKeyInfo) -> Result<(), TargetError> {
+        if key.active {
+            self.deactivate(step, &key.id).await?;
+        }
         match self
             .admin
             .query(
                 "iam",
                 IAM_VERSION,
                 "DeleteAccessKey",
-                &[("UserName", self.user.clone()), ("AccessKeyId", id.to_owned())],
+                &[("UserName", self.user.clone()), ("AccessKeyId", key.id.clone())],
             )
             .await
         {
@@ -140,49 +286,31 @@ impl AwsAccessKeyTarget {
             Err(e) if e.code() == Some("NoSuchEntity") => {}
             Err(e) => return Err(iam_err(step, e)),
         }
-        self.deactivated.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        tracing::info!(user = %self.user, key = id, "deleted an inactive access key");
+        self.untag(step, &key_tag(&key.id)).await?;
+        tracing::info!(user = %self.user, key = %key.id, "deleted an inactive access key");
         Ok(())
     }
 
-    /// Deletes the keys this target deactivated more than the grace ago; returns how many.
+    /// Deletes the keys Tokenward deactivated more than the deletion grace ago (and still
+    /// inactive: a key reactivated by hand is left alone); returns how many.
     pub async fn purge_inactive(&self) -> Result<usize, TargetError> {
-        let now = Utc::now();
-        let due: Vec<String> = self
-            .deactivated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, at)| now - **at >= self.grace)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let keys = self.keys().await?;
+        self.purge_inactive_at(self.clock.now()).await
+    }
+
+    /// [`AwsAccessKeyTarget::purge_inactive`] at `now`.
+    pub async fn purge_inactive_at(&self, now: DateTime<Utc>) -> Result<usize, TargetError> {
+        let keys = self.list_keys("revoke").await?;
+        let tags = self.user_tags("revoke").await?;
         let mut n = 0;
-        for id in due {
-            // Only if still inactive: a key reactivated by hand is left alone.
-            if keys.iter().any(|k| k.id == id && !k.active) {
-                self.delete("revoke", &id).await?;
+        for k in keys.iter().filter(|k| !k.active) {
+            if let Owner::Ours { inactive_since: Some(ms) } = Self::owner(k, &tags, Some(now))
+                && now.timestamp_millis() - ms >= self.grace.num_milliseconds()
+            {
+                self.delete("revoke", k).await?;
                 n += 1;
-            } else {
-                self.deactivated.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             }
         }
         Ok(n)
-    }
-
-    async fn creating_marker(&self) -> Result<Option<(u64, i64)>, TargetError> {
-        let x = self
-            .admin
-            .query("iam", IAM_VERSION, "ListUserTags", &[("UserName", self.user.clone())])
-            .await
-            .map_err(|e| iam_err("create", e))?;
-        Ok(xml::blocks(&x, "member").into_iter().find_map(|m| {
-            (xml::tag(m, "Key").as_deref() == Some(CREATING_TAG)).then(|| {
-                let v = xml::tag(m, "Value").unwrap_or_default();
-                let (r, t) = v.split_once(':')?;
-                Some((r.parse().ok()?, t.parse().ok()?))
-            })?
-        }))
     }
 }
 
@@ -193,48 +321,55 @@ impl RotationTarget for AwsAccessKeyTarget {
     }
 
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
-        let keys = self.keys().await?;
-        let marker = self.creating_marker().await?;
+        let keys = self.list_keys("create").await?;
+        let tags = self.user_tags("create").await?;
         let current_id = current.map(|c| c.handle.as_str());
-        let mut unknown_active = Vec::new();
+        // Every other key is attributed before anything is touched: one that is not Tokenward's
+        // stops the rotation, and nothing is deactivated or deleted.
+        let mut ours = Vec::new();
+        let mut unknown = Vec::new();
         for k in keys.iter().filter(|k| Some(k.id.as_str()) != current_id) {
-            let ours_orphan = match (marker, k.created) {
-                // Made after a create of ours began that never returned: its secret is lost.
-                (Some((_, at_ms)), Some(created)) => created.timestamp_millis() >= at_ms - 1_000,
-                _ => false,
-            };
-            if !k.active || ours_orphan {
-                // The inactive older key goes first (IAM allows two), as does our own orphan.
-                self.delete("create", &k.id).await?;
-            } else {
-                unknown_active.push(k.id.clone());
+            let used = if tags.contains_key(&key_tag(&k.id)) { None } else { self.last_used(&k.id).await? };
+            match Self::owner(k, &tags, used) {
+                Owner::Unknown => {
+                    unknown.push(format!("{} ({})", k.id, if k.active { "active" } else { "inactive" }))
+                }
+                _ => ours.push(k),
             }
         }
-        if !unknown_active.is_empty() && (current_id.is_some() || unknown_active.len() > 1) {
+        if !unknown.is_empty() {
             return Err(TargetError::new(
                 "create",
                 format!(
-                    "IAM user {} holds active access key(s) {} that Tokenward did not make: deactivate or delete them \
-                     (or make one the current credential) before rotating",
+                    "IAM user {} holds access key(s) {} that Tokenward did not create and will not deactivate or \
+                     delete: remove them (or move their users to the rotated key) before rotating",
                     self.user,
-                    unknown_active.join(", ")
+                    unknown.join(", ")
                 ),
             ));
         }
+        // The current credential is the store's, so ours: attributed if it is not yet (a key
+        // rotated in before attribution tags existed).
+        if let Some(id) = current_id
+            && keys.iter().any(|k| k.id == id)
+            && !tags.contains_key(&key_tag(id))
+        {
+            self.tag("create", &key_tag(id), format!("made:{}", self.clock.now().timestamp_millis())).await?;
+        }
+        // Ours, not current: an older key deactivated earlier, a key made for a rotation that
+        // never finished, or the orphan of a crashed create (IAM allows two keys, so they make
+        // room). Deactivated first when still active, then deleted.
+        for k in ours {
+            self.delete("create", k).await?;
+        }
+        // Tags of keys that no longer exist.
+        for t in tags.keys().filter(|t| t.starts_with(KEY_TAG_PREFIX)) {
+            if !keys.iter().any(|k| key_tag(&k.id) == *t) {
+                self.untag("create", t).await?;
+            }
+        }
         let now = Utc::now();
-        self.admin
-            .query(
-                "iam",
-                IAM_VERSION,
-                "TagUser",
-                &[
-                    ("UserName", self.user.clone()),
-                    ("Tags.member.1.Key", CREATING_TAG.to_owned()),
-                    ("Tags.member.1.Value", format!("{rotation}:{}", now.timestamp_millis())),
-                ],
-            )
-            .await
-            .map_err(|e| iam_err("create", e))?;
+        self.tag("create", CREATING_TAG, format!("{rotation}:{}", now.timestamp_millis())).await?;
         let x = self
             .admin
             .query("iam", IAM_VERSION, "CreateAccessKey", &[("UserName", self.user.clone())])
@@ -244,6 +379,17 @@ impl RotationTarget for AwsAccessKeyTarget {
             return Err(TargetError::new("create", "IAM's CreateAccessKey answer lacks the key"));
         };
         tracing::info!(user = %self.user, key = %id, "created an access key");
+        // Attributed, then the marker cleared: a key made by hand from now on is nobody's orphan.
+        // (If either call fails the key is still returned: its secret exists only here. A key
+        // left untagged with the marker still set is recognised as this create's orphan.)
+        let attributed = self.tag("create", &key_tag(&id), format!("made:{}", now.timestamp_millis())).await;
+        let cleared = match &attributed {
+            Ok(()) => self.untag("create", CREATING_TAG).await,
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = attributed.and(cleared) {
+            tracing::warn!(user = %self.user, key = %id, error = %e, "tagging the new access key failed");
+        }
         Ok(Credential::new(id, SecretString::from(secret), now + self.lifetime))
     }
 
@@ -291,30 +437,14 @@ impl RotationTarget for AwsAccessKeyTarget {
     }
 
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {
-        match self
-            .admin
-            .query(
-                "iam",
-                IAM_VERSION,
-                "UpdateAccessKey",
-                &[
-                    ("UserName", self.user.clone()),
-                    ("AccessKeyId", credential.handle.clone()),
-                    ("Status", "Inactive".to_owned()),
-                ],
-            )
-            .await
-        {
-            Ok(_) => {
-                self.deactivated
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(credential.handle.clone())
-                    .or_insert_with(Utc::now);
-                tracing::info!(user = %self.user, key = %credential.handle, "deactivated an access key");
+        // The credential is the store's: Tokenward's own key. Deactivated, and the time recorded
+        // on the user (the deletion grace runs from it, whichever process deletes it).
+        if self.deactivate("revoke", &credential.handle).await? {
+            let tags = self.user_tags("revoke").await?;
+            let tag = key_tag(&credential.handle);
+            if !tags.get(&tag).is_some_and(|v| v.starts_with("inactive:")) {
+                self.tag("revoke", &tag, format!("inactive:{}", self.clock.now().timestamp_millis())).await?;
             }
-            Err(e) if e.code() == Some("NoSuchEntity") => {} // deleted already
-            Err(e) => return Err(iam_err("revoke", e)),
         }
         // The second step for earlier keys whose grace has passed.
         self.purge_inactive().await?;

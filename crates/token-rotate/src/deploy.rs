@@ -26,6 +26,11 @@ pub trait Destination: Send + Sync {
     /// Withdraws a staged `credential` that will not be promoted (idempotent; nothing to do for
     /// one that was never staged or is no longer pending).
     async fn withdraw(&self, credential: &Credential) -> Result<(), TargetError>;
+
+    /// Ends the destination's session (see [`RotationTarget::close`]). The default does nothing.
+    async fn close(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
 }
 
 /// A target whose credentials are also deployed to `destinations`: `deploy` stages at each in
@@ -65,16 +70,14 @@ impl RotationTarget for Deployed {
         self.target.deploy(pending).await?;
         for (i, d) in self.destinations.iter().enumerate() {
             if let Err(e) = d.stage(pending).await {
-                for staged in self.destinations[..i].iter().rev() {
+                // The failed one too: a call that timed out may still have been carried out.
+                // (Best effort here; the rollback's revoke withdraws everywhere and reports.)
+                for staged in self.destinations[..=i].iter().rev() {
                     if let Err(w) = staged.withdraw(pending).await {
                         tracing::warn!(destination = %staged.name(), error = %w, "withdrawing a staged credential failed");
                     }
                 }
-                return Err(TargetError::with_source(
-                    "deploy",
-                    format!("deploying to {} failed", d.name()),
-                    e,
-                ));
+                return Err(TargetError::new("deploy", format!("{}: {}", d.name(), e.detail)));
             }
         }
         Ok(())
@@ -82,23 +85,45 @@ impl RotationTarget for Deployed {
 
     async fn promote(&self, current: &Credential) -> Result<(), TargetError> {
         self.target.promote(current).await?;
+        // Every destination is tried; what is left is reported destination by destination.
+        let mut left = Vec::new();
         for d in &self.destinations {
-            d.promote(current)
-                .await
-                .map_err(|e| TargetError::with_source("promote", format!("promoting at {}", d.name()), e))?;
+            if let Err(e) = d.promote(current).await {
+                left.push(format!("{}: {}", d.name(), e.detail));
+            }
         }
-        Ok(())
+        if left.is_empty() { Ok(()) } else { Err(TargetError::new("promote", left.join("; "))) }
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         self.target.test(pending).await
     }
 
-    async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {
+    async fn close(&self) -> Result<(), TargetError> {
+        let mut left = Vec::new();
         for d in &self.destinations {
-            d.withdraw(credential).await?;
+            if let Err(e) = d.close().await {
+                left.push(format!("{}: {}", d.name(), e.detail));
+            }
         }
-        self.target.revoke(credential).await
+        if let Err(e) = self.target.close().await {
+            left.push(format!("{}: {}", self.target.kind(), e.detail));
+        }
+        if left.is_empty() { Ok(()) } else { Err(TargetError::new("close", left.join("; "))) }
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {
+        // Revoked at the target whatever the destinations answer; every failure reported.
+        let mut left = Vec::new();
+        for d in &self.destinations {
+            if let Err(e) = d.withdraw(credential).await {
+                left.push(format!("{}: {}", d.name(), e.detail));
+            }
+        }
+        if let Err(e) = self.target.revoke(credential).await {
+            left.push(format!("{}: {}", self.target.kind(), e.detail));
+        }
+        if left.is_empty() { Ok(()) } else { Err(TargetError::new("revoke", left.join("; "))) }
     }
 }
 
@@ -174,21 +199,35 @@ mod secrets_manager {
             token_http::aws::sigv4::sha256_hex(format!("tokenward:{}", c.handle).as_bytes())
         }
 
-        fn err(&self, step: &'static str, e: AwsError) -> TargetError {
-            TargetError::with_source(step, format!("Secrets Manager {}", self.secret_id), e)
+        /// An error naming the call and the provider's error code (or what the transport saw:
+        /// no answer within the timeout, a refused connection).
+        fn err(step: &'static str, action: &str, e: AwsError) -> TargetError {
+            let why = match (e.code(), &e) {
+                (Some(code), _) => code.to_owned(),
+                (None, AwsError::Http(h)) => h.to_string(),
+                (None, other) => other.to_string(),
+            };
+            TargetError::with_source(step, format!("{action} failed ({why})"), e)
         }
 
         async fn call(&self, step: &'static str, action: &str, body: Value) -> Result<Value, TargetError> {
             self.client
                 .json("secretsmanager", &format!("secretsmanager.{action}"), &body)
                 .await
-                .map_err(|e| self.err(step, e))
+                .map_err(|e| Self::err(step, action, e))
         }
 
         /// Version id → its stages.
         pub async fn stages(&self) -> Result<Vec<(String, Vec<String>)>, TargetError> {
-            let v = self.call("promote", "DescribeSecret", json!({ "SecretId": self.secret_id })).await?;
-            Ok(v["VersionIdsToStages"]
+            let body = json!({ "SecretId": self.secret_id });
+            match self.client.json("secretsmanager", "secretsmanager.DescribeSecret", &body).await {
+                Ok(v) => Ok(Self::stages_of(&v)),
+                Err(e) => Err(Self::err("promote", "DescribeSecret", e)),
+            }
+        }
+
+        fn stages_of(v: &Value) -> Vec<(String, Vec<String>)> {
+            v["VersionIdsToStages"]
                 .as_object()
                 .map(|m| {
                     m.iter()
@@ -204,7 +243,7 @@ mod secrets_manager {
                         })
                         .collect()
                 })
-                .unwrap_or_default())
+                .unwrap_or_default()
         }
     }
 
@@ -230,7 +269,7 @@ mod secrets_manager {
                     let create = json!({ "Name": self.secret_id, "ClientRequestToken": token, "SecretString": value.as_str() });
                     self.call("deploy", "CreateSecret", create).await.map(|_| ())
                 }
-                Err(e) => Err(self.err("deploy", e)),
+                Err(e) => Err(Self::err("deploy", "PutSecretValue", e)),
             }
         }
 
@@ -259,10 +298,14 @@ mod secrets_manager {
 
         async fn withdraw(&self, credential: &Credential) -> Result<(), TargetError> {
             let id = Self::version_id(credential);
-            let stages = match self.stages().await {
-                Ok(s) => s,
-                Err(_) => return Ok(()), // no secret: nothing staged
-            };
+            let body = json!({ "SecretId": self.secret_id });
+            let stages =
+                match self.client.json("secretsmanager", "secretsmanager.DescribeSecret", &body).await {
+                    Ok(v) => Self::stages_of(&v),
+                    // No secret: nothing staged. Anything else (a refusal, no answer) is not "nothing".
+                    Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(()),
+                    Err(e) => return Err(Self::err("revoke", "DescribeSecret", e)),
+                };
             if stages.iter().any(|(v, s)| *v == id && s.iter().any(|x| x == "AWSPENDING")) {
                 self.call(
                     "revoke",

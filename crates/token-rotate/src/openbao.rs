@@ -180,6 +180,11 @@ impl OpenBao {
                 }
             }
         }
+        // A login replaces the session: the old token (renewal refused or unreachable) is revoked
+        // if it still works, not left alive until its TTL.
+        if let Some(old) = session.take() {
+            let _ = self.send(step, Method::Post, "/v1/auth/token/revoke-self", Some(&old.token), None).await;
+        }
         let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id.expose_secret() });
         let path = format!("/v1/auth/{}/login", approle.mount);
         let (status, v) = self.send(step, Method::Post, &path, None, Some(&body)).await?;
@@ -233,7 +238,8 @@ impl OpenBao {
         Ok((r.status, value))
     }
 
-    /// A call with the client's own (acting) token.
+    /// A call with the client's own (acting) token. A 403 names the path whose capability the
+    /// acting token's policy lacks (see the minimum policy in `docs/rotation.md`).
     async fn admin(
         &self,
         step: &'static str,
@@ -242,7 +248,38 @@ impl OpenBao {
         body: Option<&Value>,
     ) -> Result<(u16, Value), TargetError> {
         let token = self.acting_token(step).await?;
-        self.send(step, method, path, Some(&token), body).await
+        let (status, v) = self.send(step, method, path, Some(&token), body).await?;
+        if status == 403 {
+            let api_path = path.trim_start_matches("/v1/").split('?').next().unwrap_or_default();
+            return Err(TargetError::new(
+                step,
+                format!(
+                    "OpenBao denied {api_path} (403): the acting token's policy lacks a capability on that path: {}",
+                    errors(&v)
+                ),
+            ));
+        }
+        Ok((status, v))
+    }
+
+    /// Ends the AppRole session: revokes its login token (`auth/token/revoke-self`) so it does not
+    /// outlive the command or daemon that logged in. Returns whether a token was revoked. A
+    /// client acting with a configured token does nothing (the token is the operator's). The next
+    /// call logs in again.
+    pub async fn logout(&self) -> Result<bool, TargetError> {
+        let Auth::AppRole(approle) = &self.auth else { return Ok(false) };
+        let Some(s) = approle.session.lock().await.take() else { return Ok(false) };
+        let (status, v) =
+            self.send("logout", Method::Post, "/v1/auth/token/revoke-self", Some(&s.token), None).await?;
+        match status {
+            200 | 204 => {
+                tracing::debug!("OpenBao AppRole token revoked");
+                Ok(true)
+            }
+            // Expired or revoked already.
+            403 => Ok(false),
+            _ => Err(TargetError::new("logout", format!("OpenBao answered {status}: {}", errors(&v)))),
+        }
     }
 
     /// Looks up the acting token (`auth/token/lookup-self`): its accessor, policies and TTL.
@@ -289,6 +326,10 @@ impl OpenBaoTokenTarget {
 impl RotationTarget for OpenBaoTokenTarget {
     fn kind(&self) -> &str {
         "openbao-token"
+    }
+
+    async fn close(&self) -> Result<(), TargetError> {
+        self.bao.logout().await.map(|_| ())
     }
 
     async fn create(&self, rotation: u64, _current: Option<&Credential>) -> Result<Credential, TargetError> {
@@ -379,6 +420,10 @@ impl OpenBaoKvTarget {
 impl RotationTarget for OpenBaoKvTarget {
     fn kind(&self) -> &str {
         "openbao-kv"
+    }
+
+    async fn close(&self) -> Result<(), TargetError> {
+        self.bao.logout().await.map(|_| ())
     }
 
     async fn create(&self, _rotation: u64, _current: Option<&Credential>) -> Result<Credential, TargetError> {
@@ -538,6 +583,10 @@ impl OpenBaoKvDestination {
 
 #[async_trait]
 impl crate::Destination for OpenBaoKvDestination {
+    async fn close(&self) -> Result<(), TargetError> {
+        self.bao.logout().await.map(|_| ())
+    }
+
     fn name(&self) -> String {
         format!("openbao-kv:{}/{}", self.mount, self.path)
     }

@@ -41,6 +41,30 @@ pub enum Rotation {
         /// When it ends.
         until: DateTime<Utc>,
     },
+    /// The new credential is current in the store (and for consumers reading it there), but not
+    /// everywhere consumers read it: a destination refused or did not answer. The previous
+    /// credential keeps working and is not revoked until the promotion is finished; the next run
+    /// (or the scheduler) retries it.
+    Partial {
+        /// The rotation's number.
+        rotation: u64,
+        /// The new current version in the store.
+        version: u64,
+        /// What is left, destination by destination, with the provider's error.
+        left: String,
+    },
+    /// The new credential failed and is being withdrawn, but withdrawing it did not finish (a
+    /// destination or the target refused or did not answer): it may still be staged or valid
+    /// somewhere. The current credential is untouched. The next run finishes the rollback (it
+    /// never resumes the rotation).
+    RollbackIncomplete {
+        /// The rotation's number.
+        rotation: u64,
+        /// Why the rotation failed.
+        reason: String,
+        /// What is left to withdraw, with the provider's error.
+        left: String,
+    },
 }
 
 /// How long an emergency revoke-and-replace took.
@@ -221,12 +245,30 @@ impl Rotator {
                 continue;
             }
             match rec.step.clone() {
-                Step::Promoted { previous, revoke_after_ms } => {
+                Step::Promoted { previous, revoke_after_ms, unfinished } => {
                     let until = DateTime::from_timestamp_millis(revoke_after_ms).unwrap_or(now);
-                    if rec.emergency.is_none() && now < until {
+                    let due = rec.emergency.is_some() || now >= until;
+                    // An unfinished promotion is retried at once; a finished one is made again
+                    // (idempotent) before the previous credential is revoked.
+                    if unfinished.is_some() || due {
+                        let left;
+                        (rec, raw, left) = self.repromote(name, target, rec, raw).await?;
+                        if let Some(left) = left {
+                            let version = self.secrets.labels(name).await?.get(&Label::Current).copied();
+                            return Ok(Rotation::Partial {
+                                rotation: rec.rotation,
+                                version: version.unwrap_or_default(),
+                                left,
+                            });
+                        }
+                    }
+                    if !due {
                         return Ok(Rotation::InOverlap { until });
                     }
                     (rec, raw) = self.finish_previous(name, target, rec, raw, previous, timings).await?;
+                }
+                Step::RollingBack { version, reason } => {
+                    return self.roll_back(name, target, rec, raw, Some(version), reason).await;
                 }
                 Step::Idle => {
                     if let Some(em) = rec.emergency.clone() {
@@ -269,7 +311,17 @@ impl Rotator {
                                 v
                             }
                             Err(e) => {
-                                return self.roll_back(name, target, rec, raw, None, e.to_string()).await;
+                                let why = e.to_string();
+                                self.audit(
+                                    name,
+                                    target,
+                                    "create",
+                                    rec.rotation,
+                                    None,
+                                    AuditOutcome::Failure(why.clone()),
+                                )
+                                .await?;
+                                return self.roll_back(name, target, rec, raw, None, why).await;
                             }
                         },
                     };
@@ -286,7 +338,17 @@ impl Rotator {
                         (target.test(&pending).await, "test", Step::Tested { version })
                     };
                     if let Err(e) = result {
-                        return self.roll_back(name, target, rec, raw, Some(version), e.to_string()).await;
+                        let why = e.to_string();
+                        self.audit(
+                            name,
+                            target,
+                            step,
+                            rec.rotation,
+                            Some(&pending.handle),
+                            AuditOutcome::Failure(why.clone()),
+                        )
+                        .await?;
+                        return self.roll_back(name, target, rec, raw, Some(version), why).await;
                     }
                     self.audit(
                         name,
@@ -306,8 +368,12 @@ impl Rotator {
                     let pending = self.pending(name, version, cached.take()).await?;
                     let rotation = rec.rotation;
                     let overlap = if rec.emergency.is_some() { TimeDelta::zero() } else { self.overlap };
-                    (rec, raw) =
-                        self.promote(name, target, rec, raw, (version, &pending.handle), overlap).await?;
+                    let left;
+                    (rec, raw, left) =
+                        self.promote(name, target, rec, raw, (version, &pending), overlap).await?;
+                    if let Some(left) = left {
+                        return Ok(Rotation::Partial { rotation, version, left });
+                    }
                     timings.replaced();
                     if rec.emergency.is_none() {
                         return Ok(Rotation::Promoted { rotation, version });
@@ -352,16 +418,19 @@ impl Rotator {
         Ok((version, cred))
     }
 
-    /// Promote in one compare-and-swap of the labels: pending → current → previous.
+    /// Promote in one compare-and-swap of the labels: pending → current → previous; then at the
+    /// target's destinations (where consumers read it). Returns what is left at the destinations
+    /// if they did not all take it (recorded in the `Promoted` step, audited as a failed
+    /// `promote`).
     async fn promote(
         &self,
         name: &SecretName,
         target: &dyn RotationTarget,
         rec: RotationRecord,
         raw: Option<Vec<u8>>,
-        (version, handle): (u64, &str),
+        (version, pending): (u64, &Credential),
         overlap: TimeDelta,
-    ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
+    ) -> Result<(RotationRecord, Option<Vec<u8>>, Option<String>)> {
         let labels = self.secrets.labels(name).await?;
         let current = labels.get(&Label::Current).copied();
         if current != Some(version) {
@@ -381,29 +450,63 @@ impl Rotator {
                 )
                 .await?;
         }
+        let _ = self.events.send((name.as_str().to_owned(), version));
         let previous = if current == Some(version) { labels.get(&Label::Previous).copied() } else { current };
+        // Where consumers read it (secrets managers). A failure is the truth of this rotation:
+        // recorded, audited, reported, and retried before the previous credential is revoked.
+        let left = target.promote(pending).await.err().map(|e| e.to_string());
         let revoke_after = self.clock.now() + overlap;
         let next = RotationRecord {
-            step: Step::Promoted { previous, revoke_after_ms: revoke_after.timestamp_millis() },
+            step: Step::Promoted {
+                previous,
+                revoke_after_ms: revoke_after.timestamp_millis(),
+                unfinished: left.clone(),
+            },
             promoted: rec.promoted + 1,
             promoted_at_ms: Some(self.clock.now().timestamp_millis()),
             ..rec.clone()
         };
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
-        let _ = self.events.send((name.as_str().to_owned(), version));
-        self.audit(name, target, "promote", rec.rotation, Some(handle), AuditOutcome::Success).await?;
-        // Where consumers read it (secrets managers): retried before the previous is revoked.
-        match self.version(name, version).await {
-            Ok(cred) => {
-                if let Err(e) = target.promote(&cred).await {
-                    tracing::warn!(credential = name.as_str(), error = %e, "promoting at the destinations failed; retried before the previous is revoked");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(credential = name.as_str(), error = %e, "reading the promoted credential failed")
-            }
+        let outcome = match &left {
+            None => AuditOutcome::Success,
+            Some(l) => AuditOutcome::Failure(format!("current in the store, not at every destination: {l}")),
+        };
+        self.audit(name, target, "promote", rec.rotation, Some(&pending.handle), outcome).await?;
+        Ok((next, raw, left))
+    }
+
+    /// Makes the current credential current at the target's destinations again (idempotent):
+    /// the retry of an unfinished promotion, and the check before a previous credential is
+    /// revoked. Audited as `promote_retry` when it retries or fails. Returns what is left.
+    async fn repromote(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        rec: RotationRecord,
+        raw: Option<Vec<u8>>,
+    ) -> Result<(RotationRecord, Option<Vec<u8>>, Option<String>)> {
+        let Step::Promoted { previous, revoke_after_ms, unfinished } = rec.step.clone() else {
+            return Ok((rec, raw, None));
+        };
+        let Some(c) = self.secrets.labels(name).await?.get(&Label::Current).copied() else {
+            return Ok((rec, raw, None));
+        };
+        let current = self.version(name, c).await?;
+        let left = target.promote(&current).await.err().map(|e| e.to_string());
+        if left.is_none() && unfinished.is_none() {
+            return Ok((rec, raw, None));
         }
-        Ok((next, raw))
+        let outcome = left.clone().map_or(AuditOutcome::Success, AuditOutcome::Failure);
+        self.audit(name, target, "promote_retry", rec.rotation, Some(&current.handle), outcome).await?;
+        if left == unfinished {
+            return Ok((rec, raw, left));
+        }
+        let next = RotationRecord {
+            step: Step::Promoted { previous, revoke_after_ms, unfinished: left.clone() },
+            ..rec
+        };
+        let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+        Ok((next, raw, left))
     }
 
     /// Revoke the previous credential at the target and drop its label. In an emergency whose
@@ -419,12 +522,7 @@ impl Rotator {
     ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
         let mut emergency = rec.emergency.clone();
         if let Some(p) = previous {
-            // The current one is current where consumers read it before the previous goes.
-            if let Some(c) = self.secrets.labels(name).await?.get(&Label::Current).copied()
-                && c != p
-            {
-                target.promote(&self.version(name, c).await?).await?;
-            }
+            // (The caller made sure the current one is current where consumers read it.)
             let cred = self.version(name, p).await?;
             target.revoke(&cred).await?;
             let labels = self.secrets.labels(name).await?;
@@ -480,9 +578,11 @@ impl Rotator {
         Ok((next, raw))
     }
 
-    /// Withdraw a pending credential: revoke it at the target, drop its label, record the failure
-    /// (an alert event), and return to idle. The current credential is untouched (an emergency
-    /// stays recorded, to be finished by the next attempt).
+    /// Withdraw a pending credential: revoke it at the target (which withdraws it from its
+    /// destinations), drop its label, record the failure (an alert event), and return to idle.
+    /// If withdrawing it fails, the record says so (`RollingBack`) and the next run carries on
+    /// with the rollback; nothing claims it is done. The current credential is untouched (an
+    /// emergency stays recorded, to be finished by the next attempt).
     async fn roll_back(
         &self,
         name: &SecretName,
@@ -492,12 +592,15 @@ impl Rotator {
         version: Option<u64>,
         reason: String,
     ) -> Result<Rotation> {
-        tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, "rotation rolled back");
+        let resuming = matches!(rec.step, Step::RollingBack { .. });
+        let rolled_back = if resuming { rec.rolled_back } else { rec.rolled_back + 1 };
         let mut handle = None;
         if let Some(v) = version {
             let cred = self.version(name, v).await?;
             if let Err(e) = target.revoke(&cred).await {
-                // It stays valid until its expiry; say so in the log.
+                // It may still be staged or valid somewhere: say so, and keep at it.
+                let left = format!("withdraw and revoke {}: {e}", cred.handle);
+                tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, %left, "rollback incomplete");
                 self.audit(
                     name,
                     target,
@@ -507,6 +610,24 @@ impl Rotator {
                     AuditOutcome::Failure(e.to_string()),
                 )
                 .await?;
+                if !resuming {
+                    self.audit(
+                        name,
+                        target,
+                        "rollback",
+                        rec.rotation,
+                        Some(&cred.handle),
+                        AuditOutcome::Failure(format!("{reason} (rollback incomplete: {left})")),
+                    )
+                    .await?;
+                    let next = RotationRecord {
+                        step: Step::RollingBack { version: v, reason: reason.clone() },
+                        rolled_back,
+                        ..rec.clone()
+                    };
+                    state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+                }
+                return Ok(Rotation::RollbackIncomplete { rotation: rec.rotation, reason, left });
             }
             let labels = self.secrets.labels(name).await?;
             if labels.get(&Label::Pending) == Some(&v) {
@@ -516,6 +637,7 @@ impl Rotator {
             }
             handle = Some(cred.handle);
         }
+        tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, "rotation rolled back");
         self.audit(
             name,
             target,
@@ -525,7 +647,7 @@ impl Rotator {
             AuditOutcome::Failure(reason.clone()),
         )
         .await?;
-        let next = RotationRecord { step: Step::Idle, rolled_back: rec.rolled_back + 1, ..rec.clone() };
+        let next = RotationRecord { step: Step::Idle, rolled_back, ..rec.clone() };
         state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         Ok(Rotation::RolledBack { rotation: rec.rotation, reason })
     }
@@ -543,8 +665,13 @@ impl Rotator {
             return Ok(false); // an interrupted emergency: `rotate` finishes it
         }
         match rec.step.clone() {
-            Step::Promoted { previous, revoke_after_ms } => {
+            Step::Promoted { previous, revoke_after_ms, .. } => {
                 if self.clock.now().timestamp_millis() < revoke_after_ms {
+                    return Ok(false);
+                }
+                // Not while the current one is not current everywhere consumers read it.
+                let (rec, raw, left) = self.repromote(name, target, rec, raw).await?;
+                if left.is_some() {
                     return Ok(false);
                 }
                 self.finish_previous(name, target, rec, raw, previous, &mut Timings::new()).await?;
@@ -649,7 +776,9 @@ impl Rotator {
                     version,
                 })
             }
-            Rotation::RolledBack { reason, .. } => {
+            Rotation::RolledBack { reason, .. }
+            | Rotation::Partial { left: reason, .. }
+            | Rotation::RollbackIncomplete { reason, .. } => {
                 Err(RotateError::EmergencyIncomplete { name: name.as_str().to_owned(), reason })
             }
             Rotation::InOverlap { .. } => Err(RotateError::Corrupted {

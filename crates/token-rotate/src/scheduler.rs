@@ -139,6 +139,9 @@ pub struct TickReport {
     pub rolled_back: u64,
     /// Previous credentials revoked after their overlap.
     pub revoked_previous: u64,
+    /// Rotations left unfinished: promoted in the store but not at every destination, or rolled
+    /// back with the withdrawal not done (retried with backoff).
+    pub unfinished: u64,
     /// Runs that failed (retried later) or found the lease held elsewhere.
     pub failed_or_skipped: u64,
 }
@@ -186,6 +189,7 @@ pub struct TokioScheduler {
     permits: Arc<Semaphore>,
     promoted: AtomicU64,
     rolled_back: AtomicU64,
+    unfinished: AtomicU64,
 }
 
 impl std::fmt::Debug for TokioScheduler {
@@ -213,6 +217,7 @@ impl TokioScheduler {
             permits,
             promoted: AtomicU64::new(0),
             rolled_back: AtomicU64::new(0),
+            unfinished: AtomicU64::new(0),
         }
     }
 
@@ -262,6 +267,12 @@ impl TokioScheduler {
         (self.promoted.load(Ordering::Relaxed), self.rolled_back.load(Ordering::Relaxed))
     }
 
+    /// Runs so far that left a rotation unfinished ([`Rotation::Partial`],
+    /// [`Rotation::RollbackIncomplete`]).
+    pub fn unfinished(&self) -> u64 {
+        self.unfinished.load(Ordering::Relaxed)
+    }
+
     fn backoff(&self, attempts: u32) -> TimeDelta {
         let d = self.config.retry_base.saturating_mul(1u32 << attempts.min(16)).min(self.config.retry_max);
         TimeDelta::from_std(d).unwrap_or(TimeDelta::seconds(300))
@@ -298,6 +309,7 @@ impl TokioScheduler {
         }
         self.promoted.fetch_add(d.report.promoted, Ordering::Relaxed);
         self.rolled_back.fetch_add(d.report.rolled_back, Ordering::Relaxed);
+        self.unfinished.fetch_add(d.report.unfinished, Ordering::Relaxed);
     }
 
     /// The next rotation after the current promotion.
@@ -344,6 +356,8 @@ impl TokioScheduler {
             let step_work = match (&rec.step, work) {
                 // An emergency a crash interrupted: finish it now, whatever the overlap.
                 _ if rec.emergency.is_some() => Work::Rotate,
+                // A promotion a destination did not take: retried now (and with backoff).
+                (Step::Promoted { unfinished: Some(_), .. }, _) => Work::Rotate,
                 (Step::Promoted { revoke_after_ms, .. }, _) => {
                     if now.timestamp_millis() < *revoke_after_ms {
                         return Ok(Done {
@@ -396,6 +410,10 @@ impl TokioScheduler {
                 }),
                 Rotation::RolledBack { .. } => {
                     report.rolled_back = 1;
+                    Ok(retry(attempts, report))
+                }
+                Rotation::Partial { .. } | Rotation::RollbackIncomplete { .. } => {
+                    report.unfinished = 1;
                     Ok(retry(attempts, report))
                 }
             }
@@ -457,6 +475,7 @@ fn add(total: &mut TickReport, r: TickReport) {
     total.promoted += r.promoted;
     total.rolled_back += r.rolled_back;
     total.revoked_previous += r.revoked_previous;
+    total.unfinished += r.unfinished;
     total.failed_or_skipped += r.failed_or_skipped;
 }
 

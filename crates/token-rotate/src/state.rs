@@ -36,6 +36,20 @@ pub enum Step {
         previous: Option<u64>,
         /// When it may be revoked (Unix ms).
         revoke_after_ms: i64,
+        /// Promoted in the store but not yet where consumers read it (a destination refused or
+        /// did not answer): what is left. Retried by the next run; the previous credential is not
+        /// revoked until it is done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unfinished: Option<String>,
+    },
+    /// The pending version failed and is being withdrawn, but withdrawing it did not finish (a
+    /// destination or the target refused or did not answer). The next run finishes the
+    /// rollback; the rotation is never resumed from here.
+    RollingBack {
+        /// The pending version.
+        version: u64,
+        /// Why the rotation failed.
+        reason: String,
     },
 }
 
@@ -174,14 +188,16 @@ mod tests {
         }
 
         #[test]
-        fn records_round_trip(rotation in any::<u64>(), v in any::<u64>(), ms in any::<i64>(), which in 0..6u8) {
+        fn records_round_trip(rotation in any::<u64>(), v in any::<u64>(), ms in any::<i64>(), which in 0..8u8) {
             let step = match which {
                 0 => Step::Idle,
                 1 => Step::Creating,
                 2 => Step::Created { version: v },
                 3 => Step::Deployed { version: v },
                 4 => Step::Tested { version: v },
-                _ => Step::Promoted { previous: Some(v), revoke_after_ms: ms },
+                5 => Step::Promoted { previous: Some(v), revoke_after_ms: ms, unfinished: None },
+                6 => Step::RollingBack { version: v, reason: format!("r{ms}") },
+                _ => Step::Promoted { previous: None, revoke_after_ms: ms, unfinished: Some(format!("u{v}")) },
             };
             let emergency = (which % 2 == 0).then_some(Emergency {
                 leaked: v,

@@ -44,4 +44,11 @@ pub trait RotationTarget: Send + Sync {
 
     /// Revokes `credential` at the target. Revoking one already revoked or expired is not an error.
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError>;
+
+    /// Ends the target's session when its user is done with it (a command ends, a daemon stops):
+    /// an OpenBao AppRole login token is revoked, not left alive until its TTL. The default does
+    /// nothing. The target may be used again afterwards (it logs in again).
+    async fn close(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
 }

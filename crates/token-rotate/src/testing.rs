@@ -110,6 +110,7 @@ async fn rotate_until_promoted(h: &Harness, target: &dyn RotationTarget, what: &
             Rotation::Promoted { version, .. } => return version,
             Rotation::InOverlap { .. } => tokio::time::sleep(Duration::from_millis(5)).await,
             Rotation::RolledBack { reason, .. } => panic!("{what}: rolled back: {reason}"),
+            other => panic!("{what}: {other:?}"),
         }
     }
     panic!("{what}: never promoted")

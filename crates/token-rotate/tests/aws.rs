@@ -16,9 +16,9 @@ use token_core::chrono::TimeDelta;
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
-use token_store::SqliteBackend;
 use token_store::secrecy::SecretBox;
 use token_store::*;
+use token_store::{Label, SqliteBackend};
 use tokenward_test_support::Moto;
 
 static N: AtomicUsize = AtomicUsize::new(0);
@@ -72,33 +72,66 @@ async fn an_iam_user_access_key_passes_the_kit() {
     .await;
 }
 
+/// The user's keys as (id, active).
+async fn key_states(admin: &AwsClient, user: &str) -> Vec<(String, bool)> {
+    AwsAccessKeyTarget::new(admin.clone(), user)
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.id, k.active))
+        .collect()
+}
+
+/// The user's tag keys.
+async fn user_tags(admin: &AwsClient, user: &str) -> Vec<String> {
+    let x = admin.query("iam", "2010-05-08", "ListUserTags", &[("UserName", user.into())]).await.unwrap();
+    token_http::aws::xml::blocks(&x, "member")
+        .into_iter()
+        .filter_map(|m| token_http::aws::xml::tag(m, "Key"))
+        .collect()
+}
+
+async fn hand_made_key(admin: &AwsClient, user: &str) -> String {
+    let k = admin.query("iam", "2010-05-08", "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
+    token_http::aws::xml::tag(&k, "AccessKeyId").unwrap()
+}
+
+async fn set_status(admin: &AwsClient, user: &str, id: &str, status: &str) {
+    admin
+        .query(
+            "iam",
+            "2010-05-08",
+            "UpdateAccessKey",
+            &[("UserName", user.into()), ("AccessKeyId", id.into()), ("Status", status.into())],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_of_unknown_origin_are_refused_and_inactive_ones_make_room() {
+async fn keys_of_unknown_origin_are_refused_and_never_touched() {
     let Some((_moto, admin)) = aws().await else { return };
     user(&admin, "legacy").await;
     let v = "2010-05-08";
     let params = [("UserName", "legacy".to_owned())];
     let first = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
     let first = token_http::aws::xml::tag(&first, "AccessKeyId").unwrap();
-    let second = admin.query("iam", v, "CreateAccessKey", &params).await.unwrap();
-    let second = token_http::aws::xml::tag(&second, "AccessKeyId").unwrap();
     let target = AwsAccessKeyTarget::new(admin.clone(), "legacy");
+    // One key of unknown origin, active, then inactive: refused both times, named, untouched.
     let e = target.create(1, None).await.unwrap_err().to_string();
-    assert!(e.contains(&first) && e.contains(&second) && e.contains("did not make"), "{e}");
-    // One of them deactivated by its owner: deleted first, then a key is made beside the other.
+    assert!(e.contains(&first) && e.contains("(active)") && e.contains("did not create"), "{e}");
+    set_status(&admin, "legacy", &first, "Inactive").await;
+    let e = target.create(1, None).await.unwrap_err().to_string();
+    assert!(e.contains(&first) && e.contains("(inactive)"), "{e}");
+    assert_eq!(key_states(&admin, "legacy").await, vec![(first.clone(), false)], "never deleted");
+    // Its owner deletes it: a key is made, attributed to Tokenward, and the marker is gone.
     admin
-        .query(
-            "iam",
-            v,
-            "UpdateAccessKey",
-            &[("UserName", "legacy".into()), ("AccessKeyId", first.clone()), ("Status", "Inactive".into())],
-        )
+        .query("iam", v, "DeleteAccessKey", &[("UserName", "legacy".into()), ("AccessKeyId", first)])
         .await
         .unwrap();
     let made = target.create(1, None).await.unwrap();
-    let keys: Vec<String> = target.keys().await.unwrap().into_iter().map(|k| k.id).collect();
-    assert!(!keys.contains(&first), "the inactive key was deleted: {keys:?}");
-    assert!(keys.contains(&second) && keys.contains(&made.handle));
+    assert_eq!(user_tags(&admin, "legacy").await, vec![format!("tokenward:key:{}", made.handle)]);
     target.test(&made).await.unwrap();
     // Its test used it (STS): GetAccessKeyLastUsed says so, for the posture report.
     let used = target.last_used(&made.handle).await.unwrap().expect("a use is recorded");
@@ -107,6 +140,105 @@ async fn keys_of_unknown_origin_are_refused_and_inactive_ones_make_room() {
     let forged = Credential::new(made.handle.clone(), SecretString::from("y".repeat(40)), made.expires_at);
     assert!(target.test(&forged).await.is_err());
     assert!(!format!("{target:?} {made:?}").contains(made.secret.expose_secret()), "no secret in Debug");
+}
+
+/// Issue 24 §6: the `tokenward:creating` tag stayed on the user after a successful rotation, so a
+/// key made by hand afterwards was taken for a half-made key of ours and deleted (without being
+/// deactivated first) by the next rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_by_hand_after_a_rotation_is_never_deleted_and_stops_the_next_one() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "manual").await;
+    let target = AwsAccessKeyTarget::new(admin.clone(), "manual")
+        .deletion_grace(TimeDelta::zero())
+        .test_patience(Duration::from_secs(2));
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock));
+    let name = SecretName::new("aws/manual").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let ours = rotator.current(&name).await.unwrap().unwrap().handle;
+    let tags = user_tags(&admin, "manual").await;
+    assert!(!tags.iter().any(|t| t == "tokenward:creating"), "the creating marker is cleared: {tags:?}");
+
+    let manual = hand_made_key(&admin, "manual").await;
+    for status in ["Active", "Inactive"] {
+        set_status(&admin, "manual", &manual, status).await;
+        match rotator.rotate(&name, &target).await.unwrap() {
+            Rotation::RolledBack { reason, .. } => {
+                assert!(reason.contains(&manual) && reason.contains("did not create"), "{reason}")
+            }
+            other => panic!("a rotation beside a key of unknown origin: {other:?}"),
+        }
+        let keys = key_states(&admin, "manual").await;
+        assert!(
+            keys.contains(&(manual.clone(), status == "Active")),
+            "the hand-made key is untouched: {keys:?}"
+        );
+        assert!(keys.contains(&(ours.clone(), true)), "the current key is untouched: {keys:?}");
+        assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, ours);
+    }
+    // Gone by its owner's hand: the rotation goes on.
+    admin
+        .query(
+            "iam",
+            "2010-05-08",
+            "DeleteAccessKey",
+            &[("UserName", "manual".into()), ("AccessKeyId", manual)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    let keys = key_states(&admin, "manual").await;
+    let now = rotator.current(&name).await.unwrap().unwrap().handle;
+    assert_eq!(keys, vec![(now, true)], "our previous key is deleted after its (zero) grace");
+}
+
+/// The orphan of a create that crashed between `CreateAccessKey` and tagging it (the marker set,
+/// the key untagged, never used) is recognised, deactivated and deleted; a key made by hand long
+/// after a crashed create's marker is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_creates_orphan_is_deleted_but_a_later_hand_made_key_is_not() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "orphaned").await;
+    let target = AwsAccessKeyTarget::new(admin.clone(), "orphaned").deletion_grace(TimeDelta::zero());
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock));
+    let name = SecretName::new("aws/orphaned").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let ours = rotator.current(&name).await.unwrap().unwrap().handle;
+    let marker = |ms: i64| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .query(
+                    "iam",
+                    "2010-05-08",
+                    "TagUser",
+                    &[
+                        ("UserName", "orphaned".into()),
+                        ("Tags.member.1.Key", "tokenward:creating".into()),
+                        ("Tags.member.1.Value", format!("9:{ms}")),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // A crash: the marker, then the key, never tagged.
+    marker(token_core::chrono::Utc::now().timestamp_millis()).await;
+    let orphan = hand_made_key(&admin, "orphaned").await;
+    let made = target.create(10, rotator.current(&name).await.unwrap().as_ref()).await.unwrap();
+    let keys: Vec<String> = key_states(&admin, "orphaned").await.into_iter().map(|k| k.0).collect();
+    assert!(!keys.contains(&orphan), "the orphan is deleted: {keys:?}");
+    assert!(keys.contains(&ours) && keys.contains(&made.handle));
+    // Ours, revoked: deactivated, and deleted once its (zero) grace has passed.
+    target.revoke(&made).await.unwrap();
+    assert_eq!(key_states(&admin, "orphaned").await, vec![(ours.clone(), true)]);
+    // A marker ten minutes old and a key made now: not an orphan of that create.
+    marker(token_core::chrono::Utc::now().timestamp_millis() - 600_000).await;
+    let late = hand_made_key(&admin, "orphaned").await;
+    let e = target.create(12, rotator.current(&name).await.unwrap().as_ref()).await.unwrap_err().to_string();
+    assert!(e.contains(&late) && e.contains("did not create"), "{e}");
+    assert!(key_states(&admin, "orphaned").await.contains(&(late, true)), "the late key is untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -287,7 +419,8 @@ async fn keys_deploy_into_secrets_manager_with_awspending_and_a_failed_deploy_ro
     let second = replacement;
 
     // Two destinations, the second refused (a client whose key IAM does not know): the first's
-    // AWSPENDING is withdrawn, the new key revoked, the current untouched everywhere.
+    // AWSPENDING is withdrawn, the new key revoked, the current untouched everywhere — and since
+    // the second cannot even be read, the rollback is reported unfinished until it can.
     let stranger = admin
         .with_credentials(AwsCredentials::new("AKIANOBODY0000000000", SecretString::from("z".repeat(40))));
     let broken: Arc<dyn Destination> = Arc::new(SecretsManagerDestination::new(
@@ -297,8 +430,17 @@ async fn keys_deploy_into_secrets_manager_with_awspending_and_a_failed_deploy_ro
     ));
     let both = Deployed::new(key_target.clone(), vec![sm_dest.clone(), broken]);
     match rotator.rotate(&name, &both).await.unwrap() {
-        Rotation::RolledBack { reason, .. } => {
-            assert!(reason.contains("aws-secretsmanager:billing/aws-key-copy"), "{reason}")
+        Rotation::RollbackIncomplete { reason, left, .. } => {
+            assert!(
+                reason.contains(
+                    "aws-secretsmanager:billing/aws-key-copy: PutSecretValue failed (InvalidClientTokenId)"
+                ),
+                "{reason}"
+            );
+            assert!(
+                left.contains("aws-secretsmanager:billing/aws-key-copy: DescribeSecret failed"),
+                "{left}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -307,6 +449,10 @@ async fn keys_deploy_into_secrets_manager_with_awspending_and_a_failed_deploy_ro
     assert_eq!(pending, 0, "the staged version was withdrawn");
     let keys = AwsAccessKeyTarget::new(admin.clone(), "deployed").keys().await.unwrap();
     assert_eq!(keys.iter().filter(|k| k.active).count(), 1, "the withdrawn key is revoked: {keys:?}");
+    assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, second.handle);
+    // The broken destination removed from the declaration: the next run finishes the rollback.
+    let one = Deployed::new(key_target.clone(), vec![sm_dest.clone()]);
+    assert!(matches!(rotator.rotate(&name, &one).await.unwrap(), Rotation::RolledBack { .. }));
     assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, second.handle);
 }
 
@@ -403,4 +549,253 @@ async fn sigkill_during_aws_rotations_never_leaves_more_than_two_keys_or_none_wo
         "{rounds} SIGKILLs during IAM key rotations: {acked} promotions acknowledged; every round ended with one working key"
     );
     assert!(acked >= rounds, "the child made progress between kills");
+}
+
+/// An IAM user allowed everything but `deny` (an action), and a client acting as it.
+async fn user_denied(admin: &AwsClient, name: &str, deny: &str) -> AwsClient {
+    let v = "2010-05-08";
+    admin.query("iam", v, "CreateUser", &[("UserName", name.into())]).await.unwrap();
+    let put = |policy: &'static str, doc: String| {
+        let admin = admin.clone();
+        let name = name.to_owned();
+        async move {
+            admin
+                .query(
+                    "iam",
+                    "2010-05-08",
+                    "PutUserPolicy",
+                    &[("UserName", name), ("PolicyName", policy.into()), ("PolicyDocument", doc)],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    put("allow", tokenward_test_support::ALLOW_ALL.into()).await;
+    put(
+        "deny",
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"{deny}","Resource":"*"}}]}}"#
+        ),
+    )
+    .await;
+    let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", name.into())]).await.unwrap();
+    admin.with_credentials(AwsCredentials::new(
+        token_http::aws::xml::tag(&k, "AccessKeyId").unwrap(),
+        SecretString::from(token_http::aws::xml::tag(&k, "SecretAccessKey").unwrap()),
+    ))
+}
+
+/// The audit entries of `step` as (success, reason).
+async fn audited(writer: &AuditWriter, log: &MemoryLog, step: &str) -> Vec<(bool, String)> {
+    writer.flush().await.unwrap();
+    let entries = token_audit::LogStorage::read(log, 0, 100_000).await.unwrap();
+    entries
+        .iter()
+        .filter(|e| e.event.action == token_audit::Action::Rotate(step.into()))
+        .map(|e| match &e.event.outcome {
+            token_audit::Outcome::Failure(why) => (false, why.clone()),
+            _ => (true, String::new()),
+        })
+        .collect()
+}
+
+/// Issue 24 §6: with `secretsmanager:UpdateSecretVersionStage` denied, a rotation said "promoted"
+/// and audited `promote` as a success while Secrets Manager kept AWSCURRENT on the old version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_secrets_manager_refuses_is_partial_audited_retried_and_blocks_the_revocation() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "partial").await;
+    let deployer = user_denied(&admin, "deployer", "secretsmanager:UpdateSecretVersionStage").await;
+    let log = Arc::new(MemoryLog::new());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock))
+        .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed));
+    let keys: Arc<dyn RotationTarget> =
+        Arc::new(AwsAccessKeyTarget::new(admin.clone(), "partial").deletion_grace(TimeDelta::zero()));
+    let dest: Arc<dyn Destination> =
+        Arc::new(SecretsManagerDestination::new(deployer, "app/partial", ValueFormat::aws_access_key()));
+    let target = Deployed::new(keys, vec![dest]);
+    let name = SecretName::new("aws/partial").unwrap();
+    // The first version creates the secret (current at once): no stage to move.
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let first = rotator.current(&name).await.unwrap().unwrap();
+    let second = match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::Partial { left, version, .. } => {
+            assert!(
+                left.contains("aws-secretsmanager:app/partial")
+                    && left.contains("UpdateSecretVersionStage")
+                    && left.contains("AccessDenied"),
+                "{left}"
+            );
+            version
+        }
+        other => panic!("a refused promotion reported as {other:?}"),
+    };
+    assert_eq!(rotator.secrets().labels(&name).await.unwrap().get(&Label::Current), Some(&second));
+    let (current, _, pending) = sm(&admin, "app/partial").await;
+    assert!(current.unwrap().contains(&first.handle), "Secrets Manager still serves the old key");
+    assert_eq!(pending, 1);
+    let promote = audited(&writer, &log, "promote").await;
+    assert!(
+        promote.last().is_some_and(|(ok, why)| !ok && why.contains("AccessDenied")),
+        "promote audited as failed: {promote:?}"
+    );
+    // Retried (and audited) by the next run, which says the same; the previous key is kept.
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Partial { .. }));
+    assert!(!rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    assert!(key_states(&admin, "partial").await.contains(&(first.handle.clone(), true)), "the old key works");
+    let retries = audited(&writer, &log, "promote_retry").await;
+    assert!(retries.len() >= 2 && retries.iter().all(|(ok, _)| !ok), "{retries:?}");
+    // Allowed again: the promotion finishes, then the previous key goes.
+    admin
+        .query(
+            "iam",
+            "2010-05-08",
+            "DeleteUserPolicy",
+            &[("UserName", "deployer".into()), ("PolicyName", "deny".into())],
+        )
+        .await
+        .unwrap();
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    let (current, _, pending) = sm(&admin, "app/partial").await;
+    let now = rotator.current(&name).await.unwrap().unwrap();
+    assert!(current.unwrap().contains(&now.handle));
+    assert_eq!(pending, 0);
+    assert!(
+        !key_states(&admin, "partial").await.iter().any(|k| k.0 == first.handle),
+        "the previous key is gone"
+    );
+    assert!(audited(&writer, &log, "promote_retry").await.last().is_some_and(|(ok, _)| *ok));
+}
+
+/// A loopback TCP proxy to `upstream` that holds every request naming one of the `frozen`
+/// actions for `hold` before passing it on (the answer then goes to a client that gave up): a
+/// frozen API whose calls are carried out late.
+struct Freezer {
+    endpoint: String,
+    frozen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Freezer {
+    async fn start(upstream: &str, hold: Duration) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let frozen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let f = frozen.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                });
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let held =
+                            f.lock().unwrap().iter().any(|a| text.contains(&format!("secretsmanager.{a}")));
+                        if held {
+                            tokio::time::sleep(hold).await;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { endpoint, frozen }
+    }
+
+    fn freeze(&self, actions: &[&str]) {
+        *self.frozen.lock().unwrap() = actions.iter().map(|a| (*a).to_owned()).collect();
+    }
+}
+
+/// Issue 24 §6: with the AWS API frozen during deploy, a rotation said "rolled back" while the
+/// late `PutSecretValue` left a dangling AWSPENDING (and the next run finished the rotation);
+/// frozen during promotion, it said "promoted" with AWSCURRENT and AWSPENDING on one version.
+/// Now: the rollback is reported incomplete until it is done (the next run finishes the rollback,
+/// never the rotation), and the promotion partial until it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_api_is_never_reported_as_a_rollback_or_promotion_that_did_not_happen() {
+    let Some((moto, admin)) = aws().await else { return };
+    user(&admin, "frozen").await;
+    let freezer = Freezer::start(moto.endpoint(), Duration::from_millis(3000)).await;
+    let through = admin.clone().endpoint(freezer.endpoint.clone()).timeout(Duration::from_millis(1500));
+    // (moto loads a service on its first call, which may take longer than the timeout.)
+    let _ = admin.json("secretsmanager", "secretsmanager.ListSecrets", &serde_json::json!({})).await;
+    let log = Arc::new(MemoryLog::new());
+    let writer = Arc::new(AuditWriter::start(log.clone(), WriterConfig::default()).unwrap());
+    let rotator = Rotator::new(secrets().await, TimeDelta::zero(), Arc::new(SystemClock))
+        .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed));
+    let keys: Arc<dyn RotationTarget> = Arc::new(
+        AwsAccessKeyTarget::new(admin.clone(), "frozen")
+            .deletion_grace(TimeDelta::zero())
+            .test_patience(Duration::from_secs(2)),
+    );
+    let dest: Arc<dyn Destination> =
+        Arc::new(SecretsManagerDestination::new(through, "app/frozen", ValueFormat::aws_access_key()));
+    let target = Deployed::new(keys, vec![dest]);
+    let name = SecretName::new("aws/frozen").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let first = rotator.current(&name).await.unwrap().unwrap();
+
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    // Frozen during deploy: the stage and every withdrawal time out.
+    freezer.freeze(&["PutSecretValue", "DescribeSecret"]);
+    let pending_key = match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::RollbackIncomplete { left, .. } => {
+            assert!(left.contains("DescribeSecret failed") && left.contains("no answer within"), "{left}");
+            left
+        }
+        other => panic!("a frozen deploy reported as {other:?}"),
+    };
+    freezer.freeze(&[]);
+    assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, first.handle);
+    // The pending key is revoked at IAM (reachable), whatever Secrets Manager did.
+    let keys_now = key_states(&admin, "frozen").await;
+    assert_eq!(keys_now.iter().filter(|k| k.1).count(), 1, "only the current key is active: {keys_now:?}");
+    assert!(pending_key.contains("withdraw and revoke"));
+    // The late PutSecretValue lands: a dangling AWSPENDING, which the next run withdraws.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sm(&admin, "app/frozen").await.2 == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sm(&admin, "app/frozen").await.2, 1, "the late PutSecretValue staged a version");
+    match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::RolledBack { .. } => {}
+        other => panic!("the next run must finish the rollback, not the rotation: {other:?}"),
+    }
+    let (current, _, pending) = sm(&admin, "app/frozen").await;
+    assert!(current.unwrap().contains(&first.handle));
+    assert_eq!(pending, 0, "the dangling AWSPENDING is withdrawn");
+    assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, first.handle);
+    let deploys = audited(&writer, &log, "deploy").await;
+    assert!(deploys.iter().any(|(ok, why)| !ok && why.contains("PutSecretValue")), "{deploys:?}");
+    let withdrawals = audited(&writer, &log, "revoke_pending").await;
+    assert!(withdrawals.iter().any(|(ok, _)| !ok), "the failed withdrawal is audited: {withdrawals:?}");
+
+    // Frozen during promotion: partial, then finished by the next run (one stage per version).
+    freezer.freeze(&["UpdateSecretVersionStage"]);
+    match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::Partial { left, .. } => assert!(left.contains("no answer within"), "{left}"),
+        other => panic!("a frozen promotion reported as {other:?}"),
+    }
+    freezer.freeze(&[]);
+    tokio::time::sleep(Duration::from_millis(3500)).await; // the late calls land
+    assert!(rotator.revoke_previous_if_due(&name, &target).await.unwrap());
+    let now = rotator.current(&name).await.unwrap().unwrap();
+    let (current, _, pending) = sm(&admin, "app/frozen").await;
+    assert!(current.unwrap().contains(&now.handle));
+    assert_eq!(pending, 0, "no version keeps AWSPENDING");
 }

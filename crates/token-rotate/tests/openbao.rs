@@ -308,3 +308,71 @@ async fn tokens_deploy_into_kv_v2_with_check_and_set_and_a_failed_deploy_rolls_b
     assert!(read(format!("{path}-pending")).await["data"].is_null(), "the staged copy was withdrawn");
     assert_eq!(h.rotator.current(&h.name).await.unwrap().unwrap().handle, current.handle);
 }
+
+/// A root call through curl; the answer's JSON (`null` if none).
+fn root_curl(
+    addr: &str,
+    root: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-X", method, "-H", &format!("X-Vault-Token: {root}")]);
+    if let Some(b) = body {
+        c.args(["-d", &b.to_string()]);
+    }
+    let out = c.arg(format!("{addr}{path}")).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Live tokens that AppRole role `role` logged in.
+fn live_logins(addr: &str, root: &str, role: &str) -> usize {
+    let list = root_curl(addr, root, "LIST", "/v1/auth/token/accessors", None);
+    let keys = list["data"]["keys"].as_array().cloned().unwrap_or_default();
+    assert!(keys.len() < 5_000, "a bounded listing");
+    keys.iter()
+        .filter_map(|a| a.as_str())
+        .filter(|a| {
+            let v = root_curl(
+                addr,
+                root,
+                "POST",
+                "/v1/auth/token/lookup-accessor",
+                Some(serde_json::json!({ "accessor": a })),
+            );
+            v["data"]["meta"]["role_name"].as_str() == Some(role)
+        })
+        .count()
+}
+
+/// Issue 24 §6: every command logged in through AppRole and never revoked its login token (21 live
+/// tokens with the rotator's policy after one test run). Now the session ends with the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_login_tokens_are_revoked_when_the_session_ends_and_a_403_names_the_path() {
+    let Some((addr, root)) = bao() else { return };
+    let role = format!("tw-close-{}", std::process::id());
+    let (role_id, secret_id) = approle(&addr, &root, &role, 3600, 7200).await;
+    assert_eq!(live_logins(&addr, &root, &role), 0);
+    // A target's session: it logs in on first use, and `close` revokes the login token.
+    let client = OpenBao::builder(&addr).approle(&role_id, secret_id.clone()).build().unwrap();
+    let target = OpenBaoTokenTarget::new(client, &["default"], TimeDelta::hours(1), "tw-close");
+    let made = target.create(1, None).await.unwrap();
+    target.test(&made).await.unwrap();
+    assert_eq!(live_logins(&addr, &root, &role), 1, "one login for the whole session");
+    target.revoke(&made).await.unwrap();
+    target.close().await.unwrap();
+    assert_eq!(live_logins(&addr, &root, &role), 0, "the login token is revoked when the session ends");
+    // Usable again after: it logs in afresh.
+    let again = target.create(2, None).await.unwrap();
+    target.revoke(&again).await.unwrap();
+    target.close().await.unwrap();
+    assert_eq!(live_logins(&addr, &root, &role), 0);
+    // A capability the rotator's policy lacks (KV): the error names the path, not just "403".
+    let client = OpenBao::builder(&addr).approle(&role_id, secret_id).build().unwrap();
+    let kv = OpenBaoKvTarget::new(client, "secret", "tw-close/denied", "password", TimeDelta::hours(1));
+    let e = kv.create(1, None).await.unwrap_err().to_string();
+    assert!(e.contains("OpenBao denied secret/metadata/tw-close/denied (403)"), "{e}");
+    kv.close().await.unwrap();
+    assert_eq!(live_logins(&addr, &root, &role), 0);
+}

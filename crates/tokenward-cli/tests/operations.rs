@@ -141,9 +141,16 @@ fn declared_credentials_rotate_by_name_when_due_and_in_an_emergency() {
     cli.init();
     let r = cli.run(&["rotate", "billing-api/logs-token"]);
     assert!(r.ok().contains("promoted version 1"), "{}", r.stdout);
+    // Issue 24 §6: during the overlap nothing starts, and a script can tell (it was exit 0, ok).
     let again = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(again.ok().trim()).unwrap();
-    assert_eq!(v["ok"], true);
+    assert_eq!(again.code, 3, "{}{}", again.stdout, again.stderr);
+    let v: serde_json::Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    assert_eq!(
+        (&v["ok"], &v["status"], &v["started"]),
+        (&false.into(), &"nothing_started".into(), &false.into())
+    );
+    let plain = cli.run(&["rotate", "billing-api/logs-token"]);
+    assert!(plain.code == 3 && plain.stdout.contains("nothing started"), "{}", plain.stdout);
     let emergency = cli.run(&["rotate", "billing-api/logs-token", "--emergency", "--json"]);
     let e: serde_json::Value = serde_json::from_str(emergency.ok().trim()).unwrap();
     assert_eq!(e["emergency"], true);
@@ -296,9 +303,14 @@ fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
         assert!(status.success(), "{status:?}");
     }
     // Whatever step it reached, the rotation completes (or resumes) and the log verifies.
+    // (Promoted now, or — the daemon finished it — nothing to start during the overlap: exit 3.)
     let r = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(r.ok().trim()).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(
+        (r.code == 0 && v["status"] == "promoted") || (r.code == 3 && v["status"] == "nothing_started"),
+        "{v} ({})",
+        r.code
+    );
     assert!(cli.run(&["secret", "list"]).ok().contains("billing-api/logs-token"));
     assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
     let active = cli.run(&["list", "--principal", "billing-api", "--json"]);

@@ -149,6 +149,15 @@ impl AwsClient {
         self
     }
 
+    /// Each call's timeout (default 30 s; a connection is given at most 10 s of it). A call that
+    /// times out may still be carried out by AWS: callers treat it as unknown, not as refused.
+    #[must_use]
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self.clients = Default::default();
+        self
+    }
+
     /// The same endpoints and region with other credentials.
     #[must_use]
     pub fn with_credentials(&self, creds: AwsCredentials) -> Self {
@@ -305,10 +314,26 @@ impl AwsClient {
                 body.to_string().into_bytes(),
             )
             .await?;
-        let v: serde_json::Value = r.json().map_err(|e| AwsError::Malformed {
-            service: service.to_owned(),
-            detail: format!("not JSON ({}): {e}", r.status),
-        })?;
+        let v: serde_json::Value = match r.json() {
+            Ok(v) => v,
+            // An error in the query protocol's XML (an authorisation refusal before the service):
+            // its code still names it.
+            Err(_) if !r.is_success() => {
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                return Err(AwsError::Api {
+                    service: service.to_owned(),
+                    code: xml::tag(&text, "Code").unwrap_or_else(|| format!("HTTP {}", r.status)),
+                    message: xml::tag(&text, "Message").unwrap_or_default(),
+                    status: r.status,
+                });
+            }
+            Err(e) => {
+                return Err(AwsError::Malformed {
+                    service: service.to_owned(),
+                    detail: format!("not JSON ({}): {e}", r.status),
+                });
+            }
+        };
         if !r.is_success() {
             let code = v["__type"].as_str().or(v["code"].as_str()).unwrap_or("Unknown");
             return Err(AwsError::Api {

@@ -14,22 +14,51 @@ use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
 
-fn rotation_text(name: &str, r: &Rotation) -> (String, bool) {
+/// Exit statuses of `rotate NAME` beyond 0 (promoted everywhere), 1 (rolled back cleanly) and 2
+/// (an error): nothing started (the previous credential's overlap runs), promoted in the store
+/// but not at every destination, rolled back with the withdrawal not finished.
+pub(crate) const EXIT_NOTHING_STARTED: u8 = 3;
+pub(crate) const EXIT_PARTIAL: u8 = 4;
+pub(crate) const EXIT_ROLLBACK_INCOMPLETE: u8 = 5;
+
+/// What a rotation ended with: the line for people, the exit status, the JSON `status`, and what
+/// is left to do (partial outcomes).
+fn rotation_text(name: &str, r: &Rotation) -> (String, u8, &'static str, Option<String>) {
     match r {
         Rotation::Promoted { rotation, version } => {
-            (format!("{name}: rotation {rotation} promoted version {version}"), true)
+            (format!("{name}: rotation {rotation} promoted version {version}"), 0, "promoted", None)
         }
         Rotation::RolledBack { rotation, reason } => {
-            (format!("{name}: rotation {rotation} rolled back: {reason}"), false)
+            (format!("{name}: rotation {rotation} rolled back: {reason}"), 1, "rolled_back", None)
         }
         Rotation::InOverlap { until } => (
             format!(
                 "{name}: the previous credential's overlap runs until {}; nothing started",
                 out::time(*until)
             ),
-            true,
+            EXIT_NOTHING_STARTED,
+            "nothing_started",
+            None,
         ),
-        other => (format!("{name}: {other:?}"), true),
+        Rotation::Partial { rotation, version, left } => (
+            format!(
+                "{name}: rotation {rotation}: version {version} is current in the store but NOT at every destination \
+                 (the previous credential is kept until it is; the next run retries): {left}"
+            ),
+            EXIT_PARTIAL,
+            "partial",
+            Some(left.clone()),
+        ),
+        Rotation::RollbackIncomplete { rotation, reason, left } => (
+            format!(
+                "{name}: rotation {rotation} failed ({reason}) and its rollback is NOT finished (the current \
+                 credential is untouched; the next run carries on withdrawing): {left}"
+            ),
+            EXIT_ROLLBACK_INCOMPLETE,
+            "rollback_incomplete",
+            Some(left.clone()),
+        ),
+        other => (format!("{name}: {other:?}"), 2, "unknown", None),
     }
 }
 
@@ -62,13 +91,17 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
         return Ok(0);
     }
     let r = tw.rotate(&secret, target).await?;
-    let (text, ok) = rotation_text(name, &r);
+    let (text, code, status, left) = rotation_text(name, &r);
     if json {
-        println!("{}", json!({"credential": name, "result": text, "ok": ok}));
+        println!(
+            "{}",
+            json!({"credential": name, "result": text, "ok": code == 0, "status": status,
+                   "started": code != EXIT_NOTHING_STARTED, "left": left})
+        );
     } else {
         println!("{text}");
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(code)
 }
 
 pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
@@ -98,8 +131,18 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         tw.shutdown().await?;
         let failed = passes?;
         let (promoted, rolled_back) = tw.scheduler().counts();
-        println!("{promoted} promoted, {rolled_back} rolled back, {failed} failed or skipped");
-        return Ok(if rolled_back + failed > 0 { 1 } else { 0 });
+        let unfinished = tw.scheduler().unfinished();
+        println!(
+            "{promoted} promoted, {rolled_back} rolled back, {unfinished} unfinished (partial promotion or rollback), \
+             {failed} failed or skipped"
+        );
+        return Ok(if rolled_back + failed > 0 {
+            1
+        } else if unfinished > 0 {
+            EXIT_PARTIAL
+        } else {
+            0
+        });
     }
     let result = async {
         let (file, _) = stored(&tw).await?;

@@ -451,7 +451,7 @@ impl PolicyFile {
 
     /// Checks the file (what [`PolicyFile::parse`] does after parsing).
     pub fn check(&self) -> Result<(), PolicyFileError> {
-        self.to_policy()?;
+        let policy = self.to_policy()?;
         let roles: BTreeSet<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
         let mut seen = BTreeSet::new();
         for p in &self.principals {
@@ -492,11 +492,18 @@ impl PolicyFile {
             }
             match &c.target {
                 TargetSpec::TokenwardToken { principal, purpose, scopes: s, ttl } => {
-                    if self.principal(principal).is_none() {
+                    let Some(holder) = self.principal(principal) else {
                         return Err(PolicyFileError::new(format!("{what}: no principal {principal}")));
-                    }
-                    token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
-                        .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
+                    };
+                    let request =
+                        token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
+                            .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
+                    // What every rotation would ask: refused here, not found when one rolls back.
+                    policy.check_issue(&holder, &request, &[], Utc::now()).map_err(|e| {
+                        PolicyFileError::new(format!(
+                            "{what}: the principal may not be issued its token: {e}"
+                        ))
+                    })?;
                 }
                 TargetSpec::OpenbaoToken { connect, ttl, .. } => {
                     parse_duration(ttl)?;

@@ -177,6 +177,13 @@ fn policy_as_code_is_versioned_diffed_and_refuses_to_orphan_tokens() {
         ("[[principal]]\nname = \"p\"\nroles = [\"nope\"]\n", "no role nope"),
         ("[rules]\nmax_ttl = \"forever\"\n", "duration"),
         ("not toml at all [", "policy file"),
+        // A credential whose token its principal may not be issued: refused at check, not found
+        // when the first rotation rolls back (issue 24 §5).
+        (
+            &*POLICY.replace("s3:bucket/prod-logs/*:read\"]", "s3:bucket/secret/*:write\"]"),
+            "no role of principal `billing-api` grants",
+        ),
+        (&*POLICY.replace("ttl = \"1h\" }", "ttl = \"2h\" }"), "ttl"),
     ] {
         std::fs::write(cli.path("bad.toml"), bad).unwrap();
         let before = cli.store_digest();

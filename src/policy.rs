@@ -499,7 +499,7 @@ impl PolicyFile {
                         token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
                             .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
                     // What every rotation would ask: refused here, not found when one rolls back.
-                    policy.check_issue(&holder, &request, &[], Utc::now()).map_err(|e| {
+                    let _approved = policy.check_issue(&holder, &request, &[], Utc::now()).map_err(|e| {
                         PolicyFileError::new(format!(
                             "{what}: the principal may not be issued its token: {e}"
                         ))

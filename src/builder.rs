@@ -107,6 +107,7 @@ pub struct TokenwardBuilder {
     upkeep: Upkeep,
     scheduler: SchedulerConfig,
     migrate: bool,
+    move_to: Option<crate::KmsKey>,
     witness: Option<Arc<dyn token_audit::Witness>>,
     new_log: Option<String>,
 }
@@ -142,6 +143,7 @@ impl TokenwardBuilder {
             upkeep: Upkeep::default(),
             scheduler: SchedulerConfig::default(),
             migrate: false,
+            move_to: None,
             witness: None,
             new_log: None,
         }
@@ -202,6 +204,15 @@ impl TokenwardBuilder {
     /// [`Self::key_provider`].
     pub fn kms(mut self, key: crate::KmsKey) -> Self {
         self.key = Some(KeySource::Kms(key));
+        self
+    }
+
+    /// Opens the store to move it to the KMS key `to` (from the key given as usual: a passphrase,
+    /// a key file, another KMS key): a [`token_store::KekMove`], which opens the store before,
+    /// during (after an interrupted move) and after the move. Then call
+    /// [`crate::Tokenward::move_kek`].
+    pub fn moving_kek_to(mut self, to: crate::KmsKey) -> Self {
+        self.move_to = Some(to);
         self
     }
 
@@ -417,6 +428,10 @@ impl TokenwardBuilder {
             KeySource::Env(var) => Arc::new(LocalKek::from_env(LOCAL_KEK_ID, &var)?),
             KeySource::Provider(p) => p,
             KeySource::Kms(k) => k.connect_from_env().await?,
+        };
+        let keys: Arc<dyn KeyProvider> = match &self.move_to {
+            Some(to) => Arc::new(token_store::KekMove::new(keys, to.connect_from_env().await?)),
+            None => keys,
         };
         let (mut secrets, migration) = if self.migrate {
             let (secrets, done) = SecretStore::migrate(backend.clone(), keys).await?;

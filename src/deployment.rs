@@ -461,6 +461,14 @@ impl Tokenward {
         crate::guard::stored_key(&self.inner.secrets).await
     }
 
+    /// Moves the store to the KEK it was opened to move to
+    /// ([`crate::TokenwardBuilder::moving_kek_to`]): every data key and the key check rewrapped
+    /// under it, resumable (a rerun after a crash finishes it), audited (`key_rotation`, with both
+    /// KEK ids). Afterwards only the new KEK opens the store. See [`SecretStore::move_kek`].
+    pub async fn move_kek(&self) -> Result<token_store::RewrapReport> {
+        Ok(self.inner.secrets.move_kek(256).await?)
+    }
+
     /// The token service.
     pub fn tokens(&self) -> &Arc<TokenService> {
         &self.inner.tokens

@@ -24,13 +24,17 @@
 //! schedule = "7d"                  # rotate every 7 days …
 //! # at_lifetime = 0.5               # … or at half the credential's lifetime, whichever is first
 //! emergency = "replace-first"      # or "revoke-first"
+//! overlap = "5m"                   # the previous credential keeps working this long after a
+//!                                  # promotion (default: the deployment's, 5m; "0s": none)
+//! # deletion_grace = "1h"          # aws-iam-access-key only: a deactivated key is deleted this
+//!                                  # long after its deactivation, never before (default 1h)
 //! target = { kind = "tokenward-token", principal = "billing-api", purpose = "read-logs",
 //!            scopes = ["s3:bucket/prod-logs/*:read"], ttl = "1h" }
 //! # target = { kind = "openbao-token", address = "https://bao:8200", token_secret = "openbao/admin",
 //! #            ca_file = "/etc/bao/ca.pem", policies = ["default"], ttl = "1h", display_name = "ci" }
 //! # (or approle_role_id = "…", approle_secret_id_secret = "openbao/secret-id" instead of a token)
 //! # target = { kind = "aws-iam-access-key", user = "billing", admin_access_key_id = "AKIA…",
-//! #            admin_secret_key_secret = "aws/admin-secret", lifetime = "90d", deletion_grace = "1h" }
+//! #            admin_secret_key_secret = "aws/admin-secret", lifetime = "90d" }
 //! # target = { kind = "openbao-kv", address = "…", token_secret = "…", mount = "secret",
 //! #            path = "app/db", field = "password", lifetime = "30d" }
 //! ```
@@ -180,6 +184,17 @@ pub struct CredentialSpec {
     /// In an emergency: `replace-first` (default: no consumer downtime) or `revoke-first`.
     #[serde(default = "default_emergency")]
     pub emergency: String,
+    /// How long the previous credential keeps working after a promotion (a duration, `0s` for
+    /// none, at most [`MAX_OVERLAP`], shorter than the schedule and the credential's lifetime);
+    /// the deployment's overlap (5 minutes by default) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<String>,
+    /// For an `aws-iam-access-key` target: how long a deactivated key stays (inactive, so it can
+    /// be reactivated by hand if something still needed it) before it is deleted (a duration,
+    /// `0s` for at once, at most [`MAX_DELETION_GRACE`]; 1 hour when absent). Never deleted
+    /// earlier: a rotation that needs its slot waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace: Option<String>,
     /// What it is and where it lives.
     pub target: TargetSpec,
     /// Where else its current value is written for consumers that read a secrets manager (all
@@ -274,9 +289,10 @@ pub enum TargetSpec {
         /// A key's nominal lifetime (IAM keys do not expire; the schedule rotates before it).
         #[serde(default = "default_key_lifetime")]
         lifetime: String,
-        /// How long a deactivated key stays before it is deleted.
-        #[serde(default = "default_deletion_grace")]
-        deletion_grace: String,
+        /// How long a deactivated key stays before it is deleted: the credential's
+        /// `deletion_grace` (this place is still read, for files written before that field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deletion_grace: Option<String>,
     },
     /// A field of an OpenBao / Vault KV v2 secret.
     OpenbaoKv {
@@ -364,8 +380,21 @@ fn default_region() -> String {
 fn default_key_lifetime() -> String {
     "90d".into()
 }
-fn default_deletion_grace() -> String {
-    "1h".into()
+/// The longest `overlap` a credential may declare.
+pub const MAX_OVERLAP: TimeDelta = TimeDelta::days(7);
+/// The longest `deletion_grace` a credential may declare.
+pub const MAX_DELETION_GRACE: TimeDelta = TimeDelta::days(30);
+/// An AWS key's deletion grace when none is declared.
+pub const DEFAULT_DELETION_GRACE: TimeDelta = TimeDelta::hours(1);
+
+/// [`parse_duration`], with zero allowed (`0s`, `0m`, `0`).
+fn parse_duration_or_zero(text: &str) -> Result<TimeDelta, PolicyFileError> {
+    let t = text.trim();
+    let unit = t.trim_start_matches('0');
+    if unit.len() < t.len() && ["", "ms", "s", "m", "h", "d", "w"].contains(&unit) {
+        return Ok(TimeDelta::zero());
+    }
+    parse_duration(text)
 }
 
 fn default_display() -> String {
@@ -475,6 +504,7 @@ impl PolicyFile {
             }
             c.schedule_spec().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            c.check_overlap_and_grace().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             for d in &c.deploy {
                 match d {
                     DestinationSpec::AwsSecretsManager { access, format, .. } => {
@@ -513,9 +543,8 @@ impl PolicyFile {
                     parse_duration(lifetime)?;
                     connect.check(&what)?;
                 }
-                TargetSpec::AwsIamAccessKey { access, lifetime, deletion_grace, .. } => {
+                TargetSpec::AwsIamAccessKey { access, lifetime, .. } => {
                     parse_duration(lifetime)?;
-                    parse_duration(deletion_grace)?;
                     access.check(&what)?;
                 }
             }
@@ -599,11 +628,16 @@ impl PolicyFile {
             |c| &c.name,
             |c| {
                 let target = serde_json::to_value(&c.target).map(|v| v.to_string()).unwrap_or_default();
-                format!(
-                    "schedule {}, emergency {}, target {target}",
+                let mut shown = format!(
+                    "schedule {}, emergency {}, overlap {}",
                     c.schedule.as_deref().unwrap_or("none"),
-                    c.emergency
-                )
+                    c.emergency,
+                    c.overlap.as_deref().unwrap_or("default")
+                );
+                if let Some(g) = &c.deletion_grace {
+                    let _ = write!(shown, ", deletion_grace {g}");
+                }
+                format!("{shown}, target {target}")
             },
         );
         out
@@ -660,6 +694,87 @@ impl CredentialSpec {
                 "emergency {other:?}: expected replace-first or revoke-first"
             ))),
         }
+    }
+
+    /// Its own overlap (`None`: the deployment's), checked against [`MAX_OVERLAP`].
+    pub fn overlap_spec(&self) -> Result<Option<TimeDelta>, PolicyFileError> {
+        let Some(text) = &self.overlap else { return Ok(None) };
+        let d =
+            parse_duration_or_zero(text).map_err(|e| PolicyFileError::new(format!("overlap: {}", e.0)))?;
+        if d > MAX_OVERLAP {
+            return Err(PolicyFileError::new(format!(
+                "overlap {text}: at most {} (a previous credential is revoked after it)",
+                format_duration(MAX_OVERLAP)
+            )));
+        }
+        Ok(Some(d))
+    }
+
+    /// Its deletion grace (an `aws-iam-access-key` target's; `None` for other targets), from the
+    /// credential's `deletion_grace`, or the target's (older files), or
+    /// [`DEFAULT_DELETION_GRACE`].
+    pub fn deletion_grace_spec(&self) -> Result<Option<TimeDelta>, PolicyFileError> {
+        let in_target = match &self.target {
+            TargetSpec::AwsIamAccessKey { deletion_grace, .. } => deletion_grace.as_ref(),
+            _ => {
+                if self.deletion_grace.is_some() {
+                    return Err(PolicyFileError::new(
+                        "deletion_grace: only an aws-iam-access-key target keeps a revoked credential (deactivated) \
+                         before deleting it; other targets revoke at once",
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let text = match (&self.deletion_grace, in_target) {
+            (Some(_), Some(_)) => {
+                return Err(PolicyFileError::new(
+                    "deletion_grace is given twice (on the credential and in its target): keep the credential's",
+                ));
+            }
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => return Ok(Some(DEFAULT_DELETION_GRACE)),
+        };
+        let d = parse_duration_or_zero(text)
+            .map_err(|e| PolicyFileError::new(format!("deletion_grace: {}", e.0)))?;
+        if d > MAX_DELETION_GRACE {
+            return Err(PolicyFileError::new(format!(
+                "deletion_grace {text}: at most {}",
+                format_duration(MAX_DELETION_GRACE)
+            )));
+        }
+        Ok(Some(d))
+    }
+
+    /// The overlap and the deletion grace parse and fit: an overlap shorter than the schedule's
+    /// period (or the next rotation would wait for it) and than the credential's lifetime (the
+    /// previous one would expire before its overlap ends, so the overlap would not be honoured).
+    fn check_overlap_and_grace(&self) -> Result<(), PolicyFileError> {
+        self.deletion_grace_spec()?;
+        let Some(overlap) = self.overlap_spec()? else { return Ok(()) };
+        if let Some(every) = self.schedule.as_deref().map(parse_duration).transpose()?
+            && overlap >= every
+        {
+            return Err(PolicyFileError::new(format!(
+                "overlap {}: must be shorter than the schedule ({})",
+                format_duration(overlap),
+                format_duration(every)
+            )));
+        }
+        let lifetime = match &self.target {
+            TargetSpec::TokenwardToken { ttl, .. } | TargetSpec::OpenbaoToken { ttl, .. } => ttl,
+            TargetSpec::AwsIamAccessKey { lifetime, .. } | TargetSpec::OpenbaoKv { lifetime, .. } => lifetime,
+        };
+        let lifetime = parse_duration(lifetime)?;
+        if overlap >= lifetime {
+            return Err(PolicyFileError::new(format!(
+                "overlap {}: must be shorter than the credential's lifetime ({}): the previous credential \
+                 would expire before its overlap ends",
+                format_duration(overlap),
+                format_duration(lifetime)
+            )));
+        }
+        Ok(())
     }
 
     /// The secret name.
@@ -914,6 +1029,10 @@ impl Tokenward {
         spec: &CredentialSpec,
     ) -> Result<std::sync::Arc<dyn token_rotate::RotationTarget>> {
         let target = self.declared_target_only(file, spec).await?;
+        // Its overlap, from its next promotion on, whoever rotates it through this handle.
+        let overlap =
+            spec.overlap_spec().map_err(|e| Error::Config(format!("credential {}: {e}", spec.name)))?;
+        self.rotator().set_overlap(&spec.secret_name()?, overlap);
         if spec.deploy.is_empty() {
             return Ok(target);
         }
@@ -1030,12 +1149,14 @@ impl Tokenward {
                 Err(what(&"OpenBao targets need the `vault` feature"))
             }
             #[cfg(feature = "aws")]
-            TargetSpec::AwsIamAccessKey { user, access, lifetime, deletion_grace } => {
+            TargetSpec::AwsIamAccessKey { user, access, lifetime, .. } => {
+                let grace =
+                    spec.deletion_grace_spec().map_err(|e| what(&e))?.unwrap_or(DEFAULT_DELETION_GRACE);
                 let client = self.aws_client(access).await?;
                 Ok(std::sync::Arc::new(
                     token_rotate::AwsAccessKeyTarget::new(client, user)
                         .lifetime(parse_duration(lifetime)?)
-                        .deletion_grace(parse_duration(deletion_grace)?)
+                        .deletion_grace(grace)
                         .clock(self.clock().clone()),
                 ))
             }
@@ -1123,6 +1244,62 @@ deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id =
             let bad = t.replacen(from, to, 1);
             assert_ne!(bad, t, "{from}");
             assert!(PolicyFile::parse(&bad).is_err(), "accepted: {to}");
+        }
+    }
+
+    #[test]
+    fn overlap_and_deletion_grace_are_checked_and_bounded() {
+        let aws = |extra: &str, target_extra: &str| {
+            format!(
+                "[[credential]]\nname = \"aws/k\"\nschedule = \"1d\"\n{extra}\ntarget = {{ kind = \"aws-iam-access-key\", \
+                 user = \"u\", admin_access_key_id = \"AKIA\", admin_secret_key_secret = \"aws/s\"{target_extra} }}\n"
+            )
+        };
+        let spec = |text: &str| PolicyFile::parse(text).map(|f| f.credentials[0].clone());
+        // Absent: the deployment's overlap, a grace of 1 hour.
+        let c = spec(&aws("", "")).unwrap();
+        assert_eq!(
+            (c.overlap_spec().unwrap(), c.deletion_grace_spec().unwrap()),
+            (None, Some(TimeDelta::hours(1)))
+        );
+        let c = spec(&aws("overlap = \"90s\"\ndeletion_grace = \"10m\"", "")).unwrap();
+        assert_eq!(c.overlap_spec().unwrap(), Some(TimeDelta::seconds(90)));
+        assert_eq!(c.deletion_grace_spec().unwrap(), Some(TimeDelta::minutes(10)));
+        let c = spec(&aws("overlap = \"0s\"\ndeletion_grace = \"0\"", "")).unwrap();
+        assert_eq!(
+            (c.overlap_spec().unwrap(), c.deletion_grace_spec().unwrap()),
+            (Some(TimeDelta::zero()), Some(TimeDelta::zero()))
+        );
+        // An older file's grace in the target still counts.
+        let c = spec(&aws("", ", deletion_grace = \"2h\"")).unwrap();
+        assert_eq!(c.deletion_grace_spec().unwrap(), Some(TimeDelta::hours(2)));
+        assert_eq!(
+            PolicyFile::parse(&PolicyFile::parse(&aws("overlap = \"1m\"", "")).unwrap().to_toml())
+                .unwrap()
+                .credentials[0]
+                .overlap
+                .as_deref(),
+            Some("1m")
+        );
+        for (bad, why) in [
+            (aws("overlap = \"8d\"", ""), "at most"),
+            (aws("overlap = \"1d\"", ""), "shorter than the schedule"),
+            (aws("overlap = \"soon\"", ""), "overlap"),
+            (aws("overlap = \"-1s\"", ""), "overlap"),
+            (aws("deletion_grace = \"31d\"", ""), "at most"),
+            (aws("deletion_grace = \"00x\"", ""), "deletion_grace"),
+            (aws("deletion_grace = \"1h\"", ", deletion_grace = \"1h\""), "twice"),
+            (aws("", ", lifetime = \"1h\"").replace("schedule = \"1d\"\n", "overlap = \"2h\"\n"), "lifetime"),
+            (
+                "[[credential]]\nname = \"kv/x\"\ndeletion_grace = \"1h\"\ntarget = { kind = \"openbao-kv\", \
+                 address = \"http://127.0.0.1:8200\", token_secret = \"o/t\", mount = \"m\", path = \"p\", field = \"f\", \
+                 lifetime = \"1d\" }\n"
+                    .to_owned(),
+                "only an aws-iam-access-key",
+            ),
+        ] {
+            let e = PolicyFile::parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("credential"), "{bad}: {e}");
         }
     }
 

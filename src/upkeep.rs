@@ -28,8 +28,9 @@ pub struct Upkeep {
     pub flush_usage_every: Duration,
     /// Drop expired tokens from the cache. Default 60 s.
     pub evict_every: Duration,
-    /// Revoke previous credentials whose overlap ended, and finish interrupted emergencies, for
-    /// credentials rotated through the handle. Default 1 s.
+    /// Revoke previous credentials whose overlap ended, finish interrupted emergencies, and run
+    /// the targets' own deferred work when it falls due (an IAM key deleted when its deletion
+    /// grace ends), for credentials rotated through the handle. Default 1 s.
     pub sweep_every: Duration,
     /// With an audit log: move the store's binding to the log's head and push its signed tree
     /// head to the witness (if any), when the log grew. Default 10 s: the longest a crash can
@@ -214,18 +215,41 @@ pub(crate) fn start(
     }));
 
     let weak = Arc::downgrade(inner);
+    // When each watched target next has deferred work of its own (an IAM key whose deletion
+    // grace ends): asked then, not on every pass (each ask is a call to the provider).
+    let target_due: Arc<std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>> = Arc::default();
     handles.push(every(upkeep.sweep_every, rx.clone(), move || {
-        let inner = weak.upgrade();
+        let (inner, target_due) = (weak.upgrade(), Arc::clone(&target_due));
         async move {
             let Some(inner) = inner else { return };
             let watched: Vec<_> =
                 inner.watched.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            for (name, target) in &watched {
+                let now = inner.clock.now();
+                let due = target_due.lock().unwrap_or_else(|p| p.into_inner()).get(name.as_str()).copied();
+                if due.is_some_and(|d| d > now) {
+                    continue;
+                }
+                let next = match target.upkeep().await {
+                    Ok(Some(at)) => at,
+                    Ok(None) => DateTime::<Utc>::MAX_UTC,
+                    Err(e) => {
+                        tracing::warn!(credential = name.as_str(), error = %e, "the target's upkeep failed; retrying");
+                        now + token_core::chrono::TimeDelta::seconds(5)
+                    }
+                };
+                target_due.lock().unwrap_or_else(|p| p.into_inner()).insert(name.as_str().to_owned(), next);
+            }
             for (name, target) in watched {
                 let result = async {
-                    if inner.rotator.record(&name).await?.emergency.is_some() {
+                    let rec = inner.rotator.record(&name).await?;
+                    let revoking = matches!(rec.step, token_rotate::Step::Promoted { .. });
+                    if rec.emergency.is_some() {
                         let _ = inner.rotator.rotate(&name, target.as_ref()).await?;
-                    } else {
-                        inner.rotator.revoke_previous_if_due(&name, target.as_ref()).await?;
+                    } else if inner.rotator.revoke_previous_if_due(&name, target.as_ref()).await? && revoking {
+                        // A credential was just revoked: its target is asked again on the next
+                        // pass (an IAM key's grace runs from now).
+                        target_due.lock().unwrap_or_else(|p| p.into_inner()).remove(name.as_str());
                     }
                     Ok::<_, token_rotate::RotateError>(())
                 };

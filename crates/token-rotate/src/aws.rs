@@ -1,7 +1,10 @@
 //! AWS IAM access keys as a rotation target (feature `aws`), following AWS's own guidance: a
 //! second key is created beside the current one (IAM allows two), tested by signing an STS
 //! `GetCallerIdentity` with it and checking the ARN, promoted, and the previous key revoked in two
-//! steps — deactivated after the overlap, deleted after a further grace.
+//! steps — deactivated after the overlap, deleted once a further grace has passed since (by the
+//! deployment's upkeep, [`RotationTarget::upkeep`], or a later rotation; never early: a rotation
+//! that finds the second key slot held by a key in its grace waits, see
+//! [`RotationTarget::blocked_until`]).
 //!
 //! The handle is the access key id (public: it names the key, it cannot sign); the secret is the
 //! secret access key. Calls go through `token_http::aws` (SigV4, rustls on ring).
@@ -299,18 +302,96 @@ impl AwsAccessKeyTarget {
 
     /// [`AwsAccessKeyTarget::purge_inactive`] at `now`.
     pub async fn purge_inactive_at(&self, now: DateTime<Utc>) -> Result<usize, TargetError> {
+        Ok(self.purge_at(now).await?.0)
+    }
+
+    /// Deletes the keys whose grace is over at `now`; returns how many, and when the next one's
+    /// grace ends (Unix ms).
+    async fn purge_at(&self, now: DateTime<Utc>) -> Result<(usize, Option<i64>), TargetError> {
         let keys = self.list_keys("revoke").await?;
         let tags = self.user_tags("revoke").await?;
         let mut n = 0;
+        let mut next: Option<i64> = None;
         for k in keys.iter().filter(|k| !k.active) {
-            if let Owner::Ours { inactive_since: Some(ms) } = Self::owner(k, &tags, Some(now))
-                && now.timestamp_millis() - ms >= self.grace.num_milliseconds()
-            {
-                self.delete("revoke", k).await?;
-                n += 1;
+            if let Owner::Ours { inactive_since: Some(ms) } = Self::owner(k, &tags, Some(now)) {
+                let until = ms.saturating_add(self.grace.num_milliseconds());
+                if now.timestamp_millis() >= until {
+                    self.delete("revoke", k).await?;
+                    n += 1;
+                } else {
+                    next = Some(next.map_or(until, |t| t.min(until)));
+                }
             }
         }
-        Ok(n)
+        Ok((n, next))
+    }
+
+    /// The user's keys other than `current_id`, sorted: keys of ours that may go now (made for a
+    /// rotation that never finished, a crashed create's orphan, a deactivated key whose grace is
+    /// over), keys of ours deactivated and still in their grace (with when it ends, Unix ms), and
+    /// keys that are not ours (named, with their state).
+    async fn beside<'k>(
+        &self,
+        keys: &'k [AccessKeyInfo],
+        tags: &HashMap<String, String>,
+        current_id: Option<&str>,
+    ) -> Result<Beside<'k>, TargetError> {
+        let now_ms = self.clock.now().timestamp_millis();
+        let mut out = Beside { remove: Vec::new(), kept: Vec::new(), unknown: Vec::new() };
+        for k in keys.iter().filter(|k| Some(k.id.as_str()) != current_id) {
+            let used = if tags.contains_key(&key_tag(&k.id)) { None } else { self.last_used(&k.id).await? };
+            match Self::owner(k, tags, used) {
+                Owner::Unknown => {
+                    out.unknown.push(format!("{} ({})", k.id, if k.active { "active" } else { "inactive" }))
+                }
+                Owner::Ours { inactive_since: Some(ms) }
+                    if !k.active && now_ms < ms.saturating_add(self.grace.num_milliseconds()) =>
+                {
+                    out.kept.push((k, ms.saturating_add(self.grace.num_milliseconds())));
+                }
+                _ => out.remove.push(k),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a key in its grace fills IAM's second slot: until when, and why.
+    fn blocked(&self, keys: &[AccessKeyInfo], b: &Beside<'_>) -> Option<(DateTime<Utc>, String)> {
+        // IAM allows two keys per user: after the removable ones go, is there room for one more?
+        if b.kept.is_empty() || keys.len() - b.remove.len() < 2 {
+            return None;
+        }
+        let (key, until_ms) = b.kept.iter().min_by_key(|(_, t)| *t)?;
+        let until = DateTime::from_timestamp_millis(*until_ms)?;
+        Some((
+            until,
+            format!(
+                "IAM user {} has no room for a new access key: {} was deactivated by Tokenward and is kept for its \
+                 deletion grace ({}) until {} (it is not deleted early)",
+                self.user,
+                key.id,
+                human(self.grace),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ))
+    }
+}
+
+/// Keys beside the current one (see [`AwsAccessKeyTarget::beside`]).
+struct Beside<'k> {
+    remove: Vec<&'k AccessKeyInfo>,
+    kept: Vec<(&'k AccessKeyInfo, i64)>,
+    unknown: Vec<String>,
+}
+
+/// A duration for people (`1h`, `90s`, `250ms`).
+fn human(d: TimeDelta) -> String {
+    let ms = d.num_milliseconds();
+    match ms {
+        _ if ms >= 3_600_000 && ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms >= 60_000 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
     }
 }
 
@@ -320,33 +401,57 @@ impl RotationTarget for AwsAccessKeyTarget {
         "aws-iam-access-key"
     }
 
+    async fn blocked_until(
+        &self,
+        current: Option<&Credential>,
+    ) -> Result<Option<(DateTime<Utc>, String)>, TargetError> {
+        let keys = self.list_keys("create").await?;
+        let tags = self.user_tags("create").await?;
+        let beside = self.beside(&keys, &tags, current.map(|c| c.handle.as_str())).await?;
+        if !beside.unknown.is_empty() {
+            return Ok(None); // `create` refuses, naming them
+        }
+        Ok(self.blocked(&keys, &beside))
+    }
+
+    async fn upkeep(&self) -> Result<Option<DateTime<Utc>>, TargetError> {
+        let now = self.clock.now();
+        let (n, next) = self.purge_at(now).await?;
+        if n > 0 {
+            tracing::info!(user = %self.user, deleted = n, "access keys deleted after their deletion grace");
+        }
+        // Asked again when the next grace ends, and at least every minute (or every grace, when
+        // shorter): another process may deactivate a key meanwhile.
+        let recheck = self.grace.clamp(TimeDelta::seconds(1), TimeDelta::seconds(60));
+        let mut at = (now + recheck).timestamp_millis();
+        if let Some(t) = next {
+            at = at.min(t);
+        }
+        Ok(DateTime::from_timestamp_millis(at))
+    }
+
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         let keys = self.list_keys("create").await?;
         let tags = self.user_tags("create").await?;
         let current_id = current.map(|c| c.handle.as_str());
         // Every other key is attributed before anything is touched: one that is not Tokenward's
         // stops the rotation, and nothing is deactivated or deleted.
-        let mut ours = Vec::new();
-        let mut unknown = Vec::new();
-        for k in keys.iter().filter(|k| Some(k.id.as_str()) != current_id) {
-            let used = if tags.contains_key(&key_tag(&k.id)) { None } else { self.last_used(&k.id).await? };
-            match Self::owner(k, &tags, used) {
-                Owner::Unknown => {
-                    unknown.push(format!("{} ({})", k.id, if k.active { "active" } else { "inactive" }))
-                }
-                _ => ours.push(k),
-            }
-        }
-        if !unknown.is_empty() {
+        let beside = self.beside(&keys, &tags, current_id).await?;
+        if !beside.unknown.is_empty() {
             return Err(TargetError::new(
                 "create",
                 format!(
                     "IAM user {} holds access key(s) {} that Tokenward did not create and will not deactivate or \
                      delete: remove them (or move their users to the rotated key) before rotating",
                     self.user,
-                    unknown.join(", ")
+                    beside.unknown.join(", ")
                 ),
             ));
+        }
+        // A deactivated key in its deletion grace is never deleted early: if it takes the second
+        // slot, nothing is made (the rotator asks `blocked_until` first; this is the backstop).
+        if let Some((_, why)) = self.blocked(&keys, &beside) {
+            return Err(TargetError::new("create", why));
         }
         // The current credential is the store's, so ours: attributed if it is not yet (a key
         // rotated in before attribution tags existed).
@@ -356,10 +461,10 @@ impl RotationTarget for AwsAccessKeyTarget {
         {
             self.tag("create", &key_tag(id), format!("made:{}", self.clock.now().timestamp_millis())).await?;
         }
-        // Ours, not current: an older key deactivated earlier, a key made for a rotation that
-        // never finished, or the orphan of a crashed create (IAM allows two keys, so they make
-        // room). Deactivated first when still active, then deleted.
-        for k in ours {
+        // Ours, not current, and free to go: a key made for a rotation that never finished, the
+        // orphan of a crashed create, a deactivated key whose grace is over (IAM allows two keys,
+        // so they make room). Deactivated first when still active, then deleted.
+        for k in beside.remove {
             self.delete("create", k).await?;
         }
         // Tags of keys that no longer exist.

@@ -62,6 +62,17 @@ impl RotationTarget for Deployed {
         self.target.kind()
     }
 
+    async fn blocked_until(
+        &self,
+        current: Option<&Credential>,
+    ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, TargetError> {
+        self.target.blocked_until(current).await
+    }
+
+    async fn upkeep(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, TargetError> {
+        self.target.upkeep().await
+    }
+
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         self.target.create(rotation, current).await
     }

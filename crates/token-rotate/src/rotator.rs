@@ -41,6 +41,15 @@ pub enum Rotation {
         /// When it ends.
         until: DateTime<Utc>,
     },
+    /// The target cannot take a new credential yet (an IAM user's second key slot is held by a
+    /// deactivated key still in its deletion grace, which is never deleted early); nothing was
+    /// started. See [`RotationTarget::blocked_until`].
+    Waiting {
+        /// When it can.
+        until: DateTime<Utc>,
+        /// Why not before.
+        reason: String,
+    },
     /// The new credential is current in the store (and for consumers reading it there), but not
     /// everywhere consumers read it: a destination refused or did not answer. The previous
     /// credential keeps working and is not revoked until the promotion is finished; the next run
@@ -94,6 +103,8 @@ pub struct Rotator {
     audit: Option<Auditor>,
     clock: Arc<dyn Clock>,
     overlap: TimeDelta,
+    /// Per-credential overlaps (a policy's `overlap`), instead of `overlap`.
+    overlaps: std::sync::Mutex<std::collections::HashMap<String, TimeDelta>>,
     events: broadcast::Sender<(String, u64)>,
 }
 
@@ -108,7 +119,15 @@ impl Rotator {
     /// promotion.
     pub fn new(secrets: Arc<SecretStore>, overlap: TimeDelta, clock: Arc<dyn Clock>) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { running: Default::default(), secrets, audit: None, clock, overlap, events }
+        Self {
+            running: Default::default(),
+            secrets,
+            audit: None,
+            clock,
+            overlap,
+            overlaps: Default::default(),
+            events,
+        }
     }
 
     /// Records every step through `auditor` (durably, before the step is acknowledged).
@@ -117,9 +136,26 @@ impl Rotator {
         self
     }
 
-    /// The overlap a previous credential keeps working after a promotion.
+    /// The overlap a previous credential keeps working after a promotion (for credentials
+    /// without their own: [`Rotator::set_overlap`]).
     pub fn overlap(&self) -> TimeDelta {
         self.overlap
+    }
+
+    /// Gives `name` its own overlap (`None`: the rotator's again). Applies from its next
+    /// promotion; a negative one counts as zero.
+    pub fn set_overlap(&self, name: &SecretName, overlap: Option<TimeDelta>) {
+        let mut o = self.overlaps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match overlap {
+            Some(d) => o.insert(name.as_str().to_owned(), d.max(TimeDelta::zero())),
+            None => o.remove(name.as_str()),
+        };
+    }
+
+    /// The overlap `name`'s previous credential keeps working after a promotion.
+    pub fn overlap_for(&self, name: &SecretName) -> TimeDelta {
+        let o = self.overlaps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        o.get(name.as_str()).copied().unwrap_or(self.overlap)
     }
 
     /// The clock it reads.
@@ -295,6 +331,18 @@ impl Rotator {
                             return Ok(Rotation::Promoted { rotation: next.rotation, version });
                         }
                     }
+                    // A target that cannot take a new credential yet (a key in its deletion grace
+                    // holding IAM's second slot): nothing is started, and the caller is told
+                    // until when. (An emergency does not ask: its create fails and says why.)
+                    if rec.emergency.is_none() {
+                        let current = self.current(name).await?;
+                        if let Some((until, reason)) = target.blocked_until(current.as_ref()).await?
+                            && until > now
+                        {
+                            tracing::info!(credential = name.as_str(), until = %until, %reason, "rotation waits");
+                            return Ok(Rotation::Waiting { until, reason });
+                        }
+                    }
                     let next =
                         RotationRecord { rotation: rec.rotation + 1, step: Step::Creating, ..rec.clone() };
                     raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
@@ -367,7 +415,8 @@ impl Rotator {
                 Step::Tested { version } => {
                     let pending = self.pending(name, version, cached.take()).await?;
                     let rotation = rec.rotation;
-                    let overlap = if rec.emergency.is_some() { TimeDelta::zero() } else { self.overlap };
+                    let overlap =
+                        if rec.emergency.is_some() { TimeDelta::zero() } else { self.overlap_for(name) };
                     let left;
                     (rec, raw, left) =
                         self.promote(name, target, rec, raw, (version, &pending), overlap).await?;
@@ -781,7 +830,7 @@ impl Rotator {
             | Rotation::RollbackIncomplete { reason, .. } => {
                 Err(RotateError::EmergencyIncomplete { name: name.as_str().to_owned(), reason })
             }
-            Rotation::InOverlap { .. } => Err(RotateError::Corrupted {
+            Rotation::InOverlap { .. } | Rotation::Waiting { .. } => Err(RotateError::Corrupted {
                 name: name.as_str().to_owned(),
                 detail: "emergency in overlap".into(),
             }),

@@ -392,7 +392,7 @@ impl TokioScheduler {
             match self.rotator.rotate(&name, target).await? {
                 Rotation::Promoted { .. } => {
                     report.promoted = 1;
-                    let until = self.rotator.clock().now() + self.rotator.overlap();
+                    let until = self.rotator.clock().now() + self.rotator.overlap_for(&name);
                     Ok(Done {
                         index,
                         work: Work::RevokePrevious,
@@ -406,6 +406,14 @@ impl TokioScheduler {
                     work: Work::RevokePrevious,
                     due_ms: until.timestamp_millis(),
                     attempts,
+                    report,
+                }),
+                // The target has no room yet (a key in its deletion grace): tried again then.
+                Rotation::Waiting { until, .. } => Ok(Done {
+                    index,
+                    work: Work::Rotate,
+                    due_ms: until.timestamp_millis(),
+                    attempts: 0,
                     report,
                 }),
                 Rotation::RolledBack { .. } => {

@@ -1,6 +1,7 @@
 //! The rotation protocol as a trait that a tool author implements for any credential target.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
@@ -18,6 +19,27 @@ use crate::error::TargetError;
 pub trait RotationTarget: Send + Sync {
     /// A short name for audit entries (`"tokenward-token"`, `"openbao-token"`).
     fn kind(&self) -> &str;
+
+    /// Whether the target can take a new credential beside `current` now: `None` if it can (the
+    /// default), or until when it cannot and why — an IAM user whose two key slots hold the
+    /// current key and one deactivated key still in its deletion grace, which is never deleted
+    /// early. Asked before a rotation starts; a rotation that is told to wait starts nothing
+    /// ([`Rotation::Waiting`](crate::Rotation::Waiting)).
+    async fn blocked_until(
+        &self,
+        current: Option<&Credential>,
+    ) -> Result<Option<(DateTime<Utc>, String)>, TargetError> {
+        let _ = current;
+        Ok(None)
+    }
+
+    /// Does the target's own deferred work that is due (an IAM key whose deletion grace is over
+    /// is deleted) and says when it should be asked again (`None`: never; the default does
+    /// nothing). Run by the deployment's upkeep, so a deactivated key goes when its grace ends,
+    /// not at the next rotation.
+    async fn upkeep(&self) -> Result<Option<DateTime<Utc>>, TargetError> {
+        Ok(None)
+    }
 
     /// Creates a new credential that works alongside `current` (the overlap). `rotation` is the
     /// rotation's number, usable as an idempotency key.

@@ -70,6 +70,15 @@ impl RotationTarget for Faulty {
     fn kind(&self) -> &str {
         self.inner.kind()
     }
+    async fn blocked_until(
+        &self,
+        current: Option<&Credential>,
+    ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, TargetError> {
+        self.inner.blocked_until(current).await
+    }
+    async fn upkeep(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, TargetError> {
+        self.inner.upkeep().await
+    }
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         self.hit(At::Create, "create").await?;
         self.inner.create(rotation, current).await

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use token_audit::{AuditWriter, Auditor, FailureMode, MemoryLog, WriterConfig};
-use token_core::SystemClock;
 use token_core::chrono::TimeDelta;
+use token_core::{Clock as _, SystemClock};
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
@@ -241,6 +241,79 @@ async fn a_crashed_creates_orphan_is_deleted_but_a_later_hand_made_key_is_not() 
     assert!(key_states(&admin, "orphaned").await.contains(&(late, true)), "the late key is untouched");
 }
 
+/// The policy's overlap and deletion grace, honoured (issue 24 §6), on an injected clock: the
+/// previous key keeps working through the overlap; revoked, it is deactivated and kept (never
+/// deleted in the same call, nor by the next rotation, which waits and says until when, starting
+/// nothing); the target's upkeep deletes it once the grace has passed, not a minute before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deletion_grace_is_honoured_and_a_rotation_waits_for_it() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "graceful").await;
+    let clock = Arc::new(token_core::ManualClock::new(token_core::chrono::Utc::now()));
+    let target = AwsAccessKeyTarget::new(admin.clone(), "graceful")
+        .deletion_grace(TimeDelta::hours(1))
+        .test_patience(Duration::from_secs(2))
+        .clock(clock.clone());
+    let rotator = Rotator::new(secrets().await, TimeDelta::minutes(10), clock.clone());
+    let name = SecretName::new("aws/graceful").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let first = rotator.current(&name).await.unwrap().unwrap();
+    clock.advance(TimeDelta::minutes(11)); // (the bootstrap's own overlap, with no previous key)
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let second = rotator.current(&name).await.unwrap().unwrap().handle;
+
+    // The overlap: the previous key stays active and signs until it ends; nothing is started.
+    match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::InOverlap { until } => assert_eq!(until, clock.now() + TimeDelta::minutes(10)),
+        other => panic!("during the overlap: {other:?}"),
+    }
+    target.test(&first).await.expect("the previous key works during its overlap");
+
+    // After it: the previous key is deactivated, and the rotation waits for its grace.
+    clock.advance(TimeDelta::minutes(10) + TimeDelta::seconds(1));
+    let deactivated_at = clock.now();
+    let rotation_before = rotator.record(&name).await.unwrap().rotation;
+    match rotator.rotate(&name, &target).await.unwrap() {
+        Rotation::Waiting { until, reason } => {
+            assert_eq!(until, deactivated_at + TimeDelta::hours(1), "{reason}");
+            assert!(reason.contains(&first.handle) && reason.contains("not deleted early"), "{reason}");
+        }
+        other => panic!("with a key in its grace holding the second slot: {other:?}"),
+    }
+    let rec = rotator.record(&name).await.unwrap();
+    assert_eq!((rec.rotation, rec.step), (rotation_before, Step::Idle), "nothing started");
+    assert!(!rotator.secrets().labels(&name).await.unwrap().contains_key(&Label::Pending));
+    let both = vec![(first.handle.clone(), false), (second.clone(), true)];
+    let sorted = |mut v: Vec<(String, bool)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(key_states(&admin, "graceful").await),
+        sorted(both.clone()),
+        "deactivated, not deleted"
+    );
+    // A direct create refuses too (the backstop), touching nothing.
+    let current = rotator.current(&name).await.unwrap();
+    let e = target.create(99, current.as_ref()).await.unwrap_err().to_string();
+    assert!(e.contains(&first.handle) && e.contains("deletion grace"), "{e}");
+    assert_eq!(sorted(key_states(&admin, "graceful").await), sorted(both.clone()));
+
+    // The upkeep: nothing before the grace ends (asked again within a minute) …
+    let next = target.upkeep().await.unwrap().expect("asked again");
+    assert!(next > clock.now() && next <= clock.now() + TimeDelta::minutes(1), "{next}");
+    clock.advance(TimeDelta::minutes(59) + TimeDelta::seconds(30));
+    let next = target.upkeep().await.unwrap().expect("asked again");
+    assert_eq!(next, deactivated_at + TimeDelta::hours(1), "asked again when the grace ends");
+    assert_eq!(sorted(key_states(&admin, "graceful").await), sorted(both), "30 s left: kept");
+    // … and the key deleted (its tag too) once it has.
+    clock.set(deactivated_at + TimeDelta::hours(1));
+    target.upkeep().await.unwrap();
+    assert_eq!(key_states(&admin, "graceful").await, vec![(second.clone(), true)]);
+    assert!(!user_tags(&admin, "graceful").await.contains(&format!("tokenward:key:{}", first.handle)));
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
     let Some((_moto, admin)) = aws().await else { return };
@@ -303,6 +376,12 @@ async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
                 Rotation::InOverlap { .. } => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     let _ = rotator.revoke_previous_if_due(&name, target.as_ref()).await.unwrap();
+                }
+                // The previous key, deactivated, keeps IAM's second slot for its 200 ms grace.
+                Rotation::Waiting { until, .. } => {
+                    let wait = (until - token_core::chrono::Utc::now()).to_std().unwrap_or_default();
+                    assert!(wait <= Duration::from_millis(250), "{wait:?}");
+                    tokio::time::sleep(wait + Duration::from_millis(5)).await;
                 }
                 other => panic!("{other:?}"),
             }

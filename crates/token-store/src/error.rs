@@ -13,6 +13,15 @@ pub enum StoreError {
         /// The key-encryption key's id.
         kek_id: String,
     },
+    /// The store's KEK is being moved (a move was interrupted): it opens only with the move
+    /// itself, which finishes it (`tokenward rekey --to <to>`; [`crate::KekMove`]).
+    #[error(
+        "the store is being moved to KEK {to} and the move is unfinished: run it again to finish it (`tokenward rekey --to {to}`)"
+    )]
+    KekMoveUnfinished {
+        /// The KEK it is moving to.
+        to: String,
+    },
     /// A record is bound to a key this keyring does not hold.
     #[error("no key `{kek_id}` in the keyring for this record")]
     UnknownKey {

@@ -29,6 +29,62 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn is_passphrase(&self) -> bool {
         false
     }
+
+    /// For a [`KekMove`]: the id of the KEK the store is moving away from.
+    fn moving_from(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A store's KEK being moved to another one (another KMS key, or from a passphrase or key file to
+/// a KMS): new data keys, rewraps and the key check go under `to`; a data key is unwrapped under
+/// whichever of the two holds its KEK, so a store opens with it at any point of the move (before,
+/// midway after a crash, after). See [`crate::SecretStore::move_kek`].
+pub struct KekMove {
+    from: std::sync::Arc<dyn KeyProvider>,
+    to: std::sync::Arc<dyn KeyProvider>,
+}
+
+impl KekMove {
+    /// A move from `from` (what the store is opened with now) to `to`.
+    pub fn new(from: std::sync::Arc<dyn KeyProvider>, to: std::sync::Arc<dyn KeyProvider>) -> Self {
+        Self { from, to }
+    }
+}
+
+impl fmt::Debug for KekMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KekMove")
+            .field("from", &self.from.current_kek())
+            .field("to", &self.to.current_kek())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl KeyProvider for KekMove {
+    fn current_kek(&self) -> &str {
+        self.to.current_kek()
+    }
+
+    async fn wrap(&self, dek: &SecretKey, aad: &[u8]) -> Result<Sealed> {
+        self.to.wrap(dek, aad).await
+    }
+
+    async fn unwrap(&self, kek_id: &str, wrapped: &Sealed, aad: &[u8]) -> Result<SecretKey> {
+        match self.to.unwrap(kek_id, wrapped, aad).await {
+            Err(StoreError::UnknownKey { .. }) => self.from.unwrap(kek_id, wrapped, aad).await,
+            other => other,
+        }
+    }
+
+    fn is_passphrase(&self) -> bool {
+        self.from.is_passphrase()
+    }
+
+    fn moving_from(&self) -> Option<&str> {
+        Some(self.from.current_kek())
+    }
 }
 
 /// Argon2id parameters, stored beside the salt so a store can be reopened with the passphrase

@@ -51,7 +51,7 @@ mod tokens;
 pub use backend::Backend;
 pub use cache::{BoundedCache, CacheStats, VerifierCache};
 pub use error::{BackendError, KeyProviderError, Result, StoreError};
-pub use keys::{KdfParams, KeyProvider, LocalKek, LocalKeyring};
+pub use keys::{KdfParams, KekMove, KeyProvider, LocalKek, LocalKeyring};
 #[cfg(feature = "aws-kms")]
 pub use kms::AwsKmsKeyProvider;
 #[cfg(feature = "openbao-transit")]
@@ -62,7 +62,7 @@ pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 pub use postgres::{Change, PostgresBackend, RevocationFeed};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
-pub use store::{Migration, RewrapReport, SecretStore, secret_text};
+pub use store::{KEK_MOVE_META, Migration, RewrapReport, SecretStore, secret_text};
 pub use tokens::{CatchUp, ListedToken, LoadReport, TokenService};
 
 /// Earlier names, kept so that code written against them still compiles.

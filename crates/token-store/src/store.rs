@@ -14,6 +14,9 @@ use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion};
 
 const META_KEY_CHECK: &str = "key-check";
 const META_KDF: &str = "kdf";
+/// Plain metadata, set while a store's KEK is being moved ([`SecretStore::move_kek`]): the id of
+/// the KEK it is moving to (public). Empty or absent: no move in progress.
+pub const KEK_MOVE_META: &str = "kek-move";
 /// The id of the KEK derived from a store's passphrase.
 pub const PASSPHRASE_KEK_ID: &str = "passphrase";
 
@@ -152,6 +155,12 @@ impl SecretStore {
         migrate: bool,
     ) -> Result<(Self, Migration)> {
         let stored_check = backend.meta(META_KEY_CHECK).await?;
+        // A move of the KEK left midway (a crash): only the move itself (both KEKs) opens it.
+        if keys.moving_from().is_none()
+            && let Some(to) = backend.meta(KEK_MOVE_META).await?.filter(|v| !v.is_empty())
+        {
+            return Err(StoreError::KekMoveUnfinished { to: String::from_utf8_lossy(&to).into_owned() });
+        }
         let store = Self { backend, keys, audit: None, record_key: None };
         match stored_check {
             Some(bytes) => {
@@ -477,6 +486,47 @@ impl SecretStore {
             )
             .attr("key", "kek")
             .attr("kek_id", current)
+            .attr("rewrapped", report.rewrapped.to_string());
+            a.emit_durable(event).await?;
+        }
+        Ok(report)
+    }
+
+    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::KekMove)
+    /// (from the KEK it is under, to the new one). Records the move (plain metadata
+    /// [`KEK_MOVE_META`], so an ordinary open refuses a half-moved store with
+    /// [`StoreError::KekMoveUnfinished`] instead of failing on the first moved secret), rewraps
+    /// every data key under the new KEK (compare-and-swap each: a rerun after a crash resumes),
+    /// writes the key check for the new KEK (from then on the old one no longer opens the store),
+    /// clears the record, and audits a `key_rotation` with both KEK ids (never key material).
+    pub async fn move_kek(&self, batch: usize) -> Result<RewrapReport> {
+        let Some(from) = self.keys.moving_from().map(str::to_owned) else {
+            return Err(StoreError::Invalid("moving a KEK needs the store opened with a KekMove".into()));
+        };
+        let to = self.keys.current_kek().to_owned();
+        if from == to {
+            return Err(StoreError::Invalid(format!("the store is already under {to}")));
+        }
+        match self.backend.meta(KEK_MOVE_META).await? {
+            Some(v) if !v.is_empty() && v != to.as_bytes() => {
+                return Err(StoreError::KekMoveUnfinished { to: String::from_utf8_lossy(&v).into_owned() });
+            }
+            Some(v) if v == to.as_bytes() => {}
+            old => self.backend.set_meta(KEK_MOVE_META, old.as_deref(), to.as_bytes()).await?,
+        }
+        let audit = self.audit.clone();
+        let report = Self { audit: None, ..self.clone() }.rotate_kek(batch).await?;
+        self.backend.set_meta(KEK_MOVE_META, Some(to.as_bytes()), b"").await?;
+        if let Some(a) = &audit {
+            let event = token_audit::AuditEvent::new(
+                chrono::Utc::now(),
+                token_audit::Actor::System,
+                token_audit::Action::KeyRotation,
+            )
+            .attr("key", "kek")
+            .attr("operation", "move")
+            .attr("from_kek_id", from)
+            .attr("kek_id", to)
             .attr("rewrapped", report.rewrapped.to_string());
             a.emit_durable(event).await?;
         }

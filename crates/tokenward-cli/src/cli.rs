@@ -123,6 +123,12 @@ pub(crate) enum Command {
     /// Rewrap every data key under the current key-encryption key (run after rotating the KMS
     /// key, e.g. `bao write -f transit/keys/KEY/rotate`; resumable, safe to run twice).
     Rewrap,
+    /// Move the store to another key-encryption key (another KMS key, or from a passphrase or key
+    /// file to a KMS): opened with the current key as usual, every data key and the key check
+    /// rewrapped under `--to` (audited; resumable: after a crash, run it again with the same
+    /// keys). Afterwards open the store with `--kms <to>`; the old key no longer opens it.
+    #[command(after_help = "Example:\n  tokenward --kms aws-kms:alias/old rekey --to aws-kms:alias/new")]
+    Rekey(RekeyArgs),
     /// Upgrade a store written by an older Tokenward (audited): records in the older form whose
     /// integrity tag holds are rewritten, the integrity markers written. An open never does this
     /// by itself; nothing that fails its tag is ever accepted.
@@ -681,4 +687,13 @@ impl std::fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "WebhookUrl({self})")
     }
+}
+
+/// `rekey`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RekeyArgs {
+    /// The KMS key to move to: `aws-kms:KEY` or `transit:MOUNT/KEY` (reached with the same
+    /// environment settings as `--kms`).
+    #[arg(long)]
+    pub(crate) to: tokenward::KmsKey,
 }

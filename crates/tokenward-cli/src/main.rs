@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Revoke(a) => cmd::tokens::revoke(g, a).await,
         Command::Secret(c) => cmd::secrets::run(g, c).await,
         Command::Rewrap => cmd::secrets::rewrap(g).await,
+        Command::Rekey(a) => cmd::secrets::rekey(g, a).await,
         Command::Migrate => cmd::secrets::migrate(g).await,
         Command::Rotate(a) => cmd::rotate::rotate(g, a).await,
         Command::Daemon(a) => cmd::rotate::daemon(g, a).await,

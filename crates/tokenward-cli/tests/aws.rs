@@ -152,3 +152,117 @@ async fn the_drill_leaks_into_a_bucket_and_scan_reads_buckets() {
     assert!(!scan.stdout.contains(&token) && !scan.stderr.contains(&token), "the token is never printed");
     assert!(!cli.transcript.borrow().contains(&secret), "the AWS secret key is never printed");
 }
+
+/// The policy's `overlap` and `deletion_grace` (issue 24 §6), honoured through the CLI and the
+/// daemon, in real time on seconds: the previous key keeps working for the overlap (`rotate`
+/// exits 3, nothing started); after it, `rotate` deactivates it but does not delete it, and — the
+/// key in its grace holding IAM's second slot — starts nothing and says until when (exit 3,
+/// `waiting`); the daemon deletes it once its grace has passed, not before and not at the next
+/// rotation; then a rotation goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemon() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let Some(moto) = Moto::start(3) else { return };
+    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
+    let (admin_id, admin_secret) =
+        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let admin = moto.client(creds);
+    let v = "2010-05-08";
+    admin.query("iam", v, "CreateUser", &[("UserName", "graced".into())]).await.unwrap();
+    let cli = Cli::new();
+    let policy = format!(
+        "{POLICY}\n[[credential]]\nname = \"aws/graced\"\nschedule = \"30d\"\noverlap = \"2s\"\ndeletion_grace = \"4s\"\n\
+         target = {{ kind = \"aws-iam-access-key\", user = \"graced\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
+         admin_secret_key_secret = \"aws/admin-secret\" }}\n",
+        e = moto.endpoint()
+    );
+    std::fs::write(cli.path("policy.toml"), &policy).unwrap();
+    cli.run(&["init", "--policy", "policy.toml"]).ok();
+    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    let keys = || {
+        let admin = admin.clone();
+        async move {
+            let x = admin.query("iam", v, "ListAccessKeys", &[("UserName", "graced".into())]).await.unwrap();
+            let mut k: Vec<(String, bool)> = xml::blocks(&x, "member")
+                .into_iter()
+                .map(|m| (xml::tag(m, "AccessKeyId").unwrap(), xml::tag(m, "Status").unwrap() == "Active"))
+                .collect();
+            k.sort();
+            k
+        }
+    };
+    let rotate = || {
+        let r = cli.run(&["rotate", "aws/graced", "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(r.stdout.trim()).unwrap_or_else(|_| panic!("{}", r.stderr));
+        (r.code, v)
+    };
+    assert_eq!(rotate().0, 0);
+    let first = keys().await[0].0.clone();
+    std::thread::sleep(Duration::from_millis(2_100)); // (the bootstrap's overlap, with no previous key)
+    let (code, _) = rotate();
+    assert_eq!(code, 0);
+    let promoted_at = Instant::now();
+    // The overlap: nothing started, the previous key still active.
+    let (code, v) = rotate();
+    assert_eq!((code, v["status"].as_str()), (3, Some("nothing_started")), "{v}");
+    assert!(v["until"].is_string() && v["started"] == false, "{v}");
+    let both = keys().await;
+    assert_eq!(both.len(), 2);
+    assert!(both.contains(&(first.clone(), true)), "the previous key is active in its overlap: {both:?}");
+    // After the overlap: deactivated, not deleted, and the rotation waits for its grace.
+    std::thread::sleep(Duration::from_millis(2_100).saturating_sub(promoted_at.elapsed()));
+    let (code, v) = rotate();
+    let revoked_at = tokenward::core::chrono::Utc::now();
+    assert_eq!((code, v["status"].as_str()), (3, Some("waiting")), "{v}");
+    let text = v["result"].as_str().unwrap();
+    assert!(text.contains(&first) && text.contains("deletion grace") && v["until"].is_string(), "{v}");
+    let until = tokenward::core::chrono::DateTime::parse_from_rfc3339(v["until"].as_str().unwrap()).unwrap();
+    let ahead = (until.with_timezone(&tokenward::core::chrono::Utc) - revoked_at).num_milliseconds();
+    assert!((2_000..=4_500).contains(&ahead), "until is the grace's end ({ahead} ms ahead)");
+    assert!(keys().await.contains(&(first.clone(), false)), "deactivated, kept for its grace");
+    // Again at once: still waiting, still kept (a rotation never deletes it early).
+    assert_eq!(rotate().1["status"], "waiting");
+    assert!(keys().await.contains(&(first.clone(), false)));
+
+    // The daemon deletes it when its grace is over, not at the next rotation (30 days away).
+    let mut daemon = cli
+        .command()
+        .args(["daemon", "--tick", "100ms"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let _ = err.next();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut gone_after = None;
+    while Instant::now() < deadline {
+        let k = keys().await;
+        if !k.iter().any(|(id, _)| *id == first) {
+            gone_after = Some((tokenward::core::chrono::Utc::now() - revoked_at).num_milliseconds());
+            break;
+        }
+        assert_eq!(k.len(), 2, "{k:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let stop = Instant::now() + Duration::from_secs(20);
+    while daemon.try_wait().unwrap().is_none() && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = daemon.try_wait().unwrap();
+    if status.is_none() {
+        let _ = daemon.kill();
+    }
+    let gone_after = gone_after.expect("the daemon deleted the key after its grace");
+    assert!(gone_after >= 3_900, "deleted {gone_after} ms after its deactivation: before its 4 s grace");
+    assert!(gone_after <= 9_000, "deleted {gone_after} ms after its deactivation: late");
+    assert!(status.is_some_and(|s| s.success()), "the daemon stops after SIGTERM: {status:?}");
+    // Room again: the rotation goes through.
+    let (code, v) = rotate();
+    assert_eq!((code, v["status"].as_str()), (0, Some("promoted")), "{v}");
+    assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
+    assert!(!cli.transcript.borrow().contains(&admin_secret));
+}

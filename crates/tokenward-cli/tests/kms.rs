@@ -177,3 +177,95 @@ async fn a_store_keyed_by_aws_kms_opens_with_the_aws_environment_and_names_a_den
     assert!(!transcript.contains(&secret), "the AWS secret key appeared");
     assert!(!transcript.contains(wrong), "the wrong AWS secret key appeared");
 }
+
+/// `rekey --to` (issue 24 §6): a store moves from its passphrase to an AWS KMS key, then to
+/// another KMS key with the move killed (SIGKILL) midway and run again; each time every secret
+/// still reads under the new key, the old key no longer opens the store, a half-moved store
+/// refuses an ordinary open with a typed error that says how to finish, and the moves are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_moves_from_a_passphrase_to_a_kms_key_and_to_another_resumably() {
+    let Some(moto) = Moto::start(3) else { return };
+    let creds = moto.setup_user("kms-admin", tokenward_test_support::ALLOW_ALL).await;
+    let (id, secret) = (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let client = moto.client(creds);
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let k = client.json("kms", "TrentService.CreateKey", &serde_json::json!({})).await.unwrap();
+        keys.push(format!("aws-kms:{}", k["KeyMetadata"]["KeyId"].as_str().unwrap()));
+    }
+    let endpoint = moto.endpoint().to_owned();
+    let aws = |c: &mut std::process::Command| {
+        c.env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", &id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("AWS_ENDPOINT_URL", &endpoint);
+    };
+    let under = |kek: &str| {
+        let (kek, aws) = (kek.to_owned(), &aws);
+        move |c: &mut std::process::Command| {
+            aws(c);
+            c.env_remove("TOKENWARD_PASSPHRASE").env("TOKENWARD_KMS", &kek);
+        }
+    };
+    let cli = Cli::new();
+    cli.init();
+    for i in 0..40 {
+        cli.run_stdin(&["secret", "put", &format!("app/s{i}")], format!("planted-{i}").as_bytes()).ok();
+    }
+    let reads = |configure: &dyn Fn(&mut std::process::Command)| {
+        let r = cli.run_in(&["secret", "get", "app/s7"], None, configure);
+        (r.code, r.stdout.clone(), r.stderr.clone())
+    };
+
+    // Passphrase → KMS key A.
+    let r = cli.run_in(&["rekey", "--to", &keys[0]], None, aws);
+    assert!(r.ok().is_empty() && r.stderr.contains(&format!("moved to {}", keys[0])), "{}", r.stderr);
+    assert_eq!(reads(&under(&keys[0])).1, "planted-7");
+    let (code, _, err) = reads(&|_: &mut std::process::Command| {});
+    assert_eq!(code, 2, "the passphrase no longer opens the store: {err}");
+
+    // KMS key A → B, killed midway, then run again.
+    let mut child = cli.command();
+    child
+        .args(["rekey", "--to", &keys[1]])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    under(&keys[0])(&mut child);
+    let mut child = child.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let (code, out, err) = reads(&under(&keys[0]));
+    // Not started (key A still opens it whole), midway (a typed refusal naming the move and how
+    // to finish it), or done (key B's check: key A is refused) — never a half-readable store.
+    let stage = if out == "planted-7" {
+        "not started"
+    } else if code == 2 && err.contains("unfinished") && err.contains(&keys[1]) {
+        "midway"
+    } else if code == 2 && err.contains(&keys[1]) {
+        "done"
+    } else {
+        panic!("after a SIGKILL during the move ({code}): {err}")
+    };
+    eprintln!("the move was killed {stage}");
+    let r = cli.run_in(&["rekey", "--to", &keys[1]], None, under(&keys[0]));
+    assert!(r.stderr.contains(&format!("moved to {}", keys[1])), "{}", r.stderr);
+    r.ok();
+    for i in [0, 7, 39] {
+        let got = cli.run_in(&["secret", "get", &format!("app/s{i}")], None, under(&keys[1]));
+        assert_eq!(got.ok(), format!("planted-{i}"));
+    }
+    let (code, _, err) = reads(&under(&keys[0]));
+    assert_eq!(code, 2, "key A no longer opens the store: {err}");
+    // A rerun after it is done: refused (already under B), nothing changed.
+    let again = cli.run_in(&["rekey", "--to", &keys[1]], None, under(&keys[1]));
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert_eq!(reads(&under(&keys[1])).1, "planted-7");
+
+    let audit = cli.run_in(&["audit", "show", "--action", "key_rotation"], None, under(&keys[1]));
+    let shown = audit.ok();
+    assert!(shown.contains(&keys[0]) && shown.contains(&keys[1]), "{shown}");
+    cli.run_in(&["audit", "verify"], None, under(&keys[1])).ok();
+    let transcript = cli.transcript.borrow();
+    assert!(!transcript.contains(&secret) && !transcript.contains(PASS));
+}

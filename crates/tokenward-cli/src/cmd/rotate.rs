@@ -15,7 +15,8 @@ use crate::open::{self, Need};
 use crate::out;
 
 /// Exit statuses of `rotate NAME` beyond 0 (promoted everywhere), 1 (rolled back cleanly) and 2
-/// (an error): nothing started (the previous credential's overlap runs), promoted in the store
+/// (an error): nothing started (the previous credential's overlap runs, or the target has no
+/// room yet: an IAM key in its deletion grace holds the second slot), promoted in the store
 /// but not at every destination, rolled back with the withdrawal not finished.
 pub(crate) const EXIT_NOTHING_STARTED: u8 = 3;
 pub(crate) const EXIT_PARTIAL: u8 = 4;
@@ -38,6 +39,15 @@ fn rotation_text(name: &str, r: &Rotation) -> (String, u8, &'static str, Option<
             ),
             EXIT_NOTHING_STARTED,
             "nothing_started",
+            None,
+        ),
+        Rotation::Waiting { until, reason } => (
+            format!(
+                "{name}: nothing started: the target has no room for a new credential until {}: {reason}",
+                out::time(*until)
+            ),
+            EXIT_NOTHING_STARTED,
+            "waiting",
             None,
         ),
         Rotation::Partial { rotation, version, left } => (
@@ -92,11 +102,15 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
     }
     let r = tw.rotate(&secret, target).await?;
     let (text, code, status, left) = rotation_text(name, &r);
+    let until = match &r {
+        Rotation::InOverlap { until } | Rotation::Waiting { until, .. } => Some(out::time(*until)),
+        _ => None,
+    };
     if json {
         println!(
             "{}",
             json!({"credential": name, "result": text, "ok": code == 0, "status": status,
-                   "started": code != EXIT_NOTHING_STARTED, "left": left})
+                   "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until})
         );
     } else {
         println!("{text}");

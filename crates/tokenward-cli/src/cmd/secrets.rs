@@ -121,3 +121,17 @@ pub(crate) async fn rewrap(g: &Global) -> Result<u8> {
     eprintln!("rewrapped {} data key(s) under {kek}", report.rewrapped);
     Ok(0)
 }
+
+/// `rekey --to KMS`: the store moved to another KEK (see [`tokenward::Tokenward::move_kek`]).
+pub(crate) async fn rekey(g: &Global, a: crate::cli::RekeyArgs) -> Result<u8> {
+    let to = a.to.to_string();
+    let tw = open::open_with(g, Need::Audited, open::builder(g, false)?.moving_kek_to(a.to)).await?;
+    let moved = tw.move_kek().await;
+    tw.shutdown().await?;
+    let report = moved?;
+    eprintln!(
+        "moved to {to}: {} data key(s) rewrapped; open the store with --kms {to} from now on",
+        report.rewrapped
+    );
+    Ok(0)
+}

@@ -98,9 +98,7 @@ impl TokenVerifier {
 
     /// [`TokenVerifier::verify_async`] recording the request's `source`.
     pub async fn verify_from_async(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
-        if let Err(e) = self.inner.tokens.fetch_missing(token).await {
-            tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
-            let reason = token_core::DenyReason::LookupUnavailable;
+        if let Err(reason) = self.fetch(token).await {
             return match &self.inner.audited {
                 None => Decision::Denied(reason),
                 Some(v) => v.record_denial(token, reason, request, source),
@@ -132,15 +130,22 @@ impl TokenVerifier {
         refused: &str,
         source: Option<&str>,
     ) -> Decision {
-        if let Err(e) = self.inner.tokens.fetch_missing(token).await {
-            tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
-            let reason = token_core::DenyReason::LookupUnavailable;
+        if let Err(reason) = self.fetch(token).await {
             return match &self.inner.audited {
                 None => Decision::Denied(reason),
                 Some(v) => v.record_refusal(token, reason, refused, source),
             };
         }
         self.refuse_unmapped_from(token, refused, source)
+    }
+
+    /// A bounded cache's read of `token` (and its ancestors) before deciding; a read that cannot
+    /// be made is the denial [`token_core::DenyReason::LookupUnavailable`].
+    async fn fetch(&self, token: &str) -> Result<(), token_core::DenyReason> {
+        self.inner.tokens.fetch_missing(token).await.map_err(|e| {
+            tracing::warn!(error = %e, "token lookup unavailable; the presentation is denied");
+            token_core::DenyReason::LookupUnavailable
+        })
     }
 
     /// Records a request refused before any token was read (`code`: `missing_token`,

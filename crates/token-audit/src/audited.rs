@@ -95,17 +95,7 @@ impl<L: TokenLookup> AuditedVerifier<L> {
         request: &Request,
         source: Option<&str>,
     ) -> Decision {
-        let now = self.inner.clock().now();
-        let presented = self.inner.format().parse(token).ok().map(|p| p.id());
-        self.record(
-            now,
-            token,
-            Decision::Denied(reason.clone()),
-            &reason,
-            presented,
-            Asked::Request(request),
-            source,
-        )
+        self.record_denied(token, reason, Asked::Request(request), source)
     }
 
     /// Refuses `token` for a request no scope maps to, and records it. The token is authenticated
@@ -130,17 +120,20 @@ impl<L: TokenLookup> AuditedVerifier<L> {
         refused: &str,
         source: Option<&str>,
     ) -> Decision {
+        self.record_denied(token, reason, Asked::Refused(refused), source)
+    }
+
+    /// Records a denial decided before the verifier ran (the token is parsed for its id only).
+    fn record_denied(
+        &self,
+        token: &str,
+        reason: DenyReason,
+        asked: Asked<'_>,
+        source: Option<&str>,
+    ) -> Decision {
         let now = self.inner.clock().now();
         let presented = self.inner.format().parse(token).ok().map(|p| p.id());
-        self.record(
-            now,
-            token,
-            Decision::Denied(reason.clone()),
-            &reason,
-            presented,
-            Asked::Refused(refused),
-            source,
-        )
+        self.record(now, token, Decision::Denied(reason.clone()), &reason, presented, asked, source)
     }
 
     /// Records a request refused before any token was read: `code` says why (`missing_token`,

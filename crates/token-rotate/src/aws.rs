@@ -430,6 +430,21 @@ impl RotationTarget for AwsAccessKeyTarget {
         Ok(DateTime::from_timestamp_millis(at))
     }
 
+    async fn make_room(&self, current: Option<&Credential>) -> Result<usize, TargetError> {
+        let keys = self.list_keys("make_room").await?;
+        let tags = self.user_tags("make_room").await?;
+        let beside = self.beside(&keys, &tags, current.map(|c| c.handle.as_str())).await?;
+        if !beside.unknown.is_empty() || self.blocked(&keys, &beside).is_none() {
+            return Ok(0); // nothing in the way (or a key not ours, which `create` names and refuses)
+        }
+        // Ours and deactivated already: a leaked key outweighs the grace.
+        for (k, _) in &beside.kept {
+            tracing::warn!(user = %self.user, key = %k.id, "emergency: a deactivated key of ours is deleted before its grace ends");
+            self.delete("make_room", k).await?;
+        }
+        Ok(beside.kept.len())
+    }
+
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         let keys = self.list_keys("create").await?;
         let tags = self.user_tags("create").await?;

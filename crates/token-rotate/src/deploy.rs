@@ -73,6 +73,10 @@ impl RotationTarget for Deployed {
         self.target.upkeep().await
     }
 
+    async fn make_room(&self, current: Option<&Credential>) -> Result<usize, TargetError> {
+        self.target.make_room(current).await
+    }
+
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         self.target.create(rotation, current).await
     }

@@ -454,6 +454,12 @@ impl Rotator {
         rec: &RotationRecord,
     ) -> Result<(u64, Credential)> {
         let current = self.current(name).await?;
+        if rec.emergency.is_some() {
+            let removed = target.make_room(current.as_ref()).await?;
+            if removed > 0 {
+                self.audit(name, target, "make_room", rec.rotation, None, AuditOutcome::Success).await?;
+            }
+        }
         let cred = target.create(rec.rotation, current.as_ref()).await?;
         let sealed = cred.to_sealed_plaintext();
         let version = {

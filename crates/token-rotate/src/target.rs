@@ -41,6 +41,16 @@ pub trait RotationTarget: Send + Sync {
         Ok(None)
     }
 
+    /// Emergency: makes room for a replacement of the leaked `current` by ending the deletion
+    /// grace of the target's *own* deactivated credentials early (an IAM key Tokenward
+    /// deactivated holding the second slot), so a leak is never kept alive by a grace. Returns
+    /// how many it removed. Never touches a credential it did not create. The default does
+    /// nothing. Called before [`RotationTarget::create`] in an emergency only.
+    async fn make_room(&self, current: Option<&Credential>) -> Result<usize, TargetError> {
+        let _ = current;
+        Ok(0)
+    }
+
     /// Creates a new credential that works alongside `current` (the overlap). `rotation` is the
     /// rotation's number, usable as an idempotency key.
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError>;

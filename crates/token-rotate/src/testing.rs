@@ -79,6 +79,10 @@ impl RotationTarget for Faulty {
     async fn upkeep(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, TargetError> {
         self.inner.upkeep().await
     }
+
+    async fn make_room(&self, current: Option<&Credential>) -> Result<usize, TargetError> {
+        self.inner.make_room(current).await
+    }
     async fn create(&self, rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         self.hit(At::Create, "create").await?;
         self.inner.create(rotation, current).await

@@ -314,6 +314,42 @@ async fn the_deletion_grace_is_honoured_and_a_rotation_waits_for_it() {
     assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
 }
 
+/// A leak outweighs a deletion grace: with IAM's second slot held by a key of ours in its grace,
+/// an emergency replacement (replace first, the order that keeps the leaked key until the
+/// replacement is current) deletes that deactivated key early instead of leaving the leaked one
+/// alive for the rest of the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_is_never_held_up_by_a_deletion_grace() {
+    let Some((_moto, admin)) = aws().await else { return };
+    user(&admin, "urgent").await;
+    let clock = Arc::new(token_core::ManualClock::new(token_core::chrono::Utc::now()));
+    let target = AwsAccessKeyTarget::new(admin.clone(), "urgent")
+        .deletion_grace(TimeDelta::days(7))
+        .test_patience(Duration::from_secs(2))
+        .clock(clock.clone());
+    let rotator = Rotator::new(secrets().await, TimeDelta::minutes(10), clock.clone());
+    let name = SecretName::new("aws/urgent").unwrap();
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let first = rotator.current(&name).await.unwrap().unwrap().handle;
+    clock.advance(TimeDelta::minutes(11));
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Promoted { .. }));
+    let leaked = rotator.current(&name).await.unwrap().unwrap().handle;
+    clock.advance(TimeDelta::minutes(11));
+    assert!(matches!(rotator.rotate(&name, &target).await.unwrap(), Rotation::Waiting { .. }));
+
+    let report = rotator.revoke_and_replace_with(&name, &target, EmergencyOrder::ReplaceFirst).await.unwrap();
+    assert_eq!(report.revoked, leaked);
+    let fresh = rotator.current(&name).await.unwrap().unwrap().handle;
+    let mut keys = key_states(&admin, "urgent").await;
+    keys.sort();
+    let mut want = vec![(fresh, true), (leaked, false)];
+    want.sort();
+    assert_eq!(
+        keys, want,
+        "the leaked key deactivated, the replacement active, {first} (ours, in its grace) gone"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
     let Some((_moto, admin)) = aws().await else { return };

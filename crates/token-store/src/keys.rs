@@ -39,7 +39,9 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
 /// A store's KEK being moved to another one (another KMS key, or from a passphrase or key file to
 /// a KMS): new data keys, rewraps and the key check go under `to`; a data key is unwrapped under
 /// whichever of the two holds its KEK, so a store opens with it at any point of the move (before,
-/// midway after a crash, after). See [`crate::SecretStore::move_kek`].
+/// midway after a crash, after). `from` and `to` are any two providers (a passphrase, a key file, a
+/// KMS key). Opening a store with it records the move (once the key check passes), so from then on
+/// an ordinary open refuses the store until [`crate::SecretStore::move_kek`] finishes it.
 pub struct KekMove {
     from: std::sync::Arc<dyn KeyProvider>,
     to: std::sync::Arc<dyn KeyProvider>,

@@ -154,12 +154,17 @@ impl SecretStore {
         keys: Arc<dyn KeyProvider>,
         migrate: bool,
     ) -> Result<(Self, Migration)> {
+        if keys.moving_from() == Some(keys.current_kek()) {
+            return Err(StoreError::Invalid(format!("a move from {} to itself", keys.current_kek())));
+        }
         let stored_check = backend.meta(META_KEY_CHECK).await?;
-        // A move of the KEK left midway (a crash): only the move itself (both KEKs) opens it.
-        if keys.moving_from().is_none()
-            && let Some(to) = backend.meta(KEK_MOVE_META).await?.filter(|v| !v.is_empty())
+        // A move of the KEK left midway (a crash): only the move itself (both KEKs, to the same
+        // target) opens it.
+        let moving = backend.meta(KEK_MOVE_META).await?.filter(|v| !v.is_empty());
+        if let Some(to) = &moving
+            && (keys.moving_from().is_none() || to.as_slice() != keys.current_kek().as_bytes())
         {
-            return Err(StoreError::KekMoveUnfinished { to: String::from_utf8_lossy(&to).into_owned() });
+            return Err(StoreError::KekMoveUnfinished { to: String::from_utf8_lossy(to).into_owned() });
         }
         let store = Self { backend, keys, audit: None, record_key: None };
         match stored_check {
@@ -170,9 +175,40 @@ impl SecretStore {
                     detail: e.to_string(),
                 })?;
                 check.verify(store.keys.as_ref()).await?;
+                // Opened to move (and holding the KEK it is under): the move is recorded now,
+                // before anything can be written under the new KEK (a secret the opener puts
+                // before `move_kek` starts), so that a kill from here on leaves a store that an
+                // ordinary open refuses, never one that opens with the old KEK and then fails
+                // on a secret it cannot unwrap.
+                if moving.is_none() && store.keys.moving_from().is_some() {
+                    store.record_move().await?;
+                }
                 store.open_existing(migrate).await
             }
             None => Ok((store.create().await?, Migration::default())),
+        }
+    }
+
+    /// Records a KEK move to the current KEK (plain metadata [`KEK_MOVE_META`]), unless it is
+    /// recorded already; a move to another KEK recorded meanwhile is
+    /// [`StoreError::KekMoveUnfinished`].
+    async fn record_move(&self) -> Result<()> {
+        let to = self.keys.current_kek().as_bytes();
+        loop {
+            let old = match self.backend.meta(KEK_MOVE_META).await? {
+                Some(v) if v == to => return Ok(()),
+                Some(v) if !v.is_empty() => {
+                    return Err(StoreError::KekMoveUnfinished {
+                        to: String::from_utf8_lossy(&v).into_owned(),
+                    });
+                }
+                old => old,
+            };
+            match self.backend.set_meta(KEK_MOVE_META, old.as_deref(), to).await {
+                // Another process wrote it meanwhile: read it again.
+                Err(StoreError::Conflict(_)) => continue,
+                other => return other,
+            }
         }
     }
 
@@ -493,9 +529,11 @@ impl SecretStore {
     }
 
     /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::KekMove)
-    /// (from the KEK it is under, to the new one). Records the move (plain metadata
-    /// [`KEK_MOVE_META`], so an ordinary open refuses a half-moved store with
-    /// [`StoreError::KekMoveUnfinished`] instead of failing on the first moved secret), rewraps
+    /// (from the KEK it is under, to the new one; any two [`KeyProvider`]s: a passphrase, a key
+    /// file, a KMS key). The move is recorded (plain metadata [`KEK_MOVE_META`]) by that open
+    /// already, before anything can be written under the new KEK, so an ordinary open refuses a
+    /// half-moved store with [`StoreError::KekMoveUnfinished`] instead of failing on the first
+    /// moved secret; and an open to move somewhere else refuses it the same way. Then it rewraps
     /// every data key under the new KEK (compare-and-swap each: a rerun after a crash resumes),
     /// writes the key check for the new KEK (from then on the old one no longer opens the store),
     /// clears the record, and audits a `key_rotation` with both KEK ids (never key material).
@@ -507,13 +545,7 @@ impl SecretStore {
         if from == to {
             return Err(StoreError::Invalid(format!("the store is already under {to}")));
         }
-        match self.backend.meta(KEK_MOVE_META).await? {
-            Some(v) if !v.is_empty() && v != to.as_bytes() => {
-                return Err(StoreError::KekMoveUnfinished { to: String::from_utf8_lossy(&v).into_owned() });
-            }
-            Some(v) if v == to.as_bytes() => {}
-            old => self.backend.set_meta(KEK_MOVE_META, old.as_deref(), to.as_bytes()).await?,
-        }
+        self.record_move().await?;
         let audit = self.audit.clone();
         let report = Self { audit: None, ..self.clone() }.rotate_kek(batch).await?;
         self.backend.set_meta(KEK_MOVE_META, Some(to.as_bytes()), b"").await?;

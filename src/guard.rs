@@ -9,15 +9,19 @@
 //! a position this process saw committed and never backwards (a compare-and-swap on the newer of
 //! two positions), so writers sharing one log never make each other's check fail. What it costs:
 //! a log's last few seconds of appends are bound only at the next of those moments.
+//!
+//! After each push the log's tree at the pushed head is sealed too ([`AUDIT_TREE_META`]), so an
+//! open checks the witness from there (`token_audit::check_log_marked`): O(entries since), not
+//! O(log); without a mark that holds for the log, the full check.
 
 use std::sync::Arc;
 
 use token_audit::chains::{ChainHash, ChainHead};
 use token_audit::checkpoints::CheckpointKey;
-use token_audit::witnesses::{entry_hash_at, extend_tree};
+use token_audit::witnesses::{entry_hash_at, extend_compact};
 use token_audit::{
-    Action, Actor, AuditEvent, AuditWriter, Auditor, BindingError, CheckpointSigner, LogBinding, MerkleTree,
-    Witness, WitnessedHead,
+    Action, Actor, AuditEvent, AuditWriter, Auditor, BindingError, CheckpointSigner, CompactTree, LogBinding,
+    TreeMark, Witness, WitnessedHead,
 };
 use token_store::reserved::AUDIT_BINDING_META;
 use token_store::secrecy::{ExposeSecret, SecretBox};
@@ -29,6 +33,11 @@ use crate::error::{Error, Result};
 pub const AUDIT_SIGNER_SECRET: &str = "tokenward/audit-signer";
 /// The sealed metadata holding that signer's public key (hex): the key its heads are checked with.
 pub const AUDIT_SIGNER_KEY_META: &str = "tokenward/audit-signer-key";
+/// The sealed metadata holding the log's tree at the last head pushed to the witness
+/// ([`TreeMark`]: epoch, size, chain hash, compact range), so that an open checks the witness in
+/// O(entries since) rather than O(log). Absent (a store from before it, or never pushed): the
+/// full check.
+pub const AUDIT_TREE_META: &str = "tokenward/audit-tree";
 /// The log name (and signed-note key name) of the store's checkpoints and tree heads.
 pub const AUDIT_LOG_NAME: &str = "tokenward";
 
@@ -38,6 +47,38 @@ pub(crate) async fn read_binding(secrets: &SecretStore) -> Result<Option<(LogBin
         Some((value, raw)) => Ok(Some((LogBinding::decode(&value)?, raw))),
         None => Ok(None),
     }
+}
+
+/// The store's sealed tree mark and its stored bytes. A mark that authenticates but does not decode
+/// (another version's form) is taken as none: the full check runs, nothing is skipped.
+pub(crate) async fn read_mark(secrets: &SecretStore) -> Result<Option<(Option<TreeMark>, Vec<u8>)>> {
+    Ok(secrets.sealed_meta(AUDIT_TREE_META).await?.map(|(value, raw)| {
+        let mark = TreeMark::decode(&value);
+        if mark.is_none() {
+            tracing::warn!("the store's audit tree mark does not decode: checking the witness in full");
+        }
+        (mark, raw)
+    }))
+}
+
+/// Seals `mark` unless the store holds one as far or further in the same epoch (or a later
+/// epoch's): it only moves forward, as the binding does.
+pub(crate) async fn seal_mark(secrets: &SecretStore, mark: &TreeMark) -> Result<()> {
+    for _ in 0..32 {
+        let current = read_mark(secrets).await?;
+        if let Some((Some(c), _)) = &current
+            && (c.epoch > mark.epoch || (c.epoch == mark.epoch && c.size >= mark.size))
+        {
+            return Ok(());
+        }
+        let expect = current.as_ref().map(|(_, raw)| raw.as_slice());
+        match secrets.set_sealed_meta(AUDIT_TREE_META, expect, &mark.encode()).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict(_)) => continue, // another writer moved it: read again
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict("the audit tree mark keeps moving".into()).into())
 }
 
 /// The store's signer: the sealed one, or (with `create`) a new one sealed now, its public key
@@ -104,7 +145,17 @@ pub(crate) async fn check_read_only(
     if let Some(w) = witness {
         match stored_key(secrets).await? {
             Some(key) => {
-                token_audit::check_log(w, &key, AUDIT_LOG_NAME, binding.epoch, storage, head).await?;
+                let mark = read_mark(secrets).await?.and_then(|(m, _)| m);
+                token_audit::check_log_marked(
+                    w,
+                    &key,
+                    AUDIT_LOG_NAME,
+                    binding.epoch,
+                    storage,
+                    head,
+                    mark.as_ref(),
+                )
+                .await?;
             }
             // No key, so no head was ever signed by this store: a witness holding one is not ours.
             None if w.newest().await?.is_some() => {
@@ -133,8 +184,8 @@ struct State {
     epoch: u64,
     /// The hash of the log's first entry, once known.
     first: Option<ChainHash>,
-    /// The tree of the log as far as `tree_head`.
-    tree: MerkleTree,
+    /// The compact tree of the log as far as `tree_head`.
+    tree: CompactTree,
     tree_head: ChainHead,
     /// The size last pushed to the witness by this handle.
     pushed: u64,
@@ -174,7 +225,7 @@ impl Guard {
             state: tokio::sync::Mutex::new(State { epoch, first, tree, tree_head, pushed: 0 }),
         };
         if let Some(n) = new_log {
-            let mut g = guard(0, MerkleTree::new(), ChainHead::EMPTY);
+            let mut g = guard(0, CompactTree::new(), ChainHead::EMPTY);
             g.witness = witness;
             g.start_new_log(secrets, auditor, stored, n).await?;
             return Ok(g);
@@ -184,19 +235,29 @@ impl Guard {
         let (tree, tree_head) = match &witness {
             Some(w) => {
                 let key = w.signer.public_key();
-                let checked = token_audit::check_log(
+                let mark = read_mark(secrets).await?.and_then(|(m, _)| m);
+                let checked = token_audit::check_log_marked(
                     w.witness.as_ref(),
                     &key,
                     &w.log,
                     binding.epoch,
                     storage.as_ref(),
                     head,
+                    mark.as_ref(),
                 )
                 .await?;
-                let at = if checked.tree.size() == head.len { head } else { ChainHead::EMPTY };
-                (if at == head { checked.tree } else { MerkleTree::new() }, at)
+                // The witnessed size established by reading entries the store had no mark for
+                // (a store from before marks, a push whose mark was not sealed, another
+                // writer's): mark it, so that the next open need not read them again.
+                if checked.entries_read > 0
+                    && checked.newest.as_ref().is_some_and(|n| n.epoch == binding.epoch)
+                    && let Some(m) = TreeMark::new(binding.epoch, checked.at, &checked.tree)
+                {
+                    seal_mark(secrets, &m).await?;
+                }
+                (checked.tree, checked.at)
             }
-            None => (MerkleTree::new(), ChainHead::EMPTY),
+            None => (CompactTree::new(), ChainHead::EMPTY),
         };
         let mut g = guard(binding.epoch, tree, tree_head);
         g.witness = witness;
@@ -259,7 +320,7 @@ impl Guard {
             st.first = first;
         }
         if self.witness.is_some() {
-            self.push(head).await?;
+            self.push(secrets, head).await?;
         }
         Ok(())
     }
@@ -296,17 +357,23 @@ impl Guard {
     }
 
     /// Signs the tree head at `head` and pushes it to the witness (if any, and if not pushed yet).
-    async fn push(&self, head: ChainHead) -> Result<()> {
+    /// Then seals the tree mark at it, for the next open's check.
+    async fn push(&self, secrets: &SecretStore, head: ChainHead) -> Result<()> {
         let Some(w) = &self.witness else { return Ok(()) };
         let record = {
             let mut st = self.state.lock().await;
             if head.len <= st.pushed || head.len == 0 {
                 return Ok(());
             }
+            if st.tree_head.len > head.len {
+                // Past the head (another writer's entries, read at open): start over.
+                st.tree = CompactTree::new();
+                st.tree_head = ChainHead::EMPTY;
+            }
             if st.tree_head.len < head.len {
                 let tree = std::mem::take(&mut st.tree);
                 let (tree, reached) =
-                    extend_tree(self.writer.storage().as_ref(), tree, st.tree_head, head.len).await?;
+                    extend_compact(self.writer.storage().as_ref(), tree, st.tree_head, head.len).await?;
                 st.tree = tree;
                 st.tree_head = reached;
             }
@@ -317,12 +384,19 @@ impl Guard {
                 }
                 .into());
             }
-            WitnessedHead::sign(&w.signer, &w.log, st.epoch, &st.tree, head.len)?
+            let record = WitnessedHead::sign_root(&w.signer, &w.log, st.epoch, head.len, st.tree.root())?;
+            (record, TreeMark::new(st.epoch, head, &st.tree))
         };
+        let (record, mark) = record;
         w.witness.push(&record).await?;
-        let mut st = self.state.lock().await;
-        st.pushed = st.pushed.max(head.len);
-        Ok(())
+        {
+            let mut st = self.state.lock().await;
+            st.pushed = st.pushed.max(head.len);
+        }
+        match mark {
+            Some(m) => seal_mark(secrets, &m).await,
+            None => Ok(()),
+        }
     }
 
     /// Flushes the log, advances the binding to where it stands, and (with `witness`) pushes its
@@ -331,7 +405,7 @@ impl Guard {
         let head = self.writer.flush().await?;
         self.advance(secrets, head).await?;
         if witness {
-            self.push(head).await?;
+            self.push(secrets, head).await?;
         }
         Ok(head)
     }

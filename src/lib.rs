@@ -60,7 +60,7 @@ mod verifier;
 pub use builder::{LOCAL_KEK_ID, TokenwardBuilder};
 pub use deployment::{Reconciliation, Tokenward};
 pub use error::{Error, Result};
-pub use guard::{AUDIT_LOG_NAME, AUDIT_SIGNER_KEY_META, AUDIT_SIGNER_SECRET};
+pub use guard::{AUDIT_LOG_NAME, AUDIT_SIGNER_KEY_META, AUDIT_SIGNER_SECRET, AUDIT_TREE_META};
 pub use kms::KmsKey;
 #[cfg(feature = "scan")]
 pub use respond::{LeakAction, LeakOutcome, LeakResponse};

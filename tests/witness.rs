@@ -11,7 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokenward::audit::{FileLog, FileWitness, LogStorage, Witness, WitnessError};
+use tokenward::audit::chains::ChainHead;
+use tokenward::audit::{
+    Action, Actor, AuditError, AuditEvent, Entry, FileLog, FileWitness, LogStorage, Witness, WitnessError,
+};
 use tokenward::{Error, TokenwardBuilder};
 
 mod common;
@@ -100,6 +103,134 @@ async fn store_and_log_rolled_back_together_are_caught_by_the_witness() {
         Err(e) => panic!("expected a fork, got {e}"),
         Ok(_) => panic!("a forked log opened"),
     }
+}
+
+/// The file log at `dir`, counting the entries read through it (the front door reads the log only
+/// through its `LogStorage`).
+#[derive(Debug)]
+struct Counting {
+    inner: FileLog,
+    read: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl LogStorage for Counting {
+    fn release(&self) {
+        self.inner.release();
+    }
+    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        self.inner.append(events).await
+    }
+    async fn head(&self) -> Result<ChainHead, AuditError> {
+        self.inner.head().await
+    }
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        let page = self.inner.read(from, limit).await?;
+        self.read.fetch_add(page.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(page)
+    }
+    async fn query(&self, q: &tokenward::audit::AuditQuery) -> Result<Vec<Entry>, AuditError> {
+        self.inner.query(q).await // the revocations re-applied at open: not the witness's
+    }
+}
+
+/// Opens the deployment in `dir` with the witness, its log counted; returns the entries read.
+async fn open_counted(dir: &Path, w: &Arc<dyn Witness>) -> (Result<tokenward::Tokenward, Error>, u64) {
+    let log = Arc::new(Counting { inner: FileLog::open(dir.join("audit.jsonl")).unwrap(), read: 0.into() });
+    let opened =
+        witnessed(dir, w).audit_storage(log.clone(), tokenward::FailureMode::FailClosed).open().await;
+    let n = log.read.load(std::sync::atomic::Ordering::SeqCst);
+    (opened, n)
+}
+
+/// Appends `n` entries to the log in `dir` directly (what `n` issues would add).
+async fn bulk(dir: &Path, n: usize, tag: &str) {
+    let log = FileLog::open(dir.join("audit.jsonl")).unwrap();
+    let now = tokenward::core::chrono::Utc::now();
+    let events: Vec<AuditEvent> = (0..n)
+        .map(|i| AuditEvent::new(now, Actor::System, Action::Store(tag.into())).attr("n", i.to_string()))
+        .collect();
+    log.append(&events).await.unwrap();
+}
+
+/// The sealed value `key` holds in the store's metadata (as stored), or `None`.
+fn meta(dir: &Path, key: &str) -> Option<Vec<u8>> {
+    db(dir).query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_checks_the_witness_from_the_sealed_mark_without_reading_the_log() {
+    const BULK: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    tw.issue(&principal(), &request("a")).await.unwrap();
+    tw.shutdown().await.unwrap();
+    let early_binding = meta(dir.path(), "tokenward/audit-binding").unwrap();
+    bulk(dir.path(), BULK, "bulk").await;
+    let (tw, _) = open_counted(dir.path(), &w).await;
+    let tw = tw.unwrap();
+    let t = tw.issue(&principal(), &request("b")).await.unwrap();
+    tw.revoke(t.id()).await.unwrap(); // pushed, and its tree marked in the store
+    tw.issue(&principal(), &request("after")).await.unwrap(); // past the witnessed head
+    tw.shutdown().await.unwrap();
+    let witnessed_size = w.newest().await.unwrap().unwrap().size;
+    assert!(witnessed_size > BULK as u64);
+
+    // The mark is at the witnessed size: the open reads a few entries (the binding's, the mark's),
+    // not the log.
+    let (tw, read) = open_counted(dir.path(), &w).await;
+    tw.unwrap().shutdown().await.unwrap();
+    assert!(read <= 4, "an open with a current mark read {read} entries");
+
+    // Without the mark (a store from before marks): the full check, and it passes; that open
+    // marks the witnessed size, so the next one is quick again.
+    db(dir.path()).execute("DELETE FROM meta WHERE key = ?1", [tokenward::AUDIT_TREE_META]).unwrap();
+    let (tw, read) = open_counted(dir.path(), &w).await;
+    tw.unwrap().shutdown().await.unwrap();
+    assert!(read >= witnessed_size, "without a mark the open read {read} entries");
+    let (tw, read) = open_counted(dir.path(), &w).await;
+    tw.unwrap().shutdown().await.unwrap();
+    assert!(read <= 4, "the full check marked the witnessed size ({read} entries read)");
+
+    // Only the log is edited (the store's mark is current): rewritten from an entry before the
+    // witnessed position with a valid chain and regrown to the same length. Refused by the
+    // binding; and with the binding also set back to before the fork (a restored record), by
+    // the witness: the mark does not hold for that log, so the check reads it all, and fails.
+    let before = tempfile::tempdir().unwrap();
+    copy_all(dir.path(), before.path());
+    let entries = FileLog::open(dir.path().join("audit.jsonl")).unwrap().read(0, usize::MAX).await.unwrap();
+    let keep = 1000;
+    std::fs::remove_file(dir.path().join("audit.jsonl")).unwrap();
+    {
+        let log = FileLog::open(dir.path().join("audit.jsonl")).unwrap();
+        let events: Vec<AuditEvent> = entries[..keep].iter().map(|e| e.event.clone()).collect();
+        log.append(&events).await.unwrap();
+    }
+    bulk(dir.path(), entries.len() - keep, "forged").await;
+    let (opened, _) = open_counted(dir.path(), &w).await;
+    match opened {
+        Err(Error::Binding(tokenward::audit::BindingError::ForkedLog { .. })) => {}
+        Err(e) => panic!("expected the binding to refuse a fork, got {e}"),
+        Ok(_) => panic!("a forked log opened"),
+    }
+    db(dir.path())
+        .execute("UPDATE meta SET value = ?1 WHERE key = 'tokenward/audit-binding'", [&early_binding])
+        .unwrap();
+    let (opened, _) = open_counted(dir.path(), &w).await;
+    match opened {
+        Err(Error::Witness(WitnessError::Forked { size })) => assert_eq!(size, witnessed_size),
+        Err(e) => panic!("expected a fork, got {e}"),
+        Ok(_) => panic!("a forked log opened with a current mark"),
+    }
+    // The same log, unforked, with that binding: opens (the binding was what was set back).
+    copy_all(before.path(), dir.path());
+    db(dir.path())
+        .execute("UPDATE meta SET value = ?1 WHERE key = 'tokenward/audit-binding'", [&early_binding])
+        .unwrap();
+    let (tw, _) = open_counted(dir.path(), &w).await;
+    tw.unwrap().shutdown().await.unwrap();
 }
 
 #[cfg(feature = "aws")]

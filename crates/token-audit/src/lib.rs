@@ -81,7 +81,7 @@ pub use export::JsonlExporter;
 pub use file::{FileLog, FileSync, LogReader, verify_file};
 pub use memory::MemoryLog;
 pub use merkle::{
-    MerkleHash, MerkleTree, NoteError, ProofError, TreeHead, empty_root, leaf_hash, node_hash,
+    CompactTree, MerkleHash, MerkleTree, NoteError, ProofError, TreeHead, empty_root, leaf_hash, node_hash,
     verify_consistency, verify_inclusion,
 };
 #[cfg(feature = "postgres")]
@@ -94,7 +94,10 @@ pub use storage::LogStorage;
 pub use subject::SubjectKey;
 pub use summary::{DEFAULT_SUMMARY_INTERVAL, MAX_SUMMARY_INTERVAL, VerificationSummary, VerifyAuditMode};
 pub use verification::AllowedVerification;
-pub use witness::{FileWitness, Witness, WitnessCheck, WitnessError, WitnessedHead, check_log};
+pub use witness::{
+    FileWitness, MarkedCheck, TreeMark, Witness, WitnessCheck, WitnessError, WitnessedHead, check_log,
+    check_log_marked,
+};
 pub use writer::{AuditWriter, WriterConfig};
 
 /// What witnesses and bindings are built from: record names, origins, reading a log into its
@@ -102,7 +105,7 @@ pub use writer::{AuditWriter, WriterConfig};
 pub mod witnesses {
     pub use crate::binding::entry_hash_at;
     pub use crate::witness::{
-        MAX_RECORD, extend_tree, parse_record_name, record_name, tree_of, witness_origin,
+        MAX_RECORD, extend_compact, extend_tree, parse_record_name, record_name, tree_of, witness_origin,
     };
 }
 

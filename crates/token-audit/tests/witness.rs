@@ -78,6 +78,125 @@ async fn a_log_behind_forked_from_or_older_than_the_witness_fails_closed() {
     assert!(matches!(e, WitnessError::BadRecord { .. }), "{e}");
 }
 
+/// A log storage that counts the entries read through it.
+struct Counting {
+    inner: MemoryLog,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl Counting {
+    fn new(inner: MemoryLog) -> Self {
+        Self { inner, read: Default::default() }
+    }
+    fn take(&self) -> u64 {
+        self.read.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl LogStorage for Counting {
+    async fn append(&self, events: &[AuditEvent]) -> Result<ChainHead, AuditError> {
+        self.inner.append(events).await
+    }
+    async fn head(&self) -> Result<ChainHead, AuditError> {
+        self.inner.head().await
+    }
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        let page = self.inner.read(from, limit).await?;
+        self.read.fetch_add(page.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(page)
+    }
+}
+
+/// The mark of `log`'s first `size` entries, as the store seals it after pushing that head.
+async fn mark_of(log: &dyn LogStorage, epoch: u64, size: u64) -> TreeMark {
+    let (tree, at) =
+        witnesses::extend_compact(log, CompactTree::new(), ChainHead::EMPTY, size).await.unwrap();
+    TreeMark::new(epoch, at, &tree).unwrap()
+}
+
+/// `log`'s first `keep` entries, then `more` of its own (a valid chain: rewritten and regrown).
+async fn fork_of(log: &MemoryLog, keep: usize, more: usize) -> MemoryLog {
+    let fork = MemoryLog::new();
+    let events: Vec<AuditEvent> = log.read(0, keep).await.unwrap().into_iter().map(|e| e.event).collect();
+    if !events.is_empty() {
+        fork.append(&events).await.unwrap();
+    }
+    let own: Vec<AuditEvent> = (0..more)
+        .map(|i| AuditEvent::new(Utc::now(), Actor::System, Action::Revoke).attr("forged", i.to_string()))
+        .collect();
+    fork.append(&own).await.unwrap();
+    fork
+}
+
+#[tokio::test]
+async fn a_sealed_mark_makes_the_check_read_only_what_follows_it_and_proves_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = FileWitness::open(dir.path()).unwrap();
+    let signer = CheckpointSigner::generate().unwrap();
+    let key = signer.public_key();
+    let log = Counting::new(log_of(5000).await);
+    witnessed(&w, &signer, 0, &log.inner, 4000).await;
+    let at_witness = mark_of(&log, 0, 4000).await;
+    let earlier = mark_of(&log, 0, 3000).await;
+    log.take();
+    let check = async |storage: &Counting, mark: Option<&TreeMark>| {
+        let head = storage.head().await.unwrap();
+        check_log_marked(&w, &key, "tokenward", 0, storage, head, mark).await
+    };
+
+    // The mark at the witnessed size: one entry read (the marked one), nothing hashed into a tree.
+    let c = check(&log, Some(&at_witness)).await.unwrap();
+    assert_eq!((c.entries_read, c.from_mark, c.at), (0, true, at_witness.chain_head()));
+    assert_eq!(log.take(), 1);
+    // An earlier mark (a push whose mark was not sealed): the entries from it to the witness.
+    let c = check(&log, Some(&earlier)).await.unwrap();
+    assert_eq!((c.entries_read, c.from_mark), (1000, true));
+    assert_eq!(log.take(), 1001);
+    assert_eq!(c.tree, mark_of(&log, 0, 4000).await.tree().unwrap(), "the same tree as from the start");
+    log.take();
+    // No mark, a mark of another epoch, or one past the witnessed size: the whole prefix, as before.
+    let later = mark_of(&log, 0, 4500).await;
+    let other_epoch = mark_of(&log, 1, 4000).await;
+    log.take();
+    for m in [None, Some(&other_epoch), Some(&later)] {
+        let c = check(&log, m).await.unwrap();
+        assert_eq!((c.entries_read, c.from_mark), (4000, false));
+        assert!(log.take() >= 4000);
+    }
+
+    // Only the log is edited — the store's mark is current — and rewritten at or before the
+    // witnessed position with a valid chain: refused, wherever the fork is.
+    for keep in [0, 1, 2999, 3000, 3500, 3999] {
+        let fork = Counting::new(fork_of(&log.inner, keep, 5000 - keep).await);
+        for m in [&at_witness, &earlier] {
+            let e = check(&fork, Some(m)).await.unwrap_err();
+            assert!(matches!(e, WitnessError::Forked { size: 4000 }), "fork at {keep}, mark {}: {e}", m.size);
+        }
+    }
+    // Forked after the witnessed position: not the witness's to refuse (the binding's).
+    let fork = Counting::new(fork_of(&log.inner, 4000, 1000).await);
+    check(&fork, Some(&at_witness)).await.unwrap();
+    // A log rolled back below the witness, mark or not.
+    let short = Counting::new(fork_of(&log.inner, 3000, 10).await);
+    let e = check(&short, Some(&earlier)).await.unwrap_err();
+    assert!(matches!(e, WitnessError::RolledBack { witnessed: 4000, log: 3010 }), "{e}");
+
+    // A mark whose compact range is not its position's (it cannot be forged when sealed; still,
+    // it is never a pass): the root differs, refused.
+    let other = Counting::new(fork_of(&log.inner, 0, 4000).await);
+    let mut lying = mark_of(&other, 0, 4000).await;
+    lying.head = at_witness.head;
+    let e = check(&log, Some(&lying)).await.unwrap_err();
+    assert!(matches!(e, WitnessError::Forked { size: 4000 }), "{e}");
+    // Decoded strictly: a range of the wrong length for its size is no mark.
+    assert_eq!(TreeMark::decode(&at_witness.encode()), Some(at_witness.clone()));
+    let mut wrong = at_witness.clone();
+    wrong.size = 4001;
+    assert_eq!(TreeMark::decode(&wrong.encode()), None);
+    assert_eq!(TreeMark::decode(b"{}"), None);
+}
+
 #[cfg(feature = "s3")]
 mod s3 {
     use token_http::Method;

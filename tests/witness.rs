@@ -178,21 +178,28 @@ async fn an_open_checks_the_witness_from_the_sealed_mark_without_reading_the_log
     let witnessed_size = w.newest().await.unwrap().unwrap().size;
     assert!(witnessed_size > BULK as u64);
 
-    // The mark is at the witnessed size: the open reads a few entries (the binding's, the mark's),
-    // not the log.
+    // The mark is at the witnessed size: the witness check reads a few entries (the binding's,
+    // the mark's), not the log. (The open also reads the whole log once, chain verified, for the
+    // revocations it re-applies: `len` entries.)
+    let len = || async {
+        FileLog::open(dir.path().join("audit.jsonl")).unwrap().read(0, usize::MAX).await.unwrap().len() as u64
+    };
+    let n = len().await;
     let (tw, read) = open_counted(dir.path(), &w).await;
     tw.unwrap().shutdown().await.unwrap();
-    assert!(read <= 4, "an open with a current mark read {read} entries");
+    assert!(read <= n + 4, "an open with a current mark read {read} entries of {n}");
 
-    // Without the mark (a store from before marks): the full check, and it passes; that open
-    // marks the witnessed size, so the next one is quick again.
+    // Without the mark (a store from before marks): the full check reads the witnessed prefix
+    // again, and it passes; that open marks the witnessed size, so the next one is quick again.
     db(dir.path()).execute("DELETE FROM meta WHERE key = ?1", [tokenward::AUDIT_TREE_META]).unwrap();
+    let n = len().await;
     let (tw, read) = open_counted(dir.path(), &w).await;
     tw.unwrap().shutdown().await.unwrap();
-    assert!(read >= witnessed_size, "without a mark the open read {read} entries");
+    assert!(read >= n + witnessed_size, "without a mark the open read {read} entries of {n}");
+    let n = len().await;
     let (tw, read) = open_counted(dir.path(), &w).await;
     tw.unwrap().shutdown().await.unwrap();
-    assert!(read <= 4, "the full check marked the witnessed size ({read} entries read)");
+    assert!(read <= n + 4, "the full check marked the witnessed size ({read} entries read of {n})");
 
     // Only the log is edited (the store's mark is current): rewritten from an entry before the
     // witnessed position with a valid chain and regrown to the same length. Refused by the
@@ -368,4 +375,64 @@ async fn costs() {
         md("revoke+witness") > md("revoke-raw") && md("open+") > md("check-binding"),
         "the additions were measured"
     );
+}
+
+/// Someone who can write the store and the log: the victim's row rolled back to before its
+/// revocation, and its revocation entry — in the middle of the log, before the store's sealed mark
+/// at the newest witnessed head — turned into another token's. The log keeps its length and its
+/// last entries, so the binding and the witness's one-entry check hold; the open still fails,
+/// because with a witness it verifies the whole chain as it reads the revocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_edited_out_of_the_middle_of_a_witnessed_log_is_caught_at_open() {
+    use rusqlite::types::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
+    let tw = witnessed(dir.path(), &w).open().await.unwrap();
+    let victim = tw.issue(&principal(), &request("victim")).await.unwrap();
+    let later = tw.issue(&principal(), &request("later")).await.unwrap();
+    let bystander = tw.issue(&principal(), &request("bystander")).await.unwrap();
+    let conn = db(dir.path());
+    let row: Vec<Value> = conn
+        .query_row("SELECT * FROM tokens WHERE id = ?1", [victim.id().to_string()], |r| {
+            (0..r.as_ref().column_count()).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+    tw.revoke(victim.id()).await.unwrap();
+    tw.revoke(later.id()).await.unwrap(); // the witness and the mark move past the victim's entry
+    tw.shutdown().await.unwrap();
+    drop(tw);
+
+    conn.execute("DELETE FROM tokens WHERE id = ?1", [&row[0]]).unwrap();
+    let marks = vec!["?"; row.len()].join(", ");
+    conn.execute(&format!("INSERT INTO tokens VALUES ({marks})"), rusqlite::params_from_iter(&row)).unwrap();
+    drop(conn);
+    let path = dir.path().join("audit.jsonl");
+    let log = std::fs::read_to_string(&path).unwrap();
+    let (victim_id, bystander_id) = (victim.id().to_string(), bystander.id().to_string());
+    let mut edited = 0;
+    let lines: Vec<String> = log
+        .lines()
+        .map(|l| {
+            if l.contains("\"revoke\"") && l.contains(&victim_id) {
+                edited += 1;
+                l.replace(&victim_id, &bystander_id)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(edited, 1, "one revocation entry names the victim");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    match witnessed(dir.path(), &w).open().await {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("chain") || text.contains("hash"), "a broken chain: {text}");
+        }
+        Ok(tw) => {
+            let d = tw.verifier().verify(victim.expose_secret(), &read());
+            panic!("the edited log was accepted; the victim's token: {d}");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{ChainHash, ChainHead, ChainVerifier, GENESIS, entry_hash};
+use crate::chain::{ChainHash, ChainHead, ChainVerifier, Entry, GENESIS, entry_hash};
 use crate::checkpoint::{CheckpointKey, CheckpointSigner};
 use crate::error::AuditError;
 use crate::merkle::{CompactTree, MerkleHash, MerkleTree, NoteError, TreeHead};
@@ -395,7 +395,7 @@ pub async fn check_log_marked(
 /// of `storage` up to `len`, checking each link from `at`; returns the tree and the head reached.
 pub async fn extend_compact(
     storage: &dyn LogStorage,
-    mut tree: CompactTree,
+    tree: CompactTree,
     at: ChainHead,
     len: u64,
 ) -> Result<(CompactTree, ChainHead), AuditError> {
@@ -405,25 +405,7 @@ pub async fn extend_compact(
             detail: format!("a tree of {} entries does not end at entry {}", tree.size(), at.len),
         });
     }
-    let mut chain = ChainVerifier::new(at);
-    while tree.size() < len {
-        let want = usize::try_from(len - tree.size()).unwrap_or(usize::MAX).min(4096);
-        let page = storage.read(tree.size(), want).await?;
-        if page.is_empty() {
-            break;
-        }
-        for e in &page {
-            chain.push(e)?;
-            tree.push_entry(e);
-        }
-    }
-    if tree.size() < len {
-        return Err(AuditError::Corrupt {
-            line: tree.size() + 1,
-            detail: format!("the log ends at {} entries, {len} expected", tree.size()),
-        });
-    }
-    Ok((tree, chain.finish()?))
+    extend(storage, tree, at, len).await
 }
 
 /// The tree of the first `len` entries of `storage`, each link checked; extends `tree` (which
@@ -436,10 +418,44 @@ pub async fn tree_of(storage: &dyn LogStorage, len: u64) -> Result<MerkleTree, A
 /// checking each link from `at`; returns the tree and the head it reached.
 pub async fn extend_tree(
     storage: &dyn LogStorage,
-    mut tree: MerkleTree,
+    tree: MerkleTree,
     at: ChainHead,
     len: u64,
 ) -> Result<(MerkleTree, ChainHead), AuditError> {
+    extend(storage, tree, at, len).await
+}
+
+/// A tree that takes entries as leaves: the full one and the compact range.
+trait Leaves {
+    fn size(&self) -> u64;
+    fn push_entry(&mut self, entry: &Entry);
+}
+
+impl Leaves for MerkleTree {
+    fn size(&self) -> u64 {
+        MerkleTree::size(self)
+    }
+    fn push_entry(&mut self, entry: &Entry) {
+        MerkleTree::push_entry(self, entry);
+    }
+}
+
+impl Leaves for CompactTree {
+    fn size(&self) -> u64 {
+        CompactTree::size(self)
+    }
+    fn push_entry(&mut self, entry: &Entry) {
+        CompactTree::push_entry(self, entry);
+    }
+}
+
+/// Reads `storage` from `tree.size()` to `len`, each link checked from `at`, into `tree`.
+async fn extend<T: Leaves>(
+    storage: &dyn LogStorage,
+    mut tree: T,
+    at: ChainHead,
+    len: u64,
+) -> Result<(T, ChainHead), AuditError> {
     let mut chain = ChainVerifier::new(at);
     while tree.size() < len {
         let want = usize::try_from(len - tree.size()).unwrap_or(usize::MAX).min(4096);

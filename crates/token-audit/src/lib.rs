@@ -132,6 +132,3 @@ pub mod checkpoints {
 // The same names at the root, as before they had modules (kept for existing code; not documented).
 #[doc(hidden)]
 pub use {chains::*, checkpoints::*};
-/// The earlier name of [`AuditQuery`].
-#[doc(hidden)]
-pub type Query = AuditQuery;

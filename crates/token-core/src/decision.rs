@@ -67,11 +67,6 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// The earlier name of [`DenyReason::UnknownToken`] (usable in patterns too).
-    #[doc(hidden)]
-    #[allow(non_upper_case_globals)]
-    pub const Unknown: DenyReason = DenyReason::UnknownToken;
-
     /// A stable, short name for the reason (`"expired"`, `"out_of_scope"`, ...), for audit
     /// entries and metrics.
     pub fn code(&self) -> &'static str {

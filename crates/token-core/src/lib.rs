@@ -121,9 +121,6 @@ pub mod lookup {
 // The same names at the root, as before they had modules (kept for existing code; not documented).
 #[doc(hidden)]
 pub use {clocks::*, digest::*, errors::*, limits::*, lookup::*};
-/// The earlier name of [`lookup::InMemoryLookup`].
-#[doc(hidden)]
-pub type MemoryTokens = InMemoryLookup;
 
 pub use chrono;
 pub use secrecy;

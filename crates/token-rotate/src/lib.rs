@@ -76,9 +76,6 @@ pub use target::RotationTarget;
 #[cfg(feature = "aws")]
 pub use token_http::aws::{AwsClient, AwsCredentials, AwsError};
 pub use tokens::TokenwardTokenTarget;
-/// The earlier name of [`TokenwardTokenTarget`].
-#[doc(hidden)]
-pub type TokenTarget = TokenwardTokenTarget;
 
 pub use secrecy;
 

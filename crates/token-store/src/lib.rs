@@ -65,12 +65,6 @@ pub use sqlite::SqliteBackend;
 pub use store::{KEK_MOVE_META, Migration, RewrapReport, SecretStore, secret_text};
 pub use tokens::{CatchUp, ListedToken, LoadReport, TokenService};
 
-/// Earlier names, kept so that code written against them still compiles.
-#[doc(hidden)]
-pub type Tokens = TokenService;
-#[doc(hidden)]
-pub type StoredToken = TokenRow;
-
 /// Names the store reserves for itself: its own sealed keys and key ids, and PostgreSQL's
 /// `NOTIFY` channels.
 pub mod reserved {

@@ -424,7 +424,7 @@ impl Tokenward {
         writer.flush().await?;
         let revocations = token_audit::AuditQuery::new().action("revoke");
         let entries = if self.witness_location().is_some() {
-            verified_matches(writer.storage().as_ref(), &revocations).await?
+            crate::guard::verified_matches(writer.storage().as_ref(), &revocations).await?
         } else {
             writer.storage().query(&revocations).await?
         };
@@ -553,31 +553,5 @@ impl Tokenward {
         flushed?;
         bound?;
         checkpoint
-    }
-}
-
-/// The entries of `storage` matching `query`, the whole chain verified as it is read. With a
-/// witness, every open reads the log this way: the witness check proves the log's prefix at the
-/// store's sealed mark (one entry's chain hash), so an edit that breaks the chain earlier — a
-/// revocation turned into something else while the row is rolled back — must be caught here.
-async fn verified_matches(
-    storage: &dyn token_audit::LogStorage,
-    query: &token_audit::AuditQuery,
-) -> std::result::Result<Vec<token_audit::Entry>, token_audit::AuditError> {
-    use token_audit::chains::{ChainHead, ChainVerifier};
-    let mut chain = ChainVerifier::new(ChainHead::EMPTY);
-    let (mut at, mut out) = (0u64, Vec::new());
-    loop {
-        let page = storage.read(at, 4096).await?;
-        if page.is_empty() {
-            return Ok(out);
-        }
-        at += page.len() as u64;
-        for e in page {
-            chain.push(&e)?;
-            if query.matches(&e) {
-                out.push(e);
-            }
-        }
     }
 }

@@ -156,6 +156,8 @@ pub(crate) async fn check_read_only(
                     mark.as_ref(),
                 )
                 .await?;
+                // As an open does: the witness check proves the prefix at the mark only.
+                read_verified(storage, |_| {}).await?;
             }
             // No key, so no head was ever signed by this store: a witness holding one is not ours.
             None if w.newest().await?.is_some() => {
@@ -413,5 +415,45 @@ impl Guard {
     /// The witness's location.
     pub(crate) fn witness_location(&self) -> Option<String> {
         self.witness.as_ref().map(|w| w.witness.location())
+    }
+}
+
+/// The entries of `storage` matching `query`, the whole chain verified as it is read. With a
+/// witness, every open reads the log this way (and a read-only check reads it so too): the
+/// witness check proves the log's prefix at the store's sealed mark (one entry's chain hash), so
+/// an edit that breaks the chain earlier — a revocation turned into another token's while the
+/// victim's row is rolled back — must be caught by this read.
+pub(crate) async fn verified_matches(
+    storage: &dyn token_audit::LogStorage,
+    query: &token_audit::AuditQuery,
+) -> std::result::Result<Vec<token_audit::Entry>, token_audit::AuditError> {
+    let mut out = Vec::new();
+    read_verified(storage, |e| {
+        if query.matches(&e) {
+            out.push(e);
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Reads the whole of `storage`, its chain verified, handing each entry to `each`.
+async fn read_verified(
+    storage: &dyn token_audit::LogStorage,
+    mut each: impl FnMut(token_audit::Entry),
+) -> std::result::Result<(), token_audit::AuditError> {
+    use token_audit::chains::ChainVerifier;
+    let mut chain = ChainVerifier::new(ChainHead::EMPTY);
+    let mut at = 0u64;
+    loop {
+        let page = storage.read(at, 4096).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        at += page.len() as u64;
+        for e in page {
+            chain.push(&e)?;
+            each(e);
+        }
     }
 }

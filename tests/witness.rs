@@ -435,4 +435,18 @@ async fn a_revocation_edited_out_of_the_middle_of_a_witnessed_log_is_caught_at_o
             panic!("the edited log was accepted; the victim's token: {d}");
         }
     }
+    // The read-only check (what `list`, `report` and `alerts check` run) refuses it too.
+    let unaudited = tokenward::Tokenward::embedded(dir.path().join("tw.db"))
+        .passphrase_with(PASSPHRASE.into(), tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap())
+        .prefix("fd")
+        .policy(policy())
+        .open()
+        .await
+        .unwrap();
+    let log = FileLog::open(&path).unwrap();
+    assert!(unaudited.check_audit_log(&log, Some(w.as_ref())).await.is_err(), "the read-only check");
+    assert!(
+        unaudited.check_audit_log(&log, None).await.is_ok(),
+        "without a witness only the binding is checked"
+    );
 }

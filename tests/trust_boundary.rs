@@ -301,11 +301,12 @@ async fn a_child_whose_ancestor_is_revoked_is_denied_whatever_its_own_row_says()
     };
     let tw = unaudited().open().await.unwrap();
     let root = tw.issue(&principal(), &request("a")).await.unwrap();
-    let child_of = |purpose: &str| {
-        tokenward::core::ChildRequest::parse(purpose, "kv:app/x:read", TimeDelta::minutes(5)).unwrap()
+    // Each generation a minute shorter: a child may not outlive its parent.
+    let child_of = |purpose: &str, minutes: i64| {
+        tokenward::core::ChildRequest::parse(purpose, "kv:app/x:read", TimeDelta::minutes(minutes)).unwrap()
     };
-    let parent = tw.issue_child(root.expose_secret(), &child_of("p")).await.unwrap();
-    let child = tw.issue_child(parent.expose_secret(), &child_of("c")).await.unwrap();
+    let parent = tw.issue_child(root.expose_secret(), &child_of("p", 5)).await.unwrap();
+    let child = tw.issue_child(parent.expose_secret(), &child_of("c", 4)).await.unwrap();
     let conn = db(dir.path());
     let saved: Vec<Vec<Value>> = [parent.id(), child.id()]
         .iter()

@@ -63,7 +63,7 @@ fn main() {
         return;
     }
     let mib: u64 = std::env::var("TOKENWARD_SCAN_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let corpus = target.join(format!("scan-corpus-{mib}"));
     let manifest_path = corpus.join("manifest.json");
     if !manifest_path.exists() {

@@ -26,7 +26,7 @@ use tokenward::secrecy::SecretBox;
 use tokenward::store::{BoundedCache, LocalKek};
 use tokenward::{TokenVerifier, Tokenward};
 
-#[path = "../../../examples/fanout.rs"]
+#[path = "../../examples/fanout.rs"]
 #[allow(clippy::all, missing_docs)]
 mod fanout;
 

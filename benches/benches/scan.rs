@@ -1,5 +1,5 @@
 //! token-scan beside its floors and peers, in one run, on a generated corpus of realistic source
-//! files with planted secrets and near-miss decoys (`token_scan::testing::write_corpus`, fixed
+//! files with planted secrets and near-miss decoys (`tokenward_test_support::corpus::write_corpus`, fixed
 //! seed; `TOKENWARD_SCAN_MIB` sets its size, 200 MiB by default; generated once under
 //! `target/`):
 //! - floors: `cat` of every file, and ripgrep searching the same literal anchors token-scan's
@@ -71,7 +71,8 @@ fn main() {
         let files = corpus.join("files");
         std::fs::create_dir_all(&files).unwrap();
         let start = Instant::now();
-        let m = token_scan::testing::write_corpus(&files, 20_261_201, mib << 20, 96 << 10).unwrap();
+        let m =
+            tokenward_test_support::corpus::write_corpus(&files, 20_261_201, mib << 20, 96 << 10).unwrap();
         std::fs::write(&manifest_path, serde_json::to_string(&m).unwrap()).unwrap();
         eprintln!("generated {} files, {} planted, in {:?}", m.files, m.planted.len(), start.elapsed());
     }
@@ -281,7 +282,7 @@ fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
                 .unwrap()
                 .success()
         );
-        let mut rng = token_scan::testing::Rng(7);
+        let mut rng = tokenward_test_support::corpus::Rng(7);
         let mut stream = Vec::new();
         let mut planted = Vec::new();
         let filler = "fn handle(req: &Request) -> Result<Response, Error> { let id = req.id(); Ok(Response::ok(id)) }\n".repeat(20);
@@ -291,7 +292,7 @@ fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
             let content = format!("// revision {i}\n{filler}");
             ops.push_str(&format!("M 100644 inline {file}\ndata {}\n{content}\n", content.len()));
             if i % 50 == 7 {
-                let t = token_scan::testing::github(&mut rng, "ghp_");
+                let t = tokenward_test_support::corpus::github(&mut rng, "ghp_");
                 let path = format!("config/secret{i}.env");
                 let c = format!("TOKEN={t}\n");
                 ops.push_str(&format!("M 100644 inline {path}\ndata {}\n{c}\n", c.len()));

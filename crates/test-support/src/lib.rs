@@ -3,7 +3,8 @@
 //! What Tokenward's own test suites share, so that no crate writes it again: the SIGKILL harness
 //! ([`kill_child_at_random`]), the rule for finding the test PostgreSQL ([`postgres_url`]), and a
 //! schema of a test's own that is dropped when the test ends ([`FreshSchema`]), and a local AWS API
-//! ([`Moto`]), and a writer capturing tracing output ([`Captured`]).
+//! ([`Moto`]), and a writer capturing tracing output ([`Captured`]), and the scanner's corpus of
+//! planted secrets and decoys ([`corpus`]).
 //! Not published; not part of any public API.
 //!
 //! ```
@@ -21,6 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::TryRng;
+
+pub mod corpus;
 
 /// The environment variable naming the test PostgreSQL server's URL.
 pub const POSTGRES_URL_ENV: &str = "TOKENWARD_PG_URL";

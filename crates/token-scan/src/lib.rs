@@ -42,7 +42,6 @@ mod rule;
 mod rules;
 mod scanner;
 mod source;
-pub mod testing;
 mod validate;
 
 pub use baseline::Baseline;

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use token_core::secrecy::ExposeSecret;
-use token_scan::testing::{Rng, decoys, github, planted};
 use token_scan::*;
+use tokenward_test_support::corpus::{Rng, decoys, github, planted};
 
 fn scanner(generic: bool) -> Scanner {
     Scanner::builder().rules(RuleSet::builtin().with_generic(generic)).build().unwrap()
@@ -208,7 +208,7 @@ fn no_output_holds_a_found_secret() {
 #[test]
 fn a_generated_corpus_is_found_whole_with_no_decoy() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = token_scan::testing::write_corpus(dir.path(), 42, 3 << 20, 24 << 10).unwrap();
+    let manifest = tokenward_test_support::corpus::write_corpus(dir.path(), 42, 3 << 20, 24 << 10).unwrap();
     assert!(manifest.planted.len() >= 100, "{} planted", manifest.planted.len());
     let report = scanner(false).scan_tree(dir.path(), &TreeOptions::default()).unwrap();
     let found: std::collections::HashSet<(String, u64, String)> = report

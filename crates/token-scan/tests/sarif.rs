@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use token_scan::testing::{Rng, planted};
 use token_scan::*;
+use tokenward_test_support::corpus::{Rng, planted};
 
 fn schema_check(sarif: &[u8]) -> Result<(), String> {
     let schema: serde_json::Value =

@@ -1,6 +1,7 @@
 //! Fixtures for rule authors and benchmarks: a deterministic generator of planted secrets (one or
 //! more per built-in rule) and near-miss decoys, and a corpus writer that mixes them into
-//! realistic source files. Used by token-scan's own tests and by the scan benchmark.
+//! realistic source files. Used by token-scan's own tests and by the scan benchmark (here, not in
+//! token-scan, so that no user's build compiles it).
 
 #![allow(clippy::expect_used, clippy::missing_panics_doc)]
 

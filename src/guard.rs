@@ -157,7 +157,7 @@ pub(crate) async fn check_read_only(
                 )
                 .await?;
                 // As an open does: the witness check proves the prefix at the mark only.
-                read_verified(storage, |_| {}).await?;
+                token_audit::witnesses::read_chain(storage, 0, ChainHead::EMPTY, None, |_| {}).await?;
             }
             // No key, so no head was ever signed by this store: a witness holding one is not ours.
             None if w.newest().await?.is_some() => {
@@ -428,32 +428,11 @@ pub(crate) async fn verified_matches(
     query: &token_audit::AuditQuery,
 ) -> std::result::Result<Vec<token_audit::Entry>, token_audit::AuditError> {
     let mut out = Vec::new();
-    read_verified(storage, |e| {
-        if query.matches(&e) {
-            out.push(e);
+    token_audit::witnesses::read_chain(storage, 0, ChainHead::EMPTY, None, |e| {
+        if query.matches(e) {
+            out.push(e.clone());
         }
     })
     .await?;
     Ok(out)
-}
-
-/// Reads the whole of `storage`, its chain verified, handing each entry to `each`.
-async fn read_verified(
-    storage: &dyn token_audit::LogStorage,
-    mut each: impl FnMut(token_audit::Entry),
-) -> std::result::Result<(), token_audit::AuditError> {
-    use token_audit::chains::ChainVerifier;
-    let mut chain = ChainVerifier::new(ChainHead::EMPTY);
-    let mut at = 0u64;
-    loop {
-        let page = storage.read(at, 4096).await?;
-        if page.is_empty() {
-            return Ok(());
-        }
-        at += page.len() as u64;
-        for e in page {
-            chain.push(&e)?;
-            each(e);
-        }
-    }
 }

@@ -105,7 +105,8 @@ pub use writer::{AuditWriter, WriterConfig};
 pub mod witnesses {
     pub use crate::binding::entry_hash_at;
     pub use crate::witness::{
-        MAX_RECORD, extend_compact, extend_tree, parse_record_name, record_name, tree_of, witness_origin,
+        MAX_RECORD, extend_compact, extend_tree, parse_record_name, read_chain, record_name, tree_of,
+        witness_origin,
     };
 }
 

@@ -456,25 +456,45 @@ async fn extend<T: Leaves>(
     at: ChainHead,
     len: u64,
 ) -> Result<(T, ChainHead), AuditError> {
+    let from = tree.size();
+    let head = read_chain(storage, from, at, Some(len), |e| tree.push_entry(e)).await?;
+    Ok((tree, head))
+}
+
+/// Reads `storage` from entry `from` on — `at` the head the entries before it end at — each link
+/// checked, handing every entry to `each`, up to `len` entries in all (`None`: to the log's end);
+/// returns the head reached. A log that ends before `len` is [`AuditError::Corrupt`], a broken
+/// link [`AuditError::Chain`].
+pub async fn read_chain(
+    storage: &dyn LogStorage,
+    from: u64,
+    at: ChainHead,
+    len: Option<u64>,
+    mut each: impl FnMut(&Entry),
+) -> Result<ChainHead, AuditError> {
     let mut chain = ChainVerifier::new(at);
-    while tree.size() < len {
-        let want = usize::try_from(len - tree.size()).unwrap_or(usize::MAX).min(4096);
-        let page = storage.read(tree.size(), want).await?;
+    let (mut next, end) = (from, len.unwrap_or(u64::MAX));
+    while next < end {
+        let want = usize::try_from(end - next).unwrap_or(usize::MAX).min(4096);
+        let page = storage.read(next, want).await?;
         if page.is_empty() {
             break;
         }
+        next += page.len() as u64;
         for e in &page {
             chain.push(e)?;
-            tree.push_entry(e);
+            each(e);
         }
     }
-    if tree.size() < len {
+    if let Some(len) = len
+        && next < len
+    {
         return Err(AuditError::Corrupt {
-            line: tree.size() + 1,
-            detail: format!("the log ends at {} entries, {len} expected", tree.size()),
+            line: next + 1,
+            detail: format!("the log ends at {next} entries, {len} expected"),
         });
     }
-    Ok((tree, chain.finish()?))
+    Ok(chain.finish()?)
 }
 
 /// The name a record is kept under: the epoch and size each subtracted from `u64::MAX`, 20 digits

@@ -14,6 +14,7 @@ use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
 use crate::backend::Backend;
 use crate::cache::{BoundedCache, VerifierCache};
 use crate::error::{Result, StoreError};
+use crate::follow::{Change, Followed, RevocationFeed};
 use crate::integrity::RecordKey;
 use crate::model::{TokenQuery, TokenRow};
 use crate::store::SecretStore;
@@ -592,39 +593,58 @@ impl TokenService {
     }
 }
 
-#[cfg(feature = "postgres")]
 impl TokenService {
-    /// Applies changes announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a task
-    /// of its own, until the feed ends: revocations are denied at once, and new tokens are loaded
-    /// at once (so a replacement issued elsewhere works here without waiting for a resync).
-    pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
+    /// Applies changes announced by other instances (a [`RevocationFeed`], e.g. PostgreSQL's
+    /// `NOTIFY`) to this cache, on a task of its own, until the feed ends: revocations are denied
+    /// at once, and new tokens are loaded at once (so a replacement issued elsewhere works here
+    /// without waiting for a resync). A new token whose record cannot be read is left to the next
+    /// catch-up, one that fails its integrity check is refused; both are logged, and counted in
+    /// what the task returns.
+    pub fn follow_revocations(&self, mut feed: Box<dyn RevocationFeed>) -> tokio::task::JoinHandle<Followed> {
         let cache = Arc::clone(&self.cache);
         let backend = Arc::clone(&self.backend);
         let key = self.record_key.clone();
         tokio::spawn(async move {
+            let mut done = Followed::default();
             while let Some(change) = feed.recv_change().await {
                 match change {
-                    crate::Change::Revoked(id, at) => {
+                    Change::Revoked(id, at) => {
                         // Deny from now on even if this host's clock is behind the revoker's.
                         cache.revoke(&[id], at.min(Utc::now()));
+                        done.revocations += 1;
+                        tracing::debug!(token = %id, "revocation announced; denied");
                     }
-                    crate::Change::Issued(id) if cache.bounded_config().is_some() => {
+                    Change::Issued(id) if cache.bounded_config().is_some() => {
                         // Bounded: not hot yet; read when first presented (here it is no longer
                         // unknown).
                         cache.forget_unknown(id);
                     }
-                    crate::Change::Issued(id) => {
-                        // A failed read leaves it to the next resync.
-                        if let Ok(Some(t)) = backend.token(id).await
-                            && key.check_token(&t).is_ok()
-                            && t.record.revoked_at.is_none()
-                            && t.record.expires_at > Utc::now()
-                        {
-                            let _ = cache.insert(&t.record, t.uses, t.last_used);
+                    Change::Issued(id) => match backend.token(id).await {
+                        Ok(Some(t)) if key.check_token(&t).is_err() => {
+                            done.refused += 1;
+                            tracing::error!(
+                                token = %id,
+                                "a token announced as issued fails its integrity check and was refused (edited outside Tokenward?)"
+                            );
                         }
-                    }
+                        Ok(Some(t)) if t.record.revoked_at.is_none() && t.record.expires_at > Utc::now() => {
+                            match cache.insert(&t.record, t.uses, t.last_used) {
+                                Ok(_) => done.loaded += 1,
+                                Err(e) => {
+                                    tracing::warn!(token = %id, error = %e, "a token announced as issued was not cached; the next catch-up retries")
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        // A failed read leaves it to the next catch-up.
+                        Err(e) => {
+                            done.unreadable += 1;
+                            tracing::warn!(token = %id, error = %e, "reading a token announced as issued failed; the next catch-up loads it");
+                        }
+                    },
                 }
             }
+            done
         })
     }
 }

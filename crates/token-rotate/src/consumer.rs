@@ -87,7 +87,10 @@ impl CurrentCredential {
                     match inner.refresh().await {
                         Ok(()) if failing => {
                             failing = false;
-                            tracing::info!(credential = inner.name.as_str(), "refreshing the current credential works again");
+                            tracing::info!(
+                                credential = inner.name.as_str(),
+                                "refreshing the current credential works again"
+                            );
                         }
                         Ok(()) => {}
                         Err(e) if !failing => {

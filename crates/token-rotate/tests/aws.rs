@@ -726,7 +726,10 @@ async fn a_withdrawal_that_cannot_describe_the_secret_fails_and_only_a_missing_s
     own.withdraw(&second).await.unwrap();
     assert_eq!(sm(&admin, "app/withdraw").await.2, 0);
     // No such secret: nothing was staged there.
-    SecretsManagerDestination::new(admin.clone(), "app/never-made", format()).withdraw(&second).await.unwrap();
+    SecretsManagerDestination::new(admin.clone(), "app/never-made", format())
+        .withdraw(&second)
+        .await
+        .unwrap();
 }
 
 /// The audit entries of `step` as (success, reason).

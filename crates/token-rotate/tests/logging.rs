@@ -91,7 +91,8 @@ async fn failures_are_logged_at_their_level_and_never_with_a_secret() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let planted = format!("PLANTED{:016x}", rand_u64());
-    let w = common::token_world(Arc::new(MemoryBackend::new()) as Arc<dyn Backend>, TimeDelta::hours(1)).await;
+    let w =
+        common::token_world(Arc::new(MemoryBackend::new()) as Arc<dyn Backend>, TimeDelta::hours(1)).await;
     let rotator = Arc::new(Rotator::new(w.secrets.clone(), TimeDelta::zero(), Arc::new(SystemClock)));
     let target = Stubborn { planted: planted.clone(), failing: AtomicBool::new(false) };
     let name = SecretName::new("app/stubborn").unwrap();
@@ -109,9 +110,10 @@ async fn failures_are_logged_at_their_level_and_never_with_a_secret() {
 
     // A consumer whose refresh fails (the current version does not parse, and holds the secret):
     // a warning, once, and the credential it holds is kept.
-    let consumer = CurrentCredential::follow(w.secrets.clone(), name.clone(), None, Duration::from_millis(10))
-        .await
-        .unwrap();
+    let consumer =
+        CurrentCredential::follow(w.secrets.clone(), name.clone(), None, Duration::from_millis(10))
+            .await
+            .unwrap();
     let held = consumer.version();
     let current = w.secrets.labels(&name).await.unwrap()[&Label::Current];
     let broken = format!(r#"{{"handle":"h","secret":"{planted}-broken","expires_at":"soon"}}"#);
@@ -122,7 +124,10 @@ async fn failures_are_logged_at_their_level_and_never_with_a_secret() {
         .unwrap();
     assert!(logged(&captured, "refreshing the current credential failed").await, "{}", captured.text());
     assert!(
-        captured.text().lines().any(|l| l.contains(" WARN ") && l.contains("refreshing the current credential failed")),
+        captured
+            .text()
+            .lines()
+            .any(|l| l.contains(" WARN ") && l.contains("refreshing the current credential failed")),
         "{}",
         captured.text()
     );
@@ -130,15 +135,18 @@ async fn failures_are_logged_at_their_level_and_never_with_a_secret() {
 
     // A rotation task that panics: an error line naming the credential.
     let scheduler = Arc::new(TokioScheduler::new(rotator.clone(), SchedulerConfig::default()));
-    scheduler.register(SecretName::new("app/panicky").unwrap(), Arc::new(Panicky), Schedule::every(TimeDelta::hours(1)));
+    scheduler.register(
+        SecretName::new("app/panicky").unwrap(),
+        Arc::new(Panicky),
+        Schedule::every(TimeDelta::hours(1)),
+    );
     for _ in 0..3 {
         scheduler.tick().await.unwrap();
     }
     assert!(
-        captured
-            .text()
-            .lines()
-            .any(|l| l.contains(" ERROR ") && l.contains("a rotation task panicked") && l.contains("app/panicky")),
+        captured.text().lines().any(|l| l.contains(" ERROR ")
+            && l.contains("a rotation task panicked")
+            && l.contains("app/panicky")),
         "{}",
         captured.text()
     );

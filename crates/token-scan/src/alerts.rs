@@ -169,7 +169,9 @@ impl AlertVerifier {
             Err(e @ (AlertError::UnknownKey | AlertError::BadSignature | AlertError::Replayed)) => {
                 tracing::warn!(error = %e, size = body.len(), "a secret-scanning alert delivery was refused")
             }
-            Err(e) => tracing::debug!(error = %e, size = body.len(), "a secret-scanning alert delivery was refused"),
+            Err(e) => {
+                tracing::debug!(error = %e, size = body.len(), "a secret-scanning alert delivery was refused")
+            }
             Ok(alerts) => tracing::debug!(alerts = alerts.len(), "secret-scanning alerts verified"),
         }
         verified

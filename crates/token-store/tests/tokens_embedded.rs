@@ -180,8 +180,11 @@ async fn a_revocation_feed_is_any_backends_and_a_backend_that_cannot_follow_says
         .unwrap();
     let at = body.windows(14).position(|w| w == b"s3:logs/x:read").expect("the scope is in the record");
     body[at..at + 14].copy_from_slice(b"s3:logs/*:read");
-    conn.execute("UPDATE tokens SET body = ?2 WHERE id = ?1", rusqlite::params![edited.id().to_string(), body])
-        .unwrap();
+    conn.execute(
+        "UPDATE tokens SET body = ?2 WHERE id = ?1",
+        rusqlite::params![edited.id().to_string(), body],
+    )
+    .unwrap();
     tx.send(Change::Issued(edited.id())).unwrap();
     drop(tx);
     let done = following.await.unwrap();

@@ -11,15 +11,21 @@ use common::*;
 fn drill_json_is_pure_json_and_its_warnings_are_one_human_line_each() {
     let cli = Cli::new();
     cli.init();
-    let run = |args: &[&str]| cli.run_in(args, None, |c| {
-        c.env_remove("TOKENWARD_LOG");
-    });
+    let run = |args: &[&str]| {
+        cli.run_in(args, None, |c| {
+            c.env_remove("TOKENWARD_LOG");
+        })
+    };
     let r = run(&["drill", "--repeat", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(v["summary"]["runs"], 1);
     assert!(!r.stderr.contains("WARN token_") && !r.stderr.contains("token_rotate::"), "{}", r.stderr);
     // The drill's emergency is a warning, said in one line a person reads.
-    assert!(r.stderr.lines().any(|l| l.starts_with("WARNING: emergency declared (credential=")), "{}", r.stderr);
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with("WARNING: emergency declared (credential=")),
+        "{}",
+        r.stderr
+    );
     for line in r.stderr.lines().filter(|l| l.contains("emergency declared")) {
         assert!(!line.contains("::") && !line.contains("Z "), "no module path, no timestamp: {line}");
     }

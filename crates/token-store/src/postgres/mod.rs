@@ -23,7 +23,6 @@ mod schema;
 mod secrets;
 mod tokens;
 
-
 /// The channel revocations are announced on; the payload is `id@millis` items, comma-separated.
 pub const REVOCATION_CHANNEL: &str = "tokenward_revocations";
 

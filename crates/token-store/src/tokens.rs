@@ -1,6 +1,7 @@
 //! `TokenService`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -29,6 +30,8 @@ pub struct TokenService {
     audit: Option<Auditor>,
     record_key: RecordKey,
     opened: LoadReport,
+    /// Records refused for failing their integrity check, every time one was met.
+    refused_seen: Arc<AtomicU64>,
     /// Bounded mode: misses being read, one read per id however many ask.
     inflight: Arc<Mutex<HashMap<TokenId, Arc<tokio::sync::OnceCell<()>>>>>,
 }
@@ -131,10 +134,20 @@ impl TokenService {
             audit: None,
             record_key,
             opened: LoadReport::default(),
+            refused_seen: Arc::default(),
             inflight: Arc::default(),
         };
         tokens.opened = tokens.resync_at(Utc::now()).await?;
         Ok(tokens)
+    }
+
+    /// How many times a record was refused for failing its integrity check since this service
+    /// opened — at the opening load, resyncs, catch-ups, reads by id and announced issues (a
+    /// record refused by every resync counts each time). A count that grows means someone edits
+    /// the store outside Tokenward: each refusal is also an error log line, and a caller can
+    /// raise an alert when it changes.
+    pub fn refused_records(&self) -> u64 {
+        self.refused_seen.load(Ordering::Relaxed)
     }
 
     /// What opening loaded and refused.
@@ -177,6 +190,7 @@ impl TokenService {
         };
         self.backend.visit_tokens(&query, &mut visit).await?;
         if !report.refused.is_empty() {
+            self.refused_seen.fetch_add(report.refused.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 refused = report.refused.len(),
                 first = %report.refused[0],
@@ -213,6 +227,7 @@ impl TokenService {
             }
         }
         if !report.refused.is_empty() {
+            self.refused_seen.fetch_add(report.refused.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 refused = report.refused.len(),
                 first = %report.refused[0],
@@ -236,6 +251,7 @@ impl TokenService {
             if self.record_key.check_token(&t).is_ok() {
                 applied += 1;
             } else {
+                self.refused_seen.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(token = %t.record.id, "a revoked token record fails its integrity check; denied");
                 at = at.min(Utc::now());
             }
@@ -260,6 +276,7 @@ impl TokenService {
         for chunk in missing.chunks(1000) {
             for t in self.backend.tokens_by_id(chunk).await? {
                 if self.record_key.check_token(&t).is_err() {
+                    self.refused_seen.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(token = %t.record.id, "a token record fails its integrity check and was refused");
                     continue;
                 }
@@ -390,6 +407,7 @@ impl TokenService {
                 self.cache.insert_read(&t.record, t.uses, t.last_used);
             }
             Some((false, _)) => {
+                self.refused_seen.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(token = %id, "a token record fails its integrity check and was refused");
                 self.cache.note_unknown(id);
             }
@@ -604,6 +622,7 @@ impl TokenService {
         let cache = Arc::clone(&self.cache);
         let backend = Arc::clone(&self.backend);
         let key = self.record_key.clone();
+        let refused_seen = Arc::clone(&self.refused_seen);
         tokio::spawn(async move {
             let mut done = Followed::default();
             while let Some(change) = feed.recv_change().await {
@@ -622,6 +641,7 @@ impl TokenService {
                     Change::Issued(id) => match backend.token(id).await {
                         Ok(Some(t)) if key.check_token(&t).is_err() => {
                             done.refused += 1;
+                            refused_seen.fetch_add(1, Ordering::Relaxed);
                             tracing::error!(
                                 token = %id,
                                 "a token announced as issued fails its integrity check and was refused (edited outside Tokenward?)"

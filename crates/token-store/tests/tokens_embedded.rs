@@ -189,5 +189,6 @@ async fn a_revocation_feed_is_any_backends_and_a_backend_that_cannot_follow_says
     drop(tx);
     let done = following.await.unwrap();
     assert_eq!((done.revocations, done.loaded, done.refused, done.unreadable), (1, 1, 1, 0));
+    assert_eq!(b.refused_records(), 1, "a count the caller can watch");
     assert!(!vb.verify(edited.expose_secret(), &read).is_allowed());
 }

@@ -214,7 +214,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     let mut reporter = tokio::time::interval(report_every);
     let mut alerter = tokio::time::interval(alerts_every);
     let mut last = (0, 0);
-    let mut last_failed = (0, 0);
+    let mut last_failed = (0, 0, 0);
     loop {
         tokio::select! {
             _ = signals.recv() => break,
@@ -225,9 +225,9 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                     eprintln!("rotations so far: {} promoted, {} rolled back", counts.0, counts.1);
                     last = counts;
                 }
-                // A rotation rolled back, or left unfinished: its alert goes out now, not at the
-                // next check.
-                let failed = (counts.1, tw.scheduler().unfinished());
+                // A rotation rolled back or left unfinished, a record refused for failing its
+                // integrity check: the alert goes out now, not at the next check.
+                let failed = (counts.1, tw.scheduler().unfinished(), tw.tokens().refused_records());
                 if failed != last_failed {
                     last_failed = failed;
                     alerter.reset_immediately();

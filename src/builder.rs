@@ -14,8 +14,9 @@ use token_rotate::{Rotator, SchedulerConfig, TokioScheduler};
 use token_store::secrecy::SecretString;
 use token_store::{Backend, KdfParams, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 
-use crate::deployment::{Inner, Tokenward};
+use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::upkeep::{self, Upkeep};
 
 /// The id the front door gives a key read from a file or the environment.
@@ -490,7 +491,7 @@ impl TokenwardBuilder {
         let secrets = Arc::new(secrets);
         let prefix = settle_prefix(&secrets, self.prefix).await?;
         let policy = match (self.stored_policy, self.policy) {
-            (true, given) => match crate::policy::read_head(&secrets).await? {
+            (true, given) => match crate::policy::stored::read_head(&secrets).await? {
                 Some((record, _)) => record.file()?.to_policy()?,
                 None => match given {
                     Some(p) => p,
@@ -579,5 +580,32 @@ impl TokenwardBuilder {
             "tokenward opened"
         );
         Ok(tw)
+    }
+}
+
+/// Where a deployment opens from: each returns the builder for it.
+impl Tokenward {
+    /// A deployment on the embedded store: one SQLite file at `path` (created if missing).
+    #[cfg(feature = "sqlite")]
+    pub fn embedded(path: impl Into<std::path::PathBuf>) -> TokenwardBuilder {
+        TokenwardBuilder::embedded(path.into())
+    }
+
+    /// A deployment on PostgreSQL (a libpq connection string such as
+    /// `host=127.0.0.1 port=5432 user=tokenward dbname=tokenward`); instances sharing it see each
+    /// other's issues and revocations within milliseconds.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(url: impl Into<String>) -> TokenwardBuilder {
+        TokenwardBuilder::postgres(url.into())
+    }
+
+    /// A deployment in memory (tests, examples): nothing survives the process.
+    pub fn in_memory() -> TokenwardBuilder {
+        TokenwardBuilder::in_memory()
+    }
+
+    /// A deployment on any backend (your own, or one you opened with options).
+    pub fn with_backend(backend: Arc<dyn Backend>) -> TokenwardBuilder {
+        TokenwardBuilder::with_backend(backend)
     }
 }

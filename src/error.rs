@@ -29,7 +29,7 @@ pub enum Error {
     Issue(#[from] token_core::IssueError),
     /// A policy file does not parse or does not make sense.
     #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyFileError),
+    Policy(#[from] crate::policy::error::PolicyFileError),
     /// The stored policy is not the version the caller expected (someone applied another first).
     #[error("policy conflict: expected stored version {expected}, found {found}")]
     PolicyConflict {

@@ -48,6 +48,18 @@ pub enum Error {
     Alert(#[from] token_scan::alerts::AlertError),
 }
 
+impl From<token_rotate::TargetError> for Error {
+    fn from(e: token_rotate::TargetError) -> Self {
+        Self::Rotate(e.into())
+    }
+}
+
+impl From<token_rotate::declare::DurationError> for Error {
+    fn from(e: token_rotate::declare::DurationError) -> Self {
+        Self::Policy(e.into())
+    }
+}
+
 fn ids(ids: &[token_core::TokenId]) -> String {
     let shown: Vec<String> = ids.iter().take(10).map(ToString::to_string).collect();
     let more = if ids.len() > 10 { format!(" and {} more", ids.len() - 10) } else { String::new() };

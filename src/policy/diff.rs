@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use token_rotate::declare::Duration;
+
 use super::schema::{PolicyFile, Rules};
 
 impl PolicyFile {
@@ -18,7 +20,7 @@ impl PolicyFile {
                     r.max_ttl,
                     if r.allow_bare_wildcards { "allowed" } else { "refused" },
                     r.one_active_per_purpose,
-                    r.idle_timeout.as_deref().unwrap_or("none")
+                    r.idle_timeout.as_ref().map_or("none", Duration::as_str)
                 )
             };
             out.push(format!("~ rules: {} → {}", show(&old.rules), show(&self.rules)));
@@ -49,9 +51,9 @@ impl PolicyFile {
                 let target = serde_json::to_value(&c.target).map(|v| v.to_string()).unwrap_or_default();
                 let mut shown = format!(
                     "schedule {}, emergency {}, overlap {}",
-                    c.schedule.as_deref().unwrap_or("none"),
+                    c.schedule.as_ref().map_or("none", Duration::as_str),
                     c.emergency,
-                    c.overlap.as_deref().unwrap_or("default")
+                    c.overlap.as_ref().map_or("default", Duration::as_str)
                 );
                 if let Some(g) = &c.deletion_grace {
                     let _ = write!(shown, ", deletion_grace {g}");

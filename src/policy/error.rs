@@ -11,3 +11,15 @@ impl PolicyFileError {
         Self(msg.into())
     }
 }
+
+impl From<token_rotate::declare::DurationError> for PolicyFileError {
+    fn from(e: token_rotate::declare::DurationError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<token_rotate::declare::DeclareError> for PolicyFileError {
+    fn from(e: token_rotate::declare::DeclareError) -> Self {
+        Self(e.to_string())
+    }
+}

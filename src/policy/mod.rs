@@ -52,14 +52,15 @@ mod declared;
 mod diff;
 mod duration;
 pub(crate) mod error;
+mod kinds;
 mod schema;
 pub(crate) mod stored;
 
 pub use credential::{
-    AwsAccess, CredentialSpec, DEFAULT_DELETION_GRACE, DestinationSpec, MAX_DELETION_GRACE, MAX_OVERLAP,
-    OpenBaoConnect, TargetSpec,
+    CredentialSpec, DEFAULT_DELETION_GRACE, DestinationSpec, MAX_DELETION_GRACE, MAX_OVERLAP,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{Duration, format_duration, parse_duration};
 pub use error::PolicyFileError;
+pub use kinds::TargetSpec;
 pub use schema::{PolicyFile, PrincipalSpec, RoleSpec, Rules};
 pub use stored::{ApplyOptions, Orphan, PolicyApplied, PolicyRecord};

@@ -3,12 +3,11 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use token_core::chrono::Utc;
 use token_core::{Policy, Principal, Role, ScopeSet};
+use token_rotate::declare::{CheckContext, Duration};
 use token_store::SecretName;
 
-use super::credential::{CredentialSpec, DestinationSpec, TargetSpec};
-use super::duration::parse_duration;
+use super::credential::CredentialSpec;
 use super::error::PolicyFileError;
 
 /// A policy file: issuing rules, roles, principals and the credentials under rotation.
@@ -37,7 +36,7 @@ pub struct PolicyFile {
 pub struct Rules {
     /// The hard cap on any token's lifetime (`90d` by default).
     #[serde(default = "default_max_ttl")]
-    pub max_ttl: String,
+    pub max_ttl: Duration,
     /// Whether bare wildcards (`*:…`, `…:**:…`) may be granted.
     #[serde(default)]
     pub allow_bare_wildcards: bool,
@@ -46,7 +45,7 @@ pub struct Rules {
     pub one_active_per_purpose: bool,
     /// An idle timeout for every token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Rules {
@@ -60,8 +59,8 @@ impl Default for Rules {
     }
 }
 
-fn default_max_ttl() -> String {
-    "90d".into()
+fn default_max_ttl() -> Duration {
+    Duration::new("90d")
 }
 fn yes() -> bool {
     true
@@ -77,13 +76,13 @@ pub struct RoleSpec {
     /// The scopes it grants.
     pub grants: Vec<String>,
     /// The longest token it allows.
-    pub max_ttl: String,
+    pub max_ttl: Duration,
 }
 
 impl RoleSpec {
     /// A role granting `grants` for at most `max_ttl` (a duration such as `1h`).
     pub fn new(name: impl Into<String>, grants: Vec<String>, max_ttl: impl Into<String>) -> Self {
-        Self { name: name.into(), grants, max_ttl: max_ttl.into() }
+        Self { name: name.into(), grants, max_ttl: Duration::new(max_ttl.into()) }
     }
 }
 
@@ -156,48 +155,9 @@ impl PolicyFile {
             c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             c.check_overlap_and_grace().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             for d in &c.deploy {
-                match d {
-                    DestinationSpec::AwsSecretsManager { access, format, .. } => {
-                        access.check(&format!("{what}: deploy"))?;
-                        if format != "secret" && format != "aws-access-key" {
-                            return Err(PolicyFileError::new(format!(
-                                "{what}: deploy format {format:?}: expected secret or aws-access-key"
-                            )));
-                        }
-                    }
-                    DestinationSpec::OpenbaoKv { connect, .. } => {
-                        connect.check(&format!("{what}: deploy"))?
-                    }
-                }
+                d.check(&format!("{what}: deploy"))?;
             }
-            match &c.target {
-                TargetSpec::TokenwardToken { principal, purpose, scopes: s, ttl } => {
-                    let Some(holder) = self.principal(principal) else {
-                        return Err(PolicyFileError::new(format!("{what}: no principal {principal}")));
-                    };
-                    let request =
-                        token_core::IssueRequest::parse(purpose, &s.join(" "), parse_duration(ttl)?)
-                            .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
-                    // What every rotation would ask: refused here, not found when one rolls back.
-                    let _approved = policy.check_issue(&holder, &request, &[], Utc::now()).map_err(|e| {
-                        PolicyFileError::new(format!(
-                            "{what}: the principal may not be issued its token: {e}"
-                        ))
-                    })?;
-                }
-                TargetSpec::OpenbaoToken { connect, ttl, .. } => {
-                    parse_duration(ttl)?;
-                    connect.check(&what)?;
-                }
-                TargetSpec::OpenbaoKv { connect, lifetime, .. } => {
-                    parse_duration(lifetime)?;
-                    connect.check(&what)?;
-                }
-                TargetSpec::AwsIamAccessKey { access, lifetime, .. } => {
-                    parse_duration(lifetime)?;
-                    access.check(&what)?;
-                }
-            }
+            c.target.check(&FileCheck { what: &what, file: self, policy: &policy })?;
         }
         Ok(())
     }
@@ -205,16 +165,15 @@ impl PolicyFile {
     /// The issuing [`Policy`] the file describes.
     pub fn to_policy(&self) -> Result<Policy, PolicyFileError> {
         let mut b = Policy::builder()
-            .max_ttl(parse_duration(&self.rules.max_ttl)?)
+            .max_ttl(self.rules.max_ttl.get()?)
             .allow_bare_wildcards(self.rules.allow_bare_wildcards)
             .one_active_per_purpose(self.rules.one_active_per_purpose);
         if let Some(idle) = &self.rules.idle_timeout {
-            b = b.idle_timeout(parse_duration(idle)?);
+            b = b.idle_timeout(idle.get()?);
         }
         for r in &self.roles {
             let what = format!("role {}", r.name);
-            let ttl =
-                parse_duration(&r.max_ttl).map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            let ttl = r.max_ttl.get().map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
             let role = Role::parse(&r.name, scopes(&r.grants, &what)?.as_str(), ttl)
                 .map_err(|e| PolicyFileError::new(format!("{what}: {e}")))?;
             b = b.role(role);
@@ -239,11 +198,30 @@ impl PolicyFile {
     }
 }
 
+/// A declared target is checked against the file it is in.
+struct FileCheck<'a> {
+    what: &'a str,
+    file: &'a PolicyFile,
+    policy: &'a Policy,
+}
+
+impl CheckContext for FileCheck<'_> {
+    fn what(&self) -> &str {
+        self.what
+    }
+    fn principal(&self, name: &str) -> Option<Principal> {
+        self.file.principal(name)
+    }
+    fn policy(&self) -> &Policy {
+        self.policy
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::TargetSpec;
     use token_core::chrono::TimeDelta;
+    use token_rotate::declare::AwsIamAccessKeySpec;
 
     #[test]
     fn targets_with_flattened_settings_parse_and_unknown_fields_are_refused() {
@@ -257,7 +235,7 @@ target = { kind = "aws-iam-access-key", user = "u", admin_access_key_id = "AKIA"
 deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id = "AKIA", admin_secret_key_secret = "aws/s" }]
 "#;
         let f = PolicyFile::parse(t).unwrap();
-        let TargetSpec::AwsIamAccessKey { access, .. } = &f.credentials[1].target else { panic!() };
+        let Some(AwsIamAccessKeySpec { access, .. }) = f.credentials[1].target.settings() else { panic!() };
         assert_eq!(access.region, "us-east-1");
         assert_eq!(PolicyFile::parse(&f.to_toml()).unwrap(), f, "round-trips through its canonical TOML");
         for (from, to) in [
@@ -304,7 +282,8 @@ deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id =
                 .unwrap()
                 .credentials[0]
                 .overlap
-                .as_deref(),
+                .as_ref()
+                .map(Duration::as_str),
             Some("1m")
         );
         for (bad, why) in [

@@ -45,6 +45,7 @@
 
 mod consumer;
 mod credential;
+pub mod declare;
 mod error;
 mod lease;
 #[cfg(feature = "vault")]

@@ -15,6 +15,7 @@ use tokenward::audit::{Action, AuditEvent, Outcome};
 use tokenward::core::chrono::TimeDelta;
 use tokenward::core::private_fs;
 use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role};
+use tokenward::rotate::declare::TokenwardTokenSpec;
 use tokenward::scan::{GitOptions, Report, S3Options, Scanner, TreeOptions};
 use tokenward::secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use tokenward::store::{LocalKek, SecretName};
@@ -401,7 +402,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             let spec = file.credential(cred).ok_or_else(|| {
                 CliError::new(format!("no credential {cred} is declared in the stored policy"))
             })?;
-            let tokenward::policy::TargetSpec::TokenwardToken { scopes, .. } = &spec.target else {
+            let Some(TokenwardTokenSpec { scopes, .. }) = spec.target.settings() else {
                 return Err(CliError::new(format!("{cred}: a drill needs a Tokenward token credential")));
             };
             let request = request_within(scopes.first().map(String::as_str).unwrap_or_default())?;

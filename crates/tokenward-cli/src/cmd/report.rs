@@ -12,7 +12,7 @@ use tokenward::audit::{Action, Entry};
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::lookup::TokenStatus;
 use tokenward::core::private_fs;
-use tokenward::policy::{PolicyFile, parse_duration};
+use tokenward::policy::PolicyFile;
 use tokenward::store::{TokenQuery, TokenRow};
 
 use crate::cli::{Global, ReportArgs};
@@ -350,7 +350,7 @@ pub(crate) async fn build_with(
         let name = c.secret_name()?;
         let record = tw.rotator().record(&name).await?;
         let promoted = record.promoted_at_ms.and_then(DateTime::from_timestamp_millis);
-        let period = c.schedule.as_deref().and_then(|s| parse_duration(s).ok());
+        let period = c.schedule.as_ref().and_then(|s| s.get().ok());
         let age = promoted.map(|p| (now - p).num_milliseconds() as f64 / 86_400_000.0);
         rotation.push(CredentialAge {
             name: c.name.clone(),

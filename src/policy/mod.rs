@@ -43,9 +43,29 @@
 //! never written in the file. The stored copy is sealed (authenticated under the store's record
 //! key): a policy edited in the database is refused when read, not obeyed.
 //!
-//! One concern per module: [`schema`](PolicyFile) (the file, its defaults and checks), the
-//! credentials (`credential`), durations, the diff between two files, the stored versions
-//! (`stored`: apply, history, orphans) and the declared credentials built into targets.
+//! # Layout
+//!
+//! One concern per module, importing only downwards (`tests/module_graph.rs` keeps `src/` a DAG):
+//!
+//! - `error`: [`PolicyFileError`], a leaf ([`crate::Error`] wraps it without importing the rest).
+//! - `duration`: [`parse_duration`], [`format_duration`]; a duration field is a [`Duration`],
+//!   parsed once when the file is read and written back as given (the rule itself is
+//!   `token_rotate::declare`'s, since a target's declaration has durations too).
+//! - `schema`: [`PolicyFile`] and its rules, roles and principals, defaults, [`PolicyFile::parse`]
+//!   and [`PolicyFile::check`].
+//! - `credential`: [`CredentialSpec`] (schedule, emergency order, overlap, deletion grace) and
+//!   where it is deployed ([`DestinationSpec`]).
+//! - `kinds`: the registry of rotation target kinds and [`TargetSpec`], a credential's target read
+//!   into its kind's declaration. Each kind owns its declaration (`token_rotate::declare`: its
+//!   fields, check and build); the registry lists kinds, one line each, and knows no kind's fields.
+//! - `diff`: [`PolicyFile::diff`], what changes from one file to the next.
+//! - `stored`: the versioned policy in the store ([`Tokenward::apply_policy`], history, orphans).
+//! - `declared`: a declared credential built in a deployment ([`Tokenward::declared_target`],
+//!   [`Tokenward::manage_declared`]), the deployment handed to the kinds as their build context.
+//!
+//! [`Tokenward::apply_policy`]: crate::Tokenward::apply_policy
+//! [`Tokenward::declared_target`]: crate::Tokenward::declared_target
+//! [`Tokenward::manage_declared`]: crate::Tokenward::manage_declared
 
 mod credential;
 mod declared;

@@ -101,7 +101,7 @@ fn src_modules_import_each_other_without_a_circle() {
     let mut reexports: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in lib.lines().map(str::trim).filter(|l| l.starts_with("pub use ")) {
         for p in paths(line) {
-            if modules.contains_key(&p[..1].to_vec()) {
+            if modules.contains_key(&p[..1]) {
                 reexports.insert(p.last().expect("a name").clone(), p[..1].to_vec());
             }
         }

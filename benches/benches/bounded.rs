@@ -25,10 +25,7 @@ use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
 use tokenward::secrecy::SecretBox;
 use tokenward::store::{BoundedCache, LocalKek};
 use tokenward::{TokenVerifier, Tokenward};
-
-#[path = "../../examples/fanout.rs"]
-#[allow(clippy::all, missing_docs)]
-mod fanout;
+use tokenward_bench::fanout;
 
 const SCOPE: &str = "zipf:api/orders:call";
 

@@ -33,6 +33,7 @@ use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role
 use tokenward::secrecy::SecretBox;
 use tokenward::store::LocalKek;
 use tokenward::{FailureMode, Tokenward, VerifyAuditMode};
+use tokenward_test_support::stats::{median, percentile};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -121,14 +122,6 @@ pub struct Outcome {
     pub audit_revokers: usize,
 }
 
-/// A percentile of sorted values.
-pub fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "loaded in {:.1} s; instances opened in {:?} ms", self.load_secs, self.open_ms)?;
@@ -138,12 +131,12 @@ impl std::fmt::Display for Outcome {
                 "{}: denied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} revocations, {} missed); \
                  revoke acknowledged p50 {:.1} ms",
                 s.name,
-                pct(&s.latencies_ms, 0.5),
-                pct(&s.latencies_ms, 0.99),
-                pct(&s.latencies_ms, 1.0),
+                percentile(&s.latencies_ms, 0.5),
+                percentile(&s.latencies_ms, 0.99),
+                percentile(&s.latencies_ms, 1.0),
                 s.latencies_ms.len(),
                 s.missed,
-                pct(&s.ack_ms, 0.5)
+                percentile(&s.ack_ms, 0.5)
             )?;
             let ratios: Vec<String> = s
                 .storm_rate
@@ -647,7 +640,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
                     .map(|i| d[i].saturating_sub(started[i].0) as f64 / 1e6)
                     .collect();
                 own.sort_by(f64::total_cmp);
-                pct(&own, 0.99)
+                percentile(&own, 0.99)
             })
             .collect();
         Storm {
@@ -740,10 +733,6 @@ pub async fn backstop(n: usize) {
             cpus.push(cpu_secs() - c);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let [(fw, fc), (uw, uc)] = &mut figures;
     let (full_wall, full_cpu, up_wall, up_cpu) = (median(fw), median(fc), median(uw), median(uc));
     println!(

@@ -132,12 +132,8 @@ impl RotationTarget for OpenBaoKvTarget {
             .try_fill_bytes(&mut raw)
             .map_err(|_| TargetError::new("create", "the OS random number generator failed"))?;
         // Hex into one buffer sized once (no intermediate strings holding pieces of the secret).
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = String::with_capacity(64);
-        for &b in &raw {
-            text.push(char::from(DIGITS[usize::from(b >> 4)]));
-            text.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
+        token_core::hex::push(&mut text, &raw);
         let value = SecretString::from(text);
         zeroize::Zeroize::zeroize(&mut raw);
         let cas = self.bao.kv_current_version(&self.mount, &self.path).await.map_err(at("create"))?;

@@ -172,9 +172,7 @@ impl AwsKmsKeyProvider {
     }
 
     fn context(aad: &[u8]) -> serde_json::Value {
-        let digest = Sha256::digest(aad);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        serde_json::json!({ "tokenward-aad-sha256": hex })
+        serde_json::json!({ "tokenward-aad-sha256": token_core::hex::encode(&Sha256::digest(aad)) })
     }
 }
 

@@ -57,17 +57,6 @@ pub enum OpenBaoError {
     Malformed(&'static str),
 }
 
-impl OpenBaoError {
-    /// The status OpenBao answered with, when it refused the call (`Api`, `Denied`, `Login`).
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } | Self::Login { status, .. } => Some(*status),
-            Self::Denied { .. } => Some(403),
-            _ => None,
-        }
-    }
-}
-
 /// OpenBao's own error messages from an answer (they never echo tokens).
 pub(crate) fn errors(v: &serde_json::Value) -> String {
     v.get("errors").map(|e| e.to_string()).unwrap_or_else(|| "no detail".into())

@@ -152,8 +152,7 @@ pub fn upstream(state: Arc<UpstreamState>) -> Router {
         }
         let mut bytes = [0u8; 24];
         getrandom_fill(&mut bytes);
-        let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let key = format!("upk_{key}");
+        let key = format!("upk_{}", tokenward::core::hex::encode(&bytes));
         s.keys.lock().unwrap().insert(key.clone());
         Response::new(Body::from(key))
     }

@@ -20,6 +20,7 @@ use tokenward::{Error, TokenwardBuilder};
 mod common;
 
 use common::*;
+use tokenward_test_support::stats::median_duration;
 
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -276,11 +277,6 @@ async fn an_object_locked_bucket_catches_the_rollback_too() {
     ));
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -346,7 +342,7 @@ async fn costs() {
             tw.shutdown().await.unwrap();
         }
     }
-    let md = |k: &str| median(m[k].clone());
+    let md = |k: &str| median_duration(&mut m[k].clone());
     let line = |what: &str, with: Duration, without: Duration| {
         eprintln!(
             "{what:<44} {:>8.0} µs  vs {:>8.0} µs without  ratio {:.2}",

@@ -14,11 +14,7 @@ use tokenward::audit::{Action, Actor, AuditEvent, FileLog, FileSync, FileWitness
 mod common;
 
 use common::*;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use tokenward_test_support::stats::median_duration;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -86,7 +82,7 @@ async fn open_with_a_witness_as_the_log_grows() {
                 tw.shutdown().await.unwrap();
             }
         }
-        let md = |k: &str| median(m[k].clone());
+        let md = |k: &str| median_duration(&mut m[k].clone());
         eprintln!(
             "log of {n} entries (witnessed at {size}), medians of {ROUNDS}: open with witness {:.1} ms, \
              without {:.1} ms; check: binding {:.2} ms, binding + witness {:.2} ms (witness part {:.2} ms)",

@@ -25,10 +25,8 @@ use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
 use tokenward::secrecy::SecretBox;
 use tokenward::store::{BoundedCache, LocalKek};
 use tokenward::{TokenVerifier, Tokenward};
-
-#[path = "../../examples/fanout.rs"]
-#[allow(clippy::all, missing_docs)]
-mod fanout;
+use tokenward_bench::fanout;
+use tokenward_test_support::stats::percentile;
 
 const SCOPE: &str = "zipf:api/orders:call";
 
@@ -73,13 +71,6 @@ impl Rng {
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
 async fn commits(client: &tokio_postgres::Client) -> i64 {
@@ -218,8 +209,8 @@ async fn run() {
     );
     println!(
         "  miss (PostgreSQL read by id) p50 {:.0} µs, p99 {:.0} µs, over {} misses; throughput {:.0}k verifications/s",
-        pct(&misses, 0.5),
-        pct(&misses, 0.99),
+        percentile(&misses, 0.5),
+        percentile(&misses, 0.99),
         misses.len(),
         requests as f64 / wall.as_secs_f64() / 1e3
     );
@@ -240,8 +231,8 @@ async fn run() {
     alone.sort_by(f64::total_cmp);
     println!(
         "  one miss at a time: p50 {:.0} µs, p99 {:.0} µs (read by id + verify)",
-        pct(&alone, 0.5),
-        pct(&alone, 0.99)
+        percentile(&alone, 0.5),
+        percentile(&alone, 0.99)
     );
     // The floor: the same cache, every presentation a hit (what a full cache gives).
     let held: Arc<Vec<usize>> = Arc::new(

@@ -202,10 +202,7 @@ fn bench(c: &mut Criterion) {
                 p.push(load(&client, &url(plain), &bearer, PER_ROUND).await);
             }
         }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let median = |mut v: Vec<f64>| tokenward_test_support::stats::median(&mut v);
         // Each round's variants ran back to back: the median of the rounds' ratios is steadier
         // on a shared machine than the ratio of the medians.
         let ratio = |x: &[f64]| median(x.iter().zip(&p).map(|(a, b)| a / b).collect());

@@ -20,11 +20,7 @@ use tokenward::core::SystemClock;
 use tokenward::core::chrono::TimeDelta;
 use tokenward::rotate::{AwsAccessKeyTarget, RotationTarget, Rotator};
 use tokenward::store::{Backend, MemoryBackend, SecretName, SecretStore};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use tokenward_test_support::stats::median_duration;
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -72,20 +68,23 @@ async fn aws() {
     println!("|---|---:|---|");
     println!(
         "| create | {} | ListAccessKeys, ListUserTags, (DeleteAccessKey), TagUser, CreateAccessKey |",
-        ms(median(create))
+        ms(median_duration(&mut create))
     );
     println!(
         "| test | {} | ListAccessKeys, STS GetCallerIdentity signed with the new key |",
-        ms(median(test))
+        ms(median_duration(&mut test))
     );
-    println!("| …of which one signed STS call (floor of a test) | {} | GetCallerIdentity |", ms(median(sts)));
+    println!(
+        "| …of which one signed STS call (floor of a test) | {} | GetCallerIdentity |",
+        ms(median_duration(&mut sts))
+    );
     println!(
         "| revoke | {} | UpdateAccessKey Inactive, ListAccessKeys, DeleteAccessKey of the due |",
-        ms(median(revoke))
+        ms(median_duration(&mut revoke))
     );
     println!(
         "| whole rotation + revoke-previous (store, audit-free) | {} | all of the above and the sealed store |",
-        ms(median(whole))
+        ms(median_duration(&mut whole))
     );
 }
 
@@ -131,7 +130,7 @@ async fn transit() {
             let _ = p.unwrap(p.current_kek(), &sealed, aad.as_bytes()).await.unwrap();
             u.push(t.elapsed());
         }
-        out.push((label, median(w), median(u)));
+        out.push((label, median_duration(&mut w), median_duration(&mut u)));
     }
     println!("\nWrapping one data key (median of {n}, loopback):\n");
     println!("| provider | wrap | unwrap |");

@@ -22,6 +22,7 @@ use tokenward::core::*;
 use tokenward::rotate::*;
 use tokenward::store::secrecy::SecretBox;
 use tokenward::store::*;
+use tokenward_test_support::stats::median;
 
 struct Nothing;
 
@@ -158,11 +159,7 @@ fn bench(c: &mut Criterion) {
         windows.push((id, revoked, replaced));
     }
     for (id, mut revoked, mut replaced) in windows {
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-        };
-        let (rv, rp) = (med(&mut revoked), med(&mut replaced));
+        let (rv, rp) = (median(&mut revoked), median(&mut replaced));
         let denied = if id.ends_with("revoke_first") { (rp - rv).max(0.0) } else { 0.0 };
         println!(
             "{id}: leaked credential revoked after {rv:.2} ms (the risk window), replacement current after {rp:.2} ms; \

@@ -42,9 +42,6 @@ pub(crate) fn paired_ratio(
         b.push(y);
         r.push(x / y);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|p, q| p.total_cmp(q));
-        v[v.len() / 2]
-    };
+    use tokenward_test_support::stats::median;
     (median(&mut a), median(&mut b), median(&mut r))
 }

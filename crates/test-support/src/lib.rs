@@ -4,7 +4,8 @@
 //! ([`kill_child_at_random`]), the rule for finding the test PostgreSQL ([`postgres_url`]), and a
 //! schema of a test's own that is dropped when the test ends ([`FreshSchema`]), and a local AWS API
 //! ([`Moto`]), and a writer capturing tracing output ([`Captured`]), and the scanner's corpus of
-//! planted secrets and decoys ([`corpus`]).
+//! planted secrets and decoys ([`corpus`]), and the percentiles and medians measurements report
+//! ([`stats`]).
 //! Not published; not part of any public API.
 //!
 //! ```
@@ -24,6 +25,7 @@ use std::time::Duration;
 use rand::TryRng;
 
 pub mod corpus;
+pub mod stats;
 
 /// The environment variable naming the test PostgreSQL server's URL.
 pub const POSTGRES_URL_ENV: &str = "TOKENWARD_PG_URL";

@@ -22,8 +22,7 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
             out.extend_from_slice(b"\\u00");
-            out.push(crate::hex::DIGITS[usize::from(b >> 4)]);
-            out.push(crate::hex::DIGITS[usize::from(b & 0xf)]);
+            crate::hex::encode_into(out, &[b]);
         } else {
             out.extend_from_slice(esc);
         }

@@ -53,7 +53,7 @@ mod error;
 mod event;
 mod export;
 mod file;
-mod hex;
+use token_core::hex;
 mod json;
 mod memory;
 mod merkle;

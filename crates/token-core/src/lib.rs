@@ -54,6 +54,7 @@ mod clock;
 mod decision;
 mod error;
 mod format;
+pub mod hex;
 mod issue;
 mod memory;
 mod policy;

@@ -17,6 +17,9 @@
 //! - retries with exponential backoff and jitter for idempotent calls (connect errors, timeouts,
 //!   429 and 5xx answers), never for the others.
 //!
+//! The APIs on it: `aws` (feature `aws`: SigV4, the query, JSON and REST protocols) and `openbao`
+//! (feature `openbao`: a token or AppRole client; the token auth method, KV v2 and Transit).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), token_http::HttpError> {
 //! use token_http::{HttpClient, Request};
@@ -37,6 +40,8 @@
 pub mod aws;
 mod client;
 mod error;
+#[cfg(feature = "openbao")]
+pub mod openbao;
 mod request;
 
 pub use client::{BodyStream, HttpClient, HttpClientBuilder};

@@ -29,6 +29,36 @@ impl TargetError {
     }
 }
 
+#[cfg(feature = "vault")]
+impl TargetError {
+    /// An OpenBao call's failure in `step`: OpenBao's own text, or "OpenBao call failed" with
+    /// the transport's error as the source.
+    pub(crate) fn openbao(step: &'static str, e: token_http::openbao::OpenBaoError) -> Self {
+        use token_http::openbao::OpenBaoError as E;
+        match e {
+            E::Call(cause) => Self::with_source(step, "OpenBao call failed", cause),
+            E::Client(cause) => Self::with_source(step, "OpenBao client", cause),
+            other => Self::new(step, other.to_string()),
+        }
+    }
+}
+
+/// An OpenBao client that cannot be built: a failure at `connect`.
+#[cfg(feature = "vault")]
+impl From<token_http::openbao::OpenBaoError> for TargetError {
+    fn from(e: token_http::openbao::OpenBaoError) -> Self {
+        Self::openbao("connect", e)
+    }
+}
+
+/// An OpenBao client that cannot be built: a target's failure at `connect`.
+#[cfg(feature = "vault")]
+impl From<token_http::openbao::OpenBaoError> for RotateError {
+    fn from(e: token_http::openbao::OpenBaoError) -> Self {
+        Self::Target(e.into())
+    }
+}
+
 /// A rotation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -70,13 +70,15 @@ mod aws;
 #[cfg(feature = "aws")]
 pub use aws::{AccessKeyInfo, AwsAccessKeyTarget};
 #[cfg(feature = "vault")]
-pub use openbao::{OpenBao, OpenBaoBuilder, OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
+pub use openbao::{OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
 pub use target::RotationTarget;
 #[cfg(feature = "aws")]
 pub use token_http::aws::{AwsClient, AwsCredentials, AwsError};
+#[cfg(feature = "vault")]
+pub use token_http::openbao::{OpenBao, OpenBaoBuilder, OpenBaoError};
 pub use tokens::TokenwardTokenTarget;
 
 pub use secrecy;

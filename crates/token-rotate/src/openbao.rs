@@ -1,301 +1,27 @@
-//! OpenBao (and Vault) as rotation targets: a token of the token auth method, and a KV v2 secret.
+//! OpenBao (and Vault) as rotation targets: a token of the token auth method, and a KV v2 secret;
+//! and a KV v2 secret as a deploy destination.
 //!
-//! The client goes through [`token_http`]: TLS on rustls with ring (the platform's roots, or a
-//! custom CA, and an optional client certificate), plain HTTP only to loopback unless allowed,
-//! timeouts, bounded answers, no redirects (the token header never follows one), the token header
-//! marked sensitive, retries of idempotent calls. It authenticates with a token, or with
+//! They act through [`OpenBao`], `token_http`'s OpenBao client: TLS on rustls with ring (the
+//! platform's roots, or a custom CA, and an optional client certificate), plain HTTP only to
+//! loopback unless allowed, timeouts, bounded answers, no redirects (the token header never
+//! follows one), the token header marked sensitive, retries of idempotent calls; a token, or
 //! **AppRole** (logs in, renews its token before the lease ends, logs in again when renewal is
-//! refused).
-
-use std::time::{Duration, Instant};
+//! refused, logs out when the target is closed).
 
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 use rand::TryRng;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
-use serde_json::{Value, json};
-use token_http::{HttpClient, HttpClientBuilder, Method, Request};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use token_http::openbao::{OpenBao, OpenBaoError, TokenRequest};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
 use crate::target::RotationTarget;
 
-/// How the client proves itself to OpenBao.
-enum Auth {
-    Token(SecretString),
-    AppRole(AppRole),
-}
-
-struct AppRole {
-    mount: String,
-    role_id: String,
-    secret_id: SecretString,
-    session: tokio::sync::Mutex<Option<Session>>,
-}
-
-/// An AppRole login's token and when to renew it (at two thirds of its lease).
-struct Session {
-    token: SecretString,
-    renew_at: Instant,
-    renewable: bool,
-}
-
-/// An OpenBao HTTP API client, acting with a token or through AppRole.
-pub struct OpenBao {
-    http: HttpClient,
-    auth: Auth,
-}
-
-impl std::fmt::Debug for OpenBao {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let auth = match &self.auth {
-            Auth::Token(_) => "token",
-            Auth::AppRole(_) => "approle",
-        };
-        f.debug_struct("OpenBao")
-            .field("addr", &self.http.base())
-            .field("auth", &auth)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds an [`OpenBao`] client: an address, how to trust it, how to authenticate.
-#[must_use = "a builder does nothing until `build`"]
-pub struct OpenBaoBuilder {
-    http: HttpClientBuilder,
-    auth: Option<Auth>,
-}
-
-impl std::fmt::Debug for OpenBaoBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenBaoBuilder").field("http", &self.http).finish_non_exhaustive()
-    }
-}
-
-impl OpenBaoBuilder {
-    /// Trust only this CA (PEM) for the server's certificate.
-    pub fn ca_pem(mut self, pem: Vec<u8>) -> Self {
-        self.http = self.http.ca_pem(pem);
-        self
-    }
-
-    /// Present this client certificate (PEM chain and key) — OpenBao's TLS certificate auth, or a
-    /// listener that requires client certificates.
-    pub fn client_identity_pem(mut self, cert_chain: Vec<u8>, key: SecretBox<Vec<u8>>) -> Self {
-        self.http = self.http.client_identity_pem(cert_chain, key);
-        self
-    }
-
-    /// Allow plain HTTP to a non-loopback address (tokens in the clear: a trusted network only).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.http = self.http.allow_plain_http(allow);
-        self
-    }
-
-    /// Each call's timeout (default 10 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.http = self.http.timeout(d);
-        self
-    }
-
-    /// Act with this token.
-    pub fn token(mut self, token: SecretString) -> Self {
-        self.auth = Some(Auth::Token(token));
-        self
-    }
-
-    /// Act through AppRole at `auth/approle`: log in with `role_id` and `secret_id`, renew before
-    /// the lease ends, log in again when renewal is refused.
-    pub fn approle(self, role_id: &str, secret_id: SecretString) -> Self {
-        self.approle_at("approle", role_id, secret_id)
-    }
-
-    /// [`OpenBaoBuilder::approle`] with the auth method mounted at `auth/<mount>`.
-    pub fn approle_at(mut self, mount: &str, role_id: &str, secret_id: SecretString) -> Self {
-        self.auth = Some(Auth::AppRole(AppRole {
-            mount: mount.trim_matches('/').to_owned(),
-            role_id: role_id.to_owned(),
-            secret_id,
-            session: tokio::sync::Mutex::new(None),
-        }));
-        self
-    }
-
-    /// Checks the address and the TLS material and builds the client.
-    pub fn build(self) -> Result<OpenBao, TargetError> {
-        let auth =
-            self.auth.ok_or_else(|| TargetError::new("connect", "OpenBao: no token or AppRole given"))?;
-        let http = self.http.build().map_err(|e| TargetError::with_source("connect", "OpenBao client", e))?;
-        Ok(OpenBao { http, auth })
-    }
-}
-
-impl OpenBao {
-    /// A client of the server at `addr` (`https://bao.internal:8200` with the platform's roots,
-    /// or plain `http://` to a loopback address), acting with `token` (which needs the policies
-    /// the targets use). [`OpenBao::builder`] sets a custom CA, a client certificate or AppRole.
-    pub fn new(addr: &str, token: SecretString) -> Result<Self, TargetError> {
-        Self::builder(addr).token(token).build()
-    }
-
-    /// A builder for the server at `addr`.
-    pub fn builder(addr: &str) -> OpenBaoBuilder {
-        OpenBaoBuilder {
-            http: HttpClient::builder(addr.trim_end_matches('/'))
-                .timeout(Duration::from_secs(10))
-                .max_response(1 << 20),
-            auth: None,
-        }
-    }
-
-    /// The token to act with now: the configured one, or the AppRole session's (logging in or
-    /// renewing first when due).
-    async fn acting_token(&self, step: &'static str) -> Result<SecretString, TargetError> {
-        let approle = match &self.auth {
-            Auth::Token(t) => return Ok(t.clone()),
-            Auth::AppRole(a) => a,
-        };
-        let mut session = approle.session.lock().await;
-        if let Some(s) = session.as_ref()
-            && Instant::now() < s.renew_at
-        {
-            return Ok(s.token.clone());
-        }
-        if let Some(s) = session.as_ref().filter(|s| s.renewable) {
-            let token = s.token.clone();
-            // Refused or unreachable: log in afresh below.
-            if let Ok((200, v)) = self
-                .send(step, Method::Post, "/v1/auth/token/renew-self", Some(&token), Some(&json!({})))
-                .await
-            {
-                let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
-                if lease > 0 {
-                    *session = Some(Session {
-                        token: token.clone(),
-                        renew_at: Instant::now() + Duration::from_secs(lease * 2 / 3),
-                        renewable: v["auth"]["renewable"].as_bool().unwrap_or(false),
-                    });
-                    tracing::debug!(lease, "OpenBao AppRole token renewed");
-                    return Ok(token);
-                }
-            }
-        }
-        // A login replaces the session: the old token (renewal refused or unreachable) is revoked
-        // if it still works, not left alive until its TTL.
-        if let Some(old) = session.take() {
-            let _ = self.send(step, Method::Post, "/v1/auth/token/revoke-self", Some(&old.token), None).await;
-        }
-        let body = json!({ "role_id": approle.role_id, "secret_id": approle.secret_id.expose_secret() });
-        let path = format!("/v1/auth/{}/login", approle.mount);
-        let (status, v) = self.send(step, Method::Post, &path, None, Some(&body)).await?;
-        if status != 200 {
-            *session = None;
-            return Err(TargetError::new(
-                step,
-                format!("OpenBao AppRole login answered {status}: {}", errors(&v)),
-            ));
-        }
-        let auth = &v["auth"];
-        let (Some(token), Some(lease)) = (auth["client_token"].as_str(), auth["lease_duration"].as_u64())
-        else {
-            return Err(TargetError::new(step, "OpenBao's AppRole login answer lacks the token or lease"));
-        };
-        let token = SecretString::from(token.to_owned());
-        *session = Some(Session {
-            token: token.clone(),
-            renew_at: Instant::now() + Duration::from_secs(lease.max(1) * 2 / 3),
-            renewable: auth["renewable"].as_bool().unwrap_or(false),
-        });
-        tracing::debug!(lease, "OpenBao AppRole login");
-        Ok(token)
-    }
-
-    /// Sends one request, with `token` if any (a login has none); returns the status and the JSON
-    /// body (`null` when empty).
-    async fn send(
-        &self,
-        step: &'static str,
-        method: Method,
-        path: &str,
-        token: Option<&SecretString>,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), TargetError> {
-        let mut req = Request::new(method, path);
-        if let Some(token) = token {
-            req = req.secret_header("X-Vault-Token", token);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = self
-            .http
-            .send(req)
-            .await
-            .map_err(|e| TargetError::with_source(step, "OpenBao call failed", e))?;
-        let value = r.json().map_err(|_| {
-            TargetError::new(step, format!("OpenBao answered {} with a body that is not JSON", r.status))
-        })?;
-        Ok((r.status, value))
-    }
-
-    /// A call with the client's own (acting) token. A 403 names the path whose capability the
-    /// acting token's policy lacks (see the minimum policy in `docs/rotation.md`).
-    async fn admin(
-        &self,
-        step: &'static str,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), TargetError> {
-        let token = self.acting_token(step).await?;
-        let (status, v) = self.send(step, method, path, Some(&token), body).await?;
-        if status == 403 {
-            let api_path = path.trim_start_matches("/v1/").split('?').next().unwrap_or_default();
-            return Err(TargetError::new(
-                step,
-                format!(
-                    "OpenBao denied {api_path} (403): the acting token's policy lacks a capability on that path: {}",
-                    errors(&v)
-                ),
-            ));
-        }
-        Ok((status, v))
-    }
-
-    /// Ends the AppRole session: revokes its login token (`auth/token/revoke-self`) so it does not
-    /// outlive the command or daemon that logged in. Returns whether a token was revoked. A
-    /// client acting with a configured token does nothing (the token is the operator's). The next
-    /// call logs in again.
-    pub async fn logout(&self) -> Result<bool, TargetError> {
-        let Auth::AppRole(approle) = &self.auth else { return Ok(false) };
-        let Some(s) = approle.session.lock().await.take() else { return Ok(false) };
-        let (status, v) =
-            self.send("logout", Method::Post, "/v1/auth/token/revoke-self", Some(&s.token), None).await?;
-        match status {
-            200 | 204 => {
-                tracing::debug!("OpenBao AppRole token revoked");
-                Ok(true)
-            }
-            // Expired or revoked already.
-            403 => Ok(false),
-            _ => Err(TargetError::new("logout", format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
-    }
-
-    /// Looks up the acting token (`auth/token/lookup-self`): its accessor, policies and TTL.
-    /// A quick check that the address, TLS and credentials work.
-    pub async fn lookup_self(&self) -> Result<Value, TargetError> {
-        let (status, v) = self.admin("connect", Method::Get, "/v1/auth/token/lookup-self", None).await?;
-        if status != 200 {
-            return Err(TargetError::new("connect", format!("OpenBao answered {status}: {}", errors(&v))));
-        }
-        Ok(v["data"].clone())
-    }
-}
-
-/// OpenBao's own error messages (they never echo tokens).
-fn errors(v: &Value) -> String {
-    v.get("errors").map(|e| e.to_string()).unwrap_or_else(|| "no detail".into())
+/// Maps an OpenBao failure to the target's error for `step`.
+fn at(step: &'static str) -> impl FnOnce(OpenBaoError) -> TargetError {
+    move |e| TargetError::openbao(step, e)
 }
 
 /// Rotates an OpenBao token of the token auth method: each rotation creates a token with the
@@ -329,58 +55,44 @@ impl RotationTarget for OpenBaoTokenTarget {
     }
 
     async fn close(&self) -> Result<(), TargetError> {
-        self.bao.logout().await.map(|_| ())
+        self.bao.logout().await.map(|_| ()).map_err(at("logout"))
     }
 
     async fn create(&self, rotation: u64, _current: Option<&Credential>) -> Result<Credential, TargetError> {
-        let body = json!({
-            "policies": self.policies,
-            "ttl": format!("{}s", self.ttl.num_seconds()),
-            "explicit_max_ttl": format!("{}s", self.ttl.num_seconds()),
-            "renewable": false,
-            "no_parent": true,
-            "display_name": self.display_name,
-            "meta": { "tokenward_rotation": rotation.to_string() },
-        });
-        let now = Utc::now();
-        let (status, v) =
-            self.bao.admin("create", Method::Post, "/v1/auth/token/create-orphan", Some(&body)).await?;
-        if status != 200 {
-            return Err(TargetError::new("create", format!("OpenBao answered {status}: {}", errors(&v))));
-        }
-        let auth = &v["auth"];
-        let (Some(token), Some(accessor), Some(lease)) =
-            (auth["client_token"].as_str(), auth["accessor"].as_str(), auth["lease_duration"].as_i64())
-        else {
-            return Err(TargetError::new("create", "OpenBao's answer lacks the token, accessor or lease"));
+        let ttl = self.ttl.to_std().map_err(|_| TargetError::new("create", "the token's TTL is negative"))?;
+        let request = TokenRequest {
+            policies: self.policies.clone(),
+            ttl,
+            display_name: self.display_name.clone(),
+            meta: vec![("tokenward_rotation".to_owned(), rotation.to_string())],
         };
-        Ok(Credential::new(accessor, SecretString::from(token.to_owned()), now + TimeDelta::seconds(lease)))
+        let now = Utc::now();
+        let made = self.bao.create_orphan_token(&request).await.map_err(at("create"))?;
+        let lease = TimeDelta::from_std(made.lease)
+            .map_err(|_| TargetError::new("create", "OpenBao's answer holds a lease out of range"))?;
+        Ok(Credential::new(made.accessor, made.token, now + lease))
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
-        let (status, v) = self
-            .bao
-            .send("test", Method::Get, "/v1/auth/token/lookup-self", Some(&pending.secret), None)
-            .await?;
-        if status != 200 {
-            return Err(TargetError::new("test", format!("the new token does not authenticate ({status})")));
-        }
-        if v["data"]["accessor"].as_str() != Some(pending.handle.as_str()) {
+        let data = match self.bao.lookup_as(&pending.secret).await {
+            Ok(data) => data,
+            Err(OpenBaoError::Api { status, .. }) => {
+                return Err(TargetError::new(
+                    "test",
+                    format!("the new token does not authenticate ({status})"),
+                ));
+            }
+            Err(e) => return Err(TargetError::openbao("test", e)),
+        };
+        if data["accessor"].as_str() != Some(pending.handle.as_str()) {
             return Err(TargetError::new("test", "the new token looks up as another token"));
         }
         Ok(())
     }
 
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {
-        let body = json!({ "accessor": credential.handle });
-        let (status, v) =
-            self.bao.admin("revoke", Method::Post, "/v1/auth/token/revoke-accessor", Some(&body)).await?;
-        match status {
-            200 | 204 => Ok(()),
-            // Already revoked or expired: the accessor is gone.
-            400 if errors(&v).contains("invalid accessor") => Ok(()),
-            _ => Err(TargetError::new("revoke", format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
+        // Already revoked or expired (the accessor is gone) is done too.
+        self.bao.revoke_accessor(&credential.handle).await.map(|_| ()).map_err(at("revoke"))
     }
 }
 
@@ -402,18 +114,6 @@ impl OpenBaoKvTarget {
     pub fn new(bao: OpenBao, mount: &str, path: &str, field: &str, lifetime: TimeDelta) -> Self {
         Self { bao, mount: mount.to_owned(), path: path.to_owned(), field: field.to_owned(), lifetime }
     }
-
-    async fn latest_version(&self) -> Result<u64, TargetError> {
-        let (status, v) = self
-            .bao
-            .admin("create", Method::Get, &format!("/v1/{}/metadata/{}", self.mount, self.path), None)
-            .await?;
-        match status {
-            200 => Ok(v["data"]["current_version"].as_u64().unwrap_or(0)),
-            404 => Ok(0),
-            _ => Err(TargetError::new("create", format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
-    }
 }
 
 #[async_trait]
@@ -423,7 +123,7 @@ impl RotationTarget for OpenBaoKvTarget {
     }
 
     async fn close(&self) -> Result<(), TargetError> {
-        self.bao.logout().await.map(|_| ())
+        self.bao.logout().await.map(|_| ()).map_err(at("logout"))
     }
 
     async fn create(&self, _rotation: u64, _current: Option<&Credential>) -> Result<Credential, TargetError> {
@@ -432,40 +132,30 @@ impl RotationTarget for OpenBaoKvTarget {
             .try_fill_bytes(&mut raw)
             .map_err(|_| TargetError::new("create", "the OS random number generator failed"))?;
         // Hex into one buffer sized once (no intermediate strings holding pieces of the secret).
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = String::with_capacity(64);
-        for &b in &raw {
-            text.push(char::from(DIGITS[usize::from(b >> 4)]));
-            text.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
+        token_core::hex::push(&mut text, &raw);
         let value = SecretString::from(text);
         zeroize::Zeroize::zeroize(&mut raw);
-        let cas = self.latest_version().await?;
-        let body =
-            json!({ "options": { "cas": cas }, "data": { self.field.as_str(): value.expose_secret() } });
-        let (status, v) = self
-            .bao
-            .admin("create", Method::Post, &format!("/v1/{}/data/{}", self.mount, self.path), Some(&body))
-            .await?;
-        if status != 200 {
-            return Err(TargetError::new("create", format!("OpenBao answered {status}: {}", errors(&v))));
-        }
-        let version = v["data"]["version"]
-            .as_u64()
-            .ok_or_else(|| TargetError::new("create", "OpenBao's answer lacks the version"))?;
+        let cas = self.bao.kv_current_version(&self.mount, &self.path).await.map_err(at("create"))?;
+        let mut data = serde_json::Map::new();
+        data.insert(self.field.clone(), Value::String(value.expose_secret().to_owned()));
+        let version = self.bao.kv_write(&self.mount, &self.path, cas, &data).await.map_err(at("create"))?;
         Ok(Credential::new(version.to_string(), value, Utc::now() + self.lifetime))
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
-        let path = format!("/v1/{}/data/{}?version={}", self.mount, self.path, pending.handle);
-        let (status, v) = self.bao.admin("test", Method::Get, &path, None).await?;
-        if status != 200 {
-            return Err(TargetError::new(
-                "test",
-                format!("version {} cannot be read ({status})", pending.handle),
-            ));
-        }
-        let stored = v["data"]["data"][self.field.as_str()].as_str().unwrap_or_default();
+        let cannot_read = |status: u16| {
+            TargetError::new("test", format!("version {} cannot be read ({status})", pending.handle))
+        };
+        let version =
+            pending.handle.parse().map_err(|_| TargetError::new("test", "the handle is not a version"))?;
+        let read = match self.bao.kv_read(&self.mount, &self.path, Some(version)).await {
+            Ok(Some(read)) => read,
+            Ok(None) => return Err(cannot_read(404)),
+            Err(OpenBaoError::Api { status, .. }) => return Err(cannot_read(status)),
+            Err(e) => return Err(TargetError::openbao("test", e)),
+        };
+        let stored = read.field(&self.field).unwrap_or_default();
         let same: bool =
             subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), pending.secret.expose_secret().as_bytes())
                 .into();
@@ -483,15 +173,7 @@ impl RotationTarget for OpenBaoKvTarget {
             .handle
             .parse()
             .map_err(|_| TargetError::new("revoke", "the handle is not a version"))?;
-        let body = json!({ "versions": [version] });
-        let (status, v) = self
-            .bao
-            .admin("revoke", Method::Post, &format!("/v1/{}/destroy/{}", self.mount, self.path), Some(&body))
-            .await?;
-        match status {
-            200 | 204 => Ok(()),
-            _ => Err(TargetError::new("revoke", format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
+        self.bao.kv_destroy(&self.mount, &self.path, &[version]).await.map_err(at("revoke"))
     }
 }
 
@@ -529,28 +211,22 @@ impl OpenBaoKvDestination {
         self
     }
 
-    fn data(&self, c: &Credential) -> Value {
+    fn data(&self, c: &Credential) -> serde_json::Map<String, Value> {
         let mut m = serde_json::Map::new();
         m.insert(self.secret_field.clone(), Value::String(c.secret.expose_secret().to_owned()));
         if let Some(h) = &self.handle_field {
             m.insert(h.clone(), Value::String(c.handle.clone()));
         }
         m.insert("tokenward_handle".into(), Value::String(c.handle.clone()));
-        Value::Object(m)
+        m
     }
 
     /// (current version, the handle it holds).
     async fn read(&self, step: &'static str, path: &str) -> Result<(u64, Option<String>), TargetError> {
-        let (status, v) =
-            self.bao.admin(step, Method::Get, &format!("/v1/{}/data/{path}", self.mount), None).await?;
-        match status {
-            200 => Ok((
-                v["data"]["metadata"]["version"].as_u64().unwrap_or(0),
-                v["data"]["data"]["tokenward_handle"].as_str().map(str::to_owned),
-            )),
-            404 => Ok((0, None)),
-            _ => Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
+        Ok(match self.bao.kv_read(&self.mount, path, None).await.map_err(at(step))? {
+            Some(read) => (read.version, read.field("tokenward_handle").map(str::to_owned)),
+            None => (0, None),
+        })
     }
 
     async fn write(
@@ -560,31 +236,18 @@ impl OpenBaoKvDestination {
         cas: u64,
         c: &Credential,
     ) -> Result<(), TargetError> {
-        let body = json!({ "options": { "cas": cas }, "data": self.data(c) });
-        let (status, v) = self
-            .bao
-            .admin(step, Method::Post, &format!("/v1/{}/data/{path}", self.mount), Some(&body))
-            .await?;
-        if status != 200 {
-            return Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v))));
-        }
-        Ok(())
+        self.bao.kv_write(&self.mount, path, cas, &self.data(c)).await.map(|_| ()).map_err(at(step))
     }
 
     async fn delete_pending(&self, step: &'static str) -> Result<(), TargetError> {
-        let path = format!("/v1/{}/metadata/{}-pending", self.mount, self.path);
-        let (status, v) = self.bao.admin(step, Method::Delete, &path, None).await?;
-        match status {
-            200 | 204 | 404 => Ok(()),
-            _ => Err(TargetError::new(step, format!("OpenBao answered {status}: {}", errors(&v)))),
-        }
+        self.bao.kv_delete_all(&self.mount, &format!("{}-pending", self.path)).await.map_err(at(step))
     }
 }
 
 #[async_trait]
 impl crate::Destination for OpenBaoKvDestination {
     async fn close(&self) -> Result<(), TargetError> {
-        self.bao.logout().await.map(|_| ())
+        self.bao.logout().await.map(|_| ()).map_err(at("logout"))
     }
 
     fn name(&self) -> String {

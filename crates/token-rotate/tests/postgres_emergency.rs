@@ -69,10 +69,7 @@ async fn emergency_replacement_is_denied_by_another_instance_within_milliseconds
         }
         working_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let med = tokenward_test_support::stats::median;
     eprintln!(
         "PostgreSQL emergency revoke-and-replace (5 runs, medians): replacement current after {:.1} ms; \
          old token denied by the second instance after {:.1} ms; new token working there (NOTIFY) at {:.1} ms",

@@ -259,8 +259,7 @@ pub fn partner_response(verdicts: &[(&Alert, Verdict)]) -> String {
     let items: Vec<serde_json::Value> = verdicts
         .iter()
         .map(|(a, v)| {
-            let hash: String =
-                Sha256::digest(a.token.expose_secret().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let hash = token_core::hex::encode(&Sha256::digest(a.token.expose_secret().as_bytes()));
             serde_json::json!({
                 "token_hash": hash,
                 "token_type": a.kind,

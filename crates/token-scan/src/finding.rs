@@ -127,13 +127,13 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     pub(crate) fn of(secret: &[u8], key: Option<&[u8; 32]>) -> Self {
         match key {
-            None => Self(format!("sha256:{}", hex(&Sha256::digest(secret)))),
+            None => Self(format!("sha256:{}", token_core::hex::encode(&Sha256::digest(secret)))),
             Some(k) => {
                 use hmac::{KeyInit, Mac};
                 #[allow(clippy::expect_used)]
                 let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(k).expect("HMAC takes any key");
                 m.update(secret);
-                Self(format!("hmac-sha256:{}", hex(&m.finalize().into_bytes())))
+                Self(format!("hmac-sha256:{}", token_core::hex::encode(&m.finalize().into_bytes())))
             }
         }
     }
@@ -166,10 +166,6 @@ impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Fingerprint({})", self.0)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A secret's redacted form: its public prefix (at most 12 characters: `ghp_`, an issuer prefix),

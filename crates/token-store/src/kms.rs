@@ -8,6 +8,7 @@
 //! key: a refused permission, an unreachable KMS, a version below `min_decryption_version`.
 
 use async_trait::async_trait;
+#[cfg(feature = "aws-kms")]
 use base64::Engine as _;
 use secrecy::SecretBox;
 use sha2::{Digest, Sha256};
@@ -16,6 +17,7 @@ use crate::envelope::{Sealed, SecretKey};
 use crate::error::{KeyProviderError, Result, StoreError};
 use crate::keys::KeyProvider;
 
+#[cfg(feature = "aws-kms")]
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn kms_error(provider: &str, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -40,8 +42,7 @@ fn dek_from(bytes: &[u8]) -> Option<SecretKey> {
 /// key's `min_decryption_version` then refuses the old wraps (typed, named errors).
 #[cfg(feature = "openbao-transit")]
 pub struct TransitKeyProvider {
-    http: token_http::HttpClient,
-    token: secrecy::SecretString,
+    bao: token_http::openbao::OpenBao,
     mount: String,
     key: String,
     kek_id: String,
@@ -51,7 +52,7 @@ pub struct TransitKeyProvider {
 impl std::fmt::Debug for TransitKeyProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransitKeyProvider")
-            .field("addr", &self.http.base())
+            .field("addr", &self.bao.addr())
             .field("kek", &self.kek_id)
             .finish_non_exhaustive()
     }
@@ -69,19 +70,16 @@ impl TransitKeyProvider {
         key: &str,
     ) -> Result<Self> {
         let mut p = Self {
-            http,
-            token,
+            bao: token_http::openbao::OpenBao::with_token(http, token),
             mount: mount.trim_matches('/').to_owned(),
             key: key.to_owned(),
             kek_id: String::new(),
         };
-        let (status, v) = p.call("GET", &format!("/v1/{}/keys/{}", p.mount, p.key), None).await?;
-        if status != 200 {
-            return Err(refused(&p.name(), format!("reading the key answered {status}: {}", errors(&v))));
-        }
-        let latest = v["data"]["latest_version"]
-            .as_u64()
-            .ok_or_else(|| refused(&p.name(), "the key has no latest_version".into()))?;
+        let latest = p
+            .bao
+            .transit_latest_version(&p.mount, &p.key)
+            .await
+            .map_err(|e| p.failed("reading the key", e))?;
         p.kek_id = format!("transit:{}/{}:v{latest}", p.mount, p.key);
         Ok(p)
     }
@@ -90,27 +88,17 @@ impl TransitKeyProvider {
         format!("OpenBao Transit key {}/{}", self.mount, self.key)
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<(u16, serde_json::Value)> {
-        let method = if method == "GET" { token_http::Method::Get } else { token_http::Method::Post };
-        let mut req = token_http::Request::new(method, path).secret_header("X-Vault-Token", &self.token);
-        if let Some(b) = body {
-            // Encrypt and decrypt change nothing: safe to retry.
-            req = req.json(b).idempotent(true);
+    /// A failed `call` (`encrypt`, `decrypt`, `reading the key`) as the provider's error.
+    fn failed(&self, call: &str, e: token_http::openbao::OpenBaoError) -> StoreError {
+        use token_http::openbao::OpenBaoError as E;
+        match e {
+            E::Call(cause) => kms_error(&self.name(), "the call failed", cause),
+            E::NotJson { source, .. } => kms_error(&self.name(), "the answer is not JSON", source),
+            E::Api { status, errors } => refused(&self.name(), format!("{call} answered {status}: {errors}")),
+            E::Denied { errors, .. } => refused(&self.name(), format!("{call} answered 403: {errors}")),
+            other => refused(&self.name(), other.to_string()),
         }
-        let r = self.http.send(req).await.map_err(|e| kms_error(&self.name(), "the call failed", e))?;
-        let v = r.json().map_err(|e| kms_error(&self.name(), "the answer is not JSON", e))?;
-        Ok((r.status, v))
     }
-}
-
-#[cfg(feature = "openbao-transit")]
-fn errors(v: &serde_json::Value) -> String {
-    v.get("errors").map(|e| e.to_string()).unwrap_or_else(|| "no detail".into())
 }
 
 #[cfg(feature = "openbao-transit")]
@@ -124,18 +112,12 @@ impl KeyProvider for TransitKeyProvider {
         let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(64));
         plain.extend_from_slice(&Sha256::digest(aad));
         plain.extend_from_slice(dek.expose_secret());
-        // The base64 of the key travels in the request body (and reqwest's buffers, which are not
-        // zeroized): the price of a remote KMS.
-        let body = serde_json::json!({ "plaintext": B64.encode(plain.as_slice()) });
-        let (status, v) =
-            self.call("POST", &format!("/v1/{}/encrypt/{}", self.mount, self.key), Some(&body)).await?;
-        if status != 200 {
-            return Err(refused(&self.name(), format!("encrypt answered {status}: {}", errors(&v))));
-        }
-        let ct = v["data"]["ciphertext"]
-            .as_str()
-            .ok_or_else(|| refused(&self.name(), "encrypt's answer lacks the ciphertext".into()))?;
-        Ok(Sealed(ct.as_bytes().to_vec()))
+        let ct = self
+            .bao
+            .transit_encrypt(&self.mount, &self.key, &plain)
+            .await
+            .map_err(|e| self.failed("encrypt", e))?;
+        Ok(Sealed(ct.into_bytes()))
     }
 
     async fn unwrap(&self, kek_id: &str, wrapped: &Sealed, aad: &[u8]) -> Result<SecretKey> {
@@ -148,16 +130,11 @@ impl KeyProvider for TransitKeyProvider {
             what: "wrapped data key",
             detail: "not a Transit ciphertext".into(),
         })?;
-        let body = serde_json::json!({ "ciphertext": ct });
-        let (status, v) =
-            self.call("POST", &format!("/v1/{}/decrypt/{}", self.mount, self.key), Some(&body)).await?;
-        if status != 200 {
-            return Err(refused(&self.name(), format!("decrypt answered {status}: {}", errors(&v))));
-        }
-        let plain = zeroize::Zeroizing::new(
-            B64.decode(v["data"]["plaintext"].as_str().unwrap_or_default())
-                .map_err(|_| refused(&self.name(), "decrypt's plaintext is not base64".into()))?,
-        );
+        let plain = self
+            .bao
+            .transit_decrypt(&self.mount, &self.key, ct)
+            .await
+            .map_err(|e| self.failed("decrypt", e))?;
         let bound: bool = plain.len() == 64
             && bool::from(subtle::ConstantTimeEq::ct_eq(&plain[..32], Sha256::digest(aad).as_slice()));
         if !bound {
@@ -195,9 +172,7 @@ impl AwsKmsKeyProvider {
     }
 
     fn context(aad: &[u8]) -> serde_json::Value {
-        let digest = Sha256::digest(aad);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        serde_json::json!({ "tokenward-aad-sha256": hex })
+        serde_json::json!({ "tokenward-aad-sha256": token_core::hex::encode(&Sha256::digest(aad)) })
     }
 }
 

@@ -25,20 +25,9 @@ pub fn encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
-
 /// SHA-256 of `body`, hex (the `x-amz-content-sha256` a signed request carries).
 pub fn sha256_hex(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
+    token_core::hex::encode(&Sha256::digest(body))
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -109,7 +98,7 @@ pub fn sign(creds: &AwsCredentials, s: &Signing<'_>) -> Vec<(String, String)> {
     for part in [date, s.region, s.service, "aws4_request"] {
         k = zeroize::Zeroizing::new(hmac(&k, part.as_bytes()));
     }
-    let signature = hex(&hmac(&k, to_sign.as_bytes()));
+    let signature = token_core::hex::encode(&hmac(&k, to_sign.as_bytes()));
     headers.push((
         "authorization".to_owned(),
         format!(

@@ -163,9 +163,7 @@ pub(crate) fn signature(key: &[u8], body: &[u8]) -> Result<String> {
     mac.update(body);
     let tag = mac.finalize().into_bytes();
     let mut s = String::from("sha256=");
-    for b in tag.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
+    tokenward::core::hex::push(&mut s, &tag);
     Ok(s)
 }
 

@@ -327,7 +327,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 hashes.push(e.hash);
             }
             let size = size.unwrap_or(tree.size());
-            let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let hex = |h: &[u8; 32]| tokenward::core::hex::encode(h);
             let proof_err = |e: tokenward::audit::ProofError| CliError::new(e.to_string());
             let v = match (seq, from) {
                 (Some(seq), _) => {

@@ -1,6 +1,5 @@
 //! `tokenward init`: a new store, its key, token prefix, audit log and signer, and a first policy.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -19,9 +18,7 @@ fn new_key_file(path: &Path) -> Result<()> {
         .try_fill_bytes(key.as_mut())
         .map_err(|_| CliError::new("the operating system's random number generator failed"))?;
     let mut hex = Zeroizing::new(String::with_capacity(65));
-    for b in key.iter() {
-        let _ = write!(hex, "{b:02x}");
-    }
+    tokenward::core::hex::push(&mut hex, key.as_ref());
     hex.push('\n');
     let mut f = tokenward::core::private_fs::options()
         .write(true)

@@ -1,35 +1,24 @@
-//! Revocation fan-out across instance processes sharing one PostgreSQL.
+//! Revocation fan-out across instance processes sharing one PostgreSQL: the harness behind
+//! `examples/fanout.rs` (the figures at a million tokens) and `tests/fanout.rs` (the same at test
+//! scale, in the suite); its bulk load also fills the `bounded` bench's table.
 //!
-//! The harness loads a schema with `--tokens` tokens, starts `--instances` processes (this same
-//! binary, re-executed), each a full Tokenward deployment with its own verifier cache and NOTIFY
-//! follower, verifying in a loop and auditing into one PostgreSQL chain (allowed verifications
-//! summarized, denials and revocations as entries), a prober thread checking the storms' tokens
-//! every 2 ms. Then three revocation storms: `--revocations` tokens revoked at `--rate` a second
-//! from one instance, as many again from all of them at once (the same total rate), and as many
-//! again from one instance while the harness kills one follower's connection midway with
-//! `pg_terminate_backend` (it must reconnect, catch up and miss nothing; a phase of its own, so its
-//! catch-up is not counted in the first two).
+//! [`run`] loads a schema with [`Config::tokens`] tokens, starts [`Config::instances`] processes
+//! (the calling binary, re-executed: it calls [`instance_main`] when [`is_instance`]), each a full
+//! Tokenward deployment with its own verifier cache and NOTIFY follower, verifying in a loop and
+//! auditing into one PostgreSQL chain (allowed verifications summarized, denials and revocations
+//! as entries), a prober thread checking the storms' tokens every 2 ms. Then three revocation
+//! storms: [`Config::revocations`] tokens revoked at [`Config::rate`] a second from one instance,
+//! as many again from all of them at once (the same total rate), and as many again from one
+//! instance while the harness kills one follower's connection midway with
+//! `pg_terminate_backend` (it must reconnect, catch up and miss nothing; a phase of its own, so
+//! its catch-up is not counted in the first two).
 //!
-//! It reports, per storm, the time from a revocation's start until every instance denies the
-//! token (p50, p99, max), each instance's verification rate idle and during the storm, and
-//! whether the shared audit chain verifies.
-//!
-//! ```text
-//! TOKENWARD_PG_URL='host=127.0.0.1 port=5432 user=postgres dbname=postgres' \
-//!   cargo run --release --features postgres --example fanout -- --tokens 1000000
-//! ```
-//! (`scripts/services.sh`'s `start_postgres` starts a server and sets the variable.)
+//! It reports ([`Outcome`]), per storm, the time from a revocation's start until every instance
+//! denies the token (p50, p99, max), each instance's verification rate idle and during the storm,
+//! and whether the shared audit chain verifies. [`backstop`] measures the periodic backstop (a
+//! full resync against a catch-up).
 
-#![allow(
-    dead_code,
-    missing_docs,
-    unreachable_pub,
-    clippy::print_stdout,
-    clippy::print_stderr,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -44,6 +33,7 @@ use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role
 use tokenward::secrecy::SecretBox;
 use tokenward::store::LocalKek;
 use tokenward::{FailureMode, Tokenward, VerifyAuditMode};
+use tokenward_test_support::stats::{median, percentile};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -93,6 +83,7 @@ impl Default for Config {
 /// One storm's figures.
 #[derive(Clone, Debug)]
 pub struct Storm {
+    /// Which storm (one revoker, all of them, one with a follower cut off).
     pub name: &'static str,
     /// Revocation start → denied by every instance, sorted, in milliseconds.
     pub latencies_ms: Vec<f64>,
@@ -109,28 +100,26 @@ pub struct Storm {
 /// The run's figures.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// How long the bulk load took.
     pub load_secs: f64,
+    /// How long each instance took to open, in milliseconds.
     pub open_ms: Vec<f64>,
+    /// Each instance's verifications a second, idle.
     pub idle_rate: Vec<f64>,
+    /// The storms' figures, in order.
     pub storms: Vec<Storm>,
-    /// Which instance's follower connection was terminated, and whether it denied every token of
-    /// the storm it was cut off in.
+    /// Which instance's follower connection was terminated.
     pub terminated: usize,
+    /// Whether that follower denied every token of the storm it was cut off in.
     pub terminated_missed_none: bool,
     /// Background (valid) tokens denied: must be 0.
     pub background_failures: u64,
+    /// Entries in the shared audit chain.
     pub audit_entries: u64,
+    /// Whether the shared chain verifies.
     pub audit_chain_verified: bool,
     /// Distinct instances whose revocation entries are in the shared chain.
     pub audit_revokers: usize,
-}
-
-/// A percentile of sorted values.
-pub fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
 impl std::fmt::Display for Outcome {
@@ -142,12 +131,12 @@ impl std::fmt::Display for Outcome {
                 "{}: denied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} revocations, {} missed); \
                  revoke acknowledged p50 {:.1} ms",
                 s.name,
-                pct(&s.latencies_ms, 0.5),
-                pct(&s.latencies_ms, 0.99),
-                pct(&s.latencies_ms, 1.0),
+                percentile(&s.latencies_ms, 0.5),
+                percentile(&s.latencies_ms, 0.99),
+                percentile(&s.latencies_ms, 1.0),
                 s.latencies_ms.len(),
                 s.missed,
-                pct(&s.ack_ms, 0.5)
+                percentile(&s.ack_ms, 0.5)
             )?;
             let ratios: Vec<String> = s
                 .storm_rate
@@ -651,7 +640,7 @@ pub async fn run(config: &Config, spawn: impl Fn() -> Command) -> Outcome {
                     .map(|i| d[i].saturating_sub(started[i].0) as f64 / 1e6)
                     .collect();
                 own.sort_by(f64::total_cmp);
-                pct(&own, 0.99)
+                percentile(&own, 0.99)
             })
             .collect();
         Storm {
@@ -719,7 +708,7 @@ fn cpu_secs() -> f64 {
 /// — a full resync (every record read and its tag checked) against the catch-up that runs between
 /// them (revocations since, one indexed query; ids scanned, the missing read) — three of each,
 /// wall time and this process's CPU (the database's work is in the wall time only).
-async fn backstop(n: usize) {
+pub async fn backstop(n: usize) {
     let schema = tokenward_test_support::FreshSchema::create("fanout").expect("TOKENWARD_PG_URL");
     let loader = loader(schema.url()).await;
     let principal = Principal::parse("svc", ["caller"]).unwrap();
@@ -744,10 +733,6 @@ async fn backstop(n: usize) {
             cpus.push(cpu_secs() - c);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let [(fw, fc), (uw, uc)] = &mut figures;
     let (full_wall, full_cpu, up_wall, up_cpu) = (median(fw), median(fc), median(uw), median(uc));
     println!(
@@ -756,44 +741,4 @@ async fn backstop(n: usize) {
         full_wall / up_wall.max(1e-9)
     );
     tw.shutdown().await.unwrap();
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-#[tokio::main]
-async fn main() {
-    if is_instance() {
-        return instance_main().await;
-    }
-    let mut config = Config::default();
-    if let Some(n) = arg("--tokens") {
-        config.tokens = n.parse().expect("--tokens N");
-    }
-    if let Some(n) = arg("--instances") {
-        config.instances = n.parse().expect("--instances N");
-    }
-    if let Some(n) = arg("--revocations") {
-        config.revocations = n.parse().expect("--revocations N");
-    }
-    if let Some(n) = arg("--pause-ms") {
-        config.pause = Some(Duration::from_millis(n.parse().expect("--pause-ms MS")));
-    }
-    if let Some(n) = arg("--settle-secs") {
-        config.settle = Duration::from_secs(n.parse().expect("--settle-secs S"));
-    }
-    if let Some(n) = arg("--resync-secs") {
-        config.resync = Some(Duration::from_secs(n.parse().expect("--resync-secs S")));
-    }
-    if let Some(n) = arg("--rate") {
-        config.rate = n.parse().expect("--rate PER_SECOND");
-    }
-    if std::env::args().any(|a| a == "--backstop") {
-        return backstop(config.tokens).await;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let outcome = run(&config, || Command::new(&exe)).await;
-    println!("{config:?}\n{outcome}");
 }

@@ -1,15 +1,12 @@
-//! Revocation fan-out (`examples/fanout.rs`) at test scale on a real PostgreSQL: four instance
+//! Revocation fan-out (`tokenward_bench::fanout`) at test scale on a real PostgreSQL: four instance
 //! processes with their own caches and followers, three revocation storms (one revoker, all four,
 //! then one revoker with one follower's connection terminated midway). Every revoked token is denied by every
 //! instance, no valid token is denied, and the four share one audit chain that verifies.
-//! The figures at a million tokens: `cargo run --release --features postgres --example fanout`.
+//! The figures at a million tokens: `cargo run --release -p tokenward-bench --example fanout`.
 
-#![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
-#[path = "../examples/fanout.rs"]
-#[allow(clippy::all, missing_docs)]
-mod fanout;
+use tokenward_bench::fanout;
 
 use std::time::Duration;
 

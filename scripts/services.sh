@@ -73,6 +73,11 @@ start_postgres() {
     fi
     "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U tokenward >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
+    # The test superuser is trusted on loopback; every other role must give its password (SCRAM),
+    # so a test that creates a login role proves its password really works.
+    printf '%s\n' 'local all all trust' 'host all tokenward 127.0.0.1/32 trust' \
+        'host all all 127.0.0.1/32 scram-sha-256' >"$dir/data/pg_hba.conf"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir/data/pg_hba.conf"; fi
     "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
         || { cat "$dir/server.log" >&2; return 1; }

@@ -83,3 +83,9 @@ pub use token_store as store;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// docs/extending.md's worked examples (a key provider, a backend, a rotation target, a rule),
+/// compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/extending.md")]
+struct ExtendingDoctests;

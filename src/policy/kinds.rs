@@ -3,16 +3,18 @@
 //! kind's fields.
 //!
 //! A kind is a type implementing [`TargetDeclaration`] (its settings, check and build; the
-//! built-in ones are in [`token_rotate::declare`]). Registering one is one line in [`KINDS`].
+//! built-in ones are in [`token_rotate::declare`]). Registering a built-in one is one line in
+//! [`KINDS`]; a tool author's own kind is registered at run time with [`register_kind`].
 //! The table is read into the kind's type once, when the file is read (its durations parsed
 //! then); [`TargetSpec`] holds it, type-erased, and writes it back in the kind's field order.
 
 use std::any::Any;
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::de::Error as _;
 use serde::ser::{Error as _, SerializeMap as _};
@@ -24,6 +26,7 @@ use token_rotate::declare::{
     OpenBaoKvTargetSpec, OpenBaoTokenSpec, TargetDeclaration, TokenwardTokenSpec,
 };
 
+use super::error::PolicyFileError;
 use crate::error::{Error, Result};
 
 /// The kinds, one line each, in the order an unknown kind's error lists them.
@@ -33,6 +36,40 @@ static KINDS: &[&dyn Kind] = &[
     &Register::<AwsIamAccessKeySpec>::KIND,
     &Register::<OpenBaoKvTargetSpec>::KIND,
 ];
+
+/// Kinds registered at run time ([`register_kind`]): name, declaration type, reader.
+static REGISTERED: RwLock<Vec<(TypeId, &'static dyn Kind)>> = RwLock::new(Vec::new());
+
+/// Registers a rotation target kind of your own, so a policy file may declare
+/// `target = { kind = "<S::KIND>", … }` in this process (the built-in kinds are always known).
+/// Registering the same type again does nothing; a `KIND` already taken by another type (a
+/// built-in kind or another registration) is an error, so a declaration can never be read into a
+/// type it was not written for. The repository's `docs/extending.md` walks through a whole kind.
+pub fn register_kind<S: TargetDeclaration>() -> std::result::Result<(), PolicyFileError> {
+    if KINDS.iter().any(|k| k.name() == S::KIND) {
+        return Err(PolicyFileError::new(format!("target kind `{}` is built in", S::KIND)));
+    }
+    let mut registered = REGISTERED.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match registered.iter().find(|(_, k)| k.name() == S::KIND) {
+        Some((id, _)) if *id == TypeId::of::<S>() => Ok(()),
+        Some(_) => Err(PolicyFileError::new(format!(
+            "target kind `{}` is already registered by another type",
+            S::KIND
+        ))),
+        None => {
+            // A zero-sized reader: leaking it allocates nothing.
+            let kind: &'static dyn Kind = Box::leak(Box::new(Register::<S>(PhantomData)));
+            registered.push((TypeId::of::<S>(), kind));
+            Ok(())
+        }
+    }
+}
+
+/// Every kind a file may declare: the built-in ones, then those registered at run time.
+fn known_kinds() -> Vec<&'static dyn Kind> {
+    let registered = REGISTERED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    KINDS.iter().copied().chain(registered.iter().map(|(_, k)| *k)).collect()
+}
 
 /// A registered kind: reads a `target` table (`kind` removed) into its declaration.
 trait Kind: Sync {
@@ -180,9 +217,10 @@ impl<'de> Deserialize<'de> for TargetSpec {
             Some(_) => return Err(D::Error::custom("kind: expected a string")),
             None => return Err(D::Error::missing_field("kind")),
         };
-        let Some(registered) = KINDS.iter().find(|k| k.name() == kind) else {
+        let kinds = known_kinds();
+        let Some(registered) = kinds.iter().find(|k| k.name() == kind) else {
             // As serde words it for an enum's variants.
-            let names: Vec<String> = KINDS.iter().map(|k| format!("`{}`", k.name())).collect();
+            let names: Vec<String> = kinds.iter().map(|k| format!("`{}`", k.name())).collect();
             return Err(D::Error::custom(format!(
                 "unknown variant `{kind}`, expected one of {}",
                 names.join(", ")

@@ -81,6 +81,6 @@ pub use credential::{
 };
 pub use duration::{Duration, format_duration, parse_duration};
 pub use error::PolicyFileError;
-pub use kinds::TargetSpec;
+pub use kinds::{TargetSpec, register_kind};
 pub use schema::{PolicyFile, PrincipalSpec, RoleSpec, Rules};
 pub use stored::{ApplyOptions, Orphan, PolicyApplied, PolicyRecord};

@@ -1,8 +1,6 @@
 //! The policy stored in the store, versioned: apply (compare-and-swap, audited), the history,
 //! and the active tokens a new version would orphan.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 use token_audit::{Action, Actor, AuditEvent};
 use token_core::TokenId;
@@ -113,11 +111,7 @@ fn actor_name(actor: &Actor) -> String {
 
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
-    let d = sha2::Sha256::digest(text.as_bytes());
-    d.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    token_core::hex::encode(&sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn decode(bytes: &[u8]) -> Result<PolicyRecord> {

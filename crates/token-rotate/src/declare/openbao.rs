@@ -70,7 +70,7 @@ impl OpenBaoConnect {
                 );
             }
         };
-        Ok(b.build()?)
+        Ok(b.build().map_err(crate::TargetError::from)?)
     }
 }
 

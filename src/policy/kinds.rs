@@ -229,3 +229,62 @@ impl<'de> Deserialize<'de> for TargetSpec {
         registered.read(table).map(Self).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod registration_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A kind of a tool author's own, under a name of its own.
+    macro_rules! kind {
+        ($ty:ident, $name:literal) => {
+            #[derive(Debug, Serialize, Deserialize)]
+            struct $ty {
+                ttl: Duration,
+            }
+            #[token_rotate::declare::async_trait]
+            impl TargetDeclaration for $ty {
+                const KIND: &'static str = $name;
+                fn check(&self, _: &dyn CheckContext) -> std::result::Result<(), DeclareError> {
+                    Ok(())
+                }
+                fn lifetime(&self) -> std::result::Result<TimeDelta, DurationError> {
+                    self.ttl.get()
+                }
+                async fn build<C: BuildContext + ?Sized>(
+                    &self,
+                    ctx: &C,
+                ) -> std::result::Result<Arc<dyn RotationTarget>, C::Error> {
+                    Err(ctx.config("not built in this test".into()))
+                }
+            }
+        };
+    }
+    kind!(Mine, "registration-test-mine");
+    kind!(Impostor, "registration-test-mine");
+    kind!(Shadow, "tokenward-token");
+
+    fn read(text: &str) -> std::result::Result<TargetSpec, String> {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        TargetSpec::deserialize(v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_registered_kind_is_read_and_nothing_can_take_its_name_or_a_built_in_one() {
+        let text = "kind = \"registration-test-mine\"\nttl = \"1h\"\n";
+        assert!(read(text).unwrap_err().contains("unknown variant `registration-test-mine`"));
+        register_kind::<Mine>().unwrap();
+        register_kind::<Mine>().unwrap(); // again: nothing changes
+        let spec = read(text).unwrap();
+        assert_eq!(spec.kind(), "registration-test-mine");
+        assert_eq!(spec.settings::<Mine>().unwrap().ttl.get().unwrap(), TimeDelta::hours(1));
+        assert!(register_kind::<Impostor>().unwrap_err().to_string().contains("another type"));
+        assert!(register_kind::<Shadow>().unwrap_err().to_string().contains("built in"));
+        // The built-in kind still reads into its own type.
+        let ours = read(
+            "kind = \"tokenward-token\"\nprincipal = \"p\"\npurpose = \"x\"\nscopes = []\nttl = \"1h\"\n",
+        );
+        assert!(ours.unwrap().settings::<token_rotate::declare::TokenwardTokenSpec>().is_some());
+    }
+}

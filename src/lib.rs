@@ -52,6 +52,7 @@ mod error;
 mod guard;
 mod kms;
 pub mod policy;
+pub mod posture;
 #[cfg(feature = "scan")]
 mod respond;
 mod upkeep;

@@ -55,13 +55,19 @@ macro_rules! from_error {
         impl From<$t> for CliError {
             fn from(e: $t) -> Self {
                 let mut msg = e.to_string();
+                let mut last = msg.clone();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
                     let s_text = s.to_string();
-                    if !msg.contains(&s_text) {
+                    // A cause that says nothing new is left out: one already in the message, or
+                    // one that only repeats the cause before it behind a prefix (SQLite's
+                    // "Error code 11: database disk image is malformed" under rusqlite's
+                    // "database disk image is malformed").
+                    if !msg.contains(&s_text) && !s_text.ends_with(last.as_str()) {
                         msg.push_str(": ");
                         msg.push_str(&s_text);
                     }
+                    last = s_text;
                     source = s.source();
                 }
                 CliError::new(msg)

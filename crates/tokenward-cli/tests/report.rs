@@ -44,7 +44,7 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     cli.run(&["revoke", &dead_id]).ok();
     assert_eq!(cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/c:read"], dead.as_bytes()).code, 1);
 
-    let r = cli.run(&["report", "--json", "--expiring-within", "29s", "--unused-for", "1s"]);
+    let r = cli.run(&["report", "--format", "json", "--expiring-within", "29s", "--unused-for", "1s"]);
     assert_eq!(r.code, 1, "findings: exit 1; {}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["schema"], 1);
@@ -74,7 +74,8 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     assert_eq!(overdue[0]["credential"], "billing-api/logs-token");
     // Rotating it clears that finding.
     cli.run(&["rotate", "billing-api/logs-token"]).ok();
-    let after: serde_json::Value = serde_json::from_str(&cli.run(&["report", "--json"]).stdout).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
     assert!(after["findings"].as_array().unwrap().iter().all(|f| f["kind"] != "rotation_overdue"));
     // The text table names them too.
     let text = cli.run(&["report", "--expiring-within", "29s"]);
@@ -90,7 +91,8 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     let log = cli.path("tokenward.audit.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
     std::fs::write(&log, text.replacen("\"batch\"", "\"batcH\"", 1)).unwrap();
-    let broken: serde_json::Value = serde_json::from_str(&cli.run(&["report", "--json"]).stdout).unwrap();
+    let broken: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
     assert_eq!(broken["audit"]["verified"], false);
     assert!(broken["findings"].as_array().unwrap().iter().any(|f| f["kind"] == "audit_chain_broken"));
     std::fs::write(&log, text).unwrap();

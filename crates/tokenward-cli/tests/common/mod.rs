@@ -142,7 +142,8 @@ impl Cli {
             scope,
             "--ttl",
             ttl,
-            "--json",
+            "--format",
+            "json",
         ]);
         let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
         (v["token"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned())

@@ -1,0 +1,645 @@
+//! The posture model: what an auditor asks about a deployment's tokens and credentials — tokens
+//! about to end, unused, over-broad or shared; revoked tokens still presented; rotations overdue
+//! or rolled back; an audit log that fails verification; records edited outside Tokenward.
+//!
+//! [`analyze`] is a pure function of what was read (the token records, the chain-checked audit
+//! log, each declared credential's rotation state) to a plain, serializable [`Posture`]; reading
+//! and rendering are the caller's (the `tokenward` command renders it as text, JSON and HTML; its
+//! daemon and `alerts check` send the findings that call for a person, [`FindingKind::is_alert`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use token_audit::chains::{ChainHead, ChainVerifier};
+use token_audit::{Action, Entry, Outcome};
+use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::duration::approx;
+use token_core::lookup::TokenStatus;
+use token_core::{Scope, TokenRecord};
+use token_store::{ListedToken, TokenRow};
+
+/// The JSON schema version of a [`Posture`] (`docs/cli.md` documents each field; fields are
+/// added, never changed).
+pub const SCHEMA: u32 = 1;
+
+/// How many rotation steps [`CredentialAge::history`] keeps per credential (the newest).
+pub const HISTORY_STEPS: usize = 12;
+
+/// When a token counts as close to expiry or unused.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// A long-lived token that ends within this long is close to expiry.
+    pub expiring_within: TimeDelta,
+    /// An active token not used for this long is unused.
+    pub unused_for: TimeDelta,
+}
+
+impl Default for Thresholds {
+    /// Seven days to expiry, thirty days unused.
+    fn default() -> Self {
+        Self { expiring_within: TimeDelta::days(7), unused_for: TimeDelta::days(30) }
+    }
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// Token records that fail their integrity check.
+    TamperedRecords,
+    /// Long-lived tokens about to end.
+    ExpiringSoon,
+    /// Active tokens nobody uses.
+    Unused,
+    /// Active tokens with a wildcard or whole-service scope.
+    OverBroadScope,
+    /// Several active tokens of one principal for one purpose.
+    SeveralTokensForPurpose,
+    /// A token presented from more than one source.
+    SharedToken,
+    /// A credential past its rotation period.
+    RotationOverdue,
+    /// A credential whose last rotation rolled back or failed.
+    RotationRolledBack,
+    /// Revoked tokens still presented.
+    RevokedStillPresented,
+    /// The audit log fails verification.
+    AuditChainBroken,
+}
+
+impl FindingKind {
+    /// Its name in JSON and text (`expiring_soon`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TamperedRecords => "tampered_records",
+            Self::ExpiringSoon => "expiring_soon",
+            Self::Unused => "unused",
+            Self::OverBroadScope => "over_broad_scope",
+            Self::SeveralTokensForPurpose => "several_tokens_for_purpose",
+            Self::SharedToken => "shared_token",
+            Self::RotationOverdue => "rotation_overdue",
+            Self::RotationRolledBack => "rotation_rolled_back",
+            Self::RevokedStillPresented => "revoked_still_presented",
+            Self::AuditChainBroken => "audit_chain_broken",
+        }
+    }
+
+    /// Whether it calls for a person now (an alert), not only for the next review.
+    #[must_use]
+    pub fn is_alert(self) -> bool {
+        matches!(
+            self,
+            Self::TamperedRecords
+                | Self::ExpiringSoon
+                | Self::RotationOverdue
+                | Self::RotationRolledBack
+                | Self::AuditChainBroken
+                | Self::RevokedStillPresented
+        )
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How urgent a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Severity {
+    /// Act now.
+    High,
+    /// Act soon.
+    Medium,
+    /// Worth knowing.
+    Low,
+}
+
+impl Severity {
+    /// `high`, `medium` or `low`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing the report says, with the tokens or credential it names.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Finding {
+    /// What it is about.
+    pub kind: FindingKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// One line for people.
+    pub summary: String,
+    /// Token ids it names (each described in [`Posture::named_tokens`]).
+    pub tokens: Vec<String>,
+    /// The credential it names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The audit log as read: whether its chain verified, its length and head.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct AuditStatus {
+    /// The whole chain verified.
+    pub verified: bool,
+    /// Entries read (up to the first that fails).
+    pub entries: u64,
+    /// The head's hash.
+    pub head: String,
+    /// Why it fails verification (or could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The audit log read with its chain checked on the way: the entries up to the first that fails,
+/// and the status. `progress` is told the count read every 4,096 entries.
+pub fn read_audit<E: fmt::Display, S: fmt::Display>(
+    source: Result<impl IntoIterator<Item = Result<Entry, E>>, S>,
+    mut progress: impl FnMut(usize),
+) -> (Vec<Entry>, AuditStatus) {
+    let mut entries = Vec::new();
+    let mut v = ChainVerifier::new(ChainHead::EMPTY);
+    let error = match source {
+        Err(e) => Some(e.to_string()),
+        Ok(reader) => {
+            let mut err = None;
+            for e in reader {
+                match e {
+                    Ok(e) => {
+                        if let Err(x) = v.push(&e) {
+                            err = Some(x.to_string());
+                            break;
+                        }
+                        entries.push(e);
+                        if entries.len() % 4096 == 0 {
+                            progress(entries.len());
+                        }
+                    }
+                    Err(x) => {
+                        err = Some(x.to_string());
+                        break;
+                    }
+                }
+            }
+            err
+        }
+    };
+    let head = v.head();
+    let status =
+        AuditStatus { verified: error.is_none(), entries: head.len, head: head.head.to_string(), error };
+    (entries, status)
+}
+
+/// An active token on the expiry timeline.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct TokenPoint {
+    /// Its id.
+    pub id: String,
+    /// Who holds it.
+    pub principal: String,
+    /// What for.
+    pub purpose: String,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who holds a token a finding names, and what for.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct TokenLabel {
+    /// Who holds it.
+    pub principal: String,
+    /// What for.
+    pub purpose: String,
+}
+
+/// One audited rotation step of a credential.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RotationStep {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The step (`create`, `deploy`, `test`, `promote`, `rollback`, `emergency`, …).
+    pub step: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// A declared credential's rotation age.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct CredentialAge {
+    /// Its declared name.
+    pub name: String,
+    /// Days since its current version was promoted (`None`: never rotated).
+    pub days_since_rotation: Option<f64>,
+    /// Its schedule's period in days, if it rotates on one.
+    pub period_days: Option<f64>,
+    /// Its audited rotation steps, oldest first (the newest [`HISTORY_STEPS`]).
+    pub history: Vec<RotationStep>,
+}
+
+/// Verifications of one principal's tokens, from the audit log.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct Volume {
+    /// Allowed.
+    pub allowed: u64,
+    /// Denied.
+    pub denied: u64,
+}
+
+/// A declared credential's rotation state, as read from the rotator.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CredentialState {
+    /// Its declared name.
+    pub name: String,
+    /// When its current version was promoted (`None`: never rotated).
+    pub promoted_at: Option<DateTime<Utc>>,
+    /// Its schedule's period, if it rotates on one.
+    pub period: Option<TimeDelta>,
+}
+
+impl CredentialState {
+    /// A credential's state.
+    #[must_use]
+    pub fn new(
+        name: impl Into<String>,
+        promoted_at: Option<DateTime<Utc>>,
+        period: Option<TimeDelta>,
+    ) -> Self {
+        Self { name: name.into(), promoted_at, period }
+    }
+}
+
+/// What [`analyze`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The time the report is as of.
+    pub now: DateTime<Utc>,
+    /// The stored policy's version.
+    pub policy_version: u64,
+    /// Every token record the store lists (tampered ones included, as listed).
+    pub tokens: &'a [ListedToken],
+    /// The audit log's entries, chain-checked ([`read_audit`]).
+    pub audit: &'a [Entry],
+    /// Its status.
+    pub audit_status: &'a AuditStatus,
+    /// Each declared credential's rotation state.
+    pub credentials: &'a [CredentialState],
+}
+
+/// The whole posture.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Posture {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// As of.
+    pub generated_at: DateTime<Utc>,
+    /// The stored policy's version.
+    pub policy_version: u64,
+    /// Tokens by status (`active`, `expired`, `revoked`, `not_yet_valid`, `tampered`).
+    pub tokens: BTreeMap<&'static str, u64>,
+    /// What needs attention.
+    pub findings: Vec<Finding>,
+    /// The audit log's status.
+    pub audit: AuditStatus,
+    /// Active tokens and when they end.
+    pub expiry: Vec<TokenPoint>,
+    /// Each declared credential's rotation age and history.
+    pub rotation: Vec<CredentialAge>,
+    /// Verifications per principal.
+    pub verifications: BTreeMap<String, Volume>,
+    /// Who holds each token a finding names, and what for (tampered records: not known).
+    pub named_tokens: BTreeMap<String, TokenLabel>,
+}
+
+/// A token status's name (`active`, `expired`, `revoked`, `not_yet_valid`).
+#[must_use]
+pub fn status_name(s: TokenStatus) -> &'static str {
+    match s {
+        TokenStatus::NotYetValid => "not_yet_valid",
+        TokenStatus::Active => "active",
+        TokenStatus::Expired => "expired",
+        TokenStatus::Revoked => "revoked",
+        _ => "unknown",
+    }
+}
+
+/// A scope is over-broad if a wildcard stands alone in a position, or `**` takes a whole service
+/// or its first level (`s3:**:read`, `s3:bucket/**:read`).
+fn over_broad(scope: &Scope) -> bool {
+    if scope.has_bare_wildcard() {
+        return true;
+    }
+    let text = scope.to_string();
+    let mut parts = text.splitn(3, ':');
+    let _service = parts.next();
+    let resource = parts.next().unwrap_or_default();
+    resource.split('/').take(2).any(|s| s == "**")
+}
+
+fn ids(rows: &[&TokenRow]) -> Vec<String> {
+    rows.iter().map(|r| r.record.id.to_string()).collect()
+}
+
+fn finding(kind: FindingKind, severity: Severity, summary: String, tokens: Vec<String>) -> Finding {
+    Finding { kind, severity, summary, tokens, credential: None }
+}
+
+fn days(d: TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 86_400_000.0
+}
+
+/// The findings about token records alone: tampered, close to expiry, unused, over-broad, several
+/// for one purpose.
+fn token_findings(
+    now: DateTime<Utc>,
+    tampered: &[&ListedToken],
+    active: &[&TokenRow],
+    t: &Thresholds,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if !tampered.is_empty() {
+        findings.push(finding(
+            FindingKind::TamperedRecords,
+            Severity::High,
+            format!(
+                "{} token record(s) fail their integrity check (edited outside Tokenward): refused, never used",
+                tampered.len()
+            ),
+            tampered.iter().map(|t| t.row.record.id.to_string()).collect(),
+        ));
+    }
+    // Close to expiry: a token that lives longer than the window and ends within it (a consumer
+    // about to break). Short-lived tokens expire by design and are not flagged.
+    let expiring: Vec<&TokenRow> = active
+        .iter()
+        .copied()
+        .filter(|r| {
+            r.record.expires_at <= now + t.expiring_within
+                && r.record.expires_at - r.record.not_before > t.expiring_within
+        })
+        .collect();
+    if !expiring.is_empty() {
+        findings.push(finding(
+            FindingKind::ExpiringSoon,
+            Severity::Medium,
+            format!("{} long-lived token(s) expire within {}", expiring.len(), approx(t.expiring_within)),
+            ids(&expiring),
+        ));
+    }
+    let unused: Vec<&TokenRow> = active
+        .iter()
+        .copied()
+        .filter(|r| {
+            r.record.created_at <= now - t.unused_for && r.last_used.is_none_or(|u| u <= now - t.unused_for)
+        })
+        .collect();
+    if !unused.is_empty() {
+        findings.push(finding(
+            FindingKind::Unused,
+            Severity::Medium,
+            format!(
+                "{} active token(s) unused for {} or more: revoke them",
+                unused.len(),
+                approx(t.unused_for)
+            ),
+            ids(&unused),
+        ));
+    }
+    let broad: Vec<&TokenRow> =
+        active.iter().copied().filter(|r| r.record.scopes.iter().any(over_broad)).collect();
+    if !broad.is_empty() {
+        findings.push(finding(
+            FindingKind::OverBroadScope,
+            Severity::High,
+            format!("{} active token(s) hold a wildcard or whole-service scope", broad.len()),
+            ids(&broad),
+        ));
+    }
+    let mut by_purpose: BTreeMap<(&str, &str), Vec<&TokenRow>> = BTreeMap::new();
+    for r in active.iter().copied().filter(|r| r.record.parent.is_none()) {
+        by_purpose.entry((r.record.principal.as_str(), r.record.purpose.as_str())).or_default().push(r);
+    }
+    for ((p, purpose), rows) in &by_purpose {
+        if rows.len() > 1 {
+            findings.push(finding(
+                FindingKind::SeveralTokensForPurpose,
+                Severity::Medium,
+                format!(
+                    "{p} holds {} active tokens for {purpose} (one per purpose; a rotation overlap ends soon)",
+                    rows.len()
+                ),
+                ids(rows),
+            ));
+        }
+    }
+    findings
+}
+
+/// What the audit log says about uses and rotations.
+#[derive(Default)]
+struct Uses {
+    sources: BTreeMap<String, BTreeSet<String>>,
+    dead_presented: BTreeMap<String, u64>,
+    volume: BTreeMap<String, Volume>,
+    rotations: BTreeMap<String, Vec<RotationStep>>,
+}
+
+fn uses(entries: &[Entry], by_id: &BTreeMap<String, &TokenRecord>) -> Uses {
+    let mut u = Uses::default();
+    for e in entries {
+        let ev = &e.event;
+        match &ev.action {
+            Action::VerifyAllowed | Action::VerifyDenied(_) => {
+                let token = ev.token.map(|t| t.to_string());
+                let principal = token
+                    .as_ref()
+                    .and_then(|t| by_id.get(t))
+                    .map_or_else(|| "(unknown token)".to_owned(), |r| r.principal.as_str().to_owned());
+                let v = u.volume.entry(principal).or_default();
+                if matches!(ev.action, Action::VerifyAllowed) {
+                    v.allowed += 1;
+                } else {
+                    v.denied += 1;
+                }
+                if let (Some(t), Some(s)) = (&token, &ev.source) {
+                    u.sources.entry(t.clone()).or_default().insert(s.clone());
+                }
+                if let (Action::VerifyDenied(reason), Some(t)) = (&ev.action, &token)
+                    && reason == "revoked"
+                {
+                    *u.dead_presented.entry(t.clone()).or_default() += 1;
+                }
+            }
+            Action::Rotate(step) => {
+                if let Some(c) = ev.attrs.get("credential") {
+                    u.rotations.entry(c.clone()).or_default().push(RotationStep {
+                        at: ev.time,
+                        step: step.clone(),
+                        ok: matches!(ev.outcome, Outcome::Success),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    u
+}
+
+/// The posture: every finding, the audit status, the expiry timeline, each credential's rotation
+/// age and history and the verification volume per principal.
+#[must_use]
+pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
+    let now = inputs.now;
+    let (tampered, all): (Vec<&ListedToken>, Vec<&ListedToken>) =
+        inputs.tokens.iter().partition(|t| t.tampered.is_some());
+    let all: Vec<&TokenRow> = all.into_iter().map(|t| &t.row).collect();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    if !tampered.is_empty() {
+        counts.insert("tampered", tampered.len() as u64);
+    }
+    for r in &all {
+        *counts.entry(status_name(r.record.status_at(now))).or_default() += 1;
+    }
+    let active: Vec<&TokenRow> =
+        all.iter().copied().filter(|r| r.record.status_at(now) == TokenStatus::Active).collect();
+    let mut findings = token_findings(now, &tampered, &active, t);
+
+    let audit = inputs.audit_status.clone();
+    if !audit.verified {
+        findings.push(finding(
+            FindingKind::AuditChainBroken,
+            Severity::High,
+            format!("the audit log fails verification: {}", audit.error.clone().unwrap_or_default()),
+            Vec::new(),
+        ));
+    }
+    let by_id: BTreeMap<String, &TokenRecord> =
+        all.iter().map(|r| (r.record.id.to_string(), &r.record)).collect();
+    let mut u = uses(inputs.audit, &by_id);
+    let shared: Vec<String> = u.sources.iter().filter(|(_, s)| s.len() > 1).map(|(t, _)| t.clone()).collect();
+    if !shared.is_empty() {
+        findings.push(finding(
+            FindingKind::SharedToken,
+            Severity::High,
+            format!(
+                "{} token(s) presented from more than one source: one credential, several holders",
+                shared.len()
+            ),
+            shared,
+        ));
+    }
+    if !u.dead_presented.is_empty() {
+        findings.push(finding(
+            FindingKind::RevokedStillPresented,
+            Severity::High,
+            format!(
+                "{} revoked token(s) still presented ({} denied calls): someone still uses a dead credential",
+                u.dead_presented.len(),
+                u.dead_presented.values().sum::<u64>()
+            ),
+            u.dead_presented.keys().cloned().collect(),
+        ));
+    }
+
+    let mut rotation = Vec::new();
+    for c in inputs.credentials {
+        let mut history = u.rotations.remove(&c.name).unwrap_or_default();
+        rotation.push(CredentialAge {
+            name: c.name.clone(),
+            days_since_rotation: c.promoted_at.map(|p| days(now - p)),
+            period_days: c.period.map(days),
+            history: history.split_off(history.len().saturating_sub(HISTORY_STEPS)),
+        });
+        if let Some(period) = c.period
+            && c.promoted_at.is_none_or(|p| p + period < now)
+        {
+            findings.push(Finding {
+                kind: FindingKind::RotationOverdue,
+                severity: Severity::High,
+                summary: match c.promoted_at {
+                    Some(p) => format!(
+                        "{} was last rotated {} ago; it rotates every {}",
+                        c.name,
+                        approx(now - p),
+                        approx(period)
+                    ),
+                    None => format!("{} has never been rotated; it rotates every {}", c.name, approx(period)),
+                },
+                tokens: Vec::new(),
+                credential: Some(c.name.clone()),
+            });
+        }
+        if let Some(last) = rotation.last().and_then(|r| r.history.last())
+            && (last.step == "rollback" || !last.ok)
+        {
+            findings.push(Finding {
+                kind: FindingKind::RotationRolledBack,
+                severity: Severity::High,
+                summary: format!("the last rotation of {} ended in {}", c.name, last.step),
+                tokens: Vec::new(),
+                credential: Some(c.name.clone()),
+            });
+        }
+    }
+    let expiry = active
+        .iter()
+        .map(|r| TokenPoint {
+            id: r.record.id.to_string(),
+            principal: r.record.principal.as_str().to_owned(),
+            purpose: r.record.purpose.as_str().to_owned(),
+            expires_at: r.record.expires_at,
+        })
+        .collect();
+    let named_tokens = findings
+        .iter()
+        .flat_map(|f| f.tokens.iter())
+        .filter_map(|id| {
+            let r = by_id.get(id)?;
+            Some((
+                id.clone(),
+                TokenLabel {
+                    principal: r.principal.as_str().to_owned(),
+                    purpose: r.purpose.as_str().to_owned(),
+                },
+            ))
+        })
+        .collect();
+    Posture {
+        schema: SCHEMA,
+        generated_at: now,
+        policy_version: inputs.policy_version,
+        tokens: counts,
+        findings,
+        audit,
+        expiry,
+        rotation,
+        verifications: u.volume,
+        named_tokens,
+    }
+}

@@ -290,6 +290,57 @@ fn the_drill_measures_the_risk_window_and_is_audited() {
 }
 
 #[test]
+fn the_drill_runs_the_declared_emergency_order() {
+    let cli = Cli::new();
+    cli.init();
+    let mut failures = Vec::new();
+    for order in ["revoke-first", "replace-first"] {
+        let r = cli.run(&[
+            "drill",
+            "--emergency",
+            order,
+            "--format",
+            "json",
+            "--dir",
+            order,
+            "--html",
+            "drill.html",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+        assert_eq!(v["drill"]["emergency_order"], order.replace('-', "_"));
+        assert_eq!(v["summary"]["leaked_tokens_denied"], true);
+        let run = &v["runs"][0];
+        let (window, pipeline) =
+            (run["risk_window_ms"].as_f64().unwrap(), run["pipeline_ms"].as_f64().unwrap());
+        assert!(window > 0.0 && pipeline > 0.0);
+        assert!(run["dead_after_found_ms"].as_f64().unwrap() <= window, "{run}");
+        failures.push(v["summary"]["consumer_failures"].as_u64().unwrap());
+        let page = std::fs::read_to_string(cli.path("drill.html")).unwrap();
+        assert!(
+            page.contains("drill/orders-api-token") && page.contains(&order.to_string()),
+            "store, credential, order"
+        );
+    }
+    // Replace-first: the replacement is current before the leaked token is refused.
+    assert_eq!(failures[1], 0, "replace-first refuses no consumer call");
+    // A declared credential runs its declared order (billing-api/logs-token: replace-first).
+    let staged = cli.run(&["drill", "--credential", "billing-api/logs-token", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(staged.ok()).unwrap();
+    assert_eq!(v["drill"]["emergency_order"], "replace_first");
+    assert_eq!(v["drill"]["credential"], "billing-api/logs-token");
+    assert_eq!(
+        cli.run(&["drill", "--credential", "billing-api/logs-token", "--emergency", "revoke-first"]).code,
+        2
+    );
+    // The page in a real browser (kept when TOKENWARD_DRILL_SCREENSHOT names a path).
+    if chromium().is_some() {
+        let shot =
+            std::env::var_os("TOKENWARD_DRILL_SCREENSHOT").map_or_else(|| cli.path("drill.png"), Into::into);
+        screenshot(&cli.path("drill.html"), std::path::Path::new(&shot), 700);
+    }
+}
+
+#[test]
 fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
     let cli = Cli::new();
     cli.init();

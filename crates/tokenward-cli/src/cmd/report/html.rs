@@ -22,7 +22,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px} .sub{colo
 td,th{padding:6px 10px;border-bottom:1px solid #eef1f5;text-align:left;vertical-align:top} th{background:#f0f2f6;font-weight:600}
 .high{color:#b42318;font-weight:600} .medium{color:#b54708;font-weight:600} .low{color:#5b6577}
 code{font:12px ui-monospace,Menlo,monospace} .ok{color:#067647;font-weight:600} .bad{color:#b42318;font-weight:600}
-svg{background:#fff;border:1px solid #e1e5ec;border-radius:8px;display:block}
+svg{background:#fff;border:1px solid #e1e5ec;border-radius:8px;display:block;width:100%;height:auto}\ntd.names{white-space:nowrap}
 .legend{display:flex;gap:18px;flex-wrap:wrap;margin:0 0 6px;color:#5b6577;font-size:13px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:6px;vertical-align:-1px}
 .legend i.dot{border-radius:50%}
@@ -140,7 +140,7 @@ pub(crate) fn html(p: &Posture) -> String {
     for f in &p.findings {
         let _ = write!(
             h,
-            r#"<tr><td class="{sev}">{sev}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td class="{sev}">{sev}</td><td><code>{}</code></td><td>{}</td><td class="names">{}</td></tr>"#,
             f.kind.as_str(),
             esc(&f.summary),
             names(p, f),

@@ -19,7 +19,7 @@ pub(crate) const ORANGE: &str = "#f79009";
 
 const W: f64 = 1060.0;
 /// About how wide a character of the 12 px labels is.
-const CHAR_W: f64 = 7.0;
+const CHAR_W: f64 = 6.6;
 
 /// `text` cut to fit `width` pixels (with `…`), as SVG text with the whole text as its tooltip.
 fn label(x: f64, y: f64, width: f64, text: &str, fill: &str) -> String {
@@ -150,8 +150,9 @@ pub(crate) fn expiry_chart(p: &Posture) -> String {
 /// A bar: its value, colour and tooltip.
 type Bar = (f64, &'static str, String);
 
-/// Horizontal bars, scaled to the largest total (or `scale`, if larger), labelled with `total_label`.
-fn bar_chart(rows: &[(String, Vec<Bar>)], scale: f64, total_label: impl Fn(f64) -> String) -> String {
+/// Horizontal bars, scaled to the largest total (or `scale`, if larger), each row labelled with
+/// `total_label(row, total)`.
+fn bar_chart(rows: &[(String, Vec<Bar>)], scale: f64, total_label: impl Fn(usize, f64) -> String) -> String {
     if rows.is_empty() {
         return r#"<p class="sub">nothing to show</p>"#.into();
     }
@@ -180,7 +181,7 @@ fn bar_chart(rows: &[(String, Vec<Bar>)], scale: f64, total_label: impl Fn(f64) 
             r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#5b6577">{}</text>"##,
             x + 6.0,
             y + 13.0,
-            esc(&total_label(total))
+            esc(&total_label(i, total))
         );
     }
     s.push_str("</svg>");
@@ -188,6 +189,8 @@ fn bar_chart(rows: &[(String, Vec<Bar>)], scale: f64, total_label: impl Fn(f64) 
 }
 
 pub(crate) fn rotation_chart(p: &Posture) -> String {
+    // Scaled to the longest period, so a fresh rotation is a short bar and an overdue one passes it.
+    let scale = p.rotation.iter().filter_map(|c| c.period_days).fold(0.0, f64::max);
     let rows: Vec<(String, Vec<Bar>)> = p
         .rotation
         .iter()
@@ -205,16 +208,22 @@ pub(crate) fn rotation_chart(p: &Posture) -> String {
                 }
                 (Some(a), None) => format!("{}: rotated {a:.1} days ago", c.name),
             };
-            let label = match c.period_days {
-                Some(period) => format!("{} · every {period:.0}d", c.name),
-                None => c.name.clone(),
-            };
-            (label, vec![(age, if overdue { RED } else { GREEN }, title)])
+            let color = if overdue { RED } else { GREEN };
+            // A fresh rotation is a sliver, not nothing.
+            (c.name.clone(), vec![(age.max(scale * 0.004), color, title)])
         })
         .collect();
-    // Scaled to the longest period, so a fresh rotation is a short bar and an overdue one passes it.
-    let scale = p.rotation.iter().filter_map(|c| c.period_days).fold(0.0, f64::max);
-    bar_chart(&rows, scale, |d| format!("{d:.1} days"))
+    let totals: Vec<String> = p
+        .rotation
+        .iter()
+        .map(|c| match (c.days_since_rotation, c.period_days) {
+            (None, Some(period)) => format!("never · every {period:.0}d"),
+            (None, None) => "never rotated".to_owned(),
+            (Some(a), Some(period)) => format!("{a:.1} of {period:.0} days"),
+            (Some(a), None) => format!("{a:.1} days"),
+        })
+        .collect();
+    bar_chart(&rows, scale, |i, _| totals[i].clone())
 }
 
 pub(crate) fn volume_chart(p: &Posture) -> String {
@@ -231,5 +240,5 @@ pub(crate) fn volume_chart(p: &Posture) -> String {
             )
         })
         .collect();
-    bar_chart(&rows, 0.0, |n| format!("{n:.0} calls"))
+    bar_chart(&rows, 0.0, |_, n| format!("{n:.0} call{}", if (n - 1.0).abs() < 0.5 { "" } else { "s" }))
 }

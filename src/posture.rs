@@ -643,3 +643,43 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
         named_tokens,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> AuditStatus {
+        read_audit(Ok::<_, String>(Vec::<Result<Entry, String>>::new()), |_| {}).1
+    }
+
+    #[test]
+    fn an_overdue_credential_is_an_alert_with_its_age_in_durations() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let audit = status();
+        let credentials = [
+            CredentialState::new("never", None, Some(TimeDelta::days(7))),
+            CredentialState::new("late", Some(now - TimeDelta::hours(200)), Some(TimeDelta::days(7))),
+            CredentialState::new("fresh", Some(now - TimeDelta::hours(1)), Some(TimeDelta::days(7))),
+        ];
+        let inputs = Inputs {
+            now,
+            policy_version: 2,
+            tokens: &[],
+            audit: &[],
+            audit_status: &audit,
+            credentials: &credentials,
+        };
+        let p = analyze(inputs, &Thresholds::default());
+        assert!(audit.verified && p.tokens.is_empty());
+        let overdue: Vec<&Finding> =
+            p.findings.iter().filter(|f| f.kind == FindingKind::RotationOverdue).collect();
+        assert_eq!(overdue.len(), 2);
+        assert!(overdue.iter().all(|f| f.kind.is_alert() && f.severity == Severity::High));
+        assert_eq!(overdue[1].summary, "late was last rotated 8d8h ago; it rotates every 7d");
+        assert!(!FindingKind::OverBroadScope.is_alert());
+        let json = serde_json::to_value(&p).unwrap_or_default();
+        assert_eq!(json["findings"][0]["kind"], "rotation_overdue");
+        assert_eq!(json["findings"][0]["severity"], "high");
+        assert_eq!(json["rotation"][2]["history"], serde_json::json!([]));
+    }
+}

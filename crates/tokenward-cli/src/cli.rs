@@ -380,6 +380,8 @@ pub(crate) struct RevokeArgs {
     /// Why (recorded in the audit log).
     #[arg(long)]
     pub(crate) reason: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Subcommand)]

@@ -144,6 +144,12 @@ fn one_output_convention_durations_as_durations_and_a_second_revocation_said_so(
     let again = cli.run(&["revoke", &id]);
     again.ok();
     assert!(again.stderr.contains("already revoked (at "), "{}", again.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(cli.run(&["revoke", &id, "--format", "json"]).ok()).unwrap();
+    assert!(
+        json["already_revoked_at"].is_string() && json["revoked"].as_array().unwrap().is_empty(),
+        "{json}"
+    );
 }
 
 #[test]

@@ -220,8 +220,19 @@ pub(crate) async fn revoke(g: &Global, a: RevokeArgs) -> Result<u8> {
     .await;
     tw.shutdown().await?;
     let (already, revoked) = result?;
-    for r in &revoked {
-        println!("{r}");
+    if a.output.json() {
+        println!(
+            "{}",
+            json!({
+                "id": id.to_string(),
+                "revoked": revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "already_revoked_at": already.map(out::time),
+            })
+        );
+    } else {
+        for r in &revoked {
+            println!("{r}");
+        }
     }
     // Revoking again is not an error (exit 0, as a first revocation): the token is dead either way.
     match already {

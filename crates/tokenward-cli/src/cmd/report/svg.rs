@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use tokenward::core::chrono::TimeDelta;
 use tokenward::core::duration::approx;
-use tokenward::posture::{FindingKind, Posture};
+use tokenward::posture::{FindingKind, Posture, TokenPoint};
 
 use super::html::esc;
 use crate::out;
@@ -57,6 +57,9 @@ fn lanes(xs: &[f64], gap: f64) -> (Vec<usize>, usize) {
     (lane, ends.len().max(1))
 }
 
+/// A point on the timeline: its x, its lane, the token.
+type Placed<'a> = (f64, usize, &'a TokenPoint);
+
 pub(crate) fn expiry_chart(p: &Posture) -> String {
     if p.expiry.is_empty() {
         return r#"<p class="sub">no active tokens</p>"#.into();
@@ -76,7 +79,7 @@ pub(crate) fn expiry_chart(p: &Posture) -> String {
     const LANE: f64 = 14.0;
     const ROW_PAD: f64 = 14.0;
     // Each principal's points, placed, and its lanes.
-    let placed: Vec<(Vec<(f64, usize, &tokenward::posture::TokenPoint)>, usize)> = rows
+    let placed: Vec<(Vec<Placed<'_>>, usize)> = rows
         .iter()
         .map(|principal| {
             let points: Vec<_> = p.expiry.iter().filter(|t| t.principal == *principal).collect();

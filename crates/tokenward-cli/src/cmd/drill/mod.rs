@@ -396,14 +396,7 @@ impl Percentiles {
 
 /// The store the drill names: never a database URL (it may hold a password).
 fn store_name(g: &Global, scratch: bool, dir: &Path) -> String {
-    if scratch {
-        return format!("scratch ({})", dir.join("drill.db").display());
-    }
-    #[cfg(feature = "postgres")]
-    if g.database_url.is_some() {
-        return "postgres (--database-url)".to_owned();
-    }
-    g.store.display().to_string()
+    if scratch { format!("scratch ({})", dir.join("drill.db").display()) } else { g.store_name() }
 }
 
 fn order_of(o: DrillOrder) -> EmergencyOrder {

@@ -310,7 +310,7 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
         let mut lost_at: Option<DateTime<Utc>> = Some(Utc::now() - TimeDelta::minutes(10));
         loop {
             let Some(inner) = weak.upgrade() else { return };
-            match f.backend.listen_revocations().await {
+            match token_store::Backend::listen_revocations(&*f.backend).await {
                 Ok(feed) => {
                     // Following first: a change announced from now on is applied at once.
                     let mut follower = inner.tokens.follow_revocations(feed);
@@ -336,9 +336,18 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
                     }
                     drop(inner);
                     tokio::select! {
-                        _ = &mut follower => {
+                        ended = &mut follower => {
                             lost_at = Some(Utc::now());
-                            tracing::warn!("revocation feed ended; reconnecting");
+                            match ended {
+                                Ok(done) => tracing::warn!(
+                                    revoked = done.revocations,
+                                    loaded = done.loaded,
+                                    unreadable = done.unreadable,
+                                    refused = done.refused,
+                                    "revocation feed ended; reconnecting"
+                                ),
+                                Err(e) => tracing::error!(error = %e, "the revocation follower failed; reconnecting"),
+                            }
                         }
                         _ = stop.changed() => {
                             follower.abort();

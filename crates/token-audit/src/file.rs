@@ -202,8 +202,9 @@ impl FileLog {
         }
         if let Err(e) = inner.file.write_all(&inner.buf) {
             // Take back whatever part of the batch reached the file.
-            if inner.file.set_len(inner.len).is_err() {
+            if let Err(t) = inner.file.set_len(inner.len) {
                 inner.poisoned = true;
+                tracing::error!(error = %t, "a failed append could not be taken back: the audit file refuses appends until reopened");
             }
             return Err(AuditError::io("append")(e));
         }
@@ -212,6 +213,7 @@ impl FileLog {
         {
             inner.poisoned = true;
             let _ = inner.file.set_len(inner.len);
+            tracing::error!(error = %e, "fsync of the audit file failed: it refuses appends until reopened");
             return Err(AuditError::io("fsync")(e));
         }
         inner.len += inner.buf.len() as u64;

@@ -370,7 +370,9 @@ impl VerificationSummary {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = flush(self);
+        if let Err(e) = flush(self) {
+            tracing::error!(error = %e, "verification summaries could not be recorded as the summary closed: they are lost");
+        }
     }
 }
 
@@ -385,7 +387,19 @@ fn run(inner: &Weak<Inner>, interval: Duration) {
             let (guard, _) = strong.wake.wait_timeout(guard, interval).unwrap_or_else(|p| p.into_inner());
             *guard
         };
-        let _ = flush(&strong);
+        // The summaries that could not be recorded are kept and retried at the next pass; a
+        // fail-closed verifier denies meanwhile. Said when it starts failing and when it recovers.
+        let was_failing = strong.failing.load(Ordering::Relaxed);
+        match flush(&strong) {
+            Err(e) if !was_failing => tracing::warn!(
+                mode = ?strong.auditor.mode(),
+                error = %e,
+                "recording verification summaries failed; they are kept and retried"
+            ),
+            Err(e) => tracing::debug!(error = %e, "recording verification summaries failed again"),
+            Ok(()) if was_failing => tracing::info!("verification summaries are recorded again"),
+            Ok(()) => {}
+        }
         if stop {
             return;
         }

@@ -318,7 +318,9 @@ impl AuditWriter {
 
 impl Drop for AuditWriter {
     fn drop(&mut self) {
-        let _ = self.close();
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "the audit writer did not close cleanly: entries still queued may not be written");
+        }
     }
 }
 

@@ -67,6 +67,7 @@ impl CurrentCredential {
             async move {
                 let mut tick = tokio::time::interval(poll);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut failing = false;
                 loop {
                     match &mut announcements {
                         Some(rx) => tokio::select! {
@@ -82,7 +83,29 @@ impl CurrentCredential {
                         }
                     }
                     // A failed refresh keeps the credential we have; the next tick tries again.
-                    let _ = inner.refresh().await;
+                    // Said once when it starts failing (then at debug), and when it recovers.
+                    match inner.refresh().await {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!(
+                                credential = inner.name.as_str(),
+                                "refreshing the current credential works again"
+                            );
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(
+                                credential = inner.name.as_str(),
+                                version = inner.current.read().unwrap_or_else(|p| p.into_inner()).0,
+                                error = %e,
+                                "refreshing the current credential failed; keeping the one held"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::debug!(credential = inner.name.as_str(), error = %e, "refreshing the current credential failed again")
+                        }
+                    }
                 }
             }
         });

@@ -655,7 +655,8 @@ impl Rotator {
             if let Err(e) = target.revoke(&cred).await {
                 // It may still be staged or valid somewhere: say so, and keep at it.
                 let left = format!("withdraw and revoke {}: {e}", cred.handle);
-                tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, %left, "rollback incomplete");
+                // A guarantee lost until a later run finishes it: an error, not a warning.
+                tracing::error!(credential = name.as_str(), rotation = rec.rotation, %reason, %left, "rollback incomplete: the withdrawn credential may still be staged or valid");
                 self.audit(
                     name,
                     target,

@@ -2,6 +2,7 @@
 //! jitter, never past expiry), retry with backoff, a bound on rotations in flight, a lease so one
 //! instance runs a given rotation, graceful shutdown.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -198,6 +199,39 @@ impl std::fmt::Debug for TokioScheduler {
     }
 }
 
+/// The rotations in flight, each task's credential kept so a task that fails is named.
+#[derive(Default)]
+struct InFlight {
+    set: JoinSet<Done>,
+    names: HashMap<tokio::task::Id, String>,
+}
+
+impl InFlight {
+    /// The next finished rotation: `None` when none is in flight, `Some(None)` for a task that
+    /// panicked or was cancelled (logged: its credential is not scheduled again until the
+    /// scheduler restarts).
+    async fn join_next(&mut self) -> Option<Option<Done>> {
+        Some(match self.set.join_next_with_id().await? {
+            Ok((id, done)) => {
+                self.names.remove(&id);
+                Some(done)
+            }
+            Err(e) => {
+                let credential = self.names.remove(&e.id()).unwrap_or_default();
+                if e.is_panic() {
+                    tracing::error!(
+                        credential,
+                        "a rotation task panicked: the credential is not rotated again until the scheduler restarts"
+                    );
+                } else {
+                    tracing::warn!(credential, "a rotation task was cancelled");
+                }
+                None
+            }
+        })
+    }
+}
+
 struct Done {
     index: usize,
     work: Work,
@@ -279,7 +313,7 @@ impl TokioScheduler {
     }
 
     /// Starts what is due into `set`.
-    fn spawn_due(self: &Arc<Self>, set: &mut JoinSet<Done>) {
+    fn spawn_due(self: &Arc<Self>, set: &mut InFlight) {
         let now = self.rotator.clock().now();
         for index in self.due_at(now) {
             let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else { break };
@@ -291,10 +325,12 @@ impl TokioScheduler {
                 (e.name.clone(), Arc::clone(&e.target), e.schedule, e.work, e.attempts)
             };
             let this = Arc::clone(self);
-            set.spawn(async move {
+            let credential = name.as_str().to_owned();
+            let task = set.set.spawn(async move {
                 let _permit = permit;
                 this.process(index, name, target.as_ref(), schedule, work, attempts).await
             });
+            set.names.insert(task.id(), credential);
         }
     }
 
@@ -441,7 +477,7 @@ impl TokioScheduler {
     /// Runs until `shutdown` turns true: starts due work as it falls due (at most
     /// `max_in_flight` at once), then stops starting work and waits for what is in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> TickReport {
-        let mut set = JoinSet::new();
+        let mut set = InFlight::default();
         let mut total = TickReport::default();
         loop {
             if *shutdown.borrow() {
@@ -455,8 +491,8 @@ impl TokioScheduler {
                 .min(self.config.poll)
                 .max(Duration::from_millis(1));
             tokio::select! {
-                Some(done) = set.join_next(), if !set.is_empty() => {
-                    if let Ok(d) = done {
+                Some(done) = set.join_next(), if !set.set.is_empty() => {
+                    if let Some(d) = done {
                         self.finish(&d);
                         add(&mut total, d.report);
                     }
@@ -470,7 +506,7 @@ impl TokioScheduler {
             }
         }
         while let Some(done) = set.join_next().await {
-            if let Ok(d) = done {
+            if let Some(d) = done {
                 self.finish(&d);
                 add(&mut total, d.report);
             }
@@ -490,11 +526,11 @@ fn add(total: &mut TickReport, r: TickReport) {
 #[async_trait]
 impl Scheduler for Arc<TokioScheduler> {
     async fn tick(&self) -> Result<TickReport> {
-        let mut set = JoinSet::new();
+        let mut set = InFlight::default();
         self.spawn_due(&mut set);
         let mut total = TickReport::default();
         while let Some(done) = set.join_next().await {
-            if let Ok(d) = done {
+            if let Some(d) = done {
                 self.finish(&d);
                 add(&mut total, d.report);
             }

@@ -700,6 +700,38 @@ async fn user_denied(admin: &AwsClient, name: &str, deny: &str) -> AwsClient {
     ))
 }
 
+/// A withdrawal that cannot read the secret is not "nothing staged": only a secret that does not
+/// exist is. With `secretsmanager:DescribeSecret` denied, `withdraw` fails (the AWSPENDING stays,
+/// and the rollback reports itself unfinished), naming the call and the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_that_cannot_describe_the_secret_fails_and_only_a_missing_secret_is_nothing_to_do() {
+    let Some((_moto, admin)) = aws().await else { return };
+    let format = ValueFormat::aws_access_key;
+    let own = SecretsManagerDestination::new(admin.clone(), "app/withdraw", format());
+    let expires = token_core::chrono::Utc::now() + TimeDelta::hours(1);
+    let first = Credential::new("AKIAFIRST00000000000", SecretString::from("a".repeat(40)), expires);
+    let second = Credential::new("AKIASECOND0000000000", SecretString::from("b".repeat(40)), expires);
+    own.stage(&first).await.unwrap(); // creates the secret, current at once
+    own.stage(&second).await.unwrap(); // AWSPENDING
+    assert_eq!(sm(&admin, "app/withdraw").await.2, 1);
+
+    let blind = user_denied(&admin, "withdrawer", "secretsmanager:DescribeSecret").await;
+    let denied = SecretsManagerDestination::new(blind, "app/withdraw", format());
+    let e = denied.withdraw(&second).await.unwrap_err();
+    assert_eq!(e.step, "revoke");
+    assert!(e.detail.contains("DescribeSecret failed") && e.detail.contains("AccessDenied"), "{e}");
+    assert!(std::error::Error::source(&e).is_some(), "the provider's error is its source");
+    assert_eq!(sm(&admin, "app/withdraw").await.2, 1, "still pending: the failure was not hidden");
+
+    own.withdraw(&second).await.unwrap();
+    assert_eq!(sm(&admin, "app/withdraw").await.2, 0);
+    // No such secret: nothing was staged there.
+    SecretsManagerDestination::new(admin.clone(), "app/never-made", format())
+        .withdraw(&second)
+        .await
+        .unwrap();
+}
+
 /// The audit entries of `step` as (success, reason).
 async fn audited(writer: &AuditWriter, log: &MemoryLog, step: &str) -> Vec<(bool, String)> {
     writer.flush().await.unwrap();

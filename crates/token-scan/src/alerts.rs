@@ -163,6 +163,26 @@ impl AlertVerifier {
         key_id: Option<&str>,
         signature: Option<&str>,
     ) -> Result<Vec<Alert>, AlertError> {
+        let verified = self.verify_unlogged(body, key_id, signature);
+        match &verified {
+            // Not signed by GitHub, or sent twice: someone other than GitHub may be calling.
+            Err(e @ (AlertError::UnknownKey | AlertError::BadSignature | AlertError::Replayed)) => {
+                tracing::warn!(error = %e, size = body.len(), "a secret-scanning alert delivery was refused")
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, size = body.len(), "a secret-scanning alert delivery was refused")
+            }
+            Ok(alerts) => tracing::debug!(alerts = alerts.len(), "secret-scanning alerts verified"),
+        }
+        verified
+    }
+
+    fn verify_unlogged(
+        &self,
+        body: &[u8],
+        key_id: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<Vec<Alert>, AlertError> {
         if body.len() > self.max_body {
             return Err(AlertError::TooLarge { size: body.len(), max: self.max_body });
         }

@@ -9,7 +9,8 @@ use token_core::{TokenId, TokenRecord};
 
 pub use crate::encoding::{RecordDecoder, encode_token_record, encode_token_record_into};
 pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
+pub use crate::follow::{Change, RevocationFeed};
 pub use crate::integrity::{RecordKey, RecordMac};
 pub use crate::keys::KeyCheck;
 pub use crate::model::{LabelChange, Labels, SecretName, TokenQuery, TokenRow};
@@ -137,4 +138,12 @@ pub trait Backend: Send + Sync {
 
     /// Sets a metadata value if it is currently `expect`; else [`crate::StoreError::Conflict`].
     async fn set_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<()>;
+
+    /// Listens, on a connection of its own, for the changes every instance sharing this backend
+    /// announces (revocations and issues, see [`RevocationFeed`]). The default,
+    /// [`StoreError::NoRevocationFeed`], is for a backend that cannot announce changes: its
+    /// instances learn of each other's through the catch-up alone.
+    async fn listen_revocations(&self) -> Result<Box<dyn RevocationFeed>> {
+        Err(StoreError::NoRevocationFeed)
+    }
 }

@@ -74,6 +74,11 @@ pub enum StoreError {
     /// The backend failed (I/O, database); the cause is its [`source`](std::error::Error::source).
     #[error(transparent)]
     Backend(BackendError),
+    /// This backend cannot announce other instances' changes
+    /// ([`Backend::listen_revocations`](crate::Backend::listen_revocations)): they arrive through
+    /// the periodic catch-up alone.
+    #[error("this backend cannot follow other instances' revocations: they arrive through the catch-up")]
+    NoRevocationFeed,
     /// A bounded cache could not read a missing token's record: the lookup budget is spent, or the
     /// backend failed or did not answer in time (the cause, if any, is its
     /// [`source`](std::error::Error::source)).

@@ -31,6 +31,7 @@ mod cache;
 mod encoding;
 mod envelope;
 mod error;
+mod follow;
 mod integrity;
 mod keys;
 #[cfg(any(feature = "openbao-transit", feature = "aws-kms"))]
@@ -51,6 +52,7 @@ mod tokens;
 pub use backend::Backend;
 pub use cache::{BoundedCache, CacheStats, VerifierCache};
 pub use error::{BackendError, KeyProviderError, Result, StoreError};
+pub use follow::{Change, Followed, RevocationFeed};
 pub use keys::{KdfParams, KekMove, KeyProvider, LocalKek, LocalKeyring};
 #[cfg(feature = "aws-kms")]
 pub use kms::AwsKmsKeyProvider;
@@ -59,7 +61,7 @@ pub use kms::TransitKeyProvider;
 pub use memory::MemoryBackend;
 pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 #[cfg(feature = "postgres")]
-pub use postgres::{Change, PostgresBackend, RevocationFeed};
+pub use postgres::PostgresBackend;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
 pub use store::{KEK_MOVE_META, Migration, RewrapReport, SecretStore, secret_text};

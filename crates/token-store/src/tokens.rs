@@ -1,6 +1,7 @@
 //! `TokenService`: issuing, revoking and verifying tokens kept in a [`Backend`], through a verifier cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
 use crate::backend::Backend;
 use crate::cache::{BoundedCache, VerifierCache};
 use crate::error::{Result, StoreError};
+use crate::follow::{Change, Followed, RevocationFeed};
 use crate::integrity::RecordKey;
 use crate::model::{TokenQuery, TokenRow};
 use crate::store::SecretStore;
@@ -28,6 +30,8 @@ pub struct TokenService {
     audit: Option<Auditor>,
     record_key: RecordKey,
     opened: LoadReport,
+    /// Records refused for failing their integrity check, every time one was met.
+    refused_seen: Arc<AtomicU64>,
     /// Bounded mode: misses being read, one read per id however many ask.
     inflight: Arc<Mutex<HashMap<TokenId, Arc<tokio::sync::OnceCell<()>>>>>,
 }
@@ -130,10 +134,20 @@ impl TokenService {
             audit: None,
             record_key,
             opened: LoadReport::default(),
+            refused_seen: Arc::default(),
             inflight: Arc::default(),
         };
         tokens.opened = tokens.resync_at(Utc::now()).await?;
         Ok(tokens)
+    }
+
+    /// How many times a record was refused for failing its integrity check since this service
+    /// opened — at the opening load, resyncs, catch-ups, reads by id and announced issues (a
+    /// record refused by every resync counts each time). A count that grows means someone edits
+    /// the store outside Tokenward: each refusal is also an error log line, and a caller can
+    /// raise an alert when it changes.
+    pub fn refused_records(&self) -> u64 {
+        self.refused_seen.load(Ordering::Relaxed)
     }
 
     /// What opening loaded and refused.
@@ -176,6 +190,7 @@ impl TokenService {
         };
         self.backend.visit_tokens(&query, &mut visit).await?;
         if !report.refused.is_empty() {
+            self.refused_seen.fetch_add(report.refused.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 refused = report.refused.len(),
                 first = %report.refused[0],
@@ -212,6 +227,7 @@ impl TokenService {
             }
         }
         if !report.refused.is_empty() {
+            self.refused_seen.fetch_add(report.refused.len() as u64, Ordering::Relaxed);
             tracing::error!(
                 refused = report.refused.len(),
                 first = %report.refused[0],
@@ -235,6 +251,7 @@ impl TokenService {
             if self.record_key.check_token(&t).is_ok() {
                 applied += 1;
             } else {
+                self.refused_seen.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(token = %t.record.id, "a revoked token record fails its integrity check; denied");
                 at = at.min(Utc::now());
             }
@@ -259,6 +276,7 @@ impl TokenService {
         for chunk in missing.chunks(1000) {
             for t in self.backend.tokens_by_id(chunk).await? {
                 if self.record_key.check_token(&t).is_err() {
+                    self.refused_seen.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(token = %t.record.id, "a token record fails its integrity check and was refused");
                     continue;
                 }
@@ -389,6 +407,7 @@ impl TokenService {
                 self.cache.insert_read(&t.record, t.uses, t.last_used);
             }
             Some((false, _)) => {
+                self.refused_seen.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(token = %id, "a token record fails its integrity check and was refused");
                 self.cache.note_unknown(id);
             }
@@ -592,39 +611,60 @@ impl TokenService {
     }
 }
 
-#[cfg(feature = "postgres")]
 impl TokenService {
-    /// Applies changes announced by other instances (PostgreSQL `NOTIFY`) to this cache, on a task
-    /// of its own, until the feed ends: revocations are denied at once, and new tokens are loaded
-    /// at once (so a replacement issued elsewhere works here without waiting for a resync).
-    pub fn follow_revocations(&self, mut feed: crate::RevocationFeed) -> tokio::task::JoinHandle<()> {
+    /// Applies changes announced by other instances (a [`RevocationFeed`], e.g. PostgreSQL's
+    /// `NOTIFY`) to this cache, on a task of its own, until the feed ends: revocations are denied
+    /// at once, and new tokens are loaded at once (so a replacement issued elsewhere works here
+    /// without waiting for a resync). A new token whose record cannot be read is left to the next
+    /// catch-up, one that fails its integrity check is refused; both are logged, and counted in
+    /// what the task returns.
+    pub fn follow_revocations(&self, mut feed: Box<dyn RevocationFeed>) -> tokio::task::JoinHandle<Followed> {
         let cache = Arc::clone(&self.cache);
         let backend = Arc::clone(&self.backend);
         let key = self.record_key.clone();
+        let refused_seen = Arc::clone(&self.refused_seen);
         tokio::spawn(async move {
+            let mut done = Followed::default();
             while let Some(change) = feed.recv_change().await {
                 match change {
-                    crate::Change::Revoked(id, at) => {
+                    Change::Revoked(id, at) => {
                         // Deny from now on even if this host's clock is behind the revoker's.
                         cache.revoke(&[id], at.min(Utc::now()));
+                        done.revocations += 1;
+                        tracing::debug!(token = %id, "revocation announced; denied");
                     }
-                    crate::Change::Issued(id) if cache.bounded_config().is_some() => {
+                    Change::Issued(id) if cache.bounded_config().is_some() => {
                         // Bounded: not hot yet; read when first presented (here it is no longer
                         // unknown).
                         cache.forget_unknown(id);
                     }
-                    crate::Change::Issued(id) => {
-                        // A failed read leaves it to the next resync.
-                        if let Ok(Some(t)) = backend.token(id).await
-                            && key.check_token(&t).is_ok()
-                            && t.record.revoked_at.is_none()
-                            && t.record.expires_at > Utc::now()
-                        {
-                            let _ = cache.insert(&t.record, t.uses, t.last_used);
+                    Change::Issued(id) => match backend.token(id).await {
+                        Ok(Some(t)) if key.check_token(&t).is_err() => {
+                            done.refused += 1;
+                            refused_seen.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                token = %id,
+                                "a token announced as issued fails its integrity check and was refused (edited outside Tokenward?)"
+                            );
                         }
-                    }
+                        Ok(Some(t)) if t.record.revoked_at.is_none() && t.record.expires_at > Utc::now() => {
+                            match cache.insert(&t.record, t.uses, t.last_used) {
+                                Ok(_) => done.loaded += 1,
+                                Err(e) => {
+                                    tracing::warn!(token = %id, error = %e, "a token announced as issued was not cached; the next catch-up retries")
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        // A failed read leaves it to the next catch-up.
+                        Err(e) => {
+                            done.unreadable += 1;
+                            tracing::warn!(token = %id, error = %e, "reading a token announced as issued failed; the next catch-up loads it");
+                        }
+                    },
                 }
             }
+            done
         })
     }
 }

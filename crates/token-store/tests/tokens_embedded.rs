@@ -123,3 +123,72 @@ async fn issue_verify_revoke_and_reopen() {
 fn now_ms(t: token_core::chrono::DateTime<Utc>) -> token_core::chrono::DateTime<Utc> {
     token_core::chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
 }
+
+/// Another instance's announcements, written by the test: any backend's [`RevocationFeed`].
+#[derive(Debug)]
+struct Announced(tokio::sync::mpsc::UnboundedReceiver<Change>);
+
+#[async_trait::async_trait]
+impl RevocationFeed for Announced {
+    async fn recv_change(&mut self) -> Option<Change> {
+        self.0.recv().await
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_feed_is_any_backends_and_a_backend_that_cannot_follow_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let sqlite = SqliteBackend::open(&path).unwrap();
+    assert!(matches!(sqlite.listen_revocations().await, Err(StoreError::NoRevocationFeed)));
+    drop(sqlite);
+    let a = open(&path).await;
+    let b = open(&path).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let following = b.follow_revocations(Box::new(Announced(rx)));
+    let principal = Principal::parse("svc", ["reader"]).unwrap();
+    let read = Request::parse("s3:logs/x:read").unwrap();
+    let issue = async |purpose: &'static str| {
+        let request = IssueRequest::parse(purpose, "s3:logs/x:read", TimeDelta::hours(1)).unwrap();
+        a.issue_at(&principal, &request, Utc::now()).await
+    };
+    let vb = b.verifier();
+    let settle = async |t: &IssuedToken, allowed: bool| {
+        for _ in 0..500 {
+            if vb.verify(t.expose_secret(), &read).is_allowed() == allowed {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("instance B never applied the change");
+    };
+
+    // Issued elsewhere: loaded when announced. Revoked elsewhere: denied when announced.
+    let t = issue("one").await.unwrap();
+    assert!(!vb.verify(t.expose_secret(), &read).is_allowed(), "not yet announced");
+    tx.send(Change::Issued(t.id())).unwrap();
+    settle(&t, true).await;
+    a.revoke_at(t.id(), Utc::now()).await.unwrap();
+    tx.send(Change::Revoked(t.id(), Utc::now())).unwrap();
+    settle(&t, false).await;
+
+    // A record edited outside Tokenward (its scope widened), then announced: refused, counted.
+    let edited = issue("two").await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut body: Vec<u8> = conn
+        .query_row("SELECT body FROM tokens WHERE id = ?1", [edited.id().to_string()], |r| r.get(0))
+        .unwrap();
+    let at = body.windows(14).position(|w| w == b"s3:logs/x:read").expect("the scope is in the record");
+    body[at..at + 14].copy_from_slice(b"s3:logs/*:read");
+    conn.execute(
+        "UPDATE tokens SET body = ?2 WHERE id = ?1",
+        rusqlite::params![edited.id().to_string(), body],
+    )
+    .unwrap();
+    tx.send(Change::Issued(edited.id())).unwrap();
+    drop(tx);
+    let done = following.await.unwrap();
+    assert_eq!((done.revocations, done.loaded, done.refused, done.unreadable), (1, 1, 1, 0));
+    assert_eq!(b.refused_records(), 1, "a count the caller can watch");
+    assert!(!vb.verify(edited.expose_secret(), &read).is_allowed());
+}

@@ -22,6 +22,7 @@ mod child;
 mod cli;
 mod cmd;
 mod error;
+mod log;
 mod open;
 mod out;
 mod progress;
@@ -36,19 +37,7 @@ use crate::error::CliError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match (cli.global.quiet, cli.global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOKENWARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {

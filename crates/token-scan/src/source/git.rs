@@ -126,6 +126,10 @@ impl Scanner {
     /// Scans a repository's history. Not a repository, or no `git`: [`ScanError::Git`]. A blob
     /// git cannot read is skipped and reported.
     pub fn scan_git(&self, repo: &Path, options: &GitOptions) -> Result<Report, ScanError> {
+        super::logged("git", &repo.display(), self.scan_git_unlogged(repo, options))
+    }
+
+    fn scan_git_unlogged(&self, repo: &Path, options: &GitOptions) -> Result<Report, ScanError> {
         run(repo, &["rev-parse", "--git-dir"])?;
         let mut blobs = introduced_blobs(repo)?;
         if options.unreachable {

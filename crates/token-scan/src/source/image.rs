@@ -221,6 +221,10 @@ impl Scanner {
     /// directory. An archive that is neither is [`ScanError::Image`]; a layer that is corrupt or
     /// truncated is skipped and reported, the others scanned.
     pub fn scan_image(&self, path: &Path, options: &ImageOptions) -> Result<Report, ScanError> {
+        super::logged("image", &path.display(), self.scan_image_unlogged(path, options))
+    }
+
+    fn scan_image_unlogged(&self, path: &Path, options: &ImageOptions) -> Result<Report, ScanError> {
         let io = |e: std::io::Error| ScanError::Io { what: path.display().to_string(), source: e };
         let meta = std::fs::metadata(path).map_err(|_| ScanError::NotFound(path.display().to_string()))?;
         let mut report = Report::default();

@@ -22,3 +22,30 @@ pub struct Progress {
 
 /// A progress callback (called from scanning threads).
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Logs how a scan of `place` went (at debug: a scan's report is its caller's to show): what it
+/// scanned and found, what it could not read, or why it failed. Never a matched value.
+pub(crate) fn logged(
+    source: &'static str,
+    place: &dyn std::fmt::Display,
+    result: Result<crate::Report, crate::ScanError>,
+) -> Result<crate::Report, crate::ScanError> {
+    match &result {
+        Ok(r) => {
+            for s in &r.skipped {
+                tracing::debug!(source, what = %s.what, reason = %s.reason, "skipped");
+            }
+            tracing::debug!(
+                source,
+                place = %place,
+                files = r.files,
+                bytes = r.bytes,
+                findings = r.findings.len(),
+                skipped = r.skipped.len(),
+                "scanned"
+            );
+        }
+        Err(e) => tracing::debug!(source, place = %place, error = %e, "the scan failed"),
+    }
+    result
+}

@@ -203,6 +203,10 @@ impl Scanner {
     /// object that cannot be read is skipped and reported. Blocking: call it off an async
     /// runtime's worker threads (`spawn_blocking`).
     pub fn scan_s3(&self, bucket: &str, options: &S3Options) -> Result<Report, ScanError> {
+        super::logged("s3", &bucket, self.scan_s3_unlogged(bucket, options))
+    }
+
+    fn scan_s3_unlogged(&self, bucket: &str, options: &S3Options) -> Result<Report, ScanError> {
         let http = client(&options.endpoint)?;
         // The signed `host`: the endpoint's authority, as the request will carry it.
         let host = options

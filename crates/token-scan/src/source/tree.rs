@@ -88,6 +88,10 @@ impl Scanner {
     /// Scans a directory tree (or one file). The `.git` directory is not walked (scan history
     /// with [`Scanner::scan_git`]). Unreadable entries are skipped and listed in the report.
     pub fn scan_tree(&self, root: &Path, options: &TreeOptions) -> Result<Report, ScanError> {
+        super::logged("tree", &root.display(), self.scan_tree_unlogged(root, options))
+    }
+
+    fn scan_tree_unlogged(&self, root: &Path, options: &TreeOptions) -> Result<Report, ScanError> {
         let meta = std::fs::metadata(root).map_err(|_| ScanError::NotFound(root.display().to_string()))?;
         if !meta.is_dir() && !meta.is_file() {
             return Err(ScanError::NotFound(root.display().to_string()));

@@ -23,8 +23,6 @@ mod schema;
 mod secrets;
 mod tokens;
 
-pub use notify::{Change, RevocationFeed};
-
 /// The channel revocations are announced on; the payload is `id@millis` items, comma-separated.
 pub const REVOCATION_CHANNEL: &str = "tokenward_revocations";
 
@@ -75,6 +73,8 @@ impl PostgresBackend {
             .map_err(|e| StoreError::Backend(BackendError::new("postgres pool", e)))?;
         let backend = Self { pool, config };
         schema::migrate(&backend.pool).await?;
+        // Never the connection string: it may hold a password.
+        tracing::debug!(max_connections, "connected to the PostgreSQL store");
         Ok(backend)
     }
 
@@ -171,5 +171,9 @@ impl Backend for PostgresBackend {
 
     async fn set_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<()> {
         secrets::set_meta(&self.client().await?, key, expect, value).await
+    }
+
+    async fn listen_revocations(&self) -> Result<Box<dyn crate::RevocationFeed>> {
+        Ok(Box::new(self.listen().await?))
     }
 }

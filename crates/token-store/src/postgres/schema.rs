@@ -75,6 +75,7 @@ pub(super) async fn migrate(pool: &deadpool_postgres::Pool) -> Result<()> {
         if version < to {
             tx.batch_execute(sql).await.map_err(pg)?;
             tx.execute("INSERT INTO tokenward_schema (version) VALUES ($1)", &[&to]).await.map_err(pg)?;
+            tracing::debug!(from = version, to, "the store's schema was brought up to date");
         }
     }
     tx.commit().await.map_err(pg)

@@ -56,8 +56,16 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tokenward-sqlite-checkpoint".into())
             .spawn(move || {
+                // A checkpoint that fails leaves the WAL to grow until the next one (nothing is
+                // lost): routine while busy, worth a warning when closing.
                 let checkpoint = |mode: &str| {
-                    let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+                    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+                        if mode == "TRUNCATE" {
+                            tracing::warn!(error = %e, "the store's closing checkpoint failed; the WAL is kept");
+                        } else {
+                            tracing::debug!(mode, error = %e, "a WAL checkpoint failed");
+                        }
+                    }
                 };
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     rx.recv_timeout(std::time::Duration::from_millis(100))
@@ -147,6 +155,7 @@ impl SqliteBackend {
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(db)?;
         backend._checkpointer = Some(Arc::new(Checkpointer::start(path)?));
+        tracing::debug!(path = %path.display(), "opened the SQLite store");
         Ok(backend)
     }
 

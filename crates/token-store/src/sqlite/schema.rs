@@ -122,6 +122,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
             tx.execute_batch(sql).map_err(db)?;
             tx.pragma_update(None, "user_version", to).map_err(db)?;
             tx.commit().map_err(db)?;
+            tracing::debug!(from = version, to, "the store's schema was brought up to date");
         }
     }
     Ok(())

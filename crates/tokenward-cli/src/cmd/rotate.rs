@@ -214,6 +214,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     let mut reporter = tokio::time::interval(report_every);
     let mut alerter = tokio::time::interval(alerts_every);
     let mut last = (0, 0);
+    let mut last_failed = (0, 0, 0);
     loop {
         tokio::select! {
             _ = signals.recv() => break,
@@ -224,16 +225,23 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                     eprintln!("rotations so far: {} promoted, {} rolled back", counts.0, counts.1);
                     last = counts;
                 }
+                // A rotation rolled back or left unfinished, a record refused for failing its
+                // integrity check: the alert goes out now, not at the next check.
+                let failed = (counts.1, tw.scheduler().unfinished(), tw.tokens().refused_records());
+                if failed != last_failed {
+                    last_failed = failed;
+                    alerter.reset_immediately();
+                }
             }
             _ = alerter.tick() => {
                 match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan).await {
                     Ok(all) => {
                         let new = crate::cmd::alerts::fresh(all, &mut sent);
                         if let Err(e) = sinks.send(&new, tw.clock().now()).await {
-                            eprintln!("alerts: {e}");
+                            tracing::error!(alerts = new.len(), error = %e, "sending alerts failed");
                         }
                     }
-                    Err(e) => eprintln!("alert check failed: {e}"),
+                    Err(e) => tracing::error!(error = %e, "the alert check failed; the next one retries"),
                 }
             }
             _ = reporter.tick(), if a.report.is_some() => {
@@ -241,10 +249,10 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                     match crate::cmd::report::build(&tw, g, &tokenward::posture::Thresholds::default()).await {
                         Ok(r) => {
                             if let Err(e) = private_fs::write(path, crate::cmd::report::html(&r)) {
-                                eprintln!("writing the report to {}: {e}", path.display());
+                                tracing::warn!(path = %path.display(), error = %e, "writing the report failed");
                             }
                         }
-                        Err(e) => eprintln!("report failed: {e}"),
+                        Err(e) => tracing::warn!(error = %e, "building the report failed; the next one retries"),
                     }
                 }
             }

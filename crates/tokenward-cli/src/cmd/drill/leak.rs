@@ -69,22 +69,23 @@ impl Drill<'_> {
     }
 
     /// The response, in the credential's order. Revoke-first is the leak response itself (as
-    /// `scan --revoke` runs it: each finding judged and audited); replace-first replaces the
-    /// credential before the leaked token is revoked.
+    /// `scan --revoke` runs it: each finding judged, the token revoked and replaced, each finding
+    /// audited); replace-first replaces the credential first, which revokes the leaked token at
+    /// the promotion, and then the leak response audits each finding (the token already revoked).
     async fn respond(&self, report: &Report) -> Result<()> {
-        match self.order {
-            EmergencyOrder::ReplaceFirst => {
-                self.tw.revoke_and_replace(self.name, self.target.clone(), self.order).await?;
-            }
-            _ => {
-                let response = self.tw.respond_to_leaks(report).await?;
-                if !response.actions.iter().any(|a| matches!(a.outcome, LeakOutcome::Replaced { .. })) {
-                    return Err(CliError::new(format!(
-                        "the leak response did not replace the token: {:?}",
-                        response.actions.iter().map(|a| &a.outcome).collect::<Vec<_>>()
-                    )));
-                }
-            }
+        if self.order == EmergencyOrder::ReplaceFirst {
+            self.tw.revoke_and_replace(self.name, self.target.clone(), self.order).await?;
+        }
+        let response = self.tw.respond_to_leaks(report).await?;
+        let done = |o: &LeakOutcome| match self.order {
+            EmergencyOrder::ReplaceFirst => matches!(o, LeakOutcome::AlreadyRevoked { .. }),
+            _ => matches!(o, LeakOutcome::Replaced { .. }),
+        };
+        if !response.actions.iter().any(|a| done(&a.outcome)) {
+            return Err(CliError::new(format!(
+                "the leak response did not replace the token: {:?}",
+                response.actions.iter().map(|a| &a.outcome).collect::<Vec<_>>()
+            )));
         }
         Ok(())
     }

@@ -1,12 +1,9 @@
 //! [`Tokenward`]: one handle that owns a deployment's backend, secret store, token service, audit
 //! log and rotator, and the tasks that keep them up.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use token_audit::{
-    Action, Actor, AuditEvent, AuditWriter, Auditor, CheckpointSigner, SignedCheckpoint, SubjectKey,
-};
+use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, SignedCheckpoint};
 use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
@@ -14,50 +11,10 @@ use token_rotate::{
 };
 use token_store::secrecy::SecretBox;
 use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, TokenService};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::builder::TokenwardBuilder;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::verifier::TokenVerifier;
-
-/// Everything one deployment is made of (shared by the handle's clones and its upkeep tasks).
-pub(crate) struct Inner {
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) secrets: Arc<SecretStore>,
-    pub(crate) tokens: Arc<TokenService>,
-    pub(crate) rotator: Arc<Rotator>,
-    pub(crate) scheduler: Arc<TokioScheduler>,
-    pub(crate) writer: Option<Arc<AuditWriter>>,
-    pub(crate) auditor: Option<Auditor>,
-    pub(crate) subject_key: Option<SubjectKey>,
-    /// Allowed verifications counted per interval (`VerifyAuditMode::Summarized`).
-    pub(crate) summary: Option<token_audit::VerificationSummary>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) signer: Option<(Arc<CheckpointSigner>, String)>,
-    /// Who this handle records as the actor of the entries it writes itself.
-    pub(crate) actor: Actor,
-    /// Credentials rotated through this handle: upkeep revokes their previous versions when the
-    /// overlap ends, and finishes an emergency a crash interrupted.
-    pub(crate) watched: Mutex<HashMap<String, Watched>>,
-    /// Every target the handle was given: closed at shutdown (an OpenBao AppRole login token is
-    /// revoked, not left alive until its TTL).
-    pub(crate) opened: Mutex<Vec<Arc<dyn RotationTarget>>>,
-    pub(crate) tasks: Mutex<Option<Tasks>>,
-    /// What an explicit migration did when this handle opened (`TokenwardBuilder::migrate`).
-    pub(crate) migration: Option<token_store::Migration>,
-    /// The store's binding to its audit log, and the witness (with an audit log).
-    pub(crate) guard: Option<Arc<crate::guard::Guard>>,
-}
-
-/// A credential rotated through the handle, and its target.
-pub(crate) type Watched = (SecretName, Arc<dyn RotationTarget>);
-
-/// The upkeep tasks and the signal that stops them.
-pub(crate) struct Tasks {
-    pub(crate) stop: watch::Sender<bool>,
-    pub(crate) handles: Vec<JoinHandle<()>>,
-}
 
 /// Runs a rotation call again while another instance or this handle's own upkeep holds the
 /// credential's record (every step is recorded, so a retry resumes where the other left it).
@@ -144,30 +101,6 @@ impl std::fmt::Debug for Tokenward {
 }
 
 impl Tokenward {
-    /// A deployment on the embedded store: one SQLite file at `path` (created if missing).
-    #[cfg(feature = "sqlite")]
-    pub fn embedded(path: impl Into<std::path::PathBuf>) -> TokenwardBuilder {
-        TokenwardBuilder::embedded(path.into())
-    }
-
-    /// A deployment on PostgreSQL (a libpq connection string such as
-    /// `host=127.0.0.1 port=5432 user=tokenward dbname=tokenward`); instances sharing it see each
-    /// other's issues and revocations within milliseconds.
-    #[cfg(feature = "postgres")]
-    pub fn postgres(url: impl Into<String>) -> TokenwardBuilder {
-        TokenwardBuilder::postgres(url.into())
-    }
-
-    /// A deployment in memory (tests, examples): nothing survives the process.
-    pub fn in_memory() -> TokenwardBuilder {
-        TokenwardBuilder::in_memory()
-    }
-
-    /// A deployment on any backend (your own, or one you opened with options).
-    pub fn with_backend(backend: Arc<dyn Backend>) -> TokenwardBuilder {
-        TokenwardBuilder::with_backend(backend)
-    }
-
     /// Issues `principal` a token for `request` now: checked against the policy, stored durably
     /// (and audited durably) before it returns. The token's text is in the result, once.
     pub async fn issue(&self, principal: &Principal, request: &IssueRequest) -> Result<IssuedToken> {
@@ -241,7 +174,7 @@ impl Tokenward {
     }
 
     /// The identity this handle records in the audit entries it writes itself (revocations,
-    /// policy changes, secret accesses): [`TokenwardBuilder::actor`], [`Actor::System`] by default.
+    /// policy changes, secret accesses): [`crate::TokenwardBuilder::actor`], [`Actor::System`] by default.
     pub fn actor(&self) -> &Actor {
         &self.inner.actor
     }

@@ -29,7 +29,7 @@ pub enum Error {
     Issue(#[from] token_core::IssueError),
     /// A policy file does not parse or does not make sense.
     #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyFileError),
+    Policy(#[from] crate::policy::error::PolicyFileError),
     /// The stored policy is not the version the caller expected (someone applied another first).
     #[error("policy conflict: expected stored version {expected}, found {found}")]
     PolicyConflict {
@@ -46,6 +46,18 @@ pub enum Error {
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]
     Alert(#[from] token_scan::alerts::AlertError),
+}
+
+impl From<token_rotate::TargetError> for Error {
+    fn from(e: token_rotate::TargetError) -> Self {
+        Self::Rotate(e.into())
+    }
+}
+
+impl From<token_rotate::declare::DurationError> for Error {
+    fn from(e: token_rotate::declare::DurationError) -> Self {
+        Self::Policy(e.into())
+    }
 }
 
 fn ids(ids: &[token_core::TokenId]) -> String {

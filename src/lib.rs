@@ -50,6 +50,7 @@ mod builder;
 mod deployment;
 mod error;
 mod guard;
+mod inner;
 mod kms;
 pub mod policy;
 pub mod posture;

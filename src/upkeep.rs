@@ -9,7 +9,7 @@ use token_core::chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::deployment::{Inner, Tasks};
+use crate::inner::{Inner, Tasks};
 
 /// How often each upkeep task runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,8 @@
 //! none; a failed test rolls back and raises an audit alert. [`Rotator::revoke_and_replace`] is the
 //! emergency path. A [`CurrentCredential`] gives consumers the current credential with no restart,
 //! and [`Scheduler`] runs rotations on policies, one instance at a time per credential (a lease).
-//! [`testing::run_target_suite`] is the conformance kit.
+//! [`testing::run_target_suite`] is the conformance kit. [`declare`] holds each kind's declaration
+//! (what a policy file writes for it, checked and built into the target).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -45,6 +46,7 @@
 
 mod consumer;
 mod credential;
+pub mod declare;
 mod error;
 mod lease;
 #[cfg(feature = "vault")]

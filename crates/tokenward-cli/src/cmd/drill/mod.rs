@@ -20,6 +20,7 @@ use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::private_fs;
 use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
 use tokenward::rotate::RotationTarget;
+use tokenward::rotate::declare::TokenwardTokenSpec;
 use tokenward::secrecy::{ExposeSecretMut, SecretBox};
 use tokenward::store::{LocalKek, SecretName};
 use tokenward::{EmergencyOrder, Tokenward};
@@ -189,7 +190,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
             let spec = file.credential(cred).ok_or_else(|| {
                 CliError::new(format!("no credential {cred} is declared in the stored policy"))
             })?;
-            let tokenward::policy::TargetSpec::TokenwardToken { scopes, .. } = &spec.target else {
+            let Some(TokenwardTokenSpec { scopes, .. }) = spec.target.settings() else {
                 return Err(CliError::new(format!("{cred}: a drill needs a Tokenward token credential")));
             };
             let request = request_within(scopes.first().map(String::as_str).unwrap_or_default())?;

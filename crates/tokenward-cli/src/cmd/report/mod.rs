@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::core::private_fs;
-use tokenward::policy::{PolicyFile, parse_duration};
+use tokenward::policy::PolicyFile;
 use tokenward::posture::{self, CredentialState, Inputs, Posture, Thresholds};
 use tokenward::store::TokenQuery;
 
@@ -48,7 +48,7 @@ pub(crate) async fn build_with(
         credentials.push(CredentialState::new(
             c.name.clone(),
             record.promoted_at_ms.and_then(DateTime::from_timestamp_millis),
-            c.schedule.as_deref().and_then(|s| parse_duration(s).ok()),
+            c.schedule.as_ref().and_then(|s| s.get().ok()),
         ));
     }
     bar.finish_and_clear();

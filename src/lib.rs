@@ -53,6 +53,7 @@ mod guard;
 mod inner;
 mod kms;
 pub mod policy;
+pub mod posture;
 #[cfg(feature = "scan")]
 mod respond;
 mod upkeep;

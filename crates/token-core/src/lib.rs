@@ -52,6 +52,7 @@
 mod base62;
 mod clock;
 mod decision;
+pub mod duration;
 mod error;
 mod format;
 pub mod hex;

@@ -56,7 +56,11 @@ pub enum PolicyViolation {
     #[error("not before: a token starts at most {} days ahead", MAX_NOT_BEFORE_AHEAD.num_days())]
     StartsTooLate,
     /// The TTL is above what the justifying roles (or the policy) allow.
-    #[error("max TTL: requested {requested_secs}s but at most {max_secs}s is allowed ({limited_by})")]
+    #[error(
+        "max TTL: requested {} but at most {} is allowed ({limited_by})",
+        crate::duration::format(chrono::TimeDelta::seconds(*requested_secs)),
+        crate::duration::format(chrono::TimeDelta::seconds(*max_secs))
+    )]
     TtlTooLong {
         /// Requested, in seconds.
         requested_secs: i64,

@@ -370,7 +370,7 @@ impl AwsAccessKeyTarget {
                  deletion grace ({}) until {} (it is not deleted early)",
                 self.user,
                 key.id,
-                human(self.grace),
+                token_core::duration::format(self.grace),
                 until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         ))
@@ -382,17 +382,6 @@ struct Beside<'k> {
     remove: Vec<&'k AccessKeyInfo>,
     kept: Vec<(&'k AccessKeyInfo, i64)>,
     unknown: Vec<String>,
-}
-
-/// A duration for people (`1h`, `90s`, `250ms`).
-fn human(d: TimeDelta) -> String {
-    let ms = d.num_milliseconds();
-    match ms {
-        _ if ms >= 3_600_000 && ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms >= 60_000 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
-        _ => format!("{ms}ms"),
-    }
 }
 
 #[async_trait]

@@ -99,7 +99,7 @@ pub(crate) enum Command {
     Principal(PrincipalCmd),
     /// Issue a token (printed once, to stdout only).
     #[command(
-        after_help = "Example:\n  tokenward issue --principal billing-api --purpose read-logs --scope 's3:bucket/logs/*:read' --ttl 1h --json"
+        after_help = "Example:\n  tokenward issue --principal billing-api --purpose read-logs --scope 's3:bucket/logs/*:read' --ttl 1h --format json"
     )]
     Issue(IssueArgs),
     /// Verify a token read from stdin for a request scope (exit 0 allowed, 1 denied).
@@ -109,7 +109,7 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// List tokens (never a secret).
     #[command(
-        after_help = "Examples:\n  tokenward list --expiring-within 7d\n  tokenward list --unused-since 30d --json\n  tokenward list --principal billing-api --all"
+        after_help = "Examples:\n  tokenward list --expiring-within 7d\n  tokenward list --unused-since 30d --format json\n  tokenward list --principal billing-api --all"
     )]
     List(ListArgs),
     /// Show one token's record.
@@ -152,12 +152,12 @@ pub(crate) enum Command {
     Scan(ScanArgs),
     /// The posture report: what an auditor asks about these tokens.
     #[command(
-        after_help = "Examples:\n  tokenward report\n  tokenward report --json > posture.json\n  tokenward report --html posture.html --expiring-within 14d"
+        after_help = "Examples:\n  tokenward report\n  tokenward report --format json > posture.json\n  tokenward report --html posture.html --expiring-within 14d"
     )]
     Report(ReportArgs),
     /// Rehearse a leak: plant a live token, scan, revoke and replace, measure the risk window.
     #[command(
-        after_help = "Examples:\n  tokenward drill --repeat 10 --json\n  tokenward drill --credential billing-api/logs-token --html drill.html"
+        after_help = "Examples:\n  tokenward drill --repeat 10 --format json\n  tokenward drill --credential billing-api/logs-token --html drill.html"
     )]
     Drill(DrillArgs),
     /// Alerts for cron: tokens about to expire, rotations overdue or rolled back, a broken audit
@@ -248,8 +248,8 @@ pub(crate) enum PolicyCmd {
     },
     /// Every stored version: when, by whom, its SHA-256.
     History {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -270,8 +270,8 @@ pub(crate) enum RoleCmd {
     },
     /// List roles.
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Remove a role (refused while a principal holds it).
     Remove {
@@ -294,8 +294,8 @@ pub(crate) enum PrincipalCmd {
     },
     /// List principals.
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Remove a principal (refused while it holds active tokens, unless told).
     Remove {
@@ -328,9 +328,9 @@ pub(crate) struct IssueArgs {
     /// Replaces this token (a rotation by hand: the old one may stay active alongside).
     #[arg(long)]
     pub(crate) replacing: Option<String>,
-    /// Print a JSON object (with the token) instead of the token alone.
-    #[arg(long)]
-    pub(crate) json: bool,
+    /// `--format json`: a JSON object (with the token) instead of the token alone.
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -341,8 +341,8 @@ pub(crate) struct VerifyArgs {
     /// Where the token was presented from (recorded in the audit log).
     #[arg(long)]
     pub(crate) source: Option<String>,
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -361,16 +361,16 @@ pub(crate) struct ListArgs {
     /// Include expired and revoked tokens.
     #[arg(long)]
     pub(crate) all: bool,
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
     /// The token's public id.
     pub(crate) id: String,
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +380,8 @@ pub(crate) struct RevokeArgs {
     /// Why (recorded in the audit log).
     #[arg(long)]
     pub(crate) reason: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,8 +397,8 @@ pub(crate) enum SecretCmd {
     },
     /// List secret names and versions (never a value).
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -411,8 +413,8 @@ pub(crate) struct RotateArgs {
     /// Emergency: revoke and replace now, in the declared order.
     #[arg(long, conflicts_with = "due")]
     pub(crate) emergency: bool,
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -505,8 +507,8 @@ pub(crate) enum AuditCmd {
         /// At most this many (the newest).
         #[arg(long)]
         limit: Option<usize>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Export the verified log as JSON lines (to stdout or --out).
     Export {
@@ -557,6 +559,30 @@ pub(crate) enum AuditCmd {
     },
 }
 
+/// How a command prints what it has to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Lines for people.
+    Text,
+    /// JSON for programs (`docs/cli.md` documents each command's).
+    Json,
+}
+
+/// The output convention every command with output shares: `--format text|json`.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct Output {
+    /// Print text for people, or JSON for programs.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+impl Output {
+    /// Whether JSON was asked for.
+    pub(crate) fn json(self) -> bool {
+        self.format == Format::Json
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ScanFormat {
     Text,
@@ -604,8 +630,8 @@ pub(crate) struct ReportArgs {
     /// Write HTML here (otherwise text to stdout).
     #[arg(long)]
     pub(crate) html: Option<PathBuf>,
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
     /// A token expiring within this long is "close to expiry".
     #[arg(long, default_value = "7d")]
     pub(crate) expiring_within: String,
@@ -633,8 +659,21 @@ pub(crate) struct DrillArgs {
     /// Also write an HTML page of the results.
     #[arg(long)]
     pub(crate) html: Option<PathBuf>,
-    #[arg(long)]
-    pub(crate) json: bool,
+    /// The emergency order of the scratch drill's credential (a `--credential` drill runs the one
+    /// declared for it).
+    #[arg(long, value_enum, default_value_t = DrillOrder::RevokeFirst, conflicts_with = "credential")]
+    pub(crate) emergency: DrillOrder,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+/// An emergency order, as declared in a policy file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DrillOrder {
+    /// Revoke the leaked token, then replace it.
+    RevokeFirst,
+    /// Replace it, then revoke the leaked token.
+    ReplaceFirst,
 }
 
 #[derive(Debug, Args)]

@@ -55,13 +55,19 @@ macro_rules! from_error {
         impl From<$t> for CliError {
             fn from(e: $t) -> Self {
                 let mut msg = e.to_string();
+                let mut last = msg.clone();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
                     let s_text = s.to_string();
-                    if !msg.contains(&s_text) {
+                    // A cause that says nothing new is left out: one already in the message, or
+                    // one that only repeats the cause before it behind a prefix (SQLite's
+                    // "Error code 11: database disk image is malformed" under rusqlite's
+                    // "database disk image is malformed").
+                    if !msg.contains(&s_text) && !s_text.to_lowercase().ends_with(&last.to_lowercase()) {
                         msg.push_str(": ");
                         msg.push_str(&s_text);
                     }
+                    last = s_text;
                     source = s.source();
                 }
                 CliError::new(msg)
@@ -88,3 +94,20 @@ from_error!(
 );
 
 pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::CliError;
+
+    #[test]
+    fn a_cause_that_repeats_the_one_before_it_is_said_once() {
+        let sqlite = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(11),
+            Some("database disk image is malformed".into()),
+        );
+        let e = tokenward::store::StoreError::Backend(tokenward::store::BackendError::new("sqlite", sqlite));
+        let msg = CliError::from(e).to_string();
+        assert_eq!(msg.matches("malformed").count(), 1, "{msg}");
+        assert!(msg.contains("sqlite") && msg.contains("database disk image is malformed"), "{msg}");
+    }
+}

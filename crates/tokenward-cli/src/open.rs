@@ -295,9 +295,13 @@ fn hint(g: &Global, e: tokenward::Error) -> CliError {
                 .log_mismatch()
         }
         _ => {
+            let backend = matches!(&e, tokenward::Error::Store(StoreError::Backend(_)));
             let text = CliError::from(e).to_string();
             if text.contains("file is not a database") {
                 CliError::new(format!("{store} is not a Tokenward store (SQLite: file is not a database)"))
+            } else if backend && !text.contains(&store) {
+                // The database's own words do not say which store: this one.
+                CliError::new(format!("{store}: {text}"))
             } else {
                 CliError::new(text)
             }

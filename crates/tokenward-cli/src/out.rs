@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 use tokenward::core::chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use tokenward::core::duration::format as format_duration;
 use tokenward::core::lookup::TokenStatus;
-use tokenward::policy::{format_duration, parse_duration};
+use tokenward::policy::parse_duration;
 use tokenward::store::TokenRow;
 
 use crate::cli::{Color, Global};
@@ -29,15 +30,8 @@ pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub(crate) fn status_name(s: TokenStatus) -> &'static str {
-    match s {
-        TokenStatus::NotYetValid => "not_yet_valid",
-        TokenStatus::Active => "active",
-        TokenStatus::Expired => "expired",
-        TokenStatus::Revoked => "revoked",
-        _ => "unknown",
-    }
-}
+/// A token status's name (`active`, `expired`, `revoked`, `not_yet_valid`).
+pub(crate) use tokenward::posture::status_name;
 
 /// Whether to colour stdout.
 pub(crate) fn color(g: &Global) -> bool {
@@ -112,22 +106,7 @@ pub(crate) fn row_line(row: &TokenRow, now: DateTime<Utc>) -> String {
 }
 
 /// A duration for people: its two largest units (`3d4h`, `15m`, `42s`).
-pub(crate) fn fmt_delta(d: TimeDelta) -> String {
-    let full = format_duration(d.abs());
-    let mut units = 0;
-    let mut out = String::new();
-    let mut chars = full.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c.is_ascii_alphabetic() && !chars.peek().is_some_and(char::is_ascii_alphabetic) {
-            units += 1;
-            if units == 2 {
-                break;
-            }
-        }
-    }
-    if d < TimeDelta::zero() { format!("-{out}") } else { out }
-}
+pub(crate) use tokenward::core::duration::approx as fmt_delta;
 
 /// Whether standard output's reader has gone (`tokenward … | head`).
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);

@@ -76,7 +76,7 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
     assert_eq!(ran.ok().trim(), format!("id={} len=40", keys[0].0));
 
     // An emergency: the leaked key is deactivated once the replacement is current.
-    let e = cli.run(&["rotate", "aws/billing-key", "--emergency", "--json"]);
+    let e = cli.run(&["rotate", "aws/billing-key", "--emergency", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(e.ok().trim()).unwrap();
     assert_eq!(report["revoked"], keys[0].0.as_str());
     let after =
@@ -116,7 +116,11 @@ async fn the_drill_leaks_into_a_bucket_and_scan_reads_buckets() {
             .env("AWS_SECRET_ACCESS_KEY", &secret)
             .env("AWS_ENDPOINT_URL", moto.endpoint());
     };
-    let r = cli.run_in(&["drill", "--bucket", "drill-bucket/leaks", "--repeat", "2", "--json"], None, env);
+    let r = cli.run_in(
+        &["drill", "--bucket", "drill-bucket/leaks", "--repeat", "2", "--format", "json"],
+        None,
+        env,
+    );
     let out: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     for run in out["runs"].as_array().unwrap() {
         let found: Vec<&str> =
@@ -193,7 +197,7 @@ async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemo
         }
     };
     let rotate = || {
-        let r = cli.run(&["rotate", "aws/graced", "--json"]);
+        let r = cli.run(&["rotate", "aws/graced", "--format", "json"]);
         let v: serde_json::Value =
             serde_json::from_str(r.stdout.trim()).unwrap_or_else(|_| panic!("{}", r.stderr));
         (r.code, v)

@@ -40,14 +40,15 @@ fn issue_verify_list_show_revoke_and_the_audit_log() {
         cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/app/today.log:write"], token.as_bytes());
     assert_eq!(out_of_scope.code, 1);
     assert!(out_of_scope.stderr.contains("denied"), "{}", out_of_scope.stderr);
-    let json = cli.run_stdin(&["verify", "--scope", "s3:bucket/other/x:read", "--json"], token.as_bytes());
+    let json =
+        cli.run_stdin(&["verify", "--scope", "s3:bucket/other/x:read", "--format", "json"], token.as_bytes());
     assert_eq!(json.code, 1);
     let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(v["allowed"], false);
     assert_eq!(v["reason"], "out_of_scope");
 
     // list / show: JSON, filters, never the secret.
-    let listed = cli.run(&["list", "--json"]);
+    let listed = cli.run(&["list", "--format", "json"]);
     let rows: Vec<serde_json::Value> =
         listed.ok().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
@@ -55,11 +56,11 @@ fn issue_verify_list_show_revoke_and_the_audit_log() {
     assert_eq!(mine["principal"], "billing-api");
     assert_eq!(mine["status"], "active");
     assert_eq!(mine["uses"], 1, "one allowed verification");
-    let by_principal = cli.run(&["list", "--principal", "ci", "--json"]);
+    let by_principal = cli.run(&["list", "--principal", "ci", "--format", "json"]);
     assert_eq!(by_principal.ok().lines().count(), 1);
-    let expiring = cli.run(&["list", "--expiring-within", "15m", "--json"]);
+    let expiring = cli.run(&["list", "--expiring-within", "15m", "--format", "json"]);
     assert_eq!(expiring.ok().lines().count(), 1, "only the 10-minute token expires within 15m");
-    let shown = cli.run(&["show", &id, "--json"]);
+    let shown = cli.run(&["show", &id, "--format", "json"]);
     let s: serde_json::Value = serde_json::from_str(shown.ok()).unwrap();
     assert_eq!(s["scopes"][0], "s3:bucket/prod-logs/app/*:read");
     assert!(cli.run(&["show", &id]).ok().contains("billing-api"));
@@ -71,11 +72,15 @@ fn issue_verify_list_show_revoke_and_the_audit_log() {
         cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/app/today.log:read"], token.as_bytes());
     assert_eq!(denied.code, 1);
     assert!(denied.stderr.contains("revoked"), "{}", denied.stderr);
-    assert_eq!(cli.run(&["list", "--revoked", "--json"]).ok().lines().count(), 1);
-    assert_eq!(cli.run(&["list", "--json"]).ok().lines().count(), 1, "revoked tokens leave the default list");
+    assert_eq!(cli.run(&["list", "--revoked", "--format", "json"]).ok().lines().count(), 1);
+    assert_eq!(
+        cli.run(&["list", "--format", "json"]).ok().lines().count(),
+        1,
+        "revoked tokens leave the default list"
+    );
 
     // The audit log: every action, the operator as actor, the reason kept; verified; checkpointed.
-    let entries = cli.run(&["audit", "show", "--token", &id, "--json"]);
+    let entries = cli.run(&["audit", "show", "--token", &id, "--format", "json"]);
     let actions: Vec<String> = entries
         .ok()
         .lines()
@@ -136,7 +141,7 @@ fn issue_verify_list_show_revoke_and_the_audit_log() {
 fn policy_as_code_is_versioned_diffed_and_refuses_to_orphan_tokens() {
     let cli = Cli::new();
     cli.init();
-    let history = cli.run(&["policy", "history", "--json"]);
+    let history = cli.run(&["policy", "history", "--format", "json"]);
     assert_eq!(history.ok().lines().count(), 1);
     assert!(cli.run(&["policy", "show"]).ok().contains("log-reader"));
     // Applying the same file again changes nothing.
@@ -147,7 +152,7 @@ fn policy_as_code_is_versioned_diffed_and_refuses_to_orphan_tokens() {
     assert!(added.ok().contains("+ role metrics"), "{}", added.stdout);
     cli.run(&["principal", "add", "grafana", "--role", "metrics"]).ok();
     assert!(cli.run(&["role", "list"]).ok().contains("metrics"));
-    assert!(cli.run(&["principal", "list", "--json"]).ok().contains("grafana"));
+    assert!(cli.run(&["principal", "list", "--format", "json"]).ok().contains("grafana"));
     assert_eq!(cli.run(&["policy", "history"]).ok().lines().count(), 3);
     // A token for grafana, then a policy without grafana: refused, naming the token, store unchanged.
     let (_, id) = cli.issue("grafana", "dashboards", "metrics:ns/billing/cpu:read", "1h");
@@ -168,7 +173,7 @@ fn policy_as_code_is_versioned_diffed_and_refuses_to_orphan_tokens() {
     assert_eq!(stale.code, 2);
     assert!(stale.error_line().contains("conflict"), "{}", stale.stderr);
     // Every change is a policy_change audit entry by the operator.
-    let changes = cli.run(&["audit", "show", "--action", "policy_change", "--json"]);
+    let changes = cli.run(&["audit", "show", "--action", "policy_change", "--format", "json"]);
     assert_eq!(changes.ok().lines().count(), 4);
     // Invalid files: one clear line, exit 2, nothing stored.
     for (bad, what) in [

@@ -1,5 +1,5 @@
 //! Log lines on stderr: one human line per warning by default (no timestamp, no module path),
-//! tracing's own lines with `-v`; never on stdout, so `--json` output stays pure JSON.
+//! tracing's own lines with `-v`; never on stdout, so `--format json` output stays pure JSON.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,7 +16,7 @@ fn drill_json_is_pure_json_and_its_warnings_are_one_human_line_each() {
             c.env_remove("TOKENWARD_LOG");
         })
     };
-    let r = run(&["drill", "--repeat", "1", "--json"]);
+    let r = run(&["drill", "--repeat", "1", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(v["summary"]["runs"], 1);
     assert!(!r.stderr.contains("WARN token_") && !r.stderr.contains("token_rotate::"), "{}", r.stderr);
@@ -31,14 +31,14 @@ fn drill_json_is_pure_json_and_its_warnings_are_one_human_line_each() {
     }
 
     // -v: tracing's own lines (level, target), still on stderr only.
-    let verbose = run(&["drill", "--repeat", "1", "--json", "-v"]);
+    let verbose = run(&["drill", "--repeat", "1", "--format", "json", "-v"]);
     let v: serde_json::Value = serde_json::from_str(verbose.ok()).unwrap();
     assert_eq!(v["summary"]["runs"], 1);
     assert!(verbose.stderr.contains("WARN token_rotate::rotator: emergency declared"), "{}", verbose.stderr);
     assert!(verbose.stderr.contains(" INFO "), "{}", verbose.stderr);
 
     // --quiet: errors only.
-    let quiet = run(&["drill", "--repeat", "1", "--json", "--quiet"]);
+    let quiet = run(&["drill", "--repeat", "1", "--format", "json", "--quiet"]);
     serde_json::from_str::<serde_json::Value>(quiet.ok()).unwrap();
     assert!(!quiet.stderr.contains("emergency declared"), "{}", quiet.stderr);
 }

@@ -35,7 +35,7 @@ fn secrets_go_in_by_stdin_come_out_to_pipes_and_into_a_command_environment() {
         cli.run_stdin(&["secret", "put", "tokenward/digest-key"], b"x").error_line().contains("store's own")
     );
     assert_eq!(cli.run_stdin(&["secret", "put", "billing/empty"], b"").code, 2);
-    let list = cli.run(&["secret", "list", "--json"]);
+    let list = cli.run(&["secret", "list", "--format", "json"]);
     let names: Vec<serde_json::Value> = list.ok().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(names.len(), 1, "the store's own secrets are not listed: {names:?}");
     assert_eq!(names[0]["name"], "billing/db-password");
@@ -142,7 +142,7 @@ fn declared_credentials_rotate_by_name_when_due_and_in_an_emergency() {
     let r = cli.run(&["rotate", "billing-api/logs-token"]);
     assert!(r.ok().contains("promoted version 1"), "{}", r.stdout);
     // Issue 24 §6: during the overlap nothing starts, and a script can tell (it was exit 0, ok).
-    let again = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
+    let again = cli.run(&["rotate", "billing-api/logs-token", "--format", "json"]);
     assert_eq!(again.code, 3, "{}{}", again.stdout, again.stderr);
     let v: serde_json::Value = serde_json::from_str(again.stdout.trim()).unwrap();
     assert_eq!(
@@ -151,11 +151,11 @@ fn declared_credentials_rotate_by_name_when_due_and_in_an_emergency() {
     );
     let plain = cli.run(&["rotate", "billing-api/logs-token"]);
     assert!(plain.code == 3 && plain.stdout.contains("nothing started"), "{}", plain.stdout);
-    let emergency = cli.run(&["rotate", "billing-api/logs-token", "--emergency", "--json"]);
+    let emergency = cli.run(&["rotate", "billing-api/logs-token", "--emergency", "--format", "json"]);
     let e: serde_json::Value = serde_json::from_str(emergency.ok().trim()).unwrap();
     assert_eq!(e["emergency"], true);
     let revoked = e["revoked"].as_str().unwrap().to_owned();
-    let show = cli.run(&["show", &revoked, "--json"]);
+    let show = cli.run(&["show", &revoked, "--format", "json"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(show.ok()).unwrap()["status"], "revoked");
     // Nothing is due right after a rotation.
     assert!(cli.run(&["rotate", "--due"]).ok().contains("0 promoted"));
@@ -266,7 +266,8 @@ fn scans_gate_ci_and_revoke_our_leaked_tokens() {
 fn the_drill_measures_the_risk_window_and_is_audited() {
     let cli = Cli::new();
     cli.init();
-    let r = cli.run(&["drill", "--repeat", "3", "--json", "--dir", "drill", "--html", "drill.html"]);
+    let r =
+        cli.run(&["drill", "--repeat", "3", "--format", "json", "--dir", "drill", "--html", "drill.html"]);
     let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
     assert_eq!(v["summary"]["runs"], 3);
     assert_eq!(v["summary"]["leaked_tokens_denied"], true);
@@ -289,6 +290,57 @@ fn the_drill_measures_the_risk_window_and_is_audited() {
 }
 
 #[test]
+fn the_drill_runs_the_declared_emergency_order() {
+    let cli = Cli::new();
+    cli.init();
+    let mut failures = Vec::new();
+    for order in ["revoke-first", "replace-first"] {
+        let r = cli.run(&[
+            "drill",
+            "--emergency",
+            order,
+            "--format",
+            "json",
+            "--dir",
+            order,
+            "--html",
+            "drill.html",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
+        assert_eq!(v["drill"]["emergency_order"], order.replace('-', "_"));
+        assert_eq!(v["summary"]["leaked_tokens_denied"], true);
+        let run = &v["runs"][0];
+        let (window, pipeline) =
+            (run["risk_window_ms"].as_f64().unwrap(), run["pipeline_ms"].as_f64().unwrap());
+        assert!(window > 0.0 && pipeline > 0.0);
+        assert!(run["dead_after_found_ms"].as_f64().unwrap() <= window, "{run}");
+        failures.push(v["summary"]["consumer_failures"].as_u64().unwrap());
+        let page = std::fs::read_to_string(cli.path("drill.html")).unwrap();
+        assert!(
+            page.contains("drill/orders-api-token") && page.contains(&order.to_string()),
+            "store, credential, order"
+        );
+    }
+    // Replace-first: the replacement is current before the leaked token is refused.
+    assert_eq!(failures[1], 0, "replace-first refuses no consumer call");
+    // A declared credential runs its declared order (billing-api/logs-token: replace-first).
+    let staged = cli.run(&["drill", "--credential", "billing-api/logs-token", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(staged.ok()).unwrap();
+    assert_eq!(v["drill"]["emergency_order"], "replace_first");
+    assert_eq!(v["drill"]["credential"], "billing-api/logs-token");
+    assert_eq!(
+        cli.run(&["drill", "--credential", "billing-api/logs-token", "--emergency", "revoke-first"]).code,
+        2
+    );
+    // The page in a real browser (kept when TOKENWARD_DRILL_SCREENSHOT names a path).
+    if chromium().is_some() {
+        let shot =
+            std::env::var_os("TOKENWARD_DRILL_SCREENSHOT").map_or_else(|| cli.path("drill.png"), Into::into);
+        screenshot(&cli.path("drill.html"), std::path::Path::new(&shot), 700);
+    }
+}
+
+#[test]
 fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
     let cli = Cli::new();
     cli.init();
@@ -304,7 +356,7 @@ fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
     }
     // Whatever step it reached, the rotation completes (or resumes) and the log verifies.
     // (Promoted now, or — the daemon finished it — nothing to start during the overlap: exit 3.)
-    let r = cli.run(&["rotate", "billing-api/logs-token", "--json"]);
+    let r = cli.run(&["rotate", "billing-api/logs-token", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert!(
         (r.code == 0 && v["status"] == "promoted") || (r.code == 3 && v["status"] == "nothing_started"),
@@ -313,7 +365,7 @@ fn sigterm_as_the_daemon_starts_its_first_rotation_leaves_a_consistent_store() {
     );
     assert!(cli.run(&["secret", "list"]).ok().contains("billing-api/logs-token"));
     assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
-    let active = cli.run(&["list", "--principal", "billing-api", "--json"]);
+    let active = cli.run(&["list", "--principal", "billing-api", "--format", "json"]);
     let n = active.ok().lines().filter(|l| l.contains("\"read-logs\"")).count();
     assert!((1..=2).contains(&n), "the credential's token, and at most its predecessor in overlap: {n}");
 }
@@ -390,9 +442,9 @@ fn a_closed_pipe_ends_the_output_quietly() {
     for args in [
         &["completions", "bash"][..],
         &["audit", "show"],
-        &["audit", "show", "--json"],
+        &["audit", "show", "--format", "json"],
         &["audit", "export"],
-        &["list", "--json"],
+        &["list", "--format", "json"],
         &["list"],
         &["report"],
     ] {

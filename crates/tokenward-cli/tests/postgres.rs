@@ -29,7 +29,8 @@ fn the_whole_lifecycle_runs_on_postgresql() {
             "s3:bucket/prod-logs/x:read",
             "--ttl",
             "10m",
-            "--json",
+            "--format",
+            "json",
         ],
         None,
         pg,
@@ -46,9 +47,9 @@ fn the_whole_lifecycle_runs_on_postgresql() {
     // The audit commands read the PostgreSQL log.
     let verified = cli.run_in(&["audit", "verify"], None, pg);
     assert!(verified.ok().contains("verified"), "{}", verified.stdout);
-    let shown = cli.run_in(&["audit", "show", "--token", &id, "--json"], None, pg);
+    let shown = cli.run_in(&["audit", "show", "--token", &id, "--format", "json"], None, pg);
     assert!(shown.ok().lines().count() >= 3, "{}", shown.stdout);
-    let report = cli.run_in(&["report", "--json"], None, pg);
+    let report = cli.run_in(&["report", "--format", "json"], None, pg);
     let r: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
     assert_eq!(r["audit"]["verified"], true);
     assert_eq!(r["tokens"]["revoked"], 1);

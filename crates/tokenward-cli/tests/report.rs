@@ -9,17 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn chromium() -> Option<std::path::PathBuf> {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(p) = std::env::var_os("PATH")
-            .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
-        {
-            return Some(p);
-        }
-    }
-    None
-}
-
 #[test]
 fn the_posture_report_names_what_an_auditor_asks_about() {
     let cli = Cli::new();
@@ -44,7 +33,7 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     cli.run(&["revoke", &dead_id]).ok();
     assert_eq!(cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/c:read"], dead.as_bytes()).code, 1);
 
-    let r = cli.run(&["report", "--json", "--expiring-within", "29s", "--unused-for", "1s"]);
+    let r = cli.run(&["report", "--format", "json", "--expiring-within", "29s", "--unused-for", "1s"]);
     assert_eq!(r.code, 1, "findings: exit 1; {}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["schema"], 1);
@@ -74,7 +63,8 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     assert_eq!(overdue[0]["credential"], "billing-api/logs-token");
     // Rotating it clears that finding.
     cli.run(&["rotate", "billing-api/logs-token"]).ok();
-    let after: serde_json::Value = serde_json::from_str(&cli.run(&["report", "--json"]).stdout).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
     assert!(after["findings"].as_array().unwrap().iter().all(|f| f["kind"] != "rotation_overdue"));
     // The text table names them too.
     let text = cli.run(&["report", "--expiring-within", "29s"]);
@@ -90,7 +80,8 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     let log = cli.path("tokenward.audit.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
     std::fs::write(&log, text.replacen("\"batch\"", "\"batcH\"", 1)).unwrap();
-    let broken: serde_json::Value = serde_json::from_str(&cli.run(&["report", "--json"]).stdout).unwrap();
+    let broken: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
     assert_eq!(broken["audit"]["verified"], false);
     assert!(broken["findings"].as_array().unwrap().iter().any(|f| f["kind"] == "audit_chain_broken"));
     std::fs::write(&log, text).unwrap();
@@ -114,4 +105,91 @@ fn the_posture_report_names_what_an_auditor_asks_about() {
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(png.len() > 20_000, "a rendered page, not a blank one ({} bytes)", png.len());
+}
+
+#[test]
+fn one_output_convention_durations_as_durations_and_a_second_revocation_said_so() {
+    let cli = Cli::new();
+    cli.init();
+    // `--format text|json` on the commands with output; `--json` is gone.
+    for args in [
+        &["report", "--format", "json"][..],
+        &["list", "--format", "json"],
+        &["role", "list", "--format", "json"],
+    ] {
+        let r = cli.run(args);
+        assert!(r.code == 0 || r.code == 1, "{args:?}: {}", r.stderr);
+        for line in r.stdout.lines().filter(|l| !l.trim().is_empty()).take(1) {
+            assert!(line.starts_with('{') || line.starts_with('['), "{args:?}: JSON: {}", r.stdout);
+        }
+    }
+    assert_eq!(cli.run(&["report", "--json"]).code, 2, "one convention: --json is a usage error");
+    // A TTL over the cap is said in durations.
+    let over = cli.run(&[
+        "issue",
+        "--principal",
+        "billing-api",
+        "--purpose",
+        "long",
+        "--scope",
+        "s3:bucket/prod-logs/a:read",
+        "--ttl",
+        "2h",
+    ]);
+    assert_eq!(over.code, 2);
+    assert!(over.error_line().contains("requested 2h but at most 1h"), "{}", over.stderr);
+    // Revoking a revoked token: exit 0 as before, and it says so.
+    let (_, id) = cli.issue("billing-api", "twice", "s3:bucket/prod-logs/a:read", "1h");
+    cli.run(&["revoke", &id]).ok();
+    let again = cli.run(&["revoke", &id]);
+    again.ok();
+    assert!(again.stderr.contains("already revoked (at "), "{}", again.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(cli.run(&["revoke", &id, "--format", "json"]).ok()).unwrap();
+    assert!(
+        json["already_revoked_at"].is_string() && json["revoked"].as_array().unwrap().is_empty(),
+        "{json}"
+    );
+}
+
+#[test]
+fn the_report_page_has_legends_a_rotation_history_and_names_each_token() {
+    let cli = Cli::new();
+    cli.init();
+    cli.run(&["rotate", "billing-api/logs-token"]).ok();
+    // Several tokens of one principal expiring together: stacked, not drawn over each other.
+    let issued: Vec<(String, String)> = (0..4)
+        .map(|i| cli.issue("billing-api", &format!("job-{i}"), "s3:bucket/prod-logs/a:read", "1h"))
+        .collect();
+    let ids: Vec<String> = issued.iter().map(|(_, id)| id.clone()).collect();
+    cli.run_stdin(&["verify", "--scope", "s3:bucket/prod-logs/a:read"], issued[0].0.as_bytes()).ok();
+    std::thread::sleep(Duration::from_millis(1200)); // unused for 1 s
+    cli.run(&["report", "--html", "report.html", "--unused-for", "1s"]);
+    let html = std::fs::read_to_string(cli.path("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches(r#"class="legend""#).count(), 3, "a legend for each chart");
+    assert!(html.contains("Rotation history per credential") && html.contains("promote"), "rotation history");
+    for id in &ids {
+        assert!(html.contains(id.as_str()));
+    }
+    assert!(
+        html.contains(r#"<span class="sub">billing-api · job-1</span>"#),
+        "a token named with its principal and purpose"
+    );
+    // The four points of the same hour sit in distinct lanes.
+    let cys: std::collections::BTreeSet<&str> = html
+        .match_indices("<circle ")
+        .filter_map(|(i, _)| html[i..].split("cy=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(cys.len() >= 4, "overlapping points spread: {cys:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json", "--unused-for", "1s"]).stdout).unwrap();
+    assert_eq!(json["named_tokens"][&ids[1]]["purpose"], "job-1", "unused: named");
+    assert!(!json["rotation"][0]["history"].as_array().unwrap().is_empty());
+
+    if chromium().is_some() {
+        let shot = std::env::var_os("TOKENWARD_REPORT_SCREENSHOT_STACKED")
+            .map_or_else(|| cli.path("stacked.png"), Into::into);
+        screenshot(&cli.path("report.html"), std::path::Path::new(&shot), 1250);
+    }
 }

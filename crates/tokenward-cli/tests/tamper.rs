@@ -29,14 +29,14 @@ fn one_tampered_record_is_named_everywhere_and_the_rest_works() {
     let line = list.stdout.lines().find(|l| l.starts_with(&bad_id)).expect("the tampered record is listed");
     assert!(line.contains("tampered") && !line.contains("active"), "{line}");
     assert!(list.stdout.lines().any(|l| l.starts_with(&good_id) && l.contains("active")), "{}", list.stdout);
-    let json = cli.run(&["list", "--json", "--principal", "billing-api"]);
+    let json = cli.run(&["list", "--format", "json", "--principal", "billing-api"]);
     assert!(json.stdout.contains("\"tampered\""), "no filter hides it: {}", json.stdout);
 
     let scope = "s3:bucket/prod-logs/app/x:read";
     assert_eq!(cli.run_stdin(&["verify", "--scope", scope], good.as_bytes()).code, 0);
     assert_eq!(cli.run_stdin(&["verify", "--scope", scope], bad.as_bytes()).code, 1);
     cli.issue("billing-api", "third", "s3:bucket/prod-logs/app/*:read", "30m");
-    let report = cli.run(&["report", "--json"]);
+    let report = cli.run(&["report", "--format", "json"]);
     assert!(
         report.stdout.contains("tampered_records") && report.stdout.contains(&bad_id),
         "{}",
@@ -67,7 +67,7 @@ fn missing_integrity_markers_stop_every_command_until_an_audited_migrate() {
     assert_eq!(migrated.code, 0, "{}", migrated.stderr);
     assert!(migrated.stderr.contains("tokenward/tokens-tagged"), "{}", migrated.stderr);
     assert_eq!(cli.run_stdin(&["verify", "--scope", scope], token.as_bytes()).code, 0);
-    let log = cli.run(&["audit", "show", "--json"]);
+    let log = cli.run(&["audit", "show", "--format", "json"]);
     assert!(log.stdout.contains("migrate"), "{}", log.stdout);
     assert!(cli.run(&["migrate"]).stderr.contains("nothing to migrate"));
 }

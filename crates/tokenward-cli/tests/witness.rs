@@ -104,7 +104,8 @@ fn store_and_log_rolled_back_together_are_caught_by_the_witness() {
         "s3:bucket/prod-logs/app/*:read",
         "--ttl",
         "30m",
-        "--json",
+        "--format",
+        "json",
     ]);
     let v: serde_json::Value = serde_json::from_str(issued.ok()).unwrap();
     let (token, id) = (v["token"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned());

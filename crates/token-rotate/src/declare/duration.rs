@@ -1,7 +1,7 @@
 //! Durations as a policy file writes them: `90d`, `1h30m`, `500ms`. A [`Duration`] is parsed once,
 //! when its file is read, and written back as it was given.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -59,20 +59,10 @@ pub fn parse_duration_or_zero(text: &str) -> Result<TimeDelta, DurationError> {
     parse_duration(text)
 }
 
-/// Writes a duration the way [`parse_duration`] reads it (`1d2h`, `15m`, `500ms`).
+/// Writes a duration the way [`parse_duration`] reads it (`1d2h`, `15m`, `500ms`): the one
+/// formatter every message uses, [`token_core::duration::format`].
 pub fn format_duration(d: TimeDelta) -> String {
-    let mut ms = d.num_milliseconds();
-    if ms <= 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if ms >= per {
-            let _ = write!(out, "{}{unit}", ms / per);
-            ms %= per;
-        }
-    }
-    out
+    token_core::duration::format(d)
 }
 
 /// A duration field of a policy file: its text, parsed once when the file is read, written back

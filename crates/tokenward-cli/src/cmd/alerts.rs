@@ -12,12 +12,13 @@ use serde::Serialize;
 use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
+use tokenward::posture::{Posture, Thresholds};
 use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::cli::{AlertArgs, AlertSinks, Global, WebhookUrl};
-use crate::cmd::report::{self, Posture, Thresholds};
+use crate::cmd::report;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
@@ -38,22 +39,14 @@ pub(crate) struct Alert {
     pub(crate) location: Option<String>,
 }
 
-/// The posture's findings that call for a person.
+/// The posture's findings that call for a person ([`tokenward::posture::FindingKind::is_alert`]).
 pub(crate) fn from_posture(p: &Posture) -> Vec<Alert> {
-    const KINDS: [&str; 6] = [
-        "tampered_records",
-        "expiring_soon",
-        "rotation_overdue",
-        "rotation_rolled_back",
-        "audit_chain_broken",
-        "revoked_still_presented",
-    ];
     p.findings
         .iter()
-        .filter(|f| KINDS.contains(&f.kind))
+        .filter(|f| f.kind.is_alert())
         .map(|f| Alert {
-            kind: f.kind.to_owned(),
-            severity: f.severity.to_owned(),
+            kind: f.kind.as_str().to_owned(),
+            severity: f.severity.as_str().to_owned(),
             summary: f.summary.clone(),
             tokens: f.tokens.clone(),
             credential: f.credential.clone(),

@@ -236,7 +236,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             );
             Ok(0)
         }
-        AuditCmd::Show { token, since, action, limit, json } => {
+        AuditCmd::Show { token, since, action, limit, output } => {
             let mut q = AuditQuery::new();
             if let Some(t) = &token {
                 q = q.token(token_id(t)?);
@@ -260,7 +260,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             }
             let mut stdout = crate::out::Stdout;
             for e in &kept {
-                if json {
+                if output.json() {
                     writeln!(stdout, "{}", serde_json::to_string(e)?)?;
                 } else {
                     writeln!(stdout, "{}", entry_line(e))?;

@@ -134,12 +134,12 @@ pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
                 })),
             }
         }
-        PolicyCmd::History { json } => {
+        PolicyCmd::History { output } => {
             let tw = open::open(g, Need::ReadOnly).await?;
             let history = tw.policy_history().await?;
             tw.shutdown().await?;
             for r in &history {
-                if json {
+                if output.json() {
                     println!(
                         "{}",
                         json!({"version": r.version, "applied_at": r.applied_at, "actor": r.actor, "sha256": r.sha256})
@@ -208,12 +208,12 @@ pub(crate) async fn role(g: &Global, c: RoleCmd) -> Result<u8> {
             })
             .await
         }
-        RoleCmd::List { json } => {
+        RoleCmd::List { output } => {
             let tw = open::open(g, Need::ReadOnly).await?;
             let (file, _) = stored(&tw).await?;
             tw.shutdown().await?;
             for r in &file.roles {
-                if json {
+                if output.json() {
                     println!("{}", json!({"name": r.name, "grants": r.grants, "max_ttl": r.max_ttl}));
                 } else {
                     println!("{}  max {}  {}", r.name, r.max_ttl, r.grants.join(" "));
@@ -248,12 +248,12 @@ pub(crate) async fn principal(g: &Global, c: PrincipalCmd) -> Result<u8> {
             })
             .await
         }
-        PrincipalCmd::List { json } => {
+        PrincipalCmd::List { output } => {
             let tw = open::open(g, Need::ReadOnly).await?;
             let (file, _) = stored(&tw).await?;
             tw.shutdown().await?;
             for p in &file.principals {
-                if json {
+                if output.json() {
                     println!("{}", json!({"name": p.name, "roles": p.roles}));
                 } else {
                     println!("{}  {}", p.name, p.roles.join(" "));

@@ -162,7 +162,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         let (file, _) = stored(&tw).await?;
         let name = a.name.as_deref().unwrap_or_default();
         tw.manage_declared(&file, false).await?;
-        one(&tw, &file, name, a.emergency, a.json).await
+        one(&tw, &file, name, a.emergency, a.output.json()).await
     }
     .await;
     tw.shutdown().await?;
@@ -204,7 +204,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
     );
     let alerts_every =
         out::duration(&a.alerts_every, "--alerts-every")?.to_std().unwrap_or(Duration::from_secs(300));
-    let thresholds = crate::cmd::report::Thresholds {
+    let thresholds = tokenward::posture::Thresholds {
         expiring_within: out::duration(&a.expiring_within, "--expiring-within")?,
         ..Default::default()
     };
@@ -246,7 +246,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
             }
             _ = reporter.tick(), if a.report.is_some() => {
                 if let Some(path) = &a.report {
-                    match crate::cmd::report::build(&tw, g, &crate::cmd::report::Thresholds::default()).await {
+                    match crate::cmd::report::build(&tw, g, &tokenward::posture::Thresholds::default()).await {
                         Ok(r) => {
                             if let Err(e) = private_fs::write(path, crate::cmd::report::html(&r)) {
                                 tracing::warn!(path = %path.display(), error = %e, "writing the report failed");

@@ -78,12 +78,12 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
             stdout.flush()?;
             Ok(0)
         }
-        SecretCmd::List { json } => {
+        SecretCmd::List { output } => {
             let tw = open::open(g, Need::ReadOnly).await?;
             let names = tw.secret_names().await;
             tw.shutdown().await?;
             for (name, version) in names? {
-                if json {
+                if output.json() {
                     println!("{}", json!({"name": name.as_str(), "latest_version": version}));
                 } else {
                     println!("{name}  v{version}");

@@ -49,7 +49,7 @@ pub(crate) async fn issue(g: &Global, a: IssueArgs) -> Result<u8> {
     .await;
     tw.shutdown().await?;
     let token = result?;
-    if a.json {
+    if a.output.json() {
         println!(
             "{}",
             json!({
@@ -93,7 +93,7 @@ pub(crate) async fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
     tw.shutdown().await?;
     match decision {
         Decision::Allowed(grant) => {
-            if a.json {
+            if a.output.json() {
                 println!(
                     "{}",
                     json!({"allowed": true, "token": grant.id().to_string(), "principal": grant.principal().as_str()})
@@ -104,7 +104,7 @@ pub(crate) async fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
             Ok(0)
         }
         Decision::Denied(reason) => {
-            if a.json {
+            if a.output.json() {
                 println!(
                     "{}",
                     json!({"allowed": false, "reason": reason.code(), "detail": reason.to_string()})
@@ -158,13 +158,13 @@ pub(crate) async fn list(g: &Global, a: ListArgs) -> Result<u8> {
         (r.principal.as_str().to_owned(), r.purpose.as_str().to_owned(), r.created_at)
     });
     for t in tampered.iter().chain(&rows) {
-        if a.json {
+        if a.output.json() {
             println!("{}", out::listed_json(t, now));
         } else {
             println!("{}", out::listed_line(t, now));
         }
     }
-    if !a.json {
+    if !a.output.json() {
         eprintln!("{} token(s)", rows.len() + tampered.len());
         if !tampered.is_empty() {
             eprintln!(
@@ -184,7 +184,7 @@ pub(crate) async fn show(g: &Global, a: ShowArgs) -> Result<u8> {
     tw.shutdown().await?;
     let Some(row) = row? else { return Err(CliError::new(format!("no token {id}"))) };
     let v = out::row_json(&row, now);
-    if a.json {
+    if a.output.json() {
         println!("{v}");
     } else if let Some(map) = v.as_object() {
         for (k, v) in map {
@@ -208,20 +208,43 @@ pub(crate) async fn revoke(g: &Global, a: RevokeArgs) -> Result<u8> {
     let id = token_id(&a.id)?;
     let tw = open::open(g, Need::Audited).await?;
     let result = async {
-        if tw.tokens().token(id).await?.is_none() {
+        let Some(row) = tw.tokens().token(id).await? else {
             return Err(CliError::new(format!("no token {id}")));
-        }
-        Ok(match &a.reason {
+        };
+        let revoked = match &a.reason {
             Some(reason) => tw.revoke_because(id, reason).await?,
             None => tw.revoke(id).await?,
-        })
+        };
+        Ok((row.record.revoked_at, revoked))
     }
     .await;
     tw.shutdown().await?;
-    let revoked = result?;
-    for r in &revoked {
-        println!("{r}");
+    let (already, revoked) = result?;
+    if a.output.json() {
+        println!(
+            "{}",
+            json!({
+                "id": id.to_string(),
+                "revoked": revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "already_revoked_at": already.map(out::time),
+            })
+        );
+    } else {
+        for r in &revoked {
+            println!("{r}");
+        }
     }
-    eprintln!("revoked {} token(s): {id} and every token under it", revoked.len());
+    // Revoking again is not an error (exit 0, as a first revocation): the token is dead either way.
+    match already {
+        Some(at) if revoked.is_empty() => {
+            eprintln!("{id} was already revoked (at {}): nothing to do", out::time(at));
+        }
+        Some(at) => eprintln!(
+            "{id} was already revoked (at {}); revoked {} token(s) under it",
+            out::time(at),
+            revoked.len()
+        ),
+        None => eprintln!("revoked {} token(s): {id} and every token under it", revoked.len()),
+    }
     Ok(0)
 }

@@ -142,7 +142,8 @@ impl Cli {
             scope,
             "--ttl",
             ttl,
-            "--json",
+            "--format",
+            "json",
         ]);
         let v: serde_json::Value = serde_json::from_str(r.ok()).unwrap();
         (v["token"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned())
@@ -183,4 +184,32 @@ pub fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Headless Chromium, if installed (`scripts/services.sh` `ensure_chromium`).
+pub fn chromium() -> Option<PathBuf> {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Some(p) = std::env::var_os("PATH")
+            .and_then(|path| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()))
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Renders `html` with headless Chromium into the PNG `shot` (1140 px wide, `height` high).
+pub fn screenshot(html: &Path, shot: &Path, height: u32) {
+    let chromium = chromium().expect("chromium");
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .arg(format!("--window-size=1140,{height}"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "a rendered page, not a blank one ({} bytes)", png.len());
 }

@@ -1,0 +1,139 @@
+//! `tokenward report`: the posture report — what an auditor asks about a store's tokens and
+//! credentials ([`tokenward::posture`], the analysis), read here from the store, the stored policy
+//! and the audit log, and rendered as a table, stable JSON (`docs/cli.md`) or a self-contained HTML
+//! page with inline SVG charts (no network).
+
+pub(crate) mod html;
+mod svg;
+
+use std::fmt::Write as _;
+
+use tokenward::Tokenward;
+use tokenward::core::chrono::{DateTime, Utc};
+use tokenward::core::private_fs;
+use tokenward::policy::PolicyFile;
+use tokenward::posture::{self, CredentialState, Inputs, Posture, Thresholds};
+use tokenward::store::TokenQuery;
+
+pub(crate) use html::html;
+
+use crate::cli::{Global, ReportArgs};
+use crate::cmd::policy::stored;
+use crate::error::{CliError, Result};
+use crate::open::{self, Need};
+use crate::out;
+
+/// Reads the store's tokens, the audit log `g` names (its chain checked) and each declared
+/// credential's rotation state, and analyses them.
+pub(crate) async fn build_with(
+    tw: &Tokenward,
+    file: &PolicyFile,
+    policy_version: u64,
+    g: &Global,
+    t: &Thresholds,
+) -> Result<Posture> {
+    let now = tw.clock().now();
+    let tokens = tw.tokens().tokens(&TokenQuery::Unexpired { at: DateTime::<Utc>::MIN_UTC }).await?;
+    let source = crate::cmd::audit::entries(g).await;
+    let spinner = crate::progress::spinner(g, "reading the audit log");
+    let (entries, audit_status) = posture::read_audit(source, |n| {
+        spinner.set_message(format!("reading the audit log: {n} entries"));
+    });
+    spinner.finish_and_clear();
+    let bar = crate::progress::bar(g, file.credentials.len() as u64, "reading rotations");
+    let mut credentials = Vec::with_capacity(file.credentials.len());
+    for c in &file.credentials {
+        bar.inc(1);
+        let record = tw.rotator().record(&c.secret_name()?).await?;
+        credentials.push(CredentialState::new(
+            c.name.clone(),
+            record.promoted_at_ms.and_then(DateTime::from_timestamp_millis),
+            c.schedule.as_ref().and_then(|s| s.get().ok()),
+        ));
+    }
+    bar.finish_and_clear();
+    let inputs = Inputs {
+        now,
+        policy_version,
+        tokens: &tokens,
+        audit: &entries,
+        audit_status: &audit_status,
+        credentials: &credentials,
+    };
+    Ok(posture::analyze(inputs, t))
+}
+
+/// Builds the report for an open handle, reading the audit log `g` names.
+pub(crate) async fn build(tw: &Tokenward, g: &Global, t: &Thresholds) -> Result<Posture> {
+    let (file, version) = stored(tw).await?;
+    build_with(tw, &file, version, g, t).await
+}
+
+/// A token id with who holds it and what for, when the report knows.
+pub(crate) fn token_label(p: &Posture, id: &str) -> String {
+    match p.named_tokens.get(id) {
+        Some(l) => format!("{id} ({}, {})", l.principal, l.purpose),
+        None => id.to_owned(),
+    }
+}
+
+pub(crate) fn text(p: &Posture) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "tokenward posture report, {} (policy version {})",
+        out::time(p.generated_at),
+        p.policy_version
+    );
+    let counts: Vec<String> = p.tokens.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(s, "tokens: {}", if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    let _ = writeln!(
+        s,
+        "audit log: {} ({} entries)",
+        if p.audit.verified {
+            "verified".to_owned()
+        } else {
+            format!("FAILS: {}", p.audit.error.clone().unwrap_or_default())
+        },
+        p.audit.entries
+    );
+    if p.findings.is_empty() {
+        let _ = writeln!(s, "no findings");
+    }
+    for f in &p.findings {
+        let _ = writeln!(s, "{:<6}  {:<27}  {}", f.severity.as_str(), f.kind.as_str(), f.summary);
+        for t in &f.tokens {
+            let _ = writeln!(s, "        token {}", token_label(p, t));
+        }
+        if let Some(c) = &f.credential {
+            let _ = writeln!(s, "        credential {c}");
+        }
+    }
+    s
+}
+
+pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
+    let t = Thresholds {
+        expiring_within: out::duration(&a.expiring_within, "--expiring-within")?,
+        unused_for: out::duration(&a.unused_for, "--unused-for")?,
+    };
+    let tw = open::open(g, Need::ReadOnly).await?;
+    let posture = async {
+        let (file, version) = stored(&tw).await?;
+        build_with(&tw, &file, version, g, &t).await
+    }
+    .await;
+    tw.shutdown().await?;
+    let posture = posture?;
+    if let Some(path) = &a.html {
+        private_fs::write(path, html(&posture))
+            .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+        eprintln!("wrote the report to {}", path.display());
+    }
+    if a.output.json() {
+        println!("{}", serde_json::to_string_pretty(&posture)?);
+    } else if a.html.is_none() {
+        print!("{}", text(&posture));
+    }
+    Ok(if posture.findings.is_empty() { 0 } else { 1 })
+}

@@ -277,6 +277,23 @@ impl Tokenward {
         Arc::new(TokenwardTokenTarget::new(self.inner.tokens.clone(), principal, request))
     }
 
+    /// The order a leak of credential `name` found by the leak response
+    /// ([`Tokenward::respond_to_leaks`], [`Tokenward::respond_to_github_alerts`]) is answered in:
+    /// `RevokeFirst` (the default) kills the leaked credential at once and denies consumers until
+    /// the replacement is deployed; `ReplaceFirst` denies nobody and leaves the leaked credential
+    /// alive for one rotation. A declared credential's `emergency` sets it
+    /// ([`Tokenward::manage_declared`]).
+    pub fn set_emergency_order(&self, name: &SecretName, order: EmergencyOrder) {
+        let mut orders = self.inner.emergency_orders.lock().unwrap_or_else(|p| p.into_inner());
+        orders.insert(name.as_str().to_owned(), order);
+    }
+
+    /// The order a leak of credential `name` is answered in (see [`Tokenward::set_emergency_order`]).
+    pub fn emergency_order(&self, name: &SecretName) -> EmergencyOrder {
+        let orders = self.inner.emergency_orders.lock().unwrap_or_else(|p| p.into_inner());
+        orders.get(name.as_str()).copied().unwrap_or(EmergencyOrder::RevokeFirst)
+    }
+
     pub(crate) fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
         {
             let mut opened = self.inner.opened.lock().unwrap_or_else(|p| p.into_inner());

@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     /// Credentials rotated through this handle: upkeep revokes their previous versions when the
     /// overlap ends, and finishes an emergency a crash interrupted.
     pub(crate) watched: Mutex<HashMap<String, Watched>>,
+    /// The emergency order a leak of each credential is answered in (absent: revoke first).
+    pub(crate) emergency_orders: Mutex<HashMap<String, token_rotate::EmergencyOrder>>,
     /// Every target the handle was given: closed at shutdown (an OpenBao AppRole login token is
     /// revoked, not left alive until its TTL).
     pub(crate) opened: Mutex<Vec<Arc<dyn RotationTarget>>>,

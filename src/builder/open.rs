@@ -229,6 +229,7 @@ impl TokenwardBuilder {
             signer,
             actor: self.actor,
             watched: Default::default(),
+            emergency_orders: Default::default(),
             opened: Default::default(),
             tasks: Default::default(),
             migration,

@@ -68,8 +68,6 @@ impl TokenwardBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config("open needs a tokio runtime (its upkeep runs on tasks)".into()));
         }
-        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
-        let mut follow: Option<upkeep::Follower> = None;
         let backend: Arc<dyn Backend> = match self.backend {
             BackendSource::Ready(b) => b,
             BackendSource::Memory => Arc::new(MemoryBackend::new()),
@@ -77,11 +75,12 @@ impl TokenwardBuilder {
             BackendSource::Sqlite(path) => Arc::new(token_store::SqliteBackend::open(&path)?),
             #[cfg(feature = "postgres")]
             BackendSource::Postgres(url, max) => {
-                let pg = Arc::new(token_store::PostgresBackend::connect(&url, max).await?);
-                follow = Some(upkeep::Follower::new(pg.clone()));
-                pg
+                Arc::new(token_store::PostgresBackend::connect(&url, max).await?)
             }
         };
+        // Other instances' changes, followed on any backend that announces them (one handed in
+        // with `with_backend` too).
+        let follow = upkeep::Follower::probe(&backend).await;
         let (writer, auditor) = match self.audit {
             None => (None, None),
             Some((source, mode, config)) => {

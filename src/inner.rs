@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use token_audit::{Actor, AuditWriter, Auditor, CheckpointSigner, SubjectKey};
-use token_core::Clock;
+use token_core::clocks::Clock;
 use token_rotate::{RotationTarget, Rotator, TokioScheduler};
 use token_store::{Backend, SecretName, SecretStore, TokenService};
 use tokio::sync::watch;

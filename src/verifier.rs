@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use token_audit::{AuditedVerifier, Auditor, SubjectKey, VerificationSummary};
-use token_core::{Clock, Decision, Request, Verifier};
+use token_core::{Decision, Request, Verifier, clocks::Clock};
 use token_store::{TokenService, VerifierCache};
 
 /// The auditor, the key malformed presentations are hashed under, and the summary allowed

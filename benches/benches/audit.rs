@@ -22,6 +22,9 @@ use criterion::{Criterion, Throughput, criterion_group};
 use sha2::{Digest, Sha256};
 use tokenward::audit::*;
 use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::clocks::{CachedClock, Clock};
+use tokenward::core::digest::{DigestKey, DigestKeyring};
+use tokenward::core::lookup::InMemoryLookup;
 use tokenward::core::*;
 
 const BATCH: usize = 1000;

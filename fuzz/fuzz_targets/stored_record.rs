@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use token_core::TokenRecord;
+use token_core::lookup::TokenRecord;
 use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.id, r.id);
         assert_eq!(again.scopes, r.scopes);
         assert_eq!(again.expires_at, r.expires_at);
-        let _ = token_core::TokenView::from_record(&r);
+        let _ = token_core::lookup::TokenView::from_record(&r);
         // A record's tag binds every field: the same record checks, any untagged one does not.
         let tagged = token_store::TokenRow::new(r.clone(), None, 0, Some(key.seal_token(&r)));
         assert!(key.check_token(&tagged).is_ok());

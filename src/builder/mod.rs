@@ -11,7 +11,7 @@ use token_audit::{
     CheckpointSigner, FailureMode, LogStorage, SignedCheckpoint, SubjectKey, VerifyAuditMode, WriterConfig,
 };
 use token_core::chrono::TimeDelta;
-use token_core::{Clock, Policy, SystemClock};
+use token_core::{clocks::Clock, Policy, clocks::SystemClock};
 use token_rotate::SchedulerConfig;
 use token_store::secrecy::SecretString;
 use token_store::{Backend, KdfParams, KeyProvider};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use token_audit::{
     AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerificationSummary, VerifyAuditMode,
 };
-use token_core::{Clock, Policy, TokenFormat, TokenPrefix};
+use token_core::{clocks::Clock, Policy, TokenFormat, TokenPrefix};
 use token_rotate::{Rotator, TokioScheduler};
 use token_store::{Backend, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 

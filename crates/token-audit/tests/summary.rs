@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use token_audit::*;
 use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::InMemoryLookup;
 use token_core::*;
 
 type Flaky = token_audit::testing::Breakable<MemoryLog>;

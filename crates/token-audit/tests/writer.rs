@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use token_audit::*;
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::InMemoryLookup;
 use token_core::*;
 
 fn ev(i: usize) -> AuditEvent {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
-use token_core::{Clock, SystemClock};
+use token_core::{clocks::Clock, clocks::SystemClock};
 use token_http::aws::{AwsClient, AwsCredentials, AwsError, xml};
 
 use crate::credential::Credential;

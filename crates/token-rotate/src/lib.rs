@@ -19,6 +19,7 @@
 //! use std::sync::Arc;
 //! use token_core::chrono::TimeDelta;
 //! use token_core::*;
+//! use token_core::clocks::SystemClock;
 //! use token_rotate::*;
 //! use token_store::*;
 //!

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 
 pub use crate::encoding::{RecordDecoder, encode_token_record, encode_token_record_into};
 pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};

@@ -22,7 +22,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use token_core::{TokenId, TokenLookup, TokenRecord, TokenView};
+use token_core::{TokenId, lookup::TokenLookup, lookup::TokenRecord, lookup::TokenView};
 
 use crate::error::{Result, StoreError};
 use crate::table::ViewTable;

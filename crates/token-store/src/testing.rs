@@ -17,8 +17,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::ExposeSecret;
 use token_core::{
-    DigestKey, DigestKeyring, IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenId,
-    TokenPrefix, TokenRecord,
+    IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenId, TokenPrefix, digest::DigestKey,
+    digest::DigestKeyring, lookup::TokenRecord,
 };
 
 use crate::backend::Backend;
@@ -222,7 +222,8 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     let key = kit_key();
     let live = record(&f, "live", TimeDelta::hours(1), t0(), None);
     let mut limited = record(&f, "limited", TimeDelta::hours(1), t0(), None);
-    limited.limits = token_core::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
+    limited.limits =
+        token_core::lookup::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
     let revoked = record(&f, "revoked", TimeDelta::hours(1), t0(), None);
     let expired = record(&f, "expired", TimeDelta::minutes(1), t0(), None);
     for r in [&live, &limited, &revoked, &expired] {

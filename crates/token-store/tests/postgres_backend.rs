@@ -10,6 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
 use token_core::*;
 use token_store::*;
 use tokenward_test_support::FreshSchema;

@@ -4,6 +4,8 @@
 
 use proptest::prelude::*;
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::TokenRecord;
 use token_core::*;
 use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
 

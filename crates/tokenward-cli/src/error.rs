@@ -86,7 +86,7 @@ from_error!(
     tokenward::core::errors::PolicyError,
     tokenward::core::errors::ScopeError,
     tokenward::core::errors::NameError,
-    tokenward::core::TokenFormatError,
+    tokenward::core::errors::TokenFormatError,
     tokenward::policy::PolicyFileError,
     tokenward::scan::ScanError,
     std::io::Error,

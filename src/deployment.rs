@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, SignedCheckpoint};
+use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, checkpoints::SignedCheckpoint};
 use token_core::{ChildRequest, clocks::Clock, IssueRequest, IssuedToken, Principal, TokenId};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
@@ -163,7 +163,7 @@ impl Tokenward {
     pub async fn check_audit_log(
         &self,
         storage: &dyn token_audit::LogStorage,
-        witness: Option<&dyn token_audit::Witness>,
+        witness: Option<&dyn token_audit::witnesses::Witness>,
     ) -> Result<()> {
         crate::guard::check_read_only(&self.inner.secrets, storage, witness).await
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use token_audit::{AuditedVerifier, Auditor, SubjectKey, VerificationSummary};
+use token_audit::{AuditedVerifier, Auditor, SubjectKey, summary::VerificationSummary};
 use token_core::{Decision, Request, Verifier, clocks::Clock};
 use token_store::{TokenService, VerifierCache};
 

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokenward::audit::{Action, Actor, AuditEvent, FileLog, FileSync, FileWitness, LogStorage, Witness};
+use tokenward::audit::{
+    Action, Actor, AuditEvent, FileLog, LogStorage, file::FileSync, witnesses::FileWitness,
+    witnesses::Witness,
+};
 
 mod common;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use token_audit::{
-    CheckpointSigner, FailureMode, LogStorage, SignedCheckpoint, SubjectKey, VerifyAuditMode, WriterConfig,
+    CheckpointSigner, FailureMode, LogStorage, checkpoints::SignedCheckpoint, SubjectKey, VerifyAuditMode, WriterConfig,
 };
 use token_core::chrono::TimeDelta;
 use token_core::{clocks::Clock, Policy, clocks::SystemClock};
@@ -75,7 +75,7 @@ pub struct TokenwardBuilder {
     scheduler: SchedulerConfig,
     migrate: bool,
     move_to: Option<crate::KmsKey>,
-    witness: Option<Arc<dyn token_audit::Witness>>,
+    witness: Option<Arc<dyn token_audit::witnesses::Witness>>,
     new_log: Option<String>,
 }
 
@@ -328,10 +328,10 @@ impl TokenwardBuilder {
     /// rewrite (an object-locked S3 bucket, a directory on another mount) — after each revocation
     /// and from the upkeep ([`Upkeep::bind_every`]), and checks at `open` that the log is
     /// consistent with the newest head it holds: a store and log rolled back together fail with
-    /// [`token_audit::WitnessError::RolledBack`]. Heads are signed by the checkpoint signer
+    /// [`token_audit::witnesses::WitnessError::RolledBack`]. Heads are signed by the checkpoint signer
     /// ([`TokenwardBuilder::checkpoint_signer`]) or else the store's own (sealed in the store,
     /// made on first use). Needs an audit log. Use one witness location per store.
-    pub fn witness(mut self, witness: Arc<dyn token_audit::Witness>) -> Self {
+    pub fn witness(mut self, witness: Arc<dyn token_audit::witnesses::Witness>) -> Self {
         self.witness = Some(witness);
         self
     }

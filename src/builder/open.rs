@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use token_audit::{
-    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerificationSummary, VerifyAuditMode,
+    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, summary::VerificationSummary, VerifyAuditMode,
 };
 use token_core::{clocks::Clock, Policy, TokenFormat, TokenPrefix};
 use token_rotate::{Rotator, TokioScheduler};

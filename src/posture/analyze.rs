@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use token_audit::{Action, Entry, Outcome};
+use token_audit::{Action, chains::Entry, Outcome};
 use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::duration::approx;
 use token_core::lookup::TokenStatus;

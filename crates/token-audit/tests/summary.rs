@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use token_audit::chains::{ChainHead, verify};
+use token_audit::summary::{MAX_SUMMARY_INTERVAL, VerificationSummary};
 use token_audit::*;
 use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::digest::{DigestKey, DigestKeyring};

@@ -448,7 +448,7 @@ async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
     // The audit chain holds every step and verifies.
     writer.flush().await.unwrap();
     let entries = token_audit::LogStorage::read(log.as_ref(), 0, 100_000).await.unwrap();
-    token_audit::verify(token_audit::chains::ChainHead::EMPTY, entries.iter()).unwrap();
+    token_audit::chains::verify(token_audit::chains::ChainHead::EMPTY, entries.iter()).unwrap();
     let promotions =
         entries.iter().filter(|e| e.event.action == token_audit::Action::Rotate("promote".into())).count();
     assert!(promotions >= 21, "{promotions} promotions audited");

@@ -80,7 +80,7 @@ from_error!(
     tokenward::Error,
     tokenward::store::StoreError,
     tokenward::audit::AuditError,
-    tokenward::audit::WitnessError,
+    tokenward::audit::witnesses::WitnessError,
     tokenward::rotate::RotateError,
     tokenward::core::IssueError,
     tokenward::core::errors::PolicyError,

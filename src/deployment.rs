@@ -420,7 +420,7 @@ impl Tokenward {
     /// ([`crate::TokenwardBuilder::moving_kek_to`]): every data key and the key check rewrapped
     /// under it, resumable (a rerun after a crash finishes it), audited (`key_rotation`, with both
     /// KEK ids). Afterwards only the new KEK opens the store. See [`SecretStore::move_kek`].
-    pub async fn move_kek(&self) -> Result<token_store::RewrapReport> {
+    pub async fn move_kek(&self) -> Result<token_store::keys::RewrapReport> {
         Ok(self.inner.secrets.move_kek(256).await?)
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use token_audit::{AuditedVerifier, Auditor, SubjectKey, summary::VerificationSummary};
 use token_core::{Decision, Request, Verifier, clocks::Clock};
-use token_store::{TokenService, VerifierCache};
+use token_store::{TokenService, cache::VerifierCache};
 
 /// The auditor, the key malformed presentations are hashed under, and the summary allowed
 /// verifications are counted into.

@@ -294,7 +294,7 @@ async fn costs() {
     let dir = tempfile::tempdir().unwrap();
     let mount = tempfile::tempdir().unwrap();
     let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
-    let kdf = tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap();
+    let kdf = tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap();
     let b = |witness: bool| {
         let b = builder_with(dir.path(), Some(kdf.clone()));
         if witness { b.witness(w.clone()) } else { b }
@@ -435,7 +435,10 @@ async fn a_revocation_edited_out_of_the_middle_of_a_witnessed_log_is_caught_at_o
     }
     // The read-only check (what `list`, `report` and `alerts check` run) refuses it too.
     let unaudited = tokenward::Tokenward::embedded(dir.path().join("tw.db"))
-        .passphrase_with(PASSPHRASE.into(), tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap())
+        .passphrase_with(
+            PASSPHRASE.into(),
+            tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap(),
+        )
         .prefix("fd")
         .policy(policy())
         .open()

@@ -190,7 +190,7 @@ fn deployment(url: &str) -> tokenward::TokenwardBuilder {
 async fn loader(url: &str) -> Tokenward {
     deployment(url)
         .cache_capacity(16)
-        .bounded_cache(tokenward::store::BoundedCache::new(16))
+        .bounded_cache(tokenward::store::cache::BoundedCache::new(16))
         .open()
         .await
         .unwrap()

@@ -5,11 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use token_core::lookup::TokenRecord;
-use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
+use token_store::{keys::KdfParams, backend::KeyCheck, Label, SecretName, backend::SecretVersion};
 
 fuzz_target!(|data: &[u8]| {
     // Authenticated metadata frames: arbitrary bytes never open under a key that did not seal them.
-    let key = token_store::RecordKey::from_bytes(&[5; 32]);
+    let key = token_store::backend::RecordKey::from_bytes(&[5; 32]);
     assert!(key.open_meta("fuzz", data).is_err() || data.starts_with(b"twmac1"));
     let sealed = key.seal_meta("fuzz", data);
     assert_eq!(key.open_meta("fuzz", &sealed).expect("own frame opens"), data);

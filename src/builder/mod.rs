@@ -14,7 +14,7 @@ use token_core::chrono::TimeDelta;
 use token_core::{clocks::Clock, Policy, clocks::SystemClock};
 use token_rotate::SchedulerConfig;
 use token_store::secrecy::SecretString;
-use token_store::{Backend, KdfParams, KeyProvider};
+use token_store::{Backend, keys::KdfParams, KeyProvider};
 
 use crate::deployment::Tokenward;
 use crate::upkeep::Upkeep;
@@ -64,7 +64,7 @@ pub struct TokenwardBuilder {
     stored_policy: bool,
     actor: token_audit::Actor,
     cache_capacity: usize,
-    bounded_cache: Option<token_store::BoundedCache>,
+    bounded_cache: Option<token_store::cache::BoundedCache>,
     overlap: TimeDelta,
     clock: Arc<dyn Clock>,
     audit: Option<(AuditSource, FailureMode, WriterConfig)>,
@@ -175,7 +175,7 @@ impl TokenwardBuilder {
     }
 
     /// Opens the store to move it to the KMS key `to` (from the key given as usual: a passphrase,
-    /// a key file, another KMS key): a [`token_store::KekMove`], which opens the store before,
+    /// a key file, another KMS key): a [`token_store::keys::KekMove`], which opens the store before,
     /// during (after an interrupted move) and after the move. Then call
     /// [`crate::Tokenward::move_kek`].
     pub fn moving_kek_to(mut self, to: crate::KmsKey) -> Self {
@@ -227,8 +227,8 @@ impl TokenwardBuilder {
     /// store by id when it is presented — for more tokens than an instance should hold. Verify
     /// with [`crate::TokenVerifier::verify_async`] (what the tower layer does): the synchronous
     /// `verify` answers from the cache alone and denies a token it does not hold as unknown.
-    /// Revocation holds as in full mode: see [`token_store::VerifierCache`].
-    pub fn bounded_cache(mut self, config: token_store::BoundedCache) -> Self {
+    /// Revocation holds as in full mode: see [`token_store::cache::VerifierCache`].
+    pub fn bounded_cache(mut self, config: token_store::cache::BoundedCache) -> Self {
         self.bounded_cache = Some(config);
         self
     }

@@ -102,7 +102,7 @@ impl TokenwardBuilder {
             KeySource::Kms(k) => k.connect_from_env().await?,
         };
         let keys: Arc<dyn KeyProvider> = match &self.move_to {
-            Some(to) => Arc::new(token_store::KekMove::new(keys, to.connect_from_env().await?)),
+            Some(to) => Arc::new(token_store::keys::KekMove::new(keys, to.connect_from_env().await?)),
             None => keys,
         };
         let (mut secrets, migration) = if self.migrate {

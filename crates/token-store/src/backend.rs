@@ -128,7 +128,7 @@ pub trait Backend: Send + Sync {
         version: u64,
         expect_kek: &str,
         new_kek: &str,
-        wrapped_key: &crate::Sealed,
+        wrapped_key: &crate::backend::Sealed,
     ) -> Result<()>;
 
     // --- metadata ---

@@ -130,7 +130,7 @@ pub struct SecretVersion {
 /// A token record with what the store knows of its use, and its integrity tag as stored.
 ///
 /// What a backend returns is as stored, not yet checked: the token service checks the tag
-/// ([`crate::RecordKey::check_token`]) before it uses a record.
+/// ([`crate::backend::RecordKey::check_token`]) before it uses a record.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenRow {

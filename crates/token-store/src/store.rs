@@ -528,7 +528,7 @@ impl SecretStore {
         Ok(report)
     }
 
-    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::KekMove)
+    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::keys::KekMove)
     /// (from the KEK it is under, to the new one; any two [`KeyProvider`]s: a passphrase, a key
     /// file, a KMS key). The move is recorded (plain metadata [`KEK_MOVE_META`]) by that open
     /// already, before anything can be written under the new KEK, so an ordinary open refuses a

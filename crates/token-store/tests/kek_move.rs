@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use token_core::chrono::{DateTime, Utc};
 use token_core::{TokenId, lookup::TokenRecord};
 use token_store::backend::{RecordKey, Sealed, SecretVersion};
+use token_store::keys::{KdfParams, KekMove};
+use token_store::reserved::KEK_MOVE_META;
 use token_store::secrecy::{ExposeSecret, SecretBox, SecretString};
 use token_store::*;
 

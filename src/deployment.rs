@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, checkpoints::SignedCheckpoint};
-use token_core::{ChildRequest, clocks::Clock, IssueRequest, IssuedToken, Principal, TokenId};
+use token_core::{ChildRequest, IssueRequest, IssuedToken, Principal, TokenId, clocks::Clock};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
     Schedule, TokenwardTokenTarget, TokioScheduler,

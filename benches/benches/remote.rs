@@ -18,7 +18,7 @@ use token_store::secrecy::{SecretBox, SecretString};
 use token_store::{KeyProvider, LocalKek, backend::SecretKey};
 use tokenward::core::chrono::TimeDelta;
 use tokenward::core::clocks::SystemClock;
-use tokenward::rotate::{AwsAccessKeyTarget, RotationTarget, Rotator};
+use tokenward::rotate::{RotationTarget, Rotator, aws::AwsAccessKeyTarget};
 use tokenward::store::{Backend, MemoryBackend, SecretName, SecretStore};
 use tokenward_test_support::stats::median_duration;
 

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use token_audit::{
-    CheckpointSigner, FailureMode, LogStorage, checkpoints::SignedCheckpoint, SubjectKey, VerifyAuditMode, WriterConfig,
+    CheckpointSigner, FailureMode, LogStorage, SubjectKey, VerifyAuditMode, WriterConfig,
+    checkpoints::SignedCheckpoint,
 };
 use token_core::chrono::TimeDelta;
-use token_core::{clocks::Clock, Policy, clocks::SystemClock};
+use token_core::{Policy, clocks::Clock, clocks::SystemClock};
 use token_rotate::SchedulerConfig;
 use token_store::secrecy::SecretString;
-use token_store::{Backend, keys::KdfParams, KeyProvider};
+use token_store::{Backend, KeyProvider, keys::KdfParams};
 
 use crate::deployment::Tokenward;
 use crate::upkeep::Upkeep;

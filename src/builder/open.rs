@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use token_audit::{
-    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, summary::VerificationSummary, VerifyAuditMode,
+    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerifyAuditMode, summary::VerificationSummary,
 };
-use token_core::{clocks::Clock, Policy, TokenFormat, TokenPrefix};
+use token_core::{Policy, TokenFormat, TokenPrefix, clocks::Clock};
 use token_rotate::{Rotator, TokioScheduler};
 use token_store::{Backend, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use token_audit::{AuditWriter, Auditor, FailureMode, MemoryLog, WriterConfig};
 use token_core::chrono::TimeDelta;
 use token_core::{clocks::Clock as _, clocks::SystemClock};
+use token_rotate::aws::{AwsAccessKeyTarget, AwsClient, AwsCredentials, SecretsManagerDestination};
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;

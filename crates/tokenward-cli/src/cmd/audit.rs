@@ -9,8 +9,9 @@ use tokenward::Tokenward;
 use tokenward::audit::chains::{ChainHead, ChainVerifier};
 use tokenward::audit::checkpoints::CheckpointKey;
 use tokenward::audit::{
-    AuditQuery, CheckpointSigner, chains::Entry, file::LogReader, merkle::MerkleTree, checkpoints::SignedCheckpoint, merkle::TreeHead, merkle::leaf_hash,
-    merkle::verify_consistency, merkle::verify_inclusion,
+    AuditQuery, CheckpointSigner, chains::Entry, checkpoints::SignedCheckpoint, file::LogReader,
+    merkle::MerkleTree, merkle::TreeHead, merkle::leaf_hash, merkle::verify_consistency,
+    merkle::verify_inclusion,
 };
 use tokenward::core::chrono::Utc;
 use tokenward::core::private_fs;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, SignedCheckpoint};
-use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
+use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, checkpoints::SignedCheckpoint};
+use token_core::{ChildRequest, IssueRequest, IssuedToken, Principal, TokenId, clocks::Clock};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
     Schedule, TokenwardTokenTarget, TokioScheduler,
@@ -163,7 +163,7 @@ impl Tokenward {
     pub async fn check_audit_log(
         &self,
         storage: &dyn token_audit::LogStorage,
-        witness: Option<&dyn token_audit::Witness>,
+        witness: Option<&dyn token_audit::witnesses::Witness>,
     ) -> Result<()> {
         crate::guard::check_read_only(&self.inner.secrets, storage, witness).await
     }
@@ -420,7 +420,7 @@ impl Tokenward {
     /// ([`crate::TokenwardBuilder::moving_kek_to`]): every data key and the key check rewrapped
     /// under it, resumable (a rerun after a crash finishes it), audited (`key_rotation`, with both
     /// KEK ids). Afterwards only the new KEK opens the store. See [`SecretStore::move_kek`].
-    pub async fn move_kek(&self) -> Result<token_store::RewrapReport> {
+    pub async fn move_kek(&self) -> Result<token_store::keys::RewrapReport> {
         Ok(self.inner.secrets.move_kek(256).await?)
     }
 

@@ -173,7 +173,7 @@ mod partner_alerts {
 async fn no_leaked_token_of_ours_survives_timing_a_cold_cache_or_a_suppression() {
     use tokenward::core::chrono::{TimeDelta, Utc};
     use tokenward::scan::Fingerprint;
-    use tokenward::store::BoundedCache;
+    use tokenward::store::cache::BoundedCache;
 
     let dir = tempfile::tempdir().unwrap();
     let tw = builder(dir.path()).open().await.unwrap();

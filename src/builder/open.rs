@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use token_audit::{
-    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerificationSummary, VerifyAuditMode,
+    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerifyAuditMode, summary::VerificationSummary,
 };
-use token_core::{Clock, Policy, TokenFormat, TokenPrefix};
+use token_core::{Policy, TokenFormat, TokenPrefix, clocks::Clock};
 use token_rotate::{Rotator, TokioScheduler};
 use token_store::{Backend, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 
@@ -101,7 +101,7 @@ impl TokenwardBuilder {
             KeySource::Kms(k) => k.connect_from_env().await?,
         };
         let keys: Arc<dyn KeyProvider> = match &self.move_to {
-            Some(to) => Arc::new(token_store::KekMove::new(keys, to.connect_from_env().await?)),
+            Some(to) => Arc::new(token_store::keys::KekMove::new(keys, to.connect_from_env().await?)),
             None => keys,
         };
         let (mut secrets, migration) = if self.migrate {

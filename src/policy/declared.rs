@@ -48,7 +48,7 @@ impl BuildContext for Deploying<'_> {
         Ok(SecretString::from(text.trim().to_owned()))
     }
 
-    fn clock(&self) -> Arc<dyn token_core::Clock> {
+    fn clock(&self) -> Arc<dyn token_core::clocks::Clock> {
         self.tw.clock().clone()
     }
 

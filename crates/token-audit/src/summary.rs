@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use token_core::{Grant, PrincipalId, Request, TokenId};
+use token_core::names::PrincipalId;
+use token_core::{Grant, Request, TokenId};
 
 use crate::error::AuditError;
 use crate::event::{Action, Actor, AuditEvent};

@@ -6,7 +6,8 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use token_core::{Grant, PrincipalId, Request, TokenId};
+use token_core::names::PrincipalId;
+use token_core::{Grant, Request, TokenId};
 
 use crate::event::{Action, Actor, AuditEvent};
 

@@ -71,10 +71,15 @@ pub use decision::{Decision, DenyReason, Grant};
 pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};
 pub use policy::{ChildRequest, IssueRequest, Policy};
-pub use role::{Principal, PrincipalId, Purpose, Role, RoleName};
+pub use role::{Principal, Role};
 pub use scope::{Request, Scope, ScopeSet};
 pub use secret::IssuedToken;
 pub use verify::Verifier;
+
+/// The validated names a principal, a role and a purpose go by.
+pub mod names {
+    pub use crate::role::{PrincipalId, Purpose, RoleName};
+}
 
 /// Where "now" comes from: the [`clocks::Clock`] trait, the system's clock, one read once a
 /// millisecond for hot paths, and one set by hand for tests.

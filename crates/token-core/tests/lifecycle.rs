@@ -11,6 +11,7 @@ use token_core::digest::{DigestKey, DigestKeyring};
 use token_core::errors::{PolicyError, PolicyViolation, ScopeError, TokenFormatError};
 use token_core::limits::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
 use token_core::lookup::{InMemoryLookup, ParsedToken};
+use token_core::names::Purpose;
 use token_core::*;
 
 struct World {

@@ -21,9 +21,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use token_core::{
-    PrincipalId, Purpose, ScopeSet, TokenId, digest::TokenDigest, lookup::TokenRecord, lookup::UseLimits,
-};
+use token_core::names::{PrincipalId, Purpose};
+use token_core::{ScopeSet, TokenId, digest::TokenDigest, lookup::TokenRecord, lookup::UseLimits};
 
 use crate::error::{Result, StoreError};
 

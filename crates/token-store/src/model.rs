@@ -5,7 +5,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use token_core::{PrincipalId, Purpose, TokenId, lookup::TokenRecord};
+use token_core::names::{PrincipalId, Purpose};
+use token_core::{TokenId, lookup::TokenRecord};
 
 use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};

@@ -222,6 +222,7 @@ mod tests {
     use token_core::chrono::{TimeDelta, Utc};
     use token_core::digest::TokenDigest;
     use token_core::lookup::{TokenRecord, UseLimits};
+    use token_core::names::{PrincipalId, Purpose};
     use token_core::*;
 
     fn view() -> TokenView {

@@ -120,7 +120,7 @@ pub(crate) async fn list(g: &Global, a: ListArgs) -> Result<u8> {
     let tw = open::open(g, Need::ReadOnly).await?;
     let now = tw.clock().now();
     let principal = match &a.principal {
-        Some(p) => Some(tokenward::core::PrincipalId::new(p)?),
+        Some(p) => Some(tokenward::core::names::PrincipalId::new(p)?),
         None => None,
     };
     let expiring = a.expiring_within.as_deref().map(|d| out::duration(d, "--expiring-within")).transpose()?;

@@ -160,9 +160,9 @@ fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The first match of a pair's regex in `window` (its capture `group`) that does not overlap
-/// `own` (the rule's own match) and, when `mixed`, holds a lowercase letter, an uppercase letter
-/// and a digit or a symbol. The search resumes at the end of each rejected partner, so context a
+/// The match of a pair's regex in `window` (its capture `group`) nearest to `own` (the rule's own
+/// match, which it must not overlap) that, when `mixed`, holds a lowercase letter, an uppercase
+/// letter and a digit or a symbol. The search resumes at the end of each candidate, so context a
 /// regex consumes around one (a delimiter) is seen again by the next.
 pub(crate) fn partner(
     re: &regex::bytes::Regex,
@@ -171,10 +171,12 @@ pub(crate) fn partner(
     window: &[u8],
     own: (usize, usize),
 ) -> Option<(usize, usize)> {
+    let distance = |(s, e): (usize, usize)| if e <= own.0 { own.0 - e } else { s.saturating_sub(own.1) };
+    let mut best: Option<(usize, usize)> = None;
     let mut at = 0;
     while at <= window.len() {
-        let caps = re.captures_at(window, at)?;
-        let whole = caps.get(0)?;
+        let Some(caps) = re.captures_at(window, at) else { break };
+        let Some(whole) = caps.get(0) else { break };
         let Some(m) = caps.get(group) else {
             at = whole.end().max(whole.start() + 1);
             continue;
@@ -185,11 +187,15 @@ pub(crate) fn partner(
             || (v.iter().any(u8::is_ascii_lowercase)
                 && v.iter().any(u8::is_ascii_uppercase)
                 && v.iter().any(|c| !c.is_ascii_alphabetic()));
-        if mixed_ok && !(m.start() < own.1 && own.0 < m.end()) {
-            return Some((m.start(), m.end()));
+        let found = (m.start(), m.end());
+        if mixed_ok && !(m.start() < own.1 && own.0 < m.end()) && best.is_none_or(|b| distance(found) < distance(b)) {
+            best = Some(found);
+        }
+        if m.start() > own.1 && best.is_some_and(|b| distance(b) <= m.start() - own.1) {
+            break;
         }
     }
-    None
+    best
 }
 
 /// Why a matched value is not a finding, if it is a known example or a placeholder.

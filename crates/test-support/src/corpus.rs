@@ -74,7 +74,8 @@ fn vectors() -> &'static [(String, String, String, String)] {
     static VECTORS: OnceLock<Vec<(String, String, String, String)>> = OnceLock::new();
     VECTORS.get_or_init(|| {
         let v: serde_json::Value =
-            serde_json::from_str(include_str!("../../token-scan/tests/vectors/rules.json")).expect("vectors parse");
+            serde_json::from_str(include_str!("../../token-scan/tests/vectors/rules.json"))
+                .expect("vectors parse");
         v["vectors"]
             .as_array()
             .expect("a vector list")

@@ -474,7 +474,8 @@ impl Scanner {
         };
         let (Some(pair), Some(re)) = (&rule.pair, &c.pair) else { return Some(hit) };
         let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
-        let Some((s, e)) = validate::partner(re, pair.group, pair.mixed, &data[ws..we], (start - ws, end - ws))
+        let Some((s, e)) =
+            validate::partner(re, pair.group, pair.mixed, &data[ws..we], (start - ws, end - ws))
         else {
             report.suppress(&pair.unpaired);
             return None;

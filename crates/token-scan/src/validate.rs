@@ -188,7 +188,10 @@ pub(crate) fn partner(
                 && v.iter().any(u8::is_ascii_uppercase)
                 && v.iter().any(|c| !c.is_ascii_alphabetic()));
         let found = (m.start(), m.end());
-        if mixed_ok && !(m.start() < own.1 && own.0 < m.end()) && best.is_none_or(|b| distance(found) < distance(b)) {
+        if mixed_ok
+            && !(m.start() < own.1 && own.0 < m.end())
+            && best.is_none_or(|b| distance(found) < distance(b))
+        {
             best = Some(found);
         }
         if m.start() > own.1 && best.is_some_and(|b| distance(b) <= m.start() - own.1) {
@@ -246,7 +249,8 @@ mod tests {
 
     #[test]
     fn a_mixed_partner_needs_both_cases_and_a_digit_or_symbol() {
-        let re = regex::bytes::Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)").unwrap();
+        let re =
+            regex::bytes::Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)").unwrap();
         let find = |w: &[u8]| partner(&re, 1, true, w, (0, 0));
         assert!(find(b"key = abcdefghijabcdefghijabcdefghijabcdefgh").is_none());
         assert!(find(b"key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz;").is_some());

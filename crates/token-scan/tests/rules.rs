@@ -37,7 +37,11 @@ fn scanner(generic: bool) -> Scanner {
 }
 
 fn describe(r: &Report) -> String {
-    format!("{:?} (suppressed {:?})", r.findings.iter().map(|f| (&f.rule, &f.redacted)).collect::<Vec<_>>(), r.suppressed)
+    format!(
+        "{:?} (suppressed {:?})",
+        r.findings.iter().map(|f| (&f.rule, &f.redacted)).collect::<Vec<_>>(),
+        r.suppressed
+    )
 }
 
 #[test]
@@ -99,7 +103,12 @@ fn a_paired_rule_without_its_partner_is_counted_not_reported() {
         let v = vectors().into_iter().find(|v| v.rule == rule.id).unwrap();
         let r = scanner(false).scan_bytes("v", format!("{}\n", v.negative).as_bytes());
         let why = &rule.pair.as_ref().unwrap().unpaired;
-        assert!(r.findings.is_empty() && r.suppressed.get(why).is_some_and(|n| *n > 0), "{}: {}", rule.id, describe(&r));
+        assert!(
+            r.findings.is_empty() && r.suppressed.get(why).is_some_and(|n| *n > 0),
+            "{}: {}",
+            rule.id,
+            describe(&r)
+        );
     }
 }
 

@@ -139,6 +139,7 @@ t = gh("npm_"); v("npm-token", f"//registry.npmjs.org/:_authToken={t}", t, f'NPM
 t = pypi(); v("pypi-token", f"TWINE_PASSWORD={t}", t, "password = " + pypi()[:-6])
 t = "rubygems_" + r(HEX, 48); v("rubygems-api-key", f":rubygems_api_key: {t}", t, ":rubygems_api_key: rubygems_" + r(HEX, 30))
 t = "cio" + r(ALNUM, 32); v("crates-io-token", f'CARGO_REGISTRY_TOKEN="{t}"', t, 'precious = "cio' + r(ALNUM, 20) + '"')
+t = "packagist_out_" + r(HEX, 68); v("packagist-token", f"COMPOSER_AUTH_TOKEN={t}", t, "COMPOSER_AUTH_TOKEN=packagist_out_" + r(HEX, 60))
 t = "dckr_pat_" + r(ALNUM, 27); v("docker-hub-token", f"DOCKERHUB_TOKEN={t}", t, "DOCKERHUB_TOKEN=dckr_pat_" + r(ALNUM, 12))
 t = "oy2" + r(DIG + LO, 43); v("nuget-api-key", f"dotnet nuget push pkg.nupkg --api-key {t}", t, "--api-key oy2" + r(DIG + LO, 20))
 

@@ -477,13 +477,11 @@ impl Scanner {
         };
         let (Some(pair), Some(re)) = (&rule.pair, &c.pair) else { return Some(hit) };
         let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
-        let Some((s, e)) =
-            validate::partner(re, pair.group, pair.mixed, &data[ws..we], (start - ws, end - ws))
-        else {
+        let Some((s, e)) = validate::partner(re, pair.group, pair.mixed, data, (ws, we), (start, end)) else {
             report.suppress(&pair.unpaired);
             return None;
         };
-        let partner = &data[ws + s..ws + e];
+        let partner = &data[s..e];
         if let Some(why) = validate::placeholder(partner) {
             report.suppress(why);
             return None;
@@ -495,9 +493,9 @@ impl Scanner {
         let id = String::from_utf8_lossy(value);
         let tail = String::from_utf8_lossy(&partner[partner.len().saturating_sub(4)..]);
         Some(Hit {
-            at: ws + s,
-            start: ws + s,
-            end: ws + e,
+            at: s,
+            start: s,
+            end: e,
             public_prefix: 0,
             redacted: Some(format!("{id} / …{tail}")),
             ..hit

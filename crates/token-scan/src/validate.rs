@@ -160,29 +160,37 @@ fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The match of a pair's regex in `window` (its capture `group`) nearest to `own` (the rule's own
-/// match, which it must not overlap) that, when `mixed`, holds a lowercase letter, an uppercase
-/// letter and a digit or a symbol. The search resumes at the end of each candidate, so context a
-/// regex consumes around one (a delimiter) is seen again by the next.
+/// The match of a pair's regex within `window` of `data` (its capture `group`) nearest to `own`
+/// (the rule's own match, which it must not overlap) that, when `mixed`, holds a lowercase letter,
+/// an uppercase letter and a digit or a symbol. The regex runs on `data` itself, from the window's
+/// start to past its end, so that its assertions see the bytes around a candidate and a value the
+/// window's edge would cut is seen whole (and refused, if it is then too long). The search resumes
+/// at the end of each candidate, so context a regex consumes around one (a delimiter) is seen again
+/// by the next.
 pub(crate) fn partner(
     re: &regex::bytes::Regex,
     group: usize,
     mixed: bool,
-    window: &[u8],
+    data: &[u8],
+    window: (usize, usize),
     own: (usize, usize),
 ) -> Option<(usize, usize)> {
     let distance = |(s, e): (usize, usize)| if e <= own.0 { own.0 - e } else { s.saturating_sub(own.1) };
+    let hay = &data[..data.len().min(window.1.saturating_add(1024))];
     let mut best: Option<(usize, usize)> = None;
-    let mut at = 0;
-    while at <= window.len() {
-        let Some(caps) = re.captures_at(window, at) else { break };
+    let mut at = window.0;
+    while at <= window.1 {
+        let Some(caps) = re.captures_at(hay, at) else { break };
         let Some(whole) = caps.get(0) else { break };
         let Some(m) = caps.get(group) else {
             at = whole.end().max(whole.start() + 1);
             continue;
         };
         at = m.end().max(whole.start() + 1);
-        let v = &window[m.range()];
+        if m.end() > window.1 {
+            break;
+        }
+        let v = &hay[m.range()];
         let mixed_ok = !mixed
             || (v.iter().any(u8::is_ascii_lowercase)
                 && v.iter().any(u8::is_ascii_uppercase)
@@ -251,7 +259,7 @@ mod tests {
     fn a_mixed_partner_needs_both_cases_and_a_digit_or_symbol() {
         let re =
             regex::bytes::Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)").unwrap();
-        let find = |w: &[u8]| partner(&re, 1, true, w, (0, 0));
+        let find = |w: &[u8]| partner(&re, 1, true, w, (0, w.len()), (0, 0));
         assert!(find(b"key = abcdefghijabcdefghijabcdefghijabcdefgh").is_none());
         assert!(find(b"key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz;").is_some());
         // A rejected run's delimiter is seen again by the next.
@@ -259,6 +267,9 @@ mod tests {
             find(b"abcdefghijabcdefghijabcdefghijabcdefghij wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz"),
             Some((41, 81))
         );
+        // A run the window's end cuts is seen whole: 50 characters, not a 40-character key.
+        let long = b"key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzzabcdefghij";
+        assert_eq!(partner(&re, 1, true, long, (0, 46), (0, 0)), None);
     }
 
     #[test]

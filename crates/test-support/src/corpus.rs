@@ -2,11 +2,17 @@
 //! more per built-in rule) and near-miss decoys, and a corpus writer that mixes them into
 //! realistic source files. Used by token-scan's own tests and by the scan benchmark (here, not in
 //! token-scan, so that no user's build compiles it).
+//!
+//! Secrets are drawn from the generator below for the first rules (GitHub's checksummed tokens,
+//! Tokenward tokens, AWS pairs, …), and taken from token-scan's rule vectors
+//! (`crates/token-scan/tests/vectors/rules.json`: a positive and a negative per built-in rule) for
+//! every other rule: each rule is planted, each negative is a decoy, with no second list to keep.
 
 #![allow(clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::{IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenPrefix};
@@ -63,8 +69,46 @@ pub fn tokenward(prefix: &str) -> String {
     t.expose_secret().to_owned()
 }
 
-/// One planted secret per built-in rule kind (several for some): (rule id, the text holding it,
-/// the secret the finding must carry).
+/// token-scan's rule vectors: (rule id, positive text, its secret, negative text).
+fn vectors() -> &'static [(String, String, String, String)] {
+    static VECTORS: OnceLock<Vec<(String, String, String, String)>> = OnceLock::new();
+    VECTORS.get_or_init(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../token-scan/tests/vectors/rules.json"))
+                .expect("vectors parse");
+        v["vectors"]
+            .as_array()
+            .expect("a vector list")
+            .iter()
+            .map(|v| {
+                let field = |k: &str| v[k].as_str().expect("a vector field").to_owned();
+                (field("rule"), field("positive"), field("secret"), field("negative"))
+            })
+            .collect()
+    })
+}
+
+/// The rules whose secrets [`planted`] draws itself (the others' come from the vectors).
+const GENERATED: &[&str] = &[
+    "github-classic",
+    "tokenward",
+    "github-fine-grained",
+    "gitlab-pat",
+    "slack-token",
+    "slack-webhook",
+    "stripe-live-key",
+    "vault-token",
+    "aws-access-key",
+    "gcp-service-account",
+    "azure-storage-connection-string",
+    "azure-storage-key",
+    "private-key",
+    "database-url",
+];
+
+/// One planted secret per built-in rule kind (several for some), the generic rule's aside: (rule
+/// id, the text holding it, the secret the finding must carry). A planted secret is reported on
+/// the first line of its text, except an AWS pair's (on the next: the secret key).
 pub fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
     for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
@@ -133,6 +177,11 @@ pub fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
     out.push(("database-url", format!("DATABASE_URL=postgres://app:{pw}@db.internal:5432/app"), pw));
     let pw = rng.pick(ALNUM, 14);
     out.push(("database-url", format!("url: \"mongodb+srv://svc:{pw}@cluster0.example.net/db\""), pw));
+    for (rule, positive, secret, _) in vectors() {
+        if !GENERATED.contains(&rule.as_str()) && rule != "generic-assignment" {
+            out.push((rule.as_str(), positive.clone(), secret.clone()));
+        }
+    }
     out
 }
 
@@ -165,6 +214,11 @@ pub fn decoys(rng: &mut Rng) -> Vec<String> {
     out.push("api_key = \"aaaaaaaaaaaaaaaaaaaa\"".into());
     out.push(format!("sha = \"{}\"", rng.pick(HEX, 40)));
     out.push(format!("let ident_{} = 1;", rng.pick(ALNUM, 66)));
+    for (rule, _, _, negative) in vectors() {
+        if rule != "generic-assignment" {
+            out.push(negative.clone());
+        }
+    }
     out
 }
 
@@ -224,8 +278,11 @@ pub fn write_corpus(dir: &Path, seed: u64, bytes: u64, secret_every: u64) -> std
                 m.planted.push((name.clone(), line, (*rule).to_owned()));
                 let d = decoys(&mut rng);
                 let decoy = &d[(rng.next_u64() % d.len() as u64) as usize];
-                m.decoys.push((name.clone(), line + t.matches('\n').count() as u64 + 2));
-                format!("{t}\n{}\n{decoy}\n{}", FILLER[0], FILLER[1])
+                // Filler between them wider than any rule's window, so that a decoy shaped like a
+                // secret without its context cannot borrow the planted one's.
+                let gap = [FILLER[0], FILLER[1], FILLER[3], FILLER[8], FILLER[12], FILLER[14]];
+                m.decoys.push((name.clone(), line + t.matches('\n').count() as u64 + 1 + gap.len() as u64));
+                format!("{t}\n{}\n{decoy}\n{}", gap.join("\n"), FILLER[1])
             } else {
                 FILLER[(rng.next_u64() % FILLER.len() as u64) as usize].to_owned()
             };

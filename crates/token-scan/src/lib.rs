@@ -48,7 +48,7 @@ pub use baseline::Baseline;
 pub use error::ScanError;
 pub use finding::{Finding, Fingerprint, Location, Report, Skipped};
 pub use output::TOOL_NAME;
-pub use rule::{Confidence, Rule, RuleSet, TOKENWARD_RULE, Validator};
+pub use rule::{Confidence, Pair, Rule, RuleSet, TOKENWARD_RULE, Validator};
 pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
 #[cfg(feature = "images")]

@@ -32,23 +32,54 @@ impl Confidence {
     }
 }
 
-/// What a match must also pass to be a finding.
+/// What a match must also pass to be a finding. A checksum that fails suppresses the match
+/// (counted as `checksum fails`) and vetoes every other rule's match overlapping it: a value
+/// shaped like a checksummed token whose checksum fails is never reported, by any rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum Validator {
     /// Nothing beyond the regex.
     None,
-    /// GitHub's classic token checksum: the last 6 base62 characters are the CRC-32 of the 30
-    /// random ones.
+    /// GitHub's token checksum, which npm's tokens share: after a 4-character prefix (`ghp_`,
+    /// `npm_`), 30 random base62 characters, then the CRC-32 of those 30 in 6 base62 digits.
     GithubCrc32,
-    /// An AWS access key id counts only with a 40-character secret key within the window.
-    AwsSecretNearby,
+    /// Grafana's prefixed-key checksum (`glsa_<secret>_<checksum>`): the last 8 characters are the
+    /// CRC-32 (IEEE) of everything before the last `_`, its 4 bytes little-endian in lowercase hex.
+    GrafanaCrc32,
+    /// A PyPI API token: `pypi-` then the base64url of a version-2 macaroon whose fields parse
+    /// (location, identifier, caveats, a 32-byte signature) and whose location is `pypi.org` or
+    /// `test.pypi.org`.
+    PypiMacaroon,
     /// The value's Shannon entropy is at least this many bits per character.
     Entropy {
         /// The threshold.
         min_bits: f32,
     },
+}
+
+/// A second value a match is useless without (an AWS access key id and its secret key, a Twilio
+/// account SID and its auth token, an Azure client secret and its client id): searched for within
+/// the rule's window (`before` bytes before the match, `after` after it); without it the match is
+/// suppressed, counted under [`Pair::unpaired`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pair {
+    /// The partner's regex (Rust `regex` syntax).
+    pub regex: String,
+    /// Which capture group is the partner (0: the whole match).
+    #[serde(default)]
+    pub group: usize,
+    /// Whether the partner must hold a lowercase letter, an uppercase letter and a digit or a
+    /// symbol (so that a word or an identifier is not taken for a key).
+    #[serde(default)]
+    pub mixed: bool,
+    /// Whether the partner is the secret reported (an AWS secret key beside its public key id:
+    /// the finding is the secret, redacted as `<id> / …<last four>`); otherwise the match is.
+    #[serde(default)]
+    pub report_partner: bool,
+    /// The reason a match without its partner is counted under in `Report::suppressed`.
+    pub unpaired: String,
 }
 
 /// One detection rule.
@@ -78,6 +109,9 @@ pub struct Rule {
     /// How far after an anchor a match may end (bytes).
     #[serde(default = "default_after")]
     pub after: usize,
+    /// The partner a match is useless without, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<Pair>,
     /// Whether it runs (user rules: yes unless said; the generic built-in rule: no).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -115,9 +149,10 @@ struct RuleFile {
 }
 
 impl RuleSet {
-    /// The built-in rules (the generic assignment rule off; see [`RuleSet::with_generic`]).
+    /// The built-in rules (`rules/builtin.toml`, parsed once; the generic assignment rule off, see
+    /// [`RuleSet::with_generic`]).
     pub fn builtin() -> Self {
-        Self { rules: crate::rules::builtin(), tokenward: true }
+        Self { rules: crate::rules::builtin().to_vec(), tokenward: true }
     }
 
     /// No rules at all (add some with [`RuleSet::with_rules`]); the Tokenward detector stays.
@@ -150,15 +185,7 @@ impl RuleSet {
 
     /// Adds the rules of a TOML file's text: `[[rule]]` tables with the fields of [`Rule`].
     pub fn with_toml(self, text: &str) -> Result<Self, ScanError> {
-        let file: RuleFile = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|span| {
-                let before = &text[..span.start.min(text.len())];
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {}, column {column}: ", before.matches('\n').count() + 1)
-            });
-            ScanError::Rules(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
-        })?;
-        Ok(self.with_rules(file.rule))
+        Ok(self.with_rules(parse_rules(text)?))
     }
 
     /// The rules, in order.
@@ -179,4 +206,17 @@ impl RuleSet {
         }
         self
     }
+}
+
+/// The `[[rule]]` tables of a TOML text (users' `--rules` files and the built-in table alike).
+pub(crate) fn parse_rules(text: &str) -> Result<Vec<Rule>, ScanError> {
+    let file: RuleFile = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {}, column {column}: ", before.matches('\n').count() + 1)
+        });
+        ScanError::Rules(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
+    })?;
+    Ok(file.rule)
 }

@@ -192,10 +192,21 @@ fn no_output_holds_a_found_secret() {
     report.write_sarif(&mut outputs, &RuleSet::builtin()).unwrap();
     outputs.extend_from_slice(format!("{report:?}").as_bytes());
     let outputs = String::from_utf8(outputs).unwrap();
+    let rules = RuleSet::builtin();
     for (rule, _, secret) in &planted {
-        // Every 8-character piece of the secret beyond its public prefix stays out.
+        // Every 8-character piece of the secret beyond its public prefix stays out: the rule's
+        // anchor it starts with (`AGE-SECRET-KEY-1`, `sk-ant-api03-`), else up to its first
+        // separator; 12 characters at most.
         let s = secret.trim();
-        let start = s.find(['_', '-', '.']).map_or(0, |i| i + 1).min(12);
+        let anchor =
+            rules.rules().iter().filter(|r| r.id == *rule).flat_map(|r| &r.anchors).fold(0, |n, a| {
+                if s.len() > a.len() && s.as_bytes()[..a.len()].eq_ignore_ascii_case(a.as_bytes()) {
+                    n.max(a.len())
+                } else {
+                    n
+                }
+            });
+        let start = if anchor > 0 { anchor } else { s.find(['_', '-', '.']).map_or(0, |i| i + 1) }.min(12);
         for w in s.as_bytes()[start..s.len().saturating_sub(4)].windows(8) {
             let w = std::str::from_utf8(w).unwrap();
             if w.trim().len() == 8 && !w.contains('\n') {

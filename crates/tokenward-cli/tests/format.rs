@@ -36,7 +36,10 @@ fn init_and_policy_commands_print_one_json_document() {
     assert!(!v["policy"]["changes"].as_array().unwrap().is_empty(), "{v}");
 
     let v = run_json(&cli, &["policy", "check", "policy.toml"]);
-    assert_eq!((v["ok"].as_bool(), v["roles"].as_u64(), v["principals"].as_u64()), (Some(true), Some(2), Some(2)));
+    assert_eq!(
+        (v["ok"].as_bool(), v["roles"].as_u64(), v["principals"].as_u64()),
+        (Some(true), Some(2), Some(2))
+    );
 
     // Unchanged: nothing stored; a dry run of a change: the changes, nothing stored.
     let v = run_json(&cli, &["policy", "apply", "policy.toml"]);
@@ -128,7 +131,11 @@ fn alerts_print_json_lines_by_default_and_text_when_asked() {
     }
     let text = cli.run(&["alerts", "check", "--format", "text"]);
     assert_eq!(text.code, 1, "{}", text.stderr);
-    assert!(text.stdout.lines().any(|l| l.contains("rotation_overdue") && !l.starts_with('{')), "{}", text.stdout);
+    assert!(
+        text.stdout.lines().any(|l| l.contains("rotation_overdue") && !l.starts_with('{')),
+        "{}",
+        text.stdout
+    );
 }
 
 /// `rekey --to` against moto's KMS (skipped without it).

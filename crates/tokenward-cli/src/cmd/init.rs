@@ -58,7 +58,10 @@ pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
         g.key_file = Some(path.clone());
         // In JSON, the key file is a field of the one document printed.
         if !a.output.json() {
-            eprintln!("wrote a new 256-bit key to {} (mode 0600): keep it apart from the store", path.display());
+            eprintln!(
+                "wrote a new 256-bit key to {} (mode 0600): keep it apart from the store",
+                path.display()
+            );
         }
     }
     // All or nothing: everything that can be checked is checked before anything is created, and

@@ -153,7 +153,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
             );
         } else {
             println!(
-            "{promoted} promoted, {rolled_back} rolled back, {unfinished} unfinished (partial promotion or rollback), \
+                "{promoted} promoted, {rolled_back} rolled back, {unfinished} unfinished (partial promotion or rollback), \
              {failed} failed or skipped"
             );
         }

@@ -78,7 +78,11 @@ pub(crate) fn days(d: f64) -> String {
 /// How long ago a number of days was, for people: `just now` under a minute, else `3d4h ago`.
 pub(crate) fn days_ago(d: f64) -> String {
     let delta = days_delta(d);
-    if delta < TimeDelta::minutes(1) { "just now".to_owned() } else { format!("{} ago", out::fmt_delta(delta)) }
+    if delta < TimeDelta::minutes(1) {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", out::fmt_delta(delta))
+    }
 }
 
 /// `d` days, to the millisecond.

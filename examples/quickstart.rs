@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokenward::audit::{Action, AuditQuery, CheckpointSigner, FileLog, LogStorage, verify_file};
 use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::limits::{CHECKSUM_LEN, SECRET_LEN};
 use tokenward::core::*;
 use tokenward::rotate::{Rotation, Step};
 use tokenward::secrecy::{ExposeSecret, SecretString};

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, SignedCheckpoint};
-use token_core::{ChildRequest, Clock, IssueRequest, IssuedToken, Principal, TokenId};
+use token_audit::{Action, Actor, AuditEvent, AuditWriter, Auditor, checkpoints::SignedCheckpoint};
+use token_core::{ChildRequest, IssueRequest, IssuedToken, Principal, TokenId, clocks::Clock};
 use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
     Schedule, TokenwardTokenTarget, TokioScheduler,
@@ -163,7 +163,7 @@ impl Tokenward {
     pub async fn check_audit_log(
         &self,
         storage: &dyn token_audit::LogStorage,
-        witness: Option<&dyn token_audit::Witness>,
+        witness: Option<&dyn token_audit::witnesses::Witness>,
     ) -> Result<()> {
         crate::guard::check_read_only(&self.inner.secrets, storage, witness).await
     }
@@ -275,6 +275,23 @@ impl Tokenward {
     /// A rotation target for `principal`'s token for `request`'s purpose, in this deployment.
     pub fn token_target(&self, principal: Principal, request: IssueRequest) -> Arc<TokenwardTokenTarget> {
         Arc::new(TokenwardTokenTarget::new(self.inner.tokens.clone(), principal, request))
+    }
+
+    /// The order a leak of credential `name` found by the leak response
+    /// ([`Tokenward::respond_to_leaks`], [`Tokenward::respond_to_github_alerts`]) is answered in:
+    /// `RevokeFirst` (the default) kills the leaked credential at once and denies consumers until
+    /// the replacement is deployed; `ReplaceFirst` denies nobody and leaves the leaked credential
+    /// alive for one rotation. A declared credential's `emergency` sets it
+    /// ([`Tokenward::manage_declared`]).
+    pub fn set_emergency_order(&self, name: &SecretName, order: EmergencyOrder) {
+        let mut orders = self.inner.emergency_orders.lock().unwrap_or_else(|p| p.into_inner());
+        orders.insert(name.as_str().to_owned(), order);
+    }
+
+    /// The order a leak of credential `name` is answered in (see [`Tokenward::set_emergency_order`]).
+    pub fn emergency_order(&self, name: &SecretName) -> EmergencyOrder {
+        let orders = self.inner.emergency_orders.lock().unwrap_or_else(|p| p.into_inner());
+        orders.get(name.as_str()).copied().unwrap_or(EmergencyOrder::RevokeFirst)
     }
 
     pub(crate) fn watch(&self, name: &SecretName, target: &Arc<dyn RotationTarget>) {
@@ -403,7 +420,7 @@ impl Tokenward {
     /// ([`crate::TokenwardBuilder::moving_kek_to`]): every data key and the key check rewrapped
     /// under it, resumable (a rerun after a crash finishes it), audited (`key_rotation`, with both
     /// KEK ids). Afterwards only the new KEK opens the store. See [`SecretStore::move_kek`].
-    pub async fn move_kek(&self) -> Result<token_store::RewrapReport> {
+    pub async fn move_kek(&self) -> Result<token_store::keys::RewrapReport> {
         Ok(self.inner.secrets.move_kek(256).await?)
     }
 

@@ -16,11 +16,11 @@ pub enum Error {
     /// The audit log is not the one the store is bound to (missing, shorter, another, a fork), or
     /// the store has no binding: fail closed.
     #[error(transparent)]
-    Binding(#[from] token_audit::BindingError),
+    Binding(#[from] token_audit::witnesses::BindingError),
     /// The witness holds a newer signed tree head than the log (a rollback of store and log), or
     /// a record that does not verify, or could not be reached.
     #[error(transparent)]
-    Witness(#[from] token_audit::WitnessError),
+    Witness(#[from] token_audit::witnesses::WitnessError),
     /// A rotation or emergency failed.
     #[error(transparent)]
     Rotate(#[from] token_rotate::RotateError),

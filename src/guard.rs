@@ -11,7 +11,7 @@
 //! a log's last few seconds of appends are bound only at the next of those moments.
 //!
 //! After each push the log's tree at the pushed head is sealed too ([`AUDIT_TREE_META`]), so an
-//! open checks the witness from there (`token_audit::check_log_marked`): O(entries since), not
+//! open checks the witness from there (`token_audit::witnesses::check_log_marked`): O(entries since), not
 //! O(log); without a mark that holds for the log, the full check.
 
 use std::sync::Arc;
@@ -20,8 +20,9 @@ use token_audit::chains::{ChainHash, ChainHead};
 use token_audit::checkpoints::CheckpointKey;
 use token_audit::witnesses::{entry_hash_at, extend_compact};
 use token_audit::{
-    Action, Actor, AuditEvent, AuditWriter, Auditor, BindingError, CheckpointSigner, CompactTree, LogBinding,
-    TreeMark, Witness, WitnessedHead,
+    Action, Actor, AuditEvent, AuditWriter, Auditor, CheckpointSigner, merkle::CompactTree,
+    witnesses::BindingError, witnesses::LogBinding, witnesses::TreeMark, witnesses::Witness,
+    witnesses::WitnessedHead,
 };
 use token_store::reserved::AUDIT_BINDING_META;
 use token_store::secrecy::{ExposeSecret, SecretBox};
@@ -146,7 +147,7 @@ pub(crate) async fn check_read_only(
         match stored_key(secrets).await? {
             Some(key) => {
                 let mark = read_mark(secrets).await?.and_then(|(m, _)| m);
-                token_audit::check_log_marked(
+                token_audit::witnesses::check_log_marked(
                     w,
                     &key,
                     AUDIT_LOG_NAME,
@@ -161,7 +162,7 @@ pub(crate) async fn check_read_only(
             }
             // No key, so no head was ever signed by this store: a witness holding one is not ours.
             None if w.newest().await?.is_some() => {
-                return Err(token_audit::WitnessError::BadRecord {
+                return Err(token_audit::witnesses::WitnessError::BadRecord {
                     location: w.location(),
                     detail: "the store has no signing key, yet the witness holds a head".into(),
                 }
@@ -238,7 +239,7 @@ impl Guard {
             Some(w) => {
                 let key = w.signer.public_key();
                 let mark = read_mark(secrets).await?.and_then(|(m, _)| m);
-                let checked = token_audit::check_log_marked(
+                let checked = token_audit::witnesses::check_log_marked(
                     w.witness.as_ref(),
                     &key,
                     &w.log,
@@ -426,7 +427,7 @@ impl Guard {
 pub(crate) async fn verified_matches(
     storage: &dyn token_audit::LogStorage,
     query: &token_audit::AuditQuery,
-) -> std::result::Result<Vec<token_audit::Entry>, token_audit::AuditError> {
+) -> std::result::Result<Vec<token_audit::chains::Entry>, token_audit::AuditError> {
     let mut out = Vec::new();
     token_audit::witnesses::read_chain(storage, 0, ChainHead::EMPTY, None, |e| {
         if query.matches(e) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use token_audit::{Actor, AuditWriter, Auditor, CheckpointSigner, SubjectKey};
-use token_core::Clock;
+use token_core::clocks::Clock;
 use token_rotate::{RotationTarget, Rotator, TokioScheduler};
 use token_store::{Backend, SecretName, SecretStore, TokenService};
 use tokio::sync::watch;
@@ -23,7 +23,7 @@ pub(crate) struct Inner {
     pub(crate) auditor: Option<Auditor>,
     pub(crate) subject_key: Option<SubjectKey>,
     /// Allowed verifications counted per interval (`VerifyAuditMode::Summarized`).
-    pub(crate) summary: Option<token_audit::VerificationSummary>,
+    pub(crate) summary: Option<token_audit::summary::VerificationSummary>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) signer: Option<(Arc<CheckpointSigner>, String)>,
     /// Who this handle records as the actor of the entries it writes itself.
@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     /// Credentials rotated through this handle: upkeep revokes their previous versions when the
     /// overlap ends, and finishes an emergency a crash interrupted.
     pub(crate) watched: Mutex<HashMap<String, Watched>>,
+    /// The emergency order a leak of each credential is answered in (absent: revoke first).
+    pub(crate) emergency_orders: Mutex<HashMap<String, token_rotate::EmergencyOrder>>,
     /// Every target the handle was given: closed at shutdown (an OpenBao AppRole login token is
     /// revoked, not left alive until its TTL).
     pub(crate) opened: Mutex<Vec<Arc<dyn RotationTarget>>>,

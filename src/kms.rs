@@ -123,7 +123,8 @@ impl KmsKey {
                     http = http.ca_pem(pem);
                 }
                 let http = http.build().map_err(|e| Error::Config(format!("KMS key {self}: {e}")))?;
-                let provider = token_store::TransitKeyProvider::connect(http, token, mount, key).await?;
+                let provider =
+                    token_store::keys::TransitKeyProvider::connect(http, token, mount, key).await?;
                 Ok(Arc::new(provider))
             }
             #[cfg(not(feature = "vault"))]
@@ -140,7 +141,7 @@ impl KmsKey {
                 if let Some(endpoint) = env_endpoint("kms") {
                     client = client.endpoint(endpoint);
                 }
-                Ok(Arc::new(token_store::AwsKmsKeyProvider::new(client, key_id)))
+                Ok(Arc::new(token_store::keys::AwsKmsKeyProvider::new(client, key_id)))
             }
             #[cfg(not(feature = "aws"))]
             Self::AwsKms { .. } => {

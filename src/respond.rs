@@ -18,13 +18,16 @@ use crate::error::Result;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LeakOutcome {
-    /// Ours and active, the current credential of `name`: revoked and replaced (emergency,
-    /// revoke first).
+    /// Ours and active, the current credential of `name`: revoked and replaced, in the
+    /// credential's emergency order ([`Tokenward::set_emergency_order`]; a declared credential's
+    /// `emergency`; revoke first unless said).
     Replaced {
         /// The leaked token.
         id: TokenId,
         /// The rotated credential it was.
         name: SecretName,
+        /// The order it was replaced in.
+        order: EmergencyOrder,
     },
     /// Ours and not revoked (active, or not valid yet, or expired, or used up: anything of ours a
     /// leak exposes is revoked): revoked, with its children.
@@ -96,8 +99,10 @@ impl LeakResponse {
 impl Tokenward {
     /// Responds to a scan: every Tokenward token found that is this deployment's and active is
     /// revoked at once — if it is the current credential of a rotation this handle runs
-    /// ([`Tokenward::rotate`], [`Tokenward::schedule`]), revoked and replaced
-    /// ([`EmergencyOrder::RevokeFirst`]) — and each such finding is audited (`scan_finding`).
+    /// ([`Tokenward::rotate`], [`Tokenward::schedule`], [`Tokenward::manage_declared`]), revoked
+    /// and replaced in that credential's emergency order ([`Tokenward::set_emergency_order`]; a
+    /// declared credential's `emergency`; [`EmergencyOrder::RevokeFirst`] unless said) — and
+    /// each such finding is audited (`scan_finding`).
     /// A token is treated as ours only if its secret matches its record (checked in constant
     /// time), so a forged token naming a real id revokes nothing.
     pub async fn respond_to_leaks(&self, report: &Report) -> Result<LeakResponse> {
@@ -163,8 +168,9 @@ impl Tokenward {
             // Its secret matches its record: ours, whether active, not valid yet, expired or used up.
             _ => match self.rotated_credential_for(id).await? {
                 Some((name, target)) => {
-                    self.revoke_and_replace(&name, target, EmergencyOrder::RevokeFirst).await?;
-                    LeakOutcome::Replaced { id, name }
+                    let order = self.emergency_order(&name);
+                    self.revoke_and_replace(&name, target, order).await?;
+                    LeakOutcome::Replaced { id, name, order }
                 }
                 None => LeakOutcome::Revoked { id, revoked: self.revoke(id).await? },
             },

@@ -100,16 +100,28 @@ impl Upkeep {
     }
 }
 
-/// Follows another instance's changes on PostgreSQL (reconnecting when the feed ends).
+/// Follows other instances' changes on a backend that announces them (PostgreSQL's `NOTIFY`, or
+/// any backend whose `listen_revocations` gives a feed), reconnecting when the feed ends.
 pub(crate) struct Follower {
-    #[cfg(feature = "postgres")]
-    backend: Arc<token_store::PostgresBackend>,
+    backend: Arc<dyn token_store::Backend>,
+    /// The feed the open's probe got, used first.
+    first: Option<Box<dyn token_store::RevocationFeed>>,
 }
 
 impl Follower {
-    #[cfg(feature = "postgres")]
-    pub(crate) fn new(backend: Arc<token_store::PostgresBackend>) -> Self {
-        Self { backend }
+    /// A follower for `backend`, if it can announce changes: `None` for a backend that says it
+    /// cannot (`NoRevocationFeed`: its instances learn of each other's changes through the
+    /// periodic catch-up alone). A backend that can but does not answer now is followed: the
+    /// follower retries.
+    pub(crate) async fn probe(backend: &Arc<dyn token_store::Backend>) -> Option<Self> {
+        match backend.listen_revocations().await {
+            Ok(feed) => Some(Self { backend: Arc::clone(backend), first: Some(feed) }),
+            Err(token_store::StoreError::NoRevocationFeed) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for revocations yet; retrying");
+                Some(Self { backend: Arc::clone(backend), first: None })
+            }
+        }
     }
 }
 
@@ -286,12 +298,9 @@ pub(crate) fn start(
         }));
     }
 
-    #[cfg(feature = "postgres")]
     if let Some(f) = follower {
         handles.push(follow(inner, f, stop.subscribe()));
     }
-    #[cfg(not(feature = "postgres"))]
-    let _ = follower;
 
     *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tasks { stop, handles });
 }
@@ -300,8 +309,7 @@ pub(crate) fn start(
 /// catches up on what was announced while nobody listened — revocations stored since, and tokens
 /// the cache does not hold — so nothing is missed (a revoker's clock more than a minute behind is
 /// left to the full resync), and after a lost connection reconnects at once.
-#[cfg(feature = "postgres")]
-fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn follow(inner: &Arc<Inner>, mut f: Follower, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let weak = Arc::downgrade(inner);
     tokio::spawn(async move {
         // Since when changes may have been missed: from before the cache was loaded at open
@@ -310,7 +318,11 @@ fn follow(inner: &Arc<Inner>, f: Follower, mut stop: watch::Receiver<bool>) -> J
         let mut lost_at: Option<DateTime<Utc>> = Some(Utc::now() - TimeDelta::minutes(10));
         loop {
             let Some(inner) = weak.upgrade() else { return };
-            match token_store::Backend::listen_revocations(&*f.backend).await {
+            let listened = match f.first.take() {
+                Some(feed) => Ok(feed),
+                None => f.backend.listen_revocations().await,
+            };
+            match listened {
                 Ok(feed) => {
                     // Following first: a change announced from now on is applied at once.
                     let mut follower = inner.tokens.follow_revocations(feed);

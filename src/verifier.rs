@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use token_audit::{AuditedVerifier, Auditor, SubjectKey, VerificationSummary};
-use token_core::{Clock, Decision, Request, Verifier};
-use token_store::{TokenService, VerifierCache};
+use token_audit::{AuditedVerifier, Auditor, SubjectKey, summary::VerificationSummary};
+use token_core::{Decision, Request, Verifier, clocks::Clock};
+use token_store::{TokenService, cache::VerifierCache};
 
 /// The auditor, the key malformed presentations are hashed under, and the summary allowed
 /// verifications are counted into.

@@ -204,3 +204,56 @@ async fn the_periodic_catch_up_loads_new_tokens_and_applies_revocations_between_
     here.shutdown().await.unwrap();
     there.shutdown().await.unwrap();
 }
+
+/// A backend handed in with `with_backend` is followed like one the builder connects itself:
+/// a PostgreSQL backend announces other instances' issues and revocations, and a handle over it
+/// applies them within moments, not at the next periodic catch-up (a minute away).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_handed_in_is_followed_when_it_announces_changes() {
+    use std::sync::Arc;
+    use tokenward::store::{Backend, PostgresBackend};
+    let Some(schema) = tokenward_test_support::FreshSchema::create("fd_follow") else { return };
+    let key = || {
+        let kek = tokenward::store::LocalKek::from_key("kek", Box::new([3u8; 32]).into()).unwrap();
+        Arc::new(kek) as Arc<dyn tokenward::store::KeyProvider>
+    };
+    let other = Tokenward::postgres(schema.url())
+        .key_provider(key())
+        .prefix("fd")
+        .policy(policy())
+        .open()
+        .await
+        .unwrap();
+    let handed: Arc<dyn Backend> = Arc::new(PostgresBackend::connect(schema.url(), 4).await.unwrap());
+    let tw = Tokenward::with_backend(handed)
+        .key_provider(key())
+        .prefix("fd")
+        .policy(policy())
+        .open()
+        .await
+        .unwrap();
+
+    let token = other.issue(&principal(), &request("followed")).await.unwrap();
+    let until = |want: fn(&tokenward::core::Decision) -> bool| {
+        let v = tw.verifier();
+        let text = token.expose_secret().to_owned();
+        async move {
+            for _ in 0..500 {
+                if want(&v.verify(&text, &read())) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    assert!(until(|d| d.is_allowed()).await, "an issue announced elsewhere is loaded");
+    other.revoke(token.id()).await.unwrap();
+    assert!(
+        until(|d| matches!(d.reason(), Some(DenyReason::Revoked { .. }))).await,
+        "a revocation announced elsewhere is applied"
+    );
+    tw.shutdown().await.unwrap();
+    other.shutdown().await.unwrap();
+}

@@ -173,7 +173,7 @@ mod partner_alerts {
 async fn no_leaked_token_of_ours_survives_timing_a_cold_cache_or_a_suppression() {
     use tokenward::core::chrono::{TimeDelta, Utc};
     use tokenward::scan::Fingerprint;
-    use tokenward::store::BoundedCache;
+    use tokenward::store::cache::BoundedCache;
 
     let dir = tempfile::tempdir().unwrap();
     let tw = builder(dir.path()).open().await.unwrap();
@@ -237,4 +237,43 @@ async fn no_leaked_token_of_ours_survives_timing_a_cold_cache_or_a_suppression()
     let raw = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     assert!(raw.contains("\"suppressed\":\"allow comment\""), "the audit says a suppression was overruled");
     assert!(!raw.contains(allowed.expose_secret()));
+}
+
+/// The response answers a leak in the credential's emergency order: replace first keeps every
+/// consumer served (a verification of the leaked token is never refused before the replacement
+/// is current), then the leaked token is dead all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_credential_is_replaced_in_its_declared_emergency_order() {
+    use tokenward::EmergencyOrder;
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let name = SecretName::new("billing/replace-first").unwrap();
+    assert_eq!(tw.emergency_order(&name), EmergencyOrder::RevokeFirst, "revoke first unless said");
+    tw.set_emergency_order(&name, EmergencyOrder::ReplaceFirst);
+    let target = tw.token_target(principal(), request("replaced-first"));
+    let _ = tw.rotate(&name, target as std::sync::Arc<dyn RotationTarget>).await.unwrap();
+    let leaked = tw.current_credential(&name).await.unwrap().unwrap();
+
+    let tree = dir.path().join("repo");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join(".env"), format!("TOKEN={}\n", leaked.secret.expose_secret())).unwrap();
+    let report = Scanner::new().unwrap().scan_tree(&tree, &TreeOptions::default()).unwrap();
+    let response = tw.respond_to_leaks(&report).await.unwrap();
+    assert!(
+        matches!(&response.actions[0].outcome,
+            LeakOutcome::Replaced { name: n, order: EmergencyOrder::ReplaceFirst, .. } if *n == name),
+        "{:?}",
+        response.actions
+    );
+    let d = tw.verifier().verify(leaked.secret.expose_secret(), &read());
+    assert!(matches!(d.reason(), Some(DenyReason::Revoked { .. })), "dead after the response: {d}");
+    let fresh = tw.current_credential(&name).await.unwrap().unwrap();
+    assert_ne!(fresh.handle, leaked.handle);
+    assert!(tw.verifier().verify(fresh.secret.expose_secret(), &read()).is_allowed());
+    tw.shutdown().await.unwrap();
+    drop(tw);
+    // The audit trail says which order ran.
+    let raw = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(raw.contains("replace_first"), "the emergency's order is audited");
+    assert!(!raw.contains(leaked.secret.expose_secret()), "and never the token");
 }

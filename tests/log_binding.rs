@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokenward::audit::{AuditQuery, BindingError, FileLog, FileSync, LogStorage};
+use tokenward::audit::{AuditQuery, FileLog, LogStorage, file::FileSync, witnesses::BindingError};
 use tokenward::{Error, FailureMode, Tokenward};
 
 mod common;

@@ -19,7 +19,7 @@ use common::*;
 
 /// Cheap Argon2id: this test opens the store a couple of hundred times.
 fn builder(dir: &Path) -> TokenwardBuilder {
-    builder_with(dir, Some(tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap()))
+    builder_with(dir, Some(tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap()))
 }
 
 /// Counts panics on every thread of this test binary (the store's worker threads included).

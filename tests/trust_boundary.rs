@@ -17,7 +17,7 @@ mod common;
 use common::*;
 
 fn builder(dir: &Path) -> TokenwardBuilder {
-    builder_with(dir, Some(tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap()))
+    builder_with(dir, Some(tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap()))
 }
 
 fn wide() -> Request {
@@ -291,11 +291,14 @@ async fn times_from_callers_never_overflow() {
 #[tokio::test]
 async fn a_child_whose_ancestor_is_revoked_is_denied_whatever_its_own_row_says() {
     use rusqlite::types::Value;
-    use tokenward::store::BoundedCache;
+    use tokenward::store::cache::BoundedCache;
     let dir = tempfile::tempdir().unwrap();
     let unaudited = || {
         tokenward::Tokenward::embedded(dir.path().join("tw.db"))
-            .passphrase_with(PASSPHRASE.into(), tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap())
+            .passphrase_with(
+                PASSPHRASE.into(),
+                tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap(),
+            )
             .prefix("fd")
             .policy(policy())
     };

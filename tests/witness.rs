@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokenward::audit::chains::ChainHead;
 use tokenward::audit::{
-    Action, Actor, AuditError, AuditEvent, Entry, FileLog, FileWitness, LogStorage, Witness, WitnessError,
+    Action, Actor, AuditError, AuditEvent, FileLog, LogStorage, chains::Entry, witnesses::FileWitness,
+    witnesses::Witness, witnesses::WitnessError,
 };
 use tokenward::{Error, TokenwardBuilder};
 
@@ -86,7 +87,8 @@ async fn store_and_log_rolled_back_together_are_caught_by_the_witness() {
         .open()
         .await
         .unwrap();
-    let log = FileLog::open_shared(dir.path().join("audit.jsonl"), tokenward::audit::FileSync::Data).unwrap();
+    let log =
+        FileLog::open_shared(dir.path().join("audit.jsonl"), tokenward::audit::file::FileSync::Data).unwrap();
     let e = ro.check_audit_log(&log, Some(w.as_ref())).await.unwrap_err();
     assert!(matches!(e, Error::Witness(WitnessError::RolledBack { .. })), "{e}");
     ro.shutdown().await.unwrap();
@@ -219,7 +221,7 @@ async fn an_open_checks_the_witness_from_the_sealed_mark_without_reading_the_log
     bulk(dir.path(), entries.len() - keep, "forged").await;
     let (opened, _) = open_counted(dir.path(), &w).await;
     match opened {
-        Err(Error::Binding(tokenward::audit::BindingError::ForkedLog { .. })) => {}
+        Err(Error::Binding(tokenward::audit::witnesses::BindingError::ForkedLog { .. })) => {}
         Err(e) => panic!("expected the binding to refuse a fork, got {e}"),
         Ok(_) => panic!("a forked log opened"),
     }
@@ -244,7 +246,7 @@ async fn an_open_checks_the_witness_from_the_sealed_mark_without_reading_the_log
 #[cfg(feature = "aws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_locked_bucket_catches_the_rollback_too() {
-    use tokenward::audit::S3Witness;
+    use tokenward::audit::witnesses::S3Witness;
     use tokenward_test_support::{ALLOW_ALL, Moto};
     let Some(moto) = Moto::start(3) else { return };
     let client = moto.client(moto.setup_user("writer", ALLOW_ALL).await);
@@ -292,7 +294,7 @@ async fn costs() {
     let dir = tempfile::tempdir().unwrap();
     let mount = tempfile::tempdir().unwrap();
     let w: Arc<dyn Witness> = Arc::new(FileWitness::open(mount.path()).unwrap());
-    let kdf = tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap();
+    let kdf = tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap();
     let b = |witness: bool| {
         let b = builder_with(dir.path(), Some(kdf.clone()));
         if witness { b.witness(w.clone()) } else { b }
@@ -433,7 +435,10 @@ async fn a_revocation_edited_out_of_the_middle_of_a_witnessed_log_is_caught_at_o
     }
     // The read-only check (what `list`, `report` and `alerts check` run) refuses it too.
     let unaudited = tokenward::Tokenward::embedded(dir.path().join("tw.db"))
-        .passphrase_with(PASSPHRASE.into(), tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap())
+        .passphrase_with(
+            PASSPHRASE.into(),
+            tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap(),
+        )
         .prefix("fd")
         .policy(policy())
         .open()

@@ -9,7 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokenward::audit::{Action, Actor, AuditEvent, FileLog, FileSync, FileWitness, LogStorage, Witness};
+use tokenward::audit::{
+    Action, Actor, AuditEvent, FileLog, LogStorage, file::FileSync, witnesses::FileWitness,
+    witnesses::Witness,
+};
 
 mod common;
 
@@ -21,7 +24,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A store in `dir` whose log holds about `n` entries, the newest head pushed to `w`.
-async fn grown(dir: &Path, w: &Arc<dyn Witness>, n: usize, kdf: &tokenward::store::KdfParams) {
+async fn grown(dir: &Path, w: &Arc<dyn Witness>, n: usize, kdf: &tokenward::store::keys::KdfParams) {
     let b = || builder_with(dir, Some(kdf.clone())).witness(w.clone());
     let tw = b().open().await.unwrap();
     tw.issue(&principal(), &request("seed")).await.unwrap();
@@ -55,7 +58,7 @@ async fn grown(dir: &Path, w: &Arc<dyn Witness>, n: usize, kdf: &tokenward::stor
 #[ignore = "a measurement: run with --release --ignored --nocapture"]
 async fn open_with_a_witness_as_the_log_grows() {
     const ROUNDS: usize = 7;
-    let kdf = tokenward::store::KdfParams::generate_with(8, 1, 1).unwrap();
+    let kdf = tokenward::store::keys::KdfParams::generate_with(8, 1, 1).unwrap();
     for n in [10_000usize, 100_000] {
         let dir = tempfile::tempdir().unwrap();
         let mount = tempfile::tempdir().unwrap();

@@ -20,8 +20,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use sha2::{Digest, Sha256};
+use tokenward::audit::chains::{ChainHash, ChainHead, Entry, verify};
+use tokenward::audit::file::FileSync;
+use tokenward::audit::merkle::{MerkleTree, leaf_hash, node_hash, verify_consistency, verify_inclusion};
+use tokenward::audit::summary::{DEFAULT_SUMMARY_INTERVAL, VerificationSummary};
 use tokenward::audit::*;
 use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::clocks::{CachedClock, Clock};
+use tokenward::core::digest::{DigestKey, DigestKeyring};
+use tokenward::core::lookup::InMemoryLookup;
 use tokenward::core::*;
 
 const BATCH: usize = 1000;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::{IssueRequest, Policy, Principal, Request, Role};
 use tokenward::secrecy::SecretBox;
-use tokenward::store::{BoundedCache, LocalKek};
+use tokenward::store::{LocalKek, cache::BoundedCache};
 use tokenward::{TokenVerifier, Tokenward};
 use tokenward_bench::fanout;
 use tokenward_test_support::stats::percentile;

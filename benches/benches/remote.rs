@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use token_http::aws::AwsCredentials;
 use token_store::secrecy::{SecretBox, SecretString};
-use token_store::{KeyProvider, LocalKek, SecretKey};
-use tokenward::core::SystemClock;
+use token_store::{KeyProvider, LocalKek, backend::SecretKey};
 use tokenward::core::chrono::TimeDelta;
-use tokenward::rotate::{AwsAccessKeyTarget, RotationTarget, Rotator};
+use tokenward::core::clocks::SystemClock;
+use tokenward::rotate::{RotationTarget, Rotator, aws::AwsAccessKeyTarget};
 use tokenward::store::{Backend, MemoryBackend, SecretName, SecretStore};
 use tokenward_test_support::stats::median_duration;
 
@@ -110,8 +110,9 @@ async fn transit() {
     call("/v1/sys/mounts/transit".into(), serde_json::json!({"type": "transit"})).await;
     let key = format!("bench-{}", std::process::id());
     call(format!("/v1/transit/keys/{key}"), serde_json::json!({})).await;
-    let transit =
-        token_store::TransitKeyProvider::connect(http.clone(), root.clone(), "transit", &key).await.unwrap();
+    let transit = token_store::keys::TransitKeyProvider::connect(http.clone(), root.clone(), "transit", &key)
+        .await
+        .unwrap();
     let local = LocalKek::from_key("local", SecretBox::new(Box::new([4u8; 32]))).unwrap();
     let dek = SecretKey::generate().unwrap();
     let n = 300;

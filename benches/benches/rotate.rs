@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::clocks::SystemClock;
 use tokenward::core::*;
 use tokenward::rotate::*;
 use tokenward::store::secrecy::SecretBox;

@@ -18,6 +18,12 @@ use criterion::{Criterion, criterion_group};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokenward::core::chrono::{TimeDelta, Utc};
+use tokenward::core::clocks::Clock;
+use tokenward::core::clocks::{CachedClock, SystemClock};
+use tokenward::core::digest::{DigestKey, DigestKeyring};
+use tokenward::core::limits::{CHECKSUM_LEN, SECRET_LEN};
+use tokenward::core::lookup::TokenLookup;
+use tokenward::core::lookup::{InMemoryLookup, ParsedToken, ct_eq_32};
 use tokenward::core::secrecy::SecretBox;
 use tokenward::core::*;
 

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokenward::audit::{Actor, ChainHead, ChainVerifier, LogStorage, PostgresLog};
+use tokenward::audit::{Actor, LogStorage, PostgresLog, chains::ChainHead, chains::ChainVerifier};
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::core::{DenyReason, IssueRequest, Policy, Principal, Request, Role, TokenId};
 use tokenward::secrecy::SecretBox;
@@ -190,7 +190,7 @@ fn deployment(url: &str) -> tokenward::TokenwardBuilder {
 async fn loader(url: &str) -> Tokenward {
     deployment(url)
         .cache_capacity(16)
-        .bounded_cache(tokenward::store::BoundedCache::new(16))
+        .bounded_cache(tokenward::store::cache::BoundedCache::new(16))
         .open()
         .await
         .unwrap()

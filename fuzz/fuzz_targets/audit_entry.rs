@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use token_audit::{ChainHead, SignedCheckpoint, parse_entry, verify};
+use token_audit::{chains::ChainHead, checkpoints::SignedCheckpoint, fuzzing::parse_entry, chains::verify};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(e) = parse_entry(data) {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.strip_suffix(b"\n"), Some(data.strip_suffix(b"\n").unwrap_or(data)));
         let _ = e.event.canonical();
         let from = ChainHead { len: e.seq, head: e.prev };
-        let ok = token_audit::entry_hash(e.seq, &e.prev, &e.event) == e.hash;
+        let ok = token_audit::chains::entry_hash(e.seq, &e.prev, &e.event) == e.hash;
         assert_eq!(verify(from, [&e]).is_ok(), ok);
     }
     if let Ok(s) = std::str::from_utf8(data)

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use token_audit::{CheckpointSigner, MerkleTree, TreeHead, verify_consistency, verify_inclusion};
+use token_audit::{CheckpointSigner, merkle::MerkleTree, merkle::TreeHead, merkle::verify_consistency, merkle::verify_inclusion};
 
 fuzz_target!(|data: &[u8]| {
     let signer = CheckpointSigner::from_seed(&secrecy::SecretBox::new(Box::new([7u8; 32])));
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     for i in 0..n {
         let mut h = [0u8; 32];
         h[0] = i as u8;
-        tree.push_leaf(token_audit::leaf_hash(&token_audit::ChainHash(h)));
+        tree.push_leaf(token_audit::merkle::leaf_hash(&token_audit::chains::ChainHash(h)));
     }
     let (a, b) = (u64::from(data[1]) % (n + 2), u64::from(data[2]) % (n + 2));
     let proof: Vec<[u8; 32]> = data[3..].chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect();

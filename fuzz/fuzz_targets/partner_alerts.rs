@@ -23,5 +23,5 @@ fuzz_target!(|data: &[u8]| {
     let (sig, body) = data.split_at(split);
     let sig = String::from_utf8_lossy(sig);
     assert!(verifier().verify(body, Some("k"), Some(&sig)).is_err(), "nothing verifies without the private key");
-    let _ = token_scan::alerts::parse_alerts(body);
+    let _ = token_scan::fuzzing::parse_alerts(body);
 });

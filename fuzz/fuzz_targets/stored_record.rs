@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use token_core::TokenRecord;
-use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
+use token_core::lookup::TokenRecord;
+use token_store::{keys::KdfParams, backend::KeyCheck, Label, SecretName, backend::SecretVersion};
 
 fuzz_target!(|data: &[u8]| {
     // Authenticated metadata frames: arbitrary bytes never open under a key that did not seal them.
-    let key = token_store::RecordKey::from_bytes(&[5; 32]);
+    let key = token_store::backend::RecordKey::from_bytes(&[5; 32]);
     assert!(key.open_meta("fuzz", data).is_err() || data.starts_with(b"twmac1"));
     let sealed = key.seal_meta("fuzz", data);
     assert_eq!(key.open_meta("fuzz", &sealed).expect("own frame opens"), data);
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.id, r.id);
         assert_eq!(again.scopes, r.scopes);
         assert_eq!(again.expires_at, r.expires_at);
-        let _ = token_core::TokenView::from_record(&r);
+        let _ = token_core::lookup::TokenView::from_record(&r);
         // A record's tag binds every field: the same record checks, any untagged one does not.
         let tagged = token_store::TokenRow::new(r.clone(), None, 0, Some(key.seal_token(&r)));
         assert!(key.check_token(&tagged).is_ok());

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use token_core::{BODY_LEN, MAX_TOKEN_LEN, ParsedToken, TokenId};
+use token_core::{limits::BODY_LEN, limits::MAX_TOKEN_LEN, lookup::ParsedToken, TokenId};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use token_audit::{
-    CheckpointSigner, FailureMode, LogStorage, SignedCheckpoint, SubjectKey, VerifyAuditMode, WriterConfig,
+    CheckpointSigner, FailureMode, LogStorage, SubjectKey, VerifyAuditMode, WriterConfig,
+    checkpoints::SignedCheckpoint,
 };
 use token_core::chrono::TimeDelta;
-use token_core::{Clock, Policy, SystemClock};
+use token_core::{Policy, clocks::Clock, clocks::SystemClock};
 use token_rotate::SchedulerConfig;
 use token_store::secrecy::SecretString;
-use token_store::{Backend, KdfParams, KeyProvider};
+use token_store::{Backend, KeyProvider, keys::KdfParams};
 
 use crate::deployment::Tokenward;
 use crate::upkeep::Upkeep;
@@ -64,7 +65,7 @@ pub struct TokenwardBuilder {
     stored_policy: bool,
     actor: token_audit::Actor,
     cache_capacity: usize,
-    bounded_cache: Option<token_store::BoundedCache>,
+    bounded_cache: Option<token_store::cache::BoundedCache>,
     overlap: TimeDelta,
     clock: Arc<dyn Clock>,
     audit: Option<(AuditSource, FailureMode, WriterConfig)>,
@@ -75,7 +76,7 @@ pub struct TokenwardBuilder {
     scheduler: SchedulerConfig,
     migrate: bool,
     move_to: Option<crate::KmsKey>,
-    witness: Option<Arc<dyn token_audit::Witness>>,
+    witness: Option<Arc<dyn token_audit::witnesses::Witness>>,
     new_log: Option<String>,
 }
 
@@ -175,7 +176,7 @@ impl TokenwardBuilder {
     }
 
     /// Opens the store to move it to the KMS key `to` (from the key given as usual: a passphrase,
-    /// a key file, another KMS key): a [`token_store::KekMove`], which opens the store before,
+    /// a key file, another KMS key): a [`token_store::keys::KekMove`], which opens the store before,
     /// during (after an interrupted move) and after the move. Then call
     /// [`crate::Tokenward::move_kek`].
     pub fn moving_kek_to(mut self, to: crate::KmsKey) -> Self {
@@ -227,8 +228,8 @@ impl TokenwardBuilder {
     /// store by id when it is presented — for more tokens than an instance should hold. Verify
     /// with [`crate::TokenVerifier::verify_async`] (what the tower layer does): the synchronous
     /// `verify` answers from the cache alone and denies a token it does not hold as unknown.
-    /// Revocation holds as in full mode: see [`token_store::VerifierCache`].
-    pub fn bounded_cache(mut self, config: token_store::BoundedCache) -> Self {
+    /// Revocation holds as in full mode: see [`token_store::cache::VerifierCache`].
+    pub fn bounded_cache(mut self, config: token_store::cache::BoundedCache) -> Self {
         self.bounded_cache = Some(config);
         self
     }
@@ -328,10 +329,10 @@ impl TokenwardBuilder {
     /// rewrite (an object-locked S3 bucket, a directory on another mount) — after each revocation
     /// and from the upkeep ([`Upkeep::bind_every`]), and checks at `open` that the log is
     /// consistent with the newest head it holds: a store and log rolled back together fail with
-    /// [`token_audit::WitnessError::RolledBack`]. Heads are signed by the checkpoint signer
+    /// [`token_audit::witnesses::WitnessError::RolledBack`]. Heads are signed by the checkpoint signer
     /// ([`TokenwardBuilder::checkpoint_signer`]) or else the store's own (sealed in the store,
     /// made on first use). Needs an audit log. Use one witness location per store.
-    pub fn witness(mut self, witness: Arc<dyn token_audit::Witness>) -> Self {
+    pub fn witness(mut self, witness: Arc<dyn token_audit::witnesses::Witness>) -> Self {
         self.witness = Some(witness);
         self
     }

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use token_audit::{
-    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerificationSummary, VerifyAuditMode,
+    AuditWriter, Auditor, FileLog, LogStorage, SubjectKey, VerifyAuditMode, summary::VerificationSummary,
 };
-use token_core::{Clock, Policy, TokenFormat, TokenPrefix};
+use token_core::{Policy, TokenFormat, TokenPrefix, clocks::Clock};
 use token_rotate::{Rotator, TokioScheduler};
 use token_store::{Backend, KeyProvider, LocalKek, MemoryBackend, SecretStore, TokenService};
 
@@ -68,8 +68,6 @@ impl TokenwardBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config("open needs a tokio runtime (its upkeep runs on tasks)".into()));
         }
-        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
-        let mut follow: Option<upkeep::Follower> = None;
         let backend: Arc<dyn Backend> = match self.backend {
             BackendSource::Ready(b) => b,
             BackendSource::Memory => Arc::new(MemoryBackend::new()),
@@ -77,11 +75,12 @@ impl TokenwardBuilder {
             BackendSource::Sqlite(path) => Arc::new(token_store::SqliteBackend::open(&path)?),
             #[cfg(feature = "postgres")]
             BackendSource::Postgres(url, max) => {
-                let pg = Arc::new(token_store::PostgresBackend::connect(&url, max).await?);
-                follow = Some(upkeep::Follower::new(pg.clone()));
-                pg
+                Arc::new(token_store::PostgresBackend::connect(&url, max).await?)
             }
         };
+        // Other instances' changes, followed on any backend that announces them (one handed in
+        // with `with_backend` too).
+        let follow = upkeep::Follower::probe(&backend).await;
         let (writer, auditor) = match self.audit {
             None => (None, None),
             Some((source, mode, config)) => {
@@ -102,7 +101,7 @@ impl TokenwardBuilder {
             KeySource::Kms(k) => k.connect_from_env().await?,
         };
         let keys: Arc<dyn KeyProvider> = match &self.move_to {
-            Some(to) => Arc::new(token_store::KekMove::new(keys, to.connect_from_env().await?)),
+            Some(to) => Arc::new(token_store::keys::KekMove::new(keys, to.connect_from_env().await?)),
             None => keys,
         };
         let (mut secrets, migration) = if self.migrate {
@@ -229,6 +228,7 @@ impl TokenwardBuilder {
             signer,
             actor: self.actor,
             watched: Default::default(),
+            emergency_orders: Default::default(),
             opened: Default::default(),
             tasks: Default::default(),
             migration,

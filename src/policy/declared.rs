@@ -48,7 +48,7 @@ impl BuildContext for Deploying<'_> {
         Ok(SecretString::from(text.trim().to_owned()))
     }
 
-    fn clock(&self) -> Arc<dyn token_core::Clock> {
+    fn clock(&self) -> Arc<dyn token_core::clocks::Clock> {
         self.tw.clock().clone()
     }
 
@@ -95,13 +95,15 @@ impl Tokenward {
     }
 
     /// Puts the file's credentials under this handle: each becomes known to the leak response
-    /// (a leaked current credential is replaced, not only revoked), and with `schedule`, those
+    /// (a leaked current credential is replaced in its declared `emergency` order, not only
+    /// revoked), and with `schedule`, those
     /// with a schedule run under the scheduler. Returns the names.
     pub async fn manage_declared(&self, file: &PolicyFile, schedule: bool) -> Result<Vec<SecretName>> {
         let mut names = Vec::new();
         for spec in &file.credentials {
             let name = spec.secret_name()?;
             let target = self.declared_target(file, spec).await?;
+            self.set_emergency_order(&name, spec.emergency_order()?);
             match spec.schedule_spec()? {
                 Some(s) if schedule => self.schedule(name.clone(), target, s),
                 _ => self.watch(&name, &target),

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use token_audit::{Action, Entry, Outcome};
+use token_audit::{Action, Outcome, chains::Entry};
 use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::duration::approx;
 use token_core::lookup::TokenStatus;
-use token_core::{Scope, TokenRecord};
+use token_core::{Scope, lookup::TokenRecord};
 use token_store::{ListedToken, TokenRow};
 
 use super::{

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use token_audit::Entry;
+use token_audit::chains::Entry;
 use token_audit::chains::{ChainHead, ChainVerifier};
 use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::lookup::TokenStatus;

@@ -19,7 +19,7 @@ pub(crate) fn policy() -> Policy {
 
 /// The deployment in `dir` (prefix `fd`, fail-closed audit file, 100 ms overlap, a quick sweep),
 /// with the passphrase's Argon2id at `kdf` costs (`None`: OWASP's).
-pub(crate) fn builder_with(dir: &Path, kdf: Option<tokenward::store::KdfParams>) -> TokenwardBuilder {
+pub(crate) fn builder_with(dir: &Path, kdf: Option<tokenward::store::keys::KdfParams>) -> TokenwardBuilder {
     let pass = SecretString::from(PASSPHRASE);
     let b = Tokenward::embedded(dir.join("tw.db"));
     let b = match kdf {

@@ -1,6 +1,6 @@
 //! A verifier that records every decision.
 
-use token_core::{Decision, DenyReason, Request, TokenLookup, Verifier};
+use token_core::{Decision, DenyReason, Request, Verifier, lookup::TokenLookup};
 
 use crate::event::{Action, Actor, AuditEvent, Outcome};
 use crate::sink::{Auditor, FailureMode};

@@ -9,7 +9,9 @@
 //!   two below `n` (RFC 6962 §2.1); the empty tree's root is `SHA-256("")`.
 //!
 //! ```
-//! use token_audit::*;
+//! use token_audit::chains::{ChainHead, Entry};
+//! use token_audit::merkle::{MerkleTree, leaf_hash, verify_consistency, verify_inclusion};
+//! use token_audit::{Action, Actor, AuditEvent};
 //! use token_core::chrono::Utc;
 //!
 //! let mut head = ChainHead::EMPTY;

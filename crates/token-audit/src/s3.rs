@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use token_core::{Clock, SystemClock};
+use token_core::{clocks::Clock, clocks::SystemClock};
 use token_http::Method;
 use token_http::aws::{AwsClient, xml};
 

@@ -92,7 +92,7 @@ impl<S: LogStorage> LogStorage for Breakable<S> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use token_audit::{FileWitness, testing};
+/// use token_audit::{witnesses::FileWitness, testing};
 /// let dir = tempfile::tempdir().unwrap();
 /// let w = FileWitness::open(dir.path()).unwrap();
 /// testing::witness_conformance(&w, || Box::new(FileWitness::open(dir.path()).unwrap())).await;

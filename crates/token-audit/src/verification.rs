@@ -164,7 +164,10 @@ mod tests {
     fn a_refilled_event_is_the_event() {
         use crate::event::Outcome;
         use token_core::chrono::TimeDelta;
-        use token_core::{DigestKey, DigestKeyring, InMemoryLookup, IssueRequest, Issuer, Policy, Principal};
+        use token_core::{
+            IssueRequest, Issuer, Policy, Principal, digest::DigestKey, digest::DigestKeyring,
+            lookup::InMemoryLookup,
+        };
         use token_core::{Role, TokenFormat, TokenPrefix, Verifier};
         let policy = Policy::builder()
             .role(Role::parse("reader", "s3:bucket/**:read", TimeDelta::days(1)).unwrap())

@@ -11,7 +11,7 @@
 //! the store sealed at its last push, reading only the entries after it.
 //!
 //! Backends: [`FileWitness`] (a directory on another mount: files created once, never rewritten)
-//! and, with the `s3` feature, [`crate::S3Witness`] (an S3 bucket with object lock: each record a
+//! and, with the `s3` feature, [`crate::witnesses::S3Witness`] (an S3 bucket with object lock: each record a
 //! retained object no credential can delete or overwrite before its retention ends). Run a
 //! backend of your own through [`crate::testing::witness_conformance`].
 
@@ -36,7 +36,7 @@ pub const MAX_RECORD: usize = 16 * 1024;
 /// entries in `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WitnessedHead {
-    /// The log's epoch (see [`crate::LogBinding::epoch`]).
+    /// The log's epoch (see [`crate::witnesses::LogBinding::epoch`]).
     pub epoch: u64,
     /// Entries covered.
     pub size: u64,

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
+use token_audit::chains::{ChainHead, Entry, GENESIS, parse_entry, verify};
+use token_audit::file::{FileSync, LogReader};
 use token_audit::*;
 use token_core::TokenId;
 use token_core::chrono::{DateTime, TimeDelta, Utc};

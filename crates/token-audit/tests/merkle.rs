@@ -7,6 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
+use token_audit::chains::ChainHash;
+use token_audit::merkle::{
+    MerkleHash, MerkleTree, NoteError, TreeHead, empty_root, leaf_hash, node_hash, verify_consistency,
+    verify_inclusion,
+};
 use token_audit::*;
 
 fn hex32(s: &str) -> [u8; 32] {

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use token_audit::chains::{ChainError, ChainHead, Entry, verify};
 use token_audit::*;
 use token_core::TokenId;
 use token_core::chrono::Utc;

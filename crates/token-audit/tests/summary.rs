@@ -7,8 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use token_audit::chains::{ChainHead, verify};
+use token_audit::summary::{MAX_SUMMARY_INTERVAL, VerificationSummary};
 use token_audit::*;
 use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::InMemoryLookup;
 use token_core::*;
 
 type Flaky = token_audit::testing::Breakable<MemoryLog>;

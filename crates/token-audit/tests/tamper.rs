@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
+use token_audit::chains::{ChainError, ChainHead, Entry, parse_entry, verify, verify_against};
 use token_audit::*;
 use token_core::TokenId;
 use token_core::chrono::{DateTime, TimeDelta, Utc};

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use token_audit::chains::{ChainHead, Entry, verify};
 use token_audit::*;
 
 fn hex(b: &[u8]) -> String {

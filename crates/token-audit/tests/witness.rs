@@ -4,7 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use token_audit::chains::{ChainHead, Entry};
+use token_audit::merkle::CompactTree;
 use token_audit::witnesses::tree_of;
+use token_audit::witnesses::{
+    FileWitness, S3Witness, TreeMark, Witness, WitnessError, WitnessedHead, check_log, check_log_marked,
+};
 use token_audit::*;
 use token_core::chrono::Utc;
 

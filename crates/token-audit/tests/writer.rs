@@ -5,8 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use token_audit::chains::{ChainError, ChainHead, Entry, verify, verify_against};
+use token_audit::checkpoints::{CheckpointError, CheckpointKey, SignedCheckpoint};
 use token_audit::*;
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::InMemoryLookup;
 use token_core::*;
 
 fn ev(i: usize) -> AuditEvent {

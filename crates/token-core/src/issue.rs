@@ -31,7 +31,7 @@ pub enum IssueError {
 /// once with the record to store (which holds only a keyed digest).
 ///
 /// It keeps no state about issued tokens: the caller supplies the active tokens for the purpose and
-/// stores the record (an in-memory [`crate::InMemoryLookup`] or a `token-store` backend does both).
+/// stores the record (an in-memory [`crate::lookup::InMemoryLookup`] or a `token-store` backend does both).
 pub struct Issuer {
     format: TokenFormat,
     keys: DigestKeyring,
@@ -128,7 +128,7 @@ impl Issuer {
     fn mint(
         &self,
         approval: Approval,
-        record: impl FnOnce(TokenId, crate::TokenDigest) -> TokenRecord,
+        record: impl FnOnce(TokenId, crate::digest::TokenDigest) -> TokenRecord,
     ) -> Result<(IssuedToken, TokenRecord), IssueError> {
         let (id, text) = self.format.generate()?;
         let digest = {

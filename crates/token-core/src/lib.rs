@@ -67,22 +67,19 @@ mod secret;
 mod verify;
 mod view;
 
-pub use clock::{Clock, SystemClock};
 pub use decision::{Decision, DenyReason, Grant};
-pub use error::TokenFormatError;
 pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};
 pub use policy::{ChildRequest, IssueRequest, Policy};
-pub use record::{TokenRecord, UseLimits};
 pub use role::{Principal, PrincipalId, Purpose, Role, RoleName};
 pub use scope::{Request, Scope, ScopeSet};
 pub use secret::IssuedToken;
 pub use verify::Verifier;
 
-/// Clocks besides the system's: one read once a millisecond for hot paths, one set by hand for
-/// tests.
+/// Where "now" comes from: the [`clocks::Clock`] trait, the system's clock, one read once a
+/// millisecond for hot paths, and one set by hand for tests.
 pub mod clocks {
-    pub use crate::clock::{CachedClock, ManualClock};
+    pub use crate::clock::{CachedClock, Clock, ManualClock, SystemClock};
 }
 
 /// The keyed digests a store keeps instead of secrets, and the keys they are made under.
@@ -91,10 +88,10 @@ pub mod digest {
     pub use crate::verify::DigestKeyring;
 }
 
-/// The errors inside [`IssueError`] and [`TokenFormatError`]'s neighbours: what a policy, a
-/// name or a scope refused, and a failed random number generator.
+/// The errors besides [`IssueError`]: a malformed token ([`errors::TokenFormatError`]), what a
+/// policy, a name or a scope refused, and a failed random number generator.
 pub mod errors {
-    pub use crate::error::{RandomnessUnavailable, ScopeError};
+    pub use crate::error::{RandomnessUnavailable, ScopeError, TokenFormatError};
     pub use crate::policy::{PolicyBuilder, PolicyError, PolicyViolation};
     pub use crate::role::NameError;
 }
@@ -108,21 +105,18 @@ pub mod limits {
 }
 
 /// For storage authors: what a verifier asks of a store ([`lookup::TokenLookup`], answering with
-/// a compact [`lookup::TokenView`]), a record's lifecycle status, what the policy approved of an
-/// issue, and an in-memory lookup for tests and examples.
+/// a compact [`lookup::TokenView`]), the stored record of a token ([`lookup::TokenRecord`]: its
+/// use limits, its lifecycle status), what the policy approved of an issue, and an in-memory
+/// lookup for tests and examples.
 pub mod lookup {
     pub use crate::format::ParsedToken;
     pub use crate::memory::InMemoryLookup;
     pub use crate::policy::Approval;
-    pub use crate::record::TokenStatus;
+    pub use crate::record::{TokenRecord, TokenStatus, UseLimits};
     pub use crate::secret::ct_eq_32;
     pub use crate::verify::TokenLookup;
     pub use crate::view::TokenView;
 }
-
-// The same names at the root, as before they had modules (kept for existing code; not documented).
-#[doc(hidden)]
-pub use {clocks::*, digest::*, errors::*, limits::*, lookup::*};
 
 pub use chrono;
 pub use secrecy;

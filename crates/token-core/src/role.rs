@@ -109,7 +109,7 @@ impl Role {
     }
 
     /// Parses the grants from text: `Role::parse("log-reader", "s3:logs/**:read", ttl)`.
-    pub fn parse(name: &str, grants: &str, max_ttl: TimeDelta) -> Result<Self, crate::PolicyError> {
+    pub fn parse(name: &str, grants: &str, max_ttl: TimeDelta) -> Result<Self, crate::errors::PolicyError> {
         Ok(Self::new(RoleName::new(name)?, ScopeSet::parse(grants)?, max_ttl))
     }
 

@@ -68,12 +68,12 @@ impl DigestKey {
     }
 
     /// A fresh random key from the OS CSPRNG.
-    pub fn generate(id: u32) -> Result<Self, crate::RandomnessUnavailable> {
+    pub fn generate(id: u32) -> Result<Self, crate::errors::RandomnessUnavailable> {
         use rand::TryRng;
         let mut key = secrecy::SecretBox::new(Box::new([0u8; 32]));
         rand::rngs::SysRng
             .try_fill_bytes(secrecy::ExposeSecretMut::expose_secret_mut(&mut key))
-            .map_err(|_| crate::RandomnessUnavailable)?;
+            .map_err(|_| crate::errors::RandomnessUnavailable)?;
         Ok(Self::from_bytes(id, &key))
     }
 
@@ -84,7 +84,7 @@ impl DigestKey {
 
     /// The digest of a parsed token's secret, as a store keeps it.
     #[inline]
-    pub fn digest_token(&self, token: &crate::ParsedToken<'_>) -> TokenDigest {
+    pub fn digest_token(&self, token: &crate::lookup::ParsedToken<'_>) -> TokenDigest {
         self.digest(token.secret_chars())
     }
 

@@ -9,6 +9,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::errors::PolicyError;
 use token_core::limits::{MAX_NOT_BEFORE_AHEAD, MAX_TTL_CEILING};
 use token_core::*;
 

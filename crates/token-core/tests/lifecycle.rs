@@ -5,6 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use token_core::clocks::Clock;
+use token_core::clocks::ManualClock;
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::errors::{PolicyError, PolicyViolation, ScopeError, TokenFormatError};
+use token_core::limits::{CHECKSUM_LEN, ID_LEN, SECRET_LEN};
+use token_core::lookup::{InMemoryLookup, ParsedToken};
 use token_core::*;
 
 struct World {

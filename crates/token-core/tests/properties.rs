@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::ParsedToken;
 use token_core::*;
 
 // Small alphabets so that patterns and requests collide often; `zz` stands for "any other name".

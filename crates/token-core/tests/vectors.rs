@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use token_core::digest::DigestKey;
 use token_core::secrecy::SecretBox;
 use token_core::*;
 

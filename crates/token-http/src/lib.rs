@@ -49,3 +49,12 @@ pub use error::HttpError;
 pub use request::{Method, Request, Response};
 
 pub use secrecy;
+
+/// Parser entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// The little XML reader for AWS's answers (also public as `aws::xml`, for the crates that
+    /// call AWS).
+    #[cfg(feature = "aws")]
+    pub use crate::aws::xml;
+}

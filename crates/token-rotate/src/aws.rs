@@ -7,7 +7,9 @@
 //! [`RotationTarget::blocked_until`]).
 //!
 //! The handle is the access key id (public: it names the key, it cannot sign); the secret is the
-//! secret access key. Calls go through `token_http::aws` (SigV4, rustls on ring).
+//! secret access key. Calls go through `token_http::aws` (SigV4, rustls on ring): its client,
+//! credentials and error are re-exported here, beside [`SecretsManagerDestination`], which deploys
+//! a rotated credential into AWS Secrets Manager.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +18,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
-use token_core::{Clock, SystemClock};
-use token_http::aws::{AwsClient, AwsCredentials, AwsError, xml};
+use token_core::{clocks::Clock, clocks::SystemClock};
+use token_http::aws::xml;
+pub use token_http::aws::{AwsClient, AwsCredentials, AwsError};
+
+pub use crate::deploy::SecretsManagerDestination;
 
 use crate::credential::Credential;
 use crate::error::TargetError;

@@ -10,8 +10,8 @@
 //! none; a failed test rolls back and raises an audit alert. [`Rotator::revoke_and_replace`] is the
 //! emergency path. A [`CurrentCredential`] gives consumers the current credential with no restart,
 //! and [`Scheduler`] runs rotations on policies, one instance at a time per credential (a lease).
-//! [`testing::run_target_suite`] is the conformance kit. [`declare`] holds each kind's declaration
-//! (what a policy file writes for it, checked and built into the target).
+//! [`testing::run_target_suite`] (feature `testing`) is the conformance kit. [`declare`] holds each
+//! kind's declaration (what a policy file writes for it, checked and built into the target).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -19,6 +19,7 @@
 //! use std::sync::Arc;
 //! use token_core::chrono::TimeDelta;
 //! use token_core::*;
+//! use token_core::clocks::SystemClock;
 //! use token_rotate::*;
 //! use token_store::*;
 //!
@@ -50,11 +51,12 @@ pub mod declare;
 mod error;
 mod lease;
 #[cfg(feature = "vault")]
-mod openbao;
+pub mod openbao;
 mod rotator;
 mod scheduler;
 mod state;
 mod target;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
 
@@ -62,30 +64,19 @@ pub use consumer::CurrentCredential;
 pub use credential::Credential;
 pub use error::{Result, RotateError, TargetError};
 mod deploy;
-#[cfg(feature = "aws")]
-pub use deploy::SecretsManagerDestination;
 pub use deploy::{Deployed, Destination, ValueFormat};
 #[cfg(feature = "aws")]
-mod aws;
-#[cfg(feature = "aws")]
-pub use aws::{AccessKeyInfo, AwsAccessKeyTarget};
-#[cfg(feature = "vault")]
-pub use openbao::{OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
+pub mod aws;
 pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
 pub use target::RotationTarget;
-#[cfg(feature = "aws")]
-pub use token_http::aws::{AwsClient, AwsCredentials, AwsError};
-#[cfg(feature = "vault")]
-pub use token_http::openbao::{OpenBao, OpenBaoBuilder, OpenBaoError};
 pub use tokens::TokenwardTokenTarget;
 
 pub use secrecy;
 
 /// Parser entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`).
 #[cfg(fuzzing)]
-#[doc(hidden)]
 pub mod fuzzing {
     /// A stored credential's sealed plaintext.
     pub fn credential(bytes: &[u8]) -> bool {

@@ -1,7 +1,8 @@
 //! OpenBao (and Vault) as rotation targets: a token of the token auth method, and a KV v2 secret;
 //! and a KV v2 secret as a deploy destination.
 //!
-//! They act through [`OpenBao`], `token_http`'s OpenBao client: TLS on rustls with ring (the
+//! They act through [`OpenBao`], `token_http`'s OpenBao client (re-exported here with its builder
+//! and error): TLS on rustls with ring (the
 //! platform's roots, or a custom CA, and an optional client certificate), plain HTTP only to
 //! loopback unless allowed, timeouts, bounded answers, no redirects (the token header never
 //! follows one), the token header marked sensitive, retries of idempotent calls; a token, or
@@ -13,7 +14,8 @@ use chrono::{TimeDelta, Utc};
 use rand::TryRng;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use token_http::openbao::{OpenBao, OpenBaoError, TokenRequest};
+use token_http::openbao::TokenRequest;
+pub use token_http::openbao::{OpenBao, OpenBaoBuilder, OpenBaoError};
 
 use crate::credential::Credential;
 use crate::error::TargetError;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use token_audit::{Action, Actor, AuditEvent, Auditor, Outcome as AuditOutcome};
-use token_core::Clock;
+use token_core::clocks::Clock;
 use token_store::{Label, LabelChange, SecretName, SecretStore};
 use tokio::sync::broadcast;
 

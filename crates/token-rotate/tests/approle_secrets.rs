@@ -10,7 +10,7 @@ use tokenward_test_support::Captured;
 
 use token_core::chrono::TimeDelta;
 use token_http::secrecy::{ExposeSecret, SecretString};
-use token_rotate::{OpenBao, OpenBaoTokenTarget, RotationTarget};
+use token_rotate::{RotationTarget, openbao::OpenBao, openbao::OpenBaoTokenTarget};
 
 async fn root_call(
     addr: &str,

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use token_audit::{AuditWriter, Auditor, FailureMode, MemoryLog, WriterConfig};
 use token_core::chrono::TimeDelta;
-use token_core::{Clock as _, SystemClock};
+use token_core::{clocks::Clock as _, clocks::SystemClock};
+use token_rotate::aws::{AwsAccessKeyTarget, AwsClient, AwsCredentials, SecretsManagerDestination};
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
@@ -249,7 +250,7 @@ async fn a_crashed_creates_orphan_is_deleted_but_a_later_hand_made_key_is_not() 
 async fn the_deletion_grace_is_honoured_and_a_rotation_waits_for_it() {
     let Some((_moto, admin)) = aws().await else { return };
     user(&admin, "graceful").await;
-    let clock = Arc::new(token_core::ManualClock::new(token_core::chrono::Utc::now()));
+    let clock = Arc::new(token_core::clocks::ManualClock::new(token_core::chrono::Utc::now()));
     let target = AwsAccessKeyTarget::new(admin.clone(), "graceful")
         .deletion_grace(TimeDelta::hours(1))
         .test_patience(Duration::from_secs(2))
@@ -322,7 +323,7 @@ async fn the_deletion_grace_is_honoured_and_a_rotation_waits_for_it() {
 async fn an_emergency_is_never_held_up_by_a_deletion_grace() {
     let Some((_moto, admin)) = aws().await else { return };
     user(&admin, "urgent").await;
-    let clock = Arc::new(token_core::ManualClock::new(token_core::chrono::Utc::now()));
+    let clock = Arc::new(token_core::clocks::ManualClock::new(token_core::chrono::Utc::now()));
     let target = AwsAccessKeyTarget::new(admin.clone(), "urgent")
         .deletion_grace(TimeDelta::days(7))
         .test_patience(Duration::from_secs(2))
@@ -448,7 +449,7 @@ async fn a_consumer_sees_no_failed_call_through_twenty_rotations() {
     // The audit chain holds every step and verifies.
     writer.flush().await.unwrap();
     let entries = token_audit::LogStorage::read(log.as_ref(), 0, 100_000).await.unwrap();
-    token_audit::verify(token_audit::chains::ChainHead::EMPTY, entries.iter()).unwrap();
+    token_audit::chains::verify(token_audit::chains::ChainHead::EMPTY, entries.iter()).unwrap();
     let promotions =
         entries.iter().filter(|e| e.event.action == token_audit::Action::Rotate("promote".into())).count();
     assert!(promotions >= 21, "{promotions} promotions audited");

@@ -18,6 +18,7 @@ use std::sync::Arc;
 mod common;
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::clocks::SystemClock;
 use token_core::*;
 use token_rotate::Scheduler as _;
 use token_rotate::secrecy::ExposeSecret;

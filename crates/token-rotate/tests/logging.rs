@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use token_core::SystemClock;
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::clocks::SystemClock;
 use token_rotate::secrecy::SecretString;
 use token_rotate::*;
 use token_store::{Backend, Label, LabelChange, MemoryBackend, SecretName};

@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use token_core::SystemClock;
 use token_core::chrono::TimeDelta;
+use token_core::clocks::SystemClock;
+use token_rotate::openbao::{OpenBao, OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;

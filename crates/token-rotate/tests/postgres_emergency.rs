@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::clocks::SystemClock;
 use token_core::*;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;

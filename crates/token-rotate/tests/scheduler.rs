@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use token_core::SystemClock;
 use token_core::chrono::{DateTime, TimeDelta};
+use token_core::clocks::SystemClock;
 use token_rotate::*;
 use token_store::{Backend, MemoryBackend};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 mod common;
 
 use token_core::chrono::TimeDelta;
-use token_core::*;
+use token_core::clocks::SystemClock;
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;
 use token_store::*;

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 mod common;
 use token_audit::{AuditWriter, Auditor, FailureMode, FileLog, WriterConfig, verify_file};
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::clocks::SystemClock;
 use token_core::*;
 use token_rotate::secrecy::ExposeSecret;
 use token_rotate::*;

@@ -209,15 +209,13 @@ impl AlertVerifier {
                 seen.0.remove(&old);
             }
         }
-        serde_json::from_slice(body)
-            .map_err(|e| AlertError::Malformed(format!("not an alert list ({})", e.classify_name())))
+        parse_alerts(body)
     }
 }
 
 /// Parses an alert list. Only for bodies whose signature verified ([`AlertVerifier::verify`]
-/// calls it); public for fuzzing and tools.
-#[doc(hidden)]
-pub fn parse_alerts(body: &[u8]) -> Result<Vec<Alert>, AlertError> {
+/// calls it; the fuzz targets reach it through `token_scan::fuzzing`).
+pub(crate) fn parse_alerts(body: &[u8]) -> Result<Vec<Alert>, AlertError> {
     serde_json::from_slice(body)
         .map_err(|e| AlertError::Malformed(format!("not an alert list ({})", e.classify_name())))
 }

@@ -60,3 +60,14 @@ pub use source::tree::TreeOptions;
 pub use source::{Progress, ProgressFn};
 
 pub use secrecy;
+
+/// Parser entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// A GitHub partner alert list, as [`crate::alerts::AlertVerifier::verify`] parses it once its
+    /// signature has verified.
+    #[cfg(feature = "github-alerts")]
+    pub fn parse_alerts(body: &[u8]) -> Result<Vec<crate::alerts::Alert>, crate::alerts::AlertError> {
+        crate::alerts::parse_alerts(body)
+    }
+}

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 
 pub use crate::encoding::{RecordDecoder, encode_token_record, encode_token_record_into};
 pub use crate::envelope::{NONCE_LEN, Sealed, SecretKey, TAG_LEN};
@@ -128,7 +128,7 @@ pub trait Backend: Send + Sync {
         version: u64,
         expect_kek: &str,
         new_kek: &str,
-        wrapped_key: &crate::Sealed,
+        wrapped_key: &crate::backend::Sealed,
     ) -> Result<()>;
 
     // --- metadata ---

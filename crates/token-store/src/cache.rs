@@ -6,7 +6,7 @@
 //! the revocation durable (fsynced) *and* this process's cache has dropped the tokens, so from
 //! then on this process denies them. Other processes drop them when they hear of it: through
 //! PostgreSQL's `NOTIFY` (milliseconds, see the README), and in any case at their next
-//! [`VerifierCache::resync`] (call it every few seconds as a backstop for lost notifications). A
+//! [`crate::TokenService::resync_at`] (call it every few seconds as a backstop for lost notifications). A
 //! token unknown to the cache is denied as unknown, never looked up on the hot path; a revoked one
 //! stays in the cache, marked, until it expires, so it is denied as revoked.
 //!
@@ -15,6 +15,9 @@
 //! revoked token is denied as revoked; a cached one is marked by the notice, as in full mode; and a
 //! notice that arrives while a miss is being read is remembered, so the record read just before
 //! the revocation cannot be cached unrevoked. The backstop resync re-reads every cached record.
+//!
+//! What filling the cache found ([`LoadReport`]) and what a catch-up applied to it ([`CatchUp`])
+//! are reported by [`crate::TokenService`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,10 +25,11 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use token_core::{TokenId, TokenLookup, TokenRecord, TokenView};
+use token_core::{TokenId, lookup::TokenLookup, lookup::TokenRecord, lookup::TokenView};
 
 use crate::error::{Result, StoreError};
 use crate::table::ViewTable;
+pub use crate::tokens::{CatchUp, LoadReport};
 
 /// The bounded cache mode: at most `capacity` hot tokens in memory; a miss is one indexed read of
 /// the backend by id; ids the backend does not know are remembered as unknown for

@@ -21,7 +21,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use token_core::{PrincipalId, Purpose, ScopeSet, TokenDigest, TokenId, TokenRecord, UseLimits};
+use token_core::{
+    PrincipalId, Purpose, ScopeSet, TokenId, digest::TokenDigest, lookup::TokenRecord, lookup::UseLimits,
+};
 
 use crate::error::{Result, StoreError};
 

@@ -14,7 +14,7 @@ pub enum StoreError {
         kek_id: String,
     },
     /// The store's KEK is being moved (a move was interrupted): it opens only with the move
-    /// itself, which finishes it (`tokenward rekey --to <to>`; [`crate::KekMove`]).
+    /// itself, which finishes it (`tokenward rekey --to <to>`; [`crate::keys::KekMove`]).
     #[error(
         "the store is being moved to KEK {to} and the move is unfinished: run it again to finish it (`tokenward rekey --to {to}`)"
     )]

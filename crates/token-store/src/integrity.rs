@@ -22,7 +22,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use token_core::TokenRecord;
+use token_core::lookup::TokenRecord;
 use zeroize::Zeroize;
 
 use crate::error::{Result, StoreError};

@@ -1,5 +1,7 @@
-//! Key providers: where key-encryption keys (KEKs) come from, and the key check that tells a wrong
-//! key from corrupted data.
+//! Key providers: where key-encryption keys (KEKs) come from — a passphrase through Argon2id
+//! ([`KdfParams`]), raw keys ([`LocalKek`], [`LocalKeyring`]), OpenBao Transit and AWS KMS (features
+//! `openbao-transit`, `aws-kms`) — what moving to another KEK and rewrapping under it did, and the key
+//! check that tells a wrong key from corrupted data.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{self, Sealed, SecretKey};
 use crate::error::{KeyProviderError, Result, StoreError};
+
+#[cfg(feature = "aws-kms")]
+pub use crate::kms::AwsKmsKeyProvider;
+#[cfg(feature = "openbao-transit")]
+pub use crate::kms::TransitKeyProvider;
+pub use crate::store::RewrapReport;
 
 /// Wraps and unwraps data keys under key-encryption keys. Local keys (passphrase, raw key) and
 /// external KMSs (an OpenBao Transit provider) implement it; it is `dyn`-safe.

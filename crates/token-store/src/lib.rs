@@ -27,13 +27,13 @@
 #![deny(missing_docs)]
 
 pub mod backend;
-mod cache;
+pub mod cache;
 mod encoding;
 mod envelope;
 mod error;
 mod follow;
 mod integrity;
-mod keys;
+pub mod keys;
 #[cfg(any(feature = "openbao-transit", feature = "aws-kms"))]
 mod kms;
 mod memory;
@@ -46,43 +46,31 @@ mod sql;
 mod sqlite;
 mod store;
 mod table;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
 
 pub use backend::Backend;
-pub use cache::{BoundedCache, CacheStats, VerifierCache};
 pub use error::{BackendError, KeyProviderError, Result, StoreError};
 pub use follow::{Change, Followed, RevocationFeed};
-pub use keys::{KdfParams, KekMove, KeyProvider, LocalKek, LocalKeyring};
-#[cfg(feature = "aws-kms")]
-pub use kms::AwsKmsKeyProvider;
-#[cfg(feature = "openbao-transit")]
-pub use kms::TransitKeyProvider;
+pub use keys::{KeyProvider, LocalKek};
 pub use memory::MemoryBackend;
 pub use model::{Label, LabelChange, Labels, SecretName, TokenQuery, TokenRow};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteBackend;
-pub use store::{KEK_MOVE_META, Migration, RewrapReport, SecretStore, secret_text};
-pub use tokens::{CatchUp, ListedToken, LoadReport, TokenService};
+pub use store::{Migration, SecretStore, secret_text};
+pub use tokens::{ListedToken, TokenService};
 
-/// Names the store reserves for itself: its own sealed keys and key ids, and PostgreSQL's
-/// `NOTIFY` channels.
+/// Names the store reserves for itself: its own sealed keys and key ids, the metadata it keeps,
+/// and PostgreSQL's `NOTIFY` channels.
 pub mod reserved {
     #[cfg(feature = "postgres")]
     pub use crate::postgres::{ISSUE_CHANNEL, REVOCATION_CHANNEL};
-    pub use crate::store::{AUDIT_BINDING_META, DIGEST_KEY_SECRET, PASSPHRASE_KEK_ID, RECORD_KEY_SECRET};
+    pub use crate::store::{
+        AUDIT_BINDING_META, DIGEST_KEY_SECRET, KEK_MOVE_META, PASSPHRASE_KEK_ID, RECORD_KEY_SECRET,
+    };
 }
-
-// Backend authors' names (also under `backend`), and the reserved names, at the root as before
-// (kept for existing code; not documented there).
-#[doc(hidden)]
-pub use backend::{
-    KeyCheck, NONCE_LEN, RecordKey, RecordMac, Sealed, SecretKey, SecretVersion, TAG_LEN,
-    apply_label_changes, check_active, check_next_version,
-};
-#[doc(hidden)]
-pub use reserved::*;
 
 pub use secrecy;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use token_core::{PrincipalId, Purpose, TokenId, TokenRecord};
+use token_core::{PrincipalId, Purpose, TokenId, lookup::TokenRecord};
 
 use crate::envelope::Sealed;
 use crate::error::{Result, StoreError};
@@ -130,7 +130,7 @@ pub struct SecretVersion {
 /// A token record with what the store knows of its use, and its integrity tag as stored.
 ///
 /// What a backend returns is as stored, not yet checked: the token service checks the tag
-/// ([`crate::RecordKey::check_token`]) before it uses a record.
+/// ([`crate::backend::RecordKey::check_token`]) before it uses a record.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenRow {
@@ -166,19 +166,19 @@ impl TokenRow {
     /// expired at the epoch), so code that looks at it without checking still denies.
     pub fn quarantined(id: token_core::TokenId, detail: impl Into<String>) -> Self {
         let epoch = DateTime::<Utc>::UNIX_EPOCH;
-        let record = token_core::TokenRecord {
+        let record = token_core::lookup::TokenRecord {
             id,
             principal: PrincipalId::new("unreadable").unwrap_or_else(|_| unreachable!("a valid name")),
             purpose: Purpose::new("unreadable").unwrap_or_else(|_| unreachable!("a valid name")),
             scopes: token_core::ScopeSet::default(),
-            digest: token_core::TokenDigest::from_parts(u32::MAX, [0; 32]),
+            digest: token_core::digest::TokenDigest::from_parts(u32::MAX, [0; 32]),
             created_at: epoch,
             not_before: epoch,
             expires_at: epoch,
             revoked_at: Some(epoch),
             parent: None,
             replaces: None,
-            limits: token_core::UseLimits::default(),
+            limits: token_core::lookup::UseLimits::default(),
         };
         Self { defect: Some(detail.into()), ..Self::new(record, None, 0, None) }
     }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use token_core::TokenRecord;
+use token_core::lookup::TokenRecord;
 
 use crate::encoding::RecordDecoder;
 use crate::error::{Result, StoreError};
@@ -41,7 +41,7 @@ pub(crate) fn version_u64(v: i64, what: &'static str) -> Result<u64> {
 
 /// A stored token id back.
 pub(crate) fn token_id(text: &str) -> Result<token_core::TokenId> {
-    text.parse().map_err(|e: token_core::TokenFormatError| corrupt("token id", None, e.to_string()))
+    text.parse().map_err(|e: token_core::errors::TokenFormatError| corrupt("token id", None, e.to_string()))
 }
 
 pub(crate) fn corrupt(what: &'static str, id: Option<&str>, detail: String) -> StoreError {

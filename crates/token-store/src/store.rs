@@ -49,14 +49,14 @@ const META_ENCODED: &str = "tokenward/tokens-encoded";
 /// The integrity markers every store holds from its creation.
 const MARKERS: [&str; 2] = [META_TAGGED, META_ENCODED];
 /// Sealed metadata, written when a store is created: which audit log the store writes to and how
-/// far that log had come ([`token_audit::LogBinding`]; empty at creation: the first log attached
+/// far that log had come ([`token_audit::witnesses::LogBinding`]; empty at creation: the first log attached
 /// is the store's). The front door checks it at every open with a log and advances it as the log
 /// grows; a store without it (from before bindings) is bound only by an explicit migration or a
 /// deliberate new log.
 pub const AUDIT_BINDING_META: &str = "tokenward/audit-binding";
 
 fn empty_binding() -> Vec<u8> {
-    token_audit::LogBinding::new(0, None, token_audit::chains::ChainHead::EMPTY).encode()
+    token_audit::witnesses::LogBinding::new(0, None, token_audit::chains::ChainHead::EMPTY).encode()
 }
 const MIGRATE_HINT: &str =
     "; if this store was written by an older Tokenward, `tokenward migrate` upgrades it (audited)";
@@ -528,7 +528,7 @@ impl SecretStore {
         Ok(report)
     }
 
-    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::KekMove)
+    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::keys::KekMove)
     /// (from the KEK it is under, to the new one; any two [`KeyProvider`]s: a passphrase, a key
     /// file, a KMS key). The move is recorded (plain metadata [`KEK_MOVE_META`]) by that open
     /// already, before anything can be written under the new KEK, so an ordinary open refuses a

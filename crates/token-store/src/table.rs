@@ -9,7 +9,7 @@
 //! ordering bounds how far a lookup of an unknown id scans.
 
 use rand::TryRng;
-use token_core::{TokenId, TokenView};
+use token_core::{TokenId, lookup::TokenView};
 
 use crate::error::{Result, StoreError};
 
@@ -220,6 +220,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
     use token_core::chrono::{TimeDelta, Utc};
+    use token_core::digest::TokenDigest;
+    use token_core::lookup::{TokenRecord, UseLimits};
     use token_core::*;
 
     fn view() -> TokenView {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::ExposeSecret;
 use token_core::{
-    DigestKey, DigestKeyring, IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenId,
-    TokenPrefix, TokenRecord,
+    IssueRequest, Issuer, Policy, Principal, Role, TokenFormat, TokenId, TokenPrefix, digest::DigestKey,
+    digest::DigestKeyring, lookup::TokenRecord,
 };
 
 use crate::backend::Backend;
@@ -29,8 +29,8 @@ use crate::model::{Label, LabelChange, SecretName, SecretVersion, TokenQuery};
 use crate::store::SecretStore;
 
 /// The record key the kit's backend calls tag records under.
-fn kit_key() -> crate::RecordKey {
-    crate::RecordKey::from_bytes(&[42; 32])
+fn kit_key() -> crate::backend::RecordKey {
+    crate::backend::RecordKey::from_bytes(&[42; 32])
 }
 
 fn t0() -> DateTime<Utc> {
@@ -222,7 +222,8 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     let key = kit_key();
     let live = record(&f, "live", TimeDelta::hours(1), t0(), None);
     let mut limited = record(&f, "limited", TimeDelta::hours(1), t0(), None);
-    limited.limits = token_core::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
+    limited.limits =
+        token_core::lookup::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
     let revoked = record(&f, "revoked", TimeDelta::hours(1), t0(), None);
     let expired = record(&f, "expired", TimeDelta::minutes(1), t0(), None);
     for r in [&live, &limited, &revoked, &expired] {
@@ -239,7 +240,10 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     assert_eq!(ids, want, "unexpired tokens, revoked included");
     for t in &loaded {
         key.check_token(t).expect("the stored tag checks");
-        assert!(crate::RecordKey::from_bytes(&[7; 32]).check_token(t).is_err(), "not under another key");
+        assert!(
+            crate::backend::RecordKey::from_bytes(&[7; 32]).check_token(t).is_err(),
+            "not under another key"
+        );
         if t.record.id == revoked.id {
             assert!(t.record.revoked_at.is_some(), "the revoked record says so, under a fresh tag");
         }
@@ -538,7 +542,7 @@ impl Backend for FailAfter {
     async fn insert_token(
         &self,
         record: &TokenRecord,
-        key: &crate::RecordKey,
+        key: &crate::backend::RecordKey,
         expected_active: &[TokenId],
     ) -> crate::Result<()> {
         self.inner.insert_token(record, key, expected_active).await
@@ -553,11 +557,11 @@ impl Backend for FailAfter {
         &self,
         id: TokenId,
         at: DateTime<Utc>,
-        key: &crate::RecordKey,
+        key: &crate::backend::RecordKey,
     ) -> crate::Result<Vec<TokenId>> {
         self.inner.revoke_tree(id, at, key).await
     }
-    async fn upgrade_token_records(&self, key: &crate::RecordKey) -> crate::Result<usize> {
+    async fn upgrade_token_records(&self, key: &crate::backend::RecordKey) -> crate::Result<usize> {
         self.inner.upgrade_token_records(key).await
     }
     async fn record_uses(&self, uses: &[(TokenId, DateTime<Utc>, u64)]) -> crate::Result<()> {

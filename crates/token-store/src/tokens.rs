@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use token_core::{
-    ChildRequest, DigestKey, DigestKeyring, IssueRequest, IssuedToken, Issuer, Policy, Principal,
-    TokenFormat, TokenId, TokenView, Verifier,
+    ChildRequest, IssueRequest, IssuedToken, Issuer, Policy, Principal, TokenFormat, TokenId, Verifier,
+    digest::DigestKey, digest::DigestKeyring, lookup::TokenView,
 };
 
 use token_audit::{Action, Actor, AuditEvent, AuditedVerifier, Auditor};
@@ -460,7 +460,7 @@ impl TokenService {
     }
 
     /// Records an issue; in fail-closed mode, withdraws the token if that fails.
-    async fn audit_issue(&self, record: &token_core::TokenRecord, now: DateTime<Utc>) -> Result<()> {
+    async fn audit_issue(&self, record: &token_core::lookup::TokenRecord, now: DateTime<Utc>) -> Result<()> {
         let Some(audit) = &self.audit else { return Ok(()) };
         let mut event =
             AuditEvent::new(now, Actor::Principal(record.principal.as_str().to_owned()), Action::Issue)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use token_audit::*;
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
+use token_store::keys::{KdfParams, LocalKeyring};
 use token_store::secrecy::SecretString;
 use token_store::*;
 

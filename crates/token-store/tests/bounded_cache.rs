@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use token_core::chrono::{TimeDelta, Utc};
 use token_core::*;
+use token_store::cache::BoundedCache;
 use token_store::*;
 
 fn policy() -> Policy {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokenward_test_support::kill_child_at_random;
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::lookup::ParsedToken;
 use token_core::*;
 use token_store::secrecy::{ExposeSecret, SecretBox};
 use token_store::*;

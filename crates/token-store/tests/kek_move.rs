@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use token_core::chrono::{DateTime, Utc};
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 use token_store::backend::{RecordKey, Sealed, SecretVersion};
+use token_store::keys::{KdfParams, KekMove};
+use token_store::reserved::KEK_MOVE_META;
 use token_store::secrecy::{ExposeSecret, SecretBox, SecretString};
 use token_store::*;
 

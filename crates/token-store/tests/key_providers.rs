@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use token_store::backend::{Sealed, SecretKey};
+use token_store::keys::{AwsKmsKeyProvider, LocalKeyring, TransitKeyProvider};
 use token_store::secrecy::SecretBox;
 use token_store::testing::run_key_provider_suite;
 use token_store::*;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use token_store::keys::KdfParams;
 use token_store::secrecy::{ExposeSecret, SecretString};
 use token_store::*;
 

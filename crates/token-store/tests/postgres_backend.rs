@@ -10,6 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
 use token_core::*;
 use token_store::*;
 use tokenward_test_support::FreshSchema;
@@ -60,7 +61,7 @@ async fn concurrent_issuers_cannot_both_win_a_purpose() {
         tasks.push(tokio::spawn(async move {
             let req = IssueRequest::parse("deploy", "svc:data/x:read", TimeDelta::hours(1)).unwrap();
             let (_, record) = i.issue_at(&p, &req, &[], now).unwrap();
-            b.insert_token(&record, &token_store::RecordKey::from_bytes(&[1; 32]), &[]).await
+            b.insert_token(&record, &token_store::backend::RecordKey::from_bytes(&[1; 32]), &[]).await
         }));
     }
     let mut won = 0;
@@ -86,7 +87,7 @@ async fn revocations_reach_other_connections() {
     let now = Utc::now();
     let req = IssueRequest::parse("p", "svc:data/x:read", TimeDelta::hours(1)).unwrap();
     let (_, parent) = issuer.issue_at(&principal, &req, &[], now).unwrap();
-    backend.insert_token(&parent, &token_store::RecordKey::from_bytes(&[1; 32]), &[]).await.unwrap();
+    backend.insert_token(&parent, &token_store::backend::RecordKey::from_bytes(&[1; 32]), &[]).await.unwrap();
     let mut child = issuer
         .issue_at(
             &principal,
@@ -97,10 +98,10 @@ async fn revocations_reach_other_connections() {
         .unwrap()
         .1;
     child.parent = Some(parent.id);
-    backend.insert_token(&child, &token_store::RecordKey::from_bytes(&[1; 32]), &[]).await.unwrap();
+    backend.insert_token(&child, &token_store::backend::RecordKey::from_bytes(&[1; 32]), &[]).await.unwrap();
     let t = std::time::Instant::now();
     let revoked = backend
-        .revoke_tree(parent.id, Utc::now(), &token_store::RecordKey::from_bytes(&[1; 32]))
+        .revoke_tree(parent.id, Utc::now(), &token_store::backend::RecordKey::from_bytes(&[1; 32]))
         .await
         .unwrap();
     assert_eq!(revoked.len(), 2);

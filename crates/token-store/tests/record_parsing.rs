@@ -4,8 +4,10 @@
 
 use proptest::prelude::*;
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::digest::{DigestKey, DigestKeyring};
+use token_core::lookup::TokenRecord;
 use token_core::*;
-use token_store::{KdfParams, KeyCheck, Label, SecretName, SecretVersion};
+use token_store::{Label, SecretName, backend::KeyCheck, backend::SecretVersion, keys::KdfParams};
 
 fn issued_record(purpose: &str, scopes: &str) -> TokenRecord {
     let policy = Policy::builder()

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use token_store::keys::KdfParams;
 use token_store::secrecy::{ExposeSecret, SecretString};
 use token_store::*;
 
@@ -92,6 +93,7 @@ async fn flipped_bytes_in_the_file_fail_with_typed_errors() {
 #[tokio::test]
 async fn a_version_1_store_is_refused_never_tagged() {
     use token_core::chrono::{TimeDelta, Utc};
+    use token_core::digest::{DigestKey, DigestKeyring};
     use token_core::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use token_core::chrono::{TimeDelta, Utc};
+use token_core::errors::PolicyViolation;
 use token_core::*;
+use token_store::keys::KdfParams;
 use token_store::secrecy::SecretString;
 use token_store::*;
 

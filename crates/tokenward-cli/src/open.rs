@@ -235,14 +235,14 @@ pub(crate) async fn open_with(g: &Global, need: Need, b: TokenwardBuilder) -> Re
 }
 
 /// The witness `--witness` names (`dir:PATH`, `s3://BUCKET/PREFIX/`), connected.
-pub(crate) async fn witness(g: &Global) -> Result<Option<Arc<dyn tokenward::audit::Witness>>> {
+pub(crate) async fn witness(g: &Global) -> Result<Option<Arc<dyn tokenward::audit::witnesses::Witness>>> {
     let Some(spec) = g.witness.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
     if let Some(dir) = spec.strip_prefix("dir:") {
-        return Ok(Some(Arc::new(tokenward::audit::FileWitness::open(dir)?)));
+        return Ok(Some(Arc::new(tokenward::audit::witnesses::FileWitness::open(dir)?)));
     }
     if let Some(rest) = spec.strip_prefix("s3://") {
         use token_http::aws::{AwsClient, AwsCredentials, env_endpoint, env_region};
-        use tokenward::audit::S3Witness;
+        use tokenward::audit::witnesses::S3Witness;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let creds =
             AwsCredentials::from_env().map_err(|e| CliError::new(format!("--witness {spec}: {e}")))?;
@@ -261,7 +261,7 @@ pub(crate) async fn witness(g: &Global) -> Result<Option<Arc<dyn tokenward::audi
 async fn check_log(
     g: &Global,
     tw: &Tokenward,
-    witness: Option<Arc<dyn tokenward::audit::Witness>>,
+    witness: Option<Arc<dyn tokenward::audit::witnesses::Witness>>,
 ) -> Result<()> {
     let storage: Arc<dyn tokenward::audit::LogStorage> = match g.database_url() {
         #[cfg(feature = "postgres")]
@@ -269,7 +269,10 @@ async fn check_log(
         _ => {
             let path = g.audit_path();
             if path.exists() {
-                Arc::new(tokenward::audit::FileLog::open_shared(&path, tokenward::audit::FileSync::Data)?)
+                Arc::new(tokenward::audit::FileLog::open_shared(
+                    &path,
+                    tokenward::audit::file::FileSync::Data,
+                )?)
             } else {
                 Arc::new(tokenward::audit::MemoryLog::new()) // missing: as empty
             }
@@ -289,7 +292,9 @@ fn hint(g: &Global, e: tokenward::Error) -> CliError {
         tokenward::Error::Store(StoreError::WrongKey { .. }) => CliError::new(format!(
             "{e} ({store}: pass the key file it was made with, or {PASSPHRASE_ENV} if it was made with a passphrase)"
         )),
-        tokenward::Error::Witness(tokenward::audit::WitnessError::Unavailable { .. }) => CliError::from(e),
+        tokenward::Error::Witness(tokenward::audit::witnesses::WitnessError::Unavailable { .. }) => {
+            CliError::from(e)
+        }
         tokenward::Error::Binding(_) | tokenward::Error::Witness(_) => {
             CliError::new(format!("{} (audit log {})", CliError::from(e), g.audit_path().display()))
                 .log_mismatch()
@@ -318,8 +323,10 @@ async fn attach_audit(g: &Global, b: TokenwardBuilder) -> Result<TokenwardBuilde
         }
         // Shared: a daemon and the operator's commands append to one chain.
         _ => {
-            let log =
-                tokenward::audit::FileLog::open_shared(g.audit_path(), tokenward::audit::FileSync::Data)?;
+            let log = tokenward::audit::FileLog::open_shared(
+                g.audit_path(),
+                tokenward::audit::file::FileSync::Data,
+            )?;
             Ok(b.audit_storage(Arc::new(log), FailureMode::FailClosed))
         }
     }

@@ -230,7 +230,7 @@ async fn a_bounded_cache_reads_what_it_does_not_hold() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
     let tw = builder(dir.path())
-        .bounded_cache(tokenward::store::BoundedCache::new(2))
+        .bounded_cache(tokenward::store::cache::BoundedCache::new(2))
         .audit_file(&audit, FailureMode::FailClosed)
         .open()
         .await

@@ -51,10 +51,10 @@ impl AwsAccess {
 
     /// A client acting with the access key, its secret key read (audited) from the store.
     #[cfg(feature = "aws")]
-    pub async fn client<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<crate::AwsClient, C::Error> {
+    pub async fn client<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<crate::aws::AwsClient, C::Error> {
         let secret = ctx.secret_text(&self.admin_secret_key_secret).await?;
-        let creds = crate::AwsCredentials::new(self.admin_access_key_id.clone(), secret);
-        let mut client = crate::AwsClient::new(self.region.clone(), creds);
+        let creds = crate::aws::AwsCredentials::new(self.admin_access_key_id.clone(), secret);
+        let mut client = crate::aws::AwsClient::new(self.region.clone(), creds);
         if let Some(e) = &self.endpoint {
             client = client.endpoint(e.clone());
         }
@@ -105,7 +105,7 @@ impl TargetDeclaration for AwsIamAccessKeySpec {
             let grace = ctx.deletion_grace()?;
             let client = self.access.client(ctx).await?;
             Ok(Arc::new(
-                crate::AwsAccessKeyTarget::new(client, &self.user)
+                crate::aws::AwsAccessKeyTarget::new(client, &self.user)
                     .lifetime(self.lifetime.get()?)
                     .deletion_grace(grace)
                     .clock(ctx.clock()),
@@ -155,7 +155,7 @@ impl SecretsManagerSpec {
             } else {
                 crate::ValueFormat::Secret
             };
-            Ok(Arc::new(crate::SecretsManagerDestination::new(client, &self.secret_id, format)))
+            Ok(Arc::new(crate::aws::SecretsManagerDestination::new(client, &self.secret_id, format)))
         }
         #[cfg(not(feature = "aws"))]
         Err(ctx.config(format!("{}: Secrets Manager needs the `aws` feature", ctx.what())))

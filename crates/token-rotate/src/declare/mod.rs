@@ -25,7 +25,7 @@ use chrono::TimeDelta;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use token_core::{Clock, Policy, Principal};
+use token_core::{Policy, Principal, clocks::Clock};
 use token_store::TokenService;
 
 use crate::error::TargetError;

@@ -55,8 +55,8 @@ impl OpenBaoConnect {
         &self,
         address: &str,
         ctx: &C,
-    ) -> Result<crate::OpenBao, C::Error> {
-        let mut b = crate::OpenBao::builder(address);
+    ) -> Result<crate::openbao::OpenBao, C::Error> {
+        let mut b = crate::openbao::OpenBao::builder(address);
         if let Some(ca) = &self.ca_file {
             let pem = std::fs::read(ca).map_err(|e| ctx.config(format!("ca_file {ca}: {e}")))?;
             b = b.ca_pem(pem);
@@ -121,7 +121,12 @@ impl TargetDeclaration for OpenBaoTokenSpec {
                 .await
                 .map_err(|e| ctx.config(format!("{what}: {e}")))?;
             let policies: Vec<&str> = self.policies.iter().map(String::as_str).collect();
-            Ok(Arc::new(crate::OpenBaoTokenTarget::new(bao, &policies, self.ttl.get()?, &self.display_name)))
+            Ok(Arc::new(crate::openbao::OpenBaoTokenTarget::new(
+                bao,
+                &policies,
+                self.ttl.get()?,
+                &self.display_name,
+            )))
         }
         #[cfg(not(feature = "vault"))]
         Err(ctx.config(format!("{}: OpenBao targets need the `vault` feature", ctx.what())))
@@ -205,7 +210,7 @@ impl TargetDeclaration for OpenBaoKvTargetSpec {
             let bao =
                 s.connect.client(&s.address, ctx).await.map_err(|e| ctx.config(format!("{what}: {e}")))?;
             let lifetime = self.lifetime()?;
-            Ok(Arc::new(crate::OpenBaoKvTarget::new(bao, &s.mount, &s.path, &s.field, lifetime)))
+            Ok(Arc::new(crate::openbao::OpenBaoKvTarget::new(bao, &s.mount, &s.path, &s.field, lifetime)))
         }
         #[cfg(not(feature = "vault"))]
         Err(ctx.config(format!("{}: OpenBao targets need the `vault` feature", ctx.what())))
@@ -236,7 +241,7 @@ impl OpenBaoKvDestinationSpec {
             let (s, what) = (&self.0, ctx.what());
             let bao =
                 s.connect.client(&s.address, ctx).await.map_err(|e| ctx.config(format!("{what}: {e}")))?;
-            let mut d = crate::OpenBaoKvDestination::new(bao, &s.mount, &s.path, &s.field);
+            let mut d = crate::openbao::OpenBaoKvDestination::new(bao, &s.mount, &s.path, &s.field);
             if let Some(h) = &s.handle_field {
                 d = d.handle_field(h);
             }

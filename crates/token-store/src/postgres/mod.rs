@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 

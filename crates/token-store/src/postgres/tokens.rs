@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 
 use super::{ISSUE_CHANNEL, REVOCATION_CHANNEL, is_unique_violation, pg};
 use crate::encoding::{RecordDecoder, encode_token_record};

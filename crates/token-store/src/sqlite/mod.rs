@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 
 use crate::backend::Backend;
 use crate::envelope::Sealed;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use token_core::{TokenId, TokenRecord};
+use token_core::{TokenId, lookup::TokenRecord};
 
 use super::db;
 use crate::encoding::{RecordDecoder, encode_token_record};

@@ -9,8 +9,9 @@ use tokenward::Tokenward;
 use tokenward::audit::chains::{ChainHead, ChainVerifier};
 use tokenward::audit::checkpoints::CheckpointKey;
 use tokenward::audit::{
-    AuditQuery, CheckpointSigner, Entry, LogReader, MerkleTree, SignedCheckpoint, TreeHead, leaf_hash,
-    verify_consistency, verify_inclusion,
+    AuditQuery, CheckpointSigner, chains::Entry, checkpoints::SignedCheckpoint, file::LogReader,
+    merkle::MerkleTree, merkle::TreeHead, merkle::leaf_hash, merkle::verify_consistency,
+    merkle::verify_inclusion,
 };
 use tokenward::core::chrono::Utc;
 use tokenward::core::private_fs;
@@ -239,7 +240,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             tw.shutdown().await?;
             let head = head.ok_or_else(|| CliError::new("no audit log attached"))?;
             if let Some(old) = &old_log {
-                use tokenward::audit::{Action, AuditEvent, FileLog, FileSync};
+                use tokenward::audit::{Action, AuditEvent, FileLog, file::FileSync};
                 let log = FileLog::open_shared(old, FileSync::Data)?;
                 let event = AuditEvent::new(now, actor, Action::Store("new-log".into()))
                     .attr("reason", reason.as_str())
@@ -363,7 +364,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             }
             let size = size.unwrap_or(tree.size());
             let hex = |h: &[u8; 32]| tokenward::core::hex::encode(h);
-            let proof_err = |e: tokenward::audit::ProofError| CliError::new(e.to_string());
+            let proof_err = |e: tokenward::audit::merkle::ProofError| CliError::new(e.to_string());
             let v = match (seq, from) {
                 (Some(seq), _) => {
                     let proof = tree.inclusion_proof(seq, size).map_err(proof_err)?;

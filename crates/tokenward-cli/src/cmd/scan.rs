@@ -5,11 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokenward::LeakOutcome;
 use tokenward::core::private_fs;
 use tokenward::scan::{
     Baseline, GitOptions, ImageOptions, Progress, Report, RuleSet, S3Options, Scanner, TreeOptions,
 };
+use tokenward::{EmergencyOrder, LeakOutcome};
 
 use crate::cli::{Global, ScanArgs, ScanFormat};
 use crate::cmd::policy::stored;
@@ -147,7 +147,12 @@ async fn revoke(g: &Global, report: &Report) -> Result<usize> {
         let after =
             action.time_to_revoke.map(|d| format!(" in {:.1} ms", d.as_secs_f64() * 1e3)).unwrap_or_default();
         let what = match &action.outcome {
-            LeakOutcome::Replaced { id, name } => format!("token {id} revoked and replaced ({name}){after}"),
+            LeakOutcome::Replaced { id, name, order: EmergencyOrder::ReplaceFirst } => {
+                format!("token {id} replaced and revoked ({name}, replace first){after}")
+            }
+            LeakOutcome::Replaced { id, name, .. } => {
+                format!("token {id} revoked and replaced ({name}){after}")
+            }
             LeakOutcome::Revoked { id, revoked } => {
                 format!("token {id} revoked ({} with its children){after}", revoked.len())
             }

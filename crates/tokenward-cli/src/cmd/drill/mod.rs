@@ -90,7 +90,7 @@ async fn scratch(dir: &Path) -> Result<Tokenward> {
         .build()?;
     let log = tokenward::audit::FileLog::open_shared(
         dir.join("drill.audit.jsonl"),
-        tokenward::audit::FileSync::Data,
+        tokenward::audit::file::FileSync::Data,
     )?;
     Ok(Tokenward::embedded(dir.join("drill.db"))
         .key_provider(Arc::new(kek))

@@ -122,7 +122,10 @@ pub(crate) enum Command {
     Secret(SecretCmd),
     /// Rewrap every data key under the current key-encryption key (run after rotating the KMS
     /// key, e.g. `bao write -f transit/keys/KEY/rotate`; resumable, safe to run twice).
-    Rewrap,
+    Rewrap {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Move the store to another key-encryption key (another KMS key, or from a passphrase or key
     /// file to a KMS): opened with the current key as usual, every data key and the key check
     /// rewrapped under `--to` (audited; resumable: after a crash, run it again with the same
@@ -132,7 +135,10 @@ pub(crate) enum Command {
     /// Upgrade a store written by an older Tokenward (audited): records in the older form whose
     /// integrity tag holds are rewritten, the integrity markers written. An open never does this
     /// by itself; nothing that fails its tag is ever accepted.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Rotate a declared credential now, or every one that is due.
     Rotate(RotateArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
@@ -189,9 +195,13 @@ pub(crate) struct AlertSinks {
     /// Run this (through sh -c) for each alert, the alert's JSON on its stdin.
     #[arg(long = "alert-command")]
     pub(crate) command: Option<String>,
-    /// Do not print alerts as JSON lines on stdout.
+    /// Do not print alerts on stdout.
     #[arg(long)]
     pub(crate) no_stdout: bool,
+    /// How alerts are printed on stdout: JSON lines (the default: stdout is one of the alert
+    /// sinks, read by programs) or text, one line each.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +227,8 @@ pub(crate) struct InitArgs {
     /// Generate a new 256-bit key into this file (mode 0600) and use it as the store's key.
     #[arg(long, conflicts_with = "key_file")]
     pub(crate) new_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,17 +246,23 @@ pub(crate) enum PolicyCmd {
         /// Apply even if active tokens would be orphaned.
         #[arg(long)]
         allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Check a policy file without a store (for CI on the policy repository).
     Check {
         /// The policy file (TOML).
         file: PathBuf,
+        #[command(flatten)]
+        output: Output,
     },
     /// Print the stored policy (or one version of it) as TOML.
     Show {
         /// A version from `policy history` (default: the current one).
         #[arg(value_name = "VERSION")]
         at: Option<u64>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Every stored version: when, by whom, its SHA-256.
     History {
@@ -267,6 +285,8 @@ pub(crate) enum RoleCmd {
         /// Apply even if active tokens would be orphaned.
         #[arg(long)]
         allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// List roles.
     List {
@@ -278,6 +298,8 @@ pub(crate) enum RoleCmd {
         name: String,
         #[arg(long)]
         allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -291,6 +313,8 @@ pub(crate) enum PrincipalCmd {
         roles: Vec<String>,
         #[arg(long)]
         allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// List principals.
     List {
@@ -302,6 +326,8 @@ pub(crate) enum PrincipalCmd {
         name: String,
         #[arg(long)]
         allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -387,13 +413,20 @@ pub(crate) struct RevokeArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum SecretCmd {
     /// Seal a new version from stdin and make it current.
-    Put { name: String },
-    /// Print the current version (only to a pipe or file, or with --reveal).
+    Put {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print the current version (only to a pipe or file, or with --reveal); `--format json`: a
+    /// JSON object with the value in `value` (UTF-8) or `value_hex`.
     Get {
         name: String,
         /// Print it to a terminal too.
         #[arg(long)]
         reveal: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// List secret names and versions (never a value).
     List {
@@ -475,10 +508,15 @@ pub(crate) enum AuditCmd {
         /// Only the chain (and --checkpoint): no store, no key, no binding or witness check.
         #[arg(long, conflicts_with = "checkpoint")]
         log_only: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Bind the store to its log's head now and push the signed tree head to the witness (what
     /// each revocation and the daemon do).
-    Witness,
+    Witness {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Start a new audit log deliberately (after archiving the old one, or to recover from a lost
     /// one): records why in the new log (and in --old-log), binds the store to it in a new epoch,
     /// and pushes that to the witness. Needs the store's key.
@@ -492,6 +530,8 @@ pub(crate) enum AuditCmd {
         /// The previous log, if it is still there: a `store`/`new-log` entry is appended to it too.
         #[arg(long)]
         old_log: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Show entries.
     Show {
@@ -556,6 +596,8 @@ pub(crate) enum AuditCmd {
         /// The signer's public key (64 hex); default: this store's.
         #[arg(long)]
         key: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -735,4 +777,6 @@ pub(crate) struct RekeyArgs {
     /// environment settings as `--kms`).
     #[arg(long)]
     pub(crate) to: tokenward::KmsKey,
+    #[command(flatten)]
+    pub(crate) output: Output,
 }

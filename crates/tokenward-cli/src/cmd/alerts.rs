@@ -17,7 +17,7 @@ use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::cli::{AlertArgs, AlertSinks, Global, WebhookUrl};
+use crate::cli::{AlertArgs, AlertSinks, Format, Global, WebhookUrl};
 use crate::cmd::report;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
@@ -85,7 +85,8 @@ pub(crate) async fn scan_alerts(paths: &[PathBuf]) -> Result<Vec<Alert>> {
 
 /// Where alerts go, resolved (the webhook's key read from the store).
 pub(crate) struct Sinks {
-    stdout: bool,
+    /// Whether alerts go to stdout, and how (`--format`: JSON lines by default).
+    stdout: Option<Format>,
     webhook: Option<(WebhookUrl, Zeroizing<Vec<u8>>)>,
     command: Option<String>,
 }
@@ -112,7 +113,7 @@ impl Sinks {
                 Some((url.clone(), Zeroizing::new(key.expose_secret().clone())))
             }
         };
-        Ok(Self { stdout: !a.no_stdout, webhook, command: a.command.clone() })
+        Ok(Self { stdout: (!a.no_stdout).then_some(a.format), webhook, command: a.command.clone() })
     }
 
     /// Sends every alert to every sink; a sink that fails is reported and the others still run.
@@ -120,8 +121,10 @@ impl Sinks {
         let mut failed = Vec::new();
         for alert in alerts {
             let body = json!({"type": "alert", "at": out::time(now), "alert": alert}).to_string();
-            if self.stdout {
-                println!("{body}");
+            match self.stdout {
+                Some(Format::Json) => println!("{body}"),
+                Some(Format::Text) => println!("{}", alert_line(alert, now)),
+                None => {}
             }
             if let Some((url, key)) = &self.webhook
                 && let Err(e) = post(url, key.clone(), body.clone()).await
@@ -140,6 +143,22 @@ impl Sinks {
             Err(CliError::new(format!("alert sinks failed: {}", failed.join("; "))))
         }
     }
+}
+
+/// An alert as one line of text: when, severity, kind, summary, then its tokens, credential and
+/// location.
+fn alert_line(a: &Alert, now: DateTime<Utc>) -> String {
+    let mut line = format!("{}  {:<6}  {:<27}  {}", out::time(now), a.severity, a.kind, a.summary);
+    if !a.tokens.is_empty() {
+        line.push_str(&format!("  tokens {}", a.tokens.join(" ")));
+    }
+    if let Some(c) = &a.credential {
+        line.push_str(&format!("  credential {c}"));
+    }
+    if let Some(l) = &a.location {
+        line.push_str(&format!("  at {l}"));
+    }
+    line
 }
 
 fn loopback_http(url: &str) -> bool {

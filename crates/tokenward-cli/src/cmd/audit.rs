@@ -148,7 +148,7 @@ fn entry_line(e: &Entry) -> String {
 
 pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
     match c {
-        AuditCmd::Verify { checkpoint, log_only } => {
+        AuditCmd::Verify { checkpoint, log_only, output } => {
             let mut heads: Vec<ChainHead> = Vec::new();
             if !log_only {
                 // The store's binding and the witness: a read-only open checks both (exit 1 here,
@@ -173,6 +173,20 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 v.push(&e).map_err(|e| CliError::denied(format!("audit log: {e}")))?;
             }
             let head = v.finish().map_err(|e| CliError::denied(format!("audit log: {e}")))?;
+            if output.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "verified": true,
+                        "entries": head.len,
+                        "head": head.head.to_string(),
+                        "bound_to_store": (!log_only).then_some(true),
+                        "witness": if log_only { None } else { g.witness.as_deref() },
+                        "checkpoint_entries": heads.first().map(|h| h.len),
+                    })
+                );
+                return Ok(0);
+            }
             println!("audit log verified: {} entries, head {}", head.len, head.head);
             if !log_only {
                 println!("it is the log the store is bound to");
@@ -185,7 +199,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             }
             Ok(0)
         }
-        AuditCmd::Witness => {
+        AuditCmd::Witness { output } => {
             if g.witness.is_none() {
                 return Err(CliError::new(
                     "no witness: give --witness dir:PATH or s3://BUCKET/PREFIX/ (or TOKENWARD_WITNESS)",
@@ -196,13 +210,20 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let location = tw.witness_location().unwrap_or_default();
             tw.shutdown().await?;
             let head = pushed?.ok_or_else(|| CliError::new("no audit log attached"))?;
+            if output.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({"entries": head.len, "head": head.head.to_string(), "witness": location})
+                );
+                return Ok(0);
+            }
             eprintln!(
                 "bound the store to the log's {} entries and pushed its signed tree head to {location}",
                 head.len
             );
             Ok(0)
         }
-        AuditCmd::Rebind { reason, old_log } => {
+        AuditCmd::Rebind { reason, old_log, output } => {
             if reason.trim().is_empty() {
                 return Err(CliError::new("--reason: say why a new log is started"));
             }
@@ -227,7 +248,21 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                     .attr("new_log_entries", head.len.to_string())
                     .attr("new_log_head", head.head.to_string());
                 log.append_now(&[event])?;
-                eprintln!("recorded the new log in {}", old.display());
+                if !output.json() {
+                    eprintln!("recorded the new log in {}", old.display());
+                }
+            }
+            if output.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "audit_log": g.audit_path().display().to_string(),
+                        "entries": head.len,
+                        "head": head.head.to_string(),
+                        "old_log": old_log.as_ref().map(|p| p.display().to_string()),
+                    })
+                );
+                return Ok(0);
             }
             eprintln!(
                 "the store is bound to a new audit log, {} ({} entries, head {}); the reason is recorded in it",
@@ -355,7 +390,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(0)
         }
-        AuditCmd::CheckProof { proof, tree_head, old_tree_head, key } => {
+        AuditCmd::CheckProof { proof, tree_head, old_tree_head, key, output } => {
             let key = match key {
                 Some(k) => CheckpointKey::try_from(k).map_err(|e| CliError::new(format!("--key: {e}")))?,
                 None => {
@@ -432,6 +467,13 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 _ => return Err(bad("kind is neither inclusion nor consistency")),
             };
             match outcome {
+                Ok(msg) if output.json() => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"holds": true, "kind": v["kind"], "size": head.size, "detail": msg})
+                    );
+                    Ok(0)
+                }
                 Ok(msg) => {
                     println!("proof holds: {msg}");
                     Ok(0)

@@ -56,7 +56,13 @@ pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
         }
         new_key_file(path)?;
         g.key_file = Some(path.clone());
-        eprintln!("wrote a new 256-bit key to {} (mode 0600): keep it apart from the store", path.display());
+        // In JSON, the key file is a field of the one document printed.
+        if !a.output.json() {
+            eprintln!(
+                "wrote a new 256-bit key to {} (mode 0600): keep it apart from the store",
+                path.display()
+            );
+        }
     }
     // All or nothing: everything that can be checked is checked before anything is created, and
     // a failure after that removes what this command created (an embedded store and its log).
@@ -68,23 +74,42 @@ pub(crate) async fn run(g: &Global, a: InitArgs) -> Result<u8> {
         let tw = open::open_with(&g, Need::Audited, b).await?;
         let applied = async {
             audit::signer(&tw).await?;
-            if let Some(file) = &file {
-                policy::apply(&tw, file, None, false, false).await?;
+            match &file {
+                Some(file) => Ok::<_, CliError>(Some(policy::apply(&tw, file, None, false, false).await?)),
+                None => Ok(None),
             }
-            Ok::<_, CliError>(())
         }
         .await;
         let closed = tw.shutdown().await;
-        applied?;
+        let applied = applied?;
         closed?;
-        Ok::<_, CliError>(())
+        Ok::<_, CliError>(applied)
     }
     .await;
-    if let Err(e) = result {
-        for path in made {
-            let _ = std::fs::remove_file(path);
+    let applied = match result {
+        Ok(applied) => applied,
+        Err(e) => {
+            for path in made {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
         }
-        return Err(e);
+    };
+    if a.output.json() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "store": g.store_name(),
+                "prefix": a.prefix,
+                "audit_log": g.audit_path().display().to_string(),
+                "new_key_file": a.new_key_file.as_ref().map(|p| p.display().to_string()),
+                "policy": applied.as_ref().map(policy::Applied::json),
+            })
+        );
+        return Ok(0);
+    }
+    if let Some(applied) = &applied {
+        applied.print(a.output);
     }
     eprintln!(
         "initialised {}: tokens `{}_…`, audit log {}",

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::policy::{ApplyOptions, PolicyFile, PrincipalSpec, RoleSpec};
 
-use crate::cli::{Global, PolicyCmd, PrincipalCmd, RoleCmd};
+use crate::cli::{Global, Output, PolicyCmd, PrincipalCmd, RoleCmd};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 
@@ -24,28 +24,72 @@ pub(crate) async fn stored(tw: &Tokenward) -> Result<(PolicyFile, u64)> {
     }
 }
 
-/// Shows what applying `file` changes, then applies it (unless `dry_run`); refuses (naming them)
-/// when it orphans active tokens, unless `allow_orphans`.
+/// What `apply` did: the changes, the active tokens they orphan, the version stored (or, in a
+/// dry run or when nothing changed, the version that stays), and whether a version was stored.
+pub(crate) struct Applied {
+    changes: Vec<String>,
+    orphans: Vec<tokenward::policy::Orphan>,
+    version: u64,
+    dry_run: bool,
+    stored: bool,
+}
+
+impl Applied {
+    /// As JSON: `{"changes", "orphans", "version", "dry_run", "applied"}`.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        json!({
+            "changes": self.changes,
+            "orphans": self.orphans.iter().map(orphan_json).collect::<Vec<_>>(),
+            "version": self.version,
+            "dry_run": self.dry_run,
+            "applied": self.stored,
+        })
+    }
+
+    /// Prints it: JSON, or the changes (stdout), the orphans (stderr) and the outcome (stdout).
+    pub(crate) fn print(&self, output: Output) {
+        if output.json() {
+            println!("{}", self.json());
+            return;
+        }
+        for line in &self.changes {
+            println!("{line}");
+        }
+        print_orphans(&self.orphans);
+        if self.dry_run {
+            println!("dry run: nothing stored (stored version {})", self.version);
+        } else if self.stored {
+            println!("applied: policy version {}", self.version);
+        } else {
+            println!("no changes (stored version {})", self.version);
+        }
+    }
+}
+
+fn orphan_json(o: &tokenward::policy::Orphan) -> serde_json::Value {
+    json!({"token": o.token.to_string(), "principal": o.principal, "purpose": o.purpose, "why": o.why})
+}
+
+fn print_orphans(orphans: &[tokenward::policy::Orphan]) {
+    for o in orphans {
+        eprintln!("orphaned: token {} ({} / {}): {}", o.token, o.principal, o.purpose, o.why);
+    }
+}
+
+/// Works out what applying `file` changes, then applies it (unless `dry_run`); refuses (naming
+/// the tokens on stderr) when it orphans active tokens, unless `allow_orphans`.
 pub(crate) async fn apply(
     tw: &Tokenward,
     file: &PolicyFile,
     expect: Option<u64>,
     dry_run: bool,
     allow_orphans: bool,
-) -> Result<u8> {
-    let print_orphans = |orphans: &[tokenward::policy::Orphan]| {
-        for o in orphans {
-            eprintln!("orphaned: token {} ({} / {}): {}", o.token, o.principal, o.purpose, o.why);
-        }
-    };
+) -> Result<Applied> {
     if dry_run {
         let (old, version) = stored(tw).await?;
-        for line in file.diff(&old) {
-            println!("{line}");
-        }
-        print_orphans(&tw.policy_orphans(file).await?);
-        println!("dry run: nothing stored (stored version {version})");
-        return Ok(0);
+        let changes = file.diff(&old);
+        let orphans = tw.policy_orphans(file).await?;
+        return Ok(Applied { changes, orphans, version, dry_run, stored: false });
     }
     // The library decides (expected version, orphans, no change) and writes; this only shows it.
     let mut options = ApplyOptions::new().allow_orphans(allow_orphans);
@@ -53,35 +97,26 @@ pub(crate) async fn apply(
         options = options.expect_version(v);
     }
     match tw.apply_policy(file, options).await {
-        Ok(applied) if applied.diff.is_empty() => {
-            println!("no changes (stored version {})", applied.version);
-            Ok(0)
-        }
-        Ok(applied) => {
-            for line in &applied.diff {
-                println!("{line}");
-            }
-            print_orphans(&applied.orphans);
-            println!("applied: policy version {}", applied.version);
-            Ok(0)
-        }
+        Ok(applied) if applied.diff.is_empty() => Ok(Applied {
+            changes: Vec::new(),
+            orphans: Vec::new(),
+            version: applied.version,
+            dry_run,
+            stored: false,
+        }),
+        Ok(applied) => Ok(Applied {
+            changes: applied.diff,
+            orphans: applied.orphans,
+            version: applied.version,
+            dry_run,
+            stored: true,
+        }),
         Err(e @ tokenward::Error::PolicyOrphans(_)) => {
             print_orphans(&tw.policy_orphans(file).await?);
             Err(CliError::new(format!("refusing: {e}; revoke them first, or pass --allow-orphans")))
         }
         Err(e) => Err(e.into()),
     }
-}
-
-pub(crate) async fn apply_file(
-    tw: &Tokenward,
-    path: &Path,
-    expect: Option<u64>,
-    dry_run: bool,
-    allow_orphans: bool,
-) -> Result<u8> {
-    let file = read_file(path)?;
-    apply(tw, &file, expect, dry_run, allow_orphans).await
 }
 
 /// Reads `path` and checks it whole (what `init` does before it creates anything).
@@ -93,8 +128,16 @@ pub(crate) fn read_checked(path: &Path) -> Result<PolicyFile> {
 
 pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
     match c {
-        PolicyCmd::Check { file } => {
+        PolicyCmd::Check { file, output } => {
             let f = read_file(&file)?;
+            if output.json() {
+                println!(
+                    "{}",
+                    json!({"file": file.display().to_string(), "ok": true, "roles": f.roles.len(),
+                           "principals": f.principals.len(), "credentials": f.credentials.len()})
+                );
+                return Ok(0);
+            }
             println!(
                 "{}: ok ({} role(s), {} principal(s), {} credential(s))",
                 file.display(),
@@ -104,14 +147,19 @@ pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
             );
             Ok(0)
         }
-        PolicyCmd::Apply { file, dry_run, expect_version, allow_orphans } => {
+        PolicyCmd::Apply { file, dry_run, expect_version, allow_orphans, output } => {
             let need = if dry_run { Need::ReadOnly } else { Need::Audited };
             let tw = open::open(g, need).await?;
-            let r = apply_file(&tw, &file, expect_version, dry_run, allow_orphans).await;
+            let r = async {
+                let file = read_file(&file)?;
+                apply(&tw, &file, expect_version, dry_run, allow_orphans).await
+            }
+            .await;
             tw.shutdown().await?;
-            r
+            r?.print(output);
+            Ok(0)
         }
-        PolicyCmd::Show { at: version } => {
+        PolicyCmd::Show { at: version, output } => {
             let tw = open::open(g, Need::ReadOnly).await?;
             let history = tw.policy_history().await?;
             tw.shutdown().await?;
@@ -120,6 +168,14 @@ pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
                 None => history.into_iter().last(),
             };
             match record {
+                Some(r) if output.json() => {
+                    println!(
+                        "{}",
+                        json!({"version": r.version, "applied_at": r.applied_at, "actor": r.actor,
+                               "sha256": r.sha256, "text": r.text})
+                    );
+                    Ok(0)
+                }
                 Some(r) => {
                     println!(
                         "# policy version {} applied {} by {} (sha256 {})",
@@ -164,6 +220,7 @@ pub(crate) async fn run(g: &Global, c: PolicyCmd) -> Result<u8> {
 async fn edit(
     g: &Global,
     allow_orphans: bool,
+    output: Output,
     edit: impl FnOnce(&mut PolicyFile) -> Result<()>,
 ) -> Result<u8> {
     let tw = open::open(g, Need::Audited).await?;
@@ -175,13 +232,14 @@ async fn edit(
     }
     .await;
     tw.shutdown().await?;
-    result
+    result?.print(output);
+    Ok(0)
 }
 
 pub(crate) async fn role(g: &Global, c: RoleCmd) -> Result<u8> {
     match c {
-        RoleCmd::Add { name, grants, max_ttl, allow_orphans } => {
-            edit(g, allow_orphans, |f| {
+        RoleCmd::Add { name, grants, max_ttl, allow_orphans, output } => {
+            edit(g, allow_orphans, output, |f| {
                 let spec = RoleSpec::new(name.clone(), grants, max_ttl);
                 match f.roles.iter_mut().find(|r| r.name == name) {
                     Some(r) => *r = spec,
@@ -191,8 +249,8 @@ pub(crate) async fn role(g: &Global, c: RoleCmd) -> Result<u8> {
             })
             .await
         }
-        RoleCmd::Remove { name, allow_orphans } => {
-            edit(g, allow_orphans, |f| {
+        RoleCmd::Remove { name, allow_orphans, output } => {
+            edit(g, allow_orphans, output, |f| {
                 if let Some(p) = f.principals.iter().find(|p| p.roles.contains(&name)) {
                     return Err(CliError::new(format!(
                         "principal {} holds role {name}: remove it there first",
@@ -226,8 +284,8 @@ pub(crate) async fn role(g: &Global, c: RoleCmd) -> Result<u8> {
 
 pub(crate) async fn principal(g: &Global, c: PrincipalCmd) -> Result<u8> {
     match c {
-        PrincipalCmd::Add { name, roles, allow_orphans } => {
-            edit(g, allow_orphans, |f| {
+        PrincipalCmd::Add { name, roles, allow_orphans, output } => {
+            edit(g, allow_orphans, output, |f| {
                 let spec = PrincipalSpec::new(name.clone(), roles);
                 match f.principals.iter_mut().find(|p| p.name == name) {
                     Some(p) => *p = spec,
@@ -237,8 +295,8 @@ pub(crate) async fn principal(g: &Global, c: PrincipalCmd) -> Result<u8> {
             })
             .await
         }
-        PrincipalCmd::Remove { name, allow_orphans } => {
-            edit(g, allow_orphans, |f| {
+        PrincipalCmd::Remove { name, allow_orphans, output } => {
+            edit(g, allow_orphans, output, |f| {
                 let before = f.principals.len();
                 f.principals.retain(|p| p.name != name);
                 if f.principals.len() == before {

@@ -146,10 +146,17 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         let failed = passes?;
         let (promoted, rolled_back) = tw.scheduler().counts();
         let unfinished = tw.scheduler().unfinished();
-        println!(
-            "{promoted} promoted, {rolled_back} rolled back, {unfinished} unfinished (partial promotion or rollback), \
+        if a.output.json() {
+            println!(
+                "{}",
+                json!({"promoted": promoted, "rolled_back": rolled_back, "unfinished": unfinished, "failed_or_skipped": failed})
+            );
+        } else {
+            println!(
+                "{promoted} promoted, {rolled_back} rolled back, {unfinished} unfinished (partial promotion or rollback), \
              {failed} failed or skipped"
-        );
+            );
+        }
         return Ok(if rolled_back + failed > 0 {
             1
         } else if unfinished > 0 {

@@ -7,7 +7,7 @@ use tokenward::secrecy::ExposeSecret;
 use tokenward::store::SecretName;
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, SecretCmd};
+use crate::cli::{Global, Output, SecretCmd};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 
@@ -28,7 +28,7 @@ pub(crate) fn user_name(name: &str) -> Result<SecretName> {
 
 pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
     match c {
-        SecretCmd::Put { name } => {
+        SecretCmd::Put { name, output } => {
             let name = user_name(&name)?;
             let mut value = if std::io::stdin().is_terminal() {
                 // Typed: one line with the terminal's echo off (a multi-line value is piped).
@@ -59,10 +59,15 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
             let tw = open::open(g, Need::Audited).await?;
             let v = tw.seal_current(&name, &value).await;
             tw.shutdown().await?;
-            eprintln!("sealed {name} version {} (current)", v?);
+            let v = v?;
+            if output.json() {
+                println!("{}", json!({"name": name.as_str(), "version": v}));
+            } else {
+                eprintln!("sealed {name} version {v} (current)");
+            }
             Ok(0)
         }
-        SecretCmd::Get { name, reveal } => {
+        SecretCmd::Get { name, reveal, output } => {
             let name = user_name(&name)?;
             let mut stdout = crate::out::Stdout;
             if std::io::stdout().is_terminal() && !reveal {
@@ -74,7 +79,26 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
             let value = tw.read_current(&name).await;
             tw.shutdown().await?;
             let Some(value) = value? else { return Err(CliError::new(format!("no secret {name}"))) };
-            stdout.write_all(value.expose_secret())?;
+            if output.json() {
+                // The value is the point of the command: printed once, as text prints it, in
+                // `value` (UTF-8) or `value_hex`; every copy of it is wiped after.
+                let bytes = value.expose_secret();
+                let (field, encoded) = match std::str::from_utf8(bytes) {
+                    Ok(text) => ("value", Zeroizing::new(serde_json::to_string(text)?)),
+                    Err(_) => {
+                        let hex = Zeroizing::new(tokenward::core::hex::encode(bytes));
+                        ("value_hex", Zeroizing::new(format!("\"{}\"", hex.as_str())))
+                    }
+                };
+                let line = Zeroizing::new(format!(
+                    "{{\"name\":{},\"{field}\":{}}}\n",
+                    serde_json::to_string(name.as_str())?,
+                    encoded.as_str()
+                ));
+                stdout.write_all(line.as_bytes())?;
+            } else {
+                stdout.write_all(value.expose_secret())?;
+            }
             stdout.flush()?;
             Ok(0)
         }
@@ -96,11 +120,17 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
 
 /// `rewrap`: every data key under the KEK the store is opened with now, audited as a key rotation.
 /// `migrate`: the operator's deliberate upgrade of a store written by an older Tokenward.
-pub(crate) async fn migrate(g: &Global) -> Result<u8> {
+pub(crate) async fn migrate(g: &Global, output: Output) -> Result<u8> {
     let tw = open::open_with(g, Need::Audited, open::builder(g, false)?.migrate()).await?;
     let done = tw.migration().cloned().unwrap_or_default();
     tw.shutdown().await?;
-    if done.changed() {
+    if output.json() {
+        println!(
+            "{}",
+            json!({"changed": done.changed(), "records_rewritten": done.records_rewritten,
+                   "markers_written": done.markers_written, "digest_key_created": done.digest_key_created})
+        );
+    } else if done.changed() {
         eprintln!(
             "migrated: {} record(s) rewritten, marker(s) written: {}{}",
             done.records_rewritten,
@@ -113,12 +143,16 @@ pub(crate) async fn migrate(g: &Global) -> Result<u8> {
     Ok(0)
 }
 
-pub(crate) async fn rewrap(g: &Global) -> Result<u8> {
+pub(crate) async fn rewrap(g: &Global, output: Output) -> Result<u8> {
     let tw = open::open(g, Need::Audited).await?;
     let report = tw.secrets().rotate_kek(256).await?;
     let kek = tw.secrets().current_kek().to_owned();
     tw.shutdown().await?;
-    eprintln!("rewrapped {} data key(s) under {kek}", report.rewrapped);
+    if output.json() {
+        println!("{}", json!({"rewrapped": report.rewrapped, "kek": kek}));
+    } else {
+        eprintln!("rewrapped {} data key(s) under {kek}", report.rewrapped);
+    }
     Ok(0)
 }
 
@@ -129,6 +163,10 @@ pub(crate) async fn rekey(g: &Global, a: crate::cli::RekeyArgs) -> Result<u8> {
     let moved = tw.move_kek().await;
     tw.shutdown().await?;
     let report = moved?;
+    if a.output.json() {
+        println!("{}", json!({"to": to, "rewrapped": report.rewrapped}));
+        return Ok(0);
+    }
     eprintln!(
         "moved to {to}: {} data key(s) rewrapped; open the store with --kms {to} from now on",
         report.rewrapped

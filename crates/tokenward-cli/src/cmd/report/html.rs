@@ -75,8 +75,8 @@ fn rotation_history(p: &Posture) -> String {
         "<table><tr><th>credential</th><th>rotates every</th><th>last rotated</th><th>recent steps (oldest first)</th></tr>",
     );
     for c in &p.rotation {
-        let every = c.period_days.map_or_else(|| "on demand".to_owned(), |d| format!("{d:.1} days"));
-        let last = c.days_since_rotation.map_or_else(|| "never".to_owned(), |d| format!("{d:.1} days ago"));
+        let every = c.period_days.map_or_else(|| "on demand".to_owned(), super::days);
+        let last = c.days_since_rotation.map_or_else(|| "never".to_owned(), super::days_ago);
         let mut steps = String::new();
         for s in &c.history {
             let _ = write!(

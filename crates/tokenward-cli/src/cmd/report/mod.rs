@@ -9,7 +9,7 @@ mod svg;
 use std::fmt::Write as _;
 
 use tokenward::Tokenward;
-use tokenward::core::chrono::{DateTime, Utc};
+use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
 use tokenward::posture::{self, CredentialState, Inputs, Posture, Thresholds};
@@ -67,6 +67,28 @@ pub(crate) async fn build_with(
 pub(crate) async fn build(tw: &Tokenward, g: &Global, t: &Thresholds) -> Result<Posture> {
     let (file, version) = stored(tw).await?;
     build_with(tw, &file, version, g, t).await
+}
+
+/// A number of days (the report's JSON keeps them as numbers) as a duration for people, through
+/// the one formatter: `7d`, `3d4h`, `15m`.
+pub(crate) fn days(d: f64) -> String {
+    out::fmt_delta(days_delta(d))
+}
+
+/// How long ago a number of days was, for people: `just now` under a minute, else `3d4h ago`.
+pub(crate) fn days_ago(d: f64) -> String {
+    let delta = days_delta(d);
+    if delta < TimeDelta::minutes(1) {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", out::fmt_delta(delta))
+    }
+}
+
+/// `d` days, to the millisecond.
+fn days_delta(d: f64) -> TimeDelta {
+    // Bounded to ±100 years before the cast (a report's ages and periods are far shorter).
+    TimeDelta::milliseconds((d.clamp(-36_500.0, 36_500.0) * 86_400_000.0).round() as i64)
 }
 
 /// A token id with who holds it and what for, when the report knows.

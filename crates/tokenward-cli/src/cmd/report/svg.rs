@@ -207,9 +207,9 @@ pub(crate) fn rotation_chart(p: &Posture) -> String {
             let title = match (c.days_since_rotation, c.period_days) {
                 (None, _) => format!("{}: never rotated", c.name),
                 (Some(a), Some(period)) => {
-                    format!("{}: rotated {a:.1} days ago, every {period:.1} days", c.name)
+                    format!("{}: rotated {}, every {}", c.name, super::days_ago(a), super::days(period))
                 }
-                (Some(a), None) => format!("{}: rotated {a:.1} days ago", c.name),
+                (Some(a), None) => format!("{}: rotated {}", c.name, super::days_ago(a)),
             };
             let color = if overdue { RED } else { GREEN };
             // A fresh rotation is a sliver, not nothing.
@@ -220,10 +220,10 @@ pub(crate) fn rotation_chart(p: &Posture) -> String {
         .rotation
         .iter()
         .map(|c| match (c.days_since_rotation, c.period_days) {
-            (None, Some(period)) => format!("never · every {period:.0}d"),
+            (None, Some(period)) => format!("never · every {}", super::days(period)),
             (None, None) => "never rotated".to_owned(),
-            (Some(a), Some(period)) => format!("{a:.1} of {period:.0} days"),
-            (Some(a), None) => format!("{a:.1} days"),
+            (Some(a), Some(period)) => format!("{} of {}", super::days(a), super::days(period)),
+            (Some(a), None) => super::days(a),
         })
         .collect();
     bar_chart(&rows, scale, |i, _| totals[i].clone())

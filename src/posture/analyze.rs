@@ -9,7 +9,7 @@ use token_core::lookup::TokenStatus;
 use token_core::{Scope, lookup::TokenRecord};
 use token_store::{ListedToken, TokenRow};
 
-use super::{
+use super::model::{
     CredentialAge, Finding, FindingKind, HISTORY_STEPS, Inputs, Posture, RotationStep, SCHEMA, Severity,
     Thresholds, TokenLabel, TokenPoint, Volume, status_name,
 };

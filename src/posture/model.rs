@@ -285,7 +285,7 @@ impl CredentialState {
     }
 }
 
-/// What [`analyze`] reads.
+/// What [`analyze`](super::analyze) reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     /// The time the report is as of.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use token_audit::{Action, Actor, AuditEvent, Outcome as AuditOutcome};
 use token_store::{Label, SecretName};
 
-use super::{Rotation, Rotator};
+use super::{LOG_TARGET, Rotation, Rotator};
 use crate::error::{Result, RotateError};
 use crate::state::{self, Emergency, EmergencyOrder, RotationRecord};
 use crate::target::RotationTarget;
@@ -43,7 +43,7 @@ impl Rotator {
         let leaked = self.version(name, em.leaked).await?;
         target.revoke(&leaked).await?;
         timings.revoked(&leaked.handle);
-        tracing::warn!(credential = name.as_str(), handle = %leaked.handle, "emergency: leaked credential revoked");
+        tracing::warn!(target: LOG_TARGET, credential = name.as_str(), handle = %leaked.handle, "emergency: leaked credential revoked");
         self.audit(
             name,
             target,
@@ -109,6 +109,7 @@ impl Rotator {
                 raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
                 rec = next;
                 tracing::warn!(
+                    target: LOG_TARGET,
                     credential = name.as_str(),
                     leaked,
                     order = order.name(),

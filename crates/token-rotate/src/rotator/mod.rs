@@ -15,6 +15,10 @@ use crate::error::Result;
 use crate::state::{self, EmergencyOrder, RotationRecord, Step};
 use crate::target::RotationTarget;
 
+/// The target of the rotator's log lines, whichever file writes them: what an operator filters on
+/// (`TOKENWARD_LOG=token_rotate::rotator=debug`) stays put when the code moves.
+const LOG_TARGET: &str = "token_rotate::rotator";
+
 mod emergency;
 mod retire;
 

@@ -4,7 +4,7 @@
 use token_audit::Outcome as AuditOutcome;
 use token_store::{Label, LabelChange, SecretName};
 
-use super::{Rotation, Rotator, Timings};
+use super::{LOG_TARGET, Rotation, Rotator, Timings};
 use crate::error::Result;
 use crate::state::{self, RotationRecord, Step};
 use crate::target::RotationTarget;
@@ -73,7 +73,7 @@ impl Rotator {
                 // It may still be staged or valid somewhere: say so, and keep at it.
                 let left = format!("withdraw and revoke {}: {e}", cred.handle);
                 // A guarantee lost until a later run finishes it: an error, not a warning.
-                tracing::error!(credential = name.as_str(), rotation = rec.rotation, %reason, %left, "rollback incomplete: the withdrawn credential may still be staged or valid");
+                tracing::error!(target: LOG_TARGET, credential = name.as_str(), rotation = rec.rotation, %reason, %left, "rollback incomplete: the withdrawn credential may still be staged or valid");
                 self.audit(
                     name,
                     target,
@@ -110,7 +110,7 @@ impl Rotator {
             }
             handle = Some(cred.handle);
         }
-        tracing::warn!(credential = name.as_str(), rotation = rec.rotation, %reason, "rotation rolled back");
+        tracing::warn!(target: LOG_TARGET, credential = name.as_str(), rotation = rec.rotation, %reason, "rotation rolled back");
         self.audit(
             name,
             target,

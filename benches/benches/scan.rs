@@ -64,7 +64,8 @@ fn main() {
     }
     let mib: u64 = std::env::var("TOKENWARD_SCAN_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let corpus = target.join(format!("scan-corpus-{mib}"));
+    // v2: generic secrets and their decoys planted too.
+    let corpus = target.join(format!("scan-corpus-v2-{mib}"));
     let manifest_path = corpus.join("manifest.json");
     if !manifest_path.exists() {
         let _ = std::fs::remove_dir_all(&corpus);

@@ -207,9 +207,7 @@ fn operator(data: &[u8], s: usize, e: usize) -> Option<usize> {
     match (data.get(q), data.get(q + 1)) {
         (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => Some(skip_blanks(data, q + 2)),
         (Some(b'='), next) if !matches!(next, Some(b'=' | b'~')) => Some(skip_blanks(data, q + 1)),
-        (Some(b':'), next) if matches!(next, None | Some(b' ' | b'\t' | b'"' | b'\'' | b'\n' | b'\r')) => {
-            Some(skip_blanks(data, q + 1))
-        }
+        (Some(b':'), None | Some(b' ' | b'\t' | b'"' | b'\'' | b'\n' | b'\r')) => Some(skip_blanks(data, q + 1)),
         _ if spaces > p && dockerfile_env(data, s) => Some(spaces),
         _ => None,
     }
@@ -366,7 +364,7 @@ fn judged(data: &[u8], s: usize, e: usize, strictness: Strictness) -> Outcome {
 
 /// Base64 (of at least 12 characters) whose bytes are printable text of at least 6: that text.
 fn base64_text(v: &[u8]) -> Option<String> {
-    if v.len() < 12 || v.len() % 4 != 0 || !v.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c))
+    if v.len() < 12 || !v.len().is_multiple_of(4) || !v.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c))
     {
         return None;
     }

@@ -4,17 +4,18 @@
 //! Dockerfile `ENV`/`ARG` (`ENV API_TOKEN …`), Terraform variables (`variable "db_password" {
 //! default = "…" }`), HTTP `Authorization:` headers (`Bearer …`, `Basic …`) — unquoted, quoted or
 //! as a block; a URL's password (`https://user:pass@host`); base64 of text (a Kubernetes
-//! `Secret`'s `data:`) decoded, then judged.
+//! `Secret`'s `data:`) decoded, then judged; curl's `-u user:password`.
 //!
 //! Found from the prefilter's anchor hits (`key`, `token`, `secret`, `pass`, `pwd`, `auth`,
-//! `cred`, `://`), parsed by hand around each hit (no regex per line), then judged: the name's
+//! `cred`, `://`, ` -u `, `--user `), parsed by hand around each hit (no regex per line), then judged: the name's
 //! last word must mean a secret (`db_password`, `apiKey`; not `password_hash`, `token_count`,
 //! `key_id`), and the value must pass the placeholder filters and carry entropy.
 
 use crate::validate;
 
 /// The literal anchors, for the scanner's Aho-Corasick prefilter.
-pub(crate) const ANCHORS: &[&str] = &["key", "token", "secret", "pass", "pwd", "auth", "cred", "://"];
+pub(crate) const ANCHORS: &[&str] =
+    &["key", "token", "secret", "pass", "pwd", "auth", "cred", "://", " -u ", "--user "];
 
 /// The longest name looked at (bytes).
 const MAX_NAME: usize = 64;
@@ -45,6 +46,9 @@ fn is_name(c: u8) -> bool {
 pub(crate) fn candidate(data: &[u8], at: usize, done: &mut usize) -> Outcome {
     if data[at..].starts_with(b"://") {
         return url_password(data, at);
+    }
+    if data[at..].starts_with(b" -u ") || data[at..].starts_with(b"--user ") {
+        return curl_user(data, at);
     }
     if at < *done {
         return Outcome::Nothing;
@@ -207,7 +211,9 @@ fn operator(data: &[u8], s: usize, e: usize) -> Option<usize> {
     match (data.get(q), data.get(q + 1)) {
         (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => Some(skip_blanks(data, q + 2)),
         (Some(b'='), next) if !matches!(next, Some(b'=' | b'~')) => Some(skip_blanks(data, q + 1)),
-        (Some(b':'), None | Some(b' ' | b'\t' | b'"' | b'\'' | b'\n' | b'\r')) => Some(skip_blanks(data, q + 1)),
+        (Some(b':'), None | Some(b' ' | b'\t' | b'"' | b'\'' | b'\n' | b'\r')) => {
+            Some(skip_blanks(data, q + 1))
+        }
         _ if spaces > p && dockerfile_env(data, s) => Some(spaces),
         _ => None,
     }
@@ -339,6 +345,20 @@ fn url_password(data: &[u8], at: usize) -> Outcome {
     judged(data, colon + 1, p, Strictness::Url)
 }
 
+/// A curl `-u user:password` (or `--user`): the password, on a line that runs curl.
+fn curl_user(data: &[u8], at: usize) -> Outcome {
+    let line = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
+    if memchr::memmem::find(&data[line..at], b"curl").is_none() {
+        return Outcome::Nothing;
+    }
+    let flag = if data[at..].starts_with(b" -u ") { 4 } else { 7 };
+    let Some((vs, ve)) = value(data, skip_blanks(data, at + flag)) else { return Outcome::Nothing };
+    match memchr::memchr(b':', &data[vs..ve]) {
+        Some(c) if vs + c + 1 < ve => judged(data, vs + c + 1, ve, Strictness::Url),
+        _ => Outcome::Nothing,
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Strictness {
     /// A value named a secret.
@@ -364,7 +384,9 @@ fn judged(data: &[u8], s: usize, e: usize, strictness: Strictness) -> Outcome {
 
 /// Base64 (of at least 12 characters) whose bytes are printable text of at least 6: that text.
 fn base64_text(v: &[u8]) -> Option<String> {
-    if v.len() < 12 || !v.len().is_multiple_of(4) || !v.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c))
+    if v.len() < 12
+        || !v.len().is_multiple_of(4)
+        || !v.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c))
     {
         return None;
     }

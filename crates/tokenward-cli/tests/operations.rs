@@ -236,7 +236,10 @@ fn scans_gate_ci_and_revoke_our_leaked_tokens() {
     assert!(root.starts_with("file:///") && root.ends_with("/repo/"), "{root}");
     for r in run["results"].as_array().unwrap() {
         let at = &r["locations"][0]["physicalLocation"]["artifactLocation"];
-        assert_eq!((at["uri"].as_str(), at["uriBaseId"].as_str()), (Some("config/app.env"), Some("%SRCROOT%")));
+        assert_eq!(
+            (at["uri"].as_str(), at["uriBaseId"].as_str()),
+            (Some("config/app.env"), Some("%SRCROOT%"))
+        );
         let rule = &run["tool"]["driver"]["rules"][r["ruleIndex"].as_u64().unwrap() as usize];
         assert_eq!(rule["id"], r["ruleId"]);
     }

@@ -24,6 +24,8 @@ use std::time::Instant;
 use tokenward::scan::{RuleSet, Scanner, TreeOptions};
 
 const CHILD: &str = "TOKENWARD_SCAN_CHILD";
+/// The same, with the generic detector off (what the default was before it was on).
+const CHILD_NO_GENERIC: &str = "TOKENWARD_SCAN_CHILD_NO_GENERIC";
 const GIT_CHILD: &str = "TOKENWARD_SCAN_GIT_CHILD";
 
 fn main() {
@@ -43,9 +45,12 @@ fn main() {
         );
         return;
     }
-    if let Ok(dir) = std::env::var(CHILD) {
-        // The measured scan: the whole tree, findings as `path\tline` lines.
-        let report = Scanner::new().unwrap().scan_tree(Path::new(&dir), &TreeOptions::default()).unwrap();
+    let child = std::env::var(CHILD).map(|d| (d, true));
+    if let Ok((dir, generic)) = child.or_else(|_| std::env::var(CHILD_NO_GENERIC).map(|d| (d, false))) {
+        // The measured scan: the whole tree, findings as `path\tline` lines; default mode (the
+        // generic detector on) unless the child is the `--no-generic` one.
+        let scanner = Scanner::builder().rules(RuleSet::builtin().with_generic(generic)).build().unwrap();
+        let report = scanner.scan_tree(Path::new(&dir), &TreeOptions::default()).unwrap();
         let mut out = String::new();
         for f in &report.findings {
             out.push_str(&format!("{}\t{}\t{}\n", f.location.path(), f.location.line(), f.rule));
@@ -64,7 +69,8 @@ fn main() {
     }
     let mib: u64 = std::env::var("TOKENWARD_SCAN_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let corpus = target.join(format!("scan-corpus-{mib}"));
+    // v2: generic secrets and their decoys planted too.
+    let corpus = target.join(format!("scan-corpus-v2-{mib}"));
     let manifest_path = corpus.join("manifest.json");
     if !manifest_path.exists() {
         let _ = std::fs::remove_dir_all(&corpus);
@@ -142,7 +148,8 @@ fn main() {
         tools.push(("ripgrep, same anchors (floor)", cmd, Parse::None));
     }
     let me = std::env::current_exe().unwrap().display().to_string();
-    tools.push(("token-scan", vec![me], Parse::Tsv));
+    tools.push(("token-scan", vec![me.clone()], Parse::Tsv));
+    tools.push(("token-scan --no-generic", vec![me], Parse::Tsv));
     if let Some(k) = find("kingfisher") {
         tools.push((
             "kingfisher 2.14",
@@ -220,8 +227,12 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut rates = Vec::new();
     for (name, cmd, parse) in &tools {
-        let out_path = corpus.join(format!("out-{}.txt", name.split(' ').next().unwrap()));
-        let env = (*name == "token-scan").then_some((CHILD, dir.as_str()));
+        let out_path = corpus.join(format!("out-{}.txt", name.replace(' ', "")));
+        let env = match *name {
+            "token-scan" => Some((CHILD, dir.as_str())),
+            "token-scan --no-generic" => Some((CHILD_NO_GENERIC, dir.as_str())),
+            _ => None,
+        };
         let Run { status, wall, rss_kb, output } = measure(cmd, env, &out_path);
         let reported = parse.locations(&output, &dir);
         let (recall, on_decoys, other) = if matches!(parse, Parse::None) {
@@ -251,8 +262,11 @@ fn main() {
     }
     git_history(&target, &find);
     let ours = rates.iter().find(|(n, _)| *n == "token-scan").map(|r| r.1).unwrap_or(0.0);
-    let peers: Vec<f64> =
-        rates.iter().filter(|(n, _)| !n.contains("floor") && *n != "token-scan").map(|r| r.1).collect();
+    let peers: Vec<f64> = rates
+        .iter()
+        .filter(|(n, _)| !n.contains("floor") && !n.starts_with("token-scan"))
+        .map(|r| r.1)
+        .collect();
     if let Some(best) = peers.iter().copied().reduce(f64::max) {
         println!("\ntoken-scan / fastest peer: {:.2}× (target ≥ 3×)", ours / best);
     }

@@ -106,11 +106,88 @@ const GENERATED: &[&str] = &[
     "database-url",
 ];
 
-/// One planted secret per built-in rule kind (several for some), the generic rule's aside: (rule
-/// id, the text holding it, the secret the finding must carry). A planted secret is reported on
-/// the first line of its text, except an AWS pair's (on the next: the secret key).
+/// A value the generic detector must find: random base62 that no vendor's format starts with.
+fn generic_value(rng: &mut Rng) -> String {
+    format!("{}{}{}", rng.pick(b"GHJKMNPRTVWXYZ", 1), rng.pick(b"23456789", 1), rng.pick(ALNUM, 22))
+}
+
+/// Standard base64 (with padding), written here independently of token-scan.
+fn base64(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Generic secrets, one per syntax the generic detector reads: unquoted `.env`, shell `export`,
+/// YAML, JSON, Dockerfile `ENV`, a Kubernetes `Secret`'s base64 `data:`, a URL's password, a curl
+/// `Authorization` header, a one-line Terraform variable.
+fn generic_planted(rng: &mut Rng, out: &mut Vec<(&'static str, String, String)>) {
+    const G: &str = "generic-assignment";
+    let v = generic_value(rng);
+    out.push((G, format!("API_KEY={v}"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("export SERVICE_TOKEN={v}"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("  client_secret: {v}"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("  \"db_password\": \"{v}\","), v));
+    let v = generic_value(rng);
+    out.push((G, format!("ENV DEPLOY_TOKEN {v}"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("  password: {}", base64(v.as_bytes())), v));
+    let v = generic_value(rng);
+    out.push((G, format!("SMTP_URL=smtps://mailer:{v}@smtp.internal:465"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("curl -H \"Authorization: Bearer {v}\" https://api.internal/v1/jobs"), v));
+    let v = generic_value(rng);
+    out.push((G, format!("variable \"admin_password\" {{ default = \"{v}\" }}"), v));
+}
+
+/// Near misses of the generic detector: placeholders, templates, masks, words, code, paths, a
+/// UUID a key holds, hashes and checksums named as such.
+fn generic_decoys(rng: &mut Rng, out: &mut Vec<String>) {
+    out.push("API_KEY=changeme".into());
+    out.push("API_TOKEN=${API_TOKEN}".into());
+    out.push("  api_key: <your-key>".into());
+    out.push("SECRET_KEY=xxxxxxxxxxxxxxxxxxxxxxxx".into());
+    out.push("  password: mysecretpassword".into());
+    out.push("DB_PASSWORD=postgres".into());
+    out.push("  private_key: ./certs/client-key.pem".into());
+    out.push(format!(
+        "SESSION_KEY={}-{}-4{}-a{}-{}",
+        rng.pick(HEX, 8),
+        rng.pick(HEX, 4),
+        rng.pick(HEX, 3),
+        rng.pick(HEX, 3),
+        rng.pick(HEX, 12)
+    ));
+    out.push(format!("password_hash = \"{}\"", rng.pick(HEX, 64)));
+    out.push(format!("token_checksum: {}", rng.pick(HEX, 64)));
+    out.push("    token = self.auth_token".into());
+    out.push("api_key = os.environ[\"API_KEY\"]".into());
+    out.push("SECRET_KEY_BASE=$(openssl rand -hex 64)".into());
+    out.push("docs: https://user:password@example.com/".into());
+    out.push("curl -H \"Authorization: Bearer $TOKEN\" https://api.internal/v1/jobs".into());
+    out.push("MAPBOX_PUBLIC_TOKEN=pk.q8Zr2LmXw9Tb4KpV7nYc".into());
+}
+
+/// One planted secret per built-in rule kind (several for some) and per syntax the generic
+/// detector reads: (rule id, the text holding it, the secret the finding must carry). A planted
+/// secret is reported on the first line of its text, except an AWS pair's (on the next: the
+/// secret key).
 pub fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
+    generic_planted(rng, &mut out);
     for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
         let t = github(rng, p);
         out.push(("github-classic", format!("GITHUB_TOKEN={t}"), t));
@@ -185,10 +262,12 @@ pub fn planted(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
     out
 }
 
-/// Near misses — bad checksums, documented examples, placeholders, public keys, hashes — none of
-/// which is a finding.
+/// Near misses — bad checksums, documented examples, placeholders, public keys, hashes, and the
+/// generic detector's — none of which should be a finding (the generic detector may take a few
+/// rules' negatives, values of a wrong shape under a secret's name, for secrets).
 pub fn decoys(rng: &mut Rng) -> Vec<String> {
     let mut out = Vec::new();
+    generic_decoys(rng, &mut out);
     for _ in 0..5 {
         let t = github(rng, "ghp_");
         let last = if t.ends_with('A') { 'B' } else { 'A' };

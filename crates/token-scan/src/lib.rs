@@ -4,7 +4,9 @@
 //! recognised with certainty whatever its issuer prefix (its CRC-32 must check), GitHub classic
 //! tokens likewise (GitHub's CRC-32 over the random part); other vendors' keys (GitLab, Slack,
 //! Stripe, OpenBao/Vault, AWS key pairs, GCP and Azure keys), PEM private keys and database URLs
-//! with passwords by their shape, and high-entropy assignments optionally (low confidence). Known
+//! with passwords by their shape, and — by default, low confidence — generic secrets: high-entropy
+//! values assigned to names that mean a secret, in `.env`, shell, YAML, JSON, TOML, INI,
+//! Dockerfile, Kubernetes and Terraform syntax, URL passwords and `Authorization` headers. Known
 //! example values and placeholders are suppressed and counted, never reported.
 //!
 //! Speed: one Aho-Corasick pass over every rule's literal anchors, each rule's regex only on the
@@ -37,6 +39,7 @@ pub mod alerts;
 mod baseline;
 mod error;
 mod finding;
+mod generic;
 mod output;
 mod rule;
 mod rules;
@@ -48,7 +51,7 @@ pub use baseline::Baseline;
 pub use error::ScanError;
 pub use finding::{Finding, Fingerprint, Location, Report, Skipped};
 pub use output::TOOL_NAME;
-pub use rule::{Confidence, Pair, Rule, RuleSet, TOKENWARD_RULE, Validator};
+pub use rule::{Confidence, GENERIC_RULE, Pair, Rule, RuleSet, TOKENWARD_RULE, Validator};
 pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
 #[cfg(feature = "images")]

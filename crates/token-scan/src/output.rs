@@ -3,11 +3,12 @@
 //! fingerprint.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::finding::{Location, Report};
-use crate::rule::{Confidence, RuleSet, TOKENWARD_RULE};
+use crate::rule::{Confidence, GENERIC_RULE, RuleSet, TOKENWARD_RULE};
 
 /// The tool name in SARIF and text output.
 pub const TOOL_NAME: &str = "tokenward-scan";
@@ -67,31 +68,70 @@ impl Report {
         )
     }
 
-    /// Writes a SARIF 2.1.0 log: one run, the rules that `rules` holds (and the Tokenward rule),
-    /// one result per finding with its location, confidence and fingerprint.
-    pub fn write_sarif(&self, mut w: impl Write, rules: &RuleSet) -> io::Result<()> {
-        let mut ids: Vec<(String, String)> = vec![(
-            TOKENWARD_RULE.to_owned(),
-            "Tokenward token (any issuer prefix), CRC-32 validated".to_owned(),
-        )];
-        ids.extend(rules.rules().iter().map(|r| (r.id.clone(), r.description.clone())));
+    /// Writes a SARIF 2.1.0 log: one run; in `tool.driver.rules` every rule `rules` runs (the
+    /// Tokenward and generic detectors included) with its descriptions, help and default level;
+    /// one result per finding with its `ruleIndex`, location, confidence and fingerprint. Paths are
+    /// relative to `root` (the tree or repository scanned), which `run.originalUriBaseIds` gives as
+    /// `%SRCROOT%` (a `file://` URI ending in `/`) and every `artifactLocation` names as its
+    /// `uriBaseId`.
+    pub fn write_sarif(&self, mut w: impl Write, rules: &RuleSet, root: &Path) -> io::Result<()> {
+        // (id, description, confidence)
+        let mut ids: Vec<(String, String, Option<Confidence>)> = Vec::new();
+        if rules.tokenward {
+            ids.push((
+                TOKENWARD_RULE.to_owned(),
+                "Tokenward token (any issuer prefix), CRC-32 validated".to_owned(),
+                Some(Confidence::Certain),
+            ));
+        }
+        ids.extend(
+            rules
+                .rules()
+                .iter()
+                .filter(|r| r.enabled)
+                .map(|r| (r.id.clone(), r.description.clone(), Some(r.confidence))),
+        );
+        if rules.generic {
+            ids.push((
+                GENERIC_RULE.to_owned(),
+                "A high-entropy value assigned to a name that means a secret (`API_KEY=…`, `password: …`), a URL's password or an Authorization header's credentials (low confidence)".to_owned(),
+                Some(Confidence::Low),
+            ));
+        }
         for f in &self.findings {
-            if !ids.iter().any(|(id, _)| *id == f.rule) {
-                ids.push((f.rule.clone(), f.rule.clone()));
+            if !ids.iter().any(|(id, _, _)| *id == f.rule) {
+                ids.push((f.rule.clone(), f.rule.clone(), None));
             }
         }
         let sarif_rules: Vec<Value> = ids
             .iter()
-            .map(|(id, d)| {
-                json!({"id": id, "name": id, "shortDescription": {"text": d},
-                       "defaultConfiguration": {"level": "error"}})
+            .map(|(id, d, confidence)| {
+                let level = if *confidence == Some(Confidence::Low) { "warning" } else { "error" };
+                let help = format!(
+                    "{d}. A credential in a file or in git history is leaked: revoke or rotate it at \
+                     its provider first, then remove it (from the history too) and load it at run \
+                     time from a secret store. A known false positive is silenced with a \
+                     `tokenward:allow` comment on its line or a baseline entry."
+                );
+                let mut rule = json!({
+                    "id": id,
+                    "name": id,
+                    "shortDescription": {"text": d},
+                    "fullDescription": {"text": d},
+                    "help": {"text": help},
+                    "defaultConfiguration": {"level": level}
+                });
+                if let Some(c) = confidence {
+                    rule["properties"] = json!({"confidence": c.as_str()});
+                }
+                rule
             })
             .collect();
         let results: Vec<Value> = self
             .findings
             .iter()
             .map(|f| {
-                let index = ids.iter().position(|(id, _)| *id == f.rule).unwrap_or(0);
+                let index = ids.iter().position(|(id, _, _)| *id == f.rule).unwrap_or(0);
                 let level = if f.confidence == Confidence::Low { "warning" } else { "error" };
                 let mut props = json!({"confidence": f.confidence.as_str(), "redacted": f.redacted});
                 match &f.location {
@@ -109,7 +149,7 @@ impl Report {
                     "level": level,
                     "message": {"text": format!("{} found: {}", f.rule, f.redacted)},
                     "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": uri(f.location.path())},
+                        "artifactLocation": {"uri": uri(f.location.path()), "uriBaseId": SRCROOT},
                         "region": {"startLine": f.location.line(), "startColumn": f.location.column()}
                     }}],
                     "partialFingerprints": {"secretFingerprint/v1": f.fingerprint.as_str()},
@@ -127,7 +167,9 @@ impl Report {
                     "level": "warning",
                     "descriptor": {"id": "skipped"},
                     "message": {"text": format!("skipped {}: {}", s.what, s.reason)},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(&s.what)}}}]
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": uri(&s.what), "uriBaseId": SRCROOT}
+                    }}]
                 })
             })
             .collect();
@@ -146,12 +188,30 @@ impl Report {
                     "toolExecutionNotifications": notifications,
                     "properties": {"suppressed": self.suppressed, "files": self.files, "bytes": self.bytes}
                 }],
+                "originalUriBaseIds": {SRCROOT: {"uri": root_uri(root)}},
                 "results": results
             }]
         });
         serde_json::to_writer_pretty(&mut w, &log).map_err(io::Error::other)?;
         writeln!(w)
     }
+}
+
+/// The base id of scanned paths.
+const SRCROOT: &str = "%SRCROOT%";
+
+/// The scanned root as a `file://` URI ending in `/` (absolute; percent-encoded).
+fn root_uri(root: &Path) -> String {
+    let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut text = abs.to_string_lossy().replace('\\', "/");
+    if !text.starts_with('/') {
+        // A Windows drive: `file:///C:/…`.
+        text.insert(0, '/');
+    }
+    if !text.ends_with('/') {
+        text.push('/');
+    }
+    format!("file://{}", uri(&text).replace("%3A", ":"))
 }
 
 /// A relative path as a URI reference: unreserved characters and `/` kept, the rest

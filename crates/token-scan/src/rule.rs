@@ -10,7 +10,7 @@ use crate::error::ScanError;
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Confidence {
-    /// A pattern that also matches harmless text (generic assignments): flagged, off by default.
+    /// A value judged by its name and its entropy alone (the generic detector).
     Low,
     /// A shape without a checksum, in context.
     Medium,
@@ -112,7 +112,7 @@ pub struct Rule {
     /// The partner a match is useless without, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair: Option<Pair>,
-    /// Whether it runs (user rules: yes unless said; the generic built-in rule: no).
+    /// Whether it runs (yes unless said).
     #[serde(default = "yes")]
     pub enabled: bool,
 }
@@ -134,11 +134,17 @@ fn yes() -> bool {
 /// CRC-32 validated).
 pub const TOKENWARD_RULE: &str = "tokenward";
 
+/// The id of the generic detector's findings: a value assigned to a name that means a secret
+/// (`API_KEY=…`, `password: …`), judged by its entropy and the placeholder filters (see
+/// `docs/scanning.md`). On in [`RuleSet::builtin`]; [`RuleSet::with_generic`] turns it off.
+pub const GENERIC_RULE: &str = "generic-assignment";
+
 /// A set of rules: the built-in table, user rules, or both.
 #[derive(Clone, Debug)]
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     pub(crate) tokenward: bool,
+    pub(crate) generic: bool,
 }
 
 #[derive(Deserialize)]
@@ -149,26 +155,29 @@ struct RuleFile {
 }
 
 impl RuleSet {
-    /// The built-in rules (`rules/builtin.toml`, parsed once; the generic assignment rule off, see
-    /// [`RuleSet::with_generic`]).
+    /// The built-in rules (`rules/builtin.toml`, parsed once), the Tokenward detector and the
+    /// generic detector ([`GENERIC_RULE`], on; see [`RuleSet::with_generic`]).
     pub fn builtin() -> Self {
-        Self { rules: crate::rules::builtin().to_vec(), tokenward: true }
+        Self { rules: crate::rules::builtin().to_vec(), tokenward: true, generic: true }
     }
 
-    /// No rules at all (add some with [`RuleSet::with_rules`]); the Tokenward detector stays.
+    /// No rules at all (add some with [`RuleSet::with_rules`]); the Tokenward detector stays, the
+    /// generic detector is off.
     pub fn empty() -> Self {
-        Self { rules: Vec::new(), tokenward: true }
+        Self { rules: Vec::new(), tokenward: true, generic: false }
     }
 
-    /// Turns the low-confidence generic `key/token/secret/password = value` rule on or off.
+    /// Turns the low-confidence generic detector ([`GENERIC_RULE`]: a value assigned to a name
+    /// that means a secret) on or off.
     #[must_use]
     pub fn with_generic(mut self, on: bool) -> Self {
-        for r in &mut self.rules {
-            if r.id == crate::rules::GENERIC_RULE {
-                r.enabled = on;
-            }
-        }
+        self.generic = on;
         self
+    }
+
+    /// Whether the generic detector runs.
+    pub fn generic(&self) -> bool {
+        self.generic
     }
 
     /// Adds rules (a rule with an id already present replaces it).
@@ -188,7 +197,7 @@ impl RuleSet {
         Ok(self.with_rules(parse_rules(text)?))
     }
 
-    /// The rules, in order.
+    /// The table's rules, in order (the Tokenward and generic detectors are not in it).
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -203,6 +212,9 @@ impl RuleSet {
         }
         if ids.contains(&TOKENWARD_RULE) {
             self.tokenward = false;
+        }
+        if ids.contains(&GENERIC_RULE) {
+            self.generic = false;
         }
         self
     }

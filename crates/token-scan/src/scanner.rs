@@ -1,6 +1,7 @@
-//! The engine: one Aho-Corasick pass over the literal anchors of every rule, regexes only on the
-//! merged windows around anchor hits, the Tokenward detector (any issuer prefix, CRC-32), then
-//! validation, suppression (examples, checksums, baseline, allow comments) and locations.
+//! The engine: one Aho-Corasick pass over the literal anchors of every rule and of the generic
+//! detector, regexes only on the merged windows around anchor hits, the generic detector's parser
+//! only at its anchors' hits, the Tokenward detector (any issuer prefix, CRC-32), then validation,
+//! suppression (examples, checksums, baseline, allow comments) and locations.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -10,7 +11,8 @@ use regex::bytes::Regex;
 
 use crate::error::ScanError;
 use crate::finding::{Finding, Fingerprint, Location, Report, Skipped};
-use crate::rule::{Confidence, Rule, RuleSet, TOKENWARD_RULE, Validator};
+use crate::generic;
+use crate::rule::{Confidence, GENERIC_RULE, Rule, RuleSet, TOKENWARD_RULE, Validator};
 use crate::validate;
 
 /// Bytes read per chunk of a stream; a chunk overlaps the next by [`OVERLAP`].
@@ -36,7 +38,12 @@ pub struct Scanner {
     rules: Vec<Compiled>,
     anchors: Option<AhoCorasick>,
     anchor_rules: Vec<Vec<usize>>,
+    /// Whether an anchor is (or shares a prefix with) one of the generic detector's.
+    anchor_generic: Vec<bool>,
     tokenward: bool,
+    /// The rules' anchors, lowercase: a generic value starting with one (or holding one of six
+    /// characters or more) is a vendor's format, that vendor's rule's to judge.
+    vendor: Vec<Vec<u8>>,
     baseline: HashSet<Fingerprint>,
     key: Option<[u8; 32]>,
     /// The rules it was built from (for SARIF's rule table).
@@ -144,13 +151,29 @@ impl ScannerBuilder {
             }
             rules.push(Compiled { rule, regex, pair, longest_anchor: longest });
         }
+        let vendor: Vec<Vec<u8>> = patterns.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let mut anchor_generic = vec![false; patterns.len()];
+        if set.generic {
+            for anchor in generic::ANCHORS {
+                match patterns.iter().position(|p| p == anchor) {
+                    Some(p) => anchor_generic[p] = true,
+                    None => {
+                        patterns.push((*anchor).to_owned());
+                        anchor_rules.push(Vec::new());
+                        anchor_generic.push(true);
+                    }
+                }
+            }
+        }
         // The search reports one anchor per start (leftmost-first), so where one anchor is a prefix
         // of another (`azure` and `azure_devops_pat`, `-----BEGIN ` and `-----BEGIN PGP …`), a hit
         // on either stands for both: each carries the other's rules (their regexes decide).
         let own = anchor_rules.clone();
+        let own_generic = anchor_generic.clone();
         for (i, p) in patterns.iter().enumerate() {
             for (j, q) in patterns.iter().enumerate() {
                 if i != j && (q.starts_with(p.as_str()) || p.starts_with(q.as_str())) {
+                    anchor_generic[i] |= own_generic[j];
                     for &r in &own[j] {
                         if !anchor_rules[i].contains(&r) {
                             anchor_rules[i].push(r);
@@ -178,7 +201,9 @@ impl ScannerBuilder {
             rules,
             anchors,
             anchor_rules,
+            anchor_generic,
             tokenward: self.rules.tokenward,
+            vendor,
             baseline: self.baseline,
             key: self.key,
             set,
@@ -196,9 +221,12 @@ struct Hit {
     confidence: Confidence,
     public_prefix: usize,
     redacted: Option<String>,
+    /// The secret when it is not the bytes at `start..end` (base64 of text, decoded).
+    decoded: Option<String>,
 }
 
 const TOKENWARD: usize = usize::MAX;
+const GENERIC: usize = usize::MAX - 1;
 
 /// Where the chunk being scanned sits in its whole: bytes and lines before it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -307,9 +335,18 @@ impl Scanner {
     ) {
         let mut hits = Vec::new();
         let mut vetoes = Vec::new();
-        self.rule_hits(data, report, &mut hits, &mut vetoes);
+        let mut claimed = Vec::new();
+        let mut generic_at = Vec::new();
+        self.rule_hits(data, report, &mut hits, &mut vetoes, &mut claimed, &mut generic_at);
         if self.tokenward {
             tokenward_hits(data, report, &mut hits, &mut vetoes);
+        }
+        if !generic_at.is_empty() {
+            // Values a rule matched (reported or not: its own judgement stands) or vetoed are no
+            // generic finding.
+            claimed.extend_from_slice(&vetoes);
+            claimed.sort_unstable();
+            self.generic_hits(data, &generic_at, &claimed, limit, report, &mut hits);
         }
         hits.retain(|h| h.start < limit);
         // A value whose checksum failed is reported by no rule: every match overlapping it yields
@@ -348,11 +385,21 @@ impl Scanner {
                 report.suppress("allow comment");
                 continue;
             }
-            let Ok(secret) = std::str::from_utf8(&data[h.start..h.end]) else {
-                report.suppress("not text");
-                continue;
+            let secret = match &h.decoded {
+                Some(d) => d.as_str(),
+                None => match std::str::from_utf8(&data[h.start..h.end]) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        report.suppress("not text");
+                        continue;
+                    }
+                },
             };
-            let rule = if h.rule == TOKENWARD { TOKENWARD_RULE } else { self.rules[h.rule].rule.id.as_str() };
+            let rule = match h.rule {
+                TOKENWARD => TOKENWARD_RULE,
+                GENERIC => GENERIC_RULE,
+                r => self.rules[r].rule.id.as_str(),
+            };
             let column = (h.at - line_start) as u64 + 1;
             let mut finding = Finding::new(
                 rule,
@@ -385,12 +432,16 @@ impl Scanner {
         }
     }
 
+    /// The rules' hits; `claimed` gets the span of every value a rule's regex matched (and its
+    /// partner's), `generic_at` the positions of the generic detector's anchor hits.
     fn rule_hits(
         &self,
         data: &[u8],
         report: &mut Report,
         hits: &mut Vec<Hit>,
         vetoes: &mut Vec<(usize, usize)>,
+        claimed: &mut Vec<(usize, usize)>,
+        generic_at: &mut Vec<usize>,
     ) {
         let Some(ac) = &self.anchors else { return };
         // Windows around anchor hits, per rule, merged where they overlap.
@@ -400,6 +451,9 @@ impl Scanner {
         let mut pos = 0;
         while let Some(m) = ac.find(aho_corasick::Input::new(data).span(pos..data.len())) {
             pos = m.start() + 1;
+            if self.anchor_generic[m.pattern().as_usize()] {
+                generic_at.push(m.start());
+            }
             for &r in &self.anchor_rules[m.pattern().as_usize()] {
                 let c = &self.rules[r];
                 // The rule's own anchor there may be longer than the one reported.
@@ -421,11 +475,65 @@ impl Scanner {
                     let Some(m) = caps.get(c.rule.secret_group) else { continue };
                     let whole = caps.get(0).map_or(m.start(), |w| w.start());
                     let (start, end) = (ws_start + m.start(), ws_start + m.end());
-                    if let Some(hit) = self.validate(r, data, ws_start + whole, start, end, report, vetoes) {
+                    claimed.push((start, end));
+                    if let Some(hit) =
+                        self.validate(r, data, ws_start + whole, start, end, report, vetoes, claimed)
+                    {
                         hits.push(hit);
                     }
                 }
             }
+        }
+    }
+
+    /// The generic detector's hits at its anchors' positions (in order), but for values in
+    /// `claimed` (sorted), starting before `limit`, or in a vendor's format.
+    fn generic_hits(
+        &self,
+        data: &[u8],
+        at: &[usize],
+        claimed: &[(usize, usize)],
+        limit: usize,
+        report: &mut Report,
+        hits: &mut Vec<Hit>,
+    ) {
+        let mut done = 0;
+        for &a in at {
+            let c = match generic::candidate(data, a, &mut done) {
+                generic::Outcome::Nothing => continue,
+                generic::Outcome::Suppressed(why) => {
+                    if a < limit {
+                        report.suppress(why);
+                    }
+                    continue;
+                }
+                generic::Outcome::Found(c) => c,
+            };
+            if c.start >= limit {
+                continue;
+            }
+            let from = claimed.partition_point(|v| v.0 + OVERLAP <= c.start);
+            if claimed[from..].iter().take_while(|v| v.0 < c.end).any(|v| c.start < v.1) {
+                continue;
+            }
+            let value = c.decoded.as_deref().map_or(&data[c.start..c.end], str::as_bytes);
+            let lower = value.to_ascii_lowercase();
+            if self.vendor.iter().any(|a| {
+                (a.len() >= 3 && lower.starts_with(a))
+                    || (a.len() >= 6 && memchr::memmem::find(&lower, a).is_some())
+            }) {
+                continue;
+            }
+            hits.push(Hit {
+                rule: GENERIC,
+                at: c.start,
+                start: c.start,
+                end: c.end,
+                confidence: Confidence::Low,
+                public_prefix: 0,
+                redacted: None,
+                decoded: c.decoded,
+            });
         }
     }
 
@@ -439,6 +547,7 @@ impl Scanner {
         end: usize,
         report: &mut Report,
         vetoes: &mut Vec<(usize, usize)>,
+        claimed: &mut Vec<(usize, usize)>,
     ) -> Option<Hit> {
         let c = &self.rules[r];
         let rule = &c.rule;
@@ -474,6 +583,7 @@ impl Scanner {
             confidence: rule.confidence,
             public_prefix,
             redacted: None,
+            decoded: None,
         };
         let (Some(pair), Some(re)) = (&rule.pair, &c.pair) else { return Some(hit) };
         let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
@@ -481,6 +591,7 @@ impl Scanner {
             report.suppress(&pair.unpaired);
             return None;
         };
+        claimed.push((s, e));
         let partner = &data[s..e];
         if let Some(why) = validate::placeholder(partner) {
             report.suppress(why);
@@ -578,6 +689,7 @@ fn tokenward_hits(data: &[u8], report: &mut Report, hits: &mut Vec<Hit>, vetoes:
                     confidence: Confidence::Certain,
                     public_prefix: sep + 1 - s,
                     redacted: None,
+                    decoded: None,
                 });
                 found = true;
                 break;

@@ -136,7 +136,7 @@ fn macaroon_v2(b: &[u8]) -> Option<&[u8]> {
 }
 
 /// Base64, standard or URL-safe alphabet, padding optional.
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     let text = text.strip_suffix(b"==").or_else(|| text.strip_suffix(b"=")).unwrap_or(text);
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);

@@ -32,7 +32,7 @@ fn every_rule_finds_its_planted_secrets_and_no_decoy() {
         );
         text.push('\n');
     }
-    let report = scanner(false).scan_bytes("corpus.txt", text.as_bytes());
+    let report = Scanner::new().unwrap().scan_bytes("corpus.txt", text.as_bytes());
     let mut per_rule: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (rule, _, secret) in &planted {
         let found =
@@ -44,7 +44,18 @@ fn every_rule_finds_its_planted_secrets_and_no_decoy() {
     for (rule, (want, got)) in &per_rule {
         assert_eq!(want, got, "recall of {rule}: {got}/{want}; findings: {:#?}", report.findings);
     }
-    assert_eq!(report.findings.len(), planted.len(), "no decoy reported: {:#?}", report.findings);
+    // Precision in default mode: at most 5% of the decoys reported (by the generic detector: a
+    // few rules' negatives are wrong-shaped values under a secret's name).
+    let on_decoys = report.findings.len() - planted.len();
+    assert!(
+        on_decoys * 20 <= decoys.len(),
+        "{on_decoys} of {} decoys reported: {:#?}",
+        decoys.len(),
+        report.findings.iter().filter(|f| f.rule == GENERIC_RULE).collect::<Vec<_>>()
+    );
+    let strict = scanner(false).scan_bytes("corpus.txt", text.as_bytes());
+    let generic = planted.iter().filter(|p| p.0 == GENERIC_RULE).count();
+    assert_eq!(strict.findings.len(), planted.len() - generic, "generic off: no decoy reported");
     for why in [
         "checksum fails",
         "documented example value",
@@ -79,15 +90,17 @@ fn github_checksums_agree_with_an_independent_implementation() {
 }
 
 #[test]
-fn generic_assignments_are_low_confidence_and_off_by_default() {
-    let text = "api_key = \"q8Zr2LmXw9Tb4KpV7nYcA1\"\npassword = \"aaaaaaaaaaaaaaaaaaaa\"\n";
+fn generic_assignments_are_low_confidence_on_by_default_and_located_at_their_value() {
+    let text = "api_key = \"q8Zr2LmXw9Tb4KpV7nYcA1\"\npassword = \"aaaaaaaaaaaaaaaaaaaa\"\nAPI_TOKEN=q8Zr2LmXw9Tb4KpV7nYcB2\n";
     assert!(scanner(false).scan_bytes("a", text.as_bytes()).findings.is_empty());
-    let r = scanner(true).scan_bytes("a", text.as_bytes());
-    assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+    let r = Scanner::new().unwrap().scan_bytes("a", text.as_bytes());
+    assert_eq!(r.findings.len(), 2, "{:?}", r.findings);
     assert_eq!(
         (r.findings[0].rule.as_str(), r.findings[0].confidence),
         ("generic-assignment", Confidence::Low)
     );
+    assert_eq!(r.findings[0].location.to_string(), "a:1:12");
+    assert_eq!(r.findings[1].location.to_string(), "a:3:11");
 }
 
 #[test]
@@ -189,7 +202,7 @@ fn no_output_holds_a_found_secret() {
     let mut outputs = Vec::new();
     report.write_text(&mut outputs, true).unwrap();
     report.write_jsonl(&mut outputs).unwrap();
-    report.write_sarif(&mut outputs, &RuleSet::builtin()).unwrap();
+    report.write_sarif(&mut outputs, &RuleSet::builtin(), std::path::Path::new(".")).unwrap();
     outputs.extend_from_slice(format!("{report:?}").as_bytes());
     let outputs = String::from_utf8(outputs).unwrap();
     let rules = RuleSet::builtin();
@@ -221,7 +234,7 @@ fn a_generated_corpus_is_found_whole_with_no_decoy() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tokenward_test_support::corpus::write_corpus(dir.path(), 42, 3 << 20, 24 << 10).unwrap();
     assert!(manifest.planted.len() >= 100, "{} planted", manifest.planted.len());
-    let report = scanner(false).scan_tree(dir.path(), &TreeOptions::default()).unwrap();
+    let report = Scanner::new().unwrap().scan_tree(dir.path(), &TreeOptions::default()).unwrap();
     let found: std::collections::HashSet<(String, u64, String)> = report
         .findings
         .iter()
@@ -242,6 +255,7 @@ fn a_generated_corpus_is_found_whole_with_no_decoy() {
         .iter()
         .filter(|f| decoys.contains(&(f.location.path().to_owned(), f.location.line())))
         .count();
-    assert_eq!(on_decoys, 0, "no decoy reported");
-    assert_eq!(report.findings.len(), manifest.planted.len(), "nothing else reported");
+    // Default mode (the generic detector on): at most 5% of the decoys reported.
+    assert!(on_decoys * 20 <= decoys.len(), "{on_decoys} of {} decoys reported", decoys.len());
+    assert_eq!(report.findings.len(), manifest.planted.len() + on_decoys, "nothing else reported");
 }

@@ -1,6 +1,9 @@
 //! SARIF output validated against the SARIF 2.1.0 JSON schema (`vectors/sarif-2.1.0-rtm.5.json`,
 //! the copy npm's `@microsoft/jest-sarif` ships), for findings of every location kind a scan of
-//! files and git history produces, with skipped inputs and suppressed matches.
+//! files and git history produces, with skipped inputs and suppressed matches; what consumers
+//! need beyond the schema: `%SRCROOT%` in `originalUriBaseIds` (a `file://` URI ending in `/`) and
+//! as every location's `uriBaseId`, and every result's rule at its `ruleIndex` in
+//! `tool.driver.rules`, with descriptions, help and a default level.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,7 +35,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 #[test]
 fn sarif_output_is_valid_sarif_2_1_0() {
-    let scanner = Scanner::builder().rules(RuleSet::builtin().with_generic(true)).build().unwrap();
+    let scanner = Scanner::new().unwrap();
     let mut rng = Rng(7);
     let planted = planted(&mut rng);
     let text: String = planted.iter().map(|(_, l, _)| format!("{l}\n")).collect();
@@ -58,10 +61,36 @@ fn sarif_output_is_valid_sarif_2_1_0() {
     report.merge(history);
 
     let mut sarif = Vec::new();
-    report.write_sarif(&mut sarif, scanner.rule_set()).unwrap();
+    report.write_sarif(&mut sarif, scanner.rule_set(), dir.path()).unwrap();
     schema_check(&sarif).unwrap();
     let log: serde_json::Value = serde_json::from_slice(&sarif).unwrap();
     let run = &log["runs"][0];
+    let base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"].as_str().unwrap();
+    let canonical = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(base, format!("file://{}/", canonical.display()).replace(' ', "%20"), "{base}");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), scanner.rule_set().rules().len() + 2, "every rule, Tokenward and generic too");
+    for rule in rules {
+        for field in ["id", "name"] {
+            assert!(rule[field].is_string(), "{rule}");
+        }
+        for field in ["shortDescription", "fullDescription", "help"] {
+            assert!(rule[field]["text"].as_str().is_some_and(|t| !t.is_empty()), "{rule}");
+        }
+        assert!(rule["defaultConfiguration"]["level"].is_string(), "{rule}");
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for result in run["results"].as_array().unwrap() {
+        let index = usize::try_from(result["ruleIndex"].as_u64().unwrap()).unwrap();
+        assert_eq!(rules[index]["id"], result["ruleId"], "ruleIndex matches");
+        kinds.insert(result["ruleId"].as_str().unwrap().to_owned());
+        let location = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+        assert_eq!(location["uriBaseId"], "%SRCROOT%", "{location}");
+    }
+    assert!(kinds.contains(GENERIC_RULE) && kinds.contains(TOKENWARD_RULE), "{kinds:?}");
+    for note in run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap() {
+        assert_eq!(note["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+    }
     assert_eq!(run["results"].as_array().unwrap().len(), 2 * planted.len());
     let notes = run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap();
     assert!(notes.iter().any(|n| n["message"]["text"].as_str().unwrap().contains("blob.bin")));
@@ -77,7 +106,7 @@ fn sarif_output_is_valid_sarif_2_1_0() {
 
     // An empty report is valid SARIF too.
     let mut empty = Vec::new();
-    Report::default().write_sarif(&mut empty, scanner.rule_set()).unwrap();
+    Report::default().write_sarif(&mut empty, scanner.rule_set(), Path::new(".")).unwrap();
     schema_check(&empty).unwrap();
 
     // And the check itself fails on a log that breaks the schema.

@@ -650,8 +650,12 @@ pub(crate) struct ScanArgs {
     /// Extra rules (TOML `[[rule]]` tables).
     #[arg(long)]
     pub(crate) rules: Option<PathBuf>,
-    /// Also report generic high-entropy `key = value` assignments (low confidence).
+    /// Do not report generic secrets (high-entropy values assigned to secret-named keys, URL
+    /// passwords, Authorization headers; low confidence, on by default).
     #[arg(long)]
+    pub(crate) no_generic: bool,
+    /// Accepted for compatibility: generic detection is on by default (see --no-generic).
+    #[arg(long, hide = true, conflicts_with = "no_generic")]
     pub(crate) generic: bool,
     /// Respect .gitignore files in a tree.
     #[arg(long)]

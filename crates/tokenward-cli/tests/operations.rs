@@ -205,21 +205,44 @@ fn scans_gate_ci_and_revoke_our_leaked_tokens() {
     cli.init();
     let (token, id) = cli.issue("billing-api", "leaky", "s3:bucket/prod-logs/a/*:read", "30m");
     std::fs::create_dir_all(cli.path("repo/config")).unwrap();
-    std::fs::write(cli.path("repo/config/app.env"), format!("LOGS_TOKEN={token}\n")).unwrap();
+    // Beside our token, a generic secret (an unquoted `.env` value under a secret's name).
+    let generic = "Vq7Lr2Xw9Tb4KpN8mYcZ3h";
+    std::fs::write(cli.path("repo/config/app.env"), format!("LOGS_TOKEN={token}\nAPI_SECRET={generic}\n"))
+        .unwrap();
     std::fs::write(cli.path("repo/clean.rs"), "fn main() {}\n").unwrap();
-    // Findings: exit 1; JSON lines and SARIF hold the redacted form only.
+    // Findings: exit 1; JSON lines and SARIF hold the redacted form only. Generic secrets are
+    // found by default, at their value's column; `--no-generic` turns them off.
     let text = cli.run(&["scan", "repo"]);
     assert_eq!(text.code, 1, "{}", text.stderr);
     assert!(
-        text.stdout.contains("config/app.env:1:12") && text.stdout.contains("tokenward"),
+        text.stdout.contains("config/app.env:1:12")
+            && text.stdout.contains("tokenward")
+            && text.stdout.contains("config/app.env:2:12  generic-assignment  low"),
         "{}",
         text.stdout
     );
+    let strict = cli.run(&["scan", "repo", "--no-generic", "--format", "json"]);
+    assert_eq!(strict.stdout.matches("\"type\":\"finding\"").count(), 1, "{}", strict.stdout);
+    assert_eq!(cli.run(&["scan", "repo", "--generic", "--format", "json"]).stdout, {
+        cli.run(&["scan", "repo", "--format", "json"]).stdout
+    });
     let sarif = cli.run(&["scan", "repo", "--format", "sarif"]);
     assert_eq!(sarif.code, 1);
     let log: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
     assert_eq!(log["version"], "2.1.0");
-    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 1);
+    let run = &log["runs"][0];
+    assert_eq!(run["results"].as_array().unwrap().len(), 2);
+    let root = run["originalUriBaseIds"]["%SRCROOT%"]["uri"].as_str().unwrap();
+    assert!(root.starts_with("file:///") && root.ends_with("/repo/"), "{root}");
+    for r in run["results"].as_array().unwrap() {
+        let at = &r["locations"][0]["physicalLocation"]["artifactLocation"];
+        assert_eq!(
+            (at["uri"].as_str(), at["uriBaseId"].as_str()),
+            (Some("config/app.env"), Some("%SRCROOT%"))
+        );
+        let rule = &run["tool"]["driver"]["rules"][r["ruleIndex"].as_u64().unwrap() as usize];
+        assert_eq!(rule["id"], r["ruleId"]);
+    }
     // A baseline suppresses what it holds: exit 0.
     cli.run(&["scan", "repo", "--write-baseline", "baseline.json", "--no-progress"]);
     assert_eq!(cli.run(&["scan", "repo", "--baseline", "baseline.json"]).code, 0);
@@ -259,6 +282,7 @@ fn scans_gate_ci_and_revoke_our_leaked_tokens() {
     let transcript = cli.transcript.borrow();
     let secret = &token[token.len() - 30..token.len() - 6];
     assert_eq!(transcript.matches(secret).count(), 1);
+    assert!(!transcript.contains(&generic[..18]), "the generic secret is in no output");
     assert!(!contains(&std::fs::read(cli.path("tokenward.audit.jsonl")).unwrap(), secret.as_bytes()));
 }
 

@@ -306,6 +306,5 @@ v("putty-private-key", f"PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\nComme
 pw = r(ALNUM, 18); v("database-url", f"DATABASE_URL=postgres://app:{pw}@db.internal:5432/app", pw, "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app")
 pw = r(ALNUM, 16); v("jdbc-password", f"spring.datasource.url=jdbc:mysql://db.internal:3306/app?user=app&password={pw}", pw, "spring.datasource.url=jdbc:mysql://db.internal:3306/app?user=app")
 pw = r(ALNUM, 16); v("sqlserver-connection-string", f'"ConnectionStrings": {{ "Db": "Server=tcp:fake.database.windows.net,1433;Initial Catalog=app;User ID=app;Password={pw};Encrypt=True;" }}', pw, '"Db": "Server=tcp:fake.database.windows.net,1433;Initial Catalog=app;Integrated Security=true;"')
-pw = "q8Zr2LmXw9Tb4KpV7nYcA1"; v("generic-assignment", f'api_key = "{pw}"', pw, 'password = "aaaaaaaaaaaaaaaaaaaa"')
 
 print(json.dumps({"source": "tests/vectors/rules.py (seeded Python: random values marked FAKE/fake where the alphabet allows, checksums by zlib, macaroons built field by field; not token-scan)", "vectors": V}, indent=1))

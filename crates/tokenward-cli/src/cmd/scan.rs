@@ -59,7 +59,15 @@ fn progress(g: &Global, off: bool) -> Option<(indicatif::ProgressBar, tokenward:
 
 pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     let target = target(&a.target)?;
-    let mut rules = RuleSet::builtin().with_generic(a.generic);
+    // SARIF's `%SRCROOT%`: the directory or repository scanned (its paths are relative to it);
+    // a file is shown as given, relative to here.
+    let root = match &target {
+        Target::Tree(p) if !p.is_file() => p.clone(),
+        Target::Git(p) => p.clone(),
+        Target::Tree(_) => PathBuf::from("."),
+        Target::Image(_) | Target::S3 { .. } => PathBuf::from("."),
+    };
+    let mut rules = RuleSet::builtin().with_generic(!a.no_generic);
     if let Some(path) = &a.rules {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::new(format!("reading rules {}: {e}", path.display())))?;
@@ -124,7 +132,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     match a.format {
         ScanFormat::Text => report.write_text(&mut sink, a.out.is_none() && crate::out::color(g))?,
         ScanFormat::Json => report.write_jsonl(&mut sink)?,
-        ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set())?,
+        ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set(), &root)?,
     }
     sink.flush()?;
     Ok(if report.findings.is_empty() && revoked == 0 { 0 } else { 1 })

@@ -53,6 +53,8 @@ pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
 #[cfg(feature = "images")]
 pub use source::image::ImageOptions;
+#[cfg(feature = "postgres")]
+pub use source::postgres::PostgresOptions;
 #[cfg(feature = "s3")]
 pub use source::s3::S3Options;
 #[cfg(feature = "tree")]

@@ -1,6 +1,7 @@
 //! # token-scan
 //!
-//! Finds leaked credentials in directory trees, git history and byte streams. A Tokenward token is
+//! Finds leaked credentials in directory trees, git history, byte streams, container images, S3
+//! buckets and PostgreSQL databases (features `images`, `s3`, `postgres`). A Tokenward token is
 //! recognised with certainty whatever its issuer prefix (its CRC-32 must check), GitHub classic
 //! tokens likewise (GitHub's CRC-32 over the random part); other vendors' keys (GitLab, Slack,
 //! Stripe, OpenBao/Vault, AWS key pairs, GCP and Azure keys), PEM private keys and database URLs

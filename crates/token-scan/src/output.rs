@@ -102,7 +102,8 @@ impl Report {
                         props["deletedInLayer"] = json!(deleted_in_layer);
                     }
                     Location::Postgres { schema, table, field, row, .. } => {
-                        props["postgres"] = json!({"schema": schema, "table": table, "column": field, "row": row});
+                        props["postgres"] =
+                            json!({"schema": schema, "table": table, "column": field, "row": row});
                     }
                     _ => {}
                 }

@@ -89,7 +89,10 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
     };
     let port = server.get_ports()[0];
     let url = format!("postgres://{r}:{password}@{host}:{port}/{}", server.get_dbname().unwrap());
-    let as_role = format!("host={host} port={port} user={r} password={password} dbname={}", server.get_dbname().unwrap());
+    let as_role = format!(
+        "host={host} port={port} user={r} password={password} dbname={}",
+        server.get_dbname().unwrap()
+    );
     // The policy bites: a read-write transaction of the same role sees no row of `guarded`.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let visible: i64 = rt.block_on(async {
@@ -108,8 +111,11 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
     assert!(!options.place().contains(password));
     let scanner = Scanner::new().unwrap();
     let report = scanner.scan_postgres(&options).unwrap();
-    let mut found: Vec<(String, u64, u64)> =
-        report.findings.iter().map(|f| (f.location.to_string(), f.location.line(), f.location.column())).collect();
+    let mut found: Vec<(String, u64, u64)> = report
+        .findings
+        .iter()
+        .map(|f| (f.location.to_string(), f.location.line(), f.location.column()))
+        .collect();
     found.sort();
     let at = |table: &str, column: &str, key: &str| format!("postgres:{s}.{table}:{column}:{key}");
     assert_eq!(
@@ -127,9 +133,12 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
     let Location::Postgres { schema: sc, table, field, row, .. } = &f.location else { panic!() };
     assert_eq!((sc.as_str(), table.as_str(), field.as_str(), row.as_str()), (s, "users", "notes", "id=1"));
     // No privilege on `hidden`: skipped, the rest scanned; the oversized value: skipped.
-    let skipped: Vec<(&str, &str)> = report.skipped.iter().map(|k| (k.what.as_str(), k.reason.as_str())).collect();
+    let skipped: Vec<(&str, &str)> =
+        report.skipped.iter().map(|k| (k.what.as_str(), k.reason.as_str())).collect();
     assert!(
-        skipped.iter().any(|(w, why)| *w == format!("postgres:{s}.hidden") && why.contains("permission denied")),
+        skipped
+            .iter()
+            .any(|(w, why)| *w == format!("postgres:{s}.hidden") && why.contains("permission denied")),
         "{skipped:?}"
     );
     assert!(
@@ -144,10 +153,14 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
     report.write_sarif(&mut out, scanner.rule_set()).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(!out.contains(password));
-    assert!(out.contains(&format!("\"schema\":\"{s}\"")) || out.contains(&format!("\"schema\": \"{s}\"")), "{out}");
+    assert!(
+        out.contains(&format!("\"schema\":\"{s}\"")) || out.contains(&format!("\"schema\": \"{s}\"")),
+        "{out}"
+    );
 
     // The row limit stops the run and says so.
-    let limited = scanner.scan_postgres(&PostgresOptions::parse(&url).unwrap().schema(s).max_rows(2)).unwrap();
+    let limited =
+        scanner.scan_postgres(&PostgresOptions::parse(&url).unwrap().schema(s).max_rows(2)).unwrap();
     assert!(
         limited.skipped.iter().any(|k| k.reason.contains("limit") && k.reason.contains("not scanned")),
         "{:?}",
@@ -157,9 +170,8 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
 
     // A refused login: an error naming the database, never the password given.
     let wrong = "wr0ng-Passw0rd-7x";
-    let e = scanner
-        .scan_postgres(&PostgresOptions::parse(&url.replace(password, wrong)).unwrap())
-        .unwrap_err();
+    let e =
+        scanner.scan_postgres(&PostgresOptions::parse(&url.replace(password, wrong)).unwrap()).unwrap_err();
     let text = format!("{e} {e:?}");
     assert!(matches!(e, ScanError::Postgres(_)), "{e:?}");
     assert!(!text.contains(wrong) && text.contains(&format!("{r}@")), "{text}");

@@ -58,7 +58,8 @@ impl PostgresOptions {
     pub fn parse(conninfo: &str) -> Result<Self, ScanError> {
         let config: Config = conninfo.parse().map_err(|_| {
             ScanError::Postgres(
-                "not a PostgreSQL connection string (postgres://USER@HOST[:PORT]/DB or key=value pairs)".into(),
+                "not a PostgreSQL connection string (postgres://USER@HOST[:PORT]/DB or key=value pairs)"
+                    .into(),
             )
         })?;
         Ok(Self {
@@ -243,17 +244,14 @@ impl Scanner {
             select.push(format!("CASE WHEN octet_length({text}) <= $1::int8 THEN {text} END"));
             select.push(format!("octet_length({text})::int8"));
         }
-        let sql = format!(
-            "SELECT {} FROM {}.{}",
-            select.join(", "),
-            quote(&table.schema),
-            quote(&table.name)
-        );
+        let sql =
+            format!("SELECT {} FROM {}.{}", select.join(", "), quote(&table.schema), quote(&table.name));
         let cap = i64::try_from(o.max_value_size).unwrap_or(i64::MAX);
         let portal = tx.bind(sql.as_str(), &[&cap]).await?;
         let per_row = (table.columns.len() as u64).max(1).saturating_mul(o.max_value_size.max(1));
         let batch = (BATCH_MEMORY / per_row).clamp(1, MAX_BATCH_ROWS);
-        let key_names: Vec<&str> = if keys.is_empty() { vec!["ctid"] } else { keys.iter().map(String::as_str).collect() };
+        let key_names: Vec<&str> =
+            if keys.is_empty() { vec!["ctid"] } else { keys.iter().map(String::as_str).collect() };
         loop {
             let want = batch.min(o.max_rows.saturating_sub(spent.rows)).max(1);
             let rows = tx.query_portal(&portal, want as i32).await?;
@@ -330,12 +328,22 @@ fn row_key(row: &tokio_postgres::Row, names: &[&str]) -> String {
     }
 }
 
-/// A database error's text: the server's message (its `DETAIL` left out: it may quote values).
+/// A database error's text: the server's message (its `DETAIL` left out: it may quote values), or
+/// the client's with its causes (`error connecting to server: Connection refused`).
 fn error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Every ordinary table and partition (in `schemas`, or every non-system schema) with at least one
@@ -370,14 +378,22 @@ async fn tables(
         let kind = if row.get::<_, bool>(4) { Kind::Array } else { Kind::Text };
         match tables.last_mut() {
             Some(t) if t.oid == oid => t.columns.push((column, kind)),
-            _ => tables.push(Table { oid, schema: row.get(1), name: row.get(2), columns: vec![(column, kind)] }),
+            _ => tables.push(Table {
+                oid,
+                schema: row.get(1),
+                name: row.get(2),
+                columns: vec![(column, kind)],
+            }),
         }
     }
     Ok(tables)
 }
 
 /// The table's primary key columns, in key order (none without one).
-async fn primary_key(tx: &tokio_postgres::Transaction<'_>, oid: u32) -> Result<Vec<String>, tokio_postgres::Error> {
+async fn primary_key(
+    tx: &tokio_postgres::Transaction<'_>,
+    oid: u32,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = tx
         .query(
             "SELECT a.attname::text

@@ -36,7 +36,9 @@ impl Target {
             Target::Tree(p) => p.display().to_string(),
             Target::Git(p) => format!("git:{}", p.display()),
             Target::Image(p) => format!("image:{}", p.display()),
-            Target::S3 { bucket, prefix } => format!("s3://{bucket}/{}", prefix.as_deref().unwrap_or_default()),
+            Target::S3 { bucket, prefix } => {
+                format!("s3://{bucket}/{}", prefix.as_deref().unwrap_or_default())
+            }
             Target::Stdin => "stdin".into(),
             Target::Postgres(o) => o.place(),
         }

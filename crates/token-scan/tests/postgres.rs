@@ -1,7 +1,8 @@
 //! PostgreSQL databases against the real server `scripts/test.sh` starts (`TOKENWARD_PG_URL`), in a
 //! schema of the test's own: secrets planted in text, jsonb, varchar and text[] columns are found
 //! at `postgres:SCHEMA.TABLE:COLUMN:ROW_KEY`; the scan runs in a read-only transaction (a
-//! row-level security policy shows a table's rows only to a read-only transaction); a table
+//! row-level security policy shows a table's rows only to a read-only transaction); a primary key
+//! holding a secret is never shown (the row is named by its ctid); a table
 //! without privilege, an oversized value and the run's row limit are skipped and reported; the
 //! password is in no output and no error.
 
@@ -70,15 +71,19 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
              INSERT INTO {s}.hidden VALUES (1, '{t4}');
              CREATE TABLE {s}.big (id int PRIMARY KEY, body text);
              INSERT INTO {s}.big VALUES (1, repeat('a', 5000) || '{t5}');
+             CREATE TABLE {s}.keyed (token text PRIMARY KEY, note text);
+             INSERT INTO {s}.keyed VALUES ('{t6}', '{t7}');
              CREATE ROLE {r} LOGIN PASSWORD '{password}';
              GRANT USAGE ON SCHEMA {s} TO {r};
-             GRANT SELECT ON {s}.users, {s}.nokey, {s}.guarded, {s}.big TO {r};",
+             GRANT SELECT ON {s}.users, {s}.nokey, {s}.guarded, {s}.big, {s}.keyed TO {r};",
             t0 = t[0],
             t1 = t[1],
             t2 = t[2],
             t3 = t[3],
             t4 = t[4],
             t5 = t[5],
+            t6 = t[6],
+            t7 = t[7],
         ),
     )
     .unwrap();
@@ -122,6 +127,9 @@ fn tables_text_and_json_columns_are_scanned_read_only_with_row_keys() {
         found,
         [
             (at("guarded", "secret", "id=7"), 1, 4),
+            // A primary key holding a secret is not shown: the row is named by its ctid.
+            (at("keyed", "note", "ctid=(0,1)"), 1, 1),
+            (at("keyed", "token", "ctid=(0,1)"), 1, 1),
             (at("nokey", "tags", "ctid=(0,1)"), 2, 1),
             (at("users", "notes", "id=1"), 2, 8),
             (at("users", "profile", "id=1"), 1, 19),

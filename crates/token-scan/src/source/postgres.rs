@@ -231,11 +231,11 @@ impl Scanner {
         spent: &mut Spent,
     ) -> Result<(), tokio_postgres::Error> {
         let keys = primary_key(tx, table.oid).await?;
-        let mut select: Vec<String> = if keys.is_empty() {
-            vec!["ctid::text".into()]
-        } else {
-            keys.iter().map(|k| format!("{}::text", quote(k))).collect()
-        };
+        // The key columns, then the ctid (the row key without a primary key, or when the primary
+        // key would show a secret).
+        let mut select: Vec<String> = keys.iter().map(|k| format!("{}::text", quote(k))).collect();
+        select.push("ctid::text".into());
+        let first_value = select.len();
         for (name, kind) in &table.columns {
             let text = match kind {
                 Kind::Text => format!("{}::text", quote(name)),
@@ -250,23 +250,18 @@ impl Scanner {
         let portal = tx.bind(sql.as_str(), &[&cap]).await?;
         let per_row = (table.columns.len() as u64).max(1).saturating_mul(o.max_value_size.max(1));
         let batch = (BATCH_MEMORY / per_row).clamp(1, MAX_BATCH_ROWS);
-        let key_names: Vec<&str> =
-            if keys.is_empty() { vec!["ctid"] } else { keys.iter().map(String::as_str).collect() };
         loop {
             let want = batch.min(o.max_rows.saturating_sub(spent.rows)).max(1);
             let rows = tx.query_portal(&portal, want as i32).await?;
             for row in &rows {
                 spent.rows += 1;
-                let key = row_key(row, &key_names);
+                let (findings, tokens) = (report.findings.len(), report.suppressed_tokens.len());
+                let mut oversized = Vec::new();
                 for (c, (column, _)) in table.columns.iter().enumerate() {
-                    let at = key_names.len() + 2 * c;
+                    let at = first_value + 2 * c;
                     let Some(size) = row.get::<_, Option<i64>>(at + 1) else { continue };
-                    let what = || format!("{}:{column}:{key}", table.place());
                     let Some(value) = row.get::<_, Option<&str>>(at) else {
-                        report.skipped.push(Skipped {
-                            what: what(),
-                            reason: format!("larger than {} bytes ({size})", o.max_value_size),
-                        });
+                        oversized.push((column, size));
                         continue;
                     };
                     report.files += 1;
@@ -276,11 +271,31 @@ impl Scanner {
                         schema: table.schema.clone(),
                         table: table.name.clone(),
                         field: column.clone(),
-                        row: key.clone(),
+                        row: String::new(),
                         line,
                         column: col,
                     };
                     self.scan_chunk(value.as_bytes(), value.len(), Offset::default(), report, &locate);
+                }
+                let key = self.row_key(
+                    row,
+                    &keys,
+                    &report.findings[findings..],
+                    &report.suppressed_tokens[tokens..],
+                );
+                for f in report.findings[findings..]
+                    .iter_mut()
+                    .chain(report.suppressed_tokens[tokens..].iter_mut())
+                {
+                    if let Location::Postgres { row, .. } = &mut f.location {
+                        row.clone_from(&key);
+                    }
+                }
+                for (column, size) in oversized {
+                    report.skipped.push(Skipped {
+                        what: format!("{}:{column}:{key}", table.place()),
+                        reason: format!("larger than {} bytes ({size})", o.max_value_size),
+                    });
                 }
             }
             if (rows.len() as u64) < want {
@@ -310,21 +325,51 @@ fn limit_reached(o: &PostgresOptions, left: &[Table]) -> Skipped {
     }
 }
 
-/// `id=42`, `a=1,b=x` (a composite primary key) or `ctid=(0,1)`, cut at 100 characters.
-fn row_key(row: &tokio_postgres::Row, names: &[&str]) -> String {
-    let mut key = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            key.push(',');
+impl Scanner {
+    /// A row's key: `id=42`, `a=1,b=x` (a composite primary key), cut at 100 characters; or
+    /// `ctid=(0,1)` without a primary key, or when the key would show a secret: one this row's
+    /// `found` holds, or anything the scanner matches in the key alone (even a suppressed match).
+    fn row_key(
+        &self,
+        row: &tokio_postgres::Row,
+        keys: &[String],
+        found: &[crate::finding::Finding],
+        tokens: &[crate::finding::Finding],
+    ) -> String {
+        let ctid = || format!("ctid={}", row.get::<_, Option<&str>>(keys.len()).unwrap_or_default());
+        if keys.is_empty() {
+            return ctid();
         }
-        let value: Option<&str> = row.get(i);
-        key.push_str(name);
-        key.push('=');
-        key.push_str(value.unwrap_or("NULL"));
-    }
-    match key.char_indices().nth(MAX_ROW_KEY) {
-        Some((at, _)) => format!("{}…", &key[..at]),
-        None => key,
+        let mut key = String::new();
+        for (i, name) in keys.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(name);
+            key.push('=');
+            key.push_str(row.get::<_, Option<&str>>(i).unwrap_or("NULL"));
+        }
+        if found.iter().chain(tokens).any(|f| key.contains(f.secret().expose_secret())) {
+            return ctid();
+        }
+        // Numbers (and UUIDs, dates) need no second look.
+        let plain = (0..keys.len()).all(|i| {
+            row.get::<_, Option<&str>>(i)
+                .is_none_or(|v| v.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'))
+        });
+        if !plain {
+            let alone = self.scan_bytes("", key.as_bytes());
+            if !alone.findings.is_empty()
+                || !alone.suppressed.is_empty()
+                || !alone.suppressed_tokens.is_empty()
+            {
+                return ctid();
+            }
+        }
+        match key.char_indices().nth(MAX_ROW_KEY) {
+            Some((at, _)) => format!("{}…", &key[..at]),
+            None => key,
+        }
     }
 }
 

@@ -109,15 +109,14 @@ fn rooted(report: &mut Report, root: &Path) {
     }
 }
 
-/// Scans one target (blocking).
+/// Scans one target (blocking); `(gitignore, unreachable)` as the flags say.
 fn scan_one(
     scanner: &Scanner,
     target: &Target,
-    a: &(bool, bool),
+    (gitignore, unreachable): (bool, bool),
     progress: Option<&tokenward::scan::ProgressFn>,
     several: bool,
 ) -> std::result::Result<Report, ScanError> {
-    let (gitignore, unreachable) = *a;
     match target {
         Target::Tree(p) => {
             let mut o = TreeOptions::default().gitignore(gitignore);
@@ -191,7 +190,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         let several = targets.len() > 1;
         let mut all = Report::default();
         for t in &targets {
-            match scan_one(&scanner, t, &options, progress.as_ref(), several) {
+            match scan_one(&scanner, t, options, progress.as_ref(), several) {
                 Ok(r) => all.merge(r),
                 Err(e) if several => return (scanner, Err(CliError::new(format!("{}: {e}", t.shown())))),
                 Err(e) => return (scanner, Err(e.into())),

@@ -42,7 +42,8 @@
 //!
 //! Features: `sqlite` (default; the embedded store), `postgres` (the PostgreSQL store and audit
 //! log), `vault` (OpenBao / Vault rotation targets, Transit as the KEK), `aws` (IAM access keys,
-//! Secrets Manager, KMS as the KEK), `scan`, `s3` and `github-alerts` (leak scanning and response).
+//! Secrets Manager, KMS as the KEK), `scan`, `s3`, `scan-postgres` and `github-alerts` (leak
+//! scanning and response).
 
 #![deny(missing_docs)]
 

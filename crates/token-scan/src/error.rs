@@ -45,6 +45,10 @@ pub enum ScanError {
     /// An S3 bucket could not be listed: missing, credentials refused, endpoint unreachable.
     #[error("s3: {0}")]
     S3(String),
+    /// A PostgreSQL database could not be scanned: a connection string that does not parse, a
+    /// server unreachable, a login refused, a catalog that cannot be read. Never holds the password.
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// A baseline file does not parse.
     #[error("baseline: {0}")]
     Baseline(String),

@@ -63,14 +63,30 @@ pub enum Location {
         /// The later layer whose whiteout deletes the file (it is still in the image).
         deleted_in_layer: Option<u32>,
     },
+    /// A value in a PostgreSQL table.
+    Postgres {
+        /// The table's schema.
+        schema: String,
+        /// The table.
+        table: String,
+        /// The table's column.
+        field: String,
+        /// The row: its primary key (`id=42`, `a=1,b=x`) or, without one, `ctid=(PAGE,ITEM)`.
+        row: String,
+        /// 1-based line in the value.
+        line: u64,
+        /// 1-based column (bytes) in the value.
+        column: u64,
+    },
 }
 
 impl Location {
-    /// The path (or stream name, or path in the commit).
+    /// The path (or stream name, path in the commit, object key, table).
     pub fn path(&self) -> &str {
         match self {
             Location::File { path, .. } | Location::Git { path, .. } | Location::Image { path, .. } => path,
             Location::S3 { key, .. } => key,
+            Location::Postgres { table, .. } => table,
         }
     }
 
@@ -80,7 +96,8 @@ impl Location {
             Location::File { line, .. }
             | Location::Git { line, .. }
             | Location::Image { line, .. }
-            | Location::S3 { line, .. } => *line,
+            | Location::S3 { line, .. }
+            | Location::Postgres { line, .. } => *line,
         }
     }
 
@@ -90,7 +107,8 @@ impl Location {
             Location::File { column, .. }
             | Location::Git { column, .. }
             | Location::Image { column, .. }
-            | Location::S3 { column, .. } => *column,
+            | Location::S3 { column, .. }
+            | Location::Postgres { column, .. } => *column,
         }
     }
 }
@@ -112,6 +130,9 @@ impl fmt::Display for Location {
                     Some(l) => write!(f, " (deleted in layer {l})"),
                     None => Ok(()),
                 }
+            }
+            Location::Postgres { schema, table, field, row, .. } => {
+                write!(f, "postgres:{schema}.{table}:{field}:{row}")
             }
         }
     }

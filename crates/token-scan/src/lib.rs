@@ -1,6 +1,7 @@
 //! # token-scan
 //!
-//! Finds leaked credentials in directory trees, git history and byte streams. A Tokenward token is
+//! Finds leaked credentials in directory trees, git history, byte streams, container images, S3
+//! buckets and PostgreSQL databases (features `images`, `s3`, `postgres`). A Tokenward token is
 //! recognised with certainty whatever its issuer prefix (its CRC-32 must check), GitHub classic
 //! tokens likewise (GitHub's CRC-32 over the random part); other vendors' keys (GitLab, Slack,
 //! Stripe, OpenBao/Vault, AWS key pairs, GCP and Azure keys), PEM private keys and database URLs
@@ -56,6 +57,8 @@ pub use scanner::{ALLOW_MARKER, Scanner, ScannerBuilder};
 pub use source::git::GitOptions;
 #[cfg(feature = "images")]
 pub use source::image::ImageOptions;
+#[cfg(feature = "postgres")]
+pub use source::postgres::PostgresOptions;
 #[cfg(feature = "s3")]
 pub use source::s3::S3Options;
 #[cfg(feature = "tree")]

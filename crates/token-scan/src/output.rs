@@ -141,6 +141,10 @@ impl Report {
                         props["layer"] = json!(layer);
                         props["deletedInLayer"] = json!(deleted_in_layer);
                     }
+                    Location::Postgres { schema, table, field, row, .. } => {
+                        props["postgres"] =
+                            json!({"schema": schema, "table": table, "column": field, "row": row});
+                    }
                     _ => {}
                 }
                 json!({

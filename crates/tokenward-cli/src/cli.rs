@@ -153,7 +153,7 @@ pub(crate) enum Command {
     Audit(AuditCmd),
     /// Scan a tree, git history, an image or an S3 bucket for leaked credentials.
     #[command(
-        after_help = "Examples:\n  tokenward scan . --format sarif > findings.sarif\n  tokenward scan git:. --baseline .tokenward-baseline.json\n  tokenward scan image:app.tar --revoke\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… tokenward scan s3://artifacts/builds/\n\nExit status: 0 clean, 1 findings, 2 an error."
+        after_help = "Examples:\n  tokenward scan . --format sarif > findings.sarif\n  tokenward scan git:. --baseline .tokenward-baseline.json\n  tokenward scan image:app.tar --revoke\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… tokenward scan s3://artifacts/builds/\n  tokenward scan . git:. image:app.tar\n  git show HEAD:config.env | tokenward scan -\n  PGPASSWORD=… tokenward scan postgres://scanner@db.internal/app --schema public\n\nExit status: 0 clean, 1 findings, 2 an error."
     )]
     Scan(ScanArgs),
     /// The posture report: what an auditor asks about these tokens.
@@ -634,8 +634,20 @@ pub(crate) enum ScanFormat {
 
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
-    /// PATH, git:REPO, image:TAR_OR_OCI_DIR, or s3://BUCKET[/PREFIX].
-    pub(crate) target: String,
+    /// One or more: PATH, git:REPO, image:TAR_OR_OCI_DIR, s3://BUCKET[/PREFIX], - (stdin),
+    /// postgres://USER@HOST[:PORT]/DB (or postgresql://…, or pg:KEY=VALUE…; the password from the
+    /// URL or PGPASSWORD). One merged report, one exit code.
+    #[arg(required = true, value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// With a database: only this schema (repeatable; default every non-system schema).
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub(crate) schemas: Vec<String>,
+    /// With a database: at most this many rows per run (default 10,000,000).
+    #[arg(long)]
+    pub(crate) max_rows: Option<u64>,
+    /// With a database: at most this many bytes of values per run (default 4 GiB).
+    #[arg(long)]
+    pub(crate) max_bytes: Option<u64>,
     #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
     pub(crate) format: ScanFormat,
     /// Suppress findings whose fingerprints this baseline holds.

@@ -1,10 +1,13 @@
-//! Where scans read from: byte streams (on [`crate::Scanner`] itself), directory trees, git history.
+//! Where scans read from: byte streams (on [`crate::Scanner`] itself), directory trees, git history,
+//! container images, S3 buckets, PostgreSQL databases.
 
 use std::sync::Arc;
 
 pub(crate) mod git;
 #[cfg(feature = "images")]
 pub(crate) mod image;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "s3")]
 pub(crate) mod s3;
 #[cfg(feature = "tree")]

@@ -1,13 +1,17 @@
-//! `scan PATH|git:REPO|image:TAR|s3://BUCKET[/PREFIX]`: findings out in text, JSON lines or SARIF;
-//! exit 0 clean, 1 findings, 2 an error; `--revoke` revokes and replaces our own on sight.
+//! `scan TARGET…`, each a PATH, `git:REPO`, `image:TAR`, `s3://BUCKET[/PREFIX]`, `-` (stdin) or a
+//! PostgreSQL database (`postgres://…`, `postgresql://…`, `pg:KEY=VALUE…`): one merged report in
+//! text, JSON lines or SARIF; exit 0 clean, 1 findings, 2 an error; `--revoke` revokes and replaces
+//! our own on sight.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokenward::core::private_fs;
+use tokenward::scan::secrecy::SecretString;
 use tokenward::scan::{
-    Baseline, GitOptions, ImageOptions, Progress, Report, RuleSet, S3Options, Scanner, TreeOptions,
+    Baseline, GitOptions, ImageOptions, Location, PostgresOptions, Progress, Report, RuleSet, S3Options,
+    ScanError, Scanner, TreeOptions,
 };
 use tokenward::{EmergencyOrder, LeakOutcome};
 
@@ -21,9 +25,30 @@ enum Target {
     Git(PathBuf),
     Image(PathBuf),
     S3 { bucket: String, prefix: Option<String> },
+    Stdin,
+    Postgres(Box<PostgresOptions>),
 }
 
-fn target(text: &str) -> Result<Target> {
+impl Target {
+    /// How an error names it (a database without its password).
+    fn shown(&self) -> String {
+        match self {
+            Target::Tree(p) => p.display().to_string(),
+            Target::Git(p) => format!("git:{}", p.display()),
+            Target::Image(p) => format!("image:{}", p.display()),
+            Target::S3 { bucket, prefix } => {
+                format!("s3://{bucket}/{}", prefix.as_deref().unwrap_or_default())
+            }
+            Target::Stdin => "stdin".into(),
+            Target::Postgres(o) => o.place(),
+        }
+    }
+}
+
+fn target(text: &str, a: &ScanArgs) -> Result<Target> {
+    if text == "-" {
+        return Ok(Target::Stdin);
+    }
     if let Some(rest) = text.strip_prefix("git:") {
         return Ok(Target::Git(PathBuf::from(rest)));
     }
@@ -41,7 +66,88 @@ fn target(text: &str) -> Result<Target> {
         }
         return Ok(Target::S3 { bucket: bucket.to_owned(), prefix });
     }
+    let conninfo = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Some(text)
+    } else {
+        text.strip_prefix("pg:")
+    };
+    if let Some(conninfo) = conninfo {
+        let mut o = PostgresOptions::parse(conninfo)?;
+        if !o.has_password()
+            && let Ok(p) = std::env::var("PGPASSWORD")
+        {
+            o = o.password(&SecretString::from(p));
+        }
+        for s in &a.schemas {
+            o = o.schema(s);
+        }
+        if let Some(n) = a.max_rows {
+            o = o.max_rows(n);
+        }
+        if let Some(n) = a.max_bytes {
+            o = o.max_bytes(n);
+        }
+        return Ok(Target::Postgres(Box::new(o)));
+    }
     Ok(Target::Tree(PathBuf::from(text)))
+}
+
+/// With several targets, a tree's paths are shown from where the scan runs (`dir/a.env`, not
+/// `a.env`), so that two trees' findings cannot be told apart only by their order.
+fn rooted(report: &mut Report, root: &Path) {
+    if !root.is_dir() || root == Path::new(".") {
+        return;
+    }
+    let join = |p: &mut String| *p = root.join(&*p).to_string_lossy().into_owned();
+    for f in report.findings.iter_mut().chain(report.suppressed_tokens.iter_mut()) {
+        if let Location::File { path, .. } = &mut f.location {
+            join(path);
+        }
+    }
+    for s in &mut report.skipped {
+        join(&mut s.what);
+    }
+}
+
+/// Scans one target (blocking); `(gitignore, unreachable)` as the flags say.
+fn scan_one(
+    scanner: &Scanner,
+    target: &Target,
+    (gitignore, unreachable): (bool, bool),
+    progress: Option<&tokenward::scan::ProgressFn>,
+    several: bool,
+) -> std::result::Result<Report, ScanError> {
+    match target {
+        Target::Tree(p) => {
+            let mut o = TreeOptions::default().gitignore(gitignore);
+            if let Some(f) = progress {
+                o = o.progress(f.clone());
+            }
+            let mut report = scanner.scan_tree(p, &o)?;
+            if several {
+                rooted(&mut report, p);
+            }
+            Ok(report)
+        }
+        Target::Git(p) => {
+            let mut o = GitOptions::default().unreachable(unreachable);
+            if let Some(f) = progress {
+                o = o.progress(f.clone());
+            }
+            scanner.scan_git(p, &o)
+        }
+        Target::Image(p) => scanner.scan_image(p, &ImageOptions::default()),
+        Target::S3 { bucket, prefix } => S3Options::from_env().and_then(|o| {
+            let o = match prefix {
+                Some(p) => o.prefix(p),
+                None => o,
+            };
+            scanner.scan_s3(bucket, &o)
+        }),
+        // Streamed in bounded chunks, whatever its size.
+        Target::Stdin => scanner.scan_reader("stdin", std::io::stdin().lock()),
+        Target::Postgres(o) => scanner.scan_postgres(o),
+    }
 }
 
 /// Progress on stderr (files and bytes so far) while the scan runs, when it is shown at all.
@@ -58,14 +164,18 @@ fn progress(g: &Global, off: bool) -> Option<(indicatif::ProgressBar, tokenward:
 }
 
 pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
-    let target = target(&a.target)?;
-    // SARIF's `%SRCROOT%`: the directory or repository scanned (its paths are relative to it);
-    // a file is shown as given, relative to here.
-    let root = match &target {
-        Target::Tree(p) if !p.is_file() => p.clone(),
-        Target::Git(p) => p.clone(),
-        Target::Tree(_) => PathBuf::from("."),
-        Target::Image(_) | Target::S3 { .. } => PathBuf::from("."),
+    // Every target parsed before any is scanned: a typo fails at once.
+    let targets = a.targets.iter().map(|t| target(t, &a)).collect::<Result<Vec<_>>>()?;
+    if targets.iter().filter(|t| matches!(t, Target::Stdin)).count() > 1 {
+        return Err(CliError::new("stdin (-) named more than once"));
+    }
+    // SARIF's `%SRCROOT%`: the one directory or repository scanned (its paths are relative to it);
+    // with several targets, or a file, an image, a bucket, stdin or a database, here (a tree's
+    // paths then start with its directory).
+    let root = match targets.as_slice() {
+        [Target::Tree(p)] if !p.is_file() => p.clone(),
+        [Target::Git(p)] => p.clone(),
+        _ => PathBuf::from("."),
     };
     let mut rules = RuleSet::builtin().with_generic(!a.no_generic);
     if let Some(path) = &a.rules {
@@ -81,34 +191,20 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     }
     let scanner = builder.build()?;
     let (spinner, progress) = progress(g, a.no_progress).unzip();
-    let unreachable = a.unreachable;
-    let gitignore = a.gitignore;
+    let options = (a.gitignore, a.unreachable);
+    // One target's failure stops the run (exit 2, nothing reported): a gate never passes on a
+    // target it could not read.
     let (scanner, report) = tokio::task::spawn_blocking(move || {
-        let report = match target {
-            Target::Tree(p) => {
-                let mut o = TreeOptions::default().gitignore(gitignore);
-                if let Some(f) = progress {
-                    o = o.progress(f);
-                }
-                scanner.scan_tree(&p, &o)
+        let several = targets.len() > 1;
+        let mut all = Report::default();
+        for t in &targets {
+            match scan_one(&scanner, t, options, progress.as_ref(), several) {
+                Ok(r) => all.merge(r),
+                Err(e) if several => return (scanner, Err(CliError::new(format!("{}: {e}", t.shown())))),
+                Err(e) => return (scanner, Err(e.into())),
             }
-            Target::Git(p) => {
-                let mut o = GitOptions::default().unreachable(unreachable);
-                if let Some(f) = progress {
-                    o = o.progress(f);
-                }
-                scanner.scan_git(&p, &o)
-            }
-            Target::Image(p) => scanner.scan_image(&p, &ImageOptions::default()),
-            Target::S3 { bucket, prefix } => S3Options::from_env().and_then(|o| {
-                let o = match &prefix {
-                    Some(p) => o.prefix(p),
-                    None => o,
-                };
-                scanner.scan_s3(&bucket, &o)
-            }),
-        };
-        (scanner, report)
+        }
+        (scanner, Ok(all))
     })
     .await
     .map_err(|e| CliError::new(format!("the scan stopped: {e}")))?;

@@ -635,7 +635,7 @@ pub(crate) enum ScanFormat {
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
     /// One or more: PATH, git:REPO, image:TAR_OR_OCI_DIR, s3://BUCKET[/PREFIX], - (stdin),
-    /// postgres://USER@HOST[:PORT]/DB (or postgresql://…, or pg:KEY=VALUE…; the password from the
+    /// postgres://USER@HOST:PORT/DB (the port optional; or postgresql://…, or pg:KEY=VALUE…; the password from the
     /// URL or PGPASSWORD). One merged report, one exit code.
     #[arg(required = true, value_name = "TARGET")]
     pub(crate) targets: Vec<String>,

@@ -257,7 +257,9 @@ pub(crate) fn start(
                     let rec = inner.rotator.record(&name).await?;
                     let revoking = matches!(rec.step, token_rotate::Step::Promoted { .. });
                     if rec.emergency.is_some() {
-                        let _ = inner.rotator.rotate(&name, target.as_ref()).await?;
+                        // Finished only if still recorded once held: another caller may have
+                        // finished it since the read above.
+                        let _ = inner.rotator.finish_emergency(&name, target.as_ref()).await?;
                     } else if inner.rotator.revoke_previous_if_due(&name, target.as_ref()).await? && revoking {
                         // A credential was just revoked: its target is asked again on the next
                         // pass (an IAM key's grace runs from now).

@@ -389,6 +389,7 @@ impl TokioScheduler {
         }
         let result: Result<Done> = async {
             let rec = self.rotator.record(&name).await?;
+            let emergency = rec.emergency.is_some();
             let step_work = match (&rec.step, work) {
                 // An emergency a crash interrupted: finish it now, whatever the overlap.
                 _ if rec.emergency.is_some() => Work::Rotate,
@@ -425,7 +426,25 @@ impl TokioScheduler {
                 let due = self.next_rotation(&name, &schedule).await?;
                 return Ok(Done { index, work: Work::Rotate, due_ms: due, attempts: 0, report });
             }
-            match self.rotator.rotate(&name, target).await? {
+            let rotation = if emergency {
+                // Finished only if still recorded once held: another caller (the leak response,
+                // an operator) may have finished it since the read above.
+                match self.rotator.finish_emergency(&name, target).await? {
+                    Some(r) => r,
+                    None => {
+                        return Ok(Done {
+                            index,
+                            work: Work::Check,
+                            due_ms: now.timestamp_millis(),
+                            attempts: 0,
+                            report,
+                        });
+                    }
+                }
+            } else {
+                self.rotator.rotate(&name, target).await?
+            };
+            match rotation {
                 Rotation::Promoted { .. } => {
                     report.promoted = 1;
                     let until = self.rotator.clock().now() + self.rotator.overlap_for(&name);

@@ -90,3 +90,28 @@ async fn rotated_secrets_appear_in_no_output() {
         );
     }
 }
+
+/// A background runner that saw an emergency recorded, and reaches the credential after another
+/// caller finished it, does nothing: `finish_emergency` decides on the record it holds, so an
+/// emergency is never followed by a rotation nobody asked for (what `rotate` would start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finishing_an_emergency_that_another_caller_finished_rotates_nothing() {
+    use token_rotate::{EmergencyOrder, Rotator};
+    let w = common::token_world(Arc::new(MemoryBackend::new()), TimeDelta::hours(1)).await;
+    let rotator =
+        Rotator::new(w.secrets.clone(), TimeDelta::zero(), Arc::new(token_core::clocks::SystemClock));
+    let name = common::name();
+    let _ = rotator.rotate(&name, &w.target).await.unwrap();
+    let report =
+        rotator.revoke_and_replace_with(&name, &w.target, EmergencyOrder::ReplaceFirst).await.unwrap();
+    let current = rotator.current(&name).await.unwrap().unwrap();
+    assert_ne!(current.handle, report.revoked);
+    let rotations = rotator.record(&name).await.unwrap().rotation;
+    // The runner read the record while the emergency was recorded; it gets the credential now.
+    assert!(rotator.finish_emergency(&name, &w.target).await.unwrap().is_none(), "nothing left to finish");
+    assert_eq!(rotator.current(&name).await.unwrap().unwrap().handle, current.handle, "no extra rotation");
+    assert_eq!(rotator.record(&name).await.unwrap().rotation, rotations, "no rotation started");
+    // What the runners called before: a whole new rotation.
+    let _ = rotator.rotate(&name, &w.target).await.unwrap();
+    assert_ne!(rotator.current(&name).await.unwrap().unwrap().handle, current.handle);
+}

@@ -59,6 +59,23 @@ impl Rotator {
         Ok((next, raw))
     }
 
+    /// Finishes an emergency a crash or another runner left recorded — if one is still recorded
+    /// once this call holds the credential; `None` (nothing done) when none is left. What a
+    /// background runner calls: deciding on a record read before taking the credential would
+    /// start a whole new rotation after an emergency another caller just finished.
+    pub async fn finish_emergency(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+    ) -> Result<Option<Rotation>> {
+        let _running = self.exclusive(name).await;
+        let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        if rec.emergency.is_none() {
+            return Ok(None);
+        }
+        self.advance(name, target, rec, raw, &mut Timings::new()).await.map(Some)
+    }
+
     /// Emergency, revoke first: [`Rotator::revoke_and_replace_with`] with
     /// [`EmergencyOrder::RevokeFirst`].
     pub async fn revoke_and_replace(

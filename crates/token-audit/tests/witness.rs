@@ -8,7 +8,7 @@ use token_audit::chains::{ChainHead, Entry};
 use token_audit::merkle::CompactTree;
 use token_audit::witnesses::tree_of;
 use token_audit::witnesses::{
-    FileWitness, S3Witness, TreeMark, Witness, WitnessError, WitnessedHead, check_log, check_log_marked,
+    FileWitness, TreeMark, Witness, WitnessError, WitnessedHead, check_log, check_log_marked,
 };
 use token_audit::*;
 use token_core::chrono::Utc;
@@ -26,9 +26,19 @@ async fn a_directory_witness_conforms() {
 }
 
 async fn log_of(n: usize) -> MemoryLog {
+    log_tagged(n, "a").await
+}
+
+/// `n` events tagged `history`: two logs with different tags never share an entry, even when
+/// their events carry the same timestamp (the clock's resolution made two histories equal once).
+async fn log_tagged(n: usize, history: &str) -> MemoryLog {
     let log = MemoryLog::new();
     let events: Vec<AuditEvent> = (0..n)
-        .map(|i| AuditEvent::new(Utc::now(), Actor::System, Action::Issue).attr("n", i.to_string()))
+        .map(|i| {
+            AuditEvent::new(Utc::now(), Actor::System, Action::Issue)
+                .attr("n", i.to_string())
+                .attr("history", history)
+        })
         .collect();
     log.append(&events).await.unwrap();
     log
@@ -63,7 +73,7 @@ async fn a_log_behind_forked_from_or_older_than_the_witness_fails_closed() {
     assert!(matches!(e, WitnessError::RolledBack { witnessed: 8, log: 6 }), "{e}");
 
     // As long, but another history.
-    let other = log_of(12).await;
+    let other = log_tagged(12, "b").await;
     assert!(matches!(check(&other, 0).await.unwrap_err(), WitnessError::Forked { size: 8 }));
 
     // A store bound to an epoch before the witnessed one (restored from before a new log).
@@ -209,6 +219,7 @@ mod s3 {
     use tokenward_test_support::{ALLOW_ALL, Moto};
 
     use super::*;
+    use token_audit::witnesses::S3Witness;
 
     async fn bucket(client: &AwsClient, name: &str, locked: bool) {
         let headers: &[(&str, &str)] =

@@ -53,6 +53,8 @@ mod error;
 mod guard;
 mod inner;
 mod kms;
+#[cfg(feature = "scan")]
+mod managed;
 pub mod policy;
 pub mod posture;
 #[cfg(feature = "scan")]

@@ -1,7 +1,11 @@
-//! Leak response (feature `scan`): what a scan found that is one of this deployment's own tokens
-//! is revoked — or, when it is the current credential of a rotation this handle runs, revoked and
-//! replaced in an emergency — and every finding is recorded in the audit log (`scan_finding`,
-//! with its location and fingerprint, never the token).
+//! Leak response (feature `scan`): what a scan (or a GitHub partner alert) found that is one of
+//! this deployment's own tokens is revoked — or, when it is the current credential of a rotation
+//! this handle runs, revoked and replaced in an emergency — and what is the current secret of any
+//! other credential this handle manages (an AWS access key, an OpenBao token, a sealed secret's
+//! value; matched by keyed fingerprint, [`crate::managed`]) is revoked and replaced in its
+//! emergency order, its previous secret revoked early. Every finding is recorded in the audit log
+//! (`scan_finding`, with its location and fingerprint, never the secret). Nothing that matches
+//! no managed credential is ever revoked or disabled.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +17,7 @@ use token_store::SecretName;
 
 use crate::deployment::Tokenward;
 use crate::error::Result;
+use crate::managed::{ManagedIndex, Version};
 
 /// What the response did about one finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,8 +54,48 @@ pub enum LeakOutcome {
         id: TokenId,
     },
     /// Not a token of this deployment (another prefix, an unknown id, or a secret that does not
-    /// match: never revoke on a forged id).
+    /// match: never revoke on a forged id), nor the current or previous secret of a credential
+    /// this handle manages: reported, never touched.
     NotOurs,
+    /// The current secret of a credential this handle manages that is not a Tokenward token (an
+    /// AWS access key's secret key or its id, an OpenBao token, a sealed secret's value; matched
+    /// by keyed fingerprint): revoked and replaced in its emergency order
+    /// ([`Tokenward::revoke_and_replace`]; a declared credential's `emergency`).
+    CredentialReplaced {
+        /// The credential.
+        name: SecretName,
+        /// The leaked credential's public handle (an access key id, an accessor, a KV version).
+        handle: String,
+        /// The order it was replaced in.
+        order: EmergencyOrder,
+    },
+    /// The previous secret of a credential this handle manages, still alive in its overlap:
+    /// revoked at its target at once (not when the overlap ends); the current one is untouched.
+    PreviousRevoked {
+        /// The credential.
+        name: SecretName,
+        /// The leaked credential's public handle.
+        handle: String,
+    },
+    /// A credential version this response has answered already (the same secret found in
+    /// another place, or a token whose credential was replaced): nothing more to do.
+    AlreadyAnswered {
+        /// The credential.
+        name: SecretName,
+        /// The leaked credential's public handle.
+        handle: String,
+    },
+    /// A credential this handle manages whose emergency did not finish (its provider refused or
+    /// did not answer). The emergency stays recorded: the next response, `rotate` or the upkeep
+    /// finishes it. The other findings are answered all the same.
+    Failed {
+        /// The credential.
+        name: SecretName,
+        /// The leaked credential's public handle.
+        handle: String,
+        /// Why (the rotator's error: never a secret).
+        error: String,
+    },
 }
 
 /// One finding and what was done.
@@ -63,7 +108,9 @@ pub struct LeakAction {
     pub fingerprint: String,
     /// What was done.
     pub outcome: LeakOutcome,
-    /// From the response's start to the token's revocation being durable (for revoked ones).
+    /// The risk window, for what was revoked: from the response's start (the finding in hand) to
+    /// the token's revocation being durable, or to the old credential being revoked at its
+    /// provider (an access key deactivated, an OpenBao token revoked).
     pub time_to_revoke: Option<Duration>,
     /// For a token an allow comment or the baseline kept out of the report, which
     /// (`allow comment`, `baseline`): it is answered all the same.
@@ -82,55 +129,120 @@ struct Seen<'a> {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct LeakResponse {
-    /// One per Tokenward finding of the report.
+    /// One per Tokenward finding of the report, and one per other finding when this handle
+    /// manages credentials.
     pub actions: Vec<LeakAction>,
+}
+
+impl LeakOutcome {
+    /// Whether this response revoked something of ours (replaced or not).
+    pub fn revoked(&self) -> bool {
+        matches!(
+            self,
+            Self::Replaced { .. }
+                | Self::Revoked { .. }
+                | Self::CredentialReplaced { .. }
+                | Self::PreviousRevoked { .. }
+        )
+    }
+
+    /// What the audit entry's `outcome` says.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Replaced { .. } | Self::CredentialReplaced { .. } => "replaced",
+            Self::Revoked { .. } => "revoked",
+            Self::AlreadyRevoked { .. } => "already_revoked",
+            Self::Quarantined { .. } => "quarantined",
+            Self::NotOurs => "not_ours",
+            Self::PreviousRevoked { .. } => "previous_revoked",
+            Self::AlreadyAnswered { .. } => "already_answered",
+            Self::Failed { .. } => "failed",
+        }
+    }
 }
 
 impl LeakResponse {
     /// How many of ours were revoked (replaced or not).
     pub fn revoked(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| matches!(a.outcome, LeakOutcome::Replaced { .. } | LeakOutcome::Revoked { .. }))
-            .count()
+        self.actions.iter().filter(|a| a.outcome.revoked()).count()
+    }
+}
+
+/// One response's view of the managed credentials: built on the first finding that needs it, and
+/// what it has answered so far (an answered version found again is not answered twice).
+#[derive(Default)]
+struct Answering {
+    index: Option<ManagedIndex>,
+    answered: Vec<(String, String)>,
+}
+
+impl Answering {
+    fn answered(&self, name: &SecretName, handle: &str) -> bool {
+        self.answered.iter().any(|(n, h)| n == name.as_str() && h == handle)
     }
 }
 
 impl Tokenward {
-    /// Responds to a scan: every Tokenward token found that is this deployment's and active is
+    /// Responds to a scan. Every Tokenward token found that is this deployment's and active is
     /// revoked at once — if it is the current credential of a rotation this handle runs
     /// ([`Tokenward::rotate`], [`Tokenward::schedule`], [`Tokenward::manage_declared`]), revoked
     /// and replaced in that credential's emergency order ([`Tokenward::set_emergency_order`]; a
-    /// declared credential's `emergency`; [`EmergencyOrder::RevokeFirst`] unless said) — and
-    /// each such finding is audited (`scan_finding`).
+    /// declared credential's `emergency`; [`EmergencyOrder::RevokeFirst`] unless said).
+    /// Every other finding that is the current secret of a credential this handle manages (an
+    /// AWS access key's secret key, or its access key id; an OpenBao token; a sealed secret's
+    /// value) is answered the same way ([`LeakOutcome::CredentialReplaced`]), and its previous
+    /// secret, still alive in its overlap, is revoked early ([`LeakOutcome::PreviousRevoked`]).
+    /// Each finding is audited (`scan_finding`, with its outcome).
+    ///
     /// A token is treated as ours only if its secret matches its record (checked in constant
-    /// time), so a forged token naming a real id revokes nothing.
+    /// time), so a forged token naming a real id revokes nothing; another credential only if the
+    /// finding's keyed fingerprint equals that of its current or previous secret (or, for an AWS
+    /// key, of its id), compared in constant time. Nothing else is ever revoked or disabled.
     pub async fn respond_to_leaks(&self, report: &Report) -> Result<LeakResponse> {
+        use token_core::secrecy::ExposeSecret;
         let start = Instant::now();
         let mut response = LeakResponse::default();
+        let mut answering = Answering::default();
         // Suppressed tokens too: a comment or a baseline entry never keeps one of ours alive.
-        let found = report.findings.iter().chain(&report.suppressed_tokens);
-        for finding in found.filter(|f| f.rule == TOKENWARD_RULE) {
-            use token_core::secrecy::ExposeSecret;
+        for finding in report.findings.iter().chain(&report.suppressed_tokens) {
             let seen = Seen {
                 rule: &finding.rule,
                 location: finding.location.to_string(),
                 fingerprint: finding.fingerprint.to_string(),
                 suppressed: finding.suppressed.clone(),
             };
-            response
-                .actions
-                .push(self.respond_to_token(finding.secret().expose_secret(), seen, start).await?);
+            let text = finding.secret().expose_secret();
+            let action = if finding.rule == TOKENWARD_RULE {
+                self.respond_to_token(text, seen, start, &mut answering).await?
+            } else if self.manages_credentials() {
+                self.respond_to_credential(text, seen, start, &mut answering).await?
+            } else {
+                continue;
+            };
+            response.actions.push(action);
         }
         Ok(response)
     }
 
+    /// Whether any credential is rotated through this handle.
+    fn manages_credentials(&self) -> bool {
+        !self.inner.watched.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Revokes (or replaces) one reported token if it is ours and active, and audits it.
-    async fn respond_to_token(&self, text: &str, seen: Seen<'_>, start: Instant) -> Result<LeakAction> {
+    async fn respond_to_token(
+        &self,
+        text: &str,
+        seen: Seen<'_>,
+        start: Instant,
+        answering: &mut Answering,
+    ) -> Result<LeakAction> {
         let (outcome, id) = self.judge_and_revoke(text).await?;
-        let time_to_revoke = matches!(outcome, LeakOutcome::Replaced { .. } | LeakOutcome::Revoked { .. })
-            .then(|| start.elapsed());
-        self.audit_finding(&seen, id, &outcome).await?;
+        if let LeakOutcome::Replaced { id, name, .. } = &outcome {
+            answering.answered.push((name.as_str().to_owned(), id.to_string()));
+        }
+        let time_to_revoke = outcome.revoked().then(|| start.elapsed());
+        self.audit_finding(&seen, id, &outcome, None).await?;
         Ok(LeakAction {
             location: seen.location,
             fingerprint: seen.fingerprint,
@@ -138,6 +250,91 @@ impl Tokenward {
             time_to_revoke,
             suppressed: seen.suppressed,
         })
+    }
+
+    /// Answers one finding that may be a managed credential's current or previous secret, and
+    /// audits it.
+    async fn respond_to_credential(
+        &self,
+        text: &str,
+        seen: Seen<'_>,
+        start: Instant,
+        answering: &mut Answering,
+    ) -> Result<LeakAction> {
+        if answering.index.is_none() {
+            answering.index = Some(ManagedIndex::build(self).await?);
+        }
+        let matched = answering
+            .index
+            .as_ref()
+            .and_then(|index| index.find(text))
+            .map(|e| (e.name.clone(), e.target.clone(), e.handle.clone(), e.version));
+        let (outcome, time_to_revoke) = match matched {
+            None => (LeakOutcome::NotOurs, None),
+            Some((name, _, handle, _)) if answering.answered(&name, &handle) => {
+                (LeakOutcome::AlreadyAnswered { name, handle }, None)
+            }
+            Some((name, target, handle, version)) => {
+                answering.answered.push((name.as_str().to_owned(), handle.clone()));
+                self.answer_credential(name, target, handle, version, start).await?
+            }
+        };
+        let credential = match &outcome {
+            LeakOutcome::CredentialReplaced { name, handle, .. }
+            | LeakOutcome::PreviousRevoked { name, handle }
+            | LeakOutcome::AlreadyAnswered { name, handle }
+            | LeakOutcome::Failed { name, handle, .. } => Some((name, handle.as_str())),
+            _ => None,
+        };
+        self.audit_finding(&seen, None, &outcome, credential.map(|(n, h)| (n, h, time_to_revoke))).await?;
+        Ok(LeakAction {
+            location: seen.location,
+            fingerprint: seen.fingerprint,
+            outcome,
+            time_to_revoke,
+            suppressed: seen.suppressed,
+        })
+    }
+
+    /// Revokes a matched credential version: the current one in an emergency (in its order), the
+    /// previous one at its target. Judged again against the store first (another runner may have
+    /// rotated it since the index was built). The risk window is returned with the outcome.
+    async fn answer_credential(
+        &self,
+        name: SecretName,
+        target: std::sync::Arc<dyn token_rotate::RotationTarget>,
+        handle: String,
+        version: Version,
+        start: Instant,
+    ) -> Result<(LeakOutcome, Option<Duration>)> {
+        let is = |c: &Option<token_rotate::Credential>| c.as_ref().is_some_and(|c| c.handle == handle);
+        if version == Version::Current && is(&self.current_credential(&name).await?) {
+            let order = self.emergency_order(&name);
+            let called = start.elapsed();
+            return Ok(match self.revoke_and_replace(&name, target, order).await {
+                Ok(report) => (
+                    LeakOutcome::CredentialReplaced { name, handle, order },
+                    Some(called + report.revoked_after),
+                ),
+                Err(e) => {
+                    tracing::error!(credential = name.as_str(), handle = %handle, error = %e, "leak response: the emergency did not finish");
+                    (LeakOutcome::Failed { name, handle, error: e.to_string() }, None)
+                }
+            });
+        }
+        // The previous one (or the current one became previous meanwhile): revoked at once.
+        let previous = self.rotator().previous(&name).await?;
+        match previous.filter(|c| c.handle == handle) {
+            Some(c) => match target.revoke(&c).await {
+                Ok(()) => {
+                    tracing::warn!(credential = name.as_str(), handle = %handle, "leak response: previous credential revoked early");
+                    Ok((LeakOutcome::PreviousRevoked { name, handle }, Some(start.elapsed())))
+                }
+                Err(e) => Ok((LeakOutcome::Failed { name, handle, error: e.to_string() }, None)),
+            },
+            // Neither current nor previous any more: revoked by its rotation since.
+            None => Ok((LeakOutcome::AlreadyAnswered { name, handle }, None)),
+        }
     }
 
     /// Whether `text` is one of ours — judged against its record read from the store, not the
@@ -194,25 +391,31 @@ impl Tokenward {
         Ok(None)
     }
 
+    /// Records a finding and what was done (`scan_finding`); for a managed credential, its name,
+    /// its public handle and the risk window in milliseconds. Never the secret, never a keyed
+    /// fingerprint of the response's.
     async fn audit_finding(
         &self,
         finding: &Seen<'_>,
         id: Option<TokenId>,
         outcome: &LeakOutcome,
+        credential: Option<(&SecretName, &str, Option<Duration>)>,
     ) -> Result<()> {
         let Some(auditor) = self.auditor() else { return Ok(()) };
-        let what = match outcome {
-            LeakOutcome::Replaced { .. } => "replaced",
-            LeakOutcome::Revoked { .. } => "revoked",
-            LeakOutcome::AlreadyRevoked { .. } => "already_revoked",
-            LeakOutcome::Quarantined { .. } => "quarantined",
-            LeakOutcome::NotOurs => "not_ours",
-        };
         let mut event = AuditEvent::new(self.clock().now(), Actor::System, Action::ScanFinding)
             .attr("location", finding.location.clone())
             .attr("fingerprint", finding.fingerprint.clone())
             .attr("rule", finding.rule.to_owned())
-            .attr("outcome", what);
+            .attr("outcome", outcome.name());
+        if let Some((name, handle, window)) = credential {
+            event = event.attr("credential", name.as_str()).attr("handle", handle.to_owned());
+            if let Some(w) = window {
+                event = event.attr("revoked_after_ms", w.as_millis().to_string());
+            }
+        }
+        if let LeakOutcome::Failed { error, .. } = outcome {
+            event = event.attr("error", error.clone());
+        }
         if let Some(why) = &finding.suppressed {
             event = event.attr("suppressed", why.clone());
         }
@@ -229,8 +432,8 @@ impl Tokenward {
     /// Handles a GitHub secret-scanning partner alert delivery: `verifier` checks the signature
     /// over the raw `body` (headers [`token_scan::alerts::KEY_ID_HEADER`] and
     /// [`token_scan::alerts::SIGNATURE_HEADER`]) before anything is parsed; every reported token that
-    /// is ours and active is revoked (or replaced, as in [`Tokenward::respond_to_leaks`]) and
-    /// audited; the answer is the partner response body GitHub expects (token hashes only).
+    /// is ours and active is revoked (or replaced), and every reported secret of a credential this
+    /// handle manages is answered, as in [`Tokenward::respond_to_leaks`], and audited; the answer is the partner response body GitHub expects (token hashes only).
     pub async fn respond_to_github_alerts(
         &self,
         verifier: &token_scan::alerts::AlertVerifier,
@@ -243,6 +446,7 @@ impl Tokenward {
         let start = Instant::now();
         let alerts = verifier.verify(body, key_id, signature)?;
         let mut response = LeakResponse::default();
+        let mut answering = Answering::default();
         let mut verdicts = Vec::with_capacity(alerts.len());
         for alert in &alerts {
             let text = alert.token.expose_secret();
@@ -256,13 +460,16 @@ impl Tokenward {
                 fingerprint: token_scan::Fingerprint::sha256(text.as_bytes()).to_string(),
                 suppressed: None,
             };
-            let action = self.respond_to_token(text, seen, start).await?;
+            // A Tokenward token by its shape, anything else against the managed credentials.
+            let action =
+                if self.tokens().verifier().format().parse(text).is_ok() || !self.manages_credentials() {
+                    self.respond_to_token(text, seen, start, &mut answering).await?
+                } else {
+                    self.respond_to_credential(text, seen, start, &mut answering).await?
+                };
             let verdict = match action.outcome {
-                LeakOutcome::Replaced { .. }
-                | LeakOutcome::Revoked { .. }
-                | LeakOutcome::AlreadyRevoked { .. }
-                | LeakOutcome::Quarantined { .. } => Verdict::TruePositive,
-                _ => Verdict::FalsePositive,
+                LeakOutcome::NotOurs => Verdict::FalsePositive,
+                _ => Verdict::TruePositive,
             };
             verdicts.push((alert, verdict));
             response.actions.push(action);

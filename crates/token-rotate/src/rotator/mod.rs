@@ -184,6 +184,12 @@ impl Rotator {
         self.labeled(name, Label::Current).await
     }
 
+    /// The previous credential of `name`: still alive in its overlap after a promotion (the label
+    /// is dropped when it is revoked), `None` otherwise.
+    pub async fn previous(&self, name: &SecretName) -> Result<Option<Credential>> {
+        self.labeled(name, Label::Previous).await
+    }
+
     async fn labeled(&self, name: &SecretName, label: Label) -> Result<Option<Credential>> {
         match self.secrets.get_labeled(name, label).await? {
             None => Ok(None),

@@ -235,7 +235,9 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
 }
 
 /// Revokes (or, for a declared credential, revokes and replaces) every token of this store the
-/// report holds — suppressed ones too — and says what it did on stderr. How many were revoked.
+/// report holds — suppressed ones too — and every found secret of a declared credential (its
+/// current one replaced in its emergency order, its previous one revoked), and says what it did
+/// on stderr, with the risk window. How many were revoked.
 async fn revoke(g: &Global, report: &Report) -> Result<usize> {
     let tw = open::open(g, Need::Audited).await?;
     let response = async {
@@ -262,7 +264,22 @@ async fn revoke(g: &Global, report: &Report) -> Result<usize> {
             }
             LeakOutcome::AlreadyRevoked { id } => format!("token {id} was revoked already"),
             LeakOutcome::Quarantined { id } => format!("token {id} has a tampered record (refused already)"),
-            LeakOutcome::NotOurs => "not a token of this store".into(),
+            LeakOutcome::CredentialReplaced { name, handle, order: EmergencyOrder::ReplaceFirst } => {
+                format!("credential {name} ({handle}) replaced and revoked (replace first){after}")
+            }
+            LeakOutcome::CredentialReplaced { name, handle, .. } => {
+                format!("credential {name} ({handle}) revoked and replaced{after}")
+            }
+            LeakOutcome::PreviousRevoked { name, handle } => {
+                format!("previous credential {name} ({handle}) revoked before its overlap ended{after}")
+            }
+            LeakOutcome::AlreadyAnswered { name, handle } => {
+                format!("credential {name} ({handle}) answered above")
+            }
+            LeakOutcome::Failed { name, handle, error } => {
+                format!("credential {name} ({handle}): the emergency did not finish: {error}")
+            }
+            LeakOutcome::NotOurs => "not ours (no token of this store, no credential it manages)".into(),
             other => format!("{other:?}"),
         };
         let suppressed = action.suppressed.map(|why| format!(" (in spite of the {why})")).unwrap_or_default();

@@ -656,7 +656,9 @@ pub(crate) struct ScanArgs {
     /// Write the findings' fingerprints as a baseline.
     #[arg(long)]
     pub(crate) write_baseline: Option<PathBuf>,
-    /// Revoke and replace Tokenward tokens of this store that are found.
+    /// Revoke and replace Tokenward tokens of this store that are found, and any declared
+    /// credential whose secret is found (its current one replaced in its emergency order, its
+    /// previous one revoked); nothing else is touched.
     #[arg(long)]
     pub(crate) revoke: bool,
     /// Extra rules (TOML `[[rule]]` tables).

@@ -479,7 +479,16 @@ fn file_path(v: &[u8]) -> bool {
 fn code_reference(v: &[u8]) -> bool {
     let mut parts = v.split(|c| *c == b'.');
     let Some(first) = parts.next() else { return false };
+    // A long member name with digits and both cases is a token's body (OpenBao's `s.` + 24), not
+    // a field.
+    let random = |p: &[u8]| {
+        p.len() >= 20
+            && p.iter().any(u8::is_ascii_digit)
+            && p.iter().any(u8::is_ascii_uppercase)
+            && p.iter().any(u8::is_ascii_lowercase)
+    };
     v.contains(&b'.')
+        && !parts.any(random)
         && !first.is_empty()
         && first.iter().all(|c| c.is_ascii_lowercase() || *c == b'_')
         && v.split(|c| *c == b'.').all(|p| {

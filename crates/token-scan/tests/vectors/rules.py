@@ -170,6 +170,7 @@ t = "access_token$production$" + r(DIG + LO, 16) + "$" + r(HEX, 32); v("braintre
 
 # Secret stores and infrastructure as code
 t = "hvs." + r(ALNUM, 24); v("vault-token", f"export VAULT_TOKEN={t}", t, "VAULT_TOKEN=hvs.xxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+t = "s." + r(ALNUM, 24); v("vault-token-legacy", f"export VAULT_TOKEN={t}", t, "export VAULT_TOKEN=s.notatoken")
 t = r(ALNUM, 14) + ".atlasv1." + r(ALNUM, 67); v("terraform-cloud-token", f'credentials "app.terraform.io" {{ token = "{t}" }}', t, 'token = "' + r(ALNUM, 14) + '.atlasv1.short"')
 t = r(B64URL.replace("-", "").replace("_", ""), 64); v("hcp-client-secret", f"HCP_CLIENT_SECRET={t}", t, "HCP_CLIENT_ID=" + r(ALNUM, 32))
 t = "pul-" + r(HEX, 40); v("pulumi-access-token", f"PULUMI_ACCESS_TOKEN={t}", t, "PULUMI_ACCESS_TOKEN=pul-" + r(HEX, 20))

@@ -70,10 +70,11 @@ impl Report {
 
     /// Writes a SARIF 2.1.0 log: one run; in `tool.driver.rules` every rule `rules` runs (the
     /// Tokenward and generic detectors included) with its descriptions, help and default level;
-    /// one result per finding with its `ruleIndex`, location, confidence and fingerprint. Paths are
-    /// relative to `root` (the tree or repository scanned), which `run.originalUriBaseIds` gives as
-    /// `%SRCROOT%` (a `file://` URI ending in `/`) and every `artifactLocation` names as its
-    /// `uriBaseId`.
+    /// one result per finding with its `ruleIndex`, location, confidence and fingerprint. Files'
+    /// paths are relative to `root` (the tree or repository scanned), which
+    /// `run.originalUriBaseIds` gives as `%SRCROOT%` (a `file://` URI ending in `/`) and their
+    /// `artifactLocation` names as its `uriBaseId`; an S3 object is located by its absolute
+    /// `s3://` URI, an image's file and a database value by a logical location.
     pub fn write_sarif(&self, mut w: impl Write, rules: &RuleSet, root: &Path) -> io::Result<()> {
         // (id, description, confidence)
         let mut ids: Vec<(String, String, Option<Confidence>)> = Vec::new();
@@ -152,10 +153,7 @@ impl Report {
                     "ruleIndex": index,
                     "level": level,
                     "message": {"text": format!("{} found: {}", f.rule, f.redacted)},
-                    "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": uri(f.location.path()), "uriBaseId": SRCROOT},
-                        "region": {"startLine": f.location.line(), "startColumn": f.location.column()}
-                    }}],
+                    "locations": [sarif_location(&f.location)],
                     "partialFingerprints": {"secretFingerprint/v1": f.fingerprint.as_str()},
                     "properties": props
                 })
@@ -170,10 +168,7 @@ impl Report {
                 json!({
                     "level": "warning",
                     "descriptor": {"id": "skipped"},
-                    "message": {"text": format!("skipped {}: {}", s.what, s.reason)},
-                    "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": uri(&s.what), "uriBaseId": SRCROOT}
-                    }}]
+                    "message": {"text": format!("skipped {}: {}", s.what, s.reason)}
                 })
             })
             .collect();
@@ -204,6 +199,32 @@ impl Report {
 /// The base id of scanned paths.
 const SRCROOT: &str = "%SRCROOT%";
 
+/// Where a finding is, as SARIF says it: a file of the tree or repository scanned relative to
+/// `%SRCROOT%`; an S3 object by its absolute `s3://` URI; a file in a container image or a value in
+/// a database, which are no artifact under the scanned root, as a logical location (its full name
+/// as the text report prints it; the line and column in the value go in the properties).
+fn sarif_location(l: &Location) -> Value {
+    let region = json!({"startLine": l.line(), "startColumn": l.column()});
+    match l {
+        Location::File { path, .. } | Location::Git { path, .. } => json!({"physicalLocation": {
+            "artifactLocation": {"uri": uri(path), "uriBaseId": SRCROOT},
+            "region": region
+        }}),
+        Location::S3 { bucket, key, .. } => json!({"physicalLocation": {
+            "artifactLocation": {"uri": format!("s3://{}/{}", uri(bucket), uri(key))},
+            "region": region
+        }}),
+        Location::Image { image, layer_index, path, .. } => json!({
+            "logicalLocations": [{"fullyQualifiedName": format!("{image}[layer {layer_index}]:{path}"), "kind": "resource"}],
+            "properties": {"line": l.line(), "column": l.column()}
+        }),
+        Location::Postgres { schema, table, field, row, .. } => json!({
+            "logicalLocations": [{"fullyQualifiedName": format!("postgres:{schema}.{table}:{field}:{row}"), "kind": "value"}],
+            "properties": {"line": l.line(), "column": l.column()}
+        }),
+    }
+}
+
 /// The scanned root as a `file://` URI ending in `/` (absolute; percent-encoded).
 fn root_uri(root: &Path) -> String {
     let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
@@ -230,4 +251,72 @@ fn uri(path: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Finding;
+
+    /// Findings outside the scanned root never claim `%SRCROOT%`: an S3 object by its absolute
+    /// URI, an image's file and a database value as logical locations; the log stays valid SARIF.
+    #[test]
+    fn locations_outside_the_root_carry_no_srcroot() {
+        let at = |location| {
+            Finding::new("generic-assignment", location, Confidence::Low, "Vq7Lr2Xw9Tb4KpN8", 0, None)
+        };
+        let mut report = Report::default();
+        report.findings = vec![
+            at(Location::File { path: "a b/.env".into(), line: 1, column: 9 }),
+            at(Location::S3 { bucket: "logs".into(), key: "app/x y.env".into(), line: 2, column: 3 }),
+            at(Location::Image {
+                image: "app:1".into(),
+                layer: "blobs/sha256/ab".into(),
+                layer_index: 2,
+                path: "etc/app.env".into(),
+                line: 4,
+                column: 5,
+                deleted_in_layer: None,
+            }),
+            at(Location::Postgres {
+                schema: "public".into(),
+                table: "settings".into(),
+                field: "value".into(),
+                row: "id=7".into(),
+                line: 1,
+                column: 1,
+            }),
+        ];
+        report
+            .skipped
+            .push(crate::finding::Skipped { what: "s3://logs/big.bin".into(), reason: "binary".into() });
+        let mut out = Vec::new();
+        report.write_sarif(&mut out, &RuleSet::builtin(), Path::new("/src")).unwrap();
+        let log: Value = serde_json::from_slice(&out).unwrap();
+        let results = log["runs"][0]["results"].as_array().unwrap();
+        let place = |i: usize| &results[i]["locations"][0];
+        assert_eq!(place(0)["physicalLocation"]["artifactLocation"]["uriBaseId"], SRCROOT);
+        assert_eq!(place(0)["physicalLocation"]["artifactLocation"]["uri"], "a%20b/.env");
+        let s3 = &place(1)["physicalLocation"]["artifactLocation"];
+        assert_eq!(s3["uri"], "s3://logs/app/x%20y.env");
+        assert!(s3.get("uriBaseId").is_none(), "{s3}");
+        assert_eq!(place(2)["logicalLocations"][0]["fullyQualifiedName"], "app:1[layer 2]:etc/app.env");
+        assert_eq!(
+            place(3)["logicalLocations"][0]["fullyQualifiedName"],
+            "postgres:public.settings:value:id=7"
+        );
+        for i in 2..4 {
+            assert!(place(i).get("physicalLocation").is_none(), "{}", place(i));
+        }
+        let note = &log["runs"][0]["invocations"][0]["toolExecutionNotifications"][0];
+        assert!(note.get("locations").is_none(), "a skipped input is named in the message only: {note}");
+
+        let schema: Value =
+            serde_json::from_str(include_str!("../tests/vectors/sarif-2.1.0-rtm.5.json")).unwrap();
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource("urn:sarif", schema).unwrap();
+        let index = compiler.compile("urn:sarif", &mut schemas).unwrap();
+        schemas.validate(&log, index).unwrap();
+    }
 }

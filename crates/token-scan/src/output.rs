@@ -266,7 +266,7 @@ mod tests {
             Finding::new("generic-assignment", location, Confidence::Low, "Vq7Lr2Xw9Tb4KpN8", 0, None)
         };
         let mut report = Report::default();
-        report.findings = vec![
+        report.findings.extend([
             at(Location::File { path: "a b/.env".into(), line: 1, column: 9 }),
             at(Location::S3 { bucket: "logs".into(), key: "app/x y.env".into(), line: 2, column: 3 }),
             at(Location::Image {
@@ -286,7 +286,7 @@ mod tests {
                 line: 1,
                 column: 1,
             }),
-        ];
+        ]);
         report
             .skipped
             .push(crate::finding::Skipped { what: "s3://logs/big.bin".into(), reason: "binary".into() });

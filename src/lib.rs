@@ -43,7 +43,8 @@
 //! Features: `sqlite` (default; the embedded store), `postgres` (the PostgreSQL store and audit
 //! log), `vault` (OpenBao / Vault rotation targets, Transit as the KEK), `aws` (IAM access keys,
 //! Secrets Manager, KMS as the KEK), `scan`, `s3`, `scan-postgres` and `github-alerts` (leak
-//! scanning and response).
+//! scanning and response), `validate` (live validation of found credentials by their providers,
+//! opt-in at run time).
 
 #![deny(missing_docs)]
 
@@ -53,6 +54,8 @@ mod error;
 mod guard;
 mod inner;
 mod kms;
+#[cfg(feature = "validate")]
+mod live;
 #[cfg(feature = "scan")]
 mod managed;
 pub mod policy;

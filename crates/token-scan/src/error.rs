@@ -49,6 +49,9 @@ pub enum ScanError {
     /// server unreachable, a login refused, a catalog that cannot be read. Never holds the password.
     #[error("postgres: {0}")]
     Postgres(String),
+    /// Live validation was set up with a bound out of its range.
+    #[error("validation: {0}")]
+    Validation(String),
     /// A baseline file does not parse.
     #[error("baseline: {0}")]
     Baseline(String),

@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::live::Validation;
 use crate::rule::Confidence;
 
 /// Where a finding is.
@@ -220,6 +221,14 @@ pub struct Finding {
     /// [`Report::suppressed_tokens`]; `None` for a finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<String>,
+    /// The public half of a pair whose secret this is (an AWS access key id), which a provider
+    /// needs beside the secret to be asked about it. Not secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_id: Option<String>,
+    /// What the provider said of it, when the report was validated
+    /// ([`live::LiveValidator`](crate::live)); `None` when it was not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
     /// The secret itself, for a response that must act on it (revoke it). Never serialised,
     /// never shown by `Debug`.
     #[serde(skip)]
@@ -242,6 +251,8 @@ impl Finding {
             redacted: redact(secret, public_prefix),
             fingerprint: Fingerprint::of(secret.as_bytes(), key),
             suppressed: None,
+            public_id: None,
+            validation: None,
             secret: SecretString::from(secret.to_owned()),
         }
     }
@@ -261,6 +272,8 @@ impl fmt::Debug for Finding {
             .field("redacted", &self.redacted)
             .field("fingerprint", &self.fingerprint)
             .field("suppressed", &self.suppressed)
+            .field("public_id", &self.public_id)
+            .field("validation", &self.validation)
             .finish_non_exhaustive()
     }
 }

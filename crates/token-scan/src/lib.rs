@@ -41,6 +41,7 @@ mod baseline;
 mod error;
 mod finding;
 mod generic;
+pub mod live;
 mod output;
 mod rule;
 mod rules;

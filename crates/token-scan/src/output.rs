@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::finding::{Location, Report};
+use crate::live::Validity;
 use crate::rule::{Confidence, GENERIC_RULE, RuleSet, TOKENWARD_RULE};
 
 /// The tool name in SARIF and text output.
@@ -24,9 +25,20 @@ impl Report {
                 Confidence::Medium => paint("33", f.confidence.as_str()),
                 Confidence::Low => paint("2", f.confidence.as_str()),
             };
+            let validity = match &f.validation {
+                None => String::new(),
+                Some(v) => {
+                    let word = match v.validity {
+                        Validity::Valid => paint("1;31", "valid"),
+                        Validity::Invalid => paint("32", "invalid"),
+                        Validity::Unknown => paint("2", "unknown"),
+                    };
+                    format!("  {word} ({}: {})", v.by, v.detail)
+                }
+            };
             writeln!(
                 w,
-                "{}  {}  {level}  {}  {}",
+                "{}  {}  {level}  {}  {}{validity}",
                 paint("1", &f.location.to_string()),
                 f.rule,
                 f.redacted,
@@ -135,6 +147,11 @@ impl Report {
                 let index = ids.iter().position(|(id, _, _)| *id == f.rule).unwrap_or(0);
                 let level = if f.confidence == Confidence::Low { "warning" } else { "error" };
                 let mut props = json!({"confidence": f.confidence.as_str(), "redacted": f.redacted});
+                if let Some(v) = &f.validation {
+                    props["validity"] = json!(v.validity.as_str());
+                    props["validatedBy"] = json!(v.by);
+                    props["validationDetail"] = json!(v.detail);
+                }
                 match &f.location {
                     Location::Git { commit, .. } => props["commit"] = json!(commit),
                     Location::Image { image, layer, deleted_in_layer, .. } => {

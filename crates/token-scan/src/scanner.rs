@@ -223,6 +223,8 @@ struct Hit {
     redacted: Option<String>,
     /// The secret when it is not the bytes at `start..end` (base64 of text, decoded).
     decoded: Option<String>,
+    /// The public half of a pair whose secret is reported (an AWS access key id).
+    public_id: Option<String>,
 }
 
 const TOKENWARD: usize = usize::MAX;
@@ -412,6 +414,7 @@ impl Scanner {
             if let Some(r) = h.redacted {
                 finding.redacted = r;
             }
+            finding.public_id = h.public_id;
             let why = if allowed {
                 Some("allow comment")
             } else {
@@ -533,6 +536,7 @@ impl Scanner {
                 public_prefix: 0,
                 redacted: None,
                 decoded: c.decoded,
+                public_id: None,
             });
         }
     }
@@ -584,6 +588,7 @@ impl Scanner {
             public_prefix,
             redacted: None,
             decoded: None,
+            public_id: None,
         };
         let (Some(pair), Some(re)) = (&rule.pair, &c.pair) else { return Some(hit) };
         let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
@@ -609,6 +614,7 @@ impl Scanner {
             end: e,
             public_prefix: 0,
             redacted: Some(format!("{id} / …{tail}")),
+            public_id: Some(id.into_owned()),
             ..hit
         })
     }
@@ -690,6 +696,7 @@ fn tokenward_hits(data: &[u8], report: &mut Report, hits: &mut Vec<Hit>, vetoes:
                     public_prefix: sep + 1 - s,
                     redacted: None,
                     decoded: None,
+                    public_id: None,
                 });
                 found = true;
                 break;

@@ -661,6 +661,34 @@ pub(crate) struct ScanArgs {
     /// previous one revoked); nothing else is touched.
     #[arg(long)]
     pub(crate) revoke: bool,
+    /// Ask each found credential's provider whether it still works (opt-in; never by default):
+    /// AWS key pairs by STS GetCallerIdentity signed with the pair (the secret key is never sent),
+    /// OpenBao/Vault tokens by lookup-self at --openbao-addr only, Tokenward tokens by this store.
+    /// Every finding then says valid, invalid or unknown.
+    #[arg(long)]
+    pub(crate) validate: bool,
+    /// With --validate: the STS endpoint (default AWS's own, in --aws-region).
+    #[arg(long, value_name = "URL", requires = "validate")]
+    pub(crate) aws_sts_endpoint: Option<String>,
+    /// With --validate: the region of the STS endpoint.
+    #[arg(long, default_value = "us-east-1", requires = "validate")]
+    pub(crate) aws_region: String,
+    /// With --validate: the one OpenBao/Vault server found tokens are looked up at (without it,
+    /// they are not sent anywhere and stay unknown).
+    #[arg(long, value_name = "URL", requires = "validate")]
+    pub(crate) openbao_addr: Option<String>,
+    /// With --validate: trust this CA (PEM) for --openbao-addr.
+    #[arg(long, value_name = "FILE", requires = "openbao_addr")]
+    pub(crate) openbao_ca: Option<PathBuf>,
+    /// With --validate: at most this many requests a second (1 to 50).
+    #[arg(long, default_value_t = 5, value_name = "N", requires = "validate")]
+    pub(crate) validate_rate: u32,
+    /// With --validate: at most this long in all (up to 1h); what is left is unknown.
+    #[arg(long, default_value = "60s", value_name = "DURATION", requires = "validate")]
+    pub(crate) validate_budget: String,
+    /// With --validate: at most this many requests in all.
+    #[arg(long, default_value_t = 200, value_name = "N", requires = "validate")]
+    pub(crate) validate_max: usize,
     /// Extra rules (TOML `[[rule]]` tables).
     #[arg(long)]
     pub(crate) rules: Option<PathBuf>,

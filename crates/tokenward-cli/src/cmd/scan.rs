@@ -217,6 +217,10 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
             .map_err(|e| CliError::new(format!("writing baseline {}: {e}", path.display())))?;
         eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
     }
+    let mut report = report;
+    if a.validate {
+        validate(g, &a, &mut report).await?;
+    }
     // A token of ours revoked from under a suppression is a finding all the same (exit 1).
     let revoked = if a.revoke { revoke(g, &report).await? } else { 0 };
     let mut sink: Box<dyn Write> = match &a.out {
@@ -232,6 +236,58 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     }
     sink.flush()?;
     Ok(if report.findings.is_empty() && revoked == 0 { 0 } else { 1 })
+}
+
+/// Asks each finding's provider whether it still works (`--validate`), within the bounds given, and
+/// says on stderr how many are valid, invalid and unknown. Tokenward tokens are judged by this
+/// store when one is found and the store exists; else they stay unknown.
+async fn validate(g: &Global, a: &ScanArgs, report: &mut Report) -> Result<()> {
+    use std::time::Duration;
+    use tokenward::scan::live::{AwsCallerIdentity, LiveValidator, OpenBaoLookupSelf};
+    let budget = crate::out::duration(&a.validate_budget, "--validate-budget")?;
+    let budget = budget.to_std().map_err(|_| CliError::new("--validate-budget: a positive duration"))?;
+    let mut sts = AwsCallerIdentity::new(a.aws_region.clone()).timeout(Duration::from_secs(5));
+    if let Some(e) = &a.aws_sts_endpoint {
+        sts = sts.endpoint(e.clone());
+    }
+    let mut builder = LiveValidator::builder()
+        .check(Arc::new(sts))
+        .rate_per_second(a.validate_rate)
+        .budget(budget)
+        .max_requests(a.validate_max);
+    if let Some(addr) = &a.openbao_addr {
+        let mut bao = OpenBaoLookupSelf::new(addr.clone());
+        if let Some(ca) = &a.openbao_ca {
+            let pem =
+                std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?;
+            bao = bao.ca_pem(pem);
+        }
+        builder = builder.check(Arc::new(bao));
+    }
+    let ours = report.findings.iter().any(|f| f.rule == tokenward::scan::TOKENWARD_RULE);
+    let tw = if ours && (g.database_url().is_some() || g.store.exists()) {
+        match open::open(g, Need::ReadOnly).await {
+            Ok(tw) => Some(tw),
+            Err(e) => {
+                tracing::warn!("--validate: our tokens stay unknown: the store did not open: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(tw) = &tw {
+        builder = builder.check(tw.live_check());
+    }
+    let summary = builder.build()?.validate(report).await;
+    if let Some(tw) = tw {
+        tw.shutdown().await?;
+    }
+    eprintln!(
+        "validated: {} valid, {} invalid, {} unknown ({} request(s))",
+        summary.valid, summary.invalid, summary.unknown, summary.requests
+    );
+    Ok(())
 }
 
 /// Revokes (or, for a declared credential, revokes and replaces) every token of this store the

@@ -1,0 +1,299 @@
+//! Live validation (feature `validate`): the validator's bounds on a paused clock (rate, time
+//! budget, request cap, per-request timeout, one request per distinct credential); the AWS check
+//! against a real AWS API (moto with signatures on: a live key valid, a deleted key and a wrong
+//! secret invalid) and against a recording server that shows the secret key is never sent; the
+//! OpenBao check against a real server (a live token valid, a revoked one invalid). No output of
+//! a validated report holds a secret.
+
+#![cfg(feature = "validate")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use token_scan::live::{
+    AwsCallerIdentity, LiveCheck, LiveValidator, OpenBaoLookupSelf, Validation, Validity,
+};
+use token_scan::{Finding, Report, Scanner};
+use tokio::time::Instant;
+
+/// Judges GitHub tokens; records when it was asked; answers after `delay`.
+struct Recording {
+    asked: Mutex<Vec<Instant>>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl LiveCheck for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    fn judges(&self, f: &Finding) -> bool {
+        f.rule == "github-classic"
+    }
+    async fn check(&self, _: &Finding) -> Validation {
+        self.asked.lock().unwrap().push(Instant::now());
+        tokio::time::sleep(self.delay).await;
+        Validation::valid("recording", "ok")
+    }
+}
+
+/// `n` distinct GitHub tokens whose CRC-32 checks (and one repeated), and an OpenAI-looking key
+/// no check judges.
+fn report(n: usize) -> Report {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!("t{i} = {}\n", github_token(i)));
+    }
+    text.push_str(&format!("again = {}\n", github_token(0)));
+    Scanner::new().unwrap().scan_bytes("x.env", text.as_bytes())
+}
+
+fn github_token(i: usize) -> String {
+    let body: String = format!("{i:0>30}").chars().map(|c| if c == '0' { 'a' } else { c }).collect();
+    let crc = crc32fast::hash(body.as_bytes());
+    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = u64::from(crc);
+    let mut sum = [b'0'; 6];
+    for c in sum.iter_mut().rev() {
+        *c = B62[usize::try_from(n % 62).unwrap()];
+        n /= 62;
+    }
+    format!("ghp_{body}{}", String::from_utf8(sum.to_vec()).unwrap())
+}
+
+fn validator(check: &Arc<Recording>) -> token_scan::live::LiveValidatorBuilder {
+    LiveValidator::builder().check(check.clone() as Arc<dyn LiveCheck>)
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_keep_the_rate_and_a_copy_is_asked_once() {
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::ZERO });
+    let mut r = report(6);
+    assert_eq!(r.findings.len(), 7, "six tokens and a copy");
+    let v = validator(&check).rate_per_second(4).build().unwrap();
+    let summary = v.validate(&mut r).await;
+    let asked = check.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 6, "the copy is not asked again");
+    for pair in asked.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(250), "4 a second: {:?}", pair[1] - pair[0]);
+    }
+    assert_eq!((summary.valid, summary.requests), (7, 6));
+    assert!(r.findings.iter().all(|f| f.validation.as_ref().unwrap().validity == Validity::Valid));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_time_budget_and_the_request_cap_leave_the_rest_unknown() {
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::ZERO });
+    let mut r = report(10);
+    let v = validator(&check).rate_per_second(2).budget(Duration::from_millis(2100)).build().unwrap();
+    let start = Instant::now();
+    let summary = v.validate(&mut r).await;
+    assert!(start.elapsed() <= Duration::from_millis(2100), "{:?}", start.elapsed());
+    assert_eq!(summary.requests, 5, "at 0, 0.5, 1, 1.5 and 2 s");
+    let spent =
+        r.findings.iter().filter(|f| f.validation.as_ref().unwrap().detail.contains("time budget")).count();
+    assert_eq!(spent, 5);
+
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::ZERO });
+    let mut r = report(10);
+    let summary =
+        validator(&check).rate_per_second(50).max_requests(3).build().unwrap().validate(&mut r).await;
+    assert_eq!(
+        (summary.requests, summary.valid, summary.unknown),
+        (3, 4, 7),
+        "the copy of the first reuses its answer"
+    );
+    assert!(r.findings.iter().any(|f| f.validation.as_ref().unwrap().detail.contains("cap of 3 requests")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_never_answers_is_unknown_after_the_timeout() {
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::from_secs(3600) });
+    let mut r = report(2);
+    let v = validator(&check).request_timeout(Duration::from_secs(2)).build().unwrap();
+    let summary = v.validate(&mut r).await;
+    assert_eq!((summary.unknown, summary.requests), (3, 2));
+    assert!(r.findings[0].validation.as_ref().unwrap().detail.contains("no answer within 2s"));
+}
+
+#[tokio::test]
+async fn a_kind_no_check_judges_is_unknown_and_bounds_out_of_range_are_refused() {
+    let mut r = Scanner::new().unwrap().scan_bytes("x", format!("t = {}\n", github_token(1)).as_bytes());
+    let summary = LiveValidator::builder().build().unwrap().validate(&mut r).await;
+    assert_eq!((summary.unknown, summary.requests), (1, 0));
+    assert_eq!(r.findings[0].validation.as_ref().unwrap().by, "none");
+    for b in [
+        LiveValidator::builder().rate_per_second(0),
+        LiveValidator::builder().rate_per_second(51),
+        LiveValidator::builder().budget(Duration::ZERO),
+        LiveValidator::builder().budget(Duration::from_secs(3601)),
+        LiveValidator::builder().request_timeout(Duration::from_secs(61)),
+    ] {
+        assert!(matches!(b.build().unwrap_err(), token_scan::ScanError::Validation(_)));
+    }
+}
+
+/// A file with an AWS key pair.
+fn aws_report(id: &str, secret: &str) -> Report {
+    let text = format!("AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={secret}\n");
+    let r = Scanner::new().unwrap().scan_bytes("deploy.env", text.as_bytes());
+    let pairs: Vec<_> = r.findings.iter().filter(|f| f.rule == "aws-access-key").collect();
+    assert_eq!(pairs.len(), 1, "{:?}", r.findings);
+    assert_eq!(pairs[0].public_id.as_deref(), Some(id));
+    r
+}
+
+/// Every output of `r`, which must not hold `secret`.
+fn assert_no_secret_in_outputs(r: &Report, secret: &str) {
+    let mut all = Vec::new();
+    r.write_text(&mut all, false).unwrap();
+    r.write_jsonl(&mut all).unwrap();
+    r.write_sarif(&mut all, &token_scan::RuleSet::builtin(), std::path::Path::new(".")).unwrap();
+    all.extend(format!("{r:?}").bytes());
+    assert!(!String::from_utf8_lossy(&all).contains(secret), "a secret in an output");
+}
+
+#[tokio::test]
+async fn aws_keys_are_asked_by_a_signed_call_that_never_sends_the_secret_key() {
+    // A recording "STS" that refuses every key, as STS does an unknown one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 8192];
+        // Headers and the form body: read until the body's length has arrived.
+        loop {
+            let n = s.read(&mut buf).unwrap_or(0);
+            record.lock().unwrap().extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&record.lock().unwrap()).into_owned();
+            if n == 0 || text.contains("GetCallerIdentity") {
+                break;
+            }
+        }
+        let body = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>\
+                    <Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>";
+        let _ = write!(
+            s,
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let (id, secret) = ("AKIAZ7QFAKE4LV2XM3PQ", "Vq7Lr2Xw9Tb4KpN8mYcZ3hQwE5rT6yU1iO0pAsDf");
+    let mut r = aws_report(id, secret);
+    let check = AwsCallerIdentity::new("us-east-1").endpoint(format!("http://{addr}"));
+    LiveValidator::builder().check(Arc::new(check)).build().unwrap().validate(&mut r).await;
+    let v = r.findings.iter().find(|f| f.rule == "aws-access-key").unwrap().validation.clone().unwrap();
+    assert_eq!(
+        (v.validity, v.by.as_str(), v.detail.as_str()),
+        (Validity::Invalid, "aws-sts", "InvalidClientTokenId")
+    );
+    let sent = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(sent.contains(&format!("Credential={id}/")), "signed with the found key: {sent}");
+    assert!(!sent.contains(secret) && !sent.contains(&secret[..20]), "the secret key never leaves");
+    assert_no_secret_in_outputs(&r, secret);
+}
+
+#[tokio::test]
+async fn aws_keys_on_a_real_aws_api_live_deleted_and_wrong() {
+    use token_http::aws::xml;
+    let Some(moto) = tokenward_test_support::Moto::start(3) else { return };
+    let admin = moto.client(moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await);
+    let v = "2010-05-08";
+    admin.query("iam", v, "CreateUser", &[("UserName", "billing".into())]).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", "billing".into())]).await.unwrap();
+        keys.push((xml::tag(&k, "AccessKeyId").unwrap(), xml::tag(&k, "SecretAccessKey").unwrap()));
+    }
+    let (dead_id, _) = &keys[1];
+    admin
+        .query(
+            "iam",
+            v,
+            "DeleteAccessKey",
+            &[("UserName", "billing".into()), ("AccessKeyId", dead_id.clone())],
+        )
+        .await
+        .unwrap();
+    let validator = LiveValidator::builder()
+        .check(Arc::new(AwsCallerIdentity::new("us-east-1").endpoint(moto.endpoint())))
+        .build()
+        .unwrap();
+    let verdict = async |id: &str, secret: &str| {
+        let mut r = aws_report(id, secret);
+        validator.validate(&mut r).await;
+        assert_no_secret_in_outputs(&r, secret);
+        r.findings.iter().find(|f| f.rule == "aws-access-key").unwrap().validation.clone().unwrap()
+    };
+    let live = verdict(&keys[0].0, &keys[0].1).await;
+    assert_eq!(live.validity, Validity::Valid, "{live:?}");
+    assert!(live.detail.ends_with(":user/billing"), "the identity it acts as: {}", live.detail);
+    let dead = verdict(&keys[1].0, &keys[1].1).await;
+    assert_eq!(dead.validity, Validity::Invalid, "a deleted key: {dead:?}");
+    // The live key's id with another secret: the signature does not match.
+    let mut wrong = keys[0].1.clone().into_bytes();
+    wrong[5] = if wrong[5] == b'A' { b'B' } else { b'A' };
+    let wrong = verdict(&keys[0].0, std::str::from_utf8(&wrong).unwrap()).await;
+    assert_eq!(wrong.validity, Validity::Invalid, "a wrong secret: {wrong:?}");
+}
+
+#[tokio::test]
+async fn openbao_tokens_live_and_revoked_and_an_unreachable_server() {
+    use token_http::openbao::{OpenBao, TokenRequest};
+    use token_http::secrecy::{ExposeSecret, SecretString};
+    let (Ok(addr), Ok(root)) = (std::env::var("TOKENWARD_BAO_ADDR"), std::env::var("TOKENWARD_BAO_TOKEN"))
+    else {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI=true but no OpenBao");
+        eprintln!("\n*** SKIPPED: OpenBao validation (no TOKENWARD_BAO_ADDR) ***\n");
+        return;
+    };
+    let admin = OpenBao::new(&addr, SecretString::from(root)).unwrap();
+    let request = TokenRequest {
+        policies: vec!["default".into()],
+        ttl: Duration::from_secs(600),
+        display_name: "ci-deploy".into(),
+        meta: Vec::new(),
+    };
+    let live = admin.create_orphan_token(&request).await.unwrap();
+    let dead = admin.create_orphan_token(&request).await.unwrap();
+    assert!(admin.revoke_accessor(&dead.accessor).await.unwrap());
+    let (live, dead) = (live.token.expose_secret().to_owned(), dead.token.expose_secret().to_owned());
+    let text = format!("export VAULT_TOKEN={live}\nX-Vault-Token: {dead}\n");
+    let mut r = Scanner::new().unwrap().scan_bytes("ci.sh", text.as_bytes());
+    let vault: Vec<_> = r.findings.iter().filter(|f| f.rule.starts_with("vault-token")).collect();
+    assert_eq!(vault.len(), 2, "{:?}", r.findings);
+    let v = LiveValidator::builder().check(Arc::new(OpenBaoLookupSelf::new(&addr))).build().unwrap();
+    v.validate(&mut r).await;
+    let by_line = |line| {
+        r.findings
+            .iter()
+            .find(|f| f.location.line() == line && f.rule.starts_with("vault-token"))
+            .unwrap()
+            .validation
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(by_line(1).validity, Validity::Valid, "{:?}", by_line(1));
+    assert!(by_line(1).detail.contains("ci-deploy"), "{:?}", by_line(1));
+    assert_eq!(by_line(2).validity, Validity::Invalid, "{:?}", by_line(2));
+    assert_no_secret_in_outputs(&r, &live);
+    assert_no_secret_in_outputs(&r, &dead);
+
+    // A server that does not answer: unknown, never valid or invalid.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut r =
+        Scanner::new().unwrap().scan_bytes("ci.sh", format!("export VAULT_TOKEN={live}\n").as_bytes());
+    let v = LiveValidator::builder()
+        .check(Arc::new(OpenBaoLookupSelf::new(format!("http://{closed}"))))
+        .build()
+        .unwrap();
+    v.validate(&mut r).await;
+    let unknown =
+        r.findings.iter().find(|f| f.rule.starts_with("vault-token")).unwrap().validation.clone().unwrap();
+    assert_eq!(unknown.validity, Validity::Unknown, "{unknown:?}");
+}

@@ -242,8 +242,12 @@ impl IssuerKeys {
         Err(JwtError::UnknownKey { kid: kid.map(quote) })
     }
 
+    /// Whether a fetch may be made at `now`: none was tried within the minimum interval. A
+    /// clock stepped back by more than the interval counts as that long (so a step back does
+    /// not stop fetches until the clock catches up), but callers whose `now` is only a little
+    /// behind the last attempt (concurrent requests read the clock in any order) do not fetch.
     fn may_fetch(&self, state: &State, remote: &Remote, now: DateTime<Utc>) -> bool {
-        state.last_attempt.is_none_or(|at| now - at >= remote.min_refetch || now < at)
+        state.last_attempt.is_none_or(|at| (now - at).abs() >= remote.min_refetch)
     }
 
     /// One fetch among concurrent callers: whoever takes the lock first fetches; the others

@@ -98,6 +98,12 @@ async fn one_fetch_serves_many_and_unknown_kids_refetch_at_a_bounded_rate() {
         assert!(matches!(v.validate_at(&unknown, t1).await, Err(JwtError::UnknownKey { .. })));
     }
     assert_eq!(keys.fetches(), 2);
+    // Callers whose clock reads a moment behind the last attempt (concurrent requests read the
+    // clock in any order) make no fetch either.
+    for _ in 0..100 {
+        assert!(matches!(v.validate_at(&unknown, t1 - TimeDelta::seconds(1)).await, Err(JwtError::UnknownKey { .. })));
+    }
+    assert_eq!(keys.fetches(), 2);
     // Two hundred concurrent callers with unknown kids, another minute on: one fetch among them.
     let t2 = t1 + TimeDelta::seconds(61);
     let v = Arc::new(v);

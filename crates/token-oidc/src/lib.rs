@@ -84,6 +84,36 @@ pub mod fuzzing {
         crate::dpop::normalise_uri(input)
     }
 
+    /// Validates `input` as a subject token of a fixed issuer whose JWKS holds RFC 9449's
+    /// example P-256 key (kid `k`), at a fixed instant; `true` if it was accepted.
+    pub fn validate_jwt(input: &str) -> bool {
+        use std::sync::OnceLock;
+        static VALIDATOR: OnceLock<Option<crate::JwtValidator>> = OnceLock::new();
+        let validator = VALIDATOR.get_or_init(|| {
+            let jwks = crate::Jwks::parse(
+                br#"{"keys":[{"kty":"EC","kid":"k","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}]}"#,
+            )
+            .ok()?;
+            crate::JwtValidator::builder("https://issuer.example", "tokenward", crate::IssuerKeys::pinned(jwks))
+                .build()
+                .ok()
+        });
+        let Some(validator) = validator else { return false };
+        let now = token_core::chrono::DateTime::from_timestamp(1_562_262_616, 0).unwrap_or_default();
+        // Pinned keys never wait: one poll finishes the validation.
+        let mut fut = std::pin::pin!(validator.validate_at(input, now));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        matches!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(_)))
+    }
+
+    /// Verifies `proof` as a DPoP proof for `POST uri` at a fixed instant (RFC 9449's first
+    /// example's); the proof's thumbprint if it was accepted.
+    pub fn verify_dpop(proof: &str, uri: &str) -> Option<crate::Thumbprint> {
+        let verifier = crate::DpopVerifier::builder().build().ok()?;
+        let now = token_core::chrono::DateTime::from_timestamp(1_562_262_616, 0)?;
+        verifier.verify_at(proof, &crate::DpopRequest::new("POST", uri), now).ok().map(|p| p.thumbprint())
+    }
+
     /// Whether `text` matches the claim glob `pattern`.
     pub fn glob_match(pattern: &str, text: &str) -> bool {
         let parts: Vec<String> = pattern.split('*').map(str::to_owned).collect();

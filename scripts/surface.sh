@@ -19,6 +19,7 @@ CRATES = [
     ("token-rotate", "crates/token-rotate/src"),
     ("token-scan", "crates/token-scan/src"),
     ("token-http", "crates/token-http/src"),
+    ("token-oidc", "crates/token-oidc/src"),
     ("tokenward-tower", "crates/tokenward-tower/src"),
     ("tokenward", "src"),
 ]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use token_audit::{AuditedVerifier, Auditor, SubjectKey, summary::VerificationSummary};
-use token_core::{Decision, Request, Verifier, clocks::Clock};
+use token_core::{Decision, Request, Thumbprint, Verifier, clocks::Clock};
 use token_store::{TokenService, cache::VerifierCache};
 
 /// The auditor, the key malformed presentations are hashed under, and the summary allowed
@@ -76,9 +76,29 @@ impl TokenVerifier {
 
     /// Verifies `token` for `request` now, recording the request's `source` (an address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
+        self.verify_with_proof_from(token, None, request, source)
+    }
+
+    /// [`TokenVerifier::verify_from`] for a token presented with a proof of possession of the key
+    /// whose thumbprint is `proof` — a DPoP proof the caller verified — when there is one: a token
+    /// bound to a key is allowed only with a proof by that key
+    /// ([`token_core::Verifier::verify_with_proof_at`]); presented without one it is
+    /// [`token_core::DenyReason::ProofRequired`].
+    pub fn verify_with_proof_from(
+        &self,
+        token: &str,
+        proof: Option<&Thumbprint>,
+        request: &Request,
+        source: Option<&str>,
+    ) -> Decision {
         match &self.inner.audited {
-            None => self.inner.plain.verify(token, request),
-            Some(v) => v.verify_from(token, request, source),
+            None => {
+                let plain = &self.inner.plain;
+                plain
+                    .verify_identified_with_proof_at_millis(token, proof, request, plain.clock().now_millis())
+                    .0
+            }
+            Some(v) => v.verify_with_proof_from(token, proof, request, source),
         }
     }
 
@@ -98,13 +118,25 @@ impl TokenVerifier {
 
     /// [`TokenVerifier::verify_async`] recording the request's `source`.
     pub async fn verify_from_async(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
+        self.verify_with_proof_from_async(token, None, request, source).await
+    }
+
+    /// [`TokenVerifier::verify_from_async`] with a proof of possession's key, as
+    /// [`TokenVerifier::verify_with_proof_from`].
+    pub async fn verify_with_proof_from_async(
+        &self,
+        token: &str,
+        proof: Option<&Thumbprint>,
+        request: &Request,
+        source: Option<&str>,
+    ) -> Decision {
         if let Err(reason) = self.fetch(token).await {
             return match &self.inner.audited {
                 None => Decision::Denied(reason),
                 Some(v) => v.record_denial(token, reason, request, source),
             };
         }
-        self.verify_from(token, request, source)
+        self.verify_with_proof_from(token, proof, request, source)
     }
 
     /// Refuses `token` for a request no scope maps to, recording `refused` (what was asked, e.g.

@@ -67,8 +67,22 @@ impl<L: TokenLookup> AuditedVerifier<L> {
 
     /// Verifies `token` for `request` now, and records it with the request's `source` (address or host).
     pub fn verify_from(&self, token: &str, request: &Request, source: Option<&str>) -> Decision {
+        self.verify_with_proof_from(token, None, request, source)
+    }
+
+    /// [`AuditedVerifier::verify_from`] for a token presented with a proof of possession of the
+    /// key whose thumbprint is `proof` (a verified DPoP proof), when there is one
+    /// ([`Verifier::verify_with_proof_at`]).
+    pub fn verify_with_proof_from(
+        &self,
+        token: &str,
+        proof: Option<&token_core::Thumbprint>,
+        request: &Request,
+        source: Option<&str>,
+    ) -> Decision {
         let now_ms = self.inner.clock().now_millis();
-        let (decision, presented) = self.inner.verify_identified_at_millis(token, request, now_ms);
+        let (decision, presented) =
+            self.inner.verify_identified_with_proof_at_millis(token, proof, request, now_ms);
         if let Decision::Allowed(grant) = &decision {
             let recorded = match &self.summary {
                 Some(summary) => summary.count_at_millis(grant, request, source, now_ms),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::binding::Thumbprint;
 use crate::error::TokenFormatError;
 use crate::format::TokenId;
 use crate::role::PrincipalId;
@@ -64,6 +65,12 @@ pub enum DenyReason {
     /// deleted, or more than [`crate::limits::MAX_ANCESTRY`] generations): refused, since the
     /// absence of a record is never permission.
     AncestorMissing,
+    /// Bound to a key, and presented without a proof of possession (as a bearer token): a leaked
+    /// copy of a bound token is refused so.
+    ProofRequired,
+    /// Presented with a proof of possession of another key than the one it is bound to, or with a
+    /// proof while it is bound to no key.
+    WrongProofKey,
 }
 
 impl DenyReason {
@@ -84,6 +91,8 @@ impl DenyReason {
             Self::AuditUnavailable => "audit_unavailable",
             Self::LookupUnavailable => "lookup_unavailable",
             Self::AncestorMissing => "ancestor_missing",
+            Self::ProofRequired => "proof_required",
+            Self::WrongProofKey => "wrong_proof_key",
         }
     }
 }
@@ -108,6 +117,8 @@ impl fmt::Display for DenyReason {
             Self::AuditUnavailable => f.write_str("the audit log cannot record this verification"),
             Self::LookupUnavailable => f.write_str("the token's record cannot be read just now"),
             Self::AncestorMissing => f.write_str("a token it was minted from is missing"),
+            Self::ProofRequired => f.write_str("the token is bound to a key and needs a proof of possession"),
+            Self::WrongProofKey => f.write_str("the proof is not made with the key the token is bound to"),
         }
     }
 }
@@ -126,6 +137,7 @@ pub struct Grant {
 pub(crate) struct Bearer {
     pub(crate) principal: PrincipalId,
     pub(crate) scopes: ScopeSet,
+    pub(crate) bound_to: Option<Thumbprint>,
 }
 
 impl Grant {
@@ -146,6 +158,11 @@ impl Grant {
     /// Its holder.
     pub fn principal(&self) -> &PrincipalId {
         &self.bearer.principal
+    }
+
+    /// The key it is bound to (and whose proof it was presented with), if it is bound.
+    pub fn bound_to(&self) -> Option<&Thumbprint> {
+        self.bearer.bound_to.as_ref()
     }
 }
 

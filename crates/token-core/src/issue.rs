@@ -83,6 +83,7 @@ impl Issuer {
             parent: None,
             replaces: request.replaces(),
             limits: approval.limits,
+            bound_to: request.binding(),
         })
     }
 
@@ -122,6 +123,8 @@ impl Issuer {
             parent: Some(parent.id),
             replaces: None,
             limits: approval.limits,
+            // A child of a bound token is bound to the same key: minting cannot shed a binding.
+            bound_to: parent.bound_to,
         })
     }
 

@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 
 mod base62;
+mod binding;
 mod clock;
 mod decision;
 pub mod duration;
@@ -67,6 +68,7 @@ mod secret;
 mod verify;
 mod view;
 
+pub use binding::Thumbprint;
 pub use decision::{Decision, DenyReason, Grant};
 pub use format::{TokenFormat, TokenId, TokenPrefix};
 pub use issue::{IssueError, Issuer};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::binding::Thumbprint;
 use crate::error::ScopeError;
 use crate::format::TokenId;
 use crate::record::{TokenRecord, TokenStatus, UseLimits};
@@ -396,12 +397,22 @@ pub struct IssueRequest {
     max_uses: Option<u64>,
     idle_timeout: Option<TimeDelta>,
     replaces: Option<TokenId>,
+    bound_to: Option<Thumbprint>,
 }
 
 impl IssueRequest {
     /// A token for `purpose`, with `scopes`, living `ttl`.
     pub fn new(purpose: Purpose, scopes: ScopeSet, ttl: TimeDelta) -> Self {
-        Self { purpose, scopes, ttl, not_before: None, max_uses: None, idle_timeout: None, replaces: None }
+        Self {
+            purpose,
+            scopes,
+            ttl,
+            not_before: None,
+            max_uses: None,
+            idle_timeout: None,
+            replaces: None,
+            bound_to: None,
+        }
     }
 
     /// Parses the purpose and scopes from text.
@@ -434,6 +445,13 @@ impl IssueRequest {
         self
     }
 
+    /// Bound to the key whose thumbprint is `key`: accepted only with a proof of possession of
+    /// that key (a DPoP proof), so a leaked copy alone is useless.
+    pub fn bound_to(mut self, key: Thumbprint) -> Self {
+        self.bound_to = Some(key);
+        self
+    }
+
     /// The purpose.
     pub fn purpose(&self) -> &Purpose {
         &self.purpose
@@ -447,6 +465,11 @@ impl IssueRequest {
     /// The token it replaces, if any.
     pub fn replaces(&self) -> Option<TokenId> {
         self.replaces
+    }
+
+    /// The key it is to be bound to, if any.
+    pub fn binding(&self) -> Option<Thumbprint> {
+        self.bound_to
     }
 }
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::binding::Thumbprint;
 use crate::format::TokenId;
 use crate::role::{PrincipalId, Purpose};
 use crate::scope::ScopeSet;
@@ -47,6 +48,10 @@ pub struct TokenRecord {
     pub replaces: Option<TokenId>,
     /// Use limits.
     pub limits: UseLimits,
+    /// The key it is bound to, if it is: then it is accepted only with a proof of possession of
+    /// that key ([`crate::Verifier::verify_with_proof_at`]), never as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_to: Option<Thumbprint>,
 }
 
 /// Where a token is in its life at some instant.

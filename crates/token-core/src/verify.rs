@@ -1,10 +1,12 @@
-//! Verification: parse → look up by id → constant-time digest check → lifecycle → scope → limits.
+//! Verification: parse → look up by id → constant-time digest check → lifecycle → key binding →
+//! scope → limits.
 
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::binding::Thumbprint;
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, DenyReason, Grant};
 use crate::format::{ParsedToken, TokenFormat, TokenId};
@@ -128,21 +130,40 @@ impl<L: TokenLookup> Verifier<L> {
     /// Verifies `token` for `request` now.
     #[inline]
     pub fn verify(&self, token: &str, request: &Request) -> Decision {
-        self.decide(token, Some(request), self.clock.now_millis())
+        self.decide(token, Some(request), None, self.clock.now_millis())
     }
 
     /// Verifies `token` for `request` at `now`.
     ///
     /// The secret is checked (in constant time) before anything about the token's state is told,
     /// so only its holder learns that it is revoked, expired or out of scope.
+    ///
+    /// Presented this way — as a bearer token — a token bound to a key is refused
+    /// ([`DenyReason::ProofRequired`]): see [`Verifier::verify_with_proof_at`].
     pub fn verify_at(&self, token: &str, request: &Request, now: DateTime<Utc>) -> Decision {
-        self.decide(token, Some(request), now.timestamp_millis())
+        self.decide(token, Some(request), None, now.timestamp_millis())
+    }
+
+    /// Verifies `token` for `request` at `now`, presented with a proof of possession of the key
+    /// whose thumbprint is `proof` (a DPoP proof the caller has verified: its signature, method,
+    /// URI, freshness and `ath`). Allowed only if the token is bound to that very key (compared in
+    /// constant time); a token bound to another key, or to none, is
+    /// [`DenyReason::WrongProofKey`].
+    pub fn verify_with_proof_at(
+        &self,
+        token: &str,
+        proof: &Thumbprint,
+        request: &Request,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        self.decide(token, Some(request), Some(proof), now.timestamp_millis())
     }
 
     /// Checks that `token` is genuine and active at `now`, whatever it may do. Does not count as a
-    /// use.
+    /// use, and does not ask for a key binding's proof (it says whether the token is alive, not
+    /// whether this presentation may act: use a `verify` method for that).
     pub fn authenticate_at(&self, token: &str, now: DateTime<Utc>) -> Decision {
-        self.decide(token, None, now.timestamp_millis())
+        self.decide(token, None, None, now.timestamp_millis())
     }
 
     /// [`Verifier::verify_at`], also saying which token was presented when it parsed (for an
@@ -153,7 +174,7 @@ impl<L: TokenLookup> Verifier<L> {
         request: &Request,
         now: DateTime<Utc>,
     ) -> (Decision, Option<TokenId>) {
-        self.decide_identified(token, Some(request), now.timestamp_millis())
+        self.decide_identified(token, Some(request), None, now.timestamp_millis())
     }
 
     /// [`Verifier::verify_identified_at`] at `now_ms` milliseconds since the Unix epoch (what
@@ -165,12 +186,31 @@ impl<L: TokenLookup> Verifier<L> {
         request: &Request,
         now_ms: i64,
     ) -> (Decision, Option<TokenId>) {
-        self.decide_identified(token, Some(request), now_ms)
+        self.decide_identified(token, Some(request), None, now_ms)
+    }
+
+    /// [`Verifier::verify_identified_at_millis`] with the thumbprint of the key a proof of
+    /// possession was made with, when one was presented (see [`Verifier::verify_with_proof_at`]).
+    #[inline]
+    pub fn verify_identified_with_proof_at_millis(
+        &self,
+        token: &str,
+        proof: Option<&Thumbprint>,
+        request: &Request,
+        now_ms: i64,
+    ) -> (Decision, Option<TokenId>) {
+        self.decide_identified(token, Some(request), proof, now_ms)
     }
 
     #[inline]
-    fn decide(&self, token: &str, request: Option<&Request>, now_ms: i64) -> Decision {
-        self.decide_identified(token, request, now_ms).0
+    fn decide(
+        &self,
+        token: &str,
+        request: Option<&Request>,
+        proof: Option<&Thumbprint>,
+        now_ms: i64,
+    ) -> Decision {
+        self.decide_identified(token, request, proof, now_ms).0
     }
 
     #[inline]
@@ -178,6 +218,7 @@ impl<L: TokenLookup> Verifier<L> {
         &self,
         token: &str,
         request: Option<&Request>,
+        proof: Option<&Thumbprint>,
         now_ms: i64,
     ) -> (Decision, Option<TokenId>) {
         let parsed = match self.format.parse(token) {
@@ -185,8 +226,9 @@ impl<L: TokenLookup> Verifier<L> {
             Err(e) => return (Decision::Denied(DenyReason::Malformed(e)), None),
         };
         let mut decision = Decision::Denied(DenyReason::UnknownToken);
-        self.lookup
-            .with_token(parsed.id(), &mut |view| decision = self.judge(&parsed, view, request, now_ms));
+        self.lookup.with_token(parsed.id(), &mut |view| {
+            decision = self.judge(&parsed, view, request, proof, now_ms)
+        });
         (decision, Some(parsed.id()))
     }
 
@@ -221,6 +263,7 @@ impl<L: TokenLookup> Verifier<L> {
         parsed: &ParsedToken<'_>,
         view: &TokenView,
         request: Option<&Request>,
+        proof: Option<&Thumbprint>,
         now_ms: i64,
     ) -> Decision {
         let key_id = view.digest().key_id();
@@ -239,6 +282,12 @@ impl<L: TokenLookup> Verifier<L> {
             return Decision::Denied(reason);
         }
         if let Some(request) = request {
+            match (view.bound_to(), proof) {
+                (None, None) => {}
+                (Some(bound), Some(proof)) if bound.ct_eq(proof) => {}
+                (Some(_), None) => return Decision::Denied(DenyReason::ProofRequired),
+                (_, Some(_)) => return Decision::Denied(DenyReason::WrongProofKey),
+            }
             if !view.scopes().allows(request) {
                 return Decision::Denied(DenyReason::OutOfScope);
             }

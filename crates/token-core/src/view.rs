@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::binding::Thumbprint;
 use crate::decision::{Bearer, DenyReason};
 use crate::format::TokenId;
 use crate::record::{TokenRecord, UseLimits};
@@ -78,38 +79,14 @@ impl TokenView {
             expires_ms: record.expires_at.timestamp_millis(),
             revoked_ms: record.revoked_at.map_or(NONE, |t| t.timestamp_millis()),
             rare: Rare::of(record.limits, record.parent),
-            bearer: Arc::new(Bearer { principal: record.principal.clone(), scopes: record.scopes.clone() }),
+            bearer: Arc::new(Bearer {
+                principal: record.principal.clone(),
+                scopes: record.scopes.clone(),
+                bound_to: record.bound_to,
+            }),
             uses: AtomicU64::new(uses),
             flushed: AtomicU32::new(uses as u32),
             last_used_ms: AtomicI64::new(last_used.map_or(NEVER, |t| t.timestamp_millis())),
-        }
-    }
-
-    /// A view from its parts, as a store that keeps them in columns loads it (times in
-    /// milliseconds since the epoch; `revoked_ms` `None` when not revoked).
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(
-        digest: TokenDigest,
-        not_before_ms: i64,
-        expires_ms: i64,
-        revoked_ms: Option<i64>,
-        limits: UseLimits,
-        scopes: ScopeSet,
-        principal: PrincipalId,
-        uses: u64,
-        last_used_ms: Option<i64>,
-        parent: Option<TokenId>,
-    ) -> Self {
-        Self {
-            digest,
-            not_before_ms,
-            expires_ms,
-            revoked_ms: revoked_ms.unwrap_or(NONE),
-            rare: Rare::of(limits, parent),
-            bearer: Arc::new(Bearer { principal, scopes }),
-            uses: AtomicU64::new(uses),
-            flushed: AtomicU32::new(uses as u32),
-            last_used_ms: AtomicI64::new(last_used_ms.unwrap_or(NEVER)),
         }
     }
 
@@ -139,6 +116,12 @@ impl TokenView {
     #[inline]
     pub fn scopes(&self) -> &ScopeSet {
         &self.bearer.scopes
+    }
+
+    /// The key it is bound to, if any.
+    #[inline]
+    pub fn bound_to(&self) -> Option<&Thumbprint> {
+        self.bearer.bound_to.as_ref()
     }
 
     /// Its holder.

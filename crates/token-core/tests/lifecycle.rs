@@ -427,3 +427,60 @@ fn a_planted_secret_never_reaches_debug_display_or_errors() {
         assert!(!out.contains(&secret_part[..16]), "part of the secret leaked into: {out}");
     }
 }
+
+#[test]
+fn a_bound_token_needs_a_proof_by_its_key_and_its_children_stay_bound() {
+    let w = world();
+    let key = Thumbprint::parse("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs").unwrap();
+    let other = Thumbprint::from_bytes([7; 32]);
+    let r = IssueRequest::parse("bound", "s3:bucket/prod-logs/*:read", TimeDelta::hours(1))
+        .unwrap()
+        .bound_to(key);
+    let t = w.tokens.issue_at(&w.issuer, &w.reader, &r, w.clock.now()).unwrap();
+    let read = req("s3:bucket/prod-logs/a:read");
+    let now = w.clock.now();
+    // As a bearer token: refused, whoever holds it.
+    assert_eq!(
+        w.verifier.verify_at(t.expose_secret(), &read, now),
+        Decision::Denied(DenyReason::ProofRequired)
+    );
+    assert_eq!(w.verifier.verify(t.expose_secret(), &read).reason(), Some(&DenyReason::ProofRequired));
+    // With a proof by its key: allowed, and the grant says which key.
+    let ok = w.verifier.verify_with_proof_at(t.expose_secret(), &key, &read, now);
+    assert!(ok.is_allowed(), "{ok:?}");
+    assert_eq!(ok.grant().unwrap().bound_to(), Some(&key));
+    // With a proof by another key: refused.
+    assert_eq!(
+        w.verifier.verify_with_proof_at(t.expose_secret(), &other, &read, now),
+        Decision::Denied(DenyReason::WrongProofKey)
+    );
+    // The secret is checked first: a wrong secret with the right proof is still a bad secret.
+    let mut forged = t.expose_secret().to_owned();
+    forged.replace_range(forged.len() - 12..forged.len() - 11, if forged.ends_with('A') { "B" } else { "A" });
+    assert!(!w.verifier.verify_with_proof_at(&forged, &key, &read, now).is_allowed());
+    // Out of scope with the right proof: out of scope.
+    assert_eq!(
+        w.verifier.verify_with_proof_at(t.expose_secret(), &key, &req("s3:bucket/audit/a:read"), now),
+        Decision::Denied(DenyReason::OutOfScope)
+    );
+    // Authentication (is it alive?) does not ask for the proof.
+    assert!(w.verifier.authenticate_at(t.expose_secret(), now).is_allowed());
+    // A bearer token presented with a proof is refused: it is bound to no key.
+    let plain = w.issue("plain", "s3:bucket/prod-logs/*:read", TimeDelta::hours(1)).unwrap();
+    assert!(w.verifier.verify_at(plain.expose_secret(), &read, now).is_allowed());
+    assert_eq!(
+        w.verifier.verify_with_proof_at(plain.expose_secret(), &key, &read, now),
+        Decision::Denied(DenyReason::WrongProofKey)
+    );
+    // A child of a bound token is bound to the same key: minting cannot shed the binding.
+    let child_req =
+        ChildRequest::parse("child", "s3:bucket/prod-logs/a:read", TimeDelta::minutes(5)).unwrap();
+    let child = w.tokens.issue_child_at(&w.issuer, t.expose_secret(), &child_req, now).unwrap();
+    assert_eq!(
+        w.verifier.verify_at(child.expose_secret(), &read, now).reason(),
+        Some(&DenyReason::ProofRequired)
+    );
+    assert!(w.verifier.verify_with_proof_at(child.expose_secret(), &key, &read, now).is_allowed());
+    assert_eq!(DenyReason::ProofRequired.code(), "proof_required");
+    assert_eq!(DenyReason::WrongProofKey.code(), "wrong_proof_key");
+}

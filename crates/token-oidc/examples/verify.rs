@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 use token_core::chrono::{DateTime, Utc};
 use token_oidc::{
-    ClaimError, ClaimRules, DpopError, DpopErrorCode, DpopRequest, DpopVerifier, IssuerKeys, JwtError, JwtValidator,
-    Preset, Thumbprint,
+    ClaimError, ClaimRules, DpopError, DpopErrorCode, DpopRequest, DpopVerifier, IssuerKeys, JwtError,
+    JwtValidator, Preset, Thumbprint,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -33,7 +33,8 @@ fn vectors(name: &str) -> Result<Value> {
 }
 
 fn case<'a>(v: &'a Value, name: &str) -> Result<(&'a str, DateTime<Utc>)> {
-    let c = v["cases"].as_array().and_then(|cs| cs.iter().find(|c| c["name"] == name)).ok_or("no such case")?;
+    let c =
+        v["cases"].as_array().and_then(|cs| cs.iter().find(|c| c["name"] == name)).ok_or("no such case")?;
     let token = c["token"].as_str().ok_or("no token")?;
     let now = c["now"].as_i64().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or("no time")?;
     Ok((token, now))
@@ -54,7 +55,12 @@ async fn tour() -> Result<()> {
     let v = vectors("jwt.json")?;
     let (token, now) = case(&v, "github_rs256")?;
     let verified = github.validate_at(token, now).await?;
-    println!("valid: sub={} alg={} expires {}", verified.subject(), verified.algorithm(), verified.expires_at());
+    println!(
+        "valid: sub={} alg={} expires {}",
+        verified.subject(),
+        verified.algorithm(),
+        verified.expires_at()
+    );
 
     // 3. Claim rules, exact or `*` globs, by the preset's documented names.
     let deploy = ClaimRules::new(Preset::GitHubActions)
@@ -63,7 +69,10 @@ async fn tour() -> Result<()> {
         .require_glob("ref", "refs/heads/*")?;
     println!("matched: {:?}", deploy.check(&verified)?);
     let other = ClaimRules::new(Preset::GitHubActions).require("repository", "octo-org/payments")?;
-    check(matches!(other.check(&verified), Err(ClaimError::Mismatch { .. })), "another repository's rule refuses")?;
+    check(
+        matches!(other.check(&verified), Err(ClaimError::Mismatch { .. })),
+        "another repository's rule refuses",
+    )?;
 
     // 4. The same token again: its jti was seen.
     let again = github.validate_at(token, now).await;

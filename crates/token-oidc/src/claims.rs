@@ -146,7 +146,9 @@ impl Preset {
 
     /// The preset named `name` (as [`Preset::name`] gives it).
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::GitHubActions, Self::GitLabCi, Self::Kubernetes, Self::Generic].into_iter().find(|p| p.name() == name)
+        [Self::GitHubActions, Self::GitLabCi, Self::Kubernetes, Self::Generic]
+            .into_iter()
+            .find(|p| p.name() == name)
     }
 }
 
@@ -301,7 +303,10 @@ mod tests {
             ClaimRules::new(Preset::GitHubActions).require("repo", "acme/api"),
             Err(ConfigError::UnknownClaim { .. })
         ));
-        assert!(matches!(ClaimRules::new(Preset::Generic).require("aud", "x"), Err(ConfigError::ReservedClaim(_))));
+        assert!(matches!(
+            ClaimRules::new(Preset::Generic).require("aud", "x"),
+            Err(ConfigError::ReservedClaim(_))
+        ));
         assert!(matches!(
             ClaimRules::new(Preset::Generic).require_glob("team", "**"),
             Err(ConfigError::BadPattern { .. })

@@ -231,10 +231,16 @@ impl DpopVerifier {
     /// Verifies `proof` (the `DPoP` header's value; the caller refuses a request with more
     /// than one) for `request` at `now`. The `jti` is recorded last, only for a proof that
     /// passed every other check.
-    pub fn verify_at(&self, proof: &str, request: &DpopRequest<'_>, now: DateTime<Utc>) -> Result<DpopProof, DpopError> {
+    pub fn verify_at(
+        &self,
+        proof: &str,
+        request: &DpopRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<DpopProof, DpopError> {
         let jws = jws::parse(proof, self.max_size, &self.algorithms)?;
         match jws.header.typ.as_deref() {
-            Some(t) if t.eq_ignore_ascii_case("dpop+jwt") || t.eq_ignore_ascii_case("application/dpop+jwt") => {}
+            Some(t)
+                if t.eq_ignore_ascii_case("dpop+jwt") || t.eq_ignore_ascii_case("application/dpop+jwt") => {}
             other => return Err(DpopError::WrongType { typ: other.map(quote) }),
         }
         let jwk = jws.header.jwk.as_ref().ok_or(DpopError::MissingKey)?;
@@ -256,10 +262,8 @@ impl DpopVerifier {
             return Err(DpopError::WrongMethod { expected: quote(request.method), found: quote(htm) });
         }
         let htu = text(claims, "htu")?;
-        let expected = normalise_uri(request.uri).ok_or(DpopError::WrongUri {
-            expected: quote(request.uri),
-            found: quote(htu),
-        })?;
+        let expected = normalise_uri(request.uri)
+            .ok_or(DpopError::WrongUri { expected: quote(request.uri), found: quote(htu) })?;
         match normalise_uri(htu) {
             Some(found) if found == expected => {}
             found => {
@@ -304,12 +308,12 @@ impl DpopVerifier {
         }
         let mut scope = b"dpop:".to_vec();
         scope.extend_from_slice(thumbprint.as_bytes());
-        self.replay
-            .check_and_record(&scope, jti, issued_at + self.max_age + self.skew, now)
-            .map_err(|r| match r {
+        self.replay.check_and_record(&scope, jti, issued_at + self.max_age + self.skew, now).map_err(
+            |r| match r {
                 Refused::Replayed => DpopError::Replayed,
                 Refused::Full => DpopError::ReplayCacheFull,
-            })?;
+            },
+        )?;
         Ok(DpopProof { thumbprint, algorithm: jws.header.alg, jwt_id: jti.clone(), issued_at })
     }
 }
@@ -373,7 +377,10 @@ mod tests {
     #[test]
     fn uris_are_normalised_as_rfc_3986_says() {
         let n = |u: &str| normalise_uri(u);
-        assert_eq!(n("https://Server.Example.COM:443/token?x=1#f").as_deref(), Some("https://server.example.com/token"));
+        assert_eq!(
+            n("https://Server.Example.COM:443/token?x=1#f").as_deref(),
+            Some("https://server.example.com/token")
+        );
         assert_eq!(n("HTTPS://server.example.com").as_deref(), Some("https://server.example.com/"));
         assert_eq!(n("http://h:80/a/./b/../c").as_deref(), Some("http://h/a/c"));
         assert_eq!(n("https://h/%7euser/%2f%41").as_deref(), Some("https://h/~user/%2FA"));

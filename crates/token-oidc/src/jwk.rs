@@ -2,8 +2,6 @@
 //! read strictly (exact lengths, canonical base64url, no private member), bound to the one
 //! algorithm each may verify, with their RFC 7638 thumbprint.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -16,44 +14,9 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 const RSA_MIN_BYTES: usize = 256;
 const RSA_MAX_BYTES: usize = 512;
 
-/// An RFC 7638 JWK SHA-256 thumbprint: what a DPoP-bound token records (`cnf.jkt`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Thumbprint([u8; 32]);
-
-impl Thumbprint {
-    /// The 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// From its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// From its base64url form (43 characters, as in `cnf.jkt`).
-    pub fn parse(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-        Some(Self(bytes.try_into().ok()?))
-    }
-
-    /// Whether `other` is the same thumbprint, compared in constant time.
-    pub fn ct_eq(&self, other: &Thumbprint) -> bool {
-        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
-    }
-}
-
-impl std::fmt::Display for Thumbprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
-    }
-}
-
-impl std::fmt::Debug for Thumbprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Thumbprint({self})")
-    }
-}
+/// An RFC 7638 JWK SHA-256 thumbprint: what a DPoP-bound token records (`cnf.jkt`); the one
+/// type token-core's records and verifier use.
+pub use token_core::Thumbprint;
 
 /// Why a JWK cannot be read at all.
 #[derive(Debug, PartialEq, Eq)]
@@ -154,7 +117,12 @@ impl PublicJwk {
                 if !(RSA_MIN_BYTES..=RSA_MAX_BYTES).contains(&significant) {
                     return Err(JwkRefusal::Bad("the RSA modulus is not 2048 to 4096 bits"));
                 }
-                if e.is_empty() || e.len() > 8 || e[0] == 0 || e.last().is_some_and(|b| b & 1 == 0) || e == [1] {
+                if e.is_empty()
+                    || e.len() > 8
+                    || e[0] == 0
+                    || e.last().is_some_and(|b| b & 1 == 0)
+                    || e == [1]
+                {
                     return Err(JwkRefusal::Bad("the RSA exponent is not an odd number above 1"));
                 }
                 let canonical = format!(r#"{{"e":"{e_text}","kty":"RSA","n":"{n_text}"}}"#);
@@ -205,7 +173,7 @@ impl PublicJwk {
             "oct" => return Err(JwkRefusal::Private),
             _ => return Err(JwkRefusal::Bad("the key type is not RSA, EC or OKP")),
         };
-        let thumbprint = Thumbprint(Sha256::digest(canonical.as_bytes()).into());
+        let thumbprint = Thumbprint::from_bytes(Sha256::digest(canonical.as_bytes()).into());
         let usable = usability(m, natural);
         Ok(Self { kid, usable, key, signature_len, thumbprint })
     }
@@ -246,7 +214,10 @@ mod tests {
     fn private_and_symmetric_keys_are_refused() {
         let ec = r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","d":"AAAA"}"#;
         assert_eq!(PublicJwk::from_map(&map(ec), true).err(), Some(JwkRefusal::Private));
-        assert_eq!(PublicJwk::from_map(&map(r#"{"kty":"oct","k":"c2VjcmV0"}"#), true).err(), Some(JwkRefusal::Private));
+        assert_eq!(
+            PublicJwk::from_map(&map(r#"{"kty":"oct","k":"c2VjcmV0"}"#), true).err(),
+            Some(JwkRefusal::Private)
+        );
     }
 
     #[test]
@@ -260,7 +231,10 @@ mod tests {
         // The identity point (y = 1): small order.
         let mut id = [0u8; 32];
         id[0] = 1;
-        let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, URL_SAFE_NO_PAD.encode(id));
+        let jwk = format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
+        );
         assert!(matches!(PublicJwk::from_map(&map(&jwk), true), Err(JwkRefusal::Bad(_))));
     }
 

@@ -367,7 +367,11 @@ impl RemoteKeysBuilder {
             self.max_stale >= self.refresh && self.max_stale <= TimeDelta::days(7),
             "from the refresh interval to 7d",
         )?;
-        range("the JWKS size cap", self.max_bytes > 0 && self.max_bytes <= limits::MAX_JWKS_BYTES, "1 B to 1 MiB")?;
+        range(
+            "the JWKS size cap",
+            self.max_bytes > 0 && self.max_bytes <= limits::MAX_JWKS_BYTES,
+            "1 B to 1 MiB",
+        )?;
         let url = url::Url::parse(&self.url).map_err(|e| ConfigError::BadUrl(e.to_string()))?;
         if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
             return Err(ConfigError::BadUrl("a JWKS URL has no fragment and no credentials".into()));

@@ -98,7 +98,12 @@ pub(crate) fn parse<'a>(token: &'a str, max: usize, allowed: &[Algorithm]) -> Re
 
 /// Whether `signature` over `signing_input` verifies with `key` under `alg`. The key was
 /// checked, when it was read, to be one `alg` may use.
-pub(crate) fn verify(alg: Algorithm, key: &PublicJwk, signing_input: &[u8], signature: &[u8]) -> Result<(), Jose> {
+pub(crate) fn verify(
+    alg: Algorithm,
+    key: &PublicJwk,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Result<(), Jose> {
     if signature.len() != key.signature_len() {
         return Err(Jose::BadSignature);
     }

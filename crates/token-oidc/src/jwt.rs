@@ -147,7 +147,11 @@ impl JwtValidatorBuilder {
 impl JwtValidator {
     /// A validator of `issuer`'s tokens for `audience` (exact; required; no wildcard), with
     /// its keys from `keys`.
-    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>, keys: IssuerKeys) -> JwtValidatorBuilder {
+    pub fn builder(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        keys: IssuerKeys,
+    ) -> JwtValidatorBuilder {
         JwtValidatorBuilder {
             issuer: issuer.into(),
             audience: audience.into(),
@@ -247,12 +251,12 @@ impl JwtValidator {
             Some(_) => return Err(JwtError::BadClaim("jti")),
         };
         if let Some(jti) = &jwt_id {
-            self.replay
-                .check_and_record(self.issuer.as_bytes(), jti, expires_at + self.skew, now)
-                .map_err(|r| match r {
+            self.replay.check_and_record(self.issuer.as_bytes(), jti, expires_at + self.skew, now).map_err(
+                |r| match r {
                     Refused::Replayed => JwtError::Replayed,
                     Refused::Full => JwtError::ReplayCacheFull,
-                })?;
+                },
+            )?;
         }
         Ok(VerifiedJwt {
             issuer: self.issuer.clone(),
@@ -294,10 +298,12 @@ pub(crate) fn numeric_date(
     let Some(v) = claims.get(name) else { return Ok(None) };
     let secs = match (v.as_i64(), v.as_f64()) {
         (Some(s), _) => s,
-        (None, Some(f)) if f.is_finite() && (0.0..=limits::MAX_NUMERIC_DATE as f64).contains(&f) => match rounding {
-            Rounding::Down => f.floor() as i64,
-            Rounding::Up => f.ceil() as i64,
-        },
+        (None, Some(f)) if f.is_finite() && (0.0..=limits::MAX_NUMERIC_DATE as f64).contains(&f) => {
+            match rounding {
+                Rounding::Down => f.floor() as i64,
+                Rounding::Up => f.ceil() as i64,
+            }
+        }
         _ => return Err(name),
     };
     if !(0..=limits::MAX_NUMERIC_DATE).contains(&secs) {

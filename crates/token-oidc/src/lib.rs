@@ -74,7 +74,9 @@ pub mod fuzzing {
     /// Reads a JWK as a DPoP proof's header carries it; its thumbprint if it is usable.
     pub fn parse_jwk(input: &[u8]) -> Option<crate::Thumbprint> {
         match crate::jws::strict_json(input) {
-            Ok(serde_json::Value::Object(m)) => crate::jwk::PublicJwk::from_map(&m, true).ok().map(|k| k.thumbprint()),
+            Ok(serde_json::Value::Object(m)) => {
+                crate::jwk::PublicJwk::from_map(&m, true).ok().map(|k| k.thumbprint())
+            }
             _ => None,
         }
     }

@@ -101,7 +101,10 @@ async fn one_fetch_serves_many_and_unknown_kids_refetch_at_a_bounded_rate() {
     // Callers whose clock reads a moment behind the last attempt (concurrent requests read the
     // clock in any order) make no fetch either.
     for _ in 0..100 {
-        assert!(matches!(v.validate_at(&unknown, t1 - TimeDelta::seconds(1)).await, Err(JwtError::UnknownKey { .. })));
+        assert!(matches!(
+            v.validate_at(&unknown, t1 - TimeDelta::seconds(1)).await,
+            Err(JwtError::UnknownKey { .. })
+        ));
     }
     assert_eq!(keys.fetches(), 2);
     // Two hundred concurrent callers with unknown kids, another minute on: one fetch among them.
@@ -135,7 +138,10 @@ async fn a_rotated_key_is_found_after_a_refetch() {
     let v = validator(&issuer, &keys);
     keys.refresh_at(t0).await.unwrap();
     answer.lock().unwrap().1 = file("jwks_rotated.json");
-    assert!(matches!(v.validate_at(&token, t0).await, Err(JwtError::UnknownKey { .. })), "within the interval");
+    assert!(
+        matches!(v.validate_at(&token, t0).await, Err(JwtError::UnknownKey { .. })),
+        "within the interval"
+    );
     let t = v.validate_at(&token, t0 + TimeDelta::seconds(31)).await.unwrap();
     assert_eq!(t.key_id(), Some("ec-2"));
     assert_eq!(keys.fetches(), 2);
@@ -163,11 +169,8 @@ async fn an_answer_over_the_size_cap_is_refused() {
 async fn the_last_good_set_outlives_a_failing_issuer_up_to_its_staleness_bound() {
     let answer: Answer = Arc::new(Mutex::new((200, file("jwks.json"))));
     let (url, _) = serve(Arc::clone(&answer)).await;
-    let keys = IssuerKeys::remote(&url)
-        .refresh(TimeDelta::hours(1))
-        .max_stale(TimeDelta::hours(6))
-        .build()
-        .unwrap();
+    let keys =
+        IssuerKeys::remote(&url).refresh(TimeDelta::hours(1)).max_stale(TimeDelta::hours(6)).build().unwrap();
     let (_, issuer, t0) = case("github_rs256");
     keys.refresh_at(t0).await.unwrap();
     answer.lock().unwrap().0 = 503;
@@ -189,7 +192,10 @@ async fn the_last_good_set_outlives_a_failing_issuer_up_to_its_staleness_bound()
 
 #[tokio::test]
 async fn plain_http_to_a_remote_host_and_a_pinned_file() {
-    assert!(matches!(IssuerKeys::remote("http://issuer.example.com/jwks").build(), Err(ConfigError::Http(_))));
+    assert!(matches!(
+        IssuerKeys::remote("http://issuer.example.com/jwks").build(),
+        Err(ConfigError::Http(_))
+    ));
     assert!(matches!(IssuerKeys::remote("not a url").build(), Err(ConfigError::BadUrl(_))));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");

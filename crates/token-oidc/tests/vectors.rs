@@ -85,7 +85,8 @@ fn pinned() -> IssuerKeys {
 }
 
 fn validator(case: &Value, keys: IssuerKeys) -> JwtValidator {
-    let mut b = JwtValidator::builder(case["issuer"].as_str().unwrap(), case["audience"].as_str().unwrap(), keys);
+    let mut b =
+        JwtValidator::builder(case["issuer"].as_str().unwrap(), case["audience"].as_str().unwrap(), keys);
     if let Some(secs) = case["max_lifetime"].as_i64() {
         b = b.max_lifetime(TimeDelta::seconds(secs));
     }
@@ -124,7 +125,10 @@ async fn subject_tokens_from_jwcrypto_are_accepted_or_refused_as_labelled() {
                 assert_eq!(jwt_name(&e), want, "{name}: {e}");
                 let shown = format!("{e} {e:?}");
                 assert!(!shown.contains(token), "{name}: an error never holds the token");
-                assert!(!shown.contains(token.split('.').nth(2).unwrap_or("-")) || token.ends_with('.'), "{name}");
+                assert!(
+                    !shown.contains(token.split('.').nth(2).unwrap_or("-")) || token.ends_with('.'),
+                    "{name}"
+                );
             }
         }
     }
@@ -135,7 +139,8 @@ async fn claim_rules_match_githubs_and_kubernetes_claim_sets() {
     let v = vectors("jwt.json");
     let case = |n: &str| v["cases"].as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
     let gh = case("github_rs256");
-    let token = validator(&gh, pinned()).validate_at(gh["token"].as_str().unwrap(), at(&gh["now"])).await.unwrap();
+    let token =
+        validator(&gh, pinned()).validate_at(gh["token"].as_str().unwrap(), at(&gh["now"])).await.unwrap();
     let rules = ClaimRules::new(Preset::GitHubActions)
         .require("repository", "octo-org/octo-repo")
         .unwrap()
@@ -150,13 +155,15 @@ async fn claim_rules_match_githubs_and_kubernetes_claim_sets() {
     assert_eq!(matched.len(), 4);
     let other_repo = ClaimRules::new(Preset::GitHubActions).require("repository", "octo-org/other").unwrap();
     assert!(matches!(other_repo.check(&token), Err(ClaimError::Mismatch { .. })));
-    let release_only = ClaimRules::new(Preset::GitHubActions).require_glob("ref", "refs/heads/release-*").unwrap();
+    let release_only =
+        ClaimRules::new(Preset::GitHubActions).require_glob("ref", "refs/heads/release-*").unwrap();
     assert!(matches!(release_only.check(&token), Err(ClaimError::Mismatch { .. })));
     let absent = ClaimRules::new(Preset::GitHubActions).require("enterprise", "acme").unwrap();
     assert_eq!(absent.check(&token), Err(ClaimError::Missing("enterprise".into())));
 
     let k8s = case("kubernetes_rs256_aud_array");
-    let token = validator(&k8s, pinned()).validate_at(k8s["token"].as_str().unwrap(), at(&k8s["now"])).await.unwrap();
+    let token =
+        validator(&k8s, pinned()).validate_at(k8s["token"].as_str().unwrap(), at(&k8s["now"])).await.unwrap();
     let rules = ClaimRules::new(Preset::Kubernetes)
         .require("/kubernetes.io/namespace", "ci")
         .unwrap()
@@ -169,9 +176,15 @@ async fn claim_rules_match_githubs_and_kubernetes_claim_sets() {
     assert!(matches!(wrong_ns.check(&token), Err(ClaimError::Mismatch { .. })));
 
     let generic = case("generic_es256");
-    let token =
-        validator(&generic, pinned()).validate_at(generic["token"].as_str().unwrap(), at(&generic["now"])).await.unwrap();
-    let numbers = ClaimRules::new(Preset::Generic).require("build", "1234").unwrap().require("team", "payments").unwrap();
+    let token = validator(&generic, pinned())
+        .validate_at(generic["token"].as_str().unwrap(), at(&generic["now"]))
+        .await
+        .unwrap();
+    let numbers = ClaimRules::new(Preset::Generic)
+        .require("build", "1234")
+        .unwrap()
+        .require("team", "payments")
+        .unwrap();
     assert_eq!(numbers.check(&token).unwrap().len(), 2, "a number matches its JSON text");
 }
 
@@ -190,8 +203,12 @@ async fn a_shared_replay_cache_refuses_across_validators_and_a_full_one_refuses(
     };
     assert!(build().validate_at(token, now).await.is_ok());
     assert!(matches!(build().validate_at(token, now).await, Err(JwtError::Replayed)));
-    let other = v["cases"].as_array().unwrap().iter().find(|c| c["name"] == "expired_within_skew").unwrap().clone();
-    assert!(matches!(build().validate_at(other["token"].as_str().unwrap(), now).await, Err(JwtError::ReplayCacheFull)));
+    let other =
+        v["cases"].as_array().unwrap().iter().find(|c| c["name"] == "expired_within_skew").unwrap().clone();
+    assert!(matches!(
+        build().validate_at(other["token"].as_str().unwrap(), now).await,
+        Err(JwtError::ReplayCacheFull)
+    ));
 }
 
 #[test]
@@ -224,7 +241,9 @@ fn dpop_proofs_from_jwcrypto_are_accepted_or_refused_as_labelled() {
             first
         };
         match (expect, result) {
-            ("ok", Ok(p)) => assert_eq!(p.thumbprint().to_string(), case["thumbprint"].as_str().unwrap(), "{name}"),
+            ("ok", Ok(p)) => {
+                assert_eq!(p.thumbprint().to_string(), case["thumbprint"].as_str().unwrap(), "{name}")
+            }
             ("ok", Err(e)) => panic!("{name}: refused: {e}"),
             (want, Ok(_)) => panic!("{name}: accepted, but {want} was expected"),
             (want, Err(e)) => {
@@ -249,26 +268,37 @@ fn the_rfc_examples_verify() {
     assert_eq!(jwks.keys()[0].thumbprint().to_string(), r7638["thumbprint"].as_str().unwrap());
 
     let r = &v["rfc9449"];
-    assert_eq!(token_oidc::access_token_hash(r["access_token"].as_str().unwrap()), r["ath"].as_str().unwrap());
+    assert_eq!(
+        token_oidc::access_token_hash(r["access_token"].as_str().unwrap()),
+        r["ath"].as_str().unwrap()
+    );
     let jkt = Thumbprint::parse(r["jkt"].as_str().unwrap()).unwrap();
     for p in r["proofs"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
         let verifier = DpopVerifier::builder().build().unwrap();
-        let mut request = DpopRequest::new(p["method"].as_str().unwrap(), p["uri"].as_str().unwrap()).bound_to(&jkt);
+        let mut request =
+            DpopRequest::new(p["method"].as_str().unwrap(), p["uri"].as_str().unwrap()).bound_to(&jkt);
         if let Some(t) = p["access_token"].as_str() {
             request = request.access_token(t);
         }
-        let proof = verifier.verify_at(p["proof"].as_str().unwrap(), &request, at(&p["now"])).unwrap_or_else(|e| {
-            panic!("{name}: {e}");
-        });
+        let proof =
+            verifier.verify_at(p["proof"].as_str().unwrap(), &request, at(&p["now"])).unwrap_or_else(|e| {
+                panic!("{name}: {e}");
+            });
         assert_eq!(proof.thumbprint(), jkt, "{name}");
         // A minute and more later, the same proof is stale; a different URI is refused.
         let late = at(&p["now"]) + TimeDelta::seconds(120);
-        assert!(matches!(verifier.verify_at(p["proof"].as_str().unwrap(), &request, late), Err(DpopError::Stale { .. })));
+        assert!(matches!(
+            verifier.verify_at(p["proof"].as_str().unwrap(), &request, late),
+            Err(DpopError::Stale { .. })
+        ));
     }
     // The resource proof presented without its token's hash check passes, with another token fails.
     let res = &r["proofs"][2];
     let verifier = DpopVerifier::builder().build().unwrap();
     let request = DpopRequest::new("GET", res["uri"].as_str().unwrap()).access_token("another-token");
-    assert!(matches!(verifier.verify_at(res["proof"].as_str().unwrap(), &request, at(&res["now"])), Err(DpopError::WrongAth)));
+    assert!(matches!(
+        verifier.verify_at(res["proof"].as_str().unwrap(), &request, at(&res["now"])),
+        Err(DpopError::WrongAth)
+    ));
 }

@@ -11,8 +11,8 @@
 //! | id | 16 |
 //! | digest key id, digest | 4 + 32 |
 //! | created, not before, expires (seconds `i64` + nanoseconds `u32`) | 3 × 12 |
-//! | flags: revoked, parent, replaces, max uses, idle timeout (bits 0–4; others 0) | 1 |
-//! | revoked at (12), parent (16), replaces (16), max uses (8), idle timeout (12), each if flagged | 0–64 |
+//! | flags: revoked, parent, replaces, max uses, idle timeout, bound (bits 0–5; others 0) | 1 |
+//! | revoked at (12), parent (16), replaces (16), max uses (8), idle timeout (12), bound key's thumbprint (32), each if flagged | 0–96 |
 //! | principal, purpose, scopes (text, each a `u16` length then UTF-8) | 6 + text |
 //!
 //! Decoding checks every field into a typed error ([`StoreError::Corrupted`]) and refuses trailing
@@ -22,7 +22,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use token_core::names::{PrincipalId, Purpose};
-use token_core::{ScopeSet, TokenId, digest::TokenDigest, lookup::TokenRecord, lookup::UseLimits};
+use token_core::{
+    ScopeSet, Thumbprint, TokenId, digest::TokenDigest, lookup::TokenRecord, lookup::UseLimits,
+};
 
 use crate::error::{Result, StoreError};
 
@@ -32,6 +34,7 @@ const PARENT: u8 = 1 << 1;
 const REPLACES: u8 = 1 << 2;
 const MAX_USES: u8 = 1 << 3;
 const IDLE: u8 = 1 << 4;
+const BOUND: u8 = 1 << 5;
 /// At most this many distinct values interned per kind during one load; past it, values are
 /// parsed each time (a bound on the decoder's memory, not on correctness).
 const INTERN_MAX: usize = 1 << 16;
@@ -64,6 +67,7 @@ pub fn encode_token_record_into(record: &TokenRecord, out: &mut Vec<u8>) {
         (record.replaces.is_some(), REPLACES),
         (record.limits.max_uses.is_some(), MAX_USES),
         (record.limits.idle_timeout.is_some(), IDLE),
+        (record.bound_to.is_some(), BOUND),
     ] {
         if set {
             flags |= bit;
@@ -88,6 +92,9 @@ pub fn encode_token_record_into(record: &TokenRecord, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&secs.to_be_bytes());
         out.extend_from_slice(&nanos.unsigned_abs().to_be_bytes());
+    }
+    if let Some(key) = &record.bound_to {
+        out.extend_from_slice(key.as_bytes());
     }
     put_text(out, record.principal.as_str());
     put_text(out, record.purpose.as_str());
@@ -213,7 +220,7 @@ impl RecordDecoder {
         let not_before = r.time()?;
         let expires_at = r.time()?;
         let [flags] = r.array()?;
-        if flags & !(REVOKED | PARENT | REPLACES | MAX_USES | IDLE) != 0 {
+        if flags & !(REVOKED | PARENT | REPLACES | MAX_USES | IDLE | BOUND) != 0 {
             return Err(bad(format!("unknown flags {flags:#04x}")));
         }
         let revoked_at = if flags & REVOKED != 0 { Some(r.time()?) } else { None };
@@ -227,6 +234,7 @@ impl RecordDecoder {
         } else {
             None
         };
+        let bound_to = if flags & BOUND != 0 { Some(Thumbprint::from_bytes(r.array()?)) } else { None };
         let principal =
             intern(&mut self.principals, r.text()?, |s| PrincipalId::new(s).map_err(|e| bad(e.to_string())))?;
         let purpose =
@@ -250,6 +258,7 @@ impl RecordDecoder {
             parent,
             replaces,
             limits,
+            bound_to,
         })
     }
 }
@@ -281,6 +290,7 @@ mod tests {
             } else {
                 UseLimits::default()
             },
+            bound_to: (seed & 8 != 0).then(|| Thumbprint::from_bytes([9; 32])),
         }
     }
 
@@ -291,7 +301,7 @@ mod tests {
     #[test]
     fn round_trips_every_shape() {
         let mut d = RecordDecoder::new();
-        for bits in 0..8u8 {
+        for bits in 0..16u8 {
             let r = record(u64::from(bits), bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
             let bytes = encode_token_record(&r);
             let back = d.decode(&bytes).unwrap();

@@ -180,6 +180,7 @@ impl TokenRow {
             parent: None,
             replaces: None,
             limits: token_core::lookup::UseLimits::default(),
+            bound_to: None,
         };
         Self { defect: Some(detail.into()), ..Self::new(record, None, 0, None) }
     }

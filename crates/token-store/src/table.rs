@@ -239,6 +239,7 @@ mod tests {
             parent: None,
             replaces: None,
             limits: UseLimits::default(),
+            bound_to: None,
         };
         TokenView::from_record(&r)
     }

@@ -224,6 +224,8 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
     let mut limited = record(&f, "limited", TimeDelta::hours(1), t0(), None);
     limited.limits =
         token_core::lookup::UseLimits { max_uses: Some(3), idle_timeout: Some(TimeDelta::minutes(5)) };
+    // A token bound to a key keeps its binding (and its tag covers it).
+    limited.bound_to = Some(token_core::Thumbprint::from_bytes([0x5a; 32]));
     let revoked = record(&f, "revoked", TimeDelta::hours(1), t0(), None);
     let expired = record(&f, "expired", TimeDelta::minutes(1), t0(), None);
     for r in [&live, &limited, &revoked, &expired] {
@@ -249,6 +251,7 @@ pub async fn records_keep_their_tags(b: &dyn Backend) {
         }
         if t.record.id == limited.id {
             assert_eq!(t.record.limits, limited.limits, "limits");
+            assert_eq!(t.record.bound_to, limited.bound_to, "the key binding");
         }
     }
     // A streamed load sees the same records (each tagged), and a count, if given, agrees.

@@ -42,6 +42,10 @@ pub enum Error {
     /// them first or apply with `allow_orphans`.
     #[error("the policy would orphan {} active token(s): {}", .0.len(), ids(.0))]
     PolicyOrphans(Vec<token_core::TokenId>),
+    /// An exchange of an OIDC subject token was refused (and audited as such).
+    #[cfg(feature = "federation")]
+    #[error(transparent)]
+    Exchange(#[from] crate::federation::ExchangeError),
     /// A partner alert was refused (bad signature, replay, oversized, malformed).
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]

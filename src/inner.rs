@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) migration: Option<token_store::Migration>,
     /// The store's binding to its audit log, and the witness (with an audit log).
     pub(crate) guard: Option<Arc<crate::guard::Guard>>,
+    /// The OIDC issuers this handle trusts for exchanges ([`crate::Tokenward::federate`]).
+    #[cfg(feature = "federation")]
+    pub(crate) federations: crate::federation::Federations,
 }
 
 /// A credential rotated through the handle, and its target.

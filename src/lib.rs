@@ -51,6 +51,8 @@
 mod builder;
 mod deployment;
 mod error;
+#[cfg(feature = "federation")]
+pub mod federation;
 mod guard;
 mod inner;
 mod kms;
@@ -83,6 +85,8 @@ pub use token_rotate::{EmergencyOrder, Schedule};
 pub use token_audit as audit;
 pub use token_core as core;
 pub use token_core::secrecy;
+#[cfg(feature = "federation")]
+pub use token_oidc as oidc;
 pub use token_rotate as rotate;
 pub use token_store as store;
 

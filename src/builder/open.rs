@@ -233,6 +233,8 @@ impl TokenwardBuilder {
             tasks: Default::default(),
             migration,
             guard,
+            #[cfg(feature = "federation")]
+            federations: crate::federation::Federations::new(),
         });
         let mut checkpoints = None;
         if let (Some((every, export)), Some(w), Some((s, log))) = (periodic, &inner.writer, &inner.signer) {

@@ -61,6 +61,20 @@ impl PolicyFile {
                 format!("{shown}, target {target}")
             },
         );
+        diff_named(
+            &mut out,
+            "federation",
+            &old.federations,
+            &self.federations,
+            |f| &f.name,
+            |f| {
+                let claims = serde_json::to_value(&f.claims).map(|v| v.to_string()).unwrap_or_default();
+                format!(
+                    "issuer {}, audience {}, principal {}, max_ttl {}, bind {}, claims {claims}",
+                    f.issuer, f.audience, f.principal, f.max_ttl, f.bind
+                )
+            },
+        );
         out
     }
 }

@@ -58,6 +58,8 @@
 //! - `kinds`: the registry of rotation target kinds and [`TargetSpec`], a credential's target read
 //!   into its kind's declaration. Each kind owns its declaration (`token_rotate::declare`: its
 //!   fields, check and build); the registry lists kinds, one line each, and knows no kind's fields.
+//! - `federation`: [`FederationSpec`], the `[[federation]]` tables (trusted OIDC issuers) and
+//!   their checks; the exchange that obeys them is `crate::federation` (feature `federation`).
 //! - `diff`: [`PolicyFile::diff`], what changes from one file to the next.
 //! - `stored`: the versioned policy in the store ([`Tokenward::apply_policy`], history, orphans).
 //! - `declared`: a declared credential built in a deployment ([`Tokenward::declared_target`],
@@ -72,6 +74,7 @@ mod declared;
 mod diff;
 mod duration;
 pub(crate) mod error;
+mod federation;
 mod kinds;
 mod schema;
 pub(crate) mod stored;
@@ -81,6 +84,7 @@ pub use credential::{
 };
 pub use duration::{Duration, format_duration, parse_duration};
 pub use error::PolicyFileError;
+pub use federation::{ClaimSpec, FederationSpec, JwksSpec, MAX_EXCHANGE_TTL};
 pub use kinds::{TargetSpec, register_kind};
 pub use schema::{PolicyFile, PrincipalSpec, RoleSpec, Rules};
 pub use stored::{ApplyOptions, Orphan, PolicyApplied, PolicyRecord};

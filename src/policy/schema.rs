@@ -9,6 +9,7 @@ use token_store::SecretName;
 
 use super::credential::CredentialSpec;
 use super::error::PolicyFileError;
+use super::federation::FederationSpec;
 
 /// A policy file: issuing rules, roles, principals and the credentials under rotation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct PolicyFile {
     /// Credentials under rotation.
     #[serde(default, rename = "credential", skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<CredentialSpec>,
+    /// Trusted OIDC issuers, and what the identities they vouch for may get by an exchange.
+    #[serde(default, rename = "federation", skip_serializing_if = "Vec::is_empty")]
+    pub federations: Vec<FederationSpec>,
 }
 
 /// The issuing rules ([`token_core::errors::PolicyBuilder`]'s settings).
@@ -159,6 +163,7 @@ impl PolicyFile {
             }
             c.target.check(&FileCheck { what: &what, file: self, policy: &policy })?;
         }
+        super::federation::check_all(&self.federations, self, &policy)?;
         Ok(())
     }
 
@@ -185,6 +190,11 @@ impl PolicyFile {
     pub fn principal(&self, name: &str) -> Option<Principal> {
         let p = self.principals.iter().find(|p| p.name == name)?;
         Principal::parse(&p.name, p.roles.iter().map(String::as_str)).ok()
+    }
+
+    /// A declared federation.
+    pub fn federation(&self, name: &str) -> Option<&FederationSpec> {
+        self.federations.iter().find(|f| f.name == name)
     }
 
     /// A declared credential.

@@ -53,6 +53,9 @@ pub enum Action {
     Drill(String),
     /// An operator's deliberate change to the store itself (detail: `migrate`, `new-log`, …).
     Store(String),
+    /// A workload's OIDC token exchanged for a token (detail: `granted` or `denied`); the
+    /// federation, issuer, subject and matched claims are attributes, never the subject token.
+    Exchange(String),
 }
 
 impl Action {
@@ -70,6 +73,7 @@ impl Action {
             Action::SecretAccess(_) => "secret_access",
             Action::Drill(_) => "drill",
             Action::Store(_) => "store",
+            Action::Exchange(_) => "exchange",
         }
     }
 
@@ -80,7 +84,8 @@ impl Action {
             | Action::Rotate(d)
             | Action::SecretAccess(d)
             | Action::Drill(d)
-            | Action::Store(d) => Some(d),
+            | Action::Store(d)
+            | Action::Exchange(d) => Some(d),
             _ => None,
         }
     }

@@ -215,7 +215,7 @@ impl JwtValidator {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(JwtError::BadClaim("aud")),
         };
-        if !audience.iter().any(|a| *a == self.audience) {
+        if !audience.contains(&self.audience) {
             return Err(JwtError::WrongAudience { expected: self.audience.clone() });
         }
         let date = |name, rounding| numeric_date(&claims, name, rounding).map_err(JwtError::BadClaim);
@@ -395,8 +395,8 @@ impl VerifiedJwt {
     /// One claim: by top-level name, or by RFC 6901 JSON pointer when `name` starts with `/`
     /// (`/kubernetes.io/namespace`).
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        if name.starts_with('/') {
-            let (first, rest) = name[1..].split_once('/').unwrap_or((&name[1..], ""));
+        if let Some(pointer) = name.strip_prefix('/') {
+            let (first, rest) = pointer.split_once('/').unwrap_or((pointer, ""));
             let first = first.replace("~1", "/").replace("~0", "~");
             let top = self.claims.get(&first)?;
             if rest.is_empty() { Some(top) } else { top.pointer(&format!("/{rest}")) }

@@ -1,0 +1,473 @@
+//! Federation (feature `federation`): a workload with no stored secret — a CI job, a pod — trades
+//! its platform's signed OIDC token for a short-lived, narrowly scoped Tokenward token
+//! ([`Tokenward::exchange`]), under the policy's `[[federation]]` tables
+//! ([`crate::policy::FederationSpec`], made live by [`Tokenward::federate`]).
+//!
+//! The subject token is validated by `token-oidc` (RS256, ES256 or EdDSA by the issuer's keys;
+//! `iss`, `aud`, `exp`, `nbf`, `iat` with a bounded skew; a `jti` never accepted twice, in one
+//! replay cache shared by every issuer of the handle, so one subject token is exchanged at most
+//! once). Then every claim the federation binds must match, the token is issued to the
+//! federation's principal — bounded by its roles, the federation's `scopes` and `max_ttl` — and
+//! bound to the caller's key when asked (or when the federation requires it). Every exchange is
+//! audited (`exchange`: granted with the token, issuer, subject and the matched claims; or
+//! denied with why), never the subject token itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use token_audit::{Action, Actor, AuditEvent, Outcome};
+use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::names::Purpose;
+use token_core::{IssueRequest, IssuedToken, Principal, ScopeSet, Thumbprint};
+use token_oidc::{Algorithm, ClaimRules, IssuerKeys, JwtValidator, Preset, ReplayCache};
+
+use crate::deployment::Tokenward;
+use crate::error::{Error, Result};
+use crate::policy::{ClaimSpec, FederationSpec, PolicyFile};
+
+/// How many `jti`s the handle's replay cache holds (it refuses, not forgets, when full).
+const REPLAY_CAPACITY: usize = 100_000;
+
+/// An exchange: the scopes and lifetime asked for, and the key to bind the token to.
+#[derive(Clone, Debug)]
+pub struct ExchangeRequest {
+    scopes: ScopeSet,
+    ttl: TimeDelta,
+    bind: Option<Thumbprint>,
+    source: Option<String>,
+}
+
+impl ExchangeRequest {
+    /// Asks for `scopes` for `ttl`.
+    pub fn new(scopes: ScopeSet, ttl: TimeDelta) -> Self {
+        Self { scopes, ttl, bind: None, source: None }
+    }
+
+    /// Binds the token to the key whose RFC 7638 thumbprint is `key` (the key of the caller's
+    /// DPoP proof): then it is accepted only with a proof by that key.
+    pub fn bound_to(mut self, key: Thumbprint) -> Self {
+        self.bind = Some(key);
+        self
+    }
+
+    /// Where the request came from (an address), for the audit entry.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+/// A granted exchange: the token (shown once), and what it was granted on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Exchanged {
+    /// The token: give it to the caller, never log it.
+    pub token: IssuedToken,
+    /// The federation that granted it.
+    pub federation: String,
+    /// The subject token's issuer and subject.
+    pub issuer: String,
+    /// The subject (`sub`).
+    pub subject: String,
+    /// Each bound claim and the value it matched.
+    pub matched: Vec<(String, String)>,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+    /// The key it is bound to, if it is.
+    pub bound_to: Option<Thumbprint>,
+}
+
+/// Why an exchange was refused. Never holds the subject token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The handle trusts no issuer ([`Tokenward::federate`] was not called, or the policy has no
+    /// `[[federation]]`).
+    #[error("no federation is trusted by this deployment")]
+    NotConfigured,
+    /// No federation trusts the subject token's issuer (as the token claims it; not verified).
+    #[error("no federation trusts the issuer {0:?}")]
+    UntrustedIssuer(String),
+    /// The subject token is not valid (signature, issuer, audience, times, a replayed `jti`…).
+    #[error("the subject token: {0}")]
+    Subject(#[from] token_oidc::JwtError),
+    /// The token is valid, but a bound claim does not match in any federation of its issuer.
+    #[error("federation {federation}: {error}")]
+    Claims {
+        /// The first federation of the issuer.
+        federation: String,
+        /// What did not match.
+        error: token_oidc::ClaimError,
+    },
+    /// The federation grants only key-bound tokens, and no key was given.
+    #[error("federation {0} grants only key-bound tokens: exchange with a DPoP proof")]
+    BindingRequired(String),
+    /// A longer token than the federation's `max_ttl` was asked for.
+    #[error("federation {federation}: requested {requested} but at most {max}")]
+    TtlTooLong {
+        /// The federation.
+        federation: String,
+        /// What was asked.
+        requested: String,
+        /// Its `max_ttl`.
+        max: String,
+    },
+    /// A scope outside the federation's `scopes` was asked for.
+    #[error("federation {federation}: scope {scope} may not be granted")]
+    ScopeNotAllowed {
+        /// The federation.
+        federation: String,
+        /// The scope.
+        scope: String,
+    },
+    /// The principal's roles refuse the token (a scope they do not grant, a lifetime above a
+    /// role's).
+    #[error("federation {federation}: {error}")]
+    Issue {
+        /// The federation.
+        federation: String,
+        /// The policy's refusal.
+        error: token_core::IssueError,
+    },
+}
+
+impl ExchangeError {
+    /// A short, stable name for the audit entry and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::UntrustedIssuer(_) => "untrusted_issuer",
+            Self::Subject(_) => "invalid_subject_token",
+            Self::Claims { .. } => "claims_mismatch",
+            Self::BindingRequired(_) => "binding_required",
+            Self::TtlTooLong { .. } => "ttl_too_long",
+            Self::ScopeNotAllowed { .. } => "scope_not_allowed",
+            Self::Issue { .. } => "policy_refused",
+        }
+    }
+}
+
+/// One federation made live: its spec, its principal, its claim rules and its issuer's validator.
+pub(crate) struct Trust {
+    spec: FederationSpec,
+    principal: Principal,
+    max_ttl: TimeDelta,
+    scopes: Option<ScopeSet>,
+    rules: ClaimRules,
+    validator: Arc<JwtValidator>,
+}
+
+/// The federations a handle trusts.
+pub(crate) struct Federations {
+    trusts: RwLock<Arc<Vec<Arc<Trust>>>>,
+    replay: Arc<ReplayCache>,
+}
+
+impl Federations {
+    pub(crate) fn new() -> Self {
+        Self { trusts: RwLock::default(), replay: Arc::new(ReplayCache::new(REPLAY_CAPACITY)) }
+    }
+
+    fn current(&self) -> Arc<Vec<Arc<Trust>>> {
+        self.trusts.read().map_or_else(|p| Arc::clone(&p.into_inner()), |g| Arc::clone(&g))
+    }
+}
+
+fn config(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{what}: {e}"))
+}
+
+impl Tokenward {
+    /// Trusts the issuers of `file`'s `[[federation]]` tables (replacing what was trusted
+    /// before): builds each one's validator (keys fetched through `token-http`, or pinned from a
+    /// file), its claim rules and its principal. Returns the federations' names.
+    pub fn federate(&self, file: &PolicyFile) -> Result<Vec<String>> {
+        file.check()?;
+        let federations = &self.inner.federations;
+        let mut validators: HashMap<(String, String), (JwksKey, Arc<JwtValidator>)> = HashMap::new();
+        let mut trusts = Vec::new();
+        for spec in &file.federations {
+            let what = format!("federation {}", spec.name);
+            let preset = Preset::from_name(&spec.preset).ok_or_else(|| config(&what, "unknown preset"))?;
+            let mut rules = ClaimRules::new(preset);
+            for (claim, value) in &spec.claims {
+                rules = match value {
+                    ClaimSpec::Exact(v) => rules.require(claim, v),
+                    ClaimSpec::Glob { glob } => rules.require_glob(claim, glob),
+                }
+                .map_err(|e| config(&what, e))?;
+            }
+            let key = (spec.issuer.clone(), spec.audience.clone());
+            let jwks = JwksKey::of(spec);
+            let validator = match validators.get(&key) {
+                Some((same, v)) if *same == jwks => Arc::clone(v),
+                Some(_) => {
+                    return Err(config(
+                        &what,
+                        "another federation of this issuer and audience names other keys or algorithms",
+                    ));
+                }
+                None => {
+                    let v = Arc::new(
+                        self.validator(spec, Arc::clone(&federations.replay))
+                            .map_err(|e| config(&what, e))?,
+                    );
+                    validators.insert(key, (jwks, Arc::clone(&v)));
+                    v
+                }
+            };
+            let scopes = if spec.scopes.is_empty() {
+                None
+            } else {
+                Some(ScopeSet::parse(&spec.scopes.join(" ")).map_err(|e| config(&what, e))?)
+            };
+            trusts.push(Arc::new(Trust {
+                principal: file
+                    .principal(&spec.principal)
+                    .ok_or_else(|| config(&what, "no such principal"))?,
+                max_ttl: spec.max_ttl.get().map_err(|e| config(&what, e))?,
+                scopes,
+                rules,
+                validator,
+                spec: spec.clone(),
+            }));
+        }
+        let names = trusts.iter().map(|t| t.spec.name.clone()).collect();
+        match federations.trusts.write() {
+            Ok(mut g) => *g = Arc::new(trusts),
+            Err(p) => *p.into_inner() = Arc::new(trusts),
+        }
+        Ok(names)
+    }
+
+    fn validator(&self, spec: &FederationSpec, replay: Arc<ReplayCache>) -> Result<JwtValidator, String> {
+        let keys = match (&spec.jwks.url, &spec.jwks.file) {
+            (Some(url), _) => {
+                let mut b = IssuerKeys::remote(url.clone());
+                if let Some(r) = &spec.jwks.refresh {
+                    b = b.refresh(r.get().map_err(|e| e.to_string())?);
+                }
+                if let Some(ca) = &spec.jwks.ca_file {
+                    let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+                    b = b.ca_pem(pem);
+                }
+                b.build().map_err(|e| e.to_string())?
+            }
+            (None, Some(file)) => IssuerKeys::pinned_file(file).map_err(|e| e.to_string())?,
+            (None, None) => return Err("no jwks".into()),
+        };
+        let mut b = JwtValidator::builder(&spec.issuer, &spec.audience, keys)
+            .replay_cache(replay)
+            .clock(Arc::clone(self.clock()));
+        if !spec.algorithms.is_empty() {
+            let algs: Option<Vec<Algorithm>> =
+                spec.algorithms.iter().map(|a| Algorithm::from_name(a)).collect();
+            b = b.algorithms(algs.ok_or("an unknown algorithm")?);
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
+    /// Exchanges `subject_token` — a workload's OIDC token — for a Tokenward token (RFC 8693's
+    /// token exchange, as a library call): see the [module](crate::federation). Audited either
+    /// way; the subject token is never logged or recorded.
+    pub async fn exchange(&self, subject_token: &str, request: &ExchangeRequest) -> Result<Exchanged> {
+        match self.try_exchange(subject_token, request).await {
+            Ok(done) => Ok(done),
+            Err(Denied::Failed(e)) => Err(e),
+            Err(Denied::Refused(federation, error)) => {
+                let error = *error;
+                let mut event =
+                    AuditEvent::new(self.clock().now(), Actor::Anonymous, Action::Exchange("denied".into()))
+                        .outcome(Outcome::Failure(error.code().into()))
+                        .attr("reason", error.to_string());
+                if let Some(f) = federation {
+                    event = event.attr("federation", f);
+                }
+                if let Some(s) = &request.source {
+                    event = event.source(s.clone());
+                }
+                if let Some(audit) = &self.inner.auditor {
+                    audit.emit_durable(event).await?;
+                }
+                Err(Error::Exchange(error))
+            }
+        }
+    }
+
+    async fn try_exchange(
+        &self,
+        subject_token: &str,
+        request: &ExchangeRequest,
+    ) -> std::result::Result<Exchanged, Denied> {
+        let trusts = self.inner.federations.current();
+        if trusts.is_empty() {
+            return Err(Denied::refused(None, ExchangeError::NotConfigured));
+        }
+        let claimed = claimed_issuer(subject_token).unwrap_or_default();
+        let of_issuer: Vec<&Arc<Trust>> = trusts.iter().filter(|t| t.spec.issuer == claimed).collect();
+        let Some(first) = of_issuer.first() else {
+            return Err(Denied::refused(None, ExchangeError::UntrustedIssuer(shown(&claimed))));
+        };
+        let first_name = Some(first.spec.name.clone());
+        // One validation per distinct validator of the issuer (its audiences); the first that
+        // accepts the token decides. The replay cache is shared: a token is accepted once.
+        let mut verified = None;
+        let mut refusal = None;
+        for t in &of_issuer {
+            if verified.as_ref().is_some_and(|(v, _): &(Arc<JwtValidator>, _)| Arc::ptr_eq(v, &t.validator)) {
+                continue;
+            }
+            if verified.is_some() {
+                break;
+            }
+            match t.validator.validate_at(subject_token, self.clock().now()).await {
+                Ok(jwt) => verified = Some((Arc::clone(&t.validator), jwt)),
+                Err(e) => refusal = refusal.or(Some(e)),
+            }
+        }
+        let Some((validator, jwt)) = verified else {
+            let Some(refusal) = refusal else {
+                return Err(Denied::refused(first_name, ExchangeError::NotConfigured));
+            };
+            return Err(Denied::refused(first_name, ExchangeError::Subject(refusal)));
+        };
+        let mut mismatch = None;
+        let mut chosen = None;
+        for t in of_issuer.iter().filter(|t| Arc::ptr_eq(&t.validator, &validator)) {
+            match t.rules.check(&jwt) {
+                Ok(matched) => {
+                    chosen = Some((Arc::clone(t), matched));
+                    break;
+                }
+                Err(e) => mismatch = mismatch.or(Some((t.spec.name.clone(), e))),
+            }
+        }
+        let Some((trust, matched)) = chosen else {
+            let Some((federation, error)) = mismatch else {
+                return Err(Denied::refused(first_name, ExchangeError::NotConfigured));
+            };
+            return Err(Denied::refused(
+                Some(federation.clone()),
+                ExchangeError::Claims { federation, error },
+            ));
+        };
+        let name = trust.spec.name.clone();
+        let deny = |e| Err(Denied::refused(Some(name.clone()), e));
+        if trust.spec.binding_required() && request.bind.is_none() {
+            return deny(ExchangeError::BindingRequired(name.clone()));
+        }
+        if request.ttl > trust.max_ttl {
+            return deny(ExchangeError::TtlTooLong {
+                federation: name.clone(),
+                requested: crate::policy::format_duration(request.ttl),
+                max: trust.spec.max_ttl.as_str().to_owned(),
+            });
+        }
+        if let Some(allowed) = &trust.scopes
+            && let Some(s) = request
+                .scopes
+                .iter()
+                .find(|s| !ScopeSet::new([(*s).clone()]).is_ok_and(|one| one.is_subset(allowed)))
+        {
+            return deny(ExchangeError::ScopeNotAllowed { federation: name.clone(), scope: s.to_string() });
+        }
+        // Each exchange gets a purpose of its own (the federation's name and 64 random bits), so
+        // concurrent jobs of one identity each hold a token.
+        let purpose = Purpose::new(&format!("{name}.{}", token_core::hex::encode(&random8())))
+            .map_err(|e| Denied::Failed(Error::Config(format!("federation {name}: {e}"))))?;
+        let mut issue = IssueRequest::new(purpose, request.scopes.clone(), request.ttl);
+        if let Some(key) = request.bind {
+            issue = issue.bound_to(key);
+        }
+        let token = match self.issue(&trust.principal, &issue).await {
+            Ok(t) => t,
+            Err(Error::Issue(error)) => {
+                return deny(ExchangeError::Issue { federation: name.clone(), error });
+            }
+            Err(other) => return Err(Denied::Failed(other)),
+        };
+        let expires_at = self.clock().now() + request.ttl;
+        let claims = matched.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let mut event = AuditEvent::new(
+            self.clock().now(),
+            Actor::Principal(trust.principal.id().as_str().to_owned()),
+            Action::Exchange("granted".into()),
+        )
+        .token(token.id())
+        .attr("federation", name.clone())
+        .attr("issuer", jwt.issuer())
+        .attr("subject", shown(jwt.subject()))
+        .attr("claims", claims);
+        if let Some(key) = request.bind {
+            event = event.attr("bound_to", key.to_string());
+        }
+        if let Some(s) = &request.source {
+            event = event.source(s.clone());
+        }
+        if let Some(audit) = &self.inner.auditor
+            && let Err(e) = audit.emit_durable(event).await
+        {
+            // The token was issued (and its issue audited): withdraw it rather than hand out a
+            // token whose exchange is not on record.
+            tracing::error!(federation = %name, error = %e, "the exchange could not be audited; its token is revoked");
+            if let Err(r) = self.revoke(token.id()).await {
+                tracing::error!(token = %token.id(), error = %r, "an unaudited exchange's token could not be revoked");
+            }
+            return Err(Denied::Failed(e.into()));
+        }
+        Ok(Exchanged {
+            token,
+            federation: name,
+            issuer: jwt.issuer().to_owned(),
+            subject: jwt.subject().to_owned(),
+            matched,
+            expires_at,
+            bound_to: request.bind,
+        })
+    }
+}
+
+/// How an exchange did not happen: refused (audited as a denial), or failed (the store, the log).
+enum Denied {
+    Refused(Option<String>, Box<ExchangeError>),
+    Failed(Error),
+}
+
+impl Denied {
+    fn refused(federation: Option<String>, error: ExchangeError) -> Self {
+        Self::Refused(federation, Box::new(error))
+    }
+}
+
+/// What decides whether two federations of one issuer and audience can share a validator.
+#[derive(PartialEq, Eq)]
+struct JwksKey(String);
+
+impl JwksKey {
+    fn of(spec: &FederationSpec) -> Self {
+        Self(format!("{:?}|{:?}", spec.jwks, spec.algorithms))
+    }
+}
+
+/// The `iss` a compact JWT claims, unverified (to pick the federations to try), if it has one.
+fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    if token.len() > token_oidc::limits::MAX_TOKEN_CEILING {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// Text from a token, for an error or an audit entry: printable, at most 128 characters.
+fn shown(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
+fn random8() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    rand::fill(&mut b);
+    b
+}

@@ -373,8 +373,9 @@ impl Tokenward {
         }
         // Each exchange gets a purpose of its own (the federation's name and 64 random bits), so
         // concurrent jobs of one identity each hold a token.
-        let purpose = Purpose::new(&format!("{name}.{}", token_core::hex::encode(&random8())))
-            .map_err(|e| Denied::Failed(Error::Config(format!("federation {name}: {e}"))))?;
+        let purpose =
+            Purpose::new(&format!("{name}.{}", token_core::hex::encode(&random8().map_err(Denied::Failed)?)))
+                .map_err(|e| Denied::Failed(Error::Config(format!("federation {name}: {e}"))))?;
         let mut issue = IssueRequest::new(purpose, request.scopes.clone(), request.ttl);
         if let Some(key) = request.bind {
             issue = issue.bound_to(key);
@@ -466,8 +467,12 @@ fn shown(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
-fn random8() -> [u8; 8] {
+/// 64 random bits from the OS (a purpose's suffix: unique, not secret).
+fn random8() -> std::result::Result<[u8; 8], Error> {
+    use rand::TryRng;
     let mut b = [0u8; 8];
-    rand::fill(&mut b);
-    b
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut b)
+        .map_err(|_| Error::Config("the OS random source failed".into()))?;
+    Ok(b)
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use rand::TryRng;
 
 pub mod corpus;
+pub mod dpop;
 pub mod stats;
 
 /// The environment variable naming the test PostgreSQL server's URL.

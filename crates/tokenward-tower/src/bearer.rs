@@ -1,18 +1,39 @@
-//! Bearer credentials from the `Authorization` header (RFC 6750 §2.1, RFC 9110 §11.4).
+//! Credentials from the `Authorization` header: a bearer token (RFC 6750 §2.1, RFC 9110 §11.4)
+//! or a DPoP-bound one (RFC 9449 §7.1: the `DPoP` scheme, the same token68 syntax).
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
 use crate::error::Rejection;
 
-/// The token of the one `Authorization: Bearer <token68>` header.
+/// How the token was presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: DPoP <token>`, with a `DPoP` proof header.
+    Dpop,
+}
+
+/// The token of the one `Authorization: Bearer <token68>` header (or `DPoP <token68>` when
+/// `dpop` is on).
 ///
 /// - no header, or another scheme: [`Rejection::MissingToken`];
 /// - two headers, an oversized one, no token, a character outside token68
 ///   (`A-Z a-z 0-9 - . _ ~ + /`, then only `=`), or a list of credentials: [`Rejection::InvalidRequest`].
 ///
 /// The scheme is case-insensitive; one or more spaces separate it from the token.
+#[cfg(test)]
 pub(crate) fn bearer(headers: &HeaderMap, max_len: usize) -> Result<&str, Rejection> {
+    credentials(headers, max_len, false).map(|(_, token)| token)
+}
+
+/// [`bearer`], also accepting the `DPoP` scheme when `dpop` is on.
+pub(crate) fn credentials(
+    headers: &HeaderMap,
+    max_len: usize,
+    dpop: bool,
+) -> Result<(Scheme, &str), Rejection> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = all.next() else { return Err(Rejection::MissingToken) };
     if all.next().is_some() {
@@ -26,9 +47,13 @@ pub(crate) fn bearer(headers: &HeaderMap, max_len: usize) -> Result<&str, Reject
         Some(i) => (&bytes[..i], &bytes[i..]),
         None => (bytes, &[][..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case(b"dpop") {
+        Scheme::Dpop
+    } else {
         return Err(Rejection::MissingToken);
-    }
+    };
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     let token = &rest[start..];
     if token.is_empty() {
@@ -44,7 +69,9 @@ pub(crate) fn bearer(headers: &HeaderMap, max_len: usize) -> Result<&str, Reject
         return Err(Rejection::InvalidRequest("the bearer token is malformed"));
     }
     // token68 is ASCII, so this cannot fail; the error path keeps it total.
-    std::str::from_utf8(token).map_err(|_| Rejection::InvalidRequest("the bearer token is malformed"))
+    let token =
+        std::str::from_utf8(token).map_err(|_| Rejection::InvalidRequest("the bearer token is malformed"))?;
+    Ok((scheme, token))
 }
 
 #[cfg(test)]
@@ -71,6 +98,11 @@ mod tests {
         assert_eq!(bearer(&HeaderMap::new(), 1024), Err(Rejection::MissingToken));
         assert_eq!(bearer(&with(&[b"Basic dXNlcjpwYXNz"]), 1024), Err(Rejection::MissingToken));
         assert_eq!(bearer(&with(&[b"Bearertw_x"]), 1024), Err(Rejection::MissingToken));
+        // DPoP is another scheme unless the layer accepts it.
+        assert_eq!(bearer(&with(&[b"DPoP tw_x"]), 1024), Err(Rejection::MissingToken));
+        assert_eq!(credentials(&with(&[b"DPoP tw_x"]), 1024, true), Ok((Scheme::Dpop, "tw_x")));
+        assert_eq!(credentials(&with(&[b"dpop tw_x"]), 1024, true), Ok((Scheme::Dpop, "tw_x")));
+        assert_eq!(credentials(&with(&[b"Bearer tw_x"]), 1024, true), Ok((Scheme::Bearer, "tw_x")));
         for bad in [
             &b"Bearer"[..],
             b"Bearer ",

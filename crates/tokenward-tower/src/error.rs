@@ -27,13 +27,26 @@ pub enum Rejection {
     /// The audit log cannot record the decision and auditing fails closed: `503` with
     /// `Retry-After: 1`. Not the client's fault, and not a denial of its token.
     AuditUnavailable,
+    /// A `DPoP`-scheme request whose proof is missing, duplicated or not valid (signature,
+    /// method, URI, age, replayed `jti`, `ath`): `401`, `WWW-Authenticate: DPoP
+    /// error="invalid_dpop_proof"` (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// A token bound to a key presented without a proof by that key — as a plain bearer token,
+    /// or with another key's proof — or an unbound token presented as a DPoP one: `401`,
+    /// `WWW-Authenticate: DPoP error="invalid_token"`.
+    InvalidKeyBinding,
 }
+
+/// The algorithms a DPoP proof may use, as the `algs` of a `DPoP` challenge.
+const DPOP_ALGS: &str = "ES256 EdDSA RS256";
 
 impl Rejection {
     /// The status this rejection is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken | Self::InvalidDpopProof | Self::InvalidKeyBinding => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +67,8 @@ impl Rejection {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"")
             }
             Self::InsufficientScope(None) => "Bearer error=\"insufficient_scope\"".to_owned(),
+            Self::InvalidDpopProof => format!("DPoP error=\"invalid_dpop_proof\", algs=\"{DPOP_ALGS}\""),
+            Self::InvalidKeyBinding => format!("DPoP error=\"invalid_token\", algs=\"{DPOP_ALGS}\""),
             Self::AuditUnavailable => return None,
         };
         HeaderValue::from_str(&text).ok()
@@ -82,6 +97,8 @@ impl fmt::Display for Rejection {
             Self::InsufficientScope(Some(s)) => write!(f, "insufficient scope: needs {s}"),
             Self::InsufficientScope(None) => f.write_str("insufficient scope: no scope maps to this request"),
             Self::AuditUnavailable => f.write_str("the audit log cannot record this request"),
+            Self::InvalidDpopProof => f.write_str("invalid DPoP proof"),
+            Self::InvalidKeyBinding => f.write_str("the token's key binding is not proven"),
         }
     }
 }

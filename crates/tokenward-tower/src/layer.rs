@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tokenward::TokenVerifier;
+use tokenward::oidc::DpopVerifier;
 use tower_layer::Layer;
 
 use crate::service::TokenAuth;
@@ -18,6 +19,15 @@ pub const DEFAULT_MAX_HEADER: usize = 1024;
 pub(crate) struct Config {
     pub(crate) max_header: usize,
     pub(crate) source: Option<Arc<SourceFn>>,
+    pub(crate) dpop: Option<Arc<Dpop>>,
+}
+
+/// DPoP (RFC 9449) as the layer checks it: the proofs' verifier, and the origin the server is
+/// reached at (a proof's `htu` names the URI the client used, which a server behind a proxy
+/// cannot read from the request).
+pub(crate) struct Dpop {
+    pub(crate) verifier: DpopVerifier,
+    pub(crate) origin: String,
 }
 
 /// A [`Layer`] that authenticates bearer tokens and authorises each request's scope through a
@@ -54,7 +64,7 @@ impl<M> TokenAuthLayer<M> {
         Self {
             verifier,
             scopes: Arc::new(scopes),
-            config: Arc::new(Config { max_header: DEFAULT_MAX_HEADER, source: None }),
+            config: Arc::new(Config { max_header: DEFAULT_MAX_HEADER, source: None, dpop: None }),
         }
     }
 
@@ -79,6 +89,19 @@ impl<M> TokenAuthLayer<M> {
         f: impl Fn(&http::Extensions, &http::HeaderMap) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.config_mut().source = Some(Arc::new(f));
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with one `DPoP` proof
+    /// header, checked by `verifier` (signature by the proof's own key, `htm` the request's
+    /// method, `htu` `origin` + the request's path, `iat` fresh, `jti` never seen, `ath` the
+    /// token's hash); the token must then be bound to that key. `origin` is how clients reach
+    /// the server (`https://api.example.com`, no path). Without this, a token bound to a key is
+    /// refused (it is never accepted as a bearer token, with or without this).
+    #[must_use]
+    pub fn dpop(mut self, verifier: DpopVerifier, origin: impl Into<String>) -> Self {
+        let origin = origin.into().trim_end_matches('/').to_owned();
+        self.config_mut().dpop = Some(Arc::new(Dpop { verifier, origin }));
         self
     }
 }

@@ -19,6 +19,14 @@
 //!    (revoked, expired…) goes to the audit log and tracing, never to the client. A fail-closed
 //!    audit log that cannot record is `503` with `Retry-After: 1`.
 //!
+//! **DPoP** (RFC 9449), with [`TokenAuthLayer::dpop`]: a token bound to a key (its RFC 7638
+//! thumbprint in its authenticated record) is accepted only as `Authorization: DPoP <token>`
+//! with one `DPoP` proof header signed by that key for this method and URI (origin + path),
+//! fresh, never replayed, carrying the token's hash; a copy presented as a bearer token, with
+//! another key's proof or with a bad proof is `401` with `WWW-Authenticate: DPoP
+//! error="invalid_token"` or `error="invalid_dpop_proof"`. Without `dpop`, bound tokens are
+//! refused (never accepted as bearer tokens).
+//!
 //! Every refusal is an audit entry (`verify_denied`): with the scope (`request`) when one maps,
 //! else with the method and path asked (`refused`; never the query, which may hold a token);
 //! requests without a usable token as `missing_token` / `invalid_request`.

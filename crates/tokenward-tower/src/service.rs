@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokenward::TokenVerifier;
-use tokenward::core::{Decision, DenyReason, Grant, Request};
+use tokenward::core::{Decision, DenyReason, Grant, Request, Thumbprint};
+use tokenward::oidc::DpopRequest;
 use tower_service::Service;
 
-use crate::bearer::bearer;
+use crate::bearer::{Scheme, credentials};
 use crate::error::Rejection;
 use crate::future::ResponseFuture;
 use crate::layer::Config;
@@ -46,18 +47,22 @@ impl<S, M> TokenAuth<S, M> {
         Self { inner, shared: Arc::new(Shared { verifier, scopes, config }) }
     }
 
-    /// What a decision needs of `req`: the token, the scope it must allow (`None`: no scope maps
-    /// to the request), the source. A request without a usable token is refused here, audited.
+    /// What a decision needs of `req`: the token, the key a valid DPoP proof was made with (a
+    /// `DPoP`-scheme request), the scope it must allow (`None`: no scope maps to the request),
+    /// the source. A request without a usable token, or with a DPoP proof that is not valid, is
+    /// refused here, audited.
+    #[allow(clippy::type_complexity)]
     fn prepare<'r, B>(
         &self,
         req: &'r http::Request<B>,
-    ) -> Result<(&'r str, Option<Request>, Option<String>), Rejection>
+    ) -> Result<(&'r str, Option<Thumbprint>, Option<Request>, Option<String>), Rejection>
     where
         M: RequiredScope<B>,
     {
-        let source = self.shared.config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
-        let token = match bearer(req.headers(), self.shared.config.max_header) {
-            Ok(token) => token,
+        let config = &self.shared.config;
+        let source = config.source.as_ref().and_then(|f| f(req.extensions(), req.headers()));
+        let (scheme, token) = match credentials(req.headers(), config.max_header, config.dpop.is_some()) {
+            Ok(found) => found,
             Err(rejection) => {
                 let code = match rejection {
                     Rejection::MissingToken => "missing_token",
@@ -69,10 +74,42 @@ impl<S, M> TokenAuth<S, M> {
                 return Err(rejection);
             }
         };
+        let proof = match (scheme, &config.dpop) {
+            (Scheme::Dpop, Some(dpop)) => match self.proof(req, token, dpop) {
+                Some(key) => Some(key),
+                None => {
+                    if !self.shared.verifier.record_tokenless(
+                        "invalid_dpop_proof",
+                        &refused(req),
+                        source.as_deref(),
+                    ) {
+                        return Err(Rejection::AuditUnavailable);
+                    }
+                    return Err(Rejection::InvalidDpopProof);
+                }
+            },
+            _ => None,
+        };
         // The token is judged whether a scope maps or not: a revoked, expired or made-up token is
         // `401 invalid_token` on every path, so no one learns the routes without a valid token.
         let scope = self.shared.scopes.required_scope(req);
-        Ok((token, scope, source))
+        Ok((token, proof, scope, source))
+    }
+
+    /// The key of the request's one valid DPoP proof for `token`, if it has one.
+    fn proof<B>(&self, req: &http::Request<B>, token: &str, dpop: &crate::layer::Dpop) -> Option<Thumbprint> {
+        let mut proofs = req.headers().get_all("dpop").iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else { return None };
+        let proof = proof.to_str().ok()?;
+        let htu = format!("{}{}", dpop.origin, req.uri().path());
+        match dpop.verifier.verify(proof, &DpopRequest::new(req.method().as_str(), &htu).access_token(token))
+        {
+            Ok(p) => Some(p.thumbprint()),
+            Err(e) => {
+                tracing::debug!(error = %e, "DPoP proof refused");
+                None
+            }
+        }
     }
 
     /// The decision for `req`: its grant, or why not. Audited through the verifier. With a
@@ -82,10 +119,13 @@ impl<S, M> TokenAuth<S, M> {
     where
         M: RequiredScope<B>,
     {
-        let (token, scope, source) = self.prepare(req)?;
+        let (token, proof, scope, source) = self.prepare(req)?;
         let verifier = &self.shared.verifier;
         match scope {
-            Some(scope) => answer(verifier.verify_from(token, &scope, source.as_deref()), Some(scope)),
+            Some(scope) => answer(
+                verifier.verify_with_proof_from(token, proof.as_ref(), &scope, source.as_deref()),
+                Some(scope),
+            ),
             None => answer(verifier.refuse_unmapped_from(token, &refused(req), source.as_deref()), None),
         }
     }
@@ -96,12 +136,13 @@ impl<S, M> TokenAuth<S, M> {
     where
         M: RequiredScope<B>,
     {
-        let (token, scope, source) = self.prepare(req)?;
+        let (token, proof, scope, source) = self.prepare(req)?;
         let verifier = &self.shared.verifier;
         match scope {
-            Some(scope) => {
-                answer(verifier.verify_from_async(token, &scope, source.as_deref()).await, Some(scope))
-            }
+            Some(scope) => answer(
+                verifier.verify_with_proof_from_async(token, proof.as_ref(), &scope, source.as_deref()).await,
+                Some(scope),
+            ),
             None => {
                 let decision =
                     verifier.refuse_unmapped_from_async(token, &refused(req), source.as_deref()).await;
@@ -149,6 +190,7 @@ fn answer(decision: Decision, scope: Option<Request>) -> Result<Grant, Rejection
             Err(match reason {
                 DenyReason::OutOfScope => Rejection::InsufficientScope(scope),
                 DenyReason::AuditUnavailable | DenyReason::LookupUnavailable => Rejection::AuditUnavailable,
+                DenyReason::ProofRequired | DenyReason::WrongProofKey => Rejection::InvalidKeyBinding,
                 _ => Rejection::InvalidToken,
             })
         }
@@ -174,12 +216,13 @@ where
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         // A bounded cache without this token: read it, then decide (the only path that waits,
         // and the only one that allocates for it).
+        let config = &self.shared.config;
         if self.shared.verifier.is_bounded()
-            && let Ok(token) = bearer(req.headers(), self.shared.config.max_header)
+            && let Ok((_, token)) = credentials(req.headers(), config.max_header, config.dpop.is_some())
             && self.shared.verifier.needs_fetch(token)
         {
-            let (token, scope, source) = match self.prepare(&req) {
-                Ok((token, scope, source)) => (token.to_owned(), scope, source),
+            let (token, proof, scope, source) = match self.prepare(&req) {
+                Ok((token, proof, scope, source)) => (token.to_owned(), proof, scope, source),
                 Err(rejection) => return ResponseFuture::rejected(rejection.into_response()),
             };
             let asked = if scope.is_none() { Some(refused(&req)) } else { None };
@@ -189,7 +232,11 @@ where
             let verifier = self.shared.verifier.clone();
             return ResponseFuture::fetching(Box::pin(async move {
                 let decision = match (&scope, &asked) {
-                    (Some(scope), _) => verifier.verify_from_async(&token, scope, source.as_deref()).await,
+                    (Some(scope), _) => {
+                        verifier
+                            .verify_with_proof_from_async(&token, proof.as_ref(), scope, source.as_deref())
+                            .await
+                    }
                     (None, asked) => {
                         let asked = asked.as_deref().unwrap_or_default();
                         verifier.refuse_unmapped_from_async(&token, asked, source.as_deref()).await

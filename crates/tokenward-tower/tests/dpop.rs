@@ -21,6 +21,9 @@ use tower::{ServiceBuilder, ServiceExt};
 
 const ORIGIN: &str = "https://api.example.com";
 
+/// What a refused request is: a name, its headers, the challenge it must get.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+
 type Svc = tower::util::BoxCloneService<Request<String>, Response<String>, Infallible>;
 
 fn service(tw: &Tokenward, dpop: bool) -> Svc {
@@ -102,7 +105,7 @@ async fn a_bound_token_is_useless_without_its_key_and_every_rfc_9449_failure_is_
 
     // Every way a copy of the token without the key, or a bad proof, is refused.
     let bearer = format!("Bearer {bound}");
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("as a bearer token", vec![("authorization", bearer.clone())], "DPoP error=\"invalid_token\""),
         (
             "as a bearer token with a proof",

@@ -105,7 +105,7 @@ async fn a_bound_token_is_useless_without_its_key_and_every_rfc_9449_failure_is_
 
     // Every way a copy of the token without the key, or a bad proof, is refused.
     let bearer = format!("Bearer {bound}");
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("as a bearer token", vec![("authorization", bearer.clone())], "DPoP error=\"invalid_token\""),
         (
             "as a bearer token with a proof",

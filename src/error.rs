@@ -45,7 +45,7 @@ pub enum Error {
     /// An exchange of an OIDC subject token was refused (and audited as such).
     #[cfg(feature = "federation")]
     #[error(transparent)]
-    Exchange(#[from] crate::federation::ExchangeError),
+    Exchange(#[from] crate::federation::refusal::ExchangeError),
     /// A partner alert was refused (bad signature, replay, oversized, malformed).
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]

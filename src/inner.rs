@@ -43,7 +43,7 @@ pub(crate) struct Inner {
     pub(crate) guard: Option<Arc<crate::guard::Guard>>,
     /// The OIDC issuers this handle trusts for exchanges ([`crate::Tokenward::federate`]).
     #[cfg(feature = "federation")]
-    pub(crate) federations: crate::federation::Federations,
+    pub(crate) federations: crate::federation::trusted::Federations,
 }
 
 /// A credential rotated through the handle, and its target.

@@ -234,7 +234,7 @@ impl TokenwardBuilder {
             migration,
             guard,
             #[cfg(feature = "federation")]
-            federations: crate::federation::Federations::new(),
+            federations: crate::federation::trusted::Federations::new(),
         });
         let mut checkpoints = None;
         if let (Some((every, export)), Some(w), Some((s, log))) = (periodic, &inner.writer, &inner.signer) {

@@ -11,7 +11,6 @@ use token_core::names::Purpose;
 
 use super::duration::Duration;
 use super::error::PolicyFileError;
-use super::schema::PolicyFile;
 
 /// The longest token an exchange may grant, whatever a federation says: exchanged tokens are
 /// short-lived by design (a CI job, a workload's next minutes).
@@ -119,10 +118,11 @@ impl FederationSpec {
         self.bind == "required"
     }
 
-    /// Checks the table against the rest of `file` (what [`PolicyFile::check`] does for it).
+    /// Checks the table against the rest of the file (what `PolicyFile::check` does for it):
+    /// `principal` finds a declared principal by name.
     pub(crate) fn check(
         &self,
-        file: &PolicyFile,
+        principal: &dyn Fn(&str) -> Option<token_core::Principal>,
         policy: &token_core::Policy,
     ) -> Result<(), PolicyFileError> {
         let what = format!("federation {}", self.name);
@@ -146,7 +146,7 @@ impl FederationSpec {
             r.get().map_err(|e| err(format!("jwks.refresh: {e}")))?;
         }
         let principal =
-            file.principal(&self.principal).ok_or_else(|| err(format!("no principal {}", self.principal)))?;
+            principal(&self.principal).ok_or_else(|| err(format!("no principal {}", self.principal)))?;
         let ttl = self.max_ttl.get().map_err(|e| err(format!("max_ttl: {e}")))?;
         let cap = Duration::new(MAX_EXCHANGE_TTL).get().map_err(|e| err(e.to_string()))?;
         if ttl > cap {
@@ -217,7 +217,7 @@ fn check_url(url: &str) -> Result<(), String> {
 /// Checks every federation, and that no name is declared twice.
 pub(crate) fn check_all(
     feds: &[FederationSpec],
-    file: &PolicyFile,
+    principal: &dyn Fn(&str) -> Option<token_core::Principal>,
     policy: &token_core::Policy,
 ) -> Result<(), PolicyFileError> {
     let mut names = BTreeSet::new();
@@ -225,7 +225,7 @@ pub(crate) fn check_all(
         if !names.insert(f.name.as_str()) {
             return Err(PolicyFileError::new(format!("federation {} is declared twice", f.name)));
         }
-        f.check(file, policy)?;
+        f.check(principal, policy)?;
     }
     Ok(())
 }

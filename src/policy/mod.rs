@@ -74,7 +74,7 @@ mod declared;
 mod diff;
 mod duration;
 pub(crate) mod error;
-mod federation;
+pub(crate) mod federation;
 mod kinds;
 mod schema;
 pub(crate) mod stored;

@@ -163,7 +163,7 @@ impl PolicyFile {
             }
             c.target.check(&FileCheck { what: &what, file: self, policy: &policy })?;
         }
-        super::federation::check_all(&self.federations, self, &policy)?;
+        super::federation::check_all(&self.federations, &|name| self.principal(name), &policy)?;
         Ok(())
     }
 

@@ -54,3 +54,49 @@ impl DpopKey {
         self.proof(method, uri, access_token, i64::try_from(now).unwrap_or(i64::MAX), &jti)
     }
 }
+
+/// An OIDC issuer for tests: ES256 subject tokens with the claims given, and its JWKS. (The
+/// validator is tested against jwcrypto's tokens in `token-oidc`; this mints at the current time
+/// for end-to-end tests.)
+pub struct TestIssuer {
+    key: DpopKey,
+    kid: String,
+    issuer: String,
+}
+
+impl TestIssuer {
+    /// An issuer at `issuer` whose one key (`kid`) is made from `seed`.
+    pub fn new(issuer: &str, kid: &str, seed: [u8; 32]) -> Self {
+        Self { key: DpopKey::from_seed(seed), kid: kid.into(), issuer: issuer.into() }
+    }
+
+    /// Its JWKS document.
+    pub fn jwks(&self) -> String {
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.key.x, "y": self.key.y, "kid": self.kid, "alg": "ES256", "use": "sig"}]})
+            .to_string()
+    }
+
+    /// A subject token for `audience` with `claims` (added to `iss`, `aud`, `iat`, `nbf`, `exp`
+    /// = now + `ttl_secs`, and a fresh `jti`).
+    pub fn mint(&self, audience: &str, ttl_secs: i64, claims: &serde_json::Value) -> String {
+        let now = i64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        )
+        .unwrap_or(i64::MAX);
+        let mut jti = [0u8; 16];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut jti).expect("the OS random source");
+        let mut body = json!({
+            "iss": self.issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_secs,
+            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), claims.as_object()) {
+            for (k, v) in extra {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let header = json!({"typ": "JWT", "alg": "ES256", "kid": self.kid});
+        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(body.to_string()));
+        let sig: Signature = self.key.key.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+}

@@ -86,12 +86,16 @@
 
 mod bearer;
 mod error;
+#[cfg(feature = "exchange")]
+mod exchange;
 mod future;
 mod layer;
 mod scope;
 mod service;
 
 pub use error::Rejection;
+#[cfg(feature = "exchange")]
+pub use exchange::TokenEndpoint;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_HEADER, SourceFn, TokenAuthLayer};
 pub use scope::{RequiredScope, RouteError, RouteTable};

@@ -12,35 +12,43 @@
 //! audited (`exchange`: granted with the token, issuer, subject and the matched claims; or
 //! denied with why), never the subject token itself.
 
+pub(crate) mod refusal;
+pub(crate) mod trusted;
+
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use token_audit::{Action, Actor, AuditEvent, Outcome};
 use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::names::Purpose;
-use token_core::{IssueRequest, IssuedToken, Principal, ScopeSet, Thumbprint};
+use token_core::{IssueRequest, IssuedToken, ScopeSet, Thumbprint};
 use token_oidc::{Algorithm, ClaimRules, IssuerKeys, JwtValidator, Preset, ReplayCache};
 
 use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
 use crate::policy::{ClaimSpec, FederationSpec, PolicyFile};
-
-/// How many `jti`s the handle's replay cache holds (it refuses, not forgets, when full).
-const REPLAY_CAPACITY: usize = 100_000;
+pub use refusal::ExchangeError;
+use trusted::Trust;
 
 /// An exchange: the scopes and lifetime asked for, and the key to bind the token to.
 #[derive(Clone, Debug)]
 pub struct ExchangeRequest {
     scopes: ScopeSet,
-    ttl: TimeDelta,
+    /// `None`: the federation's `max_ttl`.
+    ttl: Option<TimeDelta>,
     bind: Option<Thumbprint>,
     source: Option<String>,
 }
 
 impl ExchangeRequest {
-    /// Asks for `scopes` for `ttl`.
+    /// Asks for `scopes` for `ttl` (at most the federation's `max_ttl`).
     pub fn new(scopes: ScopeSet, ttl: TimeDelta) -> Self {
-        Self { scopes, ttl, bind: None, source: None }
+        Self { scopes, ttl: Some(ttl), bind: None, source: None }
+    }
+
+    /// Asks for `scopes` for as long as the federation grants (its `max_ttl`).
+    pub fn longest(scopes: ScopeSet) -> Self {
+        Self { scopes, ttl: None, bind: None, source: None }
     }
 
     /// Binds the token to the key whose RFC 7638 thumbprint is `key` (the key of the caller's
@@ -75,102 +83,6 @@ pub struct Exchanged {
     pub expires_at: DateTime<Utc>,
     /// The key it is bound to, if it is.
     pub bound_to: Option<Thumbprint>,
-}
-
-/// Why an exchange was refused. Never holds the subject token.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExchangeError {
-    /// The handle trusts no issuer ([`Tokenward::federate`] was not called, or the policy has no
-    /// `[[federation]]`).
-    #[error("no federation is trusted by this deployment")]
-    NotConfigured,
-    /// No federation trusts the subject token's issuer (as the token claims it; not verified).
-    #[error("no federation trusts the issuer {0:?}")]
-    UntrustedIssuer(String),
-    /// The subject token is not valid (signature, issuer, audience, times, a replayed `jti`…).
-    #[error("the subject token: {0}")]
-    Subject(#[from] token_oidc::JwtError),
-    /// The token is valid, but a bound claim does not match in any federation of its issuer.
-    #[error("federation {federation}: {error}")]
-    Claims {
-        /// The first federation of the issuer.
-        federation: String,
-        /// What did not match.
-        error: token_oidc::ClaimError,
-    },
-    /// The federation grants only key-bound tokens, and no key was given.
-    #[error("federation {0} grants only key-bound tokens: exchange with a DPoP proof")]
-    BindingRequired(String),
-    /// A longer token than the federation's `max_ttl` was asked for.
-    #[error("federation {federation}: requested {requested} but at most {max}")]
-    TtlTooLong {
-        /// The federation.
-        federation: String,
-        /// What was asked.
-        requested: String,
-        /// Its `max_ttl`.
-        max: String,
-    },
-    /// A scope outside the federation's `scopes` was asked for.
-    #[error("federation {federation}: scope {scope} may not be granted")]
-    ScopeNotAllowed {
-        /// The federation.
-        federation: String,
-        /// The scope.
-        scope: String,
-    },
-    /// The principal's roles refuse the token (a scope they do not grant, a lifetime above a
-    /// role's).
-    #[error("federation {federation}: {error}")]
-    Issue {
-        /// The federation.
-        federation: String,
-        /// The policy's refusal.
-        error: token_core::IssueError,
-    },
-}
-
-impl ExchangeError {
-    /// A short, stable name for the audit entry and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotConfigured => "not_configured",
-            Self::UntrustedIssuer(_) => "untrusted_issuer",
-            Self::Subject(_) => "invalid_subject_token",
-            Self::Claims { .. } => "claims_mismatch",
-            Self::BindingRequired(_) => "binding_required",
-            Self::TtlTooLong { .. } => "ttl_too_long",
-            Self::ScopeNotAllowed { .. } => "scope_not_allowed",
-            Self::Issue { .. } => "policy_refused",
-        }
-    }
-}
-
-/// One federation made live: its spec, its principal, its claim rules and its issuer's validator.
-pub(crate) struct Trust {
-    spec: FederationSpec,
-    principal: Principal,
-    max_ttl: TimeDelta,
-    scopes: Option<ScopeSet>,
-    rules: ClaimRules,
-    validator: Arc<JwtValidator>,
-}
-
-/// The federations a handle trusts.
-pub(crate) struct Federations {
-    trusts: RwLock<Arc<Vec<Arc<Trust>>>>,
-    replay: Arc<ReplayCache>,
-}
-
-impl Federations {
-    pub(crate) fn new() -> Self {
-        Self { trusts: RwLock::default(), replay: Arc::new(ReplayCache::new(REPLAY_CAPACITY)) }
-    }
-
-    fn current(&self) -> Arc<Vec<Arc<Trust>>> {
-        self.trusts.read().map_or_else(|p| Arc::clone(&p.into_inner()), |g| Arc::clone(&g))
-    }
 }
 
 fn config(what: &str, e: impl std::fmt::Display) -> Error {
@@ -356,10 +268,11 @@ impl Tokenward {
         if trust.spec.binding_required() && request.bind.is_none() {
             return deny(ExchangeError::BindingRequired(name.clone()));
         }
-        if request.ttl > trust.max_ttl {
+        let ttl = request.ttl.unwrap_or(trust.max_ttl);
+        if ttl > trust.max_ttl {
             return deny(ExchangeError::TtlTooLong {
                 federation: name.clone(),
-                requested: crate::policy::format_duration(request.ttl),
+                requested: crate::policy::format_duration(ttl),
                 max: trust.spec.max_ttl.as_str().to_owned(),
             });
         }
@@ -376,7 +289,7 @@ impl Tokenward {
         let purpose =
             Purpose::new(&format!("{name}.{}", token_core::hex::encode(&random8().map_err(Denied::Failed)?)))
                 .map_err(|e| Denied::Failed(Error::Config(format!("federation {name}: {e}"))))?;
-        let mut issue = IssueRequest::new(purpose, request.scopes.clone(), request.ttl);
+        let mut issue = IssueRequest::new(purpose, request.scopes.clone(), ttl);
         if let Some(key) = request.bind {
             issue = issue.bound_to(key);
         }
@@ -387,7 +300,7 @@ impl Tokenward {
             }
             Err(other) => return Err(Denied::Failed(other)),
         };
-        let expires_at = self.clock().now() + request.ttl;
+        let expires_at = token.expires_at();
         let claims = matched.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         let mut event = AuditEvent::new(
             self.clock().now(),

@@ -396,12 +396,51 @@ impl VerifiedJwt {
     /// (`/kubernetes.io/namespace`).
     pub fn claim(&self, name: &str) -> Option<&Value> {
         if let Some(pointer) = name.strip_prefix('/') {
-            let (first, rest) = pointer.split_once('/').unwrap_or((pointer, ""));
+            let (first, rest) = match pointer.split_once('/') {
+                Some((first, rest)) => (first, Some(rest)),
+                None => (pointer, None),
+            };
             let first = first.replace("~1", "/").replace("~0", "~");
             let top = self.claims.get(&first)?;
-            if rest.is_empty() { Some(top) } else { top.pointer(&format!("/{rest}")) }
+            match rest {
+                None => Some(top),
+                Some(rest) => top.pointer(&format!("/{rest}")),
+            }
         } else {
             self.claims.get(name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_named_by_top_level_name_or_json_pointer() {
+        let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(
+            r#"{"kubernetes.io": {"namespace": "ci", "": "empty"}, "a/b": 1, "plain": true}"#,
+        ) else {
+            unreachable!("a literal object")
+        };
+        let t = VerifiedJwt {
+            issuer: "i".into(),
+            subject: "s".into(),
+            audience: vec!["a".into()],
+            expires_at: DateTime::UNIX_EPOCH,
+            issued_at: DateTime::UNIX_EPOCH,
+            not_before: None,
+            jwt_id: None,
+            algorithm: Algorithm::ES256,
+            key_id: None,
+            claims,
+        };
+        assert_eq!(t.claim("/kubernetes.io/namespace"), Some(&Value::from("ci")));
+        assert!(t.claim("/kubernetes.io").is_some_and(Value::is_object));
+        assert_eq!(t.claim("/kubernetes.io/"), Some(&Value::from("empty")), "the member named \"\"");
+        assert_eq!(t.claim("/a~1b"), Some(&Value::from(1)));
+        assert_eq!(t.claim("plain"), Some(&Value::from(true)));
+        assert_eq!(t.claim("/kubernetes.io/absent"), None);
+        assert_eq!(t.claim("kubernetes.io/namespace"), None, "a name is not a pointer");
     }
 }

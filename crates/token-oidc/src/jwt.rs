@@ -417,6 +417,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_builder_refuses_settings_past_their_bounds() {
+        let keys = || IssuerKeys::pinned(crate::Jwks::default());
+        let b = || JwtValidator::builder("https://issuer.example", "tokenward", keys());
+        assert!(b().build().is_ok());
+        assert!(matches!(
+            JwtValidator::builder("https://issuer.example", "*", keys()).build(),
+            Err(ConfigError::BadAudience(_))
+        ));
+        assert!(matches!(
+            JwtValidator::builder("https://issuer.example", "", keys()).build(),
+            Err(ConfigError::BadAudience(_))
+        ));
+        assert!(matches!(
+            JwtValidator::builder("", "tokenward", keys()).build(),
+            Err(ConfigError::EmptyIssuer)
+        ));
+        assert!(matches!(b().algorithms([]).build(), Err(ConfigError::Algorithms(_))));
+        assert!(b().skew(limits::MAX_SKEW).build().is_ok());
+        let out = |r: Result<JwtValidator, ConfigError>| matches!(r, Err(ConfigError::OutOfRange { .. }));
+        assert!(out(b().skew(limits::MAX_SKEW + TimeDelta::seconds(1)).build()));
+        assert!(out(b().skew(TimeDelta::seconds(-1)).build()));
+        assert!(out(b().max_lifetime(limits::MAX_LIFETIME_CEILING + TimeDelta::seconds(1)).build()));
+        assert!(out(b().max_lifetime(TimeDelta::zero()).build()));
+        assert!(out(b().max_size(limits::MAX_TOKEN_CEILING + 1).build()));
+    }
+
+    #[test]
     fn claims_are_named_by_top_level_name_or_json_pointer() {
         let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(
             r#"{"kubernetes.io": {"namespace": "ci", "": "empty"}, "a/b": 1, "plain": true}"#,

@@ -222,8 +222,15 @@ impl IssuerKeys {
         if due && self.may_fetch(&state, remote, now) {
             self.fetch_once(remote, state.last_attempt, now).await;
         }
-        let state = self.state();
-        if state.fetched_at.is_none_or(|at| now - at > remote.max_stale) {
+        let unusable = |s: &State| s.fetched_at.is_none_or(|at| now - at > remote.max_stale);
+        let mut state = self.state();
+        if unusable(&state) {
+            // No usable keys, and another caller's fetch may be in flight (the first one, at
+            // start-up): wait for it to end rather than refuse while it runs.
+            drop(self.inner.fetch.lock().await);
+            state = self.state();
+        }
+        if unusable(&state) {
             // Never fetched, or the last good copy is too old to trust for a rotated-out key.
             return Err(JwtError::KeysUnavailable(JwksError::Unavailable {
                 fetched_at: state.fetched_at,

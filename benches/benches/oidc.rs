@@ -308,8 +308,47 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+
+    // A flood of tokens naming a kid the issuer does not have (signed by a key of ours, so the
+    // fault is only the kid): each is refused before any signature math, and makes no fetch.
+    let flood: Vec<String> = (0..POOL)
+        .map(|i| {
+            let header = json!({"typ": "JWT", "alg": "ES256", "kid": format!("unknown-{i}")});
+            let claims = json!({"iss": ISSUER, "sub": "x", "aud": AUDIENCE, "iat": now_s, "exp": now_s + 60, "jti": i});
+            compact(&keys[0], &header, &claims)
+        })
+        .collect();
+    let validator = JwtValidator::builder(ISSUER, AUDIENCE, issuer_keys.clone()).build().unwrap();
+    let mut i = 0;
+    g.bench_function("unknown_kid_es256", |b| {
+        b.iter(|| {
+            i = (i + 1) % POOL;
+            let r = rt.block_on(validator.validate_at(black_box(&flood[i]), now));
+            assert!(matches!(r, Err(token_oidc::JwtError::UnknownKey { .. })));
+        })
+    });
     g.finish();
-    assert_eq!(issuer_keys.fetches(), 1, "every validation used the cached keys");
+    assert_eq!(issuer_keys.fetches(), 1, "every validation used the cached keys; the flood fetched nothing");
+
+    // The same flood over ten minutes of clock (100 tokens a second): the refetches it causes.
+    let flooded = IssuerKeys::remote(&url).build().unwrap();
+    rt.block_on(flooded.refresh_at(now)).unwrap();
+    let validator = JwtValidator::builder(ISSUER, AUDIENCE, flooded.clone()).build().unwrap();
+    let started = Instant::now();
+    let mut sent = 0;
+    for second in 0..600 {
+        let t = now + tokenward::core::chrono::TimeDelta::seconds(second);
+        for token in flood.iter().take(100) {
+            let _ = rt.block_on(validator.validate_at(token, t));
+            sent += 1;
+        }
+    }
+    println!(
+        "flood: {sent} unknown-kid tokens over 10 minutes of clock (100/s) made {} JWKS fetches after the first \
+         (minimum interval 1 min), in {:.2?} of wall time",
+        flooded.fetches() - 1,
+        started.elapsed()
+    );
     println!("setup (an RSA key, {} tokens and proofs) took {:.1?}", POOL * 6, setup.elapsed());
 }
 
@@ -323,6 +362,9 @@ fn main() {
         "  {:<22} {:>10} {:>10} {:>10} {:>14} {:>10} {:>14}",
         "", "floor", "ours", "÷ floor", "jsonwebtoken", "÷ ours", "dpop ÷ floor"
     );
+    if let Some(ns) = support::median_ns(GROUP, "unknown_kid_es256") {
+        println!("  unknown kid (ES256 token) refused in {:.2} µs, no fetch", ns / 1e3);
+    }
     for name in ["es256", "rs256", "eddsa"] {
         let m = |id: String| support::median_ns(GROUP, &id);
         let (Some(floor), Some(ours)) = (m(format!("floor_{name}")), m(format!("validate_{name}"))) else {

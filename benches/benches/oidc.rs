@@ -10,6 +10,9 @@
 //! - DPoP proof verification (`DpopVerifier::verify_at`, with `ath` and the `jti` recorded) for
 //!   the same three algorithms, beside the same floors.
 //!
+//! - An unknown `kid`'s refusal (no signature math, no fetch), and a flood of them over ten
+//!   minutes of clock through a fresh cache: the JWKS fetches it causes (one per minimum interval).
+//!
 //! Every token and proof carries its own `jti`, so each is accepted (not refused as a replay):
 //! when a pool is used up, a fresh replay cache takes over, outside the timed region.
 //!

@@ -108,8 +108,8 @@ fn bench(c: &mut Criterion) {
         scope: String,
     }
     let exp = (Utc::now() + TimeDelta::hours(12)).timestamp() as u64;
-    let jwt_enc = jsonwebtoken::EncodingKey::from_secret(&key);
-    let jwt_dec = jsonwebtoken::DecodingKey::from_secret(&key);
+    let jwt_enc = jsonwebtoken::EncodingKey::from_secret(&key).unwrap();
+    let jwt_dec = jsonwebtoken::DecodingKey::from_secret(&key).unwrap();
     let jwt_validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     let jwts: Vec<String> = (0..SAMPLE_MAX)
         .map(|i| {

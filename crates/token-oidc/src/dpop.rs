@@ -391,6 +391,23 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_refuses_settings_past_their_bounds() {
+        assert!(DpopVerifier::builder().build().is_ok());
+        let out = |r: Result<DpopVerifier, ConfigError>| matches!(r, Err(ConfigError::OutOfRange { .. }));
+        assert!(out(DpopVerifier::builder()
+            .max_age(limits::MAX_PROOF_AGE_CEILING + TimeDelta::seconds(1))
+            .build()));
+        assert!(out(DpopVerifier::builder().max_age(TimeDelta::zero()).build()));
+        assert!(out(DpopVerifier::builder().skew(limits::MAX_SKEW + TimeDelta::seconds(1)).build()));
+        assert!(out(DpopVerifier::builder().max_size(limits::MAX_TOKEN_CEILING + 1).build()));
+        assert!(matches!(DpopVerifier::builder().algorithms([]).build(), Err(ConfigError::Algorithms(_))));
+        assert_eq!(
+            DpopVerifier::builder().build().map(|v| v.algs()).ok().as_deref(),
+            Some("ES256 EdDSA RS256")
+        );
+    }
+
+    #[test]
     fn the_rfc_9449_ath_example() {
         assert_eq!(
             access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),

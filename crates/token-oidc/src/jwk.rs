@@ -85,8 +85,9 @@ impl PublicJwk {
     }
 
     /// Reads a JWK. `strict` (a DPoP proof's key, chosen by whoever sends it): an RSA modulus
-    /// with a leading zero octet and an Ed25519 key of small order are refused; a JWKS key
-    /// from the issuer is read as published.
+    /// with a leading zero octet is refused (its thumbprint would differ from the same key's
+    /// canonical form); a JWKS key from the issuer is read as published. An Ed25519 key of
+    /// small order is refused either way.
     pub(crate) fn from_map(m: &Map<String, Value>, strict: bool) -> Result<Self, JwkRefusal> {
         if PRIVATE_MEMBERS.iter().any(|k| m.contains_key(*k)) {
             return Err(JwkRefusal::Private);
@@ -163,7 +164,8 @@ impl PublicJwk {
                 let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&raw) else {
                     return Err(JwkRefusal::Bad("the Ed25519 point does not decode"));
                 };
-                if strict && vk.is_weak() {
+                // A key of small order verifies forged signatures: refused from anyone.
+                if vk.is_weak() {
                     return Err(JwkRefusal::Bad("the Ed25519 key has small order"));
                 }
                 let key = jsonwebtoken::DecodingKey::from_ed_der(&raw);
@@ -227,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_order_ed25519_key_is_refused_in_a_proof() {
+    fn a_small_order_ed25519_key_is_refused() {
         // The identity point (y = 1): small order.
         let mut id = [0u8; 32];
         id[0] = 1;
@@ -236,6 +238,7 @@ mod tests {
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id)
         );
         assert!(matches!(PublicJwk::from_map(&map(&jwk), true), Err(JwkRefusal::Bad(_))));
+        assert!(matches!(PublicJwk::from_map(&map(&jwk), false), Err(JwkRefusal::Bad(_))), "in a JWKS too");
     }
 
     #[test]

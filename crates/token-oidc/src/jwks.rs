@@ -222,8 +222,15 @@ impl IssuerKeys {
         if due && self.may_fetch(&state, remote, now) {
             self.fetch_once(remote, state.last_attempt, now).await;
         }
-        let state = self.state();
-        if state.fetched_at.is_none_or(|at| now - at > remote.max_stale) {
+        let unusable = |s: &State| s.fetched_at.is_none_or(|at| now - at > remote.max_stale);
+        let mut state = self.state();
+        if unusable(&state) {
+            // No usable keys, and another caller's fetch may be in flight (the first one, at
+            // start-up): wait for it to end rather than refuse while it runs.
+            drop(self.inner.fetch.lock().await);
+            state = self.state();
+        }
+        if unusable(&state) {
             // Never fetched, or the last good copy is too old to trust for a rotated-out key.
             return Err(JwtError::KeysUnavailable(JwksError::Unavailable {
                 fetched_at: state.fetched_at,
@@ -235,11 +242,18 @@ impl IssuerKeys {
         }
         if self.may_fetch(&state, remote, now) {
             self.fetch_once(remote, state.last_attempt, now).await;
-            if let Some(k) = self.current().select(kid, alg)? {
-                return Ok(k.clone());
-            }
+        } else if self.inner.fetch.try_lock().is_err() {
+            // A fetch is in flight (another token with a new kid, just after a rotation, say):
+            // its answer may hold the key. Wait for it rather than refuse now; this makes no
+            // fetch of its own.
+            drop(self.inner.fetch.lock().await);
+        } else {
+            return Err(JwtError::UnknownKey { kid: kid.map(quote) });
         }
-        Err(JwtError::UnknownKey { kid: kid.map(quote) })
+        match self.current().select(kid, alg)? {
+            Some(k) => Ok(k.clone()),
+            None => Err(JwtError::UnknownKey { kid: kid.map(quote) }),
+        }
     }
 
     /// Whether a fetch may be made at `now`: none was tried within the minimum interval. A

@@ -396,12 +396,78 @@ impl VerifiedJwt {
     /// (`/kubernetes.io/namespace`).
     pub fn claim(&self, name: &str) -> Option<&Value> {
         if let Some(pointer) = name.strip_prefix('/') {
-            let (first, rest) = pointer.split_once('/').unwrap_or((pointer, ""));
+            let (first, rest) = match pointer.split_once('/') {
+                Some((first, rest)) => (first, Some(rest)),
+                None => (pointer, None),
+            };
             let first = first.replace("~1", "/").replace("~0", "~");
             let top = self.claims.get(&first)?;
-            if rest.is_empty() { Some(top) } else { top.pointer(&format!("/{rest}")) }
+            match rest {
+                None => Some(top),
+                Some(rest) => top.pointer(&format!("/{rest}")),
+            }
         } else {
             self.claims.get(name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_refuses_settings_past_their_bounds() {
+        let keys = || IssuerKeys::pinned(crate::Jwks::default());
+        let b = || JwtValidator::builder("https://issuer.example", "tokenward", keys());
+        assert!(b().build().is_ok());
+        assert!(matches!(
+            JwtValidator::builder("https://issuer.example", "*", keys()).build(),
+            Err(ConfigError::BadAudience(_))
+        ));
+        assert!(matches!(
+            JwtValidator::builder("https://issuer.example", "", keys()).build(),
+            Err(ConfigError::BadAudience(_))
+        ));
+        assert!(matches!(
+            JwtValidator::builder("", "tokenward", keys()).build(),
+            Err(ConfigError::EmptyIssuer)
+        ));
+        assert!(matches!(b().algorithms([]).build(), Err(ConfigError::Algorithms(_))));
+        assert!(b().skew(limits::MAX_SKEW).build().is_ok());
+        let out = |r: Result<JwtValidator, ConfigError>| matches!(r, Err(ConfigError::OutOfRange { .. }));
+        assert!(out(b().skew(limits::MAX_SKEW + TimeDelta::seconds(1)).build()));
+        assert!(out(b().skew(TimeDelta::seconds(-1)).build()));
+        assert!(out(b().max_lifetime(limits::MAX_LIFETIME_CEILING + TimeDelta::seconds(1)).build()));
+        assert!(out(b().max_lifetime(TimeDelta::zero()).build()));
+        assert!(out(b().max_size(limits::MAX_TOKEN_CEILING + 1).build()));
+    }
+
+    #[test]
+    fn claims_are_named_by_top_level_name_or_json_pointer() {
+        let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(
+            r#"{"kubernetes.io": {"namespace": "ci", "": "empty"}, "a/b": 1, "plain": true}"#,
+        ) else {
+            unreachable!("a literal object")
+        };
+        let t = VerifiedJwt {
+            issuer: "i".into(),
+            subject: "s".into(),
+            audience: vec!["a".into()],
+            expires_at: DateTime::UNIX_EPOCH,
+            issued_at: DateTime::UNIX_EPOCH,
+            not_before: None,
+            jwt_id: None,
+            algorithm: Algorithm::ES256,
+            key_id: None,
+            claims,
+        };
+        assert_eq!(t.claim("/kubernetes.io/namespace"), Some(&Value::from("ci")));
+        assert!(t.claim("/kubernetes.io").is_some_and(Value::is_object));
+        assert_eq!(t.claim("/kubernetes.io/"), Some(&Value::from("empty")), "the member named \"\"");
+        assert_eq!(t.claim("/a~1b"), Some(&Value::from(1)));
+        assert_eq!(t.claim("plain"), Some(&Value::from(true)));
+        assert_eq!(t.claim("/kubernetes.io/absent"), None);
+        assert_eq!(t.claim("kubernetes.io/namespace"), None, "a name is not a pointer");
     }
 }

@@ -130,6 +130,33 @@ async fn one_fetch_serves_many_and_unknown_kids_refetch_at_a_bounded_rate() {
 }
 
 #[tokio::test]
+async fn callers_arriving_during_the_first_fetch_wait_for_it() {
+    let answer: Answer = Arc::new(Mutex::new((200, file("jwks.json"))));
+    let (url, served) = serve(Arc::clone(&answer)).await;
+    let keys = IssuerKeys::remote(&url).build().unwrap();
+    let (token, issuer, t0) = case("github_rs256");
+    let v = Arc::new(validator(&issuer, &keys));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (v, token) = (Arc::clone(&v), token.clone());
+            tokio::spawn(async move { v.validate_at(&token, t0).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => accepted += 1,
+            // The same token a hundred times: the first is accepted, the rest are replays —
+            // none is refused for want of keys while the first fetch runs.
+            Err(JwtError::Replayed) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!((keys.fetches(), served.load(Ordering::SeqCst)), (1, 1));
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_found_after_a_refetch() {
     let answer: Answer = Arc::new(Mutex::new((200, file("jwks.json"))));
     let (url, _) = serve(Arc::clone(&answer)).await;
@@ -142,8 +169,28 @@ async fn a_rotated_key_is_found_after_a_refetch() {
         matches!(v.validate_at(&token, t0).await, Err(JwtError::UnknownKey { .. })),
         "within the interval"
     );
-    let t = v.validate_at(&token, t0 + TimeDelta::seconds(31)).await.unwrap();
-    assert_eq!(t.key_id(), Some("ec-2"));
+    // Thirty seconds on, fifty jobs at once present the token of the new key: one refetch, and
+    // none of them is refused as "unknown kid" while it runs (one is accepted, the rest are the
+    // same token replayed).
+    let v = Arc::new(v);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (v, token) = (Arc::clone(&v), token.clone());
+            tokio::spawn(async move { v.validate_at(&token, t0 + TimeDelta::seconds(31)).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(t) => {
+                assert_eq!(t.key_id(), Some("ec-2"));
+                accepted += 1;
+            }
+            Err(JwtError::Replayed) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(accepted, 1);
     assert_eq!(keys.fetches(), 2);
 }
 

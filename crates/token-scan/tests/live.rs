@@ -212,6 +212,35 @@ async fn a_kind_no_check_judges_is_unknown_and_bounds_out_of_range_are_refused()
     }
 }
 
+/// Judges GitHub tokens with a provider's words that try to start lines of their own.
+struct Injecting;
+
+#[async_trait::async_trait]
+impl LiveCheck for Injecting {
+    fn name(&self) -> &str {
+        "injecting"
+    }
+    fn judges(&self, f: &Finding) -> bool {
+        f.rule == "github-classic"
+    }
+    async fn check(&self, _: &Finding) -> Validation {
+        Validation::valid("injecting", "ci-deploy\n::error file=x::all clear\r\u{1b}[2K\u{202e}ok")
+    }
+}
+
+#[tokio::test]
+async fn a_providers_words_cannot_add_lines_to_the_text_report() {
+    let mut r = report(1);
+    LiveValidator::builder().check(Arc::new(Injecting)).build().unwrap().validate(&mut r).await;
+    let mut text = Vec::new();
+    r.write_text(&mut text, false).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("injecting")).count(), 2, "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("::error")), "{text}");
+    assert!(!text.contains(['\r', '\u{1b}', '\u{202e}']), "{text:?}");
+    assert!(text.contains("valid (injecting: ci-deploy::error file=x::all clear[2Kok)"), "{text}");
+}
+
 /// A file with an AWS key pair.
 fn aws_report(id: &str, secret: &str) -> Report {
     let text = format!("AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={secret}\n");

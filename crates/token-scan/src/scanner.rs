@@ -227,6 +227,9 @@ struct Hit {
     public_id: Option<String>,
 }
 
+/// A partner taken, and the span of the value (a key id) that took it.
+type Paired = ((usize, usize), (usize, usize));
+
 const TOKENWARD: usize = usize::MAX;
 const GENERIC: usize = usize::MAX - 1;
 
@@ -447,8 +450,7 @@ impl Scanner {
         generic_at: &mut Vec<usize>,
     ) {
         let Some(ac) = &self.anchors else { return };
-        // Partners taken, each with the span of the value that took it (see `validate`).
-        let mut paired: Vec<((usize, usize), (usize, usize))> = Vec::new();
+        let mut paired: Vec<Paired> = Vec::new();
         // Windows around anchor hits, per rule, merged where they overlap.
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
         // Leftmost-first search (prefilter-accelerated), resumed one byte past each hit's start,
@@ -560,7 +562,7 @@ impl Scanner {
         report: &mut Report,
         vetoes: &mut Vec<(usize, usize)>,
         claimed: &mut Vec<(usize, usize)>,
-        paired: &mut Vec<((usize, usize), (usize, usize))>,
+        paired: &mut Vec<Paired>,
     ) -> Option<Hit> {
         let c = &self.rules[r];
         let rule = &c.rule;

@@ -117,6 +117,23 @@ async fn found_credentials_are_judged_by_their_providers_and_no_secret_is_printe
         r.stderr
     );
 
+    // A store that does not open (a wrong passphrase) leaves ours unknown, with a warning; the
+    // report is printed all the same.
+    let args = [&["scan", tree, "--validate", "--format", "json"][..], &sts[..]].concat();
+    let locked = cli.run_in(&args, None, |c| {
+        c.env("TOKENWARD_PASSPHRASE", "not the passphrase");
+    });
+    assert_eq!(locked.code, 1, "{}{}", locked.stdout, locked.stderr);
+    assert!(locked.stderr.contains("our tokens stay unknown"), "{}", locked.stderr);
+    let ours: Vec<serde_json::Value> = locked
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "finding" && v["rule"] == "tokenward")
+        .collect();
+    assert_eq!(ours.len(), 3, "{}", locked.stdout);
+    assert!(ours.iter().all(|f| f["validation"]["validity"] == "unknown"), "{}", locked.stdout);
+
     // The text format says it on each finding's line.
     let text = cli.run(&[&["scan", tree, "--validate"][..], &sts[..]].concat());
     assert_eq!(text.code, 1, "{}", text.stderr);

@@ -1,9 +1,11 @@
 //! Live validation of this deployment's own tokens (feature `validate`): a found Tokenward token
 //! is judged by the store that issued it — no network, nothing sent anywhere, nothing changed
-//! (the token is checked against its record alone; no use is counted).
+//! (the token is checked against its record and its ancestors', and its use limits against the
+//! uses the store last counted; no use is counted).
 
 use std::sync::Arc;
 
+use token_core::lookup::TokenView;
 use token_core::secrecy::ExposeSecret;
 use token_core::{Decision, DenyReason};
 use token_scan::live::{LiveCheck, Validation};
@@ -29,6 +31,11 @@ impl LiveCheck for StoreCheck {
         finding.rule == TOKENWARD_RULE
     }
 
+    /// The store, not the network: no request is sent.
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn check(&self, finding: &Finding) -> Validation {
         let text = finding.secret().expose_secret();
         let verifier = self.tw.tokens().verifier();
@@ -41,21 +48,56 @@ impl LiveCheck for StoreCheck {
             Ok(None) => return Validation::unknown(NAME, "not issued by this store"),
             Err(e) => return Validation::unknown(NAME, format!("the store: {e}")),
         };
-        let one = token_core::lookup::InMemoryLookup::new();
-        one.insert(row.record);
-        match verifier.over(one).authenticate_at(text, self.tw.clock().now()) {
-            Decision::Allowed(_) => Validation::valid(NAME, format!("token {id} is active")),
+        // The record and its ancestors' (a child lives only while its whole line does), as the
+        // verifier sees them; a missing one is left out, and the verifier says so.
+        let line = token_core::lookup::InMemoryLookup::new();
+        let mut up = row.record.parent;
+        line.insert(row.record.clone());
+        for _ in 0..token_core::limits::MAX_ANCESTRY {
+            let Some(parent) = up else { break };
+            match self.tw.tokens().token(parent).await {
+                Ok(Some(p)) => {
+                    up = p.record.parent;
+                    line.insert(p.record);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Validation::unknown(NAME, format!("token {id}: its ancestor {parent}: {e}"));
+                }
+            }
+        }
+        let now = self.tw.clock().now();
+        match verifier.over(line).authenticate_at(text, now) {
+            // Authentic and active; its use limits, as the store last counted them, may still
+            // refuse every use (authentication counts none and does not look at them).
+            Decision::Allowed(_) => {
+                let usage = TokenView::with_usage(&row.record, row.uses, row.last_used);
+                match usage.limits_deny_at(now.timestamp_millis()) {
+                    Some(r) => Validation::invalid(NAME, format!("token {id}: {r}")),
+                    None => Validation::valid(NAME, format!("token {id} is active")),
+                }
+            }
             // Not valid yet is live all the same: it will authenticate when its time comes.
             Decision::Denied(r @ DenyReason::NotYetValid { .. }) => {
                 Validation::valid(NAME, format!("token {id}: {r}"))
             }
+            // What proves it dead: the store's own record says so.
+            Decision::Denied(
+                r @ (DenyReason::Revoked { .. }
+                | DenyReason::Expired { .. }
+                | DenyReason::UsesExhausted { .. }
+                | DenyReason::IdleTimeout { .. }),
+            ) => Validation::invalid(NAME, format!("token {id}: {r}")),
+            // Our id with another secret: a forged or altered token, which never authenticates.
+            Decision::Denied(DenyReason::BadSecret) => {
+                Validation::invalid(NAME, format!("token {id}: not its secret (forged or altered)"))
+            }
             Decision::Denied(
                 DenyReason::UnknownToken | DenyReason::Malformed(_) | DenyReason::UnknownDigestKey { .. },
             ) => Validation::unknown(NAME, "not issued by this store"),
-            Decision::Denied(DenyReason::AuditUnavailable) => {
-                Validation::unknown(NAME, "the audit log is unavailable")
-            }
-            Decision::Denied(r) => Validation::invalid(NAME, format!("token {id}: {r}")),
+            // Not a verdict on the token (an ancestor's record missing, the store or the audit
+            // log unavailable; a key binding's proof is not asked for by authentication).
+            Decision::Denied(r) => Validation::unknown(NAME, format!("token {id}: {r}")),
         }
     }
 }

@@ -190,17 +190,37 @@ impl TokenView {
         }
     }
 
+    /// Why its use limits would refuse a use at `now_ms` — idle too long, or its uses spent —
+    /// without counting one; `None` when a use would be allowed. (Says nothing of its lifecycle,
+    /// secret or scopes.)
+    pub fn limits_deny_at(&self, now_ms: i64) -> Option<DenyReason> {
+        let (max_uses, idle_ms) = self.rare.as_ref().map_or((u64::MAX, NONE), |r| (r.max_uses, r.idle_ms));
+        if let Some(idle) = self.idle_denies(idle_ms, now_ms) {
+            return Some(idle);
+        }
+        (max_uses != u64::MAX && self.uses.load(Ordering::Acquire) >= max_uses)
+            .then_some(DenyReason::UsesExhausted { max_uses })
+    }
+
+    /// Unused for longer than `idle_ms` at `now_ms` (counted from its not-before time when never
+    /// used): the denial.
+    #[inline]
+    fn idle_denies(&self, idle_ms: i64, now_ms: i64) -> Option<DenyReason> {
+        if idle_ms == NONE {
+            return None;
+        }
+        let last = self.last_used_ms.load(Ordering::Acquire);
+        let since = if last == NEVER { self.not_before_ms } else { last };
+        (now_ms.saturating_sub(since) > idle_ms).then(|| DenyReason::IdleTimeout { since: ms_time(since) })
+    }
+
     /// Counts a use at `now_ms`: refuses (without counting) a token idle too long, and refuses
     /// once `max_uses` is spent.
     #[inline]
     pub(crate) fn try_use(&self, now_ms: i64) -> Result<(), DenyReason> {
         let (max_uses, idle_ms) = self.rare.as_ref().map_or((u64::MAX, NONE), |r| (r.max_uses, r.idle_ms));
-        if idle_ms != NONE {
-            let last = self.last_used_ms.load(Ordering::Acquire);
-            let since = if last == NEVER { self.not_before_ms } else { last };
-            if now_ms.saturating_sub(since) > idle_ms {
-                return Err(DenyReason::IdleTimeout { since: ms_time(since) });
-            }
+        if let Some(idle) = self.idle_denies(idle_ms, now_ms) {
+            return Err(idle);
         }
         if max_uses != u64::MAX {
             if self.uses.fetch_add(1, Ordering::AcqRel) >= max_uses {

@@ -49,7 +49,8 @@ pub enum ScanError {
     /// server unreachable, a login refused, a catalog that cannot be read. Never holds the password.
     #[error("postgres: {0}")]
     Postgres(String),
-    /// Live validation was set up with a bound out of its range.
+    /// Live validation was set up wrongly: a bound out of its range, a provider's address its
+    /// client refuses (the cause named; never credentials written in the address).
     #[error("validation: {0}")]
     Validation(String),
     /// A baseline file does not parse.

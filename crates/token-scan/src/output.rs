@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::finding::{Location, Report};
-use crate::live::Validity;
+use crate::live::{Validity, printable};
 use crate::rule::{Confidence, GENERIC_RULE, RuleSet, TOKENWARD_RULE};
 
 /// The tool name in SARIF and text output.
@@ -33,7 +33,8 @@ impl Report {
                         Validity::Invalid => paint("32", "invalid"),
                         Validity::Unknown => paint("2", "unknown"),
                     };
-                    format!("  {word} ({}: {})", v.by, v.detail)
+                    // A provider's words (a display name) must not start lines of their own.
+                    format!("  {word} ({}: {})", printable(&v.by, 64), printable(&v.detail, 400))
                 }
             };
             writeln!(

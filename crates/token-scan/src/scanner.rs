@@ -227,6 +227,9 @@ struct Hit {
     public_id: Option<String>,
 }
 
+/// A partner taken, and the span of the value (a key id) that took it.
+type Paired = ((usize, usize), (usize, usize));
+
 const TOKENWARD: usize = usize::MAX;
 const GENERIC: usize = usize::MAX - 1;
 
@@ -447,6 +450,7 @@ impl Scanner {
         generic_at: &mut Vec<usize>,
     ) {
         let Some(ac) = &self.anchors else { return };
+        let mut paired: Vec<Paired> = Vec::new();
         // Windows around anchor hits, per rule, merged where they overlap.
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
         // Leftmost-first search (prefilter-accelerated), resumed one byte past each hit's start,
@@ -479,9 +483,16 @@ impl Scanner {
                     let whole = caps.get(0).map_or(m.start(), |w| w.start());
                     let (start, end) = (ws_start + m.start(), ws_start + m.end());
                     claimed.push((start, end));
-                    if let Some(hit) =
-                        self.validate(r, data, ws_start + whole, start, end, report, vetoes, claimed)
-                    {
+                    if let Some(hit) = self.validate(
+                        r,
+                        data,
+                        ws_start + whole,
+                        (start, end),
+                        report,
+                        vetoes,
+                        claimed,
+                        &mut paired,
+                    ) {
                         hits.push(hit);
                     }
                 }
@@ -547,11 +558,11 @@ impl Scanner {
         r: usize,
         data: &[u8],
         whole: usize,
-        start: usize,
-        end: usize,
+        (start, end): (usize, usize),
         report: &mut Report,
         vetoes: &mut Vec<(usize, usize)>,
         claimed: &mut Vec<(usize, usize)>,
+        paired: &mut Vec<Paired>,
     ) -> Option<Hit> {
         let c = &self.rules[r];
         let rule = &c.rule;
@@ -592,10 +603,19 @@ impl Scanner {
         };
         let (Some(pair), Some(re)) = (&rule.pair, &c.pair) else { return Some(hit) };
         let (ws, we) = (whole.saturating_sub(rule.before), (end + rule.after).min(data.len()));
-        let Some((s, e)) = validate::partner(re, pair.group, pair.mixed, data, (ws, we), (start, end)) else {
+        // A partner another value (another key id) took already is not this one's: with
+        // `ID_A ID_B SECRET_A SECRET_B`, B pairs with the secret after A's. The same value seen
+        // again (a repeated id) may take it again.
+        let taken = |p: (usize, usize)| {
+            paired.iter().any(|&(q, (vs, ve))| q == p && data[vs..ve] != data[start..end])
+        };
+        let Some((s, e)) =
+            validate::partner(re, pair.group, pair.mixed, data, (ws, we), (start, end), &taken)
+        else {
             report.suppress(&pair.unpaired);
             return None;
         };
+        paired.push(((s, e), (start, end)));
         claimed.push((s, e));
         let partner = &data[s..e];
         if let Some(why) = validate::placeholder(partner) {

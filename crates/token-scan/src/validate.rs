@@ -166,7 +166,7 @@ pub(crate) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
 /// start to past its end, so that its assertions see the bytes around a candidate and a value the
 /// window's edge would cut is seen whole (and refused, if it is then too long). The search resumes
 /// at the end of each candidate, so context a regex consumes around one (a delimiter) is seen again
-/// by the next.
+/// by the next. A candidate `taken` says is another value's partner already is passed over.
 pub(crate) fn partner(
     re: &regex::bytes::Regex,
     group: usize,
@@ -174,6 +174,7 @@ pub(crate) fn partner(
     data: &[u8],
     window: (usize, usize),
     own: (usize, usize),
+    taken: &dyn Fn((usize, usize)) -> bool,
 ) -> Option<(usize, usize)> {
     let distance = |(s, e): (usize, usize)| if e <= own.0 { own.0 - e } else { s.saturating_sub(own.1) };
     let hay = &data[..data.len().min(window.1.saturating_add(1024))];
@@ -199,6 +200,7 @@ pub(crate) fn partner(
         if mixed_ok
             && !(m.start() < own.1 && own.0 < m.end())
             && best.is_none_or(|b| distance(found) < distance(b))
+            && !taken(found)
         {
             best = Some(found);
         }
@@ -259,7 +261,7 @@ mod tests {
     fn a_mixed_partner_needs_both_cases_and_a_digit_or_symbol() {
         let re =
             regex::bytes::Regex::new(r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)").unwrap();
-        let find = |w: &[u8]| partner(&re, 1, true, w, (0, w.len()), (0, 0));
+        let find = |w: &[u8]| partner(&re, 1, true, w, (0, w.len()), (0, 0), &|_| false);
         assert!(find(b"key = abcdefghijabcdefghijabcdefghijabcdefgh").is_none());
         assert!(find(b"key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz;").is_some());
         // A rejected run's delimiter is seen again by the next.
@@ -269,7 +271,10 @@ mod tests {
         );
         // A run the window's end cuts is seen whole: 50 characters, not a 40-character key.
         let long = b"key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzzabcdefghij";
-        assert_eq!(partner(&re, 1, true, long, (0, 46), (0, 0)), None);
+        assert_eq!(partner(&re, 1, true, long, (0, 46), (0, 0), &|_| false), None);
+        // A candidate taken already is passed over for the next nearest.
+        let two = b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz qJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzzzzzzzz";
+        assert_eq!(partner(&re, 1, true, two, (0, two.len()), (0, 0), &|p| p == (0, 40)), Some((41, 81)));
     }
 
     #[test]

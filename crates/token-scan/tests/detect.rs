@@ -259,3 +259,19 @@ fn a_generated_corpus_is_found_whole_with_no_decoy() {
     assert!(on_decoys * 20 <= decoys.len(), "{on_decoys} of {} decoys reported", decoys.len());
     assert_eq!(report.findings.len(), manifest.planted.len() + on_decoys, "nothing else reported");
 }
+
+#[test]
+fn two_key_ids_then_their_two_secrets_pair_each_with_its_own() {
+    let (id_a, id_b) = ("AKIAZ7QFAKE4LV2XM3PQ", "AKIAZ7QFAKE4LV2XM3PR");
+    let (secret_a, secret_b) =
+        ("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", "Wq7Lr2Xw9Tb4KpN8mYcZ3hQwE5rT6yU1iO0pAsDg");
+    let text = format!("id_a = {id_a}\nid_b = {id_b}\nsecret_a = {secret_a}\nsecret_b = {secret_b}\n");
+    let r = scanner(false).scan_bytes("keys.txt", text.as_bytes());
+    let pairs: Vec<(Option<&str>, &str)> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "aws-access-key")
+        .map(|f| (f.public_id.as_deref(), f.secret().expose_secret()))
+        .collect();
+    assert_eq!(pairs, [(Some(id_a), secret_a), (Some(id_b), secret_b)], "{:?}", r.findings);
+}

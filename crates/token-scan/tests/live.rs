@@ -1,9 +1,11 @@
 //! Live validation (feature `validate`): the validator's bounds on a paused clock (rate, time
-//! budget, request cap, per-request timeout, one request per distinct credential); the AWS check
-//! against a real AWS API (moto with signatures on: a live key valid, a deleted key and a wrong
-//! secret invalid) and against a recording server that shows the secret key is never sent; the
-//! OpenBao check against a real server (a live token valid, a revoked one invalid). No output of
-//! a validated report holds a secret.
+//! budget, request cap, per-request timeout, one request per distinct credential and check, 5,000
+//! findings within the budget, a local check outside the rate and the cap); the AWS check against
+//! a real AWS API (moto with signatures on: a live key valid, a deleted key invalid, a wrong
+//! secret unknown) and against a recording server that shows the secret key is never sent; the
+//! OpenBao check against a real server (a live token valid; a revoked one and a live one that may
+//! not look itself up both unknown) and against a failing server (asked once: no retry). No output
+//! of a validated report holds a secret.
 
 #![cfg(feature = "validate")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -109,6 +111,81 @@ async fn the_time_budget_and_the_request_cap_leave_the_rest_unknown() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn five_thousand_findings_end_within_the_budget() {
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::ZERO });
+    let mut r = report(5000);
+    assert_eq!(r.findings.len(), 5001);
+    let v = validator(&check)
+        .rate_per_second(50)
+        .budget(Duration::from_secs(10))
+        .max_requests(100_000)
+        .build()
+        .unwrap();
+    let summary = v.validate(&mut r).await;
+    // At 0, 20 ms, …, 9.98 s: 500 requests; the rest (and nothing more) unknown once it is spent.
+    assert_eq!(summary.requests, 500);
+    assert_eq!(check.asked.lock().unwrap().len(), 500);
+    assert_eq!((summary.valid, summary.unknown), (501, 4500), "the copy of the first reuses its answer");
+    let spent = r
+        .findings
+        .iter()
+        .filter(|f| f.validation.as_ref().unwrap().detail == "not asked: the time budget was spent")
+        .count();
+    assert_eq!(spent, 4500);
+}
+
+/// Judges GitHub tokens without the network; counts what it was asked.
+struct Local(Mutex<usize>);
+
+#[async_trait::async_trait]
+impl LiveCheck for Local {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn judges(&self, f: &Finding) -> bool {
+        f.rule == "github-classic"
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+    async fn check(&self, _: &Finding) -> Validation {
+        *self.0.lock().unwrap() += 1;
+        Validation::invalid("local", "revoked")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_check_is_outside_the_rate_and_the_request_cap() {
+    let local = Arc::new(Local(Mutex::new(0)));
+    let mut r = report(300);
+    let v = LiveValidator::builder()
+        .check(local.clone() as Arc<dyn LiveCheck>)
+        .rate_per_second(1)
+        .max_requests(3)
+        .budget(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let summary = v.validate(&mut r).await;
+    assert_eq!(start.elapsed(), Duration::ZERO, "no wait for a rate slot");
+    assert_eq!((summary.requests, summary.invalid), (0, 301));
+    assert_eq!(*local.0.lock().unwrap(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_no_check_judges_does_not_answer_for_a_judged_one() {
+    let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::ZERO });
+    let mut r = report(1);
+    // The token, then its copy: the first under a rule no check judges.
+    assert_eq!(r.findings[0].fingerprint, r.findings[1].fingerprint);
+    r.findings[0].rule = "a-rule-nobody-checks".into();
+    let summary = validator(&check).build().unwrap().validate(&mut r).await;
+    assert_eq!(r.findings[0].validation.as_ref().unwrap().by, "none");
+    assert_eq!(r.findings[1].validation.as_ref().unwrap().validity, Validity::Valid);
+    assert_eq!((summary.requests, summary.valid, summary.unknown), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_provider_that_never_answers_is_unknown_after_the_timeout() {
     let check = Arc::new(Recording { asked: Mutex::default(), delay: Duration::from_secs(3600) });
     let mut r = report(2);
@@ -133,6 +210,35 @@ async fn a_kind_no_check_judges_is_unknown_and_bounds_out_of_range_are_refused()
     ] {
         assert!(matches!(b.build().unwrap_err(), token_scan::ScanError::Validation(_)));
     }
+}
+
+/// Judges GitHub tokens with a provider's words that try to start lines of their own.
+struct Injecting;
+
+#[async_trait::async_trait]
+impl LiveCheck for Injecting {
+    fn name(&self) -> &str {
+        "injecting"
+    }
+    fn judges(&self, f: &Finding) -> bool {
+        f.rule == "github-classic"
+    }
+    async fn check(&self, _: &Finding) -> Validation {
+        Validation::valid("injecting", "ci-deploy\n::error file=x::all clear\r\u{1b}[2K\u{202e}ok")
+    }
+}
+
+#[tokio::test]
+async fn a_providers_words_cannot_add_lines_to_the_text_report() {
+    let mut r = report(1);
+    LiveValidator::builder().check(Arc::new(Injecting)).build().unwrap().validate(&mut r).await;
+    let mut text = Vec::new();
+    r.write_text(&mut text, false).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("injecting")).count(), 2, "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("::error")), "{text}");
+    assert!(!text.contains(['\r', '\u{1b}', '\u{202e}']), "{text:?}");
+    assert!(text.contains("valid (injecting: ci-deploy::error file=x::all clear[2Kok)"), "{text}");
 }
 
 /// A file with an AWS key pair.
@@ -185,13 +291,12 @@ async fn aws_keys_are_asked_by_a_signed_call_that_never_sends_the_secret_key() {
     });
     let (id, secret) = ("AKIAZ7QFAKE4LV2XM3PQ", "Vq7Lr2Xw9Tb4KpN8mYcZ3hQwE5rT6yU1iO0pAsDf");
     let mut r = aws_report(id, secret);
-    let check = AwsCallerIdentity::new("us-east-1").endpoint(format!("http://{addr}"));
+    let check = AwsCallerIdentity::new("us-east-1").endpoint(&format!("http://{addr}")).unwrap();
     LiveValidator::builder().check(Arc::new(check)).build().unwrap().validate(&mut r).await;
     let v = r.findings.iter().find(|f| f.rule == "aws-access-key").unwrap().validation.clone().unwrap();
-    assert_eq!(
-        (v.validity, v.by.as_str(), v.detail.as_str()),
-        (Validity::Invalid, "aws-sts", "InvalidClientTokenId")
-    );
+    assert_eq!((v.validity, v.by.as_str()), (Validity::Invalid, "aws-sts"), "{v:?}");
+    assert!(v.detail.starts_with("InvalidClientTokenId: STS (us-east-1)"), "{}", v.detail);
+    assert!(v.detail.ends_with("The security token included in the request is invalid."), "{}", v.detail);
     let sent = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
     assert!(sent.contains(&format!("Credential={id}/")), "signed with the found key: {sent}");
     assert!(!sent.contains(secret) && !sent.contains(&secret[..20]), "the secret key never leaves");
@@ -221,7 +326,7 @@ async fn aws_keys_on_a_real_aws_api_live_deleted_and_wrong() {
         .await
         .unwrap();
     let validator = LiveValidator::builder()
-        .check(Arc::new(AwsCallerIdentity::new("us-east-1").endpoint(moto.endpoint())))
+        .check(Arc::new(AwsCallerIdentity::new("us-east-1").endpoint(moto.endpoint()).unwrap()))
         .build()
         .unwrap();
     let verdict = async |id: &str, secret: &str| {
@@ -235,24 +340,28 @@ async fn aws_keys_on_a_real_aws_api_live_deleted_and_wrong() {
     assert!(live.detail.ends_with(":user/billing"), "the identity it acts as: {}", live.detail);
     let dead = verdict(&keys[1].0, &keys[1].1).await;
     assert_eq!(dead.validity, Validity::Invalid, "a deleted key: {dead:?}");
-    // The live key's id with another secret: the signature does not match.
+    // The live key's id with another secret: the signature does not match, which does not prove
+    // the key dead (a mixed-up pair in the file, a clock or region off).
     let mut wrong = keys[0].1.clone().into_bytes();
     wrong[5] = if wrong[5] == b'A' { b'B' } else { b'A' };
     let wrong = verdict(&keys[0].0, std::str::from_utf8(&wrong).unwrap()).await;
-    assert_eq!(wrong.validity, Validity::Invalid, "a wrong secret: {wrong:?}");
+    assert_eq!(wrong.validity, Validity::Unknown, "a wrong secret: {wrong:?}");
+    assert!(wrong.detail.starts_with("SignatureDoesNotMatch: the key id exists"), "{}", wrong.detail);
 }
 
 #[tokio::test]
-async fn openbao_tokens_live_and_revoked_and_an_unreachable_server() {
+async fn openbao_tokens_live_revoked_and_not_allowed_to_look_up_and_an_unreachable_server() {
     use token_http::openbao::{OpenBao, TokenRequest};
     use token_http::secrecy::{ExposeSecret, SecretString};
+    use token_http::{HttpClient, Request};
     let (Ok(addr), Ok(root)) = (std::env::var("TOKENWARD_BAO_ADDR"), std::env::var("TOKENWARD_BAO_TOKEN"))
     else {
         assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI=true but no OpenBao");
         eprintln!("\n*** SKIPPED: OpenBao validation (no TOKENWARD_BAO_ADDR) ***\n");
         return;
     };
-    let admin = OpenBao::new(&addr, SecretString::from(root)).unwrap();
+    let root = SecretString::from(root);
+    let admin = OpenBao::new(&addr, root.clone()).unwrap();
     let request = TokenRequest {
         policies: vec!["default".into()],
         ttl: Duration::from_secs(600),
@@ -262,12 +371,35 @@ async fn openbao_tokens_live_and_revoked_and_an_unreachable_server() {
     let live = admin.create_orphan_token(&request).await.unwrap();
     let dead = admin.create_orphan_token(&request).await.unwrap();
     assert!(admin.revoke_accessor(&dead.accessor).await.unwrap());
+    // A live token without the `default` policy, whose one policy does not allow lookup-self.
+    let http = HttpClient::builder(&addr).build().unwrap();
+    let policy = json_call(
+        &http,
+        Request::put("/v1/sys/policies/acl/scan-no-lookup")
+            .json(&serde_json::json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+        &root,
+    )
+    .await;
+    assert!(policy.0 == 204 || policy.0 == 200, "{policy:?}");
+    let (status, created) = json_call(
+        &http,
+        Request::post("/v1/auth/token/create-orphan").json(&serde_json::json!({
+            "policies": ["scan-no-lookup"], "no_default_policy": true, "ttl": "600s",
+        })),
+        &root,
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let blind = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let (live, dead) = (live.token.expose_secret().to_owned(), dead.token.expose_secret().to_owned());
-    let text = format!("export VAULT_TOKEN={live}\nX-Vault-Token: {dead}\n");
+    let text = format!("export VAULT_TOKEN={live}\nX-Vault-Token: {dead}\nBAO_TOKEN={blind}\n");
     let mut r = Scanner::new().unwrap().scan_bytes("ci.sh", text.as_bytes());
     let vault: Vec<_> = r.findings.iter().filter(|f| f.rule.starts_with("vault-token")).collect();
-    assert_eq!(vault.len(), 2, "{:?}", r.findings);
-    let v = LiveValidator::builder().check(Arc::new(OpenBaoLookupSelf::new(&addr))).build().unwrap();
+    assert_eq!(vault.len(), 3, "{:?}", r.findings);
+    let v = LiveValidator::builder()
+        .check(Arc::new(OpenBaoLookupSelf::new(&addr, None).unwrap()))
+        .build()
+        .unwrap();
     v.validate(&mut r).await;
     let by_line = |line| {
         r.findings
@@ -280,20 +412,90 @@ async fn openbao_tokens_live_and_revoked_and_an_unreachable_server() {
     };
     assert_eq!(by_line(1).validity, Validity::Valid, "{:?}", by_line(1));
     assert!(by_line(1).detail.contains("ci-deploy"), "{:?}", by_line(1));
-    assert_eq!(by_line(2).validity, Validity::Invalid, "{:?}", by_line(2));
-    assert_no_secret_in_outputs(&r, &live);
-    assert_no_secret_in_outputs(&r, &dead);
+    // Refused alike (403), the revoked token and the live one that may not look itself up: neither
+    // is called dead.
+    for line in [2, 3] {
+        let v = by_line(line);
+        assert_eq!(v.validity, Validity::Unknown, "line {line}: {v:?}");
+        assert_eq!(
+            v.detail,
+            format!("refused by {addr}: revoked or expired, another server's, or lookup-self not allowed")
+        );
+    }
+    let (status, still) = json_call(&http, Request::get("/v1/auth/token/lookup-self"), &root).await;
+    assert_eq!(status, 200, "{still}");
+    let (status, _) = json_call(
+        &http,
+        Request::post("/v1/auth/token/lookup").json(&serde_json::json!({ "token": blind })),
+        &root,
+    )
+    .await;
+    assert_eq!(status, 200, "the token that may not look itself up is live");
+    for secret in [&live, &dead, &blind] {
+        assert_no_secret_in_outputs(&r, secret);
+    }
 
     // A server that does not answer: unknown, never valid or invalid.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut r =
         Scanner::new().unwrap().scan_bytes("ci.sh", format!("export VAULT_TOKEN={live}\n").as_bytes());
     let v = LiveValidator::builder()
-        .check(Arc::new(OpenBaoLookupSelf::new(format!("http://{closed}"))))
+        .check(Arc::new(OpenBaoLookupSelf::new(&format!("http://{closed}"), None).unwrap()))
         .build()
         .unwrap();
     v.validate(&mut r).await;
     let unknown =
         r.findings.iter().find(|f| f.rule.starts_with("vault-token")).unwrap().validation.clone().unwrap();
     assert_eq!(unknown.validity, Validity::Unknown, "{unknown:?}");
+}
+
+/// `request` with `token`: the status and the JSON body (`null` when empty).
+async fn json_call(
+    http: &token_http::HttpClient,
+    request: token_http::Request,
+    token: &token_http::secrecy::SecretString,
+) -> (u16, serde_json::Value) {
+    let r = http.send(request.secret_header("X-Vault-Token", token)).await.unwrap();
+    let v = if r.body.is_empty() { serde_json::Value::Null } else { r.json().unwrap() };
+    (r.status, v)
+}
+
+#[tokio::test]
+async fn an_openbao_lookup_is_sent_once_never_retried() {
+    // A server that fails every request (503, which a retrying client would try again): a lookup
+    // consumes a use of a use-limited token, so it is sent once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            *count.lock().unwrap() += 1;
+            let body = r#"{"errors":["sealed"]}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let token = "hvs.CAESIJq3xYt7LpN2mWc8Zr4KbVd5";
+    let mut r =
+        Scanner::new().unwrap().scan_bytes("ci.sh", format!("export VAULT_TOKEN={token}\n").as_bytes());
+    // A user:password written in the address is never shown.
+    let bao = OpenBaoLookupSelf::new(&format!("http://ops:hunter2@{addr}/"), None).unwrap();
+    let summary = LiveValidator::builder().check(Arc::new(bao)).build().unwrap().validate(&mut r).await;
+    assert_eq!(summary.requests, 1);
+    assert_eq!(*seen.lock().unwrap(), 1, "one request reached the server");
+    let v = r.findings.iter().find(|f| f.rule == "vault-token").unwrap().validation.clone().unwrap();
+    assert_eq!(
+        (v.validity, v.detail.as_str()),
+        (Validity::Unknown, format!("http://{addr} answered 503").as_str())
+    );
+    assert_no_secret_in_outputs(&r, token);
+    assert_no_secret_in_outputs(&r, "hunter2");
 }

@@ -664,17 +664,23 @@ pub(crate) struct ScanArgs {
     /// Ask each found credential's provider whether it still works (opt-in; never by default):
     /// AWS key pairs by STS GetCallerIdentity signed with the pair (the secret key is never sent),
     /// OpenBao/Vault tokens by lookup-self at --openbao-addr only, Tokenward tokens by this store.
-    /// Every finding then says valid, invalid or unknown.
+    /// Every finding then says valid, invalid (only when the answer proves it dead) or unknown.
+    /// The flags are checked before the scan (a bad one: exit 2).
     #[arg(long)]
     pub(crate) validate: bool,
-    /// With --validate: the STS endpoint (default AWS's own, in --aws-region).
+    /// With --validate: the STS endpoint (default AWS's own, in --aws-region): HTTPS, or plain HTTP
+    /// to loopback. Requests are signed for REGION when it is https://sts.REGION.amazonaws.com,
+    /// else for --aws-region.
     #[arg(long, value_name = "URL", requires = "validate")]
     pub(crate) aws_sts_endpoint: Option<String>,
-    /// With --validate: the region of the STS endpoint.
+    /// With --validate: the region of AWS's STS endpoint, and the one requests are signed for
+    /// unless --aws-sts-endpoint names its own.
     #[arg(long, default_value = "us-east-1", requires = "validate")]
     pub(crate) aws_region: String,
     /// With --validate: the one OpenBao/Vault server found tokens are looked up at (without it,
-    /// they are not sent anywhere and stay unknown).
+    /// they are not sent anywhere and stay unknown): HTTPS with the platform's roots or
+    /// --openbao-ca, or plain HTTP to loopback. lookup-self needs the token's default policy and
+    /// consumes one use of a use-limited token; a refusal (403) is unknown, not invalid.
     #[arg(long, value_name = "URL", requires = "validate")]
     pub(crate) openbao_addr: Option<String>,
     /// With --validate: trust this CA (PEM) for --openbao-addr.

@@ -9,15 +9,23 @@
 //!   found pair at a configured STS endpoint — the secret key never leaves the process, only a
 //!   SigV4 signature does;
 //! - an OpenBao / Vault token ([`OpenBaoLookupSelf`]): `auth/token/lookup-self` at the one
-//!   configured address, which is the only place the token is sent (TLS, or plain HTTP to
-//!   loopback only);
+//!   configured address, which is the only place the token is sent (HTTPS with the platform's
+//!   roots or a given CA, or plain HTTP to loopback only). It needs the token's `default` policy
+//!   and consumes one use of a use-limited token; a refusal (403) is `Unknown`, since OpenBao
+//!   refuses alike a revoked token, another server's live one and one that may not look itself up;
 //! - a Tokenward token: by the store that issued it, through the front door
 //!   (`Tokenward::live_check`), with no network at all.
 //!
 //! A tool author adds a provider by implementing [`LiveCheck`] in one file and registering it with
 //! [`LiveValidatorBuilder::check`]. The validator bounds what it does: one request per distinct
 //! credential, at most `rate` requests a second, a timeout per request, a total time budget and a
-//! request cap; what is left when a bound is reached is `Unknown`, with the bound named.
+//! request cap; what is left when a bound is reached is `Unknown`, with the bound named. A local
+//! check ([`LiveCheck::is_local`]: our store) sends no request, so neither the rate nor the cap
+//! applies to it.
+//!
+//! An `Invalid` verdict is given only on an answer that proves the credential dead (an unknown key
+//! id, a revoked or expired record); anything less certain is `Unknown` with the reason, since a
+//! live credential called dead is the dangerous mistake.
 //!
 //! ```
 //! use token_scan::live::{Validation, Validity};
@@ -50,7 +58,7 @@ pub use validator::{LiveCheck, LiveValidator, LiveValidatorBuilder, ValidationSu
 pub enum Validity {
     /// The provider accepts it: the leak is live.
     Valid,
-    /// The provider refuses it (revoked, deleted, expired, a wrong secret).
+    /// The provider's answer proves it dead (an unknown key id, a revoked, expired or used-up token).
     Invalid,
     /// Not known: no check for this kind, the provider did not answer clearly, or a bound (time,
     /// rate, requests) was reached first.
@@ -101,5 +109,30 @@ impl Validation {
     /// Not known, and why.
     pub fn unknown(by: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { validity: Validity::Unknown, by: by.into(), detail: detail.into() }
+    }
+}
+
+/// `text` made safe to print on one line: control characters (newlines, escapes) and the
+/// characters that reorder text (bidirectional overrides) dropped, at most `max` characters kept
+/// (`…` when cut). For what a provider says (a display name, an error message), which a report
+/// prints.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    let mut kept = text
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'));
+    let mut out: String = kept.by_ref().take(max).collect();
+    if kept.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_text_is_one_line_and_bounded() {
+        assert_eq!(super::printable("ci\n  evil: line\u{1b}[31m\u{202e}x", 100), "ci  evil: line[31mx");
+        assert_eq!(super::printable("abcdef", 3), "abc…");
+        assert_eq!(super::printable("abc", 3), "abc");
     }
 }

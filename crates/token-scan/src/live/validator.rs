@@ -1,5 +1,6 @@
 //! The validator: which check judges which finding, and the bounds on what it sends.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,13 @@ pub trait LiveCheck: Send + Sync {
 
     /// Whether it can judge this finding (by its rule, and its shape: a pair's public id).
     fn judges(&self, finding: &Finding) -> bool;
+
+    /// Whether it answers without the network (a store of our own): then its checks are not
+    /// requests — neither the rate nor the request cap applies to them, only the time budget and
+    /// the timeout. `false` unless overridden.
+    fn is_local(&self) -> bool {
+        false
+    }
 
     /// Asks the provider. Anything but a clear acceptance or refusal is [`Validity::Unknown`].
     async fn check(&self, finding: &Finding) -> Validation;
@@ -56,7 +64,7 @@ impl std::fmt::Debug for LiveValidator {
 
 /// Settings of a [`LiveValidator`]. Defaults: 5 requests a second, 5 s per request, 60 s in all,
 /// at most 200 requests.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct LiveValidatorBuilder {
     checks: Vec<Arc<dyn LiveCheck>>,
     rate: Option<u32>,
@@ -132,7 +140,8 @@ pub struct ValidationSummary {
     pub invalid: usize,
     /// Findings left unknown.
     pub unknown: usize,
-    /// Requests made (one per distinct credential a check judges).
+    /// Requests sent over the network (one per distinct credential a check judges; a local
+    /// check's are not requests).
     pub requests: usize,
 }
 
@@ -146,67 +155,83 @@ impl LiveValidator {
     /// [`Finding::validation`]. A credential found several times is asked about once.
     pub async fn validate(&self, report: &mut Report) -> ValidationSummary {
         let start = Instant::now();
-        let deadline = start + self.budget;
-        let interval = Duration::from_secs(1) / self.rate;
-        let mut next_slot = start;
+        let mut bounds = Bounds {
+            deadline: start + self.budget,
+            interval: Duration::from_secs(1) / self.rate,
+            next_slot: start,
+            requests: 0,
+        };
         let mut summary = ValidationSummary::default();
-        // (fingerprint, public id) → the answer, so that a copy of a credential is not asked twice.
-        let mut answered: Vec<((String, Option<String>), Validation)> = Vec::new();
-        for i in 0..report.findings.len() {
-            let f = &report.findings[i];
-            let key = (f.fingerprint.as_str().to_owned(), f.public_id.clone());
-            let validation = if let Some((_, v)) = answered.iter().find(|(k, _)| *k == key) {
-                v.clone()
-            } else {
-                let v = self.ask(f, deadline, interval, &mut next_slot, &mut summary.requests).await;
-                answered.push((key, v.clone()));
-                v
+        // (the check, fingerprint, public id) → its answer: a copy of a credential is not asked
+        // twice, and a copy under a rule no check judges does not stand for a judged one.
+        let mut answered: HashMap<(usize, String, Option<String>), Validation> = HashMap::new();
+        for f in &mut report.findings {
+            let validation = match self.checks.iter().position(|c| c.judges(f)) {
+                None => Validation::unknown("none", "no provider check for this kind"),
+                Some(c) => {
+                    let key = (c, f.fingerprint.as_str().to_owned(), f.public_id.clone());
+                    match answered.get(&key) {
+                        Some(v) => v.clone(),
+                        None => {
+                            let v = self.ask(self.checks[c].as_ref(), f, &mut bounds).await;
+                            answered.insert(key, v.clone());
+                            v
+                        }
+                    }
+                }
             };
             match validation.validity {
                 Validity::Valid => summary.valid += 1,
                 Validity::Invalid => summary.invalid += 1,
                 Validity::Unknown => summary.unknown += 1,
             }
-            report.findings[i].validation = Some(validation);
+            f.validation = Some(validation);
         }
+        summary.requests = bounds.requests;
         summary
     }
 
-    async fn ask(
-        &self,
-        f: &Finding,
-        deadline: Instant,
-        interval: Duration,
-        next_slot: &mut Instant,
-        requests: &mut usize,
-    ) -> Validation {
-        let Some(check) = self.checks.iter().find(|c| c.judges(f)) else {
-            return Validation::unknown("none", "no provider check for this kind");
-        };
-        if *requests >= self.max_requests {
-            return Validation::unknown(
-                check.name(),
-                format!("not asked: the cap of {} requests", self.max_requests),
-            );
+    /// One check's answer, within the bounds: once the budget's deadline has passed, `Unknown`
+    /// at once, without waiting or asking.
+    async fn ask(&self, check: &dyn LiveCheck, f: &Finding, bounds: &mut Bounds) -> Validation {
+        let spent = || Validation::unknown(check.name(), "not asked: the time budget was spent");
+        let mut now = Instant::now();
+        if now >= bounds.deadline {
+            return spent();
         }
-        // The rate: one request per interval, the first at once.
-        let now = Instant::now();
-        if *next_slot > now {
-            if *next_slot >= deadline {
-                return Validation::unknown(check.name(), "not asked: the time budget was spent");
+        if !check.is_local() {
+            if bounds.requests >= self.max_requests {
+                return Validation::unknown(
+                    check.name(),
+                    format!("not asked: the cap of {} requests", self.max_requests),
+                );
             }
-            tokio::time::sleep_until(*next_slot).await;
+            // The rate: one request per interval, the first at once.
+            if bounds.next_slot > now {
+                if bounds.next_slot >= bounds.deadline {
+                    return spent();
+                }
+                tokio::time::sleep_until(bounds.next_slot).await;
+                now = Instant::now();
+                if now >= bounds.deadline {
+                    return spent();
+                }
+            }
+            bounds.next_slot = now + bounds.interval;
+            bounds.requests += 1;
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Validation::unknown(check.name(), "not asked: the time budget was spent");
-        }
-        *next_slot = now + interval;
-        *requests += 1;
-        let limit = self.request_timeout.min(deadline - now);
+        let limit = self.request_timeout.min(bounds.deadline - now);
         match tokio::time::timeout(limit, check.check(f)).await {
             Ok(v) => v,
             Err(_) => Validation::unknown(check.name(), format!("no answer within {limit:?}")),
         }
     }
+}
+
+/// Where a validation stands against its bounds.
+struct Bounds {
+    deadline: Instant,
+    interval: Duration,
+    next_slot: Instant,
+    requests: usize,
 }

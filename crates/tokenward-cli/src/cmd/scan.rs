@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokenward::core::private_fs;
+use tokenward::scan::live::LiveValidatorBuilder;
 use tokenward::scan::secrecy::SecretString;
 use tokenward::scan::{
     Baseline, GitOptions, ImageOptions, Location, PostgresOptions, Progress, Report, RuleSet, S3Options,
@@ -183,6 +184,8 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
             .map_err(|e| CliError::new(format!("reading rules {}: {e}", path.display())))?;
         rules = rules.with_toml(&text)?;
     }
+    // The validator too (its bounds, its providers' addresses): a bad flag fails before the scan.
+    let live = if a.validate { Some(live_validator(&a)?) } else { None };
     let mut builder = Scanner::builder().rules(rules);
     if let Some(path) = &a.baseline {
         let text = std::fs::read_to_string(path)
@@ -218,8 +221,8 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
         eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
     }
     let mut report = report;
-    if a.validate {
-        validate(g, &a, &mut report).await?;
+    if let Some(live) = live {
+        validate(g, live, &mut report).await;
     }
     // A token of ours revoked from under a suppression is a finding all the same (exit 1).
     let revoked = if a.revoke { revoke(g, &report).await? } else { 0 };
@@ -238,17 +241,17 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     Ok(if report.findings.is_empty() && revoked == 0 { 0 } else { 1 })
 }
 
-/// Asks each finding's provider whether it still works (`--validate`), within the bounds given, and
-/// says on stderr how many are valid, invalid and unknown. Tokenward tokens are judged by this
-/// store when one is found and the store exists; else they stay unknown.
-async fn validate(g: &Global, a: &ScanArgs, report: &mut Report) -> Result<()> {
+/// The providers' checks and the bounds `--validate` asks them within, checked (a bound out of
+/// range, an address or CA the client refuses: a usage error, before anything is scanned). Our
+/// store's check is added after the scan, when a token of ours is found.
+fn live_validator(a: &ScanArgs) -> Result<LiveValidatorBuilder> {
     use std::time::Duration;
     use tokenward::scan::live::{AwsCallerIdentity, LiveValidator, OpenBaoLookupSelf};
     let budget = crate::out::duration(&a.validate_budget, "--validate-budget")?;
     let budget = budget.to_std().map_err(|_| CliError::new("--validate-budget: a positive duration"))?;
     let mut sts = AwsCallerIdentity::new(a.aws_region.clone()).timeout(Duration::from_secs(5));
     if let Some(e) = &a.aws_sts_endpoint {
-        sts = sts.endpoint(e.clone());
+        sts = sts.endpoint(e).map_err(|e| CliError::new(format!("--aws-sts-endpoint: {e}")))?;
     }
     let mut builder = LiveValidator::builder()
         .check(Arc::new(sts))
@@ -256,14 +259,25 @@ async fn validate(g: &Global, a: &ScanArgs, report: &mut Report) -> Result<()> {
         .budget(budget)
         .max_requests(a.validate_max);
     if let Some(addr) = &a.openbao_addr {
-        let mut bao = OpenBaoLookupSelf::new(addr.clone());
-        if let Some(ca) = &a.openbao_ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?;
-            bao = bao.ca_pem(pem);
-        }
+        let pem = match &a.openbao_ca {
+            Some(ca) => {
+                Some(std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?)
+            }
+            None => None,
+        };
+        let bao =
+            OpenBaoLookupSelf::new(addr, pem).map_err(|e| CliError::new(format!("--openbao-addr: {e}")))?;
         builder = builder.check(Arc::new(bao));
     }
+    builder.clone().build()?;
+    Ok(builder)
+}
+
+/// Asks each finding's provider whether it still works (`--validate`), and says on stderr how
+/// many are valid, invalid and unknown. Tokenward tokens are judged by this store when one is
+/// found and the store exists; else they stay unknown. Nothing here fails the run: a store that
+/// does not open leaves ours unknown, with a warning, and the report (and `--revoke`) go on.
+async fn validate(g: &Global, mut builder: LiveValidatorBuilder, report: &mut Report) {
     let ours = report.findings.iter().any(|f| f.rule == tokenward::scan::TOKENWARD_RULE);
     let tw = if ours && (g.database_url().is_some() || g.store.exists()) {
         match open::open(g, Need::ReadOnly).await {
@@ -279,15 +293,23 @@ async fn validate(g: &Global, a: &ScanArgs, report: &mut Report) -> Result<()> {
     if let Some(tw) = &tw {
         builder = builder.check(tw.live_check());
     }
-    let summary = builder.build()?.validate(report).await;
-    if let Some(tw) = tw {
-        tw.shutdown().await?;
+    let summary = match builder.build() {
+        Ok(v) => v.validate(report).await,
+        // Checked before the scan with the same bounds; a check added since changes none.
+        Err(e) => {
+            tracing::warn!("--validate: not validated: {e}");
+            return;
+        }
+    };
+    if let Some(tw) = tw
+        && let Err(e) = tw.shutdown().await
+    {
+        tracing::warn!("--validate: closing the store: {e}");
     }
     eprintln!(
         "validated: {} valid, {} invalid, {} unknown ({} request(s))",
         summary.valid, summary.invalid, summary.unknown, summary.requests
     );
-    Ok(())
 }
 
 /// Revokes (or, for a declared credential, revokes and replaces) every token of this store the

@@ -295,7 +295,9 @@ impl Tokenward {
         }
         let token = match self.issue(&trust.principal, &issue).await {
             Ok(t) => t,
-            Err(Error::Issue(error)) => {
+            // The policy's refusal (a scope the principal's roles do not grant, a lifetime above
+            // a role's), however the store wraps it.
+            Err(Error::Issue(error) | Error::Store(token_store::StoreError::Issue(error))) => {
                 return deny(ExchangeError::Issue { federation: name.clone(), error });
             }
             Err(other) => return Err(Denied::Failed(other)),

@@ -143,6 +143,18 @@ pub(crate) enum Command {
     Rotate(RotateArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
     Daemon(DaemonArgs),
+    /// Serve the token exchange (RFC 8693: a workload's OIDC token for a short-lived token, under
+    /// the stored policy's [[federation]] tables) and a forward-auth endpoint, until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Endpoints:\n  POST /token                RFC 8693 token exchange (DPoP-bound when the request has a DPoP proof)\n  GET|POST /authorize/SCOPE  200 if the Bearer or DPoP token allows SCOPE (401/403 otherwise), for a proxy's auth_request\n\nExample:\n  tokenward serve --listen 127.0.0.1:8787 --public-url https://auth.example.com"
+    )]
+    Serve(ServeArgs),
+    /// Exchange an OIDC token (a CI job's, a pod's) for a Tokenward token at a `serve` endpoint:
+    /// reads the subject token from a file or stdin, prints only the new token.
+    #[command(
+        after_help = "Example (GitHub Actions):\n  curl -sH \"Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN\" \"$ACTIONS_ID_TOKEN_REQUEST_URL&audience=tokenward\" | jq -r .value \\\n    | tokenward exchange --url https://auth.example.com/token --scope deploy:service/api/*:release"
+    )]
+    Exchange(ExchangeArgs),
     /// Start a command with current secrets in its environment (nothing written to disk).
     #[command(
         after_help = "Example:\n  tokenward run --secret billing/db-password=DB_PASSWORD --restart-on-rotate -- ./server --port 8080"
@@ -448,6 +460,35 @@ pub(crate) struct RotateArgs {
     pub(crate) emergency: bool,
     #[command(flatten)]
     pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on (loopback by default; put TLS in front of it, e.g. a proxy).
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The URL clients reach this server at (`https://auth.example.com`): what DPoP proofs name.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExchangeArgs {
+    /// The token endpoint (`https://auth.example.com/token`; plain HTTP to loopback only).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// The scopes asked for (repeatable, or space-separated).
+    #[arg(long = "scope", required = true, value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// How long the token should live (at most the federation's max_ttl; default that).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) ttl: Option<String>,
+    /// Read the subject token from this file (default: stdin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) subject_token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the endpoint, besides the platform's roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

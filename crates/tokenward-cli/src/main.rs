@@ -72,6 +72,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Migrate { output } => cmd::secrets::migrate(g, output).await,
         Command::Rotate(a) => cmd::rotate::rotate(g, a).await,
         Command::Daemon(a) => cmd::rotate::daemon(g, a).await,
+        Command::Serve(a) => cmd::serve::serve(g, a).await,
+        Command::Exchange(a) => cmd::serve::exchange(g, a).await,
         Command::Run(a) => cmd::run::run(g, a).await,
         Command::Audit(c) => cmd::audit::run(g, c).await,
         Command::Scan(a) => cmd::scan::run(g, a).await,

@@ -215,7 +215,8 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Opti
                 _ => "the subject token is not valid",
             }),
         },
-        Err(Error::Audit(_) | Error::Store(_)) => {
+        Err(e @ (Error::Audit(_) | Error::Store(_))) => {
+            tracing::warn!(error = %e, "token endpoint: the store or the audit log is unavailable");
             let mut r =
                 refuse(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly");
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

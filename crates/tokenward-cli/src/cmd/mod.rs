@@ -10,4 +10,5 @@ pub(crate) mod rotate;
 pub(crate) mod run;
 pub(crate) mod scan;
 pub(crate) mod secrets;
+pub(crate) mod serve;
 pub(crate) mod tokens;

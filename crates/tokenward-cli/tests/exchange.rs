@@ -1,0 +1,207 @@
+//! A CI job with no stored secret (issue 27): it holds only its platform's OIDC token, trades it
+//! by `tokenward exchange` at a `tokenward serve` endpoint for a short-lived token, uses that
+//! token through the tower layer (`/authorize/SCOPE`), and is denied outside its scope and after
+//! its TTL; a job of another branch, and a replayed OIDC token, get nothing; neither the OIDC
+//! token nor the issued one reaches the server's output or the audit log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokenward_test_support::dpop::TestIssuer;
+
+const ISSUER: &str = "https://ci.example.test";
+
+fn policy(jwks: &std::path::Path) -> String {
+    format!(
+        r#"
+[[role]]
+name = "deployer"
+grants = ["deploy:service/api/*:release"]
+max_ttl = "1h"
+
+[[principal]]
+name = "ci-deployer"
+roles = ["deployer"]
+
+[[federation]]
+name = "ci-main"
+issuer = "{ISSUER}"
+audience = "tokenward"
+jwks = {{ file = "{jwks}" }}
+principal = "ci-deployer"
+max_ttl = "15m"
+[federation.claims]
+repository = "acme/api"
+ref = "refs/heads/main"
+"#,
+        jwks = jwks.display()
+    )
+}
+
+/// The server, killed if the test ends early (it would outlive the test, holding its inherited
+/// descriptors).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `tokenward serve` on a free loopback port: the child and its base URL.
+fn serve(cli: &Cli) -> (Server, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = cli
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve starts");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap();
+            return (Server(child), format!("http://{addr}"), rx);
+        }
+    }
+}
+
+async fn get(base: &str, path: &str, token: &str) -> u16 {
+    let client = token_http::HttpClient::builder(base).build().unwrap();
+    let r = client
+        .send(token_http::Request::get(path).header("authorization", format!("Bearer {token}")))
+        .await
+        .unwrap();
+    r.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_job_with_only_an_oidc_token_gets_a_scoped_short_lived_token_and_nothing_more() {
+    let cli = Cli::new();
+    let issuer = TestIssuer::new(ISSUER, "ci-key-1", [0x31; 32]);
+    std::fs::write(cli.path("jwks.json"), issuer.jwks()).unwrap();
+    std::fs::write(cli.path("policy.toml"), policy(&cli.path("jwks.json"))).unwrap();
+    cli.run(&["init", "--prefix", "acme", "--policy", "policy.toml"]).ok();
+    let (mut server, base, lines) = serve(&cli);
+    let server_out =
+        |lines: &std::sync::mpsc::Receiver<String>| lines.try_iter().collect::<Vec<_>>().join("\n");
+    let url = format!("{base}/token");
+
+    // The job: an OIDC token of acme/api on main, and nothing else.
+    let main = serde_json::json!({"sub": "repo:acme/api:ref:refs/heads/main", "repository": "acme/api", "ref": "refs/heads/main"});
+    let oidc = issuer.mint("tokenward", 300, &main);
+    let scope = "deploy:service/api/v2:release";
+    let got = cli.run_stdin(&["exchange", "--url", &url, "--scope", scope, "--ttl", "3s"], oidc.as_bytes());
+    let token = got.ok().trim().to_owned();
+    assert!(token.starts_with("acme_"), "only the new token on stdout: {:?}", got.stdout);
+    assert_eq!(got.stdout.lines().count(), 1);
+
+    // Through the tower layer: its scope, nothing else.
+    assert_eq!(get(&base, &format!("/authorize/{scope}"), &token).await, 200);
+    assert_eq!(
+        get(&base, "/authorize/deploy:service/api/v3:release", &token).await,
+        403,
+        "only what it asked for"
+    );
+    assert_eq!(
+        get(&base, "/authorize/deploy:service/web/v2:release", &token).await,
+        403,
+        "outside its scope"
+    );
+    assert_eq!(get(&base, "/authorize/deploy:service/api/v2:release", "acme_made-up").await, 401);
+
+    // The same OIDC token again: replayed, refused.
+    let again = cli.run_stdin(&["exchange", "--url", &url, "--scope", scope], oidc.as_bytes());
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stdout.is_empty());
+    assert!(again.stderr.contains("invalid_request"), "{}", again.stderr);
+    // A job on another branch: its identity is not trusted.
+    let dev = serde_json::json!({"sub": "repo:acme/api:ref:refs/heads/dev", "repository": "acme/api", "ref": "refs/heads/dev"});
+    let other = cli.run_stdin(
+        &["exchange", "--url", &url, "--scope", scope],
+        issuer.mint("tokenward", 300, &dev).as_bytes(),
+    );
+    assert_eq!(other.code, 1);
+    assert!(other.stderr.contains("not trusted"), "{}", other.stderr);
+    // A token for another audience, or signed by another key: refused.
+    let wrong_aud = issuer.mint("someone-else", 300, &main);
+    assert_eq!(cli.run_stdin(&["exchange", "--url", &url, "--scope", scope], wrong_aud.as_bytes()).code, 1);
+    let forger = TestIssuer::new(ISSUER, "ci-key-1", [0x32; 32]);
+    assert_eq!(
+        cli.run_stdin(
+            &["exchange", "--url", &url, "--scope", scope],
+            forger.mint("tokenward", 300, &main).as_bytes()
+        )
+        .code,
+        1
+    );
+    // Asking for a scope the federation's principal does not hold, or longer than max_ttl.
+    let fresh = issuer.mint("tokenward", 300, &main);
+    let wide = cli.run_stdin(
+        &["exchange", "--url", &url, "--scope", "deploy:service/web/v2:release"],
+        fresh.as_bytes(),
+    );
+    assert_eq!(wide.code, 1);
+    assert!(wide.stderr.contains("invalid_scope"), "{}\n{}", wide.stderr, server_out(&lines));
+    let fresh = issuer.mint("tokenward", 300, &main);
+    let long = cli.run_stdin(&["exchange", "--url", &url, "--scope", scope, "--ttl", "1h"], fresh.as_bytes());
+    assert_eq!(long.code, 1, "{}", long.stderr);
+    assert!(long.stderr.contains("invalid_request"), "{}\n{}", long.stderr, server_out(&lines));
+
+    // After its TTL the token is dead.
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    assert_eq!(get(&base, &format!("/authorize/{scope}"), &token).await, 401, "expired");
+
+    // SIGTERM stops the server cleanly.
+    std::process::Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    let stop = Instant::now() + Duration::from_secs(20);
+    while server.0.try_wait().unwrap().is_none() && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = server.0.try_wait().unwrap();
+    if status.is_none() {
+        let _ = server.0.kill();
+    }
+    assert!(status.is_some_and(|s| s.success()), "serve stops after SIGTERM: {status:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let out: Vec<String> = lines.try_iter().collect();
+    let out = out.join("\n");
+    assert!(out.contains("stopping"), "{out}");
+    // No token in the server's output, the CLI's, or the audit log.
+    let audit = std::fs::read_to_string(cli.path("tokenward.audit.jsonl")).or_else(|_| {
+        let found = std::fs::read_dir(cli.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().contains("audit"))
+            .unwrap();
+        std::fs::read_to_string(found.path())
+    });
+    let audit = audit.unwrap();
+    assert!(audit.contains("\"exchange\""), "exchanges are audited");
+    let transcript = cli.transcript.borrow();
+    for secret in [oidc.as_str(), wrong_aud.as_str()] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!out.contains(signature) && !audit.contains(signature) && !transcript.contains(signature));
+    }
+    assert!(!out.contains(&token) && !audit.contains(&token), "the issued token only on the job's stdout");
+    assert_eq!(transcript.matches(&token).count(), 1);
+}

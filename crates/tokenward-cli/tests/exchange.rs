@@ -59,14 +59,15 @@ impl Drop for Server {
 
 /// `tokenward serve` on a free loopback port: the child and its base URL.
 fn serve(cli: &Cli) -> (Server, String, std::sync::mpsc::Receiver<String>) {
-    let mut child = cli
+    let child = cli
         .command()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut server = Server(child);
+    let stderr = server.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -80,7 +81,7 @@ fn serve(cli: &Cli) -> (Server, String, std::sync::mpsc::Receiver<String>) {
         let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("serve starts");
         if let Some(rest) = line.split("listening on ").nth(1) {
             let addr = rest.split_whitespace().next().unwrap();
-            return (Server(child), format!("http://{addr}"), rx);
+            return (server, format!("http://{addr}"), rx);
         }
     }
 }

@@ -156,58 +156,52 @@ impl Scanner {
         let stdout = cat.stdout.take().ok_or_else(|| ScanError::Git("no stdout".into()))?;
         let mut out = BufReader::with_capacity(1 << 20, stdout);
         let mut report = Report::default();
+        let mut totals = Progress::default();
+        // This thread reads blobs from git; scanning threads scan them, a few blobs in flight;
+        // their reports are merged in history's order, so that each secret is reported where
+        // history first had it, as a serial scan would.
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(2 * threads);
+        let receive = std::sync::Mutex::new(receive);
+        let blobs = &blobs;
+        let mut scanned: Vec<(usize, Report)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let next =
+                                receive.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                            let Ok(batch) = next else { break };
+                            for (i, data) in batch {
+                                let blob = &blobs[i];
+                                let mut one = Report::default();
+                                let locate = |line, column| Location::Git {
+                                    commit: blob.commit.clone(),
+                                    path: blob.path.clone(),
+                                    line,
+                                    column,
+                                };
+                                self.scan_chunk(&data, data.len(), Offset::default(), &mut one, &locate);
+                                done.push((i, one));
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            let read = read_blobs(blobs, &mut out, max, &mut report, &mut totals, options, &send);
+            drop(send);
+            let mut scanned = Vec::new();
+            for w in workers {
+                scanned.extend(w.join().unwrap_or_default());
+            }
+            read.map(|()| scanned)
+        })?;
+        scanned.sort_unstable_by_key(|(i, _)| *i);
         let mut seen = HashSet::new();
         let mut seen_suppressed = HashSet::new();
-        let mut data = Vec::new();
-        let mut header = String::new();
-        let mut totals = Progress::default();
-        for blob in &blobs {
-            header.clear();
-            if out.read_line(&mut header).map_err(|e| ScanError::Git(format!("reading blobs: {e}")))? == 0 {
-                report
-                    .skipped
-                    .push(Skipped { what: blob.oid.clone(), reason: "git stopped answering".into() });
-                break;
-            }
-            let parts: Vec<&str> = header.split_whitespace().collect();
-            let size = match parts.as_slice() {
-                [_, "blob", size] => size.parse::<u64>().ok(),
-                _ => None,
-            };
-            let Some(size) = size else {
-                report.skipped.push(Skipped {
-                    what: blob.oid.clone(),
-                    reason: format!("unreadable object ({})", header.trim()),
-                });
-                continue;
-            };
-            let len = usize::try_from(size).unwrap_or(usize::MAX);
-            if size > max {
-                std::io::copy(&mut (&mut out).take(size + 1), &mut std::io::sink())
-                    .map_err(|e| ScanError::Git(format!("reading blobs: {e}")))?;
-                report.skipped.push(Skipped {
-                    what: format!("{} ({})", blob.path, blob.oid),
-                    reason: format!("larger than {max} bytes"),
-                });
-                continue;
-            }
-            data.resize(len + 1, 0);
-            out.read_exact(&mut data).map_err(|e| ScanError::Git(format!("reading blobs: {e}")))?;
-            data.truncate(len);
-            if memchr::memchr(0, &data[..len.min(8000)]).is_some() {
-                report.suppress("binary blob");
-                continue;
-            }
-            report.files += 1;
-            report.bytes += size;
-            let mut one = Report::default();
-            let locate = |line, column| Location::Git {
-                commit: blob.commit.clone(),
-                path: blob.path.clone(),
-                line,
-                column,
-            };
-            self.scan_chunk(&data, data.len(), Offset::default(), &mut one, &locate);
+        for (_, one) in scanned {
             for (k, v) in one.suppressed {
                 *report.suppressed.entry(k).or_default() += v;
             }
@@ -224,15 +218,85 @@ impl Scanner {
                     report.suppress("seen in an earlier commit");
                 }
             }
-            if let Some(p) = &options.progress {
-                totals.files = report.files;
-                totals.bytes = report.bytes;
-                p(&totals);
-            }
         }
         let _ = feeder.join();
         let _ = cat.kill();
         let _ = cat.wait();
         Ok(report)
     }
+}
+
+/// Reads `blobs` from `git cat-file --batch`'s output in order, sending the text blobs to the
+/// scanning threads in batches of about 1 MiB (counted in `report`; most blobs are small, and a
+/// hand-off per blob would cost more than scanning it); a blob too large or unreadable is
+/// skipped and reported, a binary one counted.
+#[allow(clippy::too_many_arguments)]
+fn read_blobs(
+    blobs: &[Blob],
+    out: &mut impl BufRead,
+    max: u64,
+    report: &mut Report,
+    totals: &mut Progress,
+    options: &GitOptions,
+    send: &std::sync::mpsc::SyncSender<Vec<(usize, Vec<u8>)>>,
+) -> Result<(), ScanError> {
+    const BATCH: usize = 1 << 20;
+    let mut header = String::new();
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    for (i, blob) in blobs.iter().enumerate() {
+        header.clear();
+        if out.read_line(&mut header).map_err(|e| ScanError::Git(format!("reading blobs: {e}")))? == 0 {
+            report.skipped.push(Skipped { what: blob.oid.clone(), reason: "git stopped answering".into() });
+            break;
+        }
+        let parts: Vec<&str> = header.split_whitespace().collect();
+        let size = match parts.as_slice() {
+            [_, "blob", size] => size.parse::<u64>().ok(),
+            _ => None,
+        };
+        let Some(size) = size else {
+            report.skipped.push(Skipped {
+                what: blob.oid.clone(),
+                reason: format!("unreadable object ({})", header.trim()),
+            });
+            continue;
+        };
+        let len = usize::try_from(size).unwrap_or(usize::MAX);
+        if size > max {
+            std::io::copy(&mut out.take(size + 1), &mut std::io::sink())
+                .map_err(|e| ScanError::Git(format!("reading blobs: {e}")))?;
+            report.skipped.push(Skipped {
+                what: format!("{} ({})", blob.path, blob.oid),
+                reason: format!("larger than {max} bytes"),
+            });
+            continue;
+        }
+        let mut data = vec![0; len + 1];
+        out.read_exact(&mut data).map_err(|e| ScanError::Git(format!("reading blobs: {e}")))?;
+        data.truncate(len);
+        if memchr::memchr(0, &data[..len.min(8000)]).is_some() {
+            report.suppress("binary blob");
+            continue;
+        }
+        report.files += 1;
+        report.bytes += size;
+        if let Some(p) = &options.progress {
+            totals.files = report.files;
+            totals.bytes = report.bytes;
+            p(totals);
+        }
+        batched += data.len();
+        batch.push((i, data));
+        if batched >= BATCH {
+            batched = 0;
+            if send.send(std::mem::take(&mut batch)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = send.send(batch);
+    }
+    Ok(())
 }

@@ -194,7 +194,9 @@ impl Scanner {
             drop(send);
             let mut scanned = Vec::new();
             for w in workers {
-                scanned.extend(w.join().unwrap_or_default());
+                // A scanning thread that panicked lost its blobs' findings: the scan fails
+                // rather than report fewer findings than the history holds.
+                scanned.extend(w.join().map_err(|_| ScanError::Git("a scanning thread panicked".into()))?);
             }
             read.map(|()| scanned)
         })?;

@@ -167,12 +167,12 @@ fn list_blobs(
             Ok(_) => {}
             Err(e) => return Err(ScanError::Git(format!("reading git log: {e}"))),
         }
-        if let Some(blob) = introduced.line(&line) {
-            if !ask(blob) {
-                // The reader stopped (git cat-file died): it reports that.
-                asking = false;
-                break;
-            }
+        if let Some(blob) = introduced.line(&line)
+            && !ask(blob)
+        {
+            // The reader stopped (git cat-file died): it reports that.
+            asking = false;
+            break;
         }
     }
     drop(reader);

@@ -134,6 +134,9 @@ async fn run() {
     println!("| what | median | p90 | median / floor |");
     println!("|---|---:|---:|---:|");
     println!("| found → old key refused by STS (risk window) | {rm:.1} ms | {r90:.1} ms | {:.1}× |", rm / tm);
-    println!("| found → key revoked at IAM (deactivated, deleted) | {dm:.1} ms | {d90:.1} ms | {:.1}× |", dm / tm);
+    println!(
+        "| found → key revoked at IAM (deactivated, deleted) | {dm:.1} ms | {d90:.1} ms | {:.1}× |",
+        dm / tm
+    );
     println!("| floor: one signed GetCallerIdentity ({ROUND_TRIPS} calls) | {tm:.2} ms | {t90:.2} ms | 1× |");
 }

@@ -446,21 +446,37 @@ const SHARED_KINDS: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "Cloudflare",
-        &["cloudflare-api-key", "cloudflareapitoken", "cloudflare-global-api-key", "cloudflare-origin-ca-key"],
+        &[
+            "cloudflare-api-key",
+            "cloudflareapitoken",
+            "cloudflare-global-api-key",
+            "cloudflare-origin-ca-key",
+        ],
         &["cloudflare-api-token", "cloudflare-global-api-key", "cloudflare-origin-ca-key"],
     ),
     ("Databricks", &["databricks-api-token"], &["databricks-token"]),
     ("Datadog", &["datadog-api-key", "datadog-application-key"], &["datadog-api-key", "datadog-app-key"]),
     (
         "DigitalOcean",
-        &["digitalocean-access-token", "digitalocean-pat", "digitalocean-refresh-token", "digitaloceanapikey"],
+        &[
+            "digitalocean-access-token",
+            "digitalocean-pat",
+            "digitalocean-refresh-token",
+            "digitaloceanapikey",
+        ],
         &["digitalocean-pat", "digitalocean-oauth-token", "digitalocean-refresh-token"],
     ),
     ("Fly.io", &["flyio-access-token"], &["fly-access-token"]),
     ("GCP", &["gcp-api-key", "gcp-service-account"], &["gcp-api-key", "gcp-service-account"]),
     (
         "GitHub",
-        &["github-pat", "github-oauth", "github-app-token", "github-refresh-token", "github-fine-grained-pat"],
+        &[
+            "github-pat",
+            "github-oauth",
+            "github-app-token",
+            "github-refresh-token",
+            "github-fine-grained-pat",
+        ],
         &["github-classic", "github-fine-grained"],
     ),
     (
@@ -516,7 +532,11 @@ const SHARED_KINDS: &[(&str, &[&str], &[&str])] = &[
     ("Slack webhooks", &["slack-webhook-url"], &["slack-webhook", "slack-workflow-webhook"]),
     ("Square", &["square-access-token"], &["square-access-token", "square-oauth-secret"]),
     ("Stripe", &["stripe-access-token"], &["stripe-live-key"]),
-    ("Vault / OpenBao", &["vault-service-token", "vault-batch-token"], &["vault-token", "vault-token-legacy"]),
+    (
+        "Vault / OpenBao",
+        &["vault-service-token", "vault-batch-token"],
+        &["vault-token", "vault-token-legacy"],
+    ),
     ("xAI", &["grokxaiapikey"], &["xai-api-key"]),
     (
         "URLs with credentials",
@@ -570,7 +590,8 @@ fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
     let commits = count(&["rev-list", "--all", "--count"]);
     let refs = count(&["for-each-ref", "--format=x"]).lines().count();
     let me = std::env::current_exe().unwrap().display().to_string();
-    let mut tools: Vec<(&str, Vec<String>, bool)> = vec![("token-scan (default: generic on)", vec![me], true)];
+    let mut tools: Vec<(&str, Vec<String>, bool)> =
+        vec![("token-scan (default: generic on)", vec![me], true)];
     match find("kingfisher") {
         Some(k) => tools.push((
             "kingfisher 2.14 --git-history full --no-validate",
@@ -610,7 +631,8 @@ fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
     }
     // The comparison's values: our findings' secrets from the same scan in this process, and
     // kingfisher's snippets; held in memory only.
-    let report = Scanner::new().unwrap().scan_git(Path::new(&repo), &tokenward::scan::GitOptions::default()).unwrap();
+    let report =
+        Scanner::new().unwrap().scan_git(Path::new(&repo), &tokenward::scan::GitOptions::default()).unwrap();
     let ours: Vec<(String, String)> =
         report.findings.iter().map(|f| (f.rule.clone(), f.secret().expose_secret().to_owned())).collect();
     println!(
@@ -654,12 +676,17 @@ fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
         println!("| {name} | {m:.2} s | {:.0} MiB | {n} | {kinds} |", rss[i] / 1024.0);
     }
     if let [ours_s, theirs_s] = medians[..] {
-        println!("\ntoken-scan is {:.1}× faster than kingfisher on this history (target ≥ 5×)", theirs_s / ours_s);
+        println!(
+            "\ntoken-scan is {:.1}× faster than kingfisher on this history (target ≥ 5×)",
+            theirs_s / ours_s
+        );
     } else {
         return;
     }
 
-    println!("\nfindings by kind (distinct values; kingfisher's matched against all of ours, ours against all of its):");
+    println!(
+        "\nfindings by kind (distinct values; kingfisher's matched against all of ours, ours against all of its):"
+    );
     println!("\n| kind both support | kingfisher | token-scan | both | only kingfisher | only token-scan |");
     println!("|---|---:|---:|---:|---:|---:|");
     let dedup = |v: Vec<&str>| -> Vec<String> {
@@ -673,8 +700,10 @@ fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
     let mut totals = [0usize; 5];
     let mut missed = Vec::new();
     for (kind, kf_ids, our_ids) in SHARED_KINDS {
-        let k = dedup(theirs.iter().filter(|t| kf_ids.contains(&t.0.as_str())).map(|t| t.1.as_str()).collect());
-        let o = dedup(ours.iter().filter(|o| our_ids.contains(&o.0.as_str())).map(|o| o.1.as_str()).collect());
+        let k =
+            dedup(theirs.iter().filter(|t| kf_ids.contains(&t.0.as_str())).map(|t| t.1.as_str()).collect());
+        let o =
+            dedup(ours.iter().filter(|o| our_ids.contains(&o.0.as_str())).map(|o| o.1.as_str()).collect());
         if k.is_empty() && o.is_empty() {
             continue;
         }
@@ -698,10 +727,7 @@ fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
         }
         println!("| {kind} | {} | {} | {} | {} | {} |", row[0], row[1], row[2], row[3], row[4]);
     }
-    println!(
-        "| **total** | {} | {} | {} | {} | {} |",
-        totals[0], totals[1], totals[2], totals[3], totals[4]
-    );
+    println!("| **total** | {} | {} | {} | {} | {} |", totals[0], totals[1], totals[2], totals[3], totals[4]);
     let shared_kf: HashSet<&str> = SHARED_KINDS.iter().flat_map(|k| k.1.iter().copied()).collect();
     let shared_ours: HashSet<&str> = SHARED_KINDS.iter().flat_map(|k| k.2.iter().copied()).collect();
     let mut other_kf: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();

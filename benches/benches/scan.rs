@@ -558,10 +558,18 @@ fn kingfisher_kind(id: &str) -> &str {
 }
 
 /// Two scanners' values for one secret: equal, or one inside the other (a PEM body inside the
-/// whole block, a password inside `user:password`), at least 8 bytes.
+/// whole block, a password inside `user:password`), at least 8 bytes; or so once a base64 value
+/// is decoded (token-scan reports an `Authorization: Basic` value decoded, kingfisher as written).
 fn same_secret(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    a == b || (short.len() >= 8 && long.contains(short))
+    let one = |a: &str, b: &str| {
+        let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+        a == b || (short.len() >= 8 && long.contains(short))
+    };
+    let decoded = |v: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(v).ok().and_then(|d| String::from_utf8(d).ok())
+    };
+    one(a, b) || decoded(a).is_some_and(|a| one(&a, b)) || decoded(b).is_some_and(|b| one(a, &b))
 }
 
 /// `TOKENWARD_BENCH_REPO`: a real repository's full history, token-scan (default mode) beside

@@ -22,7 +22,7 @@ pub struct GitOptions {
     pub unreachable: bool,
     /// Blobs larger than this are skipped and reported (default 64 MiB when 0).
     pub max_blob_size: u64,
-    /// Called after each blob with the running totals.
+    /// Called as each text blob is read and handed to the scanning threads, with the running totals.
     pub progress: Option<ProgressFn>,
 }
 
@@ -43,7 +43,7 @@ impl GitOptions {
         self
     }
 
-    /// Calls `f` as blobs are scanned (from scanning threads).
+    /// Calls `f` as blobs are read for scanning (from the thread reading them).
     #[must_use]
     pub fn progress(mut self, f: crate::source::ProgressFn) -> Self {
         self.progress = Some(f);

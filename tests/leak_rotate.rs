@@ -4,8 +4,8 @@
 //! not manage, found in the same scan, is never touched. Against a local AWS API (moto, signatures
 //! and IAM on) and OpenBao; skipped without them.
 //!
-//! The risk window (found → old key refused by the API) over 20 drills:
-//! `cargo test -p tokenward --all-features --test leak_rotate -- --ignored --nocapture`.
+//! The risk window (found → old key refused by the API) over 20 drills is a benchmark:
+//! `cargo bench -p tokenward-bench --bench leak`.
 
 #![cfg(all(feature = "scan", feature = "s3", feature = "aws"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
@@ -261,42 +261,6 @@ async fn a_leaked_previous_key_in_its_overlap_is_revoked_early() {
     assert!(aws.refused_after(&old, Instant::now()).await.is_some(), "the previous key is refused");
     assert_eq!(aws.current().await.0, current.0, "the current key is untouched");
     assert!(aws.accepted(&current).await);
-    aws.tw.shutdown().await.unwrap();
-}
-
-/// The risk window — from the finding in hand to the old key refused by the API — over 20 drills
-/// (a measurement, not a timed test).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement: run with --ignored --nocapture"]
-async fn risk_window_over_20_drills() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(aws) = aws(dir.path()).await else { return };
-    let (mut refused, mut deactivated) = (Vec::new(), Vec::new());
-    for _ in 0..20 {
-        let leaked = aws.current().await;
-        let report =
-            Scanner::new().unwrap().scan_bytes("leak.env", env_file(&leaked.0, &leaked.1).as_bytes());
-        let found = Instant::now();
-        // Probing from the finding on, while the response runs.
-        let probe = aws.prober(&leaked, found);
-        let response = aws.tw.respond_to_leaks(&report).await.unwrap();
-        assert_eq!(response.revoked(), 1, "{:?}", response.actions);
-        refused.push(probe.await.unwrap().unwrap());
-        deactivated.push(response.actions[0].time_to_revoke.unwrap());
-    }
-    let ms = |d: &mut Vec<Duration>| {
-        d.sort();
-        let p = |q: f64| d[((d.len() as f64 * q).ceil() as usize).clamp(1, d.len()) - 1].as_secs_f64() * 1e3;
-        (p(0.5), p(0.9))
-    };
-    let (rm, r90) = ms(&mut refused);
-    let (dm, d90) = ms(&mut deactivated);
-    eprintln!(
-        "risk window over 20 drills (moto): found → old key refused by STS: median {rm:.1} ms, p90 {r90:.1} ms"
-    );
-    eprintln!(
-        "                                    found → key revoked at IAM (deactivated, deleted): median {dm:.1} ms, p90 {d90:.1} ms"
-    );
     aws.tw.shutdown().await.unwrap();
 }
 

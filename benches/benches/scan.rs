@@ -12,7 +12,15 @@
 //! For each: wall time, MiB/s, peak RSS (`/usr/bin/time -v`), recall of the planted secrets (a
 //! planted line reported, by path and line) and how many decoy lines it reported.
 //!
-//! `cargo bench -p tokenward-bench --bench scan`
+//! Then a real repository's full history (`TOKENWARD_BENCH_REPO`, e.g. a `git clone --mirror` of
+//! gitleaks: every commit reachable from every ref), token-scan in default mode beside kingfisher
+//! `--git-history full --no-validate`: wall (median of 3 warm runs), peak RSS, findings per rule
+//! kind, and the findings of the kinds both support matched by value (compared in memory, never
+//! printed): both, only kingfisher, only token-scan.
+//!
+//! `cargo bench -p tokenward-bench --bench scan` (all three sections), or `… --bench scan -- repo`
+//! (only those whose name holds the argument: `corpus`, `git`, `repo`). The real repository:
+//! `TOKENWARD_BENCH_REPO=/tmp/gitleaks cargo bench -p tokenward-bench --bench scan -- repo`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
@@ -35,7 +43,7 @@ fn main() {
             .scan_git(Path::new(&repo), &tokenward::scan::GitOptions::default())
             .unwrap();
         for f in &report.findings {
-            println!("{}\t{}", f.location.path(), f.location);
+            println!("{}\t{}\t{}", f.location.path(), f.location, f.rule);
         }
         eprintln!(
             "token-scan git: {} findings, {} blobs, {} bytes",
@@ -67,8 +75,35 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let mib: u64 = std::env::var("TOKENWARD_SCAN_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    // `cargo bench --bench scan -- repo`: only the sections whose name holds the argument
+    // (`corpus`, `git`, `repo`).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wants = |section: &str| filter.as_deref().is_none_or(|f| section.contains(f));
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let peers_path = std::env::var("TOKENWARD_PEERS").unwrap_or_default();
+    let find = |name: &str| -> Option<PathBuf> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        peers_path
+            .split(':')
+            .chain(path.split(':'))
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    };
+    if wants("corpus") {
+        corpus(&target, &find);
+    }
+    if wants("git") {
+        git_history(&target, &find);
+    }
+    if wants("repo") {
+        real_repository(&target, &find);
+    }
+}
+
+/// The generated corpus: token-scan beside `cat`, ripgrep and the peers found.
+fn corpus(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
+    let mib: u64 = std::env::var("TOKENWARD_SCAN_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     // v2: generic secrets and their decoys planted too.
     let corpus = target.join(format!("scan-corpus-v2-{mib}"));
     let manifest_path = corpus.join("manifest.json");
@@ -115,16 +150,6 @@ fn main() {
 
     let anchors: Vec<String> =
         RuleSet::builtin().rules().iter().filter(|r| r.enabled).flat_map(|r| r.anchors.clone()).collect();
-    let peers_path = std::env::var("TOKENWARD_PEERS").unwrap_or_default();
-    let find = |name: &str| -> Option<PathBuf> {
-        let path = std::env::var("PATH").unwrap_or_default();
-        peers_path
-            .split(':')
-            .chain(path.split(':'))
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
-    };
     let dir = files.to_str().unwrap().to_owned();
     let mut tools: Vec<(&str, Vec<String>, Parse)> = vec![(
         "cat (floor)",
@@ -260,7 +285,6 @@ fn main() {
             rss_kb / 1024.0
         );
     }
-    git_history(&target, &find);
     let ours = rates.iter().find(|(n, _)| *n == "token-scan").map(|r| r.1).unwrap_or(0.0);
     let peers: Vec<f64> = rates
         .iter()
@@ -386,6 +410,355 @@ fn git_history(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
             rss / 1024.0,
             planted.len()
         );
+    }
+}
+
+/// The kinds both scanners support: a label, kingfisher's rule ids (without their
+/// `betterleaks.`/`veles.secrets/` namespace and `.N` variant suffix), ours.
+const SHARED_KINDS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "1Password",
+        &["1password-secret-key", "1password-service-account-token"],
+        &["1password-secret-key", "1password-service-account-token"],
+    ),
+    ("age", &["age-secret-key"], &["age-secret-key"]),
+    (
+        "Anthropic",
+        &["anthropic-api-key", "anthropic-admin-api-key"],
+        &["anthropic-api-key", "anthropic-admin-key"],
+    ),
+    ("Atlassian", &["atlassian-api-token"], &["atlassian-api-token"]),
+    (
+        "AWS",
+        &["aws-access-token", "aws-secret-access-key", "aws-session-token"],
+        &["aws-access-key", "aws-session-token"],
+    ),
+    (
+        "Azure",
+        &["azure-ad-client-secret", "azure-servicebus-connection-string", "azure-storage-account-key"],
+        &[
+            "azure-ad-client-secret",
+            "azure-shared-access-key",
+            "azure-storage-connection-string",
+            "azure-storage-key",
+            "azure-sas-token",
+        ],
+    ),
+    (
+        "Cloudflare",
+        &[
+            "cloudflare-api-key",
+            "cloudflareapitoken",
+            "cloudflare-global-api-key",
+            "cloudflare-origin-ca-key",
+        ],
+        &["cloudflare-api-token", "cloudflare-global-api-key", "cloudflare-origin-ca-key"],
+    ),
+    ("Databricks", &["databricks-api-token"], &["databricks-token"]),
+    ("Datadog", &["datadog-api-key", "datadog-application-key"], &["datadog-api-key", "datadog-app-key"]),
+    (
+        "DigitalOcean",
+        &[
+            "digitalocean-access-token",
+            "digitalocean-pat",
+            "digitalocean-refresh-token",
+            "digitaloceanapikey",
+        ],
+        &["digitalocean-pat", "digitalocean-oauth-token", "digitalocean-refresh-token"],
+    ),
+    ("Fly.io", &["flyio-access-token"], &["fly-access-token"]),
+    ("GCP", &["gcp-api-key", "gcp-service-account"], &["gcp-api-key", "gcp-service-account"]),
+    (
+        "GitHub",
+        &[
+            "github-pat",
+            "github-oauth",
+            "github-app-token",
+            "github-refresh-token",
+            "github-fine-grained-pat",
+        ],
+        &["github-classic", "github-fine-grained"],
+    ),
+    (
+        "GitLab",
+        &["gitlab-pat", "gitlab-deploy-token", "gitlab-runner-authentication-token", "gitlab-cicd-job-token"],
+        &["gitlab-pat", "gitlab-deploy-token", "gitlab-runner-token", "gitlab-ci-job-token"],
+    ),
+    (
+        "Grafana",
+        &["grafana-api-key", "grafana-cloud-api-token", "grafana-service-account-token"],
+        &["grafana-api-key", "grafana-cloud-token", "grafana-service-account-token"],
+    ),
+    ("HashiCorp Terraform", &["hashicorp-tf-api-token"], &["terraform-cloud-token"]),
+    (
+        "Heroku",
+        &["heroku-api-key", "heroku-api-key-v2", "herokuplatformkey"],
+        &["heroku-api-key", "heroku-api-key-legacy"],
+    ),
+    (
+        "Hugging Face",
+        &["huggingface-access-token", "huggingface-organization-api-token"],
+        &["huggingface-token"],
+    ),
+    ("JWT", &["jwt"], &["jwt"]),
+    ("Mailchimp", &["mailchimp-api-key"], &["mailchimp-api-key"]),
+    ("npm", &["npm-access-token", "npmjsaccesstoken"], &["npm-token"]),
+    ("Notion", &["notion-api-token"], &["notion-token"]),
+    ("Okta", &["okta-access-token"], &["okta-api-token"]),
+    ("OpenAI", &["openai-api-key"], &["openai-api-key"]),
+    ("OpenRouter", &["openrouter"], &["openrouter-api-key"]),
+    ("Perplexity", &["perplexity-api-key"], &["perplexity-api-key"]),
+    ("private keys", &["private-key"], &["private-key", "pgp-private-key", "putty-private-key"]),
+    ("PyPI", &["pypi-upload-token"], &["pypi-token"]),
+    ("SendGrid", &["sendgrid-api-token", "sendgrid"], &["sendgrid-api-key"]),
+    ("Sentry", &["sentry-org-token", "sentry-user-token"], &["sentry-org-token", "sentry-user-token"]),
+    (
+        "Slack tokens",
+        &[
+            "slack-app-token",
+            "slackappleveltoken",
+            "slack-bot-token",
+            "slack-user-token",
+            "slack-legacy-bot-token",
+            "slack-legacy-token",
+            "slack-legacy-workspace-token",
+            "slack-config-access-token",
+            "slack-config-refresh-token",
+            "slackappconfigaccesstoken",
+            "slackappconfigrefreshtoken",
+        ],
+        &["slack-token", "slack-app-token", "slack-config-token"],
+    ),
+    ("Slack webhooks", &["slack-webhook-url"], &["slack-webhook", "slack-workflow-webhook"]),
+    ("Square", &["square-access-token"], &["square-access-token", "square-oauth-secret"]),
+    ("Stripe", &["stripe-access-token"], &["stripe-live-key"]),
+    (
+        "Vault / OpenBao",
+        &["vault-service-token", "vault-batch-token"],
+        &["vault-token", "vault-token-legacy"],
+    ),
+    ("xAI", &["grokxaiapikey"], &["xai-api-key"]),
+    (
+        "URLs with credentials",
+        &["generic-credential-uri", "mongodb-connection-string"],
+        &["database-url", "jdbc-password", "sqlserver-connection-string"],
+    ),
+    ("generic (curl auth, assignments)", &["curl-auth-header", "curl-auth-user"], &["generic-assignment"]),
+];
+
+/// Kingfisher's rule id without its namespace and variant suffix (`betterleaks.cloudflare-api-key.1`
+/// → `cloudflare-api-key`).
+fn kingfisher_kind(id: &str) -> &str {
+    let id = id.rsplit(['/']).next().unwrap_or(id);
+    let id = id.strip_prefix("betterleaks.").unwrap_or(id);
+    match id.rsplit_once('.') {
+        Some((base, n)) if n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => id,
+    }
+}
+
+/// Two scanners' values for one secret: equal, or one inside the other (a PEM body inside the
+/// whole block, a password inside `user:password`), at least 8 bytes; or so once a base64 value
+/// is decoded (token-scan reports an `Authorization: Basic` value decoded, kingfisher as written).
+fn same_secret(a: &str, b: &str) -> bool {
+    let one = |a: &str, b: &str| {
+        let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+        a == b || (short.len() >= 8 && long.contains(short))
+    };
+    let decoded = |v: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(v).ok().and_then(|d| String::from_utf8(d).ok())
+    };
+    one(a, b) || decoded(a).is_some_and(|a| one(&a, b)) || decoded(b).is_some_and(|b| one(a, &b))
+}
+
+/// `TOKENWARD_BENCH_REPO`: a real repository's full history, token-scan (default mode) beside
+/// kingfisher, same run.
+fn real_repository(target: &Path, find: &dyn Fn(&str) -> Option<PathBuf>) {
+    use sha2::{Digest, Sha256};
+    use token_scan::secrecy::ExposeSecret;
+    let Ok(repo) = std::env::var("TOKENWARD_BENCH_REPO") else {
+        println!(
+            "\nreal repository: skipped (set TOKENWARD_BENCH_REPO to a clone, e.g. \
+             `git clone --mirror https://github.com/gitleaks/gitleaks /tmp/gitleaks`)"
+        );
+        return;
+    };
+    let count = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    std::fs::create_dir_all(target).unwrap();
+    let commits = count(&["rev-list", "--all", "--count"]);
+    let refs = count(&["for-each-ref", "--format=x"]).lines().count();
+    let me = std::env::current_exe().unwrap().display().to_string();
+    let mut tools: Vec<(&str, Vec<String>, bool)> =
+        vec![("token-scan (default: generic on)", vec![me], true)];
+    match find("kingfisher") {
+        Some(k) => tools.push((
+            "kingfisher 2.14 --git-history full --no-validate",
+            vec![
+                k.display().to_string(),
+                "scan".into(),
+                repo.clone(),
+                "--git-history".into(),
+                "full".into(),
+                "--format".into(),
+                "json".into(),
+                "--no-update-check".into(),
+                "--no-validate".into(),
+            ],
+            false,
+        )),
+        None => println!("\n(kingfisher not on PATH nor in TOKENWARD_PEERS: token-scan alone)"),
+    }
+    // A warm-up run each, then 3 measured ones, interleaved.
+    let mut walls = vec![Vec::new(); tools.len()];
+    let mut rss = vec![0f64; tools.len()];
+    let mut outputs = vec![String::new(); tools.len()];
+    for round in 0..4 {
+        for (i, (_, cmd, ours)) in tools.iter().enumerate() {
+            let env = ours.then_some((GIT_CHILD, repo.as_str()));
+            let out_path = target.join(format!("scan-repo-out-{i}.txt"));
+            let run = measure(cmd, env, &out_path);
+            // kingfisher's report holds the secrets it found: not left on disk.
+            let _ = std::fs::remove_file(&out_path);
+            let _ = std::fs::remove_file(out_path.with_extension("time"));
+            if round > 0 {
+                walls[i].push(run.wall);
+                rss[i] = rss[i].max(run.rss_kb);
+            }
+            outputs[i] = run.output;
+        }
+    }
+    // The comparison's values: our findings' secrets from the same scan in this process, and
+    // kingfisher's snippets; held in memory only.
+    let report =
+        Scanner::new().unwrap().scan_git(Path::new(&repo), &tokenward::scan::GitOptions::default()).unwrap();
+    let ours: Vec<(String, String)> =
+        report.findings.iter().map(|f| (f.rule.clone(), f.secret().expose_secret().to_owned())).collect();
+    println!(
+        "\nreal repository: {repo} — {commits} commits from {refs} refs, {} blobs, {:.0} MiB of text scanned \
+         by token-scan",
+        report.files,
+        report.bytes as f64 / f64::from(1 << 20)
+    );
+    println!("\n| tool | wall (median of 3 warm) | peak RSS | findings | rule kinds |");
+    println!("|---|---:|---:|---:|---:|");
+    // kingfisher's findings: (its kind, value, location).
+    let mut theirs: Vec<(String, String, String)> = Vec::new();
+    if let Some(out) = outputs.get(1) {
+        for l in out.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else { continue };
+            for f in v["findings"].as_array().into_iter().flatten() {
+                let (Some(id), Some(snippet)) = (f["rule"]["id"].as_str(), f["finding"]["snippet"].as_str())
+                else {
+                    continue;
+                };
+                let commit = f["finding"]["git_metadata"]["commit"]["id"].as_str().unwrap_or("-");
+                let location = format!(
+                    "{}:{}:{}",
+                    &commit[..commit.len().min(12)],
+                    f["finding"]["path"].as_str().unwrap_or("?"),
+                    f["finding"]["line"]
+                );
+                theirs.push((kingfisher_kind(id).to_owned(), snippet.to_owned(), location));
+            }
+        }
+    }
+    let mut medians = Vec::new();
+    for (i, (name, _, is_ours)) in tools.iter().enumerate() {
+        let m = tokenward_test_support::stats::median(&mut walls[i]);
+        medians.push(m);
+        let (n, kinds) = if *is_ours {
+            (ours.len(), ours.iter().map(|o| o.0.as_str()).collect::<HashSet<_>>().len())
+        } else {
+            (theirs.len(), theirs.iter().map(|t| t.0.as_str()).collect::<HashSet<_>>().len())
+        };
+        println!("| {name} | {m:.2} s | {:.0} MiB | {n} | {kinds} |", rss[i] / 1024.0);
+    }
+    if let [ours_s, theirs_s] = medians[..] {
+        println!(
+            "\ntoken-scan is {:.1}× faster than kingfisher on this history (target ≥ 5×)",
+            theirs_s / ours_s
+        );
+    } else {
+        return;
+    }
+
+    println!(
+        "\nfindings by kind (distinct values; kingfisher's matched against all of ours, ours against all of its):"
+    );
+    println!("\n| kind both support | kingfisher | token-scan | both | only kingfisher | only token-scan |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let dedup = |v: Vec<&str>| -> Vec<String> {
+        let mut v: Vec<String> = v.into_iter().map(str::to_owned).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let all_ours: Vec<&str> = ours.iter().map(|o| o.1.as_str()).collect();
+    let all_theirs: Vec<&str> = theirs.iter().map(|t| t.1.as_str()).collect();
+    let mut totals = [0usize; 5];
+    let mut missed = Vec::new();
+    for (kind, kf_ids, our_ids) in SHARED_KINDS {
+        let k =
+            dedup(theirs.iter().filter(|t| kf_ids.contains(&t.0.as_str())).map(|t| t.1.as_str()).collect());
+        let o =
+            dedup(ours.iter().filter(|o| our_ids.contains(&o.0.as_str())).map(|o| o.1.as_str()).collect());
+        if k.is_empty() && o.is_empty() {
+            continue;
+        }
+        let both = k.iter().filter(|v| all_ours.iter().any(|u| same_secret(v, u))).count();
+        let only_us = o.iter().filter(|v| !all_theirs.iter().any(|t| same_secret(v, t))).count();
+        for v in k.iter().filter(|v| !all_ours.iter().any(|u| same_secret(v, u))) {
+            let (id, _, loc) = theirs.iter().find(|t| &t.1 == v).unwrap();
+            let digest = Sha256::digest(v.as_bytes());
+            missed.push(format!(
+                "{kind}: {id} at {loc} ({} bytes, sha256 {:02x}{:02x}{:02x}{:02x}…)",
+                v.len(),
+                digest[0],
+                digest[1],
+                digest[2],
+                digest[3]
+            ));
+        }
+        let row = [k.len(), o.len(), both, k.len() - both, only_us];
+        for (t, r) in totals.iter_mut().zip(row) {
+            *t += r;
+        }
+        println!("| {kind} | {} | {} | {} | {} | {} |", row[0], row[1], row[2], row[3], row[4]);
+    }
+    println!("| **total** | {} | {} | {} | {} | {} |", totals[0], totals[1], totals[2], totals[3], totals[4]);
+    let shared_kf: HashSet<&str> = SHARED_KINDS.iter().flat_map(|k| k.1.iter().copied()).collect();
+    let shared_ours: HashSet<&str> = SHARED_KINDS.iter().flat_map(|k| k.2.iter().copied()).collect();
+    let mut other_kf: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    for (id, v, _) in theirs.iter().filter(|t| !shared_kf.contains(t.0.as_str())) {
+        let e = other_kf.entry(id.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(all_ours.iter().any(|u| same_secret(v, u)));
+    }
+    let mut other_ours: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (id, _) in ours.iter().filter(|o| !shared_ours.contains(o.0.as_str())) {
+        *other_ours.entry(id.as_str()).or_default() += 1;
+    }
+    println!(
+        "\nkingfisher's other kinds (findings, of which token-scan reports the value under another rule): {}",
+        other_kf.iter().map(|(k, (n, f))| format!("{k} {n} ({f})")).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "token-scan's other kinds: {}",
+        other_ours.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    );
+    println!("\nonly kingfisher, in the kinds both support (location; no value):");
+    for m in &missed {
+        println!("- {m}");
     }
 }
 

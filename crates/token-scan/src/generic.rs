@@ -288,11 +288,18 @@ fn value(data: &[u8], p: usize) -> Option<(usize, usize)> {
     Some((p, e))
 }
 
+/// `Authorization` schemes, any case: HTTP's, Discord's `Bot`, Dynatrace's `Api-Token`, Okta's
+/// `SSWS`.
+const SCHEMES: [&[u8]; 6] = [b"Bearer", b"Basic", b"Token", b"Bot", b"Api-Token", b"SSWS"];
+
 /// An `Authorization` value's credentials: past its scheme (`Bearer`, `Basic`, `Token`, …).
 fn strip_scheme(data: &[u8], vs: usize, ve: usize) -> (usize, usize) {
-    for scheme in [&b"Bearer"[..], b"Basic", b"Token", b"Bot", b"token", b"bearer", b"basic"] {
+    for scheme in SCHEMES {
         let v = &data[vs..ve];
-        if v.len() > scheme.len() + 1 && v.starts_with(scheme) && matches!(v[scheme.len()], b' ' | b'\t') {
+        if v.len() > scheme.len() + 1
+            && v[..scheme.len()].eq_ignore_ascii_case(scheme)
+            && matches!(v[scheme.len()], b' ' | b'\t')
+        {
             let s = skip_blanks(data, vs + scheme.len());
             let mut e = s;
             while e < ve && !data[e].is_ascii_whitespace() {
@@ -303,7 +310,7 @@ fn strip_scheme(data: &[u8], vs: usize, ve: usize) -> (usize, usize) {
     }
     // An unquoted value stops at its first blank: `Authorization: Bearer abc` stopped at `Bearer`.
     let v = &data[vs..ve];
-    if matches!(v, b"Bearer" | b"Basic" | b"Token" | b"bearer" | b"token") {
+    if SCHEMES.iter().any(|scheme| v.eq_ignore_ascii_case(scheme)) {
         let s = skip_blanks(data, ve);
         if s > ve {
             let mut e = s;
@@ -552,6 +559,9 @@ mod tests {
             format!("secret: |\n  {s}\n"),
             format!("variable \"db_password\" {{\n  default = \"{s}\"\n}}\n"),
             format!("curl -H 'Authorization: Bearer {s}' https://x\n"),
+            format!("curl -H \"Authorization: Api-Token {s}\" https://x\n"),
+            format!("Authorization: SSWS {s}\n"),
+            format!("Authorization: bearer {s}\n"),
             format!("url = https://admin:{s}@db.internal/x\n"),
         ] {
             assert_eq!(found(&text).as_deref(), Some(s), "{text}");

@@ -209,7 +209,7 @@ fn no_output_holds_a_found_secret() {
     for (rule, _, secret) in &planted {
         // Every 8-character piece of the secret beyond its public prefix stays out: the rule's
         // anchor it starts with (`AGE-SECRET-KEY-1`, `sk-ant-api03-`), else up to its first
-        // separator; 12 characters at most.
+        // separator, 12 characters at most; or up to the end of an anchor it holds further on.
         let s = secret.trim();
         let anchor =
             rules.rules().iter().filter(|r| r.id == *rule).flat_map(|r| &r.anchors).fold(0, |n, a| {
@@ -219,8 +219,22 @@ fn no_output_holds_a_found_secret() {
                     n
                 }
             });
-        let start = if anchor > 0 { anchor } else { s.find(['_', '-', '.']).map_or(0, |i| i + 1) }.min(12);
-        for w in s.as_bytes()[start..s.len().saturating_sub(4)].windows(8) {
+        // A secret holding its anchor past a scheme (a webhook URL: `https://` then
+        // `hooks.slack.com/workflows/`) is public up to the anchor's end.
+        let lower = s.to_ascii_lowercase();
+        let held = rules
+            .rules()
+            .iter()
+            .filter(|r| r.id == *rule)
+            .flat_map(|r| &r.anchors)
+            .filter_map(|a| lower.find(&a.to_ascii_lowercase()).filter(|&i| i > 0).map(|i| i + a.len()))
+            .max();
+        let start = match held {
+            Some(end) => end,
+            None => if anchor > 0 { anchor } else { s.find(['_', '-', '.']).map_or(0, |i| i + 1) }.min(12),
+        };
+        let end = s.len().saturating_sub(4);
+        for w in s.as_bytes()[start.min(end)..end].windows(8) {
             let w = std::str::from_utf8(w).unwrap();
             if w.trim().len() == 8 && !w.contains('\n') {
                 assert!(!outputs.contains(w), "{rule}: a piece of its secret is in the output");

@@ -308,4 +308,34 @@ pw = r(ALNUM, 18); v("database-url", f"DATABASE_URL=postgres://app:{pw}@db.inter
 pw = r(ALNUM, 16); v("jdbc-password", f"spring.datasource.url=jdbc:mysql://db.internal:3306/app?user=app&password={pw}", pw, "spring.datasource.url=jdbc:mysql://db.internal:3306/app?user=app")
 pw = r(ALNUM, 16); v("sqlserver-connection-string", f'"ConnectionStrings": {{ "Db": "Server=tcp:fake.database.windows.net,1433;Initial Catalog=app;User ID=app;Password={pw};Encrypt=True;" }}', pw, '"Db": "Server=tcp:fake.database.windows.net,1433;Initial Catalog=app;Integrated Security=true;"')
 
+# Forms found beside kingfisher on a real history (benches/benches/scan.rs, `repo`): each also a
+# documented or long-deployed format of the rule's provider.
+t = "xoxb-" + r(DIG, 12) + "-" + r(ALNUM, 24); v("slack-token", f"SLACK_BOT_TOKEN={t}", t, "SLACK_BOT_TOKEN=xoxb-" + r(DIG, 12) + "-" + r(ALNUM, 19)[:15])
+t = "xoxs-" + r(DIG, 10) + "-" + r(DIG, 10) + "-" + r(DIG, 10) + "-" + r(HEX, 64); v("slack-token", f'"token": "{t}"', t, '"token": "xoxs-' + r(DIG, 6) + '"')
+t = "xoxe.xoxb-1-" + r(ALNUM, 160); v("slack-config-token", f"SLACK_BOT_TOKEN={t}", t, "SLACK_BOT_TOKEN=xoxe.xoxb-1-" + r(ALNUM, 40))
+t = "http://hooks.slack.com/services/T" + r(DIG + UP, 8) + "/B" + r(DIG + UP, 8) + "/" + r(ALNUM, 24)
+v("slack-webhook", f"url = {t}", t, "url = http://hooks.slack.com/services/" + "a" * 44)
+t = "https://hooks.slack.com/workflows/T" + r(DIG + UP, 10) + "/A" + r(DIG + UP, 10) + "/" + r(DIG, 18) + "/" + r(ALNUM, 24)
+v("slack-workflow-webhook", f"SLACK_WORKFLOW_URL={t}", t, "SLACK_WORKFLOW_URL=https://hooks.slack.com/workflows/T0/A0/1/xxx")
+t = "api_org_" + r(UP + LO, 34); v("huggingface-token", f"use_auth_token='{t}'", t, "use_auth_token='api_org_" + r(UP + LO, 20) + "'")
+body = "".join(r(B64, 64) + "\\\\n" for _ in range(12))
+# (The armor's text, escapes and all, as with a JSON string's single `\\n`.)
+v("private-key", f'Secret: "-----BEGIN PRIVATE KEY-----\\\\n{body}-----END PRIVATE KEY-----",', "\\\\n" + body, 'Secret: "-----BEGIN PRIVATE KEY-----",')
+
+t = "xoxe-" + r(DIG, 13) + "-" + r(DIG, 13) + "-" + r(DIG, 13) + "-" + r(HEX, 32)
+v("slack-token", f'"url_private": "https://files.slack.com/files-pri/T0FAKE-F0FAKE/image.png?t={t}"', t, '"url_private": "https://files.slack.com/files-pri/T0FAKE-F0FAKE/image.png?t=xoxe-1"')
+t = "xoxb-" + r(DIG, 12) + "-" + r(ALNUM, 23); v("slack-token", f'"bot_token": "{t}"', t, '"bot_token": "xoxb-' + r(DIG, 12) + "-" + r(ALNUM, 12) + '"')
+t = r(HEX, 37); v("cloudflare-global-api-key", f'cloudflare: "{t}"', t, 'cloudflare_zone: "' + r(HEX, 37) + '"')
+# An EC key in a C or shell string continued over lines (` \n\` ending each line).
+lines = [r(B64, 64) for _ in range(3)] + [r(B64, 22) + "=="]
+body = "".join(f"{l} \\n\\\n" for l in lines)
+v("private-key", f"const char *key = \"-----BEGIN EC PRIVATE KEY----- \\n\\\n{body}-----END EC PRIVATE KEY-----\";", "\\n\\\n" + body, "const char *key = \"-----BEGIN EC PRIVATE KEY----- \\n\\\n...\";")
+# RFC 1421 headers and the blank line after them (an encrypted traditional RSA key).
+body = "\n".join(r(B64, 64) for _ in range(12)) + "\n"
+head = f"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,{r(HEX, 32).upper()}\n\n"
+v("private-key", f"-----BEGIN RSA PRIVATE KEY-----\n{head}{body}-----END RSA PRIVATE KEY-----", head + body, "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n-----END RSA PUBLIC KEY-----")
+# Sigstore's (cosign's) encrypted key: base64 of its JSON envelope (scrypt, nacl/secretbox).
+body = "\n".join(r(B64, 64) for _ in range(10)) + "\n"
+v("private-key", f"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n{body}-----END ENCRYPTED SIGSTORE PRIVATE KEY-----", body, "-----BEGIN SIGSTORE PUBLIC KEY-----\n" + r(B64, 64) + "\n-----END SIGSTORE PUBLIC KEY-----")
+
 print(json.dumps({"source": "tests/vectors/rules.py (seeded Python: random values marked FAKE/fake where the alphabet allows, checksums by zlib, macaroons built field by field; not token-scan)", "vectors": V}, indent=1))

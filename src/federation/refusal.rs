@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeError {
-    /// The handle trusts no issuer ([`Tokenward::federate`] was not called, or the policy has no
+    /// The handle trusts no issuer ([`crate::Tokenward::federate`] was not called, or the policy has no
     /// `[[federation]]`).
     #[error("no federation is trusted by this deployment")]
     NotConfigured,

@@ -144,7 +144,7 @@ pub(crate) enum Command {
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
     Daemon(DaemonArgs),
     /// Serve the token exchange (RFC 8693: a workload's OIDC token for a short-lived token, under
-    /// the stored policy's [[federation]] tables) and a forward-auth endpoint, until SIGTERM/SIGINT.
+    /// the stored policy's federation tables) and a forward-auth endpoint, until SIGTERM/SIGINT.
     #[command(
         after_help = "Endpoints:\n  POST /token                RFC 8693 token exchange (DPoP-bound when the request has a DPoP proof)\n  GET|POST /authorize/SCOPE  200 if the Bearer or DPoP token allows SCOPE (401/403 otherwise), for a proxy's auth_request\n\nExample:\n  tokenward serve --listen 127.0.0.1:8787 --public-url https://auth.example.com"
     )]
@@ -710,7 +710,7 @@ pub(crate) struct ScanArgs {
     #[arg(long)]
     pub(crate) validate: bool,
     /// With --validate: the STS endpoint (default AWS's own, in --aws-region): HTTPS, or plain HTTP
-    /// to loopback. Requests are signed for REGION when it is https://sts.REGION.amazonaws.com,
+    /// to loopback. Requests are signed for REGION when it is an sts.REGION.amazonaws.com URL,
     /// else for --aws-region.
     #[arg(long, value_name = "URL", requires = "validate")]
     pub(crate) aws_sts_endpoint: Option<String>,

@@ -1,24 +1,4 @@
-//! The token endpoint of RFC 8693 (OAuth 2.0 Token Exchange) over
-//! [`Tokenward::exchange`](tokenward::Tokenward::exchange), as an axum router (feature
-//! `exchange`): a workload posts its OIDC token and gets a short-lived Tokenward token.
-//!
-//! `POST` (form-encoded, at most 64 KiB, each parameter once):
-//!
-//! | parameter | |
-//! |---|---|
-//! | `grant_type` | `urn:ietf:params:oauth:grant-type:token-exchange` (else `unsupported_grant_type`) |
-//! | `subject_token` | the workload's OIDC token (a JWT) |
-//! | `subject_token_type` | `urn:ietf:params:oauth:token-type:jwt` or `…:id_token` |
-//! | `scope` | the scopes asked for, space-separated (required) |
-//! | `requested_token_type` | optional; only `urn:ietf:params:oauth:token-type:access_token` |
-//! | `expires_in` | optional (an extension): seconds, at most the federation's `max_ttl` |
-//!
-//! With a `DPoP` proof header (RFC 9449 §5) and [`TokenEndpoint::dpop`], the token is bound to
-//! the proof's key and `token_type` is `DPoP`. The answer is RFC 8693 §2.2.1's JSON
-//! (`access_token`, `issued_token_type`, `token_type`, `expires_in`, `scope`) with
-//! `Cache-Control: no-store`; a refusal is RFC 6749 §5.2's (`invalid_request`, `invalid_scope`,
-//! `unsupported_grant_type`, `invalid_dpop_proof`) with a short, fixed description — why in
-//! detail goes to the audit log, never the subject token. `actor_token` (delegation) is refused.
+//! The RFC 8693 token endpoint ([`TokenEndpoint`]).
 
 use std::sync::Arc;
 
@@ -43,7 +23,27 @@ const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
-/// The RFC 8693 token endpoint. See the [module](self).
+/// The token endpoint of RFC 8693 (OAuth 2.0 Token Exchange) over
+/// [`Tokenward::exchange`](tokenward::Tokenward::exchange), as an axum router (feature
+/// `exchange`): a workload posts its OIDC token and gets a short-lived Tokenward token.
+///
+/// `POST` (form-encoded, at most 64 KiB, each parameter once):
+///
+/// | parameter | |
+/// |---|---|
+/// | `grant_type` | `urn:ietf:params:oauth:grant-type:token-exchange` (else `unsupported_grant_type`) |
+/// | `subject_token` | the workload's OIDC token (a JWT) |
+/// | `subject_token_type` | `urn:ietf:params:oauth:token-type:jwt` or `…:id_token` |
+/// | `scope` | the scopes asked for, space-separated (required) |
+/// | `requested_token_type` | optional; only `urn:ietf:params:oauth:token-type:access_token` |
+/// | `expires_in` | optional (an extension): seconds, at most the federation's `max_ttl` |
+///
+/// With a `DPoP` proof header (RFC 9449 §5) and [`TokenEndpoint::dpop`], the token is bound to
+/// the proof's key and `token_type` is `DPoP`. The answer is RFC 8693 §2.2.1's JSON
+/// (`access_token`, `issued_token_type`, `token_type`, `expires_in`, `scope`) with
+/// `Cache-Control: no-store`; a refusal is RFC 6749 §5.2's (`invalid_request`, `invalid_scope`,
+/// `unsupported_grant_type`, `invalid_dpop_proof`) with a short, fixed description — why in
+/// detail goes to the audit log, never the subject token. `actor_token` (delegation) is refused.
 pub struct TokenEndpoint {
     tw: Tokenward,
     dpop: Option<(DpopVerifier, String)>,

@@ -214,13 +214,27 @@ async fn an_oidc_token_is_exchanged_only_when_every_bound_claim_matches_and_ever
 }
 
 #[tokio::test]
-async fn a_federation_that_binds_no_claim_or_trusts_a_wildcard_is_refused() {
+async fn a_federation_that_binds_no_identifying_claim_or_trusts_a_wildcard_is_refused() {
     let jwks = vectors().join("jwks.json");
-    for (claims, why) in [("", "at least one claim"), ("repository = { glob = \"*\" }", "matches anything")] {
+    for (claims, why) in [
+        ("", "at least one claim"),
+        ("repository = { glob = \"*\" }", "matches anything"),
+        // Claims any GitHub user can set name nobody.
+        ("environment = \"production\"", "names who the workload is"),
+        ("ref = \"refs/heads/main\"\nevent_name = \"push\"", "names who the workload is"),
+        ("repository = { glob = \"*/api\" }", "names who the workload is"),
+        ("repository_owner = { glob = \"acme*\" }", "names who the workload is"),
+        ("repository_id = { glob = \"74*\" }", "names who the workload is"),
+        ("sub = { glob = \"repo:*\" }", "names who the workload is"),
+        ("repository = \"\"", "empty value"),
+    ] {
         let text = policy(&jwks, claims);
         let e = PolicyFile::parse(&text).unwrap_err().to_string();
         assert!(e.contains(why), "{e}");
     }
+    // A glob that names the owner in full identifies: accepted.
+    PolicyFile::parse(&policy(&jwks, "repository = { glob = \"octo-org/*\" }")).unwrap();
+    PolicyFile::parse(&policy(&jwks, "repository_owner_id = \"65\"")).unwrap();
     let text = policy(&jwks, GITHUB_CLAIMS)
         .replace("audience = \"tokenward\"\njwks = { file", "audience = \"*\"\njwks = { file");
     assert!(PolicyFile::parse(&text).unwrap_err().to_string().contains("wildcard"));

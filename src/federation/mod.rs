@@ -168,9 +168,11 @@ impl Tokenward {
             (None, Some(file)) => IssuerKeys::pinned_file(file).map_err(|e| e.to_string())?,
             (None, None) => return Err("no jwks".into()),
         };
-        let mut b = JwtValidator::builder(&spec.issuer, &spec.audience, keys)
-            .replay_cache(replay)
-            .clock(Arc::clone(self.clock()));
+        let mut b = JwtValidator::builder(&spec.issuer, &spec.audience, keys);
+        if let Some(d) = &spec.max_subject_lifetime {
+            b = b.max_lifetime(d.get().map_err(|e| e.to_string())?);
+        }
+        let mut b = b.replay_cache(replay).clock(Arc::clone(self.clock()));
         if !spec.algorithms.is_empty() {
             let algs: Option<Vec<Algorithm>> =
                 spec.algorithms.iter().map(|a| Algorithm::from_name(a)).collect();
@@ -361,7 +363,7 @@ struct JwksKey(String);
 
 impl JwksKey {
     fn of(spec: &FederationSpec) -> Self {
-        Self(format!("{:?}|{:?}", spec.jwks, spec.algorithms))
+        Self(format!("{:?}|{:?}|{:?}", spec.jwks, spec.algorithms, spec.max_subject_lifetime))
     }
 }
 

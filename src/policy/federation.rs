@@ -65,6 +65,10 @@ pub struct FederationSpec {
     /// key-bound tokens are granted.
     #[serde(default = "optional")]
     pub bind: String,
+    /// The longest-lived subject token accepted (`exp` − `iat`; default 1h, at most 24h): GitLab's
+    /// ID tokens live as long as the job's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subject_lifetime: Option<Duration>,
     /// The signature algorithms accepted (`RS256`, `ES256`, `EdDSA`; default all three).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub algorithms: Vec<String>,
@@ -167,6 +171,12 @@ impl FederationSpec {
                 .check_issue(&principal, &probe, &[], token_core::chrono::Utc::now())
                 .map_err(|e| err(format!("scopes: {e}")))?;
         }
+        if let Some(d) = &self.max_subject_lifetime {
+            let d = d.get().map_err(|e| err(format!("max_subject_lifetime: {e}")))?;
+            if d > cap {
+                return Err(err(format!("max_subject_lifetime is above {MAX_EXCHANGE_TTL}")));
+            }
+        }
         if !matches!(self.bind.as_str(), "optional" | "required") {
             return Err(err(format!("bind {:?}: \"optional\" or \"required\"", self.bind)));
         }
@@ -175,7 +185,9 @@ impl FederationSpec {
                 return Err(err(format!("algorithm {a:?}: RS256, ES256 or EdDSA")));
             }
         }
-        // Never every token of an issuer: GitHub's issuer vouches for every repository on GitHub.
+        // Never every token of an issuer: GitHub's issuer vouches for every repository on GitHub,
+        // and a job chooses its audience. A claim any of them can set (`environment`, `ref`,
+        // `event_name`) identifies nobody: one claim that names who the workload is must be bound.
         if self.claims.is_empty() {
             return Err(err(
                 "claims: at least one claim must be bound (an issuer alone vouches for all its users)".into(),
@@ -187,8 +199,66 @@ impl FederationSpec {
             {
                 return Err(err(format!("claims.{claim}: a glob of only `*` matches anything")));
             }
+            if matches!(spec, ClaimSpec::Exact(v) if v.is_empty()) {
+                return Err(err(format!("claims.{claim}: an empty value")));
+            }
+        }
+        let names = identifying(&self.preset);
+        if !self.claims.iter().any(|(claim, spec)| identifies(&self.preset, claim, spec)) {
+            return Err(err(format!(
+                "claims: none names who the workload is; bind one of {} exactly (or by a glob that names the owner in full, e.g. \"acme/*\") — any {} user can set the others",
+                names.join(", "),
+                self.preset
+            )));
+        }
+        if self.name.len() > MAX_NAME {
+            return Err(err(format!("its name is longer than {MAX_NAME} characters")));
         }
         Ok(())
+    }
+}
+
+/// The longest federation name (its tokens' purpose is the name, a dot and 16 hex digits, within
+/// a purpose's 128 characters).
+const MAX_NAME: usize = 111;
+
+/// The claims that say who a workload is, per preset: one of them must be bound.
+fn identifying(preset: &str) -> &'static [&'static str] {
+    match preset {
+        "github-actions" => &[
+            "repository",
+            "repository_id",
+            "repository_owner",
+            "repository_owner_id",
+            "sub",
+            "job_workflow_ref",
+        ],
+        "gitlab-ci" => &["project_path", "project_id", "namespace_path", "namespace_id", "sub"],
+        "kubernetes" => &["sub", "/kubernetes.io/namespace", "/kubernetes.io/serviceaccount/name"],
+        _ => &["sub"],
+    }
+}
+
+/// Whether `claim` = `spec` names who the workload is: an identifying claim bound exactly, or by
+/// a glob whose text before its first `*` names the owner in full — a `/` in it on GitHub and
+/// GitLab (`acme/*`, `repo:acme/*`), any text on a cluster's or another issuer's (`system:…`).
+/// An id (`repository_id`, `project_id`, …) must be exact.
+fn identifies(preset: &str, claim: &str, spec: &ClaimSpec) -> bool {
+    if !identifying(preset).contains(&claim) {
+        return false;
+    }
+    match spec {
+        ClaimSpec::Exact(v) => !v.is_empty(),
+        ClaimSpec::Glob { glob } => {
+            let prefix = glob.split('*').next().unwrap_or_default();
+            if claim.ends_with("_id") || prefix.is_empty() {
+                return false;
+            }
+            match preset {
+                "github-actions" | "gitlab-ci" => prefix.contains('/'),
+                _ => true,
+            }
+        }
     }
 }
 

@@ -489,6 +489,10 @@ pub(crate) struct ExchangeArgs {
     /// Trust this CA (PEM) for the endpoint, besides the platform's roots.
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,
+    /// Write the token to this file (created private, 0600) instead of stdout: keeps it out of a
+    /// CI job's log.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ roles = ["deployer"]
 
 [[federation]]
 name = "ci-main"
+preset = "github-actions"
 issuer = "{ISSUER}"
 audience = "tokenward"
 jwks = {{ file = "{jwks}" }}
@@ -167,6 +168,17 @@ async fn a_ci_job_with_only_an_oidc_token_gets_a_scoped_short_lived_token_and_no
     let long = cli.run_stdin(&["exchange", "--url", &url, "--scope", scope, "--ttl", "1h"], fresh.as_bytes());
     assert_eq!(long.code, 1, "{}", long.stderr);
     assert!(long.stderr.contains("invalid_request"), "{}\n{}", long.stderr, server_out(&lines));
+
+    // `--output`: the token in a private file, not on stdout (out of the job's log).
+    let fresh = issuer.mint("tokenward", 300, &main);
+    let to_file =
+        cli.run_stdin(&["exchange", "--url", &url, "--scope", scope, "--output", "tok"], fresh.as_bytes());
+    assert_eq!(to_file.code, 0, "{}", to_file.stderr);
+    assert!(to_file.stdout.is_empty());
+    let written = std::fs::read_to_string(cli.path("tok")).unwrap();
+    assert!(written.starts_with("acme_"));
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(cli.path("tok")).unwrap().permissions().mode() & 0o777, 0o600);
 
     // After its TTL the token is dead.
     tokio::time::sleep(Duration::from_millis(3300)).await;

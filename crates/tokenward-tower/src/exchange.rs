@@ -22,6 +22,8 @@ const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The largest request body.
 const MAX_BODY: usize = 64 * 1024;
+/// The most parameters a request may have (RFC 8693 defines ten).
+const MAX_PARAMS: usize = 16;
 
 /// The token endpoint of RFC 8693 (OAuth 2.0 Token Exchange) over
 /// [`Tokenward::exchange`](tokenward::Tokenward::exchange), as an axum router (feature
@@ -127,9 +129,15 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Opti
     if !is_form {
         return bad("the body must be application/x-www-form-urlencoded");
     }
+    // At most MAX_PARAMS parameters, each once (RFC 6749 §3.2), looked up in a set: a body of
+    // thousands of tiny parameters costs no more than reading it.
     let mut params: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in url::form_urlencoded::parse(body) {
-        if params.iter().any(|(seen, _)| *seen == k) {
+        if params.len() == MAX_PARAMS {
+            return bad("too many parameters");
+        }
+        if !seen.insert(k.clone()) {
             return bad("a parameter is given more than once");
         }
         params.push((k.into_owned(), v.into_owned()));

@@ -148,16 +148,30 @@ pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     if response.status != 200 {
         let error = answer["error"].as_str().unwrap_or("no error code");
         let why = answer["error_description"].as_str().unwrap_or("");
-        eprintln!(
-            "tokenward: the token endpoint refused the exchange (status {}): {error}: {why}",
-            response.status
-        );
-        return Ok(1);
+        if (400..500).contains(&response.status) {
+            // Refused: a denial (exit 1), like `verify`'s.
+            eprintln!(
+                "tokenward: the token endpoint refused the exchange (status {}): {error}: {why}",
+                response.status
+            );
+            return Ok(1);
+        }
+        return Err(CliError::new(format!(
+            "{}: the token endpoint failed (status {}): {error}: {why}",
+            a.url, response.status
+        )));
     }
     let Some(token) = answer["access_token"].as_str() else {
         return Err(CliError::new(format!("{}: the answer has no access_token", a.url)));
     };
-    println!("{token}");
+    match &a.output {
+        Some(path) => {
+            tokenward::core::private_fs::write(path, format!("{token}\n"))
+                .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+            eprintln!("wrote the token to {}", path.display());
+        }
+        None => println!("{token}"),
+    }
     Ok(0)
 }
 

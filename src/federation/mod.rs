@@ -234,7 +234,9 @@ impl Tokenward {
             if verified.is_some() {
                 break;
             }
-            match t.validator.validate_at(subject_token, self.clock().now()).await {
+            // Unspent: the jti is recorded only once the claims and the request are accepted, so
+            // tokens of other identities of the issuer cannot fill the replay cache.
+            match t.validator.validate_unspent_at(subject_token, self.clock().now()).await {
                 Ok(jwt) => verified = Some((Arc::clone(&t.validator), jwt)),
                 Err(e) => refusal = refusal.or(Some(e)),
             }
@@ -285,6 +287,11 @@ impl Tokenward {
                 .find(|s| !ScopeSet::new([(*s).clone()]).is_ok_and(|one| one.is_subset(allowed)))
         {
             return deny(ExchangeError::ScopeNotAllowed { federation: name.clone(), scope: s.to_string() });
+        }
+        // Everything checked: now the subject token counts as used (once; a concurrent replay
+        // loses here).
+        if let Err(e) = validator.spend_at(&jwt, self.clock().now()) {
+            return deny(ExchangeError::Subject(e));
         }
         // Each exchange gets a purpose of its own (the federation's name and 64 random bits), so
         // concurrent jobs of one identity each hold a token.

@@ -192,6 +192,21 @@ impl JwtValidator {
     /// the signature, then `aud`, `exp`, `nbf`, `iat`, the lifetime, `sub`, and last the `jti`
     /// (recorded only for a token otherwise valid, so an invalid one burns nothing).
     pub async fn validate_at(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedJwt, JwtError> {
+        let jwt = self.validate_unspent_at(token, now).await?;
+        self.spend_at(&jwt, now)?;
+        Ok(jwt)
+    }
+
+    /// [`JwtValidator::validate_at`] without recording the `jti`: for a caller that has more to
+    /// check (claim rules, a policy) before the token may count as used — then it calls
+    /// [`JwtValidator::spend_at`], and only a token that passed everything takes a place in the
+    /// replay cache (so tokens refused for their claims cannot fill it). Until spent, the same
+    /// token validates again: never act on an unspent token.
+    pub async fn validate_unspent_at(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedJwt, JwtError> {
         let jws = jws::parse(token, self.max_size, &self.algorithms)?;
         match jws.header.typ.as_deref() {
             None => {}
@@ -250,14 +265,6 @@ impl JwtValidator {
             Some(Value::String(j)) if !j.is_empty() && j.len() <= limits::MAX_JTI_LEN => Some(j.clone()),
             Some(_) => return Err(JwtError::BadClaim("jti")),
         };
-        if let Some(jti) = &jwt_id {
-            self.replay.check_and_record(self.issuer.as_bytes(), jti, expires_at + self.skew, now).map_err(
-                |r| match r {
-                    Refused::Replayed => JwtError::Replayed,
-                    Refused::Full => JwtError::ReplayCacheFull,
-                },
-            )?;
-        }
         Ok(VerifiedJwt {
             issuer: self.issuer.clone(),
             subject,
@@ -270,6 +277,22 @@ impl JwtValidator {
             key_id: jws.header.kid,
             claims,
         })
+    }
+
+    /// Records `jwt`'s `jti` (a token this validator accepted, unspent) in the replay cache until
+    /// its expiry plus the skew: [`JwtError::Replayed`] if it was spent before (atomic: of two
+    /// concurrent callers, one wins), [`JwtError::ReplayCacheFull`] if the cache is full. A token
+    /// without a `jti` (with `require_jti(false)`) is not recorded.
+    pub fn spend_at(&self, jwt: &VerifiedJwt, now: DateTime<Utc>) -> Result<(), JwtError> {
+        if let Some(jti) = &jwt.jwt_id {
+            self.replay
+                .check_and_record(self.issuer.as_bytes(), jti, jwt.expires_at + self.skew, now)
+                .map_err(|r| match r {
+                    Refused::Replayed => JwtError::Replayed,
+                    Refused::Full => JwtError::ReplayCacheFull,
+                })?;
+        }
+        Ok(())
     }
 }
 

@@ -237,6 +237,21 @@ impl DpopVerifier {
         request: &DpopRequest<'_>,
         now: DateTime<Utc>,
     ) -> Result<DpopProof, DpopError> {
+        let verified = self.verify_unspent_at(proof, request, now)?;
+        self.spend_at(&verified, now)?;
+        Ok(verified)
+    }
+
+    /// [`DpopVerifier::verify_at`] without recording the `jti`: for a caller that checks the
+    /// token the proof comes with first, and then calls [`DpopVerifier::spend_at`] — so proofs
+    /// for tokens that are refused anyway take no place in the replay cache. Until spent, the
+    /// same proof verifies again: never act on an unspent proof.
+    pub fn verify_unspent_at(
+        &self,
+        proof: &str,
+        request: &DpopRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<DpopProof, DpopError> {
         let jws = jws::parse(proof, self.max_size, &self.algorithms)?;
         match jws.header.typ.as_deref() {
             Some(t)
@@ -306,15 +321,31 @@ impl DpopVerifier {
         {
             return Err(DpopError::WrongKey);
         }
-        let mut scope = b"dpop:".to_vec();
-        scope.extend_from_slice(thumbprint.as_bytes());
-        self.replay.check_and_record(&scope, jti, issued_at + self.max_age + self.skew, now).map_err(
-            |r| match r {
-                Refused::Replayed => DpopError::Replayed,
-                Refused::Full => DpopError::ReplayCacheFull,
-            },
-        )?;
         Ok(DpopProof { thumbprint, algorithm: jws.header.alg, jwt_id: jti.clone(), issued_at })
+    }
+
+    /// Records `proof`'s `jti` (a proof this verifier accepted, unspent) until it could no
+    /// longer pass as fresh (one second past its age limit, so the last instant it is accepted is
+    /// covered): [`DpopError::Replayed`] if it was spent before (atomic), [`DpopError::ReplayCacheFull`]
+    /// if the cache is full.
+    pub fn spend_at(&self, proof: &DpopProof, now: DateTime<Utc>) -> Result<(), DpopError> {
+        let mut scope = b"dpop:".to_vec();
+        scope.extend_from_slice(proof.thumbprint.as_bytes());
+        let until = proof.issued_at + self.max_age + self.skew + TimeDelta::seconds(1);
+        self.replay.check_and_record(&scope, &proof.jwt_id, until, now).map_err(|r| match r {
+            Refused::Replayed => DpopError::Replayed,
+            Refused::Full => DpopError::ReplayCacheFull,
+        })
+    }
+
+    /// [`DpopVerifier::spend_at`] now, by the verifier's clock.
+    pub fn spend(&self, proof: &DpopProof) -> Result<(), DpopError> {
+        self.spend_at(proof, self.clock.now())
+    }
+
+    /// [`DpopVerifier::verify_unspent_at`] now, by the verifier's clock.
+    pub fn verify_unspent(&self, proof: &str, request: &DpopRequest<'_>) -> Result<DpopProof, DpopError> {
+        self.verify_unspent_at(proof, request, self.clock.now())
     }
 }
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokenward::TokenVerifier;
-use tokenward::core::{Decision, DenyReason, Grant, Request, Thumbprint};
-use tokenward::oidc::DpopRequest;
+use tokenward::core::{Decision, DenyReason, Grant, Request};
+use tokenward::oidc::{DpopProof, DpopRequest};
 use tower_service::Service;
 
 use crate::bearer::{Scheme, credentials};
@@ -55,7 +55,7 @@ impl<S, M> TokenAuth<S, M> {
     fn prepare<'r, B>(
         &self,
         req: &'r http::Request<B>,
-    ) -> Result<(&'r str, Option<Thumbprint>, Option<Request>, Option<String>), Rejection>
+    ) -> Result<(&'r str, Option<DpopProof>, Option<Request>, Option<String>), Rejection>
     where
         M: RequiredScope<B>,
     {
@@ -96,15 +96,19 @@ impl<S, M> TokenAuth<S, M> {
         Ok((token, proof, scope, source))
     }
 
-    /// The key of the request's one valid DPoP proof for `token`, if it has one.
-    fn proof<B>(&self, req: &http::Request<B>, token: &str, dpop: &crate::layer::Dpop) -> Option<Thumbprint> {
+    /// The request's one valid DPoP proof for `token`, if it has one — unspent: its `jti` is
+    /// recorded only once the token is allowed with its key ([`spend`]), so proofs for tokens
+    /// that are refused anyway take no place in the replay cache.
+    fn proof<B>(&self, req: &http::Request<B>, token: &str, dpop: &crate::layer::Dpop) -> Option<DpopProof> {
         let mut proofs = req.headers().get_all("dpop").iter();
         let (Some(proof), None) = (proofs.next(), proofs.next()) else { return None };
         let proof = proof.to_str().ok()?;
         let htu = format!("{}{}", dpop.origin, req.uri().path());
-        match dpop.verifier.verify(proof, &DpopRequest::new(req.method().as_str(), &htu).access_token(token))
+        match dpop
+            .verifier
+            .verify_unspent(proof, &DpopRequest::new(req.method().as_str(), &htu).access_token(token))
         {
-            Ok(p) => Some(p.thumbprint()),
+            Ok(p) => Some(p),
             Err(e) => {
                 tracing::debug!(error = %e, "DPoP proof refused");
                 None
@@ -121,13 +125,16 @@ impl<S, M> TokenAuth<S, M> {
     {
         let (token, proof, scope, source) = self.prepare(req)?;
         let verifier = &self.shared.verifier;
-        match scope {
+        let key = proof.as_ref().map(DpopProof::thumbprint);
+        let grant = match scope {
             Some(scope) => answer(
-                verifier.verify_with_proof_from(token, proof.as_ref(), &scope, source.as_deref()),
+                verifier.verify_with_proof_from(token, key.as_ref(), &scope, source.as_deref()),
                 Some(scope),
             ),
             None => answer(verifier.refuse_unmapped_from(token, &refused(req), source.as_deref()), None),
-        }
+        }?;
+        spend(&self.shared.config, verifier, proof.as_ref(), &refused(req), source.as_deref())?;
+        Ok(grant)
     }
 
     /// [`TokenAuth::authorize`], reading the token's record from the store first when a bounded
@@ -138,9 +145,10 @@ impl<S, M> TokenAuth<S, M> {
     {
         let (token, proof, scope, source) = self.prepare(req)?;
         let verifier = &self.shared.verifier;
-        match scope {
+        let key = proof.as_ref().map(DpopProof::thumbprint);
+        let grant = match scope {
             Some(scope) => answer(
-                verifier.verify_with_proof_from_async(token, proof.as_ref(), &scope, source.as_deref()).await,
+                verifier.verify_with_proof_from_async(token, key.as_ref(), &scope, source.as_deref()).await,
                 Some(scope),
             ),
             None => {
@@ -148,6 +156,30 @@ impl<S, M> TokenAuth<S, M> {
                     verifier.refuse_unmapped_from_async(token, &refused(req), source.as_deref()).await;
                 answer(decision, None)
             }
+        }?;
+        spend(&self.shared.config, verifier, proof.as_ref(), &refused(req), source.as_deref())?;
+        Ok(grant)
+    }
+}
+
+/// Spends the DPoP proof of a request whose token was allowed with its key: a proof seen before
+/// (a replay, or a concurrent twin that spent it first) refuses the request after all, audited.
+fn spend(
+    config: &crate::layer::Config,
+    verifier: &TokenVerifier,
+    proof: Option<&DpopProof>,
+    asked: &str,
+    source: Option<&str>,
+) -> Result<(), Rejection> {
+    let (Some(proof), Some(dpop)) = (proof, &config.dpop) else { return Ok(()) };
+    match dpop.verifier.spend(proof) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, "DPoP proof refused");
+            if !verifier.record_tokenless("invalid_dpop_proof", asked, source) {
+                return Err(Rejection::AuditUnavailable);
+            }
+            Err(Rejection::InvalidDpopProof)
         }
     }
 }
@@ -226,6 +258,8 @@ where
                 Err(rejection) => return ResponseFuture::rejected(rejection.into_response()),
             };
             let asked = if scope.is_none() { Some(refused(&req)) } else { None };
+            let what = refused(&req);
+            let config = Arc::clone(&self.shared.config);
             // The service polled ready is the one to call; a clone takes its place here.
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -233,8 +267,9 @@ where
             return ResponseFuture::fetching(Box::pin(async move {
                 let decision = match (&scope, &asked) {
                     (Some(scope), _) => {
+                        let key = proof.as_ref().map(DpopProof::thumbprint);
                         verifier
-                            .verify_with_proof_from_async(&token, proof.as_ref(), scope, source.as_deref())
+                            .verify_with_proof_from_async(&token, key.as_ref(), scope, source.as_deref())
                             .await
                     }
                     (None, asked) => {
@@ -242,7 +277,11 @@ where
                         verifier.refuse_unmapped_from_async(&token, asked, source.as_deref()).await
                     }
                 };
-                match answer(decision, scope) {
+                let granted = answer(decision, scope).and_then(|grant| {
+                    spend(&config, &verifier, proof.as_ref(), &what, source.as_deref())?;
+                    Ok(grant)
+                });
+                match granted {
                     Ok(grant) => {
                         req.extensions_mut().insert(grant);
                         inner.call(req).await

@@ -244,3 +244,55 @@ async fn a_bound_token_is_useless_without_its_key_and_every_rfc_9449_failure_is_
         "no token or proof in the log"
     );
 }
+
+/// Proofs that come with tokens the layer refuses take no place in the replay cache: a flood of
+/// self-signed proofs for made-up tokens cannot fill it and lock out the real holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_for_refused_tokens_cannot_fill_the_replay_cache() {
+    use std::sync::Arc;
+    use tokenward::oidc::ReplayCache;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy::builder()
+        .role(Role::parse("reader", "s3:bucket/prod-logs/**:read", TimeDelta::hours(1)).unwrap())
+        .build()
+        .unwrap();
+    let tw = Tokenward::embedded(dir.path().join("tw.db"))
+        .passphrase(SecretString::from("correct horse battery staple"))
+        .policy(policy)
+        .open()
+        .await
+        .unwrap();
+    let who = Principal::parse("billing-api", ["reader"]).unwrap();
+    let key = DpopKey::from_seed([0x33; 32]);
+    let jkt = Thumbprint::parse(&key.thumbprint()).unwrap();
+    let read = IssueRequest::parse("bound", "s3:bucket/prod-logs/**:read", TimeDelta::minutes(10)).unwrap();
+    let bound = tw.issue(&who, &read.bound_to(jkt)).await.unwrap().expose_secret().to_owned();
+    let routes = RouteTable::new()
+        .route(Some(Method::GET), "/logs/{*path}", "s3:bucket/prod-logs/{path}:read")
+        .unwrap();
+    // A cache of two entries.
+    let verifier = DpopVerifier::builder().replay_cache(Arc::new(ReplayCache::new(2))).build().unwrap();
+    let layer = TokenAuthLayer::new(tw.verifier(), routes).dpop(verifier, ORIGIN);
+    let svc: Svc = tower::util::BoxCloneService::new(ServiceBuilder::new().layer(layer).service_fn(
+        |_req: Request<String>| async move { Ok::<_, Infallible>(Response::new(String::new())) },
+    ));
+    let uri = format!("{ORIGIN}/logs/app.log");
+    let now = Utc::now().timestamp();
+    let attacker = DpopKey::from_seed([0x44; 32]);
+    for i in 0..10 {
+        let fake = format!("acme_made_up_{i}");
+        let proof = attacker.proof("GET", &uri, Some(&fake), now, &format!("flood-{i}"));
+        let r = call(&svc, "/logs/app.log", &[("authorization", &format!("DPoP {fake}")), ("dpop", &proof)])
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The holder still gets in, and its proof is spent: the same proof again is refused.
+    let proof = key.proof("GET", &uri, Some(&bound), now, "holder-1");
+    let auth = format!("DPoP {bound}");
+    let r = call(&svc, "/logs/app.log", &[("authorization", &auth), ("dpop", &proof)]).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", challenge(&r));
+    let r = call(&svc, "/logs/app.log", &[("authorization", &auth), ("dpop", &proof)]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&r).contains("invalid_dpop_proof"), "{}", challenge(&r));
+    tw.shutdown().await.unwrap();
+}

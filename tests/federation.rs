@@ -188,6 +188,19 @@ async fn an_oidc_token_is_exchanged_only_when_every_bound_claim_matches_and_ever
     let e =
         refused(tw.exchange(&subject("expired_within_skew"), &ask(release, TimeDelta::minutes(16))).await);
     assert!(matches!(e, ExchangeError::TtlTooLong { .. }), "{e}");
+    // Asking for the longest when the principal's role allows less than max_ttl: the role's cap.
+    let capped = PolicyFile::parse(&policy(&vectors().join("jwks.json"), GITHUB_CLAIMS).replacen(
+        "max_ttl = \"1h\"",
+        "max_ttl = \"10m\"",
+        1,
+    ))
+    .unwrap();
+    tw.shutdown().await.unwrap();
+    drop(tw);
+    let tw = open(dir.path(), &capped).await;
+    let longest = ExchangeRequest::longest(ScopeSet::parse(release).unwrap());
+    let got = tw.exchange(&subject("expired_within_skew"), &longest).await.unwrap();
+    assert_eq!(got.expires_at, DateTime::from_timestamp(NOW, 0).unwrap() + TimeDelta::minutes(10));
     tw.shutdown().await.unwrap();
     drop(tw);
 
@@ -197,7 +210,7 @@ async fn an_oidc_token_is_exchanged_only_when_every_bound_claim_matches_and_ever
     let all = log.query(&AuditQuery::new().action("exchange")).await.unwrap();
     let granted: Vec<_> = all.iter().filter(|e| e.event.action.detail() == Some("granted")).collect();
     let denied: Vec<_> = all.iter().filter(|e| e.event.action.detail() == Some("denied")).collect();
-    assert_eq!(granted.len(), 2, "{all:#?}");
+    assert_eq!(granted.len(), 3, "{all:#?}");
     assert_eq!(denied.len(), 1 + 11 + 2 + 1 + 1 + 1, "every refusal");
     let g = &granted[0].event;
     assert_eq!(g.attrs["federation"], "github-deploy");

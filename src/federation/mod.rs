@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use token_audit::{Action, Actor, AuditEvent, Outcome};
 use token_core::chrono::{DateTime, TimeDelta, Utc};
+use token_core::errors::PolicyViolation;
 use token_core::names::Purpose;
 use token_core::{IssueRequest, IssuedToken, ScopeSet, Thumbprint};
 use token_oidc::{Algorithm, ClaimRules, IssuerKeys, JwtValidator, Preset, ReplayCache};
@@ -302,7 +303,31 @@ impl Tokenward {
         if let Some(key) = request.bind {
             issue = issue.bound_to(key);
         }
-        let token = match self.issue(&trust.principal, &issue).await {
+        let mut outcome = self.issue(&trust.principal, &issue).await;
+        // Asked for the longest: if the principal's roles allow less than `max_ttl`, the token
+        // lives what they allow (asked for a length, the caller gets that or a refusal).
+        if request.ttl.is_none()
+            && let Err(
+                Error::Issue(token_core::IssueError::Policy(PolicyViolation::TtlTooLong {
+                    max_secs, ..
+                }))
+                | Error::Store(token_store::StoreError::Issue(token_core::IssueError::Policy(
+                    PolicyViolation::TtlTooLong { max_secs, .. },
+                ))),
+            ) = &outcome
+            && *max_secs > 0
+        {
+            let mut shorter = IssueRequest::new(
+                issue.purpose().clone(),
+                issue.scopes().clone(),
+                TimeDelta::seconds(*max_secs),
+            );
+            if let Some(key) = request.bind {
+                shorter = shorter.bound_to(key);
+            }
+            outcome = self.issue(&trust.principal, &shorter).await;
+        }
+        let token = match outcome {
             Ok(t) => t,
             // The policy's refusal (a scope the principal's roles do not grant, a lifetime above
             // a role's), however the store wraps it.

@@ -108,6 +108,13 @@ impl Issuer {
                 PolicyViolation::ParentNotUsable("the presented token is not the parent".into()).into()
             );
         }
+        // A bound token's text alone proves nothing: a thief holding a copy must not mint.
+        if parent.bound_to.is_some() {
+            return Err(PolicyViolation::ParentNotUsable(
+                "it is bound to a key: its text alone does not prove possession".into(),
+            )
+            .into());
+        }
         let now = whole_millis(now);
         let approval = self.policy.check_child(parent, request, now)?;
         self.mint(approval, |id, digest| TokenRecord {
@@ -123,7 +130,7 @@ impl Issuer {
             parent: Some(parent.id),
             replaces: None,
             limits: approval.limits,
-            // A child of a bound token is bound to the same key: minting cannot shed a binding.
+            // Bound parents mint nothing (above); the field stays tied to the parent's all the same.
             bound_to: parent.bound_to,
         })
     }

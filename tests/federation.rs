@@ -26,6 +26,16 @@ fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/token-oidc/tests/vectors")
 }
 
+/// The vectors' JWKS, copied private (0644 whatever the checkout's umask: a pinned JWKS that others
+/// may write is refused) into `dir`.
+fn jwks_in(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("jwks.json");
+    std::fs::write(&path, std::fs::read(vectors().join("jwks.json")).unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
 fn subject(name: &str) -> String {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(vectors().join("jwt.json")).unwrap()).unwrap();
@@ -110,7 +120,8 @@ fn refused(r: Result<tokenward::federation::Exchanged, Error>) -> ExchangeError 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oidc_token_is_exchanged_only_when_every_bound_claim_matches_and_every_refusal_is_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let file = PolicyFile::parse(&policy(&vectors().join("jwks.json"), GITHUB_CLAIMS)).unwrap();
+    let jwks = jwks_in(dir.path());
+    let file = PolicyFile::parse(&policy(&jwks, GITHUB_CLAIMS)).unwrap();
     let tw = open(dir.path(), &file).await;
     let release = "deploy:service/api/v2:release";
 
@@ -183,18 +194,15 @@ async fn an_oidc_token_is_exchanged_only_when_every_bound_claim_matches_and_ever
     );
 
     // Asking for more than the federation allows.
-    let file2 = PolicyFile::parse(&policy(&vectors().join("jwks.json"), GITHUB_CLAIMS)).unwrap();
+    let file2 = PolicyFile::parse(&policy(&jwks, GITHUB_CLAIMS)).unwrap();
     tw.federate(&file2).unwrap();
     let e =
         refused(tw.exchange(&subject("expired_within_skew"), &ask(release, TimeDelta::minutes(16))).await);
     assert!(matches!(e, ExchangeError::TtlTooLong { .. }), "{e}");
     // Asking for the longest when the principal's role allows less than max_ttl: the role's cap.
-    let capped = PolicyFile::parse(&policy(&vectors().join("jwks.json"), GITHUB_CLAIMS).replacen(
-        "max_ttl = \"1h\"",
-        "max_ttl = \"10m\"",
-        1,
-    ))
-    .unwrap();
+    let capped =
+        PolicyFile::parse(&policy(&jwks, GITHUB_CLAIMS).replacen("max_ttl = \"1h\"", "max_ttl = \"10m\"", 1))
+            .unwrap();
     tw.shutdown().await.unwrap();
     drop(tw);
     let tw = open(dir.path(), &capped).await;
@@ -256,4 +264,44 @@ async fn a_federation_that_binds_no_identifying_claim_or_trusts_a_wildcard_is_re
     let text = policy(&jwks, GITHUB_CLAIMS)
         .replace("scopes = [\"deploy:service/api/*:release\"]", "scopes = [\"admin:everything/*:write\"]");
     assert!(PolicyFile::parse(&text).unwrap_err().to_string().contains("scopes"));
+}
+
+/// A pinned JWKS file is a trust anchor: pinned by its SHA-256 in the (sealed) policy, an edited
+/// file is refused; a file others may write is refused whatever the policy says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_jwks_file_that_was_changed_or_is_writable_by_others_is_refused() {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let doc = std::fs::read(vectors().join("jwks.json")).unwrap();
+    std::fs::write(&jwks, &doc).unwrap();
+    std::fs::set_permissions(&jwks, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let hash: String = sha2::Sha256::digest(&doc).iter().map(|b| format!("{b:02x}")).collect();
+    let pinned = |h: &str| {
+        PolicyFile::parse(
+            &policy(&jwks, GITHUB_CLAIMS)
+                .replace("jwks = { file = ", &format!("jwks = {{ sha256 = \"{h}\", file = ")),
+        )
+        .unwrap()
+    };
+    let tw = open(dir.path(), &PolicyFile::parse(&policy(&jwks, GITHUB_CLAIMS)).unwrap()).await;
+    tw.federate(&pinned(&hash)).unwrap();
+    let wrong = "0".repeat(64);
+    let e = tw.federate(&pinned(&wrong)).unwrap_err().to_string();
+    assert!(e.contains("SHA-256"), "{e}");
+    // Someone adds a key to the file: the pinned hash no longer matches.
+    std::fs::write(&jwks, [&doc[..], b" "].concat()).unwrap();
+    assert!(tw.federate(&pinned(&hash)).unwrap_err().to_string().contains("SHA-256"));
+    std::fs::write(&jwks, &doc).unwrap();
+    std::fs::set_permissions(&jwks, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = tw.federate(&pinned(&hash)).unwrap_err().to_string();
+    assert!(e.contains("writable"), "{e}");
+    assert!(
+        PolicyFile::parse(
+            &policy(&jwks, GITHUB_CLAIMS).replace("jwks = { file = ", "jwks = { sha256 = \"xyz\", file = ")
+        )
+        .is_err()
+    );
+    tw.shutdown().await.unwrap();
 }

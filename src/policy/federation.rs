@@ -107,6 +107,10 @@ pub struct JwksSpec {
     /// A pinned JWKS file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// The SHA-256 (hex) the pinned file must have: the stored policy is sealed, the file is not,
+    /// so this makes an edit of the file (a key added to mint identities) refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 fn generic() -> String {
@@ -141,10 +145,18 @@ impl FederationSpec {
             return Err(err("audience: required, exact, with no wildcard".into()));
         }
         match (&self.jwks.url, &self.jwks.file) {
+            (Some(_), None) if self.jwks.sha256.is_some() => {
+                return Err(err("jwks: sha256 goes with file, not url".into()));
+            }
             (Some(url), None) => check_url(url).map_err(|m| err(format!("jwks.url: {m}")))?,
             (None, Some(_)) if self.jwks.refresh.is_none() && self.jwks.ca_file.is_none() => {}
             (None, Some(_)) => return Err(err("jwks: refresh and ca_file go with url, not file".into())),
             _ => return Err(err("jwks: exactly one of url or file".into())),
+        }
+        if let Some(h) = &self.jwks.sha256
+            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(err("jwks.sha256: 64 hex digits".into()));
         }
         if let Some(r) = &self.jwks.refresh {
             r.get().map_err(|e| err(format!("jwks.refresh: {e}")))?;

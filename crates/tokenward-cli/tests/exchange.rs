@@ -101,6 +101,8 @@ async fn a_ci_job_with_only_an_oidc_token_gets_a_scoped_short_lived_token_and_no
     let cli = Cli::new();
     let issuer = TestIssuer::new(ISSUER, "ci-key-1", [0x31; 32]);
     std::fs::write(cli.path("jwks.json"), issuer.jwks()).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(cli.path("jwks.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(cli.path("policy.toml"), policy(&cli.path("jwks.json"))).unwrap();
     cli.run(&["init", "--prefix", "acme", "--policy", "policy.toml"]).ok();
     let (mut server, base, lines) = serve(&cli);

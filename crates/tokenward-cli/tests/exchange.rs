@@ -179,7 +179,6 @@ async fn a_ci_job_with_only_an_oidc_token_gets_a_scoped_short_lived_token_and_no
     assert!(to_file.stdout.is_empty());
     let written = std::fs::read_to_string(cli.path("tok")).unwrap();
     assert!(written.starts_with("acme_"));
-    use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(cli.path("tok")).unwrap().permissions().mode() & 0o777, 0o600);
 
     // After its TTL the token is dead.

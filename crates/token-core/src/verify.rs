@@ -1,4 +1,4 @@
-//! Verification: parse → look up by id → constant-time digest check → lifecycle → key binding →
+//! Verification: parse → look up by id → constant-time digest check → key binding → lifecycle →
 //! scope → limits.
 
 use std::fmt;
@@ -273,6 +273,16 @@ impl<L: TokenLookup> Verifier<L> {
         if !bool::from(key.digest_token(parsed).ct_eq(view.digest())) {
             return Decision::Denied(DenyReason::BadSecret);
         }
+        // The key binding next, before anything about the token's state: a thief holding a copy
+        // of a bound token (and not its key) learns nothing of it — not even whether it is live.
+        if request.is_some() {
+            match (view.bound_to(), proof) {
+                (None, None) => {}
+                (Some(bound), Some(proof)) if bound.ct_eq(proof) => {}
+                (Some(_), None) => return Decision::Denied(DenyReason::ProofRequired),
+                (_, Some(_)) => return Decision::Denied(DenyReason::WrongProofKey),
+            }
+        }
         if let Some(reason) = view.lifecycle_at(now_ms) {
             return Decision::Denied(reason);
         }
@@ -282,12 +292,6 @@ impl<L: TokenLookup> Verifier<L> {
             return Decision::Denied(reason);
         }
         if let Some(request) = request {
-            match (view.bound_to(), proof) {
-                (None, None) => {}
-                (Some(bound), Some(proof)) if bound.ct_eq(proof) => {}
-                (Some(_), None) => return Decision::Denied(DenyReason::ProofRequired),
-                (_, Some(_)) => return Decision::Denied(DenyReason::WrongProofKey),
-            }
             if !view.scopes().allows(request) {
                 return Decision::Denied(DenyReason::OutOfScope);
             }

@@ -463,6 +463,21 @@ fn a_bound_token_needs_a_proof_by_its_key_and_mints_no_children() {
         w.verifier.verify_with_proof_at(t.expose_secret(), &key, &req("s3:bucket/audit/a:read"), now),
         Decision::Denied(DenyReason::OutOfScope)
     );
+    // Without the key, nothing of the token's state is told: revoked or not, a copy presented as
+    // a bearer is `ProofRequired` (checked right after the secret).
+    let other_bound = IssueRequest::parse("bound-2", "s3:bucket/prod-logs/*:read", TimeDelta::hours(1))
+        .unwrap()
+        .bound_to(key);
+    let revoked = w.tokens.issue_at(&w.issuer, &w.reader, &other_bound, now).unwrap();
+    w.tokens.revoke_at(revoked.id(), now);
+    assert_eq!(
+        w.verifier.verify_at(revoked.expose_secret(), &read, now).reason(),
+        Some(&DenyReason::ProofRequired)
+    );
+    assert!(matches!(
+        w.verifier.verify_with_proof_at(revoked.expose_secret(), &key, &read, now).reason(),
+        Some(DenyReason::Revoked { .. })
+    ));
     // Authentication (is it alive?) does not ask for the proof.
     assert!(w.verifier.authenticate_at(t.expose_secret(), now).is_allowed());
     // A bearer token presented with a proof is refused: it is bound to no key.

@@ -120,7 +120,6 @@ fn exchange(rt: &tokio::runtime::Runtime, dir: &Path) -> [Vec<f64>; 4] {
     let key = DpopKey::ed25519_from_seed([0x41; 32]);
     let bound = ask.clone().bound_to(Thumbprint::parse(&key.thumbprint()).unwrap());
     let principal = Principal::parse("ci-deployer", ["deployer"]).unwrap();
-    let plain = IssueRequest::parse("plain", SCOPE, TimeDelta::minutes(10)).unwrap();
     let mut out: [Vec<f64>; 4] = Default::default();
     // Warm: the pinned key parsed, the store's pages and the log's file in the page cache.
     for _ in 0..20 {
@@ -131,14 +130,20 @@ fn exchange(rt: &tokio::runtime::Runtime, dir: &Path) -> [Vec<f64>; 4] {
             // Rotate which series goes first, so none always follows another.
             let series = (k + round) % 4;
             let tokens: Vec<String> = (0..BATCH).map(|_| issuer.mint("tokenward", 300, &claims)).collect();
-            for t in &tokens {
+            // One active token per purpose: each plain issue has its own (as each exchange does).
+            let plain: Vec<IssueRequest> = (0..BATCH)
+                .map(|i| {
+                    IssueRequest::parse(&format!("plain-{round}-{i}"), SCOPE, TimeDelta::minutes(10)).unwrap()
+                })
+                .collect();
+            for (t, plain) in tokens.iter().zip(&plain) {
                 let started = Instant::now();
                 rt.block_on(async {
                     match series {
                         0 => _ = black_box(tw.exchange(t, &ask).await.unwrap()),
                         1 => _ = black_box(tw.exchange(t, &bound).await.unwrap()),
                         2 => _ = black_box(validator.validate(t).await.unwrap()),
-                        _ => _ = black_box(tw.issue(&principal, &plain).await.unwrap()),
+                        _ => _ = black_box(tw.issue(&principal, plain).await.unwrap()),
                     }
                 });
                 out[series].push(started.elapsed().as_secs_f64() * 1e6);

@@ -1,7 +1,9 @@
 //! Live validation of this deployment's own tokens (feature `validate`): a found Tokenward token
 //! is judged by the store that issued it — no network, nothing sent anywhere, nothing changed
 //! (the token is checked against its record and its ancestors', and its use limits against the
-//! uses the store last counted; no use is counted).
+//! uses the store last counted; no use is counted). A token bound to a key is said to be
+//! ([`Validation::mitigation`]): a copy cannot be used without the key's proofs, so the report
+//! shows it one level lower.
 
 use std::sync::Arc;
 
@@ -67,7 +69,24 @@ impl LiveCheck for StoreCheck {
             }
         }
         let now = self.tw.clock().now();
-        match verifier.over(line).authenticate_at(text, now) {
+        let decision = verifier.over(line).authenticate_at(text, now);
+        // What the store knows beyond the text: a token bound to a key (its secret matching its
+        // record) cannot be used without that key's proofs.
+        let bound = match (&decision, &row.record.bound_to) {
+            (
+                Decision::Allowed(_)
+                | Decision::Denied(
+                    DenyReason::NotYetValid { .. }
+                    | DenyReason::Revoked { .. }
+                    | DenyReason::Expired { .. }
+                    | DenyReason::UsesExhausted { .. }
+                    | DenyReason::IdleTimeout { .. },
+                ),
+                Some(key),
+            ) => Some(key.to_string()),
+            _ => None,
+        };
+        let verdict = match decision {
             // Authentic and active; its use limits, as the store last counted them, may still
             // refuse every use (authentication counts none and does not look at them).
             Decision::Allowed(_) => {
@@ -98,6 +117,12 @@ impl LiveCheck for StoreCheck {
             // Not a verdict on the token (an ancestor's record missing, the store or the audit
             // log unavailable; a key binding's proof is not asked for by authentication).
             Decision::Denied(r) => Validation::unknown(NAME, format!("token {id}: {r}")),
+        };
+        match bound {
+            Some(key) => verdict.mitigated(format!(
+                "bound to a key (DPoP, thumbprint {key}): a copy is useless without that key's proofs"
+            )),
+            None => verdict,
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use token_audit::{Action, Actor, AuditEvent};
-use token_core::{Decision, DenyReason, TokenId};
+use token_core::{Decision, DenyReason, Thumbprint, TokenId};
 use token_rotate::EmergencyOrder;
 use token_scan::{Report, TOKENWARD_RULE};
 use token_store::SecretName;
@@ -115,6 +115,10 @@ pub struct LeakAction {
     /// For a token an allow comment or the baseline kept out of the report, which
     /// (`allow comment`, `baseline`): it is answered all the same.
     pub suppressed: Option<String>,
+    /// For a token of ours bound to a key (DPoP), that key's thumbprint: a copy alone could not
+    /// be used, so the leak is less severe — and it is answered all the same (revoked, or
+    /// replaced), since the key may have leaked with it.
+    pub bound_to: Option<Thumbprint>,
 }
 
 /// A reported token's context, as audited.
@@ -198,6 +202,10 @@ impl Tokenward {
     /// time), so a forged token naming a real id revokes nothing; another credential only if the
     /// finding's keyed fingerprint equals that of its current or previous secret (or, for an AWS
     /// key, of its id), compared in constant time. Nothing else is ever revoked or disabled.
+    ///
+    /// A token bound to a key (DPoP) is less severe — a copy alone cannot be used — but it is
+    /// revoked all the same (the key may have leaked with it); its action names the key
+    /// ([`LeakAction::bound_to`]).
     pub async fn respond_to_leaks(&self, report: &Report) -> Result<LeakResponse> {
         use token_core::secrecy::ExposeSecret;
         let start = Instant::now();
@@ -237,18 +245,19 @@ impl Tokenward {
         start: Instant,
         answering: &mut Answering,
     ) -> Result<LeakAction> {
-        let (outcome, id) = self.judge_and_revoke(text).await?;
+        let (outcome, id, bound_to) = self.judge_and_revoke(text).await?;
         if let LeakOutcome::Replaced { id, name, .. } = &outcome {
             answering.answered.push((name.as_str().to_owned(), id.to_string()));
         }
         let time_to_revoke = outcome.revoked().then(|| start.elapsed());
-        self.audit_finding(&seen, id, &outcome, None).await?;
+        self.audit_finding(&seen, id, &outcome, None, bound_to.as_ref()).await?;
         Ok(LeakAction {
             location: seen.location,
             fingerprint: seen.fingerprint,
             outcome,
             time_to_revoke,
             suppressed: seen.suppressed,
+            bound_to,
         })
     }
 
@@ -286,13 +295,15 @@ impl Tokenward {
             | LeakOutcome::Failed { name, handle, .. } => Some((name, handle.as_str())),
             _ => None,
         };
-        self.audit_finding(&seen, None, &outcome, credential.map(|(n, h)| (n, h, time_to_revoke))).await?;
+        self.audit_finding(&seen, None, &outcome, credential.map(|(n, h)| (n, h, time_to_revoke)), None)
+            .await?;
         Ok(LeakAction {
             location: seen.location,
             fingerprint: seen.fingerprint,
             outcome,
             time_to_revoke,
             suppressed: seen.suppressed,
+            bound_to: None,
         })
     }
 
@@ -339,19 +350,26 @@ impl Tokenward {
 
     /// Whether `text` is one of ours — judged against its record read from the store, not the
     /// cache (a bounded cache may not hold it; a token not valid yet is ours all the same) — and
-    /// if it is and is not revoked, revokes (or replaces) it.
-    async fn judge_and_revoke(&self, text: &str) -> Result<(LeakOutcome, Option<TokenId>)> {
+    /// if it is and is not revoked, revokes (or replaces) it, bound to a key or not. With the
+    /// key it is bound to, if it is ours and is.
+    async fn judge_and_revoke(
+        &self,
+        text: &str,
+    ) -> Result<(LeakOutcome, Option<TokenId>, Option<Thumbprint>)> {
         let verifier = self.tokens().verifier();
-        let Ok(parsed) = verifier.format().parse(text) else { return Ok((LeakOutcome::NotOurs, None)) };
+        let Ok(parsed) = verifier.format().parse(text) else {
+            return Ok((LeakOutcome::NotOurs, None, None));
+        };
         let id = parsed.id();
         let row = match self.tokens().token(id).await {
             Ok(Some(row)) => row,
-            Ok(None) => return Ok((LeakOutcome::NotOurs, None)),
+            Ok(None) => return Ok((LeakOutcome::NotOurs, None, None)),
             Err(token_store::StoreError::Corrupted { .. }) => {
-                return Ok((LeakOutcome::Quarantined { id }, Some(id)));
+                return Ok((LeakOutcome::Quarantined { id }, Some(id), None));
             }
             Err(e) => return Err(e.into()),
         };
+        let bound_to = row.record.bound_to;
         let one = token_core::lookup::InMemoryLookup::new();
         one.insert(row.record);
         let outcome = match verifier.over(one).authenticate_at(text, self.clock().now()) {
@@ -361,7 +379,7 @@ impl Tokenward {
                 | DenyReason::BadSecret
                 | DenyReason::Malformed(_)
                 | DenyReason::UnknownDigestKey { .. },
-            ) => return Ok((LeakOutcome::NotOurs, None)),
+            ) => return Ok((LeakOutcome::NotOurs, None, None)),
             // Its secret matches its record: ours, whether active, not valid yet, expired or used up.
             _ => match self.rotated_credential_for(id).await? {
                 Some((name, target)) => {
@@ -372,7 +390,7 @@ impl Tokenward {
                 None => LeakOutcome::Revoked { id, revoked: self.revoke(id).await? },
             },
         };
-        Ok((outcome, Some(id)))
+        Ok((outcome, Some(id), bound_to))
     }
 
     /// The rotation (run through this handle) whose current credential is token `id`.
@@ -392,14 +410,15 @@ impl Tokenward {
     }
 
     /// Records a finding and what was done (`scan_finding`); for a managed credential, its name,
-    /// its public handle and the risk window in milliseconds. Never the secret, never a keyed
-    /// fingerprint of the response's.
+    /// its public handle and the risk window in milliseconds; for a token bound to a key, the
+    /// key's thumbprint. Never the secret, never a keyed fingerprint of the response's.
     async fn audit_finding(
         &self,
         finding: &Seen<'_>,
         id: Option<TokenId>,
         outcome: &LeakOutcome,
         credential: Option<(&SecretName, &str, Option<Duration>)>,
+        bound_to: Option<&Thumbprint>,
     ) -> Result<()> {
         let Some(auditor) = self.auditor() else { return Ok(()) };
         let mut event = AuditEvent::new(self.clock().now(), Actor::System, Action::ScanFinding)
@@ -421,6 +440,9 @@ impl Tokenward {
         }
         if let Some(id) = id {
             event = event.token(id);
+        }
+        if let Some(key) = bound_to {
+            event = event.attr("bound_to", key.to_string());
         }
         auditor.emit_durable(event).await?;
         Ok(())

@@ -70,3 +70,35 @@ async fn a_child_is_judged_with_its_line_and_a_used_up_or_idle_token_is_invalid(
     assert!(v[0].detail.contains("revoked"), "{}", v[0].detail);
     tw.shutdown().await.unwrap();
 }
+
+/// A token bound to a key is judged live all the same, with the key named as its mitigation (a
+/// copy is useless without the key's proofs); a bearer token has none; revoked, it is dead and
+/// still bound. The leak response revokes it all the same, and says it was bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_is_live_but_mitigated_and_revoked_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let key = tokenward::core::Thumbprint::parse("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k").unwrap();
+    let bound = tw.issue(&principal(), &request("bound").bound_to(key)).await.unwrap();
+    let bearer = tw.issue(&principal(), &request("bearer")).await.unwrap();
+    let v = verdicts(&tw, &[bound.expose_secret(), bearer.expose_secret()]).await;
+    assert_eq!((v[0].validity, v[1].validity), (Validity::Valid, Validity::Valid), "{v:?}");
+    let why = v[0].mitigation.as_deref().unwrap_or_default();
+    assert!(why.contains("bound to a key") && why.contains(&key.to_string()), "{v:?}");
+    assert!(v[1].mitigation.is_none(), "{v:?}");
+
+    // The leak response: both revoked; the bound one's action names its key.
+    let text = format!("A={}\nB={}\n", bound.expose_secret(), bearer.expose_secret());
+    let report = Scanner::new().unwrap().scan_bytes("leak.env", text.as_bytes());
+    let response = tw.respond_to_leaks(&report).await.unwrap();
+    assert_eq!(response.revoked(), 2, "{response:?}");
+    assert_eq!(response.actions[0].bound_to, Some(key));
+    assert!(
+        matches!(response.actions[0].outcome, tokenward::LeakOutcome::Revoked { id, .. } if id == bound.id())
+    );
+    assert_eq!(response.actions[1].bound_to, None);
+    let v = verdicts(&tw, &[bound.expose_secret()]).await;
+    assert_eq!(v[0].validity, Validity::Invalid, "{v:?}");
+    assert!(v[0].mitigation.is_some(), "still bound: {v:?}");
+    tw.shutdown().await.unwrap();
+}

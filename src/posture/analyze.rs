@@ -10,8 +10,8 @@ use token_core::{Scope, lookup::TokenRecord};
 use token_store::{ListedToken, TokenRow};
 
 use super::model::{
-    CredentialAge, Finding, FindingKind, HISTORY_STEPS, Inputs, Posture, RotationStep, SCHEMA, Severity,
-    Thresholds, TokenLabel, TokenPoint, Volume, status_name,
+    Binding, CredentialAge, Finding, FindingKind, HISTORY_STEPS, Inputs, Posture, RotationStep, SCHEMA,
+    Severity, Thresholds, TokenLabel, TokenPoint, Volume, status_name,
 };
 
 /// A scope is over-broad if a wildcard stands alone in a position, or `**` takes a whole service
@@ -194,6 +194,8 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
     let active: Vec<&TokenRow> =
         all.iter().copied().filter(|r| r.record.status_at(now) == TokenStatus::Active).collect();
     let mut findings = token_findings(now, &tampered, &active, t);
+    let bound = active.iter().filter(|r| r.record.bound_to.is_some()).count() as u64;
+    let binding = Binding { bound, bearer: active.len() as u64 - bound };
 
     let audit = inputs.audit_status.clone();
     if !audit.verified {
@@ -300,6 +302,7 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
         generated_at: now,
         policy_version: inputs.policy_version,
         tokens: counts,
+        binding,
         findings,
         audit,
         expiry,
@@ -337,6 +340,7 @@ mod tests {
         };
         let p = analyze(inputs, &Thresholds::default());
         assert!(audit.verified && p.tokens.is_empty());
+        assert_eq!((p.binding.bound, p.binding.bearer), (0, 0));
         let overdue: Vec<&Finding> =
             p.findings.iter().filter(|f| f.kind == FindingKind::RotationOverdue).collect();
         assert_eq!(overdue.len(), 2);
@@ -347,5 +351,6 @@ mod tests {
         assert_eq!(json["findings"][0]["kind"], "rotation_overdue");
         assert_eq!(json["findings"][0]["severity"], "high");
         assert_eq!(json["rotation"][2]["history"], serde_json::json!([]));
+        assert_eq!(json["binding"], serde_json::json!({"bound": 0, "bearer": 0}));
     }
 }

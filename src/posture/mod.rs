@@ -1,6 +1,7 @@
 //! The posture model: what an auditor asks about a deployment's tokens and credentials — tokens
-//! about to end, unused, over-broad or shared; revoked tokens still presented; rotations overdue
-//! or rolled back; an audit log that fails verification; records edited outside Tokenward.
+//! about to end, unused, over-broad or shared; how many are bound to a key versus bearer; revoked
+//! tokens still presented; rotations overdue or rolled back; an audit log that fails
+//! verification; records edited outside Tokenward.
 //!
 //! [`analyze`] is a pure function of what was read (the token records, the chain-checked audit
 //! log, each declared credential's rotation state) to a plain, serializable [`Posture`]; reading
@@ -12,6 +13,7 @@ mod model;
 
 pub use analyze::analyze;
 pub use model::{
-    AuditStatus, CredentialAge, CredentialState, Finding, FindingKind, HISTORY_STEPS, Inputs, Posture,
-    RotationStep, SCHEMA, Severity, Thresholds, TokenLabel, TokenPoint, Volume, read_audit, status_name,
+    AuditStatus, Binding, CredentialAge, CredentialState, Finding, FindingKind, HISTORY_STEPS, Inputs,
+    Posture, RotationStep, SCHEMA, Severity, Thresholds, TokenLabel, TokenPoint, Volume, read_audit,
+    status_name,
 };

@@ -314,6 +314,8 @@ pub struct Posture {
     pub policy_version: u64,
     /// Tokens by status (`active`, `expired`, `revoked`, `not_yet_valid`, `tampered`).
     pub tokens: BTreeMap<&'static str, u64>,
+    /// Active tokens, bound to a key versus bearer.
+    pub binding: Binding,
     /// What needs attention.
     pub findings: Vec<Finding>,
     /// The audit log's status.
@@ -326,6 +328,17 @@ pub struct Posture {
     pub verifications: BTreeMap<String, Volume>,
     /// Who holds each token a finding names, and what for (tampered records: not known).
     pub named_tokens: BTreeMap<String, TokenLabel>,
+}
+
+/// Active tokens by how they may be used: bound to a key (DPoP: a copy is useless without the
+/// key's proofs) or bearer (whoever holds a copy can use it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Binding {
+    /// Active tokens bound to a key.
+    pub bound: u64,
+    /// Active bearer tokens.
+    pub bearer: u64,
 }
 
 /// A token status's name (`active`, `expired`, `revoked`, `not_yet_valid`).

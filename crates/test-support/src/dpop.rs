@@ -1,47 +1,95 @@
-//! A DPoP client key (RFC 9449) for tests and benches: ES256 proofs for a request, the key's
-//! RFC 7638 thumbprint. The server side is verified against an independent implementation's
-//! vectors in `token-oidc`; this is the client a test needs to talk to a live server.
+//! A DPoP client key (RFC 9449) for tests and benches: ES256 or EdDSA (Ed25519) proofs for a
+//! request, the key's RFC 7638 thumbprint. The server side is verified against an independent
+//! implementation's vectors in `token-oidc`; this is the client a test needs to talk to a live
+//! server.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// A P-256 key a client proves possession of.
+/// The private half of a [`DpopKey`].
+enum Private {
+    /// P-256 (ES256), with its public point's coordinates (base64url).
+    P256 { key: SigningKey, x: String, y: String },
+    /// Ed25519 (EdDSA), with its public key (base64url).
+    Ed25519 { key: ed25519_dalek::SigningKey, x: String },
+}
+
+/// A key a client proves possession of: P-256 ([`DpopKey::from_seed`]) or Ed25519
+/// ([`DpopKey::ed25519_from_seed`]).
 pub struct DpopKey {
-    key: SigningKey,
-    x: String,
-    y: String,
+    key: Private,
 }
 
 impl DpopKey {
-    /// The key made from `seed` (any 32 bytes that make a valid scalar; tests pass constants).
+    /// The P-256 key made from `seed` (any 32 bytes that make a valid scalar; tests pass
+    /// constants); its proofs are ES256.
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let key = SigningKey::from_slice(&seed).expect("a valid P-256 scalar");
         let point = key.verifying_key().to_sec1_point(false);
         let b = point.as_bytes();
-        Self { x: B64.encode(&b[1..33]), y: B64.encode(&b[33..65]), key }
+        Self { key: Private::P256 { x: B64.encode(&b[1..33]), y: B64.encode(&b[33..65]), key } }
+    }
+
+    /// The Ed25519 key made from `seed` (any 32 bytes); its proofs are EdDSA.
+    pub fn ed25519_from_seed(seed: [u8; 32]) -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        Self { key: Private::Ed25519 { x: B64.encode(key.verifying_key().to_bytes()), key } }
+    }
+
+    /// The JWS algorithm of its proofs (`ES256`, `EdDSA`).
+    pub fn algorithm(&self) -> &'static str {
+        match self.key {
+            Private::P256 { .. } => "ES256",
+            Private::Ed25519 { .. } => "EdDSA",
+        }
+    }
+
+    /// Its public JWK.
+    fn jwk(&self) -> Value {
+        match &self.key {
+            Private::P256 { x, y, .. } => json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            Private::Ed25519 { x, .. } => json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+        }
+    }
+
+    /// A compact JWS of `header` and `claims`, signed by this key.
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+        let signature = match &self.key {
+            Private::P256 { key, .. } => {
+                let sig: Signature = key.sign(input.as_bytes());
+                sig.to_bytes().to_vec()
+            }
+            Private::Ed25519 { key, .. } => {
+                ed25519_dalek::Signer::sign(key, input.as_bytes()).to_bytes().to_vec()
+            }
+        };
+        format!("{input}.{}", B64.encode(signature))
     }
 
     /// Its RFC 7638 thumbprint, base64url (what a bound token names).
     pub fn thumbprint(&self) -> String {
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, self.x, self.y);
+        // The required members in lexicographic order, no whitespace (RFC 7638 §3.2).
+        let canonical = match &self.key {
+            Private::P256 { x, y, .. } => format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
+            Private::Ed25519 { x, .. } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
+        };
         B64.encode(Sha256::digest(canonical.as_bytes()))
     }
 
     /// A proof for `method` `uri` made at `iat` (Unix seconds), with `jti`, carrying the hash of
     /// `access_token` when one is presented.
     pub fn proof(&self, method: &str, uri: &str, access_token: Option<&str>, iat: i64, jti: &str) -> String {
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y}});
+        let header = json!({"typ": "dpop+jwt", "alg": self.algorithm(), "jwk": self.jwk()});
         let mut claims = json!({"jti": jti, "htm": method, "htu": uri, "iat": iat});
         if let Some(t) = access_token {
             claims["ath"] = json!(B64.encode(Sha256::digest(t.as_bytes())));
         }
-        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-        let sig: Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.to_bytes()))
+        self.sign(&header, &claims)
     }
 
     /// [`DpopKey::proof`] now, with a fresh random `jti`.
@@ -72,8 +120,11 @@ impl TestIssuer {
 
     /// Its JWKS document.
     pub fn jwks(&self) -> String {
-        json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.key.x, "y": self.key.y, "kid": self.kid, "alg": "ES256", "use": "sig"}]})
-            .to_string()
+        let mut jwk = self.key.jwk();
+        jwk["kid"] = json!(self.kid);
+        jwk["alg"] = json!(self.key.algorithm());
+        jwk["use"] = json!("sig");
+        json!({"keys": [jwk]}).to_string()
     }
 
     /// A subject token for `audience` with `claims` (added to `iss`, `aud`, `iat`, `nbf`, `exp`
@@ -94,9 +145,35 @@ impl TestIssuer {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let header = json!({"typ": "JWT", "alg": "ES256", "kid": self.kid});
-        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(body.to_string()));
-        let sig: Signature = self.key.key.sign(input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.to_bytes()))
+        let header = json!({"typ": "JWT", "alg": self.key.algorithm(), "kid": self.kid});
+        self.key.sign(&header, &body)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// RFC 8037's example key (Appendix A.1: its `d` as the seed) has the RFC's public key and
+    /// RFC 7638 thumbprint (A.3); its proofs name it.
+    #[test]
+    fn the_ed25519_key_is_rfc_8037_s_example() {
+        let d = B64.decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+        let key = DpopKey::ed25519_from_seed(d.try_into().unwrap());
+        assert_eq!(key.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        let proof = key.proof("GET", "https://api.example.com/x", Some("tok"), 1_765_000_000, "j1");
+        let header: Value =
+            serde_json::from_slice(&B64.decode(proof.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["alg"], "EdDSA");
+        assert_eq!(header["jwk"]["x"], "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+        let (input, sig) = proof.rsplit_once('.').unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(&B64.decode(sig).unwrap()).unwrap();
+        let public = ed25519_dalek::VerifyingKey::from_bytes(
+            &B64.decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap().try_into().unwrap(),
+        )
+        .unwrap();
+        assert!(public.verify_strict(input.as_bytes(), &sig).is_ok());
+        assert!(public.verify_strict(format!("{input}x").as_bytes(), &sig).is_err());
     }
 }

@@ -20,21 +20,29 @@ impl Report {
         let paint =
             |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() };
         for f in &self.findings {
+            let mitigated = f.validation.as_ref().is_some_and(|v| v.is_mitigated());
             let level = match f.confidence {
-                Confidence::Certain | Confidence::High => paint("1;31", f.confidence.as_str()),
-                Confidence::Medium => paint("33", f.confidence.as_str()),
+                Confidence::Certain | Confidence::High if !mitigated => paint("1;31", f.confidence.as_str()),
+                Confidence::Certain | Confidence::High | Confidence::Medium => {
+                    paint("33", f.confidence.as_str())
+                }
                 Confidence::Low => paint("2", f.confidence.as_str()),
             };
             let validity = match &f.validation {
                 None => String::new(),
                 Some(v) => {
                     let word = match v.validity {
+                        Validity::Valid if mitigated => paint("33", "valid"),
                         Validity::Valid => paint("1;31", "valid"),
                         Validity::Invalid => paint("32", "invalid"),
                         Validity::Unknown => paint("2", "unknown"),
                     };
+                    let lower = match &v.mitigation {
+                        Some(m) => format!("  lower severity: {}", printable(m, 200)),
+                        None => String::new(),
+                    };
                     // A provider's words (a display name) must not start lines of their own.
-                    format!("  {word} ({}: {})", printable(&v.by, 64), printable(&v.detail, 400))
+                    format!("  {word} ({}: {}){lower}", printable(&v.by, 64), printable(&v.detail, 400))
                 }
             };
             writeln!(
@@ -146,12 +154,17 @@ impl Report {
             .iter()
             .map(|f| {
                 let index = ids.iter().position(|(id, _, _)| *id == f.rule).unwrap_or(0);
-                let level = if f.confidence == Confidence::Low { "warning" } else { "error" };
+                // One level lower for a mitigated finding (a key-bound token of ours).
+                let mitigated = f.validation.as_ref().is_some_and(|v| v.is_mitigated());
+                let level = if f.confidence == Confidence::Low || mitigated { "warning" } else { "error" };
                 let mut props = json!({"confidence": f.confidence.as_str(), "redacted": f.redacted});
                 if let Some(v) = &f.validation {
                     props["validity"] = json!(v.validity.as_str());
                     props["validatedBy"] = json!(v.by);
                     props["validationDetail"] = json!(v.detail);
+                    if let Some(m) = &v.mitigation {
+                        props["mitigation"] = json!(m);
+                    }
                 }
                 match &f.location {
                     Location::Git { commit, .. } => props["commit"] = json!(commit),
@@ -336,5 +349,57 @@ mod tests {
         compiler.add_resource("urn:sarif", schema).unwrap();
         let index = compiler.compile("urn:sarif", &mut schemas).unwrap();
         schemas.validate(&log, index).unwrap();
+    }
+
+    /// A finding whose validation names a mitigation (a key-bound token of ours) is one level
+    /// lower in every format and says why; the same finding without it is not.
+    #[test]
+    fn a_mitigated_finding_is_reported_one_level_lower_and_says_why() {
+        use crate::live::Validation;
+        let token = "acme_2mQ4x8Jz7cT1vN5pL3kR9wY6bH0dF2gS";
+        let found = |v: Validation| {
+            let mut f = Finding::new(
+                TOKENWARD_RULE,
+                Location::File { path: "app.env".into(), line: 1, column: 5 },
+                Confidence::Certain,
+                token,
+                5,
+                None,
+            );
+            f.validation = Some(v);
+            f
+        };
+        let mut report = Report::default();
+        report.findings.push(found(Validation::valid("tokenward-store", "token t1 is active")));
+        report.findings.push(found(
+            Validation::valid("tokenward-store", "token t2 is active").mitigated("bound to a key"),
+        ));
+        let mut sarif = Vec::new();
+        report.write_sarif(&mut sarif, &RuleSet::builtin(), Path::new("/src")).unwrap();
+        let log: Value = serde_json::from_slice(&sarif).unwrap();
+        let results = log["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(
+            (results[0]["level"].as_str(), results[1]["level"].as_str()),
+            (Some("error"), Some("warning"))
+        );
+        assert!(results[0]["properties"].get("mitigation").is_none());
+        assert_eq!(results[1]["properties"]["mitigation"], "bound to a key");
+        assert_eq!(results[1]["properties"]["confidence"], "certain", "as sure it is a secret as before");
+        let mut text = Vec::new();
+        report.write_text(&mut text, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains("lower severity"), "{text}");
+        assert!(
+            lines[1].ends_with("valid (tokenward-store: token t2 is active)  lower severity: bound to a key"),
+            "{text}"
+        );
+        let mut jsonl = Vec::new();
+        report.write_jsonl(&mut jsonl).unwrap();
+        let rows: Vec<Value> =
+            String::from_utf8(jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(rows[0]["validation"].get("mitigation").is_none());
+        assert_eq!(rows[1]["validation"]["mitigation"], "bound to a key");
+        assert!(!String::from_utf8_lossy(&sarif).contains(token) && !text.contains(token));
     }
 }

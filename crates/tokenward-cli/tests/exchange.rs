@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokenward_test_support::dpop::TestIssuer;
+use tokenward_test_support::dpop::{DpopKey, TestIssuer};
 
 const ISSUER: &str = "https://ci.example.test";
 
@@ -218,4 +218,110 @@ async fn a_ci_job_with_only_an_oidc_token_gets_a_scoped_short_lived_token_and_no
     }
     assert!(!out.contains(&token) && !audit.contains(&token), "the issued token only on the job's stdout");
     assert_eq!(transcript.matches(&token).count(), 1);
+}
+
+/// Stops `server` with SIGTERM, within 20 s.
+fn stop(mut server: Server) {
+    std::process::Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A job's token bound to its key (an EdDSA DPoP proof at the endpoint) leaks beside a bearer
+/// token: the posture report counts one of each; `scan --validate` reports the bound one a
+/// level lower and says why, the bearer one not; `scan --revoke` revokes both all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_bound_token_is_reported_lower_and_revoked_all_the_same() {
+    let cli = Cli::new();
+    let issuer = TestIssuer::new(ISSUER, "ci-key-1", [0x31; 32]);
+    std::fs::write(cli.path("jwks.json"), issuer.jwks()).unwrap();
+    std::fs::write(cli.path("policy.toml"), policy(&cli.path("jwks.json"))).unwrap();
+    cli.run(&["init", "--prefix", "acme", "--policy", "policy.toml"]).ok();
+    let (server, base, _lines) = serve(&cli);
+
+    // The job exchanges its OIDC token with a DPoP proof: its token is bound to the key.
+    let key = DpopKey::ed25519_from_seed([0x51; 32]);
+    let main = serde_json::json!({"sub": "repo:acme/api:ref:refs/heads/main", "repository": "acme/api", "ref": "refs/heads/main"});
+    let form = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={}\
+         &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&scope=deploy%3Aservice%2Fapi%2Fv2%3Arelease",
+        issuer.mint("tokenward", 300, &main)
+    );
+    let client = token_http::HttpClient::builder(&base).build().unwrap();
+    let r = client
+        .send(
+            token_http::Request::post("/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("dpop", key.proof_now("POST", &format!("{base}/token"), None))
+                .body(form.into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let answer = r.json().unwrap();
+    assert_eq!(answer["token_type"], "DPoP");
+    let bound = answer["access_token"].as_str().unwrap().to_owned();
+    stop(server);
+    let (bearer, bearer_id) = cli.issue("ci-deployer", "manual", "deploy:service/api/v1:release", "10m");
+
+    // The posture report counts them, in every format.
+    let report: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(report["binding"], serde_json::json!({"bound": 1, "bearer": 1}), "{report}");
+    let text = cli.run(&["report"]).stdout;
+    assert!(text.contains("active tokens: 1 bound to a key (DPoP), 1 bearer"), "{text}");
+    cli.run(&["report", "--html", "report.html"]);
+    let html = std::fs::read_to_string(cli.path("report.html")).unwrap();
+    assert!(html.contains("<b>1 / 1</b>active bound to a key / bearer"), "{html}");
+
+    // Both leak into a tree.
+    std::fs::create_dir_all(cli.path("tree")).unwrap();
+    std::fs::write(cli.path("tree/bound.env"), format!("DEPLOY_TOKEN={bound}\n")).unwrap();
+    std::fs::write(cli.path("tree/bearer.env"), format!("DEPLOY_TOKEN={bearer}\n")).unwrap();
+    let sarif = cli.run(&["scan", "tree", "--validate", "--no-generic", "--format", "sarif"]);
+    assert_eq!(sarif.code, 1, "{}", sarif.stderr);
+    let log: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let of = |file: &str| {
+        results
+            .iter()
+            .find(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == file)
+            .unwrap_or_else(|| panic!("{file} in {results:?}"))
+    };
+    let thumbprint = key.thumbprint();
+    assert_eq!(of("bearer.env")["level"], "error");
+    assert!(of("bearer.env")["properties"].get("mitigation").is_none());
+    assert_eq!(of("bound.env")["level"], "warning", "one level lower");
+    assert_eq!(of("bound.env")["properties"]["validity"], "valid", "live all the same");
+    let why = of("bound.env")["properties"]["mitigation"].as_str().unwrap();
+    assert!(why.contains("bound to a key") && why.contains(&thumbprint), "{why}");
+    let text = cli.run(&["scan", "tree", "--validate", "--no-generic"]);
+    let line = |file: &str| text.stdout.lines().find(|l| l.contains(file)).unwrap_or_default().to_owned();
+    assert!(
+        line("bound.env").contains("valid") && line("bound.env").contains("lower severity: bound to a key")
+    );
+    assert!(line("bearer.env").contains("valid") && !line("bearer.env").contains("lower severity"));
+
+    // --revoke: both revoked; the bound one said to be bound.
+    let revoked = cli.run(&["scan", "tree", "--revoke", "--no-generic"]);
+    assert_eq!(revoked.code, 1, "{}", revoked.stderr);
+    let said = |file: &str| revoked.stderr.lines().find(|l| l.contains(file)).unwrap_or_default().to_owned();
+    assert!(
+        said("bound.env").contains("revoked") && said("bound.env").contains("bound to a key"),
+        "{}",
+        revoked.stderr
+    );
+    assert!(said("bearer.env").contains(&format!("token {bearer_id} revoked")), "{}", revoked.stderr);
+    assert!(!said("bearer.env").contains("bound to a key"), "{}", revoked.stderr);
+    let after: serde_json::Value =
+        serde_json::from_str(&cli.run(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(after["binding"], serde_json::json!({"bound": 0, "bearer": 0}), "both revoked: {after}");
+    assert_eq!(after["tokens"]["revoked"], 2, "{after}");
+    let audit = std::fs::read_to_string(cli.path("tokenward.audit.jsonl")).unwrap();
+    assert!(audit.contains(&thumbprint), "the finding's audit entry names the key");
+    // The bound token was printed by no command, and is in no log.
+    let secret = &bound[bound.len() - 30..bound.len() - 6];
+    assert!(!cli.transcript.borrow().contains(secret) && !audit.contains(secret));
 }

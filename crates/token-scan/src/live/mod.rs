@@ -93,22 +93,40 @@ pub struct Validation {
     /// A short detail: the identity it acts as (an ARN, a display name), the provider's error code,
     /// or the bound that left it unknown.
     pub detail: String,
+    /// What makes the credential less dangerous than its kind, when the check knows it (a
+    /// Tokenward token bound to a key: a copy is useless without the key's proofs). A finding
+    /// with one is reported one level lower (SARIF `warning`, not `error`); it is a leak all the
+    /// same, and a leak response revokes it all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<String>,
 }
 
 impl Validation {
     /// The provider accepts it.
     pub fn valid(by: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { validity: Validity::Valid, by: by.into(), detail: detail.into() }
+        Self { validity: Validity::Valid, by: by.into(), detail: detail.into(), mitigation: None }
     }
 
     /// The provider refuses it.
     pub fn invalid(by: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { validity: Validity::Invalid, by: by.into(), detail: detail.into() }
+        Self { validity: Validity::Invalid, by: by.into(), detail: detail.into(), mitigation: None }
     }
 
     /// Not known, and why.
     pub fn unknown(by: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { validity: Validity::Unknown, by: by.into(), detail: detail.into() }
+        Self { validity: Validity::Unknown, by: by.into(), detail: detail.into(), mitigation: None }
+    }
+
+    /// With what makes the credential less dangerous than its kind ([`Validation::mitigation`]).
+    #[must_use]
+    pub fn mitigated(mut self, why: impl Into<String>) -> Self {
+        self.mitigation = Some(why.into());
+        self
+    }
+
+    /// Whether the finding is reported one level lower: the check named a mitigation.
+    pub fn is_mitigated(&self) -> bool {
+        self.mitigation.is_some()
     }
 }
 

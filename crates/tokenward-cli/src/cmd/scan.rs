@@ -361,7 +361,14 @@ async fn revoke(g: &Global, report: &Report) -> Result<usize> {
             other => format!("{other:?}"),
         };
         let suppressed = action.suppressed.map(|why| format!(" (in spite of the {why})")).unwrap_or_default();
-        eprintln!("{}: {what}{suppressed}", action.location);
+        // Lower severity, the same answer: the key may have leaked with it.
+        let bound = action
+            .bound_to
+            .map(|key| {
+                format!("; lower severity: bound to a key (DPoP, thumbprint {key}), useless without it")
+            })
+            .unwrap_or_default();
+        eprintln!("{}: {what}{suppressed}{bound}", action.location);
     }
     Ok(revoked)
 }

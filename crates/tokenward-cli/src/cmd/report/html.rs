@@ -125,6 +125,11 @@ pub(crate) fn html(p: &Posture) -> String {
     }
     let _ = write!(
         h,
+        r#"<div class="card" title="a copy of a bound token is useless without its key"><b>{} / {}</b>active bound to a key / bearer</div>"#,
+        p.binding.bound, p.binding.bearer
+    );
+    let _ = write!(
+        h,
         r#"<div class="card"><b>{}</b>findings</div><div class="card"><b class="{}">{}</b>audit chain ({} entries)</div></div>"#,
         p.findings.len(),
         if p.audit.verified { "ok" } else { "bad" },

@@ -109,6 +109,8 @@ pub(crate) fn text(p: &Posture) -> String {
     );
     let counts: Vec<String> = p.tokens.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let _ = writeln!(s, "tokens: {}", if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    let _ =
+        writeln!(s, "active tokens: {} bound to a key (DPoP), {} bearer", p.binding.bound, p.binding.bearer);
     let _ = writeln!(
         s,
         "audit log: {} ({} entries)",

@@ -15,6 +15,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets --all-features -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "public surface: at most 30 reachable names at each crate root"
+scripts/surface.sh --max 30
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features --quiet
 

@@ -48,15 +48,10 @@ pub(crate) fn entropy(s: &[u8]) -> f32 {
 pub(crate) fn grafana_crc_ok(token: &[u8]) -> bool {
     let Some(sep) = token.iter().rposition(|c| *c == b'_') else { return false };
     let (head, sum) = (&token[..sep], &token[sep + 1..]);
-    let want: Vec<u8> = crc32fast::hash(head)
-        .to_le_bytes()
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-        .collect();
+    let mut want = Vec::with_capacity(8);
+    token_core::hex::encode_into(&mut want, &crc32fast::hash(head).to_le_bytes());
     sum == want.as_slice()
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A PyPI API token (`pypi-` + base64 of a version-2 macaroon, PyPI's documented format): the
 /// macaroon's fields parse — a location (`pypi.org` or `test.pypi.org`) and an identifier, caveats

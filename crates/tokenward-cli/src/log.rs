@@ -1,7 +1,7 @@
 //! Log lines on stderr. By default an operator sees one human line per event — `WARNING: emergency
 //! declared (credential=billing-api/aws-key, …)`, no timestamp, no module path — for warnings and
 //! errors only (`--quiet`: errors only). `-v` (info) and `-vv` (debug) show tracing's own lines, as
-//! does `TOKENWARD_LOG` (a full filter). Never on stdout: what a command prints there (`--json`)
+//! does `TOKENWARD_LOG` (a full filter). Never on stdout: what a command prints there (`--format json`)
 //! stays its own.
 
 use std::fmt;

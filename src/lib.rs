@@ -55,6 +55,7 @@ mod error;
 pub mod federation;
 mod guard;
 mod inner;
+pub mod inventory;
 mod kms;
 #[cfg(feature = "validate")]
 mod live;

@@ -1,0 +1,139 @@
+//! AWS IAM as an inventory source: every user's access keys (`ListUsers`, `ListAccessKeys`,
+//! `GetAccessKeyLastUsed`, each paged by `Marker` while `IsTruncated`), through token-http's
+//! signed client with admin credentials the caller gives. A key under a declared credential's
+//! user is managed when the credential's record knows it (current or previous), drifted when not.
+
+use std::collections::HashMap;
+
+use token_core::chrono::{DateTime, Utc};
+use token_http::aws::{AwsClient, xml};
+use token_store::SecretName;
+
+use super::entry::{CredentialStatus, Finding, InventoryEntry, LastUse, Managed, SourceKind};
+use super::error::InventoryError;
+use crate::Tokenward;
+use crate::error::Result;
+
+const IAM: &str = "2010-05-08";
+
+/// Every IAM user's access keys, read with an admin's client (`iam:ListUsers`,
+/// `iam:ListAccessKeys`, `iam:GetAccessKeyLastUsed`).
+#[derive(Debug, Clone)]
+pub struct AwsIamSource {
+    client: AwsClient,
+    managed: Vec<(String, SecretName)>,
+    page_size: u32,
+}
+
+impl AwsIamSource {
+    /// Reads with `client` (its credentials are the admin's).
+    #[must_use]
+    pub fn new(client: AwsClient) -> Self {
+        Self { client, managed: Vec::new(), page_size: 100 }
+    }
+
+    /// The declared credential `credential` rotates the keys of IAM user `user`: its record's
+    /// current and previous key ids are managed, any other key of `user` is drifted.
+    #[must_use]
+    pub fn managed(mut self, user: impl Into<String>, credential: SecretName) -> Self {
+        self.managed.push((user.into(), credential));
+        self
+    }
+
+    /// Items asked for per page (`MaxItems`, 1–1000; default 100).
+    #[must_use]
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = n.clamp(1, 1000);
+        self
+    }
+
+    /// Every page of `action`'s `list` element's members.
+    async fn paged(&self, action: &str, list: &str, params: &[(&str, String)]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut p: Vec<(&str, String)> = params.to_vec();
+            p.push(("MaxItems", self.page_size.to_string()));
+            if let Some(m) = &marker {
+                p.push(("Marker", m.clone()));
+            }
+            let text = self.client.query("iam", IAM, action, &p).await.map_err(InventoryError::from)?;
+            let members = xml::tag(&text, list).unwrap_or_default();
+            out.extend(xml::blocks(&members, "member").into_iter().map(str::to_owned));
+            if xml::tag(&text, "IsTruncated").as_deref() != Some("true") {
+                return Ok(out);
+            }
+            let next = xml::tag(&text, "Marker").filter(|m| !m.is_empty());
+            if next.is_none() || next == marker {
+                return Err(malformed(format!("{action}: truncated without a new Marker")));
+            }
+            marker = next;
+        }
+    }
+
+    pub(super) async fn read(&self, tw: &Tokenward, _now: DateTime<Utc>) -> Result<Vec<InventoryEntry>> {
+        // user → (credential, current key id, previous key id)
+        let mut declared: HashMap<&str, Vec<(String, Option<String>, Option<String>)>> = HashMap::new();
+        for (user, name) in &self.managed {
+            let current = tw.rotator().current(name).await?.map(|c| c.handle);
+            let previous = tw.rotator().previous(name).await?.map(|c| c.handle);
+            declared.entry(user.as_str()).or_default().push((name.as_str().to_owned(), current, previous));
+        }
+        let mut out = Vec::new();
+        for user in self.paged("ListUsers", "Users", &[]).await? {
+            let user =
+                xml::tag(&user, "UserName").ok_or_else(|| malformed("ListUsers: a user without UserName"))?;
+            let keys =
+                self.paged("ListAccessKeys", "AccessKeyMetadata", &[("UserName", user.clone())]).await?;
+            for k in keys {
+                let id =
+                    xml::tag(&k, "AccessKeyId").ok_or_else(|| malformed("ListAccessKeys: no AccessKeyId"))?;
+                let status = match xml::tag(&k, "Status").as_deref() {
+                    Some("Active") => CredentialStatus::Active,
+                    _ => CredentialStatus::Inactive,
+                };
+                let mut e = InventoryEntry::new(SourceKind::AwsIam, id.clone(), user.clone(), status);
+                e.created = xml::tag(&k, "CreateDate").as_deref().and_then(time);
+                e.last_used = self.last_used(&id).await?;
+                for (credential, current, previous) in declared.get(user.as_str()).into_iter().flatten() {
+                    if current.as_deref() == Some(&id) {
+                        e.managed = Some(Managed::Current { credential: credential.clone() });
+                    } else if previous.as_deref() == Some(&id) {
+                        e.managed = Some(Managed::Previous { credential: credential.clone() });
+                    }
+                }
+                if e.managed.is_none() {
+                    if let Some((credential, ..)) = declared.get(user.as_str()).and_then(|d| d.first()) {
+                        e.findings.push(Finding::Drifted { credential: credential.clone() });
+                    }
+                }
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GetAccessKeyLastUsed`: `None` when never used (no date, or AWS's `N/A`).
+    async fn last_used(&self, id: &str) -> Result<Option<LastUse>> {
+        let text = self
+            .client
+            .query("iam", IAM, "GetAccessKeyLastUsed", &[("AccessKeyId", id.to_owned())])
+            .await
+            .map_err(InventoryError::from)?;
+        let Some(at) = xml::tag(&text, "LastUsedDate").as_deref().and_then(time) else { return Ok(None) };
+        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
+        Ok(Some(LastUse {
+            at,
+            service: known(xml::tag(&text, "ServiceName")),
+            region: known(xml::tag(&text, "Region")),
+        }))
+    }
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn malformed(detail: impl Into<String>) -> crate::Error {
+    InventoryError::Malformed { source_name: "aws-iam", detail: detail.into() }.into()
+}

@@ -137,3 +137,106 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 fn malformed(detail: impl Into<String>) -> crate::Error {
     InventoryError::Malformed { source_name: "aws-iam", detail: detail.into() }.into()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use token_http::aws::AwsCredentials;
+    use token_http::secrecy::SecretString;
+
+    use super::*;
+
+    /// The form field `name` of a request body.
+    fn field(body: &str, name: &str) -> Option<String> {
+        body.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).map(str::to_owned)
+    }
+
+    /// An IAM that pages as AWS does: 7 users, 3 a page; 2 keys a user, 1 a page (`Marker` is the
+    /// next index). With `stuck`, every page is truncated with the same marker.
+    fn paging_iam(stuck: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let body = String::from_utf8(body).unwrap();
+                let at: usize =
+                    field(&body, "Marker").map_or(0, |m| m.trim_start_matches('m').parse().unwrap());
+                let per: usize = field(&body, "MaxItems").unwrap().parse().unwrap();
+                let (list, all): (&str, Vec<String>) = match field(&body, "Action").as_deref() {
+                    Some("ListUsers") => (
+                        "Users",
+                        (0..7).map(|i| format!("<member><UserName>u{i}</UserName></member>")).collect(),
+                    ),
+                    _ => {
+                        let user = field(&body, "UserName").unwrap();
+                        let key = |k| {
+                            format!(
+                                "<member><UserName>{user}</UserName><AccessKeyId>AKIA{user}K{k}</AccessKeyId>\
+                                 <Status>Active</Status></member>"
+                            )
+                        };
+                        ("AccessKeyMetadata", (0..2).map(key).collect())
+                    }
+                };
+                let end = (at + per).min(all.len());
+                let truncated = stuck || end < all.len();
+                let marker = if stuck { "m1".to_owned() } else { format!("m{end}") };
+                let xml = format!(
+                    "<R><Result><{list}>{}</{list}><IsTruncated>{truncated}</IsTruncated>{}</Result></R>",
+                    all[at..end].concat(),
+                    if truncated { format!("<Marker>{marker}</Marker>") } else { String::new() }
+                );
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
+                    xml.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn source(endpoint: String, page: u32) -> AwsIamSource {
+        let creds = AwsCredentials::new("AKIATEST", SecretString::from("s".repeat(40)));
+        AwsIamSource::new(AwsClient::new("us-east-1", creds).endpoint(endpoint)).page_size(page)
+    }
+
+    #[tokio::test]
+    async fn every_page_is_followed_by_its_marker() {
+        let endpoint = paging_iam(false);
+        let iam = source(endpoint.clone(), 3);
+        let users = iam.paged("ListUsers", "Users", &[]).await.unwrap();
+        let names: Vec<_> = users.iter().filter_map(|u| xml::tag(u, "UserName")).collect();
+        assert_eq!(names, ["u0", "u1", "u2", "u3", "u4", "u5", "u6"]);
+        let iam = source(endpoint, 1);
+        let keys =
+            iam.paged("ListAccessKeys", "AccessKeyMetadata", &[("UserName", "u4".into())]).await.unwrap();
+        let ids: Vec<_> = keys.iter().filter_map(|k| xml::tag(k, "AccessKeyId")).collect();
+        assert_eq!(ids, ["AKIAu4K0", "AKIAu4K1"]);
+    }
+
+    #[tokio::test]
+    async fn a_page_truncated_without_a_new_marker_is_an_error_not_a_loop() {
+        let iam = source(paging_iam(true), 3);
+        let err = iam.paged("ListUsers", "Users", &[]).await.unwrap_err();
+        assert!(err.to_string().contains("truncated without a new Marker"), "{err}");
+    }
+}

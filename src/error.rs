@@ -48,7 +48,7 @@ pub enum Error {
     Exchange(#[from] crate::federation::refusal::ExchangeError),
     /// An inventory source could not be read.
     #[error(transparent)]
-    Inventory(#[from] crate::inventory::error::InventoryError),
+    Inventory(#[from] crate::posture::inventory::error::InventoryError),
     /// A partner alert was refused (bad signature, replay, oversized, malformed).
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]

@@ -55,7 +55,6 @@ mod error;
 pub mod federation;
 mod guard;
 mod inner;
-pub mod inventory;
 mod kms;
 #[cfg(feature = "validate")]
 mod live;

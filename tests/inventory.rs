@@ -9,10 +9,10 @@
 mod common;
 
 use tokenward::core::chrono::{TimeDelta, Utc};
-use tokenward::inventory::{
+use tokenward::policy::PolicyFile;
+use tokenward::posture::inventory::{
     AwsIamSource, CredentialStatus, Finding, InventoryEntry, InventorySources, Managed, SourceKind,
 };
-use tokenward::policy::PolicyFile;
 use tokenward::rotate::aws::AwsCredentials;
 use tokenward::secrecy::{ExposeSecret, SecretString};
 use tokenward::store::SecretName;
@@ -143,11 +143,12 @@ async fn every_iam_key_across_pages_and_our_tokens_are_listed_with_their_finding
         entry(&by_hand_id).findings
     );
     assert!(entry(&by_hand_id).findings.contains(&Finding::SeveralActiveKeys { count: 2 }));
-    // svc-01 has two keys, both active; svc-00's second is the inactive one (made[1] is svc-01's
-    // first): more than one active key is flagged only where two are active.
+    // Odd users have two keys: svc-03's are both active and flagged; svc-01's first is inactive
+    // (made[1]), so its second is its only active key and is not.
     let svc03: Vec<_> = aws.iter().filter(|e| e.owner == "svc-03").collect();
     assert_eq!(svc03.len(), 2);
     assert!(svc03.iter().all(|e| e.findings.contains(&Finding::SeveralActiveKeys { count: 2 })));
+    assert!(!kinds(entry(&made[2].1)).contains(&"several-active-keys"));
     // Just made: nothing is "never used" or "too old" yet; IAM keys never expire.
     assert!(aws.iter().all(|e| !kinds(e).contains(&"never-used") && !kinds(e).contains(&"too-old")));
     assert!(kinds(entry(&made[4].1)).contains(&"no-expiry"));

@@ -71,10 +71,10 @@ pub(super) fn assess(entries: &mut [InventoryEntry], now: DateTime<Utc>, t: &Inv
         {
             e.findings.push(Finding::NoExpiry);
         }
-        if e.source == SourceKind::AwsIam {
-            if let Some(n) = several.get(&e.owner) {
-                e.findings.push(Finding::SeveralActiveKeys { count: *n });
-            }
+        if e.source == SourceKind::AwsIam
+            && let Some(n) = several.get(&e.owner)
+        {
+            e.findings.push(Finding::SeveralActiveKeys { count: *n });
         }
     }
 }
@@ -82,7 +82,7 @@ pub(super) fn assess(entries: &mut [InventoryEntry], now: DateTime<Utc>, t: &Inv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::entry::LastUse;
+    use crate::posture::inventory::entry::LastUse;
 
     fn days(n: i64) -> TimeDelta {
         TimeDelta::days(n)

@@ -72,12 +72,15 @@ impl AwsIamSource {
     }
 
     pub(super) async fn read(&self, tw: &Tokenward, _now: DateTime<Utc>) -> Result<Vec<InventoryEntry>> {
-        // user → (credential, current key id, previous key id)
-        let mut declared: HashMap<&str, Vec<(String, Option<String>, Option<String>)>> = HashMap::new();
+        let mut declared: HashMap<&str, Vec<Declared>> = HashMap::new();
         for (user, name) in &self.managed {
             let current = tw.rotator().current(name).await?.map(|c| c.handle);
             let previous = tw.rotator().previous(name).await?.map(|c| c.handle);
-            declared.entry(user.as_str()).or_default().push((name.as_str().to_owned(), current, previous));
+            declared.entry(user.as_str()).or_default().push(Declared {
+                credential: name.as_str().to_owned(),
+                current,
+                previous,
+            });
         }
         let mut out = Vec::new();
         for user in self.paged("ListUsers", "Users", &[]).await? {
@@ -95,17 +98,17 @@ impl AwsIamSource {
                 let mut e = InventoryEntry::new(SourceKind::AwsIam, id.clone(), user.clone(), status);
                 e.created = xml::tag(&k, "CreateDate").as_deref().and_then(time);
                 e.last_used = self.last_used(&id).await?;
-                for (credential, current, previous) in declared.get(user.as_str()).into_iter().flatten() {
-                    if current.as_deref() == Some(&id) {
-                        e.managed = Some(Managed::Current { credential: credential.clone() });
-                    } else if previous.as_deref() == Some(&id) {
-                        e.managed = Some(Managed::Previous { credential: credential.clone() });
+                for d in declared.get(user.as_str()).into_iter().flatten() {
+                    if d.current.as_deref() == Some(&id) {
+                        e.managed = Some(Managed::Current { credential: d.credential.clone() });
+                    } else if d.previous.as_deref() == Some(&id) {
+                        e.managed = Some(Managed::Previous { credential: d.credential.clone() });
                     }
                 }
-                if e.managed.is_none() {
-                    if let Some((credential, ..)) = declared.get(user.as_str()).and_then(|d| d.first()) {
-                        e.findings.push(Finding::Drifted { credential: credential.clone() });
-                    }
+                if e.managed.is_none()
+                    && let Some(d) = declared.get(user.as_str()).and_then(|d| d.first())
+                {
+                    e.findings.push(Finding::Drifted { credential: d.credential.clone() });
                 }
                 out.push(e);
             }
@@ -128,6 +131,13 @@ impl AwsIamSource {
             region: known(xml::tag(&text, "Region")),
         }))
     }
+}
+
+/// A declared credential's record: the key ids it knows under its user.
+struct Declared {
+    credential: String,
+    current: Option<String>,
+    previous: Option<String>,
 }
 
 fn time(s: &str) -> Option<DateTime<Utc>> {

@@ -180,3 +180,30 @@ async fn every_iam_key_across_pages_and_our_tokens_are_listed_with_their_finding
     eprintln!("inventory: {} entries ({} IAM keys) in {took:?}", inv.entries.len(), aws.len());
     tw.shutdown().await.unwrap();
 }
+
+/// Issue 28's scale: 50 users with every key IAM allows them (two each but the admin's one): all
+/// 99 listed in one call, timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_users_and_their_99_keys_in_one_inventory() {
+    let Some(moto) = Moto::start(3) else { return };
+    let admin = moto.client(moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await);
+    for u in 0..49 {
+        let user = format!("svc-{u:02}");
+        admin.query("iam", IAM, "CreateUser", &[("UserName", user.clone())]).await.unwrap();
+        for _ in 0..2 {
+            admin.query("iam", IAM, "CreateAccessKey", &[("UserName", user.clone())]).await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let sources = InventorySources::new().aws_iam(AwsIamSource::new(admin));
+    let started = std::time::Instant::now();
+    let inv = tw.inventory_at(Utc::now(), &sources).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(inv.entries.len(), 99);
+    let owners: std::collections::BTreeSet<_> = inv.entries.iter().map(|e| e.owner.as_str()).collect();
+    assert_eq!(owners.len(), 50);
+    assert_eq!(inv.entries.iter().filter(|e| kinds(e).contains(&"several-active-keys")).count(), 98);
+    eprintln!("inventory: 50 users, 99 keys in {took:?}");
+    tw.shutdown().await.unwrap();
+}

@@ -207,3 +207,65 @@ async fn fifty_users_and_their_99_keys_in_one_inventory() {
     eprintln!("inventory: 50 users, 99 keys in {took:?}");
     tw.shutdown().await.unwrap();
 }
+
+/// OpenBao: every token by its accessor — the root token and three made here — with its display
+/// name, policies, creation and expiry; never a token. Skipped without OpenBao.
+#[cfg(feature = "vault")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_openbao_token_is_listed_by_its_accessor() {
+    use tokenward::posture::inventory::OpenBaoSource;
+    use tokenward::rotate::openbao::OpenBao;
+    let (Ok(addr), Ok(root)) = (std::env::var("TOKENWARD_BAO_ADDR"), std::env::var("TOKENWARD_BAO_TOKEN"))
+    else {
+        eprintln!(
+            "\n*** SKIPPED: OpenBao inventory (no TOKENWARD_BAO_ADDR; scripts/services.sh start_openbao) ***\n"
+        );
+        return;
+    };
+    let mut made = Vec::new();
+    for name in ["ci-deploy", "backup", "metrics"] {
+        // Made with OpenBao's own CLI (the server's API, not ours).
+        let out = std::process::Command::new("bao")
+            .args(["token", "create", "-orphan", "-policy=default", "-ttl=1h", "-format=json"])
+            .arg(format!("-display-name={name}"))
+            .env("BAO_ADDR", &addr)
+            .env("BAO_TOKEN", &root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let auth = &v["auth"];
+        made.push((
+            name,
+            auth["accessor"].as_str().unwrap().to_owned(),
+            auth["client_token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let sources = InventorySources::new()
+        .openbao(OpenBaoSource::new(OpenBao::new(&addr, SecretString::from(root.clone())).unwrap()));
+    let now = Utc::now();
+    let inv = tw.inventory_at(now, &sources).await.unwrap();
+    assert!(inv.entries.iter().all(|e| e.source == SourceKind::Openbao));
+    for (name, accessor, _) in &made {
+        let e = inv.entries.iter().find(|e| &e.id == accessor).unwrap_or_else(|| panic!("{name} listed"));
+        assert!(e.owner.contains(name), "{}", e.owner);
+        assert_eq!(e.purpose.as_deref(), Some("default"));
+        assert!(e.created.is_some_and(|c| (now - c).num_minutes().abs() < 10));
+        let left = e.expires.unwrap() - now;
+        assert!(left > TimeDelta::minutes(50) && left <= TimeDelta::minutes(61), "{left}");
+        assert_eq!(e.status, CredentialStatus::Active);
+        assert!(e.findings.is_empty(), "OpenBao reports no last use: no never-used finding");
+    }
+    // The dev server's root token: no expiry.
+    let root_entry = inv
+        .entries
+        .iter()
+        .find(|e| e.purpose.as_deref() == Some("root"))
+        .unwrap_or_else(|| panic!("{:?}", inv.entries));
+    assert_eq!(kinds(root_entry), ["no-expiry"]);
+    let json = serde_json::to_string(&inv).unwrap();
+    assert!(!json.contains(&root) && made.iter().all(|(_, _, t)| !json.contains(t.as_str())));
+    tw.shutdown().await.unwrap();
+}

@@ -91,8 +91,11 @@ pub struct InventoryEntry {
     pub purpose: Option<String>,
     /// When it was created.
     pub created: Option<DateTime<Utc>>,
-    /// Its last use (`None`: never used, or the source does not know).
+    /// Its last use (`None`: never used, when [`usage_reported`](Self::usage_reported)).
     pub last_used: Option<LastUse>,
+    /// Whether the source reports last use (OpenBao does not): without it, no `never-used` or
+    /// `unused` finding.
+    pub usage_reported: bool,
     /// When it expires (`None`: never).
     pub expires: Option<DateTime<Utc>>,
     /// Whether it is usable.
@@ -112,6 +115,7 @@ impl InventoryEntry {
             purpose: None,
             created: None,
             last_used: None,
+            usage_reported: true,
             expires: None,
             status,
             managed: None,

@@ -8,6 +8,10 @@ pub enum InventoryError {
     #[cfg(feature = "aws")]
     #[error("aws-iam inventory: {0}")]
     Aws(#[from] token_http::aws::AwsError),
+    /// An OpenBao call failed.
+    #[cfg(feature = "vault")]
+    #[error("openbao inventory: {0}")]
+    OpenBao(#[from] token_http::openbao::OpenBaoError),
     /// A source answered with something unreadable.
     #[error("{source_name} inventory: {detail}")]
     Malformed {

@@ -56,6 +56,7 @@ pub(super) fn assess(entries: &mut [InventoryEntry], now: DateTime<Utc>, t: &Inv
         }
         let age = e.created.map(|c| now - c);
         match &e.last_used {
+            _ if !e.usage_reported => {}
             None if age.is_none_or(|a| a > t.never_used_grace) => e.findings.push(Finding::NeverUsed),
             None => {}
             Some(u) if now - u.at > t.unused => {

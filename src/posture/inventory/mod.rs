@@ -13,6 +13,8 @@ mod aws_iam;
 mod entry;
 pub(crate) mod error;
 mod findings;
+#[cfg(feature = "vault")]
+mod openbao;
 mod tokens;
 
 use token_core::chrono::{DateTime, Utc};
@@ -25,12 +27,16 @@ pub use aws_iam::AwsIamSource;
 pub use entry::{CredentialStatus, Finding, Inventory, InventoryEntry, LastUse, Managed, SourceKind};
 pub use error::InventoryError;
 pub use findings::InventoryThresholds;
+#[cfg(feature = "vault")]
+pub use openbao::OpenBaoSource;
 
 /// What to read, and the thresholds of the findings.
 #[derive(Debug, Clone, Default)]
 pub struct InventorySources {
     #[cfg(feature = "aws")]
     aws_iam: Option<AwsIamSource>,
+    #[cfg(feature = "vault")]
+    openbao: Option<OpenBaoSource>,
     tokens: bool,
     thresholds: InventoryThresholds,
 }
@@ -47,6 +53,14 @@ impl InventorySources {
     #[must_use]
     pub fn aws_iam(mut self, source: AwsIamSource) -> Self {
         self.aws_iam = Some(source);
+        self
+    }
+
+    /// Reads every OpenBao token's accessor.
+    #[cfg(feature = "vault")]
+    #[must_use]
+    pub fn openbao(mut self, source: OpenBaoSource) -> Self {
+        self.openbao = Some(source);
         self
     }
 
@@ -75,6 +89,10 @@ async fn read_sources(
     #[cfg(feature = "aws")]
     if let Some(aws) = &s.aws_iam {
         out.extend(aws.read(tw, now).await?);
+    }
+    #[cfg(feature = "vault")]
+    if let Some(bao) = &s.openbao {
+        out.extend(bao.read(tw, now).await?);
     }
     if s.tokens {
         out.extend(tokens::read(tw, now).await?);

@@ -120,6 +120,11 @@ mod tests {
         let mut inactive = key("carol", "AKIA5", 400, None, now);
         inactive.status = CredentialStatus::Inactive;
         es.push(inactive);
+        // A source that does not report use (OpenBao): no use-based finding, the rest as ever.
+        let mut unreported = key("dave", "hvs-accessor", 400, None, now);
+        unreported.source = SourceKind::Openbao;
+        unreported.usage_reported = false;
+        es.push(unreported);
         assess(&mut es, now, &InventoryThresholds::default());
         assert_eq!(kinds(&es[0]), Vec::<&str>::new());
         assert_eq!(
@@ -135,5 +140,6 @@ mod tests {
         // Just made: not yet "never used"; carol's inactive key is no second active key.
         assert_eq!(kinds(&es[3]), ["no-expiry"]);
         assert!(es[4].findings.is_empty());
+        assert_eq!(kinds(&es[5]), ["too-old", "no-expiry"]);
     }
 }

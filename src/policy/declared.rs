@@ -17,7 +17,7 @@ use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
 
 /// One credential's declaration, built in a deployment.
-struct Deploying<'a> {
+pub(crate) struct Deploying<'a> {
     tw: &'a Tokenward,
     file: &'a PolicyFile,
     spec: &'a CredentialSpec,
@@ -68,6 +68,12 @@ impl BuildContext for Deploying<'_> {
 }
 
 impl Tokenward {
+    /// What a declared credential's kind reads its access with (the store's secrets, the clock),
+    /// in this deployment.
+    pub(crate) fn deploying<'a>(&'a self, file: &'a PolicyFile, spec: &'a CredentialSpec) -> Deploying<'a> {
+        Deploying { tw: self, file, spec, what: format!("credential {}", spec.name) }
+    }
+
     /// The rotation target a declared credential names, in this deployment. An OpenBao target's
     /// token is read (audited) from the store secret its `token_secret` names.
     pub async fn declared_target(

@@ -173,6 +173,14 @@ pub(crate) enum Command {
         after_help = "Examples:\n  tokenward report\n  tokenward report --format json > posture.json\n  tokenward report --html posture.html --expiring-within 14d"
     )]
     Report(ReportArgs),
+    /// Every non-human credential the deployment can see: the AWS accounts' access keys and the
+    /// OpenBao servers' tokens its declared credentials reach (with their declared admin access),
+    /// and its own tokens — owner, age, last use, expiry, managed or not, findings (exit 1 when
+    /// there is one). Never a secret.
+    #[command(
+        after_help = "Examples:\n  tokenward inventory\n  tokenward inventory --format json --unused-for 30d\n\nFindings: never-used, unused, too-old, no-expiry, several-active-keys, drifted (a key of a declared credential's IAM user its record does not know)."
+    )]
+    Inventory(InventoryArgs),
     /// Rehearse a leak: plant a live token, scan, revoke and replace, measure the risk window.
     #[command(
         after_help = "Examples:\n  tokenward drill --repeat 10 --format json\n  tokenward drill --credential billing-api/logs-token --html drill.html"
@@ -777,6 +785,22 @@ pub(crate) struct ReportArgs {
     /// A token unused this long is "unused".
     #[arg(long, default_value = "30d")]
     pub(crate) unused_for: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InventoryArgs {
+    #[command(flatten)]
+    pub(crate) output: Output,
+    /// An active credential last used longer ago than this is "unused".
+    #[arg(long, default_value = "90d")]
+    pub(crate) unused_for: String,
+    /// An active credential older than this is "too old" (AWS and CIS advise rotating keys every
+    /// 90 days).
+    #[arg(long, default_value = "90d")]
+    pub(crate) max_age: String,
+    /// A credential never used is flagged once it is older than this.
+    #[arg(long, default_value = "1d")]
+    pub(crate) never_used_grace: String,
 }
 
 #[derive(Debug, Args)]

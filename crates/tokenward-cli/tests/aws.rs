@@ -270,3 +270,109 @@ async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemo
     assert!(cli.run(&["audit", "verify"]).ok().contains("verified"));
     assert!(!cli.transcript.borrow().contains(&admin_secret));
 }
+
+/// `inventory` lists every IAM user's keys with the admin access the stored policy declares,
+/// tells the declared credential's key from one made by hand beside it (drifted), counts a user's
+/// active keys, lists the store's own tokens, and prints no secret; exit 1 for the findings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_lists_every_key_and_token_with_its_findings() {
+    let Some(moto) = Moto::start(3) else { return };
+    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
+    let (admin_id, admin_secret) =
+        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let admin = moto.client(creds);
+    let v = "2010-05-08";
+    let mut secrets = vec![admin_secret.clone()];
+    let mut make_key = async |user: &str| {
+        let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
+        secrets.push(xml::tag(&k, "SecretAccessKey").unwrap());
+        xml::tag(&k, "AccessKeyId").unwrap()
+    };
+    for user in ["billing", "ops"] {
+        admin.query("iam", v, "CreateUser", &[("UserName", user.into())]).await.unwrap();
+    }
+    let ops_a = make_key("ops").await;
+    let ops_b = make_key("ops").await;
+
+    let cli = Cli::new();
+    let policy = format!(
+        "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\n\
+         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
+         admin_secret_key_secret = \"aws/admin-secret\" }}\n",
+        e = moto.endpoint()
+    );
+    std::fs::write(cli.path("policy.toml"), policy).unwrap();
+    cli.run(&["init", "--policy", "policy.toml"]).ok();
+    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    assert!(cli.run(&["rotate", "aws/billing-key"]).ok().contains("promoted version 1"));
+    // A key made by hand beside the managed one.
+    let by_hand = make_key("billing").await;
+    let token = cli.run(&[
+        "issue",
+        "--principal",
+        "billing-api",
+        "--purpose",
+        "read-logs",
+        "--scope",
+        "s3:bucket/prod-logs/*:read",
+        "--ttl",
+        "1h",
+    ]);
+    let token = token.ok().trim().to_owned();
+
+    let r = cli.run(&["inventory", "--format", "json"]);
+    assert_eq!(r.code, 1, "findings: exit 1\n{}{}", r.stdout, r.stderr);
+    let inv: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let entries = inv["entries"].as_array().unwrap();
+    let find = |id: &str| entries.iter().find(|e| e["id"] == id).unwrap_or_else(|| panic!("{id} listed"));
+    let kinds = |e: &serde_json::Value| -> Vec<String> {
+        e["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_owned()).collect()
+    };
+    let managed: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["managed"]["credential"] == "aws/billing-key").collect();
+    assert_eq!(managed.len(), 1, "the declared credential's key: {managed:?}");
+    assert_eq!(managed[0]["managed"]["as"], "current");
+    assert_eq!(managed[0]["owner"], "billing");
+    assert!(managed[0]["expires"].is_string(), "a managed key expires when its record says");
+    assert!(!kinds(managed[0]).contains(&"no-expiry".to_owned()));
+    let hand = find(&by_hand);
+    assert_eq!(hand["managed"], serde_json::Value::Null);
+    assert!(kinds(hand).contains(&"drifted".to_owned()), "{hand}");
+    assert!(kinds(hand).contains(&"several-active-keys".to_owned()), "{hand}");
+    for id in [&ops_a, &ops_b] {
+        let e = find(id);
+        assert_eq!(e["owner"], "ops");
+        assert_eq!(kinds(e), ["no-expiry", "several-active-keys"], "{e}");
+    }
+    assert!(find(&admin_id)["source"] == "aws-iam");
+    let ours: Vec<&serde_json::Value> = entries.iter().filter(|e| e["source"] == "tokenward").collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0]["owner"], "billing-api");
+    assert_eq!(ours[0]["managed"]["as"], "issued");
+
+    let text = cli.run(&["inventory"]);
+    assert_eq!(text.code, 1);
+    let line = |id: &str| text.stdout.lines().find(|l| l.contains(id)).unwrap_or_default().to_owned();
+    assert!(line(&by_hand).starts_with("aws-iam "), "{}", text.stdout);
+    assert!(line(&by_hand).contains("drifted from aws/billing-key"), "{}", text.stdout);
+    assert!(line(&admin_id).contains("no-expiry"), "{}", text.stdout);
+    assert!(text.stdout.contains("aws/billing-key (current)"), "{}", text.stdout);
+    assert!(text.stdout.contains("findings:"), "{}", text.stdout);
+
+    // No secret — the admin's, a listed key's, the token — in the inventory, nor a key's in
+    // anything printed or written.
+    for out in [&r.stdout, &r.stderr, &text.stdout, &text.stderr] {
+        for s in secrets.iter().chain([&token]) {
+            assert!(!out.contains(s.as_str()), "a secret in the inventory");
+        }
+    }
+    let transcript = cli.transcript.borrow();
+    for s in &secrets {
+        assert!(!transcript.contains(s.as_str()), "a secret in the output");
+    }
+    for (path, bytes) in all_files(cli.dir.path()) {
+        for s in &secrets {
+            assert!(!contains(&bytes, s.as_bytes()), "{} holds a secret", path.display());
+        }
+    }
+}

@@ -74,8 +74,8 @@ impl AwsIamSource {
     pub(super) async fn read(&self, tw: &Tokenward, _now: DateTime<Utc>) -> Result<Vec<InventoryEntry>> {
         let mut declared: HashMap<&str, Vec<Declared>> = HashMap::new();
         for (user, name) in &self.managed {
-            let current = tw.rotator().current(name).await?.map(|c| c.handle);
-            let previous = tw.rotator().previous(name).await?.map(|c| c.handle);
+            let current = tw.rotator().current(name).await?.map(|c| (c.handle.clone(), c.expires_at));
+            let previous = tw.rotator().previous(name).await?.map(|c| (c.handle.clone(), c.expires_at));
             declared.entry(user.as_str()).or_default().push(Declared {
                 credential: name.as_str().to_owned(),
                 current,
@@ -99,10 +99,13 @@ impl AwsIamSource {
                 e.created = xml::tag(&k, "CreateDate").as_deref().and_then(time);
                 e.last_used = self.last_used(&id).await?;
                 for d in declared.get(user.as_str()).into_iter().flatten() {
-                    if d.current.as_deref() == Some(&id) {
+                    // A managed key expires when its record says: the rotation replaces it then.
+                    if let Some((_, expires)) = d.current.as_ref().filter(|(h, _)| *h == id) {
                         e.managed = Some(Managed::Current { credential: d.credential.clone() });
-                    } else if d.previous.as_deref() == Some(&id) {
+                        e.expires = Some(*expires);
+                    } else if let Some((_, expires)) = d.previous.as_ref().filter(|(h, _)| *h == id) {
                         e.managed = Some(Managed::Previous { credential: d.credential.clone() });
+                        e.expires = Some(*expires);
                     }
                 }
                 if e.managed.is_none()
@@ -136,8 +139,9 @@ impl AwsIamSource {
 /// A declared credential's record: the key ids it knows under its user.
 struct Declared {
     credential: String,
-    current: Option<String>,
-    previous: Option<String>,
+    /// Each version's key id and expiry.
+    current: Option<(String, DateTime<Utc>)>,
+    previous: Option<(String, DateTime<Utc>)>,
 }
 
 fn time(s: &str) -> Option<DateTime<Utc>> {

@@ -10,6 +10,7 @@
 
 #[cfg(feature = "aws")]
 mod aws_iam;
+mod declared;
 mod entry;
 pub(crate) mod error;
 mod findings;
@@ -33,10 +34,12 @@ pub use openbao::OpenBaoSource;
 /// What to read, and the thresholds of the findings.
 #[derive(Debug, Clone, Default)]
 pub struct InventorySources {
+    /// Each with what tells accounts apart: endpoint, region, admin access key id.
     #[cfg(feature = "aws")]
-    aws_iam: Option<AwsIamSource>,
+    aws_iam: Vec<((Option<String>, String, String), AwsIamSource)>,
+    /// Each with its server's address.
     #[cfg(feature = "vault")]
-    openbao: Option<OpenBaoSource>,
+    openbao: Vec<(String, OpenBaoSource)>,
     tokens: bool,
     thresholds: InventoryThresholds,
 }
@@ -48,19 +51,19 @@ impl InventorySources {
         Self::default()
     }
 
-    /// Reads every IAM user's access keys.
+    /// Reads every IAM user's access keys (of one more account, when called again).
     #[cfg(feature = "aws")]
     #[must_use]
     pub fn aws_iam(mut self, source: AwsIamSource) -> Self {
-        self.aws_iam = Some(source);
+        self.aws_iam.push(((None, String::new(), String::new()), source));
         self
     }
 
-    /// Reads every OpenBao token's accessor.
+    /// Reads every OpenBao token's accessor (of one more server, when called again).
     #[cfg(feature = "vault")]
     #[must_use]
     pub fn openbao(mut self, source: OpenBaoSource) -> Self {
-        self.openbao = Some(source);
+        self.openbao.push((String::new(), source));
         self
     }
 
@@ -87,11 +90,11 @@ async fn read_sources(
 ) -> Result<Vec<InventoryEntry>> {
     let mut out = Vec::new();
     #[cfg(feature = "aws")]
-    if let Some(aws) = &s.aws_iam {
+    for (_, aws) in &s.aws_iam {
         out.extend(aws.read(tw, now).await?);
     }
     #[cfg(feature = "vault")]
-    if let Some(bao) = &s.openbao {
+    for (_, bao) in &s.openbao {
         out.extend(bao.read(tw, now).await?);
     }
     if s.tokens {

@@ -309,6 +309,7 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
         rotation,
         verifications: u.volume,
         named_tokens,
+        inventory: None,
     }
 }
 

@@ -328,6 +328,12 @@ pub struct Posture {
     pub verifications: BTreeMap<String, Volume>,
     /// Who holds each token a finding names, and what for (tampered records: not known).
     pub named_tokens: BTreeMap<String, TokenLabel>,
+    /// Every credential the deployment's sources show, when it was read ([`analyze`] leaves it
+    /// out: reading it reaches the providers; the caller sets it).
+    ///
+    /// [`analyze`]: crate::posture::analyze
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<super::inventory::Inventory>,
 }
 
 /// Active tokens by how they may be used: bound to a key (DPoP: a copy is useless without the

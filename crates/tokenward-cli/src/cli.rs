@@ -234,6 +234,10 @@ pub(crate) struct AlertArgs {
     /// Also scan these trees; every finding is an alert (repeat for more).
     #[arg(long)]
     pub(crate) scan: Vec<PathBuf>,
+    /// Also read the inventory (`tokenward inventory`, default thresholds): one alert per finding
+    /// kind, naming the credentials.
+    #[arg(long)]
+    pub(crate) inventory: bool,
 }
 
 #[derive(Debug, Args)]
@@ -519,6 +523,9 @@ pub(crate) struct DaemonArgs {
     /// A token expiring within this long is an alert.
     #[arg(long, default_value = "7d")]
     pub(crate) expiring_within: String,
+    /// Also read the inventory at every alert check (`alerts check --inventory`).
+    #[arg(long)]
+    pub(crate) inventory: bool,
     /// Also scan these trees at every alert check.
     #[arg(long)]
     pub(crate) scan: Vec<PathBuf>,
@@ -785,6 +792,10 @@ pub(crate) struct ReportArgs {
     /// A token unused this long is "unused".
     #[arg(long, default_value = "30d")]
     pub(crate) unused_for: String,
+    /// Add the inventory (`tokenward inventory`, default thresholds): every credential the
+    /// declared credentials' accounts and servers show (reads their admin secrets, audited).
+    #[arg(long)]
+    pub(crate) inventory: bool,
 }
 
 #[derive(Debug, Args)]

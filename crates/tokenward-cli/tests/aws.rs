@@ -359,9 +359,29 @@ async fn inventory_lists_every_key_and_token_with_its_findings() {
     assert!(text.stdout.contains("aws/billing-key (current)"), "{}", text.stdout);
     assert!(text.stdout.contains("findings:"), "{}", text.stdout);
 
+    // The posture report's section, and the alerts: one per finding kind, naming the credentials.
+    let report = cli.run(&["report", "--inventory", "--format", "json"]);
+    assert_eq!(report.code, 1);
+    let posture: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(posture["inventory"]["entries"].as_array().unwrap().len(), entries.len());
+    let html = cli.run(&["report", "--inventory", "--html", "report.html"]);
+    assert_eq!(html.code, 1, "{}", html.stderr);
+    let page = std::fs::read_to_string(cli.path("report.html")).unwrap();
+    assert!(page.contains("<h2>Inventory") && page.contains(&by_hand), "the HTML's inventory section");
+    assert!(!cli.run(&["report", "--format", "json"]).stdout.contains("\"inventory\""), "only when asked");
+    let alerts = cli.run(&["alerts", "check", "--inventory"]);
+    assert_eq!(alerts.code, 1, "{}", alerts.stderr);
+    let alerts: Vec<serde_json::Value> =
+        alerts.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert"].clone()).collect();
+    let drifted = alerts.iter().find(|a| a["kind"] == "inventory_drifted").expect("a drifted alert");
+    assert_eq!(drifted["severity"], "high");
+    assert_eq!(drifted["credentials"], serde_json::json!([format!("aws-iam:{by_hand}")]));
+    let several = alerts.iter().find(|a| a["kind"] == "inventory_several_active_keys").unwrap();
+    assert_eq!(several["credentials"].as_array().unwrap().len(), 4, "{several}");
+
     // No secret — the admin's, a listed key's, the token — in the inventory, nor a key's in
     // anything printed or written.
-    for out in [&r.stdout, &r.stderr, &text.stdout, &text.stderr] {
+    for out in [&r.stdout, &r.stderr, &text.stdout, &text.stderr, &report.stdout, &page] {
         for s in secrets.iter().chain([&token]) {
             assert!(!out.contains(s.as_str()), "a secret in the inventory");
         }

@@ -11,7 +11,10 @@ use tokenward::posture::inventory::{
     Inventory, InventoryEntry, InventorySources, InventoryThresholds, Managed,
 };
 
+use tokenward::Tokenward;
+
 use crate::cli::{Global, InventoryArgs};
+use crate::cmd::alerts::Alert;
 use crate::error::Result;
 use crate::open::{self, Need};
 use crate::out;
@@ -25,11 +28,7 @@ pub(crate) async fn run(g: &Global, a: InventoryArgs) -> Result<u8> {
     );
     // Audited: the admin secrets the declared credentials name are read from the store.
     let tw = open::open(g, Need::Audited).await?;
-    let inventory = async {
-        let sources = InventorySources::declared(&tw).await?.thresholds(thresholds);
-        tw.inventory(&sources).await
-    }
-    .await;
+    let inventory = read(&tw, thresholds).await;
     tw.shutdown().await?;
     let inventory = inventory?;
     if a.output.json() {
@@ -40,11 +39,57 @@ pub(crate) async fn run(g: &Global, a: InventoryArgs) -> Result<u8> {
     Ok(if inventory.entries.iter().any(|e| !e.findings.is_empty()) { 1 } else { 0 })
 }
 
+/// The inventory of the sources the stored policy implies ([`InventorySources::declared`]).
+pub(crate) async fn read(tw: &Tokenward, thresholds: InventoryThresholds) -> Result<Inventory> {
+    let sources = InventorySources::declared(tw).await?.thresholds(thresholds);
+    Ok(tw.inventory(&sources).await?)
+}
+
+/// One alert per finding kind, naming the credentials (`source:id`) that have it.
+pub(crate) fn alerts(inv: &Inventory) -> Vec<Alert> {
+    let mut by_kind: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for e in &inv.entries {
+        for f in &e.findings {
+            let name = format!("{}:{}", e.source.name(), e.id);
+            match by_kind.iter_mut().find(|(k, _)| *k == f.kind()) {
+                Some((_, names)) => names.push(name),
+                None => by_kind.push((f.kind(), vec![name])),
+            }
+        }
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, names)| {
+            let severity = match kind {
+                // Someone made or left a key a declared credential does not know: look now.
+                "drifted" => "high",
+                "several-active-keys" | "unused" | "never-used" => "medium",
+                _ => "low",
+            };
+            let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+            let more = names.len().saturating_sub(shown.len());
+            Alert {
+                kind: format!("inventory_{}", kind.replace('-', "_")),
+                severity: severity.to_owned(),
+                summary: format!(
+                    "{} credential(s) {kind}: {}{}",
+                    names.len(),
+                    shown.join(", "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                ),
+                tokens: Vec::new(),
+                credential: None,
+                location: None,
+                credentials: names,
+            }
+        })
+        .collect()
+}
+
 /// A table, one line per credential, then a count of each finding.
-fn text(inv: &Inventory) -> String {
-    let now = inv.generated_at;
-    let rows: Vec<[String; 8]> = inv.entries.iter().map(|e| row(e, now)).collect();
-    let head = ["SOURCE", "ID", "OWNER", "AGE", "LAST USED", "EXPIRES", "MANAGED", "FINDINGS"];
+pub(crate) fn text(inv: &Inventory) -> String {
+    let rows = rows(inv);
+    let head = HEAD;
     let mut widths = head.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -82,6 +127,14 @@ fn text(inv: &Inventory) -> String {
         let _ = writeln!(s, "; findings: {}", list.join(", "));
     }
     s
+}
+
+/// The table's columns.
+pub(crate) const HEAD: [&str; 8] = ["SOURCE", "ID", "OWNER", "AGE", "LAST USED", "EXPIRES", "MANAGED", "FINDINGS"];
+
+/// One row per credential, for people.
+pub(crate) fn rows(inv: &Inventory) -> Vec<[String; 8]> {
+    inv.entries.iter().map(|e| row(e, inv.generated_at)).collect()
 }
 
 fn row(e: &InventoryEntry, now: DateTime<Utc>) -> [String; 8] {

@@ -241,7 +241,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                 }
             }
             _ = alerter.tick() => {
-                match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan).await {
+                match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan, a.inventory).await {
                     Ok(all) => {
                         let new = crate::cmd::alerts::fresh(all, &mut sent);
                         if let Err(e) = sinks.send(&new, tw.clock().now()).await {

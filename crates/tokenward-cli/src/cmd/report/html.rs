@@ -103,6 +103,29 @@ fn rotation_history(p: &Posture) -> String {
     h
 }
 
+/// The inventory's section: one row per credential, its findings red.
+fn inventory(inv: &tokenward::posture::inventory::Inventory) -> String {
+    let mut h = String::from("<h2>Inventory (every credential the sources show)</h2><table><tr>");
+    let rows = crate::cmd::inventory::rows(inv);
+    for c in crate::cmd::inventory::HEAD {
+        let _ = write!(h, "<th>{}</th>", esc(&c.to_lowercase()));
+    }
+    h.push_str("</tr>");
+    if rows.is_empty() {
+        h.push_str(r#"<tr><td colspan="8">no credentials</td></tr>"#);
+    }
+    for r in &rows {
+        h.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let class = if i + 1 == r.len() && c != "-" { r#" class="high""# } else { "" };
+            let _ = write!(h, "<td{class}>{}</td>", esc(c));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+    h
+}
+
 /// The report as one self-contained HTML page: no script, no network, inline SVG charts.
 pub(crate) fn html(p: &Posture) -> String {
     let mut h = String::with_capacity(16 << 10);
@@ -170,6 +193,9 @@ pub(crate) fn html(p: &Posture) -> String {
     h.push_str("<h2>Verifications per principal (from the audit log)</h2>");
     h.push_str(&legend(&[(svg::BLUE, "allowed", false), (svg::ORANGE, "denied", false)]));
     h.push_str(&svg::volume_chart(p));
+    if let Some(inv) = &p.inventory {
+        h.push_str(&inventory(inv));
+    }
     h.push_str("</body></html>\n");
     h
 }

@@ -507,6 +507,28 @@ impl RotationTarget for AwsAccessKeyTarget {
         Ok(Credential::new(id, SecretString::from(secret), now + self.lifetime))
     }
 
+    /// An access key of this target's user, given by its id: active at IAM and acting as the
+    /// user (STS `GetCallerIdentity`, signed with it). It expires, for the rotation, one
+    /// `lifetime` from now. Tagged as Tokenward's at the next rotation, as a current key is.
+    async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        let Some(id) = handle.filter(|h| !h.is_empty()) else {
+            return Err(TargetError::new("adopt", "give the access key id (the secret does not name it)"));
+        };
+        let keys = self.keys().await.map_err(|e| TargetError::new("adopt", e.to_string()))?;
+        match keys.iter().find(|k| k.id == id) {
+            None => {
+                return Err(TargetError::new("adopt", format!("access key {id} is not one of IAM user {}'s", self.user)));
+            }
+            Some(k) if !k.active => {
+                return Err(TargetError::new("adopt", format!("access key {id} is inactive")));
+            }
+            Some(_) => {}
+        }
+        let cred = Credential::new(id, secret, self.clock.now() + self.lifetime);
+        self.test(&cred).await.map_err(|e| TargetError::new("adopt", e.detail))?;
+        Ok(cred)
+    }
+
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         // Active at IAM (an inactive key is revoked, whatever a local API still accepts) …
         let keys = self.keys().await.map_err(|e| TargetError::new("test", e.to_string()))?;

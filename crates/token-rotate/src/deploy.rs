@@ -110,6 +110,18 @@ impl RotationTarget for Deployed {
         if left.is_empty() { Ok(()) } else { Err(TargetError::new("promote", left.join("; "))) }
     }
 
+    /// The target adopts it, then every destination takes it as current (as a promotion does).
+    async fn adopt(
+        &self,
+        handle: Option<&str>,
+        secret: secrecy::SecretString,
+    ) -> Result<Credential, TargetError> {
+        let adopted = self.target.adopt(handle, secret).await?;
+        self.deploy(&adopted).await?;
+        self.promote(&adopted).await?;
+        Ok(adopted)
+    }
+
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         self.target.test(pending).await
     }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 use crate::credential::Credential;
 use crate::error::TargetError;
@@ -69,6 +70,17 @@ pub trait RotationTarget: Send + Sync {
     async fn promote(&self, current: &Credential) -> Result<(), TargetError> {
         let _ = current;
         Ok(())
+    }
+
+    /// Takes an existing credential — made outside Tokenward — under management: checks, at the
+    /// target, that `secret` works and is a credential this target rotates (an IAM key of its
+    /// user, acting as that user), and returns it with its handle and expiry. `handle` is the
+    /// credential's public id when the secret alone does not name it (an access key id); a target
+    /// that learns it from the secret (an OpenBao token's accessor) checks it when given. The
+    /// default refuses: a target whose credentials only Tokenward makes.
+    async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        let _ = (handle, secret);
+        Err(TargetError::new("adopt", format!("a {} target cannot adopt a credential made elsewhere", self.kind())))
     }
 
     /// Proves `pending` works against the target. An error rolls the rotation back.

@@ -141,6 +141,15 @@ pub(crate) enum Command {
     },
     /// Rotate a declared credential now, or every one that is due.
     Rotate(RotateArgs),
+    /// Take a credential made outside Tokenward (an IAM access key, an OpenBao token) under a
+    /// declared credential, as its current version, with no gap: its secret is read from stdin,
+    /// proven at the target (the key acts as the declared user; the token authenticates) and
+    /// sealed. The next rotation replaces it like any other. Refused when the credential already
+    /// has a version.
+    #[command(
+        after_help = "Examples:\n  printf %s \"$AWS_SECRET_ACCESS_KEY\" | tokenward adopt aws/billing-key --handle AKIA…\n  printf %s \"$BAO_TOKEN\" | tokenward adopt openbao/ci-token"
+    )]
+    Adopt(AdoptArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
     Daemon(DaemonArgs),
     /// Serve the token exchange (RFC 8693: a workload's OIDC token for a short-lived token, under
@@ -470,6 +479,18 @@ pub(crate) struct RotateArgs {
     /// Emergency: revoke and replace now, in the declared order.
     #[arg(long, conflicts_with = "due")]
     pub(crate) emergency: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdoptArgs {
+    /// A credential declared in the stored policy (`aws-iam-access-key`, `openbao-token`).
+    pub(crate) name: String,
+    /// The credential's public id when its secret does not name it: an access key id (`AKIA…`).
+    /// For an OpenBao token, its accessor (optional: checked when given).
+    #[arg(long)]
+    pub(crate) handle: Option<String>,
     #[command(flatten)]
     pub(crate) output: Output,
 }

@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Scan(a) => cmd::scan::run(g, a).await,
         Command::Report(a) => cmd::report::run(g, a).await,
         Command::Inventory(a) => cmd::inventory::run(g, a).await,
+        Command::Adopt(a) => cmd::rotate::adopt(g, a).await,
         Command::Drill(a) => cmd::drill::run(g, a).await,
         Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
         Command::Completions(a) => {

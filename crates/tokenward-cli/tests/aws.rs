@@ -396,3 +396,98 @@ async fn inventory_lists_every_key_and_token_with_its_findings() {
         }
     }
 }
+
+/// `adopt` takes a key made by hand under a declared credential with no gap: a wrong secret, a
+/// key of another user and a second adoption are refused; the adopted key is what `run` gives;
+/// the next rotation replaces it like any other and leaves another user's hand-made key alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
+    let Some(moto) = Moto::start(3) else { return };
+    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
+    let (admin_id, admin_secret) =
+        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+    let admin = moto.client(creds);
+    let v = "2010-05-08";
+    let mut made = Vec::new();
+    for user in ["billing", "ops"] {
+        admin.query("iam", v, "CreateUser", &[("UserName", user.into())]).await.unwrap();
+        let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
+        made.push((xml::tag(&k, "AccessKeyId").unwrap(), xml::tag(&k, "SecretAccessKey").unwrap()));
+    }
+    let [(key, secret), (ops_key, ops_secret)] = [made[0].clone(), made[1].clone()];
+
+    let cli = Cli::new();
+    let policy = format!(
+        "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\n\
+         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
+         admin_secret_key_secret = \"aws/admin-secret\", deletion_grace = \"1s\" }}\n",
+        e = moto.endpoint()
+    );
+    std::fs::write(cli.path("policy.toml"), policy).unwrap();
+    cli.run(&["init", "--policy", "policy.toml"]).ok();
+    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    // Rotating first is refused: the user holds a key Tokenward did not create.
+    let refused = cli.run(&["rotate", "aws/billing-key"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stdout.contains(&key) || refused.stderr.contains(&key), "{}{}", refused.stdout, refused.stderr);
+
+    // Refused: a wrong secret, another user's key, no key id.
+    let wrong = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key], b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    let other = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &ops_key], ops_secret.as_bytes());
+    assert_eq!(other.code, 2);
+    assert!(other.stderr.contains("is not one of IAM user billing's"), "{}", other.stderr);
+    let no_id = cli.run_stdin(&["adopt", "aws/billing-key"], secret.as_bytes());
+    assert_eq!(no_id.code, 2);
+    assert!(no_id.stderr.contains("access key id"), "{}", no_id.stderr);
+
+    let adopted = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key, "--format", "json"], secret.as_bytes());
+    let adopted: serde_json::Value = serde_json::from_str(adopted.ok().trim()).unwrap();
+    assert_eq!(adopted["adopted"], key.as_str());
+    assert_eq!(adopted["version"], 1);
+    let again = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key], secret.as_bytes());
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("managed already"), "{}", again.stderr);
+    // The documented shape: `#handle` is the key id, the value the secret key.
+    let ran = cli.run(&[
+        "run",
+        "--secret",
+        "aws/billing-key#handle=AWS_ACCESS_KEY_ID",
+        "--secret",
+        "aws/billing-key=AWS_SECRET_ACCESS_KEY",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\"",
+    ]);
+    assert_eq!(ran.ok().trim(), format!("{key} {secret}"));
+    let inv: serde_json::Value = serde_json::from_str(&cli.run(&["inventory", "--format", "json"]).stdout).unwrap();
+    let entry = inv["entries"].as_array().unwrap().iter().find(|e| e["id"] == key.as_str()).unwrap().clone();
+    assert_eq!(entry["managed"]["as"], "current", "{entry}");
+
+    // The first rotation replaces it like any other; the overlap keeps it alive.
+    let r = cli.run(&["rotate", "aws/billing-key"]);
+    assert!(r.ok().contains("promoted version 2"), "{}", r.stdout);
+    let keys = |user: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let x = admin.query("iam", v, "ListAccessKeys", &[("UserName", user.into())]).await.unwrap();
+            xml::blocks(&x, "member")
+                .into_iter()
+                .map(|m| (xml::tag(m, "AccessKeyId").unwrap(), xml::tag(m, "Status").unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let billing = keys("billing").await;
+    assert_eq!(billing.len(), 2, "{billing:?}");
+    assert!(billing.contains(&(key.clone(), "Active".into())), "alive in its overlap: {billing:?}");
+    // An emergency retires it at once (no overlap): the adopted key is Tokenward's to retire.
+    let e = cli.run(&["rotate", "aws/billing-key", "--emergency", "--format", "json"]);
+    assert_eq!(e.code, 0, "{}{}", e.stdout, e.stderr);
+    let billing = keys("billing").await;
+    assert!(!billing.contains(&(key.clone(), "Active".into())), "the adopted key is retired: {billing:?}");
+    assert_eq!(keys("ops").await, [(ops_key.clone(), "Active".to_owned())], "another user's key untouched");
+    let log = cli.run(&["audit", "show", "--format", "json"]).ok().to_owned();
+    assert!(log.contains("\"adopt\""), "adoption is audited");
+    assert!(!log.contains(&secret) && !log.contains(&ops_secret));
+}

@@ -19,6 +19,7 @@ use crate::target::RotationTarget;
 /// (`TOKENWARD_LOG=token_rotate::rotator=debug`) stays put when the code moves.
 const LOG_TARGET: &str = "token_rotate::rotator";
 
+mod adopt;
 mod emergency;
 mod retire;
 

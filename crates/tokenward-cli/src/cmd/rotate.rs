@@ -8,7 +8,7 @@ use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
 use tokenward::rotate::{Rotation, Scheduler};
 
-use crate::cli::{DaemonArgs, Global, RotateArgs};
+use crate::cli::{AdoptArgs, DaemonArgs, Global, RotateArgs};
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
@@ -116,6 +116,37 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
         println!("{text}");
     }
     Ok(code)
+}
+
+/// `tokenward adopt`: the secret from stdin, proven at the declared credential's target, sealed
+/// as its current version.
+pub(crate) async fn adopt(g: &Global, a: AdoptArgs) -> Result<u8> {
+    let value = crate::cmd::secrets::value_from_stdin()?;
+    let secret = std::str::from_utf8(&value)
+        .map_err(|_| CliError::new("the credential's secret is not UTF-8 text"))?
+        .trim();
+    let secret = tokenward::secrecy::SecretString::from(secret.to_owned());
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        let (file, _) = stored(&tw).await?;
+        let spec = file.credential(&a.name).ok_or_else(|| {
+            CliError::new(format!("no credential {} is declared in the stored policy", a.name))
+        })?;
+        let name = spec.secret_name()?;
+        let target = tw.declared_target(&file, spec).await?;
+        let version = tw.adopt(&name, target, a.handle.as_deref(), secret).await?;
+        let handle = tw.current_credential(&name).await?.map(|c| c.handle).unwrap_or_default();
+        Ok::<_, CliError>((version, handle))
+    }
+    .await;
+    tw.shutdown().await?;
+    let (version, handle) = result?;
+    if a.output.json() {
+        println!("{}", json!({"credential": a.name, "adopted": handle, "version": version}));
+    } else {
+        println!("{}: adopted {handle} as version {version} (current); the next rotation replaces it", a.name);
+    }
+    Ok(0)
 }
 
 pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {

@@ -26,7 +26,7 @@ pub use crate::deploy::SecretsManagerDestination;
 
 use crate::credential::Credential;
 use crate::error::TargetError;
-use crate::target::RotationTarget;
+use crate::target::{Probe, RotationTarget};
 
 const IAM_VERSION: &str = "2010-05-08";
 /// The user tag that marks a key creation in progress: `<rotation>:<unix ms>`. Set just before
@@ -570,6 +570,20 @@ impl RotationTarget for AwsAccessKeyTarget {
                 }
             }
         }
+    }
+
+    /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's
+    /// refusal of an inactive or deleted key (a local API may still accept an inactive one; a
+    /// deleted one it refuses).
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        let client = self
+            .admin
+            .with_credentials(AwsCredentials::new(credential.handle.clone(), credential.secret.clone()));
+        Ok(match client.caller_arn().await {
+            Ok(_) => Probe::Accepted,
+            Err(e) if e.code() == Some("InvalidClientTokenId") => Probe::Refused,
+            Err(e) => Probe::Unknown(e.to_string()),
+        })
     }
 
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {

@@ -110,6 +110,10 @@ impl RotationTarget for Deployed {
         if left.is_empty() { Ok(()) } else { Err(TargetError::new("promote", left.join("; "))) }
     }
 
+    async fn probe(&self, credential: &Credential) -> Result<crate::target::Probe, TargetError> {
+        self.target.probe(credential).await
+    }
+
     /// The target adopts it, then every destination takes it as current (as a promotion does).
     async fn adopt(
         &self,

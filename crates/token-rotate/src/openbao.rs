@@ -19,7 +19,7 @@ pub use token_http::openbao::{OpenBao, OpenBaoBuilder, OpenBaoError};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
-use crate::target::RotationTarget;
+use crate::target::{Probe, RotationTarget};
 
 /// Maps an OpenBao failure to the target's error for `step`.
 fn at(step: &'static str) -> impl FnOnce(OpenBaoError) -> TargetError {
@@ -103,6 +103,15 @@ impl RotationTarget for OpenBaoTokenTarget {
             ));
         };
         Ok(Credential::new(accessor, secret, expires))
+    }
+
+    /// `lookup-self` with the revoked token: OpenBao's 403 is its refusal.
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        Ok(match self.bao.lookup_as(&credential.secret).await {
+            Ok(_) => Probe::Accepted,
+            Err(OpenBaoError::Api { status: 403, .. }) => Probe::Refused,
+            Err(e) => Probe::Unknown(e.to_string()),
+        })
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {

@@ -7,6 +7,20 @@ use secrecy::SecretString;
 use crate::credential::Credential;
 use crate::error::TargetError;
 
+/// What a provider said of a revoked credential ([`RotationTarget::probe`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Probe {
+    /// It refused it: the credential is dead there.
+    Refused,
+    /// It still accepts it.
+    Accepted,
+    /// The answer proves neither (throttled, unreachable, an error that is not a refusal).
+    Unknown(String),
+    /// The target cannot probe (its credentials are checked elsewhere, or not at all).
+    Unsupported,
+}
+
 /// A system whose credentials Tokenward rotates (our own tokens, an OpenBao token or KV secret, a
 /// cloud provider's access keys).
 ///
@@ -81,6 +95,15 @@ pub trait RotationTarget: Send + Sync {
     async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
         let _ = (handle, secret);
         Err(TargetError::new("adopt", format!("a {} target cannot adopt a credential made elsewhere", self.kind())))
+    }
+
+    /// Asks the provider whether it still accepts `credential` (revoked a moment ago): one
+    /// authenticated call made with it (AWS: STS `GetCallerIdentity`; OpenBao: `lookup-self`).
+    /// The rotator probes each revoked credential until the provider refuses it several times in
+    /// a row, and audits the confirmation. The default says it cannot probe.
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        let _ = credential;
+        Ok(Probe::Unsupported)
     }
 
     /// Proves `pending` works against the target. An error rolls the rotation back.

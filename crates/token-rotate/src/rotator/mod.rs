@@ -20,9 +20,11 @@ use crate::target::RotationTarget;
 const LOG_TARGET: &str = "token_rotate::rotator";
 
 mod adopt;
+mod confirm;
 mod emergency;
 mod retire;
 
+pub use confirm::ConfirmPolicy;
 pub use emergency::EmergencyReport;
 use emergency::Timings;
 
@@ -99,6 +101,7 @@ pub struct Rotator {
     /// Per-credential overlaps (a policy's `overlap`), instead of `overlap`.
     overlaps: std::sync::Mutex<std::collections::HashMap<String, TimeDelta>>,
     events: broadcast::Sender<(String, u64)>,
+    confirm: ConfirmPolicy,
 }
 
 impl std::fmt::Debug for Rotator {
@@ -120,7 +123,15 @@ impl Rotator {
             overlap,
             overlaps: Default::default(),
             events,
+            confirm: ConfirmPolicy::default(),
         }
+    }
+
+    /// How revocations are confirmed at the provider (see [`ConfirmPolicy`]).
+    #[must_use]
+    pub fn with_confirmation(mut self, policy: ConfirmPolicy) -> Self {
+        self.confirm = policy;
+        self
     }
 
     /// Records every step through `auditor` (durably, before the step is acknowledged).
@@ -250,6 +261,8 @@ impl Rotator {
     pub async fn rotate(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<Rotation> {
         let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        // Revocations still to be proven, first (cheap when there are none).
+        let (rec, raw, _) = self.confirm_pending(name, target, rec, raw).await?;
         self.advance(name, target, rec, raw, &mut Timings::new()).await
     }
 

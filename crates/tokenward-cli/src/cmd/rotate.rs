@@ -86,6 +86,7 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
                 "{}",
                 json!({"credential": name, "emergency": true, "revoked": r.revoked, "version": r.version,
                        "revoked_after_ms": r.revoked_after.as_secs_f64() * 1e3,
+                       "confirmed_after_ms": r.confirmed_after.map(|d| d.as_secs_f64() * 1e3),
                        "replaced_after_ms": r.replaced_after.as_secs_f64() * 1e3})
             );
         } else {

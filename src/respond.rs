@@ -341,7 +341,8 @@ impl Tokenward {
                     LeakOutcome::Failed {
                         name,
                         handle,
-                        error: "the current credential is not yet current everywhere consumers read it".into(),
+                        error: "the current credential is not yet current everywhere consumers read it"
+                            .into(),
                     },
                     None,
                 )),

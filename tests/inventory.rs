@@ -8,6 +8,7 @@
 
 mod common;
 
+use token_http::aws::xml;
 use tokenward::core::chrono::{TimeDelta, Utc};
 use tokenward::policy::PolicyFile;
 use tokenward::posture::inventory::{
@@ -21,15 +22,6 @@ use tokenward_test_support::Moto;
 use common::*;
 
 const IAM: &str = "2010-05-08";
-
-/// The text of an answer's first `<name>` (a key id or secret: no entities in them).
-mod xml {
-    pub(crate) fn tag(xml: &str, name: &str) -> Option<String> {
-        let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
-        let end = start + xml[start..].find(&format!("</{name}>"))?;
-        Some(xml[start..end].to_owned())
-    }
-}
 
 fn kinds(e: &InventoryEntry) -> Vec<&'static str> {
     e.findings.iter().map(Finding::kind).collect()

@@ -26,7 +26,7 @@ pub use crate::deploy::SecretsManagerDestination;
 
 use crate::credential::Credential;
 use crate::error::TargetError;
-use crate::target::{Probe, RotationTarget};
+use crate::target::{Probe, RotationTarget, Usage};
 
 const IAM_VERSION: &str = "2010-05-08";
 /// The user tag that marks a key creation in progress: `<rotation>:<unix ms>`. Set just before
@@ -517,7 +517,10 @@ impl RotationTarget for AwsAccessKeyTarget {
         let keys = self.keys().await.map_err(|e| TargetError::new("adopt", e.to_string()))?;
         match keys.iter().find(|k| k.id == id) {
             None => {
-                return Err(TargetError::new("adopt", format!("access key {id} is not one of IAM user {}'s", self.user)));
+                return Err(TargetError::new(
+                    "adopt",
+                    format!("access key {id} is not one of IAM user {}'s", self.user),
+                ));
             }
             Some(k) if !k.active => {
                 return Err(TargetError::new("adopt", format!("access key {id} is inactive")));
@@ -570,6 +573,29 @@ impl RotationTarget for AwsAccessKeyTarget {
                 }
             }
         }
+    }
+
+    /// IAM's `GetAccessKeyLastUsed`: the date, and the service and region of the last use.
+    async fn last_used(&self, credential: &Credential) -> Result<Usage, TargetError> {
+        let x = self
+            .admin
+            .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", credential.handle.clone())])
+            .await
+            .map_err(|e| iam_err("last_used", e))?;
+        let at = xml::tag(&x, "LastUsedDate")
+            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
+        Ok(match at {
+            None => Usage::Never,
+            Some(at) => {
+                let by: Vec<String> = [known(xml::tag(&x, "ServiceName")), known(xml::tag(&x, "Region"))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                Usage::At { at, by: (!by.is_empty()).then(|| by.join(" ")) }
+            }
+        })
     }
 
     /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's

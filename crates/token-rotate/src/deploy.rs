@@ -110,6 +110,10 @@ impl RotationTarget for Deployed {
         if left.is_empty() { Ok(()) } else { Err(TargetError::new("promote", left.join("; "))) }
     }
 
+    async fn last_used(&self, credential: &Credential) -> Result<crate::target::Usage, TargetError> {
+        self.target.last_used(credential).await
+    }
+
     async fn probe(&self, credential: &Credential) -> Result<crate::target::Probe, TargetError> {
         self.target.probe(credential).await
     }

@@ -70,7 +70,7 @@ pub mod aws;
 pub use rotator::{ConfirmPolicy, EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
 pub use state::{Emergency, EmergencyOrder, RotationRecord, Step, Unconfirmed};
-pub use target::{Probe, RotationTarget};
+pub use target::{Probe, RotationTarget, Usage};
 pub use tokens::TokenwardTokenTarget;
 
 pub use secrecy;

@@ -21,6 +21,23 @@ pub enum Probe {
     Unsupported,
 }
 
+/// A credential's last use, as its provider reports it ([`RotationTarget::last_used`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Usage {
+    /// The provider does not say (OpenBao): retirement waits for the maximum overlap.
+    Unknown,
+    /// Never used.
+    Never,
+    /// Last used then, and where or by what when the provider says (`sts us-east-1`).
+    At {
+        /// When.
+        at: DateTime<Utc>,
+        /// By what, or where (never a secret).
+        by: Option<String>,
+    },
+}
+
 /// A system whose credentials Tokenward rotates (our own tokens, an OpenBao token or KV secret, a
 /// cloud provider's access keys).
 ///
@@ -94,7 +111,10 @@ pub trait RotationTarget: Send + Sync {
     /// default refuses: a target whose credentials only Tokenward makes.
     async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
         let _ = (handle, secret);
-        Err(TargetError::new("adopt", format!("a {} target cannot adopt a credential made elsewhere", self.kind())))
+        Err(TargetError::new(
+            "adopt",
+            format!("a {} target cannot adopt a credential made elsewhere", self.kind()),
+        ))
     }
 
     /// Asks the provider whether it still accepts `credential` (revoked a moment ago): one
@@ -104,6 +124,15 @@ pub trait RotationTarget: Send + Sync {
     async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
         let _ = credential;
         Ok(Probe::Unsupported)
+    }
+
+    /// When `credential` was last used, as the provider reports it (AWS: `GetAccessKeyLastUsed`;
+    /// our tokens: the store's last use). A previous credential whose quiet period
+    /// ([`Rotator::set_quiet_period`](crate::Rotator::set_quiet_period)) has passed since its
+    /// last use is retired before its overlap ends. The default does not know.
+    async fn last_used(&self, credential: &Credential) -> Result<Usage, TargetError> {
+        let _ = credential;
+        Ok(Usage::Unknown)
     }
 
     /// Proves `pending` works against the target. An error rolls the rotation back.

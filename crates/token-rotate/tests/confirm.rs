@@ -61,8 +61,9 @@ async fn world(policy: ConfirmPolicy, answers: Vec<Probe>, then: Probe) -> World
     let dir = tempfile::tempdir().unwrap();
     let w = common::token_world(Arc::new(MemoryBackend::new()), TimeDelta::hours(1)).await;
     let log = dir.path().join("audit.jsonl");
-    let writer =
-        Arc::new(AuditWriter::start(Arc::new(FileLog::open(&log).unwrap()), WriterConfig::default()).unwrap());
+    let writer = Arc::new(
+        AuditWriter::start(Arc::new(FileLog::open(&log).unwrap()), WriterConfig::default()).unwrap(),
+    );
     let rotator = Rotator::new(w.secrets, TimeDelta::zero(), Arc::new(SystemClock))
         .with_audit(Auditor::new(writer.clone(), FailureMode::FailClosed))
         .with_confirmation(policy);
@@ -120,7 +121,8 @@ async fn a_revocation_is_confirmed_after_three_refusals_in_a_row_and_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_still_accepted_past_the_limit_is_recorded_as_a_failure() {
-    let w = world(policy(Duration::from_secs(5), TimeDelta::milliseconds(30)), Vec::new(), Probe::Accepted).await;
+    let w =
+        world(policy(Duration::from_secs(5), TimeDelta::milliseconds(30)), Vec::new(), Probe::Accepted).await;
     let name = common::name();
     w.retire_a_previous_version(&name).await;
     assert!(w.rotator.record(&name).await.unwrap().unconfirmed.is_empty(), "given up on, not kept");
@@ -132,7 +134,8 @@ async fn a_credential_still_accepted_past_the_limit_is_recorded_as_a_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmation_not_reached_in_a_call_is_kept_and_finished_later() {
-    let w = world(policy(Duration::from_millis(50), TimeDelta::minutes(5)), Vec::new(), Probe::Accepted).await;
+    let w =
+        world(policy(Duration::from_millis(50), TimeDelta::minutes(5)), Vec::new(), Probe::Accepted).await;
     let name = common::name();
     w.retire_a_previous_version(&name).await;
     let rec = w.rotator.record(&name).await.unwrap();
@@ -147,7 +150,8 @@ async fn a_confirmation_not_reached_in_a_call_is_kept_and_finished_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_cannot_probe_is_not_confirmed_and_not_kept() {
-    let w = world(policy(Duration::from_secs(1), TimeDelta::minutes(5)), Vec::new(), Probe::Unsupported).await;
+    let w =
+        world(policy(Duration::from_secs(1), TimeDelta::minutes(5)), Vec::new(), Probe::Unsupported).await;
     let name = common::name();
     w.retire_a_previous_version(&name).await;
     assert!(w.rotator.record(&name).await.unwrap().unconfirmed.is_empty());

@@ -392,7 +392,8 @@ async fn an_openbao_token_is_adopted_and_its_revocation_proven() {
 
     let never = h.rotator.adopt(&h.name, target.as_ref(), None, SecretString::from(root.clone())).await;
     assert!(never.unwrap_err().to_string().contains("never expires"));
-    let wrong = h.rotator.adopt(&h.name, target.as_ref(), Some("not-its-accessor"), made.secret.clone()).await;
+    let wrong =
+        h.rotator.adopt(&h.name, target.as_ref(), Some("not-its-accessor"), made.secret.clone()).await;
     assert!(wrong.unwrap_err().to_string().contains("accessor"));
     let v = h.rotator.adopt(&h.name, target.as_ref(), Some(&made.handle), made.secret.clone()).await.unwrap();
     let current = h.rotator.current(&h.name).await.unwrap().unwrap();

@@ -373,8 +373,11 @@ async fn inventory_lists_every_key_and_token_with_its_findings() {
     assert!(!cli.run(&["report", "--format", "json"]).stdout.contains("\"inventory\""), "only when asked");
     let alerts = cli.run(&["alerts", "check", "--inventory"]);
     assert_eq!(alerts.code, 1, "{}", alerts.stderr);
-    let alerts: Vec<serde_json::Value> =
-        alerts.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert"].clone()).collect();
+    let alerts: Vec<serde_json::Value> = alerts
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["alert"].clone())
+        .collect();
     let drifted = alerts.iter().find(|a| a["kind"] == "inventory_drifted").expect("a drifted alert");
     assert_eq!(drifted["severity"], "high");
     assert_eq!(drifted["credentials"], serde_json::json!([format!("aws-iam:{by_hand}")]));
@@ -431,10 +434,18 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     // Rotating first is refused: the user holds a key Tokenward did not create.
     let refused = cli.run(&["rotate", "aws/billing-key"]);
     assert_ne!(refused.code, 0);
-    assert!(refused.stdout.contains(&key) || refused.stderr.contains(&key), "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stdout.contains(&key) || refused.stderr.contains(&key),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
 
     // Refused: a wrong secret, another user's key, no key id.
-    let wrong = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key], b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    let wrong = cli.run_stdin(
+        &["adopt", "aws/billing-key", "--handle", &key],
+        b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    );
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     let other = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &ops_key], ops_secret.as_bytes());
     assert_eq!(other.code, 2);
@@ -443,7 +454,8 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     assert_eq!(no_id.code, 2);
     assert!(no_id.stderr.contains("access key id"), "{}", no_id.stderr);
 
-    let adopted = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key, "--format", "json"], secret.as_bytes());
+    let adopted =
+        cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &key, "--format", "json"], secret.as_bytes());
     let adopted: serde_json::Value = serde_json::from_str(adopted.ok().trim()).unwrap();
     assert_eq!(adopted["adopted"], key.as_str());
     assert_eq!(adopted["version"], 1);
@@ -463,7 +475,8 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
         "echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\"",
     ]);
     assert_eq!(ran.ok().trim(), format!("{key} {secret}"));
-    let inv: serde_json::Value = serde_json::from_str(&cli.run(&["inventory", "--format", "json"]).stdout).unwrap();
+    let inv: serde_json::Value =
+        serde_json::from_str(&cli.run(&["inventory", "--format", "json"]).stdout).unwrap();
     let entry = inv["entries"].as_array().unwrap().iter().find(|e| e["id"] == key.as_str()).unwrap().clone();
     assert_eq!(entry["managed"]["as"], "current", "{entry}");
 

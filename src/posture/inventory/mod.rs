@@ -31,12 +31,16 @@ pub use findings::InventoryThresholds;
 #[cfg(feature = "vault")]
 pub use openbao::OpenBaoSource;
 
+/// What tells AWS accounts apart in a policy: endpoint, region, admin access key id.
+#[cfg(feature = "aws")]
+type AccountKey = (Option<String>, String, String);
+
 /// What to read, and the thresholds of the findings.
 #[derive(Debug, Clone, Default)]
 pub struct InventorySources {
-    /// Each with what tells accounts apart: endpoint, region, admin access key id.
+    /// Each with what tells accounts apart.
     #[cfg(feature = "aws")]
-    aws_iam: Vec<((Option<String>, String, String), AwsIamSource)>,
+    aws_iam: Vec<(AccountKey, AwsIamSource)>,
     /// Each with its server's address.
     #[cfg(feature = "vault")]
     openbao: Vec<(String, OpenBaoSource)>,

@@ -7,7 +7,7 @@ use token_audit::Outcome as AuditOutcome;
 use token_store::{Label, LabelChange, SecretName};
 
 use super::Rotator;
-use crate::error::{RotateError, Result};
+use crate::error::{Result, RotateError};
 use crate::state::{self, Step};
 use crate::target::RotationTarget;
 
@@ -36,7 +36,8 @@ impl Rotator {
         let cred = match target.adopt(handle, secret).await {
             Ok(c) => c,
             Err(e) => {
-                self.audit(name, target, "adopt", rec.rotation, handle, AuditOutcome::Failure(e.to_string())).await?;
+                self.audit(name, target, "adopt", rec.rotation, handle, AuditOutcome::Failure(e.to_string()))
+                    .await?;
                 return Err(e.into());
             }
         };
@@ -47,9 +48,11 @@ impl Rotator {
             .update_labels(name, &[LabelChange { label: Label::Current, expect: None, set: Some(version) }])
             .await?;
         // Its schedule counts from now: the next rotation is due one period after adoption.
-        let adopted = state::RotationRecord { promoted_at_ms: Some(self.clock.now().timestamp_millis()), ..rec };
+        let adopted =
+            state::RotationRecord { promoted_at_ms: Some(self.clock.now().timestamp_millis()), ..rec };
         state::cas(&self.secrets, name.as_str(), &raw, &adopted).await?;
-        self.audit(name, target, "adopt", adopted.rotation, Some(&cred.handle), AuditOutcome::Success).await?;
+        self.audit(name, target, "adopt", adopted.rotation, Some(&cred.handle), AuditOutcome::Success)
+            .await?;
         tracing::info!(credential = name.as_str(), handle = %cred.handle, version, "adopted");
         let _ = self.events.send((name.as_str().to_owned(), version));
         Ok(version)

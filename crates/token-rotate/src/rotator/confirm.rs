@@ -127,7 +127,8 @@ impl Rotator {
                         last = format!("unknown: {e}");
                     }
                 }
-                let since = TimeDelta::milliseconds((self.clock.now().timestamp_millis() - u.revoked_at_ms).max(0));
+                let since =
+                    TimeDelta::milliseconds((self.clock.now().timestamp_millis() - u.revoked_at_ms).max(0));
                 if u.refusals >= self.confirm.refusals {
                     break Some(Settled::Confirmed(since));
                 }
@@ -147,7 +148,8 @@ impl Rotator {
                     settled.push((u.handle.clone(), Settled::Confirmed(after)));
                 }
                 Some(Settled::GivenUp) => {
-                    let after = TimeDelta::milliseconds(self.clock.now().timestamp_millis() - u.revoked_at_ms);
+                    let after =
+                        TimeDelta::milliseconds(self.clock.now().timestamp_millis() - u.revoked_at_ms);
                     let why = format!(
                         "{} {} after its revocation ({} probes)",
                         last,
@@ -155,7 +157,8 @@ impl Rotator {
                         u.probes
                     );
                     tracing::error!(credential = name.as_str(), handle = %u.handle, reason = %why, "revocation NOT confirmed");
-                    self.audit_confirmation(name, target, &rec, &u, after, AuditOutcome::Failure(why)).await?;
+                    self.audit_confirmation(name, target, &rec, &u, after, AuditOutcome::Failure(why))
+                        .await?;
                     settled.push((u.handle.clone(), Settled::GivenUp));
                 }
                 None => {}

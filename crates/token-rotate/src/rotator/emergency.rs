@@ -247,7 +247,9 @@ impl Timings {
     /// Notes the confirmation of the revoked credential, if it is among `settled`.
     pub(super) fn settled(&mut self, settled: &[(String, super::confirm::Settled)]) {
         for (handle, s) in settled {
-            if matches!(s, super::confirm::Settled::Confirmed(_)) && self.revoked_handle.as_deref() == Some(handle) {
+            if matches!(s, super::confirm::Settled::Confirmed(_))
+                && self.revoked_handle.as_deref() == Some(handle)
+            {
                 self.confirmed_after.get_or_insert(self.started.elapsed());
             }
         }

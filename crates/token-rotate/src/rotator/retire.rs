@@ -154,7 +154,12 @@ impl Rotator {
         self.revoke_previous(name, target, true).await
     }
 
-    async fn revoke_previous(&self, name: &SecretName, target: &dyn RotationTarget, early: bool) -> Result<bool> {
+    async fn revoke_previous(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        early: bool,
+    ) -> Result<bool> {
         let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
         if rec.emergency.is_some() {
@@ -162,7 +167,10 @@ impl Rotator {
         }
         match rec.step.clone() {
             Step::Promoted { previous, revoke_after_ms, .. } => {
-                if !early && self.clock.now().timestamp_millis() < revoke_after_ms {
+                if !early
+                    && self.clock.now().timestamp_millis() < revoke_after_ms
+                    && !self.quiet_enough(name, target, &rec, previous).await?
+                {
                     return Ok(false);
                 }
                 // Not while the current one is not current everywhere consumers read it.

@@ -130,7 +130,8 @@ pub(crate) fn text(inv: &Inventory) -> String {
 }
 
 /// The table's columns.
-pub(crate) const HEAD: [&str; 8] = ["SOURCE", "ID", "OWNER", "AGE", "LAST USED", "EXPIRES", "MANAGED", "FINDINGS"];
+pub(crate) const HEAD: [&str; 8] =
+    ["SOURCE", "ID", "OWNER", "AGE", "LAST USED", "EXPIRES", "MANAGED", "FINDINGS"];
 
 /// One row per credential, for people.
 pub(crate) fn rows(inv: &Inventory) -> Vec<[String; 8]> {
@@ -142,7 +143,8 @@ fn row(e: &InventoryEntry, now: DateTime<Utc>) -> [String; 8] {
     let ago = |t: DateTime<Utc>| format!("{} ago", out::fmt_delta((now - t).max(TimeDelta::zero())));
     let last_used = match (&e.last_used, e.usage_reported) {
         (Some(u), _) => {
-            let place: Vec<&str> = [u.service.as_deref(), u.region.as_deref()].into_iter().flatten().collect();
+            let place: Vec<&str> =
+                [u.service.as_deref(), u.region.as_deref()].into_iter().flatten().collect();
             if place.is_empty() { ago(u.at) } else { format!("{} ({})", ago(u.at), place.join(" ")) }
         }
         (None, true) => "never".into(),

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
-use tokenward::rotate::{Rotation, Scheduler};
+use tokenward::rotate::{Rotation, Scheduler, Usage};
 
 use crate::cli::{AdoptArgs, DaemonArgs, Global, RotateArgs};
 use crate::cmd::policy::stored;
@@ -101,20 +101,44 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
         }
         return Ok(0);
     }
-    let r = tw.rotate(&secret, target).await?;
+    let r = tw.rotate(&secret, target.clone()).await?;
     let (text, code, status, left) = rotation_text(name, &r);
     let until = match &r {
         Rotation::InOverlap { until } | Rotation::Waiting { until, .. } => Some(out::time(*until)),
         _ => None,
     };
+    // In its overlap: who still uses the previous credential, as its provider reports.
+    let previous = match &r {
+        Rotation::InOverlap { .. } => tw.rotator().previous_usage(&secret, target.as_ref()).await?,
+        _ => None,
+    };
+    let now = tw.clock().now();
+    let (last_used, by) = match previous.as_ref().map(|(_, u)| u) {
+        Some(Usage::At { at, by }) => (Some(out::time(*at)), by.clone()),
+        Some(Usage::Never) => (Some("never".to_owned()), None),
+        _ => (None, None),
+    };
     if json {
         println!(
             "{}",
             json!({"credential": name, "result": text, "ok": code == 0, "status": status,
-                   "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until})
+                   "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until,
+                   "previous": previous.as_ref().map(|(h, _)| json!({"handle": h, "last_used": last_used, "by": by}))})
         );
     } else {
         println!("{text}");
+        if let Some((handle, usage)) = &previous {
+            let seen = match usage {
+                Usage::At { at, by } => format!(
+                    "last used {} ago{}",
+                    out::fmt_delta((now - *at).max(tokenward::core::chrono::TimeDelta::zero())),
+                    by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default()
+                ),
+                Usage::Never => "never used".into(),
+                _ => "its provider does not report its use".into(),
+            };
+            println!("  previous {handle}: {seen}");
+        }
     }
     Ok(code)
 }
@@ -145,7 +169,10 @@ pub(crate) async fn adopt(g: &Global, a: AdoptArgs) -> Result<u8> {
     if a.output.json() {
         println!("{}", json!({"credential": a.name, "adopted": handle, "version": version}));
     } else {
-        println!("{}: adopted {handle} as version {version} (current); the next rotation replaces it", a.name);
+        println!(
+            "{}: adopted {handle} as version {version} (current); the next rotation replaces it",
+            a.name
+        );
     }
     Ok(0)
 }

@@ -475,6 +475,14 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
         "echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\"",
     ]);
     assert_eq!(ran.ok().trim(), format!("{key} {secret}"));
+    // `secret get` gives the stored shape: handle, secret, expiry (Unix ms).
+    let stored = cli.run(&["secret", "get", "aws/billing-key"]);
+    let stored: serde_json::Value = serde_json::from_str(stored.ok()).unwrap();
+    assert_eq!(
+        (stored["handle"].as_str(), stored["secret"].as_str()),
+        (Some(key.as_str()), Some(secret.as_str()))
+    );
+    assert!(stored["expires_at"].as_i64().unwrap() > 0);
     let inv: serde_json::Value =
         serde_json::from_str(&cli.run(&["inventory", "--format", "json"]).stdout).unwrap();
     let entry = inv["entries"].as_array().unwrap().iter().find(|e| e["id"] == key.as_str()).unwrap().clone();

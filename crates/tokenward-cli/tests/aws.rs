@@ -515,5 +515,18 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     let log = cli.run(&["audit", "show", "--format", "json"]).ok().to_owned();
     assert!(log.contains("\"adopt\""), "adoption is audited");
     assert!(log.contains("revocation_confirmed"), "the revocation's proof is audited");
+    // The posture report shows it: the step with how long after the revocation, and a line.
+    let report = cli.run(&["report", "--format", "json"]);
+    let posture: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    let all: Vec<serde_json::Value> = posture["rotation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["history"].as_array().unwrap().clone())
+        .collect();
+    let proof = all.iter().find(|s| s["step"] == "revocation_confirmed").expect("a proof in the history");
+    assert!(proof["after_ms"].is_number() && proof["handle"].is_string(), "{proof}");
+    let text = cli.run(&["report"]);
+    assert!(text.stdout.contains("credential aws/billing-key: last revocation ("), "{}", text.stdout);
     assert!(!log.contains(&secret) && !log.contains(&ops_secret));
 }

@@ -79,13 +79,17 @@ fn rotation_history(p: &Posture) -> String {
         let last = c.days_since_rotation.map_or_else(|| "never".to_owned(), super::days_ago);
         let mut steps = String::new();
         for s in &c.history {
+            // A revocation's proof says how long after the revocation the provider refused it.
+            let after = s.after_ms.map(|ms| format!(" +{ms} ms")).unwrap_or_default();
             let _ = write!(
                 steps,
-                r#"<span class="{}" title="{}">{} {}</span>"#,
+                r#"<span class="{}" title="{}{}">{} {}{}</span>"#,
                 if s.ok { "" } else { "failed" },
                 esc(&out::time(s.at)),
+                esc(&s.handle.as_deref().map(|h| format!(" {h}")).unwrap_or_default()),
                 esc(&s.at.format("%m-%d %H:%M").to_string()),
-                esc(&s.step)
+                esc(&s.step),
+                esc(&after)
             );
         }
         if steps.is_empty() {

@@ -134,6 +134,19 @@ pub(crate) fn text(p: &Posture) -> String {
             let _ = writeln!(s, "        credential {c}");
         }
     }
+    // Each credential's last revocation proof: how long its provider took to refuse the old one.
+    for c in &p.rotation {
+        if let Some(proof) = c.history.iter().rev().find(|h| h.step == "revocation_confirmed") {
+            let _ = writeln!(
+                s,
+                "credential {}: last revocation ({}) confirmed {} ms after it, at {}",
+                c.name,
+                proof.handle.as_deref().unwrap_or("?"),
+                proof.after_ms.unwrap_or_default(),
+                out::time(proof.at)
+            );
+        }
+    }
     if let Some(inv) = &p.inventory {
         let _ = write!(s, "\ninventory\n{}", crate::cmd::inventory::text(inv));
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokenward::Tokenward;
+use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
 use tokenward::rotate::{Rotation, Scheduler, Usage};
@@ -72,7 +73,36 @@ fn rotation_text(name: &str, r: &Rotation) -> (String, u8, &'static str, Option<
     }
 }
 
-async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, json: bool) -> Result<u8> {
+/// Where the audit log saw token `handle` presented (allowed), by source, with the last time:
+/// the consumers still on a previous token. Empty for a handle that is not a token id, or a log
+/// that cannot be read (this is a hint for the operator, not a decision).
+async fn presented_by(g: &Global, handle: &str) -> Vec<(String, DateTime<Utc>)> {
+    let Ok(id) = handle.parse::<tokenward::core::TokenId>() else { return Vec::new() };
+    let Ok(entries) = crate::cmd::audit::entries(g).await else { return Vec::new() };
+    let mut seen: std::collections::BTreeMap<String, DateTime<Utc>> = std::collections::BTreeMap::new();
+    for e in entries.map_while(std::result::Result::ok) {
+        let ev = &e.event;
+        if ev.token == Some(id)
+            && matches!(ev.action, tokenward::audit::Action::VerifyAllowed)
+            && let Some(source) = &ev.source
+        {
+            let last = seen.entry(source.clone()).or_insert(ev.time);
+            *last = (*last).max(ev.time);
+        }
+    }
+    let mut out: Vec<(String, DateTime<Utc>)> = seen.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
+}
+
+async fn one(
+    g: &Global,
+    tw: &Tokenward,
+    file: &PolicyFile,
+    name: &str,
+    emergency: bool,
+    json: bool,
+) -> Result<u8> {
     let spec = file
         .credential(name)
         .ok_or_else(|| CliError::new(format!("no credential {name} is declared in the stored policy")))?;
@@ -113,6 +143,10 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
         _ => None,
     };
     let now = tw.clock().now();
+    let sources = match &previous {
+        Some((handle, _)) => presented_by(g, handle).await,
+        None => Vec::new(),
+    };
     let (last_used, by) = match previous.as_ref().map(|(_, u)| u) {
         Some(Usage::At { at, by }) => (Some(out::time(*at)), by.clone()),
         Some(Usage::Never) => (Some("never".to_owned()), None),
@@ -123,7 +157,8 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
             "{}",
             json!({"credential": name, "result": text, "ok": code == 0, "status": status,
                    "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until,
-                   "previous": previous.as_ref().map(|(h, _)| json!({"handle": h, "last_used": last_used, "by": by}))})
+                   "previous": previous.as_ref().map(|(h, _)| json!({"handle": h, "last_used": last_used, "by": by,
+                       "presented_by": sources.iter().map(|(s, t)| json!({"source": s, "last": out::time(*t)})).collect::<Vec<_>>()}))})
         );
     } else {
         println!("{text}");
@@ -138,6 +173,12 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
                 _ => "its provider does not report its use".into(),
             };
             println!("  previous {handle}: {seen}");
+            for (source, last) in &sources {
+                println!(
+                    "    presented from {source}, last {} ago",
+                    out::fmt_delta((now - *last).max(tokenward::core::chrono::TimeDelta::zero()))
+                );
+            }
         }
     }
     Ok(code)
@@ -228,7 +269,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         let (file, _) = stored(&tw).await?;
         let name = a.name.as_deref().unwrap_or_default();
         tw.manage_declared(&file, false).await?;
-        one(&tw, &file, name, a.emergency, a.output.json()).await
+        one(g, &tw, &file, name, a.emergency, a.output.json()).await
     }
     .await;
     tw.shutdown().await?;

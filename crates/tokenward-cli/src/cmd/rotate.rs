@@ -91,7 +91,7 @@ async fn presented_by(g: &Global, handle: &str) -> Vec<(String, DateTime<Utc>)> 
         }
     }
     let mut out: Vec<(String, DateTime<Utc>)> = seen.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|(_, last)| std::cmp::Reverse(*last));
     out
 }
 

@@ -9,7 +9,7 @@ use token_rotate::{
     Credential, CurrentCredential, EmergencyOrder, EmergencyReport, Rotation, RotationTarget, Rotator,
     Schedule, TokenwardTokenTarget, TokioScheduler,
 };
-use token_store::secrecy::SecretBox;
+use token_store::secrecy::{SecretBox, SecretString};
 use token_store::{Backend, Label, LabelChange, SecretName, SecretStore, TokenService};
 
 use crate::error::{Error, Result};
@@ -311,6 +311,20 @@ impl Tokenward {
     pub async fn rotate(&self, name: &SecretName, target: Arc<dyn RotationTarget>) -> Result<Rotation> {
         self.watch(name, &target);
         retry_busy(|| self.inner.rotator.rotate(name, target.as_ref())).await
+    }
+
+    /// Takes a credential made elsewhere under management as `name`'s current version (see
+    /// [`Rotator::adopt`](token_rotate::Rotator::adopt)): `target` proves it works and is one it
+    /// rotates; refused when `name` already has a version. Returns the version.
+    pub async fn adopt(
+        &self,
+        name: &SecretName,
+        target: Arc<dyn RotationTarget>,
+        handle: Option<&str>,
+        secret: SecretString,
+    ) -> Result<u64> {
+        self.watch(name, &target);
+        Ok(self.inner.rotator.adopt(name, target.as_ref(), handle, secret).await?)
     }
 
     /// Emergency: the current credential `name` leaked. Revokes it and replaces it with a tested

@@ -46,6 +46,9 @@ pub enum Error {
     #[cfg(feature = "federation")]
     #[error(transparent)]
     Exchange(#[from] crate::federation::refusal::ExchangeError),
+    /// An inventory source could not be read.
+    #[error(transparent)]
+    Inventory(#[from] crate::posture::inventory::error::InventoryError),
     /// A partner alert was refused (bad signature, replay, oversized, malformed).
     #[cfg(feature = "github-alerts")]
     #[error(transparent)]

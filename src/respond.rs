@@ -336,8 +336,17 @@ impl Tokenward {
         // The previous one (or the current one became previous meanwhile): revoked at once.
         let previous = self.rotator().previous(&name).await?;
         match previous.filter(|c| c.handle == handle) {
-            Some(c) => match target.revoke(&c).await {
-                Ok(()) => {
+            Some(_) => match self.rotator().revoke_previous_now(&name, target.as_ref()).await {
+                Ok(false) => Ok((
+                    LeakOutcome::Failed {
+                        name,
+                        handle,
+                        error: "the current credential is not yet current everywhere consumers read it"
+                            .into(),
+                    },
+                    None,
+                )),
+                Ok(true) => {
                     tracing::warn!(credential = name.as_str(), handle = %handle, "leak response: previous credential revoked early");
                     Ok((LeakOutcome::PreviousRevoked { name, handle }, Some(start.elapsed())))
                 }

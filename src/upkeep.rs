@@ -265,6 +265,11 @@ pub(crate) fn start(
                         // pass (an IAM key's grace runs from now).
                         target_due.lock().unwrap_or_else(|p| p.into_inner()).remove(name.as_str());
                     }
+                    // Revocations not yet proven at the provider: probed again, audited when
+                    // refused (or given up on).
+                    if !inner.rotator.record(&name).await?.unconfirmed.is_empty() {
+                        inner.rotator.confirm_revocations(&name, target.as_ref()).await?;
+                    }
                     Ok::<_, token_rotate::RotateError>(())
                 };
                 if let Err(e) = result.await {

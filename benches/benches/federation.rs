@@ -18,7 +18,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
-#[path = "support/mod.rs"]
 #[allow(dead_code)]
 mod support;
 

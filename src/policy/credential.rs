@@ -31,6 +31,12 @@ pub struct CredentialSpec {
     /// the deployment's overlap (5 minutes by default) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap: Option<Duration>,
+    /// Retire the previous credential as soon as its provider reports it unused for this long
+    /// after the promotion (a duration shorter than the overlap, which becomes the maximum):
+    /// consumers that switched let it go early, one that has not keeps it until the overlap ends.
+    /// Providers that report no last use (OpenBao) retire at the overlap's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_period: Option<Duration>,
     /// For an `aws-iam-access-key` target: how long a deactivated key stays (inactive, so it can
     /// be reactivated by hand if something still needed it) before it is deleted (a duration,
     /// `0s` for at once, at most [`MAX_DELETION_GRACE`]; 1 hour when absent). Never deleted
@@ -158,8 +164,24 @@ impl CredentialSpec {
     /// The overlap and the deletion grace parse and fit: an overlap shorter than the schedule's
     /// period (or the next rotation would wait for it) and than the credential's lifetime (the
     /// previous one would expire before its overlap ends, so the overlap would not be honoured).
+    /// Its quiet period (`None`: retired at the overlap's end only).
+    pub fn quiet_period_spec(&self) -> Result<Option<TimeDelta>, PolicyFileError> {
+        let Some(text) = &self.quiet_period else { return Ok(None) };
+        let d = text.get().map_err(|e| PolicyFileError::new(format!("quiet_period: {e}")))?;
+        if let Some(overlap) = self.overlap_spec()?
+            && d >= overlap
+        {
+            return Err(PolicyFileError::new(format!(
+                "quiet_period {text}: must be shorter than the overlap ({}), the longest the previous credential                  is kept",
+                format_duration(overlap)
+            )));
+        }
+        Ok(Some(d))
+    }
+
     pub(crate) fn check_overlap_and_grace(&self) -> Result<(), PolicyFileError> {
         self.deletion_grace_spec()?;
+        self.quiet_period_spec()?;
         let Some(overlap) = self.overlap_spec()? else { return Ok(()) };
         if let Some(every) = self.schedule.as_ref().map(Duration::get).transpose()?
             && overlap >= every

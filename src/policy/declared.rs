@@ -17,7 +17,7 @@ use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
 
 /// One credential's declaration, built in a deployment.
-struct Deploying<'a> {
+pub(crate) struct Deploying<'a> {
     tw: &'a Tokenward,
     file: &'a PolicyFile,
     spec: &'a CredentialSpec,
@@ -68,6 +68,13 @@ impl BuildContext for Deploying<'_> {
 }
 
 impl Tokenward {
+    /// What a declared credential's kind reads its access with (the store's secrets, the clock),
+    /// in this deployment.
+    #[cfg(any(feature = "aws", feature = "vault"))]
+    pub(crate) fn deploying<'a>(&'a self, file: &'a PolicyFile, spec: &'a CredentialSpec) -> Deploying<'a> {
+        Deploying { tw: self, file, spec, what: format!("credential {}", spec.name) }
+    }
+
     /// The rotation target a declared credential names, in this deployment. An OpenBao target's
     /// token is read (audited) from the store secret its `token_secret` names.
     pub async fn declared_target(
@@ -80,6 +87,8 @@ impl Tokenward {
         // Its overlap, from its next promotion on, whoever rotates it through this handle.
         let overlap = spec.overlap_spec().map_err(|e| Error::Config(format!("{what}: {e}")))?;
         self.rotator().set_overlap(&spec.secret_name()?, overlap);
+        let quiet = spec.quiet_period_spec().map_err(|e| Error::Config(format!("{what}: {e}")))?;
+        self.rotator().set_quiet_period(&spec.secret_name()?, quiet);
         if spec.deploy.is_empty() {
             return Ok(target);
         }

@@ -70,7 +70,7 @@
 //! [`Tokenward::manage_declared`]: crate::Tokenward::manage_declared
 
 mod credential;
-mod declared;
+pub(crate) mod declared;
 mod diff;
 mod duration;
 pub(crate) mod error;

@@ -167,6 +167,8 @@ fn uses(entries: &[Entry], by_id: &BTreeMap<String, &TokenRecord>) -> Uses {
                         at: ev.time,
                         step: step.clone(),
                         ok: matches!(ev.outcome, Outcome::Success),
+                        after_ms: ev.attrs.get("after_ms").and_then(|v| v.parse().ok()),
+                        handle: ev.attrs.get("handle").cloned(),
                     });
                 }
             }
@@ -237,6 +239,20 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
     let mut rotation = Vec::new();
     for c in inputs.credentials {
         let mut history = u.rotations.remove(&c.name).unwrap_or_default();
+        for s in history.iter().filter(|s| s.step == "revocation_unconfirmed") {
+            findings.push(Finding {
+                kind: FindingKind::RevocationUnconfirmed,
+                severity: Severity::High,
+                summary: format!(
+                    "{}'s revoked version {} was still accepted by its provider when probing stopped ({})",
+                    c.name,
+                    s.handle.as_deref().unwrap_or("?"),
+                    s.at.to_rfc3339()
+                ),
+                tokens: Vec::new(),
+                credential: Some(c.name.clone()),
+            });
+        }
         rotation.push(CredentialAge {
             name: c.name.clone(),
             days_since_rotation: c.promoted_at.map(|p| days(now - p)),
@@ -262,7 +278,7 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
                 credential: Some(c.name.clone()),
             });
         }
-        if let Some(last) = rotation.last().and_then(|r| r.history.last())
+        if let Some(last) = rotation.last().and_then(|r| r.history.iter().rev().find(|s| !s.is_aftercare()))
             && (last.step == "rollback" || !last.ok)
         {
             findings.push(Finding {
@@ -309,6 +325,7 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
         rotation,
         verifications: u.volume,
         named_tokens,
+        inventory: None,
     }
 }
 
@@ -352,5 +369,52 @@ mod tests {
         assert_eq!(json["findings"][0]["severity"], "high");
         assert_eq!(json["rotation"][2]["history"], serde_json::json!([]));
         assert_eq!(json["binding"], serde_json::json!({"bound": 0, "bearer": 0}));
+    }
+
+    /// A revoked credential still accepted when probing stopped is an alert of its own; a proof
+    /// or a retirement's reason after a promotion is not taken for the rotation's outcome.
+    #[test]
+    fn an_unconfirmed_revocation_is_an_alert_and_aftercare_is_not_a_rollback() {
+        use token_audit::chains::{Entry, GENESIS};
+        use token_audit::{Actor, AuditEvent};
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let step = |i: u64, step: &str, outcome: Outcome, after: &str| Entry {
+            seq: i,
+            prev: GENESIS,
+            hash: GENESIS,
+            event: AuditEvent::new(now, Actor::System, Action::Rotate(step.to_owned()))
+                .outcome(outcome)
+                .attr("credential", "aws/key")
+                .attr("handle", "AKIAOLD")
+                .attr("after_ms", after),
+        };
+        let audit = status();
+        let credentials = [CredentialState::new("aws/key", Some(now), None)];
+        let run = |entries: &[Entry]| {
+            analyze(
+                Inputs {
+                    now,
+                    policy_version: 1,
+                    tokens: &[],
+                    audit: entries,
+                    audit_status: &audit,
+                    credentials: &credentials,
+                },
+                &Thresholds::default(),
+            )
+        };
+        let kinds = |p: &Posture| p.findings.iter().map(|f| f.kind).collect::<Vec<_>>();
+        let confirmed = run(&[
+            step(0, "promote", Outcome::Success, "0"),
+            step(1, "revocation_confirmed", Outcome::Success, "240"),
+        ]);
+        assert_eq!(kinds(&confirmed), []);
+        assert_eq!(confirmed.rotation[0].history[1].after_ms, Some(240));
+        let still = run(&[
+            step(0, "promote", Outcome::Success, "0"),
+            step(1, "revocation_unconfirmed", Outcome::Failure("still accepted 15m".into()), "900000"),
+        ]);
+        assert_eq!(kinds(&still), [FindingKind::RevocationUnconfirmed]);
+        assert!(still.findings[0].kind.is_alert() && still.findings[0].summary.contains("AKIAOLD"));
     }
 }

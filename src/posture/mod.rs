@@ -7,8 +7,12 @@
 //! log, each declared credential's rotation state) to a plain, serializable [`Posture`]; reading
 //! and rendering are the caller's (the `tokenward` command renders it as text, JSON and HTML; its
 //! daemon and `alerts check` send the findings that call for a person, [`FindingKind::is_alert`]).
+//!
+//! [`inventory`] looks wider: every credential the deployment can see at its providers (AWS IAM
+//! access keys) and in its store, managed by Tokenward or not.
 
 mod analyze;
+pub mod inventory;
 mod model;
 
 pub use analyze::analyze;

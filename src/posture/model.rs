@@ -56,6 +56,8 @@ pub enum FindingKind {
     RotationRolledBack,
     /// Revoked tokens still presented.
     RevokedStillPresented,
+    /// A revoked cloud credential its provider still accepted when the rotator gave up probing.
+    RevocationUnconfirmed,
     /// The audit log fails verification.
     AuditChainBroken,
 }
@@ -74,6 +76,7 @@ impl FindingKind {
             Self::RotationOverdue => "rotation_overdue",
             Self::RotationRolledBack => "rotation_rolled_back",
             Self::RevokedStillPresented => "revoked_still_presented",
+            Self::RevocationUnconfirmed => "revocation_unconfirmed",
             Self::AuditChainBroken => "audit_chain_broken",
         }
     }
@@ -89,6 +92,7 @@ impl FindingKind {
                 | Self::RotationRolledBack
                 | Self::AuditChainBroken
                 | Self::RevokedStillPresented
+                | Self::RevocationUnconfirmed
         )
     }
 }
@@ -235,6 +239,22 @@ pub struct RotationStep {
     pub step: String,
     /// Whether it succeeded.
     pub ok: bool,
+    /// For a revocation's proof (`revocation_confirmed`, `revocation_unconfirmed`): how long after
+    /// the revocation, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<i64>,
+    /// The credential version's handle it is about, when the step names one (an access key id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+}
+
+impl RotationStep {
+    /// Whether it is about a revocation's proof or a retirement's reason, not a rotation's own
+    /// progress (`revocation_confirmed`, `revocation_unconfirmed`, `previous_quiet`).
+    #[must_use]
+    pub fn is_aftercare(&self) -> bool {
+        matches!(self.step.as_str(), "revocation_confirmed" | "revocation_unconfirmed" | "previous_quiet")
+    }
 }
 
 /// A declared credential's rotation age.
@@ -328,6 +348,12 @@ pub struct Posture {
     pub verifications: BTreeMap<String, Volume>,
     /// Who holds each token a finding names, and what for (tampered records: not known).
     pub named_tokens: BTreeMap<String, TokenLabel>,
+    /// Every credential the deployment's sources show, when it was read ([`analyze`] leaves it
+    /// out: reading it reaches the providers; the caller sets it).
+    ///
+    /// [`analyze`]: crate::posture::analyze
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<super::inventory::Inventory>,
 }
 
 /// Active tokens by how they may be used: bound to a key (DPoP: a copy is useless without the

@@ -26,7 +26,7 @@ pub use crate::deploy::SecretsManagerDestination;
 
 use crate::credential::Credential;
 use crate::error::TargetError;
-use crate::target::RotationTarget;
+use crate::target::{Probe, RotationTarget, Usage};
 
 const IAM_VERSION: &str = "2010-05-08";
 /// The user tag that marks a key creation in progress: `<rotation>:<unix ms>`. Set just before
@@ -507,6 +507,31 @@ impl RotationTarget for AwsAccessKeyTarget {
         Ok(Credential::new(id, SecretString::from(secret), now + self.lifetime))
     }
 
+    /// An access key of this target's user, given by its id: active at IAM and acting as the
+    /// user (STS `GetCallerIdentity`, signed with it). It expires, for the rotation, one
+    /// `lifetime` from now. Tagged as Tokenward's at the next rotation, as a current key is.
+    async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        let Some(id) = handle.filter(|h| !h.is_empty()) else {
+            return Err(TargetError::new("adopt", "give the access key id (the secret does not name it)"));
+        };
+        let keys = self.keys().await.map_err(|e| TargetError::new("adopt", e.to_string()))?;
+        match keys.iter().find(|k| k.id == id) {
+            None => {
+                return Err(TargetError::new(
+                    "adopt",
+                    format!("access key {id} is not one of IAM user {}'s", self.user),
+                ));
+            }
+            Some(k) if !k.active => {
+                return Err(TargetError::new("adopt", format!("access key {id} is inactive")));
+            }
+            Some(_) => {}
+        }
+        let cred = Credential::new(id, secret, self.clock.now() + self.lifetime);
+        self.test(&cred).await.map_err(|e| TargetError::new("adopt", e.detail))?;
+        Ok(cred)
+    }
+
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         // Active at IAM (an inactive key is revoked, whatever a local API still accepts) …
         let keys = self.keys().await.map_err(|e| TargetError::new("test", e.to_string()))?;
@@ -548,6 +573,43 @@ impl RotationTarget for AwsAccessKeyTarget {
                 }
             }
         }
+    }
+
+    /// IAM's `GetAccessKeyLastUsed`: the date, and the service and region of the last use.
+    async fn last_used(&self, credential: &Credential) -> Result<Usage, TargetError> {
+        let x = self
+            .admin
+            .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", credential.handle.clone())])
+            .await
+            .map_err(|e| iam_err("last_used", e))?;
+        let at = xml::tag(&x, "LastUsedDate")
+            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
+        Ok(match at {
+            None => Usage::Never,
+            Some(at) => {
+                let by: Vec<String> = [known(xml::tag(&x, "ServiceName")), known(xml::tag(&x, "Region"))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                Usage::At { at, by: (!by.is_empty()).then(|| by.join(" ")) }
+            }
+        })
+    }
+
+    /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's
+    /// refusal of an inactive or deleted key (a local API may still accept an inactive one; a
+    /// deleted one it refuses).
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        let client = self
+            .admin
+            .with_credentials(AwsCredentials::new(credential.handle.clone(), credential.secret.clone()));
+        Ok(match client.caller_arn().await {
+            Ok(_) => Probe::Accepted,
+            Err(e) if e.code() == Some("InvalidClientTokenId") => Probe::Refused,
+            Err(e) => Probe::Unknown(e.to_string()),
+        })
     }
 
     async fn revoke(&self, credential: &Credential) -> Result<(), TargetError> {

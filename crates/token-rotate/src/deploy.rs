@@ -110,6 +110,26 @@ impl RotationTarget for Deployed {
         if left.is_empty() { Ok(()) } else { Err(TargetError::new("promote", left.join("; "))) }
     }
 
+    async fn last_used(&self, credential: &Credential) -> Result<crate::target::Usage, TargetError> {
+        self.target.last_used(credential).await
+    }
+
+    async fn probe(&self, credential: &Credential) -> Result<crate::target::Probe, TargetError> {
+        self.target.probe(credential).await
+    }
+
+    /// The target adopts it, then every destination takes it as current (as a promotion does).
+    async fn adopt(
+        &self,
+        handle: Option<&str>,
+        secret: secrecy::SecretString,
+    ) -> Result<Credential, TargetError> {
+        let adopted = self.target.adopt(handle, secret).await?;
+        self.deploy(&adopted).await?;
+        self.promote(&adopted).await?;
+        Ok(adopted)
+    }
+
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {
         self.target.test(pending).await
     }

@@ -95,6 +95,10 @@ pub enum RotateError {
     /// The credential has no current version (never rotated in).
     #[error("credential {0} has no current version")]
     NoCurrent(String),
+    /// Adoption of a credential that already has a version under Tokenward: it is managed
+    /// already (rotate it instead), and adoption never replaces what the store holds.
+    #[error("credential {0} already has a version in the store: it is managed already (rotate it instead)")]
+    AlreadyManaged(String),
 }
 
 /// Results of this crate.

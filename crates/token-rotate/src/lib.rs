@@ -67,10 +67,10 @@ mod deploy;
 pub use deploy::{Deployed, Destination, ValueFormat};
 #[cfg(feature = "aws")]
 pub mod aws;
-pub use rotator::{EmergencyReport, Rotation, Rotator};
+pub use rotator::{ConfirmPolicy, EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
-pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
-pub use target::RotationTarget;
+pub use state::{Emergency, EmergencyOrder, RotationRecord, Step, Unconfirmed};
+pub use target::{Probe, RotationTarget, Usage};
 pub use tokens::TokenwardTokenTarget;
 
 pub use secrecy;

@@ -19,7 +19,7 @@ pub use token_http::openbao::{OpenBao, OpenBaoBuilder, OpenBaoError};
 
 use crate::credential::Credential;
 use crate::error::TargetError;
-use crate::target::RotationTarget;
+use crate::target::{Probe, RotationTarget};
 
 /// Maps an OpenBao failure to the target's error for `step`.
 fn at(step: &'static str) -> impl FnOnce(OpenBaoError) -> TargetError {
@@ -73,6 +73,45 @@ impl RotationTarget for OpenBaoTokenTarget {
         let lease = TimeDelta::from_std(made.lease)
             .map_err(|_| TargetError::new("create", "OpenBao's answer holds a lease out of range"))?;
         Ok(Credential::new(made.accessor, made.token, now + lease))
+    }
+
+    /// A token that authenticates (`lookup-self` with it: this uses one use of a use-limited
+    /// token), by its accessor (checked against `handle` when given), expiring when OpenBao says.
+    /// A token that never expires is refused: every credential Tokenward manages has an expiry.
+    async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        let data = match self.bao.lookup_as(&secret).await {
+            Ok(data) => data,
+            Err(OpenBaoError::Api { status, .. }) => {
+                return Err(TargetError::new("adopt", format!("the token does not authenticate ({status})")));
+            }
+            Err(e) => return Err(TargetError::openbao("adopt", e)),
+        };
+        let Some(accessor) = data["accessor"].as_str().filter(|a| !a.is_empty()) else {
+            return Err(TargetError::new("adopt", "OpenBao's lookup-self answer has no accessor"));
+        };
+        if handle.is_some_and(|h| h != accessor) {
+            return Err(TargetError::new("adopt", "the token's accessor is not the one given"));
+        }
+        let expires = data["expire_time"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let Some(expires) = expires else {
+            return Err(TargetError::new(
+                "adopt",
+                "the token never expires: make one with a TTL (Tokenward manages only credentials that expire)",
+            ));
+        };
+        Ok(Credential::new(accessor, secret, expires))
+    }
+
+    /// `lookup-self` with the revoked token: OpenBao's 403 is its refusal.
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        Ok(match self.bao.lookup_as(&credential.secret).await {
+            Ok(_) => Probe::Accepted,
+            Err(OpenBaoError::Api { status: 403, .. }) => Probe::Refused,
+            Err(e) => Probe::Unknown(e.to_string()),
+        })
     }
 
     async fn test(&self, pending: &Credential) -> Result<(), TargetError> {

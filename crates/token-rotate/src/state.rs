@@ -115,6 +115,29 @@ pub struct RotationRecord {
     /// runs at once, until a replacement is current and the leaked version is revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<Emergency>,
+    /// Revocations not yet confirmed at the provider: probed until it refuses the credential
+    /// (see [`Rotator::confirm_revocations`](crate::Rotator::confirm_revocations)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<Unconfirmed>,
+}
+
+/// A revoked credential whose refusal by its provider is not yet confirmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Unconfirmed {
+    /// Its version in the store.
+    pub version: u64,
+    /// Its handle (an access key id, an accessor).
+    pub handle: String,
+    /// When it was revoked (Unix ms).
+    pub revoked_at_ms: i64,
+    /// Refusals in a row so far.
+    #[serde(default)]
+    pub refusals: u32,
+    /// Probes so far.
+    #[serde(default)]
+    pub probes: u32,
 }
 
 impl Default for RotationRecord {
@@ -126,6 +149,7 @@ impl Default for RotationRecord {
             rolled_back: 0,
             promoted_at_ms: None,
             emergency: None,
+            unconfirmed: Vec::new(),
         }
     }
 }
@@ -205,7 +229,7 @@ mod tests {
                 revoked: rotation % 2 == 0,
                 declared_ms: ms,
             });
-            let r = RotationRecord { rotation, step, promoted: v / 2, rolled_back: v / 3, promoted_at_ms: Some(ms), emergency };
+            let r = RotationRecord { rotation, step, promoted: v / 2, rolled_back: v / 3, promoted_at_ms: Some(ms), emergency, unconfirmed: Vec::new() };
             let again: RotationRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
             prop_assert_eq!(again, r);
         }

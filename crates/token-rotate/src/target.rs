@@ -2,9 +2,41 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 use crate::credential::Credential;
 use crate::error::TargetError;
+
+/// What a provider said of a revoked credential ([`RotationTarget::probe`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Probe {
+    /// It refused it: the credential is dead there.
+    Refused,
+    /// It still accepts it.
+    Accepted,
+    /// The answer proves neither (throttled, unreachable, an error that is not a refusal).
+    Unknown(String),
+    /// The target cannot probe (its credentials are checked elsewhere, or not at all).
+    Unsupported,
+}
+
+/// A credential's last use, as its provider reports it ([`RotationTarget::last_used`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Usage {
+    /// The provider does not say (OpenBao): retirement waits for the maximum overlap.
+    Unknown,
+    /// Never used.
+    Never,
+    /// Last used then, and where or by what when the provider says (`sts us-east-1`).
+    At {
+        /// When.
+        at: DateTime<Utc>,
+        /// By what, or where (never a secret).
+        by: Option<String>,
+    },
+}
 
 /// A system whose credentials Tokenward rotates (our own tokens, an OpenBao token or KV secret, a
 /// cloud provider's access keys).
@@ -69,6 +101,38 @@ pub trait RotationTarget: Send + Sync {
     async fn promote(&self, current: &Credential) -> Result<(), TargetError> {
         let _ = current;
         Ok(())
+    }
+
+    /// Takes an existing credential — made outside Tokenward — under management: checks, at the
+    /// target, that `secret` works and is a credential this target rotates (an IAM key of its
+    /// user, acting as that user), and returns it with its handle and expiry. `handle` is the
+    /// credential's public id when the secret alone does not name it (an access key id); a target
+    /// that learns it from the secret (an OpenBao token's accessor) checks it when given. The
+    /// default refuses: a target whose credentials only Tokenward makes.
+    async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        let _ = (handle, secret);
+        Err(TargetError::new(
+            "adopt",
+            format!("a {} target cannot adopt a credential made elsewhere", self.kind()),
+        ))
+    }
+
+    /// Asks the provider whether it still accepts `credential` (revoked a moment ago): one
+    /// authenticated call made with it (AWS: STS `GetCallerIdentity`; OpenBao: `lookup-self`).
+    /// The rotator probes each revoked credential until the provider refuses it several times in
+    /// a row, and audits the confirmation. The default says it cannot probe.
+    async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
+        let _ = credential;
+        Ok(Probe::Unsupported)
+    }
+
+    /// When `credential` was last used, as the provider reports it (AWS: `GetAccessKeyLastUsed`;
+    /// our tokens: the store's last use). A previous credential whose quiet period
+    /// ([`Rotator::set_quiet_period`](crate::Rotator::set_quiet_period)) has passed since its
+    /// last use is retired before its overlap ends. The default does not know.
+    async fn last_used(&self, credential: &Credential) -> Result<Usage, TargetError> {
+        let _ = credential;
+        Ok(Usage::Unknown)
     }
 
     /// Proves `pending` works against the target. An error rolls the rotation back.

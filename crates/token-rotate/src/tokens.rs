@@ -44,6 +44,17 @@ impl RotationTarget for TokenwardTokenTarget {
         "tokenward-token"
     }
 
+    /// The store's last use of the token (written by the verifiers' usage flush, so it can lag
+    /// by the flush interval).
+    async fn last_used(&self, credential: &Credential) -> Result<crate::target::Usage, TargetError> {
+        let id = id_of(credential, "last_used")?;
+        let row = self.tokens.token(id).await.map_err(|e| TargetError::new("last_used", e.to_string()))?;
+        Ok(match row.and_then(|r| r.last_used) {
+            Some(at) => crate::target::Usage::At { at, by: None },
+            None => crate::target::Usage::Never,
+        })
+    }
+
     async fn create(&self, _rotation: u64, current: Option<&Credential>) -> Result<Credential, TargetError> {
         let current_id = current.map(|c| id_of(c, "create")).transpose()?;
         let request = match current_id {

@@ -377,3 +377,35 @@ async fn approle_login_tokens_are_revoked_when_the_session_ends_and_a_403_names_
     kv.close().await.unwrap();
     assert_eq!(live_logins(&addr, &root, &role), 0);
 }
+
+/// A token made outside the rotator is adopted by its accessor (a token that never expires, and a
+/// wrong accessor, are refused); once rotated away and revoked, OpenBao is probed until it refuses
+/// it, and nothing is left to confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openbao_token_is_adopted_and_its_revocation_proven() {
+    let Some((addr, root)) = bao() else { return };
+    let client = OpenBao::new(&addr, SecretString::from(root.clone())).unwrap();
+    let target: Arc<dyn RotationTarget> =
+        Arc::new(OpenBaoTokenTarget::new(client, &["default"], TimeDelta::hours(1), "tw-adopt"));
+    let h = harness(target.clone()).await;
+    let made = target.create(0, None).await.unwrap();
+
+    let never = h.rotator.adopt(&h.name, target.as_ref(), None, SecretString::from(root.clone())).await;
+    assert!(never.unwrap_err().to_string().contains("never expires"));
+    let wrong =
+        h.rotator.adopt(&h.name, target.as_ref(), Some("not-its-accessor"), made.secret.clone()).await;
+    assert!(wrong.unwrap_err().to_string().contains("accessor"));
+    let v = h.rotator.adopt(&h.name, target.as_ref(), Some(&made.handle), made.secret.clone()).await.unwrap();
+    let current = h.rotator.current(&h.name).await.unwrap().unwrap();
+    assert_eq!((current.handle.as_str(), v), (made.handle.as_str(), 1));
+    assert_eq!(current.secret.expose_secret(), made.secret.expose_secret());
+    let again = h.rotator.adopt(&h.name, target.as_ref(), None, made.secret.clone()).await;
+    assert!(matches!(again, Err(RotateError::AlreadyManaged(_))), "{again:?}");
+    assert_eq!(target.probe(&made).await.unwrap(), Probe::Accepted);
+
+    let _ = h.rotator.rotate(&h.name, target.as_ref()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    assert!(h.rotator.revoke_previous_if_due(&h.name, target.as_ref()).await.unwrap());
+    assert_eq!(target.probe(&made).await.unwrap(), Probe::Refused);
+    assert!(h.rotator.record(&h.name).await.unwrap().unconfirmed.is_empty(), "proven at once");
+}

@@ -141,6 +141,15 @@ pub(crate) enum Command {
     },
     /// Rotate a declared credential now, or every one that is due.
     Rotate(RotateArgs),
+    /// Take a credential made outside Tokenward (an IAM access key, an OpenBao token) under a
+    /// declared credential, as its current version, with no gap: its secret is read from stdin,
+    /// proven at the target (the key acts as the declared user; the token authenticates) and
+    /// sealed. The next rotation replaces it like any other. Refused when the credential already
+    /// has a version.
+    #[command(
+        after_help = "Examples:\n  printf %s \"$AWS_SECRET_ACCESS_KEY\" | tokenward adopt aws/billing-key --handle AKIA…\n  printf %s \"$BAO_TOKEN\" | tokenward adopt openbao/ci-token"
+    )]
+    Adopt(AdoptArgs),
     /// Run the scheduler, upkeep and alerts until SIGTERM or SIGINT, then drain.
     Daemon(DaemonArgs),
     /// Serve the token exchange (RFC 8693: a workload's OIDC token for a short-lived token, under
@@ -173,6 +182,14 @@ pub(crate) enum Command {
         after_help = "Examples:\n  tokenward report\n  tokenward report --format json > posture.json\n  tokenward report --html posture.html --expiring-within 14d"
     )]
     Report(ReportArgs),
+    /// Every non-human credential the deployment can see: the AWS accounts' access keys and the
+    /// OpenBao servers' tokens its declared credentials reach (with their declared admin access),
+    /// and its own tokens — owner, age, last use, expiry, managed or not, findings (exit 1 when
+    /// there is one). Never a secret.
+    #[command(
+        after_help = "Examples:\n  tokenward inventory\n  tokenward inventory --format json --unused-for 30d\n\nFindings: never-used, unused, too-old, no-expiry, several-active-keys, drifted (a key of a declared credential's IAM user its record does not know)."
+    )]
+    Inventory(InventoryArgs),
     /// Rehearse a leak: plant a live token, scan, revoke and replace, measure the risk window.
     #[command(
         after_help = "Examples:\n  tokenward drill --repeat 10 --format json\n  tokenward drill --credential billing-api/logs-token --html drill.html"
@@ -226,6 +243,10 @@ pub(crate) struct AlertArgs {
     /// Also scan these trees; every finding is an alert (repeat for more).
     #[arg(long)]
     pub(crate) scan: Vec<PathBuf>,
+    /// Also read the inventory (`tokenward inventory`, default thresholds): one alert per finding
+    /// kind, naming the credentials.
+    #[arg(long)]
+    pub(crate) inventory: bool,
 }
 
 #[derive(Debug, Args)]
@@ -463,6 +484,18 @@ pub(crate) struct RotateArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct AdoptArgs {
+    /// A credential declared in the stored policy (`aws-iam-access-key`, `openbao-token`).
+    pub(crate) name: String,
+    /// The credential's public id when its secret does not name it: an access key id (`AKIA…`).
+    /// For an OpenBao token, its accessor (optional: checked when given).
+    #[arg(long)]
+    pub(crate) handle: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The address to listen on (loopback by default; put TLS in front of it, e.g. a proxy).
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
@@ -511,6 +544,9 @@ pub(crate) struct DaemonArgs {
     /// A token expiring within this long is an alert.
     #[arg(long, default_value = "7d")]
     pub(crate) expiring_within: String,
+    /// Also read the inventory at every alert check (`alerts check --inventory`).
+    #[arg(long)]
+    pub(crate) inventory: bool,
     /// Also scan these trees at every alert check.
     #[arg(long)]
     pub(crate) scan: Vec<PathBuf>,
@@ -777,6 +813,26 @@ pub(crate) struct ReportArgs {
     /// A token unused this long is "unused".
     #[arg(long, default_value = "30d")]
     pub(crate) unused_for: String,
+    /// Add the inventory (`tokenward inventory`, default thresholds): every credential the
+    /// declared credentials' accounts and servers show (reads their admin secrets, audited).
+    #[arg(long)]
+    pub(crate) inventory: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InventoryArgs {
+    #[command(flatten)]
+    pub(crate) output: Output,
+    /// An active credential last used longer ago than this is "unused".
+    #[arg(long, default_value = "90d")]
+    pub(crate) unused_for: String,
+    /// An active credential older than this is "too old" (AWS and CIS advise rotating keys every
+    /// 90 days).
+    #[arg(long, default_value = "90d")]
+    pub(crate) max_age: String,
+    /// A credential never used is flagged once it is older than this.
+    #[arg(long, default_value = "1d")]
+    pub(crate) never_used_grace: String,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Audit(c) => cmd::audit::run(g, c).await,
         Command::Scan(a) => cmd::scan::run(g, a).await,
         Command::Report(a) => cmd::report::run(g, a).await,
+        Command::Inventory(a) => cmd::inventory::run(g, a).await,
+        Command::Adopt(a) => cmd::rotate::adopt(g, a).await,
         Command::Drill(a) => cmd::drill::run(g, a).await,
         Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
         Command::Completions(a) => {

@@ -491,3 +491,35 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert_eq!(out.status.code(), code, "tokenward {}: {closed}", args.join(" "));
     }
 }
+
+/// In its overlap, `rotate` says who still uses the previous token: its last use, and the sources
+/// the audit log saw presenting it.
+#[test]
+fn rotate_names_the_sources_still_presenting_the_previous_token() {
+    let cli = Cli::new();
+    let policy = POLICY
+        .replace("emergency = \"replace-first\"\n", "emergency = \"replace-first\"\noverlap = \"4s\"\n");
+    assert_ne!(policy, POLICY);
+    std::fs::write(cli.path("policy.toml"), policy).unwrap();
+    cli.run(&["init", "--prefix", "acme", "--policy", "policy.toml"]).ok();
+    assert!(cli.run(&["rotate", "billing-api/logs-token"]).ok().contains("promoted version 1"));
+    let first: serde_json::Value =
+        serde_json::from_str(cli.run(&["secret", "get", "billing-api/logs-token"]).ok()).unwrap();
+    std::thread::sleep(Duration::from_millis(4100));
+    assert!(cli.run(&["rotate", "billing-api/logs-token"]).ok().contains("promoted version 2"));
+    // A consumer at 10.0.0.7 still presents the first token, in its overlap.
+    let token = first["secret"].as_str().unwrap();
+    let v = cli.run_stdin(
+        &["verify", "--scope", "s3:bucket/prod-logs/app.log:read", "--source", "10.0.0.7"],
+        token.as_bytes(),
+    );
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let r = cli.run(&["rotate", "billing-api/logs-token", "--format", "json"]);
+    assert_eq!(r.code, 3, "in the overlap: {}{}", r.stdout, r.stderr);
+    let r: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(r["previous"]["handle"], first["handle"]);
+    assert_eq!(r["previous"]["presented_by"][0]["source"], "10.0.0.7", "{r}");
+    let text = cli.run(&["rotate", "billing-api/logs-token"]);
+    assert!(text.stdout.contains("presented from 10.0.0.7"), "{}", text.stdout);
+    assert!(!text.stdout.contains(token) && !r.to_string().contains(token));
+}

@@ -1,4 +1,5 @@
-//! The token auth method: look a token up, create an orphan token, revoke one by its accessor.
+//! The token auth method: look a token up, create an orphan token, revoke one by its accessor,
+//! list every token's accessor and look one up by it.
 
 use std::time::Duration;
 
@@ -106,5 +107,30 @@ impl OpenBao {
             400 if super::error::errors(&v).contains("invalid accessor") => Ok(false),
             _ => Err(refused(status, &v)),
         }
+    }
+
+    /// Every token's accessor (`auth/token/accessors`, a LIST; sudo): handles, never tokens.
+    /// None yet is an empty list.
+    pub async fn token_accessors(&self) -> Result<Vec<String>, OpenBaoError> {
+        let (status, v) = self.call(Request::new(crate::Method::List, "/v1/auth/token/accessors")).await?;
+        match status {
+            200 => Ok(v["data"]["keys"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()),
+            404 => Ok(Vec::new()),
+            _ => Err(refused(status, &v)),
+        }
+    }
+
+    /// Looks a token up by its accessor (`auth/token/lookup-accessor`): its `data` (display name,
+    /// policies, creation and expiry times, TTL, orphan) — OpenBao leaves the token's id out.
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Value, OpenBaoError> {
+        let body = json!({ "accessor": accessor });
+        let (status, v) = self.call(Request::post("/v1/auth/token/lookup-accessor").json(&body)).await?;
+        if status != 200 {
+            return Err(refused(status, &v));
+        }
+        Ok(v["data"].clone())
     }
 }

@@ -27,6 +27,10 @@ pub struct EmergencyReport {
     pub replaced_after: Duration,
     /// The replacement's version.
     pub version: u64,
+    /// From the call until its provider was proven to refuse the old credential (several
+    /// refusals in a row), when that was proven within the call; otherwise the confirmation goes
+    /// on in the upkeep and is audited there.
+    pub confirmed_after: Option<Duration>,
 }
 
 impl Rotator {
@@ -53,8 +57,17 @@ impl Rotator {
             AuditOutcome::Success,
         )
         .await?;
-        let next =
-            RotationRecord { emergency: Some(Emergency { revoked: true, ..em.clone() }), ..rec.clone() };
+        let mut unconfirmed = rec.unconfirmed.clone();
+        if !unconfirmed.iter().any(|u| u.version == em.leaked) {
+            unconfirmed.push(self.unconfirmed(em.leaked, &leaked.handle));
+        }
+        let next = RotationRecord {
+            emergency: Some(Emergency { revoked: true, ..em.clone() }),
+            unconfirmed,
+            ..rec.clone()
+        };
+        // Confirmed once the replacement is current (a revoke-first emergency does not wait for
+        // the proof before replacing).
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
         Ok((next, raw))
     }
@@ -159,6 +172,14 @@ impl Rotator {
         };
         match outcome {
             Rotation::Promoted { version, .. } => {
+                // The leaked credential proven dead at its provider, if not already (a lost race
+                // leaves it to the upkeep).
+                let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+                match self.confirm_pending(name, target, rec, raw).await {
+                    Ok((_, _, settled)) => timings.settled(&settled),
+                    Err(RotateError::Busy(_)) => {}
+                    Err(e) => return Err(e),
+                }
                 let revoked = match timings.revoked_handle.take() {
                     Some(h) => h,
                     None => self.version(name, em.leaked).await?.handle,
@@ -169,6 +190,7 @@ impl Rotator {
                     revoked_after: timings.revoked_after.unwrap_or_default(),
                     replaced_after: timings.replaced_after.unwrap_or_default(),
                     version,
+                    confirmed_after: timings.confirmed_after,
                 })
             }
             Rotation::RolledBack { reason, .. }
@@ -208,11 +230,29 @@ pub(super) struct Timings {
     revoked_after: Option<Duration>,
     revoked_handle: Option<String>,
     replaced_after: Option<Duration>,
+    confirmed_after: Option<Duration>,
 }
 
 impl Timings {
     pub(super) fn new() -> Self {
-        Self { started: Instant::now(), revoked_after: None, revoked_handle: None, replaced_after: None }
+        Self {
+            started: Instant::now(),
+            revoked_after: None,
+            revoked_handle: None,
+            replaced_after: None,
+            confirmed_after: None,
+        }
+    }
+
+    /// Notes the confirmation of the revoked credential, if it is among `settled`.
+    pub(super) fn settled(&mut self, settled: &[(String, super::confirm::Settled)]) {
+        for (handle, s) in settled {
+            if matches!(s, super::confirm::Settled::Confirmed(_))
+                && self.revoked_handle.as_deref() == Some(handle)
+            {
+                self.confirmed_after.get_or_insert(self.started.elapsed());
+            }
+        }
     }
 
     pub(super) fn revoked(&mut self, handle: &str) {

@@ -19,9 +19,13 @@ use crate::target::RotationTarget;
 /// (`TOKENWARD_LOG=token_rotate::rotator=debug`) stays put when the code moves.
 const LOG_TARGET: &str = "token_rotate::rotator";
 
+mod adopt;
+mod confirm;
 mod emergency;
+mod quiet;
 mod retire;
 
+pub use confirm::ConfirmPolicy;
 pub use emergency::EmergencyReport;
 use emergency::Timings;
 
@@ -98,6 +102,8 @@ pub struct Rotator {
     /// Per-credential overlaps (a policy's `overlap`), instead of `overlap`.
     overlaps: std::sync::Mutex<std::collections::HashMap<String, TimeDelta>>,
     events: broadcast::Sender<(String, u64)>,
+    confirm: ConfirmPolicy,
+    quiet: std::sync::Mutex<std::collections::HashMap<String, TimeDelta>>,
 }
 
 impl std::fmt::Debug for Rotator {
@@ -119,7 +125,33 @@ impl Rotator {
             overlap,
             overlaps: Default::default(),
             events,
+            confirm: ConfirmPolicy::default(),
+            quiet: Default::default(),
         }
+    }
+
+    /// Retires `name`'s previous credential once it has been unused for `quiet` (its provider's
+    /// [`RotationTarget::last_used`]; the quiet time counts from the promotion at the earliest),
+    /// and in any case when its overlap ends — the overlap becomes the maximum. `None`: at the
+    /// overlap's end only (the default).
+    pub fn set_quiet_period(&self, name: &SecretName, quiet: Option<TimeDelta>) {
+        let mut q = self.quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match quiet {
+            Some(d) => q.insert(name.as_str().to_owned(), d.max(TimeDelta::zero())),
+            None => q.remove(name.as_str()),
+        };
+    }
+
+    /// `name`'s quiet period, if it has one.
+    pub fn quiet_period(&self, name: &SecretName) -> Option<TimeDelta> {
+        self.quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name.as_str()).copied()
+    }
+
+    /// How revocations are confirmed at the provider (see [`ConfirmPolicy`]).
+    #[must_use]
+    pub fn with_confirmation(mut self, policy: ConfirmPolicy) -> Self {
+        self.confirm = policy;
+        self
     }
 
     /// Records every step through `auditor` (durably, before the step is acknowledged).
@@ -249,6 +281,8 @@ impl Rotator {
     pub async fn rotate(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<Rotation> {
         let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        // Revocations still to be proven, first (cheap when there are none).
+        let (rec, raw, _) = self.confirm_pending(name, target, rec, raw).await?;
         self.advance(name, target, rec, raw, &mut Timings::new()).await
     }
 
@@ -281,7 +315,9 @@ impl Rotator {
             match rec.step.clone() {
                 Step::Promoted { previous, revoke_after_ms, unfinished } => {
                     let until = DateTime::from_timestamp_millis(revoke_after_ms).unwrap_or(now);
-                    let due = rec.emergency.is_some() || now >= until;
+                    let due = rec.emergency.is_some()
+                        || now >= until
+                        || (unfinished.is_none() && self.quiet_enough(name, target, &rec, previous).await?);
                     // An unfinished promotion is retried at once; a finished one is made again
                     // (idempotent) before the previous credential is revoked.
                     if unfinished.is_some() || due {

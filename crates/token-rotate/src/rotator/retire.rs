@@ -22,6 +22,7 @@ impl Rotator {
         timings: &mut Timings,
     ) -> Result<(RotationRecord, Option<Vec<u8>>)> {
         let mut emergency = rec.emergency.clone();
+        let mut unconfirmed = rec.unconfirmed.clone();
         if let Some(p) = previous {
             // (The caller made sure the current one is current where consumers read it.)
             let cred = self.version(name, p).await?;
@@ -44,9 +45,19 @@ impl Rotator {
                 "revoke_previous"
             };
             self.audit(name, target, step, rec.rotation, Some(&cred.handle), AuditOutcome::Success).await?;
+            if !unconfirmed.iter().any(|u| u.version == p) {
+                unconfirmed.push(self.unconfirmed(p, &cred.handle));
+            }
         }
-        let next = RotationRecord { step: Step::Idle, emergency, ..rec };
+        let next = RotationRecord { step: Step::Idle, emergency, unconfirmed, ..rec };
         let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+        // Proven dead at the provider (or left pending for the next call and the upkeep). An
+        // emergency proves it once its replacement is current, at its end.
+        if next.emergency.is_some() {
+            return Ok((next, raw));
+        }
+        let (next, raw, settled) = self.confirm_pending(name, target, next, raw).await?;
+        timings.settled(&settled);
         Ok((next, raw))
     }
 
@@ -132,6 +143,23 @@ impl Rotator {
         name: &SecretName,
         target: &dyn RotationTarget,
     ) -> Result<bool> {
+        self.revoke_previous(name, target, false).await
+    }
+
+    /// Revokes the previous credential of `name` now, its overlap cut short (it leaked): once the
+    /// current one is current everywhere consumers read it, revoked at the target, its label
+    /// dropped, and proven refused at the provider as every revocation is. Returns whether it is
+    /// done (`false`: the current one is not yet current everywhere, or a rotation is under way).
+    pub async fn revoke_previous_now(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<bool> {
+        self.revoke_previous(name, target, true).await
+    }
+
+    async fn revoke_previous(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        early: bool,
+    ) -> Result<bool> {
         let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
         if rec.emergency.is_some() {
@@ -139,7 +167,10 @@ impl Rotator {
         }
         match rec.step.clone() {
             Step::Promoted { previous, revoke_after_ms, .. } => {
-                if self.clock.now().timestamp_millis() < revoke_after_ms {
+                if !early
+                    && self.clock.now().timestamp_millis() < revoke_after_ms
+                    && !self.quiet_enough(name, target, &rec, previous).await?
+                {
                     return Ok(false);
                 }
                 // Not while the current one is not current everywhere consumers read it.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
+use tokenward::posture::inventory::InventoryThresholds;
 use tokenward::posture::{Posture, Thresholds};
 use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
@@ -37,6 +38,9 @@ pub(crate) struct Alert {
     pub(crate) credential: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) location: Option<String>,
+    /// The inventory's credentials an alert names (`source:id`, never a secret).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) credentials: Vec<String>,
 }
 
 /// The posture's findings that call for a person ([`tokenward::posture::FindingKind::is_alert`]).
@@ -51,6 +55,7 @@ pub(crate) fn from_posture(p: &Posture) -> Vec<Alert> {
             tokens: f.tokens.clone(),
             credential: f.credential.clone(),
             location: None,
+            credentials: Vec::new(),
         })
         .collect()
 }
@@ -74,6 +79,7 @@ pub(crate) async fn scan_alerts(paths: &[PathBuf]) -> Result<Vec<Alert>> {
                     tokens: Vec::new(),
                     credential: None,
                     location: Some(format!("{}/{}", p.display(), f.location)),
+                    credentials: Vec::new(),
                 });
             }
         }
@@ -237,10 +243,15 @@ pub(crate) async fn current(
     g: &Global,
     t: &Thresholds,
     scan: &[PathBuf],
+    inventory: bool,
 ) -> Result<Vec<Alert>> {
     let posture = report::build(tw, g, t).await?;
     let mut alerts = from_posture(&posture);
     alerts.extend(scan_alerts(scan).await?);
+    if inventory {
+        let inv = crate::cmd::inventory::read(tw, InventoryThresholds::default()).await?;
+        alerts.extend(crate::cmd::inventory::alerts(&inv));
+    }
     Ok(alerts)
 }
 
@@ -249,7 +260,14 @@ pub(crate) fn fresh(alerts: Vec<Alert>, sent: &mut BTreeSet<String>) -> Vec<Aler
     alerts
         .into_iter()
         .filter(|a| {
-            sent.insert(format!("{}|{}|{:?}|{:?}", a.kind, a.tokens.join(","), a.credential, a.location))
+            sent.insert(format!(
+                "{}|{}|{:?}|{:?}|{}",
+                a.kind,
+                a.tokens.join(","),
+                a.credential,
+                a.location,
+                a.credentials.join(",")
+            ))
         })
         .collect()
 }
@@ -263,7 +281,7 @@ pub(crate) async fn check(g: &Global, a: AlertArgs) -> Result<u8> {
     let tw = open::open(g, Need::Audited).await?;
     let result = async {
         let sinks = Sinks::resolve(&tw, &a.sinks).await?;
-        let alerts = current(&tw, g, &t, &a.scan).await?;
+        let alerts = current(&tw, g, &t, &a.scan, a.inventory).await?;
         sinks.send(&alerts, tw.clock().now()).await?;
         Ok::<_, CliError>(alerts.len())
     }

@@ -4,6 +4,7 @@ pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod drill;
 pub(crate) mod init;
+pub(crate) mod inventory;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod rotate;

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokenward::Tokenward;
+use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
-use tokenward::rotate::{Rotation, Scheduler};
+use tokenward::rotate::{Rotation, Scheduler, Usage};
 
-use crate::cli::{DaemonArgs, Global, RotateArgs};
+use crate::cli::{AdoptArgs, DaemonArgs, Global, RotateArgs};
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
@@ -72,7 +73,36 @@ fn rotation_text(name: &str, r: &Rotation) -> (String, u8, &'static str, Option<
     }
 }
 
-async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, json: bool) -> Result<u8> {
+/// Where the audit log saw token `handle` presented (allowed), by source, with the last time:
+/// the consumers still on a previous token. Empty for a handle that is not a token id, or a log
+/// that cannot be read (this is a hint for the operator, not a decision).
+async fn presented_by(g: &Global, handle: &str) -> Vec<(String, DateTime<Utc>)> {
+    let Ok(id) = handle.parse::<tokenward::core::TokenId>() else { return Vec::new() };
+    let Ok(entries) = crate::cmd::audit::entries(g).await else { return Vec::new() };
+    let mut seen: std::collections::BTreeMap<String, DateTime<Utc>> = std::collections::BTreeMap::new();
+    for e in entries.map_while(std::result::Result::ok) {
+        let ev = &e.event;
+        if ev.token == Some(id)
+            && matches!(ev.action, tokenward::audit::Action::VerifyAllowed)
+            && let Some(source) = &ev.source
+        {
+            let last = seen.entry(source.clone()).or_insert(ev.time);
+            *last = (*last).max(ev.time);
+        }
+    }
+    let mut out: Vec<(String, DateTime<Utc>)> = seen.into_iter().collect();
+    out.sort_by_key(|(_, last)| std::cmp::Reverse(*last));
+    out
+}
+
+async fn one(
+    g: &Global,
+    tw: &Tokenward,
+    file: &PolicyFile,
+    name: &str,
+    emergency: bool,
+    json: bool,
+) -> Result<u8> {
     let spec = file
         .credential(name)
         .ok_or_else(|| CliError::new(format!("no credential {name} is declared in the stored policy")))?;
@@ -86,6 +116,7 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
                 "{}",
                 json!({"credential": name, "emergency": true, "revoked": r.revoked, "version": r.version,
                        "revoked_after_ms": r.revoked_after.as_secs_f64() * 1e3,
+                       "confirmed_after_ms": r.confirmed_after.map(|d| d.as_secs_f64() * 1e3),
                        "replaced_after_ms": r.replaced_after.as_secs_f64() * 1e3})
             );
         } else {
@@ -100,22 +131,91 @@ async fn one(tw: &Tokenward, file: &PolicyFile, name: &str, emergency: bool, jso
         }
         return Ok(0);
     }
-    let r = tw.rotate(&secret, target).await?;
+    let r = tw.rotate(&secret, target.clone()).await?;
     let (text, code, status, left) = rotation_text(name, &r);
     let until = match &r {
         Rotation::InOverlap { until } | Rotation::Waiting { until, .. } => Some(out::time(*until)),
         _ => None,
     };
+    // In its overlap: who still uses the previous credential, as its provider reports.
+    let previous = match &r {
+        Rotation::InOverlap { .. } => tw.rotator().previous_usage(&secret, target.as_ref()).await?,
+        _ => None,
+    };
+    let now = tw.clock().now();
+    let sources = match &previous {
+        Some((handle, _)) => presented_by(g, handle).await,
+        None => Vec::new(),
+    };
+    let (last_used, by) = match previous.as_ref().map(|(_, u)| u) {
+        Some(Usage::At { at, by }) => (Some(out::time(*at)), by.clone()),
+        Some(Usage::Never) => (Some("never".to_owned()), None),
+        _ => (None, None),
+    };
     if json {
         println!(
             "{}",
             json!({"credential": name, "result": text, "ok": code == 0, "status": status,
-                   "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until})
+                   "started": code != EXIT_NOTHING_STARTED, "left": left, "until": until,
+                   "previous": previous.as_ref().map(|(h, _)| json!({"handle": h, "last_used": last_used, "by": by,
+                       "presented_by": sources.iter().map(|(s, t)| json!({"source": s, "last": out::time(*t)})).collect::<Vec<_>>()}))})
         );
     } else {
         println!("{text}");
+        if let Some((handle, usage)) = &previous {
+            let seen = match usage {
+                Usage::At { at, by } => format!(
+                    "last used {} ago{}",
+                    out::fmt_delta((now - *at).max(tokenward::core::chrono::TimeDelta::zero())),
+                    by.as_ref().map(|b| format!(" ({b})")).unwrap_or_default()
+                ),
+                Usage::Never => "never used".into(),
+                _ => "its provider does not report its use".into(),
+            };
+            println!("  previous {handle}: {seen}");
+            for (source, last) in &sources {
+                println!(
+                    "    presented from {source}, last {} ago",
+                    out::fmt_delta((now - *last).max(tokenward::core::chrono::TimeDelta::zero()))
+                );
+            }
+        }
     }
     Ok(code)
+}
+
+/// `tokenward adopt`: the secret from stdin, proven at the declared credential's target, sealed
+/// as its current version.
+pub(crate) async fn adopt(g: &Global, a: AdoptArgs) -> Result<u8> {
+    let value = crate::cmd::secrets::value_from_stdin()?;
+    let secret = std::str::from_utf8(&value)
+        .map_err(|_| CliError::new("the credential's secret is not UTF-8 text"))?
+        .trim();
+    let secret = tokenward::secrecy::SecretString::from(secret.to_owned());
+    let tw = open::open(g, Need::Audited).await?;
+    let result = async {
+        let (file, _) = stored(&tw).await?;
+        let spec = file.credential(&a.name).ok_or_else(|| {
+            CliError::new(format!("no credential {} is declared in the stored policy", a.name))
+        })?;
+        let name = spec.secret_name()?;
+        let target = tw.declared_target(&file, spec).await?;
+        let version = tw.adopt(&name, target, a.handle.as_deref(), secret).await?;
+        let handle = tw.current_credential(&name).await?.map(|c| c.handle).unwrap_or_default();
+        Ok::<_, CliError>((version, handle))
+    }
+    .await;
+    tw.shutdown().await?;
+    let (version, handle) = result?;
+    if a.output.json() {
+        println!("{}", json!({"credential": a.name, "adopted": handle, "version": version}));
+    } else {
+        println!(
+            "{}: adopted {handle} as version {version} (current); the next rotation replaces it",
+            a.name
+        );
+    }
+    Ok(0)
 }
 
 pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
@@ -169,7 +269,7 @@ pub(crate) async fn rotate(g: &Global, a: RotateArgs) -> Result<u8> {
         let (file, _) = stored(&tw).await?;
         let name = a.name.as_deref().unwrap_or_default();
         tw.manage_declared(&file, false).await?;
-        one(&tw, &file, name, a.emergency, a.output.json()).await
+        one(g, &tw, &file, name, a.emergency, a.output.json()).await
     }
     .await;
     tw.shutdown().await?;
@@ -241,7 +341,7 @@ pub(crate) async fn daemon(g: &Global, a: DaemonArgs) -> Result<u8> {
                 }
             }
             _ = alerter.tick() => {
-                match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan).await {
+                match crate::cmd::alerts::current(&tw, g, &thresholds, &a.scan, a.inventory).await {
                     Ok(all) => {
                         let new = crate::cmd::alerts::fresh(all, &mut sent);
                         if let Err(e) = sinks.send(&new, tw.clock().now()).await {

@@ -26,36 +26,43 @@ pub(crate) fn user_name(name: &str) -> Result<SecretName> {
     Ok(SecretName::new(name)?)
 }
 
+/// A secret value from stdin: typed with the echo off on a terminal, else piped (at most
+/// [`MAX_SECRET`] bytes, one trailing newline dropped). Zeroized on drop.
+pub(crate) fn value_from_stdin() -> Result<Zeroizing<Vec<u8>>> {
+    let mut value = if std::io::stdin().is_terminal() {
+        // Typed: one line with the terminal's echo off (a multi-line value is piped).
+        let line = rpassword::prompt_password("the value (one line, not echoed): ")
+            .map_err(|e| CliError::new(format!("reading the value from the terminal: {e}")))?;
+        Zeroizing::new(line.into_bytes())
+    } else {
+        let mut value = Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .take(MAX_SECRET as u64 + 1)
+            .read_to_end(&mut value)
+            .map_err(|e| CliError::new(format!("reading the value from stdin: {e}")))?;
+        value
+    };
+    if value.len() > MAX_SECRET {
+        return Err(CliError::new(format!("the value is over {MAX_SECRET} bytes")));
+    }
+    // One trailing newline is dropped (what `echo` and here-strings add).
+    if value.last() == Some(&b'\n') {
+        value.pop();
+        if value.last() == Some(&b'\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        return Err(CliError::new("no value on stdin"));
+    }
+    Ok(value)
+}
+
 pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
     match c {
         SecretCmd::Put { name, output } => {
             let name = user_name(&name)?;
-            let mut value = if std::io::stdin().is_terminal() {
-                // Typed: one line with the terminal's echo off (a multi-line value is piped).
-                let line = rpassword::prompt_password("the value (one line, not echoed): ")
-                    .map_err(|e| CliError::new(format!("reading the value from the terminal: {e}")))?;
-                Zeroizing::new(line.into_bytes())
-            } else {
-                let mut value = Zeroizing::new(Vec::new());
-                std::io::stdin()
-                    .take(MAX_SECRET as u64 + 1)
-                    .read_to_end(&mut value)
-                    .map_err(|e| CliError::new(format!("reading the value from stdin: {e}")))?;
-                value
-            };
-            if value.len() > MAX_SECRET {
-                return Err(CliError::new(format!("the value is over {MAX_SECRET} bytes")));
-            }
-            // One trailing newline is dropped (what `echo` and here-strings add).
-            if value.last() == Some(&b'\n') {
-                value.pop();
-                if value.last() == Some(&b'\r') {
-                    value.pop();
-                }
-            }
-            if value.is_empty() {
-                return Err(CliError::new("no value on stdin"));
-            }
+            let value = value_from_stdin()?;
             let tw = open::open(g, Need::Audited).await?;
             let v = tw.seal_current(&name, &value).await;
             tw.shutdown().await?;

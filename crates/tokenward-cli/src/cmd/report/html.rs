@@ -79,13 +79,17 @@ fn rotation_history(p: &Posture) -> String {
         let last = c.days_since_rotation.map_or_else(|| "never".to_owned(), super::days_ago);
         let mut steps = String::new();
         for s in &c.history {
+            // A revocation's proof says how long after the revocation the provider refused it.
+            let after = s.after_ms.map(|ms| format!(" +{ms} ms")).unwrap_or_default();
             let _ = write!(
                 steps,
-                r#"<span class="{}" title="{}">{} {}</span>"#,
+                r#"<span class="{}" title="{}{}">{} {}{}</span>"#,
                 if s.ok { "" } else { "failed" },
                 esc(&out::time(s.at)),
+                esc(&s.handle.as_deref().map(|h| format!(" {h}")).unwrap_or_default()),
                 esc(&s.at.format("%m-%d %H:%M").to_string()),
-                esc(&s.step)
+                esc(&s.step),
+                esc(&after)
             );
         }
         if steps.is_empty() {
@@ -98,6 +102,29 @@ fn rotation_history(p: &Posture) -> String {
             esc(&every),
             esc(&last)
         );
+    }
+    h.push_str("</table>");
+    h
+}
+
+/// The inventory's section: one row per credential, its findings red.
+fn inventory(inv: &tokenward::posture::inventory::Inventory) -> String {
+    let mut h = String::from("<h2>Inventory (every credential the sources show)</h2><table><tr>");
+    let rows = crate::cmd::inventory::rows(inv);
+    for c in crate::cmd::inventory::HEAD {
+        let _ = write!(h, "<th>{}</th>", esc(&c.to_lowercase()));
+    }
+    h.push_str("</tr>");
+    if rows.is_empty() {
+        h.push_str(r#"<tr><td colspan="8">no credentials</td></tr>"#);
+    }
+    for r in &rows {
+        h.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let class = if i + 1 == r.len() && c != "-" { r#" class="high""# } else { "" };
+            let _ = write!(h, "<td{class}>{}</td>", esc(c));
+        }
+        h.push_str("</tr>");
     }
     h.push_str("</table>");
     h
@@ -170,6 +197,9 @@ pub(crate) fn html(p: &Posture) -> String {
     h.push_str("<h2>Verifications per principal (from the audit log)</h2>");
     h.push_str(&legend(&[(svg::BLUE, "allowed", false), (svg::ORANGE, "denied", false)]));
     h.push_str(&svg::volume_chart(p));
+    if let Some(inv) = &p.inventory {
+        h.push_str(&inventory(inv));
+    }
     h.push_str("</body></html>\n");
     h
 }

@@ -12,6 +12,7 @@ use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
+use tokenward::posture::inventory::InventoryThresholds;
 use tokenward::posture::{self, CredentialState, Inputs, Posture, Thresholds};
 use tokenward::store::TokenQuery;
 
@@ -133,6 +134,22 @@ pub(crate) fn text(p: &Posture) -> String {
             let _ = writeln!(s, "        credential {c}");
         }
     }
+    // Each credential's last revocation proof: how long its provider took to refuse the old one.
+    for c in &p.rotation {
+        if let Some(proof) = c.history.iter().rev().find(|h| h.step == "revocation_confirmed") {
+            let _ = writeln!(
+                s,
+                "credential {}: last revocation ({}) confirmed {} ms after it, at {}",
+                c.name,
+                proof.handle.as_deref().unwrap_or("?"),
+                proof.after_ms.unwrap_or_default(),
+                out::time(proof.at)
+            );
+        }
+    }
+    if let Some(inv) = &p.inventory {
+        let _ = write!(s, "\ninventory\n{}", crate::cmd::inventory::text(inv));
+    }
     s
 }
 
@@ -141,10 +158,15 @@ pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
         expiring_within: out::duration(&a.expiring_within, "--expiring-within")?,
         unused_for: out::duration(&a.unused_for, "--unused-for")?,
     };
-    let tw = open::open(g, Need::ReadOnly).await?;
+    // The inventory reads the declared admin secrets: audited.
+    let tw = open::open(g, if a.inventory { Need::Audited } else { Need::ReadOnly }).await?;
     let posture = async {
         let (file, version) = stored(&tw).await?;
-        build_with(&tw, &file, version, g, &t).await
+        let mut posture = build_with(&tw, &file, version, g, &t).await?;
+        if a.inventory {
+            posture.inventory = Some(crate::cmd::inventory::read(&tw, InventoryThresholds::default()).await?);
+        }
+        Ok::<_, CliError>(posture)
     }
     .await;
     tw.shutdown().await?;
@@ -159,5 +181,7 @@ pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
     } else if a.html.is_none() {
         print!("{}", text(&posture));
     }
-    Ok(if posture.findings.is_empty() { 0 } else { 1 })
+    let inventory_findings =
+        posture.inventory.as_ref().is_some_and(|i| i.entries.iter().any(|e| !e.findings.is_empty()));
+    Ok(if posture.findings.is_empty() && !inventory_findings { 0 } else { 1 })
 }

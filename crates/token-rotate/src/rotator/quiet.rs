@@ -1,0 +1,75 @@
+//! Usage-aware retirement: a previous credential is retired once its provider reports it unused
+//! for the credential's quiet period (after the promotion), and at the latest when its overlap
+//! ends. Who still uses it can be asked ([`Rotator::previous_usage`]).
+
+use chrono::{DateTime, TimeDelta};
+use token_audit::{Action, Actor, AuditEvent, Outcome as AuditOutcome};
+use token_store::SecretName;
+
+use super::Rotator;
+use crate::error::Result;
+use crate::state::RotationRecord;
+use crate::target::{RotationTarget, Usage};
+
+impl Rotator {
+    /// The previous credential of `name`, if there is one, and its last use as the provider
+    /// reports it: what an operator looks at to find consumers that have not switched.
+    pub async fn previous_usage(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+    ) -> Result<Option<(String, Usage)>> {
+        let Some(previous) = self.previous(name).await? else { return Ok(None) };
+        let usage = target.last_used(&previous).await?;
+        Ok(Some((previous.handle, usage)))
+    }
+
+    /// Whether `name`'s previous version may be retired before its overlap ends: it has a quiet
+    /// period, and the provider reports no use of it for that long since the promotion. Audited
+    /// (`previous_quiet`, with its last use) when it may. An error asking is no permission.
+    pub(super) async fn quiet_enough(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        rec: &RotationRecord,
+        previous: Option<u64>,
+    ) -> Result<bool> {
+        let Some(quiet) = self.quiet_period(name) else { return Ok(false) };
+        let Some(version) = previous else { return Ok(false) };
+        let now = self.clock.now();
+        let promoted = rec.promoted_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(now);
+        let cred = self.version(name, version).await?;
+        let usage = match target.last_used(&cred).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(credential = name.as_str(), handle = %cred.handle, error = %e, "the previous credential's last use could not be read: it stays until its overlap ends");
+                return Ok(false);
+            }
+        };
+        let (since, last) = match &usage {
+            Usage::At { at, .. } => ((*at).max(promoted), at.to_rfc3339()),
+            Usage::Never => (promoted, "never".to_owned()),
+            _ => return Ok(false),
+        };
+        if now - since < quiet {
+            return Ok(false);
+        }
+        tracing::info!(credential = name.as_str(), handle = %cred.handle, last_used = %last, "the previous credential is unused: retiring it");
+        if let Some(a) = &self.audit {
+            let e = AuditEvent::new(now, Actor::System, Action::Rotate("previous_quiet".to_owned()))
+                .outcome(AuditOutcome::Success)
+                .attr("credential", name.as_str())
+                .attr("target", target.kind())
+                .attr("rotation", rec.rotation.to_string())
+                .attr("handle", cred.handle.as_str())
+                .attr("last_used", last)
+                .attr("quiet_ms", quiet.num_milliseconds().to_string())
+                .attr(
+                    "overlap_used_ms",
+                    (now - promoted).max(TimeDelta::zero()).num_milliseconds().to_string(),
+                );
+            a.emit_durable(e).await?;
+        }
+        Ok(true)
+    }
+}

@@ -601,6 +601,10 @@ impl RotationTarget for AwsAccessKeyTarget {
     /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's
     /// refusal of an inactive or deleted key (a local API may still accept an inactive one; a
     /// deleted one it refuses).
+    fn can_probe(&self) -> bool {
+        true
+    }
+
     async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
         let client = self
             .admin

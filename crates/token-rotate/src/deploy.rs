@@ -114,6 +114,10 @@ impl RotationTarget for Deployed {
         self.target.last_used(credential).await
     }
 
+    fn can_probe(&self) -> bool {
+        self.target.can_probe()
+    }
+
     async fn probe(&self, credential: &Credential) -> Result<crate::target::Probe, TargetError> {
         self.target.probe(credential).await
     }

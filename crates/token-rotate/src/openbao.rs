@@ -105,6 +105,10 @@ impl RotationTarget for OpenBaoTokenTarget {
         Ok(Credential::new(accessor, secret, expires))
     }
 
+    fn can_probe(&self) -> bool {
+        true
+    }
+
     /// `lookup-self` with the revoked token: OpenBao's 403 is its refusal.
     async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
         Ok(match self.bao.lookup_as(&credential.secret).await {

@@ -126,6 +126,12 @@ pub trait RotationTarget: Send + Sync {
         Ok(Probe::Unsupported)
     }
 
+    /// Whether [`RotationTarget::probe`] can answer (the default: no). A target that says no
+    /// adds nothing to a rotation: no pending proof is recorded.
+    fn can_probe(&self) -> bool {
+        false
+    }
+
     /// When `credential` was last used, as the provider reports it (AWS: `GetAccessKeyLastUsed`;
     /// our tokens: the store's last use). A previous credential whose quiet period
     /// ([`Rotator::set_quiet_period`](crate::Rotator::set_quiet_period)) has passed since its

@@ -58,7 +58,7 @@ impl Rotator {
         )
         .await?;
         let mut unconfirmed = rec.unconfirmed.clone();
-        if !unconfirmed.iter().any(|u| u.version == em.leaked) {
+        if target.can_probe() && !unconfirmed.iter().any(|u| u.version == em.leaked) {
             unconfirmed.push(self.unconfirmed(em.leaked, &leaked.handle));
         }
         let next = RotationRecord {

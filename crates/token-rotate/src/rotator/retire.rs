@@ -45,7 +45,7 @@ impl Rotator {
                 "revoke_previous"
             };
             self.audit(name, target, step, rec.rotation, Some(&cred.handle), AuditOutcome::Success).await?;
-            if !unconfirmed.iter().any(|u| u.version == p) {
+            if target.can_probe() && !unconfirmed.iter().any(|u| u.version == p) {
                 unconfirmed.push(self.unconfirmed(p, &cred.handle));
             }
         }

@@ -193,6 +193,22 @@ async fn an_adopted_key_rotated_20_times_is_retired_only_once_unused_and_every_r
     for (old, ..) in &runs {
         assert!(confirmed.iter().any(|l| l.contains(old.as_str())), "{old}: its revocation is confirmed");
     }
+    let mut after_ms: Vec<i64> = confirmed
+        .iter()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = e.to_string();
+            let at = text.find("\"after_ms\"").unwrap();
+            text[at..].split('"').nth(3).unwrap().parse().unwrap()
+        })
+        .collect();
+    after_ms.sort_unstable();
+    eprintln!(
+        "revocation confirmed after (ms, from the revocation): median {}, max {}; {} calls by the switching consumer",
+        after_ms[after_ms.len() / 2],
+        after_ms[after_ms.len() - 1],
+        summary["calls"]
+    );
     assert_eq!(log.lines().filter(|l| l.contains("previous_quiet")).count(), runs.len() - 1);
     assert!(!log.contains("revocation_unconfirmed"));
     for secret in [&k0_secret, &admin_secret] {

@@ -11,6 +11,8 @@ use token_http::aws::{AwsClient, xml};
 use token_http::secrecy::ExposeSecret;
 use tokenward_test_support::Moto;
 
+const IAM: &str = "2010-05-08";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() {
     let Some(moto) = Moto::start(3) else { return };
@@ -273,42 +275,73 @@ async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemo
     assert!(!cli.transcript.borrow().contains(&admin_secret));
 }
 
+/// moto (signatures and IAM on) with an admin allowed everything and the IAM users `users`; a
+/// store whose policy declares `aws/billing-key` (user `billing`, `extra` target settings) with the
+/// admin's secret key sealed.
+struct Declared {
+    /// Kept: the server stops when it is dropped.
+    _moto: Moto,
+    admin: AwsClient,
+    admin_id: String,
+    admin_secret: String,
+    cli: Cli,
+}
+
+impl Declared {
+    async fn start(users: &[&str], extra: &str) -> Option<Self> {
+        let moto = Moto::start(3)?;
+        let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
+        let (admin_id, admin_secret) =
+            (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
+        let admin = moto.client(creds);
+        for user in users {
+            admin.query("iam", IAM, "CreateUser", &[("UserName", (*user).into())]).await.unwrap();
+        }
+        let cli = Cli::new();
+        let policy = format!(
+            "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\n\
+             target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", \
+             admin_access_key_id = \"{admin_id}\", admin_secret_key_secret = \"aws/admin-secret\"{extra} }}\n",
+            e = moto.endpoint()
+        );
+        std::fs::write(cli.path("policy.toml"), policy).unwrap();
+        cli.run(&["init", "--policy", "policy.toml"]).ok();
+        cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+        Some(Self { _moto: moto, admin, admin_id, admin_secret, cli })
+    }
+
+    /// A new access key of `user`, made by hand: (id, secret key).
+    async fn make_key(&self, user: &str) -> (String, String) {
+        let k = self.admin.query("iam", IAM, "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
+        (xml::tag(&k, "AccessKeyId").unwrap(), xml::tag(&k, "SecretAccessKey").unwrap())
+    }
+
+    /// `user`'s keys: (id, status).
+    async fn keys(&self, user: &str) -> Vec<(String, String)> {
+        let x = self.admin.query("iam", IAM, "ListAccessKeys", &[("UserName", user.into())]).await.unwrap();
+        xml::blocks(&x, "member")
+            .into_iter()
+            .map(|m| (xml::tag(m, "AccessKeyId").unwrap(), xml::tag(m, "Status").unwrap()))
+            .collect()
+    }
+}
+
 /// `inventory` lists every IAM user's keys with the admin access the stored policy declares,
 /// tells the declared credential's key from one made by hand beside it (drifted), counts a user's
 /// active keys, lists the store's own tokens, and prints no secret; exit 1 for the findings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_lists_every_key_and_token_with_its_findings() {
-    let Some(moto) = Moto::start(3) else { return };
-    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
-    let (admin_id, admin_secret) =
-        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
-    let admin = moto.client(creds);
-    let v = "2010-05-08";
-    let mut secrets = vec![admin_secret.clone()];
-    let mut make_key = async |user: &str| {
-        let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
-        secrets.push(xml::tag(&k, "SecretAccessKey").unwrap());
-        xml::tag(&k, "AccessKeyId").unwrap()
-    };
-    for user in ["billing", "ops"] {
-        admin.query("iam", v, "CreateUser", &[("UserName", user.into())]).await.unwrap();
-    }
-    let ops_a = make_key("ops").await;
-    let ops_b = make_key("ops").await;
-
-    let cli = Cli::new();
-    let policy = format!(
-        "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\n\
-         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
-         admin_secret_key_secret = \"aws/admin-secret\" }}\n",
-        e = moto.endpoint()
-    );
-    std::fs::write(cli.path("policy.toml"), policy).unwrap();
-    cli.run(&["init", "--policy", "policy.toml"]).ok();
-    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    let Some(aws) = Declared::start(&["billing", "ops"], "").await else { return };
+    let (cli, admin_id) = (&aws.cli, aws.admin_id.clone());
+    let mut secrets = vec![aws.admin_secret.clone()];
+    let (ops_a, secret) = aws.make_key("ops").await;
+    secrets.push(secret);
+    let (ops_b, secret) = aws.make_key("ops").await;
+    secrets.push(secret);
     assert!(cli.run(&["rotate", "aws/billing-key"]).ok().contains("promoted version 1"));
     // A key made by hand beside the managed one.
-    let by_hand = make_key("billing").await;
+    let (by_hand, secret) = aws.make_key("billing").await;
+    secrets.push(secret);
     let token = cli.run(&[
         "issue",
         "--principal",
@@ -407,30 +440,10 @@ async fn inventory_lists_every_key_and_token_with_its_findings() {
 /// the next rotation replaces it like any other and leaves another user's hand-made key alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
-    let Some(moto) = Moto::start(3) else { return };
-    let creds = moto.setup_user("admin", tokenward_test_support::ALLOW_ALL).await;
-    let (admin_id, admin_secret) =
-        (creds.access_key_id.clone(), creds.secret_access_key.expose_secret().to_owned());
-    let admin = moto.client(creds);
-    let v = "2010-05-08";
-    let mut made = Vec::new();
-    for user in ["billing", "ops"] {
-        admin.query("iam", v, "CreateUser", &[("UserName", user.into())]).await.unwrap();
-        let k = admin.query("iam", v, "CreateAccessKey", &[("UserName", user.into())]).await.unwrap();
-        made.push((xml::tag(&k, "AccessKeyId").unwrap(), xml::tag(&k, "SecretAccessKey").unwrap()));
-    }
-    let [(key, secret), (ops_key, ops_secret)] = [made[0].clone(), made[1].clone()];
-
-    let cli = Cli::new();
-    let policy = format!(
-        "{POLICY}\n[[credential]]\nname = \"aws/billing-key\"\n\
-         target = {{ kind = \"aws-iam-access-key\", user = \"billing\", endpoint = \"{e}\", admin_access_key_id = \"{admin_id}\", \
-         admin_secret_key_secret = \"aws/admin-secret\", deletion_grace = \"0s\" }}\n",
-        e = moto.endpoint()
-    );
-    std::fs::write(cli.path("policy.toml"), policy).unwrap();
-    cli.run(&["init", "--policy", "policy.toml"]).ok();
-    cli.run_stdin(&["secret", "put", "aws/admin-secret"], admin_secret.as_bytes()).ok();
+    let Some(aws) = Declared::start(&["billing", "ops"], ", deletion_grace = \"0s\"").await else { return };
+    let cli = &aws.cli;
+    let (key, secret) = aws.make_key("billing").await;
+    let (ops_key, ops_secret) = aws.make_key("ops").await;
     // Rotating first is refused: the user holds a key Tokenward did not create.
     let refused = cli.run(&["rotate", "aws/billing-key"]);
     assert_ne!(refused.code, 0);
@@ -491,25 +504,19 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     // The first rotation replaces it like any other; the overlap keeps it alive.
     let r = cli.run(&["rotate", "aws/billing-key"]);
     assert!(r.ok().contains("promoted version 2"), "{}", r.stdout);
-    let keys = |user: &'static str| {
-        let admin = admin.clone();
-        async move {
-            let x = admin.query("iam", v, "ListAccessKeys", &[("UserName", user.into())]).await.unwrap();
-            xml::blocks(&x, "member")
-                .into_iter()
-                .map(|m| (xml::tag(m, "AccessKeyId").unwrap(), xml::tag(m, "Status").unwrap()))
-                .collect::<Vec<_>>()
-        }
-    };
-    let billing = keys("billing").await;
+    let billing = aws.keys("billing").await;
     assert_eq!(billing.len(), 2, "{billing:?}");
     assert!(billing.contains(&(key.clone(), "Active".into())), "alive in its overlap: {billing:?}");
     // An emergency retires it at once (no overlap): the adopted key is Tokenward's to retire.
     let e = cli.run(&["rotate", "aws/billing-key", "--emergency", "--format", "json"]);
     assert_eq!(e.code, 0, "{}{}", e.stdout, e.stderr);
-    let billing = keys("billing").await;
+    let billing = aws.keys("billing").await;
     assert!(!billing.contains(&(key.clone(), "Active".into())), "the adopted key is retired: {billing:?}");
-    assert_eq!(keys("ops").await, [(ops_key.clone(), "Active".to_owned())], "another user's key untouched");
+    assert_eq!(
+        aws.keys("ops").await,
+        [(ops_key.clone(), "Active".to_owned())],
+        "another user's key untouched"
+    );
     let report: serde_json::Value = serde_json::from_str(e.stdout.trim()).unwrap();
     assert!(report["confirmed_after_ms"].is_number(), "the emergency proved the key refused: {report}");
     let log = cli.run(&["audit", "show", "--format", "json"]).ok().to_owned();

@@ -18,7 +18,7 @@ use crate::verifier::TokenVerifier;
 
 /// Runs a rotation call again while another instance or this handle's own upkeep holds the
 /// credential's record (every step is recorded, so a retry resumes where the other left it).
-async fn retry_busy<T, F, Fut>(mut call: F) -> Result<T>
+pub(crate) async fn retry_busy<T, F, Fut>(mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = token_rotate::Result<T>>,

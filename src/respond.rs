@@ -336,17 +336,14 @@ impl Tokenward {
         // The previous one (or the current one became previous meanwhile): revoked at once.
         let previous = self.rotator().previous(&name).await?;
         match previous.filter(|c| c.handle == handle) {
-            Some(_) => match self.rotator().revoke_previous_now(&name, target.as_ref()).await {
-                Ok(false) => Ok((
-                    LeakOutcome::Failed {
-                        name,
-                        handle,
-                        error: "the current credential is not yet current everywhere consumers read it"
-                            .into(),
-                    },
-                    None,
-                )),
-                Ok(true) => {
+            // Revoked at the target whatever the rotation's state (a leak outweighs a destination
+            // that lags); another runner's write in between is retried.
+            Some(_) => match crate::deployment::retry_busy(|| {
+                self.rotator().revoke_previous_now(&name, target.as_ref())
+            })
+            .await
+            {
+                Ok(_) => {
                     tracing::warn!(credential = name.as_str(), handle = %handle, "leak response: previous credential revoked early");
                     Ok((LeakOutcome::PreviousRevoked { name, handle }, Some(start.elapsed())))
                 }

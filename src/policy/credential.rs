@@ -172,7 +172,8 @@ impl CredentialSpec {
             && d >= overlap
         {
             return Err(PolicyFileError::new(format!(
-                "quiet_period {text}: must be shorter than the overlap ({}), the longest the previous credential                  is kept",
+                "quiet_period {text}: must be shorter than the overlap ({}), the longest the previous credential is \
+                 kept",
                 format_duration(overlap)
             )));
         }

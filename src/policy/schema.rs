@@ -284,6 +284,15 @@ deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id =
             (c.overlap_spec().unwrap(), c.deletion_grace_spec().unwrap()),
             (Some(TimeDelta::zero()), Some(TimeDelta::zero()))
         );
+        // A quiet period shorter than the overlap (its maximum) is kept, and written back as given.
+        let c = spec(&aws("overlap = \"1h\"\nquiet_period = \"15m\"", "")).unwrap();
+        assert_eq!(c.quiet_period_spec().unwrap(), Some(TimeDelta::minutes(15)));
+        assert!(
+            PolicyFile::parse(&aws("overlap = \"1h\"\nquiet_period = \"15m\"", ""))
+                .unwrap()
+                .to_toml()
+                .contains("quiet_period = \"15m\"")
+        );
         // An older file's grace in the target still counts.
         let c = spec(&aws("", ", deletion_grace = \"2h\"")).unwrap();
         assert_eq!(c.deletion_grace_spec().unwrap(), Some(TimeDelta::hours(2)));
@@ -302,6 +311,9 @@ deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id =
             (aws("overlap = \"soon\"", ""), "overlap"),
             (aws("overlap = \"-1s\"", ""), "overlap"),
             (aws("deletion_grace = \"31d\"", ""), "at most"),
+            (aws("quiet_period = \"0s\"", ""), "quiet_period"),
+            (aws("overlap = \"1m\"\nquiet_period = \"2m\"", ""), "shorter than the overlap"),
+            (aws("quiet_period = \"later\"", ""), "quiet_period"),
             (aws("deletion_grace = \"00x\"", ""), "deletion_grace"),
             (aws("deletion_grace = \"1h\"", ", deletion_grace = \"1h\""), "twice"),
             (aws("", ", lifetime = \"1h\"").replace("schedule = \"1d\"\n", "overlap = \"2h\"\n"), "lifetime"),

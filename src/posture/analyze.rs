@@ -239,7 +239,11 @@ pub fn analyze(inputs: Inputs<'_>, t: &Thresholds) -> Posture {
     let mut rotation = Vec::new();
     for c in inputs.credentials {
         let mut history = u.rotations.remove(&c.name).unwrap_or_default();
-        for s in history.iter().filter(|s| s.step == "revocation_unconfirmed") {
+        // Still accepted when probing stopped, and never confirmed since.
+        let confirmed_later = |s: &RotationStep| {
+            history.iter().any(|c| c.step == "revocation_confirmed" && c.handle == s.handle && c.at >= s.at)
+        };
+        for s in history.iter().filter(|s| s.step == "revocation_unconfirmed" && !confirmed_later(s)) {
             findings.push(Finding {
                 kind: FindingKind::RevocationUnconfirmed,
                 severity: Severity::High,

@@ -183,7 +183,19 @@ impl AwsAccessKeyTarget {
             .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", key_id.to_owned())])
             .await
             .map_err(|e| iam_err("last-used", e))?;
-        Ok(xml::tag(&x, "LastUsedDate").as_deref().and_then(parse_time))
+        // "Never" only when AWS says so (no date, service "N/A"): an answer it cannot read is an
+        // error, never taken for a key nobody used (that would let a crashed create's orphan
+        // check claim it).
+        match xml::tag(&x, "LastUsedDate").filter(|t| !t.trim().is_empty()) {
+            Some(t) => parse_time(&t).map(Some).ok_or_else(|| {
+                TargetError::new("last-used", "IAM's GetAccessKeyLastUsed answer has a date it cannot read")
+            }),
+            None if xml::tag(&x, "ServiceName").as_deref() == Some("N/A") => Ok(None),
+            None => Err(TargetError::new(
+                "last-used",
+                "IAM's GetAccessKeyLastUsed answer says neither a date nor N/A",
+            )),
+        }
     }
 
     /// The user's tags.
@@ -514,6 +526,18 @@ impl RotationTarget for AwsAccessKeyTarget {
         let Some(id) = handle.filter(|h| !h.is_empty()) else {
             return Err(TargetError::new("adopt", "give the access key id (the secret does not name it)"));
         };
+        // An access key id is 16–128 letters and digits (`AKIA…`); a secret key has `/` or `+`
+        // and is 40 long: a swapped argument is refused without being repeated anywhere.
+        if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) || id.len() == 40
+        {
+            return Err(TargetError::new(
+                "adopt",
+                "--handle is not an access key id (was the secret key given there?)",
+            ));
+        }
+        if id == self.admin.access_key_id() {
+            return Err(TargetError::new("adopt", "that is the admin key this target acts with"));
+        }
         let keys = self.keys().await.map_err(|e| TargetError::new("adopt", e.to_string()))?;
         match keys.iter().find(|k| k.id == id) {
             None => {
@@ -582,12 +606,17 @@ impl RotationTarget for AwsAccessKeyTarget {
             .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", credential.handle.clone())])
             .await
             .map_err(|e| iam_err("last_used", e))?;
-        let at = xml::tag(&x, "LastUsedDate")
+        // Only what AWS says is taken: a date, or no date with the service "N/A" (never used).
+        // Anything else — a date that does not parse, an answer without either — is unknown.
+        let date = xml::tag(&x, "LastUsedDate").filter(|t| !t.trim().is_empty());
+        let at = date
+            .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
             .map(|t| t.with_timezone(&Utc));
         let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
         Ok(match at {
-            None => Usage::Never,
+            None if date.is_none() && xml::tag(&x, "ServiceName").as_deref() == Some("N/A") => Usage::Never,
+            None => Usage::Unknown,
             Some(at) => {
                 let by: Vec<String> = [known(xml::tag(&x, "ServiceName")), known(xml::tag(&x, "Region"))]
                     .into_iter()

@@ -79,6 +79,16 @@ impl RotationTarget for OpenBaoTokenTarget {
     /// token), by its accessor (checked against `handle` when given), expiring when OpenBao says.
     /// A token that never expires is refused: every credential Tokenward manages has an expiry.
     async fn adopt(&self, handle: Option<&str>, secret: SecretString) -> Result<Credential, TargetError> {
+        // An accessor has no dot; a token does (`hvs.…`, `s.…`): a swapped argument is refused
+        // without being repeated anywhere.
+        if handle
+            .is_some_and(|h| h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(TargetError::new(
+                "adopt",
+                "--handle is not an accessor (was the token given there?)",
+            ));
+        }
         let data = match self.bao.lookup_as(&secret).await {
             Ok(data) => data,
             Err(OpenBaoError::Api { status, .. }) => {
@@ -91,6 +101,25 @@ impl RotationTarget for OpenBaoTokenTarget {
         };
         if handle.is_some_and(|h| h != accessor) {
             return Err(TargetError::new("adopt", "the token's accessor is not the one given"));
+        }
+        // Retiring it later revokes it by accessor: a token with children would take them along,
+        // and a use-limited one would die of its own lookups. Only an orphan without a use limit,
+        // and never the token this target acts with.
+        if data["orphan"].as_bool() != Some(true) {
+            return Err(TargetError::new(
+                "adopt",
+                "the token is not an orphan: revoking it would revoke its children (make an orphan token)",
+            ));
+        }
+        if data["num_uses"].as_u64().unwrap_or(1) != 0 {
+            return Err(TargetError::new(
+                "adopt",
+                "the token has a use limit: it would be used up by its checks",
+            ));
+        }
+        let own = self.bao.lookup_self().await.map_err(|e| TargetError::openbao("adopt", e))?;
+        if own["accessor"].as_str() == Some(accessor) {
+            return Err(TargetError::new("adopt", "that is the token this target acts with"));
         }
         let expires = data["expire_time"]
             .as_str()
@@ -109,11 +138,16 @@ impl RotationTarget for OpenBaoTokenTarget {
         true
     }
 
-    /// `lookup-self` with the revoked token: OpenBao's 403 is its refusal.
+    /// `lookup-accessor` by the target's own token: OpenBao's "invalid accessor" (400) says the
+    /// token is gone. (A 403 to `lookup-self` with the old token would not prove it: a live
+    /// token whose policy lacks `lookup-self` gets one too.) Needs `update` on
+    /// `auth/token/lookup-accessor`.
     async fn probe(&self, credential: &Credential) -> Result<Probe, TargetError> {
-        Ok(match self.bao.lookup_as(&credential.secret).await {
+        Ok(match self.bao.lookup_accessor(&credential.handle).await {
             Ok(_) => Probe::Accepted,
-            Err(OpenBaoError::Api { status: 403, .. }) => Probe::Refused,
+            Err(OpenBaoError::Api { status: 400, errors }) if errors.contains("invalid accessor") => {
+                Probe::Refused
+            }
             Err(e) => Probe::Unknown(e.to_string()),
         })
     }

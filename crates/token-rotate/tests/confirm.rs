@@ -1,6 +1,7 @@
-//! Revocation proven: a revoked credential is probed until its provider refuses it several times
+//! After a promotion: a revoked credential is probed until its provider refuses it several times
 //! in a row; the proof (or "still accepted") is audited, and a confirmation not reached within a
-//! call stays in the record for the next call or the upkeep.
+//! call stays in the record for the next call or the upkeep. A previous credential is retired
+//! early only on a reported quiet last use; a leaked one is revoked whatever the record says.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,7 +16,7 @@ use token_core::chrono::TimeDelta;
 use token_core::clocks::SystemClock;
 use token_rotate::secrecy::SecretString;
 use token_rotate::*;
-use token_store::MemoryBackend;
+use token_store::{Label, MemoryBackend};
 
 /// Our token target, with a provider whose answers to probes are scripted (then `then`).
 struct Scripted {
@@ -23,6 +24,7 @@ struct Scripted {
     answers: Mutex<VecDeque<Probe>>,
     then: Mutex<Probe>,
     probes: Mutex<u32>,
+    usage: Mutex<Usage>,
 }
 
 #[async_trait::async_trait]
@@ -44,6 +46,9 @@ impl RotationTarget for Scripted {
     }
     fn can_probe(&self) -> bool {
         *self.then.lock().unwrap() != Probe::Unsupported || !self.answers.lock().unwrap().is_empty()
+    }
+    async fn last_used(&self, _: &Credential) -> Result<Usage, TargetError> {
+        Ok(self.usage.lock().unwrap().clone())
     }
     async fn probe(&self, _: &Credential) -> Result<Probe, TargetError> {
         *self.probes.lock().unwrap() += 1;
@@ -75,6 +80,7 @@ async fn world(policy: ConfirmPolicy, answers: Vec<Probe>, then: Probe) -> World
         answers: Mutex::new(answers.into()),
         then: Mutex::new(then),
         probes: Mutex::new(0),
+        usage: Mutex::new(Usage::Unknown),
     };
     World { rotator, target, writer, log, _dir: dir }
 }
@@ -161,4 +167,58 @@ async fn a_target_that_cannot_probe_is_not_confirmed_and_not_kept() {
     assert_eq!(*w.target.probes.lock().unwrap(), 0, "not even asked: it said it cannot");
     assert!(w.entries("revocation_confirmed").await.is_empty());
     assert!(w.entries("revocation_unconfirmed").await.is_empty());
+}
+
+/// With a quiet period, the previous credential goes early only when the provider reports a use
+/// that long ago; "never", "unknown" and a recent use keep it until its overlap ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previous_credential_goes_early_only_on_a_reported_quiet_use() {
+    let w = world(policy(Duration::from_secs(1), TimeDelta::minutes(5)), Vec::new(), Probe::Refused).await;
+    let name = common::name();
+    let _ = w.rotator.rotate(&name, &w.target).await.unwrap();
+    // From the next promotion: an overlap of an hour, a quiet period of a minute.
+    w.rotator.set_overlap(&name, Some(TimeDelta::hours(1)));
+    w.rotator.set_quiet_period(&name, Some(TimeDelta::minutes(1)));
+    let _ = w.rotator.rotate(&name, &w.target).await.unwrap();
+    let now = token_core::chrono::Utc::now();
+    for usage in [Usage::Unknown, Usage::Never, Usage::At { at: now, by: None }] {
+        *w.target.usage.lock().unwrap() = usage;
+        assert!(!w.rotator.revoke_previous_if_due(&name, &w.target).await.unwrap());
+        assert!(w.rotator.previous(&name).await.unwrap().is_some(), "kept: no quiet use reported");
+    }
+    assert!(w.entries("previous_quiet").await.is_empty());
+    // Last used two minutes before the promotion: quiet for a minute only once a minute has
+    // passed since the promotion (the quiet time counts from it at the earliest).
+    *w.target.usage.lock().unwrap() = Usage::At { at: now - TimeDelta::minutes(2), by: None };
+    assert!(!w.rotator.revoke_previous_if_due(&name, &w.target).await.unwrap());
+}
+
+/// A leaked previous credential is revoked by `revoke_previous_now` even when the rotation record
+/// was rolled back to `Idle` (an older, validly sealed record restored): the store's `Previous`
+/// label decides, and the proof is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_previous_credential_is_revoked_whatever_the_record_says() {
+    let w = world(policy(Duration::from_secs(1), TimeDelta::minutes(5)), Vec::new(), Probe::Refused).await;
+    let name = common::name();
+    let _ = w.rotator.rotate(&name, &w.target).await.unwrap();
+    let old_record = w.rotator.record(&name).await.unwrap();
+    w.rotator.set_overlap(&name, Some(TimeDelta::hours(1)));
+    let _ = w.rotator.rotate(&name, &w.target).await.unwrap();
+    let previous = w.rotator.previous(&name).await.unwrap().expect("in its overlap");
+    // The record as it was after the first rotation (Idle, with no previous): as if restored.
+    let secrets = w.rotator.secrets().clone();
+    let key = format!("tokenward/rotation/{}", name.as_str());
+    let (_, raw) = secrets.sealed_meta(&key).await.unwrap().unwrap();
+    secrets.set_sealed_meta(&key, Some(&raw), &serde_json::to_vec(&old_record).unwrap()).await.unwrap();
+    assert!(matches!(
+        w.rotator.record(&name).await.unwrap().step,
+        Step::Promoted { previous: None, .. } | Step::Idle
+    ));
+
+    assert!(w.rotator.revoke_previous_now(&name, &w.target).await.unwrap());
+    assert!(w.rotator.previous(&name).await.unwrap().is_none());
+    assert!(!secrets.labels(&name).await.unwrap().contains_key(&Label::Previous));
+    assert!(*w.target.probes.lock().unwrap() >= 3, "probed until refused");
+    let confirmed = w.entries("revocation_confirmed").await;
+    assert!(confirmed.iter().any(|e| e.to_string().contains(&previous.handle)), "{confirmed:?}");
 }

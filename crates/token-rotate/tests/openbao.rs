@@ -378,8 +378,8 @@ async fn approle_login_tokens_are_revoked_when_the_session_ends_and_a_403_names_
     assert_eq!(live_logins(&addr, &root, &role), 0);
 }
 
-/// A token made outside the rotator is adopted by its accessor (a token that never expires, and a
-/// wrong accessor, are refused); once rotated away and revoked, OpenBao is probed until it refuses
+/// A token made outside the rotator is adopted by its accessor (the target's own token, a token
+/// given as the accessor and a wrong accessor are refused); once rotated away and revoked, OpenBao is probed until it refuses
 /// it, and nothing is left to confirm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_openbao_token_is_adopted_and_its_revocation_proven() {
@@ -390,8 +390,17 @@ async fn an_openbao_token_is_adopted_and_its_revocation_proven() {
     let h = harness(target.clone()).await;
     let made = target.create(0, None).await.unwrap();
 
-    let never = h.rotator.adopt(&h.name, target.as_ref(), None, SecretString::from(root.clone())).await;
-    assert!(never.unwrap_err().to_string().contains("never expires"));
+    // The token the target acts with (here the root token) is never adopted: retiring it would
+    // cut the target off.
+    let own = h.rotator.adopt(&h.name, target.as_ref(), None, SecretString::from(root.clone())).await;
+    assert!(own.unwrap_err().to_string().contains("acts with"));
+    // A token given as the accessor is refused before anything is asked, and not repeated.
+    let swapped = h
+        .rotator
+        .adopt(&h.name, target.as_ref(), Some(made.secret.expose_secret()), made.secret.clone())
+        .await;
+    let e = swapped.unwrap_err().to_string();
+    assert!(e.contains("not an accessor") && !e.contains(made.secret.expose_secret()), "{e}");
     let wrong =
         h.rotator.adopt(&h.name, target.as_ref(), Some("not-its-accessor"), made.secret.clone()).await;
     assert!(wrong.unwrap_err().to_string().contains("accessor"));

@@ -221,14 +221,18 @@ async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemo
     assert!(both.contains(&(first.clone(), true)), "the previous key is active in its overlap: {both:?}");
     // After the overlap: deactivated, not deleted, and the rotation waits for its grace.
     std::thread::sleep(Duration::from_millis(2_100).saturating_sub(promoted_at.elapsed()));
-    let (code, v) = rotate();
+    // The deactivation happens within this call (which then goes on proving the revocation: a
+    // local API accepts an inactive key, so that waits for the deletion).
     let revoked_at = tokenward::core::chrono::Utc::now();
+    let (code, v) = rotate();
+    let returned_at = tokenward::core::chrono::Utc::now();
     assert_eq!((code, v["status"].as_str()), (3, Some("waiting")), "{v}");
     let text = v["result"].as_str().unwrap();
     assert!(text.contains(&first) && text.contains("deletion grace") && v["until"].is_string(), "{v}");
     let until = tokenward::core::chrono::DateTime::parse_from_rfc3339(v["until"].as_str().unwrap()).unwrap();
     let ahead = (until.with_timezone(&tokenward::core::chrono::Utc) - revoked_at).num_milliseconds();
-    assert!((2_000..=4_500).contains(&ahead), "until is the grace's end ({ahead} ms ahead)");
+    let call = (returned_at - revoked_at).num_milliseconds();
+    assert!((3_900..=4_500 + call).contains(&ahead), "until is the grace's end ({ahead} ms ahead)");
     assert!(keys().await.contains(&(first.clone(), false)), "deactivated, kept for its grace");
     // Again at once: still waiting, still kept (a rotation never deletes it early).
     assert_eq!(rotate().1["status"], "waiting");
@@ -417,6 +421,28 @@ async fn inventory_lists_every_key_and_token_with_its_findings() {
     let several = alerts.iter().find(|a| a["kind"] == "inventory_several_active_keys").unwrap();
     assert_eq!(several["credentials"].as_array().unwrap().len(), 4, "{several}");
 
+    // The hand-made key removed, an emergency: the old key is deactivated and kept for its
+    // deletion grace (1 h). It is Tokenward's own retired key, not drift, and no finding.
+    aws.admin
+        .query(
+            "iam",
+            IAM,
+            "DeleteAccessKey",
+            &[("UserName", "billing".into()), ("AccessKeyId", by_hand.clone())],
+        )
+        .await
+        .unwrap();
+    let old = managed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(cli.run(&["rotate", "aws/billing-key", "--emergency"]).code, 0);
+    let after: serde_json::Value =
+        serde_json::from_str(&cli.run(&["inventory", "--format", "json"]).stdout).unwrap();
+    let billing: Vec<&serde_json::Value> =
+        after["entries"].as_array().unwrap().iter().filter(|e| e["owner"] == "billing").collect();
+    assert_eq!(billing.len(), 2, "{billing:?}");
+    let retired = billing.iter().find(|e| e["id"] == old.as_str()).unwrap();
+    assert_eq!((&retired["status"], &retired["managed"]["as"]), (&"inactive".into(), &"attributed".into()));
+    assert!(billing.iter().all(|e| e["findings"] == serde_json::json!([])), "{billing:?}");
+
     // No secret — the admin's, a listed key's, the token — in the inventory, nor a key's in
     // anything printed or written.
     for out in [&r.stdout, &r.stderr, &text.stdout, &text.stderr, &report.stdout, &page] {
@@ -463,6 +489,14 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     let other = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &ops_key], ops_secret.as_bytes());
     assert_eq!(other.code, 2);
     assert!(other.stderr.contains("is not one of IAM user billing's"), "{}", other.stderr);
+    // Swapped: the secret key as --handle, the id on stdin. Refused, and the secret repeated
+    // nowhere (not in the error, not in the audit log).
+    let swapped = cli.run_stdin(&["adopt", "aws/billing-key", "--handle", &secret], key.as_bytes());
+    assert_eq!(swapped.code, 2);
+    assert!(swapped.stderr.contains("not an access key id"), "{}", swapped.stderr);
+    assert!(!swapped.stderr.contains(&secret) && !swapped.stdout.contains(&secret));
+    let log = std::fs::read_to_string(cli.path("tokenward.audit.jsonl")).unwrap();
+    assert!(log.contains("\"adopt\"") && !log.contains(&secret), "audited, with no secret");
     let no_id = cli.run_stdin(&["adopt", "aws/billing-key"], secret.as_bytes());
     assert_eq!(no_id.code, 2);
     assert!(no_id.stderr.contains("access key id"), "{}", no_id.stderr);

@@ -14,10 +14,13 @@ use super::error::InventoryError;
 use crate::Tokenward;
 use crate::error::Result;
 
+/// The most pages one list is followed for (10,000 users at the smallest page).
+const MAX_PAGES: usize = 10_000;
+
 const IAM: &str = "2010-05-08";
 
 /// Every IAM user's access keys, read with an admin's client (`iam:ListUsers`,
-/// `iam:ListAccessKeys`, `iam:GetAccessKeyLastUsed`).
+/// `iam:ListAccessKeys`, `iam:GetAccessKeyLastUsed`; for a managed user, `iam:ListUserTags`).
 #[derive(Debug, Clone)]
 pub struct AwsIamSource {
     client: AwsClient,
@@ -51,7 +54,10 @@ impl AwsIamSource {
     async fn paged(&self, action: &str, list: &str, params: &[(&str, String)]) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
-        loop {
+        // Bounded: IAM holds at most 5,000 users per account and 2 keys per user; an endpoint that
+        // hands out markers for ever (or in a circle) is refused, never followed.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
             let mut p: Vec<(&str, String)> = params.to_vec();
             p.push(("MaxItems", self.page_size.to_string()));
             if let Some(m) = &marker {
@@ -64,11 +70,12 @@ impl AwsIamSource {
                 return Ok(out);
             }
             let next = xml::tag(&text, "Marker").filter(|m| !m.is_empty());
-            if next.is_none() || next == marker {
+            if next.is_none() || next == marker || !seen.insert(next.clone()) {
                 return Err(malformed(format!("{action}: truncated without a new Marker")));
             }
             marker = next;
         }
+        Err(malformed(format!("{action}: more than {MAX_PAGES} pages")))
     }
 
     pub(super) async fn read(&self, tw: &Tokenward, _now: DateTime<Utc>) -> Result<Vec<InventoryEntry>> {
@@ -76,10 +83,21 @@ impl AwsIamSource {
         for (user, name) in &self.managed {
             let current = tw.rotator().current(name).await?.map(|c| (c.handle.clone(), c.expires_at));
             let previous = tw.rotator().previous(name).await?.map(|c| (c.handle.clone(), c.expires_at));
+            // The keys Tokenward attributed to itself on the user (`tokenward:key:<id>` tags).
+            let tags = self
+                .client
+                .query("iam", IAM, "ListUserTags", &[("UserName", user.clone())])
+                .await
+                .map_err(InventoryError::from)?;
+            let ours = xml::blocks(&tags, "member")
+                .into_iter()
+                .filter_map(|m| xml::tag(m, "Key")?.strip_prefix("tokenward:key:").map(str::to_owned))
+                .collect();
             declared.entry(user.as_str()).or_default().push(Declared {
                 credential: name.as_str().to_owned(),
                 current,
                 previous,
+                ours,
             });
         }
         let mut out = Vec::new();
@@ -108,6 +126,12 @@ impl AwsIamSource {
                         e.expires = Some(*expires);
                     }
                 }
+                for d in declared.get(user.as_str()).into_iter().flatten() {
+                    if e.managed.is_none() && d.ours.contains(&id) {
+                        e.managed = Some(Managed::Attributed { credential: d.credential.clone() });
+                    }
+                }
+                // Active or not: an unknown key of a managed user stops its rotations too.
                 if e.managed.is_none()
                     && let Some(d) = declared.get(user.as_str()).and_then(|d| d.first())
                 {
@@ -142,6 +166,8 @@ struct Declared {
     /// Each version's key id and expiry.
     current: Option<(String, DateTime<Utc>)>,
     previous: Option<(String, DateTime<Utc>)>,
+    /// The key ids Tokenward attributed to itself on the user.
+    ours: std::collections::HashSet<String>,
 }
 
 fn time(s: &str) -> Option<DateTime<Utc>> {

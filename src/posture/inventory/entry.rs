@@ -61,6 +61,13 @@ pub enum Managed {
         /// The credential's name.
         credential: String,
     },
+    /// A key Tokenward made for a declared credential (attributed on the IAM user) that is
+    /// neither its current nor its previous version: retired and in its deletion grace, or left
+    /// by a rotation that did not finish. Tokenward deletes it; it is not drift.
+    Attributed {
+        /// The credential's name.
+        credential: String,
+    },
     /// A token Tokenward issued.
     Issued,
 }

@@ -42,14 +42,23 @@ impl InventoryThresholds {
 /// Adds the findings every source shares to `entries` (active ones only: a disabled key is no
 /// risk of use).
 pub(super) fn assess(entries: &mut [InventoryEntry], now: DateTime<Utc>, t: &InventoryThresholds) {
-    let mut active_keys: HashMap<&str, usize> = HashMap::new();
+    // Active keys per IAM user, and how many of them are not a declared credential's current or
+    // previous version (two keys that are exactly those are a rotation's overlap, not a finding).
+    let mut active_keys: HashMap<&str, (usize, usize)> = HashMap::new();
     for e in entries.iter() {
         if e.source == SourceKind::AwsIam && e.status == CredentialStatus::Active {
-            *active_keys.entry(e.owner.as_str()).or_default() += 1;
+            let n = active_keys.entry(e.owner.as_str()).or_default();
+            n.0 += 1;
+            if !matches!(e.managed, Some(Managed::Current { .. } | Managed::Previous { .. })) {
+                n.1 += 1;
+            }
         }
     }
-    let several: HashMap<String, usize> =
-        active_keys.into_iter().filter(|(_, n)| *n > 1).map(|(o, n)| (o.to_owned(), n)).collect();
+    let several: HashMap<String, usize> = active_keys
+        .into_iter()
+        .filter(|(_, (n, other))| *n > 1 && *other > 0)
+        .map(|(o, (n, _))| (o.to_owned(), n))
+        .collect();
     for e in entries.iter_mut() {
         if e.status != CredentialStatus::Active {
             continue;

@@ -49,8 +49,17 @@ impl OpenBaoSource {
         }
         let mut out = Vec::new();
         for accessor in self.client.token_accessors().await.map_err(InventoryError::from)? {
-            // Gone between the list and the lookup (expired, revoked): not listed.
-            let Ok(d) = self.client.lookup_accessor(&accessor).await else { continue };
+            // Gone between the list and the lookup (expired, revoked: "invalid accessor"): not
+            // listed. Any other failure is one: a token is never left out silently.
+            let d = match self.client.lookup_accessor(&accessor).await {
+                Ok(d) => d,
+                Err(token_http::openbao::OpenBaoError::Api { status: 400, errors })
+                    if errors.contains("invalid accessor") =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(InventoryError::from(e).into()),
+            };
             let owner = d["display_name"].as_str().unwrap_or_default().to_owned();
             let expires = d["expire_time"]
                 .as_str()

@@ -36,21 +36,24 @@ impl Rotator {
         let cred = match target.adopt(handle, secret).await {
             Ok(c) => c,
             Err(e) => {
-                self.audit(name, target, "adopt", rec.rotation, handle, AuditOutcome::Failure(e.to_string()))
+                // The handle as given is not audited: it is unproven (it could be a secret given in
+                // the wrong place); the target's error never repeats it.
+                self.audit(name, target, "adopt", rec.rotation, None, AuditOutcome::Failure(e.to_string()))
                     .await?;
                 return Err(e.into());
             }
         };
         let version = self.secrets.put(name, cred.to_sealed_plaintext().expose_secret()).await?;
-        // Current only if nothing else became current meanwhile (another instance): the labels'
-        // compare-and-swap, then the record's.
-        self.secrets
-            .update_labels(name, &[LabelChange { label: Label::Current, expect: None, set: Some(version) }])
-            .await?;
-        // Its schedule counts from now: the next rotation is due one period after adoption.
+        // The record first (its schedule counts from now: the next rotation is due one period
+        // after adoption), then the label — each a compare-and-swap, so another instance that
+        // got there first wins and this one fails. A crash between the two leaves no label: the
+        // adoption can simply be run again.
         let adopted =
             state::RotationRecord { promoted_at_ms: Some(self.clock.now().timestamp_millis()), ..rec };
         state::cas(&self.secrets, name.as_str(), &raw, &adopted).await?;
+        self.secrets
+            .update_labels(name, &[LabelChange { label: Label::Current, expect: None, set: Some(version) }])
+            .await?;
         self.audit(name, target, "adopt", adopted.rotation, Some(&cred.handle), AuditOutcome::Success)
             .await?;
         tracing::info!(credential = name.as_str(), handle = %cred.handle, version, "adopted");

@@ -47,7 +47,13 @@ impl ConfirmPolicy {
     /// up `give_up_after` the revocation.
     #[must_use]
     pub fn new(refusals: u32, interval: Duration, inline_budget: Duration, give_up_after: TimeDelta) -> Self {
-        Self { refusals: refusals.max(1), interval, inline_budget, give_up_after }
+        // At least 10 ms between probes: a dead key is never hammered at the provider.
+        Self {
+            refusals: refusals.max(1),
+            interval: interval.max(Duration::from_millis(10)),
+            inline_budget,
+            give_up_after,
+        }
     }
 }
 
@@ -98,18 +104,27 @@ impl Rotator {
         let mut left = Vec::new();
         let mut settled = Vec::new();
         for mut u in rec.unconfirmed.clone() {
-            // A version no longer in the store cannot be probed: given up on, said so.
+            // A version that cannot be read now (the store hiccups) is kept for the next call; one
+            // no longer in the store at all is given up on, and said so.
             let cred = match self.version(name, u.version).await {
                 Ok(c) => Some(c),
+                Err(crate::error::RotateError::Store(token_store::StoreError::NotFound(_))) => None,
                 Err(e) => {
-                    tracing::warn!(credential = name.as_str(), handle = %u.handle, error = %e, "a revoked credential cannot be read to probe");
-                    None
+                    tracing::warn!(credential = name.as_str(), handle = %u.handle, error = %e, "a revoked credential cannot be read to probe; the next call tries again");
+                    left.push(u.clone());
+                    continue;
                 }
             };
             let mut last = String::from("not probed");
             let outcome = loop {
                 let Some(cred) = &cred else { break Some(Settled::GivenUp) };
-                let answer = target.probe(cred).await;
+                // Each probe within what is left of the budget (at least one interval): a provider
+                // that does not answer holds no rotation for longer than that.
+                let wait = deadline.saturating_duration_since(Instant::now()).max(self.confirm.interval);
+                let answer = match tokio::time::timeout(wait, target.probe(cred)).await {
+                    Ok(a) => a,
+                    Err(_) => Ok(Probe::Unknown(format!("no answer within {} ms", wait.as_millis()))),
+                };
                 u.probes += 1;
                 match answer {
                     Ok(Probe::Refused) => u.refusals += 1,

@@ -315,9 +315,12 @@ impl Rotator {
             match rec.step.clone() {
                 Step::Promoted { previous, revoke_after_ms, unfinished } => {
                     let until = DateTime::from_timestamp_millis(revoke_after_ms).unwrap_or(now);
-                    let due = rec.emergency.is_some()
-                        || now >= until
-                        || (unfinished.is_none() && self.quiet_enough(name, target, &rec, previous).await?);
+                    let quiet = if rec.emergency.is_none() && now < until && unfinished.is_none() {
+                        self.quiet_enough(name, target, &rec, previous).await?
+                    } else {
+                        None
+                    };
+                    let due = rec.emergency.is_some() || now >= until || quiet.is_some();
                     // An unfinished promotion is retried at once; a finished one is made again
                     // (idempotent) before the previous credential is revoked.
                     if unfinished.is_some() || due {
@@ -335,7 +338,11 @@ impl Rotator {
                     if !due {
                         return Ok(Rotation::InOverlap { until });
                     }
+                    let audited = rec.clone();
                     (rec, raw) = self.finish_previous(name, target, rec, raw, previous, timings).await?;
+                    if let Some(q) = quiet {
+                        self.audit_quiet(name, target, &audited, &q).await?;
+                    }
                 }
                 Step::RollingBack { version, reason } => {
                     return self.roll_back(name, target, rec, raw, Some(version), reason).await;

@@ -146,10 +146,10 @@ impl Rotator {
         self.revoke_previous(name, target, false).await
     }
 
-    /// Revokes the previous credential of `name` now, its overlap cut short (it leaked): once the
-    /// current one is current everywhere consumers read it, revoked at the target, its label
-    /// dropped, and proven refused at the provider as every revocation is. Returns whether it is
-    /// done (`false`: the current one is not yet current everywhere, or a rotation is under way).
+    /// Revokes the previous credential of `name` now, its overlap cut short (it leaked): the
+    /// version the store's `Previous` label names, revoked at the target without waiting for
+    /// destinations that lag, its label dropped, and proven refused at the provider as every
+    /// revocation is. Returns `true` (also when there is no previous version any more).
     pub async fn revoke_previous_now(&self, name: &SecretName, target: &dyn RotationTarget) -> Result<bool> {
         self.revoke_previous(name, target, true).await
     }
@@ -162,27 +162,73 @@ impl Rotator {
     ) -> Result<bool> {
         let _running = self.exclusive(name).await;
         let (rec, raw) = state::load(&self.secrets, name.as_str()).await?;
+        if early {
+            return self.revoke_labelled_previous(name, target, rec, raw).await;
+        }
         if rec.emergency.is_some() {
             return Ok(false); // an interrupted emergency: `rotate` finishes it
         }
         match rec.step.clone() {
             Step::Promoted { previous, revoke_after_ms, .. } => {
-                if !early
-                    && self.clock.now().timestamp_millis() < revoke_after_ms
-                    && !self.quiet_enough(name, target, &rec, previous).await?
-                {
-                    return Ok(false);
-                }
+                let quiet = if self.clock.now().timestamp_millis() < revoke_after_ms {
+                    match self.quiet_enough(name, target, &rec, previous).await? {
+                        Some(q) => Some(q),
+                        None => return Ok(false),
+                    }
+                } else {
+                    None
+                };
                 // Not while the current one is not current everywhere consumers read it.
                 let (rec, raw, left) = self.repromote(name, target, rec, raw).await?;
                 if left.is_some() {
                     return Ok(false);
                 }
+                let audited = rec.clone();
                 self.finish_previous(name, target, rec, raw, previous, &mut Timings::new()).await?;
+                if let Some(q) = quiet {
+                    self.audit_quiet(name, target, &audited, &q).await?;
+                }
                 Ok(true)
             }
             Step::Idle => Ok(true),
             _ => Ok(false),
         }
+    }
+
+    /// A leaked previous version revoked now, whatever the record's step says: the version the
+    /// `Previous` label names (the store's truth, not a record that could be stale or rolled
+    /// back), revoked at the target without waiting for destinations, its label dropped, its
+    /// proof pending. The step is kept (a partial promotion stays partial) but forgets it.
+    async fn revoke_labelled_previous(
+        &self,
+        name: &SecretName,
+        target: &dyn RotationTarget,
+        rec: RotationRecord,
+        raw: Option<Vec<u8>>,
+    ) -> Result<bool> {
+        let Some(p) = self.secrets.labels(name).await?.get(&Label::Previous).copied() else {
+            return Ok(true); // nothing previous: revoked and forgotten already
+        };
+        let cred = self.version(name, p).await?;
+        target.revoke(&cred).await?;
+        self.secrets
+            .update_labels(name, &[LabelChange { label: Label::Previous, expect: Some(p), set: None }])
+            .await?;
+        self.audit(name, target, "revoke_previous", rec.rotation, Some(&cred.handle), AuditOutcome::Success)
+            .await?;
+        let step = match rec.step.clone() {
+            Step::Promoted { previous: Some(x), revoke_after_ms, unfinished } if x == p => {
+                Step::Promoted { previous: None, revoke_after_ms, unfinished }
+            }
+            other => other,
+        };
+        let mut unconfirmed = rec.unconfirmed.clone();
+        if target.can_probe() && !unconfirmed.iter().any(|u| u.version == p) {
+            unconfirmed.push(self.unconfirmed(p, &cred.handle));
+        }
+        let next = RotationRecord { step, unconfirmed, ..rec };
+        let raw = state::cas(&self.secrets, name.as_str(), &raw, &next).await?;
+        self.confirm_pending(name, target, next, raw).await?;
+        Ok(true)
     }
 }

@@ -248,9 +248,20 @@ pub(crate) async fn current(
     let posture = report::build(tw, g, t).await?;
     let mut alerts = from_posture(&posture);
     alerts.extend(scan_alerts(scan).await?);
+    // An inventory that cannot be read is an alert of its own, never the end of the others.
     if inventory {
-        let inv = crate::cmd::inventory::read(tw, InventoryThresholds::default()).await?;
-        alerts.extend(crate::cmd::inventory::alerts(&inv));
+        match crate::cmd::inventory::read(tw, InventoryThresholds::default()).await {
+            Ok(inv) => alerts.extend(crate::cmd::inventory::alerts(&inv)),
+            Err(e) => alerts.push(Alert {
+                kind: "inventory_unavailable".into(),
+                severity: "high".into(),
+                summary: format!("the inventory could not be read: {e}"),
+                tokens: Vec::new(),
+                credential: None,
+                location: None,
+                credentials: Vec::new(),
+            }),
+        }
     }
     Ok(alerts)
 }

@@ -158,6 +158,7 @@ fn row(e: &InventoryEntry, now: DateTime<Utc>) -> [String; 8] {
     let managed = match &e.managed {
         Some(Managed::Current { credential }) => format!("{credential} (current)"),
         Some(Managed::Previous { credential }) => format!("{credential} (previous)"),
+        Some(Managed::Attributed { credential }) => format!("{credential} (retired)"),
         Some(Managed::Issued) => "issued".into(),
         Some(_) => "yes".into(),
         None => "-".into(),

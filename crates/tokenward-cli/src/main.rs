@@ -79,11 +79,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Scan(a) => cmd::scan::run(g, a).await,
         Command::Report(a) => cmd::report::run(g, a).await,
         Command::Drill(a) => cmd::drill::run(g, a).await,
-        Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
-        Command::Completions(a) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut command, "tokenward", &mut out::Stdout);
-            Ok(0)
-        }
+        Command::Alerts(cmd::alerts::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
+        Command::Completions(a) => cmd::completions::run(a),
     }
 }

@@ -1,88 +1,36 @@
-//! `SecretStore`: envelope encryption on top of any [`Backend`].
+//! Opening a store: the key check, a KEK move left midway, creating a new store (its record and
+//! digest keys, its integrity markers, last its key check), migrating an older one, and the key a
+//! passphrase derives.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 
+use super::{
+    AUDIT_BINDING_META, DIGEST_KEY_SECRET, KEK_MOVE_META, META_KEY_CHECK, PASSPHRASE_KEK_ID,
+    RECORD_KEY_SECRET, SecretStore, required_key, sealed_key,
+};
 use crate::backend::Backend;
-use crate::envelope::{self, SecretKey};
+use crate::envelope::SecretKey;
 use crate::error::{Result, StoreError};
 use crate::integrity::RecordKey;
 use crate::keys::{KdfParams, KeyCheck, KeyProvider, LocalKek};
-use crate::model::{Label, LabelChange, Labels, SecretName, SecretVersion};
+use crate::model::{Label, LabelChange, SecretName};
 
-const META_KEY_CHECK: &str = "key-check";
 const META_KDF: &str = "kdf";
-/// Plain metadata, set while a store's KEK is being moved ([`SecretStore::move_kek`]): the id of
-/// the KEK it is moving to (public). Empty or absent: no move in progress.
-pub const KEK_MOVE_META: &str = "kek-move";
-/// The id of the KEK derived from a store's passphrase.
-pub const PASSPHRASE_KEK_ID: &str = "passphrase";
-
-fn dek_aad(kek_id: &str, name: &SecretName, version: u64) -> Vec<u8> {
-    envelope::aad("tokenward/dek/v1", &[kek_id.as_bytes(), name.as_str().as_bytes(), &version.to_be_bytes()])
-}
-
-fn payload_aad(name: &SecretName, version: u64) -> Vec<u8> {
-    envelope::aad("tokenward/secret/v1", &[name.as_str().as_bytes(), &version.to_be_bytes()])
-}
-
-/// Versioned secrets, sealed at rest: each version under its own data key, wrapped by the key
-/// provider's KEK. Plaintext exists only in the `SecretBox`es it returns, zeroized on drop.
-#[derive(Clone)]
-pub struct SecretStore {
-    backend: Arc<dyn Backend>,
-    keys: Arc<dyn KeyProvider>,
-    audit: Option<token_audit::Auditor>,
-    record_key: Option<RecordKey>,
-}
-
-/// Where the record key (the MAC key of token and rotation records) is kept, sealed.
-pub const RECORD_KEY_SECRET: &str = "tokenward/record-key";
-/// Where the digest key (the verifier's HMAC pepper) is kept, sealed.
-pub const DIGEST_KEY_SECRET: &str = "tokenward/digest-key";
 /// Sealed metadata, written when a store is created: every token record carries its integrity tag.
 const META_TAGGED: &str = "tokenward/tokens-tagged";
 /// Sealed metadata, written when a store is created: every token record is in the binary encoding.
 const META_ENCODED: &str = "tokenward/tokens-encoded";
 /// The integrity markers every store holds from its creation.
 const MARKERS: [&str; 2] = [META_TAGGED, META_ENCODED];
-/// Sealed metadata, written when a store is created: which audit log the store writes to and how
-/// far that log had come ([`token_audit::witnesses::LogBinding`]; empty at creation: the first log attached
-/// is the store's). The front door checks it at every open with a log and advances it as the log
-/// grows; a store without it (from before bindings) is bound only by an explicit migration or a
-/// deliberate new log.
-pub const AUDIT_BINDING_META: &str = "tokenward/audit-binding";
 
 fn empty_binding() -> Vec<u8> {
     token_audit::witnesses::LogBinding::new(0, None, token_audit::chains::ChainHead::EMPTY).encode()
 }
 const MIGRATE_HINT: &str =
     "; if this store was written by an older Tokenward, `tokenward migrate` upgrades it (audited)";
-
-/// The 32-byte key sealed as `name` in `store` (its current version), or `None` if it has none.
-pub(crate) async fn sealed_key(
-    store: &SecretStore,
-    name: &str,
-) -> Result<Option<(u64, SecretBox<[u8; 32]>)>> {
-    let name = SecretName::new(name)?;
-    let Some((version, bytes)) = store.get_labeled(&name, Label::Current).await? else { return Ok(None) };
-    let key: [u8; 32] = bytes.expose_secret().as_slice().try_into().map_err(|_| StoreError::Corrupted {
-        id: Some(name.to_string()),
-        what: "sealed key",
-        detail: "not 32 bytes".into(),
-    })?;
-    Ok(Some((version, SecretBox::new(Box::new(key)))))
-}
-
-/// The key sealed as `name`, which every store holds from its creation: missing is tampering.
-pub(crate) async fn required_key(store: &SecretStore, name: &str) -> Result<(u64, SecretBox<[u8; 32]>)> {
-    sealed_key(store, name).await?.ok_or_else(|| StoreError::Missing {
-        what: format!("its {name} (the sealed key or its `current` label)"),
-        hint: "",
-    })
-}
 
 /// Creates the key sealed as `name` unless it exists (whichever instance wins the label's
 /// compare-and-swap makes it). Only while a store is created, or by an explicit migration.
@@ -119,13 +67,6 @@ impl Migration {
     pub fn changed(&self) -> bool {
         self.records_rewritten > 0 || !self.markers_written.is_empty() || self.digest_key_created
     }
-}
-
-/// What a KEK rotation did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RewrapReport {
-    /// Data keys re-wrapped by this call.
-    pub rewrapped: usize,
 }
 
 impl SecretStore {
@@ -186,29 +127,6 @@ impl SecretStore {
                 store.open_existing(migrate).await
             }
             None => Ok((store.create().await?, Migration::default())),
-        }
-    }
-
-    /// Records a KEK move to the current KEK (plain metadata [`KEK_MOVE_META`]), unless it is
-    /// recorded already; a move to another KEK recorded meanwhile is
-    /// [`StoreError::KekMoveUnfinished`].
-    async fn record_move(&self) -> Result<()> {
-        let to = self.keys.current_kek().as_bytes();
-        loop {
-            let old = match self.backend.meta(KEK_MOVE_META).await? {
-                Some(v) if v == to => return Ok(()),
-                Some(v) if !v.is_empty() => {
-                    return Err(StoreError::KekMoveUnfinished {
-                        to: String::from_utf8_lossy(&v).into_owned(),
-                    });
-                }
-                old => old,
-            };
-            match self.backend.set_meta(KEK_MOVE_META, old.as_deref(), to).await {
-                // Another process wrote it meanwhile: read it again.
-                Err(StoreError::Conflict(_)) => continue,
-                other => return other,
-            }
         }
     }
 
@@ -338,28 +256,6 @@ impl SecretStore {
         }
     }
 
-    /// The key token and rotation records are authenticated under.
-    pub fn record_key(&self) -> Result<&RecordKey> {
-        self.record_key.as_ref().ok_or_else(|| StoreError::Invalid("the store is not open".into()))
-    }
-
-    /// An authenticated metadata value: `(value, stored bytes)` — the stored bytes are the
-    /// expectation for [`SecretStore::set_sealed_meta`]. A value that fails its MAC, or has none,
-    /// is [`StoreError::Corrupted`].
-    pub async fn sealed_meta(&self, key: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let Some(raw) = self.backend.meta(key).await? else { return Ok(None) };
-        let value = self.record_key()?.open_meta(key, &raw)?.to_vec();
-        Ok(Some((value, raw)))
-    }
-
-    /// Sets an authenticated metadata value if the stored bytes are still `expect` (compare and
-    /// swap); returns the new stored bytes.
-    pub async fn set_sealed_meta(&self, key: &str, expect: Option<&[u8]>, value: &[u8]) -> Result<Vec<u8>> {
-        let sealed = self.record_key()?.seal_meta(key, value);
-        self.backend.set_meta(key, expect, &sealed).await?;
-        Ok(sealed)
-    }
-
     /// Opens a store under a passphrase: Argon2id parameters and salt are kept in the store (created
     /// with `params` on first use, which defaults to OWASP's when `None`).
     pub async fn open_with_passphrase(
@@ -416,177 +312,4 @@ impl SecretStore {
             };
         Ok(Arc::new(LocalKek::from_passphrase(PASSPHRASE_KEK_ID, passphrase, &params)?))
     }
-
-    /// The backend.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
-    }
-
-    /// Seals `plaintext` as the next version of `name` and returns its number. Labels are not
-    /// moved: see [`SecretStore::update_labels`].
-    pub async fn put(&self, name: &SecretName, plaintext: &[u8]) -> Result<u64> {
-        let version = self.backend.latest_version(name).await?.unwrap_or(0) + 1;
-        let kek_id = self.keys.current_kek().to_owned();
-        let dek = SecretKey::generate()?;
-        let ciphertext = envelope::seal(&dek, &payload_aad(name, version), plaintext)?;
-        let wrapped_key = self.keys.wrap(&dek, &dek_aad(&kek_id, name, version)).await?;
-        let v = SecretVersion {
-            name: name.clone(),
-            version,
-            kek_id,
-            wrapped_key,
-            ciphertext,
-            created_at: Utc::now(),
-        };
-        self.backend.insert_version(&v).await?;
-        Ok(version)
-    }
-
-    /// Opens a version of `name`.
-    pub async fn get(&self, name: &SecretName, version: u64) -> Result<SecretBox<Vec<u8>>> {
-        let v = self
-            .backend
-            .version(name, version)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("{name} version {version}")))?;
-        self.open_version(&v).await
-    }
-
-    /// Opens the version `label` points at, with its number.
-    pub async fn get_labeled(
-        &self,
-        name: &SecretName,
-        label: Label,
-    ) -> Result<Option<(u64, SecretBox<Vec<u8>>)>> {
-        match self.backend.labels(name).await?.get(&label) {
-            Some(&v) => Ok(Some((v, self.get(name, v).await?))),
-            None => Ok(None),
-        }
-    }
-
-    /// Where the labels of `name` point.
-    pub async fn labels(&self, name: &SecretName) -> Result<Labels> {
-        self.backend.labels(name).await
-    }
-
-    /// Moves labels atomically (compare-and-swap on each).
-    pub async fn update_labels(&self, name: &SecretName, changes: &[LabelChange]) -> Result<()> {
-        self.backend.update_labels(name, changes).await
-    }
-
-    async fn open_version(&self, v: &SecretVersion) -> Result<SecretBox<Vec<u8>>> {
-        let dek =
-            self.keys.unwrap(&v.kek_id, &v.wrapped_key, &dek_aad(&v.kek_id, &v.name, v.version)).await?;
-        envelope::open(&dek, &payload_aad(&v.name, v.version), &v.ciphertext).ok_or_else(|| {
-            StoreError::Corrupted {
-                id: None,
-                what: "secret ciphertext",
-                detail: format!("{} version {} fails authentication", v.name, v.version),
-            }
-        })
-    }
-
-    /// Re-wraps every data key not under the provider's current KEK, without touching ciphertext,
-    /// in batches of `batch`; then records a key check for the new KEK. Each re-wrap is a
-    /// compare-and-swap, so an interrupted rotation resumes where it stopped when called again
-    /// (with a provider that still holds the old KEK).
-    pub async fn rotate_kek(&self, batch: usize) -> Result<RewrapReport> {
-        let current = self.keys.current_kek().to_owned();
-        let mut report = RewrapReport::default();
-        loop {
-            let todo = self.backend.versions_not_under(&current, batch.max(1)).await?;
-            if todo.is_empty() {
-                break;
-            }
-            for (name, version) in todo {
-                let Some(v) = self.backend.version(&name, version).await? else { continue };
-                let dek =
-                    self.keys.unwrap(&v.kek_id, &v.wrapped_key, &dek_aad(&v.kek_id, &name, version)).await?;
-                let wrapped = self.keys.wrap(&dek, &dek_aad(&current, &name, version)).await?;
-                match self.backend.rewrap_version(&name, version, &v.kek_id, &current, &wrapped).await {
-                    Ok(()) => report.rewrapped += 1,
-                    Err(StoreError::Conflict(_)) => {} // another process re-wrapped it
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        let old = self.backend.meta(META_KEY_CHECK).await?;
-        let check = KeyCheck::create(self.keys.as_ref()).await?;
-        let bytes = serde_json::to_vec(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        self.backend.set_meta(META_KEY_CHECK, old.as_deref(), &bytes).await?;
-        if let Some(a) = &self.audit {
-            let event = token_audit::AuditEvent::new(
-                chrono::Utc::now(),
-                token_audit::Actor::System,
-                token_audit::Action::KeyRotation,
-            )
-            .attr("key", "kek")
-            .attr("kek_id", current)
-            .attr("rewrapped", report.rewrapped.to_string());
-            a.emit_durable(event).await?;
-        }
-        Ok(report)
-    }
-
-    /// Moves the store to another KEK: the store must be opened with a [`KekMove`](crate::keys::KekMove)
-    /// (from the KEK it is under, to the new one; any two [`KeyProvider`]s: a passphrase, a key
-    /// file, a KMS key). The move is recorded (plain metadata [`KEK_MOVE_META`]) by that open
-    /// already, before anything can be written under the new KEK, so an ordinary open refuses a
-    /// half-moved store with [`StoreError::KekMoveUnfinished`] instead of failing on the first
-    /// moved secret; and an open to move somewhere else refuses it the same way. Then it rewraps
-    /// every data key under the new KEK (compare-and-swap each: a rerun after a crash resumes),
-    /// writes the key check for the new KEK (from then on the old one no longer opens the store),
-    /// clears the record, and audits a `key_rotation` with both KEK ids (never key material).
-    pub async fn move_kek(&self, batch: usize) -> Result<RewrapReport> {
-        let Some(from) = self.keys.moving_from().map(str::to_owned) else {
-            return Err(StoreError::Invalid("moving a KEK needs the store opened with a KekMove".into()));
-        };
-        let to = self.keys.current_kek().to_owned();
-        if from == to {
-            return Err(StoreError::Invalid(format!("the store is already under {to}")));
-        }
-        self.record_move().await?;
-        let audit = self.audit.clone();
-        let report = Self { audit: None, ..self.clone() }.rotate_kek(batch).await?;
-        self.backend.set_meta(KEK_MOVE_META, Some(to.as_bytes()), b"").await?;
-        if let Some(a) = &audit {
-            let event = token_audit::AuditEvent::new(
-                chrono::Utc::now(),
-                token_audit::Actor::System,
-                token_audit::Action::KeyRotation,
-            )
-            .attr("key", "kek")
-            .attr("operation", "move")
-            .attr("from_kek_id", from)
-            .attr("kek_id", to)
-            .attr("rewrapped", report.rewrapped.to_string());
-            a.emit_durable(event).await?;
-        }
-        Ok(report)
-    }
-
-    /// The id of the key-encryption key new data keys are wrapped under (`local`,
-    /// `transit:<mount>/<key>:v<n>`, `aws-kms:<key>`): public, safe to show.
-    pub fn current_kek(&self) -> &str {
-        self.keys.current_kek()
-    }
-
-    /// Records key rotations (`rotate_kek`) through `auditor`, durably before they return.
-    pub fn with_audit(mut self, auditor: token_audit::Auditor) -> Self {
-        self.audit = Some(auditor);
-        self
-    }
-}
-
-impl std::fmt::Debug for SecretStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretStore").field("kek", &self.keys.current_kek()).finish_non_exhaustive()
-    }
-}
-
-/// Reads a secret's bytes as UTF-8 text, still as a secret.
-pub fn secret_text(bytes: SecretBox<Vec<u8>>) -> Result<SecretString> {
-    let text = std::str::from_utf8(bytes.expose_secret())
-        .map_err(|_| StoreError::Invalid("secret is not UTF-8 text".into()))?;
-    Ok(SecretString::from(text))
 }

@@ -1,207 +1,27 @@
-//! Rotation on a schedule: policies (every N, or at a fraction of the credential's lifetime, with
-//! jitter, never past expiry), retry with backoff, a bound on rotations in flight, a lease so one
-//! instance runs a given rotation, graceful shutdown.
+//! The passes: the due-check, starting what is due within the in-flight bound, finishing each
+//! rotation (the next due time, or a retry with backoff), and the loop that runs until shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::TryRng;
 use token_store::SecretName;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::schedule::{Schedule, jitter01};
+use super::{LOG_TARGET, TickReport, TokioScheduler, Work, add};
 use crate::error::Result;
 use crate::lease;
-use crate::rotator::{Rotation, Rotator};
+use crate::rotator::Rotation;
 use crate::state::Step;
 use crate::target::RotationTarget;
 
-/// When a credential is rotated. Build with [`Schedule::every`] or
-/// [`Schedule::at_lifetime_fraction`]; both may be combined (the earlier wins). Jitter only ever
-/// moves a rotation earlier, and a rotation is never later than `expiry − min_remaining`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Schedule {
-    every: Option<TimeDelta>,
-    fraction: Option<f64>,
-    jitter: TimeDelta,
-    min_remaining: TimeDelta,
-}
-
-impl Schedule {
-    /// Every `period` after the last promotion.
-    pub fn every(period: TimeDelta) -> Self {
-        Self {
-            every: Some(period),
-            fraction: None,
-            jitter: TimeDelta::zero(),
-            min_remaining: TimeDelta::zero(),
-        }
-    }
-
-    /// When `fraction` (clamped to 0.05–0.95) of the credential's lifetime has passed.
-    pub fn at_lifetime_fraction(fraction: f64) -> Self {
-        Self {
-            every: None,
-            fraction: Some(fraction.clamp(0.05, 0.95)),
-            jitter: TimeDelta::zero(),
-            min_remaining: TimeDelta::zero(),
-        }
-    }
-
-    /// Also every `period`.
-    pub fn or_every(mut self, period: TimeDelta) -> Self {
-        self.every = Some(period);
-        self
-    }
-
-    /// Up to `jitter` earlier, at random (spreads rotations of many credentials).
-    pub fn jitter(mut self, jitter: TimeDelta) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// Never later than `margin` before the credential expires.
-    pub fn min_remaining(mut self, margin: TimeDelta) -> Self {
-        self.min_remaining = margin;
-        self
-    }
-
-    /// The next rotation of a credential promoted at `promoted` and expiring at `expires`, with
-    /// `jitter01` ∈ [0, 1) of the jitter applied.
-    pub fn next_after(
-        &self,
-        promoted: DateTime<Utc>,
-        expires: DateTime<Utc>,
-        jitter01: f64,
-    ) -> DateTime<Utc> {
-        let mut due = expires - self.min_remaining;
-        if let Some(e) = self.every {
-            due = due.min(promoted + e);
-        }
-        if let Some(f) = self.fraction {
-            let life = (expires - promoted).num_milliseconds().max(0) as f64;
-            due = due.min(promoted + TimeDelta::milliseconds((life * f) as i64));
-        }
-        let j = (self.jitter.num_milliseconds() as f64 * jitter01.clamp(0.0, 1.0)) as i64;
-        (due - TimeDelta::milliseconds(j)).max(promoted)
-    }
-}
-
-/// How the scheduler runs.
-#[derive(Clone, Debug)]
-pub struct SchedulerConfig {
-    /// At most this many rotations at once.
-    pub max_in_flight: usize,
-    /// First retry delay after a failed or rolled-back rotation; doubles up to `retry_max`.
-    pub retry_base: Duration,
-    /// Longest retry delay.
-    pub retry_max: Duration,
-    /// How long a lease on a credential lasts (renewed by each step's run).
-    pub lease_ttl: TimeDelta,
-    /// This instance's name in leases.
-    pub holder: String,
-    /// How often `run` looks for due work when nothing is scheduled sooner.
-    pub poll: Duration,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        Self {
-            max_in_flight: 8,
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_secs(300),
-            lease_ttl: TimeDelta::seconds(60),
-            holder: format!("pid-{}-{}", std::process::id(), random_u64()),
-            poll: Duration::from_millis(250),
-        }
-    }
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = rand::rngs::SysRng.try_fill_bytes(&mut b);
-    u64::from_le_bytes(b)
-}
-
-fn jitter01() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// What a pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TickReport {
-    /// Rotations promoted.
-    pub promoted: u64,
-    /// Rotations rolled back (retried later).
-    pub rolled_back: u64,
-    /// Previous credentials revoked after their overlap.
-    pub revoked_previous: u64,
-    /// Rotations left unfinished: promoted in the store but not at every destination, or rolled
-    /// back with the withdrawal not done (retried with backoff).
-    pub unfinished: u64,
-    /// Runs that failed (retried later) or found the lease held elsewhere.
-    pub failed_or_skipped: u64,
-}
-
-/// Runs rotations when they are due.
-#[async_trait]
-pub trait Scheduler: Send + Sync {
-    /// Does what is due now (bounded by the in-flight limit) and waits for it.
-    async fn tick(&self) -> Result<TickReport>;
-
-    /// When something is next due.
-    fn next_due(&self) -> Option<DateTime<Utc>>;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Work {
-    /// Unknown: read the record and the credential's expiry.
-    Check,
-    /// Rotate (or resume an interrupted rotation).
-    Rotate,
-    /// Revoke the previous credential once the overlap ends.
-    RevokePrevious,
-}
-
-/// The managed credentials, and their due times in a dense array for the due-check.
-#[derive(Default)]
-struct Table {
-    entries: Vec<Entry>,
-    due: Vec<i64>,
-}
-
-struct Entry {
-    name: SecretName,
-    target: Arc<dyn RotationTarget>,
-    schedule: Schedule,
-    work: Work,
-    attempts: u32,
-}
-
-/// The tokio scheduler.
-pub struct TokioScheduler {
-    rotator: Arc<Rotator>,
-    config: SchedulerConfig,
-    entries: Mutex<Table>,
-    permits: Arc<Semaphore>,
-    promoted: AtomicU64,
-    rolled_back: AtomicU64,
-    unfinished: AtomicU64,
-}
-
-impl std::fmt::Debug for TokioScheduler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokioScheduler").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
 /// The rotations in flight, each task's credential kept so a task that fails is named.
 #[derive(Default)]
-struct InFlight {
+pub(super) struct InFlight {
     set: JoinSet<Done>,
     names: HashMap<tokio::task::Id, String>,
 }
@@ -210,7 +30,7 @@ impl InFlight {
     /// The next finished rotation: `None` when none is in flight, `Some(None)` for a task that
     /// panicked or was cancelled (logged: its credential is not scheduled again until the
     /// scheduler restarts).
-    async fn join_next(&mut self) -> Option<Option<Done>> {
+    pub(super) async fn join_next(&mut self) -> Option<Option<Done>> {
         Some(match self.set.join_next_with_id().await? {
             Ok((id, done)) => {
                 self.names.remove(&id);
@@ -220,11 +40,12 @@ impl InFlight {
                 let credential = self.names.remove(&e.id()).unwrap_or_default();
                 if e.is_panic() {
                     tracing::error!(
+                        target: LOG_TARGET,
                         credential,
                         "a rotation task panicked: the credential is not rotated again until the scheduler restarts"
                     );
                 } else {
-                    tracing::warn!(credential, "a rotation task was cancelled");
+                    tracing::warn!(target: LOG_TARGET, credential, "a rotation task was cancelled");
                 }
                 None
             }
@@ -232,62 +53,15 @@ impl InFlight {
     }
 }
 
-struct Done {
-    index: usize,
-    work: Work,
-    due_ms: i64,
-    attempts: u32,
-    report: TickReport,
+pub(super) struct Done {
+    pub(super) index: usize,
+    pub(super) work: Work,
+    pub(super) due_ms: i64,
+    pub(super) attempts: u32,
+    pub(super) report: TickReport,
 }
 
 impl TokioScheduler {
-    /// A scheduler driving `rotator`.
-    pub fn new(rotator: Arc<Rotator>, config: SchedulerConfig) -> Self {
-        let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-        Self {
-            rotator,
-            config,
-            entries: Mutex::new(Table::default()),
-            permits,
-            promoted: AtomicU64::new(0),
-            rolled_back: AtomicU64::new(0),
-            unfinished: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Manages `name`: its record and expiry are read on the next pass.
-    pub fn register(&self, name: SecretName, target: Arc<dyn RotationTarget>, schedule: Schedule) {
-        self.register_due(name, target, schedule, DateTime::UNIX_EPOCH);
-    }
-
-    /// Manages `name`, next due at `due` (when the caller knows it).
-    pub fn register_due(
-        &self,
-        name: SecretName,
-        target: Arc<dyn RotationTarget>,
-        schedule: Schedule,
-        due: DateTime<Utc>,
-    ) {
-        let work = if due == DateTime::UNIX_EPOCH { Work::Check } else { Work::Rotate };
-        let mut t = self.lock();
-        t.due.push(due.timestamp_millis());
-        t.entries.push(Entry { name, target, schedule, work, attempts: 0 });
-    }
-
-    /// Credentials managed.
-    pub fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    /// Whether none are.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The due-check: indexes of entries due at `now` and not already running.
     pub fn due_at(&self, now: DateTime<Utc>) -> Vec<usize> {
         let now = now.timestamp_millis();
@@ -296,24 +70,13 @@ impl TokioScheduler {
         t.due.iter().enumerate().filter(|(_, d)| **d <= now).map(|(i, _)| i).collect()
     }
 
-    /// Promotions and rollbacks so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.promoted.load(Ordering::Relaxed), self.rolled_back.load(Ordering::Relaxed))
-    }
-
-    /// Runs so far that left a rotation unfinished ([`Rotation::Partial`],
-    /// [`Rotation::RollbackIncomplete`]).
-    pub fn unfinished(&self) -> u64 {
-        self.unfinished.load(Ordering::Relaxed)
-    }
-
     fn backoff(&self, attempts: u32) -> TimeDelta {
         let d = self.config.retry_base.saturating_mul(1u32 << attempts.min(16)).min(self.config.retry_max);
         TimeDelta::from_std(d).unwrap_or(TimeDelta::seconds(300))
     }
 
     /// Starts what is due into `set`.
-    fn spawn_due(self: &Arc<Self>, set: &mut InFlight) {
+    pub(super) fn spawn_due(self: &Arc<Self>, set: &mut InFlight) {
         let now = self.rotator.clock().now();
         for index in self.due_at(now) {
             let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else { break };
@@ -334,7 +97,7 @@ impl TokioScheduler {
         }
     }
 
-    fn finish(&self, d: &Done) {
+    pub(super) fn finish(&self, d: &Done) {
         let mut t = self.lock();
         if let Some(due) = t.due.get_mut(d.index) {
             *due = d.due_ms;
@@ -382,7 +145,7 @@ impl TokioScheduler {
         match lease::acquire(secrets, name.as_str(), holder, now, self.config.lease_ttl).await {
             Ok(true) => {}
             _ => {
-                tracing::debug!(credential = name.as_str(), "lease held elsewhere; skipped");
+                tracing::debug!(target: LOG_TARGET, credential = name.as_str(), "lease held elsewhere; skipped");
                 report.failed_or_skipped = 1;
                 return retry(attempts, report);
             }
@@ -486,7 +249,7 @@ impl TokioScheduler {
         match result {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(credential = name.as_str(), attempts, error = %e, "scheduled rotation failed; retrying with backoff");
+                tracing::warn!(target: LOG_TARGET, credential = name.as_str(), attempts, error = %e, "scheduled rotation failed; retrying with backoff");
                 report.failed_or_skipped += 1;
                 retry(attempts, report)
             }
@@ -531,46 +294,5 @@ impl TokioScheduler {
             }
         }
         total
-    }
-}
-
-fn add(total: &mut TickReport, r: TickReport) {
-    total.promoted += r.promoted;
-    total.rolled_back += r.rolled_back;
-    total.revoked_previous += r.revoked_previous;
-    total.unfinished += r.unfinished;
-    total.failed_or_skipped += r.failed_or_skipped;
-}
-
-#[async_trait]
-impl Scheduler for Arc<TokioScheduler> {
-    async fn tick(&self) -> Result<TickReport> {
-        let mut set = InFlight::default();
-        self.spawn_due(&mut set);
-        let mut total = TickReport::default();
-        while let Some(done) = set.join_next().await {
-            if let Some(d) = done {
-                self.finish(&d);
-                add(&mut total, d.report);
-            }
-        }
-        Ok(total)
-    }
-
-    fn next_due(&self) -> Option<DateTime<Utc>> {
-        TokioScheduler::next_due(self)
-    }
-}
-
-impl TokioScheduler {
-    /// When something is next due (not counting work in flight).
-    pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.lock()
-            .due
-            .iter()
-            .copied()
-            .filter(|d| *d != i64::MAX)
-            .min()
-            .and_then(DateTime::from_timestamp_millis)
     }
 }

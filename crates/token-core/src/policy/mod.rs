@@ -1,124 +1,22 @@
 //! The issuing policy: roles, TTL caps, wildcard rule, one active token per purpose, use limits.
+//!
+//! This module holds the policy and its builder and what it approves; `error` is why a policy
+//! cannot be built or refuses an issue, `request` what is asked of it (an issue, a child).
+
+mod error;
+mod request;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::binding::Thumbprint;
-use crate::error::ScopeError;
 use crate::format::TokenId;
 use crate::record::{TokenRecord, TokenStatus, UseLimits};
-use crate::role::{NameError, Principal, Purpose, Role, RoleName};
-use crate::scope::{Scope, ScopeSet};
+use crate::role::{Principal, Role, RoleName};
+use crate::scope::ScopeSet;
 
-/// A policy could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// A TTL above the ceiling no policy can raise ([`MAX_TTL_CEILING`], 90 days).
-    #[error("{what} is above Tokenward's ceiling of {} days, which no policy can raise", MAX_TTL_CEILING.num_days())]
-    AboveCeiling {
-        /// Which TTL.
-        what: String,
-    },
-    /// A malformed name.
-    #[error(transparent)]
-    Name(#[from] NameError),
-    /// A malformed scope.
-    #[error(transparent)]
-    Scope(#[from] ScopeError),
-    /// Two roles share a name.
-    #[error("role `{0}` is defined twice")]
-    DuplicateRole(RoleName),
-    /// A role grants a bare wildcard while the policy forbids them.
-    #[error("role `{role}` grants `{scope}`, a bare wildcard, and the policy forbids them")]
-    RoleGrantsBareWildcard {
-        /// The role.
-        role: RoleName,
-        /// The grant.
-        scope: Scope,
-    },
-    /// A TTL that is zero or negative.
-    #[error("{what} must be positive")]
-    NotPositive {
-        /// Which setting.
-        what: &'static str,
-    },
-}
-
-/// A rule of the policy refused an issue. Each variant names the rule and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyViolation {
-    /// Mandatory expiry: the TTL must be positive.
-    #[error("mandatory expiry: the requested TTL must be positive")]
-    TtlNotPositive,
-    /// The token would start too far ahead (or its times do not fit the calendar).
-    #[error("not before: a token starts at most {} days ahead", MAX_NOT_BEFORE_AHEAD.num_days())]
-    StartsTooLate,
-    /// The TTL is above what the justifying roles (or the policy) allow.
-    #[error(
-        "max TTL: requested {} but at most {} is allowed ({limited_by})",
-        crate::duration::format(chrono::TimeDelta::seconds(*requested_secs)),
-        crate::duration::format(chrono::TimeDelta::seconds(*max_secs))
-    )]
-    TtlTooLong {
-        /// Requested, in seconds.
-        requested_secs: i64,
-        /// Allowed, in seconds.
-        max_secs: i64,
-        /// What sets the cap: a role, or the policy.
-        limited_by: String,
-    },
-    /// Least privilege: a token must name at least one scope.
-    #[error("least privilege: a token needs at least one scope")]
-    NoScopes,
-    /// A scope is a bare wildcard.
-    #[error("no bare wildcards: `{scope}` puts a wildcard alone in a position, and this policy forbids that")]
-    BareWildcard {
-        /// The scope.
-        scope: Scope,
-    },
-    /// No role of the principal grants a scope.
-    #[error("RBAC: no role of principal `{principal}` grants `{scope}`")]
-    ScopeNotGranted {
-        /// The principal.
-        principal: String,
-        /// The scope.
-        scope: Scope,
-    },
-    /// The principal holds a role the policy does not define.
-    #[error("RBAC: principal holds role `{0}`, which this policy does not define")]
-    UnknownRole(RoleName),
-    /// One active token per (principal, purpose), except while rotating the one that is.
-    #[error(
-        "one active token per purpose: `{purpose}` already has active token {existing}; issue its replacement with `replacing` during a rotation"
-    )]
-    ActiveTokenExists {
-        /// The purpose.
-        purpose: Purpose,
-        /// The active token.
-        existing: TokenId,
-    },
-    /// A use limit of zero, or an idle timeout that is not positive or exceeds the policy's.
-    #[error("use limits: {0}")]
-    BadLimit(&'static str),
-    /// Attenuation: a child may only narrow its parent's scopes.
-    #[error("attenuation: child scope `{scope}` is not within the parent's scopes")]
-    ChildScopeNotSubset {
-        /// The scope.
-        scope: Scope,
-    },
-    /// Attenuation: a child may not outlive its parent.
-    #[error("attenuation: a child may not expire after its parent ({parent_expires})")]
-    ChildOutlivesParent {
-        /// The parent's expiry.
-        parent_expires: DateTime<Utc>,
-    },
-    /// The parent is not active, or the presented parent token is not it.
-    #[error("attenuation: the parent token is not active or was not proven ({0})")]
-    ParentNotUsable(String),
-}
+pub use self::error::{PolicyError, PolicyViolation};
+pub use self::request::{ChildRequest, IssueRequest};
 
 /// The longest any token may live, whatever a policy says: no policy, role or request can raise
 /// it (a policy may only lower it).
@@ -385,134 +283,4 @@ pub struct Approval {
     pub expires_at: DateTime<Utc>,
     /// Use limits.
     pub limits: UseLimits,
-}
-
-/// A request to issue a token. Expiry is mandatory: there is no constructor without a TTL.
-#[derive(Clone, Debug)]
-pub struct IssueRequest {
-    purpose: Purpose,
-    scopes: ScopeSet,
-    ttl: TimeDelta,
-    not_before: Option<DateTime<Utc>>,
-    max_uses: Option<u64>,
-    idle_timeout: Option<TimeDelta>,
-    replaces: Option<TokenId>,
-    bound_to: Option<Thumbprint>,
-}
-
-impl IssueRequest {
-    /// A token for `purpose`, with `scopes`, living `ttl`.
-    pub fn new(purpose: Purpose, scopes: ScopeSet, ttl: TimeDelta) -> Self {
-        Self {
-            purpose,
-            scopes,
-            ttl,
-            not_before: None,
-            max_uses: None,
-            idle_timeout: None,
-            replaces: None,
-            bound_to: None,
-        }
-    }
-
-    /// Parses the purpose and scopes from text.
-    pub fn parse(purpose: &str, scopes: &str, ttl: TimeDelta) -> Result<Self, PolicyError> {
-        Ok(Self::new(Purpose::new(purpose)?, ScopeSet::parse(scopes)?, ttl))
-    }
-
-    /// Valid only from `at` (its expiry counts from then).
-    pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
-        self.not_before = Some(at);
-        self
-    }
-
-    /// Allows at most `n` successful verifications.
-    pub fn max_uses(mut self, n: u64) -> Self {
-        self.max_uses = Some(n);
-        self
-    }
-
-    /// Denied once unused for `idle`.
-    pub fn idle_timeout(mut self, idle: TimeDelta) -> Self {
-        self.idle_timeout = Some(idle);
-        self
-    }
-
-    /// Issued as the replacement of `old` during a rotation: both may be active until `old` is
-    /// revoked or expires.
-    pub fn replacing(mut self, old: TokenId) -> Self {
-        self.replaces = Some(old);
-        self
-    }
-
-    /// Bound to the key whose thumbprint is `key`: accepted only with a proof of possession of
-    /// that key (a DPoP proof), so a leaked copy alone is useless.
-    pub fn bound_to(mut self, key: Thumbprint) -> Self {
-        self.bound_to = Some(key);
-        self
-    }
-
-    /// The purpose.
-    pub fn purpose(&self) -> &Purpose {
-        &self.purpose
-    }
-
-    /// The scopes.
-    pub fn scopes(&self) -> &ScopeSet {
-        &self.scopes
-    }
-
-    /// The token it replaces, if any.
-    pub fn replaces(&self) -> Option<TokenId> {
-        self.replaces
-    }
-
-    /// The key it is to be bound to, if any.
-    pub fn binding(&self) -> Option<Thumbprint> {
-        self.bound_to
-    }
-}
-
-/// A request to mint a child of a token: narrower scopes, no later expiry.
-#[derive(Clone, Debug)]
-pub struct ChildRequest {
-    purpose: Purpose,
-    scopes: ScopeSet,
-    ttl: TimeDelta,
-    max_uses: Option<u64>,
-    idle_timeout: Option<TimeDelta>,
-}
-
-impl ChildRequest {
-    /// A child for `purpose` with `scopes`, living `ttl` (but never past its parent).
-    pub fn new(purpose: Purpose, scopes: ScopeSet, ttl: TimeDelta) -> Self {
-        Self { purpose, scopes, ttl, max_uses: None, idle_timeout: None }
-    }
-
-    /// Parses the purpose and scopes from text.
-    pub fn parse(purpose: &str, scopes: &str, ttl: TimeDelta) -> Result<Self, PolicyError> {
-        Ok(Self::new(Purpose::new(purpose)?, ScopeSet::parse(scopes)?, ttl))
-    }
-
-    /// Allows at most `n` successful verifications.
-    pub fn max_uses(mut self, n: u64) -> Self {
-        self.max_uses = Some(n);
-        self
-    }
-
-    /// Denied once unused for `idle`.
-    pub fn idle_timeout(mut self, idle: TimeDelta) -> Self {
-        self.idle_timeout = Some(idle);
-        self
-    }
-
-    /// The purpose.
-    pub fn purpose(&self) -> &Purpose {
-        &self.purpose
-    }
-
-    /// The scopes.
-    pub fn scopes(&self) -> &ScopeSet {
-        &self.scopes
-    }
 }

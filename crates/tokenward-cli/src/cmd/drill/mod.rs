@@ -25,6 +25,7 @@ use tokenward::rotate::declare::TokenwardTokenSpec;
 use tokenward::secrecy::{ExposeSecretMut, SecretBox};
 use tokenward::store::{LocalKek, SecretName};
 use tokenward::{EmergencyOrder, Tokenward};
+use tokenward_test_support::stats::percentile;
 
 use self::bucket::Bucket;
 use self::leak::Drill;
@@ -157,14 +158,6 @@ fn request_within(scope: &str) -> Result<Request> {
         })
         .collect();
     Ok(Request::parse(&filled.join(":"))?)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// The summary of the runs.

@@ -6,18 +6,31 @@
 //! emergency order, its previous secret revoked early. Every finding is recorded in the audit log
 //! (`scan_finding`, with its location and fingerprint, never the secret). Nothing that matches
 //! no managed credential is ever revoked or disabled.
+//!
+//! This module holds what a response reports and the response itself; `tokens` answers this
+//! deployment's own tokens, `credentials` the managed credentials' secrets, `github` a GitHub
+//! secret-scanning partner alert.
+
+mod credentials;
+#[cfg(feature = "github-alerts")]
+mod github;
+mod tokens;
 
 use std::time::{Duration, Instant};
 
 use token_audit::{Action, Actor, AuditEvent};
-use token_core::{Decision, DenyReason, Thumbprint, TokenId};
+use token_core::{Thumbprint, TokenId};
 use token_rotate::EmergencyOrder;
 use token_scan::{Report, TOKENWARD_RULE};
 use token_store::SecretName;
 
 use crate::deployment::Tokenward;
 use crate::error::Result;
-use crate::managed::{ManagedIndex, Version};
+use crate::managed::ManagedIndex;
+
+/// The target of this module's log lines, whichever file writes them: what an operator filters
+/// on (`TOKENWARD_LOG=tokenward::respond=info`) stays put when the code moves.
+const LOG_TARGET: &str = "tokenward::respond";
 
 /// What the response did about one finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,178 +250,6 @@ impl Tokenward {
         !self.inner.watched.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
-    /// Revokes (or replaces) one reported token if it is ours and active, and audits it.
-    async fn respond_to_token(
-        &self,
-        text: &str,
-        seen: Seen<'_>,
-        start: Instant,
-        answering: &mut Answering,
-    ) -> Result<LeakAction> {
-        let (outcome, id, bound_to) = self.judge_and_revoke(text).await?;
-        if let LeakOutcome::Replaced { id, name, .. } = &outcome {
-            answering.answered.push((name.as_str().to_owned(), id.to_string()));
-        }
-        let time_to_revoke = outcome.revoked().then(|| start.elapsed());
-        self.audit_finding(&seen, id, &outcome, None, bound_to.as_ref()).await?;
-        Ok(LeakAction {
-            location: seen.location,
-            fingerprint: seen.fingerprint,
-            outcome,
-            time_to_revoke,
-            suppressed: seen.suppressed,
-            bound_to,
-        })
-    }
-
-    /// Answers one finding that may be a managed credential's current or previous secret, and
-    /// audits it.
-    async fn respond_to_credential(
-        &self,
-        text: &str,
-        seen: Seen<'_>,
-        start: Instant,
-        answering: &mut Answering,
-    ) -> Result<LeakAction> {
-        if answering.index.is_none() {
-            answering.index = Some(ManagedIndex::build(self).await?);
-        }
-        let matched = answering
-            .index
-            .as_ref()
-            .and_then(|index| index.find(text))
-            .map(|e| (e.name.clone(), e.target.clone(), e.handle.clone(), e.version));
-        let (outcome, time_to_revoke) = match matched {
-            None => (LeakOutcome::NotOurs, None),
-            Some((name, _, handle, _)) if answering.answered(&name, &handle) => {
-                (LeakOutcome::AlreadyAnswered { name, handle }, None)
-            }
-            Some((name, target, handle, version)) => {
-                answering.answered.push((name.as_str().to_owned(), handle.clone()));
-                self.answer_credential(name, target, handle, version, start).await?
-            }
-        };
-        let credential = match &outcome {
-            LeakOutcome::CredentialReplaced { name, handle, .. }
-            | LeakOutcome::PreviousRevoked { name, handle }
-            | LeakOutcome::AlreadyAnswered { name, handle }
-            | LeakOutcome::Failed { name, handle, .. } => Some((name, handle.as_str())),
-            _ => None,
-        };
-        self.audit_finding(&seen, None, &outcome, credential.map(|(n, h)| (n, h, time_to_revoke)), None)
-            .await?;
-        Ok(LeakAction {
-            location: seen.location,
-            fingerprint: seen.fingerprint,
-            outcome,
-            time_to_revoke,
-            suppressed: seen.suppressed,
-            bound_to: None,
-        })
-    }
-
-    /// Revokes a matched credential version: the current one in an emergency (in its order), the
-    /// previous one at its target. Judged again against the store first (another runner may have
-    /// rotated it since the index was built). The risk window is returned with the outcome.
-    async fn answer_credential(
-        &self,
-        name: SecretName,
-        target: std::sync::Arc<dyn token_rotate::RotationTarget>,
-        handle: String,
-        version: Version,
-        start: Instant,
-    ) -> Result<(LeakOutcome, Option<Duration>)> {
-        let is = |c: &Option<token_rotate::Credential>| c.as_ref().is_some_and(|c| c.handle == handle);
-        if version == Version::Current && is(&self.current_credential(&name).await?) {
-            let order = self.emergency_order(&name);
-            let called = start.elapsed();
-            return Ok(match self.revoke_and_replace(&name, target, order).await {
-                Ok(report) => (
-                    LeakOutcome::CredentialReplaced { name, handle, order },
-                    Some(called + report.revoked_after),
-                ),
-                Err(e) => {
-                    tracing::error!(credential = name.as_str(), handle = %handle, error = %e, "leak response: the emergency did not finish");
-                    (LeakOutcome::Failed { name, handle, error: e.to_string() }, None)
-                }
-            });
-        }
-        // The previous one (or the current one became previous meanwhile): revoked at once.
-        let previous = self.rotator().previous(&name).await?;
-        match previous.filter(|c| c.handle == handle) {
-            Some(c) => match target.revoke(&c).await {
-                Ok(()) => {
-                    tracing::warn!(credential = name.as_str(), handle = %handle, "leak response: previous credential revoked early");
-                    Ok((LeakOutcome::PreviousRevoked { name, handle }, Some(start.elapsed())))
-                }
-                Err(e) => Ok((LeakOutcome::Failed { name, handle, error: e.to_string() }, None)),
-            },
-            // Neither current nor previous any more: revoked by its rotation since.
-            None => Ok((LeakOutcome::AlreadyAnswered { name, handle }, None)),
-        }
-    }
-
-    /// Whether `text` is one of ours — judged against its record read from the store, not the
-    /// cache (a bounded cache may not hold it; a token not valid yet is ours all the same) — and
-    /// if it is and is not revoked, revokes (or replaces) it, bound to a key or not. With the
-    /// key it is bound to, if it is ours and is.
-    async fn judge_and_revoke(
-        &self,
-        text: &str,
-    ) -> Result<(LeakOutcome, Option<TokenId>, Option<Thumbprint>)> {
-        let verifier = self.tokens().verifier();
-        let Ok(parsed) = verifier.format().parse(text) else {
-            return Ok((LeakOutcome::NotOurs, None, None));
-        };
-        let id = parsed.id();
-        let row = match self.tokens().token(id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => return Ok((LeakOutcome::NotOurs, None, None)),
-            Err(token_store::StoreError::Corrupted { .. }) => {
-                return Ok((LeakOutcome::Quarantined { id }, Some(id), None));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let bound_to = row.record.bound_to;
-        let one = token_core::lookup::InMemoryLookup::new();
-        one.insert(row.record);
-        let outcome = match verifier.over(one).authenticate_at(text, self.clock().now()) {
-            Decision::Denied(DenyReason::Revoked { .. }) => LeakOutcome::AlreadyRevoked { id },
-            Decision::Denied(
-                DenyReason::UnknownToken
-                | DenyReason::BadSecret
-                | DenyReason::Malformed(_)
-                | DenyReason::UnknownDigestKey { .. },
-            ) => return Ok((LeakOutcome::NotOurs, None, None)),
-            // Its secret matches its record: ours, whether active, not valid yet, expired or used up.
-            _ => match self.rotated_credential_for(id).await? {
-                Some((name, target)) => {
-                    let order = self.emergency_order(&name);
-                    self.revoke_and_replace(&name, target, order).await?;
-                    LeakOutcome::Replaced { id, name, order }
-                }
-                None => LeakOutcome::Revoked { id, revoked: self.revoke(id).await? },
-            },
-        };
-        Ok((outcome, Some(id), bound_to))
-    }
-
-    /// The rotation (run through this handle) whose current credential is token `id`.
-    async fn rotated_credential_for(
-        &self,
-        id: TokenId,
-    ) -> Result<Option<(SecretName, std::sync::Arc<dyn token_rotate::RotationTarget>)>> {
-        let watched: Vec<_> =
-            self.inner.watched.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        let handle = id.to_string();
-        for (name, target) in watched {
-            if self.current_credential(&name).await?.is_some_and(|c| c.handle == handle) {
-                return Ok(Some((name, target)));
-            }
-        }
-        Ok(None)
-    }
-
     /// Records a finding and what was done (`scan_finding`); for a managed credential, its name,
     /// its public handle and the risk window in milliseconds; for a token bound to a key, the
     /// key's thumbprint. Never the secret, never a keyed fingerprint of the response's.
@@ -446,56 +287,5 @@ impl Tokenward {
         }
         auditor.emit_durable(event).await?;
         Ok(())
-    }
-}
-
-#[cfg(feature = "github-alerts")]
-impl Tokenward {
-    /// Handles a GitHub secret-scanning partner alert delivery: `verifier` checks the signature
-    /// over the raw `body` (headers [`token_scan::alerts::KEY_ID_HEADER`] and
-    /// [`token_scan::alerts::SIGNATURE_HEADER`]) before anything is parsed; every reported token that
-    /// is ours and active is revoked (or replaced), and every reported secret of a credential this
-    /// handle manages is answered, as in [`Tokenward::respond_to_leaks`], and audited; the answer is the partner response body GitHub expects (token hashes only).
-    pub async fn respond_to_github_alerts(
-        &self,
-        verifier: &token_scan::alerts::AlertVerifier,
-        body: &[u8],
-        key_id: Option<&str>,
-        signature: Option<&str>,
-    ) -> Result<(String, LeakResponse)> {
-        use token_core::secrecy::ExposeSecret;
-        use token_scan::alerts::{Verdict, partner_response};
-        let start = Instant::now();
-        let alerts = verifier.verify(body, key_id, signature)?;
-        let mut response = LeakResponse::default();
-        let mut answering = Answering::default();
-        let mut verdicts = Vec::with_capacity(alerts.len());
-        for alert in &alerts {
-            let text = alert.token.expose_secret();
-            let seen = Seen {
-                rule: "github-partner-alert",
-                location: if alert.url.is_empty() {
-                    format!("github:{}", alert.source)
-                } else {
-                    alert.url.clone()
-                },
-                fingerprint: token_scan::Fingerprint::sha256(text.as_bytes()).to_string(),
-                suppressed: None,
-            };
-            // A Tokenward token by its shape, anything else against the managed credentials.
-            let action =
-                if self.tokens().verifier().format().parse(text).is_ok() || !self.manages_credentials() {
-                    self.respond_to_token(text, seen, start, &mut answering).await?
-                } else {
-                    self.respond_to_credential(text, seen, start, &mut answering).await?
-                };
-            let verdict = match action.outcome {
-                LeakOutcome::NotOurs => Verdict::FalsePositive,
-                _ => Verdict::TruePositive,
-            };
-            verdicts.push((alert, verdict));
-            response.actions.push(action);
-        }
-        Ok((partner_response(&verdicts), response))
     }
 }

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod busy;
 mod deployment;
 mod error;
 #[cfg(feature = "federation")]

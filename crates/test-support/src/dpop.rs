@@ -98,7 +98,7 @@ impl DpopKey {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut jti = [0u8; 16];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut jti).expect("the OS random source");
-        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let jti = token_core::hex::encode(&jti);
         self.proof(method, uri, access_token, i64::try_from(now).unwrap_or(i64::MAX), &jti)
     }
 }
@@ -138,7 +138,7 @@ impl TestIssuer {
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut jti).expect("the OS random source");
         let mut body = json!({
             "iss": self.issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_secs,
-            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "jti": token_core::hex::encode(&jti),
         });
         if let (Some(b), Some(extra)) = (body.as_object_mut(), claims.as_object()) {
             for (k, v) in extra {

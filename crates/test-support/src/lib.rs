@@ -6,7 +6,8 @@
 //! ([`Moto`]), and a writer capturing tracing output ([`Captured`]), and the scanner's corpus of
 //! planted secrets and decoys ([`corpus`]), and the percentiles and medians measurements report
 //! ([`stats`]).
-//! Not published; not part of any public API.
+//! Not published; not part of any public API. The `tokenward` command depends on it for [`stats`]
+//! alone (its leak drill reports percentiles the way the benchmarks do).
 //!
 //! ```
 //! // Outside `scripts/test.sh` (and outside CI) a PostgreSQL test is skipped, loudly.

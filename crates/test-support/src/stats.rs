@@ -1,5 +1,5 @@
-//! The figures the benchmarks and the timing tests report, computed one way: nearest-rank
-//! percentiles and medians.
+//! The figures the benchmarks, the timing tests and the CLI's leak drill report, computed one
+//! way: nearest-rank percentiles and medians.
 
 use std::time::Duration;
 

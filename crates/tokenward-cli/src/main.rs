@@ -81,11 +81,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Inventory(a) => cmd::inventory::run(g, a).await,
         Command::Adopt(a) => cmd::rotate::adopt(g, a).await,
         Command::Drill(a) => cmd::drill::run(g, a).await,
-        Command::Alerts(cli::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
-        Command::Completions(a) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut command, "tokenward", &mut out::Stdout);
-            Ok(0)
-        }
+        Command::Alerts(cmd::alerts::AlertsCmd::Check(a)) => cmd::alerts::check(g, a).await,
+        Command::Completions(a) => cmd::completions::run(a),
     }
 }

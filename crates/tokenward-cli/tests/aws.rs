@@ -232,7 +232,8 @@ async fn the_overlap_and_the_deletion_grace_are_honoured_by_rotate_and_the_daemo
     let until = tokenward::core::chrono::DateTime::parse_from_rfc3339(v["until"].as_str().unwrap()).unwrap();
     let ahead = (until.with_timezone(&tokenward::core::chrono::Utc) - revoked_at).num_milliseconds();
     let call = (returned_at - revoked_at).num_milliseconds();
-    assert!((3_900..=4_500 + call).contains(&ahead), "until is the grace's end ({ahead} ms ahead)");
+    // (`until` is printed to the second.)
+    assert!((2_900..=4_500 + call).contains(&ahead), "until is the grace's end ({ahead} ms ahead)");
     assert!(keys().await.contains(&(first.clone(), false)), "deactivated, kept for its grace");
     // Again at once: still waiting, still kept (a rotation never deletes it early).
     assert_eq!(rotate().1["status"], "waiting");

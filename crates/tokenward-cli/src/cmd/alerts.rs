@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::{Args, Subcommand};
 use hmac::{KeyInit, Mac};
 use serde::Serialize;
 use serde_json::json;
@@ -18,11 +19,94 @@ use tokenward::scan::Scanner;
 use tokenward::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::cli::{AlertArgs, AlertSinks, Format, Global, WebhookUrl};
+use crate::cli::{Format, Global};
 use crate::cmd::report;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// Check once and send what is found to the sinks.
+    #[command(
+        after_help = "Example (cron):\n  tokenward alerts check --webhook https://hooks.example/tw --webhook-secret alerts/hmac-key --scan /srv/deploy"
+    )]
+    Check(AlertArgs),
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AlertSinks {
+    /// POST each alert (JSON) here, signed: header X-Tokenward-Signature, sha256= and the hex HMAC-SHA256 of the body.
+    #[arg(long)]
+    pub(crate) webhook: Option<WebhookUrl>,
+    /// The store secret holding the webhook's HMAC key.
+    #[arg(long)]
+    pub(crate) webhook_secret: Option<String>,
+    /// Run this (through sh -c) for each alert, the alert's JSON on its stdin.
+    #[arg(long = "alert-command")]
+    pub(crate) command: Option<String>,
+    /// Do not print alerts on stdout.
+    #[arg(long)]
+    pub(crate) no_stdout: bool,
+    /// How alerts are printed on stdout: JSON lines (the default: stdout is one of the alert
+    /// sinks, read by programs) or text, one line each.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AlertArgs {
+    #[command(flatten)]
+    pub(crate) sinks: AlertSinks,
+    /// A token expiring within this long is an alert.
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// Also scan these trees; every finding is an alert (repeat for more).
+    #[arg(long)]
+    pub(crate) scan: Vec<PathBuf>,
+    /// Also read the inventory (`tokenward inventory`, default thresholds): one alert per finding
+    /// kind, naming the credentials.
+    #[arg(long)]
+    pub(crate) inventory: bool,
+}
+
+/// A webhook's URL. Slack-style URLs carry their secret in the path, so it is shown (`Debug`,
+/// `Display`, errors) as `scheme://host[:port]/…` only; parsing never fails (clap would quote a
+/// value it refuses), the URL is checked where it is used.
+#[derive(Clone)]
+pub(crate) struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// The whole URL, secret path included: for the request only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for WebhookUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((scheme, rest)) = self.0.split_once("://") else { return f.write_str("…") };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // Userinfo is a secret too.
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        write!(f, "{scheme}://{host}/…")
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookUrl({self})")
+    }
+}
 
 /// The header carrying the webhook body's signature.
 pub(crate) const SIGNATURE_HEADER: &str = "X-Tokenward-Signature";

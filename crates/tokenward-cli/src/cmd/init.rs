@@ -1,15 +1,31 @@
 //! `tokenward init`: a new store, its key, token prefix, audit log and signer, and a first policy.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use clap::Args;
 use rand::TryRng;
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, InitArgs};
+use crate::cli::{Global, Output};
 use crate::cmd::{audit, policy};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The issuer prefix of every token (lowercase letters, digits, `_`).
+    #[arg(long, default_value = "tw")]
+    pub(crate) prefix: String,
+    /// A policy file to apply right away.
+    #[arg(long)]
+    pub(crate) policy: Option<PathBuf>,
+    /// Generate a new 256-bit key into this file (mode 0600) and use it as the store's key.
+    #[arg(long, conflicts_with = "key_file")]
+    pub(crate) new_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
 
 /// Writes 32 random bytes as 64 hex characters to a new file only its owner can read.
 fn new_key_file(path: &Path) -> Result<()> {

@@ -13,11 +13,29 @@ use tokenward::posture::inventory::{
 
 use tokenward::Tokenward;
 
-use crate::cli::{Global, InventoryArgs};
+use clap::Args;
+
+use crate::cli::{Global, Output};
 use crate::cmd::alerts::Alert;
 use crate::error::Result;
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct InventoryArgs {
+    #[command(flatten)]
+    pub(crate) output: Output,
+    /// An active credential last used longer ago than this is "unused".
+    #[arg(long, default_value = "90d")]
+    pub(crate) unused_for: String,
+    /// An active credential older than this is "too old" (AWS and CIS advise rotating keys every
+    /// 90 days).
+    #[arg(long, default_value = "90d")]
+    pub(crate) max_age: String,
+    /// A credential never used is flagged once it is older than this.
+    #[arg(long, default_value = "1d")]
+    pub(crate) never_used_grace: String,
+}
 
 /// Reads the inventory; exit 1 when an entry has a finding (as `report` and `alerts` do).
 pub(crate) async fn run(g: &Global, a: InventoryArgs) -> Result<u8> {

@@ -1,7 +1,10 @@
-//! One module per command group.
+//! One module per command group. Each holds its commands' clap arguments (the `…Args` structs
+//! and `…Cmd` subcommand enums) first, then the code that runs them. Adding a command: its module
+//! here (arguments and `run`), its variant in `cli::Command`, and its line in `main.rs`'s `run`.
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod completions;
 pub(crate) mod drill;
 pub(crate) mod init;
 pub(crate) mod inventory;

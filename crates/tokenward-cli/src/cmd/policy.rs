@@ -1,14 +1,115 @@
 //! `tokenward policy …`, `role …`, `principal …`: policy as code, stored versioned.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use clap::Subcommand;
 use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::policy::{ApplyOptions, PolicyFile, PrincipalSpec, RoleSpec};
 
-use crate::cli::{Global, Output, PolicyCmd, PrincipalCmd, RoleCmd};
+use crate::cli::{Global, Output};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Check a policy file, show what it changes, and store it as the next version.
+    Apply {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// Only show the changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse unless the stored version is this one (0: none yet).
+        #[arg(long)]
+        expect_version: Option<u64>,
+        /// Apply even if active tokens would be orphaned.
+        #[arg(long)]
+        allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Check a policy file without a store (for CI on the policy repository).
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print the stored policy (or one version of it) as TOML.
+    Show {
+        /// A version from `policy history` (default: the current one).
+        #[arg(value_name = "VERSION")]
+        at: Option<u64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Every stored version: when, by whom, its SHA-256.
+    History {
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleCmd {
+    /// Add (or replace) a role.
+    Add {
+        name: String,
+        /// A scope it grants (repeat for more).
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// The longest token it allows (e.g. 1h, 7d).
+        #[arg(long)]
+        max_ttl: String,
+        /// Apply even if active tokens would be orphaned.
+        #[arg(long)]
+        allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List roles.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Remove a role (refused while a principal holds it).
+    Remove {
+        name: String,
+        #[arg(long)]
+        allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrincipalCmd {
+    /// Add (or replace) a principal.
+    Add {
+        name: String,
+        /// A role it holds (repeat for more).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long)]
+        allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List principals.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Remove a principal (refused while it holds active tokens, unless told).
+    Remove {
+        name: String,
+        #[arg(long)]
+        allow_orphans: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
 
 pub(crate) fn read_file(path: &Path) -> Result<PolicyFile> {
     let text = std::fs::read_to_string(path)

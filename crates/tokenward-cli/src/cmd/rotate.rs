@@ -1,7 +1,9 @@
 //! `rotate NAME`, `rotate --due`, `daemon`: the declared credentials under rotation.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Args;
 use serde_json::json;
 use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
@@ -9,11 +11,65 @@ use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
 use tokenward::rotate::{Rotation, Scheduler, Usage};
 
-use crate::cli::{AdoptArgs, DaemonArgs, Global, RotateArgs};
+use crate::cli::{Global, Output};
+use crate::cmd::alerts::AlertSinks;
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct AdoptArgs {
+    /// A credential declared in the stored policy (`aws-iam-access-key`, `openbao-token`).
+    pub(crate) name: String,
+    /// The credential's public id when its secret does not name it: an access key id (`AKIA…`).
+    /// For an OpenBao token, its accessor (optional: checked when given).
+    #[arg(long)]
+    pub(crate) handle: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// A credential declared in the policy.
+    #[arg(required_unless_present = "due", conflicts_with = "due")]
+    pub(crate) name: Option<String>,
+    /// Rotate every declared credential whose schedule is due (one scheduler pass).
+    #[arg(long)]
+    pub(crate) due: bool,
+    /// Emergency: revoke and replace now, in the declared order.
+    #[arg(long, conflicts_with = "due")]
+    pub(crate) emergency: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// How often to print what the scheduler did.
+    #[arg(long, default_value = "10s")]
+    pub(crate) tick: String,
+    /// Write the posture report (HTML) here every `--report-every`.
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
+    #[arg(long, default_value = "1h")]
+    pub(crate) report_every: String,
+    /// Check for alerts this often (each alert is sent once while it lasts).
+    #[arg(long, default_value = "5m")]
+    pub(crate) alerts_every: String,
+    /// A token expiring within this long is an alert.
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// Also read the inventory at every alert check (`alerts check --inventory`).
+    #[arg(long)]
+    pub(crate) inventory: bool,
+    /// Also scan these trees at every alert check.
+    #[arg(long)]
+    pub(crate) scan: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) sinks: AlertSinks,
+}
 
 /// Exit statuses of `rotate NAME` beyond 0 (promoted everywhere), 1 (rolled back cleanly) and 2
 /// (an error): nothing started (the previous credential's overlap runs, or the target has no

@@ -5,15 +5,39 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
 
+use clap::Args;
 use tokenward::Tokenward;
 use tokenward::secrecy::ExposeSecret;
 use tokenward::store::{Label, SecretName};
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, RunArgs};
+use crate::cli::Global;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// `SECRET=ENV`: put the current value of SECRET in the variable ENV (repeat for more). For a
+    /// credential under rotation, its secret; `SECRET#handle=ENV` puts its handle (an AWS access
+    /// key id).
+    #[arg(long = "secret", required = true)]
+    pub(crate) secrets: Vec<String>,
+    /// Restart the command when one of its secrets rotates.
+    #[arg(long)]
+    pub(crate) restart_on_rotate: bool,
+    /// How often to look for a rotation (with --restart-on-rotate).
+    #[arg(long, default_value = "1s")]
+    pub(crate) poll: String,
+    /// Hand this variable on to the command although it can unlock the store, its key or its
+    /// database (repeat for more). The command gets this environment minus every `TOKENWARD_*`,
+    /// `AWS_*`, `BAO_*` and `VAULT_*` variable, plus its secrets.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub(crate) pass_env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub(crate) command: Vec<String>,
+}
 
 /// How long a restarted command gets to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use clap::{Args, ValueEnum};
 use tokenward::core::private_fs;
 use tokenward::scan::live::LiveValidatorBuilder;
 use tokenward::scan::secrecy::SecretString;
@@ -16,10 +17,104 @@ use tokenward::scan::{
 };
 use tokenward::{EmergencyOrder, LeakOutcome};
 
-use crate::cli::{Global, ScanArgs, ScanFormat};
+use crate::cli::Global;
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// One or more: PATH, git:REPO, image:TAR_OR_OCI_DIR, s3://BUCKET[/PREFIX], - (stdin),
+    /// postgres://USER@HOST:PORT/DB (the port optional; or postgresql://…, or pg:KEY=VALUE…; the password from the
+    /// URL or PGPASSWORD). One merged report, one exit code.
+    #[arg(required = true, value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// With a database: only this schema (repeatable; default every non-system schema).
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub(crate) schemas: Vec<String>,
+    /// With a database: at most this many rows per run (default 10,000,000).
+    #[arg(long)]
+    pub(crate) max_rows: Option<u64>,
+    /// With a database: at most this many bytes of values per run (default 4 GiB).
+    #[arg(long)]
+    pub(crate) max_bytes: Option<u64>,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub(crate) format: ScanFormat,
+    /// Suppress findings whose fingerprints this baseline holds.
+    #[arg(long)]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Write the findings' fingerprints as a baseline.
+    #[arg(long)]
+    pub(crate) write_baseline: Option<PathBuf>,
+    /// Revoke and replace Tokenward tokens of this store that are found, and any declared
+    /// credential whose secret is found (its current one replaced in its emergency order, its
+    /// previous one revoked); nothing else is touched.
+    #[arg(long)]
+    pub(crate) revoke: bool,
+    /// Ask each found credential's provider whether it still works (opt-in; never by default):
+    /// AWS key pairs by STS GetCallerIdentity signed with the pair (the secret key is never sent),
+    /// OpenBao/Vault tokens by lookup-self at --openbao-addr only, Tokenward tokens by this store.
+    /// Every finding then says valid, invalid (only when the answer proves it dead) or unknown.
+    /// The flags are checked before the scan (a bad one: exit 2).
+    #[arg(long)]
+    pub(crate) validate: bool,
+    /// With --validate: the STS endpoint (default AWS's own, in --aws-region): HTTPS, or plain HTTP
+    /// to loopback. Requests are signed for REGION when it is an sts.REGION.amazonaws.com URL,
+    /// else for --aws-region.
+    #[arg(long, value_name = "URL", requires = "validate")]
+    pub(crate) aws_sts_endpoint: Option<String>,
+    /// With --validate: the region of AWS's STS endpoint, and the one requests are signed for
+    /// unless --aws-sts-endpoint names its own.
+    #[arg(long, default_value = "us-east-1", requires = "validate")]
+    pub(crate) aws_region: String,
+    /// With --validate: the one OpenBao/Vault server found tokens are looked up at (without it,
+    /// they are not sent anywhere and stay unknown): HTTPS with the platform's roots or
+    /// --openbao-ca, or plain HTTP to loopback. lookup-self needs the token's default policy and
+    /// consumes one use of a use-limited token; a refusal (403) is unknown, not invalid.
+    #[arg(long, value_name = "URL", requires = "validate")]
+    pub(crate) openbao_addr: Option<String>,
+    /// With --validate: trust this CA (PEM) for --openbao-addr.
+    #[arg(long, value_name = "FILE", requires = "openbao_addr")]
+    pub(crate) openbao_ca: Option<PathBuf>,
+    /// With --validate: at most this many requests a second (1 to 50).
+    #[arg(long, default_value_t = 5, value_name = "N", requires = "validate")]
+    pub(crate) validate_rate: u32,
+    /// With --validate: at most this long in all (up to 1h); what is left is unknown.
+    #[arg(long, default_value = "60s", value_name = "DURATION", requires = "validate")]
+    pub(crate) validate_budget: String,
+    /// With --validate: at most this many requests in all.
+    #[arg(long, default_value_t = 200, value_name = "N", requires = "validate")]
+    pub(crate) validate_max: usize,
+    /// Extra rules (TOML `[[rule]]` tables).
+    #[arg(long)]
+    pub(crate) rules: Option<PathBuf>,
+    /// Do not report generic secrets (high-entropy values assigned to secret-named keys, URL
+    /// passwords, Authorization headers; low confidence, on by default).
+    #[arg(long)]
+    pub(crate) no_generic: bool,
+    /// Accepted for compatibility: generic detection is on by default (see --no-generic).
+    #[arg(long, hide = true, conflicts_with = "no_generic")]
+    pub(crate) generic: bool,
+    /// Respect .gitignore files in a tree.
+    #[arg(long)]
+    pub(crate) gitignore: bool,
+    /// With git: also unreachable objects.
+    #[arg(long)]
+    pub(crate) unreachable: bool,
+    /// Write the report here instead of stdout.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
 
 enum Target {
     Tree(PathBuf),

@@ -2,14 +2,51 @@
 
 use std::io::{IsTerminal, Read, Write};
 
+use clap::{Args, Subcommand};
 use serde_json::json;
 use tokenward::secrecy::ExposeSecret;
 use tokenward::store::SecretName;
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, Output, SecretCmd};
+use crate::cli::{Global, Output};
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCmd {
+    /// Seal a new version from stdin and make it current.
+    Put {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print the current version (only to a pipe or file, or with --reveal); `--format json`: a
+    /// JSON object with the value in `value` (UTF-8) or `value_hex`.
+    Get {
+        name: String,
+        /// Print it to a terminal too.
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List secret names and versions (never a value).
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// `rekey`.
+#[derive(Debug, Args)]
+pub(crate) struct RekeyArgs {
+    /// The KMS key to move to: `aws-kms:KEY` or `transit:MOUNT/KEY` (reached with the same
+    /// environment settings as `--kms`).
+    #[arg(long)]
+    pub(crate) to: tokenward::KmsKey,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
 
 /// The largest value `secret put` takes.
 const MAX_SECRET: usize = 1 << 20;
@@ -164,7 +201,7 @@ pub(crate) async fn rewrap(g: &Global, output: Output) -> Result<u8> {
 }
 
 /// `rekey --to KMS`: the store moved to another KEK (see [`tokenward::Tokenward::move_kek`]).
-pub(crate) async fn rekey(g: &Global, a: crate::cli::RekeyArgs) -> Result<u8> {
+pub(crate) async fn rekey(g: &Global, a: RekeyArgs) -> Result<u8> {
     let to = a.to.to_string();
     let tw = open::open_with(g, Need::Audited, open::builder(g, false)?.moving_kek_to(a.to)).await?;
     let moved = tw.move_kek().await;

@@ -3,19 +3,54 @@
 
 use std::io::Read as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request as AxumRequest};
 use axum::response::IntoResponse;
 use axum::routing::any;
+use clap::Args;
 use tokenward::core::{Grant, Request};
 use tokenward::oidc::DpopVerifier;
 use tokenward_tower::{TokenAuthLayer, TokenEndpoint};
 
-use crate::cli::{ExchangeArgs, Global, ServeArgs};
+use crate::cli::Global;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on (loopback by default; put TLS in front of it, e.g. a proxy).
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The URL clients reach this server at (`https://auth.example.com`): what DPoP proofs name.
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExchangeArgs {
+    /// The token endpoint (`https://auth.example.com/token`; plain HTTP to loopback only).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: String,
+    /// The scopes asked for (repeatable, or space-separated).
+    #[arg(long = "scope", required = true, value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// How long the token should live (at most the federation's max_ttl; default that).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) ttl: Option<String>,
+    /// Read the subject token from this file (default: stdin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) subject_token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for the endpoint, besides the platform's roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Write the token to this file (created private, 0600) instead of stdout: keeps it out of a
+    /// CI job's log.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
 
 /// The largest subject token read from a file or stdin.
 const MAX_SUBJECT: u64 = 64 * 1024;

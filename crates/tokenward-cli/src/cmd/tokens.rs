@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use clap::Args;
 use serde_json::json;
 use tokenward::core::chrono::DateTime;
 use tokenward::core::limits::MAX_TOKEN_LEN;
@@ -9,11 +10,90 @@ use tokenward::core::{Decision, IssueRequest, Request, TokenId};
 use tokenward::store::TokenQuery;
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, IssueArgs, ListArgs, RevokeArgs, ShowArgs, VerifyArgs};
+use crate::cli::{Global, Output};
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    /// The principal (declared in the policy).
+    #[arg(long)]
+    pub(crate) principal: String,
+    /// What the token is for (one active token per purpose).
+    #[arg(long)]
+    pub(crate) purpose: String,
+    /// A scope (repeat for more), within the principal's roles.
+    #[arg(long = "scope", required = true)]
+    pub(crate) scopes: Vec<String>,
+    /// Its lifetime (e.g. 15m, 1h, 7d), within the roles' caps.
+    #[arg(long)]
+    pub(crate) ttl: String,
+    /// At most this many uses.
+    #[arg(long)]
+    pub(crate) max_uses: Option<u64>,
+    /// Expires when unused this long.
+    #[arg(long)]
+    pub(crate) idle_timeout: Option<String>,
+    /// Replaces this token (a rotation by hand: the old one may stay active alongside).
+    #[arg(long)]
+    pub(crate) replacing: Option<String>,
+    /// `--format json`: a JSON object (with the token) instead of the token alone.
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The request scope to check (e.g. `s3:bucket/prod-logs/app.log:read`).
+    #[arg(long)]
+    pub(crate) scope: String,
+    /// Where the token was presented from (recorded in the audit log).
+    #[arg(long)]
+    pub(crate) source: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+    /// Only tokens expiring within this long (e.g. 7d).
+    #[arg(long)]
+    pub(crate) expiring_within: Option<String>,
+    /// Only tokens not used for this long (never-used included).
+    #[arg(long)]
+    pub(crate) unused_since: Option<String>,
+    /// Only revoked tokens.
+    #[arg(long)]
+    pub(crate) revoked: bool,
+    /// Include expired and revoked tokens.
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The token's public id.
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The token's public id.
+    pub(crate) id: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
 
 pub(crate) fn token_id(text: &str) -> Result<TokenId> {
     text.trim().parse().map_err(|e| CliError::new(format!("token id {:?}: {e}", text.trim())))

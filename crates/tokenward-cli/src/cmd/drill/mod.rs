@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tokenward::audit::{Action, AuditEvent, Outcome};
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
@@ -24,13 +25,50 @@ use tokenward::rotate::declare::TokenwardTokenSpec;
 use tokenward::secrecy::{ExposeSecretMut, SecretBox};
 use tokenward::store::{LocalKek, SecretName};
 use tokenward::{EmergencyOrder, Tokenward};
+use tokenward_test_support::stats::percentile;
 
 use self::bucket::Bucket;
 use self::leak::Drill;
-use crate::cli::{DrillArgs, DrillOrder, Global};
+use crate::cli::{Global, Output};
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
+
+#[derive(Debug, Args)]
+pub(crate) struct DrillArgs {
+    /// Rehearse on this declared credential (a Tokenward token) of the store given by --store
+    /// (staging); without it the drill makes a scratch store and throws it away.
+    #[arg(long)]
+    pub(crate) credential: Option<String>,
+    /// Where to plant the leak (a tree and a git repository are made there; default: a temp dir).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Also leak into this S3 bucket (`BUCKET` or `BUCKET/PREFIX`; credentials, region and
+    /// endpoint from the standard `AWS_*` variables). The drill deletes its object after each run.
+    #[arg(long, value_name = "BUCKET[/PREFIX]")]
+    pub(crate) bucket: Option<String>,
+    /// Run the drill this many times (percentiles of the risk window).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) repeat: u32,
+    /// Also write an HTML page of the results.
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
+    /// The emergency order of the scratch drill's credential (a `--credential` drill runs the one
+    /// declared for it).
+    #[arg(long, value_enum, default_value_t = DrillOrder::RevokeFirst, conflicts_with = "credential")]
+    pub(crate) emergency: DrillOrder,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+/// An emergency order, as declared in a policy file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DrillOrder {
+    /// Revoke the leaked token, then replace it.
+    RevokeFirst,
+    /// Replace it, then revoke the leaked token.
+    ReplaceFirst,
+}
 
 /// How long the drill waits for the consumer to move to the replacement.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,14 +158,6 @@ fn request_within(scope: &str) -> Result<Request> {
         })
         .collect();
     Ok(Request::parse(&filled.join(":"))?)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// The summary of the runs.

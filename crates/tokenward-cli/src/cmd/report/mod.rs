@@ -7,7 +7,9 @@ pub(crate) mod html;
 mod svg;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
+use clap::Args;
 use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, TimeDelta, Utc};
 use tokenward::core::private_fs;
@@ -18,11 +20,30 @@ use tokenward::store::TokenQuery;
 
 pub(crate) use html::html;
 
-use crate::cli::{Global, ReportArgs};
+use crate::cli::{Global, Output};
 use crate::cmd::policy::stored;
 use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 use crate::out;
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Write HTML here (otherwise text to stdout).
+    #[arg(long)]
+    pub(crate) html: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+    /// A token expiring within this long is "close to expiry".
+    #[arg(long, default_value = "7d")]
+    pub(crate) expiring_within: String,
+    /// A token unused this long is "unused".
+    #[arg(long, default_value = "30d")]
+    pub(crate) unused_for: String,
+    /// Add the inventory (`tokenward inventory`, default thresholds): every credential the
+    /// declared credentials' accounts and servers show (reads their admin secrets, audited).
+    #[arg(long)]
+    pub(crate) inventory: bool,
+}
 
 /// Reads the store's tokens, the audit log `g` names (its chain checked) and each declared
 /// credential's rotation state, and analyses them.

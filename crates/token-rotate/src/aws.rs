@@ -395,6 +395,11 @@ impl RotationTarget for AwsAccessKeyTarget {
         "aws-iam-access-key"
     }
 
+    /// An access key id (`AKIA…`) names its key: found alone in a leak, it is the key's.
+    fn handle_names_credential(&self) -> bool {
+        true
+    }
+
     async fn blocked_until(
         &self,
         current: Option<&Credential>,

@@ -222,12 +222,16 @@ async fn hook(cmd: &str, body: &str) -> Result<()> {
         .spawn()
         .map_err(|e| CliError::new(format!("starting {cmd:?}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(body.as_bytes()).await?;
-        stdin.write_all(b"\n").await?;
+        let sent = async {
+            stdin.write_all(body.as_bytes()).await?;
+            stdin.write_all(b"\n").await
+        };
+        sent.await.map_err(|e| CliError::new(format!("writing the alert to {cmd:?}: {e}")))?;
     }
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
-        .map_err(|_| CliError::new(format!("{cmd:?} ran over 30 s")))??;
+        .map_err(|_| CliError::new(format!("{cmd:?} ran over 30 s")))?
+        .map_err(|e| CliError::new(format!("waiting for {cmd:?}: {e}")))?;
     if status.success() { Ok(()) } else { Err(CliError::new(format!("{cmd:?} exited with {status}"))) }
 }
 

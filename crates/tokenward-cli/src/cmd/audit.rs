@@ -112,8 +112,7 @@ pub(crate) async fn entries(g: &Global) -> Result<Entries> {
 }
 
 fn read_checkpoint(path: &Path) -> Result<SignedCheckpoint> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("reading checkpoint {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
     serde_json::from_str(&text).map_err(|e| CliError::new(format!("checkpoint {}: {e}", path.display())))
 }
 
@@ -296,11 +295,8 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             }
             let mut stdout = crate::out::Stdout;
             for e in &kept {
-                if output.json() {
-                    writeln!(stdout, "{}", serde_json::to_string(e)?)?;
-                } else {
-                    writeln!(stdout, "{}", entry_line(e))?;
-                }
+                let line = if output.json() { serde_json::to_string(e)? } else { entry_line(e) };
+                writeln!(stdout, "{line}").map_err(CliError::output(None))?;
             }
             Ok(0)
         }
@@ -308,10 +304,9 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             // Every entry, checked link by link as it goes out: an export is of a verified log.
             let mut v = ChainVerifier::new(ChainHead::EMPTY);
             let mut sink: Box<dyn Write> = match &dest {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    private_fs::create(p)
-                        .map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
-                )),
+                Some(p) => {
+                    Box::new(std::io::BufWriter::new(private_fs::create(p).map_err(CliError::create(p))?))
+                }
                 None => Box::new(std::io::BufWriter::new(crate::out::Stdout)),
             };
             let mut line = Vec::with_capacity(512);
@@ -320,9 +315,9 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 v.push(&e).map_err(|e| CliError::new(format!("audit log: {e}; export stopped")))?;
                 line.clear();
                 e.json_line_into(&mut line);
-                sink.write_all(&line)?;
+                sink.write_all(&line).map_err(CliError::output(dest.as_deref()))?;
             }
-            sink.flush()?;
+            sink.flush().map_err(CliError::output(dest.as_deref()))?;
             let head = v.finish().map_err(|e| CliError::new(format!("audit log: {e}")))?;
             eprintln!("exported {} verified entries, head {}", head.len, head.head);
             Ok(0)
@@ -342,8 +337,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let note = made?;
             match &dest {
                 Some(p) => {
-                    private_fs::write(p, &note)
-                        .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
+                    private_fs::write(p, &note).map_err(CliError::write(p))?;
                     eprintln!(
                         "signed a tree head of {} entries to {}",
                         note.lines().nth(1).unwrap_or("?"),
@@ -401,12 +395,11 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
                 }
             };
             let read = |p: &Path| {
-                let meta =
-                    std::fs::metadata(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+                let meta = std::fs::metadata(p).map_err(CliError::read(p))?;
                 if meta.len() > 1 << 20 {
                     return Err(CliError::new(format!("{}: larger than 1 MiB", p.display())));
                 }
-                std::fs::read_to_string(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))
+                std::fs::read_to_string(p).map_err(CliError::read(p))
             };
             let head_of = |p: &Path| {
                 TreeHead::verify_note(&read(p)?, LOG_NAME, &key, Some(LOG_NAME))
@@ -494,8 +487,7 @@ pub(crate) async fn run(g: &Global, c: AuditCmd) -> Result<u8> {
             let text = serde_json::to_string_pretty(&signed)?;
             match &dest {
                 Some(p) => {
-                    private_fs::write(p, format!("{text}\n"))
-                        .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
+                    private_fs::write(p, format!("{text}\n")).map_err(CliError::write(p))?;
                     eprintln!(
                         "signed a checkpoint of {} entries to {} (keep it away from the log)",
                         signed.checkpoint.len,

@@ -11,8 +11,7 @@ use crate::error::{CliError, Result};
 use crate::open::{self, Need};
 
 pub(crate) fn read_file(path: &Path) -> Result<PolicyFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("reading policy file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
     PolicyFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 

@@ -111,8 +111,7 @@ async fn authorized(req: AxumRequest) -> axum::response::Response {
 pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     let subject = match &a.subject_token_file {
         Some(path) => {
-            let f = std::fs::File::open(path)
-                .map_err(|e| CliError::new(format!("reading {}: {e}", path.display())))?;
+            let f = std::fs::File::open(path).map_err(CliError::read(path))?;
             read_subject(f, &path.display().to_string())?
         }
         None => read_subject(std::io::stdin().lock(), "stdin")?,
@@ -124,7 +123,7 @@ pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     let mut client =
         token_http::HttpClient::builder(base).timeout(Duration::from_secs(15)).retries(0, Duration::ZERO);
     if let Some(ca) = &a.ca {
-        let pem = std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(CliError::read(ca))?;
         client = client.ca_pem(pem);
     }
     let client = client.build().map_err(|e| CliError::new(format!("--url {}: {e}", a.url)))?;
@@ -166,8 +165,7 @@ pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     };
     match &a.output {
         Some(path) => {
-            tokenward::core::private_fs::write(path, format!("{token}\n"))
-                .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+            tokenward::core::private_fs::write(path, format!("{token}\n")).map_err(CliError::write(path))?;
             eprintln!("wrote the token to {}", path.display());
         }
         None => println!("{token}"),

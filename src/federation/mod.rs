@@ -166,7 +166,17 @@ impl Tokenward {
                 }
                 b.build().map_err(|e| e.to_string())?
             }
-            (None, Some(file)) => IssuerKeys::pinned(pinned_jwks(file, spec.jwks.sha256.as_deref())?),
+            // A trust anchor: its mode, its size and the SHA-256 the (sealed) policy pins are
+            // token-oidc's checks.
+            (None, Some(file)) => match &spec.jwks.sha256 {
+                Some(hex) => {
+                    let pin = token_core::hex::decode(&hex.to_ascii_lowercase())
+                        .ok_or("jwks.sha256: 64 hex digits")?;
+                    IssuerKeys::pinned_file_sha256(file, &pin)
+                }
+                None => IssuerKeys::pinned_file(file),
+            }
+            .map_err(|e| e.to_string())?,
             (None, None) => return Err("no jwks".into()),
         };
         let mut b = JwtValidator::builder(&spec.issuer, &spec.audience, keys);
@@ -218,7 +228,7 @@ impl Tokenward {
         if trusts.is_empty() {
             return Err(Denied::refused(None, ExchangeError::NotConfigured));
         }
-        let claimed = claimed_issuer(subject_token).unwrap_or_default();
+        let claimed = JwtValidator::claimed_issuer(subject_token).unwrap_or_default();
         let of_issuer: Vec<&Arc<Trust>> = trusts.iter().filter(|t| t.spec.issuer == claimed).collect();
         let Some(first) = of_issuer.first() else {
             return Err(Denied::refused(None, ExchangeError::UntrustedIssuer(shown(&claimed))));
@@ -397,46 +407,6 @@ impl JwksKey {
     fn of(spec: &FederationSpec) -> Self {
         Self(format!("{:?}|{:?}|{:?}", spec.jwks, spec.algorithms, spec.max_subject_lifetime))
     }
-}
-
-/// A pinned JWKS file, read as a trust anchor: at most 1 MiB, not writable by group or others
-/// (whoever can write it can mint identities), and with the SHA-256 the policy names, if it does.
-fn pinned_jwks(path: &std::path::Path, sha256: Option<&str>) -> Result<token_oidc::Jwks, String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::MetadataExt as _;
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("reading {shown}: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("reading {shown}: {e}"))?;
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!("{shown} is writable by its group or others: a pinned JWKS is a trust anchor"));
-    }
-    let mut doc = Vec::new();
-    file.take(1 << 20 | 1).read_to_end(&mut doc).map_err(|e| format!("reading {shown}: {e}"))?;
-    if doc.len() > 1 << 20 {
-        return Err(format!("{shown} is larger than 1 MiB"));
-    }
-    if let Some(want) = sha256 {
-        use sha2::Digest as _;
-        let got = token_core::hex::encode(&sha2::Sha256::digest(&doc));
-        if !got.eq_ignore_ascii_case(want) {
-            return Err(format!(
-                "{shown}: its SHA-256 is not the one the policy pins (the file was changed)"
-            ));
-        }
-    }
-    token_oidc::Jwks::parse(&doc).map_err(|e| format!("{shown}: {e}"))
-}
-
-/// The `iss` a compact JWT claims, unverified (to pick the federations to try), if it has one.
-fn claimed_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    if token.len() > token_oidc::limits::MAX_TOKEN_CEILING {
-        return None;
-    }
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Text from a token, for an error or an audit entry: printable, at most 128 characters.

@@ -48,7 +48,7 @@ const MAX_PARAMS: usize = 16;
 /// detail goes to the audit log, never the subject token. `actor_token` (delegation) is refused.
 pub struct TokenEndpoint {
     tw: Tokenward,
-    dpop: Option<(DpopVerifier, String)>,
+    dpop: Option<(Arc<DpopVerifier>, String)>,
     source: Option<Arc<SourceFn>>,
 }
 
@@ -62,7 +62,7 @@ impl std::fmt::Debug for TokenEndpoint {
 
 struct Shared {
     tw: Tokenward,
-    dpop: Option<(DpopVerifier, String)>,
+    dpop: Option<(Arc<DpopVerifier>, String)>,
     source: Option<Arc<SourceFn>>,
 }
 
@@ -76,7 +76,7 @@ impl TokenEndpoint {
     /// at `url` — the endpoint's URL as clients reach it (`https://auth.example.com/token`).
     #[must_use]
     pub fn dpop(mut self, verifier: DpopVerifier, url: impl Into<String>) -> Self {
-        self.dpop = Some((verifier, url.into()));
+        self.dpop = Some((Arc::new(verifier), url.into()));
         self
     }
 
@@ -175,9 +175,11 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Opti
         (None, _, _) => {}
         (Some(proof), None, Some((verifier, url))) => {
             let Ok(proof) = proof.to_str() else { return invalid_proof() };
-            match verifier.verify(proof, &DpopRequest::new("POST", url)) {
+            // Unspent, as the layer's proofs are: its `jti` is spent only if the exchange is
+            // granted, so refused exchanges take no room in the replay cache.
+            match verifier.verify_unspent(proof, &DpopRequest::new("POST", url)) {
                 Ok(p) => {
-                    ask = ask.bound_to(p.thumbprint());
+                    ask = ask.proven_by(p, Arc::clone(verifier));
                     token_type = "DPoP";
                 }
                 Err(e) => {
@@ -213,6 +215,7 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Opti
             ExchangeError::ScopeNotAllowed { .. } | ExchangeError::Issue { .. } => {
                 refuse(StatusCode::BAD_REQUEST, "invalid_scope", "the scopes asked for may not be granted")
             }
+            ExchangeError::Proof(_) => invalid_proof(),
             ExchangeError::BindingRequired(_) => {
                 refuse(StatusCode::BAD_REQUEST, "invalid_dpop_proof", "a DPoP proof is required")
             }

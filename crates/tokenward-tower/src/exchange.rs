@@ -41,7 +41,8 @@ const MAX_PARAMS: usize = 16;
 /// | `expires_in` | optional (an extension): seconds, at most the federation's `max_ttl` |
 ///
 /// With a `DPoP` proof header (RFC 9449 §5) and [`TokenEndpoint::dpop`], the token is bound to
-/// the proof's key and `token_type` is `DPoP`. The answer is RFC 8693 §2.2.1's JSON
+/// the proof's key and `token_type` is `DPoP`; the proof's `jti` is spent only when the exchange
+/// is granted (as the layer's are), so refused exchanges take no room in the replay cache. The answer is RFC 8693 §2.2.1's JSON
 /// (`access_token`, `issued_token_type`, `token_type`, `expires_in`, `scope`) with
 /// `Cache-Control: no-store`; a refusal is RFC 6749 §5.2's (`invalid_request`, `invalid_scope`,
 /// `unsupported_grant_type`, `invalid_dpop_proof`) with a short, fixed description — why in

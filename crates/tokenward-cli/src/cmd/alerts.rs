@@ -226,7 +226,13 @@ async fn hook(cmd: &str, body: &str) -> Result<()> {
             stdin.write_all(body.as_bytes()).await?;
             stdin.write_all(b"\n").await
         };
-        sent.await.map_err(|e| CliError::new(format!("writing the alert to {cmd:?}: {e}")))?;
+        match sent.await {
+            // A hook that does not read the alert (it exited, or closed its stdin): its exit
+            // status decides, not the race between its exit and this write.
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(CliError::new(format!("writing the alert to {cmd:?}: {e}"))),
+        }
     }
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await

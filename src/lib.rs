@@ -96,8 +96,8 @@ pub use token_store as store;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// docs/extending.md's worked examples (a key provider, a backend, a rotation target, a rule),
-/// compiled and run as doctests.
+/// docs/extending.md's worked examples (a rotation target, a deploy destination, a key provider,
+/// a backend, a rule), compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/extending.md")]
 struct ExtendingDoctests;

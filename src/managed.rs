@@ -25,10 +25,6 @@ use crate::error::Result;
 /// What the fingerprint key is derived under (never a metadata key: it has a `/`).
 const KEY_DOMAIN: &str = "tokenward/leak-response/fingerprint-key";
 
-/// The kind of target whose handle is a public id that names the credential on its own (an AWS
-/// access key id, `AKIA…`): a finding that is that id is the credential's.
-const ID_IS_HANDLE: &str = "aws-iam-access-key";
-
 /// Which of a credential's versions an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Version {
@@ -46,7 +42,8 @@ pub(crate) struct Entry {
     pub(crate) handle: String,
     pub(crate) version: Version,
     secret: [u8; 32],
-    /// The handle's fingerprint, for a target whose handle is a public id found on its own.
+    /// The handle's fingerprint, for a target whose handle names the credential on its own
+    /// ([`RotationTarget::handle_names_credential`]).
     id: Option<[u8; 32]>,
 }
 
@@ -80,7 +77,8 @@ impl ManagedIndex {
                 // The credential (its secret a `SecretString`) is zeroized as it drops here.
                 let Some(c) = credential else { continue };
                 let secret = index.fingerprint(c.secret.expose_secret());
-                let id = (target.kind() == ID_IS_HANDLE).then(|| index.fingerprint(&c.handle));
+                // A handle that names the credential on its own (an AWS access key id) is a finding too.
+                let id = target.handle_names_credential().then(|| index.fingerprint(&c.handle));
                 index.entries.push(Entry {
                     name: name.clone(),
                     target: target.clone(),

@@ -71,6 +71,7 @@ roles = ["deployer"]
 
 [[federation]]
 name = "ci-main"
+preset = "github-actions"
 issuer = "{ISSUER}"
 audience = "tokenward"
 jwks = {{ file = "{jwks}" }}

@@ -23,7 +23,9 @@ use token_core::chrono::{DateTime, TimeDelta, Utc};
 use token_core::errors::PolicyViolation;
 use token_core::names::Purpose;
 use token_core::{IssueRequest, IssuedToken, ScopeSet, Thumbprint};
-use token_oidc::{Algorithm, ClaimRules, IssuerKeys, JwtValidator, Preset, ReplayCache};
+use token_oidc::{
+    Algorithm, ClaimRules, DpopProof, DpopVerifier, IssuerKeys, JwtValidator, Preset, ReplayCache,
+};
 
 use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
@@ -38,24 +40,37 @@ pub struct ExchangeRequest {
     /// `None`: the federation's `max_ttl`.
     ttl: Option<TimeDelta>,
     bind: Option<Thumbprint>,
+    /// The DPoP proof the key was shown with, to spend once the exchange is granted.
+    proof: Option<(DpopProof, Arc<DpopVerifier>)>,
     source: Option<String>,
 }
 
 impl ExchangeRequest {
     /// Asks for `scopes` for `ttl` (at most the federation's `max_ttl`).
     pub fn new(scopes: ScopeSet, ttl: TimeDelta) -> Self {
-        Self { scopes, ttl: Some(ttl), bind: None, source: None }
+        Self { scopes, ttl: Some(ttl), bind: None, proof: None, source: None }
     }
 
     /// Asks for `scopes` for as long as the federation grants (its `max_ttl`).
     pub fn longest(scopes: ScopeSet) -> Self {
-        Self { scopes, ttl: None, bind: None, source: None }
+        Self { scopes, ttl: None, bind: None, proof: None, source: None }
     }
 
     /// Binds the token to the key whose RFC 7638 thumbprint is `key` (the key of the caller's
     /// DPoP proof): then it is accepted only with a proof by that key.
     pub fn bound_to(mut self, key: Thumbprint) -> Self {
         self.bind = Some(key);
+        self
+    }
+
+    /// Binds the token to the key of `proof`, a DPoP proof `verifier` accepted unspent
+    /// ([`DpopVerifier::verify_unspent`]): its `jti` is spent only once everything else about
+    /// the exchange is accepted, right before the token is issued (as the subject token's is), so
+    /// proofs sent with refused exchanges take no room in the replay cache; a proof spent
+    /// meanwhile (a replay) refuses the exchange ([`ExchangeError::Proof`]).
+    pub fn proven_by(mut self, proof: DpopProof, verifier: Arc<DpopVerifier>) -> Self {
+        self.bind = Some(proof.thumbprint());
+        self.proof = Some((proof, verifier));
         self
     }
 
@@ -166,7 +181,17 @@ impl Tokenward {
                 }
                 b.build().map_err(|e| e.to_string())?
             }
-            (None, Some(file)) => IssuerKeys::pinned(pinned_jwks(file, spec.jwks.sha256.as_deref())?),
+            // A trust anchor: its mode, its size and the SHA-256 the (sealed) policy pins are
+            // token-oidc's checks.
+            (None, Some(file)) => match &spec.jwks.sha256 {
+                Some(hex) => {
+                    let pin = token_core::hex::decode(&hex.to_ascii_lowercase())
+                        .ok_or("jwks.sha256: 64 hex digits")?;
+                    IssuerKeys::pinned_file_sha256(file, &pin)
+                }
+                None => IssuerKeys::pinned_file(file),
+            }
+            .map_err(|e| e.to_string())?,
             (None, None) => return Err("no jwks".into()),
         };
         let mut b = JwtValidator::builder(&spec.issuer, &spec.audience, keys);
@@ -218,7 +243,7 @@ impl Tokenward {
         if trusts.is_empty() {
             return Err(Denied::refused(None, ExchangeError::NotConfigured));
         }
-        let claimed = claimed_issuer(subject_token).unwrap_or_default();
+        let claimed = JwtValidator::claimed_issuer(subject_token).unwrap_or_default();
         let of_issuer: Vec<&Arc<Trust>> = trusts.iter().filter(|t| t.spec.issuer == claimed).collect();
         let Some(first) = of_issuer.first() else {
             return Err(Denied::refused(None, ExchangeError::UntrustedIssuer(shown(&claimed))));
@@ -289,44 +314,48 @@ impl Tokenward {
         {
             return deny(ExchangeError::ScopeNotAllowed { federation: name.clone(), scope: s.to_string() });
         }
-        // Everything checked: now the subject token counts as used (once; a concurrent replay
-        // loses here).
-        if let Err(e) = validator.spend_at(&jwt, self.clock().now()) {
-            return deny(ExchangeError::Subject(e));
-        }
         // Each exchange gets a purpose of its own (the federation's name and 64 random bits), so
         // concurrent jobs of one identity each hold a token.
         let purpose =
             Purpose::new(&format!("{name}.{}", token_core::hex::encode(&random8().map_err(Denied::Failed)?)))
                 .map_err(|e| Denied::Failed(Error::Config(format!("federation {name}: {e}"))))?;
-        let mut issue = IssueRequest::new(purpose, request.scopes.clone(), ttl);
-        if let Some(key) = request.bind {
-            issue = issue.bound_to(key);
-        }
-        let mut outcome = self.issue(&trust.principal, &issue).await;
-        // Asked for the longest: if the principal's roles allow less than `max_ttl`, the token
-        // lives what they allow (asked for a length, the caller gets that or a refusal).
-        if request.ttl.is_none()
-            && let Err(
-                Error::Issue(token_core::IssueError::Policy(PolicyViolation::TtlTooLong {
-                    max_secs, ..
-                }))
-                | Error::Store(token_store::StoreError::Issue(token_core::IssueError::Policy(
-                    PolicyViolation::TtlTooLong { max_secs, .. },
-                ))),
-            ) = &outcome
-            && *max_secs > 0
-        {
-            let mut shorter = IssueRequest::new(
-                issue.purpose().clone(),
-                issue.scopes().clone(),
-                TimeDelta::seconds(*max_secs),
-            );
-            if let Some(key) = request.bind {
-                shorter = shorter.bound_to(key);
+        let asking = |ttl| {
+            let issue = IssueRequest::new(purpose.clone(), request.scopes.clone(), ttl);
+            match request.bind {
+                Some(key) => issue.bound_to(key),
+                None => issue,
             }
-            outcome = self.issue(&trust.principal, &shorter).await;
+        };
+        // What the principal's roles allow, checked before anything is spent: an exchange they
+        // refuse burns neither the subject token nor the DPoP proof. Asked for the longest: if the
+        // roles allow less than `max_ttl`, the token lives what they allow (asked for a length,
+        // the caller gets that or a refusal).
+        let policy = self.inner.tokens.issuer().policy();
+        let refused =
+            |v: PolicyViolation| deny(ExchangeError::Issue { federation: name.clone(), error: v.into() });
+        let mut issue = asking(ttl);
+        match policy.check_issue(&trust.principal, &issue, &[], self.clock().now()) {
+            Ok(_) => {}
+            Err(PolicyViolation::TtlTooLong { max_secs, .. }) if request.ttl.is_none() && max_secs > 0 => {
+                issue = asking(TimeDelta::seconds(max_secs));
+                if let Err(v) = policy.check_issue(&trust.principal, &issue, &[], self.clock().now()) {
+                    return refused(v);
+                }
+            }
+            Err(v) => return refused(v),
         }
+        // Everything checked: now the DPoP proof (first: a replayed proof leaves the subject token
+        // unspent, for a retry with a fresh proof) and the subject token count as used (once
+        // each; a concurrent replay loses here).
+        if let Some((proof, verifier)) = &request.proof
+            && let Err(e) = verifier.spend(proof)
+        {
+            return deny(ExchangeError::Proof(e));
+        }
+        if let Err(e) = validator.spend_at(&jwt, self.clock().now()) {
+            return deny(ExchangeError::Subject(e));
+        }
+        let outcome = self.issue(&trust.principal, &issue).await;
         let token = match outcome {
             Ok(t) => t,
             // The policy's refusal (a scope the principal's roles do not grant, a lifetime above
@@ -397,46 +426,6 @@ impl JwksKey {
     fn of(spec: &FederationSpec) -> Self {
         Self(format!("{:?}|{:?}|{:?}", spec.jwks, spec.algorithms, spec.max_subject_lifetime))
     }
-}
-
-/// A pinned JWKS file, read as a trust anchor: at most 1 MiB, not writable by group or others
-/// (whoever can write it can mint identities), and with the SHA-256 the policy names, if it does.
-fn pinned_jwks(path: &std::path::Path, sha256: Option<&str>) -> Result<token_oidc::Jwks, String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::MetadataExt as _;
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("reading {shown}: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("reading {shown}: {e}"))?;
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!("{shown} is writable by its group or others: a pinned JWKS is a trust anchor"));
-    }
-    let mut doc = Vec::new();
-    file.take(1 << 20 | 1).read_to_end(&mut doc).map_err(|e| format!("reading {shown}: {e}"))?;
-    if doc.len() > 1 << 20 {
-        return Err(format!("{shown} is larger than 1 MiB"));
-    }
-    if let Some(want) = sha256 {
-        use sha2::Digest as _;
-        let got = token_core::hex::encode(&sha2::Sha256::digest(&doc));
-        if !got.eq_ignore_ascii_case(want) {
-            return Err(format!(
-                "{shown}: its SHA-256 is not the one the policy pins (the file was changed)"
-            ));
-        }
-    }
-    token_oidc::Jwks::parse(&doc).map_err(|e| format!("{shown}: {e}"))
-}
-
-/// The `iss` a compact JWT claims, unverified (to pick the federations to try), if it has one.
-fn claimed_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    if token.len() > token_oidc::limits::MAX_TOKEN_CEILING {
-        return None;
-    }
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Text from a token, for an error or an audit entry: printable, at most 128 characters.

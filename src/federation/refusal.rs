@@ -22,6 +22,10 @@ pub enum ExchangeError {
         /// What did not match.
         error: token_oidc::ClaimError,
     },
+    /// The DPoP proof the key was shown with cannot be spent: it was used before (a replay), or
+    /// the proof replay cache is full.
+    #[error("the DPoP proof: {0}")]
+    Proof(#[source] token_oidc::DpopError),
     /// The federation grants only key-bound tokens, and no key was given.
     #[error("federation {0} grants only key-bound tokens: exchange with a DPoP proof")]
     BindingRequired(String),
@@ -62,6 +66,7 @@ impl ExchangeError {
             Self::UntrustedIssuer(_) => "untrusted_issuer",
             Self::Subject(_) => "invalid_subject_token",
             Self::Claims { .. } => "claims_mismatch",
+            Self::Proof(_) => "invalid_dpop_proof",
             Self::BindingRequired(_) => "binding_required",
             Self::TtlTooLong { .. } => "ttl_too_long",
             Self::ScopeNotAllowed { .. } => "scope_not_allowed",

@@ -1,14 +1,14 @@
 //! A credential under rotation: its schedule, emergency order, overlap and deletion grace, its
-//! target and where it is deployed.
+//! target and where it is deployed (each a kind's declaration, read by `kinds`).
 
 use serde::{Deserialize, Serialize};
 use token_core::chrono::TimeDelta;
-use token_rotate::declare::{Duration, OpenBaoKvDestinationSpec, SecretsManagerSpec, format_duration};
+use token_rotate::declare::{Duration, format_duration};
 use token_rotate::{EmergencyOrder, Schedule};
 use token_store::SecretName;
 
 use super::error::PolicyFileError;
-use super::kinds::TargetSpec;
+use super::kinds::{DestinationSpec, TargetSpec};
 
 /// A credential under rotation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,29 +49,6 @@ pub struct CredentialSpec {
     /// or none: a failed deploy rolls back everywhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deploy: Vec<DestinationSpec>,
-}
-
-/// A place a credential is deployed to (see `token_rotate::Destination`): the `kind` and the
-/// settings of that kind's declaration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum DestinationSpec {
-    /// An AWS Secrets Manager secret (feature `aws`), with AWSPENDING / AWSCURRENT / AWSPREVIOUS.
-    AwsSecretsManager(SecretsManagerSpec),
-    /// An OpenBao / Vault KV v2 secret (feature `vault`): staged beside, written at promotion.
-    OpenbaoKv(OpenBaoKvDestinationSpec),
-}
-
-impl DestinationSpec {
-    /// Checks it (`what`: `credential NAME: deploy`).
-    pub(crate) fn check(&self, what: &str) -> Result<(), PolicyFileError> {
-        match self {
-            Self::AwsSecretsManager(d) => d.check(what),
-            Self::OpenbaoKv(d) => d.check(what),
-        }
-        .map_err(PolicyFileError::from)
-    }
 }
 
 fn default_emergency() -> String {

@@ -11,7 +11,7 @@ use token_rotate::{Deployed, Destination, RotationTarget};
 use token_store::secrecy::{ExposeSecret as _, SecretString};
 use token_store::{SecretName, TokenService};
 
-use super::credential::{CredentialSpec, DEFAULT_DELETION_GRACE, DestinationSpec};
+use super::credential::{CredentialSpec, DEFAULT_DELETION_GRACE};
 use super::schema::PolicyFile;
 use crate::deployment::Tokenward;
 use crate::error::{Error, Result};
@@ -95,10 +95,7 @@ impl Tokenward {
         let ctx = Deploying { tw: self, file, spec, what: format!("{what}: deploy") };
         let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
         for d in &spec.deploy {
-            destinations.push(match d {
-                DestinationSpec::AwsSecretsManager(d) => d.build(&ctx).await?,
-                DestinationSpec::OpenbaoKv(d) => d.build(&ctx).await?,
-            });
+            destinations.push(d.build(&ctx).await?);
         }
         Ok(Arc::new(Deployed::new(target, destinations)))
     }

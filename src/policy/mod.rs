@@ -53,11 +53,12 @@
 //!   `token_rotate::declare`'s, since a target's declaration has durations too).
 //! - `schema`: [`PolicyFile`] and its rules, roles and principals, defaults, [`PolicyFile::parse`]
 //!   and [`PolicyFile::check`].
-//! - `credential`: [`CredentialSpec`] (schedule, emergency order, overlap, deletion grace) and
-//!   where it is deployed ([`DestinationSpec`]).
-//! - `kinds`: the registry of rotation target kinds and [`TargetSpec`], a credential's target read
-//!   into its kind's declaration. Each kind owns its declaration (`token_rotate::declare`: its
-//!   fields, check and build); the registry lists kinds, one line each, and knows no kind's fields.
+//! - `credential`: [`CredentialSpec`] (schedule, emergency order, overlap, deletion grace, its
+//!   target and where it is deployed).
+//! - `kinds`: the registry of rotation target and deploy destination kinds, and [`TargetSpec`] and
+//!   [`DestinationSpec`], a credential's target and destinations read into their kinds'
+//!   declarations. Each kind owns its declaration (`token_rotate::declare`: its fields, check and
+//!   build, and the one line that lists it); the registry knows no kind's fields.
 //! - `federation`: [`FederationSpec`], the `[[federation]]` tables (trusted OIDC issuers) and
 //!   their checks; the exchange that obeys them is `crate::federation` (feature `federation`).
 //! - `diff`: [`PolicyFile::diff`], what changes from one file to the next.
@@ -79,12 +80,10 @@ mod kinds;
 mod schema;
 pub(crate) mod stored;
 
-pub use credential::{
-    CredentialSpec, DEFAULT_DELETION_GRACE, DestinationSpec, MAX_DELETION_GRACE, MAX_OVERLAP,
-};
+pub use credential::{CredentialSpec, DEFAULT_DELETION_GRACE, MAX_DELETION_GRACE, MAX_OVERLAP};
 pub use duration::{Duration, format_duration, parse_duration};
 pub use error::PolicyFileError;
 pub use federation::{ClaimSpec, FederationSpec, JwksSpec, MAX_EXCHANGE_TTL};
-pub use kinds::{TargetSpec, register_kind};
+pub use kinds::{DestinationSpec, TargetSpec, register_destination_kind, register_kind};
 pub use schema::{PolicyFile, PrincipalSpec, RoleSpec, Rules};
 pub use stored::{ApplyOptions, Orphan, PolicyApplied, PolicyRecord};

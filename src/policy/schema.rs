@@ -158,8 +158,9 @@ impl PolicyFile {
             c.schedule_spec().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             c.emergency_order().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
             c.check_overlap_and_grace().map_err(|e| PolicyFileError::new(format!("{what}: {}", e.0)))?;
+            let deploy = format!("{what}: deploy");
             for d in &c.deploy {
-                d.check(&format!("{what}: deploy"))?;
+                d.check(&FileCheck { what: &deploy, file: self, policy: &policy })?;
             }
             c.target.check(&FileCheck { what: &what, file: self, policy: &policy })?;
         }
@@ -259,6 +260,68 @@ deploy = [{ kind = "aws-secrets-manager", secret_id = "s", admin_access_key_id =
             assert_ne!(bad, t, "{from}");
             assert!(PolicyFile::parse(&bad).is_err(), "accepted: {to}");
         }
+    }
+
+    /// A file with both destination kinds, and its canonical TOML (what is stored, sealed, and
+    /// hashed) as the enum-based destinations wrote it: the registry must write the same bytes.
+    #[test]
+    fn destinations_are_written_back_byte_for_byte_as_before() {
+        let t = r#"
+[[credential]]
+name = "x/z"
+target = { kind = "aws-iam-access-key", user = "u", admin_access_key_id = "AKIA", admin_secret_key_secret = "aws/s" }
+deploy = [
+  { kind = "aws-secrets-manager", format = "aws-access-key", secret_id = "s", admin_secret_key_secret = "aws/s", admin_access_key_id = "AKIA", endpoint = "http://127.0.0.1:5000" },
+  { kind = "openbao-kv", handle_field = "id", address = "http://127.0.0.1:8200", token_secret = "o/t", mount = "secret", path = "app/k", field = "secret" },
+]
+"#;
+        let f = PolicyFile::parse(t).unwrap();
+        let text = f.to_toml();
+        assert_eq!(
+            text,
+            concat!(
+                "[rules]\n",
+                "max_ttl = \"90d\"\n",
+                "allow_bare_wildcards = false\n",
+                "one_active_per_purpose = true\n",
+                "\n",
+                "[[credential]]\n",
+                "name = \"x/z\"\n",
+                "emergency = \"replace-first\"\n",
+                "\n",
+                "[credential.target]\n",
+                "kind = \"aws-iam-access-key\"\n",
+                "user = \"u\"\n",
+                "region = \"us-east-1\"\n",
+                "admin_access_key_id = \"AKIA\"\n",
+                "admin_secret_key_secret = \"aws/s\"\n",
+                "lifetime = \"90d\"\n",
+                "\n",
+                "[[credential.deploy]]\n",
+                "kind = \"aws-secrets-manager\"\n",
+                "secret_id = \"s\"\n",
+                "region = \"us-east-1\"\n",
+                "endpoint = \"http://127.0.0.1:5000\"\n",
+                "admin_access_key_id = \"AKIA\"\n",
+                "admin_secret_key_secret = \"aws/s\"\n",
+                "format = \"aws-access-key\"\n",
+                "\n",
+                "[[credential.deploy]]\n",
+                "kind = \"openbao-kv\"\n",
+                "address = \"http://127.0.0.1:8200\"\n",
+                "token_secret = \"o/t\"\n",
+                "mount = \"secret\"\n",
+                "path = \"app/k\"\n",
+                "field = \"secret\"\n",
+                "handle_field = \"id\"\n",
+            )
+        );
+        use sha2::Digest as _;
+        assert_eq!(
+            token_core::hex::encode(&sha2::Sha256::digest(text.as_bytes())),
+            "f8375abcf9a386d30a7938b4082ac673ab6a98d3bee87406d4285deb84307932"
+        );
+        assert_eq!(PolicyFile::parse(&text).unwrap(), f);
     }
 
     #[test]

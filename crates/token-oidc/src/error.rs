@@ -341,6 +341,19 @@ pub enum JwksError {
         #[source]
         source: std::io::Error,
     },
+    /// A pinned JWKS file its group or others may write: refused (whoever can write it can
+    /// mint identities).
+    #[error("the JWKS file {path} is writable by its group or others: a pinned JWKS is a trust anchor")]
+    Writable {
+        /// The file.
+        path: String,
+    },
+    /// A pinned JWKS file whose SHA-256 is not the one pinned: it was changed.
+    #[error("the JWKS file {path}: its SHA-256 is not the one pinned (the file was changed)")]
+    DigestMismatch {
+        /// The file.
+        path: String,
+    },
     /// The document is larger than the cap.
     #[error("the JWKS is over {max} bytes")]
     TooLarge {

@@ -95,6 +95,27 @@ impl Jwks {
     }
 }
 
+/// A pinned JWKS file's bytes: not writable by its group or others (Unix), read from the file
+/// whose mode was checked, at most [`limits::MAX_JWKS_BYTES`].
+fn read_anchor(path: &std::path::Path) -> Result<Vec<u8>, JwksError> {
+    use std::io::Read as _;
+    let file_err = |source| JwksError::File { path: path.display().to_string(), source };
+    let file = std::fs::File::open(path).map_err(file_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if file.metadata().map_err(file_err)?.mode() & 0o022 != 0 {
+            return Err(JwksError::Writable { path: path.display().to_string() });
+        }
+    }
+    let mut doc = Vec::new();
+    file.take(limits::MAX_JWKS_BYTES as u64 + 1).read_to_end(&mut doc).map_err(file_err)?;
+    if doc.len() > limits::MAX_JWKS_BYTES {
+        return Err(JwksError::TooLarge { max: limits::MAX_JWKS_BYTES });
+    }
+    Ok(doc)
+}
+
 /// Where an issuer's keys come from, and their cache. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct IssuerKeys {
@@ -145,15 +166,28 @@ impl IssuerKeys {
         Self::with(None, State { keys: Arc::new(jwks), ..State::default() })
     }
 
-    /// Keys read once from a JWKS file (at most [`limits::MAX_JWKS_BYTES`]).
+    /// Keys read once from a JWKS file, as the trust anchor it is (whoever can write it can mint
+    /// identities): refused if its group or others may write it (on Unix:
+    /// [`JwksError::Writable`]), and read from the file opened (the mode checked is that file's),
+    /// never more than [`limits::MAX_JWKS_BYTES`].
     pub fn pinned_file(path: impl AsRef<std::path::Path>) -> Result<Self, JwksError> {
+        Ok(Self::pinned(Jwks::parse(&read_anchor(path.as_ref())?)?))
+    }
+
+    /// [`IssuerKeys::pinned_file`], and the document must have the SHA-256 `sha256` (pinned where
+    /// the file's writer cannot change it, a sealed policy): an edited file is refused
+    /// ([`JwksError::DigestMismatch`]).
+    pub fn pinned_file_sha256(
+        path: impl AsRef<std::path::Path>,
+        sha256: &[u8; 32],
+    ) -> Result<Self, JwksError> {
+        use sha2::Digest as _;
         let path = path.as_ref();
-        let file_err = |source| JwksError::File { path: path.display().to_string(), source };
-        let meta = std::fs::metadata(path).map_err(file_err)?;
-        if meta.len() > limits::MAX_JWKS_BYTES as u64 {
-            return Err(JwksError::TooLarge { max: limits::MAX_JWKS_BYTES });
+        let doc = read_anchor(path)?;
+        let digest: [u8; 32] = sha2::Sha256::digest(&doc).into();
+        if &digest != sha256 {
+            return Err(JwksError::DigestMismatch { path: path.display().to_string() });
         }
-        let doc = std::fs::read(path).map_err(file_err)?;
         Ok(Self::pinned(Jwks::parse(&doc)?))
     }
 

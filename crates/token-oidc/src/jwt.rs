@@ -171,6 +171,19 @@ impl JwtValidator {
         &self.issuer
     }
 
+    /// The `iss` a compact JWT claims, **unverified**: to pick which issuer's validator to try
+    /// when several are trusted, never to act on. The token is taken apart by the parser
+    /// validation uses (at most [`limits::MAX_TOKEN_CEILING`] bytes, base64url, JSON objects with
+    /// no member twice, an allowed `alg`, no `crit`); `None` if it does not parse or its `iss`
+    /// is not a string.
+    pub fn claimed_issuer(token: &str) -> Option<String> {
+        let jws = jws::parse(token, limits::MAX_TOKEN_CEILING, &Algorithm::ALL).ok()?;
+        match jws.payload.get("iss") {
+            Some(Value::String(iss)) => Some(iss.clone()),
+            _ => None,
+        }
+    }
+
     /// The audience.
     pub fn audience(&self) -> &str {
         &self.audience
@@ -438,6 +451,31 @@ impl VerifiedJwt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claimed_issuer_is_read_by_the_validators_parser() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = |header: &str, payload: &str| format!("{}.{}.{}", b64(header), b64(payload), b64("sig"));
+        let claimed = JwtValidator::claimed_issuer;
+        assert_eq!(
+            claimed(&token(r#"{"alg":"ES256"}"#, r#"{"iss":"https://a"}"#)).as_deref(),
+            Some("https://a")
+        );
+        for refused in [
+            token(r#"{"alg":"ES256"}"#, r#"{"iss":1}"#),
+            token(r#"{"alg":"ES256"}"#, r#"{"sub":"x"}"#),
+            // What validation refuses is not read either: no `alg: none`, no member twice, no `crit`.
+            token(r#"{"alg":"none"}"#, r#"{"iss":"https://a"}"#),
+            token(r#"{"alg":"ES256"}"#, r#"{"iss":"https://a","iss":"https://b"}"#),
+            token(r#"{"alg":"ES256","crit":["x"]}"#, r#"{"iss":"https://a"}"#),
+            token(r#"{"alg":"ES256"}"#, &format!(r#"{{"iss":"{}"}}"#, "a".repeat(limits::MAX_TOKEN_CEILING))),
+            "a.b".into(),
+            String::new(),
+        ] {
+            assert_eq!(claimed(&refused), None, "{refused:.80}");
+        }
+    }
 
     #[test]
     fn the_builder_refuses_settings_past_their_bounds() {

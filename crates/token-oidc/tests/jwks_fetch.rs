@@ -2,10 +2,12 @@
 //! a flood of unknown `kid`s makes a bounded number of fetches (one per minimum interval, one
 //! for many concurrent callers), a rotated key is found after a refetch, an answer over the
 //! size cap is refused, the last good set outlives a failing issuer up to its staleness bound,
-//! and a pinned file works with no network at all.
+//! and a pinned file works with no network at all — refused if others may write it, if it is
+//! too large, or if its SHA-256 is not the one pinned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -247,9 +249,29 @@ async fn plain_http_to_a_remote_host_and_a_pinned_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, file("jwks.json")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let keys = IssuerKeys::pinned_file(&path).unwrap();
     let (token, issuer, t0) = case("generic_eddsa");
     assert_eq!(validator(&issuer, &keys).validate_at(&token, t0).await.unwrap().subject(), "svc-42");
     assert_eq!(keys.fetches(), 0);
     assert!(matches!(IssuerKeys::pinned_file(dir.path().join("absent")), Err(JwksError::File { .. })));
+
+    // Pinned by its SHA-256: the same bytes are accepted, an edited file is refused.
+    use sha2::Digest as _;
+    let pin: [u8; 32] = sha2::Sha256::digest(file("jwks.json")).into();
+    let keys = IssuerKeys::pinned_file_sha256(&path, &pin).unwrap();
+    assert_eq!(validator(&issuer, &keys).validate_at(&token, t0).await.unwrap().subject(), "svc-42");
+    std::fs::write(&path, [file("jwks.json"), b" ".to_vec()].concat()).unwrap();
+    assert!(matches!(IssuerKeys::pinned_file_sha256(&path, &pin), Err(JwksError::DigestMismatch { .. })));
+    IssuerKeys::pinned_file(&path).unwrap();
+    // A file its group or others may write is refused, pinned or not.
+    for mode in [0o664, 0o646, 0o666] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert!(matches!(IssuerKeys::pinned_file(&path), Err(JwksError::Writable { .. })), "{mode:o}");
+        assert!(matches!(IssuerKeys::pinned_file_sha256(&path, &pin), Err(JwksError::Writable { .. })));
+    }
+    // Over the cap: refused without reading past it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&path, vec![b' '; token_oidc::limits::MAX_JWKS_BYTES + 1]).unwrap();
+    assert!(matches!(IssuerKeys::pinned_file(&path), Err(JwksError::TooLarge { .. })));
 }

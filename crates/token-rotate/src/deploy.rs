@@ -62,6 +62,10 @@ impl RotationTarget for Deployed {
         self.target.kind()
     }
 
+    fn handle_names_credential(&self) -> bool {
+        self.target.handle_names_credential()
+    }
+
     async fn blocked_until(
         &self,
         current: Option<&Credential>,

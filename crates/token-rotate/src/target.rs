@@ -52,6 +52,14 @@ pub trait RotationTarget: Send + Sync {
     /// A short name for audit entries (`"tokenward-token"`, `"openbao-token"`).
     fn kind(&self) -> &str;
 
+    /// Whether a credential's handle is a public id that names the credential on its own (an AWS
+    /// access key id, `AKIA…`): a secret found in a leak that is a current or previous handle is
+    /// then that credential's, and the leak response replaces it. The default: no (an accessor,
+    /// a login name or a version number is no finding on its own).
+    fn handle_names_credential(&self) -> bool {
+        false
+    }
+
     /// Whether the target can take a new credential beside `current` now: `None` if it can (the
     /// default), or until when it cannot and why — an IAM user whose two key slots hold the
     /// current key and one deactivated key still in its deletion grace, which is never deleted

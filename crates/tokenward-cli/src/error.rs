@@ -1,20 +1,77 @@
 //! The command's error: a message for stderr (never a secret) and an exit status.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// An error with the exit status it ends the command with (2 unless said).
 #[derive(Debug)]
 pub(crate) struct CliError {
-    msg: String,
+    what: What,
     code: u8,
     /// The audit log is not the store's (binding) or is behind its witness.
     log_mismatch: bool,
 }
 
+/// What went wrong.
+#[derive(Debug)]
+enum What {
+    /// Said in a message.
+    Message(String),
+    /// An I/O call on a file: `cannot read PATH: …`. There is no `From<io::Error>`: every I/O
+    /// call says which file it was about.
+    Io { op: IoOp, path: PathBuf, error: std::io::Error },
+}
+
+/// What an I/O call was doing with a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IoOp {
+    Read,
+    Write,
+    Create,
+}
+
+impl IoOp {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Create => "create",
+        }
+    }
+}
+
 impl CliError {
     /// A failure (exit 2).
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self { msg: msg.into(), code: 2, log_mismatch: false }
+        Self { what: What::Message(msg.into()), code: 2, log_mismatch: false }
+    }
+
+    /// An I/O error on `path` (exit 2): `cannot read PATH: …` (`write`, `create`).
+    fn io(op: IoOp, path: &Path, error: std::io::Error) -> Self {
+        Self { what: What::Io { op, path: path.to_path_buf(), error }, code: 2, log_mismatch: false }
+    }
+
+    /// `map_err(CliError::read(path))`: reading `path` failed.
+    pub(crate) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |e| Self::io(IoOp::Read, path, e)
+    }
+
+    /// `map_err(CliError::write(path))`: writing `path` failed.
+    pub(crate) fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |e| Self::io(IoOp::Write, path, e)
+    }
+
+    /// Writing a command's output to `out` (a file) or, when it is `None`, to stdout failed.
+    pub(crate) fn output(out: Option<&Path>) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |e| match out {
+            Some(p) => Self::io(IoOp::Write, p, e),
+            None => Self::new(format!("cannot write to stdout: {e}")),
+        }
+    }
+
+    /// `map_err(CliError::create(path))`: creating `path` (a file or a directory) failed.
+    pub(crate) fn create(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |e| Self::io(IoOp::Create, path, e)
     }
 
     /// The audit log is not the one the store is bound to, or is behind its witness.
@@ -33,7 +90,7 @@ impl CliError {
 
     /// A refusal the caller asked about (exit 1): denied, findings.
     pub(crate) fn denied(msg: impl Into<String>) -> Self {
-        Self { msg: msg.into(), code: 1, log_mismatch: false }
+        Self { what: What::Message(msg.into()), code: 1, log_mismatch: false }
     }
 
     pub(crate) fn code(&self) -> u8 {
@@ -43,9 +100,10 @@ impl CliError {
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.msg)?;
-        // The library's errors keep their cause as a source: show the chain.
-        Ok(())
+        match &self.what {
+            What::Message(msg) => f.write_str(msg),
+            What::Io { op, path, error } => write!(f, "cannot {} {}: {error}", op.verb(), path.display()),
+        }
     }
 }
 
@@ -89,7 +147,6 @@ from_error!(
     tokenward::core::errors::TokenFormatError,
     tokenward::policy::PolicyFileError,
     tokenward::scan::ScanError,
-    std::io::Error,
     serde_json::Error,
 );
 
@@ -98,6 +155,16 @@ pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::CliError;
+
+    #[test]
+    fn an_io_error_names_its_file() {
+        let path = std::path::Path::new("/no/such/dir/policy.toml");
+        let e = std::fs::read_to_string(path).map_err(CliError::read(path)).unwrap_err();
+        assert!(matches!(&e.what, super::What::Io { op: super::IoOp::Read, path: p, .. } if p == path));
+        assert!(e.to_string().starts_with("cannot read /no/such/dir/policy.toml: "), "{e}");
+        let e = std::fs::write(path, "x").map_err(CliError::write(path)).unwrap_err();
+        assert!(e.to_string().starts_with("cannot write /no/such/dir/policy.toml: "), "{e}");
+    }
 
     #[test]
     fn a_cause_that_repeats_the_one_before_it_is_said_once() {

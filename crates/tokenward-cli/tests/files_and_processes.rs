@@ -1,7 +1,7 @@
 //! Files and processes: every file Tokenward writes is its owner's alone whatever the umask; a
 //! weak passphrase is refused at `init`; the commands `run` and alert hooks start get their secrets
 //! and no key; `run` passes signals on and its command dies with it; `secret put` on a terminal
-//! does not echo the value.
+//! does not echo the value; a file that cannot be read or written is named in the error.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -155,6 +155,26 @@ fn every_file_tokenward_writes_is_its_owners_alone_under_umask_022() {
     for (path, mode, dir) in &found {
         assert_eq!(*mode, if *dir { 0o700 } else { 0o600 }, "{path}");
     }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_or_written_is_named() {
+    let cli = Cli::new();
+    let missing = cli.path("no-such-dir/policy.toml");
+    let shown = missing.display().to_string();
+    let r = cli.run(&["policy", "check", &shown]);
+    assert_eq!(r.code, 2);
+    let line = r.error_line();
+    assert!(line.starts_with(&format!("tokenward: cannot read {shown}: ")), "{line}");
+    assert!(line.contains("No such file"), "{line}");
+
+    std::fs::write(cli.path("clean.txt"), "nothing here\n").unwrap();
+    let rules = cli.path("no-such-rules.toml").display().to_string();
+    let r = cli.run(&["scan", "clean.txt", "--rules", &rules]);
+    assert!(r.error_line().starts_with(&format!("tokenward: cannot read {rules}: ")), "{}", r.stderr);
+    let out = cli.path("no-such-dir/report.json").display().to_string();
+    let r = cli.run(&["scan", "clean.txt", "--out", &out]);
+    assert!(r.error_line().starts_with(&format!("tokenward: cannot create {out}: ")), "{}", r.stderr);
 }
 
 #[test]

@@ -8,22 +8,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use tokenward::core::ScopeSet;
-use tokenward::core::chrono::TimeDelta;
 use tokenward::federation::{ExchangeError, ExchangeRequest};
 use tokenward::oidc::{DpopRequest, DpopVerifier};
 use tokenward::{Error, Tokenward};
 
 use crate::layer::SourceFn;
+use crate::token_request::{self, ACCESS_TOKEN};
 
-const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The largest request body.
 const MAX_BODY: usize = 64 * 1024;
-/// The most parameters a request may have (RFC 8693 defines ten).
-const MAX_PARAMS: usize = 16;
 
 /// The token endpoint of RFC 8693 (OAuth 2.0 Token Exchange) over
 /// [`Tokenward::exchange`](tokenward::Tokenward::exchange), as an axum router (feature
@@ -41,14 +34,15 @@ const MAX_PARAMS: usize = 16;
 /// | `expires_in` | optional (an extension): seconds, at most the federation's `max_ttl` |
 ///
 /// With a `DPoP` proof header (RFC 9449 §5) and [`TokenEndpoint::dpop`], the token is bound to
-/// the proof's key and `token_type` is `DPoP`. The answer is RFC 8693 §2.2.1's JSON
+/// the proof's key and `token_type` is `DPoP`; the proof's `jti` is spent only when the exchange
+/// is granted (as the layer's are), so refused exchanges take no room in the replay cache. The answer is RFC 8693 §2.2.1's JSON
 /// (`access_token`, `issued_token_type`, `token_type`, `expires_in`, `scope`) with
 /// `Cache-Control: no-store`; a refusal is RFC 6749 §5.2's (`invalid_request`, `invalid_scope`,
 /// `unsupported_grant_type`, `invalid_dpop_proof`) with a short, fixed description — why in
 /// detail goes to the audit log, never the subject token. `actor_token` (delegation) is refused.
 pub struct TokenEndpoint {
     tw: Tokenward,
-    dpop: Option<(DpopVerifier, String)>,
+    dpop: Option<(Arc<DpopVerifier>, String)>,
     source: Option<Arc<SourceFn>>,
 }
 
@@ -62,7 +56,7 @@ impl std::fmt::Debug for TokenEndpoint {
 
 struct Shared {
     tw: Tokenward,
-    dpop: Option<(DpopVerifier, String)>,
+    dpop: Option<(Arc<DpopVerifier>, String)>,
     source: Option<Arc<SourceFn>>,
 }
 
@@ -76,7 +70,7 @@ impl TokenEndpoint {
     /// at `url` — the endpoint's URL as clients reach it (`https://auth.example.com/token`).
     #[must_use]
     pub fn dpop(mut self, verifier: DpopVerifier, url: impl Into<String>) -> Self {
-        self.dpop = Some((verifier, url.into()));
+        self.dpop = Some((Arc::new(verifier), url.into()));
         self
     }
 
@@ -121,63 +115,28 @@ async fn token(State(shared): State<Arc<Shared>>, request: axum::extract::Reques
 }
 
 async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Option<String>) -> Response {
-    let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
-    if !is_form {
-        return bad("the body must be application/x-www-form-urlencoded");
-    }
-    // At most MAX_PARAMS parameters, each once (RFC 6749 §3.2), looked up in a set: a body of
-    // thousands of tiny parameters costs no more than reading it.
-    let mut params: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        if params.len() == MAX_PARAMS {
-            return bad("too many parameters");
-        }
-        if !seen.insert(k.clone()) {
-            return bad("a parameter is given more than once");
-        }
-        params.push((k.into_owned(), v.into_owned()));
-    }
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if get("grant_type") != Some(GRANT) {
-        return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only token exchange is supported");
-    }
-    let Some(subject) = get("subject_token").filter(|s| !s.is_empty()) else {
-        return bad("subject_token is required");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let asked = match token_request::read(content_type, body) {
+        Ok(asked) => asked,
+        Err(refusal) => return refuse(StatusCode::BAD_REQUEST, refusal.error(), refusal.description()),
     };
-    if !matches!(get("subject_token_type"), Some(JWT | ID_TOKEN)) {
-        return bad("subject_token_type must be a JWT or an ID token");
-    }
-    if get("requested_token_type").is_some_and(|t| t != ACCESS_TOKEN) {
-        return bad("only access tokens are issued");
-    }
-    if get("actor_token").is_some() || get("actor_token_type").is_some() {
-        return bad("delegation (actor_token) is not supported");
-    }
-    let Some(scopes) = get("scope").and_then(|s| ScopeSet::parse(s).ok()).filter(|s| !s.is_empty()) else {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_scope", "scope is required: the scopes asked for");
+    let scope_text = asked.scopes.to_string();
+    let mut ask = match asked.ttl {
+        None => ExchangeRequest::longest(asked.scopes),
+        Some(ttl) => ExchangeRequest::new(asked.scopes, ttl),
     };
-    let scope_text = scopes.to_string();
-    let mut ask = match get("expires_in") {
-        None => ExchangeRequest::longest(scopes),
-        Some(s) => match s.parse::<i64>().ok().filter(|n| *n > 0).and_then(TimeDelta::try_seconds) {
-            Some(ttl) => ExchangeRequest::new(scopes, ttl),
-            None => return bad("expires_in must be a positive number of seconds"),
-        },
-    };
+    let subject = asked.subject.as_str();
     let mut token_type = "Bearer";
     let mut proofs = headers.get_all("dpop").iter();
     match (proofs.next(), proofs.next(), &shared.dpop) {
         (None, _, _) => {}
         (Some(proof), None, Some((verifier, url))) => {
             let Ok(proof) = proof.to_str() else { return invalid_proof() };
-            match verifier.verify(proof, &DpopRequest::new("POST", url)) {
+            // Unspent, as the layer's proofs are: its `jti` is spent only if the exchange is
+            // granted, so refused exchanges take no room in the replay cache.
+            match verifier.verify_unspent(proof, &DpopRequest::new("POST", url)) {
                 Ok(p) => {
-                    ask = ask.bound_to(p.thumbprint());
+                    ask = ask.proven_by(p, Arc::clone(verifier));
                     token_type = "DPoP";
                 }
                 Err(e) => {
@@ -213,6 +172,7 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &Bytes, source: Opti
             ExchangeError::ScopeNotAllowed { .. } | ExchangeError::Issue { .. } => {
                 refuse(StatusCode::BAD_REQUEST, "invalid_scope", "the scopes asked for may not be granted")
             }
+            ExchangeError::Proof(_) => invalid_proof(),
             ExchangeError::BindingRequired(_) => {
                 refuse(StatusCode::BAD_REQUEST, "invalid_dpop_proof", "a DPoP proof is required")
             }

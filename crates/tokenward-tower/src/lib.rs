@@ -92,6 +92,8 @@ mod future;
 mod layer;
 mod scope;
 mod service;
+#[cfg(feature = "exchange")]
+mod token_request;
 
 pub use error::Rejection;
 #[cfg(feature = "exchange")]
@@ -100,3 +102,13 @@ pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_HEADER, SourceFn, TokenAuthLayer};
 pub use scope::{RequiredScope, RouteError, RouteTable};
 pub use service::TokenAuth;
+
+/// Parser entry points for the fuzz targets (`cargo fuzz` builds with `--cfg fuzzing`).
+#[cfg(all(fuzzing, feature = "exchange"))]
+pub mod fuzzing {
+    /// Reads a token endpoint's request body as `content_type`; `true` if it is a request the
+    /// endpoint would act on (else it is refused with a typed reason).
+    pub fn read_token_request(content_type: &str, body: &[u8]) -> bool {
+        crate::token_request::read(Some(content_type), body).is_ok()
+    }
+}

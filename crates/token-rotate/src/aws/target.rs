@@ -244,6 +244,11 @@ impl RotationTarget for AwsAccessKeyTarget {
     /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's
     /// refusal of an inactive or deleted key (a local API may still accept an inactive one; a
     /// deleted one it refuses).
+    /// An access key id (`AKIA…`) names its key: found alone in a leak, it is the key's.
+    fn handle_names_credential(&self) -> bool {
+        true
+    }
+
     fn can_probe(&self) -> bool {
         true
     }

@@ -7,7 +7,9 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use token_store::SecretName;
 
-use super::{BuildContext, CheckContext, DeclareError, Duration, DurationError, TargetDeclaration};
+use super::{
+    BuildContext, CheckContext, DeclareError, DestinationDeclaration, Duration, DurationError, TargetDeclaration,
+};
 use crate::deploy::Destination;
 use crate::target::RotationTarget;
 
@@ -132,9 +134,12 @@ pub struct SecretsManagerSpec {
     pub format: String,
 }
 
-impl SecretsManagerSpec {
-    /// Checks it (`what`: `credential NAME: deploy`).
-    pub fn check(&self, what: &str) -> Result<(), DeclareError> {
+#[async_trait]
+impl DestinationDeclaration for SecretsManagerSpec {
+    const KIND: &'static str = "aws-secrets-manager";
+
+    fn check(&self, ctx: &dyn CheckContext) -> Result<(), DeclareError> {
+        let what = ctx.what();
         self.access.check(what)?;
         let format = &self.format;
         if format != "secret" && format != "aws-access-key" {
@@ -145,8 +150,7 @@ impl SecretsManagerSpec {
         Ok(())
     }
 
-    /// The destination, in the deployment `ctx` describes (whose `what` names the deploy).
-    pub async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn Destination>, C::Error> {
+    async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn Destination>, C::Error> {
         #[cfg(feature = "aws")]
         {
             let client = self.access.client(ctx).await?;

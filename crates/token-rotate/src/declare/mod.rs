@@ -1,16 +1,18 @@
-//! Rotation targets and destinations as a policy file declares them: each kind owns its
+//! Rotation targets and deploy destinations as a policy file declares them: each kind owns its
 //! declaration (a serde type: the settings of its table, `kind` aside), checks it, and builds
 //! itself from it in a deployment.
 //!
-//! A kind is a type implementing [`TargetDeclaration`]: its [`TargetDeclaration::KIND`] (the
-//! `kind = "…"` it is declared under), its fields (serde, `deny_unknown_fields`; durations as
-//! [`Duration`], parsed once when the file is read), [`TargetDeclaration::check`] for what
-//! deserializing cannot tell (store secret names, a declared principal), and
-//! [`TargetDeclaration::build`], which gets what it needs from the deployment through a
+//! A target kind is a type implementing [`TargetDeclaration`], a destination kind one
+//! implementing [`DestinationDeclaration`]: its `KIND` (the `kind = "…"` it is declared under),
+//! its fields (serde, `deny_unknown_fields`; durations as [`Duration`], parsed once when the file
+//! is read), `check` for what deserializing cannot tell (store secret names, a declared
+//! principal), and `build`, which gets what it needs from the deployment through a
 //! [`BuildContext`] (store secrets, the clock, the token service). This crate knows no file
-//! format: the front door (`tokenward::policy`) reads the TOML table into the kind's type and
-//! registers kinds, one line each, without knowing their fields.
+//! format: the front door (`tokenward::policy`) reads the TOML table into the kind's type,
+//! without knowing its fields, for every kind [`builtin_kinds`] hands it.
 //!
+//! A built-in kind is one file in `declare/` and one line in the `kinds!` list below (the file's
+//! module, and the kinds it declares: each is exported from here and registered by that line).
 //! The kinds here: `tokenward-token` ([`TokenwardTokenSpec`]), `openbao-token`
 //! ([`OpenBaoTokenSpec`]), `openbao-kv` ([`OpenBaoKvTargetSpec`]), `aws-iam-access-key`
 //! ([`AwsIamAccessKeySpec`]); and the destinations `aws-secrets-manager`
@@ -28,20 +30,46 @@ use serde::de::DeserializeOwned;
 use token_core::{Policy, Principal, clocks::Clock};
 use token_store::TokenService;
 
+use crate::deploy::Destination;
 use crate::error::TargetError;
 use crate::target::RotationTarget;
 
-mod aws;
 mod duration;
-mod openbao;
-mod tokens;
 
-pub use aws::{AwsAccess, AwsIamAccessKeySpec, SecretsManagerSpec};
+pub use aws::AwsAccess;
 pub use duration::{Duration, DurationError, format_duration, parse_duration, parse_duration_or_zero};
-pub use openbao::{
-    OpenBaoConnect, OpenBaoKvDestinationSpec, OpenBaoKvSpec, OpenBaoKvTargetSpec, OpenBaoTokenSpec,
-};
-pub use tokens::TokenwardTokenSpec;
+pub use openbao::{OpenBaoConnect, OpenBaoKvSpec};
+
+/// The built-in kinds, one line per file of `declare/`: `mod FILE { target Type, destination
+/// Type, … }` declares the module, exports each kind's declaration from here, and registers it
+/// (in this order, which is the order an unknown kind's error lists them in).
+macro_rules! kinds {
+    ($(mod $file:ident { $($role:ident $spec:ident),* $(,)? })*) => {
+        $(
+            mod $file;
+            $(pub use $file::$spec;)*
+        )*
+
+        /// Hands every built-in kind to `registry` (the front door's), in order.
+        pub fn builtin_kinds<R: Kinds>(registry: &mut R) {
+            $($(registry.$role::<$spec>();)*)*
+        }
+    };
+}
+
+kinds! {
+    mod tokens { target TokenwardTokenSpec }
+    mod openbao { target OpenBaoTokenSpec, target OpenBaoKvTargetSpec, destination OpenBaoKvDestinationSpec }
+    mod aws { target AwsIamAccessKeySpec, destination SecretsManagerSpec }
+}
+
+/// What kinds are registered with: [`builtin_kinds`] calls one method per kind.
+pub trait Kinds {
+    /// A rotation target kind.
+    fn target<S: TargetDeclaration>(&mut self);
+    /// A deploy destination kind.
+    fn destination<S: DestinationDeclaration>(&mut self);
+}
 
 /// The attribute [`TargetDeclaration`] and [`BuildContext`] are implemented with.
 pub use async_trait::async_trait;
@@ -118,4 +146,19 @@ pub trait TargetDeclaration: Serialize + DeserializeOwned + fmt::Debug + Send + 
 
     /// The target, in the deployment `ctx` describes.
     async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn RotationTarget>, C::Error>;
+}
+
+/// A deploy destination kind, as declared: its settings, checked, and built into a
+/// [`Destination`] (`deploy = [{ kind = "…", … }]` of a credential).
+#[async_trait]
+pub trait DestinationDeclaration: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
+    /// The `kind` it is declared under (`aws-secrets-manager`).
+    const KIND: &'static str;
+
+    /// Checks what deserializing could not (names of store secrets); `ctx.what()` names the
+    /// deploy (`credential NAME: deploy`).
+    fn check(&self, ctx: &dyn CheckContext) -> Result<(), DeclareError>;
+
+    /// The destination, in the deployment `ctx` describes (whose `what` names the deploy).
+    async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn Destination>, C::Error>;
 }

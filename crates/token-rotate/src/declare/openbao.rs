@@ -8,7 +8,9 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use token_store::SecretName;
 
-use super::{BuildContext, CheckContext, DeclareError, Duration, DurationError, TargetDeclaration};
+use super::{
+    BuildContext, CheckContext, DeclareError, DestinationDeclaration, Duration, DurationError, TargetDeclaration,
+};
 use crate::deploy::Destination;
 use crate::target::RotationTarget;
 
@@ -228,14 +230,17 @@ impl OpenBaoKvDestinationSpec {
     pub fn spec(&self) -> &OpenBaoKvSpec {
         &self.0
     }
+}
 
-    /// Checks it (`what`: `credential NAME: deploy`).
-    pub fn check(&self, what: &str) -> Result<(), DeclareError> {
-        self.0.connect.check(what)
+#[async_trait]
+impl DestinationDeclaration for OpenBaoKvDestinationSpec {
+    const KIND: &'static str = "openbao-kv";
+
+    fn check(&self, ctx: &dyn CheckContext) -> Result<(), DeclareError> {
+        self.0.connect.check(ctx.what())
     }
 
-    /// The destination, in the deployment `ctx` describes (whose `what` names the deploy).
-    pub async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn Destination>, C::Error> {
+    async fn build<C: BuildContext + ?Sized>(&self, ctx: &C) -> Result<Arc<dyn Destination>, C::Error> {
         #[cfg(feature = "vault")]
         {
             let (s, what) = (&self.0, ctx.what());

@@ -312,12 +312,22 @@ async fn hook(cmd: &str, body: &str) -> Result<()> {
         .spawn()
         .map_err(|e| CliError::new(format!("starting {cmd:?}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(body.as_bytes()).await?;
-        stdin.write_all(b"\n").await?;
+        let sent = async {
+            stdin.write_all(body.as_bytes()).await?;
+            stdin.write_all(b"\n").await
+        };
+        match sent.await {
+            // A hook that does not read the alert (it exited, or closed its stdin): its exit
+            // status decides, not the race between its exit and this write.
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(CliError::new(format!("writing the alert to {cmd:?}: {e}"))),
+        }
     }
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
-        .map_err(|_| CliError::new(format!("{cmd:?} ran over 30 s")))??;
+        .map_err(|_| CliError::new(format!("{cmd:?} ran over 30 s")))?
+        .map_err(|e| CliError::new(format!("waiting for {cmd:?}: {e}")))?;
     if status.success() { Ok(()) } else { Err(CliError::new(format!("{cmd:?} exited with {status}"))) }
 }
 

@@ -112,8 +112,7 @@ pub(crate) enum PrincipalCmd {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<PolicyFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("reading policy file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
     PolicyFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 

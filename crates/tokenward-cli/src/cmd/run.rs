@@ -176,6 +176,11 @@ async fn wait_or_kill(child: &mut tokio::process::Child) {
     }
 }
 
+/// Waiting for the command failed.
+fn waiting(e: std::io::Error) -> CliError {
+    CliError::new(format!("waiting for the command: {e}"))
+}
+
 fn exit_code(status: std::process::ExitStatus) -> u8 {
     if let Some(code) = status.code() {
         return u8::try_from(code).unwrap_or(1);
@@ -214,7 +219,7 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
     let code = loop {
         tokio::select! {
             status = child.wait() => {
-                break exit_code(status?);
+                break exit_code(status.map_err(waiting)?);
             }
             caught = signals.recv() => {
                 // Pass the signal on; on SIGTERM or SIGINT, wait for the command to finish.
@@ -224,7 +229,7 @@ pub(crate) async fn run(g: &Global, a: RunArgs) -> Result<u8> {
                 }
                 if caught.stops() {
                     wait_or_kill(&mut child).await;
-                    break exit_code(child.wait().await?);
+                    break exit_code(child.wait().await.map_err(waiting)?);
                 }
             }
             _ = ticker.tick(), if a.restart_on_rotate => {

@@ -275,16 +275,14 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     };
     let mut rules = RuleSet::builtin().with_generic(!a.no_generic);
     if let Some(path) = &a.rules {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::new(format!("reading rules {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
         rules = rules.with_toml(&text)?;
     }
     // The validator too (its bounds, its providers' addresses): a bad flag fails before the scan.
     let live = if a.validate { Some(live_validator(&a)?) } else { None };
     let mut builder = Scanner::builder().rules(rules);
     if let Some(path) = &a.baseline {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::new(format!("reading baseline {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
         builder = builder.baseline(Baseline::parse(&text)?.fingerprints().cloned());
     }
     let scanner = builder.build()?;
@@ -311,8 +309,7 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     }
     let report: Report = report?;
     if let Some(path) = &a.write_baseline {
-        private_fs::write(path, Baseline::from_report(&report).to_json())
-            .map_err(|e| CliError::new(format!("writing baseline {}: {e}", path.display())))?;
+        private_fs::write(path, Baseline::from_report(&report).to_json()).map_err(CliError::write(path))?;
         eprintln!("wrote {} fingerprint(s) to {}", report.findings.len(), path.display());
     }
     let mut report = report;
@@ -322,17 +319,15 @@ pub(crate) async fn run(g: &Global, a: ScanArgs) -> Result<u8> {
     // A token of ours revoked from under a suppression is a finding all the same (exit 1).
     let revoked = if a.revoke { revoke(g, &report).await? } else { 0 };
     let mut sink: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            private_fs::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
-        )),
+        Some(p) => Box::new(std::io::BufWriter::new(private_fs::create(p).map_err(CliError::create(p))?)),
         None => Box::new(std::io::BufWriter::new(crate::out::Stdout)),
     };
-    match a.format {
-        ScanFormat::Text => report.write_text(&mut sink, a.out.is_none() && crate::out::color(g))?,
-        ScanFormat::Json => report.write_jsonl(&mut sink)?,
-        ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set(), &root)?,
-    }
-    sink.flush()?;
+    let written = match a.format {
+        ScanFormat::Text => report.write_text(&mut sink, a.out.is_none() && crate::out::color(g)),
+        ScanFormat::Json => report.write_jsonl(&mut sink),
+        ScanFormat::Sarif => report.write_sarif(&mut sink, scanner.rule_set(), &root),
+    };
+    written.and_then(|()| sink.flush()).map_err(CliError::output(a.out.as_deref()))?;
     Ok(if report.findings.is_empty() && revoked == 0 { 0 } else { 1 })
 }
 
@@ -355,9 +350,7 @@ fn live_validator(a: &ScanArgs) -> Result<LiveValidatorBuilder> {
         .max_requests(a.validate_max);
     if let Some(addr) = &a.openbao_addr {
         let pem = match &a.openbao_ca {
-            Some(ca) => {
-                Some(std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?)
-            }
+            Some(ca) => Some(std::fs::read(ca).map_err(CliError::read(ca))?),
             None => None,
         };
         let bao =

@@ -139,11 +139,11 @@ pub(crate) async fn run(g: &Global, c: SecretCmd) -> Result<u8> {
                     serde_json::to_string(name.as_str())?,
                     encoded.as_str()
                 ));
-                stdout.write_all(line.as_bytes())?;
+                stdout.write_all(line.as_bytes()).map_err(CliError::output(None))?;
             } else {
-                stdout.write_all(value.expose_secret())?;
+                stdout.write_all(value.expose_secret()).map_err(CliError::output(None))?;
             }
-            stdout.flush()?;
+            stdout.flush().map_err(CliError::output(None))?;
             Ok(0)
         }
         SecretCmd::List { output } => {

@@ -62,28 +62,12 @@ fn peer(ext: &http::Extensions, _: &http::HeaderMap) -> Option<String> {
     ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
 }
 
-/// The scope a forward-auth request asks about: its path after `/authorize/`, percent-decoded.
+/// The scope a forward-auth request asks about: its path after `/authorize/`, percent-decoded
+/// (UTF-8 or nothing; a malformed escape is left as it is, and a `%` is in no scope's grammar, so
+/// it is refused by the scope's parser).
 fn asked<B>(req: &http::Request<B>) -> Option<Request> {
     let raw = req.uri().path().strip_prefix(AUTHORIZE)?;
-    Request::parse(&percent_decode(raw)?).ok()
-}
-
-/// `%XX` decoded; `None` for a bad escape or text that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    Request::parse(&percent_encoding::percent_decode_str(raw).decode_utf8().ok()?).ok()
 }
 
 pub(crate) async fn serve(g: &Global, a: ServeArgs) -> Result<u8> {
@@ -146,8 +130,7 @@ async fn authorized(req: AxumRequest) -> axum::response::Response {
 pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     let subject = match &a.subject_token_file {
         Some(path) => {
-            let f = std::fs::File::open(path)
-                .map_err(|e| CliError::new(format!("reading {}: {e}", path.display())))?;
+            let f = std::fs::File::open(path).map_err(CliError::read(path))?;
             read_subject(f, &path.display().to_string())?
         }
         None => read_subject(std::io::stdin().lock(), "stdin")?,
@@ -159,7 +142,7 @@ pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     let mut client =
         token_http::HttpClient::builder(base).timeout(Duration::from_secs(15)).retries(0, Duration::ZERO);
     if let Some(ca) = &a.ca {
-        let pem = std::fs::read(ca).map_err(|e| CliError::new(format!("reading {}: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(CliError::read(ca))?;
         client = client.ca_pem(pem);
     }
     let client = client.build().map_err(|e| CliError::new(format!("--url {}: {e}", a.url)))?;
@@ -201,8 +184,7 @@ pub(crate) async fn exchange(_g: &Global, a: ExchangeArgs) -> Result<u8> {
     };
     match &a.output {
         Some(path) => {
-            tokenward::core::private_fs::write(path, format!("{token}\n"))
-                .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+            tokenward::core::private_fs::write(path, format!("{token}\n")).map_err(CliError::write(path))?;
             eprintln!("wrote the token to {}", path.display());
         }
         None => println!("{token}"),
@@ -224,4 +206,30 @@ fn read_subject(r: impl std::io::Read, what: &str) -> Result<zeroize::Zeroizing<
         return Err(CliError::new(format!("no subject token in {what}")));
     }
     Ok(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_forward_auth_path_is_percent_decoded_into_a_scope_or_refused() {
+        let asked_for =
+            |path: &str| asked(&http::Request::get(path).body(()).unwrap()).map(|r| r.to_string());
+        let want = Some(Request::parse("s3:bucket/logs/x:read").unwrap().to_string());
+        assert_eq!(asked_for("/authorize/s3:bucket/logs/x:read"), want);
+        assert_eq!(asked_for("/authorize/s3%3Abucket%2Flogs%2Fx%3aread"), want);
+        for refused in [
+            "/authorize/s3:bucket/logs/x%zz:read", // a malformed escape
+            "/authorize/s3:bucket/logs/x%:read",
+            "/authorize/s3:bucket/logs/%ff:read",   // not UTF-8
+            "/authorize/s3:bucket/logs/%2525:read", // decoded once: a `%` stays
+            "/authorize/",
+            "/other/s3:bucket/logs/x:read",
+        ] {
+            assert_eq!(asked_for(refused), None, "{refused}");
+        }
+    }
 }

@@ -68,11 +68,11 @@ pub(super) async fn check_proof(
         }
     };
     let read = |p: &Path| {
-        let meta = std::fs::metadata(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+        let meta = std::fs::metadata(p).map_err(CliError::read(p))?;
         if meta.len() > 1 << 20 {
             return Err(CliError::new(format!("{}: larger than 1 MiB", p.display())));
         }
-        std::fs::read_to_string(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))
+        std::fs::read_to_string(p).map_err(CliError::read(p))
     };
     let head_of = |p: &Path| {
         TreeHead::verify_note(&read(p)?, LOG_NAME, &key, Some(LOG_NAME))

@@ -76,11 +76,8 @@ pub(super) async fn show(
     }
     let mut stdout = crate::out::Stdout;
     for e in &kept {
-        if output.json() {
-            writeln!(stdout, "{}", serde_json::to_string(e)?)?;
-        } else {
-            writeln!(stdout, "{}", entry_line(e))?;
-        }
+        let line = if output.json() { serde_json::to_string(e)? } else { entry_line(e) };
+        writeln!(stdout, "{line}").map_err(CliError::output(None))?;
     }
     Ok(0)
 }
@@ -90,9 +87,7 @@ pub(super) async fn export(g: &Global, dest: Option<PathBuf>) -> Result<u8> {
     // Every entry, checked link by link as it goes out: an export is of a verified log.
     let mut v = ChainVerifier::new(ChainHead::EMPTY);
     let mut sink: Box<dyn Write> = match &dest {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            private_fs::create(p).map_err(|e| CliError::new(format!("creating {}: {e}", p.display())))?,
-        )),
+        Some(p) => Box::new(std::io::BufWriter::new(private_fs::create(p).map_err(CliError::create(p))?)),
         None => Box::new(std::io::BufWriter::new(crate::out::Stdout)),
     };
     let mut line = Vec::with_capacity(512);
@@ -101,9 +96,9 @@ pub(super) async fn export(g: &Global, dest: Option<PathBuf>) -> Result<u8> {
         v.push(&e).map_err(|e| CliError::new(format!("audit log: {e}; export stopped")))?;
         line.clear();
         e.json_line_into(&mut line);
-        sink.write_all(&line)?;
+        sink.write_all(&line).map_err(CliError::output(dest.as_deref()))?;
     }
-    sink.flush()?;
+    sink.flush().map_err(CliError::output(dest.as_deref()))?;
     let head = v.finish().map_err(|e| CliError::new(format!("audit log: {e}")))?;
     eprintln!("exported {} verified entries, head {}", head.len, head.head);
     Ok(0)

@@ -59,8 +59,7 @@ pub(super) async fn trusted_key(tw: &Tokenward) -> Result<CheckpointKey> {
 }
 
 pub(super) fn read_checkpoint(path: &Path) -> Result<SignedCheckpoint> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("reading checkpoint {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(CliError::read(path))?;
     serde_json::from_str(&text).map_err(|e| CliError::new(format!("checkpoint {}: {e}", path.display())))
 }
 
@@ -80,8 +79,7 @@ pub(super) async fn tree_head(g: &Global, dest: Option<PathBuf>) -> Result<u8> {
     let note = made?;
     match &dest {
         Some(p) => {
-            private_fs::write(p, &note)
-                .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
+            private_fs::write(p, &note).map_err(CliError::write(p))?;
             eprintln!(
                 "signed a tree head of {} entries to {}",
                 note.lines().nth(1).unwrap_or("?"),
@@ -107,8 +105,7 @@ pub(super) async fn checkpoint(g: &Global, dest: Option<PathBuf>) -> Result<u8> 
     let text = serde_json::to_string_pretty(&signed)?;
     match &dest {
         Some(p) => {
-            private_fs::write(p, format!("{text}\n"))
-                .map_err(|e| CliError::new(format!("writing {}: {e}", p.display())))?;
+            private_fs::write(p, format!("{text}\n")).map_err(CliError::write(p))?;
             eprintln!(
                 "signed a checkpoint of {} entries to {} (keep it away from the log)",
                 signed.checkpoint.len,

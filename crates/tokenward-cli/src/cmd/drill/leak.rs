@@ -149,16 +149,19 @@ impl Drill<'_> {
         // The leak: a config file in a tree, and the same file committed to a repository.
         let tree = self.dir.join(format!("leak-{n}/tree"));
         let repo = self.dir.join(format!("leak-{n}/repo"));
-        private_fs::create_dir_all(tree.join("config"))?;
-        private_fs::create_dir_all(&repo)?;
+        let config = tree.join("config");
+        private_fs::create_dir_all(&config).map_err(CliError::create(&config))?;
+        private_fs::create_dir_all(&repo).map_err(CliError::create(&repo))?;
         let line = format!("ORDERS_API_TOKEN={}\n", leaked.secret.expose_secret());
         let start = Instant::now();
-        private_fs::write(tree.join("config/orders.env"), &line)?;
+        let planted = tree.join("config/orders.env");
+        private_fs::write(&planted, &line).map_err(CliError::write(&planted))?;
         // Written: the risk window opens.
         let written = Instant::now();
         let git_ok = git(&repo, &["init", "-q"]).is_ok();
         if git_ok {
-            private_fs::write(repo.join("orders.env"), &line)?;
+            let committed = repo.join("orders.env");
+            private_fs::write(&committed, &line).map_err(CliError::write(&committed))?;
             git(&repo, &["add", "."])?;
             git(&repo, &["commit", "-q", "-m", "add orders config"])?;
         }

@@ -205,11 +205,12 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     let temp;
     let dir: PathBuf = match &a.dir {
         Some(d) => {
-            private_fs::create_dir_all(d)?;
+            private_fs::create_dir_all(d).map_err(CliError::create(d))?;
             d.clone()
         }
         None => {
-            temp = tempfile::tempdir()?;
+            temp = tempfile::tempdir()
+                .map_err(|e| CliError::new(format!("cannot create a temporary directory: {e}")))?;
             temp.path().to_path_buf()
         }
     };
@@ -293,8 +294,7 @@ pub(crate) async fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     }
     tw.shutdown().await?;
     if let Some(path) = &a.html {
-        private_fs::write(path, html::page(&subject, &runs, &summary))
-            .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+        private_fs::write(path, html::page(&subject, &runs, &summary)).map_err(CliError::write(path))?;
     }
     if a.output.json() {
         println!(

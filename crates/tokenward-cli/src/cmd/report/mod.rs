@@ -193,8 +193,7 @@ pub(crate) async fn run(g: &Global, a: ReportArgs) -> Result<u8> {
     tw.shutdown().await?;
     let posture = posture?;
     if let Some(path) = &a.html {
-        private_fs::write(path, html(&posture))
-            .map_err(|e| CliError::new(format!("writing {}: {e}", path.display())))?;
+        private_fs::write(path, html(&posture)).map_err(CliError::write(path))?;
         eprintln!("wrote the report to {}", path.display());
     }
     if a.output.json() {

@@ -45,7 +45,7 @@ use tokenward_test_support::stats::{median, percentile};
 use tokenward_tower::{RouteTable, TokenAuthLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-const ISSUER: &str = "https://ci.example.test";
+use tokenward_test_support::dpop::{CI_ISSUER as ISSUER, ci_federation_policy as policy};
 const SCOPE: &str = "deploy:service/api/v2:release";
 /// Exchange: calls per batch, and batches (each series runs one batch per round, in turn).
 const BATCH: usize = 100;
@@ -56,34 +56,6 @@ const PER_ROUND: usize = 4_000;
 const ROUNDS: usize = 9;
 const GROUP: &str = "dpop_in_process";
 const PATH: &str = "/objects/2026/app.log";
-
-fn policy(jwks: &Path) -> String {
-    format!(
-        r#"
-[[role]]
-name = "deployer"
-grants = ["deploy:service/api/*:release"]
-max_ttl = "1h"
-
-[[principal]]
-name = "ci-deployer"
-roles = ["deployer"]
-
-[[federation]]
-name = "ci-main"
-preset = "github-actions"
-issuer = "{ISSUER}"
-audience = "tokenward"
-jwks = {{ file = "{jwks}" }}
-principal = "ci-deployer"
-max_ttl = "15m"
-[federation.claims]
-repository = "acme/api"
-ref = "refs/heads/main"
-"#,
-        jwks = jwks.display()
-    )
-}
 
 /// (median, p99) of per-call microseconds.
 fn spread(mut v: Vec<f64>) -> (f64, f64) {

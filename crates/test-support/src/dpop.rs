@@ -150,6 +150,42 @@ impl TestIssuer {
     }
 }
 
+/// The issuer the federation fixtures trust.
+pub const CI_ISSUER: &str = "https://ci.example.test";
+
+/// A policy trusting [`CI_ISSUER`] with GitHub Actions' claims (`acme/api` on `refs/heads/main`,
+/// audience `tokenward`) for principal `ci-deployer` — role `deployer`,
+/// `deploy:service/api/*:release`, at most 1 h, exchanged for at most 15 min — its keys pinned in
+/// the JWKS file `jwks`.
+#[must_use]
+pub fn ci_federation_policy(jwks: &std::path::Path) -> String {
+    format!(
+        r#"
+[[role]]
+name = "deployer"
+grants = ["deploy:service/api/*:release"]
+max_ttl = "1h"
+
+[[principal]]
+name = "ci-deployer"
+roles = ["deployer"]
+
+[[federation]]
+name = "ci-main"
+preset = "github-actions"
+issuer = "{CI_ISSUER}"
+audience = "tokenward"
+jwks = {{ file = "{jwks}" }}
+principal = "ci-deployer"
+max_ttl = "15m"
+[federation.claims]
+repository = "acme/api"
+ref = "refs/heads/main"
+"#,
+        jwks = jwks.display()
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -67,10 +67,19 @@ mod deploy;
 pub use deploy::{Deployed, Destination, ValueFormat};
 #[cfg(feature = "aws")]
 pub mod aws;
-pub use rotator::{ConfirmPolicy, EmergencyReport, Rotation, Rotator};
+pub use rotator::{EmergencyReport, Rotation, Rotator};
 pub use scheduler::{Schedule, Scheduler, SchedulerConfig, TickReport, TokioScheduler};
-pub use state::{Emergency, EmergencyOrder, RotationRecord, Step, Unconfirmed};
-pub use target::{Probe, RotationTarget, Usage};
+pub use state::{Emergency, EmergencyOrder, RotationRecord, Step};
+pub use target::RotationTarget;
+
+/// After a promotion: the previous credential's last use as its provider reports it
+/// ([`retire::Usage`], what a quiet period is judged on), and the proof that a revoked credential
+/// is refused ([`retire::Probe`], [`retire::ConfirmPolicy`], [`retire::Unconfirmed`]).
+pub mod retire {
+    pub use crate::rotator::ConfirmPolicy;
+    pub use crate::state::Unconfirmed;
+    pub use crate::target::{Probe, Usage};
+}
 pub use tokens::TokenwardTokenTarget;
 
 pub use secrecy;

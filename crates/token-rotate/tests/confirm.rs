@@ -14,6 +14,7 @@ mod common;
 use token_audit::{AuditWriter, Auditor, FailureMode, FileLog, WriterConfig};
 use token_core::chrono::TimeDelta;
 use token_core::clocks::SystemClock;
+use token_rotate::retire::{ConfirmPolicy, Probe, Usage};
 use token_rotate::secrecy::SecretString;
 use token_rotate::*;
 use token_store::{Label, MemoryBackend};

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use token_core::chrono::TimeDelta;
 use token_core::clocks::SystemClock;
 use token_rotate::openbao::{OpenBao, OpenBaoKvDestination, OpenBaoKvTarget, OpenBaoTokenTarget};
+use token_rotate::retire::Probe;
 use token_rotate::secrecy::{ExposeSecret, SecretString};
 use token_rotate::testing::{Harness, run_target_suite};
 use token_rotate::*;

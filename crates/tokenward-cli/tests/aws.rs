@@ -13,6 +13,22 @@ use tokenward_test_support::Moto;
 
 const IAM: &str = "2010-05-08";
 
+/// `run` with `aws/billing-key`'s id (`#handle`) and secret key in the environment, `script` run
+/// by `sh -c`.
+fn run_with_key(cli: &Cli, script: &str) -> Run {
+    cli.run(&[
+        "run",
+        "--secret",
+        "aws/billing-key#handle=AWS_ACCESS_KEY_ID",
+        "--secret",
+        "aws/billing-key=AWS_SECRET_ACCESS_KEY",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() {
     let Some(moto) = Moto::start(3) else { return };
@@ -64,17 +80,7 @@ async fn an_iam_key_is_declared_rotated_injected_and_replaced_in_an_emergency() 
     };
     assert_eq!(in_sm(admin.clone()).await, keys[0].0);
     // `run` puts the key id and the secret key into the command's environment.
-    let ran = cli.run(&[
-        "run",
-        "--secret",
-        "aws/billing-key#handle=AWS_ACCESS_KEY_ID",
-        "--secret",
-        "aws/billing-key=AWS_SECRET_ACCESS_KEY",
-        "--",
-        "sh",
-        "-c",
-        "echo \"id=$AWS_ACCESS_KEY_ID len=${#AWS_SECRET_ACCESS_KEY}\"",
-    ]);
+    let ran = run_with_key(&cli, "echo \"id=$AWS_ACCESS_KEY_ID len=${#AWS_SECRET_ACCESS_KEY}\"");
     assert_eq!(ran.ok().trim(), format!("id={} len=40", keys[0].0));
 
     // An emergency: the leaked key is deactivated once the replacement is current.
@@ -511,17 +517,7 @@ async fn a_key_made_by_hand_is_adopted_then_rotated_like_any_other() {
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("managed already"), "{}", again.stderr);
     // The documented shape: `#handle` is the key id, the value the secret key.
-    let ran = cli.run(&[
-        "run",
-        "--secret",
-        "aws/billing-key#handle=AWS_ACCESS_KEY_ID",
-        "--secret",
-        "aws/billing-key=AWS_SECRET_ACCESS_KEY",
-        "--",
-        "sh",
-        "-c",
-        "echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\"",
-    ]);
+    let ran = run_with_key(cli, "echo \"$AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY\"");
     assert_eq!(ran.ok().trim(), format!("{key} {secret}"));
     // `secret get` gives the stored shape: handle, secret, expiry (Unix ms).
     let stored = cli.run(&["secret", "get", "aws/billing-key"]);

@@ -15,35 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokenward_test_support::dpop::{DpopKey, TestIssuer};
 
-const ISSUER: &str = "https://ci.example.test";
-
-fn policy(jwks: &std::path::Path) -> String {
-    format!(
-        r#"
-[[role]]
-name = "deployer"
-grants = ["deploy:service/api/*:release"]
-max_ttl = "1h"
-
-[[principal]]
-name = "ci-deployer"
-roles = ["deployer"]
-
-[[federation]]
-name = "ci-main"
-preset = "github-actions"
-issuer = "{ISSUER}"
-audience = "tokenward"
-jwks = {{ file = "{jwks}" }}
-principal = "ci-deployer"
-max_ttl = "15m"
-[federation.claims]
-repository = "acme/api"
-ref = "refs/heads/main"
-"#,
-        jwks = jwks.display()
-    )
-}
+use tokenward_test_support::dpop::{CI_ISSUER as ISSUER, ci_federation_policy as policy};
 
 /// The server, killed if the test ends early (it would outlive the test, holding its inherited
 /// descriptors).

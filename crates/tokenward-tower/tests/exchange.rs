@@ -19,38 +19,10 @@ use tokenward_test_support::dpop::{DpopKey, TestIssuer};
 use tokenward_tower::TokenEndpoint;
 use tower::ServiceExt as _;
 
-const ISSUER: &str = "https://ci.example.test";
+use tokenward_test_support::dpop::{CI_ISSUER as ISSUER, ci_federation_policy as policy};
 const URL: &str = "https://auth.example.test/token";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-fn policy(jwks: &std::path::Path) -> String {
-    format!(
-        r#"
-[[role]]
-name = "deployer"
-grants = ["deploy:service/api/*:release"]
-max_ttl = "1h"
-
-[[principal]]
-name = "ci-deployer"
-roles = ["deployer"]
-
-[[federation]]
-name = "ci-main"
-preset = "github-actions"
-issuer = "{ISSUER}"
-audience = "tokenward"
-jwks = {{ file = "{jwks}" }}
-principal = "ci-deployer"
-max_ttl = "15m"
-[federation.claims]
-repository = "acme/api"
-ref = "refs/heads/main"
-"#,
-        jwks = jwks.display()
-    )
-}
 
 /// A deployment trusting the test issuer, and its token endpoint whose DPoP proofs share `replay`.
 async fn endpoint(

@@ -4,9 +4,9 @@
 //!
 //! [`Tokenward::inventory_at`] reads every source of an [`InventorySources`] and returns an
 //! [`Inventory`]; the findings ([`Finding`]) are a pure function of the entries, the time and the
-//! [`InventoryThresholds`] ([`findings`]). An entry names a credential by its id (an access key
-//! id, a token id), never by its secret. A source is one module here and one line in
-//! [`read_sources`].
+//! [`InventoryThresholds`]. An entry names a credential by its id (an access key
+//! id, a token id), never by its secret. A source is one module here and one line in the
+//! function that reads them.
 
 #[cfg(feature = "aws")]
 mod aws_iam;

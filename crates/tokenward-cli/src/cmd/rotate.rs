@@ -9,7 +9,8 @@ use tokenward::Tokenward;
 use tokenward::core::chrono::{DateTime, Utc};
 use tokenward::core::private_fs;
 use tokenward::policy::PolicyFile;
-use tokenward::rotate::{Rotation, Scheduler, Usage};
+use tokenward::rotate::retire::Usage;
+use tokenward::rotate::{Rotation, Scheduler};
 
 use crate::cli::{Global, Output};
 use crate::cmd::alerts::AlertSinks;

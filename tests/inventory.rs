@@ -261,3 +261,34 @@ async fn every_openbao_token_is_listed_by_its_accessor() {
     assert!(!json.contains(&root) && made.iter().all(|(_, _, t)| !json.contains(t.as_str())));
     tw.shutdown().await.unwrap();
 }
+
+/// A token whose record was edited in the store's file (one byte of its body) is listed as
+/// tampered, with that finding, beside the others; no secret is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_token_record_is_listed_as_tampered() {
+    let dir = tempfile::tempdir().unwrap();
+    let tw = builder(dir.path()).open().await.unwrap();
+    let mut issued = Vec::new();
+    for purpose in ["a", "b"] {
+        let t = tw.issue(&principal(), &request(purpose)).await.unwrap();
+        issued.push((t.expose_secret().to_owned(), t.id().to_string()));
+    }
+    tw.shutdown().await.unwrap();
+    let conn = db(dir.path());
+    let bad = &issued[0].1;
+    let mut body: Vec<u8> =
+        conn.query_row("SELECT body FROM tokens WHERE id = ?1", [bad], |r| r.get(0)).unwrap();
+    body[1] ^= 0xff;
+    conn.execute("UPDATE tokens SET body = ?2 WHERE id = ?1", rusqlite::params![bad, body]).unwrap();
+    drop(conn);
+
+    let tw = builder(dir.path()).open().await.unwrap();
+    let inv = tw.inventory(&InventorySources::new().tokenward_tokens()).await.unwrap();
+    let find = |id: &str| inv.entries.iter().find(|e| e.id == id).unwrap();
+    assert_eq!(find(bad).status, CredentialStatus::Tampered);
+    assert_eq!(kinds(find(bad)), ["tampered"]);
+    assert_eq!(find(&issued[1].1).status, CredentialStatus::Active);
+    let json = serde_json::to_string(&inv).unwrap();
+    assert!(issued.iter().all(|(secret, _)| !json.contains(secret.as_str())));
+    tw.shutdown().await.unwrap();
+}

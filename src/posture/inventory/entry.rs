@@ -44,6 +44,9 @@ pub enum CredentialStatus {
     Revoked,
     /// Not valid yet.
     NotYetValid,
+    /// Its record fails its integrity check (the store was written outside Tokenward): every
+    /// verifier refuses it.
+    Tampered,
 }
 
 /// Who manages a credential in Tokenward, when it does.
@@ -171,11 +174,13 @@ pub enum Finding {
         /// The declared credential.
         credential: String,
     },
+    /// A token whose record fails its integrity check: someone wrote the store outside Tokenward.
+    Tampered,
 }
 
 impl Finding {
     /// Its kind's name: `never-used`, `unused`, `too-old`, `no-expiry`, `several-active-keys`,
-    /// `drifted`.
+    /// `drifted`, `tampered`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
@@ -185,6 +190,7 @@ impl Finding {
             Self::NoExpiry => "no-expiry",
             Self::SeveralActiveKeys { .. } => "several-active-keys",
             Self::Drifted { .. } => "drifted",
+            Self::Tampered => "tampered",
         }
     }
 }

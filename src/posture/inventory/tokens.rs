@@ -1,11 +1,12 @@
 //! Tokenward's own tokens as an inventory source: every unexpired token in the store, with its
-//! principal, purpose, expiry and last use (a tampered record is listed as revoked: never used).
+//! principal, purpose, expiry and last use (a record that fails its integrity check is listed as
+//! tampered, with that finding).
 
 use token_core::chrono::{DateTime, Utc};
 use token_core::lookup::TokenStatus;
 use token_store::TokenQuery;
 
-use super::entry::{CredentialStatus, InventoryEntry, LastUse, Managed, SourceKind};
+use super::entry::{CredentialStatus, Finding, InventoryEntry, LastUse, Managed, SourceKind};
 use crate::Tokenward;
 use crate::error::Result;
 
@@ -16,7 +17,7 @@ pub(super) async fn read(tw: &Tokenward, now: DateTime<Utc>) -> Result<Vec<Inven
         .map(|l| {
             let r = &l.row.record;
             let status = if l.tampered.is_some() {
-                CredentialStatus::Revoked
+                CredentialStatus::Tampered
             } else {
                 match r.status_at(now) {
                     TokenStatus::NotYetValid => CredentialStatus::NotYetValid,
@@ -36,6 +37,9 @@ pub(super) async fn read(tw: &Tokenward, now: DateTime<Utc>) -> Result<Vec<Inven
             e.expires = Some(r.expires_at);
             e.last_used = l.row.last_used.map(|at| LastUse { at, service: None, region: None });
             e.managed = Some(Managed::Issued);
+            if l.tampered.is_some() {
+                e.findings.push(Finding::Tampered);
+            }
             e
         })
         .collect())

@@ -80,7 +80,7 @@ pub(crate) fn alerts(inv: &Inventory) -> Vec<Alert> {
         .map(|(kind, names)| {
             let severity = match kind {
                 // Someone made or left a key a declared credential does not know: look now.
-                "drifted" => "high",
+                "drifted" | "tampered" => "high",
                 "several-active-keys" | "unused" | "never-used" => "medium",
                 _ => "low",
             };
@@ -187,7 +187,7 @@ fn row(e: &InventoryEntry, now: DateTime<Utc>) -> [String; 8] {
     }
     let status = serde_json::to_value(e.status).ok().and_then(|v| v.as_str().map(str::to_owned));
     let mut findings: Vec<String> = e.findings.iter().map(finding).collect();
-    if let Some(s) = status.filter(|s| s != "active") {
+    if let Some(s) = status.filter(|s| s != "active" && !findings.contains(s)) {
         findings.insert(0, s);
     }
     [

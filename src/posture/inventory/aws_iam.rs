@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use token_core::chrono::{DateTime, Utc};
-use token_http::aws::{AwsClient, xml};
+use token_http::aws::{AwsClient, KeyLastUse, xml};
 use token_store::SecretName;
 
 use super::entry::{CredentialStatus, Finding, InventoryEntry, LastUse, Managed, SourceKind};
@@ -143,20 +143,12 @@ impl AwsIamSource {
         Ok(out)
     }
 
-    /// `GetAccessKeyLastUsed`: `None` when never used (no date, or AWS's `N/A`).
+    /// `GetAccessKeyLastUsed` (read strictly by token-http): `None` when never used.
     async fn last_used(&self, id: &str) -> Result<Option<LastUse>> {
-        let text = self
-            .client
-            .query("iam", IAM, "GetAccessKeyLastUsed", &[("AccessKeyId", id.to_owned())])
-            .await
-            .map_err(InventoryError::from)?;
-        let Some(at) = xml::tag(&text, "LastUsedDate").as_deref().and_then(time) else { return Ok(None) };
-        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
-        Ok(Some(LastUse {
-            at,
-            service: known(xml::tag(&text, "ServiceName")),
-            region: known(xml::tag(&text, "Region")),
-        }))
+        Ok(match self.client.access_key_last_used(id).await.map_err(InventoryError::from)? {
+            KeyLastUse::At { at, service, region } => Some(LastUse { at, service, region }),
+            _ => None,
+        })
     }
 }
 

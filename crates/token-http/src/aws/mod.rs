@@ -390,10 +390,52 @@ impl AwsClient {
         Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     }
 
+    /// IAM `GetAccessKeyLastUsed`, read strictly: a date that parses, or no date with the service
+    /// `N/A` (never used). Any other answer is [`AwsError::Malformed`], never taken for "never
+    /// used" (callers decide retirements and orphans on it).
+    pub async fn access_key_last_used(&self, key_id: &str) -> Result<KeyLastUse, AwsError> {
+        let x = self
+            .query("iam", "2010-05-08", "GetAccessKeyLastUsed", &[("AccessKeyId", key_id.to_owned())])
+            .await?;
+        let malformed = |detail: &str| AwsError::Malformed { service: "iam".into(), detail: detail.into() };
+        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
+        match xml::tag(&x, "LastUsedDate").filter(|t| !t.trim().is_empty()) {
+            Some(t) => {
+                let at = chrono::DateTime::parse_from_rfc3339(t.trim())
+                    .map_err(|_| malformed("GetAccessKeyLastUsed: a LastUsedDate that does not parse"))?
+                    .with_timezone(&chrono::Utc);
+                Ok(KeyLastUse::At {
+                    at,
+                    service: known(xml::tag(&x, "ServiceName")),
+                    region: known(xml::tag(&x, "Region")),
+                })
+            }
+            None if xml::tag(&x, "ServiceName").as_deref() == Some("N/A") => Ok(KeyLastUse::Never),
+            None => Err(malformed("GetAccessKeyLastUsed: neither a LastUsedDate nor N/A")),
+        }
+    }
+
     /// STS `GetCallerIdentity`: the ARN these credentials act as.
     pub async fn caller_arn(&self) -> Result<String, AwsError> {
         let xml = self.query("sts", "2011-06-15", "GetCallerIdentity", &[]).await?;
         xml::tag(&xml, "Arn")
             .ok_or_else(|| AwsError::Malformed { service: "sts".into(), detail: "no Arn".into() })
     }
+}
+
+/// An access key's last use, as IAM reports it ([`AwsClient::access_key_last_used`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyLastUse {
+    /// Never used (IAM's `N/A`).
+    Never,
+    /// Last used then, with the service and region of that request when IAM says.
+    At {
+        /// When.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The service (`s3`, `sts`, …).
+        service: Option<String>,
+        /// The region.
+        region: Option<String>,
+    },
 }

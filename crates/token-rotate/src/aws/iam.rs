@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use token_http::aws::AwsError;
 use token_http::aws::xml;
+use token_http::aws::{AwsError, KeyLastUse};
 
 use super::{AccessKeyInfo, AwsAccessKeyTarget, IAM_VERSION, KEY_TAG_PREFIX, LOG_TARGET};
 use crate::error::TargetError;
@@ -52,23 +52,11 @@ impl AwsAccessKeyTarget {
 
     /// When the key was last used (`GetAccessKeyLastUsed`; `None`: never, or not recorded yet).
     pub async fn last_used(&self, key_id: &str) -> Result<Option<DateTime<Utc>>, TargetError> {
-        let x = self
-            .admin
-            .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", key_id.to_owned())])
-            .await
-            .map_err(|e| iam_err("last-used", e))?;
-        // "Never" only when AWS says so (no date, service "N/A"): an answer it cannot read is an
-        // error, never taken for a key nobody used (that would let a crashed create's orphan
-        // check claim it).
-        match xml::tag(&x, "LastUsedDate").filter(|t| !t.trim().is_empty()) {
-            Some(t) => parse_time(&t).map(Some).ok_or_else(|| {
-                TargetError::new("last-used", "IAM's GetAccessKeyLastUsed answer has a date it cannot read")
-            }),
-            None if xml::tag(&x, "ServiceName").as_deref() == Some("N/A") => Ok(None),
-            None => Err(TargetError::new(
-                "last-used",
-                "IAM's GetAccessKeyLastUsed answer says neither a date nor N/A",
-            )),
+        // Read strictly: an answer it cannot read is an error, never taken for a key nobody used
+        // (that would let a crashed create's orphan check claim it).
+        match self.admin.access_key_last_used(key_id).await.map_err(|e| iam_err("last-used", e))? {
+            KeyLastUse::At { at, .. } => Ok(Some(at)),
+            _ => Ok(None),
         }
     }
 

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use token_core::clocks::Clock;
-use token_http::aws::AwsCredentials;
 use token_http::aws::xml;
+use token_http::aws::{AwsCredentials, KeyLastUse};
 
 use super::iam::{iam_err, key_tag};
 use super::{AwsAccessKeyTarget, CREATING_TAG, IAM_VERSION, KEY_TAG_PREFIX, LOG_TARGET};
@@ -215,36 +215,22 @@ impl RotationTarget for AwsAccessKeyTarget {
 
     /// IAM's `GetAccessKeyLastUsed`: the date, and the service and region of the last use.
     async fn last_used(&self, credential: &Credential) -> Result<Usage, TargetError> {
-        let x = self
-            .admin
-            .query("iam", IAM_VERSION, "GetAccessKeyLastUsed", &[("AccessKeyId", credential.handle.clone())])
-            .await
-            .map_err(|e| iam_err("last_used", e))?;
-        // Only what AWS says is taken: a date, or no date with the service "N/A" (never used).
-        // Anything else — a date that does not parse, an answer without either — is unknown.
-        let date = xml::tag(&x, "LastUsedDate").filter(|t| !t.trim().is_empty());
-        let at = date
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let known = |v: Option<String>| v.filter(|s| !s.is_empty() && s != "N/A");
-        Ok(match at {
-            None if date.is_none() && xml::tag(&x, "ServiceName").as_deref() == Some("N/A") => Usage::Never,
-            None => Usage::Unknown,
-            Some(at) => {
-                let by: Vec<String> = [known(xml::tag(&x, "ServiceName")), known(xml::tag(&x, "Region"))]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                Usage::At { at, by: (!by.is_empty()).then(|| by.join(" ")) }
-            }
-        })
+        Ok(
+            match self
+                .admin
+                .access_key_last_used(&credential.handle)
+                .await
+                .map_err(|e| iam_err("last_used", e))?
+            {
+                KeyLastUse::At { at, service, region } => {
+                    let by: Vec<String> = [service, region].into_iter().flatten().collect();
+                    Usage::At { at, by: (!by.is_empty()).then(|| by.join(" ")) }
+                }
+                _ => Usage::Never,
+            },
+        )
     }
 
-    /// STS `GetCallerIdentity` signed with the revoked key: `InvalidClientTokenId` is AWS's
-    /// refusal of an inactive or deleted key (a local API may still accept an inactive one; a
-    /// deleted one it refuses).
-    /// An access key id (`AKIA…`) names its key: found alone in a leak, it is the key's.
     fn handle_names_credential(&self) -> bool {
         true
     }
